@@ -1,0 +1,239 @@
+#include "server/agent_service.h"
+
+#include <spdlog/spdlog.h>
+
+#include <mutex>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/crypto.h"
+#include "common/status.h"
+#include "common/text.h"
+#include "server/auth.h"
+
+namespace siper::server {
+namespace {
+
+using siper::v1::AgentMessage;
+using siper::v1::ServerMessage;
+
+// One reactor per agent stream. A batch is read, handed to the ingest
+// pipeline, acknowledged once stored, and only then is the next message
+// read: HTTP/2 flow control holds the agent back while we work, so memory
+// does not grow with a fast agent.
+class StreamReactor final : public grpc::ServerBidiReactor<AgentMessage, ServerMessage> {
+ public:
+  StreamReactor(grpc::CallbackServerContext* context, storage::Store* store,
+                IngestPipeline* ingest, const AgentServiceOptions& options)
+      : context_(context), store_(store), ingest_(ingest), options_(options) {
+    absl::StatusOr<pki::Identity> id = RequireRole(*context, {pki::kRoleAgent});
+    if (!id.ok()) {
+      FinishOnce(ToGrpc(id.status()));
+      return;
+    }
+    agent_id_ = id->common_name;
+    absl::StatusOr<std::optional<siper::v1::AgentInfo>> info = store_->GetAgent(agent_id_);
+    if (!info.ok()) {
+      FinishOnce(ToGrpc(info.status()));
+      return;
+    }
+    if (!info->has_value()) {
+      FinishOnce(grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                          absl::StrCat("agent ", agent_id_, " is not registered")));
+      return;
+    }
+    if ((*info)->revoked()) {
+      spdlog::warn("refused stream of revoked agent {}", agent_id_);
+      FinishOnce(grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                          absl::StrCat("agent ", agent_id_, " has been revoked")));
+      return;
+    }
+    info_ = **info;
+    info_.set_address(context->peer());
+    spdlog::info("agent {} connected from {}", agent_id_, context->peer());
+    StartRead(&in_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {
+      // The agent closed its side or went away; nothing is in flight here.
+      FinishOnce(grpc::Status::OK);
+      return;
+    }
+    switch (in_.kind_case()) {
+      case AgentMessage::kHello:
+        if (!in_.hello().agent_id().empty() && in_.hello().agent_id() != agent_id_) {
+          FinishOnce(grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                                  absl::StrCat("hello claims agent id '",
+                                               EscapeForTerminal(in_.hello().agent_id()),
+                                               "' but the certificate is for ", agent_id_)));
+          return;
+        }
+        info_.set_version(in_.hello().version());
+        if (!in_.hello().hostname().empty()) info_.set_hostname(in_.hello().hostname());
+        Touch(0, 0);
+        StartRead(&in_);
+        return;
+      case AgentMessage::kHeartbeat:
+        info_.set_version(in_.heartbeat().version());
+        Touch(0, 0);
+        StartRead(&in_);
+        return;
+      case AgentMessage::kBatch:
+        HandleBatch();
+        return;
+      default:
+        FinishOnce(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "empty agent message"));
+        return;
+    }
+  }
+
+  void OnWriteDone(bool ok) override {
+    if (!ok) {
+      FinishOnce(grpc::Status(grpc::StatusCode::UNAVAILABLE, "cannot send acknowledgement"));
+      return;
+    }
+    StartRead(&in_);
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  void HandleBatch() {
+    siper::v1::EventBatch batch = std::move(*in_.mutable_batch());
+    if (static_cast<size_t>(batch.events_size()) > options_.max_batch_events) {
+      FinishOnce(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                              absl::StrCat("batch of ", batch.events_size(),
+                                           " events is larger than the limit of ",
+                                           options_.max_batch_events)));
+      return;
+    }
+    for (siper::v1::Event& event : *batch.mutable_events()) {
+      if (event.agent_id().empty()) event.set_agent_id(agent_id_);
+      if (event.agent_id() != agent_id_) {
+        spdlog::warn("agent {} sent an event claiming agent id {}", agent_id_,
+                     EscapeForTerminal(event.agent_id()));
+        FinishOnce(grpc::Status(
+            grpc::StatusCode::PERMISSION_DENIED,
+            absl::StrCat("event seq ", event.seq(), " claims agent id '",
+                         EscapeForTerminal(event.agent_id()), "' but the certificate is for ",
+                         agent_id_)));
+        return;
+      }
+      if (event.seq() == 0) {
+        FinishOnce(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                "event without a sequence number (seq starts at 1)"));
+        return;
+      }
+      event.clear_fields();     // fields are the server's to decode
+      event.set_server_time_ns(0);  // and the time of receipt is the store's to set
+    }
+    const int count = batch.events_size();
+    ingest_->Submit(agent_id_, std::move(batch),
+                    [this, count](absl::StatusOr<storage::WriteResult> result) {
+                      OnStored(count, std::move(result));
+                    });
+  }
+
+  // Runs on an ingest worker.
+  void OnStored(int count, absl::StatusOr<storage::WriteResult> result) {
+    if (!result.ok()) {
+      spdlog::error("agent {}: batch of {} events not stored: {}", agent_id_, count,
+                    result.status().ToString());
+      FinishOnce(ToGrpc(result.status()));
+      return;
+    }
+    Touch(result->max_seq, result->stored);
+    out_.Clear();
+    siper::v1::Ack* ack = out_.mutable_ack();
+    ack->set_acked_seq(result->max_seq);
+    ack->set_stored(result->stored);
+    ack->set_duplicates(result->duplicates);
+    StartWrite(&out_);
+  }
+
+  // Records that the agent was seen; registry errors are logged, not fatal.
+  void Touch(uint64_t last_seq, uint32_t stored) {
+    int64_t now = absl::ToUnixNanos(absl::Now());
+    if (info_.first_seen_ns() == 0) info_.set_first_seen_ns(now);
+    info_.set_last_seen_ns(now);
+    if (last_seq > info_.last_seq()) info_.set_last_seq(last_seq);
+    info_.set_events(info_.events() + stored);
+    if (absl::Status st = store_->PutAgent(info_); !st.ok()) {
+      spdlog::warn("agent {}: cannot update registry: {}", agent_id_, st.ToString());
+    }
+  }
+
+  void FinishOnce(const grpc::Status& status) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (finished_) return;
+    finished_ = true;
+    if (!status.ok()) {
+      spdlog::info("agent {} stream ends: {}", agent_id_, status.error_message());
+    }
+    Finish(status);
+  }
+
+  grpc::CallbackServerContext* context_;
+  storage::Store* store_;
+  IngestPipeline* ingest_;
+  const AgentServiceOptions& options_;
+  std::string agent_id_;
+  siper::v1::AgentInfo info_;
+  AgentMessage in_;
+  ServerMessage out_;
+  std::mutex mu_;
+  bool finished_ = false;
+};
+
+}  // namespace
+
+AgentServiceImpl::AgentServiceImpl(storage::Store* store, IngestPipeline* ingest,
+                                   const ServerPki* pki, AgentServiceOptions options)
+    : store_(store), ingest_(ingest), pki_(pki), options_(options) {}
+
+grpc::ServerUnaryReactor* AgentServiceImpl::Enroll(grpc::CallbackServerContext* context,
+                                                   const siper::v1::EnrollRequest* request,
+                                                   siper::v1::EnrollResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  absl::Status st = DoEnroll(*context, *request, response);
+  if (!st.ok()) spdlog::warn("enrollment from {} refused: {}", context->peer(), st.message());
+  reactor->Finish(ToGrpc(st));
+  return reactor;
+}
+
+absl::Status AgentServiceImpl::DoEnroll(const grpc::CallbackServerContext& context,
+                                        const siper::v1::EnrollRequest& request,
+                                        siper::v1::EnrollResponse* response) {
+  if (request.token().empty()) return absl::InvalidArgumentError("enrollment token is missing");
+  if (request.token().size() > 256) return absl::InvalidArgumentError("enrollment token too long");
+  absl::Status token = store_->ConsumeToken(Sha256Hex(request.token()),
+                                            absl::ToUnixNanos(absl::Now()));
+  if (!token.ok()) {
+    return absl::Status(token.code(), absl::StrCat("enrollment refused: ", token.message()));
+  }
+  std::string agent_id = absl::StrCat("agt-", RandomHex(8));
+  SIPER_ASSIGN_OR_RETURN(std::string cert, pki::SignCsr(pki_->ca, request.csr_pem(), agent_id,
+                                                        pki::kRoleAgent,
+                                                        options_.agent_cert_validity));
+  siper::v1::AgentInfo info;
+  info.set_agent_id(agent_id);
+  info.set_hostname(request.hostname().substr(0, 255));
+  info.set_version(request.version().substr(0, 64));
+  info.set_address(context.peer());
+  info.set_enrolled_ns(absl::ToUnixNanos(absl::Now()));
+  SIPER_RETURN_IF_ERROR(store_->PutAgent(info));
+  spdlog::info("enrolled agent {} ({}) from {}", agent_id, EscapeForTerminal(info.hostname()),
+               context.peer());
+  response->set_agent_id(agent_id);
+  response->set_certificate_pem(cert);
+  response->set_ca_pem(pki_->ca.cert_pem);
+  return absl::OkStatus();
+}
+
+grpc::ServerBidiReactor<AgentMessage, ServerMessage>* AgentServiceImpl::Stream(
+    grpc::CallbackServerContext* context) {
+  return new StreamReactor(context, store_, ingest_, options_);
+}
+
+}  // namespace siper::server

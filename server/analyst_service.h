@@ -1,0 +1,37 @@
+// AnalystService: what siperctl calls. It uses gRPC's synchronous API on
+// purpose: each call streams straight out of a storage scan, and a blocking
+// Write() is the simplest correct back-pressure for a reply that can be
+// millions of events long.
+#pragma once
+
+#include "server/storage/store.h"
+#include "siper/v1/analyst_service.grpc.pb.h"
+
+namespace siper::server {
+
+struct AnalystServiceOptions {
+  int64_t token_ttl_s = 3600;
+  int64_t max_token_ttl_s = 7 * 24 * 3600;
+};
+
+class AnalystServiceImpl final : public siper::v1::AnalystService::Service {
+ public:
+  AnalystServiceImpl(storage::Store* store, AnalystServiceOptions options);
+
+  grpc::Status ListAgents(grpc::ServerContext* context, const siper::v1::ListAgentsRequest* request,
+                          grpc::ServerWriter<siper::v1::AgentInfo>* writer) override;
+  grpc::Status SearchEvents(grpc::ServerContext* context,
+                            const siper::v1::SearchEventsRequest* request,
+                            grpc::ServerWriter<siper::v1::Event>* writer) override;
+  grpc::Status ListAlerts(grpc::ServerContext* context, const siper::v1::ListAlertsRequest* request,
+                          grpc::ServerWriter<siper::v1::Alert>* writer) override;
+  grpc::Status CreateToken(grpc::ServerContext* context,
+                           const siper::v1::CreateTokenRequest* request,
+                           siper::v1::CreateTokenResponse* response) override;
+
+ private:
+  storage::Store* store_;
+  AnalystServiceOptions options_;
+};
+
+}  // namespace siper::server

@@ -1,0 +1,87 @@
+#include "server/config.h"
+
+#include <unistd.h>
+#include <yaml-cpp/yaml.h>
+
+#include <set>
+
+#include "absl/strings/str_cat.h"
+
+namespace siper::server {
+namespace {
+
+template <typename T>
+absl::Status Read(const YAML::Node& root, const std::string& key, const std::string& file,
+                  T* out) {
+  const YAML::Node node = root[key];
+  if (!node) return absl::OkStatus();
+  try {
+    *out = node.as<T>();
+  } catch (const YAML::Exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat(file, ":", node.Mark().line + 1, ": key '", key,
+                                                   "' has the wrong type: ", e.what()));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<ServerConfig> LoadServerConfig(const std::filesystem::path& file) {
+  YAML::Node root;
+  const std::string name = file.string();
+  try {
+    root = YAML::LoadFile(name);
+  } catch (const YAML::BadFile&) {
+    return absl::NotFoundError(absl::StrCat("cannot read config file ", name));
+  } catch (const YAML::Exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat(name, ":", e.mark.line + 1, ": ", e.msg));
+  }
+  ServerConfig config;
+  if (root.IsNull()) return config;
+  if (!root.IsMap()) return absl::InvalidArgumentError(absl::StrCat(name, ": expected a map of keys"));
+  static const std::set<std::string> kKnown = {"data_dir",    "listen",     "rules_dir",
+                                               "server_names", "token_ttl_s", "max_token_ttl_s",
+                                               "workers",     "sync_writes", "log_level",
+                                               "log_to_stderr"};
+  for (const auto& entry : root) {
+    const std::string key = entry.first.as<std::string>();
+    if (!kKnown.contains(key)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(name, ":", entry.first.Mark().line + 1, ": unknown key '", key, "'"));
+    }
+  }
+  std::string data_dir = config.data_dir.string();
+  std::string rules_dir;
+  absl::Status st;
+  for (absl::Status s :
+       {Read(root, "data_dir", name, &data_dir), Read(root, "listen", name, &config.listen),
+        Read(root, "rules_dir", name, &rules_dir),
+        Read(root, "server_names", name, &config.server_names),
+        Read(root, "token_ttl_s", name, &config.token_ttl_s),
+        Read(root, "max_token_ttl_s", name, &config.max_token_ttl_s),
+        Read(root, "workers", name, &config.workers),
+        Read(root, "sync_writes", name, &config.sync_writes),
+        Read(root, "log_level", name, &config.log_level),
+        Read(root, "log_to_stderr", name, &config.log_to_stderr)}) {
+    if (!s.ok()) return s;
+  }
+  config.data_dir = data_dir;
+  config.rules_dir = rules_dir;
+  if (config.token_ttl_s <= 0 || config.max_token_ttl_s < config.token_ttl_s) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(name, ": token_ttl_s must be positive and at most max_token_ttl_s"));
+  }
+  return config;
+}
+
+std::filesystem::path DefaultRulesDir() {
+  std::error_code ec;
+  std::filesystem::path exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    std::filesystem::path installed = exe.parent_path().parent_path() / "share/siper/ruleset";
+    if (std::filesystem::is_directory(installed, ec)) return installed;
+  }
+  return SIPER_SOURCE_RULES_DIR;
+}
+
+}  // namespace siper::server

@@ -1,0 +1,32 @@
+// siper-server's configuration: YAML file and/or command-line flags.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace siper::server {
+
+struct ServerConfig {
+  std::filesystem::path data_dir = "./var/siper";  // RocksDB, PKI, logs
+  std::string listen = "127.0.0.1:7443";           // the one TLS port
+  std::filesystem::path rules_dir;                 // empty: the installed default rule set
+  std::vector<std::string> server_names;           // extra DNS/IP names for the server certificate
+  int64_t token_ttl_s = 3600;                      // default enrollment token lifetime
+  int64_t max_token_ttl_s = 7 * 24 * 3600;         // the longest an admin may ask for
+  int workers = 0;                                 // ingest workers; 0: one per core
+  bool sync_writes = true;                         // fsync the WAL before acknowledging
+  std::string log_level = "info";
+  bool log_to_stderr = true;                       // besides DATA_DIR/log/server.log
+};
+
+// Reads a YAML config. Unknown keys and wrong types are errors naming the file and key.
+[[nodiscard]] absl::StatusOr<ServerConfig> LoadServerConfig(const std::filesystem::path& file);
+
+// The rule set to load when none is configured: next to the binary once
+// installed, else the source tree's rules/ruleset.
+[[nodiscard]] std::filesystem::path DefaultRulesDir();
+
+}  // namespace siper::server

@@ -1,0 +1,125 @@
+#include "server/ingest.h"
+
+#include <spdlog/spdlog.h>
+
+#include "absl/strings/str_cat.h"
+#include "common/status.h"
+
+namespace siper::server {
+namespace {
+
+// File-integrity events carry their fields already; rules for them come later.
+void FileEventFields(const siper::v1::FileEvent& file, rules::FieldMap* fields) {
+  (*fields)["file.path"] = file.path();
+  (*fields)["file.size"] = std::to_string(file.size());
+  (*fields)["file.mode"] = absl::StrCat(absl::Dec(file.mode() & 07777));
+  (*fields)["file.uid"] = std::to_string(file.uid());
+  (*fields)["file.gid"] = std::to_string(file.gid());
+  if (!file.sha256().empty()) (*fields)["file.hash.sha256"] = file.sha256();
+  (*fields)["event.action"] = siper::v1::FileChange_Name(file.change());
+}
+
+}  // namespace
+
+IngestPipeline::IngestPipeline(storage::Store* store, std::shared_ptr<const rules::RuleSet> rules,
+                               int workers)
+    : store_(store), rules_(std::move(rules)), worker_count_(workers < 1 ? 1 : workers) {}
+
+IngestPipeline::~IngestPipeline() { Stop(); }
+
+absl::Status IngestPipeline::Start() {
+  for (int i = 0; i < worker_count_; ++i) {
+    std::unique_ptr<rules::Matcher> matcher;
+    if (rules_ != nullptr) {
+      SIPER_ASSIGN_OR_RETURN(matcher, rules::Matcher::Create(rules_));
+    }
+    matchers_.push_back(std::move(matcher));
+  }
+  for (auto& matcher : matchers_) {
+    workers_.emplace_back([this, m = matcher.get()] { WorkerLoop(m); });
+  }
+  return absl::OkStatus();
+}
+
+void IngestPipeline::Submit(std::string agent_id, siper::v1::EventBatch batch, Done done) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!stopping_) {
+      queue_.push_back(Job{std::move(agent_id), std::move(batch), std::move(done)});
+      cv_.notify_one();
+      return;
+    }
+  }
+  done(absl::UnavailableError("server is shutting down"));
+}
+
+void IngestPipeline::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  for (std::thread& t : workers_) {
+    if (t.joinable()) t.join();
+  }
+  workers_.clear();
+}
+
+void IngestPipeline::WorkerLoop(rules::Matcher* matcher) {
+  for (;;) {
+    Job job;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stopping, and all queued work is done
+      job = std::move(queue_.front());
+      queue_.pop_front();
+    }
+    absl::StatusOr<storage::WriteResult> result;
+    try {
+      result = Process(matcher, job);
+    } catch (const std::exception& e) {
+      result = absl::InternalError(absl::StrCat("ingest failed: ", e.what()));
+    }
+    job.done(std::move(result));
+  }
+}
+
+absl::StatusOr<storage::WriteResult> IngestPipeline::Process(rules::Matcher* matcher, Job& job) {
+  std::vector<storage::EventRecord> records;
+  records.reserve(job.batch.events_size());
+  for (siper::v1::Event& event : *job.batch.mutable_events()) {
+    storage::EventRecord record;
+    rules::FieldMap fields;
+    if (event.has_log()) {
+      const siper::v1::LogEvent& log = event.log();
+      if (matcher != nullptr) {
+        absl::StatusOr<std::vector<rules::Detection>> detections =
+            matcher->Process(log.line(), log.source(), rules::InputFormat::kAuto, &fields);
+        if (!detections.ok()) {
+          // A line the engine cannot take is still stored: losing it would hide it.
+          spdlog::warn("agent {} seq {}: matching failed: {}", job.agent_id, event.seq(),
+                       detections.status().ToString());
+          detections = std::vector<rules::Detection>{};
+        }
+        for (rules::Detection& d : *detections) {
+          siper::v1::Alert& alert = record.alerts.emplace_back();
+          alert.set_rule_id(d.rule_id);
+          alert.set_title(d.title);
+          alert.set_level(d.level);
+          for (std::string& tag : d.tags) alert.add_tags(std::move(tag));
+          alert.mutable_fields()->insert(d.fields.begin(), d.fields.end());
+          alert.set_count(d.count);
+        }
+      }
+    } else if (event.has_file()) {
+      FileEventFields(event.file(), &fields);
+    }
+    event.mutable_fields()->insert(fields.begin(), fields.end());
+    record.event = std::move(event);
+    records.push_back(std::move(record));
+  }
+  return store_->Write(job.agent_id, records);
+}
+
+}  // namespace siper::server

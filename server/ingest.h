@@ -1,0 +1,62 @@
+// The ingest pipeline: decode, match and store agent batches on a pool of
+// workers, each with its own Matcher (and so its own Hyperscan scratch).
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "rules/engine.h"
+#include "server/storage/store.h"
+#include "siper/v1/events.pb.h"
+
+namespace siper::server {
+
+class IngestPipeline {
+ public:
+  using Done = std::function<void(absl::StatusOr<storage::WriteResult>)>;
+
+  // `rules` may be null: events are then stored without matching.
+  IngestPipeline(storage::Store* store, std::shared_ptr<const rules::RuleSet> rules, int workers);
+  ~IngestPipeline();
+  IngestPipeline(const IngestPipeline&) = delete;
+  IngestPipeline& operator=(const IngestPipeline&) = delete;
+
+  // Creates the workers' matchers and starts them.
+  [[nodiscard]] absl::Status Start();
+
+  // Queues a batch from `agent_id`; `done` runs on a worker thread once it is
+  // durably stored or has failed. Callers keep at most one batch in flight per
+  // stream, so the queue is bounded by the number of streams.
+  void Submit(std::string agent_id, siper::v1::EventBatch batch, Done done);
+
+  // Finishes queued work, then joins the workers.
+  void Stop();
+
+ private:
+  struct Job {
+    std::string agent_id;
+    siper::v1::EventBatch batch;
+    Done done;
+  };
+  void WorkerLoop(rules::Matcher* matcher);
+  absl::StatusOr<storage::WriteResult> Process(rules::Matcher* matcher, Job& job);
+
+  storage::Store* store_;
+  std::shared_ptr<const rules::RuleSet> rules_;
+  int worker_count_;
+  std::vector<std::unique_ptr<rules::Matcher>> matchers_;
+  std::vector<std::thread> workers_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Job> queue_;
+  bool stopping_ = false;
+};
+
+}  // namespace siper::server

@@ -1,0 +1,93 @@
+// siper-server: the central server. See server/README.md.
+#include <signal.h>
+#include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
+#include <iostream>
+
+#include "absl/strings/str_cat.h"
+#include "common/files.h"
+#include "common/logging.h"
+#include "server/server.h"
+
+namespace {
+
+int Run(int argc, char** argv) {
+  CLI::App app{"siper-server: receives agent events, detects, stores and serves analysts"};
+  std::string config_file, data_dir, listen, rules_dir, log_level;
+  int workers = 0;
+  app.add_option("--config", config_file, "YAML configuration file")->check(CLI::ExistingFile);
+  app.add_option("--data-dir", data_dir, "data directory (default ./var/siper)");
+  app.add_option("--listen", listen, "HOST:PORT of the TLS port (default 127.0.0.1:7443)");
+  app.add_option("--rules", rules_dir, "folder of Sigma rules (default: the shipped rule set)");
+  app.add_option("--workers", workers, "ingest workers (default: one per core)");
+  app.add_option("--log-level", log_level, "trace, debug, info, warn or error");
+  app.set_version_flag("--version", SIPER_VERSION);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+
+  siper::server::ServerConfig config;
+  if (!config_file.empty()) {
+    absl::StatusOr<siper::server::ServerConfig> loaded = siper::server::LoadServerConfig(config_file);
+    if (!loaded.ok()) {
+      std::cerr << "siper-server: " << loaded.status().message() << "\n";
+      return 2;
+    }
+    config = *loaded;
+  }
+  // Flags win over the file.
+  if (!data_dir.empty()) config.data_dir = data_dir;
+  if (!listen.empty()) config.listen = listen;
+  if (!rules_dir.empty()) config.rules_dir = rules_dir;
+  if (workers > 0) config.workers = workers;
+  if (!log_level.empty()) config.log_level = log_level;
+
+  siper::LogOptions log;
+  log.file = config.data_dir / "log" / "server.log";
+  log.to_stderr = config.log_to_stderr;
+  log.level = config.log_level;
+  if (absl::Status st = siper::SetupLogging("siper-server", log); !st.ok()) {
+    std::cerr << "siper-server: " << st.message() << "\n";
+    return 2;
+  }
+
+  // Signals are taken synchronously by this thread; block them before any other thread starts.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  absl::StatusOr<std::unique_ptr<siper::server::SiperServer>> server =
+      siper::server::SiperServer::Start(config);
+  if (!server.ok()) {
+    spdlog::error("cannot start: {}", server.status().message());
+    if (!config.log_to_stderr) std::cerr << "siper-server: " << server.status().message() << "\n";
+    return 1;
+  }
+  // Tests and scripts wait for this file to learn the bound port.
+  if (absl::Status st = siper::WriteFileAtomic(config.data_dir / "server.port",
+                                               absl::StrCat((*server)->port(), "\n"));
+      !st.ok()) {
+    spdlog::warn("{}", st.message());
+  }
+  int sig = 0;
+  sigwait(&signals, &sig);
+  spdlog::info("received signal {}, shutting down", sig);
+  (*server)->Shutdown();
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return Run(argc, argv);
+  } catch (const std::exception& e) {
+    std::cerr << "siper-server: fatal: " << e.what() << "\n";
+    return 1;
+  }
+}

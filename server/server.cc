@@ -1,0 +1,84 @@
+#include "server/server.h"
+
+#include <spdlog/spdlog.h>
+
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/files.h"
+#include "common/status.h"
+
+namespace siper::server {
+
+absl::StatusOr<std::unique_ptr<SiperServer>> SiperServer::Start(const ServerConfig& config) {
+  std::unique_ptr<SiperServer> s(new SiperServer());
+  s->config_ = config;
+  SIPER_RETURN_IF_ERROR(EnsureDirectory(config.data_dir, 0750));
+  SIPER_ASSIGN_OR_RETURN(s->pki_, EnsureDevPki(config.data_dir / "pki", config.server_names));
+
+  storage::StoreOptions store_options;
+  store_options.sync_writes = config.sync_writes;
+  SIPER_ASSIGN_OR_RETURN(s->store_, storage::Store::Open(config.data_dir / "db", store_options));
+
+  std::filesystem::path rules_dir = config.rules_dir.empty() ? DefaultRulesDir() : config.rules_dir;
+  absl::Time compile_start = absl::Now();
+  absl::StatusOr<std::shared_ptr<const rules::RuleSet>> rules = rules::RuleSet::Load(rules_dir);
+  if (!rules.ok()) {
+    return absl::Status(rules.status().code(), absl::StrCat("cannot load rules from ",
+                                                            rules_dir.string(), ": ",
+                                                            rules.status().message()));
+  }
+  spdlog::info("loaded {} rules from {} in {}", (*rules)->rule_count(), rules_dir.string(),
+               absl::FormatDuration(absl::Now() - compile_start));
+  for (const rules::RuleDiagnostic& skipped : (*rules)->skipped()) {
+    spdlog::warn("rule skipped: {}: {}", skipped.path, skipped.message);
+  }
+
+  int workers = config.workers > 0 ? config.workers
+                                   : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  s->ingest_ = std::make_unique<IngestPipeline>(s->store_.get(), *rules, workers);
+  SIPER_RETURN_IF_ERROR(s->ingest_->Start());
+
+  s->agent_service_ = std::make_unique<AgentServiceImpl>(s->store_.get(), s->ingest_.get(), &s->pki_);
+  s->analyst_service_ = std::make_unique<AnalystServiceImpl>(
+      s->store_.get(), AnalystServiceOptions{config.token_ttl_s, config.max_token_ttl_s});
+
+  // One TLS port. Client certificates are requested and, when presented,
+  // verified against our CA (a certificate from any other CA fails the
+  // handshake); calls other than Enroll then require one.
+  grpc::SslServerCredentialsOptions tls(GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_AND_VERIFY);
+  tls.pem_root_certs = s->pki_.ca.cert_pem;
+  tls.pem_key_cert_pairs.push_back({s->pki_.server.key_pem, s->pki_.server.cert_pem});
+
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(config.listen, grpc::SslServerCredentials(tls), &s->port_);
+  builder.RegisterService(s->agent_service_.get());
+  builder.RegisterService(s->analyst_service_.get());
+  builder.SetMaxReceiveMessageSize(64 << 20);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 60 * 1000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 20 * 1000);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10 * 1000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  s->grpc_server_ = builder.BuildAndStart();
+  if (!s->grpc_server_ || s->port_ == 0) {
+    s->ingest_->Stop();
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", config.listen,
+                                               " (address in use or not valid)"));
+  }
+  spdlog::info("siper-server {} listening on {} (port {}), data in {}", SIPER_VERSION,
+               config.listen, s->port_, config.data_dir.string());
+  return s;
+}
+
+SiperServer::~SiperServer() { Shutdown(); }
+
+void SiperServer::Shutdown() {
+  if (shut_down_) return;
+  shut_down_ = true;
+  if (grpc_server_) grpc_server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  if (ingest_) ingest_->Stop();
+  spdlog::info("siper-server stopped");
+}
+
+}  // namespace siper::server

@@ -1,0 +1,44 @@
+// The whole server: storage, PKI, rules, ingest and the gRPC services on one TLS port.
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include <memory>
+
+#include "absl/status/statusor.h"
+#include "server/agent_service.h"
+#include "server/analyst_service.h"
+#include "server/config.h"
+#include "server/dev_pki.h"
+#include "server/ingest.h"
+#include "server/storage/store.h"
+
+namespace siper::server {
+
+class SiperServer {
+ public:
+  // Opens the store, makes or loads the PKI, compiles the rules and starts listening.
+  static absl::StatusOr<std::unique_ptr<SiperServer>> Start(const ServerConfig& config);
+  ~SiperServer();
+
+  // The port actually bound (useful with port 0).
+  int port() const { return port_; }
+
+  // Stops taking calls, lets running ones end (up to a deadline), drains ingest.
+  void Shutdown();
+
+ private:
+  SiperServer() = default;
+
+  ServerConfig config_;
+  ServerPki pki_;
+  std::unique_ptr<storage::Store> store_;
+  std::unique_ptr<IngestPipeline> ingest_;
+  std::unique_ptr<AgentServiceImpl> agent_service_;
+  std::unique_ptr<AnalystServiceImpl> analyst_service_;
+  std::unique_ptr<grpc::Server> grpc_server_;
+  int port_ = 0;
+  bool shut_down_ = false;
+};
+
+}  // namespace siper::server

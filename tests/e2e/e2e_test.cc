@@ -1,0 +1,326 @@
+// End to end: the real siper-server, siper-agent and siperctl binaries on
+// loopback with real TLS and a temporary RocksDB.
+#include <gtest/gtest.h>
+#include <grpcpp/grpcpp.h>
+#include <signal.h>
+
+#include <chrono>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "common/files.h"
+#include "common/pki.h"
+#include "siper/v1/agent_service.grpc.pb.h"
+#include "siper/v1/analyst_service.grpc.pb.h"
+#include "tests/e2e/process.h"
+
+namespace siper::testing {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+std::vector<json> ParseJsonLines(const std::string& text) {
+  std::vector<json> out;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (!line.empty()) out.push_back(json::parse(line));
+  }
+  return out;
+}
+
+void AppendLines(const fs::path& file, const std::vector<std::string>& lines) {
+  std::ofstream out(file, std::ios::app | std::ios::binary);
+  for (const std::string& l : lines) out << l << "\n";
+}
+
+class EndToEndTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/siper-e2e-XXXXXX";
+    root_ = mkdtemp(tmpl);
+    data_dir_ = root_ / "server";
+    server_ = std::make_unique<ChildProcess>(
+        std::vector<std::string>{SIPER_SERVER_BIN, "--data-dir", data_dir_.string(), "--listen",
+                                 "127.0.0.1:0", "--rules", SIPER_RULES_DIR, "--workers", "2"},
+        root_ / "server.out");
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (!fs::exists(data_dir_ / "server.port")) {
+      ASSERT_TRUE(server_->Running()) << "siper-server exited: " << ServerOutput();
+      ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "server did not start";
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    absl::StatusOr<std::string> port = ReadFile(data_dir_ / "server.port");
+    ASSERT_TRUE(port.ok());
+    address_ = "127.0.0.1:" + std::string(port->substr(0, port->find('\n')));
+  }
+
+  void TearDown() override {
+    agent_.reset();
+    if (server_) {
+      server_->Signal(SIGTERM);
+      EXPECT_EQ(server_->Wait(20000), 0) << ServerOutput();
+    }
+    if (!HasFailure()) fs::remove_all(root_);
+  }
+
+  std::string ServerOutput() {
+    absl::StatusOr<std::string> out = ReadFile(root_ / "server.out.err");
+    return out.ok() ? *out : "";
+  }
+
+  fs::path Pki(const std::string& name) const { return data_dir_ / "pki" / name; }
+
+  CommandResult Ctl(std::vector<std::string> args) {
+    std::vector<std::string> argv = {SIPERCTL_BIN,         "--server", address_,
+                                     "--ca",               Pki("ca.pem").string(),
+                                     "--cert",             Pki("admin.pem").string(),
+                                     "--key",              Pki("admin.key").string()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return RunCommand(argv);
+  }
+
+  std::string CreateToken() {
+    CommandResult r = Ctl({"tokens", "create"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    std::string token = r.out.substr(0, r.out.find('\n'));
+    EXPECT_FALSE(token.empty());
+    return token;
+  }
+
+  CommandResult Enroll(const fs::path& state_dir, const std::string& token) {
+    return RunCommand({SIPER_AGENT_BIN, "enroll", "--server", address_, "--token", token, "--ca",
+                       Pki("ca.pem").string(), "--state-dir", state_dir.string()});
+  }
+
+  // Enrolls an agent and writes its config watching `log`.
+  fs::path SetUpAgent(const fs::path& log) {
+    fs::path state = root_ / "agent";
+    CommandResult r = Enroll(state, CreateToken());
+    EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+    fs::path config = root_ / "agent.yaml";
+    std::ofstream(config) << "server: " << address_ << "\n"
+                          << "state_dir: " << state.string() << "\n"
+                          << "batch_max_delay_ms: 50\n"
+                          << "logs:\n"
+                          << "  - path: " << log.string() << "\n"
+                          << "    start: beginning\n";
+    return config;
+  }
+
+  void StartAgent(const fs::path& config) {
+    agent_ = std::make_unique<ChildProcess>(
+        std::vector<std::string>{SIPER_AGENT_BIN, "run", "--config", config.string()},
+        root_ / "agent.out");
+  }
+
+  std::vector<json> Events() {
+    CommandResult r = Ctl({"events", "search", "--limit", "0", "--json"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return ParseJsonLines(r.out);
+  }
+
+  // Polls until `count` events are stored (or a deadline passes).
+  std::vector<json> WaitForEvents(size_t count) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    std::vector<json> events;
+    while (std::chrono::steady_clock::now() < deadline) {
+      events = Events();
+      if (events.size() >= count) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+    return events;
+  }
+
+  fs::path root_;
+  fs::path data_dir_;
+  std::string address_;
+  std::unique_ptr<ChildProcess> server_;
+  std::unique_ptr<ChildProcess> agent_;
+};
+
+// Every line appended to a watched file is stored exactly once, in order,
+// across an agent restart, and the attack lines raise alerts.
+TEST_F(EndToEndTest, EveryLineStoredExactlyOnceAndAlertsRaised) {
+  fs::path log = root_ / "auth.log";
+  std::vector<std::string> expected;
+  auto add = [&](const std::vector<std::string>& lines) {
+    AppendLines(log, lines);
+    expected.insert(expected.end(), lines.begin(), lines.end());
+  };
+  add({"Nov 28 10:00:00 web01 sshd[100]: Server listening on 0.0.0.0 port 22."});
+  fs::path config = SetUpAgent(log);
+  StartAgent(config);
+
+  for (int i = 0; i < 8; ++i) {
+    add({"Nov 28 10:00:0" + std::to_string(i + 1) + " web01 sshd[" + std::to_string(200 + i) +
+         "]: Failed password for root from 203.0.113.7 port " + std::to_string(40000 + i) +
+         " ssh2"});
+  }
+  std::vector<std::string> bulk;
+  for (int i = 0; i < 300; ++i) {
+    bulk.push_back("Nov 28 10:01:00 web01 CRON[" + std::to_string(1000 + i) +
+                   "]: pam_unix(cron:session): session opened for user root by (uid=0) #" +
+                   std::to_string(i));
+  }
+  add(bulk);
+  add({"Nov 28 10:02:00 web01 sudo:    alice : user NOT in sudoers ; TTY=pts/0 ; PWD=/home/alice "
+       "; USER=root ; COMMAND=/bin/bash"});
+
+  std::vector<json> events = WaitForEvents(expected.size());
+  ASSERT_EQ(events.size(), expected.size()) << ServerOutput();
+
+  // Restart the agent mid-stream: nothing is lost or stored twice.
+  agent_->Signal(SIGTERM);
+  EXPECT_EQ(agent_->Wait(20000), 0);
+  add({"Nov 28 10:03:00 web01 sshd[300]: Accepted password for root from 203.0.113.7 port 40100 "
+       "ssh2",
+       "Nov 28 10:03:01 web01 sshd[301]: Invalid user admin from 198.51.100.9 port 50000"});
+  StartAgent(config);
+  events = WaitForEvents(expected.size());
+  ASSERT_EQ(events.size(), expected.size());
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  events = Events();
+  ASSERT_EQ(events.size(), expected.size()) << "late duplicates appeared";
+
+  std::map<std::string, int> seen;
+  std::set<uint64_t> seqs;
+  for (const json& e : events) {
+    seen[e["line"].get<std::string>()]++;
+    seqs.insert(e["seq"].get<uint64_t>());
+    EXPECT_EQ(e["source"].get<std::string>(), log.string());
+    EXPECT_FALSE(e["agent_id"].get<std::string>().empty());
+  }
+  for (const std::string& line : expected) EXPECT_EQ(seen[line], 1) << line;
+  // Sequence numbers are 1..N without gaps or repeats; oldest-first order is seq order.
+  EXPECT_EQ(seqs.size(), expected.size());
+  EXPECT_EQ(*seqs.begin(), 1u);
+  EXPECT_EQ(*seqs.rbegin(), expected.size());
+  for (size_t i = 0; i < events.size(); ++i) {
+    EXPECT_EQ(events[i]["line"].get<std::string>(), expected[i]) << "order differs at " << i;
+  }
+
+  // Alerts: the failed logins carry the attacker's address, the sudo abuse is seen.
+  CommandResult r = Ctl({"alerts", "list", "--limit", "0", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::vector<json> alerts = ParseJsonLines(r.out);
+  int failed_from_attacker = 0;
+  bool sudo_alert = false;
+  for (const json& a : alerts) {
+    const json& f = a["fields"];
+    if (f.value("source.ip", "") == "203.0.113.7" && f.value("event.outcome", "") == "failure") {
+      ++failed_from_attacker;
+    }
+    if (a["line"].get<std::string>().find("NOT in sudoers") != std::string::npos) sudo_alert = true;
+  }
+  EXPECT_GE(failed_from_attacker, 1) << r.out;
+  EXPECT_TRUE(sudo_alert) << r.out;
+
+  // The text filter and the agent list work through the same CLI.
+  r = Ctl({"events", "search", "--query", "Invalid user", "--json"});
+  ASSERT_EQ(r.exit_code, 0);
+  EXPECT_EQ(ParseJsonLines(r.out).size(), 1u);
+  r = Ctl({"agents", "list", "--json"});
+  ASSERT_EQ(r.exit_code, 0);
+  std::vector<json> agents = ParseJsonLines(r.out);
+  ASSERT_EQ(agents.size(), 1u);
+  EXPECT_EQ(agents[0]["last_seq"].get<uint64_t>(), expected.size());
+
+  // The agent wrote nothing to its stdout or stderr while running as a service.
+  agent_->Signal(SIGTERM);
+  EXPECT_EQ(agent_->Wait(20000), 0);
+  EXPECT_EQ(ReadFile(root_ / "agent.out").value_or("x"), "");
+  EXPECT_EQ(ReadFile(root_ / "agent.out.err").value_or("x"), "");
+}
+
+std::shared_ptr<grpc::Channel> Channel(const std::string& address, const std::string& ca_pem,
+                                       const std::string& key_pem, const std::string& cert_pem) {
+  grpc::SslCredentialsOptions tls;
+  tls.pem_root_certs = ca_pem;
+  tls.pem_private_key = key_pem;
+  tls.pem_cert_chain = cert_pem;
+  return grpc::CreateChannel(address, grpc::SslCredentials(tls));
+}
+
+// Opens an event stream and returns how the server ended it.
+grpc::Status TryStream(const std::shared_ptr<grpc::Channel>& channel) {
+  auto stub = siper::v1::AgentService::NewStub(channel);
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  auto stream = stub->Stream(&context);
+  siper::v1::AgentMessage message;
+  siper::v1::Event* event = message.mutable_batch()->add_events();
+  event->set_seq(1);
+  event->mutable_log()->set_line("forged");
+  stream->Write(message);
+  stream->WritesDone();
+  siper::v1::ServerMessage reply;
+  while (stream->Read(&reply)) {
+  }
+  return stream->Finish();
+}
+
+TEST_F(EndToEndTest, ClientsWithoutAValidCertificateAreRefused) {
+  std::string ca_pem = ReadFile(Pki("ca.pem")).value();
+
+  // No client certificate: the stream is refused.
+  grpc::Status no_cert = TryStream(Channel(address_, ca_pem, "", ""));
+  EXPECT_EQ(no_cert.error_code(), grpc::StatusCode::UNAUTHENTICATED) << no_cert.error_message();
+
+  // A certificate from another CA: the TLS handshake fails.
+  absl::StatusOr<pki::KeyAndCert> other_ca = pki::CreateCa("Other CA", absl::Hours(1));
+  ASSERT_TRUE(other_ca.ok());
+  absl::StatusOr<pki::KeyAndCert> foreign =
+      pki::IssueWithNewKey(*other_ca, "agt-forged", pki::kRoleAgent, absl::Hours(1));
+  ASSERT_TRUE(foreign.ok());
+  grpc::Status foreign_status =
+      TryStream(Channel(address_, ca_pem, foreign->key_pem, foreign->cert_pem));
+  EXPECT_EQ(foreign_status.error_code(), grpc::StatusCode::UNAVAILABLE)
+      << foreign_status.error_message();
+
+  // The same through siperctl: an admin certificate from another CA gets nothing.
+  fs::path key = root_ / "foreign.key", cert = root_ / "foreign.pem";
+  absl::StatusOr<pki::KeyAndCert> foreign_admin =
+      pki::IssueWithNewKey(*other_ca, "admin", pki::kRoleAdmin, absl::Hours(1));
+  ASSERT_TRUE(foreign_admin.ok());
+  ASSERT_TRUE(WriteFileAtomic(key, foreign_admin->key_pem, 0600).ok());
+  ASSERT_TRUE(WriteFileAtomic(cert, foreign_admin->cert_pem).ok());
+  CommandResult r = RunCommand({SIPERCTL_BIN, "--server", address_, "--ca", Pki("ca.pem").string(),
+                                "--cert", cert.string(), "--key", key.string(), "tokens",
+                                "create"});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_TRUE(r.out.empty()) << r.out;
+
+  // A token is good once; an unknown one is refused with a clear message.
+  std::string token = CreateToken();
+  fs::path state = root_ / "agent1";
+  CommandResult first = Enroll(state, token);
+  ASSERT_EQ(first.exit_code, 0) << first.err;
+  struct stat st {};
+  ASSERT_EQ(stat((state / "agent.key").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  CommandResult again = Enroll(root_ / "agent2", token);
+  EXPECT_NE(again.exit_code, 0);
+  EXPECT_NE(again.err.find("already used"), std::string::npos) << again.err;
+  CommandResult unknown = Enroll(root_ / "agent3", "not-a-token");
+  EXPECT_NE(unknown.exit_code, 0);
+  EXPECT_NE(unknown.err.find("unknown token"), std::string::npos) << unknown.err;
+
+  // An agent certificate may stream but may not use the analyst service.
+  auto agent_channel = Channel(address_, ca_pem, ReadFile(state / "agent.key").value(),
+                               ReadFile(state / "agent.pem").value());
+  auto analyst = siper::v1::AnalystService::NewStub(agent_channel);
+  grpc::ClientContext context;
+  siper::v1::CreateTokenResponse response;
+  grpc::Status denied = analyst->CreateToken(&context, siper::v1::CreateTokenRequest(), &response);
+  EXPECT_EQ(denied.error_code(), grpc::StatusCode::PERMISSION_DENIED) << denied.error_message();
+  EXPECT_TRUE(response.token().empty());
+}
+
+}  // namespace
+}  // namespace siper::testing
