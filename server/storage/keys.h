@@ -1,0 +1,96 @@
+// Key layouts of the store's column families (private to server/storage).
+// All integers big-endian via common/key_codec.h, so byte order is time order.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "common/key_codec.h"
+
+namespace siper::storage::keys {
+
+// events:           server_time_ns i64 | agent_num u32 | seq u64        (20 bytes)
+inline constexpr size_t kEventKeySize = 8 + 4 + 8;
+// alerts:           event key | alert index within the event u32        (24 bytes)
+inline constexpr size_t kAlertKeySize = kEventKeySize + 4;
+
+inline std::string EventKey(int64_t time_ns, uint32_t agent_num, uint64_t seq) {
+  std::string k;
+  k.reserve(kEventKeySize);
+  keycodec::AppendInt64(&k, time_ns);
+  keycodec::AppendUint32(&k, agent_num);
+  keycodec::AppendUint64(&k, seq);
+  return k;
+}
+
+struct EventKeyParts {
+  int64_t time_ns = 0;
+  uint32_t agent_num = 0;
+  uint64_t seq = 0;
+};
+
+// Parses the event key at the front of `key` (an event or alert key).
+inline bool ParseEventKey(std::string_view key, EventKeyParts* out) {
+  keycodec::KeyReader r(key);
+  return r.ReadInt64(&out->time_ns) && r.ReadUint32(&out->agent_num) && r.ReadUint64(&out->seq);
+}
+
+inline std::string AlertKey(std::string_view event_key, uint32_t index) {
+  std::string k(event_key);
+  keycodec::AppendUint32(&k, index);
+  return k;
+}
+
+// Time-range bound for keys that start with a time: prefix | i64.
+inline std::string TimeBound(std::string_view prefix, int64_t time_ns) {
+  std::string k(prefix);
+  keycodec::AppendInt64(&k, time_ns);
+  return k;
+}
+
+// event_seq (dedup, LastSeq): agent_num u32 | seq u64 -> server_time_ns i64
+inline std::string EventSeqKey(uint32_t agent_num, uint64_t seq) {
+  std::string k;
+  keycodec::AppendUint32(&k, agent_num);
+  keycodec::AppendUint64(&k, seq);
+  return k;
+}
+
+inline std::string AgentPrefix(uint32_t agent_num) {
+  std::string k;
+  keycodec::AppendUint32(&k, agent_num);
+  return k;
+}
+
+// events_by_agent: agent_num u32 | server_time_ns i64 | seq u64 -> empty
+inline std::string EventByAgentKey(uint32_t agent_num, int64_t time_ns, uint64_t seq) {
+  std::string k;
+  keycodec::AppendUint32(&k, agent_num);
+  keycodec::AppendInt64(&k, time_ns);
+  keycodec::AppendUint64(&k, seq);
+  return k;
+}
+
+// alerts_by_agent: agent_num u32 | alert key -> empty
+inline std::string AlertByAgentKey(uint32_t agent_num, std::string_view alert_key) {
+  std::string k = AgentPrefix(agent_num);
+  k.append(alert_key);
+  return k;
+}
+
+// alerts_by_rule: len u32 | rule_id | alert key -> empty
+inline std::string RulePrefix(std::string_view rule_id) {
+  std::string k;
+  keycodec::AppendLengthPrefixed(&k, rule_id);
+  return k;
+}
+
+// meta keys.
+inline constexpr std::string_view kSchemaVersionKey = "schema_version";
+inline constexpr std::string_view kNextAgentNumKey = "next_agent_num";
+inline std::string AgentNumKey(std::string_view agent_id) {
+  return std::string("agent_num/").append(agent_id);
+}
+
+}  // namespace siper::storage::keys

@@ -1,0 +1,835 @@
+#include "server/storage/store.h"
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <cstring>
+#include <limits>
+#include <mutex>
+#include <utility>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "common/key_codec.h"
+#include "common/status.h"
+#include "rocksdb/cache.h"
+#include "rocksdb/convenience.h"
+#include "rocksdb/db.h"
+#include "rocksdb/filter_policy.h"
+#include "rocksdb/options.h"
+#include "rocksdb/table.h"
+#include "rocksdb/write_batch.h"
+#include "server/storage/keys.h"
+#include "siper/v1/storage.pb.h"
+
+namespace siper::storage {
+namespace {
+
+using keycodec::ToHex;
+
+// Column families, one per record kind plus the indexes. The order is the
+// handle order in Store::Impl; the names are on disk and must not change.
+enum Cf : size_t {
+  kEvents,
+  kEventSeq,
+  kEventsByAgent,
+  kAlerts,
+  kAlertsByAgent,
+  kAlertsByRule,
+  kAgents,
+  kTokens,
+  kMeta,
+  kNumCfs,
+};
+constexpr std::array<const char*, kNumCfs> kCfNames = {
+    "events",         "event_seq", "events_by_agent", "alerts", "alerts_by_agent",
+    "alerts_by_rule", "agents",    "tokens",          "meta",
+};
+
+// Writes that spread over this many locks: a write holds the lock of its
+// agent, so two writes of one agent never check duplicates at the same time,
+// and writes of different agents go on in parallel (RocksDB then commits them
+// as one group with one WAL sync).
+constexpr size_t kWriteLockShards = 64;
+
+// Debian's abseil keeps absl::string_view its own type (not std::string_view).
+absl::string_view Av(std::string_view s) { return {s.data(), s.size()}; }
+
+absl::Status FromRocks(const rocksdb::Status& s, std::string_view what) {
+  if (s.ok()) return absl::OkStatus();
+  std::string msg = absl::StrCat("storage: ", Av(what), ": ", s.ToString());
+  switch (s.code()) {
+    case rocksdb::Status::kNotFound:
+      return absl::NotFoundError(msg);
+    case rocksdb::Status::kCorruption:
+      return absl::DataLossError(msg);
+    case rocksdb::Status::kInvalidArgument:
+      return absl::InvalidArgumentError(msg);
+    case rocksdb::Status::kNotSupported:
+      return absl::UnimplementedError(msg);
+    case rocksdb::Status::kIOError:
+      if (s.subcode() == rocksdb::Status::kNoSpace) return absl::ResourceExhaustedError(msg);
+      return absl::UnavailableError(msg);
+    case rocksdb::Status::kBusy:
+    case rocksdb::Status::kTryAgain:
+    case rocksdb::Status::kTimedOut:
+      return absl::UnavailableError(msg);
+    case rocksdb::Status::kAborted:
+      return absl::AbortedError(msg);
+    default:
+      return absl::InternalError(msg);
+  }
+}
+
+std::string_view AsView(const rocksdb::Slice& s) { return {s.data(), s.size()}; }
+rocksdb::Slice AsSlice(std::string_view s) { return {s.data(), s.size()}; }
+
+template <typename Message>
+absl::Status ParseValue(std::string_view value, std::string_view cf, std::string_view key,
+                        Message* out) {
+  if (!out->ParseFromArray(value.data(), static_cast<int>(value.size()))) {
+    return absl::DataLossError(absl::StrCat("storage: cannot parse stored value in column family '",
+                                            Av(cf), "' at key ", ToHex(key),
+                                            " (corrupt record; run verify or restore a backup)"));
+  }
+  return absl::OkStatus();
+}
+
+// Levels ordered by severity; -1 for a name that is not a level.
+int LevelRank(std::string_view level) {
+  static constexpr std::array<std::string_view, 5> kLevels = {"informational", "low", "medium",
+                                                              "high", "critical"};
+  for (size_t i = 0; i < kLevels.size(); ++i) {
+    if (kLevels[i] == level) return static_cast<int>(i);
+  }
+  return -1;
+}
+
+bool TextMatches(const siper::v1::Event& e, std::string_view text) {
+  if (text.empty()) return true;
+  if (e.has_log()) return std::string_view(e.log().line()).find(text) != std::string_view::npos;
+  if (e.has_file()) return std::string_view(e.file().path()).find(text) != std::string_view::npos;
+  return false;
+}
+
+int64_t NowNs() { return absl::ToUnixNanos(absl::Now()); }
+
+// Releases a snapshot when a query ends.
+class ScopedSnapshot {
+ public:
+  explicit ScopedSnapshot(rocksdb::DB* db) : db_(db), snapshot_(db->GetSnapshot()) {}
+  ~ScopedSnapshot() { db_->ReleaseSnapshot(snapshot_); }
+  ScopedSnapshot(const ScopedSnapshot&) = delete;
+  ScopedSnapshot& operator=(const ScopedSnapshot&) = delete;
+  const rocksdb::Snapshot* get() const { return snapshot_; }
+
+ private:
+  rocksdb::DB* db_;
+  const rocksdb::Snapshot* snapshot_;
+};
+
+// Key range [lower, upper) of a scan; no upper means unbounded above.
+struct KeyRange {
+  std::string lower;
+  std::optional<std::string> upper;
+};
+
+// Range of keys `prefix | time...` for [since_ns, until_ns), 0 = unbounded.
+KeyRange TimeRange(std::string_view prefix, int64_t since_ns, int64_t until_ns) {
+  KeyRange r;
+  r.lower = keys::TimeBound(prefix, since_ns != 0 ? since_ns : std::numeric_limits<int64_t>::min());
+  if (until_ns != 0) {
+    r.upper = keys::TimeBound(prefix, until_ns);
+  } else {
+    r.upper = keycodec::PrefixSuccessor(prefix);
+  }
+  return r;
+}
+
+// Stops a scan after `limit` results (0 = no limit) or when the sink says so.
+class Emitter {
+ public:
+  explicit Emitter(uint64_t limit) : limit_(limit) {}
+  // Returns false when the scan must stop.
+  template <typename Sink, typename T>
+  bool Emit(const Sink& sink, const T& value) {
+    if (!sink(value)) return false;
+    ++count_;
+    return limit_ == 0 || count_ < limit_;
+  }
+  bool Exhausted() const { return limit_ != 0 && count_ >= limit_; }
+
+ private:
+  uint64_t limit_;
+  uint64_t count_ = 0;
+};
+
+}  // namespace
+
+class Store::Impl {
+ public:
+  using Visitor = std::function<absl::StatusOr<bool>(std::string_view key, std::string_view value)>;
+
+  Impl(std::filesystem::path dir, StoreOptions options) : dir_(std::move(dir)), options_(options) {}
+
+  ~Impl() {
+    if (db_ == nullptr) return;
+    for (rocksdb::ColumnFamilyHandle* h : handles_) {
+      // Destroying a handle only fails for a handle of another DB.
+      db_->DestroyColumnFamilyHandle(h).PermitUncheckedError();
+    }
+    for (rocksdb::ColumnFamilyHandle* h : extra_handles_) {
+      db_->DestroyColumnFamilyHandle(h).PermitUncheckedError();
+    }
+    // Close flushes nothing we need (the WAL holds every write); an error here
+    // has nobody left to report to.
+    db_->Close().PermitUncheckedError();
+    delete db_;
+  }
+
+  absl::Status Open();
+
+  rocksdb::DB* db() const { return db_; }
+  rocksdb::ColumnFamilyHandle* cf(Cf which) const { return handles_[which]; }
+
+  rocksdb::WriteOptions WriteOpts() const {
+    rocksdb::WriteOptions wo;
+    wo.sync = options_.sync_writes;
+    return wo;
+  }
+  static rocksdb::WriteOptions SyncedWriteOpts() {
+    rocksdb::WriteOptions wo;
+    wo.sync = true;
+    return wo;
+  }
+
+  // Calls visit(key, value) for every key of `which` in `range`, in key order
+  // or reversed, until visit returns false or an error.
+  absl::Status Scan(Cf which, const KeyRange& range, bool reverse,
+                    const rocksdb::Snapshot* snapshot, const Visitor& visit) const;
+
+  // Reads one value; nullopt when absent.
+  absl::StatusOr<std::optional<std::string>> Get(Cf which, std::string_view key,
+                                                 const rocksdb::Snapshot* snapshot) const;
+
+  // The agent's stable number, if it has one.
+  absl::StatusOr<std::optional<uint32_t>> FindAgentNum(std::string_view agent_id) const;
+  // The agent's number, given (and durably recorded) on first use.
+  absl::StatusOr<uint32_t> AgentNum(std::string_view agent_id);
+
+  // A server time for a new write batch, never earlier than the last one.
+  int64_t NextServerTime();
+
+  absl::StatusOr<WriteResult> Write(std::string_view agent_id, std::vector<EventRecord>& records);
+  absl::Status SearchEvents(const EventQuery& q,
+                            const std::function<bool(const siper::v1::Event&)>& sink) const;
+  absl::Status ListAlerts(const AlertQuery& q,
+                          const std::function<bool(const siper::v1::Alert&)>& sink) const;
+  absl::StatusOr<uint64_t> LastSeq(std::string_view agent_id) const;
+
+  std::mutex& token_mu() { return token_mu_; }
+
+ private:
+  // Reads the event an index entry points at; DataLoss when it is missing.
+  absl::StatusOr<siper::v1::Event> ReadEvent(std::string_view event_key,
+                                             const rocksdb::Snapshot* snapshot,
+                                             std::string_view index) const;
+
+  std::filesystem::path dir_;
+  StoreOptions options_;
+  rocksdb::DB* db_ = nullptr;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles_;        // indexed by Cf
+  std::vector<rocksdb::ColumnFamilyHandle*> extra_handles_;  // unknown families found on disk
+
+  mutable std::mutex agent_num_mu_;
+  mutable absl::flat_hash_map<std::string, uint32_t> agent_nums_;  // cache of meta agent_num/
+  uint32_t next_agent_num_ = 1;
+
+  std::array<std::mutex, kWriteLockShards> write_mu_;
+  std::mutex token_mu_;
+  std::atomic<int64_t> last_server_time_ns_{0};
+};
+
+absl::Status Store::Impl::Open() {
+  std::error_code ec;
+  std::filesystem::create_directories(dir_, ec);
+  if (ec) {
+    return absl::UnavailableError(
+        absl::StrCat("storage: cannot create data directory ", dir_.string(), ": ", ec.message()));
+  }
+
+  rocksdb::DBOptions db_options;
+  db_options.create_if_missing = true;
+  db_options.create_missing_column_families = true;
+  db_options.max_background_jobs = 2;
+  db_options.keep_log_file_num = 5;
+  // Bounds the memtables of all families together.
+  db_options.db_write_buffer_size = 256 << 20;
+
+  // LZ4 for the upper levels (fast, for recent data), ZSTD for the bottom
+  // level where most of the data rests; fall back when the RocksDB build lacks
+  // one (Debian 12's librocksdb7.8 has both).
+  const std::vector<rocksdb::CompressionType> supported = rocksdb::GetSupportedCompressions();
+  auto has = [&](rocksdb::CompressionType t) {
+    return std::find(supported.begin(), supported.end(), t) != supported.end();
+  };
+  std::shared_ptr<rocksdb::Cache> block_cache = rocksdb::NewLRUCache(64 << 20);
+  auto cf_options = [&](Cf which) {
+    rocksdb::ColumnFamilyOptions o;
+    o.level_compaction_dynamic_level_bytes = true;
+    o.compression = has(rocksdb::kLZ4Compression)      ? rocksdb::kLZ4Compression
+                    : has(rocksdb::kSnappyCompression) ? rocksdb::kSnappyCompression
+                                                       : rocksdb::kNoCompression;
+    if (has(rocksdb::kZSTD)) o.bottommost_compression = rocksdb::kZSTD;
+    rocksdb::BlockBasedTableOptions t;
+    t.block_cache = block_cache;
+    // The dedup index is probed once per incoming event and the answer is
+    // almost always "absent": a bloom filter saves the disk read.
+    if (which == kEventSeq) t.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+    o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(t));
+    return o;
+  };
+
+  // Open every family on disk, also ones a newer Siper added: RocksDB refuses
+  // to open otherwise, and the schema check below gives the clearer message.
+  std::vector<std::string> on_disk;
+  if (std::filesystem::exists(dir_ / "CURRENT")) {
+    SIPER_RETURN_IF_ERROR(
+        FromRocks(rocksdb::DB::ListColumnFamilies(db_options, dir_.string(), &on_disk),
+                  absl::StrCat("list column families in ", dir_.string())));
+  }
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+  descriptors.emplace_back(rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions());
+  for (size_t i = 0; i < kNumCfs; ++i) {
+    descriptors.emplace_back(kCfNames[i], cf_options(static_cast<Cf>(i)));
+  }
+  for (const std::string& name : on_disk) {
+    bool known = name == rocksdb::kDefaultColumnFamilyName ||
+                 std::find_if(kCfNames.begin(), kCfNames.end(),
+                              [&](const char* n) { return name == n; }) != kCfNames.end();
+    if (!known) descriptors.emplace_back(name, rocksdb::ColumnFamilyOptions());
+  }
+
+  std::vector<rocksdb::ColumnFamilyHandle*> opened;
+  SIPER_RETURN_IF_ERROR(
+      FromRocks(rocksdb::DB::Open(db_options, dir_.string(), descriptors, &opened, &db_),
+                absl::StrCat("open RocksDB in ", dir_.string())));
+  // opened[0] is the default family, which Siper does not use.
+  extra_handles_.push_back(opened[0]);
+  handles_.assign(opened.begin() + 1, opened.begin() + 1 + kNumCfs);
+  extra_handles_.insert(extra_handles_.end(), opened.begin() + 1 + kNumCfs, opened.end());
+
+  // Schema version.
+  SIPER_ASSIGN_OR_RETURN(std::optional<std::string> version,
+                         Get(kMeta, keys::kSchemaVersionKey, nullptr));
+  if (version.has_value()) {
+    if (version->size() != 4) {
+      return absl::DataLossError(absl::StrCat("storage: schema version record in ", dir_.string(),
+                                              " is ", version->size(),
+                                              " bytes, expected 4 (corrupt meta)"));
+    }
+    uint32_t v = keycodec::DecodeUint32(version->data());
+    if (v > kSchemaVersion) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "storage: data directory ", dir_.string(), " has schema version ", v,
+          ", newer than this build's ", kSchemaVersion,
+          "; it was written by a newer siper-server. Run that version, or restore a backup "
+          "made by this one."));
+    }
+  } else {
+    std::string v;
+    keycodec::AppendUint32(&v, kSchemaVersion);
+    SIPER_RETURN_IF_ERROR(
+        FromRocks(db_->Put(SyncedWriteOpts(), cf(kMeta), AsSlice(keys::kSchemaVersionKey), v),
+                  "write schema version"));
+  }
+
+  SIPER_ASSIGN_OR_RETURN(std::optional<std::string> next,
+                         Get(kMeta, keys::kNextAgentNumKey, nullptr));
+  if (next.has_value()) {
+    if (next->size() != 4) {
+      return absl::DataLossError("storage: next_agent_num record is not 4 bytes (corrupt meta)");
+    }
+    next_agent_num_ = keycodec::DecodeUint32(next->data());
+  }
+
+  // Newest stored time, so times assigned after a restart never go back even
+  // if the clock did.
+  std::optional<std::string> newest;
+  SIPER_RETURN_IF_ERROR(Scan(kEvents, KeyRange{}, /*reverse=*/true, nullptr,
+                             [&](std::string_view key, std::string_view) -> absl::StatusOr<bool> {
+                               newest = std::string(key);
+                               return false;
+                             }));
+  keys::EventKeyParts parts;
+  if (newest.has_value() && keys::ParseEventKey(*newest, &parts)) {
+    last_server_time_ns_.store(parts.time_ns);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Store::Impl::Scan(Cf which, const KeyRange& range, bool reverse,
+                               const rocksdb::Snapshot* snapshot, const Visitor& visit) const {
+  rocksdb::ReadOptions ro;
+  ro.snapshot = snapshot;
+  rocksdb::Slice lower(range.lower);
+  rocksdb::Slice upper;
+  if (!range.lower.empty()) ro.iterate_lower_bound = &lower;
+  if (range.upper.has_value()) {
+    upper = rocksdb::Slice(*range.upper);
+    ro.iterate_upper_bound = &upper;
+  }
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf(which)));
+  // Both seeks honour the bounds set above.
+  if (reverse) {
+    it->SeekToLast();
+  } else {
+    it->SeekToFirst();
+  }
+  for (; it->Valid(); reverse ? it->Prev() : it->Next()) {
+    SIPER_ASSIGN_OR_RETURN(bool more, visit(AsView(it->key()), AsView(it->value())));
+    if (!more) return absl::OkStatus();
+  }
+  return FromRocks(it->status(), absl::StrCat("scan ", kCfNames[which]));
+}
+
+absl::StatusOr<std::optional<std::string>> Store::Impl::Get(
+    Cf which, std::string_view key, const rocksdb::Snapshot* snapshot) const {
+  rocksdb::ReadOptions ro;
+  ro.snapshot = snapshot;
+  std::string value;
+  rocksdb::Status s = db_->Get(ro, cf(which), AsSlice(key), &value);
+  if (s.IsNotFound()) return std::nullopt;
+  SIPER_RETURN_IF_ERROR(FromRocks(s, absl::StrCat("read ", kCfNames[which], " key ", ToHex(key))));
+  return value;
+}
+
+absl::StatusOr<std::optional<uint32_t>> Store::Impl::FindAgentNum(std::string_view agent_id) const {
+  std::lock_guard<std::mutex> lock(agent_num_mu_);
+  if (auto it = agent_nums_.find(Av(agent_id)); it != agent_nums_.end()) return it->second;
+  SIPER_ASSIGN_OR_RETURN(std::optional<std::string> v,
+                         Get(kMeta, keys::AgentNumKey(agent_id), nullptr));
+  if (!v.has_value()) return std::nullopt;
+  if (v->size() != 4) {
+    return absl::DataLossError(absl::StrCat("storage: agent number of '", Av(agent_id),
+                                            "' is not 4 bytes (corrupt meta)"));
+  }
+  uint32_t num = keycodec::DecodeUint32(v->data());
+  agent_nums_.emplace(std::string(agent_id), num);
+  return num;
+}
+
+absl::StatusOr<uint32_t> Store::Impl::AgentNum(std::string_view agent_id) {
+  SIPER_ASSIGN_OR_RETURN(std::optional<uint32_t> found, FindAgentNum(agent_id));
+  if (found.has_value()) return *found;
+  std::lock_guard<std::mutex> lock(agent_num_mu_);
+  if (auto it = agent_nums_.find(Av(agent_id)); it != agent_nums_.end()) return it->second;
+  if (next_agent_num_ == std::numeric_limits<uint32_t>::max()) {
+    return absl::ResourceExhaustedError("storage: no agent numbers left");
+  }
+  uint32_t num = next_agent_num_;
+  // Recorded on its own and synced before any event uses it, so a number in a
+  // key always has its mapping on disk.
+  rocksdb::WriteBatch batch;
+  std::string num_bytes;
+  keycodec::AppendUint32(&num_bytes, num);
+  std::string next_bytes;
+  keycodec::AppendUint32(&next_bytes, num + 1);
+  SIPER_RETURN_IF_ERROR(FromRocks(batch.Put(cf(kMeta), keys::AgentNumKey(agent_id), num_bytes),
+                                  "prepare agent number"));
+  SIPER_RETURN_IF_ERROR(FromRocks(batch.Put(cf(kMeta), AsSlice(keys::kNextAgentNumKey), next_bytes),
+                                  "prepare agent number"));
+  SIPER_RETURN_IF_ERROR(FromRocks(db_->Write(SyncedWriteOpts(), &batch),
+                                  absl::StrCat("record agent number of '", Av(agent_id), "'")));
+  next_agent_num_ = num + 1;
+  agent_nums_.emplace(std::string(agent_id), num);
+  return num;
+}
+
+int64_t Store::Impl::NextServerTime() {
+  int64_t now = NowNs();
+  int64_t last = last_server_time_ns_.load();
+  while (true) {
+    int64_t t = std::max(now, last);
+    if (last_server_time_ns_.compare_exchange_weak(last, t)) return t;
+  }
+}
+
+absl::StatusOr<WriteResult> Store::Impl::Write(std::string_view agent_id,
+                                               std::vector<EventRecord>& records) {
+  if (agent_id.empty()) return absl::InvalidArgumentError("storage: write with an empty agent_id");
+  for (size_t i = 0; i < records.size(); ++i) {
+    if (records[i].event.agent_id() != agent_id) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("storage: record ", i, " (seq ", records[i].event.seq(), ") has agent_id '",
+                       records[i].event.agent_id(), "' in a batch of agent '", Av(agent_id),
+                       "'; nothing written"));
+    }
+  }
+  WriteResult result;
+  if (records.empty()) return result;
+
+  SIPER_ASSIGN_OR_RETURN(uint32_t agent_num, AgentNum(agent_id));
+  std::lock_guard<std::mutex> lock(write_mu_[agent_num % kWriteLockShards]);
+
+  // Which (agent, seq) are stored already? Checked under the agent's lock, so
+  // no other write of this agent is in flight.
+  std::vector<std::string> seq_keys;
+  seq_keys.reserve(records.size());
+  for (const EventRecord& r : records)
+    seq_keys.push_back(keys::EventSeqKey(agent_num, r.event.seq()));
+  std::vector<rocksdb::Slice> slices(seq_keys.begin(), seq_keys.end());
+  std::vector<rocksdb::PinnableSlice> found(records.size());
+  std::vector<rocksdb::Status> statuses(records.size());
+  db_->MultiGet(rocksdb::ReadOptions(), cf(kEventSeq), slices.size(), slices.data(), found.data(),
+                statuses.data());
+
+  const int64_t batch_time = NextServerTime();
+  absl::flat_hash_set<uint64_t> seen;
+  rocksdb::WriteBatch batch;
+  std::string value;
+  for (size_t i = 0; i < records.size(); ++i) {
+    EventRecord& r = records[i];
+    siper::v1::Event& e = r.event;
+    result.max_seq = std::max(result.max_seq, e.seq());
+    if (statuses[i].ok()) {
+      r.duplicate = true;
+    } else if (statuses[i].IsNotFound()) {
+      r.duplicate = !seen.insert(e.seq()).second;
+    } else {
+      return FromRocks(statuses[i],
+                       absl::StrCat("check duplicate of agent '", Av(agent_id), "' seq ", e.seq()));
+    }
+    if (r.duplicate) {
+      ++result.duplicates;
+      continue;
+    }
+    ++result.stored;
+    if (e.server_time_ns() == 0) e.set_server_time_ns(batch_time);
+    const int64_t t = e.server_time_ns();
+    const std::string event_key = keys::EventKey(t, agent_num, e.seq());
+
+    value.clear();
+    e.SerializeToString(&value);
+    std::string time_bytes;
+    keycodec::AppendInt64(&time_bytes, t);
+    rocksdb::Status s = batch.Put(cf(kEvents), event_key, value);
+    if (s.ok()) s = batch.Put(cf(kEventSeq), seq_keys[i], time_bytes);
+    if (s.ok()) s = batch.Put(cf(kEventsByAgent), keys::EventByAgentKey(agent_num, t, e.seq()), "");
+    for (size_t a = 0; s.ok() && a < r.alerts.size(); ++a) {
+      siper::v1::Alert& alert = r.alerts[a];
+      const std::string alert_key = keys::AlertKey(event_key, static_cast<uint32_t>(a));
+      alert.set_id(ToHex(alert_key));
+      alert.set_agent_id(std::string(agent_id));
+      alert.set_seq(e.seq());
+      alert.set_time_ns(t);
+      if (e.has_log()) {
+        if (alert.source().empty()) alert.set_source(e.log().source());
+        if (alert.line().empty()) alert.set_line(e.log().line());
+      } else if (e.has_file() && alert.source().empty()) {
+        alert.set_source(e.file().path());
+      }
+      value.clear();
+      alert.SerializeToString(&value);
+      s = batch.Put(cf(kAlerts), alert_key, value);
+      if (s.ok())
+        s = batch.Put(cf(kAlertsByAgent), keys::AlertByAgentKey(agent_num, alert_key), "");
+      if (s.ok()) {
+        s = batch.Put(cf(kAlertsByRule), keys::RulePrefix(alert.rule_id()) + alert_key, "");
+      }
+    }
+    SIPER_RETURN_IF_ERROR(FromRocks(s, "prepare write batch"));
+  }
+  if (result.stored > 0) {
+    SIPER_RETURN_IF_ERROR(FromRocks(
+        db_->Write(WriteOpts(), &batch),
+        absl::StrCat("write batch of ", result.stored, " events of agent '", Av(agent_id), "'")));
+  }
+  return result;
+}
+
+absl::StatusOr<siper::v1::Event> Store::Impl::ReadEvent(std::string_view event_key,
+                                                        const rocksdb::Snapshot* snapshot,
+                                                        std::string_view index) const {
+  SIPER_ASSIGN_OR_RETURN(std::optional<std::string> v, Get(kEvents, event_key, snapshot));
+  if (!v.has_value()) {
+    return absl::DataLossError(absl::StrCat("storage: index ", Av(index), " points to event ",
+                                            ToHex(event_key), " which is not stored"));
+  }
+  siper::v1::Event e;
+  SIPER_RETURN_IF_ERROR(ParseValue(*v, kCfNames[kEvents], event_key, &e));
+  return e;
+}
+
+absl::Status Store::Impl::SearchEvents(
+    const EventQuery& q, const std::function<bool(const siper::v1::Event&)>& sink) const {
+  if (q.since_ns != 0 && q.until_ns != 0 && q.until_ns <= q.since_ns) return absl::OkStatus();
+  std::optional<uint32_t> agent_num;
+  if (!q.agent_id.empty()) {
+    SIPER_ASSIGN_OR_RETURN(agent_num, FindAgentNum(q.agent_id));
+    if (!agent_num.has_value()) return absl::OkStatus();  // never wrote anything
+  }
+  ScopedSnapshot snapshot(db_);
+  Emitter emitter(q.limit);
+
+  // Emits one event if it passes the filters the scan did not apply.
+  auto offer = [&](const siper::v1::Event& e) -> bool {
+    if (!TextMatches(e, q.text)) return true;
+    return emitter.Emit(sink, e);
+  };
+
+  if (!q.rule_id.empty()) {
+    // Events that raised an alert of the rule, through the rule index. Alerts
+    // of one event are adjacent in it, so one remembered key removes repeats.
+    const std::string prefix = keys::RulePrefix(q.rule_id);
+    std::string last_event_key;
+    return Scan(
+        kAlertsByRule, TimeRange(prefix, q.since_ns, q.until_ns), q.newest_first, snapshot.get(),
+        [&](std::string_view key, std::string_view) -> absl::StatusOr<bool> {
+          std::string_view alert_key = key.substr(prefix.size());
+          keys::EventKeyParts parts;
+          if (alert_key.size() != keys::kAlertKeySize || !keys::ParseEventKey(alert_key, &parts)) {
+            return absl::DataLossError(
+                absl::StrCat("storage: malformed key in alerts_by_rule: ", ToHex(key)));
+          }
+          if (agent_num.has_value() && parts.agent_num != *agent_num) return true;
+          std::string_view event_key = alert_key.substr(0, keys::kEventKeySize);
+          if (event_key == last_event_key) return true;
+          last_event_key = std::string(event_key);
+          SIPER_ASSIGN_OR_RETURN(siper::v1::Event e,
+                                 ReadEvent(event_key, snapshot.get(), "alerts_by_rule"));
+          return offer(e);
+        });
+  }
+
+  if (agent_num.has_value()) {
+    const std::string prefix = keys::AgentPrefix(*agent_num);
+    return Scan(
+        kEventsByAgent, TimeRange(prefix, q.since_ns, q.until_ns), q.newest_first, snapshot.get(),
+        [&](std::string_view key, std::string_view) -> absl::StatusOr<bool> {
+          keycodec::KeyReader r(key);
+          uint32_t num = 0;
+          int64_t t = 0;
+          uint64_t seq = 0;
+          if (!r.ReadUint32(&num) || !r.ReadInt64(&t) || !r.ReadUint64(&seq) || !r.done()) {
+            return absl::DataLossError(
+                absl::StrCat("storage: malformed key in events_by_agent: ", ToHex(key)));
+          }
+          SIPER_ASSIGN_OR_RETURN(siper::v1::Event e, ReadEvent(keys::EventKey(t, num, seq),
+                                                               snapshot.get(), "events_by_agent"));
+          return offer(e);
+        });
+  }
+
+  return Scan(kEvents, TimeRange("", q.since_ns, q.until_ns), q.newest_first, snapshot.get(),
+              [&](std::string_view key, std::string_view value) -> absl::StatusOr<bool> {
+                siper::v1::Event e;
+                SIPER_RETURN_IF_ERROR(ParseValue(value, kCfNames[kEvents], key, &e));
+                return offer(e);
+              });
+}
+
+absl::Status Store::Impl::ListAlerts(
+    const AlertQuery& q, const std::function<bool(const siper::v1::Alert&)>& sink) const {
+  int min_rank = 0;
+  if (!q.min_level.empty()) {
+    min_rank = LevelRank(q.min_level);
+    if (min_rank < 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("storage: unknown alert level '", q.min_level,
+                       "' (expected informational, low, medium, high or critical)"));
+    }
+  }
+  if (q.since_ns != 0 && q.until_ns != 0 && q.until_ns <= q.since_ns) return absl::OkStatus();
+  std::optional<uint32_t> agent_num;
+  if (!q.agent_id.empty()) {
+    SIPER_ASSIGN_OR_RETURN(agent_num, FindAgentNum(q.agent_id));
+    if (!agent_num.has_value()) return absl::OkStatus();
+  }
+  ScopedSnapshot snapshot(db_);
+  Emitter emitter(q.limit);
+
+  auto offer = [&](std::string_view alert_key, std::string_view value) -> absl::StatusOr<bool> {
+    siper::v1::Alert a;
+    SIPER_RETURN_IF_ERROR(ParseValue(value, kCfNames[kAlerts], alert_key, &a));
+    // An alert with a level outside the scale passes only an empty filter.
+    if (!q.min_level.empty() && LevelRank(a.level()) < min_rank) return true;
+    return emitter.Emit(sink, a);
+  };
+  // Follows an index entry whose key ends in the alert key.
+  auto follow = [&](std::string_view index, size_t prefix_size) {
+    return [&, index, prefix_size](std::string_view key, std::string_view) -> absl::StatusOr<bool> {
+      std::string_view alert_key = key.substr(std::min(prefix_size, key.size()));
+      keys::EventKeyParts parts;
+      if (alert_key.size() != keys::kAlertKeySize || !keys::ParseEventKey(alert_key, &parts)) {
+        return absl::DataLossError(
+            absl::StrCat("storage: malformed key in ", Av(index), ": ", ToHex(key)));
+      }
+      if (agent_num.has_value() && parts.agent_num != *agent_num) return true;
+      SIPER_ASSIGN_OR_RETURN(std::optional<std::string> v, Get(kAlerts, alert_key, snapshot.get()));
+      if (!v.has_value()) {
+        return absl::DataLossError(absl::StrCat("storage: index ", Av(index), " points to alert ",
+                                                ToHex(alert_key), " which is not stored"));
+      }
+      return offer(alert_key, *v);
+    };
+  };
+
+  if (!q.rule_id.empty()) {
+    const std::string prefix = keys::RulePrefix(q.rule_id);
+    return Scan(kAlertsByRule, TimeRange(prefix, q.since_ns, q.until_ns), q.newest_first,
+                snapshot.get(), follow("alerts_by_rule", prefix.size()));
+  }
+  if (agent_num.has_value()) {
+    const std::string prefix = keys::AgentPrefix(*agent_num);
+    return Scan(kAlertsByAgent, TimeRange(prefix, q.since_ns, q.until_ns), q.newest_first,
+                snapshot.get(), follow("alerts_by_agent", prefix.size()));
+  }
+  return Scan(kAlerts, TimeRange("", q.since_ns, q.until_ns), q.newest_first, snapshot.get(),
+              offer);
+}
+
+absl::StatusOr<uint64_t> Store::Impl::LastSeq(std::string_view agent_id) const {
+  SIPER_ASSIGN_OR_RETURN(std::optional<uint32_t> agent_num, FindAgentNum(agent_id));
+  if (!agent_num.has_value()) return 0;
+  const std::string prefix = keys::AgentPrefix(*agent_num);
+  uint64_t last = 0;
+  SIPER_RETURN_IF_ERROR(Scan(kEventSeq, KeyRange{prefix, keycodec::PrefixSuccessor(prefix)},
+                             /*reverse=*/true, nullptr,
+                             [&](std::string_view key, std::string_view) -> absl::StatusOr<bool> {
+                               keycodec::KeyReader r(key);
+                               if (!r.Skip(4) || !r.ReadUint64(&last) || !r.done()) {
+                                 return absl::DataLossError(absl::StrCat(
+                                     "storage: malformed key in event_seq: ", ToHex(key)));
+                               }
+                               return false;
+                             }));
+  return last;
+}
+
+// ---------------------------------------------------------------------------
+// Store: thin forwarding to Impl, plus the small record kinds.
+
+Store::Store(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Store::~Store() = default;
+
+absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::filesystem::path& dir,
+                                                   const StoreOptions& options) {
+  auto impl = std::make_unique<Impl>(dir, options);
+  SIPER_RETURN_IF_ERROR(impl->Open());
+  return std::unique_ptr<Store>(new Store(std::move(impl)));
+}
+
+absl::StatusOr<WriteResult> Store::Write(std::string_view agent_id,
+                                         std::vector<EventRecord>& records) {
+  return impl_->Write(agent_id, records);
+}
+
+absl::Status Store::SearchEvents(const EventQuery& q,
+                                 const std::function<bool(const siper::v1::Event&)>& sink) const {
+  return impl_->SearchEvents(q, sink);
+}
+
+absl::Status Store::ListAlerts(const AlertQuery& q,
+                               const std::function<bool(const siper::v1::Alert&)>& sink) const {
+  return impl_->ListAlerts(q, sink);
+}
+
+absl::StatusOr<std::optional<siper::v1::Event>> Store::GetEvent(std::string_view agent_id,
+                                                                uint64_t seq) const {
+  SIPER_ASSIGN_OR_RETURN(std::optional<uint32_t> agent_num, impl_->FindAgentNum(agent_id));
+  if (!agent_num.has_value()) return std::nullopt;
+  const std::string seq_key = keys::EventSeqKey(*agent_num, seq);
+  SIPER_ASSIGN_OR_RETURN(std::optional<std::string> t, impl_->Get(kEventSeq, seq_key, nullptr));
+  if (!t.has_value()) return std::nullopt;
+  if (t->size() != 8) {
+    return absl::DataLossError(
+        absl::StrCat("storage: event_seq value at ", ToHex(seq_key), " is not 8 bytes"));
+  }
+  const std::string event_key = keys::EventKey(keycodec::DecodeInt64(t->data()), *agent_num, seq);
+  SIPER_ASSIGN_OR_RETURN(std::optional<std::string> v, impl_->Get(kEvents, event_key, nullptr));
+  // Retention drops events before their dedup entries.
+  if (!v.has_value()) return std::nullopt;
+  siper::v1::Event e;
+  SIPER_RETURN_IF_ERROR(ParseValue(*v, kCfNames[kEvents], event_key, &e));
+  return e;
+}
+
+absl::StatusOr<std::optional<siper::v1::Alert>> Store::GetAlert(std::string_view alert_id) const {
+  std::optional<std::string> key = keycodec::FromHex(alert_id);
+  if (!key.has_value() || key->size() != keys::kAlertKeySize) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("storage: '", Av(alert_id), "' is not an alert id (48 hex digits)"));
+  }
+  SIPER_ASSIGN_OR_RETURN(std::optional<std::string> v, impl_->Get(kAlerts, *key, nullptr));
+  if (!v.has_value()) return std::nullopt;
+  siper::v1::Alert a;
+  SIPER_RETURN_IF_ERROR(ParseValue(*v, kCfNames[kAlerts], *key, &a));
+  return a;
+}
+
+absl::Status Store::PutAgent(const siper::v1::AgentInfo& agent) {
+  if (agent.agent_id().empty()) {
+    return absl::InvalidArgumentError("storage: PutAgent needs an agent_id");
+  }
+  return FromRocks(impl_->db()->Put(impl_->WriteOpts(), impl_->cf(kAgents), agent.agent_id(),
+                                    agent.SerializeAsString()),
+                   absl::StrCat("write agent '", agent.agent_id(), "'"));
+}
+
+absl::StatusOr<std::optional<siper::v1::AgentInfo>> Store::GetAgent(
+    std::string_view agent_id) const {
+  SIPER_ASSIGN_OR_RETURN(std::optional<std::string> v, impl_->Get(kAgents, agent_id, nullptr));
+  if (!v.has_value()) return std::nullopt;
+  siper::v1::AgentInfo a;
+  SIPER_RETURN_IF_ERROR(ParseValue(*v, kCfNames[kAgents], agent_id, &a));
+  return a;
+}
+
+absl::Status Store::ListAgents(const std::function<bool(const siper::v1::AgentInfo&)>& sink) const {
+  return impl_->Scan(kAgents, KeyRange{}, /*reverse=*/false, nullptr,
+                     [&](std::string_view key, std::string_view value) -> absl::StatusOr<bool> {
+                       siper::v1::AgentInfo a;
+                       SIPER_RETURN_IF_ERROR(ParseValue(value, kCfNames[kAgents], key, &a));
+                       return sink(a);
+                     });
+}
+
+absl::Status Store::PutToken(std::string_view token_hash, int64_t expires_ns) {
+  if (token_hash.empty()) return absl::InvalidArgumentError("storage: empty token hash");
+  std::lock_guard<std::mutex> lock(impl_->token_mu());
+  SIPER_ASSIGN_OR_RETURN(std::optional<std::string> existing,
+                         impl_->Get(kTokens, token_hash, nullptr));
+  if (existing.has_value()) {
+    return absl::AlreadyExistsError("storage: a token with this hash is stored already");
+  }
+  siper::v1::TokenRecord t;
+  t.set_created_ns(NowNs());
+  t.set_expires_ns(expires_ns);
+  return FromRocks(impl_->db()->Put(Impl::SyncedWriteOpts(), impl_->cf(kTokens),
+                                    AsSlice(token_hash), t.SerializeAsString()),
+                   "write enrollment token");
+}
+
+absl::Status Store::ConsumeToken(std::string_view token_hash, int64_t now_ns) {
+  std::lock_guard<std::mutex> lock(impl_->token_mu());
+  SIPER_ASSIGN_OR_RETURN(std::optional<std::string> v, impl_->Get(kTokens, token_hash, nullptr));
+  if (!v.has_value()) return absl::NotFoundError("unknown token");
+  siper::v1::TokenRecord t;
+  SIPER_RETURN_IF_ERROR(ParseValue(*v, kCfNames[kTokens], token_hash, &t));
+  if (t.used_ns() != 0) return absl::FailedPreconditionError("token already used");
+  if (now_ns >= t.expires_ns()) return absl::FailedPreconditionError("token expired");
+  t.set_used_ns(now_ns);
+  return FromRocks(impl_->db()->Put(Impl::SyncedWriteOpts(), impl_->cf(kTokens),
+                                    AsSlice(token_hash), t.SerializeAsString()),
+                   "mark enrollment token used");
+}
+
+absl::StatusOr<uint64_t> Store::LastSeq(std::string_view agent_id) const {
+  return impl_->LastSeq(agent_id);
+}
+
+}  // namespace siper::storage

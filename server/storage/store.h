@@ -1,0 +1,135 @@
+// Siper's event store: events, alerts, agents and enrollment tokens in RocksDB.
+//
+// The only component that includes RocksDB. This header exposes no RocksDB
+// type, so callers build without RocksDB's headers. Design and key layouts:
+// server/storage/README.md.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "siper/v1/analyst_service.pb.h"
+#include "siper/v1/events.pb.h"
+
+namespace siper::storage {
+
+struct StoreOptions {
+  // Sync the write-ahead log for every write batch before Write() returns, so
+  // an acknowledged event survives a power loss. Default: true. With false the
+  // WAL is still written (a crash of the process loses nothing; a crash of the
+  // machine may lose the last writes).
+  bool sync_writes = true;
+};
+
+// One event and the alerts it raised, written together.
+struct EventRecord {
+  siper::v1::Event event;
+  std::vector<siper::v1::Alert> alerts;
+  // Set by Store::Write: true when (agent_id, seq) was already stored (by an
+  // earlier batch or earlier in the same batch); nothing of it was written.
+  bool duplicate = false;
+};
+
+struct WriteResult {
+  uint32_t stored = 0;
+  uint32_t duplicates = 0;
+  // Highest seq among all records of the call, stored or duplicate: every one
+  // of them is durable when Write returns, so all can be acknowledged.
+  uint64_t max_seq = 0;
+};
+
+// Time bounds are server time (Event.server_time_ns): since_ns inclusive,
+// until_ns exclusive; 0 means unbounded on that side.
+struct EventQuery {
+  int64_t since_ns = 0;
+  int64_t until_ns = 0;
+  std::string agent_id;  // empty: all agents
+  std::string rule_id;   // only events that raised an alert of this rule
+  std::string text;      // case-sensitive substring of the raw line (or file path)
+  uint64_t limit = 0;    // 0: no limit
+  bool newest_first = false;
+};
+
+struct AlertQuery {
+  int64_t since_ns = 0;
+  int64_t until_ns = 0;
+  std::string agent_id;
+  std::string rule_id;
+  // Minimum level: informational < low < medium < high < critical. Empty: all.
+  std::string min_level;
+  uint64_t limit = 0;
+  bool newest_first = false;
+};
+
+class Store {
+ public:
+  // Bumped when the on-disk layout changes incompatibly. Open refuses a store
+  // written by a newer schema.
+  static constexpr uint32_t kSchemaVersion = 1;
+
+  // Opens (creating if missing) the store in `dir`.
+  static absl::StatusOr<std::unique_ptr<Store>> Open(const std::filesystem::path& dir,
+                                                     const StoreOptions& options = {});
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  // Thread-safe. In ONE RocksDB write batch, stores the records whose
+  // (agent_id, event.seq) is not stored yet, with their alerts, and skips the
+  // others as duplicates (EventRecord::duplicate). Every record's
+  // event.agent_id must equal agent_id (else InvalidArgument, nothing written).
+  // Fills in, on the stored records: event.server_time_ns when it is 0 (one
+  // time per call, never earlier than a time this store assigned before, so
+  // an agent's events keep their order); and on each alert: id, agent_id, seq,
+  // time_ns (the event's server time), and source/line from the event when
+  // empty. Returns after the batch is durable per StoreOptions::sync_writes.
+  absl::StatusOr<WriteResult> Write(std::string_view agent_id, std::vector<EventRecord>& records);
+
+  // Streams matching events in time order (oldest first unless newest_first).
+  // The sink returns false to stop early; that is not an error.
+  absl::Status SearchEvents(const EventQuery& q,
+                            const std::function<bool(const siper::v1::Event&)>& sink) const;
+  absl::Status ListAlerts(const AlertQuery& q,
+                          const std::function<bool(const siper::v1::Alert&)>& sink) const;
+
+  // One event by its identity; nullopt when not stored.
+  absl::StatusOr<std::optional<siper::v1::Event>> GetEvent(std::string_view agent_id,
+                                                           uint64_t seq) const;
+  // One alert by the id Write gave it; nullopt when not stored.
+  absl::StatusOr<std::optional<siper::v1::Alert>> GetAlert(std::string_view alert_id) const;
+
+  // Creates or replaces the agent's registry entry (keyed by agent.agent_id).
+  absl::Status PutAgent(const siper::v1::AgentInfo& agent);
+  absl::StatusOr<std::optional<siper::v1::AgentInfo>> GetAgent(std::string_view agent_id) const;
+  // All agents, ordered by agent_id.
+  absl::Status ListAgents(const std::function<bool(const siper::v1::AgentInfo&)>& sink) const;
+
+  // Enrollment tokens are stored by their SHA-256 (the caller hashes), one use
+  // only. AlreadyExists if the hash is stored already. Always synced.
+  absl::Status PutToken(std::string_view token_hash, int64_t expires_ns);
+  // OK the first time; then FailedPrecondition "token already used"; NotFound
+  // "unknown token"; FailedPrecondition "token expired" once now_ns >=
+  // expires_ns. Thread-safe: of concurrent calls with one token, one wins.
+  absl::Status ConsumeToken(std::string_view token_hash, int64_t now_ns);
+
+  // Highest seq stored for an agent (0 if none): lets the server tell a
+  // reconnecting agent where it is.
+  absl::StatusOr<uint64_t> LastSeq(std::string_view agent_id) const;
+
+  // Implementation, defined in store.cc (keeps RocksDB out of this header).
+  class Impl;
+
+ private:
+  explicit Store(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace siper::storage

@@ -1,0 +1,567 @@
+#include "server/storage/store.h"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <algorithm>
+#include <atomic>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/key_codec.h"
+#include "rocksdb/db.h"
+
+namespace siper::storage {
+namespace {
+
+namespace fs = std::filesystem;
+using siper::v1::AgentInfo;
+using siper::v1::Alert;
+using siper::v1::Event;
+
+constexpr int64_t kSecond = 1'000'000'000;
+constexpr int64_t kT0 = 1'700'000'000 * kSecond;
+
+EventRecord LogRecord(const std::string& agent, uint64_t seq, const std::string& line,
+                      int64_t server_time_ns = 0) {
+  EventRecord r;
+  r.event.set_agent_id(agent);
+  r.event.set_seq(seq);
+  r.event.set_agent_time_ns(kT0);
+  r.event.set_server_time_ns(server_time_ns);
+  r.event.mutable_log()->set_source("/var/log/auth.log");
+  r.event.mutable_log()->set_line(line);
+  return r;
+}
+
+Alert MakeAlert(const std::string& rule, const std::string& level) {
+  Alert a;
+  a.set_rule_id(rule);
+  a.set_title("title of " + rule);
+  a.set_level(level);
+  return a;
+}
+
+// Opens the store's RocksDB directly, with all its column families, to damage
+// records the way a bad disk or a newer server would.
+class RawDb {
+ public:
+  explicit RawDb(const fs::path& dir) {
+    std::vector<std::string> names;
+    EXPECT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), dir.string(), &names).ok());
+    std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+    for (const std::string& n : names) descriptors.emplace_back(n, rocksdb::ColumnFamilyOptions());
+    rocksdb::DB* db = nullptr;
+    rocksdb::Status s =
+        rocksdb::DB::Open(rocksdb::DBOptions(), dir.string(), descriptors, &handles_, &db);
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    db_.reset(db);
+    names_ = names;
+  }
+  ~RawDb() {
+    for (auto* h : handles_) EXPECT_TRUE(db_->DestroyColumnFamilyHandle(h).ok());
+    EXPECT_TRUE(db_->Close().ok());
+  }
+  rocksdb::ColumnFamilyHandle* cf(const std::string& name) {
+    for (size_t i = 0; i < names_.size(); ++i) {
+      if (names_[i] == name) return handles_[i];
+    }
+    ADD_FAILURE() << "no column family " << name;
+    return nullptr;
+  }
+  rocksdb::DB* db() { return db_.get(); }
+  // Keys of a column family in order.
+  std::vector<std::string> Keys(const std::string& name) {
+    std::vector<std::string> keys;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf(name)));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) keys.push_back(it->key().ToString());
+    return keys;
+  }
+
+ private:
+  std::unique_ptr<rocksdb::DB> db_;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles_;
+  std::vector<std::string> names_;
+};
+
+class StoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tmpl = (fs::temp_directory_path() / "siper_storage_test_XXXXXX").string();
+    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
+    dir_ = tmpl;
+    Reopen();
+  }
+  void TearDown() override {
+    store_.reset();
+    fs::remove_all(dir_);
+  }
+  void Reopen() {
+    store_.reset();
+    auto s = Store::Open(dir_ / "db");
+    ASSERT_TRUE(s.ok()) << s.status();
+    store_ = std::move(s).value();
+  }
+  void Close() { store_.reset(); }
+
+  WriteResult MustWrite(const std::string& agent, std::vector<EventRecord> records) {
+    auto r = store_->Write(agent, records);
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? *r : WriteResult{};
+  }
+
+  std::vector<Event> Search(const EventQuery& q) {
+    std::vector<Event> out;
+    absl::Status s = store_->SearchEvents(q, [&](const Event& e) {
+      out.push_back(e);
+      return true;
+    });
+    EXPECT_TRUE(s.ok()) << s;
+    return out;
+  }
+  // (agent_id, seq) of the events a query returns, in order.
+  std::vector<std::pair<std::string, uint64_t>> SearchIds(const EventQuery& q) {
+    std::vector<std::pair<std::string, uint64_t>> ids;
+    for (const Event& e : Search(q)) ids.emplace_back(e.agent_id(), e.seq());
+    return ids;
+  }
+  std::vector<Alert> Alerts(const AlertQuery& q) {
+    std::vector<Alert> out;
+    absl::Status s = store_->ListAlerts(q, [&](const Alert& a) {
+      out.push_back(a);
+      return true;
+    });
+    EXPECT_TRUE(s.ok()) << s;
+    return out;
+  }
+
+  // Three agents' events at known times, with alerts:
+  //   a1 seq 1..4 at t0+1s..t0+4s, a2 seq 1..2 at t0+2.5s, t0+5s.
+  //   a1/2 raised ssh-brute (high) and sudo (medium); a1/4 ssh-brute (low);
+  //   a2/2 ssh-brute (critical).
+  void WriteFixture() {
+    std::vector<EventRecord> a1;
+    for (uint64_t s = 1; s <= 4; ++s) {
+      a1.push_back(LogRecord("a1", s, "a1 line " + std::to_string(s) + (s % 2 ? " odd" : " even"),
+                             kT0 + static_cast<int64_t>(s) * kSecond));
+    }
+    a1[1].alerts = {MakeAlert("ssh-brute", "high"), MakeAlert("sudo", "medium")};
+    a1[3].alerts = {MakeAlert("ssh-brute", "low")};
+    MustWrite("a1", std::move(a1));
+    std::vector<EventRecord> a2 = {LogRecord("a2", 1, "a2 first", kT0 + 2 * kSecond + kSecond / 2),
+                                   LogRecord("a2", 2, "a2 second odd", kT0 + 5 * kSecond)};
+    a2[1].alerts = {MakeAlert("ssh-brute", "critical")};
+    MustWrite("a2", std::move(a2));
+  }
+
+  fs::path dir_;
+  std::unique_ptr<Store> store_;
+};
+
+using Ids = std::vector<std::pair<std::string, uint64_t>>;
+
+TEST_F(StoreTest, WriteThenReadRoundTrip) {
+  std::vector<EventRecord> records = {LogRecord("a1", 1, "Failed password for root"),
+                                      LogRecord("a1", 2, "Accepted password for bob")};
+  records[0].event.mutable_fields()->insert({"source.ip", "10.0.0.5"});
+  records[0].alerts.push_back(MakeAlert("ssh-fail", "low"));
+  EventRecord file;
+  file.event.set_agent_id("a1");
+  file.event.set_seq(3);
+  file.event.mutable_file()->set_path("/etc/passwd");
+  file.event.mutable_file()->set_sha256(std::string(64, 'a'));
+  records.push_back(file);
+
+  auto r = store_->Write("a1", records);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->stored, 3u);
+  EXPECT_EQ(r->duplicates, 0u);
+  EXPECT_EQ(r->max_seq, 3u);
+  // The store gave the batch one server time and filled in the alert.
+  const int64_t t = records[0].event.server_time_ns();
+  EXPECT_GT(t, 0);
+  EXPECT_EQ(records[2].event.server_time_ns(), t);
+  const Alert& alert = records[0].alerts[0];
+  EXPECT_EQ(alert.id().size(), 48u);
+  EXPECT_EQ(alert.agent_id(), "a1");
+  EXPECT_EQ(alert.seq(), 1u);
+  EXPECT_EQ(alert.time_ns(), t);
+  EXPECT_EQ(alert.source(), "/var/log/auth.log");
+  EXPECT_EQ(alert.line(), "Failed password for root");
+
+  std::vector<Event> events = Search({});
+  ASSERT_EQ(events.size(), 3u);
+  EXPECT_EQ(events[0].SerializeAsString(), records[0].event.SerializeAsString());
+  EXPECT_EQ(events[0].fields().at("source.ip"), "10.0.0.5");
+  EXPECT_EQ(events[2].file().path(), "/etc/passwd");
+
+  std::vector<Alert> alerts = Alerts({});
+  ASSERT_EQ(alerts.size(), 1u);
+  EXPECT_EQ(alerts[0].SerializeAsString(), alert.SerializeAsString());
+
+  auto got = store_->GetAlert(alert.id());
+  ASSERT_TRUE(got.ok()) << got.status();
+  ASSERT_TRUE(got->has_value());
+  EXPECT_EQ((*got)->rule_id(), "ssh-fail");
+  auto ev = store_->GetEvent("a1", 2);
+  ASSERT_TRUE(ev.ok()) << ev.status();
+  ASSERT_TRUE(ev->has_value());
+  EXPECT_EQ((*ev)->log().line(), "Accepted password for bob");
+  EXPECT_FALSE(store_->GetEvent("a1", 99)->has_value());
+  EXPECT_FALSE(store_->GetEvent("nobody", 1)->has_value());
+  EXPECT_EQ(store_->GetAlert("nothex").status().code(), absl::StatusCode::kInvalidArgument);
+
+  // Everything survives a reopen.
+  Reopen();
+  EXPECT_EQ(Search({}).size(), 3u);
+  EXPECT_EQ(Alerts({}).size(), 1u);
+}
+
+TEST_F(StoreTest, DuplicatesWithinOneBatch) {
+  std::vector<EventRecord> records = {LogRecord("a1", 1, "first"), LogRecord("a1", 2, "x"),
+                                      LogRecord("a1", 1, "first again")};
+  auto r = store_->Write("a1", records);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->stored, 2u);
+  EXPECT_EQ(r->duplicates, 1u);
+  EXPECT_EQ(r->max_seq, 2u);
+  EXPECT_FALSE(records[0].duplicate);
+  EXPECT_TRUE(records[2].duplicate);
+  std::vector<Event> events = Search({});
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0].log().line(), "first");
+}
+
+TEST_F(StoreTest, DuplicatesAcrossBatchesAndReopen) {
+  EXPECT_EQ(MustWrite("a1", {LogRecord("a1", 1, "l1"), LogRecord("a1", 2, "l2")}).stored, 2u);
+  // A resend overlapping the first batch, with a new event.
+  std::vector<EventRecord> resend = {LogRecord("a1", 2, "l2"), LogRecord("a1", 3, "l3")};
+  resend[0].alerts.push_back(MakeAlert("r", "high"));  // a duplicate's alerts are not stored
+  auto r = store_->Write("a1", resend);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->stored, 1u);
+  EXPECT_EQ(r->duplicates, 1u);
+  EXPECT_EQ(r->max_seq, 3u);
+  EXPECT_TRUE(resend[0].duplicate);
+  EXPECT_TRUE(Alerts({}).empty());
+  // The same seq of another agent is not a duplicate.
+  EXPECT_EQ(MustWrite("a2", {LogRecord("a2", 1, "other")}).stored, 1u);
+
+  Reopen();
+  WriteResult again = MustWrite(
+      "a1", {LogRecord("a1", 1, "l1"), LogRecord("a1", 3, "l3"), LogRecord("a1", 4, "l4")});
+  EXPECT_EQ(again.stored, 1u);
+  EXPECT_EQ(again.duplicates, 2u);
+  EXPECT_EQ(SearchIds({}).size(), 5u);
+}
+
+TEST_F(StoreTest, AllDuplicatesWritesNothing) {
+  MustWrite("a1", {LogRecord("a1", 5, "x")});
+  WriteResult r = MustWrite("a1", {LogRecord("a1", 5, "x")});
+  EXPECT_EQ(r.stored, 0u);
+  EXPECT_EQ(r.duplicates, 1u);
+  EXPECT_EQ(r.max_seq, 5u);
+  EXPECT_EQ(MustWrite("a1", {}).stored, 0u);
+}
+
+TEST_F(StoreTest, RefusesRecordOfAnotherAgent) {
+  std::vector<EventRecord> records = {LogRecord("a1", 1, "ok"), LogRecord("intruder", 2, "bad")};
+  auto r = store_->Write("a1", records);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("intruder"), std::string::npos);
+  EXPECT_TRUE(Search({}).empty());  // nothing of the batch was written
+  std::vector<EventRecord> none;
+  EXPECT_EQ(store_->Write("", none).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(StoreTest, ServerTimeAssignedAndKeptInOrder) {
+  std::vector<EventRecord> first = {LogRecord("a1", 1, "x")};
+  ASSERT_TRUE(store_->Write("a1", first).ok());
+  std::vector<EventRecord> second = {LogRecord("a1", 2, "y"), LogRecord("a1", 3, "z")};
+  ASSERT_TRUE(store_->Write("a1", second).ok());
+  EXPECT_GE(second[0].event.server_time_ns(), first[0].event.server_time_ns());
+  EXPECT_EQ(second[0].event.server_time_ns(), second[1].event.server_time_ns());
+  // A time the caller set is kept.
+  std::vector<EventRecord> given = {LogRecord("a1", 4, "w", kT0)};
+  ASSERT_TRUE(store_->Write("a1", given).ok());
+  EXPECT_EQ(given[0].event.server_time_ns(), kT0);
+  // One agent's events come out in seq order within a batch time.
+  EXPECT_EQ(SearchIds({.agent_id = "a1"}), (Ids{{"a1", 4}, {"a1", 1}, {"a1", 2}, {"a1", 3}}));
+}
+
+TEST_F(StoreTest, SearchAllInTimeOrder) {
+  WriteFixture();
+  EXPECT_EQ(SearchIds({}), (Ids{{"a1", 1}, {"a1", 2}, {"a2", 1}, {"a1", 3}, {"a1", 4}, {"a2", 2}}));
+  EXPECT_EQ(SearchIds({.newest_first = true}),
+            (Ids{{"a2", 2}, {"a1", 4}, {"a1", 3}, {"a2", 1}, {"a1", 2}, {"a1", 1}}));
+}
+
+TEST_F(StoreTest, SearchTimeRange) {
+  WriteFixture();
+  // since inclusive, until exclusive.
+  EXPECT_EQ(SearchIds({.since_ns = kT0 + 2 * kSecond, .until_ns = kT0 + 4 * kSecond}),
+            (Ids{{"a1", 2}, {"a2", 1}, {"a1", 3}}));
+  EXPECT_EQ(SearchIds({.since_ns = kT0 + 4 * kSecond}), (Ids{{"a1", 4}, {"a2", 2}}));
+  EXPECT_EQ(SearchIds({.until_ns = kT0 + 2 * kSecond}), (Ids{{"a1", 1}}));
+  EXPECT_EQ(
+      SearchIds(
+          {.since_ns = kT0 + 2 * kSecond, .until_ns = kT0 + 4 * kSecond, .newest_first = true}),
+      (Ids{{"a1", 3}, {"a2", 1}, {"a1", 2}}));
+  EXPECT_TRUE(SearchIds({.since_ns = kT0 + 9 * kSecond}).empty());
+  EXPECT_TRUE(SearchIds({.since_ns = kT0 + 3 * kSecond, .until_ns = kT0 + 3 * kSecond}).empty());
+}
+
+TEST_F(StoreTest, SearchByAgent) {
+  WriteFixture();
+  EXPECT_EQ(SearchIds({.agent_id = "a2"}), (Ids{{"a2", 1}, {"a2", 2}}));
+  EXPECT_EQ(SearchIds({.agent_id = "a1", .newest_first = true}),
+            (Ids{{"a1", 4}, {"a1", 3}, {"a1", 2}, {"a1", 1}}));
+  EXPECT_EQ(
+      SearchIds({.since_ns = kT0 + 2 * kSecond, .until_ns = kT0 + 4 * kSecond, .agent_id = "a1"}),
+      (Ids{{"a1", 2}, {"a1", 3}}));
+  EXPECT_TRUE(SearchIds({.agent_id = "unknown"}).empty());
+}
+
+TEST_F(StoreTest, SearchByRule) {
+  WriteFixture();
+  // a1/2 raised ssh-brute once and sudo once: it appears once.
+  EXPECT_EQ(SearchIds({.rule_id = "ssh-brute"}), (Ids{{"a1", 2}, {"a1", 4}, {"a2", 2}}));
+  EXPECT_EQ(SearchIds({.rule_id = "ssh-brute", .newest_first = true}),
+            (Ids{{"a2", 2}, {"a1", 4}, {"a1", 2}}));
+  EXPECT_EQ(SearchIds({.rule_id = "sudo"}), (Ids{{"a1", 2}}));
+  EXPECT_EQ(SearchIds({.agent_id = "a1", .rule_id = "ssh-brute"}), (Ids{{"a1", 2}, {"a1", 4}}));
+  EXPECT_EQ(SearchIds({.since_ns = kT0 + 3 * kSecond, .rule_id = "ssh-brute"}),
+            (Ids{{"a1", 4}, {"a2", 2}}));
+  // A rule id that is a prefix of another matches only itself.
+  EXPECT_TRUE(SearchIds({.rule_id = "ssh"}).empty());
+}
+
+TEST_F(StoreTest, SearchText) {
+  WriteFixture();
+  EXPECT_EQ(SearchIds({.text = "odd"}), (Ids{{"a1", 1}, {"a1", 3}, {"a2", 2}}));
+  EXPECT_EQ(SearchIds({.agent_id = "a1", .text = "odd"}), (Ids{{"a1", 1}, {"a1", 3}}));
+  EXPECT_EQ(SearchIds({.rule_id = "ssh-brute", .text = "odd"}), (Ids{{"a2", 2}}));
+  EXPECT_TRUE(SearchIds({.text = "ODD"}).empty());  // case-sensitive
+}
+
+TEST_F(StoreTest, SearchLimitAndEarlyStop) {
+  WriteFixture();
+  EXPECT_EQ(SearchIds({.limit = 2}), (Ids{{"a1", 1}, {"a1", 2}}));
+  EXPECT_EQ(SearchIds({.limit = 2, .newest_first = true}), (Ids{{"a2", 2}, {"a1", 4}}));
+  // Limit counts matches, not scanned events.
+  EXPECT_EQ(SearchIds({.text = "odd", .limit = 2, .newest_first = true}),
+            (Ids{{"a2", 2}, {"a1", 3}}));
+  EXPECT_EQ(SearchIds({.agent_id = "a1", .limit = 1, .newest_first = true}), (Ids{{"a1", 4}}));
+  EXPECT_EQ(SearchIds({.rule_id = "ssh-brute", .limit = 1}), (Ids{{"a1", 2}}));
+  EXPECT_EQ(SearchIds({.limit = 0}).size(), 6u);  // 0: no limit
+  int seen = 0;
+  ASSERT_TRUE(store_->SearchEvents({}, [&](const Event&) { return ++seen < 3; }).ok());
+  EXPECT_EQ(seen, 3);
+}
+
+TEST_F(StoreTest, ListAlertsFilters) {
+  WriteFixture();
+  auto rules = [](const std::vector<Alert>& alerts) {
+    std::vector<std::string> out;
+    for (const Alert& a : alerts) out.push_back(a.agent_id() + "/" + a.rule_id() + "/" + a.level());
+    return out;
+  };
+  using Strs = std::vector<std::string>;
+  EXPECT_EQ(rules(Alerts({})), (Strs{"a1/ssh-brute/high", "a1/sudo/medium", "a1/ssh-brute/low",
+                                     "a2/ssh-brute/critical"}));
+  EXPECT_EQ(
+      rules(Alerts({.newest_first = true})),
+      (Strs{"a2/ssh-brute/critical", "a1/ssh-brute/low", "a1/sudo/medium", "a1/ssh-brute/high"}));
+  EXPECT_EQ(rules(Alerts({.agent_id = "a2"})), (Strs{"a2/ssh-brute/critical"}));
+  EXPECT_EQ(rules(Alerts({.agent_id = "a1", .newest_first = true})),
+            (Strs{"a1/ssh-brute/low", "a1/sudo/medium", "a1/ssh-brute/high"}));
+  EXPECT_EQ(rules(Alerts({.rule_id = "ssh-brute"})),
+            (Strs{"a1/ssh-brute/high", "a1/ssh-brute/low", "a2/ssh-brute/critical"}));
+  EXPECT_EQ(rules(Alerts({.agent_id = "a1", .rule_id = "ssh-brute"})),
+            (Strs{"a1/ssh-brute/high", "a1/ssh-brute/low"}));
+  EXPECT_EQ(rules(Alerts({.min_level = "high"})),
+            (Strs{"a1/ssh-brute/high", "a2/ssh-brute/critical"}));
+  EXPECT_EQ(rules(Alerts({.min_level = "medium", .limit = 2, .newest_first = true})),
+            (Strs{"a2/ssh-brute/critical", "a1/sudo/medium"}));
+  EXPECT_EQ(rules(Alerts({.since_ns = kT0 + 3 * kSecond, .until_ns = kT0 + 5 * kSecond})),
+            (Strs{"a1/ssh-brute/low"}));
+  EXPECT_EQ(rules(Alerts({.since_ns = kT0 + 3 * kSecond, .rule_id = "ssh-brute", .limit = 1})),
+            (Strs{"a1/ssh-brute/low"}));
+  EXPECT_TRUE(Alerts({.agent_id = "nobody"}).empty());
+  absl::Status bad = store_->ListAlerts({.min_level = "severe"}, [](const Alert&) { return true; });
+  EXPECT_EQ(bad.code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(StoreTest, TokenLifecycle) {
+  const std::string hash(32, '\x11');
+  ASSERT_TRUE(store_->PutToken(hash, kT0 + 60 * kSecond).ok());
+  EXPECT_EQ(store_->PutToken(hash, kT0).code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_TRUE(store_->ConsumeToken(hash, kT0).ok());
+  absl::Status reuse = store_->ConsumeToken(hash, kT0 + kSecond);
+  EXPECT_EQ(reuse.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(reuse.message(), "token already used");
+  absl::Status unknown = store_->ConsumeToken(std::string(32, '\x22'), kT0);
+  EXPECT_EQ(unknown.code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(unknown.message(), "unknown token");
+
+  const std::string old(32, '\x33');
+  ASSERT_TRUE(store_->PutToken(old, kT0).ok());
+  absl::Status expired = store_->ConsumeToken(old, kT0);  // expiry is exclusive
+  EXPECT_EQ(expired.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(expired.message(), "token expired");
+
+  // Use is durable.
+  Reopen();
+  EXPECT_EQ(store_->ConsumeToken(hash, kT0).message(), "token already used");
+}
+
+TEST_F(StoreTest, TokenConsumedOnceUnderConcurrency) {
+  const std::string hash(32, '\x44');
+  ASSERT_TRUE(store_->PutToken(hash, kT0 + 60 * kSecond).ok());
+  std::atomic<int> ok{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 8; ++i) {
+    threads.emplace_back([&] {
+      if (store_->ConsumeToken(hash, kT0).ok()) ++ok;
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(ok.load(), 1);
+}
+
+TEST_F(StoreTest, AgentsPutGetList) {
+  EXPECT_FALSE(store_->GetAgent("a1")->has_value());
+  AgentInfo a1;
+  a1.set_agent_id("a1");
+  a1.set_hostname("pc-1");
+  a1.set_version("0.1.0");
+  AgentInfo a0;
+  a0.set_agent_id("a0");
+  a0.set_hostname("pc-0");
+  ASSERT_TRUE(store_->PutAgent(a1).ok());
+  ASSERT_TRUE(store_->PutAgent(a0).ok());
+  a1.set_last_seen_ns(kT0);
+  ASSERT_TRUE(store_->PutAgent(a1).ok());  // replaces
+  auto got = store_->GetAgent("a1");
+  ASSERT_TRUE(got.ok());
+  ASSERT_TRUE(got->has_value());
+  EXPECT_EQ((*got)->hostname(), "pc-1");
+  EXPECT_EQ((*got)->last_seen_ns(), kT0);
+  std::vector<std::string> ids;
+  ASSERT_TRUE(store_
+                  ->ListAgents([&](const AgentInfo& a) {
+                    ids.push_back(a.agent_id());
+                    return true;
+                  })
+                  .ok());
+  EXPECT_EQ(ids, (std::vector<std::string>{"a0", "a1"}));
+  EXPECT_EQ(store_->PutAgent(AgentInfo()).code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(StoreTest, LastSeq) {
+  EXPECT_EQ(*store_->LastSeq("a1"), 0u);
+  MustWrite("a1", {LogRecord("a1", 7, "x"), LogRecord("a1", 3, "y")});
+  MustWrite("a1", {LogRecord("a1", 5, "z")});
+  MustWrite("a2", {LogRecord("a2", 100, "z")});
+  EXPECT_EQ(*store_->LastSeq("a1"), 7u);
+  EXPECT_EQ(*store_->LastSeq("a2"), 100u);
+  Reopen();
+  EXPECT_EQ(*store_->LastSeq("a1"), 7u);
+  EXPECT_EQ(*store_->LastSeq("nobody"), 0u);
+}
+
+// Many writers, one agent, overlapping resends: each seq is stored exactly once.
+TEST_F(StoreTest, ConcurrentWritersStoreEachSeqOnce) {
+  constexpr int kThreads = 4;
+  constexpr uint64_t kSeqs = 200;
+  std::atomic<uint32_t> stored{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (uint64_t start = 1; start <= kSeqs; start += 10) {
+        std::vector<EventRecord> batch;
+        for (uint64_t s = start; s < start + 10; ++s) {
+          batch.push_back(LogRecord(t % 2 ? "a1" : "a2", s, "line"));
+        }
+        auto r = store_->Write(t % 2 ? "a1" : "a2", batch);
+        ASSERT_TRUE(r.ok()) << r.status();
+        stored += r->stored;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(stored.load(), 2 * kSeqs);
+  EXPECT_EQ(Search({}).size(), 2 * kSeqs);
+}
+
+TEST_F(StoreTest, RefusesNewerSchema) {
+  Close();
+  {
+    RawDb raw(dir_ / "db");
+    std::string v;
+    keycodec::AppendUint32(&v, Store::kSchemaVersion + 1);
+    ASSERT_TRUE(raw.db()->Put(rocksdb::WriteOptions(), raw.cf("meta"), "schema_version", v).ok());
+  }
+  auto s = Store::Open(dir_ / "db");
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(s.status().message().find("schema version 2"), std::string::npos) << s.status();
+  EXPECT_NE(s.status().message().find("newer"), std::string::npos);
+}
+
+// A family added by a newer version does not stop the schema check from
+// giving its clear message.
+TEST_F(StoreTest, OpensStoreWithUnknownColumnFamily) {
+  Close();
+  {
+    RawDb raw(dir_ / "db");
+    rocksdb::ColumnFamilyHandle* h = nullptr;
+    ASSERT_TRUE(raw.db()->CreateColumnFamily(rocksdb::ColumnFamilyOptions(), "future", &h).ok());
+    ASSERT_TRUE(raw.db()->DestroyColumnFamilyHandle(h).ok());
+  }
+  Reopen();
+  MustWrite("a1", {LogRecord("a1", 1, "x")});
+  EXPECT_EQ(Search({}).size(), 1u);
+}
+
+TEST_F(StoreTest, CorruptValueIsAnErrorNotACrash) {
+  WriteFixture();
+  AgentInfo a;
+  a.set_agent_id("a1");
+  ASSERT_TRUE(store_->PutAgent(a).ok());
+  Close();
+  {
+    RawDb raw(dir_ / "db");
+    std::vector<std::string> event_keys = raw.Keys("events");
+    ASSERT_EQ(event_keys.size(), 6u);
+    std::vector<std::string> alert_keys = raw.Keys("alerts");
+    ASSERT_EQ(alert_keys.size(), 4u);
+    const std::string garbage("\xff\xff\xff\xff\x0f garbage", 13);
+    ASSERT_TRUE(
+        raw.db()->Put(rocksdb::WriteOptions(), raw.cf("events"), event_keys[2], garbage).ok());
+    ASSERT_TRUE(
+        raw.db()->Put(rocksdb::WriteOptions(), raw.cf("alerts"), alert_keys[0], garbage).ok());
+    ASSERT_TRUE(raw.db()->Put(rocksdb::WriteOptions(), raw.cf("agents"), "a1", garbage).ok());
+    // An index entry whose event is gone.
+    ASSERT_TRUE(raw.db()->Delete(rocksdb::WriteOptions(), raw.cf("events"), event_keys[5]).ok());
+  }
+  Reopen();
+  auto noop_event = [](const Event&) { return true; };
+  absl::Status s = store_->SearchEvents({}, noop_event);
+  EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss) << s;
+  EXPECT_NE(s.message().find("events"), std::string::npos) << s;
+  // Reading up to the damaged record works.
+  EXPECT_EQ(SearchIds({.limit = 2}).size(), 2u);
+  s = store_->ListAlerts({}, [](const Alert&) { return true; });
+  EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss) << s;
+  EXPECT_EQ(store_->GetAgent("a1").status().code(), absl::StatusCode::kDataLoss);
+  s = store_->SearchEvents({.agent_id = "a2", .newest_first = true}, noop_event);
+  EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss) << s;
+  EXPECT_NE(s.message().find("not stored"), std::string::npos) << s;
+}
+
+}  // namespace
+}  // namespace siper::storage
