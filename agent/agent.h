@@ -1,0 +1,57 @@
+// The running agent: log tailer -> pending events -> shipper, each collector
+// and the shipper on its own thread.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "agent/config.h"
+#include "agent/identity.h"
+#include "agent/log_tailer.h"
+#include "agent/pending_events.h"
+#include "agent/shipper.h"
+
+namespace siper::agent {
+
+class Agent {
+ public:
+  // Loads the identity from the state directory and recovers what was
+  // pending before the last stop. Nothing runs yet.
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<Agent>> Create(const AgentConfig& config);
+  ~Agent();
+
+  void Start();
+
+  // Stops reading, gives the shipper up to `flush_timeout` to get what was
+  // read acknowledged, stops it and persists the offsets.
+  [[nodiscard]] absl::Status Stop(absl::Duration flush_timeout);
+
+  // Not OK when a thread ended on an error the agent cannot work past.
+  absl::Status health() const;
+  const std::string& agent_id() const { return identity_.agent_id; }
+
+ private:
+  Agent(const AgentConfig& config, AgentIdentity identity);
+  void TailLoop();
+  void Fail(absl::Status status);
+
+  const AgentConfig config_;
+  const AgentIdentity identity_;
+  std::unique_ptr<PendingEvents> pending_;
+  std::unique_ptr<LogTailer> tailer_;
+  std::unique_ptr<Shipper> shipper_;
+  std::thread tail_thread_;
+  std::thread ship_thread_;
+
+  std::atomic<bool> stopping_{false};
+  mutable std::mutex mu_;
+  std::condition_variable stop_cv_;
+  absl::Status health_;
+};
+
+}  // namespace siper::agent

@@ -1,0 +1,236 @@
+#include "agent/config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <cstdint>
+#include <set>
+#include <utility>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/files.h"
+#include "common/status.h"
+
+namespace siper::agent {
+namespace {
+
+// Builds messages of the form "FILE:LINE: key 'logs[0].start': what is wrong".
+class ConfigErrors {
+ public:
+  explicit ConfigErrors(const std::filesystem::path& source) : source_(source.string()) {}
+
+  absl::Status Error(const YAML::Node& node, const std::string& key,
+                     const std::string& what) const {
+    std::string where = source_;
+    if (node.IsDefined() && node.Mark().line >= 0) {
+      absl::StrAppend(&where, ":", node.Mark().line + 1);
+    }
+    return absl::InvalidArgumentError(absl::StrCat(where, ": key '", key, "': ", what));
+  }
+
+ private:
+  std::string source_;
+};
+
+absl::Status CheckKeys(const ConfigErrors& errors, const YAML::Node& map, const std::string& prefix,
+                       const std::set<std::string>& allowed) {
+  for (const auto& item : map) {
+    const std::string key = item.first.Scalar();
+    if (!allowed.contains(key)) {
+      std::vector<std::string> names(allowed.begin(), allowed.end());
+      return errors.Error(item.first, prefix + key,
+                          absl::StrCat("unknown key; expected one of: ", absl::StrJoin(names, ", ")));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> GetString(const ConfigErrors& errors, const YAML::Node& node,
+                                      const std::string& key) {
+  if (!node.IsScalar() || node.Scalar().empty()) {
+    return errors.Error(node, key, "must be a non-empty string");
+  }
+  return node.Scalar();
+}
+
+absl::StatusOr<int64_t> GetInt(const ConfigErrors& errors, const YAML::Node& node,
+                               const std::string& key, int64_t min, int64_t max) {
+  int64_t value = 0;
+  if (!node.IsScalar() || !absl::SimpleAtoi(node.Scalar(), &value)) {
+    return errors.Error(node, key, "must be an integer");
+  }
+  if (value < min || value > max) {
+    return errors.Error(node, key,
+                        absl::StrCat("must be between ", min, " and ", max, ", got ", value));
+  }
+  return value;
+}
+
+absl::StatusOr<bool> GetBool(const ConfigErrors& errors, const YAML::Node& node,
+                             const std::string& key) {
+  if (node.IsScalar()) {
+    const std::string& s = node.Scalar();
+    if (s == "true" || s == "yes" || s == "on") return true;
+    if (s == "false" || s == "no" || s == "off") return false;
+  }
+  return errors.Error(node, key, "must be true or false");
+}
+
+absl::Status CheckServer(const ConfigErrors& errors, const YAML::Node& node,
+                         const std::string& server) {
+  const size_t colon = server.rfind(':');
+  int port = 0;
+  if (colon == std::string::npos || colon == 0 ||
+      !absl::SimpleAtoi(server.substr(colon + 1), &port) || port < 1 || port > 65535) {
+    return errors.Error(node, "server",
+                        absl::StrCat("must be HOST:PORT (e.g. 127.0.0.1:7443), got '", server, "'"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<AgentConfig> ParseRoot(const YAML::Node& root, const std::filesystem::path& source) {
+  const ConfigErrors errors(source);
+  AgentConfig config;
+  config.source = source;
+  if (!root.IsMap()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(source.string(), ": the configuration must be a YAML mapping of keys"));
+  }
+  SIPER_RETURN_IF_ERROR(CheckKeys(errors, root, "",
+                                  {"server", "state_dir", "logs", "fim", "log_file", "log_level",
+                                   "batch_max_events", "batch_max_delay_ms", "max_pending_events",
+                                   "poll_interval_ms"}));
+
+  if (!root["server"]) {
+    return errors.Error(root, "server", "is required (HOST:PORT of siper-server)");
+  }
+  SIPER_ASSIGN_OR_RETURN(config.server, GetString(errors, root["server"], "server"));
+  SIPER_RETURN_IF_ERROR(CheckServer(errors, root["server"], config.server));
+
+  if (root["state_dir"]) {
+    SIPER_ASSIGN_OR_RETURN(std::string dir, GetString(errors, root["state_dir"], "state_dir"));
+    config.state_dir = dir;
+  }
+  if (root["log_file"]) {
+    SIPER_ASSIGN_OR_RETURN(std::string file, GetString(errors, root["log_file"], "log_file"));
+    config.log_file = file;
+  } else {
+    config.log_file = config.state_dir / "log" / "agent.log";
+  }
+  if (root["log_level"]) {
+    SIPER_ASSIGN_OR_RETURN(config.log_level, GetString(errors, root["log_level"], "log_level"));
+    static const std::set<std::string> kLevels = {"trace", "debug", "info", "warn", "error"};
+    if (!kLevels.contains(config.log_level)) {
+      return errors.Error(root["log_level"], "log_level",
+                          absl::StrCat("must be one of trace, debug, info, warn, error; got '",
+                                       config.log_level, "'"));
+    }
+  }
+  if (root["batch_max_events"]) {
+    SIPER_ASSIGN_OR_RETURN(
+        config.batch_max_events,
+        GetInt(errors, root["batch_max_events"], "batch_max_events", 1, 100000));
+  }
+  if (root["batch_max_delay_ms"]) {
+    SIPER_ASSIGN_OR_RETURN(
+        config.batch_max_delay_ms,
+        GetInt(errors, root["batch_max_delay_ms"], "batch_max_delay_ms", 0, 60000));
+  }
+  if (root["max_pending_events"]) {
+    SIPER_ASSIGN_OR_RETURN(
+        config.max_pending_events,
+        GetInt(errors, root["max_pending_events"], "max_pending_events", 1, 10000000));
+  }
+  if (root["poll_interval_ms"]) {
+    SIPER_ASSIGN_OR_RETURN(
+        config.poll_interval_ms,
+        GetInt(errors, root["poll_interval_ms"], "poll_interval_ms", 10, 60000));
+  }
+  if (config.max_pending_events < config.batch_max_events) {
+    return errors.Error(root["max_pending_events"], "max_pending_events",
+                        absl::StrCat("must be at least batch_max_events (",
+                                     config.batch_max_events, ")"));
+  }
+
+  if (const YAML::Node logs = root["logs"]; logs && !logs.IsNull()) {
+    if (!logs.IsSequence()) {
+      return errors.Error(logs, "logs", "must be a list of {path, start}");
+    }
+    for (size_t i = 0; i < logs.size(); ++i) {
+      const YAML::Node item = logs[i];
+      const std::string prefix = absl::StrCat("logs[", i, "]");
+      if (!item.IsMap()) {
+        return errors.Error(item, prefix, "must be a mapping with 'path' and optional 'start'");
+      }
+      SIPER_RETURN_IF_ERROR(CheckKeys(errors, item, prefix + ".", {"path", "start"}));
+      LogInput input;
+      if (!item["path"]) {
+        return errors.Error(item, prefix + ".path", "is required");
+      }
+      SIPER_ASSIGN_OR_RETURN(input.path, GetString(errors, item["path"], prefix + ".path"));
+      if (input.path.front() != '/') {
+        return errors.Error(item["path"], prefix + ".path",
+                            absl::StrCat("must be an absolute path, got '", input.path, "'"));
+      }
+      if (item["start"]) {
+        SIPER_ASSIGN_OR_RETURN(std::string start,
+                               GetString(errors, item["start"], prefix + ".start"));
+        if (start == "beginning") {
+          input.start = StartAt::kBeginning;
+        } else if (start == "end") {
+          input.start = StartAt::kEnd;
+        } else {
+          return errors.Error(item["start"], prefix + ".start",
+                              absl::StrCat("must be 'beginning' or 'end', got '", start, "'"));
+        }
+      }
+      config.logs.push_back(std::move(input));
+    }
+  }
+
+  if (const YAML::Node fim = root["fim"]; fim && !fim.IsNull()) {
+    if (!fim.IsSequence()) {
+      return errors.Error(fim, "fim", "must be a list of {path, recursive}");
+    }
+    for (size_t i = 0; i < fim.size(); ++i) {
+      const YAML::Node item = fim[i];
+      const std::string prefix = absl::StrCat("fim[", i, "]");
+      if (!item.IsMap()) {
+        return errors.Error(item, prefix, "must be a mapping with 'path' and optional 'recursive'");
+      }
+      SIPER_RETURN_IF_ERROR(CheckKeys(errors, item, prefix + ".", {"path", "recursive"}));
+      FimInput input;
+      if (!item["path"]) {
+        return errors.Error(item, prefix + ".path", "is required");
+      }
+      SIPER_ASSIGN_OR_RETURN(input.path, GetString(errors, item["path"], prefix + ".path"));
+      if (item["recursive"]) {
+        SIPER_ASSIGN_OR_RETURN(input.recursive,
+                               GetBool(errors, item["recursive"], prefix + ".recursive"));
+      }
+      config.fim.push_back(std::move(input));
+    }
+  }
+  return config;
+}
+
+}  // namespace
+
+absl::StatusOr<AgentConfig> ParseConfig(const std::string& text,
+                                        const std::filesystem::path& source) {
+  try {
+    return ParseRoot(YAML::Load(text), source);
+  } catch (const YAML::Exception& e) {
+    std::string where = source.string();
+    if (e.mark.line >= 0) absl::StrAppend(&where, ":", e.mark.line + 1);
+    return absl::InvalidArgumentError(absl::StrCat(where, ": invalid YAML: ", e.msg));
+  }
+}
+
+absl::StatusOr<AgentConfig> LoadConfig(const std::filesystem::path& path) {
+  SIPER_ASSIGN_OR_RETURN(std::string text, ReadFile(path));
+  return ParseConfig(text, path);
+}
+
+}  // namespace siper::agent

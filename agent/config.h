@@ -1,0 +1,51 @@
+// The agent's configuration file (YAML), as DESIGN.md shows it, checked strictly:
+// an error names the file, the key and what is wrong, and the agent refuses to
+// start rather than run half-configured.
+#pragma once
+
+#include <cstddef>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace siper::agent {
+
+// Where reading a log file starts when the agent sees it for the first time.
+// Files created after the agent started are always read from their beginning.
+enum class StartAt { kEnd, kBeginning };
+
+struct LogInput {
+  std::string path;  // a path or a glob(7) pattern
+  StartAt start = StartAt::kEnd;
+};
+
+// Accepted and validated (path is required) but not collected yet: issue 4.
+struct FimInput {
+  std::string path;
+  bool recursive = false;
+};
+
+struct AgentConfig {
+  std::filesystem::path source;  // the file this was loaded from, for messages
+  std::string server;            // HOST:PORT, required
+  std::filesystem::path state_dir = "/var/lib/siper-agent";
+  std::vector<LogInput> logs;
+  std::vector<FimInput> fim;
+  std::filesystem::path log_file;  // default: state_dir/log/agent.log
+  std::string log_level = "info";  // trace, debug, info, warn, error
+  size_t batch_max_events = 500;   // events per batch sent
+  int batch_max_delay_ms = 200;    // how long a batch waits to fill
+  size_t max_pending_events = 10000;  // unacknowledged events held; reading pauses beyond
+  int poll_interval_ms = 200;         // how often log files are checked
+};
+
+// Parses `text` as the content of `source` (used in messages only).
+[[nodiscard]] absl::StatusOr<AgentConfig> ParseConfig(const std::string& text,
+                                                      const std::filesystem::path& source);
+
+// Reads and parses the file at `path`.
+[[nodiscard]] absl::StatusOr<AgentConfig> LoadConfig(const std::filesystem::path& path);
+
+}  // namespace siper::agent

@@ -1,0 +1,153 @@
+// siper-agent: enroll with a server, or run as a silent service.
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <exception>
+#include <iostream>
+#include <string>
+
+#include <spdlog/spdlog.h>
+
+#include "agent/agent.h"
+#include "agent/config.h"
+#include "agent/enroll.h"
+#include "agent/grpc_log.h"
+#include "common/logging.h"
+
+namespace {
+
+constexpr int kExitRuntime = 1;
+constexpr int kExitStartup = 2;  // usage, configuration or state errors: refuses to start
+
+int RunEnroll(const siper::agent::EnrollOptions& options, bool verbose) {
+  if (!verbose) siper::agent::SilenceGrpcLogs();
+  auto agent_id = siper::agent::Enroll(options);
+  if (!agent_id.ok()) {
+    std::cerr << "siper-agent: " << agent_id.status().message() << "\n";
+    return kExitRuntime;
+  }
+  std::cout << "enrolled as " << *agent_id << "\n";
+  return 0;
+}
+
+// Points stdin and stdout at /dev/null and stderr at a file beside the log,
+// so that nothing a library prints reaches a terminal.
+void DetachFromTerminal(const std::filesystem::path& log_file) {
+  const int null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (null_fd >= 0) {
+    dup2(null_fd, STDIN_FILENO);
+    dup2(null_fd, STDOUT_FILENO);
+    close(null_fd);
+  }
+  const std::filesystem::path stderr_file = log_file.parent_path() / "agent.stderr.log";
+  int err_fd = open(stderr_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+  if (err_fd < 0) err_fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+  if (err_fd >= 0) {
+    dup2(err_fd, STDERR_FILENO);
+    close(err_fd);
+  }
+}
+
+int RunAgent(const std::string& config_path, bool foreground) {
+  // Signals are taken by sigwait below; every thread started later inherits the mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  auto config = siper::agent::LoadConfig(config_path);
+  if (!config.ok()) {
+    std::cerr << "siper-agent: " << config.status().message() << "\n";
+    return kExitStartup;
+  }
+  siper::LogOptions log_options;
+  log_options.file = config->log_file;
+  log_options.level = config->log_level;
+  log_options.to_stderr = foreground;
+  if (absl::Status st = siper::SetupLogging("siper-agent", log_options); !st.ok()) {
+    std::cerr << "siper-agent: " << config_path << ": key 'log_file': " << st.message() << "\n";
+    return kExitStartup;
+  }
+  siper::agent::RouteGrpcLogsToSpdlog();
+
+  auto agent = siper::agent::Agent::Create(*config);
+  if (!agent.ok()) {
+    spdlog::critical("cannot start: {}", std::string(agent.status().message()));
+    if (!foreground) std::cerr << "siper-agent: " << agent.status().message() << "\n";
+    return kExitStartup;
+  }
+  if (!foreground) DetachFromTerminal(config->log_file);
+  (*agent)->Start();
+
+  int exit_code = 0;
+  for (;;) {
+    timespec timeout{1, 0};
+    const int sig = sigtimedwait(&signals, nullptr, &timeout);
+    if (sig == SIGTERM || sig == SIGINT) {
+      spdlog::info("signal {}: stopping", sig);
+      break;
+    }
+    if (sig == SIGHUP) {
+      spdlog::info("SIGHUP: reloading is not supported yet; restart to apply a new config");
+      continue;
+    }
+    if (absl::Status health = (*agent)->health(); !health.ok()) {
+      exit_code = kExitRuntime;
+      break;
+    }
+  }
+  if (!(*agent)->Stop(absl::Seconds(5)).ok()) exit_code = kExitRuntime;
+  spdlog::shutdown();
+  return exit_code;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"Siper endpoint agent: ships log lines to siper-server"};
+  app.set_version_flag("--version", SIPER_VERSION);
+  app.require_subcommand(1);
+
+  siper::agent::EnrollOptions enroll;
+  bool verbose = false;
+  CLI::App* enroll_cmd = app.add_subcommand("enroll", "Get a certificate with a one-time token");
+  enroll_cmd->add_option("--server", enroll.server, "siper-server HOST:PORT")->required();
+  enroll_cmd->add_option("--token", enroll.token, "one-time enrollment token")->required();
+  enroll_cmd->add_option("--ca", enroll.ca_file, "CA certificate of the server (PEM)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  enroll_cmd->add_option("--state-dir", enroll.state_dir, "where the key and certificate go")
+      ->required();
+  enroll_cmd->add_option("--hostname", enroll.hostname, "name sent to the server (default: this host)");
+  enroll_cmd->add_flag("--verbose", verbose, "show gRPC's own diagnostics on stderr");
+
+  std::string config_path;
+  bool foreground = false;
+  CLI::App* run_cmd = app.add_subcommand("run", "Run the agent (silent; logs to its own file)");
+  run_cmd->add_option("--config", config_path, "agent configuration (YAML)")->required();
+  run_cmd->add_flag("--foreground", foreground, "also log to stderr (for debugging)");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::Success& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return kExitStartup;
+  }
+
+  try {
+    if (*enroll_cmd) return RunEnroll(enroll, verbose);
+    return RunAgent(config_path, foreground);
+  } catch (const std::exception& e) {
+    spdlog::critical("fatal: {}", e.what());
+    std::fprintf(stderr, "siper-agent: fatal: %s\n", e.what());
+    return kExitRuntime;
+  }
+}

@@ -1,0 +1,81 @@
+// Sends pending events to the server over AgentService.Stream (mTLS, gzip,
+// keepalive) and releases them when acknowledged. After any failure it
+// reconnects with exponential backoff and jitter and resends everything not
+// acknowledged; the server deduplicates by (agent_id, seq).
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "agent/pending_events.h"
+
+namespace grpc {
+class ClientContext;
+}
+
+namespace siper::agent {
+
+struct ShipperOptions {
+  std::string server;  // HOST:PORT
+  std::string ca_pem;
+  std::string cert_pem;
+  std::string key_pem;
+  std::string agent_id;
+  std::string hostname;
+  size_t batch_max_events = 500;
+  absl::Duration batch_max_delay = absl::Milliseconds(200);
+  absl::Duration backoff_initial = absl::Milliseconds(500);
+  absl::Duration backoff_max = absl::Seconds(30);
+  // Sent events with no acknowledgement for this long: the stream is taken as dead.
+  absl::Duration ack_timeout = absl::Seconds(60);
+  absl::Duration heartbeat_interval = absl::Seconds(30);
+  // HTTP/2 keepalive pings. gRPC servers by default refuse pings more often
+  // than every 5 minutes on a stream without data (GOAWAY too_many_pings).
+  absl::Duration keepalive_time = absl::Seconds(330);
+  absl::Duration keepalive_timeout = absl::Seconds(20);
+};
+
+class Shipper {
+ public:
+  // `pending` must outlive the shipper.
+  Shipper(ShipperOptions options, PendingEvents* pending);
+  ~Shipper();
+  Shipper(const Shipper&) = delete;
+  Shipper& operator=(const Shipper&) = delete;
+
+  // Connects, sends and reconnects until Stop(). Blocks: run it on its own thread.
+  void Run();
+
+  // Waits until nothing is pending or `timeout` passes; true when nothing is pending.
+  bool WaitAllAcked(absl::Duration timeout);
+
+  // Ends Run(): cancels the stream and the backoff wait. Thread-safe.
+  void Stop();
+
+  bool connected() const { return connected_.load(); }
+
+ private:
+  // One stream, from connect to failure or Stop. True when it made progress
+  // (an acknowledgement arrived), which resets the backoff.
+  bool RunSession();
+  void SleepBackoff(absl::Duration delay);
+
+  const ShipperOptions options_;
+  PendingEvents* const pending_;
+  const absl::Time started_ = absl::Now();
+
+  std::atomic<bool> stopping_{false};
+  std::atomic<bool> connected_{false};
+  std::mutex mu_;
+  std::condition_variable stop_cv_;
+  grpc::ClientContext* context_ = nullptr;  // the live stream's, guarded by mu_
+};
+
+}  // namespace siper::agent

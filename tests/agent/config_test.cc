@@ -1,0 +1,142 @@
+#include "agent/config.h"
+
+#include <gtest/gtest.h>
+
+#include "absl/strings/match.h"
+#include "common/files.h"
+#include "tests/agent/test_dir.h"
+
+namespace siper::agent {
+namespace {
+
+using ::siper::agent::testing::TestDir;
+
+absl::Status ErrorOf(const std::string& yaml) {
+  return ParseConfig(yaml, "/etc/siper/agent.yaml").status();
+}
+
+void ExpectError(const std::string& yaml, const std::string& fragment) {
+  absl::Status status = ErrorOf(yaml);
+  ASSERT_FALSE(status.ok()) << yaml;
+  EXPECT_TRUE(absl::StrContains(status.message(), "/etc/siper/agent.yaml")) << status.message();
+  EXPECT_TRUE(absl::StrContains(status.message(), fragment)) << status.message();
+}
+
+TEST(ConfigTest, ParsesTheDesignExample) {
+  auto config = ParseConfig(R"(
+server: 127.0.0.1:7443
+state_dir: /var/lib/siper-agent   # key, certificate, spool, offsets
+logs:
+  - path: /var/log/auth.log       # globs allowed
+    start: beginning              # or end (the default)
+  - path: /var/log/nginx/*.log
+fim:
+  - path: /etc
+    recursive: true
+)",
+                            "agent.yaml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->server, "127.0.0.1:7443");
+  EXPECT_EQ(config->state_dir, "/var/lib/siper-agent");
+  ASSERT_EQ(config->logs.size(), 2u);
+  EXPECT_EQ(config->logs[0].path, "/var/log/auth.log");
+  EXPECT_EQ(config->logs[0].start, StartAt::kBeginning);
+  EXPECT_EQ(config->logs[1].path, "/var/log/nginx/*.log");
+  EXPECT_EQ(config->logs[1].start, StartAt::kEnd);
+  ASSERT_EQ(config->fim.size(), 1u);
+  EXPECT_TRUE(config->fim[0].recursive);
+  EXPECT_EQ(config->log_file, "/var/lib/siper-agent/log/agent.log");
+  EXPECT_EQ(config->batch_max_events, 500u);
+  EXPECT_EQ(config->batch_max_delay_ms, 200);
+}
+
+TEST(ConfigTest, OptionalKeys) {
+  auto config = ParseConfig(R"(
+server: "[::1]:7443"
+state_dir: /tmp/a
+log_file: /tmp/agent.log
+log_level: debug
+batch_max_events: 50
+batch_max_delay_ms: 0
+max_pending_events: 100
+poll_interval_ms: 50
+)",
+                            "agent.yaml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->log_file, "/tmp/agent.log");
+  EXPECT_EQ(config->log_level, "debug");
+  EXPECT_EQ(config->batch_max_events, 50u);
+  EXPECT_EQ(config->batch_max_delay_ms, 0);
+  EXPECT_EQ(config->max_pending_events, 100u);
+  EXPECT_EQ(config->poll_interval_ms, 50);
+  EXPECT_TRUE(config->logs.empty());
+}
+
+TEST(ConfigTest, MissingServer) { ExpectError("state_dir: /x\n", "key 'server': is required"); }
+
+TEST(ConfigTest, BadServer) { ExpectError("server: localhost\n", "key 'server': must be HOST:PORT"); }
+
+TEST(ConfigTest, UnknownKeyIsNamed) {
+  ExpectError("server: h:1\nsate_dir: /x\n", "agent.yaml:2: key 'sate_dir': unknown key");
+}
+
+TEST(ConfigTest, BadStartNamesListEntryAndLine) {
+  ExpectError(R"(server: h:1
+logs:
+  - path: /var/log/a
+  - path: /var/log/b
+    start: middle
+)",
+              "agent.yaml:5: key 'logs[1].start': must be 'beginning' or 'end', got 'middle'");
+}
+
+TEST(ConfigTest, LogWithoutPath) {
+  ExpectError("server: h:1\nlogs:\n  - start: end\n", "key 'logs[0].path': is required");
+}
+
+TEST(ConfigTest, RelativeLogPath) {
+  ExpectError("server: h:1\nlogs:\n  - path: auth.log\n",
+              "key 'logs[0].path': must be an absolute path");
+}
+
+TEST(ConfigTest, UnknownKeyInLogEntry) {
+  ExpectError("server: h:1\nlogs:\n  - path: /a\n    begin: yes\n", "key 'logs[0].begin'");
+}
+
+TEST(ConfigTest, BatchSizeOutOfRange) {
+  ExpectError("server: h:1\nbatch_max_events: 0\n",
+              "key 'batch_max_events': must be between 1 and");
+  ExpectError("server: h:1\nbatch_max_delay_ms: soon\n",
+              "key 'batch_max_delay_ms': must be an integer");
+}
+
+TEST(ConfigTest, LogsMustBeAList) {
+  ExpectError("server: h:1\nlogs: /var/log/syslog\n", "key 'logs': must be a list");
+}
+
+TEST(ConfigTest, FimRecursiveMustBeBool) {
+  ExpectError("server: h:1\nfim:\n  - path: /etc\n    recursive: maybe\n",
+              "key 'fim[0].recursive': must be true or false");
+}
+
+TEST(ConfigTest, InvalidYamlNamesFile) {
+  ExpectError("server: [unclosed\n", "invalid YAML");
+}
+
+TEST(ConfigTest, LoadConfigNamesMissingFile) {
+  TestDir dir;
+  auto config = LoadConfig(dir / "missing.yaml");
+  ASSERT_FALSE(config.ok());
+  EXPECT_TRUE(absl::StrContains(config.status().message(), "missing.yaml"));
+}
+
+TEST(ConfigTest, LoadConfigReadsFile) {
+  TestDir dir;
+  ASSERT_TRUE(WriteFileAtomic(dir / "agent.yaml", "server: 127.0.0.1:1\n").ok());
+  auto config = LoadConfig(dir / "agent.yaml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->source, dir / "agent.yaml");
+}
+
+}  // namespace
+}  // namespace siper::agent
