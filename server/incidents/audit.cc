@@ -1,0 +1,117 @@
+#include "server/incidents/audit.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "server/incidents/hash.h"
+#include "server/incidents/model.h"
+
+namespace siper::incidents {
+
+const std::string& AuditGenesisHash() {
+  static const auto* zeros = new std::string(64, '0');
+  return *zeros;
+}
+
+std::string ComputeAuditHash(const AuditRecord& r) {
+  const nlohmann::json canonical = {
+      {"seq", r.seq},       {"time", FormatRfc3339(r.time)}, {"actor", r.actor},
+      {"action", r.action}, {"target", r.target},           {"before", r.before},
+      {"after", r.after},
+  };
+  return internal::Sha256Hex(absl::StrCat(r.prev_hash, "\n", canonical.dump()));
+}
+
+nlohmann::json AuditRecordToJson(const AuditRecord& r) {
+  return {{"seq", r.seq},       {"time", FormatRfc3339(r.time)}, {"actor", r.actor},
+          {"action", r.action}, {"target", r.target},           {"before", r.before},
+          {"after", r.after},   {"prev_hash", r.prev_hash},     {"hash", r.hash}};
+}
+
+absl::StatusOr<AuditRecord> AuditRecordFromJson(const nlohmann::json& j) {
+  if (!j.is_object() || !j.contains("seq") || !j["seq"].is_number_unsigned() ||
+      !j.contains("hash") || !j.contains("prev_hash") || !j.contains("time")) {
+    return absl::InvalidArgumentError(
+        "audit record JSON needs seq, time, actor, action, target, before, after, prev_hash, hash");
+  }
+  AuditRecord r;
+  try {
+    r.seq = j.at("seq").get<uint64_t>();
+    auto t = ParseRfc3339(j.at("time").get<std::string>());
+    if (!t.ok()) return t.status();
+    r.time = *t;
+    r.actor = j.value("actor", "");
+    r.action = j.value("action", "");
+    r.target = j.value("target", "");
+    r.before = j.value("before", nlohmann::json());
+    r.after = j.value("after", nlohmann::json());
+    r.prev_hash = j.at("prev_hash").get<std::string>();
+    r.hash = j.at("hash").get<std::string>();
+  } catch (const nlohmann::json::exception& e) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("audit record JSON has a field of the wrong type: ", std::string(e.what())));
+  }
+  return r;
+}
+
+absl::Status VerifyAuditChain(const std::vector<AuditRecord>& records,
+                              const std::string& expected_head) {
+  std::string prev = AuditGenesisHash();
+  for (size_t i = 0; i < records.size(); ++i) {
+    const AuditRecord& r = records[i];
+    const uint64_t want = i + 1;
+    if (r.seq != want) {
+      return absl::DataLossError(absl::StrCat(
+          "audit record at position ", want, " has seq ", r.seq,
+          ": a record was removed or the records were reordered; restore the log from backup"));
+    }
+    if (r.prev_hash != prev) {
+      return absl::DataLossError(absl::StrCat(
+          "audit record ", r.seq,
+          " does not follow the hash of record ", r.seq - 1,
+          ": a record before it was changed, removed or reordered"));
+    }
+    if (ComputeAuditHash(r) != r.hash) {
+      return absl::DataLossError(absl::StrCat("audit record ", r.seq, " (", r.action, " on ",
+                                              r.target, ") was edited: its hash does not match"));
+    }
+    prev = r.hash;
+  }
+  if (!expected_head.empty() && prev != expected_head) {
+    return absl::DataLossError(absl::StrCat(
+        "audit log ends at hash ", prev, " but the recorded head is ", expected_head,
+        ": records were removed from the end"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<AuditLog> AuditLog::Restore(std::vector<AuditRecord> records) {
+  if (absl::Status st = VerifyAuditChain(records); !st.ok()) return st;
+  AuditLog log;
+  log.records_ = std::move(records);
+  return log;
+}
+
+const AuditRecord& AuditLog::Append(absl::Time time, const std::string& actor,
+                                    const std::string& action, const std::string& target,
+                                    nlohmann::json before, nlohmann::json after) {
+  AuditRecord r;
+  r.seq = records_.size() + 1;
+  // Kept at millisecond precision, the precision the record is hashed and stored with.
+  r.time = absl::FromUnixMillis(absl::ToUnixMillis(time));
+  r.actor = actor;
+  r.action = action;
+  r.target = target;
+  r.before = std::move(before);
+  r.after = std::move(after);
+  r.prev_hash = head();
+  r.hash = ComputeAuditHash(r);
+  records_.push_back(std::move(r));
+  return records_.back();
+}
+
+const std::string& AuditLog::head() const {
+  return records_.empty() ? AuditGenesisHash() : records_.back().hash;
+}
+
+}  // namespace siper::incidents

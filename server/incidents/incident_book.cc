@@ -1,0 +1,486 @@
+#include "server/incidents/incident_book.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "server/incidents/json.h"
+#include "server/incidents/workflow.h"
+
+namespace siper::incidents {
+namespace {
+
+
+std::string SourceIp(const AlertInput& a) {
+  auto it = a.fields.find("source.ip");
+  return it == a.fields.end() ? std::string() : it->second;
+}
+
+std::string HostOf(const AlertInput& a) {
+  auto it = a.fields.find("host.hostname");
+  return it != a.fields.end() && !it->second.empty() ? it->second : a.host;
+}
+
+
+absl::Status NotFound(const std::string& id) {
+  return absl::NotFoundError(
+      absl::StrCat("no incident ", id, "; list them with `siperctl incidents list`"));
+}
+
+absl::Status ClosedError(const Incident& in, const std::string& what) {
+  return absl::FailedPreconditionError(absl::StrCat(
+      in.id, " is closed; reopen it (transition to triage or investigating) before ", what));
+}
+
+}  // namespace
+
+IncidentBook::IncidentBook(const Taxonomy* taxonomy, const Clock* clock, GroupingPolicy policy,
+                           AuditLog* audit)
+    : taxonomy_(taxonomy), clock_(clock), policy_(std::move(policy)), audit_(audit) {}
+
+absl::Status IncidentBook::Load(std::vector<Incident> incidents) {
+  for (Incident& in : incidents) {
+    auto parsed = ParseIncidentId(in.id);
+    if (!parsed.ok()) return parsed.status();
+    if (incidents_.count(in.id) > 0) {
+      return absl::AlreadyExistsError(absl::StrCat("incident ", in.id, " is loaded twice"));
+    }
+    int& last = last_number_[parsed->first];
+    last = std::max(last, parsed->second);
+    for (const LinkedAlert& a : in.alerts) alert_owner_[a.id] = in.id;
+    const std::string id = in.id;
+    incidents_.emplace(id, std::move(in));
+  }
+  return absl::OkStatus();
+}
+
+std::string IncidentBook::NextId(absl::Time now) {
+  const int year = static_cast<int>(absl::ToCivilYear(now, absl::UTCTimeZone()).year());
+  return FormatIncidentId(year, ++last_number_[year]);
+}
+
+int IncidentBook::CriticalityOf(const std::string& host) const {
+  auto it = policy_.asset_criticality.find(host);
+  return it == policy_.asset_criticality.end() ? policy_.default_asset_criticality : it->second;
+}
+
+bool IncidentBook::Opens(const AlertInput& alert) const {
+  if (LevelWeight(alert.level) >= LevelWeight(policy_.min_level)) return true;
+  if (policy_.rule_ids.count(alert.rule_id) > 0) return true;
+  return policy_.ioc_hit_opens && alert.ioc_hit &&
+         alert.ioc_confidence >= policy_.min_ioc_confidence;
+}
+
+Incident* IncidentBook::FindGroup(const AlertInput& alert) {
+  const std::string ip = SourceIp(alert);
+  const std::string host = HostOf(alert);
+  Incident* best = nullptr;
+  absl::Time best_time = absl::InfinitePast();
+  for (auto& [id, in] : incidents_) {
+    if (!in.open()) continue;
+    for (const LinkedAlert& a : in.alerts) {
+      const bool same_attacker = ip.empty() ? (a.source_ip.empty() && a.rule_id == alert.rule_id)
+                                            : a.source_ip == ip;
+      if (!same_attacker || a.host != host) continue;
+      if (absl::AbsDuration(alert.time - a.time) > policy_.window) continue;
+      if (best == nullptr || a.time > best_time) {
+        best = &in;
+        best_time = a.time;
+      }
+    }
+  }
+  return best;
+}
+
+Incident* IncidentBook::Mutable(const std::string& id) {
+  auto it = incidents_.find(id);
+  return it == incidents_.end() ? nullptr : &it->second;
+}
+
+const Incident* IncidentBook::Find(const std::string& id) const {
+  auto it = incidents_.find(id);
+  return it == incidents_.end() ? nullptr : &it->second;
+}
+
+std::string IncidentBook::FindAlertOwner(const std::string& alert_id) const {
+  auto it = alert_owner_.find(alert_id);
+  return it == alert_owner_.end() ? std::string() : it->second;
+}
+
+void IncidentBook::Audit(const std::string& actor, const std::string& action,
+                         const std::string& target, const Incident* before, const Incident* after,
+                         absl::Time now) {
+  if (after != nullptr) changed_.insert(after->id);
+  if (audit_ == nullptr) return;
+  audit_->Append(now, actor, action, target,
+                 before != nullptr ? IncidentToJson(*before) : nlohmann::json(),
+                 after != nullptr ? IncidentToJson(*after) : nlohmann::json());
+}
+
+void IncidentBook::Recompute(Incident& in) {
+  int crit = 1;
+  bool any_host = false;
+  for (const LinkedAlert& a : in.alerts) {
+    if (a.host.empty()) continue;
+    any_host = true;
+    crit = std::max(crit, CriticalityOf(a.host));
+  }
+  if (any_host) in.asset_criticality = std::max(in.asset_criticality, crit);
+  RecomputeRisk(in);
+  for (const LinkedAlert& a : in.alerts) {
+    if (!IsSet(in.times.occurred) || a.time < in.times.occurred) in.times.occurred = a.time;
+  }
+}
+
+void IncidentBook::LinkAlert(Incident& in, const AlertInput& alert, const std::string& actor,
+                             absl::Time now) {
+  in.alerts.push_back(ToLinkedAlert(alert));
+  if (!alert.agent_id.empty()) {
+    const std::string ref = absl::StrCat(alert.agent_id, ":", alert.seq);
+    if (std::find(in.event_refs.begin(), in.event_refs.end(), ref) == in.event_refs.end()) {
+      in.event_refs.push_back(ref);
+    }
+  }
+  MergeObservables(in.observables, ExtractObservables(alert));
+  alert_owner_[alert.id] = in.id;
+  Recompute(in);
+  AddTimeline(in, now, actor, "alert-attached",
+              absl::StrCat("alert ", alert.id, " (", alert.rule_id, ", ", alert.level, ") ",
+                           alert.title));
+}
+
+IngestResult IncidentBook::Ingest(const AlertInput& alert) {
+  const absl::Time now = clock_->Now();
+  if (const std::string owner = FindAlertOwner(alert.id); !owner.empty()) {
+    return {IngestResult::Outcome::kAlreadyLinked, owner};
+  }
+  const bool opens = Opens(alert);
+  if (opens || policy_.attach_below_threshold) {
+    if (Incident* in = FindGroup(alert)) {
+      const Incident before = *in;
+      LinkAlert(*in, alert, "system", now);
+      // An alert above the incident's severity raises it.
+      const Severity sev = SeverityFromLevel(alert.level);
+      if (sev > in->severity) (void)SetSeverity(*in, sev, "system", now);
+      Audit("system", "incident.attach-alert", in->id, &before, in, now);
+      return {IngestResult::Outcome::kAttached, in->id};
+    }
+  }
+  if (!opens) return {IngestResult::Outcome::kIgnored, ""};
+
+  Incident in;
+  in.id = NextId(now);
+  const std::string ip = SourceIp(alert);
+  const std::string host = HostOf(alert);
+  in.title = alert.title;
+  if (!ip.empty()) absl::StrAppend(&in.title, " from ", ip);
+  if (!host.empty()) absl::StrAppend(&in.title, " on ", host);
+  in.tlp = policy_.default_tlp;
+  in.asset_criticality = 1;
+  in.times.created = now;
+  in.times.detected = alert.time;
+  in.times.occurred = alert.time;
+  std::string note;
+  if (taxonomy_->Validate(alert.rsit_class, alert.rsit_type).ok()) {
+    in.rsit_class = alert.rsit_class;
+    in.rsit_type = alert.rsit_type;
+  } else {
+    in.rsit_class = policy_.default_rsit_class;
+    in.rsit_type = policy_.default_rsit_type;
+    if (!alert.rsit_class.empty()) {
+      note = absl::StrCat("; rule's RSIT ", alert.rsit_class, "/", alert.rsit_type,
+                          " is not in the taxonomy, classified as ", in.rsit_class, "/",
+                          in.rsit_type);
+    }
+  }
+  in.severity = SeverityFromLevel(alert.level);
+  MarkEntered(in, State::kNew, now);
+  MarkSeverity(in, in.severity, now);
+  AddTimeline(in, now, "system", "created",
+              absl::StrCat("opened by alert ", alert.id, " (rule ", alert.rule_id, ")", note));
+  LinkAlert(in, alert, "system", now);
+  const std::string id = in.id;
+  auto [it, inserted] = incidents_.emplace(id, std::move(in));
+  Audit("system", "incident.open", id, nullptr, &it->second, now);
+  return {IngestResult::Outcome::kOpened, id};
+}
+
+absl::StatusOr<std::string> IncidentBook::Create(const NewIncident& spec,
+                                                 const std::string& actor) {
+  const absl::Time now = clock_->Now();
+  if (spec.title.empty()) {
+    return absl::InvalidArgumentError("a new incident needs a title");
+  }
+  if (absl::Status st = taxonomy_->Validate(spec.rsit_class, spec.rsit_type); !st.ok()) return st;
+  if (spec.asset_criticality < 1 || spec.asset_criticality > 5) {
+    return absl::InvalidArgumentError(absl::StrCat("asset criticality ", spec.asset_criticality,
+                                                   " is out of range; use 1 (lowest) to 5"));
+  }
+  Incident in;
+  in.id = NextId(now);
+  in.title = spec.title;
+  in.description = spec.description;
+  in.rsit_class = spec.rsit_class;
+  in.rsit_type = spec.rsit_type;
+  in.severity = spec.severity;
+  in.tlp = spec.tlp;
+  in.assignee = spec.assignee;
+  in.asset_criticality = spec.asset_criticality;
+  in.times.created = now;
+  in.times.detected = IsSet(spec.detected) ? spec.detected : now;
+  in.times.occurred = spec.occurred;
+  in.kvkk.personal_data_breach = spec.personal_data_breach;
+  RecomputeRisk(in);
+  MarkEntered(in, State::kNew, now);
+  MarkSeverity(in, in.severity, now);
+  AddTimeline(in, now, actor, "created", absl::StrCat("created by ", actor));
+  const std::string id = in.id;
+  auto [it, inserted] = incidents_.emplace(id, std::move(in));
+  Audit(actor, "incident.create", id, nullptr, &it->second, now);
+  return id;
+}
+
+absl::Status IncidentBook::Attach(const std::string& id, const AlertInput& alert,
+                                  const std::string& actor) {
+  Incident* in = Mutable(id);
+  if (in == nullptr) return NotFound(id);
+  if (!in->open()) return ClosedError(*in, "attaching alerts");
+  if (alert.id.empty()) return absl::InvalidArgumentError("the alert to attach has no id");
+  if (const std::string owner = FindAlertOwner(alert.id); !owner.empty()) {
+    return absl::AlreadyExistsError(absl::StrCat("alert ", alert.id, " is already in ", owner,
+                                                 "; detach it from there first"));
+  }
+  const absl::Time now = clock_->Now();
+  const Incident before = *in;
+  LinkAlert(*in, alert, actor, now);
+  Audit(actor, "incident.attach-alert", id, &before, in, now);
+  return absl::OkStatus();
+}
+
+absl::Status IncidentBook::Detach(const std::string& id, const std::string& alert_id,
+                                  const std::string& actor) {
+  Incident* in = Mutable(id);
+  if (in == nullptr) return NotFound(id);
+  if (!in->open()) return ClosedError(*in, "detaching alerts");
+  auto it = std::find_if(in->alerts.begin(), in->alerts.end(),
+                         [&](const LinkedAlert& a) { return a.id == alert_id; });
+  if (it == in->alerts.end()) {
+    return absl::NotFoundError(absl::StrCat("alert ", alert_id, " is not in ", id));
+  }
+  const absl::Time now = clock_->Now();
+  const Incident before = *in;
+  const std::string ref = absl::StrCat(it->agent_id, ":", it->seq);
+  in->alerts.erase(it);
+  const bool ref_still_used = std::any_of(in->alerts.begin(), in->alerts.end(), [&](const LinkedAlert& a) {
+    return absl::StrCat(a.agent_id, ":", a.seq) == ref;
+  });
+  if (!ref_still_used) {
+    in->event_refs.erase(std::remove(in->event_refs.begin(), in->event_refs.end(), ref),
+                         in->event_refs.end());
+  }
+  RemoveAlertsFromObservables(in->observables, {alert_id});
+  alert_owner_.erase(alert_id);
+  RecomputeRisk(*in);
+  AddTimeline(*in, now, actor, "alert-detached", absl::StrCat("alert ", alert_id, " detached"));
+  Audit(actor, "incident.detach-alert", id, &before, in, now);
+  return absl::OkStatus();
+}
+
+absl::Status IncidentBook::Merge(const std::string& target, const std::vector<std::string>& sources,
+                                 const std::string& actor) {
+  Incident* into = Mutable(target);
+  if (into == nullptr) return NotFound(target);
+  if (!into->open()) return ClosedError(*into, "merging into it");
+  if (sources.empty()) return absl::InvalidArgumentError("merge needs at least one incident to merge");
+  std::set<std::string> seen;
+  for (const std::string& s : sources) {
+    if (s == target) {
+      return absl::InvalidArgumentError(absl::StrCat("cannot merge ", s, " into itself"));
+    }
+    if (!seen.insert(s).second) {
+      return absl::InvalidArgumentError(absl::StrCat(s, " is named twice in the merge"));
+    }
+    const Incident* src = Find(s);
+    if (src == nullptr) return NotFound(s);
+    if (!src->open()) return ClosedError(*src, "merging it");
+  }
+  const absl::Time now = clock_->Now();
+  const Incident before_target = *into;
+  for (const std::string& s : sources) {
+    Incident* src = Mutable(s);
+    const Incident before_src = *src;
+    for (const LinkedAlert& a : src->alerts) {
+      into->alerts.push_back(a);
+      alert_owner_[a.id] = target;
+    }
+    for (const std::string& r : src->event_refs) {
+      if (std::find(into->event_refs.begin(), into->event_refs.end(), r) == into->event_refs.end()) {
+        into->event_refs.push_back(r);
+      }
+    }
+    MergeObservables(into->observables, src->observables);
+    into->notes.insert(into->notes.end(), src->notes.begin(), src->notes.end());
+    into->actions.insert(into->actions.end(), src->actions.begin(), src->actions.end());
+    for (const TimelineEntry& e : src->timeline) {
+      into->timeline.push_back(TimelineEntry{e.time, e.actor, e.kind, absl::StrCat("[", s, "] ", e.text)});
+    }
+    if (IsSet(src->times.occurred) &&
+        (!IsSet(into->times.occurred) || src->times.occurred < into->times.occurred)) {
+      into->times.occurred = src->times.occurred;
+    }
+    if (IsSet(src->times.detected) &&
+        (!IsSet(into->times.detected) || src->times.detected < into->times.detected)) {
+      into->times.detected = src->times.detected;
+    }
+    if (src->severity > into->severity) (void)SetSeverity(*into, src->severity, actor, now);
+    into->asset_criticality = std::max(into->asset_criticality, src->asset_criticality);
+    into->kvkk.personal_data_breach |= src->kvkk.personal_data_breach;
+    src->alerts.clear();
+    src->observables.clear();
+    src->event_refs.clear();
+    absl::Status st = siper::incidents::Transition(*src, State::kClosed, actor, now,
+                                                   Resolution::kDuplicate,
+                                                   absl::StrCat("merged into ", target));
+    if (!st.ok()) return st;  // cannot happen: every open state may close
+    src->merged_into = target;
+    Audit(actor, "incident.merged-away", s, &before_src, src, now);
+  }
+  std::sort(into->timeline.begin(), into->timeline.end(),
+            [](const TimelineEntry& a, const TimelineEntry& b) { return a.time < b.time; });
+  RecomputeRisk(*into);
+  AddTimeline(*into, now, actor, "merged", absl::StrCat("merged ", absl::StrJoin(sources, ", ")));
+  Audit(actor, "incident.merge", target, &before_target, into, now);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> IncidentBook::Split(const std::string& id,
+                                                const std::set<std::string>& alert_ids,
+                                                const std::string& title,
+                                                const std::string& actor) {
+  Incident* from = Mutable(id);
+  if (from == nullptr) return NotFound(id);
+  if (!from->open()) return ClosedError(*from, "splitting it");
+  if (alert_ids.empty()) return absl::InvalidArgumentError("split needs the alerts to move");
+  for (const std::string& a : alert_ids) {
+    if (FindAlertOwner(a) != id) {
+      return absl::NotFoundError(absl::StrCat("alert ", a, " is not in ", id));
+    }
+  }
+  if (alert_ids.size() == from->alerts.size()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "splitting every alert out of ", id, " would leave it empty; leave at least one"));
+  }
+  const absl::Time now = clock_->Now();
+  const Incident before = *from;
+  Incident in;
+  in.id = NextId(now);
+  in.title = title.empty() ? absl::StrCat(from->title, " (split)") : title;
+  in.rsit_class = from->rsit_class;
+  in.rsit_type = from->rsit_type;
+  in.tlp = from->tlp;
+  in.assignee = from->assignee;
+  in.asset_criticality = 1;
+  in.times.created = now;
+  in.times.detected = absl::InfiniteFuture();
+  std::vector<LinkedAlert> kept;
+  Severity sev = Severity::kLow;
+  for (LinkedAlert& a : from->alerts) {
+    if (alert_ids.count(a.id) == 0) {
+      kept.push_back(std::move(a));
+      continue;
+    }
+    in.times.detected = std::min(in.times.detected, a.time);
+    sev = std::max(sev, SeverityFromLevel(a.level));
+    const std::string ref = absl::StrCat(a.agent_id, ":", a.seq);
+    if (!a.agent_id.empty()) in.event_refs.push_back(ref);
+    alert_owner_[a.id] = in.id;
+    in.alerts.push_back(std::move(a));
+  }
+  from->alerts = std::move(kept);
+  std::set<std::string> kept_refs;
+  for (const LinkedAlert& a : from->alerts) kept_refs.insert(absl::StrCat(a.agent_id, ":", a.seq));
+  from->event_refs.erase(std::remove_if(from->event_refs.begin(), from->event_refs.end(),
+                                        [&](const std::string& r) { return kept_refs.count(r) == 0; }),
+                         from->event_refs.end());
+  // Observables follow their alerts; one seen in both halves stays in both.
+  for (const Observable& o : from->observables) {
+    Observable moved = o;
+    moved.alert_ids.clear();
+    for (const std::string& a : o.alert_ids) {
+      if (alert_ids.count(a) > 0) moved.alert_ids.insert(a);
+    }
+    if (!moved.alert_ids.empty()) in.observables.push_back(std::move(moved));
+  }
+  RemoveAlertsFromObservables(from->observables, alert_ids);
+  in.severity = sev;
+  MarkEntered(in, State::kNew, now);
+  MarkSeverity(in, in.severity, now);
+  Recompute(in);
+  RecomputeRisk(*from);
+  AddTimeline(in, now, actor, "created",
+              absl::StrCat("split from ", id, " with alerts ", absl::StrJoin(alert_ids, ", ")));
+  AddTimeline(*from, now, actor, "split",
+              absl::StrCat("alerts ", absl::StrJoin(alert_ids, ", "), " moved to ", in.id));
+  const std::string new_id = in.id;
+  auto [it, inserted] = incidents_.emplace(new_id, std::move(in));
+  Audit(actor, "incident.split", id, &before, from, now);
+  Audit(actor, "incident.create", new_id, nullptr, &it->second, now);
+  return new_id;
+}
+
+absl::Status IncidentBook::Transition(const std::string& id, State to, const std::string& actor,
+                                      Resolution resolution, const std::string& reason) {
+  Incident* in = Mutable(id);
+  if (in == nullptr) return NotFound(id);
+  const absl::Time now = clock_->Now();
+  const Incident before = *in;
+  absl::Status st = siper::incidents::Transition(*in, to, actor, now, resolution, reason);
+  if (!st.ok()) return st;
+  Audit(actor, before.state == State::kClosed ? "incident.reopen" : "incident.transition", id,
+        &before, in, now);
+  return absl::OkStatus();
+}
+
+absl::Status IncidentBook::Update(const std::string& id, const std::string& actor,
+                                  const std::string& action,
+                                  const std::function<absl::Status(Incident&, absl::Time)>& edit) {
+  Incident* in = Mutable(id);
+  if (in == nullptr) return NotFound(id);
+  const absl::Time now = clock_->Now();
+  Incident copy = *in;
+  absl::Status st = edit(copy, now);
+  if (!st.ok()) return st;  // the incident is left as it was
+  if (copy.id != id) {
+    return absl::InvalidArgumentError(absl::StrCat("an edit may not change the id of ", id));
+  }
+  const Incident before = std::move(*in);
+  *in = std::move(copy);
+  Audit(actor, action, id, &before, in, now);
+  return absl::OkStatus();
+}
+
+std::vector<Incident> IncidentBook::List() const {
+  std::vector<Incident> out;
+  out.reserve(incidents_.size());
+  for (const auto& [id, in] : incidents_) out.push_back(in);
+  std::sort(out.begin(), out.end(), [](const Incident& a, const Incident& b) {
+    auto pa = ParseIncidentId(a.id);
+    auto pb = ParseIncidentId(b.id);
+    if (pa.ok() && pb.ok()) return *pa < *pb;
+    return a.id < b.id;
+  });
+  return out;
+}
+
+std::vector<Deadline> IncidentBook::Overdue(const DeadlinePolicy& policy) const {
+  return siper::incidents::Overdue(List(), policy, clock_->Now());
+}
+
+std::vector<std::string> IncidentBook::TakeChanged() {
+  std::vector<std::string> out(changed_.begin(), changed_.end());
+  changed_.clear();
+  return out;
+}
+
+}  // namespace siper::incidents

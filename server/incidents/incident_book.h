@@ -1,0 +1,138 @@
+// The incident workflow over a set of incidents: alerts open and join incidents by policy,
+// analysts create, merge, split and edit them, and every change goes to the audit log.
+// In memory and single-threaded; the server holds it under its own lock, loads it from
+// storage and persists what TakeChanged() returns.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "server/incidents/audit.h"
+#include "server/incidents/clock.h"
+#include "server/incidents/deadlines.h"
+#include "server/incidents/model.h"
+#include "server/incidents/taxonomy.h"
+
+namespace siper::incidents {
+
+struct GroupingPolicy {
+  // Alerts at or above this level open an incident. Default: "high".
+  std::string min_level = "high";
+  // Alerts of these rules open an incident whatever their level. Default: none.
+  std::set<std::string> rule_ids;
+  // An IOC hit with at least this confidence opens an incident. Default: on, 0.
+  bool ioc_hit_opens = true;
+  int min_ioc_confidence = 0;
+  // Alerts from the same attacker (source.ip; without one, the same rule) on the same host
+  // within this time of an alert already in an open incident join it. Default: 1 hour.
+  absl::Duration window = absl::Hours(1);
+  // Whether alerts below the opening threshold still join a matching open incident.
+  // Default: true.
+  bool attach_below_threshold = true;
+  // Classification when the rule gives none (or one the taxonomy does not know).
+  std::string default_rsit_class = "other";  // default: other/undetermined
+  std::string default_rsit_type = "undetermined";
+  Tlp default_tlp = Tlp::kAmber;  // default: AMBER
+  // Asset criticality 1..5 by host name; hosts not listed get the default (3).
+  std::map<std::string, int> asset_criticality;
+  int default_asset_criticality = 3;
+};
+
+struct IngestResult {
+  enum class Outcome {
+    kIgnored,        // below policy and no open incident to join
+    kOpened,         // a new incident was opened
+    kAttached,       // joined an open incident
+    kAlreadyLinked,  // the alert is already in an incident (a resend)
+  };
+  Outcome outcome = Outcome::kIgnored;
+  std::string incident_id;
+};
+
+// What an analyst gives to create an incident by hand.
+struct NewIncident {
+  std::string title;
+  std::string description;
+  std::string rsit_class = "other";
+  std::string rsit_type = "undetermined";
+  Severity severity = Severity::kMedium;
+  Tlp tlp = Tlp::kAmber;
+  std::string assignee;
+  absl::Time occurred = absl::InfinitePast();
+  absl::Time detected = absl::InfinitePast();  // default: now
+  bool personal_data_breach = false;
+  int asset_criticality = 3;
+};
+
+class IncidentBook {
+ public:
+  // `taxonomy` and `clock` must outlive the book; `audit` may be null (no audit).
+  IncidentBook(const Taxonomy* taxonomy, const Clock* clock, GroupingPolicy policy = {},
+               AuditLog* audit = nullptr);
+
+  // Adds stored incidents (at start-up) and continues numbering after the highest id per year.
+  [[nodiscard]] absl::Status Load(std::vector<Incident> incidents);
+
+  // Applies the grouping policy to one alert, as actor "system".
+  IngestResult Ingest(const AlertInput& alert);
+
+  absl::StatusOr<std::string> Create(const NewIncident& spec, const std::string& actor);
+  [[nodiscard]] absl::Status Attach(const std::string& id, const AlertInput& alert,
+                                    const std::string& actor);
+  [[nodiscard]] absl::Status Detach(const std::string& id, const std::string& alert_id,
+                                    const std::string& actor);
+  // Moves everything from `sources` into `target`; sources close as duplicates.
+  [[nodiscard]] absl::Status Merge(const std::string& target,
+                                   const std::vector<std::string>& sources,
+                                   const std::string& actor);
+  // Moves `alert_ids` out of `id` into a new incident (same classification); returns its id.
+  absl::StatusOr<std::string> Split(const std::string& id, const std::set<std::string>& alert_ids,
+                                    const std::string& title, const std::string& actor);
+  [[nodiscard]] absl::Status Transition(const std::string& id, State to, const std::string& actor,
+                                        Resolution resolution = Resolution::kNone,
+                                        const std::string& reason = "");
+  // Any other edit (functions of workflow.h), audited as `action` with before and after.
+  // `edit` gets the clock's now.
+  [[nodiscard]] absl::Status Update(const std::string& id, const std::string& actor,
+                                    const std::string& action,
+                                    const std::function<absl::Status(Incident&, absl::Time)>& edit);
+
+  const Incident* Find(const std::string& id) const;
+  std::vector<Incident> List() const;  // ordered by id
+  std::vector<Deadline> Overdue(const DeadlinePolicy& policy) const;
+  // Ids changed since the last call, for the storage layer to write.
+  std::vector<std::string> TakeChanged();
+
+  const GroupingPolicy& policy() const { return policy_; }
+  const Taxonomy& taxonomy() const { return *taxonomy_; }
+
+ private:
+  bool Opens(const AlertInput& alert) const;
+  Incident* FindGroup(const AlertInput& alert);
+  Incident* Mutable(const std::string& id);
+  std::string NextId(absl::Time now);
+  int CriticalityOf(const std::string& host) const;
+  void LinkAlert(Incident& incident, const AlertInput& alert, const std::string& actor,
+                 absl::Time now);
+  void Recompute(Incident& incident);
+  void Audit(const std::string& actor, const std::string& action, const std::string& target,
+             const Incident* before, const Incident* after, absl::Time now);
+  std::string FindAlertOwner(const std::string& alert_id) const;
+
+  const Taxonomy* taxonomy_;
+  const Clock* clock_;
+  GroupingPolicy policy_;
+  AuditLog* audit_;
+  std::map<std::string, Incident> incidents_;
+  std::map<std::string, std::string> alert_owner_;  // alert id -> incident id
+  std::map<int, int> last_number_;                  // year -> highest number used
+  std::set<std::string> changed_;
+};
+
+}  // namespace siper::incidents

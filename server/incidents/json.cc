@@ -1,0 +1,234 @@
+#include "server/incidents/json.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace siper::incidents {
+namespace {
+
+using nlohmann::json;
+
+std::string T(absl::Time t) { return FormatRfc3339(t); }
+std::string S(std::string_view v) { return std::string(v); }
+
+// Reads a time field written by T(); missing or empty is "not set".
+absl::Time ReadTime(const json& j, const char* key) {
+  if (!j.contains(key) || !j[key].is_string()) return absl::InfinitePast();
+  auto t = ParseRfc3339(j[key].get<std::string>());
+  if (!t.ok()) throw std::invalid_argument(absl::StrCat(key, ": ", std::string(t.status().message())));
+  return *t;
+}
+
+template <typename E>
+E ReadEnum(const json& j, const char* key, absl::StatusOr<E> (*parse)(std::string_view), E def) {
+  if (!j.contains(key)) return def;
+  auto v = parse(j[key].get<std::string>());
+  if (!v.ok()) throw std::invalid_argument(absl::StrCat(key, ": ", std::string(v.status().message())));
+  return *v;
+}
+
+std::vector<std::string> Strings(const json& j, const char* key) {
+  return j.contains(key) ? j[key].get<std::vector<std::string>>() : std::vector<std::string>{};
+}
+
+}  // namespace
+
+json ObservableToJson(const Observable& o) {
+  json j = {{"kind", S(ToString(o.kind))}, {"value", o.value}, {"field", o.field},
+            {"first_seen", T(o.first_seen == absl::InfiniteFuture() ? absl::InfinitePast() : o.first_seen)},
+            {"last_seen", T(o.last_seen)}, {"alert_ids", o.alert_ids}};
+  if (!o.hash_algo.empty()) j["hash_algo"] = o.hash_algo;
+  return j;
+}
+
+json AlertInputToJson(const AlertInput& a) {
+  return {{"id", a.id},           {"rule_id", a.rule_id},
+          {"title", a.title},     {"level", a.level},
+          {"time", T(a.time)},    {"agent_id", a.agent_id},
+          {"seq", a.seq},         {"host", a.host},
+          {"fields", a.fields},   {"ioc_hit", a.ioc_hit},
+          {"ioc_confidence", a.ioc_confidence}, {"ioc_value", a.ioc_value},
+          {"ioc_feed", a.ioc_feed}, {"rsit_class", a.rsit_class},
+          {"rsit_type", a.rsit_type}};
+}
+
+json IncidentToJson(const Incident& in) {
+  json alerts = json::array();
+  for (const LinkedAlert& a : in.alerts) {
+    alerts.push_back({{"id", a.id}, {"rule_id", a.rule_id}, {"title", a.title},
+                      {"level", a.level}, {"time", T(a.time)}, {"agent_id", a.agent_id},
+                      {"seq", a.seq}, {"host", a.host}, {"source_ip", a.source_ip},
+                      {"ioc_confidence", a.ioc_confidence}});
+  }
+  json observables = json::array();
+  for (const Observable& o : in.observables) observables.push_back(ObservableToJson(o));
+  json notes = json::array();
+  for (const Note& n : in.notes) {
+    notes.push_back({{"time", T(n.time)}, {"author", n.author}, {"text", n.text}});
+  }
+  json timeline = json::array();
+  for (const TimelineEntry& e : in.timeline) {
+    timeline.push_back({{"time", T(e.time)}, {"actor", e.actor}, {"kind", e.kind}, {"text", e.text}});
+  }
+  json entered = json::object();
+  for (const auto& [s, t] : in.times.entered) entered[S(ToString(s))] = T(t);
+  json severity_reached = json::object();
+  for (const auto& [s, t] : in.times.severity_reached) severity_reached[S(ToString(s))] = T(t);
+  json notices = json::array();
+  for (const KvkkBreach::Notice& n : in.kvkk.notices) {
+    notices.push_back({{"kind", S(ToString(n.kind))}, {"sent", T(n.sent)}, {"reference", n.reference}});
+  }
+  const KvkkBreach& k = in.kvkk;
+  return {
+      {"id", in.id},
+      {"title", in.title},
+      {"description", in.description},
+      {"rsit_class", in.rsit_class},
+      {"rsit_type", in.rsit_type},
+      {"exercise", in.exercise()},
+      {"severity", S(ToString(in.severity))},
+      {"risk_score", in.risk_score},
+      {"asset_criticality", in.asset_criticality},
+      {"tlp", S(ToString(in.tlp))},
+      {"state", S(ToString(in.state))},
+      {"resolution", S(ToString(in.resolution))},
+      {"assignee", in.assignee},
+      {"usom_reference", in.usom_reference},
+      {"impact", in.impact},
+      {"actions", in.actions},
+      {"alerts", alerts},
+      {"event_refs", in.event_refs},
+      {"observables", observables},
+      {"notes", notes},
+      {"timeline", timeline},
+      {"merged_into", in.merged_into},
+      {"times",
+       {{"occurred", T(in.times.occurred)},
+        {"detected", T(in.times.detected)},
+        {"created", T(in.times.created)},
+        {"updated", T(in.times.updated)},
+        {"closed", T(in.times.closed)},
+        {"reported_to_usom", T(in.times.reported_to_usom)},
+        {"entered", entered},
+        {"severity_reached", severity_reached}}},
+      {"kvkk",
+       {{"personal_data_breach", k.personal_data_breach},
+        {"breach_started", T(k.breach_started)},
+        {"breach_ended", T(k.breach_ended)},
+        {"source", k.source},
+        {"description", k.description},
+        {"data_categories", k.data_categories},
+        {"special_categories", k.special_categories},
+        {"subject_groups", k.subject_groups},
+        {"people_count", k.people_count},
+        {"record_count", k.record_count},
+        {"consequences", k.consequences},
+        {"measures_taken", k.measures_taken},
+        {"measures_planned", k.measures_planned},
+        {"subjects_informed", k.subjects_informed},
+        {"notices", notices},
+        {"delay_reasons", k.delay_reasons}}},
+  };
+}
+
+absl::StatusOr<Incident> IncidentFromJson(const json& j) {
+  if (!j.is_object() || !j.contains("id")) {
+    return absl::InvalidArgumentError("incident JSON must be an object with at least an 'id'");
+  }
+  Incident in;
+  try {
+    in.id = j.at("id").get<std::string>();
+    in.title = j.value("title", "");
+    in.description = j.value("description", "");
+    in.rsit_class = j.value("rsit_class", "other");
+    in.rsit_type = j.value("rsit_type", "undetermined");
+    in.severity = ReadEnum(j, "severity", &ParseSeverity, Severity::kLow);
+    in.risk_score = j.value("risk_score", 0);
+    in.asset_criticality = j.value("asset_criticality", 3);
+    in.tlp = ReadEnum(j, "tlp", &ParseTlp, Tlp::kAmber);
+    in.state = ReadEnum(j, "state", &ParseState, State::kNew);
+    in.resolution = ReadEnum(j, "resolution", &ParseResolution, Resolution::kNone);
+    in.assignee = j.value("assignee", "");
+    in.usom_reference = j.value("usom_reference", "");
+    in.impact = j.value("impact", "");
+    in.actions = Strings(j, "actions");
+    in.event_refs = Strings(j, "event_refs");
+    in.merged_into = j.value("merged_into", "");
+    for (const json& a : j.value("alerts", json::array())) {
+      LinkedAlert l;
+      l.id = a.value("id", "");
+      l.rule_id = a.value("rule_id", "");
+      l.title = a.value("title", "");
+      l.level = a.value("level", "");
+      l.time = ReadTime(a, "time");
+      l.agent_id = a.value("agent_id", "");
+      l.seq = a.value("seq", uint64_t{0});
+      l.host = a.value("host", "");
+      l.source_ip = a.value("source_ip", "");
+      l.ioc_confidence = a.value("ioc_confidence", 0);
+      in.alerts.push_back(std::move(l));
+    }
+    for (const json& o : j.value("observables", json::array())) {
+      Observable ob;
+      ob.kind = ReadEnum(o, "kind", &ParseObservableKind, ObservableKind::kIp);
+      ob.value = o.value("value", "");
+      ob.field = o.value("field", "");
+      ob.hash_algo = o.value("hash_algo", "");
+      ob.first_seen = ReadTime(o, "first_seen");
+      ob.last_seen = ReadTime(o, "last_seen");
+      for (const json& id : o.value("alert_ids", json::array())) ob.alert_ids.insert(id.get<std::string>());
+      in.observables.push_back(std::move(ob));
+    }
+    for (const json& n : j.value("notes", json::array())) {
+      in.notes.push_back(Note{ReadTime(n, "time"), n.value("author", ""), n.value("text", "")});
+    }
+    for (const json& e : j.value("timeline", json::array())) {
+      in.timeline.push_back(TimelineEntry{ReadTime(e, "time"), e.value("actor", ""),
+                                          e.value("kind", ""), e.value("text", "")});
+    }
+    const json times = j.value("times", json::object());
+    in.times.occurred = ReadTime(times, "occurred");
+    in.times.detected = ReadTime(times, "detected");
+    in.times.created = ReadTime(times, "created");
+    in.times.updated = ReadTime(times, "updated");
+    in.times.closed = ReadTime(times, "closed");
+    in.times.reported_to_usom = ReadTime(times, "reported_to_usom");
+    for (const auto& [name, value] : times.value("entered", json::object()).items()) {
+      auto s = ParseState(name);
+      if (!s.ok()) return s.status();
+      in.times.entered[*s] = ReadTime(json{{"t", value}}, "t");
+    }
+    for (const auto& [name, value] : times.value("severity_reached", json::object()).items()) {
+      auto s = ParseSeverity(name);
+      if (!s.ok()) return s.status();
+      in.times.severity_reached[*s] = ReadTime(json{{"t", value}}, "t");
+    }
+    const json k = j.value("kvkk", json::object());
+    KvkkBreach& b = in.kvkk;
+    b.personal_data_breach = k.value("personal_data_breach", false);
+    b.breach_started = ReadTime(k, "breach_started");
+    b.breach_ended = ReadTime(k, "breach_ended");
+    b.source = k.value("source", "");
+    b.description = k.value("description", "");
+    b.data_categories = Strings(k, "data_categories");
+    b.special_categories = k.value("special_categories", false);
+    b.subject_groups = Strings(k, "subject_groups");
+    b.people_count = k.value("people_count", int64_t{-1});
+    b.record_count = k.value("record_count", int64_t{-1});
+    b.consequences = k.value("consequences", "");
+    b.measures_taken = Strings(k, "measures_taken");
+    b.measures_planned = Strings(k, "measures_planned");
+    b.subjects_informed = k.value("subjects_informed", false);
+    for (const json& n : k.value("notices", json::array())) {
+      b.notices.push_back(KvkkBreach::Notice{
+          ReadEnum(n, "kind", &ParseNoticeKind, NoticeKind::kFirst), ReadTime(n, "sent"),
+          n.value("reference", "")});
+    }
+    b.delay_reasons = Strings(k, "delay_reasons");
+  } catch (const std::exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat("incident JSON ", j.value("id", std::string("?")),
+                                                   " is malformed: ", std::string(e.what())));
+  }
+  return in;
+}
+
+}  // namespace siper::incidents

@@ -1,0 +1,17 @@
+// Incident <-> JSON: the stored form (storage may keep it as a JSON value or map it to
+// protobuf), the `--json` output of siperctl, and the before/after of audit records.
+#pragma once
+
+#include "absl/status/statusor.h"
+#include "nlohmann/json.hpp"
+#include "server/incidents/model.h"
+
+namespace siper::incidents {
+
+nlohmann::json IncidentToJson(const Incident& incident);
+absl::StatusOr<Incident> IncidentFromJson(const nlohmann::json& j);
+
+nlohmann::json ObservableToJson(const Observable& o);
+nlohmann::json AlertInputToJson(const AlertInput& a);
+
+}  // namespace siper::incidents

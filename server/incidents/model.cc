@@ -1,0 +1,325 @@
+#include "server/incidents/model.h"
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <cmath>
+#include <cstring>
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+
+namespace siper::incidents {
+namespace {
+
+template <typename E, size_t N>
+absl::StatusOr<E> ParseEnum(std::string_view text, const std::array<std::pair<E, const char*>, N>& names,
+                            const char* what) {
+  const std::string lower = absl::AsciiStrToLower(std::string(text));
+  std::vector<std::string> valid;
+  for (const auto& [value, name] : names) {
+    if (lower == absl::AsciiStrToLower(std::string(name))) return value;
+    valid.push_back(name);
+  }
+  return absl::InvalidArgumentError(absl::StrCat("unknown ", what, " '", std::string(text),
+                                                 "'; use one of: ", absl::StrJoin(valid, ", ")));
+}
+
+template <typename E, size_t N>
+std::string_view NameOf(E value, const std::array<std::pair<E, const char*>, N>& names) {
+  for (const auto& [v, name] : names) {
+    if (v == value) return name;
+  }
+  return "?";
+}
+
+constexpr std::array<std::pair<State, const char*>, 7> kStateNames{{
+    {State::kNew, "new"},
+    {State::kTriage, "triage"},
+    {State::kInvestigating, "investigating"},
+    {State::kContained, "contained"},
+    {State::kEradicated, "eradicated"},
+    {State::kRecovered, "recovered"},
+    {State::kClosed, "closed"},
+}};
+constexpr std::array<std::pair<Severity, const char*>, 4> kSeverityNames{{
+    {Severity::kLow, "low"},
+    {Severity::kMedium, "medium"},
+    {Severity::kHigh, "high"},
+    {Severity::kCritical, "critical"},
+}};
+constexpr std::array<std::pair<Tlp, const char*>, 5> kTlpNames{{
+    {Tlp::kClear, "CLEAR"},
+    {Tlp::kGreen, "GREEN"},
+    {Tlp::kAmber, "AMBER"},
+    {Tlp::kAmberStrict, "AMBER+STRICT"},
+    {Tlp::kRed, "RED"},
+}};
+constexpr std::array<std::pair<Resolution, const char*>, 4> kResolutionNames{{
+    {Resolution::kNone, "none"},
+    {Resolution::kTruePositive, "true-positive"},
+    {Resolution::kFalsePositive, "false-positive"},
+    {Resolution::kDuplicate, "duplicate"},
+}};
+constexpr std::array<std::pair<ObservableKind, const char*>, 6> kKindNames{{
+    {ObservableKind::kIp, "ip"},
+    {ObservableKind::kDomain, "domain"},
+    {ObservableKind::kUrl, "url"},
+    {ObservableKind::kHash, "hash"},
+    {ObservableKind::kUser, "user"},
+    {ObservableKind::kHost, "host"},
+}};
+constexpr std::array<std::pair<NoticeKind, const char*>, 2> kNoticeNames{{
+    {NoticeKind::kFirst, "first"},
+    {NoticeKind::kFollowUp, "follow-up"},
+}};
+
+// Parses an IPv4 or IPv6 text address into 16 bytes (v4 kept as 4 bytes); false if neither.
+bool ParseIp(std::string_view text, std::array<unsigned char, 16>& out, int& len) {
+  const std::string s(text);
+  if (inet_pton(AF_INET, s.c_str(), out.data()) == 1) {
+    len = 4;
+    return true;
+  }
+  if (inet_pton(AF_INET6, s.c_str(), out.data()) == 1) {
+    len = 16;
+    return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+std::string_view ToString(State s) { return NameOf(s, kStateNames); }
+std::string_view ToString(Severity s) { return NameOf(s, kSeverityNames); }
+std::string_view ToString(Tlp t) { return NameOf(t, kTlpNames); }
+std::string_view ToString(Resolution r) { return NameOf(r, kResolutionNames); }
+std::string_view ToString(ObservableKind k) { return NameOf(k, kKindNames); }
+std::string_view ToString(NoticeKind k) { return NameOf(k, kNoticeNames); }
+
+absl::StatusOr<State> ParseState(std::string_view s) { return ParseEnum(s, kStateNames, "state"); }
+absl::StatusOr<Severity> ParseSeverity(std::string_view s) {
+  return ParseEnum(s, kSeverityNames, "severity");
+}
+absl::StatusOr<Tlp> ParseTlp(std::string_view s) {
+  // "TLP:AMBER" and "WHITE" (TLP 1.0's name for CLEAR) are accepted too.
+  std::string t = absl::AsciiStrToUpper(std::string(s));
+  if (t.rfind("TLP:", 0) == 0) t = t.substr(4);
+  if (t == "WHITE") t = "CLEAR";
+  return ParseEnum(t, kTlpNames, "TLP");
+}
+absl::StatusOr<Resolution> ParseResolution(std::string_view s) {
+  return ParseEnum(s, kResolutionNames, "resolution");
+}
+absl::StatusOr<ObservableKind> ParseObservableKind(std::string_view s) {
+  return ParseEnum(s, kKindNames, "observable kind");
+}
+absl::StatusOr<NoticeKind> ParseNoticeKind(std::string_view s) {
+  return ParseEnum(s, kNoticeNames, "notice kind");
+}
+
+int LevelWeight(std::string_view level) {
+  const std::string l = absl::AsciiStrToLower(std::string(level));
+  if (l == "critical") return 5;
+  if (l == "high") return 4;
+  if (l == "medium") return 3;
+  if (l == "low") return 2;
+  return 1;
+}
+
+Severity SeverityFromLevel(std::string_view level) {
+  switch (LevelWeight(level)) {
+    case 5:
+      return Severity::kCritical;
+    case 4:
+      return Severity::kHigh;
+    case 3:
+      return Severity::kMedium;
+    default:
+      return Severity::kLow;
+  }
+}
+
+int ComputeRiskScore(int level_weight, int asset_criticality, int ioc_confidence) {
+  const double l = std::clamp(level_weight, 1, 5);
+  const double c = std::clamp(asset_criticality, 1, 5);
+  const double i = std::clamp(ioc_confidence, 0, 100);
+  const double score = 100.0 * (0.5 * (l - 1) / 4 + 0.3 * (c - 1) / 4 + 0.2 * i / 100);
+  return static_cast<int>(std::lround(score));
+}
+
+void RecomputeRisk(Incident& incident) {
+  int level = 1;
+  int ioc = 0;
+  for (const LinkedAlert& a : incident.alerts) {
+    level = std::max(level, LevelWeight(a.level));
+    ioc = std::max(ioc, a.ioc_confidence);
+  }
+  incident.risk_score = ComputeRiskScore(level, incident.asset_criticality, ioc);
+}
+
+std::vector<Observable> ExtractObservables(const AlertInput& alert) {
+  std::vector<Observable> out;
+  auto add = [&](ObservableKind kind, const std::string& value, const std::string& field,
+                 const std::string& algo = "") {
+    if (value.empty() || value == "-") return;
+    Observable o;
+    o.kind = kind;
+    o.value = kind == ObservableKind::kDomain || kind == ObservableKind::kHash
+                  ? absl::AsciiStrToLower(value)
+                  : value;
+    o.hash_algo = algo;
+    o.field = field;
+    o.first_seen = alert.time;
+    o.last_seen = alert.time;
+    if (!alert.id.empty()) o.alert_ids.insert(alert.id);
+    MergeObservables(out, {o});
+  };
+  auto field = [&](const char* name) -> std::string {
+    auto it = alert.fields.find(name);
+    return it == alert.fields.end() ? std::string() : it->second;
+  };
+  std::array<unsigned char, 16> buf{};
+  int len = 0;
+  for (const char* name : {"source.ip", "destination.ip"}) {
+    const std::string v = field(name);
+    if (!v.empty() && ParseIp(v, buf, len)) add(ObservableKind::kIp, v, name);
+  }
+  add(ObservableKind::kUrl, field("url.original"), "url.original");
+  add(ObservableKind::kDomain, field("url.domain"), "url.domain");
+  add(ObservableKind::kDomain, field("dns.question.name"), "dns.question.name");
+  for (const auto& [name, value] : alert.fields) {
+    if (name.rfind("file.hash.", 0) == 0) {
+      add(ObservableKind::kHash, value, name, absl::AsciiStrToLower(name.substr(10)));
+    }
+  }
+  add(ObservableKind::kUser, field("user.name"), "user.name");
+  std::string host = field("host.hostname");
+  if (host.empty()) host = alert.host;
+  add(ObservableKind::kHost, host, "host.hostname");
+  if (alert.ioc_hit && !alert.ioc_value.empty()) {
+    // Classify the IOC value by its shape so it lands next to the same value from a field.
+    const std::string v = alert.ioc_value;
+    ObservableKind kind = ObservableKind::kDomain;
+    std::string algo;
+    if (ParseIp(v, buf, len)) {
+      kind = ObservableKind::kIp;
+    } else if (v.find("://") != std::string::npos) {
+      kind = ObservableKind::kUrl;
+    } else if (std::all_of(v.begin(), v.end(), [](char ch) { return std::isxdigit(static_cast<unsigned char>(ch)); }) &&
+               (v.size() == 32 || v.size() == 40 || v.size() == 64 || v.size() == 128)) {
+      kind = ObservableKind::kHash;
+      algo = v.size() == 32 ? "md5" : v.size() == 40 ? "sha1" : v.size() == 64 ? "sha256" : "sha512";
+    }
+    add(kind, v, "ioc", algo);
+  }
+  return out;
+}
+
+void MergeObservables(std::vector<Observable>& into, const std::vector<Observable>& add) {
+  for (const Observable& o : add) {
+    auto it = std::find_if(into.begin(), into.end(), [&](const Observable& x) {
+      return x.kind == o.kind && x.value == o.value && x.field == o.field;
+    });
+    if (it == into.end()) {
+      into.push_back(o);
+      continue;
+    }
+    it->first_seen = std::min(it->first_seen, o.first_seen);
+    it->last_seen = std::max(it->last_seen, o.last_seen);
+    it->alert_ids.insert(o.alert_ids.begin(), o.alert_ids.end());
+    if (it->hash_algo.empty()) it->hash_algo = o.hash_algo;
+  }
+}
+
+void RemoveAlertsFromObservables(std::vector<Observable>& obs, const std::set<std::string>& ids) {
+  std::vector<Observable> kept;
+  for (Observable& o : obs) {
+    if (o.alert_ids.empty()) {  // added by an analyst
+      kept.push_back(std::move(o));
+      continue;
+    }
+    for (const std::string& id : ids) o.alert_ids.erase(id);
+    if (!o.alert_ids.empty()) kept.push_back(std::move(o));
+  }
+  obs = std::move(kept);
+}
+
+LinkedAlert ToLinkedAlert(const AlertInput& alert) {
+  LinkedAlert l;
+  l.id = alert.id;
+  l.rule_id = alert.rule_id;
+  l.title = alert.title;
+  l.level = alert.level;
+  l.time = alert.time;
+  l.agent_id = alert.agent_id;
+  l.seq = alert.seq;
+  auto h = alert.fields.find("host.hostname");
+  l.host = h != alert.fields.end() && !h->second.empty() ? h->second : alert.host;
+  auto s = alert.fields.find("source.ip");
+  if (s != alert.fields.end()) l.source_ip = s->second;
+  l.ioc_confidence = alert.ioc_hit ? std::clamp(alert.ioc_confidence, 0, 100) : 0;
+  return l;
+}
+
+std::string FormatIncidentId(int year, int number) {
+  return absl::StrFormat("INC-%04d-%04d", year, number);
+}
+
+absl::StatusOr<std::pair<int, int>> ParseIncidentId(std::string_view id) {
+  const std::string s(id);
+  int year = 0;
+  int number = 0;
+  if (s.size() >= 13 && s.rfind("INC-", 0) == 0 && s[8] == '-' &&
+      absl::SimpleAtoi(s.substr(4, 4), &year) && absl::SimpleAtoi(s.substr(9), &number) &&
+      number > 0 && std::all_of(s.begin() + 9, s.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    return std::make_pair(year, number);
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("'", s, "' is not an incident id; write it as INC-YYYY-NNNN, e.g. INC-2026-0001"));
+}
+
+bool IpInCidr(std::string_view ip, std::string_view cidr) {
+  std::array<unsigned char, 16> a{};
+  std::array<unsigned char, 16> net{};
+  int alen = 0;
+  int nlen = 0;
+  const std::string c(cidr);
+  const size_t slash = c.find('/');
+  if (!ParseIp(ip, a, alen) || !ParseIp(c.substr(0, slash), net, nlen) || alen != nlen) {
+    return false;
+  }
+  int bits = alen * 8;
+  if (slash != std::string::npos) {
+    if (!absl::SimpleAtoi(c.substr(slash + 1), &bits) || bits < 0 || bits > alen * 8) return false;
+  }
+  for (int i = 0; i < alen && bits > 0; ++i, bits -= 8) {
+    const unsigned char mask = bits >= 8 ? 0xff : static_cast<unsigned char>(0xff << (8 - bits));
+    if ((a[i] & mask) != (net[i] & mask)) return false;
+  }
+  return true;
+}
+
+std::string FormatRfc3339(absl::Time t) {
+  if (!IsSet(t)) return "";
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", t, absl::UTCTimeZone());
+}
+
+absl::StatusOr<absl::Time> ParseRfc3339(std::string_view text) {
+  if (text.empty()) return absl::InfinitePast();
+  absl::Time t;
+  std::string err;
+  if (!absl::ParseTime(absl::RFC3339_full, std::string(text), &t, &err)) {
+    return absl::InvalidArgumentError(absl::StrCat("time '", std::string(text), "' is not RFC 3339 (",
+                                                   err, "); write e.g. 2026-11-28T10:00:00Z"));
+  }
+  return t;
+}
+
+}  // namespace siper::incidents
