@@ -57,13 +57,13 @@ struct IngestResult {
 
 // What an analyst gives to create an incident by hand.
 struct NewIncident {
-  std::string title;
-  std::string description;
+  std::string title{};
+  std::string description{};
   std::string rsit_class = "other";
   std::string rsit_type = "undetermined";
   Severity severity = Severity::kMedium;
   Tlp tlp = Tlp::kAmber;
-  std::string assignee;
+  std::string assignee{};
   absl::Time occurred = absl::InfinitePast();
   absl::Time detected = absl::InfinitePast();  // default: now
   bool personal_data_breach = false;

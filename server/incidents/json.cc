@@ -192,12 +192,14 @@ absl::StatusOr<Incident> IncidentFromJson(const json& j) {
     in.times.updated = ReadTime(times, "updated");
     in.times.closed = ReadTime(times, "closed");
     in.times.reported_to_usom = ReadTime(times, "reported_to_usom");
-    for (const auto& [name, value] : times.value("entered", json::object()).items()) {
+    const json entered = times.value("entered", json::object());
+    for (const auto& [name, value] : entered.items()) {
       auto s = ParseState(name);
       if (!s.ok()) return s.status();
       in.times.entered[*s] = ReadTime(json{{"t", value}}, "t");
     }
-    for (const auto& [name, value] : times.value("severity_reached", json::object()).items()) {
+    const json severity_reached = times.value("severity_reached", json::object());
+    for (const auto& [name, value] : severity_reached.items()) {
       auto s = ParseSeverity(name);
       if (!s.ok()) return s.status();
       in.times.severity_reached[*s] = ReadTime(json{{"t", value}}, "t");
