@@ -25,6 +25,10 @@ std::string LocalHostname() {
 
 absl::StatusOr<std::string> Enroll(const EnrollOptions& options) {
   SIPER_ASSIGN_OR_RETURN(std::string ca_pem, ReadFile(options.ca_file));
+  if (ca_pem.find("-----BEGIN CERTIFICATE-----") == std::string::npos) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        options.ca_file.string(), ": not a PEM certificate (the server's DATA_DIR/pki/ca.pem)"));
+  }
   const std::string hostname = options.hostname.empty() ? LocalHostname() : options.hostname;
 
   SIPER_ASSIGN_OR_RETURN(std::string key_pem, pki::GenerateKeyPem());

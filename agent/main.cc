@@ -15,6 +15,7 @@
 #include "agent/config.h"
 #include "agent/enroll.h"
 #include "agent/grpc_log.h"
+#include "agent/identity.h"
 #include "common/logging.h"
 
 namespace {
@@ -64,6 +65,11 @@ int RunAgent(const std::string& config_path, bool foreground) {
   auto config = siper::agent::LoadConfig(config_path);
   if (!config.ok()) {
     std::cerr << "siper-agent: " << config.status().message() << "\n";
+    return kExitStartup;
+  }
+  // Checked before the log directory is made, so a wrong state_dir leaves no trace.
+  if (auto identity = siper::agent::LoadIdentity(config->state_dir); !identity.ok()) {
+    std::cerr << "siper-agent: " << identity.status().message() << "\n";
     return kExitStartup;
   }
   siper::LogOptions log_options;

@@ -37,3 +37,22 @@ inline void Overwrite(const std::filesystem::path& path, const std::string& data
 }
 
 }  // namespace siper::agent::testing
+
+#include <chrono>
+#include <functional>
+#include <thread>
+
+namespace siper::agent::testing {
+
+// Polls `done` until it holds or `seconds` pass. For waiting on other threads,
+// never for asserting speed.
+inline bool WaitFor(const std::function<bool()>& done, int seconds = 30) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return true;
+}
+
+}  // namespace siper::agent::testing
