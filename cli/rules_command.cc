@@ -1,0 +1,205 @@
+#include "cli/rules_command.h"
+
+#include <algorithm>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "rules/engine.h"
+#include "rules/strutil.h"
+
+namespace siper::cli {
+namespace {
+
+// Control characters as \n, \t, \xNN so a log line cannot drive the terminal.
+std::string EscapeControl(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (unsigned char c : s) {
+    if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else if (c == '\r') {
+      out += "\\r";
+    } else if (c < 0x20 || c == 0x7F) {
+      rules::strutil::StrAppend(&out, "\\x", rules::strutil::Hex2(c));
+    } else {
+      out.push_back(static_cast<char>(c));
+    }
+  }
+  return out;
+}
+
+void PrintJson(std::ostream& out, const nlohmann::json& j) {
+  out << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+}
+
+void PrintTable(std::ostream& out, const std::vector<std::string>& headers,
+                const std::vector<std::vector<std::string>>& rows) {
+  std::vector<size_t> width(headers.size());
+  for (size_t i = 0; i < headers.size(); ++i) width[i] = headers[i].size();
+  for (const auto& r : rows) {
+    for (size_t i = 0; i < r.size() && i < width.size(); ++i) {
+      width[i] = std::max(width[i], std::min<size_t>(r[i].size(), 60));
+    }
+  }
+  auto line = [&](const std::vector<std::string>& cells) {
+    std::string s;
+    for (size_t i = 0; i < cells.size(); ++i) {
+      std::string c = cells[i];
+      if (i + 1 < cells.size()) {
+        if (c.size() > width[i]) c = c.substr(0, width[i] - 1) + "~";
+        c.resize(width[i], ' ');
+        c += "  ";
+      }
+      s += c;
+    }
+    out << s << "\n";
+  };
+  line(headers);
+  for (const auto& r : rows) line(r);
+}
+
+bool RootWantsJson(const CLI::App& sub) {
+  const CLI::App* root = &sub;
+  while (root->get_parent() != nullptr) root = root->get_parent();
+  const CLI::Option* opt = root->get_option_no_throw("--json");
+  return opt != nullptr && opt->count() > 0;
+}
+
+}  // namespace
+
+int RunRulesTest(const RulesTestOptions& options, std::ostream& out, std::ostream& err) {
+  absl::StatusOr<rules::InputFormat> format = rules::ParseInputFormat(options.format);
+  if (!format.ok()) {
+    err << "siperctl rules test: " << format.status().message() << "\n";
+    return 2;
+  }
+  absl::StatusOr<std::shared_ptr<const rules::RuleSet>> rule_set =
+      rules::RuleSet::Load(options.rules_dir);
+  if (!rule_set.ok()) {
+    err << "siperctl rules test: cannot load rules: " << rule_set.status().message() << "\n";
+    return 2;
+  }
+  for (const rules::RuleDiagnostic& d : (*rule_set)->skipped()) {
+    err << "siperctl rules test: skipped " << d.message << "\n";
+  }
+  absl::StatusOr<std::unique_ptr<rules::Matcher>> matcher = rules::Matcher::Create(*rule_set);
+  if (!matcher.ok()) {
+    err << "siperctl rules test: " << matcher.status().message() << "\n";
+    return 2;
+  }
+  std::ifstream in(options.input, std::ios::binary);
+  if (!in) {
+    err << "siperctl rules test: cannot open input " << options.input << "\n";
+    return 1;
+  }
+  std::vector<std::vector<std::string>> rows;
+  std::string line;
+  uint64_t line_no = 0, alerts = 0, failures = 0;
+  while (std::getline(in, line)) {
+    ++line_no;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.empty()) continue;
+    absl::StatusOr<std::vector<rules::Detection>> found =
+        (*matcher)->Process(line, options.input, *format);
+    if (!found.ok()) {
+      err << options.input << ":" << line_no << ": " << found.status().message() << "\n";
+      ++failures;
+      continue;
+    }
+    for (const rules::Detection& d : *found) {
+      ++alerts;
+      if (options.json) {
+        nlohmann::json j = {{"line", line_no},
+                            {"rule_id", d.rule_id},
+                            {"title", d.title},
+                            {"level", d.level},
+                            {"fields", d.fields}};
+        if (d.count > 1) j["count"] = d.count;
+        PrintJson(out, j);
+      } else {
+        std::string summary;
+        for (const char* k : {"source.ip", "user.name", "user.target.name", "url.original",
+                              "process.command_line", "CommandLine", "Image"}) {
+          auto it = d.fields.find(k);
+          if (it == d.fields.end()) continue;
+          if (!summary.empty()) summary += " ";
+          rules::strutil::StrAppend(&summary, k, "=", it->second);
+        }
+        rows.push_back({rules::strutil::StrCat(line_no), EscapeControl(d.level),
+                        EscapeControl(d.rule_id), EscapeControl(d.title),
+                        d.count > 1 ? rules::strutil::StrCat(d.count) : std::string("1"),
+                        EscapeControl(summary)});
+      }
+    }
+  }
+  if (!options.json) {
+    PrintTable(out, {"LINE", "LEVEL", "RULE", "TITLE", "COUNT", "FIELDS"}, rows);
+    out << line_no << " lines, " << alerts << " alerts, " << (*rule_set)->rule_count()
+        << " rules\n";
+  }
+  return failures > 0 ? 1 : 0;
+}
+
+int RunRulesLint(const std::string& rules_dir, bool json, std::ostream& out, std::ostream& err) {
+  std::error_code ec;
+  if (!std::filesystem::exists(rules_dir, ec)) {
+    err << "siperctl rules lint: rules directory " << rules_dir << " does not exist\n";
+    return 2;
+  }
+  std::vector<rules::RuleDiagnostic> diags = rules::RuleSet::Lint(rules_dir);
+  size_t counts[3] = {0, 0, 0};
+  std::vector<std::vector<std::string>> rows;
+  for (const rules::RuleDiagnostic& d : diags) {
+    ++counts[static_cast<int>(d.status)];
+    std::string_view status = rules::RuleDiagnosticStatusName(d.status);
+    if (json) {
+      PrintJson(
+          out,
+          {{"path", d.path}, {"rule_id", d.rule_id}, {"status", status}, {"message", d.message}});
+    } else {
+      rows.push_back({EscapeControl(d.path), EscapeControl(d.rule_id), std::string(status),
+                      EscapeControl(d.message)});
+    }
+  }
+  if (!json) {
+    PrintTable(out, {"PATH", "RULE", "STATUS", "MESSAGE"}, rows);
+    out << counts[0] << " ok, " << counts[1] << " unsupported, " << counts[2] << " errors\n";
+  }
+  return counts[2] > 0 ? 1 : 0;
+}
+
+void AddRulesCommands(CLI::App& rules) {
+  auto test_opts = std::make_shared<RulesTestOptions>();
+  CLI::App* test = rules.add_subcommand("test", "run rules over a log file offline");
+  test->add_option("--rules", test_opts->rules_dir, "folder of Sigma rules")->required();
+  test->add_option("--input", test_opts->input, "log file, one event per line")->required();
+  test->add_option("--format", test_opts->format, "auto, syslog or json")
+      ->check(CLI::IsMember({"auto", "syslog", "json"}))
+      ->capture_default_str();
+  test->add_flag("--json", test_opts->json, "JSON Lines on stdout, one object per alert");
+  test->callback([test, test_opts]() {
+    RulesTestOptions o = *test_opts;
+    o.json = o.json || RootWantsJson(*test);
+    int rc = RunRulesTest(o, std::cout, std::cerr);
+    std::cout.flush();
+    if (rc != 0) throw CLI::RuntimeError(rc);
+  });
+
+  auto lint_dir = std::make_shared<std::string>();
+  auto lint_json = std::make_shared<bool>(false);
+  CLI::App* lint = rules.add_subcommand("lint", "check that rules parse and compile");
+  lint->add_option("--rules", *lint_dir, "folder of Sigma rules")->required();
+  lint->add_flag("--json", *lint_json, "JSON Lines on stdout, one object per rule file");
+  lint->callback([lint, lint_dir, lint_json]() {
+    int rc = RunRulesLint(*lint_dir, *lint_json || RootWantsJson(*lint), std::cout, std::cerr);
+    std::cout.flush();
+    if (rc != 0) throw CLI::RuntimeError(rc);
+  });
+}
+
+}  // namespace siper::cli

@@ -1,0 +1,27 @@
+// `siperctl rules test` and `siperctl rules lint`: the detection engine offline.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <iosfwd>
+#include <string>
+
+namespace siper::cli {
+
+// Registers the subcommands `test` and `lint` on the `rules` subcommand.
+void AddRulesCommands(CLI::App& rules);
+
+struct RulesTestOptions {
+  std::string rules_dir;
+  std::string input;
+  std::string format = "auto";  // auto | syslog | json
+  bool json = false;
+};
+
+// Runs every line of the input through the engine and prints one record per
+// alert. Returns the process exit code (0 ok, 1 input or line errors, 2 bad rules).
+int RunRulesTest(const RulesTestOptions& options, std::ostream& out, std::ostream& err);
+
+// Lints every rule file; returns 0 unless a rule has status "error".
+int RunRulesLint(const std::string& rules_dir, bool json, std::ostream& out, std::ostream& err);
+
+}  // namespace siper::cli

@@ -1,0 +1,64 @@
+// The compiled form of a rule set, private to the engine (engine.cc,
+// correlation.cc, cache.cc).
+#pragma once
+
+#include <hs/hs.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "rules/engine.h"
+#include "rules/sigma.h"
+
+namespace siper::rules {
+
+struct CompiledRule {
+  ParsedRule rule;
+  // For each predicate of kind kPatterns: the atom ids any of which makes it true.
+  std::vector<std::vector<uint32_t>> pred_atoms;
+  int group = -1;
+  bool enabled = true;
+  bool emit = true;                    // the rule's own matches are alerts
+  std::vector<uint32_t> correlations;  // indexes into RuleSetImpl::correlations
+};
+
+struct CompiledCorrelation {
+  ParsedRule rule;
+  std::vector<uint32_t> members;  // detection rule indexes, in the order the rule lists them
+};
+
+struct FieldDatabase {
+  std::string field;  // "" = the whole raw line
+  hs_database_t* db = nullptr;
+  size_t pattern_count = 0;
+};
+
+struct RuleGroup {
+  LogSourceKey logsource;
+  std::vector<FieldDatabase> databases;  // sorted by field
+  std::vector<uint32_t> rules;
+  std::vector<uint32_t> always;  // rules evaluated even when no atom of theirs hit
+};
+
+struct RuleSetImpl {
+  std::vector<CompiledRule> rules;
+  std::vector<CompiledCorrelation> correlations;
+  std::vector<RuleGroup> groups;
+  std::vector<std::vector<uint32_t>> atom_rules;  // atom id -> rules
+  hs_scratch_t* prototype_scratch = nullptr;
+  std::vector<RuleDiagnostic> skipped;
+  std::vector<RuleDiagnostic> diagnostics;  // every document, ok or not (for lint)
+
+  RuleSetImpl() = default;
+  RuleSetImpl(const RuleSetImpl&) = delete;
+  RuleSetImpl& operator=(const RuleSetImpl&) = delete;
+  ~RuleSetImpl() {
+    for (auto& g : groups) {
+      for (auto& d : g.databases) hs_free_database(d.db);
+    }
+    hs_free_scratch(prototype_scratch);
+  }
+};
+
+}  // namespace siper::rules

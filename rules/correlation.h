@@ -1,0 +1,55 @@
+// Streaming state for Sigma correlation rules and Siper suppression, kept per
+// Matcher. Windows are driven by event time; memory is bounded by evicting
+// groups whose window has ended and by a cap per rule.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "rules/compiled.h"
+#include "rules/decoder.h"
+
+namespace siper::rules {
+
+class CorrelationState {
+ public:
+  // Most open groups kept per correlation rule; beyond it the oldest expire early.
+  static constexpr size_t kMaxGroupsPerRule = 100000;
+
+  explicit CorrelationState(const RuleSetImpl* rules);
+
+  // Feeds one match of detection rule `rule`; appends completed correlations.
+  void OnMatch(uint32_t rule, const Event& event, std::vector<Detection>* out);
+
+  // True when a detection of `rule` for `event` falls in an open suppression window.
+  bool Suppressed(uint32_t rule, const Event& event, int64_t* count_out = nullptr);
+
+  uint64_t dropped_groups() const { return dropped_groups_; }
+
+ private:
+  struct Window {
+    int64_t start_ns = 0;
+    int64_t count = 0;
+    bool fired = false;
+    std::unordered_set<std::string> values;  // value_count
+    std::vector<int64_t> last_seen;          // temporal: per member, 0 = never
+  };
+  struct PerRule {
+    std::unordered_map<std::string, Window> groups;
+    size_t next_sweep = 1024;  // sweep expired windows when this many are open
+  };
+
+  static std::string GroupKey(const std::vector<std::string>& by, const Event& event);
+  void Evict(PerRule* state, int64_t now_ns, int64_t span_ns);
+
+  const RuleSetImpl* rules_;
+  std::vector<PerRule> correlation_state_;
+  std::vector<PerRule> suppression_state_;  // by detection rule index
+  uint64_t dropped_groups_ = 0;
+};
+
+}  // namespace siper::rules

@@ -1,0 +1,1032 @@
+#include "rules/decoder.h"
+
+#include <algorithm>
+#include <cctype>
+#include <ctime>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "absl/time/civil_time.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "nlohmann/json.hpp"
+#include "re2/re2.h"
+#include "rules/strutil.h"
+
+namespace siper::rules {
+namespace {
+
+void Set(Event* ev, std::string_view key, std::string_view value) {
+  ev->fields.insert_or_assign(std::string(key), std::string(value));
+}
+
+void AddUnique(std::vector<std::string>* v, std::string_view s) {
+  if (std::find(v->begin(), v->end(), s) == v->end()) v->emplace_back(s);
+}
+
+bool IsDigit(char c) { return c >= '0' && c <= '9'; }
+
+// Only accepts text that looks like an IPv4 or IPv6 address.
+bool LooksLikeIp(std::string_view s) {
+  if (s.empty() || s.size() > 45) return false;
+  bool colon = false, dot = false;
+  for (char c : s) {
+    if (c == ':') {
+      colon = true;
+    } else if (c == '.') {
+      dot = true;
+    } else if (!std::isxdigit(static_cast<unsigned char>(c))) {
+      return false;
+    }
+  }
+  if (colon) return true;
+  if (!dot) return false;
+  int parts = 0;
+  for (std::string_view p : strutil::StrSplit(s, '.')) {
+    int v;
+    if (p.empty() || p.size() > 3 || !strutil::SimpleAtoi(p, &v) || v > 255) return false;
+    ++parts;
+  }
+  return parts == 4;
+}
+
+void SetSourceIp(Event* ev, std::string_view addr) {
+  if (addr.empty()) return;
+  Set(ev, "source.address", addr);
+  if (LooksLikeIp(addr)) {
+    Set(ev, "source.ip", addr);
+  } else {
+    Set(ev, "source.domain", addr);
+  }
+}
+
+void SetOutcome(Event* ev, std::string_view action, std::string_view outcome,
+                std::string_view category = "authentication") {
+  Set(ev, "event.action", action);
+  if (!outcome.empty()) Set(ev, "event.outcome", outcome);
+  if (!category.empty()) Set(ev, "event.category", category);
+}
+
+int MonthIndex(std::string_view m) {
+  static constexpr std::string_view kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                                 "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  for (int i = 0; i < 12; ++i) {
+    if (m == kMonths[i]) return i + 1;
+  }
+  return 0;
+}
+
+bool ParseHms(std::string_view s, int* h, int* mi, int* sec) {
+  if (s.size() < 8 || s[2] != ':' || s[5] != ':') return false;
+  for (int i : {0, 1, 3, 4, 6, 7}) {
+    if (!IsDigit(s[i])) return false;
+  }
+  *h = (s[0] - '0') * 10 + (s[1] - '0');
+  *mi = (s[3] - '0') * 10 + (s[4] - '0');
+  *sec = (s[6] - '0') * 10 + (s[7] - '0');
+  return true;
+}
+
+// Syslog without a year: take the current year, or the previous one when the
+// date would otherwise lie more than a month in the future.
+int GuessYear(int month) {
+  absl::CivilSecond now = absl::ToCivilSecond(absl::Now(), absl::UTCTimeZone());
+  int year = static_cast<int>(now.year());
+  if (month > now.month() + 1) --year;
+  return year;
+}
+
+void SetTime(Event* ev, absl::Time t) {
+  ev->time_unix_ns = absl::ToUnixNanos(t);
+  Set(ev, "@timestamp", absl::FormatTime("%Y-%m-%dT%H:%M:%E*SZ", t, absl::UTCTimeZone()));
+}
+
+std::string_view NextToken(std::string_view* s) {
+  size_t sp = s->find(' ');
+  std::string_view tok = s->substr(0, sp);
+  s->remove_prefix(sp == std::string_view::npos ? s->size() : sp + 1);
+  return tok;
+}
+
+// Parses RFC 3339 (with optional fraction and zone), as in RFC 5424 and rsyslog.
+bool ParseRfc3339(std::string_view s, absl::Time* t) {
+  std::string err;
+  std::string str(s);
+  if (absl::ParseTime(absl::RFC3339_full, str, t, &err)) return true;
+  return absl::ParseTime("%Y-%m-%dT%H:%M:%E*S", str, absl::UTCTimeZone(), t, &err);
+}
+
+// "key=value key2=value2" as pam writes it; values may be empty.
+void ParseKeyValues(std::string_view s,
+                    std::vector<std::pair<std::string_view, std::string_view>>* out) {
+  while (!s.empty()) {
+    s = strutil::StripLeadingAsciiWhitespace(s);
+    size_t eq = s.find('=');
+    if (eq == std::string_view::npos) return;
+    std::string_view key = s.substr(0, eq);
+    if (size_t sp = key.rfind(' '); sp != std::string_view::npos) key = key.substr(sp + 1);
+    s.remove_prefix(eq + 1);
+    size_t sp = s.find(' ');
+    std::string_view value = s.substr(0, sp);
+    out->emplace_back(key, value);
+    s.remove_prefix(sp == std::string_view::npos ? s.size() : sp);
+  }
+}
+
+void DecodeProgramMessage(std::string_view program, std::string_view module, std::string_view msg,
+                          Event* ev) {
+  if (!module.empty() && strutil::StartsWith(module, "pam")) {
+    // "sshd(pam_unix)[1]: authentication failure; ..."
+    DecodePam(program, msg, ev);
+    return;
+  }
+  if (program == "sshd") {
+    DecodeSshd(msg, ev);
+  } else if (program == "sudo") {
+    DecodeSudo(msg, ev);
+  } else if (program == "su") {
+    DecodeSu(msg, ev);
+  } else if (strutil::StartsWith(msg, "pam_unix(")) {
+    std::string_view rest = msg.substr(9);
+    size_t close = rest.find("): ");
+    if (close != std::string_view::npos) {
+      std::string_view svc = rest.substr(0, rest.find(':'));
+      DecodePam(svc, rest.substr(close + 3), ev);
+    }
+  }
+}
+
+const std::vector<std::string_view>& AuthPrograms() {
+  static const auto* kPrograms = new std::vector<std::string_view>{
+      "sshd",    "sudo",     "su",         "login",   "passwd",   "useradd", "usermod",
+      "userdel", "groupadd", "groupdel",   "gpasswd", "chpasswd", "chage",   "systemd-logind",
+      "polkitd", "pkexec",   "vsftpd",     "ftpd",    "klogind",  "gdm",     "cron",
+      "CRON",    "dbus",     "unix_chkpwd"};
+  return *kPrograms;
+}
+
+}  // namespace
+
+bool DecodeSyslog(std::string_view line, Event* ev) {
+  std::string_view s = line;
+  int pri = -1;
+  if (strutil::StartsWith(s, "<")) {
+    size_t close = s.find('>');
+    if (close == std::string_view::npos || close > 4 ||
+        !strutil::SimpleAtoi(s.substr(1, close - 1), &pri)) {
+      return false;
+    }
+    s.remove_prefix(close + 1);
+    Set(ev, "log.syslog.priority", strutil::StrCat(pri));
+    Set(ev, "log.syslog.facility.code", strutil::StrCat(pri / 8));
+    Set(ev, "log.syslog.severity.code", strutil::StrCat(pri % 8));
+  }
+  std::string_view host, app, procid, module, msg;
+  if (pri >= 0 && strutil::StartsWith(s, "1 ")) {
+    // RFC 5424: VERSION TIMESTAMP HOSTNAME APP-NAME PROCID MSGID SD MSG
+    s.remove_prefix(2);
+    std::string_view ts = NextToken(&s);
+    absl::Time t;
+    if (ts != "-" && ParseRfc3339(ts, &t)) SetTime(ev, t);
+    host = NextToken(&s);
+    app = NextToken(&s);
+    procid = NextToken(&s);
+    std::string_view msgid = NextToken(&s);
+    if (msgid != "-" && !msgid.empty()) Set(ev, "event.code", msgid);
+    if (strutil::StartsWith(s, "-")) {
+      s.remove_prefix(1);
+    } else if (strutil::StartsWith(s, "[")) {
+      // Structured data: [id k="v" ...][id2 ...]; values may hold escaped ] and ".
+      while (strutil::StartsWith(s, "[")) {
+        size_t i = 1;
+        size_t id_end = s.find_first_of(" ]", 1);
+        if (id_end == std::string_view::npos) return false;
+        std::string sd_id(s.substr(1, id_end - 1));
+        i = id_end;
+        while (i < s.size() && s[i] != ']') {
+          while (i < s.size() && s[i] == ' ') ++i;
+          size_t eq = s.find('=', i);
+          if (eq == std::string_view::npos || eq + 1 >= s.size() || s[eq + 1] != '"') return false;
+          std::string name(s.substr(i, eq - i));
+          std::string value;
+          size_t j = eq + 2;
+          for (; j < s.size() && s[j] != '"'; ++j) {
+            if (s[j] == '\\' && j + 1 < s.size()) ++j;
+            value.push_back(s[j]);
+          }
+          Set(ev, strutil::StrCat("log.syslog.structured_data.", sd_id, ".", name), value);
+          i = j + 1;
+        }
+        s.remove_prefix(std::min(s.size(), i + 1));
+      }
+    }
+    if (strutil::StartsWith(s, " ")) s.remove_prefix(1);
+    if (strutil::StartsWith(s, "\xEF\xBB\xBF")) s.remove_prefix(3);  // BOM
+    msg = s;
+    if (host == "-") host = {};
+    if (app == "-") app = {};
+    if (procid == "-") procid = {};
+    size_t paren = app.find('(');
+    if (paren != std::string_view::npos && strutil::EndsWith(app, ")")) {
+      module = app.substr(paren + 1, app.size() - paren - 2);
+      app = app.substr(0, paren);
+    }
+  } else {
+    // RFC 3164 and its common variants.
+    absl::Time t;
+    bool have_time = false;
+    if (s.size() >= 19 && IsDigit(s[0]) && s[4] == '-' && s[10] == 'T') {
+      std::string_view ts = NextToken(&s);
+      have_time = ParseRfc3339(ts, &t);
+      if (!have_time) return false;
+    } else {
+      int year = 0;
+      if (s.size() > 5 && IsDigit(s[0]) && IsDigit(s[3]) && s[4] == ' ') {
+        if (!strutil::SimpleAtoi(s.substr(0, 4), &year)) return false;
+        s.remove_prefix(5);
+      }
+      if (s.size() < 15) return false;
+      int month = MonthIndex(s.substr(0, 3));
+      if (month == 0 || s[3] != ' ') return false;
+      s.remove_prefix(4);
+      if (s[0] == ' ') s.remove_prefix(1);
+      int day = 0;
+      size_t i = 0;
+      while (i < s.size() && IsDigit(s[i])) day = day * 10 + (s[i++] - '0');
+      if (i == 0 || i > 2 || i >= s.size() || s[i] != ' ') return false;
+      s.remove_prefix(i + 1);
+      if (s.size() > 5 && IsDigit(s[0]) && IsDigit(s[3]) && s[4] == ' ') {
+        if (!strutil::SimpleAtoi(s.substr(0, 4), &year)) return false;
+        s.remove_prefix(5);
+      }
+      int h, mi, sec;
+      if (!ParseHms(s, &h, &mi, &sec)) return false;
+      s.remove_prefix(8);
+      int64_t frac_ns = 0;
+      if (!s.empty() && s[0] == '.') {
+        size_t j = 1;
+        int64_t scale = 100000000;
+        while (j < s.size() && IsDigit(s[j])) {
+          frac_ns += (s[j] - '0') * scale;
+          scale /= 10;
+          ++j;
+        }
+        s.remove_prefix(j);
+      }
+      if (s.empty() || s[0] != ' ') return false;
+      s.remove_prefix(1);
+      if (year == 0) year = GuessYear(month);
+      t = absl::FromCivil(absl::CivilSecond(year, month, day, h, mi, sec), absl::UTCTimeZone()) +
+          absl::Nanoseconds(frac_ns);
+      have_time = true;
+    }
+    if (have_time) SetTime(ev, t);
+    host = NextToken(&s);
+    // TAG: program, program[pid], program(module)[pid], program(module); ends at ':'.
+    size_t tag_end = 0;
+    while (tag_end < s.size() && s[tag_end] != ':' && s[tag_end] != ' ') ++tag_end;
+    std::string_view tag = s.substr(0, tag_end);
+    if (tag_end < s.size() && s[tag_end] == ':') {
+      s.remove_prefix(tag_end + 1);
+    } else {
+      s.remove_prefix(tag_end);  // "syslogd 1.4.1: restart." has no colon after the program
+    }
+    if (strutil::StartsWith(s, " ")) s.remove_prefix(1);
+    msg = s;
+    if (strutil::EndsWith(tag, "]")) {
+      size_t open = tag.rfind('[');
+      if (open != std::string_view::npos) {
+        procid = tag.substr(open + 1, tag.size() - open - 2);
+        tag = tag.substr(0, open);
+      }
+    }
+    if (strutil::EndsWith(tag, ")")) {
+      size_t open = tag.find('(');
+      if (open != std::string_view::npos) {
+        module = tag.substr(open + 1, tag.size() - open - 2);
+        tag = tag.substr(0, open);
+      }
+    }
+    app = tag;
+  }
+  if (!host.empty()) Set(ev, "host.hostname", host);
+  if (!app.empty()) {
+    Set(ev, "process.name", app);
+    Set(ev, "log.syslog.appname", app);
+  }
+  if (!procid.empty()) Set(ev, "process.pid", procid);
+  if (!module.empty()) Set(ev, "log.syslog.module", module);
+  Set(ev, "message", msg);
+  AddUnique(&ev->products, "linux");
+  AddUnique(&ev->services, "syslog");
+  if (!app.empty()) {
+    std::string svc = strutil::AsciiStrToLower(app);
+    AddUnique(&ev->services, svc);
+    const auto& auth = AuthPrograms();
+    if (std::find(auth.begin(), auth.end(), app) != auth.end() || !module.empty()) {
+      AddUnique(&ev->services, "auth");
+    }
+    if (svc == "vsftpd") AddUnique(&ev->services, "vsftpd");
+  }
+  DecodeProgramMessage(app, module, msg, ev);
+  return true;
+}
+
+bool DecodeSshd(std::string_view msg, Event* ev) {
+  static const RE2* kLogin = new RE2(
+      R"(((?:Failed|Accepted)) (\S+) for (invalid user )?(.*) from ([0-9A-Fa-f:.]+) port (\d+)(?: (ssh\d?))?(?:: (.*))?)");
+  static const RE2* kInvalid =
+      new RE2(R"(Invalid user (.*) from ([0-9A-Fa-f:.]+)(?: port (\d+))?)");
+  static const RE2* kInvalidPreauth =
+      new RE2(R"(input_userauth_request: invalid user (.*) \[preauth\])");
+  static const RE2* kReverse = new RE2(
+      R"(reverse mapping checking getaddrinfo for (\S+) \[([0-9A-Fa-f:.]+)\] failed(?: - POSSIBLE BREAK-IN ATTEMPT!)?)");
+  static const RE2* kAddrMap = new RE2(
+      R"(Address ([0-9A-Fa-f:.]+) maps to (\S+), but this does not map back to the address(?: - POSSIBLE BREAK-IN ATTEMPT!)?)");
+  static const RE2* kDisconnect = new RE2(
+      R"((?:error: )?Received disconnect from ([0-9A-Fa-f:.]+)(?: port (\d+))?: ?(\d+): (.*?)(?: \[preauth\])?)");
+  static const RE2* kClosed = new RE2(
+      R"(Connection (?:closed|reset) by (?:(?:authenticating|invalid) user (.*) )?([0-9A-Fa-f:.]+)(?: port (\d+))?(?: \[preauth\])?)");
+  static const RE2* kDisconnected = new RE2(
+      R"(Disconnected from (?:(?:authenticating|invalid) user (.*) |user (.*) )?([0-9A-Fa-f:.]+) port (\d+)(?: \[preauth\])?)");
+  static const RE2* kNoIdent =
+      new RE2(R"(Did not receive identification string from ([0-9A-Fa-f:.]+)(?: port (\d+))?)");
+  static const RE2* kMaxAuth = new RE2(
+      R"(error: maximum authentication attempts exceeded for (invalid user )?(.*) from ([0-9A-Fa-f:.]+) port (\d+)(?: ssh\d)? \[preauth\])");
+  static const RE2* kPamMore = new RE2(R"(PAM (\d+) more authentication failures?; (.*))");
+  static const RE2* kConnFrom =
+      new RE2(R"(Connection from ([0-9A-Fa-f:.]+) port (\d+) on ([0-9A-Fa-f:.]+) port (\d+).*)");
+
+  std::string_view m = msg;
+  // "message repeated 3 times: [ Failed password for ... ]"
+  if (strutil::StartsWith(m, "message repeated ")) {
+    size_t open = m.find("[ ");
+    if (open != std::string_view::npos && strutil::EndsWith(m, "]")) {
+      std::string_view times = m.substr(17, m.find(' ', 17) - 17);
+      Set(ev, "event.repeat_count", times);
+      m = m.substr(open + 2, m.size() - open - 3);
+      while (!m.empty() && m.back() == ' ') m.remove_suffix(1);
+    }
+  }
+  std::string a, b, c, d, e, f, g, h;
+  if (RE2::FullMatch(m, *kLogin, &a, &b, &c, &d, &e, &f, &g, &h)) {
+    const bool ok = a == "Accepted";
+    SetOutcome(ev, "ssh_login", ok ? "success" : "failure");
+    Set(ev, "ssh.method", b);
+    Set(ev, "user.name", d);
+    if (!c.empty()) Set(ev, "user.invalid", "true");
+    SetSourceIp(ev, e);
+    Set(ev, "source.port", f);
+    if (!h.empty()) Set(ev, "ssh.key", h);
+    return true;
+  }
+  if (RE2::FullMatch(m, *kInvalid, &a, &b, &c)) {
+    SetOutcome(ev, "ssh_invalid_user", "failure");
+    Set(ev, "user.name", a);
+    Set(ev, "user.invalid", "true");
+    SetSourceIp(ev, b);
+    if (!c.empty()) Set(ev, "source.port", c);
+    return true;
+  }
+  if (RE2::FullMatch(m, *kInvalidPreauth, &a)) {
+    SetOutcome(ev, "ssh_invalid_user_request", "failure");
+    Set(ev, "user.name", a);
+    Set(ev, "user.invalid", "true");
+    return true;
+  }
+  if (RE2::FullMatch(m, *kReverse, &a, &b)) {
+    SetOutcome(ev, "ssh_reverse_mapping_failed", "unknown", "network");
+    Set(ev, "source.domain", a);
+    Set(ev, "source.ip", b);
+    Set(ev, "source.address", b);
+    return true;
+  }
+  if (RE2::FullMatch(m, *kAddrMap, &a, &b)) {
+    SetOutcome(ev, "ssh_reverse_mapping_failed", "unknown", "network");
+    Set(ev, "source.ip", a);
+    Set(ev, "source.address", a);
+    Set(ev, "source.domain", b);
+    return true;
+  }
+  if (RE2::FullMatch(m, *kMaxAuth, &a, &b, &c, &d)) {
+    SetOutcome(ev, "ssh_max_auth_exceeded", "failure");
+    Set(ev, "user.name", b);
+    if (!a.empty()) Set(ev, "user.invalid", "true");
+    SetSourceIp(ev, c);
+    Set(ev, "source.port", d);
+    return true;
+  }
+  if (RE2::FullMatch(m, *kDisconnect, &a, &b, &c, &d)) {
+    SetOutcome(ev, "ssh_disconnect", "", "network");
+    SetSourceIp(ev, a);
+    if (!b.empty()) Set(ev, "source.port", b);
+    Set(ev, "ssh.disconnect_code", c);
+    Set(ev, "event.reason", d);
+    return true;
+  }
+  if (RE2::FullMatch(m, *kClosed, &a, &b, &c)) {
+    SetOutcome(ev, "ssh_connection_closed", "", "network");
+    if (!a.empty()) Set(ev, "user.name", a);
+    SetSourceIp(ev, b);
+    if (!c.empty()) Set(ev, "source.port", c);
+    return true;
+  }
+  if (RE2::FullMatch(m, *kDisconnected, &a, &b, &c, &d)) {
+    SetOutcome(ev, "ssh_disconnect", "", "network");
+    if (!a.empty()) Set(ev, "user.name", a);
+    if (!b.empty()) Set(ev, "user.name", b);
+    SetSourceIp(ev, c);
+    Set(ev, "source.port", d);
+    return true;
+  }
+  if (RE2::FullMatch(m, *kNoIdent, &a, &b)) {
+    SetOutcome(ev, "ssh_no_identification", "failure", "network");
+    SetSourceIp(ev, a);
+    if (!b.empty()) Set(ev, "source.port", b);
+    return true;
+  }
+  if (RE2::FullMatch(m, *kConnFrom, &a, &b, &c, &d)) {
+    SetOutcome(ev, "ssh_connection", "", "network");
+    SetSourceIp(ev, a);
+    Set(ev, "source.port", b);
+    Set(ev, "destination.ip", c);
+    Set(ev, "destination.port", d);
+    return true;
+  }
+  if (RE2::FullMatch(m, *kPamMore, &a, &b)) {
+    Set(ev, "event.repeat_count", a);
+    DecodePam("sshd", strutil::StrCat("authentication failure; ", b), ev);
+    return true;
+  }
+  if (strutil::StartsWith(m, "pam_unix(")) {
+    std::string_view rest = m.substr(9);
+    size_t close = rest.find("): ");
+    if (close != std::string_view::npos) {
+      return DecodePam(rest.substr(0, rest.find(':')), rest.substr(close + 3), ev);
+    }
+  }
+  return false;
+}
+
+bool DecodeSudo(std::string_view msg, Event* ev) {
+  // "alice : [reason ; ]TTY=pts/0 ; PWD=/home/alice ; USER=root ; COMMAND=/bin/bash"
+  std::string_view m = strutil::StripLeadingAsciiWhitespace(msg);
+  size_t sep = m.find(" : ");
+  if (sep == std::string_view::npos) {
+    if (strutil::StartsWith(m, "pam_unix(")) {
+      std::string_view rest = m.substr(9);
+      size_t close = rest.find("): ");
+      if (close != std::string_view::npos) return DecodePam("sudo", rest.substr(close + 3), ev);
+    }
+    return false;
+  }
+  std::string_view user = m.substr(0, sep);
+  if (user.find(' ') != std::string_view::npos) return false;
+  m.remove_prefix(sep + 3);
+  std::string reason;
+  bool any = false;
+  while (!m.empty()) {
+    std::string_view part;
+    if (strutil::StartsWith(m, "COMMAND=")) {
+      part = m;
+      m = {};
+    } else {
+      size_t semi = m.find(" ; ");
+      part = m.substr(0, semi);
+      m.remove_prefix(semi == std::string_view::npos ? m.size() : semi + 3);
+    }
+    size_t eq = part.find('=');
+    std::string_view key = eq == std::string_view::npos ? std::string_view() : part.substr(0, eq);
+    bool is_kv = !key.empty() && std::all_of(key.begin(), key.end(), [](char ch) {
+      return std::isupper(static_cast<unsigned char>(ch)) || ch == '_';
+    });
+    if (!is_kv) {
+      if (!reason.empty()) reason += "; ";
+      reason.append(part);
+      continue;
+    }
+    std::string_view value = part.substr(eq + 1);
+    any = true;
+    if (key == "TTY") {
+      Set(ev, "process.tty.name", value);
+    } else if (key == "PWD") {
+      Set(ev, "process.working_directory", value);
+    } else if (key == "USER") {
+      Set(ev, "user.target.name", value);
+    } else if (key == "GROUP") {
+      Set(ev, "group.target.name", value);
+    } else if (key == "COMMAND") {
+      Set(ev, "process.command_line", value);
+      std::string_view exe = value.substr(0, value.find(' '));
+      Set(ev, "process.executable", exe);
+    } else if (key == "ENV") {
+      Set(ev, "process.env", value);
+    }
+  }
+  if (!any) return false;
+  Set(ev, "user.name", user);
+  if (reason.empty()) {
+    SetOutcome(ev, "sudo_command", "success", "process");
+  } else {
+    Set(ev, "event.reason", reason);
+    if (strutil::StrContains(reason, "incorrect password")) {
+      SetOutcome(ev, "sudo_auth_failure", "failure");
+    } else {
+      SetOutcome(ev, "sudo_command", "failure", "process");
+    }
+  }
+  return true;
+}
+
+bool DecodeSu(std::string_view msg, Event* ev) {
+  static const RE2* kFailedTo = new RE2(R"(FAILED SU \(to (\S+)\) (\S+) on (\S+))");
+  static const RE2* kOkTo = new RE2(R"(\(to (\S+)\) (\S+) on (\S+))");
+  static const RE2* kBy = new RE2(R"((Successful|FAILED) su for (\S+) by (\S+))");
+  static const RE2* kShort = new RE2(R"(([+-]) (\S+) (\S+):(\S+))");
+  std::string a, b, c, d;
+  if (RE2::FullMatch(msg, *kFailedTo, &a, &b, &c)) {
+    SetOutcome(ev, "su", "failure");
+    Set(ev, "user.target.name", a);
+    Set(ev, "user.name", b);
+    Set(ev, "process.tty.name", c);
+    return true;
+  }
+  if (RE2::FullMatch(msg, *kOkTo, &a, &b, &c)) {
+    SetOutcome(ev, "su", "success");
+    Set(ev, "user.target.name", a);
+    Set(ev, "user.name", b);
+    Set(ev, "process.tty.name", c);
+    return true;
+  }
+  if (RE2::FullMatch(msg, *kBy, &a, &b, &c)) {
+    SetOutcome(ev, "su", a == "FAILED" ? "failure" : "success");
+    Set(ev, "user.target.name", b);
+    Set(ev, "user.name", c);
+    return true;
+  }
+  if (RE2::FullMatch(msg, *kShort, &a, &b, &c, &d)) {
+    SetOutcome(ev, "su", a == "-" ? "failure" : "success");
+    Set(ev, "process.tty.name", b);
+    Set(ev, "user.name", c);
+    Set(ev, "user.target.name", d);
+    return true;
+  }
+  if (strutil::StartsWith(msg, "pam_unix(")) {
+    std::string_view rest = msg.substr(9);
+    size_t close = rest.find("): ");
+    if (close != std::string_view::npos) return DecodePam("su", rest.substr(close + 3), ev);
+  }
+  return false;
+}
+
+bool DecodePam(std::string_view service, std::string_view msg, Event* ev) {
+  static const RE2* kSessionOpen =
+      new RE2(R"(session opened for user (\S+?)(?:\(uid=\d+\))?(?: by (\S*?)(?:\(uid=(\d+)\))?)?)");
+  static const RE2* kSessionClose = new RE2(R"(session closed for user (\S+?)(?:\(uid=\d+\))?)");
+  static const RE2* kPasswdChanged = new RE2(R"(password changed for (\S+))");
+  Set(ev, "pam.service", service);
+  std::string a, b, c;
+  if (strutil::StartsWith(msg, "authentication failure;")) {
+    std::vector<std::pair<std::string_view, std::string_view>> kv;
+    ParseKeyValues(msg.substr(23), &kv);
+    std::string_view user, ruser, rhost, tty;
+    for (const auto& [k, v] : kv) {
+      if (k == "user") user = v;
+      if (k == "ruser") ruser = v;
+      if (k == "rhost") rhost = v;
+      if (k == "tty") tty = v;
+      if (k == "logname" && !v.empty()) Set(ev, "pam.logname", v);
+    }
+    SetOutcome(ev,
+               service == "su"     ? "su"
+               : service == "sudo" ? "sudo_auth_failure"
+                                   : "pam_auth_failure",
+               "failure");
+    if (service == "su" || service == "sudo") {
+      if (!ruser.empty()) Set(ev, "user.name", ruser);
+      if (!user.empty()) Set(ev, "user.target.name", user);
+      if (ruser.empty() && !user.empty()) Set(ev, "user.name", user);
+    } else {
+      if (!user.empty()) Set(ev, "user.name", user);
+      if (!ruser.empty()) Set(ev, "source.user.name", ruser);
+    }
+    if (!tty.empty()) Set(ev, "process.tty.name", tty);
+    SetSourceIp(ev, rhost);
+    return true;
+  }
+  if (strutil::StartsWith(msg, "check pass; user unknown")) {
+    SetOutcome(ev, "pam_user_unknown", "failure");
+    return true;
+  }
+  if (RE2::FullMatch(msg, *kSessionOpen, &a, &b, &c)) {
+    SetOutcome(ev, "session_opened", "success", "session");
+    Set(ev, "user.name", a);
+    if (!b.empty()) Set(ev, "source.user.name", b);
+    if (!c.empty()) Set(ev, "source.user.id", c);
+    return true;
+  }
+  if (RE2::FullMatch(msg, *kSessionClose, &a)) {
+    SetOutcome(ev, "session_closed", "success", "session");
+    Set(ev, "user.name", a);
+    return true;
+  }
+  if (RE2::FullMatch(msg, *kPasswdChanged, &a)) {
+    SetOutcome(ev, "password_changed", "success", "iam");
+    Set(ev, "user.name", a);
+    return true;
+  }
+  return false;
+}
+
+bool DecodeWebAccess(std::string_view line, Event* ev) {
+  // IP ident user [10/Oct/2000:13:55:36 -0700] "GET /p HTTP/1.1" 200 2326 "ref" "ua"
+  std::string_view s = line;
+  std::string_view ip = NextToken(&s);
+  if (!LooksLikeIp(ip) && ip.find('.') == std::string_view::npos) return false;
+  std::string_view ident = NextToken(&s);
+  // The user may be quoted or contain spaces in odd logs; take up to " [".
+  size_t lb = s.find(" [");
+  if (ident.empty() || lb == std::string_view::npos) return false;
+  std::string_view user = s.substr(0, lb);
+  s.remove_prefix(lb + 2);
+  size_t rb = s.find("] \"");
+  if (rb == std::string_view::npos) return false;
+  std::string_view ts = s.substr(0, rb);
+  s.remove_prefix(rb + 3);
+  // Request: up to the closing quote followed by " status".
+  size_t rq_end = std::string_view::npos;
+  for (size_t i = 0; i + 5 < s.size() + 1; ++i) {
+    if (s[i] == '"' && (i + 1 == s.size() || s[i + 1] == ' ') && (i == 0 || s[i - 1] != '\\')) {
+      if (i + 4 < s.size() && IsDigit(s[i + 2]) && IsDigit(s[i + 3]) && IsDigit(s[i + 4])) {
+        rq_end = i;
+        break;
+      }
+    }
+  }
+  if (rq_end == std::string_view::npos) return false;
+  std::string_view request = s.substr(0, rq_end);
+  s.remove_prefix(rq_end + 2);
+  std::string_view status = NextToken(&s);
+  std::string_view bytes = NextToken(&s);
+  std::string_view referrer, agent;
+  if (strutil::StartsWith(s, "\"")) {
+    size_t q = s.find("\" \"", 1);
+    if (q != std::string_view::npos) {
+      referrer = s.substr(1, q - 1);
+      std::string_view rest = s.substr(q + 3);
+      size_t endq = rest.rfind('"');
+      agent = endq == std::string_view::npos ? rest : rest.substr(0, endq);
+    } else if (s.size() >= 2 && strutil::EndsWith(s, "\"")) {
+      referrer = s.substr(1, s.size() - 2);
+    }
+  }
+  Set(ev, "source.ip", ip);
+  Set(ev, "source.address", ip);
+  Set(ev, "c-ip", ip);
+  if (user != "-") Set(ev, "user.name", user);
+  absl::Time t;
+  std::string err;
+  if (absl::ParseTime("%d/%b/%Y:%H:%M:%S %z", std::string(ts), &t, &err)) SetTime(ev, t);
+  std::string_view method, uri, proto;
+  {
+    std::string_view r = request;
+    size_t sp1 = r.find(' ');
+    size_t sp2 = r.rfind(' ');
+    if (sp1 != std::string_view::npos && sp2 > sp1 &&
+        strutil::StartsWith(r.substr(sp2 + 1), "HTTP/")) {
+      method = r.substr(0, sp1);
+      uri = r.substr(sp1 + 1, sp2 - sp1 - 1);
+      proto = r.substr(sp2 + 1);
+    } else if (sp1 != std::string_view::npos) {
+      method = r.substr(0, sp1);
+      uri = r.substr(sp1 + 1);
+    } else {
+      uri = r;
+    }
+  }
+  Set(ev, "http.request.line", request);
+  if (!method.empty()) {
+    Set(ev, "http.request.method", method);
+    Set(ev, "cs-method", method);
+  }
+  Set(ev, "url.original", uri);
+  Set(ev, "c-uri", uri);
+  Set(ev, "cs-uri-query", uri);
+  size_t qm = uri.find('?');
+  Set(ev, "url.path", uri.substr(0, qm));
+  Set(ev, "cs-uri-stem", uri.substr(0, qm));
+  if (qm != std::string_view::npos) Set(ev, "url.query", uri.substr(qm + 1));
+  if (strutil::StartsWith(proto, "HTTP/")) {
+    Set(ev, "http.version", proto.substr(5));
+    Set(ev, "cs-version", proto);
+  }
+  Set(ev, "http.response.status_code", status);
+  Set(ev, "sc-status", status);
+  if (bytes != "-") Set(ev, "http.response.body.bytes", bytes);
+  if (!referrer.empty() && referrer != "-") {
+    Set(ev, "http.request.referrer", referrer);
+    Set(ev, "cs-referer", referrer);
+  }
+  if (!agent.empty() && agent != "-") {
+    Set(ev, "user_agent.original", agent);
+    Set(ev, "cs-user-agent", agent);
+  }
+  Set(ev, "event.category", "web");
+  int code = 0;
+  if (strutil::SimpleAtoi(status, &code))
+    Set(ev, "event.outcome", code >= 400 ? "failure" : "success");
+  AddUnique(&ev->categories, "webserver");
+  AddUnique(&ev->products, "apache");
+  AddUnique(&ev->products, "nginx");
+  AddUnique(&ev->services, "access");
+  return true;
+}
+
+namespace {
+
+void Flatten(const nlohmann::json& j, std::string& prefix, Event* ev) {
+  switch (j.type()) {
+    case nlohmann::json::value_t::object:
+      for (auto it = j.begin(); it != j.end(); ++it) {
+        size_t len = prefix.size();
+        if (!prefix.empty()) prefix.push_back('.');
+        prefix.append(it.key());
+        Flatten(it.value(), prefix, ev);
+        prefix.resize(len);
+      }
+      break;
+    case nlohmann::json::value_t::array: {
+      size_t i = 0;
+      for (const auto& v : j) {
+        size_t len = prefix.size();
+        strutil::StrAppend(&prefix, ".", i++);
+        Flatten(v, prefix, ev);
+        prefix.resize(len);
+      }
+      break;
+    }
+    case nlohmann::json::value_t::null:
+      break;  // Sigma's null means "absent"
+    case nlohmann::json::value_t::string:
+      ev->fields.insert_or_assign(prefix, j.get_ref<const std::string&>());
+      break;
+    case nlohmann::json::value_t::boolean:
+      ev->fields.insert_or_assign(prefix, j.get<bool>() ? "true" : "false");
+      break;
+    case nlohmann::json::value_t::number_integer:
+      ev->fields.insert_or_assign(prefix, strutil::StrCat(j.get<int64_t>()));
+      break;
+    case nlohmann::json::value_t::number_unsigned:
+      ev->fields.insert_or_assign(prefix, strutil::StrCat(j.get<uint64_t>()));
+      break;
+    default:
+      ev->fields.insert_or_assign(prefix, j.dump());
+      break;
+  }
+}
+
+// Sysmon event ids to Sigma categories.
+std::string_view SysmonCategory(int id) {
+  switch (id) {
+    case 1:
+      return "process_creation";
+    case 2:
+      return "file_change";
+    case 3:
+      return "network_connection";
+    case 4:
+      return "sysmon_status";
+    case 5:
+      return "process_termination";
+    case 6:
+      return "driver_load";
+    case 7:
+      return "image_load";
+    case 8:
+      return "create_remote_thread";
+    case 9:
+      return "raw_access_thread";
+    case 10:
+      return "process_access";
+    case 11:
+      return "file_event";
+    case 12:
+    case 13:
+    case 14:
+      return "registry_event";
+    case 15:
+      return "create_stream_hash";
+    case 16:
+      return "sysmon_status";
+    case 17:
+    case 18:
+      return "pipe_created";
+    case 19:
+    case 20:
+    case 21:
+      return "wmi_event";
+    case 22:
+      return "dns_query";
+    case 23:
+      return "file_delete";
+    case 24:
+      return "clipboard_change";
+    case 25:
+      return "process_tampering";
+    case 26:
+      return "file_delete_detected";
+    case 27:
+      return "file_block_executable";
+    case 28:
+      return "file_block_shredding";
+    case 29:
+      return "file_executable_detected";
+    case 255:
+      return "sysmon_error";
+    default:
+      return "";
+  }
+}
+
+std::string_view ChannelService(std::string_view channel) {
+  static const auto* kMap = new std::vector<std::pair<std::string_view, std::string_view>>{
+      {"Security", "security"},
+      {"System", "system"},
+      {"Application", "application"},
+      {"Microsoft-Windows-Sysmon/Operational", "sysmon"},
+      {"Microsoft-Windows-PowerShell/Operational", "powershell"},
+      {"Windows PowerShell", "powershell-classic"},
+      {"Microsoft-Windows-Windows Defender/Operational", "windefend"},
+      {"Microsoft-Windows-TaskScheduler/Operational", "taskscheduler"},
+      {"Microsoft-Windows-WMI-Activity/Operational", "wmi"},
+      {"Microsoft-Windows-DNS-Client/Operational", "dns-client"},
+      {"DNS Server", "dns-server"},
+      {"Microsoft-Windows-CodeIntegrity/Operational", "codeintegrity-operational"},
+      {"Microsoft-Windows-Bits-Client/Operational", "bits-client"},
+      {"Microsoft-Windows-AppLocker/EXE and DLL", "applocker"},
+      {"Microsoft-Windows-AppLocker/MSI and Script", "applocker"},
+      {"Microsoft-Windows-AppXDeploymentServer/Operational", "appxdeployment-server"},
+      {"Microsoft-Windows-Windows Firewall With Advanced Security/Firewall", "firewall-as"},
+      {"Microsoft-Windows-TerminalServices-LocalSessionManager/Operational",
+       "terminalservices-localsessionmanager"},
+      {"Microsoft-Windows-NTLM/Operational", "ntlm"},
+      {"Microsoft-Windows-SMBClient/Security", "smbclient-security"},
+      {"Microsoft-Windows-LSA/Operational", "lsa-server"},
+      {"OpenSSH/Operational", "openssh"},
+      {"Microsoft-Windows-Shell-Core/Operational", "shell-core"},
+      {"Microsoft-Windows-DriverFrameworks-UserMode/Operational", "driver-framework"},
+      {"Microsoft-Windows-Security-Mitigations/KernelMode", "security-mitigations"},
+      {"Microsoft-Windows-Security-Mitigations/UserMode", "security-mitigations"},
+      {"Microsoft-Windows-Diagnosis-Scripted/Operational", "diagnosis-scripted"},
+      {"Microsoft-Windows-Kernel-ShimEngine/Operational", "shim-engine"},
+      {"Microsoft-Windows-CAPI2/Operational", "capi2"},
+      {"Microsoft-Windows-Ldap-Client/Debug", "ldap"},
+      {"Microsoft-Windows-PrintService/Admin", "printservice-admin"},
+      {"Microsoft-Windows-PrintService/Operational", "printservice-operational"},
+      {"Microsoft-Windows-SmbClient/Connectivity", "smbclient-connectivity"},
+      {"Microsoft-Windows-Windows Defender/WHC", "windefend"},
+  };
+  for (const auto& [ch, svc] : *kMap) {
+    if (strutil::EqualsIgnoreCase(ch, channel)) return svc;
+  }
+  return "";
+}
+
+void ClassifyWindows(Event* ev) {
+  AddUnique(&ev->products, "windows");
+  auto find = [&](std::string_view k) -> const std::string* {
+    auto it = ev->fields.find(std::string(k));
+    return it == ev->fields.end() ? nullptr : &it->second;
+  };
+  const std::string* channel = find("Channel");
+  const std::string* provider = find("Provider_Name");
+  if (provider == nullptr) provider = find("SourceName");
+  int eid = 0;
+  if (const std::string* id = find("EventID")) (void)strutil::SimpleAtoi(*id, &eid);
+  if (channel != nullptr) {
+    std::string_view svc = ChannelService(*channel);
+    if (!svc.empty()) AddUnique(&ev->services, svc);
+  }
+  bool sysmon = (channel != nullptr && strutil::StrContainsIgnoreCase(*channel, "Sysmon")) ||
+                (provider != nullptr && strutil::StrContainsIgnoreCase(*provider, "Sysmon"));
+  if (sysmon) {
+    AddUnique(&ev->services, "sysmon");
+    std::string_view cat = SysmonCategory(eid);
+    if (!cat.empty()) AddUnique(&ev->categories, cat);
+    if (eid == 12 || eid == 13 || eid == 14) {
+      const std::string* type = find("EventType");
+      AddUnique(&ev->categories, eid == 13   ? "registry_set"
+                                 : eid == 14 ? "registry_rename"
+                                             : "registry_add");
+      if (eid == 12 && type != nullptr && strutil::StrContains(*type, "Delete")) {
+        AddUnique(&ev->categories, "registry_delete");
+      }
+    }
+    if (eid == 26) AddUnique(&ev->categories, "file_delete");
+    if (eid == 23 || eid == 26 || eid == 11 || eid == 2) AddUnique(&ev->categories, "file_access");
+  } else if (channel != nullptr) {
+    if (*channel == "Security" && eid == 4688) AddUnique(&ev->categories, "process_creation");
+    if (strutil::StrContains(*channel, "PowerShell")) {
+      if (eid == 4104) AddUnique(&ev->categories, "ps_script");
+      if (eid == 4103) AddUnique(&ev->categories, "ps_module");
+      if (eid == 400 || eid == 600) AddUnique(&ev->categories, "ps_classic_start");
+      if (eid == 800) AddUnique(&ev->categories, "ps_classic_provider_start");
+    }
+  }
+  if (const std::string* h = find("Computer")) Set(ev, "host.hostname", *h);
+  if (const std::string* h = find("Hostname")) Set(ev, "host.hostname", *h);
+  if (const std::string* v = find("IpAddress")) {
+    if (LooksLikeIp(*v)) Set(ev, "source.ip", *v);
+  }
+  if (const std::string* v = find("TargetUserName")) Set(ev, "user.name", *v);
+  if (const std::string* v = find("Image")) Set(ev, "process.executable", *v);
+  if (const std::string* v = find("CommandLine")) Set(ev, "process.command_line", *v);
+  if (eid != 0) Set(ev, "event.code", strutil::StrCat(eid));
+}
+
+}  // namespace
+
+bool DecodeJson(std::string_view line, Event* ev) {
+  nlohmann::json j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) return false;
+  std::string prefix;
+  Flatten(j, prefix, ev);
+  // Windows XML-shaped events ({"Event":{"System":...,"EventData":...}}): Sigma
+  // rules name their fields bare, so alias them.
+  bool windows = false;
+  std::vector<std::pair<std::string, std::string>> aliases;
+  for (const auto& [k, v] : ev->fields) {
+    std::string_view key = k;
+    if (strutil::ConsumePrefix(&key, "Event.EventData.") ||
+        strutil::ConsumePrefix(&key, "Event.UserData.")) {
+      windows = true;
+      if (strutil::ConsumePrefix(&key, "Data.") || key.find('.') == std::string_view::npos) {
+        aliases.emplace_back(std::string(key), v);
+      } else {
+        // UserData.<Element>.<Field>
+        size_t dot = key.rfind('.');
+        aliases.emplace_back(std::string(key.substr(dot + 1)), v);
+      }
+    } else if (strutil::ConsumePrefix(&key, "Event.System.")) {
+      windows = true;
+      std::string name;
+      for (std::string_view part : strutil::StrSplit(key, '.')) {
+        if (part == "#attributes") continue;
+        if (!name.empty()) name.push_back('_');
+        name.append(part);
+      }
+      aliases.emplace_back(std::move(name), v);
+    }
+  }
+  for (auto& [k, v] : aliases) ev->fields.try_emplace(std::move(k), std::move(v));
+  if (!windows) {
+    // NXLog flat Windows JSON.
+    auto has = [&](const char* k) { return ev->fields.count(k) > 0; };
+    windows = has("EventID") && (has("Channel") || has("SourceName")) &&
+              (has("Hostname") || has("Computer"));
+  }
+  if (windows) ClassifyWindows(ev);
+  // Event time: common JSON time keys.
+  for (const char* key :
+       {"@timestamp", "timestamp", "EventTime", "TimeCreated_SystemTime", "time", "UtcTime"}) {
+    auto it = ev->fields.find(key);
+    if (it == ev->fields.end()) continue;
+    absl::Time t;
+    std::string err;
+    if (absl::ParseTime(absl::RFC3339_full, it->second, &t, &err) ||
+        absl::ParseTime("%Y-%m-%d %H:%M:%E*S", it->second, absl::UTCTimeZone(), &t, &err)) {
+      ev->time_unix_ns = absl::ToUnixNanos(t);
+      break;
+    }
+  }
+  return true;
+}
+
+absl::Status DecodeLine(std::string_view line, std::string_view source, InputFormat format,
+                        Event* ev) {
+  ev->Clear();
+  while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.remove_suffix(1);
+  ev->raw = line;
+  if (!source.empty()) ev->fields.emplace("log.file.path", std::string(source));
+  bool json = format == InputFormat::kJson ||
+              (format == InputFormat::kAuto &&
+               strutil::StartsWith(strutil::StripLeadingAsciiWhitespace(line), "{"));
+  if (json) {
+    if (DecodeJson(line, ev)) return absl::OkStatus();
+    if (format == InputFormat::kJson) {
+      return absl::InvalidArgumentError(strutil::StrCat("not a JSON object: ", line.substr(0, 80),
+                                                        line.size() > 80 ? "..." : ""));
+    }
+  }
+  if (DecodeSyslog(line, ev)) return absl::OkStatus();
+  ev->fields.erase("message");
+  if (DecodeWebAccess(line, ev)) return absl::OkStatus();
+  Set(ev, "message", line);
+  return absl::OkStatus();
+}
+
+}  // namespace siper::rules

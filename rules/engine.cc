@@ -1,0 +1,694 @@
+#include "rules/engine.h"
+
+#include <arpa/inet.h>
+#include <hs/hs.h>
+
+#include <algorithm>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/status.h"
+#include "rules/compiled.h"
+#include "rules/correlation.h"
+#include "rules/decoder.h"
+#include "rules/sigma.h"
+#include "rules/strutil.h"
+
+namespace siper::rules {
+
+absl::StatusOr<InputFormat> ParseInputFormat(std::string_view name) {
+  if (name == "auto") return InputFormat::kAuto;
+  if (name == "syslog") return InputFormat::kSyslog;
+  if (name == "json") return InputFormat::kJson;
+  return absl::InvalidArgumentError(
+      strutil::StrCat("unknown input format '", name, "' (use auto, syslog or json)"));
+}
+
+std::string_view RuleDiagnosticStatusName(RuleDiagnostic::Status status) {
+  switch (status) {
+    case RuleDiagnostic::Status::kOk:
+      return "ok";
+    case RuleDiagnostic::Status::kUnsupported:
+      return "unsupported";
+    case RuleDiagnostic::Status::kError:
+      return "error";
+  }
+  return "error";
+}
+
+namespace {
+
+struct SourceFile {
+  std::string path;
+  std::string text;
+};
+
+absl::StatusOr<std::vector<SourceFile>> ReadRuleFiles(const std::filesystem::path& dir) {
+  std::error_code ec;
+  if (!std::filesystem::exists(dir, ec)) {
+    return absl::NotFoundError(
+        strutil::StrCat("rules directory ", dir.string(), " does not exist"));
+  }
+  std::vector<std::filesystem::path> paths;
+  if (std::filesystem::is_regular_file(dir, ec)) {
+    paths.push_back(dir);
+  } else {
+    for (auto it = std::filesystem::recursive_directory_iterator(
+             dir, std::filesystem::directory_options::follow_directory_symlink, ec);
+         it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+      if (ec) break;
+      if (!it->is_regular_file()) continue;
+      std::string ext = it->path().extension().string();
+      if (ext == ".yml" || ext == ".yaml") paths.push_back(it->path());
+    }
+    if (ec) {
+      return absl::InternalError(strutil::StrCat("listing ", dir.string(), ": ", ec.message()));
+    }
+  }
+  std::sort(paths.begin(), paths.end());
+  std::vector<SourceFile> out;
+  for (const auto& p : paths) {
+    std::ifstream in(p, std::ios::binary);
+    if (!in) return absl::NotFoundError(strutil::StrCat("cannot read rule file ", p.string()));
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    out.push_back({p.string(), ss.str()});
+  }
+  return out;
+}
+
+bool PredicateIsPattern(const Predicate& p) { return p.kind == Predicate::Kind::kPatterns; }
+
+// Evaluates the condition with every atom false; rules that can match then are
+// evaluated for every event of their log source.
+bool NeedsAlwaysEval(const ParsedRule& r) {
+  for (const Predicate& p : r.predicates) {
+    if (!PredicateIsPattern(p)) return true;
+  }
+  struct Eval {
+    static bool Run(const CondNode& n) {
+      switch (n.op) {
+        case CondNode::Op::kAnd:
+          return std::all_of(n.kids.begin(), n.kids.end(), Run);
+        case CondNode::Op::kOr:
+          return std::any_of(n.kids.begin(), n.kids.end(), Run);
+        case CondNode::Op::kNot:
+          return !Run(n.kids[0]);
+        case CondNode::Op::kTrue:
+          return true;
+        default:
+          return false;
+      }
+    }
+  };
+  return Eval::Run(r.condition);
+}
+
+std::string DescribePattern(const std::string& field, const Pattern& p) {
+  return strutil::StrCat("field '", field.empty() ? "<keywords>" : field, "' pattern /", p.expr,
+                         "/");
+}
+
+// Compiles one (log source, field) database. Patterns whose compile fails are
+// reported through `bad` (atom ids) so the caller can drop their rules.
+absl::Status CompileDatabase(const std::vector<std::pair<Pattern, uint32_t>>& atoms,
+                             hs_database_t** db, std::set<uint32_t>* bad, std::string* error) {
+  std::vector<std::pair<Pattern, uint32_t>> live = atoms;
+  while (true) {
+    live.erase(std::remove_if(live.begin(), live.end(),
+                              [&](const auto& a) { return bad->count(a.second) > 0; }),
+               live.end());
+    if (live.empty()) {
+      *db = nullptr;
+      return absl::OkStatus();
+    }
+    std::vector<const char*> exprs;
+    std::vector<unsigned> flags;
+    std::vector<unsigned> ids;
+    for (const auto& [p, id] : live) {
+      exprs.push_back(p.expr.c_str());
+      flags.push_back(p.flags | HS_FLAG_SINGLEMATCH);
+      ids.push_back(id);
+    }
+    hs_compile_error_t* err = nullptr;
+    hs_error_t rc =
+        hs_compile_multi(exprs.data(), flags.data(), ids.data(),
+                         static_cast<unsigned>(exprs.size()), HS_MODE_BLOCK, nullptr, db, &err);
+    if (rc == HS_SUCCESS) return absl::OkStatus();
+    std::string msg = err != nullptr ? err->message : "unknown";
+    int index = err != nullptr ? err->expression : -1;
+    hs_free_compile_error(err);
+    if (index < 0 || index >= static_cast<int>(live.size())) {
+      return absl::InternalError(strutil::StrCat("Hyperscan compile failed: ", msg));
+    }
+    bad->insert(live[index].second);
+    *error = msg;
+  }
+}
+
+}  // namespace
+
+// Builds the compiled rule set from parsed rules.
+absl::StatusOr<std::unique_ptr<RuleSetImpl>> BuildRuleSet(std::vector<ParsedRule> parsed,
+                                                          std::vector<RuleDiagnostic> diagnostics) {
+  auto impl = std::make_unique<RuleSetImpl>();
+  std::vector<ParsedRule> correlations;
+  for (ParsedRule& r : parsed) {
+    if (r.is_correlation) {
+      correlations.push_back(std::move(r));
+    } else {
+      CompiledRule cr;
+      cr.rule = std::move(r);
+      impl->rules.push_back(std::move(cr));
+    }
+  }
+  // Group by log source; std::map keeps the order (and so the databases) deterministic.
+  std::map<LogSourceKey, std::vector<uint32_t>> by_source;
+  for (uint32_t i = 0; i < impl->rules.size(); ++i) {
+    by_source[impl->rules[i].rule.logsource].push_back(i);
+  }
+  std::map<uint32_t, std::string> rule_errors;  // rule -> unsupported message
+  for (auto& [ls, members] : by_source) {
+    RuleGroup group;
+    group.logsource = ls;
+    group.rules = members;
+    const int gi = static_cast<int>(impl->groups.size());
+    // field -> pattern -> (rule, predicate) users
+    std::map<std::string, std::map<Pattern, std::vector<std::pair<uint32_t, uint32_t>>>> fields;
+    for (uint32_t ri : members) {
+      CompiledRule& cr = impl->rules[ri];
+      cr.group = gi;
+      cr.pred_atoms.resize(cr.rule.predicates.size());
+      for (uint32_t pi = 0; pi < cr.rule.predicates.size(); ++pi) {
+        const Predicate& p = cr.rule.predicates[pi];
+        if (!PredicateIsPattern(p)) continue;
+        for (const Pattern& pat : p.patterns) fields[p.field][pat].emplace_back(ri, pi);
+      }
+    }
+    for (auto& [field, patterns] : fields) {
+      std::vector<std::pair<Pattern, uint32_t>> atoms;
+      std::map<uint32_t, const Pattern*> atom_pattern;
+      for (auto& [pat, users] : patterns) {
+        const uint32_t atom = static_cast<uint32_t>(impl->atom_rules.size());
+        std::vector<uint32_t> rules;
+        for (auto [ri, pi] : users) {
+          impl->rules[ri].pred_atoms[pi].push_back(atom);
+          rules.push_back(ri);
+        }
+        std::sort(rules.begin(), rules.end());
+        rules.erase(std::unique(rules.begin(), rules.end()), rules.end());
+        impl->atom_rules.push_back(std::move(rules));
+        atoms.emplace_back(pat, atom);
+        atom_pattern[atom] = &pat;
+      }
+      FieldDatabase fdb;
+      fdb.field = field;
+      std::set<uint32_t> bad;
+      std::string error;
+      SIPER_RETURN_IF_ERROR(CompileDatabase(atoms, &fdb.db, &bad, &error));
+      for (uint32_t atom : bad) {
+        for (uint32_t ri : impl->atom_rules[atom]) {
+          const CompiledRule& cr = impl->rules[ri];
+          int line = cr.rule.line;
+          for (uint32_t pi = 0; pi < cr.pred_atoms.size(); ++pi) {
+            const auto& v = cr.pred_atoms[pi];
+            if (std::find(v.begin(), v.end(), atom) != v.end()) line = cr.rule.predicates[pi].line;
+          }
+          rule_errors.emplace(
+              ri, strutil::StrCat(cr.rule.path, ":", line, ": Hyperscan cannot compile ",
+                                  DescribePattern(field, *atom_pattern[atom]), ": ", error));
+        }
+      }
+      fdb.pattern_count = atoms.size() - bad.size();
+      if (fdb.db != nullptr) group.databases.push_back(std::move(fdb));
+    }
+    impl->groups.push_back(std::move(group));
+  }
+  for (const auto& [ri, msg] : rule_errors) {
+    CompiledRule& cr = impl->rules[ri];
+    cr.enabled = false;
+    RuleDiagnostic d{cr.rule.path, cr.rule.id, RuleDiagnostic::Status::kUnsupported, msg};
+    impl->skipped.push_back(d);
+    diagnostics.push_back(d);
+  }
+  for (auto& a : impl->atom_rules) {
+    a.erase(
+        std::remove_if(a.begin(), a.end(), [&](uint32_t ri) { return !impl->rules[ri].enabled; }),
+        a.end());
+  }
+  for (RuleGroup& g : impl->groups) {
+    for (uint32_t ri : g.rules) {
+      if (impl->rules[ri].enabled && NeedsAlwaysEval(impl->rules[ri].rule)) g.always.push_back(ri);
+    }
+  }
+  // Correlations reference detection rules by id or name.
+  std::map<std::string, uint32_t> by_ref;
+  for (uint32_t i = 0; i < impl->rules.size(); ++i) {
+    if (!impl->rules[i].enabled) continue;
+    if (!impl->rules[i].rule.id.empty()) by_ref.emplace(impl->rules[i].rule.id, i);
+    if (!impl->rules[i].rule.name.empty()) by_ref.emplace(impl->rules[i].rule.name, i);
+  }
+  for (ParsedRule& r : correlations) {
+    CompiledCorrelation cc;
+    std::string missing;
+    for (const std::string& ref : r.correlation.rules) {
+      auto it = by_ref.find(ref);
+      if (it == by_ref.end()) {
+        missing = ref;
+        break;
+      }
+      cc.members.push_back(it->second);
+    }
+    const auto cmp = r.correlation.cmp;
+    std::string problem;
+    if (!missing.empty()) {
+      problem = strutil::StrCat(r.path, ":", r.line, ": correlation references unknown rule '",
+                                missing, "'");
+    } else if (cmp == CorrelationSpec::Cmp::kLt || cmp == CorrelationSpec::Cmp::kLte) {
+      problem = strutil::StrCat(r.path, ":", r.line,
+                                ": correlation conditions lt/lte (absence within a window)");
+    }
+    if (!problem.empty()) {
+      RuleDiagnostic d{r.path, r.id, RuleDiagnostic::Status::kUnsupported, problem};
+      impl->skipped.push_back(d);
+      diagnostics.push_back(d);
+      continue;
+    }
+    cc.rule = std::move(r);
+    const uint32_t ci = static_cast<uint32_t>(impl->correlations.size());
+    for (uint32_t m : cc.members) {
+      auto& v = impl->rules[m].correlations;
+      if (std::find(v.begin(), v.end(), ci) == v.end()) v.push_back(ci);
+    }
+    impl->correlations.push_back(std::move(cc));
+  }
+  // A rule referenced only by correlations that do not `generate` stays silent.
+  for (CompiledRule& cr : impl->rules) {
+    if (cr.correlations.empty()) continue;
+    cr.emit = std::any_of(cr.correlations.begin(), cr.correlations.end(), [&](uint32_t ci) {
+      return impl->correlations[ci].rule.correlation.generate;
+    });
+  }
+  for (RuleGroup& g : impl->groups) {
+    for (FieldDatabase& d : g.databases) {
+      if (hs_alloc_scratch(d.db, &impl->prototype_scratch) != HS_SUCCESS) {
+        return absl::ResourceExhaustedError("cannot allocate Hyperscan scratch");
+      }
+    }
+  }
+  impl->diagnostics = std::move(diagnostics);
+  return impl;
+}
+
+namespace {
+
+absl::StatusOr<std::unique_ptr<RuleSetImpl>> ParseAndBuild(const std::vector<SourceFile>& files,
+                                                           bool skip_errors) {
+  std::vector<ParsedRule> parsed;
+  std::vector<RuleDiagnostic> diagnostics;
+  std::vector<RuleDiagnostic> skipped;
+  std::vector<std::string> errors;
+  for (const SourceFile& f : files) {
+    ParsedFile pf = ParseRuleText(f.text, f.path);
+    for (ParsedRule& r : pf.rules) {
+      diagnostics.push_back({r.path, r.id, RuleDiagnostic::Status::kOk, ""});
+      parsed.push_back(std::move(r));
+    }
+    for (RuleDiagnostic& d : pf.diagnostics) {
+      if (d.status == RuleDiagnostic::Status::kError) errors.push_back(d.message);
+      skipped.push_back(d);
+      diagnostics.push_back(std::move(d));
+    }
+  }
+  if (!errors.empty() && !skip_errors) {
+    std::string msg =
+        absl::StrJoin(errors.begin(), errors.begin() + std::min<size_t>(errors.size(), 5), "\n");
+    if (errors.size() > 5)
+      strutil::StrAppend(&msg, "\n... and ", errors.size() - 5, " more errors");
+    return absl::InvalidArgumentError(msg);
+  }
+  SIPER_ASSIGN_OR_RETURN(std::unique_ptr<RuleSetImpl> impl,
+                         BuildRuleSet(std::move(parsed), std::move(diagnostics)));
+  // Compile-time problems replace the provisional "ok" of their rule.
+  std::map<std::pair<std::string, std::string>, const RuleDiagnostic*> late;
+  for (const RuleDiagnostic& d : impl->skipped) late[{d.path, d.rule_id}] = &d;
+  std::vector<RuleDiagnostic> merged;
+  for (RuleDiagnostic& d : impl->diagnostics) {
+    if (d.status == RuleDiagnostic::Status::kOk) {
+      auto it = late.find({d.path, d.rule_id});
+      if (it != late.end()) continue;
+    }
+    merged.push_back(std::move(d));
+  }
+  impl->diagnostics = std::move(merged);
+  impl->skipped.insert(impl->skipped.begin(), skipped.begin(), skipped.end());
+  return impl;
+}
+
+}  // namespace
+
+RuleSet::RuleSet(std::unique_ptr<RuleSetImpl> impl) : impl_(std::move(impl)) {}
+RuleSet::~RuleSet() = default;
+
+absl::StatusOr<std::shared_ptr<const RuleSet>> RuleSet::Load(const std::filesystem::path& dir) {
+  return Load(dir, LoadOptions{});
+}
+
+absl::StatusOr<std::shared_ptr<const RuleSet>> RuleSet::Load(const std::filesystem::path& dir,
+                                                             const LoadOptions& options) {
+  SIPER_ASSIGN_OR_RETURN(std::vector<SourceFile> files, ReadRuleFiles(dir));
+  SIPER_ASSIGN_OR_RETURN(std::unique_ptr<RuleSetImpl> impl,
+                         ParseAndBuild(files, options.skip_errors));
+  return std::shared_ptr<const RuleSet>(new RuleSet(std::move(impl)));
+}
+
+absl::StatusOr<std::shared_ptr<const RuleSet>> RuleSet::LoadFromString(std::string_view yaml,
+                                                                       std::string_view name) {
+  std::vector<SourceFile> files = {{std::string(name), std::string(yaml)}};
+  SIPER_ASSIGN_OR_RETURN(std::unique_ptr<RuleSetImpl> impl, ParseAndBuild(files, false));
+  return std::shared_ptr<const RuleSet>(new RuleSet(std::move(impl)));
+}
+
+std::vector<RuleDiagnostic> RuleSet::Lint(const std::filesystem::path& dir) {
+  absl::StatusOr<std::vector<SourceFile>> files = ReadRuleFiles(dir);
+  if (!files.ok()) {
+    return {
+        {dir.string(), "", RuleDiagnostic::Status::kError, std::string(files.status().message())}};
+  }
+  absl::StatusOr<std::unique_ptr<RuleSetImpl>> impl = ParseAndBuild(*files, true);
+  if (!impl.ok()) {
+    return {
+        {dir.string(), "", RuleDiagnostic::Status::kError, std::string(impl.status().message())}};
+  }
+  return (*impl)->diagnostics;
+}
+
+size_t RuleSet::rule_count() const {
+  size_t n = impl_->correlations.size();
+  for (const auto& r : impl_->rules) n += r.enabled ? 1 : 0;
+  return n;
+}
+
+const std::vector<RuleDiagnostic>& RuleSet::skipped() const { return impl_->skipped; }
+
+std::vector<RuleInfo> RuleSet::rules() const {
+  std::vector<RuleInfo> out;
+  auto info = [](const ParsedRule& r, bool corr) {
+    RuleInfo i;
+    i.path = r.path;
+    i.id = r.id;
+    i.title = r.title;
+    i.level = r.level;
+    i.tags = r.tags;
+    i.rsit_class = r.rsit_class;
+    i.rsit_type = r.rsit_type;
+    i.correlation = corr;
+    i.tests = r.tests;
+    return i;
+  };
+  for (const auto& r : impl_->rules) {
+    if (r.enabled) out.push_back(info(r.rule, false));
+  }
+  for (const auto& c : impl_->correlations) out.push_back(info(c.rule, true));
+  return out;
+}
+
+// ---------------------------------------------------------------------------
+// Matching.
+
+class MatcherState {
+ public:
+  explicit MatcherState(const RuleSetImpl* rs)
+      : rs_(rs),
+        bits_((rs->atom_rules.size() + 63) / 64, 0),
+        rule_epoch_(rs->rules.size(), 0),
+        correlation_(rs) {}
+  ~MatcherState() { hs_free_scratch(scratch_); }
+
+  absl::Status Init() {
+    if (rs_->prototype_scratch != nullptr &&
+        hs_clone_scratch(rs_->prototype_scratch, &scratch_) != HS_SUCCESS) {
+      return absl::ResourceExhaustedError("cannot clone Hyperscan scratch");
+    }
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<std::vector<Detection>> Process(std::string_view line, std::string_view source,
+                                                 InputFormat format, FieldMap* fields_out);
+  const std::vector<uint32_t>& last_matched() const { return last_matched_; }
+
+ private:
+  static int OnMatch(unsigned int id, unsigned long long, unsigned long long, unsigned int,
+                     void* ctx) {
+    auto* self = static_cast<MatcherState*>(ctx);
+    uint64_t& word = self->bits_[id >> 6];
+    const uint64_t mask = uint64_t{1} << (id & 63);
+    if ((word & mask) == 0) {
+      word |= mask;
+      self->hits_.push_back(id);
+    }
+    return 0;
+  }
+
+  bool SourceMatches(const LogSourceKey& ls) const {
+    auto has = [](const std::vector<std::string>& v, const std::string& s) {
+      return s.empty() || std::find(v.begin(), v.end(), s) != v.end();
+    };
+    return has(event_.products, ls.product) && has(event_.categories, ls.category) &&
+           has(event_.services, ls.service);
+  }
+
+  const std::string* Field(const std::string& name) const {
+    if (name.empty()) {
+      raw_.assign(event_.raw);
+      return &raw_;
+    }
+    auto it = event_.fields.find(name);
+    return it == event_.fields.end() ? nullptr : &it->second;
+  }
+
+  bool Bit(uint32_t atom) const { return (bits_[atom >> 6] >> (atom & 63)) & 1; }
+  bool EvalPredicate(const CompiledRule& r, uint32_t pi) const;
+  bool Eval(const CompiledRule& r, const CondNode& n) const;
+
+  const RuleSetImpl* rs_;
+  hs_scratch_t* scratch_ = nullptr;
+  std::vector<uint64_t> bits_;
+  std::vector<uint32_t> hits_;
+  std::vector<uint32_t> rule_epoch_;
+  uint32_t epoch_ = 0;
+  Event event_;
+  mutable std::string raw_;
+  std::vector<uint32_t> last_matched_;
+  CorrelationState correlation_;
+};
+
+namespace {
+
+bool ParseIp(const std::string& s, bool* v6, unsigned char* out) {
+  if (inet_pton(AF_INET, s.c_str(), out) == 1) {
+    *v6 = false;
+    return true;
+  }
+  if (inet_pton(AF_INET6, s.c_str(), out) == 1) {
+    *v6 = true;
+    return true;
+  }
+  return false;
+}
+
+bool InCidr(const CidrRange& r, bool v6, const unsigned char* addr) {
+  if (r.v6 != v6) return false;
+  int bits = r.prefix;
+  for (int i = 0; bits > 0; ++i, bits -= 8) {
+    unsigned char mask = bits >= 8 ? 0xFF : static_cast<unsigned char>(0xFF << (8 - bits));
+    if ((addr[i] & mask) != (r.addr[i] & mask)) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+bool MatcherState::EvalPredicate(const CompiledRule& r, uint32_t pi) const {
+  const Predicate& p = r.rule.predicates[pi];
+  switch (p.kind) {
+    case Predicate::Kind::kPatterns:
+      for (uint32_t atom : r.pred_atoms[pi]) {
+        if (Bit(atom)) return true;
+      }
+      return false;
+    case Predicate::Kind::kExists:
+      return Field(p.field) != nullptr;
+    case Predicate::Kind::kAbsent: {
+      const std::string* v = Field(p.field);
+      return v == nullptr || v->empty();
+    }
+    case Predicate::Kind::kEmpty: {
+      const std::string* v = Field(p.field);
+      return v != nullptr && v->empty();
+    }
+    case Predicate::Kind::kCidr: {
+      const std::string* v = Field(p.field);
+      if (v == nullptr) return false;
+      unsigned char addr[16];
+      bool v6;
+      if (!ParseIp(*v, &v6, addr)) return false;
+      for (const CidrRange& c : p.cidrs) {
+        if (InCidr(c, v6, addr)) return true;
+      }
+      return false;
+    }
+    case Predicate::Kind::kCompare: {
+      const std::string* v = Field(p.field);
+      double d;
+      if (v == nullptr || !strutil::SimpleAtod(*v, &d)) return false;
+      switch (p.compare) {
+        case Predicate::Compare::kLt:
+          return d < p.number;
+        case Predicate::Compare::kLte:
+          return d <= p.number;
+        case Predicate::Compare::kGt:
+          return d > p.number;
+        case Predicate::Compare::kGte:
+          return d >= p.number;
+      }
+      return false;
+    }
+    case Predicate::Kind::kFieldRef: {
+      const std::string* a = Field(p.field);
+      const std::string* b = Field(p.ref_field);
+      if (a == nullptr || b == nullptr) return false;
+      std::string x = p.cased ? *a : strutil::AsciiStrToLower(*a);
+      std::string y = p.cased ? *b : strutil::AsciiStrToLower(*b);
+      switch (p.ref_mode) {
+        case Predicate::RefMode::kEquals:
+          return x == y;
+        case Predicate::RefMode::kContains:
+          return strutil::StrContains(x, y);
+        case Predicate::RefMode::kStartsWith:
+          return strutil::StartsWith(x, y);
+        case Predicate::RefMode::kEndsWith:
+          return strutil::EndsWith(x, y);
+      }
+      return false;
+    }
+  }
+  return false;
+}
+
+bool MatcherState::Eval(const CompiledRule& r, const CondNode& n) const {
+  switch (n.op) {
+    case CondNode::Op::kAnd:
+      for (const CondNode& k : n.kids) {
+        if (!Eval(r, k)) return false;
+      }
+      return true;
+    case CondNode::Op::kOr:
+      for (const CondNode& k : n.kids) {
+        if (Eval(r, k)) return true;
+      }
+      return false;
+    case CondNode::Op::kNot:
+      return !Eval(r, n.kids[0]);
+    case CondNode::Op::kPred:
+      return EvalPredicate(r, n.pred);
+    case CondNode::Op::kTrue:
+      return true;
+    case CondNode::Op::kFalse:
+      return false;
+  }
+  return false;
+}
+
+absl::StatusOr<std::vector<Detection>> MatcherState::Process(std::string_view line,
+                                                             std::string_view source,
+                                                             InputFormat format,
+                                                             FieldMap* fields_out) {
+  SIPER_RETURN_IF_ERROR(DecodeLine(line, source, format, &event_));
+  if (++epoch_ == 0) {
+    std::fill(rule_epoch_.begin(), rule_epoch_.end(), 0);
+    epoch_ = 1;
+  }
+  std::vector<uint32_t> candidates;
+  for (const RuleGroup& g : rs_->groups) {
+    if (!SourceMatches(g.logsource)) continue;
+    const size_t first_hit = hits_.size();
+    for (const FieldDatabase& d : g.databases) {
+      const std::string* v = Field(d.field);
+      if (v == nullptr) continue;
+      hs_error_t rc = hs_scan(d.db, v->data(), static_cast<unsigned>(v->size()), 0, scratch_,
+                              &MatcherState::OnMatch, this);
+      if (rc != HS_SUCCESS && rc != HS_SCAN_TERMINATED) {
+        return absl::InternalError(strutil::StrCat("hs_scan failed with code ", rc));
+      }
+    }
+    for (size_t i = first_hit; i < hits_.size(); ++i) {
+      for (uint32_t ri : rs_->atom_rules[hits_[i]]) {
+        if (rule_epoch_[ri] != epoch_) {
+          rule_epoch_[ri] = epoch_;
+          candidates.push_back(ri);
+        }
+      }
+    }
+    for (uint32_t ri : g.always) {
+      if (rule_epoch_[ri] != epoch_) {
+        rule_epoch_[ri] = epoch_;
+        candidates.push_back(ri);
+      }
+    }
+  }
+  std::sort(candidates.begin(), candidates.end());
+  std::vector<Detection> out;
+  last_matched_.clear();
+  for (uint32_t ri : candidates) {
+    const CompiledRule& cr = rs_->rules[ri];
+    if (!cr.enabled || !Eval(cr, cr.rule.condition)) continue;
+    last_matched_.push_back(ri);
+    if (cr.emit && !correlation_.Suppressed(ri, event_)) {
+      Detection d;
+      d.rule_id = cr.rule.id;
+      d.title = cr.rule.title;
+      d.level = cr.rule.level;
+      d.tags = cr.rule.tags;
+      d.fields = event_.fields;
+      out.push_back(std::move(d));
+    }
+    if (!cr.correlations.empty()) correlation_.OnMatch(ri, event_, &out);
+  }
+  for (uint32_t atom : hits_) bits_[atom >> 6] = 0;
+  hits_.clear();
+  if (fields_out != nullptr) *fields_out = event_.fields;
+  return out;
+}
+
+std::vector<std::string> Matcher::LastMatchedRuleIds() const {
+  std::vector<std::string> out;
+  for (uint32_t ri : state_->last_matched()) out.push_back(rules_->impl().rules[ri].rule.id);
+  return out;
+}
+
+Matcher::Matcher(std::shared_ptr<const RuleSet> rules, std::unique_ptr<MatcherState> state)
+    : rules_(std::move(rules)), state_(std::move(state)) {}
+Matcher::~Matcher() = default;
+
+absl::StatusOr<std::unique_ptr<Matcher>> Matcher::Create(std::shared_ptr<const RuleSet> rules) {
+  if (rules == nullptr) return absl::InvalidArgumentError("Matcher needs a rule set");
+  auto state = std::make_unique<MatcherState>(&rules->impl());
+  SIPER_RETURN_IF_ERROR(state->Init());
+  return std::unique_ptr<Matcher>(new Matcher(std::move(rules), std::move(state)));
+}
+
+absl::StatusOr<std::vector<Detection>> Matcher::Process(std::string_view line,
+                                                        std::string_view source, InputFormat format,
+                                                        FieldMap* fields_out) {
+  return state_->Process(line, source, format, fields_out);
+}
+
+}  // namespace siper::rules

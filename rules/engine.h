@@ -1,0 +1,128 @@
+// Public API of the detection engine: a compiled, immutable rule set and a
+// per-thread matcher that decodes raw lines and returns the rules they match.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace siper::rules {
+
+enum class InputFormat { kAuto, kSyslog, kJson };
+
+// Parses "auto", "syslog" or "json".
+[[nodiscard]] absl::StatusOr<InputFormat> ParseInputFormat(std::string_view name);
+
+using FieldMap = std::map<std::string, std::string>;
+
+struct Detection {
+  std::string rule_id;
+  std::string title;
+  std::string level;  // Sigma level
+  std::vector<std::string> tags;
+  FieldMap fields;     // the decoded fields of the event that matched (ECS names)
+  uint32_t count = 1;  // events folded in by suppression/correlation
+};
+
+// Outcome of loading one rule file, for `rules lint` and load reports.
+struct RuleDiagnostic {
+  enum class Status { kOk, kUnsupported, kError };
+  std::string path;
+  std::string rule_id;
+  Status status = Status::kOk;
+  std::string message;  // empty when ok; "file:line: what" otherwise
+};
+std::string_view RuleDiagnosticStatusName(RuleDiagnostic::Status status);
+
+struct LoadOptions {
+  // When false (the default), a rule with an error fails the whole load; rules
+  // using unsupported constructs are always skipped and reported.
+  bool skip_errors = false;  // default: false
+};
+
+struct RuleSetImpl;  // compiled form, private to the engine
+
+// One test line from a rule's `siper.tests` block.
+struct RuleTestCase {
+  std::string line;
+  bool must_match = true;
+  InputFormat format = InputFormat::kAuto;
+  std::string source;
+  FieldMap expect_fields;  // fields the matching event must carry
+  int yaml_line = 0;
+};
+
+struct RuleInfo {
+  std::string path;
+  std::string id;
+  std::string title;
+  std::string level;
+  std::vector<std::string> tags;
+  std::string rsit_class;
+  std::string rsit_type;
+  bool correlation = false;
+  std::vector<RuleTestCase> tests;
+};
+
+// Immutable, shared across threads as shared_ptr<const RuleSet>.
+class RuleSet {
+ public:
+  // Loads every *.yml/*.yaml under dir (recursively) and compiles Hyperscan databases.
+  static absl::StatusOr<std::shared_ptr<const RuleSet>> Load(const std::filesystem::path& dir);
+  static absl::StatusOr<std::shared_ptr<const RuleSet>> Load(const std::filesystem::path& dir,
+                                                             const LoadOptions& options);
+  // Loads rules given as YAML text (for tests); `name` stands in for the path.
+  static absl::StatusOr<std::shared_ptr<const RuleSet>> LoadFromString(std::string_view yaml,
+                                                                       std::string_view name);
+
+  // Parses and compiles every rule file under dir on its own and reports each.
+  static std::vector<RuleDiagnostic> Lint(const std::filesystem::path& dir);
+
+  size_t rule_count() const;
+  // Rules that were skipped (unsupported, or errors with skip_errors).
+  const std::vector<RuleDiagnostic>& skipped() const;
+  std::vector<RuleInfo> rules() const;
+
+  ~RuleSet();
+  const RuleSetImpl& impl() const { return *impl_; }
+
+ private:
+  explicit RuleSet(std::unique_ptr<RuleSetImpl> impl);
+  std::unique_ptr<RuleSetImpl> impl_;
+};
+
+class MatcherState;
+
+// One per worker thread, owns Hyperscan scratch; not thread-safe.
+class Matcher {
+ public:
+  static absl::StatusOr<std::unique_ptr<Matcher>> Create(std::shared_ptr<const RuleSet> rules);
+  ~Matcher();
+
+  // Decodes one raw line read from file `source` and returns the rules it matches.
+  // If fields_out is non-null it receives the decoded fields (also when nothing matched).
+  absl::StatusOr<std::vector<Detection>> Process(std::string_view line, std::string_view source,
+                                                 InputFormat format,
+                                                 FieldMap* fields_out = nullptr);
+
+  // Ids of every detection rule whose condition held for the last line,
+  // including rules that stay silent (referenced only by correlations) or were
+  // suppressed. For rule tests.
+  std::vector<std::string> LastMatchedRuleIds() const;
+
+  const RuleSet& rule_set() const { return *rules_; }
+
+ private:
+  Matcher(std::shared_ptr<const RuleSet> rules, std::unique_ptr<MatcherState> state);
+  std::shared_ptr<const RuleSet> rules_;
+  std::unique_ptr<MatcherState> state_;
+};
+
+}  // namespace siper::rules

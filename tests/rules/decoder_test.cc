@@ -1,0 +1,323 @@
+#include "rules/decoder.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <map>
+
+#include "tests/rules/test_util.h"
+
+namespace siper::rules {
+namespace {
+
+Event Decode(std::string_view line, InputFormat format = InputFormat::kAuto) {
+  Event ev;
+  absl::Status st = DecodeLine(line, "/var/log/test.log", format, &ev);
+  EXPECT_TRUE(st.ok()) << st;
+  return ev;
+}
+
+std::string F(const Event& ev, const std::string& key) {
+  auto it = ev.fields.find(key);
+  return it == ev.fields.end() ? "<absent>" : it->second;
+}
+
+bool Has(const std::vector<std::string>& v, const std::string& s) {
+  return std::find(v.begin(), v.end(), s) != v.end();
+}
+
+TEST(SyslogTest, Rfc3164WithoutYear) {
+  Event ev =
+      Decode("Dec 10 06:55:46 LabSZ sshd[24200]: Invalid user webmaster from 173.234.31.186");
+  EXPECT_EQ(F(ev, "host.hostname"), "LabSZ");
+  EXPECT_EQ(F(ev, "process.name"), "sshd");
+  EXPECT_EQ(F(ev, "process.pid"), "24200");
+  EXPECT_EQ(F(ev, "message"), "Invalid user webmaster from 173.234.31.186");
+  EXPECT_NE(ev.time_unix_ns, 0);
+  EXPECT_TRUE(Has(ev.products, "linux"));
+  EXPECT_TRUE(Has(ev.services, "sshd"));
+  EXPECT_TRUE(Has(ev.services, "auth"));
+}
+
+TEST(SyslogTest, Rfc3164WithYearAndPriority) {
+  Event ev = Decode(
+      "<86>Nov 28 2026 10:00:01 web1 sudo: pam_unix(sudo:session): session closed for user root");
+  EXPECT_EQ(F(ev, "@timestamp"), "2026-11-28T10:00:01Z");
+  EXPECT_EQ(F(ev, "log.syslog.priority"), "86");
+  EXPECT_EQ(F(ev, "log.syslog.facility.code"), "10");
+  EXPECT_EQ(F(ev, "event.action"), "session_closed");
+  Event ev2 = Decode("2026 Nov  3 10:00:01 web1 cron[5]: hello");
+  EXPECT_EQ(F(ev2, "@timestamp"), "2026-11-03T10:00:01Z");
+  EXPECT_EQ(F(ev2, "message"), "hello");
+}
+
+TEST(SyslogTest, RsyslogHighPrecisionTimestamp) {
+  Event ev = Decode(
+      "2026-11-28T10:00:01.123456+03:00 web1 sshd[77]: Connection closed by 192.0.2.1 port 22 "
+      "[preauth]");
+  EXPECT_EQ(F(ev, "@timestamp"), "2026-11-28T07:00:01.123456Z");
+  EXPECT_EQ(F(ev, "source.ip"), "192.0.2.1");
+  EXPECT_EQ(F(ev, "event.action"), "ssh_connection_closed");
+}
+
+TEST(SyslogTest, ProgramWithPamModule) {
+  Event ev = Decode(
+      "Jun 15 02:04:59 combo sshd(pam_unix)[20882]: authentication failure; logname= uid=0 "
+      "euid=0 tty=NODEVssh ruser= rhost=220-135-151-1.hinet-ip.hinet.net  user=root");
+  EXPECT_EQ(F(ev, "process.name"), "sshd");
+  EXPECT_EQ(F(ev, "log.syslog.module"), "pam_unix");
+  EXPECT_EQ(F(ev, "process.pid"), "20882");
+  EXPECT_EQ(F(ev, "event.action"), "pam_auth_failure");
+  EXPECT_EQ(F(ev, "event.outcome"), "failure");
+  EXPECT_EQ(F(ev, "user.name"), "root");
+  EXPECT_EQ(F(ev, "source.domain"), "220-135-151-1.hinet-ip.hinet.net");
+  EXPECT_EQ(F(ev, "source.ip"), "<absent>");
+}
+
+TEST(SyslogTest, NoColonAfterProgram) {
+  Event ev = Decode("Jun  9 06:06:20 combo syslogd 1.4.1: restart.");
+  EXPECT_EQ(F(ev, "process.name"), "syslogd");
+  EXPECT_EQ(F(ev, "host.hostname"), "combo");
+}
+
+TEST(SyslogTest, Rfc5424WithStructuredData) {
+  Event ev = Decode(
+      "<165>1 2026-11-28T10:00:00.000Z host1 sshd 4242 ID47 [exampleSDID@32473 iut=\"3\" "
+      "eventSource=\"App\\\"x\\]\"][meta a=\"b\"] \xEF\xBB\xBF"
+      "Accepted password for bob from 192.0.2.7 port 2222 ssh2");
+  EXPECT_EQ(F(ev, "host.hostname"), "host1");
+  EXPECT_EQ(F(ev, "process.name"), "sshd");
+  EXPECT_EQ(F(ev, "process.pid"), "4242");
+  EXPECT_EQ(F(ev, "event.code"), "ID47");
+  EXPECT_EQ(F(ev, "log.syslog.structured_data.exampleSDID@32473.iut"), "3");
+  EXPECT_EQ(F(ev, "log.syslog.structured_data.exampleSDID@32473.eventSource"), "App\"x]");
+  EXPECT_EQ(F(ev, "log.syslog.structured_data.meta.a"), "b");
+  EXPECT_EQ(F(ev, "event.outcome"), "success");
+  EXPECT_EQ(F(ev, "source.ip"), "192.0.2.7");
+  EXPECT_EQ(F(ev, "@timestamp"), "2026-11-28T10:00:00Z");
+}
+
+TEST(SshdTest, FailedAndAccepted) {
+  Event ev = Decode(
+      "Dec 10 07:07:38 LabSZ sshd[24206]: Failed password for invalid user test9 from 52.80.34.196 "
+      "port 36060 ssh2");
+  EXPECT_EQ(F(ev, "event.action"), "ssh_login");
+  EXPECT_EQ(F(ev, "event.outcome"), "failure");
+  EXPECT_EQ(F(ev, "user.name"), "test9");
+  EXPECT_EQ(F(ev, "user.invalid"), "true");
+  EXPECT_EQ(F(ev, "source.ip"), "52.80.34.196");
+  EXPECT_EQ(F(ev, "source.port"), "36060");
+  EXPECT_EQ(F(ev, "ssh.method"), "password");
+  Event ok = Decode(
+      "Dec 10 09:32:20 LabSZ sshd[24680]: Accepted publickey for fztu from 2001:db8::1 port 49116 "
+      "ssh2: RSA SHA256:xyz");
+  EXPECT_EQ(F(ok, "event.outcome"), "success");
+  EXPECT_EQ(F(ok, "ssh.method"), "publickey");
+  EXPECT_EQ(F(ok, "source.ip"), "2001:db8::1");
+  EXPECT_EQ(F(ok, "ssh.key"), "RSA SHA256:xyz");
+}
+
+TEST(SshdTest, InjectedUserNameKeepsRealPeer) {
+  Event ev = Decode(
+      "Nov 28 10:00:01 web1 sshd[811]: Failed password for invalid user x from 10.0.0.1 port 22 "
+      "from 203.0.113.9 port 40022 ssh2");
+  EXPECT_EQ(F(ev, "source.ip"), "203.0.113.9");
+  EXPECT_EQ(F(ev, "source.port"), "40022");
+  EXPECT_EQ(F(ev, "user.name"), "x from 10.0.0.1 port 22");
+  Event inv = Decode(
+      "Nov 28 10:00:01 web1 sshd[811]: Invalid user a from 10.0.0.1 from 198.51.100.1 port 5");
+  EXPECT_EQ(F(inv, "source.ip"), "198.51.100.1");
+  EXPECT_EQ(F(inv, "user.name"), "a from 10.0.0.1");
+}
+
+TEST(SshdTest, OtherMessages) {
+  Event ev = Decode(
+      "Dec 10 06:55:46 LabSZ sshd[24200]: reverse mapping checking getaddrinfo for "
+      "ns.marryaldkfaczcz.com [173.234.31.186] failed - POSSIBLE BREAK-IN ATTEMPT!");
+  EXPECT_EQ(F(ev, "event.action"), "ssh_reverse_mapping_failed");
+  EXPECT_EQ(F(ev, "source.ip"), "173.234.31.186");
+  EXPECT_EQ(F(ev, "source.domain"), "ns.marryaldkfaczcz.com");
+  Event d = Decode(
+      "Dec 10 09:11:46 LabSZ sshd[24463]: Received disconnect from 112.95.230.3: 11: Bye Bye "
+      "[preauth]");
+  EXPECT_EQ(F(d, "event.action"), "ssh_disconnect");
+  EXPECT_EQ(F(d, "source.ip"), "112.95.230.3");
+  EXPECT_EQ(F(d, "ssh.disconnect_code"), "11");
+  Event p = Decode(
+      "Dec 10 09:12:44 LabSZ sshd[24501]: PAM 5 more authentication failures; logname= uid=0 "
+      "euid=0 tty=ssh ruser= rhost=183.62.140.253  user=root");
+  EXPECT_EQ(F(p, "event.action"), "pam_auth_failure");
+  EXPECT_EQ(F(p, "source.ip"), "183.62.140.253");
+  EXPECT_EQ(F(p, "event.repeat_count"), "5");
+  Event n = Decode(
+      "Dec 10 10:00:00 LabSZ sshd[1]: Did not receive identification string from 5.188.10.180");
+  EXPECT_EQ(F(n, "source.ip"), "5.188.10.180");
+}
+
+TEST(SudoTest, CommandAndFailures) {
+  Event ev = Decode(
+      "Nov 28 10:20:00 web1 sudo:  www-data : TTY=pts/1 ; PWD=/var/www ; USER=root ; "
+      "COMMAND=/bin/bash -c id ; echo");
+  EXPECT_EQ(F(ev, "user.name"), "www-data");
+  EXPECT_EQ(F(ev, "user.target.name"), "root");
+  EXPECT_EQ(F(ev, "process.tty.name"), "pts/1");
+  EXPECT_EQ(F(ev, "process.working_directory"), "/var/www");
+  EXPECT_EQ(F(ev, "process.command_line"), "/bin/bash -c id ; echo");
+  EXPECT_EQ(F(ev, "process.executable"), "/bin/bash");
+  EXPECT_EQ(F(ev, "event.action"), "sudo_command");
+  EXPECT_EQ(F(ev, "event.outcome"), "success");
+  Event no = Decode(
+      "Nov 28 10:21:00 web1 sudo: www-data : user NOT in sudoers ; TTY=pts/1 ; PWD=/tmp ; "
+      "USER=root ; COMMAND=/bin/cat /etc/shadow");
+  EXPECT_EQ(F(no, "event.outcome"), "failure");
+  EXPECT_EQ(F(no, "event.reason"), "user NOT in sudoers");
+  Event pw = Decode(
+      "Nov 28 10:22:00 web1 sudo:    alice : 3 incorrect password attempts ; TTY=pts/0 ; "
+      "PWD=/home/alice ; USER=root ; COMMAND=/bin/ls");
+  EXPECT_EQ(F(pw, "event.action"), "sudo_auth_failure");
+}
+
+TEST(SuTest, Forms) {
+  Event a = Decode("Nov 28 10:10:00 web1 su[2001]: FAILED SU (to root) www-data on pts/1");
+  EXPECT_EQ(F(a, "event.outcome"), "failure");
+  EXPECT_EQ(F(a, "user.name"), "www-data");
+  EXPECT_EQ(F(a, "user.target.name"), "root");
+  Event b = Decode(
+      "Jun 15 12:12:34 combo su(pam_unix)[2345]: authentication failure; logname=alice uid=500 "
+      "euid=0 tty= ruser=alice rhost=  user=root");
+  EXPECT_EQ(F(b, "event.action"), "su");
+  EXPECT_EQ(F(b, "user.name"), "alice");
+  EXPECT_EQ(F(b, "user.target.name"), "root");
+  Event c =
+      Decode("Jun 15 04:06:18 combo su(pam_unix)[21416]: session opened for user cyrus by (uid=0)");
+  EXPECT_EQ(F(c, "event.action"), "session_opened");
+  EXPECT_EQ(F(c, "user.name"), "cyrus");
+}
+
+TEST(WebAccessTest, Combined) {
+  Event ev = Decode(
+      "203.0.113.50 - frank [28/Nov/2026:10:30:01 +0300] \"GET /p.php?id=1%20OR%201=1 HTTP/1.1\" "
+      "404 "
+      "512 \"http://x/\" \"Mozilla/5.0 \\\"quoted\\\"\"");
+  EXPECT_EQ(F(ev, "source.ip"), "203.0.113.50");
+  EXPECT_EQ(F(ev, "user.name"), "frank");
+  EXPECT_EQ(F(ev, "http.request.method"), "GET");
+  EXPECT_EQ(F(ev, "url.original"), "/p.php?id=1%20OR%201=1");
+  EXPECT_EQ(F(ev, "url.path"), "/p.php");
+  EXPECT_EQ(F(ev, "url.query"), "id=1%20OR%201=1");
+  EXPECT_EQ(F(ev, "http.response.status_code"), "404");
+  EXPECT_EQ(F(ev, "http.response.body.bytes"), "512");
+  EXPECT_EQ(F(ev, "http.request.referrer"), "http://x/");
+  EXPECT_EQ(F(ev, "user_agent.original"), "Mozilla/5.0 \\\"quoted\\\"");
+  EXPECT_EQ(F(ev, "cs-uri-query"), "/p.php?id=1%20OR%201=1");
+  EXPECT_EQ(F(ev, "@timestamp"), "2026-11-28T07:30:01Z");
+  EXPECT_TRUE(Has(ev.categories, "webserver"));
+  Event common = Decode("::1 - - [28/Nov/2026:10:30:01 +0000] \"OPTIONS * HTTP/1.0\" 200 -");
+  EXPECT_EQ(F(common, "http.request.method"), "OPTIONS");
+  EXPECT_EQ(F(common, "source.ip"), "::1");
+}
+
+TEST(JsonTest, WindowsEventShapeGetsSigmaNames) {
+  Event ev = Decode(
+      R"({"Event":{"System":{"Provider":{"#attributes":{"Name":"Microsoft-Windows-Sysmon"}},"EventID":1,)"
+      R"("Channel":"Microsoft-Windows-Sysmon/Operational","Computer":"pc1","Correlation":null},)"
+      R"("EventData":{"Image":"C:\\Windows\\System32\\cmd.exe","CommandLine":"cmd /c whoami","ProcessId":42}}})");
+  EXPECT_EQ(F(ev, "Event.EventData.Image"), "C:\\Windows\\System32\\cmd.exe");
+  EXPECT_EQ(F(ev, "Image"), "C:\\Windows\\System32\\cmd.exe");
+  EXPECT_EQ(F(ev, "CommandLine"), "cmd /c whoami");
+  EXPECT_EQ(F(ev, "EventID"), "1");
+  EXPECT_EQ(F(ev, "Provider_Name"), "Microsoft-Windows-Sysmon");
+  EXPECT_EQ(F(ev, "Channel"), "Microsoft-Windows-Sysmon/Operational");
+  EXPECT_EQ(F(ev, "Correlation"), "<absent>");
+  EXPECT_EQ(F(ev, "host.hostname"), "pc1");
+  EXPECT_TRUE(Has(ev.products, "windows"));
+  EXPECT_TRUE(Has(ev.categories, "process_creation"));
+  EXPECT_TRUE(Has(ev.services, "sysmon"));
+}
+
+TEST(JsonTest, GenericNestedAndArrays) {
+  Event ev = Decode(R"({"a":{"b":[1,{"c":true}]},"msg":"x"})", InputFormat::kJson);
+  EXPECT_EQ(F(ev, "a.b.0"), "1");
+  EXPECT_EQ(F(ev, "a.b.1.c"), "true");
+  EXPECT_EQ(F(ev, "msg"), "x");
+  Event bad;
+  EXPECT_FALSE(DecodeLine("{not json", "", InputFormat::kJson, &bad).ok());
+}
+
+// Real data: every line of the loghub sshd log decodes, and the peer of every
+// "Failed password" line is found.
+TEST(RealDataTest, OpenSsh2k) {
+  SIPER_REQUIRE_SHARED("logs/loghub/OpenSSH_2k.log");
+  std::ifstream in(testing::SharedData() / "logs/loghub/OpenSSH_2k.log");
+  std::string line;
+  int lines = 0, failed = 0, failed_decoded = 0, invalid = 0, invalid_decoded = 0, breakin = 0,
+      breakin_decoded = 0, from_brute = 0;
+  while (std::getline(in, line)) {
+    ++lines;
+    Event ev = Decode(line);
+    EXPECT_EQ(F(ev, "host.hostname"), "LabSZ") << line;
+    EXPECT_EQ(F(ev, "process.name"), "sshd") << line;
+    if (line.find("Failed password") != std::string::npos) {
+      ++failed;
+      if (F(ev, "event.action") == "ssh_login" && F(ev, "source.ip") != "<absent>")
+        ++failed_decoded;
+      if (F(ev, "source.ip") == "183.62.140.253") ++from_brute;
+    }
+    if (line.find(": Invalid user") != std::string::npos) {
+      ++invalid;
+      if (F(ev, "event.action") == "ssh_invalid_user" && F(ev, "source.ip") != "<absent>")
+        ++invalid_decoded;
+    }
+    if (line.find("POSSIBLE BREAK-IN") != std::string::npos) {
+      ++breakin;
+      if (F(ev, "source.ip") != "<absent>") ++breakin_decoded;
+    }
+  }
+  EXPECT_EQ(lines, 2000);
+  EXPECT_GT(failed, 400);
+  EXPECT_EQ(failed_decoded, failed);
+  EXPECT_EQ(invalid_decoded, invalid);
+  EXPECT_EQ(breakin_decoded, breakin);
+  EXPECT_GT(from_brute, 100);
+}
+
+TEST(RealDataTest, Linux2k) {
+  SIPER_REQUIRE_SHARED("logs/loghub/Linux_2k.log");
+  std::ifstream in(testing::SharedData() / "logs/loghub/Linux_2k.log");
+  std::string line;
+  int lines = 0, auth_failures = 0, with_host = 0;
+  while (std::getline(in, line)) {
+    ++lines;
+    Event ev = Decode(line);
+    EXPECT_EQ(F(ev, "host.hostname"), "combo") << line;
+    if (line.find("authentication failure;") != std::string::npos) {
+      ++auth_failures;
+      EXPECT_EQ(F(ev, "event.outcome"), "failure") << line;
+      if (F(ev, "source.address") != "<absent>") ++with_host;
+    }
+  }
+  EXPECT_EQ(lines, 2000);
+  EXPECT_GT(auth_failures, 300);
+  EXPECT_GT(with_host, 300);
+}
+
+TEST(RealDataTest, NxlogWindowsEvents) {
+  SIPER_REQUIRE_SHARED("logs/windows/nxlog-WinEvents.jsonl");
+  std::ifstream in(testing::SharedData() / "logs/windows/nxlog-WinEvents.jsonl");
+  std::string line;
+  int lines = 0;
+  std::map<std::string, int> channels;
+  while (std::getline(in, line)) {
+    ++lines;
+    Event ev = Decode(line, InputFormat::kJson);
+    EXPECT_TRUE(Has(ev.products, "windows")) << line.substr(0, 200);
+    EXPECT_NE(F(ev, "EventID"), "<absent>");
+    EXPECT_NE(ev.time_unix_ns, 0);
+    ++channels[F(ev, "Channel")];
+  }
+  EXPECT_EQ(lines, 338);
+  EXPECT_GT(channels["Security"], 0);
+}
+
+}  // namespace
+}  // namespace siper::rules

@@ -1,0 +1,120 @@
+// siperctl rules test / lint, through the same CLI11 wiring siperctl uses.
+#include "cli/rules_command.h"
+
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "tests/rules/test_util.h"
+
+namespace siper::cli {
+namespace {
+
+using rules::testing::SourceDir;
+
+std::vector<nlohmann::json> JsonLines(const std::string& text) {
+  std::vector<nlohmann::json> out;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) out.push_back(nlohmann::json::parse(line));
+  return out;
+}
+
+TEST(RulesCommandTest, TestJsonOnAttackSample) {
+  RulesTestOptions o;
+  o.rules_dir = (SourceDir() / "rules/ruleset").string();
+  o.input = (SourceDir() / "deploy/samples/attack.log").string();
+  o.json = true;
+  std::ostringstream out, err;
+  EXPECT_EQ(RunRulesTest(o, out, err), 0) << err.str();
+  std::vector<nlohmann::json> alerts = JsonLines(out.str());
+  ASSERT_FALSE(alerts.empty());
+  bool sqli = false;
+  for (const auto& a : alerts) {
+    ASSERT_TRUE(a.contains("line") && a["line"].is_number_unsigned());
+    ASSERT_TRUE(a["rule_id"].is_string());
+    ASSERT_TRUE(a["title"].is_string());
+    ASSERT_TRUE(a["level"].is_string());
+    ASSERT_TRUE(a["fields"].is_object());
+    if (a["rule_id"] == "560b9f86-8671-4c0c-aaaf-bd9ddcd1872a") {
+      sqli = true;
+      EXPECT_EQ(a["line"], 36);
+      EXPECT_EQ(a["fields"]["source.ip"], "198.51.100.77");
+    }
+  }
+  EXPECT_TRUE(sqli);
+}
+
+TEST(RulesCommandTest, HumanTableEscapesControlCharacters) {
+  std::filesystem::path tmp = std::filesystem::temp_directory_path() / "siper_rules_cmd_test.log";
+  {
+    std::ofstream f(tmp);
+    f << "203.0.113.5 - - [28/Nov/2026:10:00:00 +0000] \"GET /x?a=../../etc/passwd\x1b[2J "
+         "HTTP/1.1\" 200 1 \"-\" \"-\"\n";
+  }
+  RulesTestOptions o;
+  o.rules_dir = (SourceDir() / "rules/ruleset").string();
+  o.input = tmp.string();
+  std::ostringstream out, err;
+  EXPECT_EQ(RunRulesTest(o, out, err), 0) << err.str();
+  EXPECT_EQ(out.str().find('\x1b'), std::string::npos);
+  EXPECT_NE(out.str().find("\\x1b"), std::string::npos) << out.str();
+  std::filesystem::remove(tmp);
+}
+
+TEST(RulesCommandTest, ThroughCli11) {
+  CLI::App app{"siperctl"};
+  bool global_json = false;
+  app.add_flag("--json", global_json);
+  app.fallthrough();
+  CLI::App* rules = app.add_subcommand("rules");
+  rules->require_subcommand(1);
+  AddRulesCommands(*rules);
+  std::string dir = (SourceDir() / "rules/ruleset").string();
+  std::vector<std::string> args = {"siperctl", "rules", "lint", "--rules", dir, "--json"};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  testing::internal::CaptureStdout();
+  EXPECT_NO_THROW(app.parse(static_cast<int>(argv.size()), argv.data()));
+  std::string out = testing::internal::GetCapturedStdout();
+  std::vector<nlohmann::json> recs = JsonLines(out);
+  EXPECT_GE(recs.size(), 14u);
+  for (const auto& r : recs) {
+    EXPECT_EQ(r["status"], "ok") << r.dump();
+    EXPECT_TRUE(r.contains("path") && r.contains("rule_id") && r.contains("message"));
+  }
+}
+
+TEST(RulesCommandTest, ErrorsExitNonZero) {
+  std::ostringstream out, err;
+  RulesTestOptions o;
+  o.rules_dir = "/nonexistent/rules";
+  o.input = (SourceDir() / "deploy/samples/attack.log").string();
+  EXPECT_NE(RunRulesTest(o, out, err), 0);
+  EXPECT_NE(err.str().find("/nonexistent/rules"), std::string::npos);
+  EXPECT_TRUE(out.str().empty());
+
+  std::filesystem::path dir = std::filesystem::temp_directory_path() / "siper_lint_bad";
+  std::filesystem::create_directories(dir);
+  {
+    std::ofstream f(dir / "bad.yml");
+    f << "title: bad\nid: x\nlogsource:\n  product: linux\ndetection:\n  sel:\n    a|nosuchmod: "
+         "1\n  condition: sel\n";
+    std::ofstream g(dir / "unsupported.yml");
+    g << "title: u\nid: y\nlogsource:\n  product: linux\ndetection:\n  sel:\n    a|expand: '%x%'\n "
+         " condition: sel\n";
+  }
+  std::ostringstream lout, lerr;
+  EXPECT_EQ(RunRulesLint(dir.string(), true, lout, lerr), 1);
+  std::vector<nlohmann::json> recs = JsonLines(lout.str());
+  ASSERT_EQ(recs.size(), 2u);
+  EXPECT_EQ(recs[0]["status"], "error");
+  EXPECT_NE(recs[0]["message"].get<std::string>().find("bad.yml:7"), std::string::npos)
+      << recs[0].dump();
+  EXPECT_EQ(recs[1]["status"], "unsupported");
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace siper::cli
