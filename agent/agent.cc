@@ -22,7 +22,8 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Create(const AgentConfig& config) 
 
 Agent::Agent(const AgentConfig& config, AgentIdentity identity)
     : config_(config), identity_(std::move(identity)) {
-  pending_ = std::make_unique<MemoryPendingEvents>(config_.max_pending_events, 0);
+  pending_ = std::make_unique<MemoryPendingEvents>(config_.max_pending_events,
+                                                   config_.max_pending_bytes, 0);
   tailer_ = std::make_unique<LogTailer>(config_.logs, StateFiles(config_.state_dir).offsets,
                                         identity_.agent_id, pending_.get());
   ShipperOptions options;
@@ -89,6 +90,7 @@ void Agent::TailLoop() {
         last_error_log = absl::Now();
       }
     }
+    last_tail_round_ns_ = absl::ToUnixNanos(absl::Now());
     std::unique_lock lock(mu_);
     stop_cv_.wait_for(lock, interval, [this] { return stopping_.load(); });
   }

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "absl/status/statusor.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "agent/config.h"
 #include "agent/identity.h"
@@ -33,6 +34,8 @@ class Agent {
 
   // Not OK when a thread ended on an error the agent cannot work past.
   absl::Status health() const;
+  // When the log tailer last finished a round (for the systemd watchdog).
+  absl::Time last_tail_round() const { return absl::FromUnixNanos(last_tail_round_ns_.load()); }
   const std::string& agent_id() const { return identity_.agent_id; }
 
  private:
@@ -49,6 +52,7 @@ class Agent {
   std::thread ship_thread_;
 
   std::atomic<bool> stopping_{false};
+  std::atomic<int64_t> last_tail_round_ns_{absl::ToUnixNanos(absl::Now())};
   mutable std::mutex mu_;
   std::condition_variable stop_cv_;
   absl::Status health_;

@@ -99,7 +99,7 @@ absl::StatusOr<AgentConfig> ParseRoot(const YAML::Node& root, const std::filesys
   }
   SIPER_RETURN_IF_ERROR(CheckKeys(errors, root, "",
                                   {"server", "state_dir", "logs", "fim", "log_file", "log_level",
-                                   "batch_max_events", "batch_max_delay_ms", "max_pending_events",
+                                   "batch_max_events", "batch_max_delay_ms", "max_pending_events", "max_pending_bytes",
                                    "poll_interval_ms"}));
 
   if (!root["server"]) {
@@ -130,7 +130,7 @@ absl::StatusOr<AgentConfig> ParseRoot(const YAML::Node& root, const std::filesys
   if (root["batch_max_events"]) {
     SIPER_ASSIGN_OR_RETURN(
         config.batch_max_events,
-        GetInt(errors, root["batch_max_events"], "batch_max_events", 1, 100000));
+        GetInt(errors, root["batch_max_events"], "batch_max_events", 1, 10000));
   }
   if (root["batch_max_delay_ms"]) {
     SIPER_ASSIGN_OR_RETURN(
@@ -141,6 +141,11 @@ absl::StatusOr<AgentConfig> ParseRoot(const YAML::Node& root, const std::filesys
     SIPER_ASSIGN_OR_RETURN(
         config.max_pending_events,
         GetInt(errors, root["max_pending_events"], "max_pending_events", 1, 10000000));
+  }
+  if (root["max_pending_bytes"]) {
+    SIPER_ASSIGN_OR_RETURN(
+        config.max_pending_bytes,
+        GetInt(errors, root["max_pending_bytes"], "max_pending_bytes", 1 << 20, int64_t{1} << 34));
   }
   if (root["poll_interval_ms"]) {
     SIPER_ASSIGN_OR_RETURN(

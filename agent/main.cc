@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <exception>
 #include <iostream>
+#include <optional>
 #include <string>
 
 #include <spdlog/spdlog.h>
@@ -16,6 +17,7 @@
 #include "agent/enroll.h"
 #include "agent/grpc_log.h"
 #include "agent/identity.h"
+#include "agent/systemd_notify.h"
 #include "common/logging.h"
 
 namespace {
@@ -90,9 +92,18 @@ int RunAgent(const std::string& config_path, bool foreground) {
   }
   if (!foreground) DetachFromTerminal(config->log_file);
   (*agent)->Start();
+  siper::agent::NotifySystemd("READY=1");
+  const std::optional<absl::Duration> watchdog = siper::agent::SystemdWatchdogInterval();
+  absl::Time last_watchdog_ping = absl::InfinitePast();
 
   int exit_code = 0;
   for (;;) {
+    // Pinged only while the tailer keeps making rounds: a stuck agent is restarted.
+    if (watchdog && absl::Now() - last_watchdog_ping >= *watchdog / 4 &&
+        absl::Now() - (*agent)->last_tail_round() < *watchdog / 2) {
+      siper::agent::NotifySystemd("WATCHDOG=1");
+      last_watchdog_ping = absl::Now();
+    }
     timespec timeout{1, 0};
     const int sig = sigtimedwait(&signals, nullptr, &timeout);
     if (sig == SIGTERM || sig == SIGINT) {
@@ -108,6 +119,7 @@ int RunAgent(const std::string& config_path, bool foreground) {
       break;
     }
   }
+  siper::agent::NotifySystemd("STOPPING=1");
   if (!(*agent)->Stop(absl::Seconds(5)).ok()) exit_code = kExitRuntime;
   spdlog::shutdown();
   return exit_code;

@@ -8,12 +8,14 @@
 
 namespace siper::agent {
 
-MemoryPendingEvents::MemoryPendingEvents(size_t capacity, uint64_t acked_seq)
-    : capacity_(capacity), acked_seq_(acked_seq) {}
+MemoryPendingEvents::MemoryPendingEvents(size_t capacity, size_t capacity_bytes,
+                                         uint64_t acked_seq)
+    : capacity_(capacity), capacity_bytes_(capacity_bytes), acked_seq_(acked_seq) {}
 
 size_t MemoryPendingEvents::Room() const {
   std::lock_guard lock(mu_);
-  return events_.size() >= capacity_ ? 0 : capacity_ - events_.size();
+  if (events_.size() >= capacity_ || bytes_ >= capacity_bytes_) return 0;
+  return capacity_ - events_.size();
 }
 
 void MemoryPendingEvents::Append(std::vector<v1::Event> events) {
@@ -22,7 +24,9 @@ void MemoryPendingEvents::Append(std::vector<v1::Event> events) {
     std::lock_guard lock(mu_);
     for (v1::Event& event : events) {
       if (event.seq() <= acked_seq_) continue;  // already stored by the server
-      events_.push_back(std::move(event));
+      const size_t bytes = event.ByteSizeLong();
+      bytes_ += bytes;
+      events_.push_back({std::move(event), bytes});
     }
   }
   changed_.notify_all();
@@ -31,12 +35,13 @@ void MemoryPendingEvents::Append(std::vector<v1::Event> events) {
 size_t MemoryPendingEvents::FirstAfter(uint64_t after_seq) const {
   auto it = std::upper_bound(
       events_.begin(), events_.end(), after_seq,
-      [](uint64_t seq, const v1::Event& event) { return seq < event.seq(); });
+      [](uint64_t seq, const Entry& entry) { return seq < entry.event.seq(); });
   return static_cast<size_t>(it - events_.begin());
 }
 
 std::vector<v1::Event> MemoryPendingEvents::Next(uint64_t after_seq, size_t max,
-                                                 absl::Duration linger, absl::Time deadline) {
+                                                 size_t max_bytes, absl::Duration linger,
+                                                 absl::Time deadline) {
   std::unique_lock lock(mu_);
   const uint64_t generation = wake_generation_;
   auto available = [&] { return events_.size() - FirstAfter(after_seq); };
@@ -52,8 +57,11 @@ std::vector<v1::Event> MemoryPendingEvents::Next(uint64_t after_seq, size_t max,
     wait_until(std::min(deadline, absl::Now() + linger), [&] { return available() >= max; });
   }
   std::vector<v1::Event> out;
+  size_t bytes = 0;
   for (size_t i = FirstAfter(after_seq); i < events_.size() && out.size() < max; ++i) {
-    out.push_back(events_[i]);
+    if (!out.empty() && bytes + events_[i].bytes > max_bytes) break;
+    bytes += events_[i].bytes;
+    out.push_back(events_[i].event);
   }
   return out;
 }
@@ -63,7 +71,10 @@ void MemoryPendingEvents::Ack(uint64_t acked_seq) {
     std::lock_guard lock(mu_);
     if (acked_seq <= acked_seq_) return;
     acked_seq_ = acked_seq;
-    while (!events_.empty() && events_.front().seq() <= acked_seq) events_.pop_front();
+    while (!events_.empty() && events_.front().event.seq() <= acked_seq) {
+      bytes_ -= events_.front().bytes;
+      events_.pop_front();
+    }
   }
   changed_.notify_all();
 }

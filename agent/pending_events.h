@@ -29,11 +29,12 @@ class PendingEvents {
   // over capacity (recovery after a restart puts back what was pending).
   virtual void Append(std::vector<v1::Event> events) = 0;
 
-  // Up to `max` events with seq > `after_seq`, oldest first. Waits until `max`
-  // of them are there, or `linger` after the first one arrived, or `deadline`,
-  // or Wake(); returns what is there then (maybe nothing).
-  virtual std::vector<v1::Event> Next(uint64_t after_seq, size_t max, absl::Duration linger,
-                                      absl::Time deadline) = 0;
+  // Up to `max` events (and about `max_bytes`, but at least one) with seq >
+  // `after_seq`, oldest first. Waits until `max` of them are there, or `linger`
+  // after the first one arrived, or `deadline`, or Wake(); returns what is
+  // there then (maybe nothing).
+  virtual std::vector<v1::Event> Next(uint64_t after_seq, size_t max, size_t max_bytes,
+                                      absl::Duration linger, absl::Time deadline) = 0;
 
   // The server stored every event with seq <= `acked_seq`: release them.
   virtual void Ack(uint64_t acked_seq) = 0;
@@ -51,13 +52,14 @@ class PendingEvents {
 // Bounded in-memory implementation: everything unacknowledged stays in RAM.
 class MemoryPendingEvents final : public PendingEvents {
  public:
-  // `capacity`: events held before Room() is 0. `acked_seq`: acknowledged so far.
-  MemoryPendingEvents(size_t capacity, uint64_t acked_seq);
+  // Room() is 0 once `capacity` events or `capacity_bytes` (serialized) are
+  // held. `acked_seq`: acknowledged so far.
+  MemoryPendingEvents(size_t capacity, size_t capacity_bytes, uint64_t acked_seq);
 
   size_t Room() const override;
   void Append(std::vector<v1::Event> events) override;
-  std::vector<v1::Event> Next(uint64_t after_seq, size_t max, absl::Duration linger,
-                              absl::Time deadline) override;
+  std::vector<v1::Event> Next(uint64_t after_seq, size_t max, size_t max_bytes,
+                              absl::Duration linger, absl::Time deadline) override;
   void Ack(uint64_t acked_seq) override;
   uint64_t AckedSeq() const override;
   size_t Size() const override;
@@ -67,10 +69,17 @@ class MemoryPendingEvents final : public PendingEvents {
   // Index of the first event with seq > after_seq. Needs mu_.
   size_t FirstAfter(uint64_t after_seq) const;
 
+  struct Entry {
+    v1::Event event;
+    size_t bytes;
+  };
+
   const size_t capacity_;
+  const size_t capacity_bytes_;
   mutable std::mutex mu_;
   std::condition_variable changed_;
-  std::deque<v1::Event> events_;  // ascending seq
+  std::deque<Entry> events_;  // ascending seq
+  size_t bytes_ = 0;
   uint64_t acked_seq_;
   uint64_t wake_generation_ = 0;
 };

@@ -126,7 +126,8 @@ bool Shipper::RunSession() {
     // Acknowledged beyond what this session sent (a resend of older records).
     sent_seq = std::max(sent_seq, pending_->AckedSeq());
     std::vector<v1::Event> events =
-        pending_->Next(sent_seq, options_.batch_max_events, absl::Nanoseconds(batch_linger_ns),
+        pending_->Next(sent_seq, options_.batch_max_events, options_.batch_max_bytes,
+                       absl::Nanoseconds(batch_linger_ns),
                        absl::Now() + absl::Seconds(1));
     if (stopping_ || reader_done) break;
     const absl::Time now = absl::Now();

@@ -30,15 +30,17 @@ struct ShipperOptions {
   std::string agent_id;
   std::string hostname;
   size_t batch_max_events = 500;
+  // Below the server's gRPC receive limit (4 MiB by default), also uncompressed.
+  size_t batch_max_bytes = 1 << 20;
   absl::Duration batch_max_delay = absl::Milliseconds(200);
   absl::Duration backoff_initial = absl::Milliseconds(500);
   absl::Duration backoff_max = absl::Seconds(30);
   // Sent events with no acknowledgement for this long: the stream is taken as dead.
   absl::Duration ack_timeout = absl::Seconds(60);
   absl::Duration heartbeat_interval = absl::Seconds(30);
-  // HTTP/2 keepalive pings. gRPC servers by default refuse pings more often
-  // than every 5 minutes on a stream without data (GOAWAY too_many_pings).
-  absl::Duration keepalive_time = absl::Seconds(330);
+  // HTTP/2 keepalive pings. siper-server accepts pings every 10 s; a gRPC
+  // server with default settings would want at least 5 minutes.
+  absl::Duration keepalive_time = absl::Seconds(60);
   absl::Duration keepalive_timeout = absl::Seconds(20);
 };
 

@@ -30,7 +30,7 @@ class Instance {
  public:
   Instance(const TestDir& dir, std::vector<LogInput> inputs, size_t capacity = 1000,
            TailerOptions options = Quick())
-      : pending_(capacity, 0),
+      : pending_(capacity, size_t{1} << 30, 0),
         tailer_(std::move(inputs), dir / "offsets.json", "agt-test", &pending_, options) {}
 
   static TailerOptions Quick() {
@@ -52,7 +52,7 @@ class Instance {
   // Everything pending that was not returned by an earlier call.
   std::vector<Seen> Take() {
     std::vector<Seen> out;
-    for (const v1::Event& event : pending_.Next(taken_, 1 << 20, absl::ZeroDuration(),
+    for (const v1::Event& event : pending_.Next(taken_, 1 << 20, size_t{1} << 30, absl::ZeroDuration(),
                                                 absl::Now())) {
       EXPECT_EQ(event.agent_id(), "agt-test");
       EXPECT_GT(event.agent_time_ns(), 0);

@@ -14,6 +14,8 @@
 namespace siper::agent {
 namespace {
 
+constexpr size_t kBig = size_t{1} << 30;
+
 using ::siper::agent::testing::FakeServer;
 using ::siper::agent::testing::TestDir;
 using ::siper::agent::testing::WaitFor;
@@ -68,7 +70,7 @@ class ShipperTest : public ::testing::Test {
 };
 
 TEST_F(ShipperTest, DeliversEverythingOnceAndReleasesIt) {
-  MemoryPendingEvents pending(10000, 0);
+  MemoryPendingEvents pending(10000, kBig, 0);
   Fill(pending, 1, 1000);
   Shipper shipper(Options(), &pending);
   std::thread thread([&] { shipper.Run(); });
@@ -86,7 +88,7 @@ TEST_F(ShipperTest, DeliversEverythingOnceAndReleasesIt) {
 
 TEST_F(ShipperTest, WaitsForAServerThatIsDownThenDelivers) {
   server_.Stop();
-  MemoryPendingEvents pending(10000, 0);
+  MemoryPendingEvents pending(10000, kBig, 0);
   Fill(pending, 1, 50);
   Shipper shipper(Options(), &pending);
   std::thread thread([&] { shipper.Run(); });
@@ -101,7 +103,7 @@ TEST_F(ShipperTest, WaitsForAServerThatIsDownThenDelivers) {
 
 TEST_F(ShipperTest, ResendsWhatWasNotAcknowledgedAfterReconnect) {
   server_.service().set_ack(false);  // stores, then "crashes" before acknowledging
-  MemoryPendingEvents pending(10000, 0);
+  MemoryPendingEvents pending(10000, kBig, 0);
   Fill(pending, 1, 200);
   Shipper shipper(Options(), &pending);
   std::thread thread([&] { shipper.Run(); });
@@ -122,7 +124,7 @@ TEST_F(ShipperTest, ResendsWhatWasNotAcknowledgedAfterReconnect) {
 
 TEST_F(ShipperTest, StopEndsRunWhileDisconnected) {
   server_.Stop();
-  MemoryPendingEvents pending(10, 0);
+  MemoryPendingEvents pending(10, kBig, 0);
   ShipperOptions options = Options();
   options.backoff_initial = absl::Seconds(30);
   Shipper shipper(options, &pending);
