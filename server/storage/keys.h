@@ -86,7 +86,17 @@ inline std::string RulePrefix(std::string_view rule_id) {
   return k;
 }
 
+// chain: commit time i64 | index u64 -> ChainRecord. Commit times never
+// decrease, so key order is chain order, and a verify can start at a time.
+inline std::string ChainKey(int64_t time_ns, uint64_t index) {
+  std::string k;
+  keycodec::AppendInt64(&k, time_ns);
+  keycodec::AppendUint64(&k, index);
+  return k;
+}
+
 // meta keys.
+inline constexpr std::string_view kChainAnchorKey = "chain_anchor";
 inline constexpr std::string_view kSchemaVersionKey = "schema_version";
 inline constexpr std::string_view kNextAgentNumKey = "next_agent_num";
 inline std::string AgentNumKey(std::string_view agent_id) {

@@ -22,42 +22,14 @@
 #include "rocksdb/options.h"
 #include "rocksdb/table.h"
 #include "rocksdb/write_batch.h"
+#include "server/storage/chain.h"
 #include "server/storage/keys.h"
+#include "server/storage/store_impl.h"
 #include "siper/v1/storage.pb.h"
 
 namespace siper::storage {
-namespace {
 
-using keycodec::ToHex;
-
-// Column families, one per record kind plus the indexes. The order is the
-// handle order in Store::Impl; the names are on disk and must not change.
-enum Cf : size_t {
-  kEvents,
-  kEventSeq,
-  kEventsByAgent,
-  kAlerts,
-  kAlertsByAgent,
-  kAlertsByRule,
-  kAgents,
-  kTokens,
-  kMeta,
-  kNumCfs,
-};
-constexpr std::array<const char*, kNumCfs> kCfNames = {
-    "events",         "event_seq", "events_by_agent", "alerts", "alerts_by_agent",
-    "alerts_by_rule", "agents",    "tokens",          "meta",
-};
-
-// Writes that spread over this many locks: a write holds the lock of its
-// agent, so two writes of one agent never check duplicates at the same time,
-// and writes of different agents go on in parallel (RocksDB then commits them
-// as one group with one WAL sync).
-constexpr size_t kWriteLockShards = 64;
-
-// Debian's abseil keeps absl::string_view its own type (not std::string_view).
-absl::string_view Av(std::string_view s) { return {s.data(), s.size()}; }
-
+namespace internal {
 absl::Status FromRocks(const rocksdb::Status& s, std::string_view what) {
   if (s.ok()) return absl::OkStatus();
   std::string msg = absl::StrCat("storage: ", Av(what), ": ", s.ToString());
@@ -84,19 +56,23 @@ absl::Status FromRocks(const rocksdb::Status& s, std::string_view what) {
   }
 }
 
-std::string_view AsView(const rocksdb::Slice& s) { return {s.data(), s.size()}; }
-rocksdb::Slice AsSlice(std::string_view s) { return {s.data(), s.size()}; }
+int64_t NowNs() { return absl::ToUnixNanos(absl::Now()); }
+}  // namespace internal
 
-template <typename Message>
-absl::Status ParseValue(std::string_view value, std::string_view cf, std::string_view key,
-                        Message* out) {
-  if (!out->ParseFromArray(value.data(), static_cast<int>(value.size()))) {
-    return absl::DataLossError(absl::StrCat("storage: cannot parse stored value in column family '",
-                                            Av(cf), "' at key ", ToHex(key),
-                                            " (corrupt record; run verify or restore a backup)"));
-  }
-  return absl::OkStatus();
-}
+namespace {
+
+using internal::AsSlice;
+using internal::AsView;
+using internal::Av;
+using internal::Cf;
+using internal::FromRocks;
+using internal::kCfNames;
+using internal::KeyRange;
+using internal::NowNs;
+using internal::ParseValue;
+using internal::ScopedSnapshot;
+using keycodec::ToHex;
+using enum internal::Cf;
 
 // Levels ordered by severity; -1 for a name that is not a level.
 int LevelRank(std::string_view level) {
@@ -114,28 +90,6 @@ bool TextMatches(const siper::v1::Event& e, std::string_view text) {
   if (e.has_file()) return std::string_view(e.file().path()).find(text) != std::string_view::npos;
   return false;
 }
-
-int64_t NowNs() { return absl::ToUnixNanos(absl::Now()); }
-
-// Releases a snapshot when a query ends.
-class ScopedSnapshot {
- public:
-  explicit ScopedSnapshot(rocksdb::DB* db) : db_(db), snapshot_(db->GetSnapshot()) {}
-  ~ScopedSnapshot() { db_->ReleaseSnapshot(snapshot_); }
-  ScopedSnapshot(const ScopedSnapshot&) = delete;
-  ScopedSnapshot& operator=(const ScopedSnapshot&) = delete;
-  const rocksdb::Snapshot* get() const { return snapshot_; }
-
- private:
-  rocksdb::DB* db_;
-  const rocksdb::Snapshot* snapshot_;
-};
-
-// Key range [lower, upper) of a scan; no upper means unbounded above.
-struct KeyRange {
-  std::string lower;
-  std::optional<std::string> upper;
-};
 
 // Range of keys `prefix | time...` for [since_ns, until_ns), 0 = unbounded.
 KeyRange TimeRange(std::string_view prefix, int64_t since_ns, int64_t until_ns) {
@@ -169,89 +123,20 @@ class Emitter {
 
 }  // namespace
 
-class Store::Impl {
- public:
-  using Visitor = std::function<absl::StatusOr<bool>(std::string_view key, std::string_view value)>;
-
-  Impl(std::filesystem::path dir, StoreOptions options) : dir_(std::move(dir)), options_(options) {}
-
-  ~Impl() {
-    if (db_ == nullptr) return;
-    for (rocksdb::ColumnFamilyHandle* h : handles_) {
-      // Destroying a handle only fails for a handle of another DB.
-      db_->DestroyColumnFamilyHandle(h).PermitUncheckedError();
-    }
-    for (rocksdb::ColumnFamilyHandle* h : extra_handles_) {
-      db_->DestroyColumnFamilyHandle(h).PermitUncheckedError();
-    }
-    // Close flushes nothing we need (the WAL holds every write); an error here
-    // has nobody left to report to.
-    db_->Close().PermitUncheckedError();
-    delete db_;
+Store::Impl::~Impl() {
+  if (db_ == nullptr) return;
+  for (rocksdb::ColumnFamilyHandle* h : handles_) {
+    // Destroying a handle only fails for a handle of another DB.
+    db_->DestroyColumnFamilyHandle(h).PermitUncheckedError();
   }
-
-  absl::Status Open();
-
-  rocksdb::DB* db() const { return db_; }
-  rocksdb::ColumnFamilyHandle* cf(Cf which) const { return handles_[which]; }
-
-  rocksdb::WriteOptions WriteOpts() const {
-    rocksdb::WriteOptions wo;
-    wo.sync = options_.sync_writes;
-    return wo;
+  for (rocksdb::ColumnFamilyHandle* h : extra_handles_) {
+    db_->DestroyColumnFamilyHandle(h).PermitUncheckedError();
   }
-  static rocksdb::WriteOptions SyncedWriteOpts() {
-    rocksdb::WriteOptions wo;
-    wo.sync = true;
-    return wo;
-  }
-
-  // Calls visit(key, value) for every key of `which` in `range`, in key order
-  // or reversed, until visit returns false or an error.
-  absl::Status Scan(Cf which, const KeyRange& range, bool reverse,
-                    const rocksdb::Snapshot* snapshot, const Visitor& visit) const;
-
-  // Reads one value; nullopt when absent.
-  absl::StatusOr<std::optional<std::string>> Get(Cf which, std::string_view key,
-                                                 const rocksdb::Snapshot* snapshot) const;
-
-  // The agent's stable number, if it has one.
-  absl::StatusOr<std::optional<uint32_t>> FindAgentNum(std::string_view agent_id) const;
-  // The agent's number, given (and durably recorded) on first use.
-  absl::StatusOr<uint32_t> AgentNum(std::string_view agent_id);
-
-  // A server time for a new write batch, never earlier than the last one.
-  int64_t NextServerTime();
-
-  absl::StatusOr<WriteResult> Write(std::string_view agent_id, std::vector<EventRecord>& records);
-  absl::Status SearchEvents(const EventQuery& q,
-                            const std::function<bool(const siper::v1::Event&)>& sink) const;
-  absl::Status ListAlerts(const AlertQuery& q,
-                          const std::function<bool(const siper::v1::Alert&)>& sink) const;
-  absl::StatusOr<uint64_t> LastSeq(std::string_view agent_id) const;
-
-  std::mutex& token_mu() { return token_mu_; }
-
- private:
-  // Reads the event an index entry points at; DataLoss when it is missing.
-  absl::StatusOr<siper::v1::Event> ReadEvent(std::string_view event_key,
-                                             const rocksdb::Snapshot* snapshot,
-                                             std::string_view index) const;
-
-  std::filesystem::path dir_;
-  StoreOptions options_;
-  rocksdb::DB* db_ = nullptr;
-  std::vector<rocksdb::ColumnFamilyHandle*> handles_;        // indexed by Cf
-  std::vector<rocksdb::ColumnFamilyHandle*> extra_handles_;  // unknown families found on disk
-
-  mutable std::mutex agent_num_mu_;
-  mutable absl::flat_hash_map<std::string, uint32_t> agent_nums_;  // cache of meta agent_num/
-  uint32_t next_agent_num_ = 1;
-
-  std::array<std::mutex, kWriteLockShards> write_mu_;
-  std::mutex token_mu_;
-  std::atomic<int64_t> last_server_time_ns_{0};
-};
+  // Nothing is lost if Close fails: the WAL holds every write, and there is
+  // nobody left to report to.
+  db_->Close().PermitUncheckedError();
+  delete db_;
+}
 
 absl::Status Store::Impl::Open() {
   std::error_code ec;
@@ -368,7 +253,7 @@ absl::Status Store::Impl::Open() {
   if (newest.has_value() && keys::ParseEventKey(*newest, &parts)) {
     last_server_time_ns_.store(parts.time_ns);
   }
-  return absl::OkStatus();
+  return LoadChainState();
 }
 
 absl::Status Store::Impl::Scan(Cf which, const KeyRange& range, bool reverse,
@@ -473,7 +358,7 @@ absl::StatusOr<WriteResult> Store::Impl::Write(std::string_view agent_id,
   if (records.empty()) return result;
 
   SIPER_ASSIGN_OR_RETURN(uint32_t agent_num, AgentNum(agent_id));
-  std::lock_guard<std::mutex> lock(write_mu_[agent_num % kWriteLockShards]);
+  std::lock_guard<std::mutex> lock(write_mu_[agent_num % internal::kWriteLockShards]);
 
   // Which (agent, seq) are stored already? Checked under the agent's lock, so
   // no other write of this agent is in flight.
@@ -489,8 +374,15 @@ absl::StatusOr<WriteResult> Store::Impl::Write(std::string_view agent_id,
 
   const int64_t batch_time = NextServerTime();
   absl::flat_hash_set<uint64_t> seen;
-  rocksdb::WriteBatch batch;
-  std::string value;
+  internal::PendingCommit commit;
+  commit.ops.reserve(records.size() * 3);
+  siper::v1::ChainSegment segment;
+  segment.set_agent_id(std::string(agent_id));
+  std::string event_keys;
+  std::string alert_keys;
+  auto put = [&commit](Cf which, std::string key, std::string value) {
+    commit.ops.push_back({internal::Op::kPut, which, std::move(key), std::move(value)});
+  };
   for (size_t i = 0; i < records.size(); ++i) {
     EventRecord& r = records[i];
     siper::v1::Event& e = r.event;
@@ -507,19 +399,29 @@ absl::StatusOr<WriteResult> Store::Impl::Write(std::string_view agent_id,
       ++result.duplicates;
       continue;
     }
-    ++result.stored;
     if (e.server_time_ns() == 0) e.set_server_time_ns(batch_time);
     const int64_t t = e.server_time_ns();
     const std::string event_key = keys::EventKey(t, agent_num, e.seq());
+    if (result.stored == 0) {
+      segment.set_min_time_ns(t);
+      segment.set_max_time_ns(t);
+      segment.set_first_seq(e.seq());
+      segment.set_last_seq(e.seq());
+    } else {
+      segment.set_min_time_ns(std::min(segment.min_time_ns(), t));
+      segment.set_max_time_ns(std::max(segment.max_time_ns(), t));
+      segment.set_first_seq(std::min(segment.first_seq(), e.seq()));
+      segment.set_last_seq(std::max(segment.last_seq(), e.seq()));
+    }
+    ++result.stored;
 
-    value.clear();
-    e.SerializeToString(&value);
     std::string time_bytes;
     keycodec::AppendInt64(&time_bytes, t);
-    rocksdb::Status s = batch.Put(cf(kEvents), event_key, value);
-    if (s.ok()) s = batch.Put(cf(kEventSeq), seq_keys[i], time_bytes);
-    if (s.ok()) s = batch.Put(cf(kEventsByAgent), keys::EventByAgentKey(agent_num, t, e.seq()), "");
-    for (size_t a = 0; s.ok() && a < r.alerts.size(); ++a) {
+    event_keys.append(event_key);
+    put(kEvents, event_key, e.SerializeAsString());
+    put(kEventSeq, seq_keys[i], std::move(time_bytes));
+    put(kEventsByAgent, keys::EventByAgentKey(agent_num, t, e.seq()), "");
+    for (size_t a = 0; a < r.alerts.size(); ++a) {
       siper::v1::Alert& alert = r.alerts[a];
       const std::string alert_key = keys::AlertKey(event_key, static_cast<uint32_t>(a));
       alert.set_id(ToHex(alert_key));
@@ -532,21 +434,43 @@ absl::StatusOr<WriteResult> Store::Impl::Write(std::string_view agent_id,
       } else if (e.has_file() && alert.source().empty()) {
         alert.set_source(e.file().path());
       }
-      value.clear();
-      alert.SerializeToString(&value);
-      s = batch.Put(cf(kAlerts), alert_key, value);
-      if (s.ok())
-        s = batch.Put(cf(kAlertsByAgent), keys::AlertByAgentKey(agent_num, alert_key), "");
-      if (s.ok()) {
-        s = batch.Put(cf(kAlertsByRule), keys::RulePrefix(alert.rule_id()) + alert_key, "");
-      }
+      alert_keys.append(alert_key);
+      put(kAlerts, alert_key, alert.SerializeAsString());
+      put(kAlertsByAgent, keys::AlertByAgentKey(agent_num, alert_key), "");
+      put(kAlertsByRule, keys::RulePrefix(alert.rule_id()) + alert_key, "");
     }
-    SIPER_RETURN_IF_ERROR(FromRocks(s, "prepare write batch"));
   }
-  if (result.stored > 0) {
-    SIPER_RETURN_IF_ERROR(FromRocks(
-        db_->Write(WriteOpts(), &batch),
-        absl::StrCat("write batch of ", result.stored, " events of agent '", Av(agent_id), "'")));
+  if (result.stored == 0) return result;
+
+  // The segment digest: every event, then every alert, as verify re-reads them.
+  // Item tags name the one record that changed.
+  Sha256 digest;
+  Sha256 item;
+  std::string tags;
+  digest.Bytes(agent_id);
+  for (Cf kind : {kEvents, kAlerts}) {
+    for (const internal::Op& op : commit.ops) {
+      if (op.cf != kind) continue;
+      digest.Bytes(op.key);
+      digest.Bytes(op.value);
+      item.Reset();
+      item.Bytes(op.key);
+      item.Bytes(op.value);
+      SIPER_ASSIGN_OR_RETURN(std::string tag, item.Finish());
+      tags.append(tag, 0, kItemTagSize);
+    }
+  }
+  SIPER_ASSIGN_OR_RETURN(std::string d, digest.Finish());
+  segment.set_digest(std::move(d));
+  segment.set_item_tags(std::move(tags));
+  segment.set_event_keys(std::move(event_keys));
+  segment.set_alert_keys(std::move(alert_keys));
+  commit.segment = std::move(segment);
+  absl::Status st = Commit(&commit);
+  if (!st.ok()) {
+    return absl::Status(st.code(),
+                        absl::StrCat("write batch of ", result.stored, " events of agent '",
+                                     Av(agent_id), "': ", st.message()));
   }
   return result;
 }
@@ -586,8 +510,12 @@ absl::Status Store::Impl::SearchEvents(
     // of one event are adjacent in it, so one remembered key removes repeats.
     const std::string prefix = keys::RulePrefix(q.rule_id);
     std::string last_event_key;
+    // Alerts may be kept longer than events: start where events remain.
+    const int64_t since =
+        std::max(q.since_ns != 0 ? q.since_ns : std::numeric_limits<int64_t>::min(),
+                 events_cutoff_ns_.load());
     return Scan(
-        kAlertsByRule, TimeRange(prefix, q.since_ns, q.until_ns), q.newest_first, snapshot.get(),
+        kAlertsByRule, TimeRange(prefix, since, q.until_ns), q.newest_first, snapshot.get(),
         [&](std::string_view key, std::string_view) -> absl::StatusOr<bool> {
           std::string_view alert_key = key.substr(prefix.size());
           keys::EventKeyParts parts;
@@ -830,6 +758,19 @@ absl::Status Store::ConsumeToken(std::string_view token_hash, int64_t now_ns) {
 
 absl::StatusOr<uint64_t> Store::LastSeq(std::string_view agent_id) const {
   return impl_->LastSeq(agent_id);
+}
+
+absl::StatusOr<RetentionResult> Store::ApplyRetention(const RetentionOptions& options,
+                                                      int64_t now_ns) {
+  return impl_->ApplyRetention(options, now_ns);
+}
+
+absl::Status Store::Backup(const std::filesystem::path& dir) const { return impl_->Backup(dir); }
+
+absl::StatusOr<ChainHead> Store::GetChainHead() const { return impl_->GetChainHead(); }
+
+absl::StatusOr<VerifyReport> Store::Verify(int64_t since_ns) const {
+  return impl_->Verify(since_ns);
 }
 
 }  // namespace siper::storage

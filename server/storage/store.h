@@ -69,6 +69,48 @@ struct AlertQuery {
   bool newest_first = false;
 };
 
+// Law 5651 asks for two years; 730 days is the default for every kind.
+inline constexpr int64_t kDefaultRetentionNs = int64_t{730} * 24 * 3600 * 1'000'000'000;
+
+struct RetentionOptions {
+  // How long each kind of record is kept; 0 keeps it forever. Default: 730 days.
+  int64_t events_ns = kDefaultRetentionNs;
+  int64_t alerts_ns = kDefaultRetentionNs;
+};
+
+struct RetentionResult {
+  int64_t events_cutoff_ns = 0;  // events with a server time before this are gone
+  int64_t alerts_cutoff_ns = 0;
+  uint64_t chain_records_dropped = 0;
+};
+
+// The newest link of the hash chain, for the server to sign or time-stamp.
+struct ChainHead {
+  uint64_t length = 0;  // records ever committed; the head's index is length - 1
+  std::string hash;     // 32 bytes; all zero while length == 0
+  int64_t time_ns = 0;  // commit time of the head
+};
+
+struct VerifyReport {
+  bool ok = true;
+  uint64_t chain_records = 0;  // records checked
+  uint64_t events = 0;         // events and alerts re-hashed
+  uint64_t alerts = 0;
+  // Records that straddle a retention cutoff: some of their events expired,
+  // so their digest cannot be recomputed; links and remaining keys are checked.
+  uint64_t partially_expired = 0;
+  ChainHead head;  // the last record checked
+  // The first broken range, when !ok.
+  std::string problem;       // "changed", "removed" or "reordered"
+  uint64_t chain_index = 0;  // the chain record (batch) it is in
+  int64_t from_ns = 0;       // server-time range of the broken batch
+  int64_t until_ns = 0;
+  std::string agent_id;  // and the agent and seq range, when known
+  uint64_t first_seq = 0;
+  uint64_t last_seq = 0;
+  std::string message;  // one line for a human
+};
+
 class Store {
  public:
   // Bumped when the on-disk layout changes incompatibly. Open refuses a store
@@ -123,6 +165,28 @@ class Store {
   // Highest seq stored for an agent (0 if none): lets the server tell a
   // reconnecting agent where it is.
   absl::StatusOr<uint64_t> LastSeq(std::string_view agent_id) const;
+
+  // Drops events and alerts older than now_ns minus their retention, as whole
+  // key ranges (DeleteRange, no key-by-key deletes), with their index entries
+  // and the chain records that covered only them. The run is itself a chain
+  // record. Cutoffs never move back. Safe while ingest runs.
+  absl::StatusOr<RetentionResult> ApplyRetention(const RetentionOptions& options, int64_t now_ns);
+
+  // Writes a consistent copy of the store into `dir`, which must not exist yet
+  // (a RocksDB checkpoint: hard links on the same file system). Safe while
+  // ingest runs. The copy is a store: Store::Open reads it, Restore installs it.
+  absl::Status Backup(const std::filesystem::path& dir) const;
+  // Copies a backup into `data_dir`, which must be empty or missing, after
+  // checking that it opens. For a stopped server.
+  static absl::Status Restore(const std::filesystem::path& backup_dir,
+                              const std::filesystem::path& data_dir);
+
+  absl::StatusOr<ChainHead> GetChainHead() const;
+  // Walks the hash chain from the first record committed at or after since_ns
+  // (0: from the start, or from the retention anchor) and re-hashes every
+  // event and alert it covers. ok, or the first broken range. An error status
+  // only when the walk itself fails (I/O).
+  absl::StatusOr<VerifyReport> Verify(int64_t since_ns = 0) const;
 
   // Implementation, defined in store.cc (keeps RocksDB out of this header).
   class Impl;

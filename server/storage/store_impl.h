@@ -1,0 +1,223 @@
+// Store::Impl and helpers shared by the store's implementation files
+// (store.cc: open, write, queries; chain_ops.cc: chain, verify, retention,
+// backup). Private to server/storage; the only place RocksDB types appear.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <filesystem>
+#include <functional>
+#include <limits>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "common/key_codec.h"
+#include "rocksdb/db.h"
+#include "rocksdb/write_batch.h"
+#include "server/storage/keys.h"
+#include "server/storage/store.h"
+#include "siper/v1/storage.pb.h"
+
+namespace siper::storage::internal {
+
+// Column families, one per record kind plus the indexes. The order is the
+// handle order in Store::Impl; the names are on disk and must not change.
+enum Cf : size_t {
+  kEvents,
+  kEventSeq,
+  kEventsByAgent,
+  kAlerts,
+  kAlertsByAgent,
+  kAlertsByRule,
+  kAgents,
+  kTokens,
+  kMeta,
+  kChain,
+  kNumCfs,
+};
+inline constexpr std::array<const char*, kNumCfs> kCfNames = {
+    "events",         "event_seq", "events_by_agent", "alerts", "alerts_by_agent",
+    "alerts_by_rule", "agents",    "tokens",          "meta",   "chain",
+};
+
+// Writes spread over this many locks: a write holds the lock of its agent, so
+// two writes of one agent never check duplicates at the same time, while
+// writes of different agents prepare in parallel and commit as one group.
+inline constexpr size_t kWriteLockShards = 64;
+// At most this many writes share one chain record and one WAL sync.
+inline constexpr size_t kMaxCommitGroup = 64;
+
+// Debian's abseil keeps absl::string_view its own type (not std::string_view).
+inline absl::string_view Av(std::string_view s) { return {s.data(), s.size()}; }
+inline std::string_view AsView(const rocksdb::Slice& s) { return {s.data(), s.size()}; }
+inline rocksdb::Slice AsSlice(std::string_view s) { return {s.data(), s.size()}; }
+
+absl::Status FromRocks(const rocksdb::Status& s, std::string_view what);
+
+template <typename Message>
+absl::Status ParseValue(std::string_view value, std::string_view cf, std::string_view key,
+                        Message* out) {
+  if (!out->ParseFromArray(value.data(), static_cast<int>(value.size()))) {
+    return absl::DataLossError(absl::StrCat("storage: cannot parse stored value in column family '",
+                                            Av(cf), "' at key ", keycodec::ToHex(key),
+                                            " (corrupt record; run verify or restore a backup)"));
+  }
+  return absl::OkStatus();
+}
+
+int64_t NowNs();
+
+// Key range [lower, upper) of a scan; an empty lower or no upper is unbounded.
+struct KeyRange {
+  std::string lower;
+  std::optional<std::string> upper;
+};
+
+// Releases a snapshot when a query ends.
+class ScopedSnapshot {
+ public:
+  explicit ScopedSnapshot(rocksdb::DB* db) : db_(db), snapshot_(db->GetSnapshot()) {}
+  ~ScopedSnapshot() { db_->ReleaseSnapshot(snapshot_); }
+  ScopedSnapshot(const ScopedSnapshot&) = delete;
+  ScopedSnapshot& operator=(const ScopedSnapshot&) = delete;
+  const rocksdb::Snapshot* get() const { return snapshot_; }
+
+ private:
+  rocksdb::DB* db_;
+  const rocksdb::Snapshot* snapshot_;
+};
+
+// One change in a commit.
+struct Op {
+  enum Kind { kPut, kDeleteRange } kind = kPut;
+  Cf cf = kEvents;
+  std::string key;    // or the first key of the range
+  std::string value;  // or the end of the range (exclusive)
+};
+
+// A write waiting to be committed with others in one RocksDB write batch that
+// also holds their chain record.
+struct PendingCommit {
+  std::vector<Op> ops;
+  std::optional<siper::v1::ChainSegment> segment;     // a Write's events and alerts
+  std::optional<siper::v1::RetentionMark> retention;  // a retention run
+  bool sync = false;  // this write wants a WAL sync whatever the options say
+  absl::Status status;
+  bool done = false;
+};
+
+}  // namespace siper::storage::internal
+
+namespace siper::storage {
+
+class Store::Impl {
+ public:
+  using Cf = internal::Cf;
+  using Visitor = std::function<absl::StatusOr<bool>(std::string_view key, std::string_view value)>;
+
+  Impl(std::filesystem::path dir, StoreOptions options) : dir_(std::move(dir)), options_(options) {}
+  ~Impl();
+
+  absl::Status Open();
+
+  rocksdb::DB* db() const { return db_; }
+  rocksdb::ColumnFamilyHandle* cf(Cf which) const { return handles_[which]; }
+  const std::filesystem::path& dir() const { return dir_; }
+
+  rocksdb::WriteOptions WriteOpts() const {
+    rocksdb::WriteOptions wo;
+    wo.sync = options_.sync_writes;
+    return wo;
+  }
+  static rocksdb::WriteOptions SyncedWriteOpts() {
+    rocksdb::WriteOptions wo;
+    wo.sync = true;
+    return wo;
+  }
+
+  // Calls visit(key, value) for every key of `which` in `range`, in key order
+  // or reversed, until visit returns false or an error.
+  absl::Status Scan(Cf which, const internal::KeyRange& range, bool reverse,
+                    const rocksdb::Snapshot* snapshot, const Visitor& visit) const;
+
+  // Reads one value; nullopt when absent.
+  absl::StatusOr<std::optional<std::string>> Get(Cf which, std::string_view key,
+                                                 const rocksdb::Snapshot* snapshot) const;
+
+  // The agent's stable number, if it has one.
+  absl::StatusOr<std::optional<uint32_t>> FindAgentNum(std::string_view agent_id) const;
+  // The agent's number, given (and durably recorded) on first use.
+  absl::StatusOr<uint32_t> AgentNum(std::string_view agent_id);
+
+  // A server time for a new write batch, never earlier than the last one.
+  int64_t NextServerTime();
+
+  absl::StatusOr<WriteResult> Write(std::string_view agent_id, std::vector<EventRecord>& records);
+  absl::Status SearchEvents(const EventQuery& q,
+                            const std::function<bool(const siper::v1::Event&)>& sink) const;
+  absl::Status ListAlerts(const AlertQuery& q,
+                          const std::function<bool(const siper::v1::Alert&)>& sink) const;
+  absl::StatusOr<uint64_t> LastSeq(std::string_view agent_id) const;
+
+  // chain_ops.cc
+  // Commits `w` with whatever else is waiting, in one write batch with one
+  // chain record; returns when that batch is durable (or failed).
+  absl::Status Commit(internal::PendingCommit* w);
+  absl::Status LoadChainState();
+  absl::StatusOr<ChainHead> GetChainHead() const;
+  absl::StatusOr<VerifyReport> Verify(int64_t since_ns) const;
+  absl::StatusOr<RetentionResult> ApplyRetention(const RetentionOptions& options, int64_t now_ns);
+  absl::Status Backup(const std::filesystem::path& dir) const;
+
+  std::mutex& token_mu() { return token_mu_; }
+
+ private:
+  // Reads the event an index entry points at; DataLoss when it is missing.
+  absl::StatusOr<siper::v1::Event> ReadEvent(std::string_view event_key,
+                                             const rocksdb::Snapshot* snapshot,
+                                             std::string_view index) const;
+  // Writes one commit group; returns the new chain head.
+  absl::StatusOr<ChainHead> WriteGroup(const std::vector<internal::PendingCommit*>& group);
+  absl::StatusOr<std::optional<siper::v1::RetentionMark>> ReadAnchor(
+      const rocksdb::Snapshot* snapshot) const;
+
+  std::filesystem::path dir_;
+  StoreOptions options_;
+  rocksdb::DB* db_ = nullptr;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles_;        // indexed by Cf
+  std::vector<rocksdb::ColumnFamilyHandle*> extra_handles_;  // default and unknown families
+
+  mutable std::mutex agent_num_mu_;
+  mutable absl::flat_hash_map<std::string, uint32_t> agent_nums_;  // cache of meta agent_num/
+  uint32_t next_agent_num_ = 1;
+
+  std::array<std::mutex, internal::kWriteLockShards> write_mu_;
+  std::mutex token_mu_;
+  std::mutex retention_mu_;
+  std::atomic<int64_t> last_server_time_ns_{0};
+ public:
+  // Events before this were dropped by retention (alerts may outlive them).
+  std::atomic<int64_t> events_cutoff_ns_{std::numeric_limits<int64_t>::min()};
+
+ private:
+
+  // Group commit. The writer at the front of the queue is the leader: it
+  // takes the queue's first writes, writes them with one chain record, and
+  // wakes them. Only the leader touches the chain state between commits.
+  mutable std::mutex commit_mu_;
+  std::condition_variable commit_cv_;
+  std::deque<internal::PendingCommit*> commit_queue_;
+  ChainHead chain_head_;  // guarded by commit_mu_
+};
+
+}  // namespace siper::storage

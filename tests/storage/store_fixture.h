@@ -1,0 +1,166 @@
+// Shared fixture of storage_test: a Store in a fresh temporary directory, and
+// raw RocksDB access to damage it the way a bad disk or an attacker would.
+#pragma once
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/key_codec.h"
+#include "rocksdb/db.h"
+#include "server/storage/store.h"
+
+namespace siper::storage::testutil {
+
+namespace fs = std::filesystem;
+using siper::v1::AgentInfo;
+using siper::v1::Alert;
+using siper::v1::Event;
+
+inline constexpr int64_t kSecond = 1'000'000'000;
+inline constexpr int64_t kT0 = 1'700'000'000 * kSecond;
+
+inline EventRecord LogRecord(const std::string& agent, uint64_t seq, const std::string& line,
+                             int64_t server_time_ns = 0) {
+  EventRecord r;
+  r.event.set_agent_id(agent);
+  r.event.set_seq(seq);
+  r.event.set_agent_time_ns(kT0);
+  r.event.set_server_time_ns(server_time_ns);
+  r.event.mutable_log()->set_source("/var/log/auth.log");
+  r.event.mutable_log()->set_line(line);
+  return r;
+}
+
+inline Alert MakeAlert(const std::string& rule, const std::string& level) {
+  Alert a;
+  a.set_rule_id(rule);
+  a.set_title("title of " + rule);
+  a.set_level(level);
+  return a;
+}
+
+// Opens the store's RocksDB directly, with all its column families, to damage
+// records the way a bad disk or a newer server would.
+class RawDb {
+ public:
+  explicit RawDb(const fs::path& dir) {
+    std::vector<std::string> names;
+    EXPECT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), dir.string(), &names).ok());
+    std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+    for (const std::string& n : names) descriptors.emplace_back(n, rocksdb::ColumnFamilyOptions());
+    rocksdb::DB* db = nullptr;
+    rocksdb::Status s =
+        rocksdb::DB::Open(rocksdb::DBOptions(), dir.string(), descriptors, &handles_, &db);
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    db_.reset(db);
+    names_ = names;
+  }
+  ~RawDb() {
+    for (auto* h : handles_) EXPECT_TRUE(db_->DestroyColumnFamilyHandle(h).ok());
+    EXPECT_TRUE(db_->Close().ok());
+  }
+  rocksdb::ColumnFamilyHandle* cf(const std::string& name) {
+    for (size_t i = 0; i < names_.size(); ++i) {
+      if (names_[i] == name) return handles_[i];
+    }
+    ADD_FAILURE() << "no column family " << name;
+    return nullptr;
+  }
+  rocksdb::DB* db() { return db_.get(); }
+  // Keys of a column family in order.
+  std::vector<std::string> Keys(const std::string& name) {
+    std::vector<std::string> keys;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf(name)));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) keys.push_back(it->key().ToString());
+    return keys;
+  }
+
+ private:
+  std::unique_ptr<rocksdb::DB> db_;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles_;
+  std::vector<std::string> names_;
+};
+
+class StoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tmpl = (fs::temp_directory_path() / "siper_storage_test_XXXXXX").string();
+    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
+    dir_ = tmpl;
+    Reopen();
+  }
+  void TearDown() override {
+    store_.reset();
+    fs::remove_all(dir_);
+  }
+  void Reopen() {
+    store_.reset();
+    auto s = Store::Open(dir_ / "db");
+    ASSERT_TRUE(s.ok()) << s.status();
+    store_ = std::move(s).value();
+  }
+  void Close() { store_.reset(); }
+
+  WriteResult MustWrite(const std::string& agent, std::vector<EventRecord> records) {
+    auto r = store_->Write(agent, records);
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? *r : WriteResult{};
+  }
+
+  std::vector<Event> Search(const EventQuery& q) {
+    std::vector<Event> out;
+    absl::Status s = store_->SearchEvents(q, [&](const Event& e) {
+      out.push_back(e);
+      return true;
+    });
+    EXPECT_TRUE(s.ok()) << s;
+    return out;
+  }
+  // (agent_id, seq) of the events a query returns, in order.
+  std::vector<std::pair<std::string, uint64_t>> SearchIds(const EventQuery& q) {
+    std::vector<std::pair<std::string, uint64_t>> ids;
+    for (const Event& e : Search(q)) ids.emplace_back(e.agent_id(), e.seq());
+    return ids;
+  }
+  std::vector<Alert> Alerts(const AlertQuery& q) {
+    std::vector<Alert> out;
+    absl::Status s = store_->ListAlerts(q, [&](const Alert& a) {
+      out.push_back(a);
+      return true;
+    });
+    EXPECT_TRUE(s.ok()) << s;
+    return out;
+  }
+
+  // Three agents' events at known times, with alerts:
+  //   a1 seq 1..4 at t0+1s..t0+4s, a2 seq 1..2 at t0+2.5s, t0+5s.
+  //   a1/2 raised ssh-brute (high) and sudo (medium); a1/4 ssh-brute (low);
+  //   a2/2 ssh-brute (critical).
+  void WriteFixture() {
+    std::vector<EventRecord> a1;
+    for (uint64_t s = 1; s <= 4; ++s) {
+      a1.push_back(LogRecord("a1", s, "a1 line " + std::to_string(s) + (s % 2 ? " odd" : " even"),
+                             kT0 + static_cast<int64_t>(s) * kSecond));
+    }
+    a1[1].alerts = {MakeAlert("ssh-brute", "high"), MakeAlert("sudo", "medium")};
+    a1[3].alerts = {MakeAlert("ssh-brute", "low")};
+    MustWrite("a1", std::move(a1));
+    std::vector<EventRecord> a2 = {LogRecord("a2", 1, "a2 first", kT0 + 2 * kSecond + kSecond / 2),
+                                   LogRecord("a2", 2, "a2 second odd", kT0 + 5 * kSecond)};
+    a2[1].alerts = {MakeAlert("ssh-brute", "critical")};
+    MustWrite("a2", std::move(a2));
+  }
+
+  fs::path dir_;
+  std::unique_ptr<Store> store_;
+};
+
+using Ids = std::vector<std::pair<std::string, uint64_t>>;
+
+}  // namespace siper::storage::testutil
