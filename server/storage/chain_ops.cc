@@ -285,6 +285,8 @@ absl::StatusOr<VerifyReport> Store::Impl::Verify(int64_t since_ns) const {
     return true;
   };
 
+  // The newest retention run in the chain; meta's anchor must be its mark.
+  std::optional<RetentionMark> last_retention;
   KeyRange range;
   if (since_ns != 0) range.lower = keys::ChainKey(since_ns, 0);
   SIPER_RETURN_IF_ERROR(
@@ -346,6 +348,7 @@ absl::StatusOr<VerifyReport> Store::Impl::Verify(int64_t since_ns) const {
                SIPER_ASSIGN_OR_RETURN(bool more, check_segment(rec, seg, &partial));
                if (!more) return false;
              }
+             if (rec.has_retention()) last_retention = rec.retention();
              if (partial) ++report.partially_expired;
              ++report.chain_records;
              expect_index = rec.index() + 1;
@@ -353,6 +356,18 @@ absl::StatusOr<VerifyReport> Store::Impl::Verify(int64_t since_ns) const {
              report.head = ChainHead{rec.index() + 1, rec.hash(), rec.time_ns()};
              return true;
            }));
+  // Every retention run writes its mark both to meta and into the chain, and
+  // no run drops the record of the newest run. A meta anchor without that
+  // record means the start of the chain was cut off and the anchor forged.
+  if (report.ok && since_ns == 0 && anchor.has_value() &&
+      (!last_retention.has_value() ||
+       last_retention->SerializeAsString() != anchor->SerializeAsString())) {
+    fail("removed", nullptr, nullptr,
+         "the retention anchor in meta matches no retention run in the chain: chain records "
+         "before the first one left were removed outside retention");
+    report.chain_index = anchor->anchor_index();
+    report.until_ns = anchor->events_cutoff_ns();
+  }
   if (report.ok) {
     report.message = absl::StrCat("OK: ", report.chain_records, " chain records, ", report.events,
                                   " events, ", report.alerts, " alerts verified");

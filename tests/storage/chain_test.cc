@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <limits>
 #include <string>
 #include <thread>
 #include <vector>
@@ -315,6 +316,35 @@ TEST_F(ChainTest, RetentionDropsOldRangesKeepsNewAndChainVerifies) {
   r = MustVerify();
   EXPECT_TRUE(r.ok) << r.message;
   EXPECT_EQ(r.events, 3u);
+}
+
+TEST_F(ChainTest, VerifyCatchesAForgedRetentionAnchor) {
+  WriteBatches();
+  Close();
+  {
+    // Cut off the first batch and pretend retention did it.
+    RawDb raw(dir_ / "db");
+    std::vector<std::string> chain = raw.Keys("chain");
+    siper::v1::ChainRecord first;
+    ASSERT_TRUE(first.ParseFromString(Value(raw, "chain", chain[0])));
+    siper::v1::RetentionMark mark;
+    mark.set_events_cutoff_ns(std::numeric_limits<int64_t>::min());
+    mark.set_alerts_cutoff_ns(std::numeric_limits<int64_t>::min());
+    mark.set_has_anchor(true);
+    mark.set_anchor_index(0);
+    mark.set_anchor_hash(first.hash());
+    Put(raw, "meta", "chain_anchor", mark.SerializeAsString());
+    ASSERT_TRUE(raw.db()->Delete(rocksdb::WriteOptions(), raw.cf("chain"), chain[0]).ok());
+    for (uint64_t s = 1; s <= 3; ++s) {
+      ASSERT_TRUE(
+          raw.db()->Delete(rocksdb::WriteOptions(), raw.cf("events"), EventKeyOf(raw, s)).ok());
+    }
+  }
+  Reopen();
+  VerifyReport r = MustVerify();
+  EXPECT_FALSE(r.ok);
+  EXPECT_EQ(r.problem, "removed") << r.message;
+  EXPECT_NE(r.message.find("retention anchor"), std::string::npos) << r.message;
 }
 
 TEST_F(ChainTest, RetentionPerKindKeepsAlertsLonger) {
