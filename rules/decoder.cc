@@ -982,7 +982,17 @@ bool DecodeJson(std::string_view line, Event* ev) {
       aliases.emplace_back(std::move(name), v);
     }
   }
-  for (auto& [k, v] : aliases) ev->fields.try_emplace(std::move(k), std::move(v));
+  for (auto& [k, v] : aliases) {
+    // Defender and others name fields "Threat Name"; Sigma rules say ThreatName.
+    if (k.find(' ') != std::string::npos) {
+      std::string compact;
+      for (char c : k) {
+        if (c != ' ') compact.push_back(c);
+      }
+      ev->fields.try_emplace(std::move(compact), v);
+    }
+    ev->fields.try_emplace(std::move(k), std::move(v));
+  }
   if (!windows) {
     // NXLog flat Windows JSON.
     auto has = [&](const char* k) { return ev->fields.count(k) > 0; };
