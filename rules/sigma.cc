@@ -348,6 +348,8 @@ absl::StatusOr<CondNode> DocParser::ParseFieldItem(const std::string& key,
                  strutil::StrCat("unknown modifier '", m, "' on field '", spec.field, "'"));
     }
   }
+  // Keywords (no field name) search the whole event, so they match as "contains".
+  if (spec.field.empty() && mode == "equals") mode = "contains";
   if (base64 && base64offset) {
     return Err(path_, line, "modifiers 'base64' and 'base64offset' exclude each other");
   }

@@ -1,1 +1,240 @@
+// Engine behaviour: log-source routing, correlation windows, suppression,
+// matchers on several threads.
+#include "rules/engine.h"
+
 #include <gtest/gtest.h>
+
+#include <thread>
+
+namespace siper::rules {
+namespace {
+
+constexpr char kBase[] = R"(
+title: failed
+id: base-1
+name: failed_login
+logsource: {product: linux, service: sshd}
+detection:
+  s:
+    event.action: ssh_login
+    event.outcome: failure
+  condition: s
+level: low
+)";
+
+std::string Failed(int minute, int second, const std::string& ip,
+                   const std::string& user = "root") {
+  char ts[32];
+  std::snprintf(ts, sizeof ts, "Nov 28 10:%02d:%02d", minute, second);
+  return std::string(ts) + " h sshd[1]: Failed password for " + user + " from " + ip +
+         " port 22 ssh2";
+}
+
+std::shared_ptr<const RuleSet> Load(const std::string& yaml) {
+  auto rs = RuleSet::LoadFromString(yaml, "t.yml");
+  EXPECT_TRUE(rs.ok()) << rs.status();
+  return rs.ok() ? *rs : nullptr;
+}
+
+int CountRule(Matcher* m, const std::vector<std::string>& lines, const std::string& id,
+              std::vector<uint32_t>* counts = nullptr) {
+  int n = 0;
+  for (const auto& l : lines) {
+    auto found = m->Process(l, "", InputFormat::kAuto);
+    EXPECT_TRUE(found.ok());
+    for (const auto& d : *found) {
+      if (d.rule_id == id) {
+        ++n;
+        if (counts) counts->push_back(d.count);
+      }
+    }
+  }
+  return n;
+}
+
+TEST(EngineTest, LogSourceRouting) {
+  auto rs = Load(std::string(kBase) + R"(---
+title: windows only
+id: win-1
+logsource: {product: windows}
+detection:
+  s:
+    event.action: ssh_login
+  condition: s
+---
+title: web only
+id: web-1
+logsource: {category: webserver}
+detection:
+  keywords: ['Failed password']
+  condition: keywords
+)");
+  ASSERT_NE(rs, nullptr);
+  EXPECT_EQ(rs->rule_count(), 3u);
+  auto m = Matcher::Create(rs);
+  auto found = (*m)->Process(Failed(0, 0, "192.0.2.1"), "", InputFormat::kSyslog);
+  ASSERT_TRUE(found.ok());
+  ASSERT_EQ(found->size(), 1u);
+  EXPECT_EQ((*found)[0].rule_id, "base-1");
+  EXPECT_EQ((*found)[0].fields.at("source.ip"), "192.0.2.1");
+}
+
+TEST(EngineTest, EventCountFiresOncePerWindowAndGroup) {
+  auto rs = Load(std::string(kBase) + R"(---
+title: brute
+id: corr-1
+correlation:
+  type: event_count
+  rules: [failed_login]
+  group-by: [source.ip]
+  timespan: 5m
+  condition: {gte: 3}
+level: high
+)");
+  ASSERT_NE(rs, nullptr);
+  auto m = Matcher::Create(rs);
+  std::vector<std::string> lines;
+  for (int i = 0; i < 10; ++i) lines.push_back(Failed(0, i, "192.0.2.1"));  // window 1
+  lines.push_back(Failed(0, 30, "192.0.2.2"));                              // other group
+  lines.push_back(Failed(0, 31, "192.0.2.2"));
+  for (int i = 0; i < 3; ++i) lines.push_back(Failed(6, i, "192.0.2.1"));  // window 2
+  std::vector<uint32_t> counts;
+  EXPECT_EQ(CountRule(m->get(), lines, "corr-1", &counts), 2);
+  EXPECT_EQ(counts, (std::vector<uint32_t>{3, 3}));
+  // Without generate: true the base rule is silent.
+  auto again = Matcher::Create(rs);
+  EXPECT_EQ(CountRule(again->get(), lines, "base-1"), 0);
+}
+
+TEST(EngineTest, ValueCountCountsDistinctUsers) {
+  auto rs = Load(std::string(kBase) + R"(---
+title: sweep
+id: corr-2
+correlation:
+  type: value_count
+  rules: [base-1]
+  group-by: [source.ip]
+  timespan: 10m
+  condition: {gte: 3, field: user.name}
+  generate: true
+level: high
+)");
+  ASSERT_NE(rs, nullptr);
+  auto m = Matcher::Create(rs);
+  std::vector<std::string> lines = {Failed(0, 1, "192.0.2.9", "a"), Failed(0, 2, "192.0.2.9", "a"),
+                                    Failed(0, 3, "192.0.2.9", "b"), Failed(0, 4, "192.0.2.9", "c"),
+                                    Failed(0, 5, "192.0.2.9", "d")};
+  EXPECT_EQ(CountRule(m->get(), lines, "corr-2"), 1);
+  auto again = Matcher::Create(rs);
+  EXPECT_EQ(CountRule(again->get(), lines, "base-1"), 5);  // generate: true
+}
+
+TEST(EngineTest, TemporalOrderedNeedsTheOrder) {
+  auto rs = Load(std::string(kBase) + R"(---
+title: ok
+id: base-2
+name: accepted
+logsource: {product: linux, service: sshd}
+detection:
+  s:
+    event.outcome: success
+  condition: s
+---
+title: success after failure
+id: corr-3
+correlation:
+  type: temporal_ordered
+  rules: [failed_login, accepted]
+  group-by: [source.ip]
+  timespan: 10m
+level: high
+)");
+  ASSERT_NE(rs, nullptr);
+  std::string ok =
+      "Nov 28 10:03:00 h sshd[1]: Accepted password for root from 192.0.2.1 port 22 ssh2";
+  std::string ok_early =
+      "Nov 28 09:59:00 h sshd[1]: Accepted password for root from 192.0.2.1 port 22 ssh2";
+  auto m = Matcher::Create(rs);
+  EXPECT_EQ(CountRule(m->get(), {Failed(0, 0, "192.0.2.1"), ok}, "corr-3"), 1);
+  auto m2 = Matcher::Create(rs);
+  EXPECT_EQ(CountRule(m2->get(), {ok_early, Failed(0, 0, "192.0.2.1")}, "corr-3"), 0);
+  auto m3 = Matcher::Create(rs);
+  std::string other =
+      "Nov 28 10:03:00 h sshd[1]: Accepted password for root from 192.0.2.7 port 22 ssh2";
+  EXPECT_EQ(CountRule(m3->get(), {Failed(0, 0, "192.0.2.1"), other}, "corr-3"), 0);
+}
+
+TEST(EngineTest, SuppressionKeepsOneAlertPerWindow) {
+  auto rs = Load(R"(
+title: failed
+id: sup-1
+logsource: {product: linux, service: sshd}
+detection:
+  s:
+    event.outcome: failure
+  condition: s
+level: low
+siper:
+  rsit: {class: intrusion-attempts, type: brute-force}
+  suppress: {by: [source.ip], window: 1m}
+)");
+  ASSERT_NE(rs, nullptr);
+  auto m = Matcher::Create(rs);
+  std::vector<std::string> lines;
+  for (int i = 0; i < 20; ++i) lines.push_back(Failed(0, i, "192.0.2.1"));
+  lines.push_back(Failed(0, 21, "192.0.2.2"));
+  lines.push_back(Failed(2, 0, "192.0.2.1"));
+  EXPECT_EQ(CountRule(m->get(), lines, "sup-1"), 3);
+}
+
+TEST(EngineTest, CorrelationErrors) {
+  auto missing = RuleSet::LoadFromString(R"(
+title: c
+id: c
+correlation: {type: event_count, rules: [nope], group-by: [a], timespan: 1m, condition: {gte: 2}}
+)",
+                                         "c.yml");
+  ASSERT_TRUE(missing.ok());
+  ASSERT_EQ((*missing)->skipped().size(), 1u);
+  EXPECT_NE((*missing)->skipped()[0].message.find("unknown rule 'nope'"), std::string::npos);
+  auto bad_span = RuleSet::LoadFromString(R"(
+title: c
+id: c
+correlation: {type: event_count, rules: [x], timespan: 5 minutes, condition: {gte: 2}}
+)",
+                                          "c.yml");
+  EXPECT_FALSE(bad_span.ok());
+}
+
+TEST(EngineTest, MatchersOnSeveralThreadsShareOneRuleSet) {
+  auto rs = Load(kBase);
+  ASSERT_NE(rs, nullptr);
+  std::vector<std::thread> threads;
+  std::vector<int> hits(4, 0);
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      auto m = Matcher::Create(rs);
+      for (int i = 0; i < 500; ++i) {
+        auto found = (*m)->Process(Failed(1, i % 60, "192.0.2.3"), "", InputFormat::kAuto);
+        if (found.ok()) hits[t] += static_cast<int>(found->size());
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  for (int h : hits) EXPECT_EQ(h, 500);
+}
+
+TEST(EngineTest, FieldsOutEvenWithoutMatch) {
+  auto rs = Load(kBase);
+  auto m = Matcher::Create(rs);
+  FieldMap fields;
+  auto found = (*m)->Process("Nov 28 10:00:00 h cron[2]: hello", "/var/log/syslog",
+                             InputFormat::kAuto, &fields);
+  ASSERT_TRUE(found.ok());
+  EXPECT_TRUE(found->empty());
+  EXPECT_EQ(fields.at("process.name"), "cron");
+  EXPECT_EQ(fields.at("log.file.path"), "/var/log/syslog");
+}
+
+}  // namespace
+}  // namespace siper::rules
