@@ -5,8 +5,8 @@
 #include <exception>
 #include <utility>
 
-#include "absl/time/clock.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "agent/enroll.h"
 #include "common/files.h"
 #include "common/status.h"
@@ -116,8 +116,8 @@ absl::Status Agent::Stop(absl::Duration flush_timeout) {
   if (ship_thread_.joinable()) ship_thread_.join();
   absl::Status status = tailer_->Checkpoint();
   if (status.ok()) {
-    spdlog::info("stopped; offsets saved, next seq {}, acknowledged up to {}",
-                 tailer_->next_seq(), pending_->AckedSeq());
+    spdlog::info("stopped; offsets saved, next seq {}, acknowledged up to {}", tailer_->next_seq(),
+                 pending_->AckedSeq());
   } else {
     spdlog::error("stopped, but offsets could not be saved: {}", std::string(status.message()));
   }

@@ -39,8 +39,9 @@ absl::Status CheckKeys(const ConfigErrors& errors, const YAML::Node& map, const 
     const std::string key = item.first.Scalar();
     if (!allowed.contains(key)) {
       std::vector<std::string> names(allowed.begin(), allowed.end());
-      return errors.Error(item.first, prefix + key,
-                          absl::StrCat("unknown key; expected one of: ", absl::StrJoin(names, ", ")));
+      return errors.Error(
+          item.first, prefix + key,
+          absl::StrCat("unknown key; expected one of: ", absl::StrJoin(names, ", ")));
     }
   }
   return absl::OkStatus();
@@ -83,8 +84,9 @@ absl::Status CheckServer(const ConfigErrors& errors, const YAML::Node& node,
   int port = 0;
   if (colon == std::string::npos || colon == 0 ||
       !absl::SimpleAtoi(server.substr(colon + 1), &port) || port < 1 || port > 65535) {
-    return errors.Error(node, "server",
-                        absl::StrCat("must be HOST:PORT (e.g. 127.0.0.1:7443), got '", server, "'"));
+    return errors.Error(
+        node, "server",
+        absl::StrCat("must be HOST:PORT (e.g. 127.0.0.1:7443), got '", server, "'"));
   }
   return absl::OkStatus();
 }
@@ -97,10 +99,10 @@ absl::StatusOr<AgentConfig> ParseRoot(const YAML::Node& root, const std::filesys
     return absl::InvalidArgumentError(
         absl::StrCat(source.string(), ": the configuration must be a YAML mapping of keys"));
   }
-  SIPER_RETURN_IF_ERROR(CheckKeys(errors, root, "",
-                                  {"server", "state_dir", "logs", "fim", "log_file", "log_level",
-                                   "batch_max_events", "batch_max_delay_ms", "max_pending_events", "max_pending_bytes",
-                                   "poll_interval_ms"}));
+  SIPER_RETURN_IF_ERROR(CheckKeys(
+      errors, root, "",
+      {"server", "state_dir", "logs", "fim", "log_file", "log_level", "batch_max_events",
+       "batch_max_delay_ms", "max_pending_events", "max_pending_bytes", "poll_interval_ms"}));
 
   if (!root["server"]) {
     return errors.Error(root, "server", "is required (HOST:PORT of siper-server)");
@@ -128,19 +130,16 @@ absl::StatusOr<AgentConfig> ParseRoot(const YAML::Node& root, const std::filesys
     }
   }
   if (root["batch_max_events"]) {
-    SIPER_ASSIGN_OR_RETURN(
-        config.batch_max_events,
-        GetInt(errors, root["batch_max_events"], "batch_max_events", 1, 10000));
+    SIPER_ASSIGN_OR_RETURN(config.batch_max_events,
+                           GetInt(errors, root["batch_max_events"], "batch_max_events", 1, 10000));
   }
   if (root["batch_max_delay_ms"]) {
-    SIPER_ASSIGN_OR_RETURN(
-        config.batch_max_delay_ms,
-        GetInt(errors, root["batch_max_delay_ms"], "batch_max_delay_ms", 0, 60000));
+    SIPER_ASSIGN_OR_RETURN(config.batch_max_delay_ms, GetInt(errors, root["batch_max_delay_ms"],
+                                                             "batch_max_delay_ms", 0, 60000));
   }
   if (root["max_pending_events"]) {
-    SIPER_ASSIGN_OR_RETURN(
-        config.max_pending_events,
-        GetInt(errors, root["max_pending_events"], "max_pending_events", 1, 10000000));
+    SIPER_ASSIGN_OR_RETURN(config.max_pending_events, GetInt(errors, root["max_pending_events"],
+                                                             "max_pending_events", 1, 10000000));
   }
   if (root["max_pending_bytes"]) {
     SIPER_ASSIGN_OR_RETURN(
@@ -148,14 +147,13 @@ absl::StatusOr<AgentConfig> ParseRoot(const YAML::Node& root, const std::filesys
         GetInt(errors, root["max_pending_bytes"], "max_pending_bytes", 1 << 20, int64_t{1} << 34));
   }
   if (root["poll_interval_ms"]) {
-    SIPER_ASSIGN_OR_RETURN(
-        config.poll_interval_ms,
-        GetInt(errors, root["poll_interval_ms"], "poll_interval_ms", 10, 60000));
+    SIPER_ASSIGN_OR_RETURN(config.poll_interval_ms,
+                           GetInt(errors, root["poll_interval_ms"], "poll_interval_ms", 10, 60000));
   }
   if (config.max_pending_events < config.batch_max_events) {
-    return errors.Error(root["max_pending_events"], "max_pending_events",
-                        absl::StrCat("must be at least batch_max_events (",
-                                     config.batch_max_events, ")"));
+    return errors.Error(
+        root["max_pending_events"], "max_pending_events",
+        absl::StrCat("must be at least batch_max_events (", config.batch_max_events, ")"));
   }
 
   if (const YAML::Node logs = root["logs"]; logs && !logs.IsNull()) {

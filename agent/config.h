@@ -33,13 +33,13 @@ struct AgentConfig {
   std::filesystem::path state_dir = "/var/lib/siper-agent";
   std::vector<LogInput> logs;
   std::vector<FimInput> fim;
-  std::filesystem::path log_file;  // default: state_dir/log/agent.log
-  std::string log_level = "info";  // trace, debug, info, warn, error
-  size_t batch_max_events = 500;   // events per batch sent (siper-server takes up to 10000)
-  int batch_max_delay_ms = 200;    // how long a batch waits to fill
-  size_t max_pending_events = 10000;  // unacknowledged events held; reading pauses beyond
+  std::filesystem::path log_file;       // default: state_dir/log/agent.log
+  std::string log_level = "info";       // trace, debug, info, warn, error
+  size_t batch_max_events = 500;        // events per batch sent (siper-server takes up to 10000)
+  int batch_max_delay_ms = 200;         // how long a batch waits to fill
+  size_t max_pending_events = 10000;    // unacknowledged events held; reading pauses beyond
   size_t max_pending_bytes = 32 << 20;  // the same, in bytes
-  int poll_interval_ms = 200;         // how often log files are checked
+  int poll_interval_ms = 200;           // how often log files are checked
 };
 
 // Parses `text` as the content of `source` (used in messages only).

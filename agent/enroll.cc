@@ -7,8 +7,8 @@
 #include <chrono>
 #include <climits>
 
-#include "absl/time/clock.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "agent/identity.h"
 #include "common/files.h"
 #include "common/pki.h"
@@ -52,11 +52,11 @@ absl::StatusOr<std::string> Enroll(const EnrollOptions& options) {
     const auto code = static_cast<absl::StatusCode>(status.error_code());
     if (status.error_code() == grpc::StatusCode::UNAVAILABLE ||
         status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
-      return absl::Status(code, absl::StrCat("cannot reach ", options.server, ": ",
-                                             status.error_message()));
+      return absl::Status(
+          code, absl::StrCat("cannot reach ", options.server, ": ", status.error_message()));
     }
-    return absl::Status(code, absl::StrCat("enrollment refused by ", options.server, ": ",
-                                           status.error_message()));
+    return absl::Status(
+        code, absl::StrCat("enrollment refused by ", options.server, ": ", status.error_message()));
   }
 
   if (response.agent_id().empty() || response.certificate_pem().empty()) {
@@ -64,9 +64,8 @@ absl::StatusOr<std::string> Enroll(const EnrollOptions& options) {
   }
   SIPER_ASSIGN_OR_RETURN(pki::Identity identity, pki::ParseIdentity(response.certificate_pem()));
   if (identity.common_name != response.agent_id()) {
-    return absl::InternalError(absl::StrCat("the issued certificate names '",
-                                            identity.common_name, "', not agent '",
-                                            response.agent_id(), "'"));
+    return absl::InternalError(absl::StrCat("the issued certificate names '", identity.common_name,
+                                            "', not agent '", response.agent_id(), "'"));
   }
   SIPER_RETURN_IF_ERROR(CheckKeyMatchesCertificate(key_pem, response.certificate_pem()));
 

@@ -11,11 +11,11 @@
 namespace siper::agent {
 
 struct EnrollOptions {
-  std::string server;                // HOST:PORT
-  std::string token;                 // one-time enrollment token
-  std::filesystem::path ca_file;     // CA the server's certificate must chain to
-  std::filesystem::path state_dir;   // where agent.key, agent.pem, ca.pem go
-  std::string hostname;              // empty: this host's name
+  std::string server;               // HOST:PORT
+  std::string token;                // one-time enrollment token
+  std::filesystem::path ca_file;    // CA the server's certificate must chain to
+  std::filesystem::path state_dir;  // where agent.key, agent.pem, ca.pem go
+  std::string hostname;             // empty: this host's name
   absl::Duration timeout = absl::Seconds(30);
 };
 

@@ -61,11 +61,9 @@ absl::StatusOr<AgentIdentity> LoadIdentity(const std::filesystem::path& state_di
                                                    ": not an agent certificate (role '",
                                                    parsed->role, "'); enroll again"));
   }
-  if (absl::Status st = CheckKeyMatchesCertificate(identity.key_pem, identity.cert_pem);
-      !st.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat(paths.cert.string(), " and ",
-                                                   paths.key.string(), ": ", st.message(),
-                                                   "; enroll again"));
+  if (absl::Status st = CheckKeyMatchesCertificate(identity.key_pem, identity.cert_pem); !st.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(paths.cert.string(), " and ", paths.key.string(),
+                                                   ": ", st.message(), "; enroll again"));
   }
   identity.agent_id = parsed->common_name;
   return identity;

@@ -3,19 +3,18 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <glob.h>
+#include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <nlohmann/json.hpp>
 #include <utility>
 
-#include <nlohmann/json.hpp>
-#include <spdlog/spdlog.h>
-
-#include "absl/time/clock.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "common/files.h"
 #include "common/status.h"
 
@@ -135,8 +134,8 @@ void LogTailer::ResetForNewContent(TrackedFile& file, const char* why) {
   if (!file.runs.empty()) {
     uint64_t lines = 0;
     for (const Run& run : file.runs) lines += run.count;
-    spdlog::warn("{}: {} unacknowledged lines of the old content survive only in memory",
-                 file.path, lines);
+    spdlog::warn("{}: {} unacknowledged lines of the old content survive only in memory", file.path,
+                 lines);
   }
   file.runs.clear();
   file.acked_offset = 0;
@@ -211,7 +210,7 @@ absl::Status LogTailer::ReadLines(TrackedFile& file, uint64_t limit, size_t max_
     off += pos;
     if (out->size() - first >= max_lines || pos == n) continue;
 
-    const size_t rest = n - pos;  // a line without its newline in this chunk
+    const size_t rest = n - pos;             // a line without its newline in this chunk
     if (rest <= cap && !at_limit) continue;  // the next chunk starts at this line
     if (rest <= cap) {                       // a partial line at the end of the file
       if (flush_partial) {
@@ -259,8 +258,8 @@ bool LogTailer::ReleaseAcked() {
   if (acked >= next_seq_) {
     // The server has seqs we never gave out (offsets.json lost or restored from
     // an old copy): continue above them, or new lines would be taken for duplicates.
-    spdlog::warn("server acknowledged seq {} but the next seq here is {}; continuing at {}",
-                 acked, next_seq_, acked + 1);
+    spdlog::warn("server acknowledged seq {} but the next seq here is {}; continuing at {}", acked,
+                 next_seq_, acked + 1);
     next_seq_ = acked + 1;
     dirty_ = true;
   }
@@ -340,8 +339,7 @@ absl::Status LogTailer::ScanGlobs() {
   return absl::OkStatus();
 }
 
-absl::Status LogTailer::ReadNewLines(TrackedFile& file, size_t* room,
-                                     std::vector<v1::Event>* out) {
+absl::Status LogTailer::ReadNewLines(TrackedFile& file, size_t* room, std::vector<v1::Event>* out) {
   struct stat st {};
   if (fstat(file.fd, &st) != 0) return ErrnoError("fstat", file.path);
   const uint64_t size = static_cast<uint64_t>(st.st_size);
@@ -362,8 +360,8 @@ absl::Status LogTailer::ReadNewLines(TrackedFile& file, size_t* room,
   const uint64_t before = file.read_offset;
   std::vector<Line> lines;
   if (*room > 0 && size > file.read_offset) {
-    SIPER_RETURN_IF_ERROR(ReadLines(file, size, *room, options_.max_bytes_per_file_per_poll,
-                                    finishing, &lines));
+    SIPER_RETURN_IF_ERROR(
+        ReadLines(file, size, *room, options_.max_bytes_per_file_per_poll, finishing, &lines));
   }
   if (finishing && file.read_offset >= size) {
     spdlog::info("{}: read to its end; closed", file.path);
@@ -509,8 +507,10 @@ absl::Status LogTailer::Recover() {
       for (const nlohmann::json& r : entry.at("runs")) {
         Run run{r.at("seq").get<uint64_t>(), r.at("count").get<uint64_t>(),
                 r.at("start").get<uint64_t>(), r.at("end").get<uint64_t>()};
-        if (run.first_seq + run.count - 1 > acked_seq_) file->runs.push_back(run);
-        else file->acked_offset = run.end;
+        if (run.first_seq + run.count - 1 > acked_seq_)
+          file->runs.push_back(run);
+        else
+          file->acked_offset = run.end;
       }
       known_paths_.insert(file->path);
 
@@ -522,8 +522,7 @@ absl::Status LogTailer::Recover() {
       }
       for (const std::string& candidate : candidates) {
         struct stat st {};
-        if (stat(candidate.c_str(), &st) != 0 || !S_ISREG(st.st_mode) ||
-            st.st_ino != file->ino) {
+        if (stat(candidate.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_ino != file->ino) {
           continue;
         }
         const int fd = open(candidate.c_str(), O_RDONLY | O_CLOEXEC);

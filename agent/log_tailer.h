@@ -30,8 +30,8 @@
 namespace siper::agent {
 
 struct TailerOptions {
-  size_t max_line_bytes = 64 * 1024;  // longer lines are cut and marked truncated
-  size_t fingerprint_bytes = 1024;    // first bytes that identify a file with its inode
+  size_t max_line_bytes = 64 * 1024;             // longer lines are cut and marked truncated
+  size_t fingerprint_bytes = 1024;               // first bytes that identify a file with its inode
   size_t max_bytes_per_file_per_poll = 4 << 20;  // fairness between busy files
   int rotated_idle_polls = 5;  // polls without data before a moved-away file is closed
   absl::Duration ack_persist_interval = absl::Seconds(1);  // acks only; runs persist at once
@@ -41,8 +41,8 @@ class LogTailer {
  public:
   // `pending` must outlive the tailer. The tailer is not thread-safe: one
   // thread calls Recover, Poll and Checkpoint.
-  LogTailer(std::vector<LogInput> inputs, std::filesystem::path offsets_path,
-            std::string agent_id, PendingEvents* pending, TailerOptions options = {});
+  LogTailer(std::vector<LogInput> inputs, std::filesystem::path offsets_path, std::string agent_id,
+            PendingEvents* pending, TailerOptions options = {});
   ~LogTailer();
   LogTailer(const LogTailer&) = delete;
   LogTailer& operator=(const LogTailer&) = delete;

@@ -1,6 +1,7 @@
 // siper-agent: enroll with a server, or run as a silent service.
 #include <fcntl.h>
 #include <signal.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -9,8 +10,6 @@
 #include <iostream>
 #include <optional>
 #include <string>
-
-#include <spdlog/spdlog.h>
 
 #include "agent/agent.h"
 #include "agent/config.h"
@@ -142,7 +141,8 @@ int main(int argc, char** argv) {
       ->check(CLI::ExistingFile);
   enroll_cmd->add_option("--state-dir", enroll.state_dir, "where the key and certificate go")
       ->required();
-  enroll_cmd->add_option("--hostname", enroll.hostname, "name sent to the server (default: this host)");
+  enroll_cmd->add_option("--hostname", enroll.hostname,
+                         "name sent to the server (default: this host)");
   enroll_cmd->add_flag("--verbose", verbose, "show gRPC's own diagnostics on stderr");
 
   std::string config_path;

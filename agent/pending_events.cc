@@ -8,8 +8,7 @@
 
 namespace siper::agent {
 
-MemoryPendingEvents::MemoryPendingEvents(size_t capacity, size_t capacity_bytes,
-                                         uint64_t acked_seq)
+MemoryPendingEvents::MemoryPendingEvents(size_t capacity, size_t capacity_bytes, uint64_t acked_seq)
     : capacity_(capacity), capacity_bytes_(capacity_bytes), acked_seq_(acked_seq) {}
 
 size_t MemoryPendingEvents::Room() const {
@@ -33,15 +32,14 @@ void MemoryPendingEvents::Append(std::vector<v1::Event> events) {
 }
 
 size_t MemoryPendingEvents::FirstAfter(uint64_t after_seq) const {
-  auto it = std::upper_bound(
-      events_.begin(), events_.end(), after_seq,
-      [](uint64_t seq, const Entry& entry) { return seq < entry.event.seq(); });
+  auto it =
+      std::upper_bound(events_.begin(), events_.end(), after_seq,
+                       [](uint64_t seq, const Entry& entry) { return seq < entry.event.seq(); });
   return static_cast<size_t>(it - events_.begin());
 }
 
-std::vector<v1::Event> MemoryPendingEvents::Next(uint64_t after_seq, size_t max,
-                                                 size_t max_bytes, absl::Duration linger,
-                                                 absl::Time deadline) {
+std::vector<v1::Event> MemoryPendingEvents::Next(uint64_t after_seq, size_t max, size_t max_bytes,
+                                                 absl::Duration linger, absl::Time deadline) {
   std::unique_lock lock(mu_);
   const uint64_t generation = wake_generation_;
   auto available = [&] { return events_.size() - FirstAfter(after_seq); };

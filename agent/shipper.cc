@@ -1,14 +1,13 @@
 #include "agent/shipper.h"
 
 #include <grpcpp/grpcpp.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <chrono>
 #include <random>
 #include <thread>
 #include <utility>
-
-#include <spdlog/spdlog.h>
 
 #include "siper/v1/agent_service.grpc.pb.h"
 
@@ -127,8 +126,7 @@ bool Shipper::RunSession() {
     sent_seq = std::max(sent_seq, pending_->AckedSeq());
     std::vector<v1::Event> events =
         pending_->Next(sent_seq, options_.batch_max_events, options_.batch_max_bytes,
-                       absl::Nanoseconds(batch_linger_ns),
-                       absl::Now() + absl::Seconds(1));
+                       absl::Nanoseconds(batch_linger_ns), absl::Now() + absl::Seconds(1));
     if (stopping_ || reader_done) break;
     const absl::Time now = absl::Now();
     if (!events.empty()) {

@@ -1,11 +1,10 @@
 // The whole agent (tailer, pending events, shipper) in-process against the
 // AgentService stand-in: lines appended to a file arrive exactly once, also
 // across an agent restart with unacknowledged events.
-#include "agent/agent.h"
-
 #include <gtest/gtest.h>
 
 #include "absl/strings/str_cat.h"
+#include "agent/agent.h"
 #include "agent/enroll.h"
 #include "agent/grpc_log.h"
 #include "common/files.h"

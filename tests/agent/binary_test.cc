@@ -1,12 +1,11 @@
 // The siper-agent binary itself: exit codes, messages, silence while running,
 // clean stop on SIGTERM. The server side is the in-process AgentService stand-in.
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <string>
 #include <vector>
@@ -86,8 +85,15 @@ class BinaryTest : public ::testing::Test {
   }
 
   std::vector<std::string> EnrollArgs(const std::string& token) {
-    return {"enroll",  "--server", server_.address(), "--token", token, "--ca",
-            (dir_ / "ca.pem").string(), "--state-dir", (dir_ / "state").string()};
+    return {"enroll",
+            "--server",
+            server_.address(),
+            "--token",
+            token,
+            "--ca",
+            (dir_ / "ca.pem").string(),
+            "--state-dir",
+            (dir_ / "state").string()};
   }
 
   FakeServer server_;
@@ -118,10 +124,9 @@ TEST_F(BinaryTest, ConfigErrorExitsTwoNamingFileAndKey) {
 
 TEST_F(BinaryTest, NotEnrolledExitsTwo) {
   const auto config = dir_ / "agent.yaml";
-  ASSERT_TRUE(
-      WriteFileAtomic(config, absl::StrCat("server: 127.0.0.1:1\nstate_dir: ",
-                                           (dir_ / "nowhere").string(), "\n"))
-          .ok());
+  ASSERT_TRUE(WriteFileAtomic(config, absl::StrCat("server: 127.0.0.1:1\nstate_dir: ",
+                                                   (dir_ / "nowhere").string(), "\n"))
+                  .ok());
   std::string err;
   EXPECT_EQ(Run({"run", "--config", config.string()}, nullptr, &err), 2);
   EXPECT_TRUE(absl::StrContains(err, "not enrolled")) << err;

@@ -74,7 +74,9 @@ poll_interval_ms: 50
 
 TEST(ConfigTest, MissingServer) { ExpectError("state_dir: /x\n", "key 'server': is required"); }
 
-TEST(ConfigTest, BadServer) { ExpectError("server: localhost\n", "key 'server': must be HOST:PORT"); }
+TEST(ConfigTest, BadServer) {
+  ExpectError("server: localhost\n", "key 'server': must be HOST:PORT");
+}
 
 TEST(ConfigTest, UnknownKeyIsNamed) {
   ExpectError("server: h:1\nsate_dir: /x\n", "agent.yaml:2: key 'sate_dir': unknown key");
@@ -119,9 +121,7 @@ TEST(ConfigTest, FimRecursiveMustBeBool) {
               "key 'fim[0].recursive': must be true or false");
 }
 
-TEST(ConfigTest, InvalidYamlNamesFile) {
-  ExpectError("server: [unclosed\n", "invalid YAML");
-}
+TEST(ConfigTest, InvalidYamlNamesFile) { ExpectError("server: [unclosed\n", "invalid YAML"); }
 
 TEST(ConfigTest, LoadConfigNamesMissingFile) {
   TestDir dir;

@@ -73,9 +73,9 @@ class FakeAgentService final : public v1::AgentService::Service {
     return grpc::Status::OK;
   }
 
-  grpc::Status Stream(grpc::ServerContext* context,
-                      grpc::ServerReaderWriter<v1::ServerMessage, v1::AgentMessage>* stream)
-      override {
+  grpc::Status Stream(
+      grpc::ServerContext* context,
+      grpc::ServerReaderWriter<v1::ServerMessage, v1::AgentMessage>* stream) override {
     std::string peer_cn;
     for (const auto& value : context->auth_context()->FindPropertyValues("x509_common_name")) {
       peer_cn.assign(value.data(), value.size());
@@ -141,9 +141,8 @@ class FakeServer {
  public:
   FakeServer() {
     ca_ = *pki::CreateCa("Test CA", absl::Hours(1));
-    server_cert_ =
-        *pki::IssueWithNewKey(ca_, "localhost", pki::kRoleServer, absl::Hours(1),
-                              {"localhost", "127.0.0.1"});
+    server_cert_ = *pki::IssueWithNewKey(ca_, "localhost", pki::kRoleServer, absl::Hours(1),
+                                         {"localhost", "127.0.0.1"});
     service_ = std::make_unique<FakeAgentService>(ca_);
   }
   ~FakeServer() { Stop(); }

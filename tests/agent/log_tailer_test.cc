@@ -52,12 +52,12 @@ class Instance {
   // Everything pending that was not returned by an earlier call.
   std::vector<Seen> Take() {
     std::vector<Seen> out;
-    for (const v1::Event& event : pending_.Next(taken_, 1 << 20, size_t{1} << 30, absl::ZeroDuration(),
-                                                absl::Now())) {
+    for (const v1::Event& event :
+         pending_.Next(taken_, 1 << 20, size_t{1} << 30, absl::ZeroDuration(), absl::Now())) {
       EXPECT_EQ(event.agent_id(), "agt-test");
       EXPECT_GT(event.agent_time_ns(), 0);
-      out.push_back({event.seq(), event.log().source(), event.log().line(),
-                     event.log().truncated()});
+      out.push_back(
+          {event.seq(), event.log().source(), event.log().line(), event.log().truncated()});
       taken_ = event.seq();
     }
     return out;
@@ -386,6 +386,29 @@ TEST(LogTailerTest, OffsetsFileIsPrivate) {
   struct stat st {};
   ASSERT_EQ(stat((dir / "offsets.json").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
+}
+
+TEST(LogTailerTest, CorruptOffsetsFileRefusesToGuess) {
+  TestDir dir;
+  Append(dir / "offsets.json", "{\"version\": 1, \"next_seq\": ");
+  Instance agent(dir, {{(dir / "a.log").string(), StartAt::kBeginning}});
+  absl::Status status = agent.tailer().Recover();
+  ASSERT_FALSE(status.ok());
+  // Starting again at seq 1 would make the server drop new lines as duplicates.
+  EXPECT_NE(status.message().find((dir / "offsets.json").string()), std::string::npos) << status;
+}
+
+TEST(LogTailerTest, AckBeyondOwnSeqsMovesNumberingPastIt) {
+  TestDir dir;
+  Instance agent(dir, {{(dir / "a.log").string(), StartAt::kBeginning}});
+  agent.Recover();
+  agent.pending().Ack(41);  // the server knows seqs this state directory forgot
+  agent.Poll();
+  Append(dir / "a.log", "x\n");
+  agent.Poll();
+  auto seen = agent.Take();
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_EQ(seen[0].seq, 42u);
 }
 
 }  // namespace
