@@ -35,6 +35,27 @@ absl::Status ClosedError(const Incident& in, const std::string& what) {
 
 }  // namespace
 
+absl::Status ValidateGroupingPolicy(const GroupingPolicy& policy, const Taxonomy& taxonomy) {
+  if (absl::Status st = taxonomy.Validate(policy.default_rsit_class, policy.default_rsit_type);
+      !st.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("incidents.grouping.default_rsit: ", std::string(st.message())));
+  }
+  if (policy.default_asset_criticality < 1 || policy.default_asset_criticality > 5) {
+    return absl::InvalidArgumentError("incidents.grouping.default_asset_criticality must be 1..5");
+  }
+  for (const auto& [host, c] : policy.asset_criticality) {
+    if (c < 1 || c > 5) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("incidents.grouping.asset_criticality.", host, " must be 1..5"));
+    }
+  }
+  if (policy.window < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("incidents.grouping.window must not be negative");
+  }
+  return absl::OkStatus();
+}
+
 IncidentBook::IncidentBook(const Taxonomy* taxonomy, const Clock* clock, GroupingPolicy policy,
                            AuditLog* audit)
     : taxonomy_(taxonomy), clock_(clock), policy_(std::move(policy)), audit_(audit) {}
@@ -173,9 +194,13 @@ IngestResult IncidentBook::Ingest(const AlertInput& alert) {
   in.id = NextId(now);
   const std::string ip = SourceIp(alert);
   const std::string host = HostOf(alert);
+  // Language-neutral, since the title goes into Turkish and English reports alike.
   in.title = alert.title;
-  if (!ip.empty()) absl::StrAppend(&in.title, " from ", ip);
-  if (!host.empty()) absl::StrAppend(&in.title, " on ", host);
+  if (!ip.empty() && !host.empty()) {
+    absl::StrAppend(&in.title, " (", ip, " → ", host, ")");
+  } else if (!ip.empty() || !host.empty()) {
+    absl::StrAppend(&in.title, " (", ip, host, ")");
+  }
   in.tlp = policy_.default_tlp;
   in.asset_criticality = 1;
   in.times.created = now;

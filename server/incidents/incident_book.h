@@ -44,6 +44,11 @@ struct GroupingPolicy {
   int default_asset_criticality = 3;
 };
 
+// Checks the policy's default classification against the taxonomy and its numbers' ranges;
+// call after loading the configuration and the taxonomy.
+[[nodiscard]] absl::Status ValidateGroupingPolicy(const GroupingPolicy& policy,
+                                                  const Taxonomy& taxonomy);
+
 struct IngestResult {
   enum class Outcome {
     kIgnored,        // below policy and no open incident to join

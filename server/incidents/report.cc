@@ -149,6 +149,25 @@ const std::map<std::string, Pair, std::less<>>& Labels() {
       {"kvkk.not_breach",
        {"bu olay kişisel veri ihlali olarak işaretlenmemiş", "is not flagged as a personal-data breach"}},
       // summary
+      // timeline entry kinds
+      {"timeline.created", {"Oluşturuldu", "Created"}},
+      {"timeline.state", {"Durum değişti", "State changed"}},
+      {"timeline.reopened", {"Yeniden açıldı", "Reopened"}},
+      {"timeline.alert-attached", {"Uyarı eklendi", "Alert attached"}},
+      {"timeline.alert-detached", {"Uyarı çıkarıldı", "Alert detached"}},
+      {"timeline.note", {"Not", "Note"}},
+      {"timeline.merged", {"Birleştirildi", "Merged"}},
+      {"timeline.split", {"Bölündü", "Split"}},
+      {"timeline.severity", {"Önem derecesi değişti", "Severity changed"}},
+      {"timeline.classification", {"Sınıflandırma değişti", "Classification changed"}},
+      {"timeline.tlp", {"TLP değişti", "TLP changed"}},
+      {"timeline.assigned", {"Atama", "Assignment"}},
+      {"timeline.action", {"Önlem", "Action"}},
+      {"timeline.impact", {"Etki", "Impact"}},
+      {"timeline.risk", {"Risk", "Risk"}},
+      {"timeline.usom-report", {"USOM bildirimi", "Report to USOM"}},
+      {"timeline.kvkk", {"KVKK", "KVKK"}},
+      {"timeline.kvkk-notice", {"KVKK Kurul bildirimi", "Notice to the KVKK Board"}},
       {"summary.title", {"Siber Olay Özeti", "Incident Summary"}},
       {"summary.period", {"Dönem", "Period"}},
       {"summary.total", {"Olay sayısı (tatbikatlar hariç)", "Incidents (exercises not included)"}},
@@ -297,7 +316,8 @@ std::string UsomMarkdown(const Incident& in, const InstitutionProfile& p, const 
                   L("actor", lang), " | ", L("event", lang), " |\n|---|---|---|\n");
   for (const TimelineEntry& e : in.timeline) {
     absl::StrAppend(&md, "| ", MdCell(HumanTime(e.time, lang)), " | ", MdCell(e.actor), " | ",
-                    MdCell(absl::StrCat(e.kind, ": ", e.text)), " |\n");
+                    MdCell(absl::StrCat(Label(absl::StrCat("timeline.", e.kind), lang), ": ", e.text)),
+                    " |\n");
   }
   md += "\n";
 

@@ -22,8 +22,8 @@ void AddUnique(std::vector<std::string>& v, const std::string& s) {
 std::string MdCell(std::string_view text) {
   std::string out;
   for (char c : text) {
-    if (c == '|' || c == '\\' || c == '`' || c == '<' || c == '>' || c == '*' || c == '_' ||
-        c == '[' || c == ']') {
+    if (c == '|' || c == '\\' || c == '`' || c == '<' || c == '*' || c == '_' || c == '[' ||
+        c == ']') {
       out.push_back('\\');
       out.push_back(c);
     } else if (c == '\n' || c == '\r' || c == '\t') {
@@ -42,7 +42,7 @@ std::string MdText(std::string_view text) {
   for (char c : text) {
     if (c == '\n') {
       out.push_back('\n');
-    } else if (c == '<' || c == '>' || c == '`' || c == '\\') {
+    } else if (c == '<' || c == '`' || c == '\\') {
       out.push_back('\\');
       out.push_back(c);
     } else if (c == '\t') {

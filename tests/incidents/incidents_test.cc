@@ -301,7 +301,7 @@ TEST_F(BookFixture, OneAttackerOnOneHostWithinTheWindowIsOneIncident) {
   EXPECT_EQ(in->rsit_type, "brute-force");
   EXPECT_EQ(in->severity, Severity::kHigh);
   EXPECT_EQ(in->times.detected, t);
-  EXPECT_EQ(in->title, "SSH brute force from 203.0.113.7 on web01");
+  EXPECT_EQ(in->title, "SSH brute force (203.0.113.7 → web01)");
   EXPECT_EQ(in->event_refs, std::vector<std::string>{"agent-1:100"});
   EXPECT_EQ(book->Find("INC-2026-0003")->asset_criticality, 5);
   EXPECT_GT(book->Find("INC-2026-0003")->risk_score, in->risk_score);

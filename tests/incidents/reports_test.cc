@@ -80,7 +80,7 @@ TEST_F(ReportFixture, UsomMarkdownInTurkish) {
         "Risk puanı", "TLP:AMBER", "Tespit zamanı", "2026-11-28 09:55:00 (TSİ)", "USOM-2026-0042",
         "Etkilenen Sistemler ve Adresler", "web01", "192.0.2.10", "Saldırı Kaynağı Adresler",
         "203.0.113.7", "Gözlemlenebilirler (IOC)", "c2.evil.example", "Dosya özeti (hash) (sha256)",
-        "Etki", "Web sunucusunda zararlı yazılım çalıştırıldı.", "Alınan Önlemler",
+        "Durum değişti: new -> triage", "Uyarı eklendi", "Etki", "Web sunucusunda zararlı yazılım çalıştırıldı.", "Alınan Önlemler",
         "- web01 ağdan ayrıldı", "Zaman Çizelgesi", "Mevcut Durum", "Kontrol altına alındı"}) {
     EXPECT_NE(md->find(want), std::string::npos) << "missing: " << want << "\n" << *md;
   }
@@ -247,7 +247,7 @@ TEST_F(StixTest, RequiredPropertiesPerObjectType) {
   EXPECT_NE(identity["contact_information"].get<std::string>().find("some@mersin.bel.tr"), std::string::npos);
 
   const json incident = OfType("incident").at(0);
-  EXPECT_EQ(incident["name"], "INC-2026-0001: SSH brute force from 203.0.113.7 on web01");
+  EXPECT_EQ(incident["name"], "INC-2026-0001: SSH brute force (203.0.113.7 → web01)");
   EXPECT_EQ(incident["created_by_ref"], identity["id"]);
   bool has_rsit = false, has_usom = false;
   for (const json& ref : incident["external_references"]) {
