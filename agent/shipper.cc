@@ -89,13 +89,15 @@ bool Shipper::RunSession() {
       stub->Stream(&context);
 
   std::atomic<bool> progressed{false};
+  bool acked_once = false;  // reader thread only
   std::atomic<bool> reader_done{false};
   std::atomic<int64_t> last_ack_ns{absl::ToUnixNanos(absl::Now())};
   std::thread reader([&] {
     v1::ServerMessage message;
     while (stream->Read(&message)) {
       if (message.has_ack()) {
-        if (!connected_.exchange(true)) spdlog::info("connected to {}", options_.server);
+        if (!acked_once) spdlog::info("connected to {}", options_.server);
+        acked_once = true;
         last_ack_ns = absl::ToUnixNanos(absl::Now());
         if (message.ack().acked_seq() > pending_->AckedSeq()) progressed = true;
         pending_->Ack(message.ack().acked_seq());
@@ -107,6 +109,7 @@ bool Shipper::RunSession() {
       }
     }
     reader_done = true;
+    connected_ = false;
     pending_->Wake();
   });
 
@@ -117,6 +120,7 @@ bool Shipper::RunSession() {
     hello.mutable_hello()->set_version(SIPER_VERSION);
     hello.mutable_hello()->set_hostname(options_.hostname);
     ok = stream->Write(hello);
+    if (ok) connected_ = true;
   }
   uint64_t sent_seq = pending_->AckedSeq();
   absl::Time last_heartbeat = absl::Now();
@@ -168,10 +172,10 @@ bool Shipper::RunSession() {
   context.TryCancel();
   reader.join();
   const grpc::Status status = stream->Finish();
-  const bool was_connected = connected_.exchange(false);
+  connected_ = false;
   if (!stopping_) {
     spdlog::warn("stream to {} ended{}: {} ({})", options_.server,
-                 was_connected ? "" : " before any acknowledgement", status.error_message(),
+                 acked_once ? "" : " before any acknowledgement", status.error_message(),
                  static_cast<int>(status.error_code()));
   }
   return progressed;

@@ -61,6 +61,7 @@ class Shipper {
   // Ends Run(): cancels the stream and the backoff wait. Thread-safe.
   void Stop();
 
+  // A stream is open (its Hello went out) and has not failed yet.
   bool connected() const { return connected_.load(); }
 
  private:
