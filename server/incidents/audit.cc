@@ -15,17 +15,20 @@ const std::string& AuditGenesisHash() {
 
 std::string ComputeAuditHash(const AuditRecord& r) {
   const nlohmann::json canonical = {
-      {"seq", r.seq},       {"time", FormatRfc3339(r.time)}, {"actor", r.actor},
-      {"action", r.action}, {"target", r.target},           {"before", r.before},
+      {"seq", r.seq},       {"time", FormatRfc3339(r.time)},
+      {"actor", r.actor},   {"action", r.action},
+      {"target", r.target}, {"before", r.before},
       {"after", r.after},
   };
   return internal::Sha256Hex(absl::StrCat(r.prev_hash, "\n", canonical.dump()));
 }
 
 nlohmann::json AuditRecordToJson(const AuditRecord& r) {
-  return {{"seq", r.seq},       {"time", FormatRfc3339(r.time)}, {"actor", r.actor},
-          {"action", r.action}, {"target", r.target},           {"before", r.before},
-          {"after", r.after},   {"prev_hash", r.prev_hash},     {"hash", r.hash}};
+  return {{"seq", r.seq},       {"time", FormatRfc3339(r.time)},
+          {"actor", r.actor},   {"action", r.action},
+          {"target", r.target}, {"before", r.before},
+          {"after", r.after},   {"prev_hash", r.prev_hash},
+          {"hash", r.hash}};
 }
 
 absl::StatusOr<AuditRecord> AuditRecordFromJson(const nlohmann::json& j) {
@@ -66,10 +69,9 @@ absl::Status VerifyAuditChain(const std::vector<AuditRecord>& records,
           ": a record was removed or the records were reordered; restore the log from backup"));
     }
     if (r.prev_hash != prev) {
-      return absl::DataLossError(absl::StrCat(
-          "audit record ", r.seq,
-          " does not follow the hash of record ", r.seq - 1,
-          ": a record before it was changed, removed or reordered"));
+      return absl::DataLossError(
+          absl::StrCat("audit record ", r.seq, " does not follow the hash of record ", r.seq - 1,
+                       ": a record before it was changed, removed or reordered"));
     }
     if (ComputeAuditHash(r) != r.hash) {
       return absl::DataLossError(absl::StrCat("audit record ", r.seq, " (", r.action, " on ",
@@ -78,9 +80,9 @@ absl::Status VerifyAuditChain(const std::vector<AuditRecord>& records,
     prev = r.hash;
   }
   if (!expected_head.empty() && prev != expected_head) {
-    return absl::DataLossError(absl::StrCat(
-        "audit log ends at hash ", prev, " but the recorded head is ", expected_head,
-        ": records were removed from the end"));
+    return absl::DataLossError(absl::StrCat("audit log ends at hash ", prev,
+                                            " but the recorded head is ", expected_head,
+                                            ": records were removed from the end"));
   }
   return absl::OkStatus();
 }

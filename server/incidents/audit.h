@@ -15,9 +15,9 @@ namespace siper::incidents {
 struct AuditRecord {
   uint64_t seq = 0;  // 1, 2, 3 ... without gaps
   absl::Time time;
-  std::string actor;   // certificate subject of the analyst, or "system"
-  std::string action;  // e.g. "incident.transition"
-  std::string target;  // e.g. "INC-2026-0001"
+  std::string actor;      // certificate subject of the analyst, or "system"
+  std::string action;     // e.g. "incident.transition"
+  std::string target;     // e.g. "INC-2026-0001"
   nlohmann::json before;  // null when there was nothing before
   nlohmann::json after;   // null when nothing is left after
   std::string prev_hash;  // hash of the previous record; 64 zeros for the first
@@ -49,8 +49,7 @@ class AuditLog {
   static absl::StatusOr<AuditLog> Restore(std::vector<AuditRecord> records);
 
   const AuditRecord& Append(absl::Time time, const std::string& actor, const std::string& action,
-                            const std::string& target, nlohmann::json before,
-                            nlohmann::json after);
+                            const std::string& target, nlohmann::json before, nlohmann::json after);
   const std::vector<AuditRecord>& records() const { return records_; }
   const std::string& head() const;
 

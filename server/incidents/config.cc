@@ -25,7 +25,8 @@ class Reader {
     status_ = absl::InvalidArgumentError(absl::StrCat(where, ": ", path, ": ", what));
   }
 
-  void String(const YAML::Node& parent, const char* key, const std::string& path, std::string& out) {
+  void String(const YAML::Node& parent, const char* key, const std::string& path,
+              std::string& out) {
     const YAML::Node n = parent[key];
     if (!n) return;
     if (!n.IsScalar()) return Fail(path, n, "must be a string");
@@ -42,7 +43,8 @@ class Reader {
     }
   }
 
-  void Int(const YAML::Node& parent, const char* key, const std::string& path, int& out, int lo, int hi) {
+  void Int(const YAML::Node& parent, const char* key, const std::string& path, int& out, int lo,
+           int hi) {
     const YAML::Node n = parent[key];
     if (!n) return;
     try {
@@ -54,11 +56,13 @@ class Reader {
     }
   }
 
-  void Duration(const YAML::Node& parent, const char* key, const std::string& path, absl::Duration& out) {
+  void Duration(const YAML::Node& parent, const char* key, const std::string& path,
+                absl::Duration& out) {
     const YAML::Node n = parent[key];
     if (!n) return;
     absl::Duration d;
-    if (!n.IsScalar() || !absl::ParseDuration(n.as<std::string>(), &d) || d < absl::ZeroDuration()) {
+    if (!n.IsScalar() || !absl::ParseDuration(n.as<std::string>(), &d) ||
+        d < absl::ZeroDuration()) {
       return Fail(path, n, "must be a duration such as 0s, 30m, 1h or 72h");
     }
     out = d;
@@ -88,7 +92,8 @@ bool ValidCidr(const std::string& cidr) {
 
 }  // namespace
 
-absl::StatusOr<IncidentsConfig> ParseIncidentsConfig(const YAML::Node& root, const std::string& name) {
+absl::StatusOr<IncidentsConfig> ParseIncidentsConfig(const YAML::Node& root,
+                                                     const std::string& name) {
   IncidentsConfig c;
   Reader r(name);
   if (root && !root.IsMap() && !root.IsNull()) {
@@ -121,7 +126,8 @@ absl::StatusOr<IncidentsConfig> ParseIncidentsConfig(const YAML::Node& root, con
           r.String(n, "role", "institution.contacts[].role", ct.role);
           r.String(n, "email", "institution.contacts[].email", ct.email);
           r.String(n, "phone", "institution.contacts[].phone", ct.phone);
-          if (ct.name.empty()) r.Fail("institution.contacts[].name", n, "every contact needs a name");
+          if (ct.name.empty())
+            r.Fail("institution.contacts[].name", n, "every contact needs a name");
           p.contacts.push_back(std::move(ct));
         }
       }
@@ -132,7 +138,8 @@ absl::StatusOr<IncidentsConfig> ParseIncidentsConfig(const YAML::Node& root, con
     if (const YAML::Node g = inc["grouping"]) {
       GroupingPolicy& gp = c.grouping;
       r.String(g, "min_level", "incidents.grouping.min_level", gp.min_level);
-      static const std::set<std::string> kLevels = {"informational", "low", "medium", "high", "critical"};
+      static const std::set<std::string> kLevels = {"informational", "low", "medium", "high",
+                                                    "critical"};
       if (kLevels.count(gp.min_level) == 0) {
         r.Fail("incidents.grouping.min_level", g["min_level"],
                "use one of informational, low, medium, high, critical");
@@ -141,7 +148,8 @@ absl::StatusOr<IncidentsConfig> ParseIncidentsConfig(const YAML::Node& root, con
       r.Strings(g, "rule_ids", "incidents.grouping.rule_ids", rules);
       gp.rule_ids.insert(rules.begin(), rules.end());
       r.Bool(g, "ioc_hit_opens", "incidents.grouping.ioc_hit_opens", gp.ioc_hit_opens);
-      r.Int(g, "min_ioc_confidence", "incidents.grouping.min_ioc_confidence", gp.min_ioc_confidence, 0, 100);
+      r.Int(g, "min_ioc_confidence", "incidents.grouping.min_ioc_confidence", gp.min_ioc_confidence,
+            0, 100);
       r.Duration(g, "window", "incidents.grouping.window", gp.window);
       r.Bool(g, "attach_below_threshold", "incidents.grouping.attach_below_threshold",
              gp.attach_below_threshold);
@@ -162,7 +170,8 @@ absl::StatusOr<IncidentsConfig> ParseIncidentsConfig(const YAML::Node& root, con
       if (!tlp.empty()) {
         auto parsed = ParseTlp(tlp);
         if (!parsed.ok()) {
-          r.Fail("incidents.grouping.default_tlp", g["default_tlp"], std::string(parsed.status().message()));
+          r.Fail("incidents.grouping.default_tlp", g["default_tlp"],
+                 std::string(parsed.status().message()));
         } else {
           gp.default_tlp = *parsed;
         }
@@ -177,7 +186,8 @@ absl::StatusOr<IncidentsConfig> ParseIncidentsConfig(const YAML::Node& root, con
             int v = 0;
             YAML::Node holder;
             holder["v"] = kv.second;
-            r.Int(holder, "v", absl::StrCat("incidents.grouping.asset_criticality.", kv.first.as<std::string>()),
+            r.Int(holder, "v",
+                  absl::StrCat("incidents.grouping.asset_criticality.", kv.first.as<std::string>()),
                   v, 1, 5);
             gp.asset_criticality[kv.first.as<std::string>()] = v;
           }
@@ -203,7 +213,8 @@ absl::StatusOr<IncidentsConfig> ParseIncidentsConfig(const YAML::Node& root, con
       if (!sev.empty()) {
         auto s = ParseSeverity(sev);
         if (!s.ok()) {
-          r.Fail("incidents.deadlines.usom_min_severity", d["usom_min_severity"], std::string(s.status().message()));
+          r.Fail("incidents.deadlines.usom_min_severity", d["usom_min_severity"],
+                 std::string(s.status().message()));
         } else {
           dp.usom_min_severity = *s;
         }
@@ -222,7 +233,8 @@ absl::StatusOr<IncidentsConfig> ParseIncidentsConfigString(const std::string& ya
   try {
     root = YAML::Load(yaml);
   } catch (const YAML::Exception& e) {
-    return absl::InvalidArgumentError(absl::StrCat(name, ": not valid YAML (", std::string(e.what()), ")"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(name, ": not valid YAML (", std::string(e.what()), ")"));
   }
   return ParseIncidentsConfig(root, name);
 }

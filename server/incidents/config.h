@@ -21,7 +21,8 @@ struct IncidentsConfig {
 
 // Reads the `institution:` and `incidents:` keys of `root` (both optional; defaults as in the
 // structs). `name` (the file) prefixes messages, which name the key and the accepted values.
-absl::StatusOr<IncidentsConfig> ParseIncidentsConfig(const YAML::Node& root, const std::string& name);
+absl::StatusOr<IncidentsConfig> ParseIncidentsConfig(const YAML::Node& root,
+                                                     const std::string& name);
 absl::StatusOr<IncidentsConfig> ParseIncidentsConfigString(const std::string& yaml,
                                                            const std::string& name);
 

@@ -102,15 +102,14 @@ std::vector<DeadlineNotification> DeadlinePassedNotifications(
     if (already_sent.count(key) > 0) continue;
     std::string message;
     if (d.kind == DeadlineKind::kUsom) {
-      message = absl::StrCat(d.incident_id, ": USOM notification was due at ",
-                             FormatRfc3339(d.due), " and has not been sent; file `siperctl report usom ",
-                             d.incident_id, "` with USOM and record its reference");
+      message = absl::StrCat(d.incident_id, ": USOM notification was due at ", FormatRfc3339(d.due),
+                             " and has not been sent; file `siperctl report usom ", d.incident_id,
+                             "` with USOM and record its reference");
     } else {
-      message = absl::StrCat(d.incident_id,
-                             ": KVKK breach notice (72 hours from detection) was due at ",
-                             FormatRfc3339(d.due),
-                             "; notify the KVKK Board now with `siperctl report kvkk ", d.incident_id,
-                             "` and give the reasons for the delay");
+      message = absl::StrCat(
+          d.incident_id, ": KVKK breach notice (72 hours from detection) was due at ",
+          FormatRfc3339(d.due), "; notify the KVKK Board now with `siperctl report kvkk ",
+          d.incident_id, "` and give the reasons for the delay");
     }
     out.push_back(DeadlineNotification{key, d.incident_id, d.kind, d.due, std::move(message)});
   }

@@ -11,7 +11,6 @@
 namespace siper::incidents {
 namespace {
 
-
 std::string SourceIp(const AlertInput& a) {
   auto it = a.fields.find("source.ip");
   return it == a.fields.end() ? std::string() : it->second;
@@ -21,7 +20,6 @@ std::string HostOf(const AlertInput& a) {
   auto it = a.fields.find("host.hostname");
   return it != a.fields.end() && !it->second.empty() ? it->second : a.host;
 }
-
 
 absl::Status NotFound(const std::string& id) {
   return absl::NotFoundError(
@@ -101,8 +99,8 @@ Incident* IncidentBook::FindGroup(const AlertInput& alert) {
   for (auto& [id, in] : incidents_) {
     if (!in.open()) continue;
     for (const LinkedAlert& a : in.alerts) {
-      const bool same_attacker = ip.empty() ? (a.source_ip.empty() && a.rule_id == alert.rule_id)
-                                            : a.source_ip == ip;
+      const bool same_attacker =
+          ip.empty() ? (a.source_ip.empty() && a.rule_id == alert.rule_id) : a.source_ip == ip;
       if (!same_attacker || a.host != host) continue;
       if (absl::AbsDuration(alert.time - a.time) > policy_.window) continue;
       if (best == nullptr || a.time > best_time) {
@@ -166,9 +164,9 @@ void IncidentBook::LinkAlert(Incident& in, const AlertInput& alert, const std::s
   MergeObservables(in.observables, ExtractObservables(alert));
   alert_owner_[alert.id] = in.id;
   Recompute(in);
-  AddTimeline(in, now, actor, "alert-attached",
-              absl::StrCat("alert ", alert.id, " (", alert.rule_id, ", ", alert.level, ") ",
-                           alert.title));
+  AddTimeline(
+      in, now, actor, "alert-attached",
+      absl::StrCat("alert ", alert.id, " (", alert.rule_id, ", ", alert.level, ") ", alert.title));
 }
 
 IngestResult IncidentBook::Ingest(const AlertInput& alert) {
@@ -214,9 +212,9 @@ IngestResult IncidentBook::Ingest(const AlertInput& alert) {
     in.rsit_class = policy_.default_rsit_class;
     in.rsit_type = policy_.default_rsit_type;
     if (!alert.rsit_class.empty()) {
-      note = absl::StrCat("; rule's RSIT ", alert.rsit_class, "/", alert.rsit_type,
-                          " is not in the taxonomy, classified as ", in.rsit_class, "/",
-                          in.rsit_type);
+      note =
+          absl::StrCat("; rule's RSIT ", alert.rsit_class, "/", alert.rsit_type,
+                       " is not in the taxonomy, classified as ", in.rsit_class, "/", in.rsit_type);
     }
   }
   in.severity = SeverityFromLevel(alert.level);
@@ -273,8 +271,8 @@ absl::Status IncidentBook::Attach(const std::string& id, const AlertInput& alert
   if (!in->open()) return ClosedError(*in, "attaching alerts");
   if (alert.id.empty()) return absl::InvalidArgumentError("the alert to attach has no id");
   if (const std::string owner = FindAlertOwner(alert.id); !owner.empty()) {
-    return absl::AlreadyExistsError(absl::StrCat("alert ", alert.id, " is already in ", owner,
-                                                 "; detach it from there first"));
+    return absl::AlreadyExistsError(
+        absl::StrCat("alert ", alert.id, " is already in ", owner, "; detach it from there first"));
   }
   const absl::Time now = clock_->Now();
   const Incident before = *in;
@@ -297,9 +295,9 @@ absl::Status IncidentBook::Detach(const std::string& id, const std::string& aler
   const Incident before = *in;
   const std::string ref = absl::StrCat(it->agent_id, ":", it->seq);
   in->alerts.erase(it);
-  const bool ref_still_used = std::any_of(in->alerts.begin(), in->alerts.end(), [&](const LinkedAlert& a) {
-    return absl::StrCat(a.agent_id, ":", a.seq) == ref;
-  });
+  const bool ref_still_used = std::any_of(
+      in->alerts.begin(), in->alerts.end(),
+      [&](const LinkedAlert& a) { return absl::StrCat(a.agent_id, ":", a.seq) == ref; });
   if (!ref_still_used) {
     in->event_refs.erase(std::remove(in->event_refs.begin(), in->event_refs.end(), ref),
                          in->event_refs.end());
@@ -317,7 +315,8 @@ absl::Status IncidentBook::Merge(const std::string& target, const std::vector<st
   Incident* into = Mutable(target);
   if (into == nullptr) return NotFound(target);
   if (!into->open()) return ClosedError(*into, "merging into it");
-  if (sources.empty()) return absl::InvalidArgumentError("merge needs at least one incident to merge");
+  if (sources.empty())
+    return absl::InvalidArgumentError("merge needs at least one incident to merge");
   std::set<std::string> seen;
   for (const std::string& s : sources) {
     if (s == target) {
@@ -340,7 +339,8 @@ absl::Status IncidentBook::Merge(const std::string& target, const std::vector<st
       alert_owner_[a.id] = target;
     }
     for (const std::string& r : src->event_refs) {
-      if (std::find(into->event_refs.begin(), into->event_refs.end(), r) == into->event_refs.end()) {
+      if (std::find(into->event_refs.begin(), into->event_refs.end(), r) ==
+          into->event_refs.end()) {
         into->event_refs.push_back(r);
       }
     }
@@ -348,7 +348,8 @@ absl::Status IncidentBook::Merge(const std::string& target, const std::vector<st
     into->notes.insert(into->notes.end(), src->notes.begin(), src->notes.end());
     into->actions.insert(into->actions.end(), src->actions.begin(), src->actions.end());
     for (const TimelineEntry& e : src->timeline) {
-      into->timeline.push_back(TimelineEntry{e.time, e.actor, e.kind, absl::StrCat("[", s, "] ", e.text)});
+      into->timeline.push_back(
+          TimelineEntry{e.time, e.actor, e.kind, absl::StrCat("[", s, "] ", e.text)});
     }
     if (IsSet(src->times.occurred) &&
         (!IsSet(into->times.occurred) || src->times.occurred < into->times.occurred)) {
@@ -364,9 +365,9 @@ absl::Status IncidentBook::Merge(const std::string& target, const std::vector<st
     src->alerts.clear();
     src->observables.clear();
     src->event_refs.clear();
-    absl::Status st = siper::incidents::Transition(*src, State::kClosed, actor, now,
-                                                   Resolution::kDuplicate,
-                                                   absl::StrCat("merged into ", target));
+    absl::Status st =
+        siper::incidents::Transition(*src, State::kClosed, actor, now, Resolution::kDuplicate,
+                                     absl::StrCat("merged into ", target));
     if (!st.ok()) return st;  // cannot happen: every open state may close
     src->merged_into = target;
     Audit(actor, "incident.merged-away", s, &before_src, src, now);
@@ -393,8 +394,8 @@ absl::StatusOr<std::string> IncidentBook::Split(const std::string& id,
     }
   }
   if (alert_ids.size() == from->alerts.size()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "splitting every alert out of ", id, " would leave it empty; leave at least one"));
+    return absl::InvalidArgumentError(absl::StrCat("splitting every alert out of ", id,
+                                                   " would leave it empty; leave at least one"));
   }
   const absl::Time now = clock_->Now();
   const Incident before = *from;
@@ -425,9 +426,10 @@ absl::StatusOr<std::string> IncidentBook::Split(const std::string& id,
   from->alerts = std::move(kept);
   std::set<std::string> kept_refs;
   for (const LinkedAlert& a : from->alerts) kept_refs.insert(absl::StrCat(a.agent_id, ":", a.seq));
-  from->event_refs.erase(std::remove_if(from->event_refs.begin(), from->event_refs.end(),
-                                        [&](const std::string& r) { return kept_refs.count(r) == 0; }),
-                         from->event_refs.end());
+  from->event_refs.erase(
+      std::remove_if(from->event_refs.begin(), from->event_refs.end(),
+                     [&](const std::string& r) { return kept_refs.count(r) == 0; }),
+      from->event_refs.end());
   // Observables follow their alerts; one seen in both halves stays in both.
   for (const Observable& o : from->observables) {
     Observable moved = o;
@@ -478,6 +480,17 @@ absl::Status IncidentBook::Update(const std::string& id, const std::string& acto
   if (!st.ok()) return st;  // the incident is left as it was
   if (copy.id != id) {
     return absl::InvalidArgumentError(absl::StrCat("an edit may not change the id of ", id));
+  }
+  // Linked alerts change only through Attach, Detach, Merge and Split, which keep the
+  // alert index and the observables in step.
+  auto alert_ids = [](const Incident& in) {
+    std::vector<std::string> ids;
+    for (const LinkedAlert& a : in.alerts) ids.push_back(a.id);
+    return ids;
+  };
+  if (alert_ids(copy) != alert_ids(*in)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "an edit of ", id, " may not change its alerts; use attach, detach, merge or split"));
   }
   const Incident before = std::move(*in);
   *in = std::move(copy);

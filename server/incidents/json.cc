@@ -14,7 +14,8 @@ std::string S(std::string_view v) { return std::string(v); }
 absl::Time ReadTime(const json& j, const char* key) {
   if (!j.contains(key) || !j[key].is_string()) return absl::InfinitePast();
   auto t = ParseRfc3339(j[key].get<std::string>());
-  if (!t.ok()) throw std::invalid_argument(absl::StrCat(key, ": ", std::string(t.status().message())));
+  if (!t.ok())
+    throw std::invalid_argument(absl::StrCat(key, ": ", std::string(t.status().message())));
   return *t;
 }
 
@@ -22,7 +23,8 @@ template <typename E>
 E ReadEnum(const json& j, const char* key, absl::StatusOr<E> (*parse)(std::string_view), E def) {
   if (!j.contains(key)) return def;
   auto v = parse(j[key].get<std::string>());
-  if (!v.ok()) throw std::invalid_argument(absl::StrCat(key, ": ", std::string(v.status().message())));
+  if (!v.ok())
+    throw std::invalid_argument(absl::StrCat(key, ": ", std::string(v.status().message())));
   return *v;
 }
 
@@ -33,30 +35,47 @@ std::vector<std::string> Strings(const json& j, const char* key) {
 }  // namespace
 
 json ObservableToJson(const Observable& o) {
-  json j = {{"kind", S(ToString(o.kind))}, {"value", o.value}, {"field", o.field},
-            {"first_seen", T(o.first_seen == absl::InfiniteFuture() ? absl::InfinitePast() : o.first_seen)},
-            {"last_seen", T(o.last_seen)}, {"alert_ids", o.alert_ids}};
+  json j = {{"kind", S(ToString(o.kind))},
+            {"value", o.value},
+            {"field", o.field},
+            {"first_seen",
+             T(o.first_seen == absl::InfiniteFuture() ? absl::InfinitePast() : o.first_seen)},
+            {"last_seen", T(o.last_seen)},
+            {"alert_ids", o.alert_ids}};
   if (!o.hash_algo.empty()) j["hash_algo"] = o.hash_algo;
   return j;
 }
 
 json AlertInputToJson(const AlertInput& a) {
-  return {{"id", a.id},           {"rule_id", a.rule_id},
-          {"title", a.title},     {"level", a.level},
-          {"time", T(a.time)},    {"agent_id", a.agent_id},
-          {"seq", a.seq},         {"host", a.host},
-          {"fields", a.fields},   {"ioc_hit", a.ioc_hit},
-          {"ioc_confidence", a.ioc_confidence}, {"ioc_value", a.ioc_value},
-          {"ioc_feed", a.ioc_feed}, {"rsit_class", a.rsit_class},
+  return {{"id", a.id},
+          {"rule_id", a.rule_id},
+          {"title", a.title},
+          {"level", a.level},
+          {"time", T(a.time)},
+          {"agent_id", a.agent_id},
+          {"seq", a.seq},
+          {"host", a.host},
+          {"fields", a.fields},
+          {"ioc_hit", a.ioc_hit},
+          {"ioc_confidence", a.ioc_confidence},
+          {"ioc_value", a.ioc_value},
+          {"ioc_feed", a.ioc_feed},
+          {"rsit_class", a.rsit_class},
           {"rsit_type", a.rsit_type}};
 }
 
 json IncidentToJson(const Incident& in) {
   json alerts = json::array();
   for (const LinkedAlert& a : in.alerts) {
-    alerts.push_back({{"id", a.id}, {"rule_id", a.rule_id}, {"title", a.title},
-                      {"level", a.level}, {"time", T(a.time)}, {"agent_id", a.agent_id},
-                      {"seq", a.seq}, {"host", a.host}, {"source_ip", a.source_ip},
+    alerts.push_back({{"id", a.id},
+                      {"rule_id", a.rule_id},
+                      {"title", a.title},
+                      {"level", a.level},
+                      {"time", T(a.time)},
+                      {"agent_id", a.agent_id},
+                      {"seq", a.seq},
+                      {"host", a.host},
+                      {"source_ip", a.source_ip},
                       {"ioc_confidence", a.ioc_confidence}});
   }
   json observables = json::array();
@@ -67,7 +86,8 @@ json IncidentToJson(const Incident& in) {
   }
   json timeline = json::array();
   for (const TimelineEntry& e : in.timeline) {
-    timeline.push_back({{"time", T(e.time)}, {"actor", e.actor}, {"kind", e.kind}, {"text", e.text}});
+    timeline.push_back(
+        {{"time", T(e.time)}, {"actor", e.actor}, {"kind", e.kind}, {"text", e.text}});
   }
   json entered = json::object();
   for (const auto& [s, t] : in.times.entered) entered[S(ToString(s))] = T(t);
@@ -75,7 +95,8 @@ json IncidentToJson(const Incident& in) {
   for (const auto& [s, t] : in.times.severity_reached) severity_reached[S(ToString(s))] = T(t);
   json notices = json::array();
   for (const KvkkBreach::Notice& n : in.kvkk.notices) {
-    notices.push_back({{"kind", S(ToString(n.kind))}, {"sent", T(n.sent)}, {"reference", n.reference}});
+    notices.push_back(
+        {{"kind", S(ToString(n.kind))}, {"sent", T(n.sent)}, {"reference", n.reference}});
   }
   const KvkkBreach& k = in.kvkk;
   return {
@@ -175,7 +196,8 @@ absl::StatusOr<Incident> IncidentFromJson(const json& j) {
       ob.hash_algo = o.value("hash_algo", "");
       ob.first_seen = ReadTime(o, "first_seen");
       ob.last_seen = ReadTime(o, "last_seen");
-      for (const json& id : o.value("alert_ids", json::array())) ob.alert_ids.insert(id.get<std::string>());
+      for (const json& id : o.value("alert_ids", json::array()))
+        ob.alert_ids.insert(id.get<std::string>());
       in.observables.push_back(std::move(ob));
     }
     for (const json& n : j.value("notes", json::array())) {
@@ -221,13 +243,14 @@ absl::StatusOr<Incident> IncidentFromJson(const json& j) {
     b.measures_planned = Strings(k, "measures_planned");
     b.subjects_informed = k.value("subjects_informed", false);
     for (const json& n : k.value("notices", json::array())) {
-      b.notices.push_back(KvkkBreach::Notice{
-          ReadEnum(n, "kind", &ParseNoticeKind, NoticeKind::kFirst), ReadTime(n, "sent"),
-          n.value("reference", "")});
+      b.notices.push_back(
+          KvkkBreach::Notice{ReadEnum(n, "kind", &ParseNoticeKind, NoticeKind::kFirst),
+                             ReadTime(n, "sent"), n.value("reference", "")});
     }
     b.delay_reasons = Strings(k, "delay_reasons");
   } catch (const std::exception& e) {
-    return absl::InvalidArgumentError(absl::StrCat("incident JSON ", j.value("id", std::string("?")),
+    return absl::InvalidArgumentError(absl::StrCat("incident JSON ",
+                                                   j.value("id", std::string("?")),
                                                    " is malformed: ", std::string(e.what())));
   }
   return in;

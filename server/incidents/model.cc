@@ -19,7 +19,8 @@ namespace siper::incidents {
 namespace {
 
 template <typename E, size_t N>
-absl::StatusOr<E> ParseEnum(std::string_view text, const std::array<std::pair<E, const char*>, N>& names,
+absl::StatusOr<E> ParseEnum(std::string_view text,
+                            const std::array<std::pair<E, const char*>, N>& names,
                             const char* what) {
   const std::string lower = absl::AsciiStrToLower(std::string(text));
   std::vector<std::string> valid;
@@ -212,10 +213,14 @@ std::vector<Observable> ExtractObservables(const AlertInput& alert) {
       kind = ObservableKind::kIp;
     } else if (v.find("://") != std::string::npos) {
       kind = ObservableKind::kUrl;
-    } else if (std::all_of(v.begin(), v.end(), [](char ch) { return std::isxdigit(static_cast<unsigned char>(ch)); }) &&
+    } else if (std::all_of(v.begin(), v.end(),
+                           [](char ch) { return std::isxdigit(static_cast<unsigned char>(ch)); }) &&
                (v.size() == 32 || v.size() == 40 || v.size() == 64 || v.size() == 128)) {
       kind = ObservableKind::kHash;
-      algo = v.size() == 32 ? "md5" : v.size() == 40 ? "sha1" : v.size() == 64 ? "sha256" : "sha512";
+      algo = v.size() == 32   ? "md5"
+             : v.size() == 40 ? "sha1"
+             : v.size() == 64 ? "sha256"
+                              : "sha512";
     }
     add(kind, v, "ioc", algo);
   }
@@ -278,11 +283,12 @@ absl::StatusOr<std::pair<int, int>> ParseIncidentId(std::string_view id) {
   int number = 0;
   if (s.size() >= 13 && s.rfind("INC-", 0) == 0 && s[8] == '-' &&
       absl::SimpleAtoi(s.substr(4, 4), &year) && absl::SimpleAtoi(s.substr(9), &number) &&
-      number > 0 && std::all_of(s.begin() + 9, s.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+      number > 0 &&
+      std::all_of(s.begin() + 9, s.end(), [](char c) { return c >= '0' && c <= '9'; })) {
     return std::make_pair(year, number);
   }
-  return absl::InvalidArgumentError(
-      absl::StrCat("'", s, "' is not an incident id; write it as INC-YYYY-NNNN, e.g. INC-2026-0001"));
+  return absl::InvalidArgumentError(absl::StrCat(
+      "'", s, "' is not an incident id; write it as INC-YYYY-NNNN, e.g. INC-2026-0001"));
 }
 
 bool IpInCidr(std::string_view ip, std::string_view cidr) {
@@ -316,8 +322,9 @@ absl::StatusOr<absl::Time> ParseRfc3339(std::string_view text) {
   absl::Time t;
   std::string err;
   if (!absl::ParseTime(absl::RFC3339_full, std::string(text), &t, &err)) {
-    return absl::InvalidArgumentError(absl::StrCat("time '", std::string(text), "' is not RFC 3339 (",
-                                                   err, "); write e.g. 2026-11-28T10:00:00Z"));
+    return absl::InvalidArgumentError(absl::StrCat("time '", std::string(text),
+                                                   "' is not RFC 3339 (", err,
+                                                   "); write e.g. 2026-11-28T10:00:00Z"));
   }
   return t;
 }

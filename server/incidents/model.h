@@ -51,8 +51,8 @@ struct AlertInput {
   std::string level;  // informational, low, medium, high, critical
   absl::Time time = absl::InfinitePast();
   std::string agent_id;
-  uint64_t seq = 0;  // the event that raised it: (agent_id, seq)
-  std::string host;  // host.hostname if known
+  uint64_t seq = 0;                           // the event that raised it: (agent_id, seq)
+  std::string host;                           // host.hostname if known
   std::map<std::string, std::string> fields;  // ECS fields of the event
   // IOC match, if the alert came from (or was enriched by) an IOC set.
   bool ioc_hit = false;
@@ -108,10 +108,10 @@ struct KvkkBreach {
   absl::Time breach_ended = absl::InfinitePast();
   std::string source;  // how it happened / where from
   std::string description;
-  std::vector<std::string> data_categories;     // identity, contact, health, ...
-  bool special_categories = false;              // KVKK art. 6 data involved
-  std::vector<std::string> subject_groups;      // employees, citizens, ...
-  int64_t people_count = -1;                    // -1: not yet known
+  std::vector<std::string> data_categories;  // identity, contact, health, ...
+  bool special_categories = false;           // KVKK art. 6 data involved
+  std::vector<std::string> subject_groups;   // employees, citizens, ...
+  int64_t people_count = -1;                 // -1: not yet known
   int64_t record_count = -1;
   std::string consequences;
   std::vector<std::string> measures_taken;
@@ -149,7 +149,7 @@ struct Incident {
   std::string rsit_class = "other";
   std::string rsit_type = "undetermined";
   Severity severity = Severity::kLow;
-  int risk_score = 0;  // 0..100, see ComputeRiskScore
+  int risk_score = 0;         // 0..100, see ComputeRiskScore
   int asset_criticality = 3;  // 1..5, highest of the affected hosts
   Tlp tlp = Tlp::kAmber;
   State state = State::kNew;

@@ -31,8 +31,9 @@ const std::map<std::string, Pair, std::less<>>& Labels() {
   static const auto* labels = new std::map<std::string, Pair, std::less<>>{
       // USOM report
       {"usom.title", {"Siber Olay Bildirim Raporu", "Cyber Incident Report"}},
-      {"usom.to", {"Alıcı: USOM (Ulusal Siber Olaylara Müdahale Merkezi)",
-                   "To: USOM (National Computer Emergency Response Team of Türkiye)"}},
+      {"usom.to",
+       {"Alıcı: USOM (Ulusal Siber Olaylara Müdahale Merkezi)",
+        "To: USOM (National Computer Emergency Response Team of Türkiye)"}},
       {"section.institution", {"Kurum Bilgileri", "Institution"}},
       {"section.incident", {"Olay Bilgileri", "Incident"}},
       {"section.times", {"Zaman Bilgileri", "Times"}},
@@ -110,8 +111,9 @@ const std::map<std::string, Pair, std::less<>>& Labels() {
       {"kind.host", {"Sistem", "Host"}},
       // KVKK report
       {"kvkk.title", {"Kişisel Veri İhlal Bildirimi", "Personal Data Breach Notification"}},
-      {"kvkk.to", {"Alıcı: Kişisel Verileri Koruma Kurulu (6698 sayılı Kanun md. 12/5)",
-                   "To: Personal Data Protection Board (Law 6698 art. 12(5))"}},
+      {"kvkk.to",
+       {"Alıcı: Kişisel Verileri Koruma Kurulu (6698 sayılı Kanun md. 12/5)",
+        "To: Personal Data Protection Board (Law 6698 art. 12(5))"}},
       {"kvkk.section.controller", {"Veri Sorumlusu", "Data Controller"}},
       {"kvkk.section.notice", {"Bildirim", "Notice"}},
       {"kvkk.section.breach", {"İhlal Bilgileri", "Breach"}},
@@ -147,7 +149,8 @@ const std::map<std::string, Pair, std::less<>>& Labels() {
         "WARNING: the 72-hour window has passed and no reason for the delay was given. The "
         "Board requires one."}},
       {"kvkk.not_breach",
-       {"bu olay kişisel veri ihlali olarak işaretlenmemiş", "is not flagged as a personal-data breach"}},
+       {"bu olay kişisel veri ihlali olarak işaretlenmemiş",
+        "is not flagged as a personal-data breach"}},
       // summary
       // timeline entry kinds
       {"timeline.created", {"Oluşturuldu", "Created"}},
@@ -183,7 +186,8 @@ const std::map<std::string, Pair, std::less<>>& Labels() {
       {"summary.top_attackers", {"En çok görülen saldırgan adresler", "Top attacking addresses"}},
       {"summary.rule", {"Kural", "Rule"}},
       {"summary.count", {"Sayı", "Count"}},
-      {"summary.deadlines", {"Bildirim süreleri (USOM, KVKK)", "Notification deadlines (USOM, KVKK)"}},
+      {"summary.deadlines",
+       {"Bildirim süreleri (USOM, KVKK)", "Notification deadlines (USOM, KVKK)"}},
       {"summary.met", {"Süresinde", "Met"}},
       {"summary.missed", {"Geç yapıldı", "Met late"}},
       {"summary.overdue", {"Süresi geçti, yapılmadı", "Overdue, not done"}},
@@ -234,12 +238,17 @@ std::string ListOr(const std::vector<std::string>& v, std::string_view lang) {
 json ProfileJson(const InstitutionProfile& p) {
   json contacts = json::array();
   for (const Contact& c : p.contacts) {
-    contacts.push_back({{"name", c.name}, {"role", c.role}, {"email", c.email}, {"phone", c.phone}});
+    contacts.push_back(
+        {{"name", c.name}, {"role", c.role}, {"email", c.email}, {"phone", c.phone}});
   }
-  return {{"institution", p.institution}, {"some_name", p.some_name},
-          {"some_mailbox", p.some_mailbox}, {"address", p.address},
-          {"phone", p.phone}, {"contacts", contacts},
-          {"ip_ranges", p.ip_ranges}, {"isp", p.isp}};
+  return {{"institution", p.institution},
+          {"some_name", p.some_name},
+          {"some_mailbox", p.some_mailbox},
+          {"address", p.address},
+          {"phone", p.phone},
+          {"contacts", contacts},
+          {"ip_ranges", p.ip_ranges},
+          {"isp", p.isp}};
 }
 
 std::string UsomMarkdown(const Incident& in, const InstitutionProfile& p, const Taxonomy& tax,
@@ -248,7 +257,8 @@ std::string UsomMarkdown(const Incident& in, const InstitutionProfile& p, const 
   const internal::Affected aff = AffectedOf(in, p.ip_ranges);
   std::string md;
   absl::StrAppend(&md, "# ", L("usom.title", lang), ": ", in.id, "\n\n");
-  absl::StrAppend(&md, "**TLP:", S(ToString(in.tlp)), "**", in.exercise() ? absl::StrCat(" — ", L("exercise", lang)) : "", "\n\n");
+  absl::StrAppend(&md, "**TLP:", S(ToString(in.tlp)), "**",
+                  in.exercise() ? absl::StrCat(" — ", L("exercise", lang)) : "", "\n\n");
   absl::StrAppend(&md, L("usom.to", lang), "\n\n");
 
   absl::StrAppend(&md, "## 1. ", L("section.institution", lang), "\n\n", TableHead(lang));
@@ -265,11 +275,11 @@ std::string UsomMarkdown(const Incident& in, const InstitutionProfile& p, const 
   absl::StrAppend(&md, Row(L("incident_id", lang), in.id));
   absl::StrAppend(&md, Row(L("incident_title", lang), in.title));
   if (!in.description.empty()) absl::StrAppend(&md, Row(L("description", lang), in.description));
-  absl::StrAppend(&md, Row(L("rsit_class", lang),
-                           absl::StrCat(tax.ClassLabel(in.rsit_class, lang), " (", in.rsit_class, ")")));
-  absl::StrAppend(&md, Row(L("rsit_type", lang),
-                           absl::StrCat(tax.TypeLabel(in.rsit_class, in.rsit_type, lang), " (",
-                                        in.rsit_class, "/", in.rsit_type, ")")));
+  absl::StrAppend(&md, Row(L("rsit_class", lang), absl::StrCat(tax.ClassLabel(in.rsit_class, lang),
+                                                               " (", in.rsit_class, ")")));
+  absl::StrAppend(
+      &md, Row(L("rsit_type", lang), absl::StrCat(tax.TypeLabel(in.rsit_class, in.rsit_type, lang),
+                                                  " (", in.rsit_class, "/", in.rsit_type, ")")));
   absl::StrAppend(&md, Row(L("severity", lang), internal::SeverityLabel(in.severity, lang)));
   absl::StrAppend(&md, Row(L("risk_score", lang), absl::StrCat(in.risk_score)));
   absl::StrAppend(&md, Row(L("tlp", lang), absl::StrCat("TLP:", S(ToString(in.tlp)))));
@@ -280,8 +290,10 @@ std::string UsomMarkdown(const Incident& in, const InstitutionProfile& p, const 
   absl::StrAppend(&md, "## 3. ", L("section.times", lang), "\n\n", TableHead(lang));
   absl::StrAppend(&md, Row(L("occurred", lang), HumanTime(in.times.occurred, lang)));
   absl::StrAppend(&md, Row(L("detected", lang), HumanTime(in.times.detected, lang)));
-  absl::StrAppend(&md, Row(L("reported_to_usom", lang), HumanTime(in.times.reported_to_usom, lang)));
-  absl::StrAppend(&md, Row(L("usom_reference", lang), in.usom_reference.empty() ? "-" : in.usom_reference));
+  absl::StrAppend(&md,
+                  Row(L("reported_to_usom", lang), HumanTime(in.times.reported_to_usom, lang)));
+  absl::StrAppend(
+      &md, Row(L("usom_reference", lang), in.usom_reference.empty() ? "-" : in.usom_reference));
   absl::StrAppend(&md, Row(L("closed", lang), HumanTime(in.times.closed, lang)), "\n");
 
   absl::StrAppend(&md, "## 4. ", L("section.affected", lang), "\n\n", TableHead(lang));
@@ -293,14 +305,18 @@ std::string UsomMarkdown(const Incident& in, const InstitutionProfile& p, const 
   if (in.observables.empty()) {
     absl::StrAppend(&md, L("none", lang), "\n\n");
   } else {
-    absl::StrAppend(&md, "| ", L("kind", lang), " | ", L("value", lang), " | ", L("source_field", lang),
-                    " | ", L("first_seen", lang), " | ", L("last_seen", lang), " |\n|---|---|---|---|---|\n");
+    absl::StrAppend(&md, "| ", L("kind", lang), " | ", L("value", lang), " | ",
+                    L("source_field", lang), " | ", L("first_seen", lang), " | ",
+                    L("last_seen", lang), " |\n|---|---|---|---|---|\n");
     for (const Observable& ob : in.observables) {
       std::string kind = internal::KindLabel(ob.kind, lang);
       if (!ob.hash_algo.empty()) absl::StrAppend(&kind, " (", ob.hash_algo, ")");
-      absl::StrAppend(&md, "| ", MdCell(kind), " | ", MdCell(ob.value), " | ", MdCell(ob.field), " | ",
-                      MdCell(HumanTime(ob.first_seen == absl::InfiniteFuture() ? absl::InfinitePast() : ob.first_seen, lang)),
-                      " | ", MdCell(HumanTime(ob.last_seen, lang)), " |\n");
+      absl::StrAppend(
+          &md, "| ", MdCell(kind), " | ", MdCell(ob.value), " | ", MdCell(ob.field), " | ",
+          MdCell(HumanTime(
+              ob.first_seen == absl::InfiniteFuture() ? absl::InfinitePast() : ob.first_seen,
+              lang)),
+          " | ", MdCell(HumanTime(ob.last_seen, lang)), " |\n");
     }
     md += "\n";
   }
@@ -315,16 +331,17 @@ std::string UsomMarkdown(const Incident& in, const InstitutionProfile& p, const 
   absl::StrAppend(&md, "## 8. ", L("section.timeline", lang), "\n\n| ", L("time", lang), " | ",
                   L("actor", lang), " | ", L("event", lang), " |\n|---|---|---|\n");
   for (const TimelineEntry& e : in.timeline) {
-    absl::StrAppend(&md, "| ", MdCell(HumanTime(e.time, lang)), " | ", MdCell(e.actor), " | ",
-                    MdCell(absl::StrCat(Label(absl::StrCat("timeline.", e.kind), lang), ": ", e.text)),
-                    " |\n");
+    absl::StrAppend(
+        &md, "| ", MdCell(HumanTime(e.time, lang)), " | ", MdCell(e.actor), " | ",
+        MdCell(absl::StrCat(Label(absl::StrCat("timeline.", e.kind), lang), ": ", e.text)), " |\n");
   }
   md += "\n";
 
   absl::StrAppend(&md, "## 9. ", L("section.status", lang), "\n\n", TableHead(lang));
   absl::StrAppend(&md, Row(L("state", lang), internal::StateLabel(in.state, lang)));
   if (in.state == State::kClosed) {
-    absl::StrAppend(&md, Row(L("resolution", lang), internal::ResolutionLabel(in.resolution, lang)));
+    absl::StrAppend(&md,
+                    Row(L("resolution", lang), internal::ResolutionLabel(in.resolution, lang)));
   }
   absl::StrAppend(&md, "\n---\n", L("generated", lang), " ", HumanTime(o.now, lang), " (",
                   FormatRfc3339(o.now), ")\n");
@@ -345,9 +362,9 @@ absl::StatusOr<ReportFormat> ParseReportFormat(std::string_view text) {
   if (t == "json") return ReportFormat::kJson;
   if (t == "stix") return ReportFormat::kStix;
   if (t == "html") return ReportFormat::kHtml;
-  return absl::InvalidArgumentError(absl::StrCat(
-      "unknown report format '", std::string(text),
-      "'; usom takes md|json|stix, kvkk md|json, summary md|html"));
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown report format '", std::string(text),
+                   "'; usom takes md|json|stix, kvkk md|json, summary md|html"));
 }
 
 namespace {
@@ -367,7 +384,8 @@ json UsomReportJson(const Incident& in, const InstitutionProfile& p, const Taxon
   for (const Observable& ob : in.observables) observables.push_back(ObservableToJson(ob));
   json timeline = json::array();
   for (const TimelineEntry& e : in.timeline) {
-    timeline.push_back({{"time", FormatRfc3339(e.time)}, {"actor", e.actor}, {"kind", e.kind}, {"text", e.text}});
+    timeline.push_back(
+        {{"time", FormatRfc3339(e.time)}, {"actor", e.actor}, {"kind", e.kind}, {"text", e.text}});
   }
   return {
       {"report", "usom"},
@@ -451,15 +469,17 @@ KvkkFacts KvkkFactsOf(const Incident& in, const ReportOptions& o, const Deadline
 absl::StatusOr<json> KvkkReportJson(const Incident& in, const InstitutionProfile& p,
                                     const ReportOptions& o, const DeadlinePolicy& policy) {
   if (!in.kvkk.personal_data_breach) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        in.id, " ", Label("kvkk.not_breach", "en"),
-        "; flag it first (siperctl incidents update ", in.id, " --personal-data-breach)"));
+    return absl::FailedPreconditionError(absl::StrCat(in.id, " ", Label("kvkk.not_breach", "en"),
+                                                      "; flag it first (siperctl incidents update ",
+                                                      in.id, " --personal-data-breach)"));
   }
   const KvkkFacts f = KvkkFactsOf(in, o, policy);
   const KvkkBreach& k = in.kvkk;
   json notices = json::array();
   for (const KvkkBreach::Notice& n : k.notices) {
-    notices.push_back({{"kind", S(ToString(n.kind))}, {"sent", FormatRfc3339(n.sent)}, {"reference", n.reference}});
+    notices.push_back({{"kind", S(ToString(n.kind))},
+                       {"sent", FormatRfc3339(n.sent)},
+                       {"reference", n.reference}});
   }
   const Contact contact = p.contacts.empty() ? Contact{} : p.contacts.front();
   return json{
@@ -471,7 +491,11 @@ absl::StatusOr<json> KvkkReportJson(const Incident& in, const InstitutionProfile
        {{"name", p.kvkk_controller.empty() ? p.institution : p.kvkk_controller},
         {"verbis_number", p.verbis_number},
         {"address", p.address},
-        {"contact", {{"name", contact.name}, {"role", contact.role}, {"email", contact.email}, {"phone", contact.phone}}}}},
+        {"contact",
+         {{"name", contact.name},
+          {"role", contact.role},
+          {"email", contact.email},
+          {"phone", contact.phone}}}}},
       {"notice",
        {{"kind", S(ToString(f.kind))},
         {"time", FormatRfc3339(f.notice_time)},
@@ -515,10 +539,13 @@ absl::StatusOr<std::string> KvkkReport(const Incident& in, const InstitutionProf
   const KvkkBreach& k = in.kvkk;
   const Contact contact = p.contacts.empty() ? Contact{} : p.contacts.front();
   std::string md;
-  absl::StrAppend(&md, "# ", L("kvkk.title", lang), ": ", in.id, "\n\n", L("kvkk.to", lang), "\n\n");
+  absl::StrAppend(&md, "# ", L("kvkk.title", lang), ": ", in.id, "\n\n", L("kvkk.to", lang),
+                  "\n\n");
   absl::StrAppend(&md, "## 1. ", L("kvkk.section.controller", lang), "\n\n", TableHead(lang));
-  absl::StrAppend(&md, Row(L("kvkk.controller", lang), p.kvkk_controller.empty() ? p.institution : p.kvkk_controller));
-  absl::StrAppend(&md, Row(L("kvkk.verbis", lang), p.verbis_number.empty() ? "-" : p.verbis_number));
+  absl::StrAppend(&md, Row(L("kvkk.controller", lang),
+                           p.kvkk_controller.empty() ? p.institution : p.kvkk_controller));
+  absl::StrAppend(&md,
+                  Row(L("kvkk.verbis", lang), p.verbis_number.empty() ? "-" : p.verbis_number));
   if (!p.address.empty()) absl::StrAppend(&md, Row(L("address", lang), p.address));
   std::vector<std::string> cbits;
   for (const std::string& b : {contact.name, contact.role, contact.email, contact.phone}) {
@@ -527,16 +554,21 @@ absl::StatusOr<std::string> KvkkReport(const Incident& in, const InstitutionProf
   absl::StrAppend(&md, Row(L("kvkk.contact", lang), absl::StrJoin(cbits, ", ")), "\n");
 
   absl::StrAppend(&md, "## 2. ", L("kvkk.section.notice", lang), "\n\n", TableHead(lang));
-  absl::StrAppend(&md, Row(L("kvkk.notice_kind", lang),
-                           L(f.kind == NoticeKind::kFirst ? "kvkk.notice.first" : "kvkk.notice.follow-up", lang)));
+  absl::StrAppend(
+      &md,
+      Row(L("kvkk.notice_kind", lang),
+          L(f.kind == NoticeKind::kFirst ? "kvkk.notice.first" : "kvkk.notice.follow-up", lang)));
   absl::StrAppend(&md, Row(L("kvkk.notice_time", lang), HumanTime(f.notice_time, lang)));
-  absl::StrAppend(&md, Row(L("kvkk.deadline", lang), f.deadline ? HumanTime(*f.deadline, lang) : "-"));
+  absl::StrAppend(&md,
+                  Row(L("kvkk.deadline", lang), f.deadline ? HumanTime(*f.deadline, lang) : "-"));
   absl::StrAppend(&md, Row(L("kvkk.late", lang), YesNo(f.late, lang)));
   if (!k.notices.empty()) {
     std::vector<std::string> prev;
     for (const KvkkBreach::Notice& n : k.notices) {
-      prev.push_back(absl::StrCat(L(n.kind == NoticeKind::kFirst ? "kvkk.notice.first" : "kvkk.notice.follow-up", lang),
-                                  " ", HumanTime(n.sent, lang), n.reference.empty() ? "" : absl::StrCat(" (", n.reference, ")")));
+      prev.push_back(absl::StrCat(
+          L(n.kind == NoticeKind::kFirst ? "kvkk.notice.first" : "kvkk.notice.follow-up", lang),
+          " ", HumanTime(n.sent, lang),
+          n.reference.empty() ? "" : absl::StrCat(" (", n.reference, ")")));
     }
     absl::StrAppend(&md, Row(L("kvkk.previous_notices", lang), absl::StrJoin(prev, "; ")));
   }
@@ -546,9 +578,12 @@ absl::StatusOr<std::string> KvkkReport(const Incident& in, const InstitutionProf
   absl::StrAppend(&md, Row(L("kvkk.breach_started", lang), HumanTime(k.breach_started, lang)));
   absl::StrAppend(&md, Row(L("kvkk.breach_ended", lang), HumanTime(k.breach_ended, lang)));
   absl::StrAppend(&md, Row(L("kvkk.detected", lang), HumanTime(in.times.detected, lang)));
-  absl::StrAppend(&md, Row(L("kvkk.source", lang), k.source.empty() ? L("not_set", lang) : k.source));
-  absl::StrAppend(&md, Row(L("kvkk.description", lang),
-                           !k.description.empty() ? k.description : !in.description.empty() ? in.description : in.title),
+  absl::StrAppend(&md,
+                  Row(L("kvkk.source", lang), k.source.empty() ? L("not_set", lang) : k.source));
+  absl::StrAppend(&md,
+                  Row(L("kvkk.description", lang), !k.description.empty()    ? k.description
+                                                   : !in.description.empty() ? in.description
+                                                                             : in.title),
                   "\n");
 
   absl::StrAppend(&md, "## 4. ", L("kvkk.section.data", lang), "\n\n", TableHead(lang));
@@ -561,13 +596,15 @@ absl::StatusOr<std::string> KvkkReport(const Incident& in, const InstitutionProf
   absl::StrAppend(&md, "## 5. ", L("kvkk.section.consequences", lang), "\n\n",
                   k.consequences.empty() ? L("not_set", lang) : MdText(k.consequences), "\n\n");
 
-  absl::StrAppend(&md, "## 6. ", L("kvkk.section.measures", lang), "\n\n**", L("kvkk.measures_taken", lang), "**\n\n");
+  absl::StrAppend(&md, "## 6. ", L("kvkk.section.measures", lang), "\n\n**",
+                  L("kvkk.measures_taken", lang), "**\n\n");
   if (k.measures_taken.empty()) absl::StrAppend(&md, L("not_set", lang), "\n");
   for (const std::string& m : k.measures_taken) absl::StrAppend(&md, "- ", MdText(m), "\n");
   absl::StrAppend(&md, "\n**", L("kvkk.measures_planned", lang), "**\n\n");
   if (k.measures_planned.empty()) absl::StrAppend(&md, L("not_set", lang), "\n");
   for (const std::string& m : k.measures_planned) absl::StrAppend(&md, "- ", MdText(m), "\n");
-  absl::StrAppend(&md, "\n", L("kvkk.subjects_informed", lang), ": ", YesNo(k.subjects_informed, lang), "\n\n");
+  absl::StrAppend(&md, "\n", L("kvkk.subjects_informed", lang), ": ",
+                  YesNo(k.subjects_informed, lang), "\n\n");
 
   if (f.late || !k.delay_reasons.empty()) {
     absl::StrAppend(&md, "## 7. ", L("kvkk.section.delay", lang), "\n\n");

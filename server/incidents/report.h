@@ -43,7 +43,7 @@ enum class ReportFormat { kMarkdown, kJson, kStix, kHtml };
 absl::StatusOr<ReportFormat> ParseReportFormat(std::string_view text);
 
 struct ReportOptions {
-  std::string lang = "tr";  // "tr" (default) or "en"
+  std::string lang = "tr";             // "tr" (default) or "en"
   absl::Time now = absl::UnixEpoch();  // generation time, printed and used for STIX timestamps
 };
 
@@ -96,10 +96,10 @@ struct Summary {
   absl::Duration mean_time_to_detect = absl::InfiniteDuration();   // occurred -> detected
   absl::Duration mean_time_to_contain = absl::InfiniteDuration();  // detected -> contained
   absl::Duration mean_time_to_close = absl::InfiniteDuration();    // detected -> closed
-  std::vector<std::pair<std::string, int>> top_rules;      // rule id -> alerts
-  std::vector<std::pair<std::string, int>> top_attackers;  // source address -> incidents
+  std::vector<std::pair<std::string, int>> top_rules;              // rule id -> alerts
+  std::vector<std::pair<std::string, int>> top_attackers;          // source address -> incidents
   int deadlines_met = 0;
-  int deadlines_missed = 0;  // reported late
+  int deadlines_missed = 0;   // reported late
   int deadlines_overdue = 0;  // not reported, past due
   int deadlines_pending = 0;
   std::vector<AgentHealth> agents;

@@ -35,9 +35,9 @@ bool ParseUuid(const std::string& text, std::array<unsigned char, 16>& out) {
 }
 
 std::string FormatUuid(const unsigned char* b) {
-  return absl::StrFormat("%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
-                         b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
-                         b[13], b[14], b[15]);
+  return absl::StrFormat("%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+                         b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11],
+                         b[12], b[13], b[14], b[15]);
 }
 
 // STIX timestamps: RFC 3339, UTC, millisecond precision.
@@ -133,21 +133,21 @@ std::string StixPatternString(const std::string& value) {
 
 json StixBundle(const Incident& in, const InstitutionProfile& profile, const Taxonomy& taxonomy,
                 absl::Time now) {
-  const absl::Time created_time =
-      IsSet(in.times.created) ? std::min(in.times.created, now) : now;
+  const absl::Time created_time = IsSet(in.times.created) ? std::min(in.times.created, now) : now;
   const std::string created = Ts(created_time);
   const std::string modified = Ts(now);
   const TlpMarking tlp = TlpOf(in.tlp);
   const json markings = json::array({tlp.id});
 
   json objects = json::array();
-  objects.push_back({{"type", "marking-definition"},
-                     {"spec_version", "2.1"},
-                     {"id", tlp.id},
-                     {"created", "2022-10-01T00:00:00.000Z"},
-                     {"name", tlp.name},
-                     {"extensions",
-                      {{kTlp2Extension, {{"extension_type", "property-extension"}, {"tlp_2_0", tlp.value}}}}}});
+  objects.push_back(
+      {{"type", "marking-definition"},
+       {"spec_version", "2.1"},
+       {"id", tlp.id},
+       {"created", "2022-10-01T00:00:00.000Z"},
+       {"name", tlp.name},
+       {"extensions",
+        {{kTlp2Extension, {{"extension_type", "property-extension"}, {"tlp_2_0", tlp.value}}}}}});
 
   const std::string identity_name =
       profile.institution.empty() ? std::string("Siper SOME") : profile.institution;
@@ -176,34 +176,38 @@ json StixBundle(const Incident& in, const InstitutionProfile& profile, const Tax
   const std::string incident_id = SdoId("incident", in.id);
   json external = json::array();
   external.push_back({{"source_name", "siper"}, {"external_id", in.id}});
-  external.push_back({{"source_name", "rsit"},
-                      {"external_id", absl::StrCat(in.rsit_class, "/", in.rsit_type)},
-                      {"description", absl::StrCat(taxonomy.ClassLabel(in.rsit_class, "en"), " / ",
-                                                   taxonomy.TypeLabel(in.rsit_class, in.rsit_type, "en"))}});
+  external.push_back(
+      {{"source_name", "rsit"},
+       {"external_id", absl::StrCat(in.rsit_class, "/", in.rsit_type)},
+       {"description", absl::StrCat(taxonomy.ClassLabel(in.rsit_class, "en"), " / ",
+                                    taxonomy.TypeLabel(in.rsit_class, in.rsit_type, "en"))}});
   if (!in.usom_reference.empty()) {
     external.push_back({{"source_name", "usom"}, {"external_id", in.usom_reference}});
   }
   const internal::Affected aff = internal::AffectedOf(in, profile.ip_ranges);
   std::string description = in.description.empty() ? in.title : in.description;
-  if (!aff.hosts.empty()) absl::StrAppend(&description, "\nAffected hosts: ", absl::StrJoin(aff.hosts, ", "));
+  if (!aff.hosts.empty())
+    absl::StrAppend(&description, "\nAffected hosts: ", absl::StrJoin(aff.hosts, ", "));
   if (!in.impact.empty()) absl::StrAppend(&description, "\nImpact: ", in.impact);
-  if (!in.actions.empty()) absl::StrAppend(&description, "\nActions: ", absl::StrJoin(in.actions, "; "));
-  objects.push_back({{"type", "incident"},
-                     {"spec_version", "2.1"},
-                     {"id", incident_id},
-                     {"created", created},
-                     {"modified", modified},
-                     {"created_by_ref", identity_id},
-                     {"name", absl::StrCat(in.id, ": ", in.title)},
-                     {"description", description},
-                     {"labels", json::array({absl::StrCat("rsit:", in.rsit_class, "=\"", in.rsit_type, "\""),
-                                             absl::StrCat("severity:", S(ToString(in.severity)))})},
-                     {"external_references", external},
-                     {"object_marking_refs", markings},
-                     {"x_siper_severity", S(ToString(in.severity))},
-                     {"x_siper_risk_score", in.risk_score},
-                     {"x_siper_state", S(ToString(in.state))},
-                     {"x_siper_exercise", in.exercise()}});
+  if (!in.actions.empty())
+    absl::StrAppend(&description, "\nActions: ", absl::StrJoin(in.actions, "; "));
+  objects.push_back(
+      {{"type", "incident"},
+       {"spec_version", "2.1"},
+       {"id", incident_id},
+       {"created", created},
+       {"modified", modified},
+       {"created_by_ref", identity_id},
+       {"name", absl::StrCat(in.id, ": ", in.title)},
+       {"description", description},
+       {"labels", json::array({absl::StrCat("rsit:", in.rsit_class, "=\"", in.rsit_type, "\""),
+                               absl::StrCat("severity:", S(ToString(in.severity)))})},
+       {"external_references", external},
+       {"object_marking_refs", markings},
+       {"x_siper_severity", S(ToString(in.severity))},
+       {"x_siper_risk_score", in.risk_score},
+       {"x_siper_state", S(ToString(in.state))},
+       {"x_siper_exercise", in.exercise()}});
 
   // Cyber-observables and indicators.
   std::vector<std::string> sco_ids;
@@ -221,7 +225,8 @@ json StixBundle(const Incident& in, const InstitutionProfile& profile, const Tax
   std::vector<std::string> patterns_seen;
   auto add_indicator = [&](const std::string& pattern, const std::string& name, const Observable& o,
                            const std::string& sco_id) {
-    if (std::find(patterns_seen.begin(), patterns_seen.end(), pattern) != patterns_seen.end()) return;
+    if (std::find(patterns_seen.begin(), patterns_seen.end(), pattern) != patterns_seen.end())
+      return;
     patterns_seen.push_back(pattern);
     const std::string id = SdoId("indicator", absl::StrCat(in.id, "|", pattern));
     const absl::Time from = o.first_seen != absl::InfiniteFuture() && IsSet(o.first_seen)
@@ -240,27 +245,30 @@ json StixBundle(const Incident& in, const InstitutionProfile& profile, const Tax
                           {"pattern_version", "2.1"},
                           {"valid_from", Ts(from)},
                           {"object_marking_refs", markings}});
-    relationships.push_back({{"type", "relationship"},
-                             {"spec_version", "2.1"},
-                             {"id", SdoId("relationship", absl::StrCat("related-to|", id, "|", incident_id))},
-                             {"created", created},
-                             {"modified", modified},
-                             {"relationship_type", "related-to"},
-                             {"source_ref", id},
-                             {"target_ref", incident_id},
-                             {"object_marking_refs", markings}});
-    relationships.push_back({{"type", "relationship"},
-                             {"spec_version", "2.1"},
-                             {"id", SdoId("relationship", absl::StrCat("based-on|", id, "|", sco_id))},
-                             {"created", created},
-                             {"modified", modified},
-                             {"relationship_type", "based-on"},
-                             {"source_ref", id},
-                             {"target_ref", "__observed_data__"},
-                             {"object_marking_refs", markings}});
+    relationships.push_back(
+        {{"type", "relationship"},
+         {"spec_version", "2.1"},
+         {"id", SdoId("relationship", absl::StrCat("related-to|", id, "|", incident_id))},
+         {"created", created},
+         {"modified", modified},
+         {"relationship_type", "related-to"},
+         {"source_ref", id},
+         {"target_ref", incident_id},
+         {"object_marking_refs", markings}});
+    relationships.push_back(
+        {{"type", "relationship"},
+         {"spec_version", "2.1"},
+         {"id", SdoId("relationship", absl::StrCat("based-on|", id, "|", sco_id))},
+         {"created", created},
+         {"modified", modified},
+         {"relationship_type", "based-on"},
+         {"source_ref", id},
+         {"target_ref", "__observed_data__"},
+         {"object_marking_refs", markings}});
   };
   for (const Observable& o : in.observables) {
-    if (o.first_seen != absl::InfiniteFuture() && IsSet(o.first_seen)) first = std::min(first, o.first_seen);
+    if (o.first_seen != absl::InfiniteFuture() && IsSet(o.first_seen))
+      first = std::min(first, o.first_seen);
     if (IsSet(o.last_seen)) last = std::max(last, o.last_seen);
     switch (o.kind) {
       case ObservableKind::kIp: {
@@ -300,7 +308,10 @@ json StixBundle(const Incident& in, const InstitutionProfile& profile, const Tax
       }
       case ObservableKind::kUser: {
         const std::string id = ScoId("user-account", {{"account_login", o.value}});
-        add_sco({{"type", "user-account"}, {"spec_version", "2.1"}, {"id", id}, {"account_login", o.value}});
+        add_sco({{"type", "user-account"},
+                 {"spec_version", "2.1"},
+                 {"id", id},
+                 {"account_login", o.value}});
         break;
       }
       case ObservableKind::kHost:
@@ -310,7 +321,8 @@ json StixBundle(const Incident& in, const InstitutionProfile& profile, const Tax
   for (const json& i : indicators) objects.push_back(i);
   if (!sco_ids.empty()) {
     const std::string od_id = SdoId("observed-data", in.id);
-    if (first == absl::InfiniteFuture()) first = IsSet(in.times.detected) ? in.times.detected : created_time;
+    if (first == absl::InfiniteFuture())
+      first = IsSet(in.times.detected) ? in.times.detected : created_time;
     if (!IsSet(last) || last < first) last = first;
     objects.push_back({{"type", "observed-data"},
                        {"spec_version", "2.1"},
@@ -326,23 +338,27 @@ json StixBundle(const Incident& in, const InstitutionProfile& profile, const Tax
     for (json& r : relationships) {
       if (r["target_ref"] == "__observed_data__") {
         r["target_ref"] = od_id;
-        r["id"] = SdoId("relationship", absl::StrCat("based-on|", S(r["source_ref"].get<std::string>()), "|", od_id));
+        r["id"] =
+            SdoId("relationship",
+                  absl::StrCat("based-on|", S(r["source_ref"].get<std::string>()), "|", od_id));
       }
     }
-    relationships.push_back({{"type", "relationship"},
-                             {"spec_version", "2.1"},
-                             {"id", SdoId("relationship", absl::StrCat("related-to|", od_id, "|", incident_id))},
-                             {"created", created},
-                             {"modified", modified},
-                             {"relationship_type", "related-to"},
-                             {"source_ref", od_id},
-                             {"target_ref", incident_id},
-                             {"object_marking_refs", markings}});
+    relationships.push_back(
+        {{"type", "relationship"},
+         {"spec_version", "2.1"},
+         {"id", SdoId("relationship", absl::StrCat("related-to|", od_id, "|", incident_id))},
+         {"created", created},
+         {"modified", modified},
+         {"relationship_type", "related-to"},
+         {"source_ref", od_id},
+         {"target_ref", incident_id},
+         {"object_marking_refs", markings}});
     for (const json& s : scos) objects.push_back(s);
   }
   for (const json& r : relationships) objects.push_back(r);
   return {{"type", "bundle"},
-          {"id", absl::StrCat("bundle--", UuidV5(kSiperStixNamespace, absl::StrCat("bundle|", in.id, "|", modified)))},
+          {"id", absl::StrCat("bundle--", UuidV5(kSiperStixNamespace,
+                                                 absl::StrCat("bundle|", in.id, "|", modified)))},
           {"objects", objects}};
 }
 

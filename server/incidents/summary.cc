@@ -19,7 +19,8 @@ std::string S(std::string_view v) { return std::string(v); }
 
 std::vector<std::pair<std::string, int>> Top(const std::map<std::string, int>& counts, size_t n) {
   std::vector<std::pair<std::string, int>> v(counts.begin(), counts.end());
-  std::stable_sort(v.begin(), v.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
+  std::stable_sort(v.begin(), v.end(),
+                   [](const auto& a, const auto& b) { return a.second > b.second; });
   if (v.size() > n) v.resize(n);
   return v;
 }
@@ -32,9 +33,9 @@ absl::Duration Mean(const std::vector<absl::Duration>& v) {
 }
 
 const std::vector<State>& AllStates() {
-  static const auto* v = new std::vector<State>{State::kNew,        State::kTriage,     State::kInvestigating,
-                                                State::kContained,  State::kEradicated, State::kRecovered,
-                                                State::kClosed};
+  static const auto* v = new std::vector<State>{
+      State::kNew,        State::kTriage,    State::kInvestigating, State::kContained,
+      State::kEradicated, State::kRecovered, State::kClosed};
   return *v;
 }
 
@@ -68,7 +69,8 @@ Summary ComputeSummary(const SummaryInput& input, const Taxonomy& taxonomy, absl
     ++by_class[in.rsit_class];
     ++by_severity[in.severity];
     ++by_state[in.state];
-    if (IsSet(in.times.occurred) && IsSet(in.times.detected) && in.times.occurred <= in.times.detected) {
+    if (IsSet(in.times.occurred) && IsSet(in.times.detected) &&
+        in.times.occurred <= in.times.detected) {
       ttd.push_back(in.times.detected - in.times.occurred);
     }
     auto contained = in.times.entered.find(State::kContained);
@@ -139,9 +141,11 @@ std::vector<LabeledCounts> Sections(const Summary& s, const Taxonomy& tax, std::
   LabeledCounts cls{L("summary.by_class", lang), {}};
   for (const auto& [id, n] : s.by_class) cls.rows.emplace_back(tax.ClassLabel(id, lang), n);
   LabeledCounts sev{L("summary.by_severity", lang), {}};
-  for (const auto& [id, n] : s.by_severity) sev.rows.emplace_back(Label(absl::StrCat("severity.", id), lang), n);
+  for (const auto& [id, n] : s.by_severity)
+    sev.rows.emplace_back(Label(absl::StrCat("severity.", id), lang), n);
   LabeledCounts st{L("summary.by_state", lang), {}};
-  for (const auto& [id, n] : s.by_state) st.rows.emplace_back(Label(absl::StrCat("state.", id), lang), n);
+  for (const auto& [id, n] : s.by_state)
+    st.rows.emplace_back(Label(absl::StrCat("state.", id), lang), n);
   return {cls, sev, st};
 }
 
@@ -158,24 +162,30 @@ std::string Markdown(const Summary& s, const SummaryInput& in, const Taxonomy& t
   absl::StrAppend(&md, "- ", L("summary.total", lang), ": **", s.total, "**\n");
   absl::StrAppend(&md, "- ", L("summary.exercises", lang), ": **", s.exercises, "**\n\n");
   for (const LabeledCounts& sec : Sections(s, tax, lang)) {
-    absl::StrAppend(&md, "## ", sec.title, "\n\n| ", L("field", lang), " | ", L("summary.count", lang),
-                    " |\n|---|---:|\n");
-    for (const auto& [label, n] : sec.rows) absl::StrAppend(&md, "| ", MdCell(label), " | ", n, " |\n");
+    absl::StrAppend(&md, "## ", sec.title, "\n\n| ", L("field", lang), " | ",
+                    L("summary.count", lang), " |\n|---|---:|\n");
+    for (const auto& [label, n] : sec.rows)
+      absl::StrAppend(&md, "| ", MdCell(label), " | ", n, " |\n");
     md += "\n";
   }
   if (s.exercises > 0) {
     absl::StrAppend(&md, "## ", L("summary.exercises", lang), "\n\n| ", L("state", lang), " | ",
                     L("summary.count", lang), " |\n|---|---:|\n");
     for (const auto& [id, n] : s.exercises_by_state) {
-      if (n > 0) absl::StrAppend(&md, "| ", Label(absl::StrCat("state.", id), lang), " | ", n, " |\n");
+      if (n > 0)
+        absl::StrAppend(&md, "| ", Label(absl::StrCat("state.", id), lang), " | ", n, " |\n");
     }
     md += "\n";
   }
   absl::StrAppend(&md, "## ", L("summary.times", lang), "\n\n");
-  absl::StrAppend(&md, "- ", L("summary.mttd", lang), ": ", HumanDuration(s.mean_time_to_detect, lang), "\n");
-  absl::StrAppend(&md, "- ", L("summary.mttc", lang), ": ", HumanDuration(s.mean_time_to_contain, lang), "\n");
-  absl::StrAppend(&md, "- ", L("summary.mttclose", lang), ": ", HumanDuration(s.mean_time_to_close, lang), "\n\n");
-  auto top = [&](const char* title, const char* col, const std::vector<std::pair<std::string, int>>& rows) {
+  absl::StrAppend(&md, "- ", L("summary.mttd", lang), ": ",
+                  HumanDuration(s.mean_time_to_detect, lang), "\n");
+  absl::StrAppend(&md, "- ", L("summary.mttc", lang), ": ",
+                  HumanDuration(s.mean_time_to_contain, lang), "\n");
+  absl::StrAppend(&md, "- ", L("summary.mttclose", lang), ": ",
+                  HumanDuration(s.mean_time_to_close, lang), "\n\n");
+  auto top = [&](const char* title, const char* col,
+                 const std::vector<std::pair<std::string, int>>& rows) {
     absl::StrAppend(&md, "## ", L(title, lang), "\n\n");
     if (rows.empty()) {
       absl::StrAppend(&md, L("summary.no_data", lang), "\n\n");
@@ -197,15 +207,18 @@ std::string Markdown(const Summary& s, const SummaryInput& in, const Taxonomy& t
     absl::StrAppend(&md, L("summary.no_data", lang), "\n\n");
   } else {
     absl::StrAppend(&md, "| ", L("summary.agent", lang), " | ", L("kind.host", lang), " | ",
-                    L("summary.problem", lang), " | ", L("summary.since", lang), " |\n|---|---|---|---|\n");
+                    L("summary.problem", lang), " | ", L("summary.since", lang),
+                    " |\n|---|---|---|---|\n");
     for (const AgentHealth& a : s.agents) {
       absl::StrAppend(&md, "| ", MdCell(a.agent_id), " | ", MdCell(a.host), " | ",
-                      MdCell(absl::StrCat(ProblemLabel(a.problem, lang), a.detail.empty() ? "" : absl::StrCat(": ", a.detail))),
+                      MdCell(absl::StrCat(ProblemLabel(a.problem, lang),
+                                          a.detail.empty() ? "" : absl::StrCat(": ", a.detail))),
                       " | ", MdCell(HumanTime(a.since, lang)), " |\n");
     }
     md += "\n";
   }
-  absl::StrAppend(&md, "---\n", L("generated", lang), " ", HumanTime(o.now, lang), " (", FormatRfc3339(o.now), ")\n");
+  absl::StrAppend(&md, "---\n", L("generated", lang), " ", HumanTime(o.now, lang), " (",
+                  FormatRfc3339(o.now), ")\n");
   return md;
 }
 
@@ -224,13 +237,14 @@ std::string BarChart(const LabeledCounts& sec, const char* color) {
   int y = 4;
   for (const auto& [label, n] : sec.rows) {
     const int w = n == 0 ? 0 : std::max(2, n * bar_w / max);
-    absl::StrAppend(&svg,
-                    absl::StrFormat("<text x=\"%d\" y=\"%d\" text-anchor=\"end\" font-size=\"12\">%s</text>",
-                                    label_w - 6, y + 15, Html(label)),
-                    absl::StrFormat("<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"%s\"/>",
-                                    label_w, y + 3, w, row_h - 6, color),
-                    absl::StrFormat("<text x=\"%d\" y=\"%d\" font-size=\"12\">%d</text>", label_w + w + 6,
-                                    y + 15, n));
+    absl::StrAppend(
+        &svg,
+        absl::StrFormat("<text x=\"%d\" y=\"%d\" text-anchor=\"end\" font-size=\"12\">%s</text>",
+                        label_w - 6, y + 15, Html(label)),
+        absl::StrFormat("<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"%s\"/>", label_w,
+                        y + 3, w, row_h - 6, color),
+        absl::StrFormat("<text x=\"%d\" y=\"%d\" font-size=\"12\">%d</text>", label_w + w + 6,
+                        y + 15, n));
     y += row_h;
   }
   svg += "</svg>";
@@ -241,17 +255,21 @@ std::string HtmlReport(const Summary& s, const SummaryInput& in, const Taxonomy&
                        const ReportOptions& o) {
   const std::string& lang = o.lang;
   std::string h;
-  absl::StrAppend(&h, "<!DOCTYPE html>\n<html lang=\"", lang, "\">\n<head>\n<meta charset=\"utf-8\">\n",
-                  "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">\n",
-                  "<title>", Html(L("summary.title", lang)), "</title>\n<style>\n",
-                  "body{font-family:sans-serif;margin:2em;color:#222;max-width:60em}\n",
-                  "h1{border-bottom:2px solid #8b0000}h2{margin-top:1.6em;color:#8b0000}\n",
-                  "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left}\n",
-                  ".num{text-align:right}.kpi{display:inline-block;margin:0 1.5em 1em 0;padding:.6em 1em;",
-                  "border:1px solid #ddd;border-radius:6px}.kpi b{font-size:1.6em;display:block}\n",
-                  "</style>\n</head>\n<body>\n");
-  absl::StrAppend(&h, "<h1>", Html(L("summary.title", lang)), "</h1>\n<p>", Html(L("summary.period", lang)), ": ",
-                  Html(HumanTime(in.since, lang)), " — ", Html(HumanTime(in.until, lang)), "</p>\n");
+  absl::StrAppend(
+      &h, "<!DOCTYPE html>\n<html lang=\"", lang, "\">\n<head>\n<meta charset=\"utf-8\">\n",
+      "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src "
+      "'unsafe-inline'\">\n",
+      "<title>", Html(L("summary.title", lang)), "</title>\n<style>\n",
+      "body{font-family:sans-serif;margin:2em;color:#222;max-width:60em}\n",
+      "h1{border-bottom:2px solid #8b0000}h2{margin-top:1.6em;color:#8b0000}\n",
+      "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.3em "
+      ".6em;text-align:left}\n",
+      ".num{text-align:right}.kpi{display:inline-block;margin:0 1.5em 1em 0;padding:.6em 1em;",
+      "border:1px solid #ddd;border-radius:6px}.kpi b{font-size:1.6em;display:block}\n",
+      "</style>\n</head>\n<body>\n");
+  absl::StrAppend(&h, "<h1>", Html(L("summary.title", lang)), "</h1>\n<p>",
+                  Html(L("summary.period", lang)), ": ", Html(HumanTime(in.since, lang)), " — ",
+                  Html(HumanTime(in.until, lang)), "</p>\n");
   auto kpi = [&](const std::string& label, const std::string& value) {
     absl::StrAppend(&h, "<div class=\"kpi\"><b>", Html(value), "</b>", Html(label), "</div>\n");
   };
@@ -265,14 +283,17 @@ std::string HtmlReport(const Summary& s, const SummaryInput& in, const Taxonomy&
   for (const LabeledCounts& sec : Sections(s, tax, lang)) {
     absl::StrAppend(&h, "<h2>", Html(sec.title), "</h2>\n", BarChart(sec, colors[i++ % 3]), "\n");
   }
-  auto table = [&](const char* title, const char* col, const std::vector<std::pair<std::string, int>>& rows) {
+  auto table = [&](const char* title, const char* col,
+                   const std::vector<std::pair<std::string, int>>& rows) {
     absl::StrAppend(&h, "<h2>", Html(L(title, lang)), "</h2>\n");
     if (rows.empty()) {
       absl::StrAppend(&h, "<p>", Html(L("summary.no_data", lang)), "</p>\n");
       return;
     }
-    absl::StrAppend(&h, "<table><tr><th>", Html(L(col, lang)), "</th><th>", Html(L("summary.count", lang)), "</th></tr>\n");
-    for (const auto& [k, n] : rows) absl::StrAppend(&h, "<tr><td>", Html(k), "</td><td class=\"num\">", n, "</td></tr>\n");
+    absl::StrAppend(&h, "<table><tr><th>", Html(L(col, lang)), "</th><th>",
+                    Html(L("summary.count", lang)), "</th></tr>\n");
+    for (const auto& [k, n] : rows)
+      absl::StrAppend(&h, "<tr><td>", Html(k), "</td><td class=\"num\">", n, "</td></tr>\n");
     h += "</table>\n";
   };
   if (s.exercises > 0) {
@@ -293,17 +314,19 @@ std::string HtmlReport(const Summary& s, const SummaryInput& in, const Taxonomy&
   if (s.agents.empty()) {
     absl::StrAppend(&h, "<p>", Html(L("summary.no_data", lang)), "</p>\n");
   } else {
-    absl::StrAppend(&h, "<table><tr><th>", Html(L("summary.agent", lang)), "</th><th>", Html(L("kind.host", lang)),
-                    "</th><th>", Html(L("summary.problem", lang)), "</th><th>", Html(L("summary.since", lang)),
-                    "</th></tr>\n");
+    absl::StrAppend(&h, "<table><tr><th>", Html(L("summary.agent", lang)), "</th><th>",
+                    Html(L("kind.host", lang)), "</th><th>", Html(L("summary.problem", lang)),
+                    "</th><th>", Html(L("summary.since", lang)), "</th></tr>\n");
     for (const AgentHealth& a : s.agents) {
       absl::StrAppend(&h, "<tr><td>", Html(a.agent_id), "</td><td>", Html(a.host), "</td><td>",
-                      Html(absl::StrCat(ProblemLabel(a.problem, lang), a.detail.empty() ? "" : absl::StrCat(": ", a.detail))),
+                      Html(absl::StrCat(ProblemLabel(a.problem, lang),
+                                        a.detail.empty() ? "" : absl::StrCat(": ", a.detail))),
                       "</td><td>", Html(HumanTime(a.since, lang)), "</td></tr>\n");
     }
     h += "</table>\n";
   }
-  absl::StrAppend(&h, "<hr><p>", Html(L("generated", lang)), " ", Html(HumanTime(o.now, lang)), "</p>\n</body>\n</html>\n");
+  absl::StrAppend(&h, "<hr><p>", Html(L("generated", lang)), " ", Html(HumanTime(o.now, lang)),
+                  "</p>\n</body>\n</html>\n");
   return h;
 }
 

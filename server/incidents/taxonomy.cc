@@ -41,24 +41,24 @@ absl::StatusOr<Taxonomy> Taxonomy::LoadFromString(const std::string& yaml,
     cls.tr = Scalar(c, "tr");
     const int line = c.Mark().line + 1;
     if (cls.id.empty() || cls.en.empty() || cls.tr.empty()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          name, ":", line, ": class needs 'id', 'en' and 'tr'; add the missing keys"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(name, ":", line, ": class needs 'id', 'en' and 'tr'; add the missing keys"));
     }
     if (!seen_classes.insert(cls.id).second) {
       return absl::InvalidArgumentError(
           absl::StrCat(name, ":", line, ": class '", cls.id, "' appears twice; remove one"));
     }
     if (!c["types"] || !c["types"].IsSequence() || c["types"].size() == 0) {
-      return absl::InvalidArgumentError(absl::StrCat(name, ":", line, ": class '", cls.id,
-                                                     "' needs a non-empty 'types' list"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(name, ":", line, ": class '", cls.id, "' needs a non-empty 'types' list"));
     }
     std::set<std::string> seen_types;
     for (const YAML::Node& ty : c["types"]) {
       RsitType type{Scalar(ty, "id"), Scalar(ty, "en"), Scalar(ty, "tr")};
       const int tline = ty.Mark().line + 1;
       if (type.id.empty() || type.en.empty() || type.tr.empty()) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            name, ":", tline, ": type in class '", cls.id, "' needs 'id', 'en' and 'tr'"));
+        return absl::InvalidArgumentError(absl::StrCat(name, ":", tline, ": type in class '",
+                                                       cls.id, "' needs 'id', 'en' and 'tr'"));
       }
       if (!seen_types.insert(type.id).second) {
         return absl::InvalidArgumentError(absl::StrCat(name, ":", tline, ": type '", type.id,
@@ -77,9 +77,9 @@ absl::StatusOr<Taxonomy> Taxonomy::LoadFromString(const std::string& yaml,
 absl::StatusOr<Taxonomy> Taxonomy::LoadFromFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
-    return absl::NotFoundError(absl::StrCat(
-        "cannot open RSIT taxonomy file ", path,
-        "; check the path (the default ships as server/incidents/data/rsit.yaml)"));
+    return absl::NotFoundError(
+        absl::StrCat("cannot open RSIT taxonomy file ", path,
+                     "; check the path (the default ships as server/incidents/data/rsit.yaml)"));
   }
   std::stringstream ss;
   ss << in.rdbuf();
@@ -113,9 +113,9 @@ absl::Status Taxonomy::Validate(std::string_view class_id, std::string_view type
   if (FindType(class_id, type_id) == nullptr) {
     std::vector<std::string> ids;
     for (const RsitType& t : c->types) ids.push_back(t.id);
-    return absl::InvalidArgumentError(
-        absl::StrCat("unknown RSIT type '", std::string(type_id), "' in class '",
-                     std::string(class_id), "'; use one of: ", absl::StrJoin(ids, ", ")));
+    return absl::InvalidArgumentError(absl::StrCat("unknown RSIT type '", std::string(type_id),
+                                                   "' in class '", std::string(class_id),
+                                                   "'; use one of: ", absl::StrJoin(ids, ", ")));
   }
   return absl::OkStatus();
 }

@@ -61,14 +61,14 @@ absl::Status Transition(Incident& incident, State to, const std::string& actor, 
                      S(ToString(to)), "'; allowed next: ", absl::StrJoin(next, ", ")));
   }
   if (to == State::kClosed && resolution == Resolution::kNone) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(incident.id,
-                     ": closing needs a resolution; give true-positive, false-positive or duplicate"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        incident.id,
+        ": closing needs a resolution; give true-positive, false-positive or duplicate"));
   }
   if (to != State::kClosed && resolution != Resolution::kNone) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        incident.id, ": a resolution is only given when closing, not when moving to '",
-        S(ToString(to)), "'"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(incident.id, ": a resolution is only given when closing, not when moving to '",
+                     S(ToString(to)), "'"));
   }
   incident.state = to;
   MarkEntered(incident, to, now);
@@ -128,8 +128,9 @@ void SetTlp(Incident& incident, Tlp tlp, const std::string& actor, absl::Time no
 void Assign(Incident& incident, const std::string& assignee, const std::string& actor,
             absl::Time now) {
   if (assignee == incident.assignee) return;
-  AddTimeline(incident, now, actor, "assigned",
-              assignee.empty() ? std::string("unassigned") : absl::StrCat("assigned to ", assignee));
+  AddTimeline(
+      incident, now, actor, "assigned",
+      assignee.empty() ? std::string("unassigned") : absl::StrCat("assigned to ", assignee));
   incident.assignee = assignee;
 }
 
@@ -158,13 +159,14 @@ void SetImpact(Incident& incident, const std::string& impact, const std::string&
 absl::Status SetAssetCriticality(Incident& incident, int criticality, const std::string& actor,
                                  absl::Time now) {
   if (criticality < 1 || criticality > 5) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        incident.id, ": asset criticality ", criticality, " is out of range; use 1 (lowest) to 5"));
+    return absl::InvalidArgumentError(absl::StrCat(incident.id, ": asset criticality ", criticality,
+                                                   " is out of range; use 1 (lowest) to 5"));
   }
   incident.asset_criticality = criticality;
   RecomputeRisk(incident);
-  AddTimeline(incident, now, actor, "risk",
-              absl::StrCat("asset criticality ", criticality, ", risk score ", incident.risk_score));
+  AddTimeline(
+      incident, now, actor, "risk",
+      absl::StrCat("asset criticality ", criticality, ", risk score ", incident.risk_score));
   return absl::OkStatus();
 }
 
@@ -176,9 +178,10 @@ absl::Status RecordUsomReport(Incident& incident, absl::Time sent, const std::st
   }
   incident.times.reported_to_usom = sent;
   incident.usom_reference = reference;
-  AddTimeline(incident, now, actor, "usom-report",
-              absl::StrCat("reported to USOM at ", FormatRfc3339(sent),
-                           reference.empty() ? std::string() : absl::StrCat(", reference ", reference)));
+  AddTimeline(
+      incident, now, actor, "usom-report",
+      absl::StrCat("reported to USOM at ", FormatRfc3339(sent),
+                   reference.empty() ? std::string() : absl::StrCat(", reference ", reference)));
   return absl::OkStatus();
 }
 
@@ -201,8 +204,8 @@ absl::Status RecordKvkkNotice(Incident& incident, NoticeKind kind, absl::Time se
         incident.id, ": is not flagged as a personal-data breach; flag it before a KVKK notice"));
   }
   if (k.notices.empty() && kind != NoticeKind::kFirst) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(incident.id, ": no first notice yet; send the first notice before a follow-up"));
+    return absl::FailedPreconditionError(absl::StrCat(
+        incident.id, ": no first notice yet; send the first notice before a follow-up"));
   }
   if (!k.notices.empty() && kind == NoticeKind::kFirst) {
     return absl::FailedPreconditionError(
@@ -216,9 +219,10 @@ absl::Status RecordKvkkNotice(Incident& incident, NoticeKind kind, absl::Time se
   }
   k.delay_reasons.insert(k.delay_reasons.end(), delay_reasons.begin(), delay_reasons.end());
   k.notices.push_back(KvkkBreach::Notice{kind, sent, reference});
-  AddTimeline(incident, now, actor, "kvkk-notice",
-              absl::StrCat(S(ToString(kind)), " notice to the KVKK Board at ", FormatRfc3339(sent),
-                           reference.empty() ? std::string() : absl::StrCat(", reference ", reference)));
+  AddTimeline(
+      incident, now, actor, "kvkk-notice",
+      absl::StrCat(S(ToString(kind)), " notice to the KVKK Board at ", FormatRfc3339(sent),
+                   reference.empty() ? std::string() : absl::StrCat(", reference ", reference)));
   return absl::OkStatus();
 }
 

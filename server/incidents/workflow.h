@@ -35,8 +35,8 @@ void MarkSeverity(Incident& incident, Severity severity, absl::Time now);
 // Validated against the taxonomy; the message names the valid classes or types.
 [[nodiscard]] absl::Status SetClassification(Incident& incident, const Taxonomy& taxonomy,
                                              const std::string& rsit_class,
-                                             const std::string& rsit_type,
-                                             const std::string& actor, absl::Time now);
+                                             const std::string& rsit_type, const std::string& actor,
+                                             absl::Time now);
 void SetTlp(Incident& incident, Tlp tlp, const std::string& actor, absl::Time now);
 void Assign(Incident& incident, const std::string& assignee, const std::string& actor,
             absl::Time now);
@@ -51,8 +51,8 @@ void SetImpact(Incident& incident, const std::string& impact, const std::string&
                                                const std::string& actor, absl::Time now);
 // Records the report to USOM (time it was sent and USOM's reference number).
 [[nodiscard]] absl::Status RecordUsomReport(Incident& incident, absl::Time sent,
-                                            const std::string& reference,
-                                            const std::string& actor, absl::Time now);
+                                            const std::string& reference, const std::string& actor,
+                                            absl::Time now);
 // Flags (or unflags) a personal-data breach; the KVKK 72-hour clock runs from detection.
 void SetPersonalDataBreach(Incident& incident, bool breach, const std::string& actor,
                            absl::Time now);

@@ -1,9 +1,9 @@
+#include "server/incidents/config.h"
+
 #include <gtest/gtest.h>
 
 #include <fstream>
 #include <sstream>
-
-#include "server/incidents/config.h"
 
 namespace siper::incidents {
 namespace {
@@ -49,7 +49,8 @@ incidents:
   deadlines:
     usom_delay: 8h
     usom_min_severity: critical
-)", "s.yaml");
+)",
+                                      "s.yaml");
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->grouping.window, absl::Minutes(30));
   EXPECT_EQ(c->grouping.default_rsit_class, "test");
@@ -62,15 +63,16 @@ incidents:
     const char* yaml;
     const char* want;
   };
-  for (const Bad& b : {Bad{"incidents: {grouping: {min_level: severe}}", "incidents.grouping.min_level"},
-                       Bad{"incidents: {grouping: {window: soon}}", "30m"},
-                       Bad{"incidents: {grouping: {asset_criticality: {db01: 9}}}", "asset_criticality.db01"},
-                       Bad{"incidents: {deadlines: {usom_trigger_state: closed}}", "open state"},
-                       Bad{"incidents: {deadlines: {usom_min_severity: huge}}", "critical"},
-                       Bad{"institution: {ip_ranges: [10.0.0.0/99]}", "10.0.0.0/99"},
-                       Bad{"institution: {contacts: [{email: a@b}]}", "needs a name"},
-                       Bad{"incidents: {grouping: {default_rsit: other}}", "class/type"},
-                       Bad{"[1, 2", "not valid YAML"}}) {
+  for (const Bad& b :
+       {Bad{"incidents: {grouping: {min_level: severe}}", "incidents.grouping.min_level"},
+        Bad{"incidents: {grouping: {window: soon}}", "30m"},
+        Bad{"incidents: {grouping: {asset_criticality: {db01: 9}}}", "asset_criticality.db01"},
+        Bad{"incidents: {deadlines: {usom_trigger_state: closed}}", "open state"},
+        Bad{"incidents: {deadlines: {usom_min_severity: huge}}", "critical"},
+        Bad{"institution: {ip_ranges: [10.0.0.0/99]}", "10.0.0.0/99"},
+        Bad{"institution: {contacts: [{email: a@b}]}", "needs a name"},
+        Bad{"incidents: {grouping: {default_rsit: other}}", "class/type"},
+        Bad{"[1, 2", "not valid YAML"}}) {
     auto r = ParseIncidentsConfigString(b.yaml, "s.yaml");
     ASSERT_FALSE(r.ok()) << b.yaml;
     EXPECT_NE(r.status().message().find(b.want), std::string::npos) << r.status();

@@ -23,10 +23,17 @@ using testing::SshAlert;
 
 TEST(TaxonomyTest, LoadsAllRsitClassesWithTypesAndLabels) {
   const Taxonomy& t = Rsit();
-  const std::vector<std::string> want = {"abusive-content", "malicious-code", "information-gathering",
-                                         "intrusion-attempts", "intrusions", "availability",
-                                         "information-content-security", "fraud", "vulnerable",
-                                         "other", "test"};
+  const std::vector<std::string> want = {"abusive-content",
+                                         "malicious-code",
+                                         "information-gathering",
+                                         "intrusion-attempts",
+                                         "intrusions",
+                                         "availability",
+                                         "information-content-security",
+                                         "fraud",
+                                         "vulnerable",
+                                         "other",
+                                         "test"};
   ASSERT_EQ(t.classes().size(), want.size());
   for (size_t i = 0; i < want.size(); ++i) {
     EXPECT_EQ(t.classes()[i].id, want[i]);
@@ -135,7 +142,8 @@ TEST(ModelTest, ExtractsObservablesFromEcsFields) {
   EXPECT_TRUE(has(ObservableKind::kHost, "web01", "host.hostname"));
   EXPECT_TRUE(has(ObservableKind::kDomain, "evil.example", "ioc"));
   EXPECT_EQ(obs.size(), 10u);
-  auto sha = std::find_if(obs.begin(), obs.end(), [](const Observable& o) { return o.field == "file.hash.sha256"; });
+  auto sha = std::find_if(obs.begin(), obs.end(),
+                          [](const Observable& o) { return o.field == "file.hash.sha256"; });
   EXPECT_EQ(sha->hash_algo, "sha256");
 }
 
@@ -171,8 +179,8 @@ TEST(ModelTest, Rfc3339) {
 
 // ---------- state machine ----------
 
-const std::vector<State> kAllStates = {State::kNew,        State::kTriage,     State::kInvestigating,
-                                       State::kContained,  State::kEradicated, State::kRecovered,
+const std::vector<State> kAllStates = {State::kNew,       State::kTriage,     State::kInvestigating,
+                                       State::kContained, State::kEradicated, State::kRecovered,
                                        State::kClosed};
 
 Incident InState(State s) {
@@ -236,7 +244,8 @@ TEST(StateMachineTest, ClosingNeedsAResolution) {
   EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(st.message().find("true-positive"), std::string::npos);
   EXPECT_EQ(in.state, State::kRecovered);
-  for (Resolution r : {Resolution::kTruePositive, Resolution::kFalsePositive, Resolution::kDuplicate}) {
+  for (Resolution r :
+       {Resolution::kTruePositive, Resolution::kFalsePositive, Resolution::kDuplicate}) {
     Incident c = InState(State::kRecovered);
     ASSERT_TRUE(Transition(c, State::kClosed, "ayse", now, r).ok());
     EXPECT_EQ(c.resolution, r);
@@ -251,7 +260,8 @@ TEST(StateMachineTest, ReopenIsRecorded) {
   const absl::Time t0 = At("2026-11-28T10:00:00Z");
   ASSERT_TRUE(Transition(in, State::kClosed, "ayse", t0, Resolution::kTruePositive).ok());
   ASSERT_TRUE(Transition(in, State::kInvestigating, "can", t0 + absl::Hours(1), Resolution::kNone,
-                         "attacker came back").ok());
+                         "attacker came back")
+                  .ok());
   EXPECT_EQ(in.state, State::kInvestigating);
   EXPECT_EQ(in.resolution, Resolution::kNone);
   EXPECT_FALSE(IsSet(in.times.closed));
@@ -412,9 +422,11 @@ TEST_F(BookFixture, MergeMovesEverythingAndClosesSourcesAsDuplicates) {
   const std::string b = book->Ingest(SshAlert("b1", "203.0.113.8", "web01", t)).incident_id;
   AlertInput crit = SshAlert("c1", "203.0.113.9", "db01", t - absl::Hours(1), "critical");
   const std::string c = book->Ingest(crit).incident_id;
-  ASSERT_TRUE(book->Update(b, "ayse", "incident.note", [](Incident& in, absl::Time now) {
-    return AddNote(in, "same botnet", "ayse", now);
-  }).ok());
+  ASSERT_TRUE(book->Update(b, "ayse", "incident.note",
+                           [](Incident& in, absl::Time now) {
+                             return AddNote(in, "same botnet", "ayse", now);
+                           })
+                  .ok());
   ASSERT_TRUE(book->Merge(a, {b, c}, "ayse").ok());
   const Incident* into = book->Find(a);
   EXPECT_EQ(into->alerts.size(), 3u);
@@ -469,7 +481,8 @@ TEST_F(BookFixture, SplitMovesAlertsAndTheirObservables) {
     EXPECT_TRUE(std::any_of(in->observables.begin(), in->observables.end(),
                             [](const Observable& o) { return o.value == "203.0.113.7"; }));
   }
-  EXPECT_EQ(book->Split(id, {"a1"}, "", "ayse").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(book->Split(id, {"a1"}, "", "ayse").status().code(),
+            absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(book->Split(id, {"zz"}, "", "ayse").status().code(), absl::StatusCode::kNotFound);
 }
 
@@ -498,9 +511,11 @@ TEST_F(BookFixture, UpdateIsAllOrNothing) {
   EXPECT_FALSE(st.ok());
   EXPECT_EQ(book->Find(id)->rsit_class, "other");
   EXPECT_EQ(audit.records().size(), records);
-  ASSERT_TRUE(book->Update(id, "ayse", "incident.classify", [](Incident& in, absl::Time now) {
-    return SetClassification(in, Rsit(), "fraud", "phishing", "ayse", now);
-  }).ok());
+  ASSERT_TRUE(book->Update(id, "ayse", "incident.classify",
+                           [](Incident& in, absl::Time now) {
+                             return SetClassification(in, Rsit(), "fraud", "phishing", "ayse", now);
+                           })
+                  .ok());
   EXPECT_EQ(book->Find(id)->rsit_type, "phishing");
   EXPECT_EQ(audit.records().size(), records + 1);
   EXPECT_EQ(audit.records().back().before["rsit_class"], "other");
@@ -523,7 +538,8 @@ TEST_F(BookFixture, ExerciseIsClassTest) {
 
 TEST_F(BookFixture, UsomDeadlineDefaultIsImmediateOnInvestigatingWithHighSeverity) {
   DeadlinePolicy policy;
-  const std::string id = book->Ingest(SshAlert("a1", "203.0.113.7", "web01", clock.Now())).incident_id;
+  const std::string id =
+      book->Ingest(SshAlert("a1", "203.0.113.7", "web01", clock.Now())).incident_id;
   EXPECT_TRUE(book->Overdue(policy).empty());  // still new
   clock.Advance(absl::Minutes(10));
   ASSERT_TRUE(book->Transition(id, State::kTriage, "ayse").ok());
@@ -548,9 +564,11 @@ TEST_F(BookFixture, UsomDeadlineDefaultIsImmediateOnInvestigatingWithHighSeverit
   EXPECT_TRUE(DeadlinePassedNotifications(book->List(), policy, clock.Now(), {n[0].key}).empty());
 
   // Reporting late is "missed"; on time would be "met".
-  ASSERT_TRUE(book->Update(id, "ayse", "incident.usom-report", [](Incident& in, absl::Time now) {
-    return RecordUsomReport(in, now, "USOM-2026-123", "ayse", now);
-  }).ok());
+  ASSERT_TRUE(book->Update(id, "ayse", "incident.usom-report",
+                           [](Incident& in, absl::Time now) {
+                             return RecordUsomReport(in, now, "USOM-2026-123", "ayse", now);
+                           })
+                  .ok());
   EXPECT_TRUE(book->Overdue(policy).empty());
   std::vector<Deadline> all = ComputeDeadlines(*book->Find(id), policy, clock.Now());
   ASSERT_EQ(all.size(), 1u);
@@ -561,16 +579,19 @@ TEST_F(BookFixture, UsomDeadlineDefaultIsImmediateOnInvestigatingWithHighSeverit
 TEST_F(BookFixture, UsomDeadlineConfigurableAndSeverityRaisedLater) {
   DeadlinePolicy policy;
   policy.usom_delay = absl::Hours(8);
-  const std::string id = book->Ingest(SshAlert("a1", "203.0.113.7", "web01", clock.Now(), "medium")).incident_id;
+  const std::string id =
+      book->Ingest(SshAlert("a1", "203.0.113.7", "web01", clock.Now(), "medium")).incident_id;
   EXPECT_EQ(id, "");  // medium does not open by default
   const std::string m = *book->Create({.title = "m", .severity = Severity::kMedium}, "ayse");
   ASSERT_TRUE(book->Transition(m, State::kTriage, "ayse").ok());
   ASSERT_TRUE(book->Transition(m, State::kInvestigating, "ayse").ok());
   clock.Advance(absl::Hours(1));
   EXPECT_FALSE(UsomDue(*book->Find(m), policy).has_value());  // medium: no USOM deadline
-  ASSERT_TRUE(book->Update(m, "ayse", "incident.severity", [](Incident& in, absl::Time now) {
-    return SetSeverity(in, Severity::kCritical, "ayse", now);
-  }).ok());
+  ASSERT_TRUE(book->Update(m, "ayse", "incident.severity",
+                           [](Incident& in, absl::Time now) {
+                             return SetSeverity(in, Severity::kCritical, "ayse", now);
+                           })
+                  .ok());
   const absl::Time raised = clock.Now();
   EXPECT_EQ(*UsomDue(*book->Find(m), policy), raised + absl::Hours(8));
   clock.Advance(absl::Hours(8));
@@ -588,7 +609,8 @@ TEST_F(BookFixture, NoUsomDeadlineForFalsePositivesOrExercises) {
   ASSERT_TRUE(book->Transition(fp, State::kInvestigating, "ayse").ok());
   ASSERT_TRUE(book->Transition(fp, State::kClosed, "ayse", Resolution::kFalsePositive).ok());
   const std::string ex = *book->Create(
-      {.title = "ex", .rsit_class = "test", .rsit_type = "test", .severity = Severity::kCritical}, "ayse");
+      {.title = "ex", .rsit_class = "test", .rsit_type = "test", .severity = Severity::kCritical},
+      "ayse");
   ASSERT_TRUE(book->Transition(ex, State::kTriage, "ayse").ok());
   ASSERT_TRUE(book->Transition(ex, State::kInvestigating, "ayse").ok());
   clock.Advance(absl::Hours(1));
@@ -612,32 +634,45 @@ TEST_F(BookFixture, KvkkSeventyTwoHoursFromDetection) {
   std::vector<Deadline> overdue = book->Overdue(policy);
   ASSERT_EQ(overdue.size(), 1u);
   EXPECT_EQ(overdue[0].kind, DeadlineKind::kKvkk);
-  std::vector<DeadlineNotification> n = DeadlinePassedNotifications(book->List(), policy, clock.Now(), {});
+  std::vector<DeadlineNotification> n =
+      DeadlinePassedNotifications(book->List(), policy, clock.Now(), {});
   ASSERT_EQ(n.size(), 1u);
   EXPECT_EQ(n[0].key, id + "/kvkk");
   EXPECT_NE(n[0].message.find("KVKK"), std::string::npos);
 
   // A late first notice needs delay reasons.
   const absl::Time due = *KvkkDue(*book->Find(id), policy);
-  absl::Status st = book->Update(id, "ayse", "incident.kvkk-notice", [&](Incident& in, absl::Time now) {
-    return RecordKvkkNotice(in, NoticeKind::kFirst, now, "", {}, due, "ayse", now);
-  });
+  absl::Status st =
+      book->Update(id, "ayse", "incident.kvkk-notice", [&](Incident& in, absl::Time now) {
+        return RecordKvkkNotice(in, NoticeKind::kFirst, now, "", {}, due, "ayse", now);
+      });
   EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(st.message().find("reasons"), std::string::npos);
-  EXPECT_EQ(book->Update(id, "ayse", "incident.kvkk-notice", [&](Incident& in, absl::Time now) {
-    return RecordKvkkNotice(in, NoticeKind::kFollowUp, now, "", {}, due, "ayse", now);
-  }).code(), absl::StatusCode::kFailedPrecondition);
-  ASSERT_TRUE(book->Update(id, "ayse", "incident.kvkk-notice", [&](Incident& in, absl::Time now) {
-    return RecordKvkkNotice(in, NoticeKind::kFirst, now, "KVKK-1",
-                            {"scope of the leak was still being established"}, due, "ayse", now);
-  }).ok());
+  EXPECT_EQ(book->Update(id, "ayse", "incident.kvkk-notice",
+                         [&](Incident& in, absl::Time now) {
+                           return RecordKvkkNotice(in, NoticeKind::kFollowUp, now, "", {}, due,
+                                                   "ayse", now);
+                         })
+                .code(),
+            absl::StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(book->Update(id, "ayse", "incident.kvkk-notice",
+                           [&](Incident& in, absl::Time now) {
+                             return RecordKvkkNotice(
+                                 in, NoticeKind::kFirst, now, "KVKK-1",
+                                 {"scope of the leak was still being established"}, due, "ayse",
+                                 now);
+                           })
+                  .ok());
   EXPECT_TRUE(book->Overdue(policy).empty());
   std::vector<Deadline> d = ComputeDeadlines(*book->Find(id), policy, clock.Now());
   ASSERT_EQ(d.size(), 1u);
   EXPECT_EQ(d[0].status, DeadlineStatus::kMissed);
-  EXPECT_TRUE(book->Update(id, "ayse", "incident.kvkk-notice", [&](Incident& in, absl::Time now) {
-    return RecordKvkkNotice(in, NoticeKind::kFollowUp, now, "KVKK-1", {}, due, "ayse", now);
-  }).ok());
+  EXPECT_TRUE(book->Update(id, "ayse", "incident.kvkk-notice",
+                           [&](Incident& in, absl::Time now) {
+                             return RecordKvkkNotice(in, NoticeKind::kFollowUp, now, "KVKK-1", {},
+                                                     due, "ayse", now);
+                           })
+                  .ok());
   EXPECT_EQ(book->Find(id)->kvkk.notices.size(), 2u);
 }
 
@@ -646,9 +681,12 @@ TEST_F(BookFixture, KvkkOnTimeIsMetWithoutReasons) {
   const std::string id = *book->Create({.title = "leak", .personal_data_breach = true}, "ayse");
   clock.Advance(absl::Hours(20));
   const absl::Time due = *KvkkDue(*book->Find(id), policy);
-  ASSERT_TRUE(book->Update(id, "ayse", "incident.kvkk-notice", [&](Incident& in, absl::Time now) {
-    return RecordKvkkNotice(in, NoticeKind::kFirst, now, "", {}, due, "ayse", now);
-  }).ok());
+  ASSERT_TRUE(book->Update(id, "ayse", "incident.kvkk-notice",
+                           [&](Incident& in, absl::Time now) {
+                             return RecordKvkkNotice(in, NoticeKind::kFirst, now, "", {}, due,
+                                                     "ayse", now);
+                           })
+                  .ok());
   clock.Advance(absl::Hours(100));
   std::vector<Deadline> d = ComputeDeadlines(*book->Find(id), policy, clock.Now());
   ASSERT_EQ(d.size(), 1u);
@@ -658,7 +696,8 @@ TEST_F(BookFixture, KvkkOnTimeIsMetWithoutReasons) {
 // ---------- audit ----------
 
 TEST_F(BookFixture, EveryChangeIsAuditedAndTheChainVerifies) {
-  const std::string id = book->Ingest(SshAlert("a1", "203.0.113.7", "web01", clock.Now())).incident_id;
+  const std::string id =
+      book->Ingest(SshAlert("a1", "203.0.113.7", "web01", clock.Now())).incident_id;
   ASSERT_TRUE(book->Transition(id, State::kTriage, "ayse").ok());
   ASSERT_TRUE(book->Transition(id, State::kInvestigating, "can").ok());
   ASSERT_TRUE(book->Transition(id, State::kClosed, "can", Resolution::kTruePositive).ok());
@@ -755,13 +794,15 @@ TEST_F(BookFixture, IncidentJsonRoundTrip) {
   a.fields["file.hash.sha256"] = std::string(64, 'a');
   const std::string id = book->Ingest(a).incident_id;
   ASSERT_TRUE(book->Transition(id, State::kTriage, "ayse").ok());
-  ASSERT_TRUE(book->Update(id, "ayse", "edit", [](Incident& in, absl::Time now) {
-    SetPersonalDataBreach(in, true, "ayse", now);
-    in.kvkk.data_categories = {"kimlik", "iletişim"};
-    in.kvkk.people_count = 1200;
-    SetTlp(in, Tlp::kAmberStrict, "ayse", now);
-    return AddNote(in, "not: şüpheli", "ayse", now);
-  }).ok());
+  ASSERT_TRUE(book->Update(id, "ayse", "edit",
+                           [](Incident& in, absl::Time now) {
+                             SetPersonalDataBreach(in, true, "ayse", now);
+                             in.kvkk.data_categories = {"kimlik", "iletişim"};
+                             in.kvkk.people_count = 1200;
+                             SetTlp(in, Tlp::kAmberStrict, "ayse", now);
+                             return AddNote(in, "not: şüpheli", "ayse", now);
+                           })
+                  .ok());
   const Incident& in = *book->Find(id);
   nlohmann::json j = IncidentToJson(in);
   auto back = IncidentFromJson(nlohmann::json::parse(j.dump()));
@@ -773,6 +814,26 @@ TEST_F(BookFixture, IncidentJsonRoundTrip) {
   EXPECT_EQ(back->observables.size(), in.observables.size());
   EXPECT_FALSE(IncidentFromJson(nlohmann::json{{"id", "x"}, {"state", "bogus"}}).ok());
   EXPECT_FALSE(IncidentFromJson(nlohmann::json::array()).ok());
+}
+
+}  // namespace
+}  // namespace siper::incidents
+
+namespace siper::incidents {
+namespace {
+
+TEST(BookEditTest, UpdateMayNotChangeAlertsBehindTheIndex) {
+  FakeClock clock(testing::At("2026-11-28T10:00:00Z"));
+  IncidentBook book(&testing::Rsit(), &clock);
+  const std::string id =
+      book.Ingest(testing::SshAlert("a1", "203.0.113.7", "web01", clock.Now())).incident_id;
+  absl::Status st = book.Update(id, "ayse", "edit", [](Incident& in, absl::Time) {
+    in.alerts.clear();
+    return absl::OkStatus();
+  });
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(st.message().find("detach"), std::string::npos);
+  EXPECT_EQ(book.Find(id)->alerts.size(), 1u);
 }
 
 }  // namespace

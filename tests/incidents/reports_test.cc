@@ -57,12 +57,15 @@ struct ReportFixture : public ::testing::Test {
     clock.Advance(absl::Minutes(10));
     ASSERT_TRUE(book.Transition(id, State::kTriage, "ayse").ok());
     ASSERT_TRUE(book.Transition(id, State::kInvestigating, "ayse").ok());
-    ASSERT_TRUE(book.Update(id, "ayse", "edit", [](Incident& in, absl::Time now) {
-      SetImpact(in, "Web sunucusunda zararlı yazılım çalıştırıldı.", "ayse", now);
-      AddAction(in, "203.0.113.7 güvenlik duvarında engellendi", "ayse", now);
-      AddAction(in, "web01 ağdan ayrıldı", "ayse", now);
-      return RecordUsomReport(in, now, "USOM-2026-0042", "ayse", now);
-    }).ok());
+    ASSERT_TRUE(
+        book.Update(id, "ayse", "edit",
+                    [](Incident& in, absl::Time now) {
+                      SetImpact(in, "Web sunucusunda zararlı yazılım çalıştırıldı.", "ayse", now);
+                      AddAction(in, "203.0.113.7 güvenlik duvarında engellendi", "ayse", now);
+                      AddAction(in, "web01 ağdan ayrıldı", "ayse", now);
+                      return RecordUsomReport(in, now, "USOM-2026-0042", "ayse", now);
+                    })
+            .ok());
     clock.Advance(absl::Minutes(30));
     ASSERT_TRUE(book.Transition(id, State::kContained, "can").ok());
   }
@@ -73,15 +76,40 @@ struct ReportFixture : public ::testing::Test {
 TEST_F(ReportFixture, UsomMarkdownInTurkish) {
   auto md = UsomReport(In(), Profile(), Rsit(), ReportFormat::kMarkdown, Opts());
   ASSERT_TRUE(md.ok()) << md.status();
-  for (const char* want :
-       {"# Siber Olay Bildirim Raporu: INC-2026-0001", "Kurum Bilgileri", "Mersin Büyükşehir Belediyesi",
-        "some@mersin.bel.tr", "Ayşe Yılmaz", "192.0.2.0/24", "Türk Telekom", "Olay sınıfı (RSIT)",
-        "Saldırı Girişimi (intrusion-attempts)", "Oturum açma denemeleri", "Önem derecesi", "Kritik",
-        "Risk puanı", "TLP:AMBER", "Tespit zamanı", "2026-11-28 09:55:00 (TSİ)", "USOM-2026-0042",
-        "Etkilenen Sistemler ve Adresler", "web01", "192.0.2.10", "Saldırı Kaynağı Adresler",
-        "203.0.113.7", "Gözlemlenebilirler (IOC)", "c2.evil.example", "Dosya özeti (hash) (sha256)",
-        "Durum değişti: new -> triage", "Uyarı eklendi", "Etki", "Web sunucusunda zararlı yazılım çalıştırıldı.", "Alınan Önlemler",
-        "- web01 ağdan ayrıldı", "Zaman Çizelgesi", "Mevcut Durum", "Kontrol altına alındı"}) {
+  for (const char* want : {"# Siber Olay Bildirim Raporu: INC-2026-0001",
+                           "Kurum Bilgileri",
+                           "Mersin Büyükşehir Belediyesi",
+                           "some@mersin.bel.tr",
+                           "Ayşe Yılmaz",
+                           "192.0.2.0/24",
+                           "Türk Telekom",
+                           "Olay sınıfı (RSIT)",
+                           "Saldırı Girişimi (intrusion-attempts)",
+                           "Oturum açma denemeleri",
+                           "Önem derecesi",
+                           "Kritik",
+                           "Risk puanı",
+                           "TLP:AMBER",
+                           "Tespit zamanı",
+                           "2026-11-28 09:55:00 (TSİ)",
+                           "USOM-2026-0042",
+                           "Etkilenen Sistemler ve Adresler",
+                           "web01",
+                           "192.0.2.10",
+                           "Saldırı Kaynağı Adresler",
+                           "203.0.113.7",
+                           "Gözlemlenebilirler (IOC)",
+                           "c2.evil.example",
+                           "Dosya özeti (hash) (sha256)",
+                           "Durum değişti: new -> triage",
+                           "Uyarı eklendi",
+                           "Etki",
+                           "Web sunucusunda zararlı yazılım çalıştırıldı.",
+                           "Alınan Önlemler",
+                           "- web01 ağdan ayrıldı",
+                           "Zaman Çizelgesi",
+                           "Mevcut Durum",
+                           "Kontrol altına alındı"}) {
     EXPECT_NE(md->find(want), std::string::npos) << "missing: " << want << "\n" << *md;
   }
   EXPECT_NE(md->find("www\\|data"), std::string::npos);
@@ -103,9 +131,11 @@ TEST_F(ReportFixture, UsomMarkdownInEnglish) {
 }
 
 TEST_F(ReportFixture, ControlCharactersCannotForgeReportLines) {
-  ASSERT_TRUE(book.Update(id, "ayse", "edit", [](Incident& in, absl::Time now) {
-    return AddNote(in, "line\n| forged | row |\x1b[31m", "ayse", now);
-  }).ok());
+  ASSERT_TRUE(book.Update(id, "ayse", "edit",
+                          [](Incident& in, absl::Time now) {
+                            return AddNote(in, "line\n| forged | row |\x1b[31m", "ayse", now);
+                          })
+                  .ok());
   auto md = UsomReport(In(), Profile(), Rsit(), ReportFormat::kMarkdown, Opts());
   ASSERT_TRUE(md.ok());
   EXPECT_EQ(md->find("\n| forged"), std::string::npos);
@@ -170,10 +200,11 @@ class StixTest : public ReportFixture {
   }
 };
 
-const std::regex kId("^([a-z0-9-]+)--[0-9a-f]{8}-[0-9a-f]{4}-[45][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$");
+const std::regex kId(
+    "^([a-z0-9-]+)--[0-9a-f]{8}-[0-9a-f]{4}-[45][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$");
 const std::regex kTimestamp(R"(^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$)");
-const std::set<std::string> kScoTypes = {"ipv4-addr", "ipv6-addr", "domain-name", "url", "file",
-                                         "user-account"};
+const std::set<std::string> kScoTypes = {"ipv4-addr", "ipv6-addr", "domain-name",
+                                         "url",       "file",      "user-account"};
 
 TEST_F(StixTest, BundleEnvelope) {
   EXPECT_EQ(bundle["type"], "bundle");
@@ -237,14 +268,16 @@ TEST_F(StixTest, RequiredPropertiesPerObjectType) {
     types_seen.insert(type);
     auto it = required.find(type);
     ASSERT_NE(it, required.end()) << "unexpected type " << type;
-    for (const std::string& prop : it->second) EXPECT_TRUE(o.contains(prop)) << type << " lacks " << prop;
+    for (const std::string& prop : it->second)
+      EXPECT_TRUE(o.contains(prop)) << type << " lacks " << prop;
   }
   for (const auto& [type, props] : required) EXPECT_EQ(types_seen.count(type), 1u) << "no " << type;
 
   const json identity = OfType("identity").at(0);
   EXPECT_EQ(identity["name"], "Mersin Büyükşehir Belediyesi");
   EXPECT_EQ(identity["identity_class"], "organization");
-  EXPECT_NE(identity["contact_information"].get<std::string>().find("some@mersin.bel.tr"), std::string::npos);
+  EXPECT_NE(identity["contact_information"].get<std::string>().find("some@mersin.bel.tr"),
+            std::string::npos);
 
   const json incident = OfType("incident").at(0);
   EXPECT_EQ(incident["name"], "INC-2026-0001: SSH brute force (203.0.113.7 → web01)");
@@ -252,7 +285,8 @@ TEST_F(StixTest, RequiredPropertiesPerObjectType) {
   bool has_rsit = false, has_usom = false;
   for (const json& ref : incident["external_references"]) {
     EXPECT_TRUE(ref.contains("source_name"));
-    if (ref["source_name"] == "rsit") has_rsit = ref["external_id"] == "intrusion-attempts/brute-force";
+    if (ref["source_name"] == "rsit")
+      has_rsit = ref["external_id"] == "intrusion-attempts/brute-force";
     if (ref["source_name"] == "usom") has_usom = ref["external_id"] == "USOM-2026-0042";
   }
   EXPECT_TRUE(has_rsit);
@@ -261,7 +295,8 @@ TEST_F(StixTest, RequiredPropertiesPerObjectType) {
   const json marking = OfType("marking-definition").at(0);
   EXPECT_EQ(marking["id"], "marking-definition--55d920b0-5e8b-4f79-9ee9-91f868d9b421");
   EXPECT_EQ(marking["name"], "TLP:AMBER");
-  EXPECT_EQ(marking["extensions"]["extension-definition--60a3c5c5-0d10-413e-aab3-9e08dde9e88d"]["tlp_2_0"],
+  EXPECT_EQ(marking["extensions"]["extension-definition--60a3c5c5-0d10-413e-aab3-9e08dde9e88d"]
+                   ["tlp_2_0"],
             "amber");
 
   const json od = OfType("observed-data").at(0);
@@ -306,7 +341,8 @@ TEST_F(StixTest, ScoIdsAreDeterministicUuidV5) {
   EXPECT_TRUE(found);
   const json file = OfType("file").at(0);
   EXPECT_EQ(file["hashes"]["SHA-256"], std::string(64, 'a'));
-  EXPECT_EQ(file["id"], "file--75cb38d5-2055-5354-b75a-8299a2d670b5");  // computed with Python's uuid
+  EXPECT_EQ(file["id"],
+            "file--75cb38d5-2055-5354-b75a-8299a2d670b5");  // computed with Python's uuid
 }
 
 TEST_F(StixTest, RelationshipsResolve) {
@@ -334,10 +370,12 @@ TEST_F(StixTest, SameIncidentSameIdsAndTlpFollowsTheIncident) {
   auto again = UsomReport(In(), Profile(), Rsit(), ReportFormat::kStix, Opts());
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(json::parse(*again), bundle);
-  ASSERT_TRUE(book.Update(id, "ayse", "edit", [](Incident& in, absl::Time now) {
-    SetTlp(in, Tlp::kRed, "ayse", now);
-    return absl::OkStatus();
-  }).ok());
+  ASSERT_TRUE(book.Update(id, "ayse", "edit",
+                          [](Incident& in, absl::Time now) {
+                            SetTlp(in, Tlp::kRed, "ayse", now);
+                            return absl::OkStatus();
+                          })
+                  .ok());
   json red = StixBundle(In(), Profile(), Rsit(), clock.Now());
   for (const json& o : red["objects"]) {
     if (o["type"] == "marking-definition") {
@@ -375,35 +413,58 @@ struct KvkkFixture : public ::testing::Test {
                        .detected = detected,
                        .personal_data_breach = true},
                       "ayse");
-    ASSERT_TRUE(book.Update(id, "ayse", "edit", [](Incident& in, absl::Time) {
-      KvkkBreach& k = in.kvkk;
-      k.breach_started = At("2026-11-27T22:00:00Z");
-      k.breach_ended = At("2026-11-28T05:30:00Z");
-      k.source = "Web uygulamasında SQL enjeksiyonu";
-      k.data_categories = {"Kimlik", "İletişim"};
-      k.subject_groups = {"Vatandaşlar"};
-      k.people_count = 1200;
-      k.record_count = 5400;
-      k.consequences = "Kimlik avı riski";
-      k.measures_taken = {"Zafiyet kapatıldı"};
-      k.measures_planned = {"Sızma testi"};
-      return absl::OkStatus();
-    }).ok());
+    ASSERT_TRUE(book.Update(id, "ayse", "edit",
+                            [](Incident& in, absl::Time) {
+                              KvkkBreach& k = in.kvkk;
+                              k.breach_started = At("2026-11-27T22:00:00Z");
+                              k.breach_ended = At("2026-11-28T05:30:00Z");
+                              k.source = "Web uygulamasında SQL enjeksiyonu";
+                              k.data_categories = {"Kimlik", "İletişim"};
+                              k.subject_groups = {"Vatandaşlar"};
+                              k.people_count = 1200;
+                              k.record_count = 5400;
+                              k.consequences = "Kimlik avı riski";
+                              k.measures_taken = {"Zafiyet kapatıldı"};
+                              k.measures_planned = {"Sızma testi"};
+                              return absl::OkStatus();
+                            })
+                    .ok());
   }
 };
 
 TEST_F(KvkkFixture, MarkdownCarriesTheBoardFormFields) {
-  auto md = KvkkReport(*book.Find(id), Profile(), Rsit(), ReportFormat::kMarkdown, {"tr", clock.Now()});
+  auto md =
+      KvkkReport(*book.Find(id), Profile(), Rsit(), ReportFormat::kMarkdown, {"tr", clock.Now()});
   ASSERT_TRUE(md.ok()) << md.status();
-  for (const char* want :
-       {"# Kişisel Veri İhlal Bildirimi: INC-2026-0001", "Kişisel Verileri Koruma Kurulu",
-        "Veri sorumlusu", "Mersin Büyükşehir Belediyesi", "VERBIS-12345", "İrtibat kişisi",
-        "Ayşe Yılmaz", "Bildirim türü", "İlk bildirim", "İhlalin başlangıç tarihi",
-        "2026-11-28 01:00:00 (TSİ)", "İhlalin bitiş tarihi", "İhlalin tespit edildiği tarih",
-        "İhlalin kaynağı", "SQL enjeksiyonu", "Etkilenen kişisel veri kategorileri", "Kimlik, İletişim",
-        "Etkilenen kişi sayısı", "1200", "Etkilenen kayıt sayısı", "5400", "Olası Sonuçlar",
-        "Kimlik avı riski", "Alınan tedbirler", "- Zafiyet kapatıldı", "Alınması planlanan tedbirler",
-        "- Sızma testi", "72 saatlik bildirim süresinin sonu", "2026-12-01 09:00:00 (TSİ)"}) {
+  for (const char* want : {"# Kişisel Veri İhlal Bildirimi: INC-2026-0001",
+                           "Kişisel Verileri Koruma Kurulu",
+                           "Veri sorumlusu",
+                           "Mersin Büyükşehir Belediyesi",
+                           "VERBIS-12345",
+                           "İrtibat kişisi",
+                           "Ayşe Yılmaz",
+                           "Bildirim türü",
+                           "İlk bildirim",
+                           "İhlalin başlangıç tarihi",
+                           "2026-11-28 01:00:00 (TSİ)",
+                           "İhlalin bitiş tarihi",
+                           "İhlalin tespit edildiği tarih",
+                           "İhlalin kaynağı",
+                           "SQL enjeksiyonu",
+                           "Etkilenen kişisel veri kategorileri",
+                           "Kimlik, İletişim",
+                           "Etkilenen kişi sayısı",
+                           "1200",
+                           "Etkilenen kayıt sayısı",
+                           "5400",
+                           "Olası Sonuçlar",
+                           "Kimlik avı riski",
+                           "Alınan tedbirler",
+                           "- Zafiyet kapatıldı",
+                           "Alınması planlanan tedbirler",
+                           "- Sızma testi",
+                           "72 saatlik bildirim süresinin sonu",
+                           "2026-12-01 09:00:00 (TSİ)"}) {
     EXPECT_NE(md->find(want), std::string::npos) << "missing: " << want << "\n" << *md;
   }
   EXPECT_EQ(md->find("Gecikme Gerekçeleri"), std::string::npos);  // on time: no delay section
@@ -411,7 +472,8 @@ TEST_F(KvkkFixture, MarkdownCarriesTheBoardFormFields) {
 
 TEST_F(KvkkFixture, PastSeventyTwoHoursTheDelayReasonsAreShownOrAskedFor) {
   clock.Set(detected + absl::Hours(80));
-  auto md = KvkkReport(*book.Find(id), Profile(), Rsit(), ReportFormat::kMarkdown, {"tr", clock.Now()});
+  auto md =
+      KvkkReport(*book.Find(id), Profile(), Rsit(), ReportFormat::kMarkdown, {"tr", clock.Now()});
   ASSERT_TRUE(md.ok());
   EXPECT_NE(md->find("Gecikme Gerekçeleri"), std::string::npos);
   EXPECT_NE(md->find("gecikme gerekçesi girilmedi"), std::string::npos);
@@ -421,26 +483,33 @@ TEST_F(KvkkFixture, PastSeventyTwoHoursTheDelayReasonsAreShownOrAskedFor) {
   EXPECT_TRUE((*j)["delay_reasons_missing"].get<bool>());
 
   const absl::Time due = detected + absl::Hours(72);
-  ASSERT_TRUE(book.Update(id, "ayse", "kvkk", [&](Incident& in, absl::Time now) {
-    return RecordKvkkNotice(in, NoticeKind::kFirst, now, "KVKK-2026-77",
-                            {"Etkilenen kayıtların kapsamı adli inceleme ile belirlendi"}, due, "ayse", now);
-  }).ok());
+  ASSERT_TRUE(book.Update(id, "ayse", "kvkk",
+                          [&](Incident& in, absl::Time now) {
+                            return RecordKvkkNotice(
+                                in, NoticeKind::kFirst, now, "KVKK-2026-77",
+                                {"Etkilenen kayıtların kapsamı adli inceleme ile belirlendi"}, due,
+                                "ayse", now);
+                          })
+                  .ok());
   clock.Advance(absl::Hours(24));
   md = KvkkReport(*book.Find(id), Profile(), Rsit(), ReportFormat::kMarkdown, {"tr", clock.Now()});
   ASSERT_TRUE(md.ok());
   EXPECT_NE(md->find("Takip bildirimi"), std::string::npos);
   EXPECT_NE(md->find("KVKK-2026-77"), std::string::npos);
-  EXPECT_NE(md->find("- Etkilenen kayıtların kapsamı adli inceleme ile belirlendi"), std::string::npos);
+  EXPECT_NE(md->find("- Etkilenen kayıtların kapsamı adli inceleme ile belirlendi"),
+            std::string::npos);
   EXPECT_EQ(md->find("gecikme gerekçesi girilmedi"), std::string::npos);
 
-  auto en = KvkkReport(*book.Find(id), Profile(), Rsit(), ReportFormat::kMarkdown, {"en", clock.Now()});
+  auto en =
+      KvkkReport(*book.Find(id), Profile(), Rsit(), ReportFormat::kMarkdown, {"en", clock.Now()});
   ASSERT_TRUE(en.ok());
   EXPECT_NE(en->find("Reasons for Delay"), std::string::npos);
   EXPECT_NE(en->find("Follow-up notice"), std::string::npos);
 }
 
 TEST_F(KvkkFixture, JsonAndRefusals) {
-  auto text = KvkkReport(*book.Find(id), Profile(), Rsit(), ReportFormat::kJson, {"tr", clock.Now()});
+  auto text =
+      KvkkReport(*book.Find(id), Profile(), Rsit(), ReportFormat::kJson, {"tr", clock.Now()});
   ASSERT_TRUE(text.ok());
   json j = json::parse(*text);
   EXPECT_EQ(j["report"], "kvkk");
@@ -453,9 +522,11 @@ TEST_F(KvkkFixture, JsonAndRefusals) {
   EXPECT_EQ(j["data"]["categories"], json::array({"Kimlik", "İletişim"}));
   EXPECT_EQ(j["measures"]["taken"], json::array({"Zafiyet kapatıldı"}));
 
-  EXPECT_FALSE(KvkkReport(*book.Find(id), Profile(), Rsit(), ReportFormat::kStix, {"tr", clock.Now()}).ok());
+  EXPECT_FALSE(
+      KvkkReport(*book.Find(id), Profile(), Rsit(), ReportFormat::kStix, {"tr", clock.Now()}).ok());
   const std::string other = *book.Create({.title = "not a breach"}, "ayse");
-  auto refused = KvkkReport(*book.Find(other), Profile(), Rsit(), ReportFormat::kMarkdown, {"tr", clock.Now()});
+  auto refused = KvkkReport(*book.Find(other), Profile(), Rsit(), ReportFormat::kMarkdown,
+                            {"tr", clock.Now()});
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
 }
 
@@ -469,10 +540,12 @@ struct SummaryFixture : public ::testing::Test {
     // 1: brute force, contained after 1h, closed after 3h.
     AlertInput a = SshAlert("a1", "203.0.113.7", "web01", clock.Now() - absl::Minutes(30));
     const std::string one = book.Ingest(a).incident_id;
-    ASSERT_TRUE(book.Update(one, "ayse", "edit", [](Incident& in, absl::Time) {
-      in.times.occurred = in.times.detected - absl::Hours(2);
-      return absl::OkStatus();
-    }).ok());
+    ASSERT_TRUE(book.Update(one, "ayse", "edit",
+                            [](Incident& in, absl::Time) {
+                              in.times.occurred = in.times.detected - absl::Hours(2);
+                              return absl::OkStatus();
+                            })
+                    .ok());
     clock.Advance(absl::Minutes(30));
     ASSERT_TRUE(book.Transition(one, State::kTriage, "ayse").ok());
     ASSERT_TRUE(book.Transition(one, State::kInvestigating, "ayse").ok());
@@ -485,11 +558,19 @@ struct SummaryFixture : public ::testing::Test {
     ASSERT_TRUE(book.Transition(two, State::kTriage, "ayse").ok());
     ASSERT_TRUE(book.Transition(two, State::kInvestigating, "ayse").ok());
     // 3: phishing, medium, new.
-    ASSERT_TRUE(book.Create({.title = "Oltalama e-postası", .rsit_class = "fraud", .rsit_type = "phishing",
-                             .severity = Severity::kMedium}, "ayse").ok());
+    ASSERT_TRUE(book.Create({.title = "Oltalama e-postası",
+                             .rsit_class = "fraud",
+                             .rsit_type = "phishing",
+                             .severity = Severity::kMedium},
+                            "ayse")
+                    .ok());
     // 4: an exercise.
-    ASSERT_TRUE(book.Create({.title = "Tatbikat", .rsit_class = "test", .rsit_type = "test",
-                             .severity = Severity::kCritical}, "ayse").ok());
+    ASSERT_TRUE(book.Create({.title = "Tatbikat",
+                             .rsit_class = "test",
+                             .rsit_type = "test",
+                             .severity = Severity::kCritical},
+                            "ayse")
+                    .ok());
     // 5: outside the period.
     clock.Set(At("2026-12-20T00:00:00Z"));
     ASSERT_TRUE(book.Create({.title = "later"}, "ayse").ok());
@@ -539,12 +620,13 @@ TEST_F(SummaryFixture, Counts) {
 TEST_F(SummaryFixture, MarkdownAndHtml) {
   auto md = SummaryReport(input, Rsit(), ReportFormat::kMarkdown, {"tr", clock.Now()});
   ASSERT_TRUE(md.ok()) << md.status();
-  for (const char* want : {"# Siber Olay Özeti", "Olay sayısı (tatbikatlar hariç): **3**",
-                           "Tatbikatlar (RSIT: Test): **1**", "RSIT sınıfına göre", "| Saldırı Girişimi | 2 |",
-                           "Önem derecesine göre", "| Kritik | 1 |", "Duruma göre", "| Kapatıldı | 1 |",
-                           "Ortalama tespit süresi: 1 sa 0 dk", "Ortalama kontrol altına alma süresi: 1 sa 0 dk",
-                           "Ortalama kapatma süresi: 3 sa 0 dk", "siper-ssh-bruteforce", "203.0.113.7",
-                           "Süresi geçti, yapılmadı: 2", "agent-7", "Sessiz: no heartbeat"}) {
+  for (const char* want :
+       {"# Siber Olay Özeti", "Olay sayısı (tatbikatlar hariç): **3**",
+        "Tatbikatlar (RSIT: Test): **1**", "RSIT sınıfına göre", "| Saldırı Girişimi | 2 |",
+        "Önem derecesine göre", "| Kritik | 1 |", "Duruma göre", "| Kapatıldı | 1 |",
+        "Ortalama tespit süresi: 1 sa 0 dk", "Ortalama kontrol altına alma süresi: 1 sa 0 dk",
+        "Ortalama kapatma süresi: 3 sa 0 dk", "siper-ssh-bruteforce", "203.0.113.7",
+        "Süresi geçti, yapılmadı: 2", "agent-7", "Sessiz: no heartbeat"}) {
     EXPECT_NE(md->find(want), std::string::npos) << "missing: " << want << "\n" << *md;
   }
   auto html = SummaryReport(input, Rsit(), ReportFormat::kHtml, {"en", clock.Now()});
