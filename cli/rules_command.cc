@@ -78,8 +78,10 @@ int RunRulesTest(const RulesTestOptions& options, std::ostream& out, std::ostrea
     err << "siperctl rules test: " << format.status().message() << "\n";
     return 2;
   }
+  rules::LoadOptions load_options;
+  load_options.cache_dir = options.cache_dir;
   absl::StatusOr<std::shared_ptr<const rules::RuleSet>> rule_set =
-      rules::RuleSet::Load(options.rules_dir);
+      rules::RuleSet::Load(options.rules_dir, load_options);
   if (!rule_set.ok()) {
     err << "siperctl rules test: cannot load rules: " << rule_set.status().message() << "\n";
     return 2;
@@ -182,6 +184,8 @@ void AddRulesCommands(CLI::App& rules) {
       ->check(CLI::IsMember({"auto", "syslog", "json"}))
       ->capture_default_str();
   test->add_flag("--json", test_opts->json, "JSON Lines on stdout, one object per alert");
+  test->add_option("--cache-dir", test_opts->cache_dir,
+                   "reuse compiled Hyperscan databases from this folder");
   test->callback([test, test_opts]() {
     RulesTestOptions o = *test_opts;
     o.json = o.json || RootWantsJson(*test);

@@ -15,6 +15,7 @@ struct RulesTestOptions {
   std::string input;
   std::string format = "auto";  // auto | syslog | json
   bool json = false;
+  std::string cache_dir;  // compiled-database cache; empty = none
 };
 
 // Runs every line of the input through the engine and prints one record per

@@ -31,6 +31,7 @@ struct CompiledCorrelation {
 struct FieldDatabase {
   std::string field;  // "" = the whole raw line
   hs_database_t* db = nullptr;
+  uint32_t first_atom = 0;  // Hyperscan id i is atom first_atom + i
   size_t pattern_count = 0;
 };
 
@@ -47,6 +48,7 @@ struct RuleSetImpl {
   std::vector<RuleGroup> groups;
   std::vector<std::vector<uint32_t>> atom_rules;  // atom id -> rules
   hs_scratch_t* prototype_scratch = nullptr;
+  size_t cache_hits = 0;  // databases read from the disk cache
   std::vector<RuleDiagnostic> skipped;
   std::vector<RuleDiagnostic> diagnostics;  // every document, ok or not (for lint)
 

@@ -17,6 +17,7 @@
 #include "common/status.h"
 #include "rules/compiled.h"
 #include "rules/correlation.h"
+#include "rules/db_cache.h"
 #include "rules/decoder.h"
 #include "rules/sigma.h"
 #include "rules/strutil.h"
@@ -116,40 +117,39 @@ std::string DescribePattern(const std::string& field, const Pattern& p) {
                          "/");
 }
 
-// Compiles one (log source, field) database. Patterns whose compile fails are
-// reported through `bad` (atom ids) so the caller can drop their rules.
-absl::Status CompileDatabase(const std::vector<std::pair<Pattern, uint32_t>>& atoms,
-                             hs_database_t** db, std::set<uint32_t>* bad, std::string* error) {
-  std::vector<std::pair<Pattern, uint32_t>> live = atoms;
+// Compiles one (log source, field) database with ids 0..n-1 (the caller adds
+// the database's first atom id). Patterns Hyperscan rejects are left out and
+// reported, so the caller can drop their rules.
+absl::Status CompileDatabase(const std::vector<Pattern>& patterns, CompiledDatabase* out) {
+  std::vector<bool> rejected(patterns.size(), false);
   while (true) {
-    live.erase(std::remove_if(live.begin(), live.end(),
-                              [&](const auto& a) { return bad->count(a.second) > 0; }),
-               live.end());
-    if (live.empty()) {
-      *db = nullptr;
-      return absl::OkStatus();
-    }
     std::vector<const char*> exprs;
     std::vector<unsigned> flags;
     std::vector<unsigned> ids;
-    for (const auto& [p, id] : live) {
-      exprs.push_back(p.expr.c_str());
-      flags.push_back(p.flags | HS_FLAG_SINGLEMATCH);
-      ids.push_back(id);
+    for (uint32_t i = 0; i < patterns.size(); ++i) {
+      if (rejected[i]) continue;
+      exprs.push_back(patterns[i].expr.c_str());
+      flags.push_back(patterns[i].flags | HS_FLAG_SINGLEMATCH);
+      ids.push_back(i);
+    }
+    if (exprs.empty()) {
+      out->db = nullptr;
+      return absl::OkStatus();
     }
     hs_compile_error_t* err = nullptr;
-    hs_error_t rc =
-        hs_compile_multi(exprs.data(), flags.data(), ids.data(),
-                         static_cast<unsigned>(exprs.size()), HS_MODE_BLOCK, nullptr, db, &err);
+    hs_error_t rc = hs_compile_multi(exprs.data(), flags.data(), ids.data(),
+                                     static_cast<unsigned>(exprs.size()), HS_MODE_BLOCK, nullptr,
+                                     &out->db, &err);
     if (rc == HS_SUCCESS) return absl::OkStatus();
     std::string msg = err != nullptr ? err->message : "unknown";
     int index = err != nullptr ? err->expression : -1;
     hs_free_compile_error(err);
-    if (index < 0 || index >= static_cast<int>(live.size())) {
+    if (index < 0 || index >= static_cast<int>(ids.size())) {
       return absl::InternalError(strutil::StrCat("Hyperscan compile failed: ", msg));
     }
-    bad->insert(live[index].second);
-    *error = msg;
+    rejected[ids[index]] = true;
+    out->rejected.push_back(ids[index]);
+    out->messages.push_back(msg);
   }
 }
 
@@ -157,7 +157,8 @@ absl::Status CompileDatabase(const std::vector<std::pair<Pattern, uint32_t>>& at
 
 // Builds the compiled rule set from parsed rules.
 absl::StatusOr<std::unique_ptr<RuleSetImpl>> BuildRuleSet(std::vector<ParsedRule> parsed,
-                                                          std::vector<RuleDiagnostic> diagnostics) {
+                                                          std::vector<RuleDiagnostic> diagnostics,
+                                                          const LoadOptions& options) {
   auto impl = std::make_unique<RuleSetImpl>();
   std::vector<ParsedRule> correlations;
   for (ParsedRule& r : parsed) {
@@ -193,8 +194,9 @@ absl::StatusOr<std::unique_ptr<RuleSetImpl>> BuildRuleSet(std::vector<ParsedRule
       }
     }
     for (auto& [field, patterns] : fields) {
-      std::vector<std::pair<Pattern, uint32_t>> atoms;
-      std::map<uint32_t, const Pattern*> atom_pattern;
+      // Atoms of one database get consecutive ids starting at `base`.
+      const uint32_t base = static_cast<uint32_t>(impl->atom_rules.size());
+      std::vector<Pattern> atoms;
       for (auto& [pat, users] : patterns) {
         const uint32_t atom = static_cast<uint32_t>(impl->atom_rules.size());
         std::vector<uint32_t> rules;
@@ -205,15 +207,22 @@ absl::StatusOr<std::unique_ptr<RuleSetImpl>> BuildRuleSet(std::vector<ParsedRule
         std::sort(rules.begin(), rules.end());
         rules.erase(std::unique(rules.begin(), rules.end()), rules.end());
         impl->atom_rules.push_back(std::move(rules));
-        atoms.emplace_back(pat, atom);
-        atom_pattern[atom] = &pat;
+        atoms.push_back(pat);
       }
       FieldDatabase fdb;
       fdb.field = field;
-      std::set<uint32_t> bad;
-      std::string error;
-      SIPER_RETURN_IF_ERROR(CompileDatabase(atoms, &fdb.db, &bad, &error));
-      for (uint32_t atom : bad) {
+      fdb.first_atom = base;
+      CompiledDatabase compiled;
+      const std::string key = options.cache_dir.empty() ? "" : DatabaseKey(atoms);
+      if (key.empty() || !LoadCachedDatabase(options.cache_dir, key, &compiled)) {
+        SIPER_RETURN_IF_ERROR(CompileDatabase(atoms, &compiled));
+        if (!key.empty()) StoreCachedDatabase(options.cache_dir, key, compiled);
+      } else {
+        ++impl->cache_hits;
+      }
+      fdb.db = compiled.db;
+      for (size_t k = 0; k < compiled.rejected.size(); ++k) {
+        const uint32_t atom = base + compiled.rejected[k];
         for (uint32_t ri : impl->atom_rules[atom]) {
           const CompiledRule& cr = impl->rules[ri];
           int line = cr.rule.line;
@@ -223,10 +232,11 @@ absl::StatusOr<std::unique_ptr<RuleSetImpl>> BuildRuleSet(std::vector<ParsedRule
           }
           rule_errors.emplace(
               ri, strutil::StrCat(cr.rule.path, ":", line, ": Hyperscan cannot compile ",
-                                  DescribePattern(field, *atom_pattern[atom]), ": ", error));
+                                  DescribePattern(field, atoms[compiled.rejected[k]]), ": ",
+                                  compiled.messages[k]));
         }
       }
-      fdb.pattern_count = atoms.size() - bad.size();
+      fdb.pattern_count = atoms.size() - compiled.rejected.size();
       if (fdb.db != nullptr) group.databases.push_back(std::move(fdb));
     }
     impl->groups.push_back(std::move(group));
@@ -310,7 +320,8 @@ absl::StatusOr<std::unique_ptr<RuleSetImpl>> BuildRuleSet(std::vector<ParsedRule
 namespace {
 
 absl::StatusOr<std::unique_ptr<RuleSetImpl>> ParseAndBuild(const std::vector<SourceFile>& files,
-                                                           bool skip_errors) {
+                                                           const LoadOptions& options) {
+  const bool skip_errors = options.skip_errors;
   std::vector<ParsedRule> parsed;
   std::vector<RuleDiagnostic> diagnostics;
   std::vector<RuleDiagnostic> skipped;
@@ -335,7 +346,7 @@ absl::StatusOr<std::unique_ptr<RuleSetImpl>> ParseAndBuild(const std::vector<Sou
     return absl::InvalidArgumentError(msg);
   }
   SIPER_ASSIGN_OR_RETURN(std::unique_ptr<RuleSetImpl> impl,
-                         BuildRuleSet(std::move(parsed), std::move(diagnostics)));
+                         BuildRuleSet(std::move(parsed), std::move(diagnostics), options));
   // Compile-time problems replace the provisional "ok" of their rule.
   std::map<std::pair<std::string, std::string>, const RuleDiagnostic*> late;
   for (const RuleDiagnostic& d : impl->skipped) late[{d.path, d.rule_id}] = &d;
@@ -364,15 +375,14 @@ absl::StatusOr<std::shared_ptr<const RuleSet>> RuleSet::Load(const std::filesyst
 absl::StatusOr<std::shared_ptr<const RuleSet>> RuleSet::Load(const std::filesystem::path& dir,
                                                              const LoadOptions& options) {
   SIPER_ASSIGN_OR_RETURN(std::vector<SourceFile> files, ReadRuleFiles(dir));
-  SIPER_ASSIGN_OR_RETURN(std::unique_ptr<RuleSetImpl> impl,
-                         ParseAndBuild(files, options.skip_errors));
+  SIPER_ASSIGN_OR_RETURN(std::unique_ptr<RuleSetImpl> impl, ParseAndBuild(files, options));
   return std::shared_ptr<const RuleSet>(new RuleSet(std::move(impl)));
 }
 
 absl::StatusOr<std::shared_ptr<const RuleSet>> RuleSet::LoadFromString(std::string_view yaml,
                                                                        std::string_view name) {
   std::vector<SourceFile> files = {{std::string(name), std::string(yaml)}};
-  SIPER_ASSIGN_OR_RETURN(std::unique_ptr<RuleSetImpl> impl, ParseAndBuild(files, false));
+  SIPER_ASSIGN_OR_RETURN(std::unique_ptr<RuleSetImpl> impl, ParseAndBuild(files, LoadOptions{}));
   return std::shared_ptr<const RuleSet>(new RuleSet(std::move(impl)));
 }
 
@@ -382,7 +392,9 @@ std::vector<RuleDiagnostic> RuleSet::Lint(const std::filesystem::path& dir) {
     return {
         {dir.string(), "", RuleDiagnostic::Status::kError, std::string(files.status().message())}};
   }
-  absl::StatusOr<std::unique_ptr<RuleSetImpl>> impl = ParseAndBuild(*files, true);
+  LoadOptions options;
+  options.skip_errors = true;
+  absl::StatusOr<std::unique_ptr<RuleSetImpl>> impl = ParseAndBuild(*files, options);
   if (!impl.ok()) {
     return {
         {dir.string(), "", RuleDiagnostic::Status::kError, std::string(impl.status().message())}};
@@ -394,6 +406,22 @@ size_t RuleSet::rule_count() const {
   size_t n = impl_->correlations.size();
   for (const auto& r : impl_->rules) n += r.enabled ? 1 : 0;
   return n;
+}
+
+RuleSetStats RuleSet::stats() const {
+  RuleSetStats st;
+  st.rules = rule_count();
+  st.log_sources = impl_->groups.size();
+  st.cache_hits = impl_->cache_hits;
+  for (const RuleGroup& g : impl_->groups) {
+    for (const FieldDatabase& d : g.databases) {
+      ++st.databases;
+      st.patterns += d.pattern_count;
+      size_t bytes = 0;
+      if (hs_database_size(d.db, &bytes) == HS_SUCCESS) st.database_bytes += bytes;
+    }
+  }
+  return st;
 }
 
 const std::vector<RuleDiagnostic>& RuleSet::skipped() const { return impl_->skipped; }
@@ -448,6 +476,7 @@ class MatcherState {
   static int OnMatch(unsigned int id, unsigned long long, unsigned long long, unsigned int,
                      void* ctx) {
     auto* self = static_cast<MatcherState*>(ctx);
+    id += self->scan_base_;
     uint64_t& word = self->bits_[id >> 6];
     const uint64_t mask = uint64_t{1} << (id & 63);
     if ((word & mask) == 0) {
@@ -484,6 +513,7 @@ class MatcherState {
   std::vector<uint32_t> hits_;
   std::vector<uint32_t> rule_epoch_;
   uint32_t epoch_ = 0;
+  uint32_t scan_base_ = 0;  // first atom id of the database being scanned
   Event event_;
   mutable std::string raw_;
   std::vector<uint32_t> last_matched_;
@@ -623,6 +653,7 @@ absl::StatusOr<std::vector<Detection>> MatcherState::Process(std::string_view li
     for (const FieldDatabase& d : g.databases) {
       const std::string* v = Field(d.field);
       if (v == nullptr) continue;
+      scan_base_ = d.first_atom;
       hs_error_t rc = hs_scan(d.db, v->data(), static_cast<unsigned>(v->size()), 0, scratch_,
                               &MatcherState::OnMatch, this);
       if (rc != HS_SUCCESS && rc != HS_SCAN_TERMINATED) {

@@ -45,6 +45,18 @@ struct LoadOptions {
   // When false (the default), a rule with an error fails the whole load; rules
   // using unsupported constructs are always skipped and reported.
   bool skip_errors = false;  // default: false
+  // Folder for compiled Hyperscan databases, reused while their patterns are
+  // unchanged. Empty (the default) compiles every time.
+  std::filesystem::path cache_dir;  // default: empty
+};
+
+struct RuleSetStats {
+  size_t rules = 0;           // loaded rules (detection and correlation)
+  size_t log_sources = 0;     // groups of rules sharing a log source
+  size_t databases = 0;       // Hyperscan databases, one per (log source, field)
+  size_t patterns = 0;        // distinct patterns over all databases
+  size_t database_bytes = 0;  // total size of the compiled databases
+  size_t cache_hits = 0;      // databases read from LoadOptions::cache_dir
 };
 
 struct RuleSetImpl;  // compiled form, private to the engine
@@ -86,6 +98,7 @@ class RuleSet {
   static std::vector<RuleDiagnostic> Lint(const std::filesystem::path& dir);
 
   size_t rule_count() const;
+  RuleSetStats stats() const;
   // Rules that were skipped (unsupported, or errors with skip_errors).
   const std::vector<RuleDiagnostic>& skipped() const;
   std::vector<RuleInfo> rules() const;

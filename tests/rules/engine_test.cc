@@ -3,7 +3,9 @@
 #include "rules/engine.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <fstream>
 #include <thread>
 
 namespace siper::rules {
@@ -234,6 +236,52 @@ TEST(EngineTest, FieldsOutEvenWithoutMatch) {
   EXPECT_TRUE(found->empty());
   EXPECT_EQ(fields.at("process.name"), "cron");
   EXPECT_EQ(fields.at("log.file.path"), "/var/log/syslog");
+}
+
+}  // namespace
+}  // namespace siper::rules
+
+namespace siper::rules {
+namespace {
+
+TEST(DatabaseCacheTest, SecondLoadReadsEveryDatabaseAndMatchesTheSame) {
+  std::filesystem::path cache =
+      std::filesystem::temp_directory_path() / ("siper_hs_cache_" + std::to_string(::getpid()));
+  std::filesystem::remove_all(cache);
+  LoadOptions options;
+  options.cache_dir = cache;
+  const std::filesystem::path dir = std::filesystem::path(SIPER_SOURCE_DIR) / "rules/ruleset";
+  auto first = RuleSet::Load(dir, options);
+  ASSERT_TRUE(first.ok()) << first.status();
+  // Two log sources may need the very same database; the second then comes from the cache.
+  EXPECT_LT((*first)->stats().cache_hits, (*first)->stats().databases);
+  auto second = RuleSet::Load(dir, options);
+  ASSERT_TRUE(second.ok()) << second.status();
+  RuleSetStats s1 = (*first)->stats(), s2 = (*second)->stats();
+  EXPECT_GT(s2.databases, 0u);
+  EXPECT_EQ(s2.cache_hits, s2.databases);
+  EXPECT_EQ(s1.patterns, s2.patterns);
+  EXPECT_EQ(s1.database_bytes, s2.database_bytes);
+  auto m1 = Matcher::Create(*first);
+  auto m2 = Matcher::Create(*second);
+  std::ifstream in(std::filesystem::path(SIPER_SOURCE_DIR) / "deploy/samples/attack.log");
+  std::string line;
+  while (std::getline(in, line)) {
+    auto a = (*m1)->Process(line, "", InputFormat::kAuto);
+    auto b = (*m2)->Process(line, "", InputFormat::kAuto);
+    ASSERT_TRUE(a.ok() && b.ok());
+    ASSERT_EQ(a->size(), b->size()) << line;
+    for (size_t i = 0; i < a->size(); ++i) EXPECT_EQ((*a)[i].rule_id, (*b)[i].rule_id);
+  }
+  // A corrupt cache file is recompiled, not trusted.
+  for (const auto& f : std::filesystem::directory_iterator(cache)) {
+    std::ofstream(f.path(), std::ios::trunc) << "garbage";
+  }
+  auto third = RuleSet::Load(dir, options);
+  ASSERT_TRUE(third.ok()) << third.status();
+  EXPECT_LT((*third)->stats().cache_hits, (*third)->stats().databases);
+  EXPECT_EQ((*third)->stats().database_bytes, s1.database_bytes);
+  std::filesystem::remove_all(cache);
 }
 
 }  // namespace
