@@ -173,7 +173,11 @@ absl::Status Store::Impl::Open() {
     t.block_cache = block_cache;
     // The dedup index is probed once per incoming event and the answer is
     // almost always "absent": a bloom filter saves the disk read.
-    if (which == kEventSeq) t.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+    if (which == kEventSeq) {
+      t.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+      o.memtable_whole_key_filtering = true;
+      o.memtable_prefix_bloom_size_ratio = 0.02;
+    }
     o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(t));
     return o;
   };
