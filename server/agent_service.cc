@@ -197,7 +197,7 @@ grpc::ServerUnaryReactor* AgentServiceImpl::Enroll(grpc::CallbackServerContext* 
                                                    siper::v1::EnrollResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   absl::Status st = DoEnroll(*context, *request, response);
-  if (!st.ok()) spdlog::warn("enrollment from {} refused: {}", context->peer(), st.message());
+  if (!st.ok()) spdlog::warn("enrollment from {} refused: {}", context->peer(), std::string(st.message()));
   reactor->Finish(ToGrpc(st));
   return reactor;
 }

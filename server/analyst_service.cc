@@ -10,9 +10,10 @@
 namespace siper::server {
 namespace {
 
-// Roles that may read; writing roles are checked per call.
-constexpr std::initializer_list<std::string_view> kReaders = {pki::kRoleViewer, pki::kRoleAnalyst,
-                                                              pki::kRoleAdmin};
+// Any human role may read; writing calls check their own roles.
+absl::StatusOr<pki::Identity> RequireReader(const grpc::ServerContext& context) {
+  return RequireRole(context, {pki::kRoleViewer, pki::kRoleAnalyst, pki::kRoleAdmin});
+}
 
 // Streams `sink`-fed messages; stops when the client goes away.
 template <typename T>
@@ -31,14 +32,14 @@ AnalystServiceImpl::AnalystServiceImpl(storage::Store* store, AnalystServiceOpti
 grpc::Status AnalystServiceImpl::ListAgents(grpc::ServerContext* context,
                                             const siper::v1::ListAgentsRequest*,
                                             grpc::ServerWriter<siper::v1::AgentInfo>* writer) {
-  if (auto id = RequireRole(*context, kReaders); !id.ok()) return ToGrpc(id.status());
+  if (auto id = RequireReader(*context); !id.ok()) return ToGrpc(id.status());
   return ToGrpc(store_->ListAgents(WriterSink(context, writer)));
 }
 
 grpc::Status AnalystServiceImpl::SearchEvents(grpc::ServerContext* context,
                                               const siper::v1::SearchEventsRequest* request,
                                               grpc::ServerWriter<siper::v1::Event>* writer) {
-  if (auto id = RequireRole(*context, kReaders); !id.ok()) return ToGrpc(id.status());
+  if (auto id = RequireReader(*context); !id.ok()) return ToGrpc(id.status());
   storage::EventQuery q;
   q.since_ns = request->since_ns();
   q.until_ns = request->until_ns();
@@ -53,7 +54,7 @@ grpc::Status AnalystServiceImpl::SearchEvents(grpc::ServerContext* context,
 grpc::Status AnalystServiceImpl::ListAlerts(grpc::ServerContext* context,
                                             const siper::v1::ListAlertsRequest* request,
                                             grpc::ServerWriter<siper::v1::Alert>* writer) {
-  if (auto id = RequireRole(*context, kReaders); !id.ok()) return ToGrpc(id.status());
+  if (auto id = RequireReader(*context); !id.ok()) return ToGrpc(id.status());
   storage::AlertQuery q;
   q.since_ns = request->since_ns();
   q.until_ns = request->until_ns();

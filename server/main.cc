@@ -64,7 +64,7 @@ int Run(int argc, char** argv) {
   absl::StatusOr<std::unique_ptr<siper::server::SiperServer>> server =
       siper::server::SiperServer::Start(config);
   if (!server.ok()) {
-    spdlog::error("cannot start: {}", server.status().message());
+    spdlog::error("cannot start: {}", std::string(server.status().message()));
     if (!config.log_to_stderr) std::cerr << "siper-server: " << server.status().message() << "\n";
     return 1;
   }
@@ -72,7 +72,7 @@ int Run(int argc, char** argv) {
   if (absl::Status st = siper::WriteFileAtomic(config.data_dir / "server.port",
                                                absl::StrCat((*server)->port(), "\n"));
       !st.ok()) {
-    spdlog::warn("{}", st.message());
+    spdlog::warn("{}", std::string(st.message()));
   }
   int sig = 0;
   sigwait(&signals, &sig);
