@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cstring>
 #include <limits>
+#include <map>
 #include <mutex>
 #include <utility>
 
@@ -101,6 +102,39 @@ KeyRange TimeRange(std::string_view prefix, int64_t since_ns, int64_t until_ns) 
     r.upper = keycodec::PrefixSuccessor(prefix);
   }
   return r;
+}
+
+// Narrows `r` to the keys after `at` in scan order, for paging. `at` is the
+// index key of the last record returned. Keys are fixed-width per family, so
+// every key greater than `at` is also greater than `at` followed by 0xff
+// bytes, which covers the alert keys that extend an event key (the rule index).
+void ResumeAfter(KeyRange* r, const std::string& at, bool newest_first) {
+  if (newest_first) {
+    if (!r->upper.has_value() || at < *r->upper) r->upper = at;
+  } else {
+    std::string past = at + std::string(8, '\xff');
+    if (past > r->lower) r->lower = std::move(past);
+  }
+}
+
+// Parses a hex position of `size` bytes (an event cursor or an alert id).
+absl::StatusOr<std::string> ParsePosition(std::string_view hex, size_t size,
+                                          std::string_view what) {
+  std::optional<std::string> key = keycodec::FromHex(hex);
+  keys::EventKeyParts parts;
+  if (!key.has_value() || key->size() != size || !keys::ParseEventKey(*key, &parts)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("storage: '", Av(hex), "' is not ", Av(what), " (", size * 2, " hex digits)"));
+  }
+  return *key;
+}
+
+bool FieldsMatch(const siper::v1::Event& e, const std::map<std::string, std::string>& want) {
+  for (const auto& [name, value] : want) {
+    auto it = e.fields().find(name);
+    if (it == e.fields().end() || it->second != value) return false;
+  }
+  return true;
 }
 
 // Stops a scan after `limit` results (0 = no limit) or when the sink says so.
@@ -500,12 +534,16 @@ absl::Status Store::Impl::SearchEvents(
     SIPER_ASSIGN_OR_RETURN(agent_num, FindAgentNum(q.agent_id));
     if (!agent_num.has_value()) return absl::OkStatus();  // never wrote anything
   }
+  std::optional<std::string> cursor;
+  if (!q.cursor.empty()) {
+    SIPER_ASSIGN_OR_RETURN(cursor, ParsePosition(q.cursor, keys::kEventKeySize, "an event cursor"));
+  }
   ScopedSnapshot snapshot(db_);
   Emitter emitter(q.limit);
 
   // Emits one event if it passes the filters the scan did not apply.
   auto offer = [&](const siper::v1::Event& e) -> bool {
-    if (!TextMatches(e, q.text)) return true;
+    if (!TextMatches(e, q.text) || !FieldsMatch(e, q.fields)) return true;
     return emitter.Emit(sink, e);
   };
 
@@ -518,8 +556,10 @@ absl::Status Store::Impl::SearchEvents(
     const int64_t since =
         std::max(q.since_ns != 0 ? q.since_ns : std::numeric_limits<int64_t>::min(),
                  events_cutoff_ns_.load());
+    KeyRange range = TimeRange(prefix, since, q.until_ns);
+    if (cursor.has_value()) ResumeAfter(&range, prefix + *cursor, q.newest_first);
     return Scan(
-        kAlertsByRule, TimeRange(prefix, since, q.until_ns), q.newest_first, snapshot.get(),
+        kAlertsByRule, range, q.newest_first, snapshot.get(),
         [&](std::string_view key, std::string_view) -> absl::StatusOr<bool> {
           std::string_view alert_key = key.substr(prefix.size());
           keys::EventKeyParts parts;
@@ -539,24 +579,32 @@ absl::Status Store::Impl::SearchEvents(
 
   if (agent_num.has_value()) {
     const std::string prefix = keys::AgentPrefix(*agent_num);
-    return Scan(
-        kEventsByAgent, TimeRange(prefix, q.since_ns, q.until_ns), q.newest_first, snapshot.get(),
-        [&](std::string_view key, std::string_view) -> absl::StatusOr<bool> {
-          keycodec::KeyReader r(key);
-          uint32_t num = 0;
-          int64_t t = 0;
-          uint64_t seq = 0;
-          if (!r.ReadUint32(&num) || !r.ReadInt64(&t) || !r.ReadUint64(&seq) || !r.done()) {
-            return absl::DataLossError(
-                absl::StrCat("storage: malformed key in events_by_agent: ", ToHex(key)));
-          }
-          SIPER_ASSIGN_OR_RETURN(siper::v1::Event e, ReadEvent(keys::EventKey(t, num, seq),
-                                                               snapshot.get(), "events_by_agent"));
-          return offer(e);
-        });
+    KeyRange range = TimeRange(prefix, q.since_ns, q.until_ns);
+    if (cursor.has_value()) {
+      keys::EventKeyParts at;
+      (void)keys::ParseEventKey(*cursor, &at);  // checked by ParsePosition
+      ResumeAfter(&range, keys::EventByAgentKey(*agent_num, at.time_ns, at.seq), q.newest_first);
+    }
+    return Scan(kEventsByAgent, range, q.newest_first, snapshot.get(),
+                [&](std::string_view key, std::string_view) -> absl::StatusOr<bool> {
+                  keycodec::KeyReader r(key);
+                  uint32_t num = 0;
+                  int64_t t = 0;
+                  uint64_t seq = 0;
+                  if (!r.ReadUint32(&num) || !r.ReadInt64(&t) || !r.ReadUint64(&seq) || !r.done()) {
+                    return absl::DataLossError(
+                        absl::StrCat("storage: malformed key in events_by_agent: ", ToHex(key)));
+                  }
+                  SIPER_ASSIGN_OR_RETURN(
+                      siper::v1::Event e,
+                      ReadEvent(keys::EventKey(t, num, seq), snapshot.get(), "events_by_agent"));
+                  return offer(e);
+                });
   }
 
-  return Scan(kEvents, TimeRange("", q.since_ns, q.until_ns), q.newest_first, snapshot.get(),
+  KeyRange range = TimeRange("", q.since_ns, q.until_ns);
+  if (cursor.has_value()) ResumeAfter(&range, *cursor, q.newest_first);
+  return Scan(kEvents, range, q.newest_first, snapshot.get(),
               [&](std::string_view key, std::string_view value) -> absl::StatusOr<bool> {
                 siper::v1::Event e;
                 SIPER_RETURN_IF_ERROR(ParseValue(value, kCfNames[kEvents], key, &e));
@@ -581,6 +629,16 @@ absl::Status Store::Impl::ListAlerts(
     SIPER_ASSIGN_OR_RETURN(agent_num, FindAgentNum(q.agent_id));
     if (!agent_num.has_value()) return absl::OkStatus();
   }
+  std::optional<std::string> after;
+  if (!q.after_id.empty()) {
+    SIPER_ASSIGN_OR_RETURN(after, ParsePosition(q.after_id, keys::kAlertKeySize, "an alert id"));
+  }
+  // The range of an index whose keys are `prefix | alert key`, resumed after `after`.
+  auto range_of = [&](const std::string& prefix) {
+    KeyRange range = TimeRange(prefix, q.since_ns, q.until_ns);
+    if (after.has_value()) ResumeAfter(&range, prefix + *after, q.newest_first);
+    return range;
+  };
   ScopedSnapshot snapshot(db_);
   Emitter emitter(q.limit);
 
@@ -612,16 +670,15 @@ absl::Status Store::Impl::ListAlerts(
 
   if (!q.rule_id.empty()) {
     const std::string prefix = keys::RulePrefix(q.rule_id);
-    return Scan(kAlertsByRule, TimeRange(prefix, q.since_ns, q.until_ns), q.newest_first,
-                snapshot.get(), follow("alerts_by_rule", prefix.size()));
+    return Scan(kAlertsByRule, range_of(prefix), q.newest_first, snapshot.get(),
+                follow("alerts_by_rule", prefix.size()));
   }
   if (agent_num.has_value()) {
     const std::string prefix = keys::AgentPrefix(*agent_num);
-    return Scan(kAlertsByAgent, TimeRange(prefix, q.since_ns, q.until_ns), q.newest_first,
-                snapshot.get(), follow("alerts_by_agent", prefix.size()));
+    return Scan(kAlertsByAgent, range_of(prefix), q.newest_first, snapshot.get(),
+                follow("alerts_by_agent", prefix.size()));
   }
-  return Scan(kAlerts, TimeRange("", q.since_ns, q.until_ns), q.newest_first, snapshot.get(),
-              offer);
+  return Scan(kAlerts, range_of(""), q.newest_first, snapshot.get(), offer);
 }
 
 absl::StatusOr<uint64_t> Store::Impl::LastSeq(std::string_view agent_id) const {
@@ -688,6 +745,15 @@ absl::StatusOr<std::optional<siper::v1::Event>> Store::GetEvent(std::string_view
   siper::v1::Event e;
   SIPER_RETURN_IF_ERROR(ParseValue(*v, kCfNames[kEvents], event_key, &e));
   return e;
+}
+
+absl::StatusOr<std::string> Store::EventCursor(const siper::v1::Event& event) const {
+  SIPER_ASSIGN_OR_RETURN(std::optional<uint32_t> agent_num, impl_->FindAgentNum(event.agent_id()));
+  if (!agent_num.has_value()) {
+    return absl::NotFoundError(
+        absl::StrCat("storage: no event of agent '", event.agent_id(), "' is stored"));
+  }
+  return ToHex(keys::EventKey(event.server_time_ns(), *agent_num, event.seq()));
 }
 
 absl::StatusOr<std::optional<siper::v1::Alert>> Store::GetAlert(std::string_view alert_id) const {

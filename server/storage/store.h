@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -56,6 +57,11 @@ struct EventQuery {
   std::string text;      // case-sensitive substring of the raw line (or file path)
   uint64_t limit = 0;    // 0: no limit
   bool newest_first = false;
+  // Decoded fields that must be equal (Event.fields), e.g. {"source.ip", "10.0.0.5"}.
+  std::map<std::string, std::string> fields;
+  // Paging: resume after the event this cursor names (Store::EventCursor of
+  // the last event received), in the query's order. Empty: from the start.
+  std::string cursor;
 };
 
 struct AlertQuery {
@@ -67,6 +73,8 @@ struct AlertQuery {
   std::string min_level;
   uint64_t limit = 0;
   bool newest_first = false;
+  // Paging: resume after the alert with this id, in the query's order.
+  std::string after_id;
 };
 
 // Law 5651 asks for two years; 730 days is the default for every kind.
@@ -145,6 +153,9 @@ class Store {
   // One event by its identity; nullopt when not stored.
   absl::StatusOr<std::optional<siper::v1::Event>> GetEvent(std::string_view agent_id,
                                                            uint64_t seq) const;
+  // The paging cursor of a stored event (hex, opaque), for EventQuery::cursor.
+  absl::StatusOr<std::string> EventCursor(const siper::v1::Event& event) const;
+
   // One alert by the id Write gave it; nullopt when not stored.
   absl::StatusOr<std::optional<siper::v1::Alert>> GetAlert(std::string_view alert_id) const;
 

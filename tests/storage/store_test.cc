@@ -217,6 +217,94 @@ TEST_F(StoreTest, SearchLimitAndEarlyStop) {
   EXPECT_EQ(seen, 3);
 }
 
+// Pages through a query `page` events at a time with cursors.
+Ids PageThrough(Store& store, EventQuery q, uint64_t page) {
+  Ids all;
+  q.limit = page;
+  for (int round = 0; round < 100; ++round) {
+    std::vector<Event> got;
+    EXPECT_TRUE(store
+                    .SearchEvents(q,
+                                  [&](const Event& e) {
+                                    got.push_back(e);
+                                    return true;
+                                  })
+                    .ok());
+    for (const Event& e : got) all.emplace_back(e.agent_id(), e.seq());
+    if (got.size() < page) break;
+    auto cursor = store.EventCursor(got.back());
+    EXPECT_TRUE(cursor.ok()) << cursor.status();
+    q.cursor = *cursor;
+  }
+  return all;
+}
+
+TEST_F(StoreTest, SearchPagesWithCursorInEveryIndexAndOrder) {
+  WriteFixture();
+  for (bool newest : {false, true}) {
+    for (uint64_t page : {1u, 2u, 4u}) {
+      SCOPED_TRACE(::testing::Message() << "newest_first=" << newest << " page=" << page);
+      EXPECT_EQ(PageThrough(*store_, {.newest_first = newest}, page),
+                SearchIds({.newest_first = newest}));
+      EXPECT_EQ(PageThrough(*store_, {.agent_id = "a1", .newest_first = newest}, page),
+                SearchIds({.agent_id = "a1", .newest_first = newest}));
+      // Through the rule index, where one event may have several index entries.
+      EXPECT_EQ(PageThrough(*store_, {.rule_id = "ssh-brute", .newest_first = newest}, page),
+                SearchIds({.rule_id = "ssh-brute", .newest_first = newest}));
+      EXPECT_EQ(PageThrough(*store_, {.since_ns = kT0 + 2 * kSecond, .newest_first = newest}, page),
+                SearchIds({.since_ns = kT0 + 2 * kSecond, .newest_first = newest}));
+    }
+  }
+  absl::Status bad = store_->SearchEvents({.cursor = "zz"}, [](const Event&) { return true; });
+  EXPECT_EQ(bad.code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(StoreTest, PagingSkipsAllAlertsOfTheCursorEvent) {
+  std::vector<EventRecord> records = {LogRecord("a1", 1, "x", kT0), LogRecord("a1", 2, "y", kT0)};
+  records[0].alerts = {MakeAlert("r", "low"), MakeAlert("r", "high")};
+  records[1].alerts = {MakeAlert("r", "low")};
+  MustWrite("a1", std::move(records));
+  EXPECT_EQ(PageThrough(*store_, {.rule_id = "r"}, 1), (Ids{{"a1", 1}, {"a1", 2}}));
+  EXPECT_EQ(PageThrough(*store_, {.rule_id = "r", .newest_first = true}, 1),
+            (Ids{{"a1", 2}, {"a1", 1}}));
+}
+
+TEST_F(StoreTest, SearchByDecodedFields) {
+  std::vector<EventRecord> records = {LogRecord("a1", 1, "x"), LogRecord("a1", 2, "y"),
+                                      LogRecord("a1", 3, "z")};
+  (*records[0].event.mutable_fields())["source.ip"] = "10.0.0.5";
+  (*records[0].event.mutable_fields())["user.name"] = "root";
+  (*records[1].event.mutable_fields())["source.ip"] = "10.0.0.5";
+  (*records[1].event.mutable_fields())["user.name"] = "bob";
+  MustWrite("a1", std::move(records));
+  EXPECT_EQ(SearchIds({.fields = {{"source.ip", "10.0.0.5"}}}), (Ids{{"a1", 1}, {"a1", 2}}));
+  EXPECT_EQ(SearchIds({.fields = {{"source.ip", "10.0.0.5"}, {"user.name", "bob"}}}),
+            (Ids{{"a1", 2}}));
+  EXPECT_TRUE(SearchIds({.fields = {{"source.ip", "10.0.0.6"}}}).empty());
+}
+
+TEST_F(StoreTest, ListAlertsPagesAfterId) {
+  WriteFixture();
+  for (bool newest : {false, true}) {
+    for (AlertQuery base :
+         {AlertQuery{}, AlertQuery{.agent_id = "a1"}, AlertQuery{.rule_id = "ssh-brute"}}) {
+      base.newest_first = newest;
+      std::vector<std::string> expected;
+      for (const Alert& a : Alerts(base)) expected.push_back(a.id());
+      std::vector<std::string> paged;
+      AlertQuery q = base;
+      q.limit = 1;
+      for (int i = 0; i < 10; ++i) {
+        std::vector<Alert> got = Alerts(q);
+        if (got.empty()) break;
+        paged.push_back(got[0].id());
+        q.after_id = got[0].id();
+      }
+      EXPECT_EQ(paged, expected);
+    }
+  }
+}
+
 TEST_F(StoreTest, ListAlertsFilters) {
   WriteFixture();
   auto rules = [](const std::vector<Alert>& alerts) {
