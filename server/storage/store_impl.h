@@ -205,12 +205,9 @@ class Store::Impl {
   std::mutex token_mu_;
   std::mutex retention_mu_;
   std::atomic<int64_t> last_server_time_ns_{0};
-
- public:
   // Events before this were dropped by retention (alerts may outlive them).
   std::atomic<int64_t> events_cutoff_ns_{std::numeric_limits<int64_t>::min()};
 
- private:
   // Group commit. The writer at the front of the queue is the leader: it
   // takes the queue's first writes, writes them with one chain record, and
   // wakes them. Only the leader touches the chain state between commits.
