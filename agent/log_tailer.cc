@@ -21,7 +21,7 @@
 namespace siper::agent {
 namespace {
 
-constexpr size_t kChunkBytes = 256 * 1024;  // must exceed max_line_bytes
+constexpr size_t kChunkBytes = size_t{256} * 1024;  // must exceed max_line_bytes
 constexpr int kOffsetsVersion = 1;
 constexpr uint64_t kFnvOffset = 1469598103934665603ULL;
 constexpr uint64_t kFnvPrime = 1099511628211ULL;

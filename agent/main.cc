@@ -1,10 +1,10 @@
 // siper-agent: enroll with a server, or run as a silent service.
 #include <fcntl.h>
-#include <signal.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <csignal>
 #include <cstdio>
 #include <exception>
 #include <iostream>
@@ -61,7 +61,7 @@ int RunAgent(const std::string& config_path, bool foreground) {
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  signal(SIGPIPE, SIG_IGN);
+  (void)signal(SIGPIPE, SIG_IGN);
 
   auto config = siper::agent::LoadConfig(config_path);
   if (!config.ok()) {
@@ -124,9 +124,7 @@ int RunAgent(const std::string& config_path, bool foreground) {
   return exit_code;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int Main(int argc, char** argv) {
   CLI::App app{"Siper endpoint agent: ships log lines to siper-server"};
   app.set_version_flag("--version", SIPER_VERSION);
   app.require_subcommand(1);
@@ -156,16 +154,26 @@ int main(int argc, char** argv) {
   } catch (const CLI::Success& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    app.exit(e);
+    (void)app.exit(e);
     return kExitStartup;
   }
 
+  if (*enroll_cmd) return RunEnroll(enroll, verbose);
+  return RunAgent(config_path, foreground);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Library exceptions (yaml-cpp, CLI11, std) end here; our own code returns Status.
   try {
-    if (*enroll_cmd) return RunEnroll(enroll, verbose);
-    return RunAgent(config_path, foreground);
+    return Main(argc, argv);
   } catch (const std::exception& e) {
     spdlog::critical("fatal: {}", e.what());
     std::fprintf(stderr, "siper-agent: fatal: %s\n", e.what());
+    return kExitRuntime;
+  } catch (...) {
+    std::fprintf(stderr, "siper-agent: fatal: unknown exception\n");
     return kExitRuntime;
   }
 }

@@ -13,7 +13,8 @@
 namespace siper::agent {
 
 void NotifySystemd(std::string_view state) {
-  const char* socket_path = std::getenv("NOTIFY_SOCKET");
+  // getenv is called from the main thread only, and nothing here sets variables.
+  const char* socket_path = std::getenv("NOTIFY_SOCKET");  // NOLINT(concurrency-mt-unsafe)
   if (socket_path == nullptr || socket_path[0] == '\0') return;
   sockaddr_un address{};
   address.sun_family = AF_UNIX;
@@ -31,10 +32,11 @@ void NotifySystemd(std::string_view state) {
 }
 
 std::optional<absl::Duration> SystemdWatchdogInterval() {
-  const char* usec = std::getenv("WATCHDOG_USEC");
+  const char* usec = std::getenv("WATCHDOG_USEC");  // NOLINT(concurrency-mt-unsafe)
   uint64_t value = 0;
   if (usec == nullptr || !absl::SimpleAtoi(usec, &value) || value == 0) return std::nullopt;
-  if (const char* pid = std::getenv("WATCHDOG_PID"); pid != nullptr) {
+  if (const char* pid = std::getenv("WATCHDOG_PID");  // NOLINT(concurrency-mt-unsafe)
+      pid != nullptr) {
     int64_t owner = 0;
     if (absl::SimpleAtoi(pid, &owner) && owner != getpid()) return std::nullopt;
   }
