@@ -156,7 +156,9 @@ int ComputeRiskScore(int level_weight, int asset_criticality, int ioc_confidence
 }
 
 void RecomputeRisk(Incident& incident) {
-  int level = 1;
+  // Without alerts (an incident opened by hand) the analyst's severity stands in for the
+  // rule level: low 2, medium 3, high 4, critical 5.
+  int level = incident.alerts.empty() ? static_cast<int>(incident.severity) + 2 : 1;
   int ioc = 0;
   for (const LinkedAlert& a : incident.alerts) {
     level = std::max(level, LevelWeight(a.level));

@@ -174,7 +174,8 @@ struct Incident {
 
 // Risk score 0..100 (R6):
 //   risk = round(100 * (0.5 * (L-1)/4 + 0.3 * (C-1)/4 + 0.2 * I/100))
-// with L the highest rule level weight (1..5), C the asset criticality (1..5) and I the
+// with L the highest rule level weight (1..5; without alerts, the severity: low 2 ..
+// critical 5), C the asset criticality (1..5) and I the
 // highest IOC confidence (0..100, 0 without an IOC hit). Rule level dominates; a critical
 // rule on a critical asset with a certain IOC scores 100, an informational rule on the least
 // critical asset without IOC scores 0.

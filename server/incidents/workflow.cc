@@ -97,6 +97,7 @@ absl::Status SetSeverity(Incident& incident, Severity severity, const std::strin
               absl::StrCat(S(ToString(incident.severity)), " -> ", S(ToString(severity))));
   incident.severity = severity;
   MarkSeverity(incident, severity, now);
+  RecomputeRisk(incident);
   return absl::OkStatus();
 }
 

@@ -838,3 +838,23 @@ TEST(BookEditTest, UpdateMayNotChangeAlertsBehindTheIndex) {
 
 }  // namespace
 }  // namespace siper::incidents
+
+namespace siper::incidents {
+namespace {
+
+TEST(BookEditTest, ManualIncidentRiskFollowsSeverity) {
+  FakeClock clock(testing::At("2026-11-28T10:00:00Z"));
+  IncidentBook book(&testing::Rsit(), &clock);
+  const std::string id =
+      *book.Create({.title = "x", .severity = Severity::kCritical, .asset_criticality = 1}, "ayse");
+  EXPECT_EQ(book.Find(id)->risk_score, 50);
+  ASSERT_TRUE(book.Update(id, "ayse", "severity",
+                          [](Incident& in, absl::Time now) {
+                            return SetSeverity(in, Severity::kMedium, "ayse", now);
+                          })
+                  .ok());
+  EXPECT_EQ(book.Find(id)->risk_score, 25);
+}
+
+}  // namespace
+}  // namespace siper::incidents
