@@ -826,6 +826,55 @@ absl::Status Store::ConsumeToken(std::string_view token_hash, int64_t now_ns) {
                    "mark enrollment token used");
 }
 
+absl::Status Store::PutIncidents(const IncidentWrite& write) {
+  rocksdb::WriteBatch batch;
+  std::lock_guard<std::mutex> lock(impl_->incident_mu());
+  for (const auto& [seq, json] : write.audit) {
+    std::string key;
+    keycodec::AppendUint64(&key, seq);
+    SIPER_ASSIGN_OR_RETURN(std::optional<std::string> existing, impl_->Get(kAudit, key, nullptr));
+    if (existing.has_value()) {
+      return absl::AlreadyExistsError(absl::StrCat("storage: audit record ", seq,
+                                                   " is stored already; the trail is append-only"));
+    }
+    SIPER_RETURN_IF_ERROR(FromRocks(batch.Put(impl_->cf(kAudit), key, json), "prepare audit"));
+  }
+  for (const auto& [id, json] : write.incidents) {
+    if (id.empty()) return absl::InvalidArgumentError("storage: incident without an id");
+    SIPER_RETURN_IF_ERROR(
+        FromRocks(batch.Put(impl_->cf(kIncidents), id, json), "prepare incident"));
+  }
+  return FromRocks(impl_->db()->Write(Impl::SyncedWriteOpts(), &batch),
+                   absl::StrCat("write ", write.incidents.size(), " incidents and ",
+                                write.audit.size(), " audit records"));
+}
+
+absl::StatusOr<std::optional<std::string>> Store::GetIncident(std::string_view id) const {
+  return impl_->Get(kIncidents, id, nullptr);
+}
+
+absl::Status Store::ListIncidents(
+    const std::function<bool(std::string_view id, std::string_view json)>& sink) const {
+  return impl_->Scan(kIncidents, KeyRange{}, /*reverse=*/false, nullptr,
+                     [&](std::string_view key, std::string_view value) -> absl::StatusOr<bool> {
+                       return sink(key, value);
+                     });
+}
+
+absl::Status Store::ListAudit(
+    uint64_t from_seq, const std::function<bool(uint64_t seq, std::string_view json)>& sink) const {
+  KeyRange range;
+  keycodec::AppendUint64(&range.lower, from_seq);
+  return impl_->Scan(
+      kAudit, range, /*reverse=*/false, nullptr,
+      [&](std::string_view key, std::string_view value) -> absl::StatusOr<bool> {
+        if (key.size() != 8) {
+          return absl::DataLossError(absl::StrCat("storage: malformed audit key ", ToHex(key)));
+        }
+        return sink(keycodec::DecodeUint64(key.data()), value);
+      });
+}
+
 absl::StatusOr<uint64_t> Store::LastSeq(std::string_view agent_id) const {
   return impl_->LastSeq(agent_id);
 }

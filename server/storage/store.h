@@ -13,6 +13,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -119,6 +120,13 @@ struct VerifyReport {
   std::string message;  // one line for a human
 };
 
+// Incidents and their audit trail. server/incidents owns their form (JSON);
+// the store keeps the bytes as given, in one write batch per call.
+struct IncidentWrite {
+  std::vector<std::pair<std::string, std::string>> incidents;  // id -> JSON, replaces
+  std::vector<std::pair<uint64_t, std::string>> audit;         // seq -> JSON, append-only
+};
+
 class Store {
  public:
   // Bumped when the on-disk layout changes incompatibly. Open refuses a store
@@ -172,6 +180,19 @@ class Store {
   // "unknown token"; FailedPrecondition "token expired" once now_ns >=
   // expires_ns. Thread-safe: of concurrent calls with one token, one wins.
   absl::Status ConsumeToken(std::string_view token_hash, int64_t now_ns);
+
+  // Writes incidents and new audit records together, synced. AlreadyExists
+  // (nothing written) if an audit seq is stored already: the trail is never
+  // rewritten.
+  absl::Status PutIncidents(const IncidentWrite& write);
+  absl::StatusOr<std::optional<std::string>> GetIncident(std::string_view id) const;
+  // All incidents, ordered by id.
+  absl::Status ListIncidents(
+      const std::function<bool(std::string_view id, std::string_view json)>& sink) const;
+  // Audit records with seq >= from_seq, in seq order.
+  absl::Status ListAudit(
+      uint64_t from_seq,
+      const std::function<bool(uint64_t seq, std::string_view json)>& sink) const;
 
   // Highest seq stored for an agent (0 if none): lets the server tell a
   // reconnecting agent where it is.

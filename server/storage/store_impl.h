@@ -43,12 +43,17 @@ enum Cf : size_t {
   kTokens,
   kMeta,
   kChain,
+  kIncidents,
+  kAudit,
   kNumCfs,
 };
 inline constexpr std::array<const char*, kNumCfs> kCfNames = {
     "events",         "event_seq", "events_by_agent", "alerts", "alerts_by_agent",
     "alerts_by_rule", "agents",    "tokens",          "meta",   "chain",
+    "incidents",      "audit",
 };
+// Every family has a name (a missing one would be a null pointer).
+static_assert(kCfNames[kNumCfs - 1] != nullptr);
 
 // Writes spread over this many locks: a write holds the lock of its agent, so
 // two writes of one agent never check duplicates at the same time, while
@@ -180,6 +185,7 @@ class Store::Impl {
   absl::Status Backup(const std::filesystem::path& dir) const;
 
   std::mutex& token_mu() { return token_mu_; }
+  std::mutex& incident_mu() { return incident_mu_; }
 
  private:
   // Reads the event an index entry points at; DataLoss when it is missing.
@@ -203,6 +209,7 @@ class Store::Impl {
 
   std::array<std::mutex, internal::kWriteLockShards> write_mu_;
   std::mutex token_mu_;
+  std::mutex incident_mu_;
   std::mutex retention_mu_;
   std::atomic<int64_t> last_server_time_ns_{0};
   // Events before this were dropped by retention (alerts may outlive them).

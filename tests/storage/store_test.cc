@@ -404,6 +404,45 @@ TEST_F(StoreTest, AgentsPutGetList) {
   EXPECT_EQ(store_->PutAgent(AgentInfo()).code(), absl::StatusCode::kInvalidArgument);
 }
 
+TEST_F(StoreTest, IncidentsAndAppendOnlyAudit) {
+  EXPECT_FALSE(store_->GetIncident("INC-2026-0001")->has_value());
+  ASSERT_TRUE(store_
+                  ->PutIncidents({.incidents = {{"INC-2026-0002", R"({"state":"new"})"},
+                                                {"INC-2026-0001", R"({"state":"triage"})"}},
+                                  .audit = {{1, R"({"action":"a"})"}, {2, R"({"action":"b"})"}}})
+                  .ok());
+  ASSERT_TRUE(store_
+                  ->PutIncidents({.incidents = {{"INC-2026-0001", R"({"state":"closed"})"}},
+                                  .audit = {{3, R"({"action":"c"})"}}})
+                  .ok());
+  // An existing seq refuses the whole write.
+  absl::Status again = store_->PutIncidents(
+      {.incidents = {{"INC-2026-0003", "{}"}}, .audit = {{2, R"({"action":"forged"})"}}});
+  EXPECT_EQ(again.code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_FALSE(store_->GetIncident("INC-2026-0003")->has_value());
+
+  Reopen();
+  EXPECT_EQ(**store_->GetIncident("INC-2026-0001"), R"({"state":"closed"})");
+  std::vector<std::string> ids;
+  ASSERT_TRUE(store_
+                  ->ListIncidents([&](std::string_view id, std::string_view) {
+                    ids.emplace_back(id);
+                    return true;
+                  })
+                  .ok());
+  EXPECT_EQ(ids, (std::vector<std::string>{"INC-2026-0001", "INC-2026-0002"}));
+  std::vector<std::pair<uint64_t, std::string>> audit;
+  ASSERT_TRUE(store_
+                  ->ListAudit(2,
+                              [&](uint64_t seq, std::string_view json) {
+                                audit.emplace_back(seq, json);
+                                return true;
+                              })
+                  .ok());
+  EXPECT_EQ(audit, (std::vector<std::pair<uint64_t, std::string>>{{2, R"({"action":"b"})"},
+                                                                  {3, R"({"action":"c"})"}}));
+}
+
 TEST_F(StoreTest, LastSeq) {
   EXPECT_EQ(*store_->LastSeq("a1"), 0u);
   MustWrite("a1", {LogRecord("a1", 7, "x"), LogRecord("a1", 3, "y")});
