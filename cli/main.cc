@@ -89,7 +89,8 @@ void AddAgents(CLI::App& app, Globals& g) {
 void AddEvents(CLI::App& app, Globals& g) {
   CLI::App* events = app.add_subcommand("events", "stored events");
   events->require_subcommand(1);
-  CLI::App* search = events->add_subcommand("search", "search events by time, agent, rule and text");
+  CLI::App* search =
+      events->add_subcommand("search", "search events by time, agent, rule and text");
   struct Options {
     std::string since, until, agent, rule, query;
     uint64_t limit = 100;
@@ -101,7 +102,8 @@ void AddEvents(CLI::App& app, Globals& g) {
   search->add_option("--agent", o->agent, "only this agent id");
   search->add_option("--rule", o->rule, "only events that raised an alert of this rule id");
   search->add_option("--query", o->query, "substring of the raw line");
-  search->add_option("--limit", o->limit, "at most N events; 0 means no limit")->capture_default_str();
+  search->add_option("--limit", o->limit, "at most N events; 0 means no limit")
+      ->capture_default_str();
   search->add_flag("--newest-first", o->newest_first, "newest events first");
   search->callback([&g, o] {
     siper::v1::SearchEventsRequest request;
@@ -146,7 +148,8 @@ void AddAlerts(CLI::App& app, Globals& g) {
   list->add_option("--rule", o->rule, "only this rule id");
   list->add_option("--level", o->level, "at least this level")
       ->check(CLI::IsMember({"informational", "low", "medium", "high", "critical"}));
-  list->add_option("--limit", o->limit, "at most N alerts; 0 means no limit")->capture_default_str();
+  list->add_option("--limit", o->limit, "at most N alerts; 0 means no limit")
+      ->capture_default_str();
   list->add_flag("--newest-first", o->newest_first, "newest alerts first");
   list->callback([&g, o] {
     siper::v1::ListAlertsRequest request;
@@ -197,8 +200,8 @@ void AddTokens(CLI::App& app, Globals& g) {
     siper::v1::CreateTokenResponse response;
     CheckStatus(stub->CreateToken(&context, request, &response), g);
     if (g.json) {
-      PrintJsonLine(std::cout,
-                    {{"token", response.token()}, {"expires", FormatTimeNs(response.expires_ns())}});
+      PrintJsonLine(std::cout, {{"token", response.token()},
+                                {"expires", FormatTimeNs(response.expires_ns())}});
     } else {
       std::cout << response.token() << "\n";
     }
@@ -216,7 +219,8 @@ int Run(int argc, char** argv) {
   app.add_option("--cert", g.connection.cert, "client certificate file (env SIPER_CERT)");
   app.add_option("--key", g.connection.key, "client key file (env SIPER_KEY)");
   app.add_flag("--json", g.json, "JSON Lines on stdout, one object per record");
-  app.add_option("--timeout", g.timeout_s, "seconds before a call is abandoned")->capture_default_str();
+  app.add_option("--timeout", g.timeout_s, "seconds before a call is abandoned")
+      ->capture_default_str();
 
   AddAgents(app, g);
   AddEvents(app, g);

@@ -1,9 +1,8 @@
 // How siperctl prints: JSON Lines with --json, else tables sized to the terminal.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <iosfwd>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 

@@ -23,8 +23,8 @@ using siper::v1::ServerMessage;
 // does not grow with a fast agent.
 class StreamReactor final : public grpc::ServerBidiReactor<AgentMessage, ServerMessage> {
  public:
-  StreamReactor(grpc::CallbackServerContext* context, storage::Store* store,
-                IngestPipeline* ingest, const AgentServiceOptions& options)
+  StreamReactor(grpc::CallbackServerContext* context, storage::Store* store, IngestPipeline* ingest,
+                const AgentServiceOptions& options)
       : context_(context), store_(store), ingest_(ingest), options_(options) {
     absl::StatusOr<pki::Identity> id = RequireRole(*context, {pki::kRoleAgent});
     if (!id.ok()) {
@@ -39,13 +39,13 @@ class StreamReactor final : public grpc::ServerBidiReactor<AgentMessage, ServerM
     }
     if (!info->has_value()) {
       FinishOnce(grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
-                          absl::StrCat("agent ", agent_id_, " is not registered")));
+                              absl::StrCat("agent ", agent_id_, " is not registered")));
       return;
     }
     if ((*info)->revoked()) {
       spdlog::warn("refused stream of revoked agent {}", agent_id_);
       FinishOnce(grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
-                          absl::StrCat("agent ", agent_id_, " has been revoked")));
+                              absl::StrCat("agent ", agent_id_, " has been revoked")));
       return;
     }
     info_ = **info;
@@ -63,10 +63,10 @@ class StreamReactor final : public grpc::ServerBidiReactor<AgentMessage, ServerM
     switch (in_.kind_case()) {
       case AgentMessage::kHello:
         if (!in_.hello().agent_id().empty() && in_.hello().agent_id() != agent_id_) {
-          FinishOnce(grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
-                                  absl::StrCat("hello claims agent id '",
-                                               EscapeForTerminal(in_.hello().agent_id()),
-                                               "' but the certificate is for ", agent_id_)));
+          FinishOnce(grpc::Status(
+              grpc::StatusCode::PERMISSION_DENIED,
+              absl::StrCat("hello claims agent id '", EscapeForTerminal(in_.hello().agent_id()),
+                           "' but the certificate is for ", agent_id_)));
           return;
         }
         info_.set_version(in_.hello().version());
@@ -102,10 +102,10 @@ class StreamReactor final : public grpc::ServerBidiReactor<AgentMessage, ServerM
   void HandleBatch() {
     siper::v1::EventBatch batch = std::move(*in_.mutable_batch());
     if (static_cast<size_t>(batch.events_size()) > options_.max_batch_events) {
-      FinishOnce(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                              absl::StrCat("batch of ", batch.events_size(),
-                                           " events is larger than the limit of ",
-                                           options_.max_batch_events)));
+      FinishOnce(grpc::Status(
+          grpc::StatusCode::RESOURCE_EXHAUSTED,
+          absl::StrCat("batch of ", batch.events_size(), " events is larger than the limit of ",
+                       options_.max_batch_events)));
       return;
     }
     for (siper::v1::Event& event : *batch.mutable_events()) {
@@ -113,11 +113,10 @@ class StreamReactor final : public grpc::ServerBidiReactor<AgentMessage, ServerM
       if (event.agent_id() != agent_id_) {
         spdlog::warn("agent {} sent an event claiming agent id {}", agent_id_,
                      EscapeForTerminal(event.agent_id()));
-        FinishOnce(grpc::Status(
-            grpc::StatusCode::PERMISSION_DENIED,
-            absl::StrCat("event seq ", event.seq(), " claims agent id '",
-                         EscapeForTerminal(event.agent_id()), "' but the certificate is for ",
-                         agent_id_)));
+        FinishOnce(grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                                absl::StrCat("event seq ", event.seq(), " claims agent id '",
+                                             EscapeForTerminal(event.agent_id()),
+                                             "' but the certificate is for ", agent_id_)));
         return;
       }
       if (event.seq() == 0) {
@@ -125,7 +124,7 @@ class StreamReactor final : public grpc::ServerBidiReactor<AgentMessage, ServerM
                                 "event without a sequence number (seq starts at 1)"));
         return;
       }
-      event.clear_fields();     // fields are the server's to decode
+      event.clear_fields();         // fields are the server's to decode
       event.set_server_time_ns(0);  // and the time of receipt is the store's to set
     }
     const int count = batch.events_size();
@@ -197,7 +196,8 @@ grpc::ServerUnaryReactor* AgentServiceImpl::Enroll(grpc::CallbackServerContext* 
                                                    siper::v1::EnrollResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   absl::Status st = DoEnroll(*context, *request, response);
-  if (!st.ok()) spdlog::warn("enrollment from {} refused: {}", context->peer(), std::string(st.message()));
+  if (!st.ok())
+    spdlog::warn("enrollment from {} refused: {}", context->peer(), std::string(st.message()));
   reactor->Finish(ToGrpc(st));
   return reactor;
 }
@@ -207,15 +207,15 @@ absl::Status AgentServiceImpl::DoEnroll(const grpc::CallbackServerContext& conte
                                         siper::v1::EnrollResponse* response) {
   if (request.token().empty()) return absl::InvalidArgumentError("enrollment token is missing");
   if (request.token().size() > 256) return absl::InvalidArgumentError("enrollment token too long");
-  absl::Status token = store_->ConsumeToken(Sha256Hex(request.token()),
-                                            absl::ToUnixNanos(absl::Now()));
+  absl::Status token =
+      store_->ConsumeToken(Sha256Hex(request.token()), absl::ToUnixNanos(absl::Now()));
   if (!token.ok()) {
     return absl::Status(token.code(), absl::StrCat("enrollment refused: ", token.message()));
   }
   std::string agent_id = absl::StrCat("agt-", RandomHex(8));
-  SIPER_ASSIGN_OR_RETURN(std::string cert, pki::SignCsr(pki_->ca, request.csr_pem(), agent_id,
-                                                        pki::kRoleAgent,
-                                                        options_.agent_cert_validity));
+  SIPER_ASSIGN_OR_RETURN(std::string cert,
+                         pki::SignCsr(pki_->ca, request.csr_pem(), agent_id, pki::kRoleAgent,
+                                      options_.agent_cert_validity));
   siper::v1::AgentInfo info;
   info.set_agent_id(agent_id);
   info.set_hostname(request.hostname().substr(0, 255));

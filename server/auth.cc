@@ -10,7 +10,8 @@ namespace siper::server {
 absl::StatusOr<pki::Identity> PeerIdentity(const grpc::ServerContextBase& context) {
   std::shared_ptr<const grpc::AuthContext> auth = context.auth_context();
   if (!auth || !auth->IsPeerAuthenticated()) {
-    return absl::UnauthenticatedError("a client certificate issued by this server's CA is required");
+    return absl::UnauthenticatedError(
+        "a client certificate issued by this server's CA is required");
   }
   std::vector<grpc::string_ref> pems = auth->FindPropertyValues(GRPC_X509_PEM_CERT_PROPERTY_NAME);
   if (pems.empty()) return absl::UnauthenticatedError("no client certificate presented");
@@ -25,9 +26,9 @@ absl::StatusOr<pki::Identity> RequireRole(const grpc::ServerContextBase& context
     if (id->role == role) return id;
   }
   std::vector<std::string> names(roles.begin(), roles.end());
-  return absl::PermissionDeniedError(absl::StrCat("role '", id->role, "' of ", id->common_name,
-                                                  " may not do this; needs one of: ",
-                                                  absl::StrJoin(names, ", ")));
+  return absl::PermissionDeniedError(
+      absl::StrCat("role '", id->role, "' of ", id->common_name,
+                   " may not do this; needs one of: ", absl::StrJoin(names, ", ")));
 }
 
 grpc::Status ToGrpc(const absl::Status& status) {

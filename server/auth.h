@@ -16,8 +16,8 @@ namespace siper::server {
 [[nodiscard]] absl::StatusOr<pki::Identity> PeerIdentity(const grpc::ServerContextBase& context);
 
 // The caller's identity when its role is one of `roles`, else PERMISSION_DENIED.
-[[nodiscard]] absl::StatusOr<pki::Identity> RequireRole(const grpc::ServerContextBase& context,
-                                                        std::initializer_list<std::string_view> roles);
+[[nodiscard]] absl::StatusOr<pki::Identity> RequireRole(
+    const grpc::ServerContextBase& context, std::initializer_list<std::string_view> roles);
 
 // absl::Status to grpc::Status, keeping code and message.
 [[nodiscard]] grpc::Status ToGrpc(const absl::Status& status);

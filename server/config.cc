@@ -11,8 +11,7 @@ namespace siper::server {
 namespace {
 
 template <typename T>
-absl::Status Read(const YAML::Node& root, const std::string& key, const std::string& file,
-                  T* out) {
+absl::Status Read(const YAML::Node& root, const std::string& key, const std::string& file, T* out) {
   const YAML::Node node = root[key];
   if (!node) return absl::OkStatus();
   try {
@@ -38,11 +37,11 @@ absl::StatusOr<ServerConfig> LoadServerConfig(const std::filesystem::path& file)
   }
   ServerConfig config;
   if (root.IsNull()) return config;
-  if (!root.IsMap()) return absl::InvalidArgumentError(absl::StrCat(name, ": expected a map of keys"));
-  static const std::set<std::string> kKnown = {"data_dir",    "listen",     "rules_dir",
-                                               "server_names", "token_ttl_s", "max_token_ttl_s",
-                                               "workers",     "sync_writes", "log_level",
-                                               "log_to_stderr"};
+  if (!root.IsMap())
+    return absl::InvalidArgumentError(absl::StrCat(name, ": expected a map of keys"));
+  static const std::set<std::string> kKnown = {
+      "data_dir",        "listen",  "rules_dir",   "server_names", "token_ttl_s",
+      "max_token_ttl_s", "workers", "sync_writes", "log_level",    "log_to_stderr"};
   for (const auto& entry : root) {
     const std::string key = entry.first.as<std::string>();
     if (!kKnown.contains(key)) {

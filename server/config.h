@@ -19,7 +19,7 @@ struct ServerConfig {
   int workers = 0;                                 // ingest workers; 0: one per core
   bool sync_writes = true;                         // fsync the WAL before acknowledging
   std::string log_level = "info";
-  bool log_to_stderr = true;                       // besides DATA_DIR/log/server.log
+  bool log_to_stderr = true;  // besides DATA_DIR/log/server.log
 };
 
 // Reads a YAML config. Unknown keys and wrong types are errors naming the file and key.

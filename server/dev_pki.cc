@@ -20,7 +20,8 @@ absl::Status WritePair(const std::filesystem::path& dir, const std::string& stem
   return WriteFileAtomic(dir / (stem + ".pem"), pair.cert_pem, 0644);
 }
 
-absl::StatusOr<pki::KeyAndCert> ReadPair(const std::filesystem::path& dir, const std::string& stem) {
+absl::StatusOr<pki::KeyAndCert> ReadPair(const std::filesystem::path& dir,
+                                         const std::string& stem) {
   pki::KeyAndCert pair;
   SIPER_ASSIGN_OR_RETURN(pair.key_pem, ReadFile(dir / (stem + ".key")));
   SIPER_ASSIGN_OR_RETURN(pair.cert_pem, ReadFile(dir / (stem + ".pem")));

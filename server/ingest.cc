@@ -29,24 +29,27 @@ IngestPipeline::~IngestPipeline() { Stop(); }
 
 absl::Status IngestPipeline::Start() {
   for (int i = 0; i < worker_count_; ++i) {
-    std::unique_ptr<rules::Matcher> matcher;
+    auto worker = std::make_unique<Worker>();
     if (rules_ != nullptr) {
-      SIPER_ASSIGN_OR_RETURN(matcher, rules::Matcher::Create(rules_));
+      SIPER_ASSIGN_OR_RETURN(worker->matcher, rules::Matcher::Create(rules_));
     }
-    matchers_.push_back(std::move(matcher));
+    workers_.push_back(std::move(worker));
   }
-  for (auto& matcher : matchers_) {
-    workers_.emplace_back([this, m = matcher.get()] { WorkerLoop(m); });
+  for (auto& worker : workers_) {
+    worker->thread = std::thread([this, w = worker.get()] { WorkerLoop(w); });
   }
   return absl::OkStatus();
 }
 
 void IngestPipeline::Submit(std::string agent_id, siper::v1::EventBatch batch, Done done) {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
+  if (!stopping_ && !workers_.empty()) {
+    Worker& worker = *workers_[std::hash<std::string>()(agent_id) % workers_.size()];
+    std::lock_guard<std::mutex> lock(worker.mu);
+    // Checked again under the worker's lock: Stop() sets the flag, then takes
+    // each lock, so a job queued here is seen by the draining worker.
     if (!stopping_) {
-      queue_.push_back(Job{std::move(agent_id), std::move(batch), std::move(done)});
-      cv_.notify_one();
+      worker.queue.push_back(Job{std::move(agent_id), std::move(batch), std::move(done)});
+      worker.cv.notify_one();
       return;
     }
   }
@@ -54,30 +57,29 @@ void IngestPipeline::Submit(std::string agent_id, siper::v1::EventBatch batch, D
 }
 
 void IngestPipeline::Stop() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    stopping_ = true;
+  stopping_ = true;
+  for (auto& worker : workers_) {
+    { std::lock_guard<std::mutex> lock(worker->mu); }
+    worker->cv.notify_all();
   }
-  cv_.notify_all();
-  for (std::thread& t : workers_) {
-    if (t.joinable()) t.join();
+  for (auto& worker : workers_) {
+    if (worker->thread.joinable()) worker->thread.join();
   }
-  workers_.clear();
 }
 
-void IngestPipeline::WorkerLoop(rules::Matcher* matcher) {
+void IngestPipeline::WorkerLoop(Worker* worker) {
   for (;;) {
     Job job;
     {
-      std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
-      if (queue_.empty()) return;  // stopping, and all queued work is done
-      job = std::move(queue_.front());
-      queue_.pop_front();
+      std::unique_lock<std::mutex> lock(worker->mu);
+      worker->cv.wait(lock, [&] { return stopping_ || !worker->queue.empty(); });
+      if (worker->queue.empty()) return;  // stopping, and all queued work is done
+      job = std::move(worker->queue.front());
+      worker->queue.pop_front();
     }
     absl::StatusOr<storage::WriteResult> result;
     try {
-      result = Process(matcher, job);
+      result = Process(worker->matcher.get(), job);
     } catch (const std::exception& e) {
       result = absl::InternalError(absl::StrCat("ingest failed: ", e.what()));
     }

@@ -1,7 +1,10 @@
 // The ingest pipeline: decode, match and store agent batches on a pool of
-// workers, each with its own Matcher (and so its own Hyperscan scratch).
+// workers, each with its own Matcher (and so its own Hyperscan scratch and
+// correlation state). An agent's batches always go to the same worker, so its
+// events are matched in order and its correlations see all of them.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -45,18 +48,21 @@ class IngestPipeline {
     siper::v1::EventBatch batch;
     Done done;
   };
-  void WorkerLoop(rules::Matcher* matcher);
+  struct Worker {
+    std::unique_ptr<rules::Matcher> matcher;  // null when there are no rules
+    std::mutex mu;
+    std::condition_variable cv;
+    std::deque<Job> queue;
+    std::thread thread;
+  };
+  void WorkerLoop(Worker* worker);
   absl::StatusOr<storage::WriteResult> Process(rules::Matcher* matcher, Job& job);
 
   storage::Store* store_;
   std::shared_ptr<const rules::RuleSet> rules_;
   int worker_count_;
-  std::vector<std::unique_ptr<rules::Matcher>> matchers_;
-  std::vector<std::thread> workers_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<Job> queue_;
-  bool stopping_ = false;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::atomic<bool> stopping_{false};
 };
 
 }  // namespace siper::server

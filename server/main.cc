@@ -31,7 +31,8 @@ int Run(int argc, char** argv) {
 
   siper::server::ServerConfig config;
   if (!config_file.empty()) {
-    absl::StatusOr<siper::server::ServerConfig> loaded = siper::server::LoadServerConfig(config_file);
+    absl::StatusOr<siper::server::ServerConfig> loaded =
+        siper::server::LoadServerConfig(config_file);
     if (!loaded.ok()) {
       std::cerr << "siper-server: " << loaded.status().message() << "\n";
       return 2;

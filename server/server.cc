@@ -25,9 +25,9 @@ absl::StatusOr<std::unique_ptr<SiperServer>> SiperServer::Start(const ServerConf
   absl::Time compile_start = absl::Now();
   absl::StatusOr<std::shared_ptr<const rules::RuleSet>> rules = rules::RuleSet::Load(rules_dir);
   if (!rules.ok()) {
-    return absl::Status(rules.status().code(), absl::StrCat("cannot load rules from ",
-                                                            rules_dir.string(), ": ",
-                                                            rules.status().message()));
+    return absl::Status(rules.status().code(),
+                        absl::StrCat("cannot load rules from ", rules_dir.string(), ": ",
+                                     rules.status().message()));
   }
   spdlog::info("loaded {} rules from {} in {}", (*rules)->rule_count(), rules_dir.string(),
                absl::FormatDuration(absl::Now() - compile_start));
@@ -35,12 +35,14 @@ absl::StatusOr<std::unique_ptr<SiperServer>> SiperServer::Start(const ServerConf
     spdlog::warn("rule skipped: {}: {}", skipped.path, skipped.message);
   }
 
-  int workers = config.workers > 0 ? config.workers
-                                   : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  int workers = config.workers > 0
+                    ? config.workers
+                    : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   s->ingest_ = std::make_unique<IngestPipeline>(s->store_.get(), *rules, workers);
   SIPER_RETURN_IF_ERROR(s->ingest_->Start());
 
-  s->agent_service_ = std::make_unique<AgentServiceImpl>(s->store_.get(), s->ingest_.get(), &s->pki_);
+  s->agent_service_ =
+      std::make_unique<AgentServiceImpl>(s->store_.get(), s->ingest_.get(), &s->pki_);
   s->analyst_service_ = std::make_unique<AnalystServiceImpl>(
       s->store_.get(), AnalystServiceOptions{config.token_ttl_s, config.max_token_ttl_s});
 
@@ -63,8 +65,8 @@ absl::StatusOr<std::unique_ptr<SiperServer>> SiperServer::Start(const ServerConf
   s->grpc_server_ = builder.BuildAndStart();
   if (!s->grpc_server_ || s->port_ == 0) {
     s->ingest_->Stop();
-    return absl::UnavailableError(absl::StrCat("cannot listen on ", config.listen,
-                                               " (address in use or not valid)"));
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", config.listen, " (address in use or not valid)"));
   }
   spdlog::info("siper-server {} listening on {} (port {}), data in {}", SIPER_VERSION,
                config.listen, s->port_, config.data_dir.string());
@@ -76,7 +78,8 @@ SiperServer::~SiperServer() { Shutdown(); }
 void SiperServer::Shutdown() {
   if (shut_down_) return;
   shut_down_ = true;
-  if (grpc_server_) grpc_server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  if (grpc_server_)
+    grpc_server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
   if (ingest_) ingest_->Stop();
   spdlog::info("siper-server stopped");
 }

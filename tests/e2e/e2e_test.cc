@@ -1,7 +1,7 @@
 // End to end: the real siper-server, siper-agent and siperctl binaries on
 // loopback with real TLS and a temporary RocksDB.
-#include <gtest/gtest.h>
 #include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 
 #include <chrono>
@@ -23,6 +23,11 @@ namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
+
+// rules/ruleset/linux/ssh_brute_force.yml
+constexpr char kSshBruteForce[] = "d5c5f79f-af7a-436d-bc49-a04d1840d3d2";
+// rules/ruleset/linux/ssh_failed_password.yml
+constexpr char kSshFailedLogin[] = "7e623b43-6405-435c-a416-65a247983365";
 
 std::vector<json> ParseJsonLines(const std::string& text) {
   std::vector<json> out;
@@ -77,10 +82,15 @@ class EndToEndTest : public ::testing::Test {
   fs::path Pki(const std::string& name) const { return data_dir_ / "pki" / name; }
 
   CommandResult Ctl(std::vector<std::string> args) {
-    std::vector<std::string> argv = {SIPERCTL_BIN,         "--server", address_,
-                                     "--ca",               Pki("ca.pem").string(),
-                                     "--cert",             Pki("admin.pem").string(),
-                                     "--key",              Pki("admin.key").string()};
+    std::vector<std::string> argv = {SIPERCTL_BIN,
+                                     "--server",
+                                     address_,
+                                     "--ca",
+                                     Pki("ca.pem").string(),
+                                     "--cert",
+                                     Pki("admin.pem").string(),
+                                     "--key",
+                                     Pki("admin.key").string()};
     argv.insert(argv.end(), args.begin(), args.end());
     return RunCommand(argv);
   }
@@ -157,8 +167,9 @@ TEST_F(EndToEndTest, EveryLineStoredExactlyOnceAndAlertsRaised) {
   fs::path config = SetUpAgent(log);
   StartAgent(config);
 
-  for (int i = 0; i < 8; ++i) {
-    add({"Nov 28 10:00:0" + std::to_string(i + 1) + " web01 sshd[" + std::to_string(200 + i) +
+  // Twelve failures from one address within a minute: a brute force.
+  for (int i = 0; i < 12; ++i) {
+    add({"Nov 28 10:00:" + std::to_string(10 + i) + " web01 sshd[" + std::to_string(200 + i) +
          "]: Failed password for root from 203.0.113.7 port " + std::to_string(40000 + i) +
          " ssh2"});
   }
@@ -169,7 +180,8 @@ TEST_F(EndToEndTest, EveryLineStoredExactlyOnceAndAlertsRaised) {
                    std::to_string(i));
   }
   add(bulk);
-  add({"Nov 28 10:02:00 web01 sudo:    alice : user NOT in sudoers ; TTY=pts/0 ; PWD=/home/alice "
+  add(
+      {"Nov 28 10:02:00 web01 sudo:    alice : user NOT in sudoers ; TTY=pts/0 ; PWD=/home/alice "
        "; USER=root ; COMMAND=/bin/bash"});
 
   std::vector<json> events = WaitForEvents(expected.size());
@@ -178,7 +190,8 @@ TEST_F(EndToEndTest, EveryLineStoredExactlyOnceAndAlertsRaised) {
   // Restart the agent mid-stream: nothing is lost or stored twice.
   agent_->Signal(SIGTERM);
   EXPECT_EQ(agent_->Wait(20000), 0);
-  add({"Nov 28 10:03:00 web01 sshd[300]: Accepted password for root from 203.0.113.7 port 40100 "
+  add(
+      {"Nov 28 10:03:00 web01 sshd[300]: Accepted password for root from 203.0.113.7 port 40100 "
        "ssh2",
        "Nov 28 10:03:01 web01 sshd[301]: Invalid user admin from 198.51.100.9 port 50000"});
   StartAgent(config);
@@ -210,15 +223,23 @@ TEST_F(EndToEndTest, EveryLineStoredExactlyOnceAndAlertsRaised) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   std::vector<json> alerts = ParseJsonLines(r.out);
   int failed_from_attacker = 0;
+  int brute_force = 0;
   bool sudo_alert = false;
   for (const json& a : alerts) {
     const json& f = a["fields"];
-    if (f.value("source.ip", "") == "203.0.113.7" && f.value("event.outcome", "") == "failure") {
+    if (a["rule_id"] == kSshFailedLogin && f.value("source.ip", "") == "203.0.113.7") {
       ++failed_from_attacker;
+    }
+    if (a["rule_id"] == kSshBruteForce) {
+      ++brute_force;
+      EXPECT_EQ(f.value("source.ip", ""), "203.0.113.7");
+      EXPECT_GE(a["count"].get<int>(), 10);
     }
     if (a["line"].get<std::string>().find("NOT in sudoers") != std::string::npos) sudo_alert = true;
   }
-  EXPECT_GE(failed_from_attacker, 1) << r.out;
+  EXPECT_EQ(failed_from_attacker, 12) << r.out;
+  // One correlated alert for the whole brute force, not one per attempt.
+  EXPECT_EQ(brute_force, 1) << r.out;
   EXPECT_TRUE(sudo_alert) << r.out;
 
   // The text filter and the agent list work through the same CLI.
@@ -290,9 +311,9 @@ TEST_F(EndToEndTest, ClientsWithoutAValidCertificateAreRefused) {
   ASSERT_TRUE(foreign_admin.ok());
   ASSERT_TRUE(WriteFileAtomic(key, foreign_admin->key_pem, 0600).ok());
   ASSERT_TRUE(WriteFileAtomic(cert, foreign_admin->cert_pem).ok());
-  CommandResult r = RunCommand({SIPERCTL_BIN, "--server", address_, "--ca", Pki("ca.pem").string(),
-                                "--cert", cert.string(), "--key", key.string(), "tokens",
-                                "create"});
+  CommandResult r =
+      RunCommand({SIPERCTL_BIN, "--server", address_, "--ca", Pki("ca.pem").string(), "--cert",
+                  cert.string(), "--key", key.string(), "tokens", "create"});
   EXPECT_NE(r.exit_code, 0);
   EXPECT_TRUE(r.out.empty()) << r.out;
 
