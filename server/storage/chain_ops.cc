@@ -132,8 +132,18 @@ absl::StatusOr<ChainHead> Store::Impl::WriteGroup(const std::vector<PendingCommi
   bool sync = options_.sync_writes;
   for (PendingCommit* p : group) {
     for (const Op& op : p->ops) {
-      rocksdb::Status s = op.kind == Op::kPut ? batch.Put(cf(op.cf), op.key, op.value)
-                                              : batch.DeleteRange(cf(op.cf), op.key, op.value);
+      rocksdb::Status s;
+      switch (op.kind) {
+        case Op::kPut:
+          s = batch.Put(cf(op.cf), op.key, op.value);
+          break;
+        case Op::kDelete:
+          s = batch.Delete(cf(op.cf), op.key);
+          break;
+        case Op::kDeleteRange:
+          s = batch.DeleteRange(cf(op.cf), op.key, op.value);
+          break;
+      }
       SIPER_RETURN_IF_ERROR(FromRocks(s, "prepare write batch"));
     }
     if (p->segment.has_value()) *rec.add_segments() = std::move(*p->segment);

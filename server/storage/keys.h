@@ -95,6 +95,20 @@ inline std::string ChainKey(int64_t time_ns, uint64_t index) {
   return k;
 }
 
+// files: agent_num u32 | len u32 | path -> Event (the newest file event)
+inline std::string FileKey(uint32_t agent_num, std::string_view path) {
+  std::string k = AgentPrefix(agent_num);
+  keycodec::AppendLengthPrefixed(&k, path);
+  return k;
+}
+// files_by_hash: len u32 | sha256 | file key -> empty
+inline std::string FileByHashKey(std::string_view sha256, std::string_view file_key) {
+  std::string k;
+  keycodec::AppendLengthPrefixed(&k, sha256);
+  k.append(file_key);
+  return k;
+}
+
 // meta keys.
 inline constexpr std::string_view kChainAnchorKey = "chain_anchor";
 inline constexpr std::string_view kSchemaVersionKey = "schema_version";

@@ -479,6 +479,7 @@ absl::StatusOr<WriteResult> Store::Impl::Write(std::string_view agent_id,
     }
   }
   if (result.stored == 0) return result;
+  SIPER_RETURN_IF_ERROR(UpdateFileInventory(agent_num, records, &commit.ops));
 
   // The segment digest: every event, then every alert, as verify re-reads them.
   // Item tags name the one record that changed.
@@ -511,6 +512,42 @@ absl::StatusOr<WriteResult> Store::Impl::Write(std::string_view agent_id,
                                      Av(agent_id), "': ", st.message()));
   }
   return result;
+}
+
+absl::Status Store::Impl::UpdateFileInventory(uint32_t agent_num,
+                                              const std::vector<EventRecord>& records,
+                                              std::vector<internal::Op>* ops) const {
+  // The newest stored file event per path in this write (by seq: the agent's order).
+  absl::flat_hash_map<std::string, const siper::v1::Event*> newest;
+  for (const EventRecord& r : records) {
+    if (r.duplicate || !r.event.has_file()) continue;
+    const siper::v1::Event*& slot = newest[r.event.file().path()];
+    if (slot == nullptr || slot->seq() < r.event.seq()) slot = &r.event;
+  }
+  // Called under the agent's write lock: no other write changes these keys.
+  for (const auto& [path, e] : newest) {
+    const std::string file_key = keys::FileKey(agent_num, path);
+    SIPER_ASSIGN_OR_RETURN(std::optional<std::string> old_value, Get(kFiles, file_key, nullptr));
+    std::string old_hash;
+    if (old_value.has_value()) {
+      siper::v1::Event old;
+      SIPER_RETURN_IF_ERROR(ParseValue(*old_value, kCfNames[kFiles], file_key, &old));
+      if (old.seq() > e->seq()) continue;  // a resent older state
+      old_hash = old.file().sha256();
+    }
+    ops->push_back({internal::Op::kPut, kFiles, file_key, e->SerializeAsString()});
+    const std::string& new_hash = e->file().sha256();
+    if (old_hash == new_hash) continue;
+    if (!old_hash.empty()) {
+      ops->push_back(
+          {internal::Op::kDelete, kFilesByHash, keys::FileByHashKey(old_hash, file_key), ""});
+    }
+    if (!new_hash.empty()) {
+      ops->push_back(
+          {internal::Op::kPut, kFilesByHash, keys::FileByHashKey(new_hash, file_key), ""});
+    }
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<siper::v1::Event> Store::Impl::ReadEvent(std::string_view event_key,
@@ -872,6 +909,53 @@ absl::Status Store::ListAudit(
           return absl::DataLossError(absl::StrCat("storage: malformed audit key ", ToHex(key)));
         }
         return sink(keycodec::DecodeUint64(key.data()), value);
+      });
+}
+
+absl::StatusOr<std::optional<siper::v1::Event>> Store::GetFileState(std::string_view agent_id,
+                                                                    std::string_view path) const {
+  SIPER_ASSIGN_OR_RETURN(std::optional<uint32_t> agent_num, impl_->FindAgentNum(agent_id));
+  if (!agent_num.has_value()) return std::nullopt;
+  const std::string key = keys::FileKey(*agent_num, path);
+  SIPER_ASSIGN_OR_RETURN(std::optional<std::string> v, impl_->Get(kFiles, key, nullptr));
+  if (!v.has_value()) return std::nullopt;
+  siper::v1::Event e;
+  SIPER_RETURN_IF_ERROR(ParseValue(*v, kCfNames[kFiles], key, &e));
+  return e;
+}
+
+absl::Status Store::ListFiles(std::string_view agent_id,
+                              const std::function<bool(const siper::v1::Event&)>& sink) const {
+  SIPER_ASSIGN_OR_RETURN(std::optional<uint32_t> agent_num, impl_->FindAgentNum(agent_id));
+  if (!agent_num.has_value()) return absl::OkStatus();
+  const std::string prefix = keys::AgentPrefix(*agent_num);
+  return impl_->Scan(kFiles, KeyRange{prefix, keycodec::PrefixSuccessor(prefix)},
+                     /*reverse=*/false, nullptr,
+                     [&](std::string_view key, std::string_view value) -> absl::StatusOr<bool> {
+                       siper::v1::Event e;
+                       SIPER_RETURN_IF_ERROR(ParseValue(value, kCfNames[kFiles], key, &e));
+                       return sink(e);
+                     });
+}
+
+absl::Status Store::FindFilesByHash(
+    std::string_view sha256, const std::function<bool(const siper::v1::Event&)>& sink) const {
+  if (sha256.empty()) return absl::InvalidArgumentError("storage: empty file hash");
+  const std::string prefix = keys::FileByHashKey(sha256, "");
+  ScopedSnapshot snapshot(impl_->db());
+  return impl_->Scan(
+      kFilesByHash, KeyRange{prefix, keycodec::PrefixSuccessor(prefix)}, /*reverse=*/false,
+      snapshot.get(), [&](std::string_view key, std::string_view) -> absl::StatusOr<bool> {
+        std::string_view file_key = key.substr(prefix.size());
+        SIPER_ASSIGN_OR_RETURN(std::optional<std::string> v,
+                               impl_->Get(kFiles, file_key, snapshot.get()));
+        if (!v.has_value()) {
+          return absl::DataLossError(absl::StrCat("storage: index files_by_hash points to file ",
+                                                  ToHex(file_key), " which is not stored"));
+        }
+        siper::v1::Event e;
+        SIPER_RETURN_IF_ERROR(ParseValue(*v, kCfNames[kFiles], file_key, &e));
+        return sink(e);
       });
 }
 

@@ -194,6 +194,19 @@ class Store {
       uint64_t from_seq,
       const std::function<bool(uint64_t seq, std::string_view json)>& sink) const;
 
+  // File inventory: for each (agent, path), the newest file-integrity event
+  // (by seq) that Write stored, kept whatever its age (retention does not
+  // apply); a deleted file stays with change FILE_CHANGE_DELETED.
+  absl::StatusOr<std::optional<siper::v1::Event>> GetFileState(std::string_view agent_id,
+                                                               std::string_view path) const;
+  // One agent's files, ordered by path.
+  absl::Status ListFiles(std::string_view agent_id,
+                         const std::function<bool(const siper::v1::Event&)>& sink) const;
+  // Every agent's file whose current SHA-256 (lowercase hex, as agents send
+  // it) is `sha256`: IOC hash hunting over the fleet.
+  absl::Status FindFilesByHash(std::string_view sha256,
+                               const std::function<bool(const siper::v1::Event&)>& sink) const;
+
   // Highest seq stored for an agent (0 if none): lets the server tell a
   // reconnecting agent where it is.
   absl::StatusOr<uint64_t> LastSeq(std::string_view agent_id) const;

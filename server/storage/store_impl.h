@@ -45,12 +45,14 @@ enum Cf : size_t {
   kChain,
   kIncidents,
   kAudit,
+  kFiles,
+  kFilesByHash,
   kNumCfs,
 };
 inline constexpr std::array<const char*, kNumCfs> kCfNames = {
-    "events",         "event_seq", "events_by_agent", "alerts", "alerts_by_agent",
-    "alerts_by_rule", "agents",    "tokens",          "meta",   "chain",
-    "incidents",      "audit",
+    "events",         "event_seq", "events_by_agent", "alerts",        "alerts_by_agent",
+    "alerts_by_rule", "agents",    "tokens",          "meta",          "chain",
+    "incidents",      "audit",     "files",           "files_by_hash",
 };
 // Every family has a name (a missing one would be a null pointer).
 static_assert(kCfNames[kNumCfs - 1] != nullptr);
@@ -104,7 +106,7 @@ class ScopedSnapshot {
 
 // One change in a commit.
 struct Op {
-  enum Kind { kPut, kDeleteRange } kind = kPut;
+  enum Kind { kPut, kDelete, kDeleteRange } kind = kPut;
   Cf cf = kEvents;
   std::string key;    // or the first key of the range
   std::string value;  // or the end of the range (exclusive)
@@ -173,6 +175,9 @@ class Store::Impl {
   absl::Status ListAlerts(const AlertQuery& q,
                           const std::function<bool(const siper::v1::Alert&)>& sink) const;
   absl::StatusOr<uint64_t> LastSeq(std::string_view agent_id) const;
+  // Adds to `ops` the file inventory changes for the file events of one write.
+  absl::Status UpdateFileInventory(uint32_t agent_num, const std::vector<EventRecord>& records,
+                                   std::vector<internal::Op>* ops) const;
 
   // chain_ops.cc
   // Commits `w` with whatever else is waiting, in one write batch with one

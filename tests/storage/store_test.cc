@@ -443,6 +443,67 @@ TEST_F(StoreTest, IncidentsAndAppendOnlyAudit) {
                                                                   {3, R"({"action":"c"})"}}));
 }
 
+EventRecord FileRecord(const std::string& agent, uint64_t seq, const std::string& path,
+                       const std::string& sha256, siper::v1::FileChange change) {
+  EventRecord r;
+  r.event.set_agent_id(agent);
+  r.event.set_seq(seq);
+  r.event.mutable_file()->set_path(path);
+  r.event.mutable_file()->set_sha256(sha256);
+  r.event.mutable_file()->set_change(change);
+  return r;
+}
+
+TEST_F(StoreTest, FileInventoryKeepsTheNewestStatePerPathAndIndexesHashes) {
+  const std::string h1(64, '1'), h2(64, '2'), h3(64, '3');
+  using siper::v1::FILE_CHANGE_BASELINE;
+  using siper::v1::FILE_CHANGE_DELETED;
+  using siper::v1::FILE_CHANGE_MODIFIED;
+  MustWrite("a1", {FileRecord("a1", 1, "/etc/passwd", h1, FILE_CHANGE_BASELINE),
+                   FileRecord("a1", 2, "/etc/shadow", h2, FILE_CHANGE_BASELINE),
+                   FileRecord("a1", 3, "/etc/passwd", h3, FILE_CHANGE_MODIFIED)});
+  MustWrite("a2", {FileRecord("a2", 1, "/usr/bin/evil", h3, FILE_CHANGE_BASELINE)});
+  auto state = store_->GetFileState("a1", "/etc/passwd");
+  ASSERT_TRUE(state.ok()) << state.status();
+  ASSERT_TRUE(state->has_value());
+  EXPECT_EQ((*state)->seq(), 3u);
+  EXPECT_EQ((*state)->file().sha256(), h3);
+
+  auto by_hash = [&](const std::string& h) {
+    std::vector<std::string> out;
+    EXPECT_TRUE(store_
+                    ->FindFilesByHash(h,
+                                      [&](const Event& e) {
+                                        out.push_back(e.agent_id() + ":" + e.file().path());
+                                        return true;
+                                      })
+                    .ok());
+    return out;
+  };
+  using Strs = std::vector<std::string>;
+  EXPECT_TRUE(by_hash(h1).empty());  // replaced within the same batch
+  EXPECT_EQ(by_hash(h3), (Strs{"a1:/etc/passwd", "a2:/usr/bin/evil"}));
+
+  // A resent older state does not go back; a deletion leaves the hash index.
+  MustWrite("a1", {FileRecord("a1", 4, "/etc/shadow", "", FILE_CHANGE_DELETED)});
+  std::vector<EventRecord> late = {FileRecord("a1", 0, "/etc/passwd", h1, FILE_CHANGE_BASELINE)};
+  ASSERT_TRUE(store_->Write("a1", late).ok());
+  EXPECT_EQ((*store_->GetFileState("a1", "/etc/passwd"))->file().sha256(), h3);
+  EXPECT_TRUE(by_hash(h2).empty());
+  Strs files;
+  ASSERT_TRUE(store_
+                  ->ListFiles("a1",
+                              [&](const Event& e) {
+                                files.push_back(e.file().path() + ":" +
+                                                siper::v1::FileChange_Name(e.file().change()));
+                                return true;
+                              })
+                  .ok());
+  EXPECT_EQ(files, (Strs{"/etc/passwd:FILE_CHANGE_MODIFIED", "/etc/shadow:FILE_CHANGE_DELETED"}));
+  EXPECT_FALSE(store_->GetFileState("a1", "/nope")->has_value());
+  EXPECT_FALSE(store_->GetFileState("nobody", "/etc/passwd")->has_value());
+}
+
 TEST_F(StoreTest, LastSeq) {
   EXPECT_EQ(*store_->LastSeq("a1"), 0u);
   MustWrite("a1", {LogRecord("a1", 7, "x"), LogRecord("a1", 3, "y")});
