@@ -56,7 +56,7 @@ absl::StatusOr<std::string> Enroll(const EnrollOptions& options) {
           code, absl::StrCat("cannot reach ", options.server, ": ", status.error_message()));
     }
     return absl::Status(
-        code, absl::StrCat("enrollment refused by ", options.server, ": ", status.error_message()));
+        code, absl::StrCat(options.server, ": ", status.error_message()));  // says what was refused
   }
 
   if (response.agent_id().empty() || response.certificate_pem().empty()) {
