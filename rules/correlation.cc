@@ -130,7 +130,7 @@ void CorrelationState::OnMatch(uint32_t rule, const Event& event, std::vector<De
       d.title = cc.rule.title;
       d.level = cc.rule.level;
       d.tags = cc.rule.tags;
-      d.fields = event.fields;
+      d.fields = event.fields.ToMap();
       d.count = static_cast<uint32_t>(w.count);
       out->push_back(std::move(d));
     }

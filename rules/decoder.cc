@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdio>
+#include <cstring>
 #include <ctime>
 
 #include "absl/strings/ascii.h"
@@ -18,10 +20,28 @@
 #include "rules/strutil.h"
 
 namespace siper::rules {
+
+const std::string& EventFields::at(std::string_view key) const {
+  static const std::string* kEmpty = new std::string;
+  auto it = find(key);
+  return it == end() ? *kEmpty : it->second;
+}
+
+void EventFields::erase(std::string_view key) {
+  auto it = find(key);
+  if (it == end()) return;
+  const size_t i = static_cast<size_t>(it - begin());
+  --size_;
+  if (i != size_) {
+    std::swap(entries_[i], entries_[size_]);
+    std::swap(hashes_[i], hashes_[size_]);
+  }
+}
+
 namespace {
 
 void Set(Event* ev, std::string_view key, std::string_view value) {
-  ev->fields.insert_or_assign(std::string(key), std::string(value));
+  ev->fields.insert_or_assign(key, value);
 }
 
 void AddUnique(std::vector<std::string>* v, std::string_view s) {
@@ -92,17 +112,41 @@ bool ParseHms(std::string_view s, int* h, int* mi, int* sec) {
 }
 
 // Syslog without a year: take the current year, or the previous one when the
-// date would otherwise lie more than a month in the future.
+// date would otherwise lie more than a month in the future. The clock is read
+// once a minute per thread.
 int GuessYear(int month) {
-  absl::CivilSecond now = absl::ToCivilSecond(absl::Now(), absl::UTCTimeZone());
-  int year = static_cast<int>(now.year());
-  if (month > now.month() + 1) --year;
-  return year;
+  thread_local int64_t checked_at = 0;
+  thread_local int year = 1970, now_month = 1;
+  const int64_t now = absl::ToUnixSeconds(absl::Now());
+  if (now - checked_at > 60 || now < checked_at) {
+    absl::CivilSecond c = absl::ToCivilSecond(absl::FromUnixSeconds(now), absl::UTCTimeZone());
+    year = static_cast<int>(c.year());
+    now_month = c.month();
+    checked_at = now;
+  }
+  return month > now_month + 1 ? year - 1 : year;
 }
 
+// RFC 3339 in UTC with the fraction only when there is one, written by hand
+// (absl::FormatTime is the slowest step of decoding a syslog line).
 void SetTime(Event* ev, absl::Time t) {
   ev->time_unix_ns = absl::ToUnixNanos(t);
-  Set(ev, "@timestamp", absl::FormatTime("%Y-%m-%dT%H:%M:%E*SZ", t, absl::UTCTimeZone()));
+  const absl::CivilSecond c = absl::ToCivilSecond(t, absl::UTCTimeZone());
+  const int64_t ns = ev->time_unix_ns - absl::ToUnixSeconds(t) * 1000000000LL;
+  char buf[48];
+  int n =
+      std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d", static_cast<int>(c.year()),
+                    c.month(), c.day(), c.hour(), c.minute(), c.second());
+  if (ns > 0) {
+    char frac[32];
+    std::snprintf(frac, sizeof frac, ".%09lld", static_cast<long long>(ns));
+    std::string_view f(frac);
+    while (f.size() > 1 && f.back() == '0') f.remove_suffix(1);
+    std::memcpy(buf + n, f.data(), f.size());
+    n += static_cast<int>(f.size());
+  }
+  buf[n++] = 'Z';
+  Set(ev, "@timestamp", std::string_view(buf, n));
 }
 
 std::string_view NextToken(std::string_view* s) {
@@ -373,7 +417,9 @@ bool DecodeSshd(std::string_view msg, Event* ev) {
     }
   }
   std::string a, b, c, d, e, f, g, h;
-  if (RE2::FullMatch(m, *kLogin, &a, &b, &c, &d, &e, &f, &g, &h)) {
+  const char first = m.empty() ? 0 : m[0];
+  if ((first == 'F' || first == 'A') &&
+      RE2::FullMatch(m, *kLogin, &a, &b, &c, &d, &e, &f, &g, &h)) {
     const bool ok = a == "Accepted";
     SetOutcome(ev, "ssh_login", ok ? "success" : "failure");
     Set(ev, "ssh.method", b);
@@ -384,7 +430,7 @@ bool DecodeSshd(std::string_view msg, Event* ev) {
     if (!h.empty()) Set(ev, "ssh.key", h);
     return true;
   }
-  if (RE2::FullMatch(m, *kInvalid, &a, &b, &c)) {
+  if (first == 'I' && RE2::FullMatch(m, *kInvalid, &a, &b, &c)) {
     SetOutcome(ev, "ssh_invalid_user", "failure");
     Set(ev, "user.name", a);
     Set(ev, "user.invalid", "true");
@@ -392,27 +438,27 @@ bool DecodeSshd(std::string_view msg, Event* ev) {
     if (!c.empty()) Set(ev, "source.port", c);
     return true;
   }
-  if (RE2::FullMatch(m, *kInvalidPreauth, &a)) {
+  if (first == 'i' && RE2::FullMatch(m, *kInvalidPreauth, &a)) {
     SetOutcome(ev, "ssh_invalid_user_request", "failure");
     Set(ev, "user.name", a);
     Set(ev, "user.invalid", "true");
     return true;
   }
-  if (RE2::FullMatch(m, *kReverse, &a, &b)) {
+  if (first == 'r' && RE2::FullMatch(m, *kReverse, &a, &b)) {
     SetOutcome(ev, "ssh_reverse_mapping_failed", "unknown", "network");
     Set(ev, "source.domain", a);
     Set(ev, "source.ip", b);
     Set(ev, "source.address", b);
     return true;
   }
-  if (RE2::FullMatch(m, *kAddrMap, &a, &b)) {
+  if (first == 'A' && RE2::FullMatch(m, *kAddrMap, &a, &b)) {
     SetOutcome(ev, "ssh_reverse_mapping_failed", "unknown", "network");
     Set(ev, "source.ip", a);
     Set(ev, "source.address", a);
     Set(ev, "source.domain", b);
     return true;
   }
-  if (RE2::FullMatch(m, *kMaxAuth, &a, &b, &c, &d)) {
+  if (first == 'e' && RE2::FullMatch(m, *kMaxAuth, &a, &b, &c, &d)) {
     SetOutcome(ev, "ssh_max_auth_exceeded", "failure");
     Set(ev, "user.name", b);
     if (!a.empty()) Set(ev, "user.invalid", "true");
@@ -420,7 +466,7 @@ bool DecodeSshd(std::string_view msg, Event* ev) {
     Set(ev, "source.port", d);
     return true;
   }
-  if (RE2::FullMatch(m, *kDisconnect, &a, &b, &c, &d)) {
+  if ((first == 'R' || first == 'e') && RE2::FullMatch(m, *kDisconnect, &a, &b, &c, &d)) {
     SetOutcome(ev, "ssh_disconnect", "", "network");
     SetSourceIp(ev, a);
     if (!b.empty()) Set(ev, "source.port", b);
@@ -428,14 +474,14 @@ bool DecodeSshd(std::string_view msg, Event* ev) {
     Set(ev, "event.reason", d);
     return true;
   }
-  if (RE2::FullMatch(m, *kClosed, &a, &b, &c)) {
+  if (first == 'C' && RE2::FullMatch(m, *kClosed, &a, &b, &c)) {
     SetOutcome(ev, "ssh_connection_closed", "", "network");
     if (!a.empty()) Set(ev, "user.name", a);
     SetSourceIp(ev, b);
     if (!c.empty()) Set(ev, "source.port", c);
     return true;
   }
-  if (RE2::FullMatch(m, *kDisconnected, &a, &b, &c, &d)) {
+  if (first == 'D' && RE2::FullMatch(m, *kDisconnected, &a, &b, &c, &d)) {
     SetOutcome(ev, "ssh_disconnect", "", "network");
     if (!a.empty()) Set(ev, "user.name", a);
     if (!b.empty()) Set(ev, "user.name", b);
@@ -443,13 +489,13 @@ bool DecodeSshd(std::string_view msg, Event* ev) {
     Set(ev, "source.port", d);
     return true;
   }
-  if (RE2::FullMatch(m, *kNoIdent, &a, &b)) {
+  if (first == 'D' && RE2::FullMatch(m, *kNoIdent, &a, &b)) {
     SetOutcome(ev, "ssh_no_identification", "failure", "network");
     SetSourceIp(ev, a);
     if (!b.empty()) Set(ev, "source.port", b);
     return true;
   }
-  if (RE2::FullMatch(m, *kConnFrom, &a, &b, &c, &d)) {
+  if (first == 'C' && RE2::FullMatch(m, *kConnFrom, &a, &b, &c, &d)) {
     SetOutcome(ev, "ssh_connection", "", "network");
     SetSourceIp(ev, a);
     Set(ev, "source.port", b);
@@ -457,7 +503,7 @@ bool DecodeSshd(std::string_view msg, Event* ev) {
     Set(ev, "destination.port", d);
     return true;
   }
-  if (RE2::FullMatch(m, *kPamMore, &a, &b)) {
+  if (first == 'P' && RE2::FullMatch(m, *kPamMore, &a, &b)) {
     Set(ev, "event.repeat_count", a);
     DecodePam("sshd", strutil::StrCat("authentication failure; ", b), ev);
     return true;
@@ -899,7 +945,7 @@ std::string_view ChannelService(std::string_view channel) {
 void ClassifyWindows(Event* ev) {
   AddUnique(&ev->products, "windows");
   auto find = [&](std::string_view k) -> const std::string* {
-    auto it = ev->fields.find(std::string(k));
+    auto it = ev->fields.find(k);
     return it == ev->fields.end() ? nullptr : &it->second;
   };
   const std::string* channel = find("Channel");
@@ -989,9 +1035,9 @@ bool DecodeJson(std::string_view line, Event* ev) {
       for (char c : k) {
         if (c != ' ') compact.push_back(c);
       }
-      ev->fields.try_emplace(std::move(compact), v);
+      ev->fields.try_emplace(compact, v);
     }
-    ev->fields.try_emplace(std::move(k), std::move(v));
+    ev->fields.try_emplace(k, v);
   }
   if (!windows) {
     // NXLog flat Windows JSON.
@@ -1021,7 +1067,7 @@ absl::Status DecodeLine(std::string_view line, std::string_view source, InputFor
   ev->Clear();
   while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.remove_suffix(1);
   ev->raw = line;
-  if (!source.empty()) ev->fields.emplace("log.file.path", std::string(source));
+  if (!source.empty()) ev->fields.insert_or_assign("log.file.path", source);
   bool json = format == InputFormat::kJson ||
               (format == InputFormat::kAuto &&
                strutil::StartsWith(strutil::StripLeadingAsciiWhitespace(line), "{"));

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -12,8 +13,73 @@
 
 namespace siper::rules {
 
+// Decoded fields of one event: a flat list that keeps its string buffers
+// across Clear(), so decoding a steady stream allocates next to nothing.
+// Lookup compares a key hash first; events have tens of fields, not thousands.
+class EventFields {
+ public:
+  using value_type = std::pair<std::string, std::string>;
+  using const_iterator = const value_type*;
+
+  const_iterator begin() const { return entries_.data(); }
+  const_iterator end() const { return entries_.data() + size_; }
+  size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+
+  const_iterator find(std::string_view key) const {
+    const uint64_t h = Hash(key);
+    for (size_t i = 0; i < size_; ++i) {
+      if (hashes_[i] == h && entries_[i].first == key) return &entries_[i];
+    }
+    return end();
+  }
+  size_t count(std::string_view key) const { return find(key) == end() ? 0 : 1; }
+  const std::string& at(std::string_view key) const;
+
+  void insert_or_assign(std::string_view key, std::string_view value) {
+    const uint64_t h = Hash(key);
+    for (size_t i = 0; i < size_; ++i) {
+      if (hashes_[i] == h && entries_[i].first == key) {
+        entries_[i].second.assign(value);
+        return;
+      }
+    }
+    Append(h, key, value);
+  }
+  // Adds the field only when absent; returns whether it was added.
+  bool try_emplace(std::string_view key, std::string_view value) {
+    if (find(key) != end()) return false;
+    Append(Hash(key), key, value);
+    return true;
+  }
+  void erase(std::string_view key);
+  void clear() { size_ = 0; }
+  FieldMap ToMap() const { return FieldMap(begin(), end()); }
+
+ private:
+  static uint64_t Hash(std::string_view key) {
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (unsigned char c : key) h = (h ^ c) * 0x100000001b3ULL;
+    return h;
+  }
+  void Append(uint64_t h, std::string_view key, std::string_view value) {
+    if (size_ == entries_.size()) {
+      entries_.emplace_back();
+      hashes_.push_back(0);
+    }
+    entries_[size_].first.assign(key);
+    entries_[size_].second.assign(value);
+    hashes_[size_] = h;
+    ++size_;
+  }
+
+  std::vector<value_type> entries_;  // the first size_ are live
+  std::vector<uint64_t> hashes_;
+  size_t size_ = 0;
+};
+
 struct Event {
-  FieldMap fields;
+  EventFields fields;
   std::string_view raw;
   // Sigma logsource attributes this event belongs to (an event can have several
   // services, e.g. an sshd line is service sshd, auth and syslog).

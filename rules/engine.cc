@@ -87,30 +87,47 @@ absl::StatusOr<std::vector<SourceFile>> ReadRuleFiles(const std::filesystem::pat
 
 bool PredicateIsPattern(const Predicate& p) { return p.kind == Predicate::Kind::kPatterns; }
 
-// Evaluates the condition with every atom false; rules that can match then are
-// evaluated for every event of their log source.
-bool NeedsAlwaysEval(const ParsedRule& r) {
-  for (const Predicate& p : r.predicates) {
-    if (!PredicateIsPattern(p)) return true;
-  }
-  struct Eval {
-    static bool Run(const CondNode& n) {
-      switch (n.op) {
-        case CondNode::Op::kAnd:
-          return std::all_of(n.kids.begin(), n.kids.end(), Run);
-        case CondNode::Op::kOr:
-          return std::any_of(n.kids.begin(), n.kids.end(), Run);
-        case CondNode::Op::kNot:
-          return !Run(n.kids[0]);
-        case CondNode::Op::kTrue:
-          return true;
-        default:
-          return false;
+// Whether a rule can match an event on which none of its patterns hit, in
+// three-valued logic: pattern predicates are false, the others (exists, null,
+// cidr, comparisons) unknown. Only such rules are evaluated on every event of
+// their log source; the rest only when one of their atoms hit.
+enum class Tri { kFalse, kTrue, kUnknown };
+
+Tri EvalWithoutHits(const ParsedRule& r, const CondNode& n) {
+  switch (n.op) {
+    case CondNode::Op::kAnd: {
+      Tri out = Tri::kTrue;
+      for (const CondNode& k : n.kids) {
+        Tri t = EvalWithoutHits(r, k);
+        if (t == Tri::kFalse) return Tri::kFalse;
+        if (t == Tri::kUnknown) out = Tri::kUnknown;
       }
+      return out;
     }
-  };
-  return Eval::Run(r.condition);
+    case CondNode::Op::kOr: {
+      Tri out = Tri::kFalse;
+      for (const CondNode& k : n.kids) {
+        Tri t = EvalWithoutHits(r, k);
+        if (t == Tri::kTrue) return Tri::kTrue;
+        if (t == Tri::kUnknown) out = Tri::kUnknown;
+      }
+      return out;
+    }
+    case CondNode::Op::kNot: {
+      Tri t = EvalWithoutHits(r, n.kids[0]);
+      return t == Tri::kUnknown ? t : (t == Tri::kTrue ? Tri::kFalse : Tri::kTrue);
+    }
+    case CondNode::Op::kTrue:
+      return Tri::kTrue;
+    case CondNode::Op::kFalse:
+      return Tri::kFalse;
+    case CondNode::Op::kPred:
+      return PredicateIsPattern(r.predicates[n.pred]) ? Tri::kFalse : Tri::kUnknown;
+  }
+  return Tri::kUnknown;
 }
+
+bool NeedsAlwaysEval(const ParsedRule& r) { return EvalWithoutHits(r, r.condition) != Tri::kFalse; }
 
 std::string DescribePattern(const std::string& field, const Pattern& p) {
   return strutil::StrCat("field '", field.empty() ? "<keywords>" : field, "' pattern /", p.expr,
@@ -688,14 +705,14 @@ absl::StatusOr<std::vector<Detection>> MatcherState::Process(std::string_view li
       d.title = cr.rule.title;
       d.level = cr.rule.level;
       d.tags = cr.rule.tags;
-      d.fields = event_.fields;
+      d.fields = event_.fields.ToMap();
       out.push_back(std::move(d));
     }
     if (!cr.correlations.empty()) correlation_.OnMatch(ri, event_, &out);
   }
   for (uint32_t atom : hits_) bits_[atom >> 6] = 0;
   hits_.clear();
-  if (fields_out != nullptr) *fields_out = event_.fields;
+  if (fields_out != nullptr) *fields_out = event_.fields.ToMap();
   return out;
 }
 

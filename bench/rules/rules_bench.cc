@@ -10,6 +10,7 @@
 #include <re2/re2.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -94,7 +95,8 @@ Corpus* MakeCorpus(const std::string& name, const std::vector<std::filesystem::p
   if (c->lines.empty()) return c;
   std::filesystem::path dir = dirs.size() == 1 ? dirs[0] : RuleDir(name, dirs);
   auto cache = std::filesystem::temp_directory_path() / ("siper_bench_cache_" + name);
-  std::filesystem::remove_all(cache);
+  // SIPER_BENCH_KEEP_CACHE=1 keeps compiled databases between runs (for profiling).
+  if (std::getenv("SIPER_BENCH_KEEP_CACHE") == nullptr) std::filesystem::remove_all(cache);
   LoadOptions opts;
   opts.cache_dir = cache;
   opts.skip_errors = true;
