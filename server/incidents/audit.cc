@@ -116,4 +116,12 @@ const std::string& AuditLog::head() const {
   return records_.empty() ? AuditGenesisHash() : records_.back().hash;
 }
 
+absl::StatusOr<AuditRecord> AuditRecordFromJsonText(const std::string& text) {
+  nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) {
+    return absl::DataLossError("a stored audit record is not valid JSON; the trail was damaged");
+  }
+  return AuditRecordFromJson(j);
+}
+
 }  // namespace siper::incidents

@@ -33,6 +33,8 @@ std::string ComputeAuditHash(const AuditRecord& record);
 
 nlohmann::json AuditRecordToJson(const AuditRecord& record);
 absl::StatusOr<AuditRecord> AuditRecordFromJson(const nlohmann::json& j);
+// From stored text (what storage returns).
+absl::StatusOr<AuditRecord> AuditRecordFromJsonText(const std::string& text);
 
 // Checks that seq runs 1..n without gaps, each prev_hash is the previous hash and each hash
 // matches the record. That finds an edited, removed or reordered record; removing the tail

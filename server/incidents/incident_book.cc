@@ -56,7 +56,11 @@ absl::Status ValidateGroupingPolicy(const GroupingPolicy& policy, const Taxonomy
 
 IncidentBook::IncidentBook(const Taxonomy* taxonomy, const Clock* clock, GroupingPolicy policy,
                            AuditLog* audit)
-    : taxonomy_(taxonomy), clock_(clock), policy_(std::move(policy)), audit_(audit) {}
+    : taxonomy_(taxonomy),
+      clock_(clock),
+      policy_(std::move(policy)),
+      audit_(audit),
+      audit_written_(audit != nullptr ? audit->records().size() : 0) {}
 
 absl::Status IncidentBook::Load(std::vector<Incident> incidents) {
   for (Incident& in : incidents) {
@@ -519,6 +523,20 @@ std::vector<std::string> IncidentBook::TakeChanged() {
   std::vector<std::string> out(changed_.begin(), changed_.end());
   changed_.clear();
   return out;
+}
+
+IncidentBook::PendingWrite IncidentBook::TakePendingWrite() {
+  PendingWrite w;
+  for (const std::string& id : TakeChanged()) {
+    if (const Incident* in = Find(id)) w.incidents.emplace_back(id, IncidentToJson(*in).dump());
+  }
+  if (audit_ != nullptr) {
+    for (const AuditRecord& r : audit_->records()) {
+      if (r.seq > audit_written_) w.audit.emplace_back(r.seq, AuditRecordToJson(r).dump());
+    }
+    audit_written_ = audit_->records().size();
+  }
+  return w;
 }
 
 }  // namespace siper::incidents

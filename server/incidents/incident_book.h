@@ -114,6 +114,17 @@ class IncidentBook {
   // Ids changed since the last call, for the storage layer to write.
   std::vector<std::string> TakeChanged();
 
+  // What to persist after one or more operations: the changed incidents as JSON (id -> JSON)
+  // and the audit records appended since the last call (seq -> JSON), the shape of
+  // storage's IncidentWrite. Write both in one batch; if the write fails, reload the book
+  // from storage rather than go on with memory ahead of disk.
+  struct PendingWrite {
+    std::vector<std::pair<std::string, std::string>> incidents;
+    std::vector<std::pair<uint64_t, std::string>> audit;
+    bool empty() const { return incidents.empty() && audit.empty(); }
+  };
+  PendingWrite TakePendingWrite();
+
   const GroupingPolicy& policy() const { return policy_; }
   const Taxonomy& taxonomy() const { return *taxonomy_; }
 
@@ -138,6 +149,7 @@ class IncidentBook {
   std::map<std::string, std::string> alert_owner_;  // alert id -> incident id
   std::map<int, int> last_number_;                  // year -> highest number used
   std::set<std::string> changed_;
+  uint64_t audit_written_ = 0;  // highest audit seq handed out by TakePendingWrite
 };
 
 }  // namespace siper::incidents

@@ -256,4 +256,12 @@ absl::StatusOr<Incident> IncidentFromJson(const json& j) {
   return in;
 }
 
+absl::StatusOr<Incident> IncidentFromJsonText(std::string_view text) {
+  json j = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) {
+    return absl::DataLossError("a stored incident is not valid JSON; restore it from backup");
+  }
+  return IncidentFromJson(j);
+}
+
 }  // namespace siper::incidents

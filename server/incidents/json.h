@@ -2,6 +2,8 @@
 // protobuf), the `--json` output of siperctl, and the before/after of audit records.
 #pragma once
 
+#include <string_view>
+
 #include "absl/status/statusor.h"
 #include "nlohmann/json.hpp"
 #include "server/incidents/model.h"
@@ -10,6 +12,8 @@ namespace siper::incidents {
 
 nlohmann::json IncidentToJson(const Incident& incident);
 absl::StatusOr<Incident> IncidentFromJson(const nlohmann::json& j);
+// From stored text (what storage returns); the error names the incident or the parse failure.
+absl::StatusOr<Incident> IncidentFromJsonText(std::string_view text);
 
 nlohmann::json ObservableToJson(const Observable& o);
 nlohmann::json AlertInputToJson(const AlertInput& a);

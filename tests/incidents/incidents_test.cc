@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <map>
 
 #include "server/incidents/audit.h"
 #include "server/incidents/clock.h"
@@ -854,6 +855,66 @@ TEST(BookEditTest, ManualIncidentRiskFollowsSeverity) {
                           })
                   .ok());
   EXPECT_EQ(book.Find(id)->risk_score, 25);
+}
+
+}  // namespace
+}  // namespace siper::incidents
+
+namespace siper::incidents {
+namespace {
+
+// What the server does: persist after each operation, restart, reload, go on.
+TEST(PersistenceTest, PendingWritesReloadIntoAnEqualBook) {
+  FakeClock clock(testing::At("2026-11-28T10:00:00Z"));
+  AuditLog audit;
+  std::map<std::string, std::string> stored_incidents;
+  std::map<uint64_t, std::string> stored_audit;
+  auto persist = [&](IncidentBook& book) {
+    IncidentBook::PendingWrite w = book.TakePendingWrite();
+    for (auto& [id, text] : w.incidents) stored_incidents[id] = text;
+    for (auto& [seq, text] : w.audit) {
+      ASSERT_EQ(stored_audit.count(seq), 0u) << "audit seq handed out twice";
+      stored_audit[seq] = text;
+    }
+  };
+  std::string id;
+  {
+    IncidentBook book(&testing::Rsit(), &clock, {}, &audit);
+    id = book.Ingest(testing::SshAlert("a1", "203.0.113.7", "web01", clock.Now())).incident_id;
+    persist(book);
+    EXPECT_EQ(stored_incidents.size(), 1u);
+    EXPECT_EQ(stored_audit.size(), 1u);
+    ASSERT_TRUE(book.Transition(id, State::kTriage, "ayse").ok());
+    ASSERT_TRUE(book.Create({.title = "manual"}, "ayse").ok());
+    persist(book);
+    EXPECT_EQ(stored_incidents.size(), 2u);
+    EXPECT_EQ(stored_audit.size(), 3u);
+    EXPECT_TRUE(book.TakePendingWrite().empty());
+  }
+  // Restart.
+  std::vector<AuditRecord> records;
+  for (const auto& [seq, text] : stored_audit) records.push_back(*AuditRecordFromJsonText(text));
+  auto restored = AuditLog::Restore(records);
+  ASSERT_TRUE(restored.ok()) << restored.status();
+  std::vector<Incident> incidents;
+  for (const auto& [iid, text] : stored_incidents) {
+    auto in = IncidentFromJsonText(text);
+    ASSERT_TRUE(in.ok()) << in.status();
+    incidents.push_back(*in);
+  }
+  IncidentBook book(&testing::Rsit(), &clock, {}, &*restored);
+  ASSERT_TRUE(book.Load(incidents).ok());
+  EXPECT_EQ(book.Find(id)->state, State::kTriage);
+  // The resend of a stored alert is recognised after the restart.
+  EXPECT_EQ(book.Ingest(testing::SshAlert("a1", "203.0.113.7", "web01", clock.Now())).outcome,
+            IngestResult::Outcome::kAlreadyLinked);
+  ASSERT_TRUE(book.Transition(id, State::kInvestigating, "ayse").ok());
+  IncidentBook::PendingWrite w = book.TakePendingWrite();
+  ASSERT_EQ(w.audit.size(), 1u);
+  EXPECT_EQ(w.audit[0].first, 4u);  // continues the trail
+  EXPECT_EQ(*book.Create({.title = "next"}, "ayse"), "INC-2026-0003");
+  EXPECT_FALSE(IncidentFromJsonText("{not json").ok());
+  EXPECT_FALSE(AuditRecordFromJsonText("[").ok());
 }
 
 }  // namespace
