@@ -170,6 +170,7 @@ const std::map<std::string, Pair, std::less<>>& Labels() {
       {"timeline.risk", {"Risk", "Risk"}},
       {"timeline.usom-report", {"USOM bildirimi", "Report to USOM"}},
       {"timeline.kvkk", {"KVKK", "KVKK"}},
+      {"timeline.observable", {"Gözlemlenebilir eklendi", "Observable added"}},
       {"timeline.kvkk-notice", {"KVKK Kurul bildirimi", "Notice to the KVKK Board"}},
       {"summary.title", {"Siber Olay Özeti", "Incident Summary"}},
       {"summary.period", {"Dönem", "Period"}},

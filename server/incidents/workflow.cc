@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <map>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 
@@ -224,6 +225,70 @@ absl::Status RecordKvkkNotice(Incident& incident, NoticeKind kind, absl::Time se
       incident, now, actor, "kvkk-notice",
       absl::StrCat(S(ToString(kind)), " notice to the KVKK Board at ", FormatRfc3339(sent),
                    reference.empty() ? std::string() : absl::StrCat(", reference ", reference)));
+  return absl::OkStatus();
+}
+
+absl::Status UpdateKvkkDetails(Incident& incident, const KvkkBreach& details,
+                               const std::string& actor, absl::Time now) {
+  if (details.people_count < -1 || details.record_count < -1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        incident.id, ": people and record counts are -1 (not yet known) or a number of 0 or more"));
+  }
+  if (IsSet(details.breach_started) && IsSet(details.breach_ended) &&
+      details.breach_ended < details.breach_started) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(incident.id, ": the breach cannot end (", FormatRfc3339(details.breach_ended),
+                     ") before it started (", FormatRfc3339(details.breach_started), ")"));
+  }
+  KvkkBreach& k = incident.kvkk;
+  k.breach_started = details.breach_started;
+  k.breach_ended = details.breach_ended;
+  k.source = details.source;
+  k.description = details.description;
+  k.data_categories = details.data_categories;
+  k.special_categories = details.special_categories;
+  k.subject_groups = details.subject_groups;
+  k.people_count = details.people_count;
+  k.record_count = details.record_count;
+  k.consequences = details.consequences;
+  k.measures_taken = details.measures_taken;
+  k.measures_planned = details.measures_planned;
+  k.subjects_informed = details.subjects_informed;
+  AddTimeline(incident, now, actor, "kvkk", "personal-data breach details updated");
+  return absl::OkStatus();
+}
+
+absl::Status AddObservable(Incident& incident, ObservableKind kind, const std::string& value,
+                           const std::string& actor, absl::Time now) {
+  if (value.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(incident.id, ": an observable needs a value"));
+  }
+  if (kind == ObservableKind::kIp && !IpInCidr(value, value)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(incident.id, ": '", value, "' is not an IPv4 or IPv6 address"));
+  }
+  Observable o;
+  o.kind = kind;
+  o.value = value;
+  o.field = "analyst";
+  o.first_seen = now;
+  o.last_seen = now;
+  if (kind == ObservableKind::kHash) {
+    const size_t n = value.size();
+    o.hash_algo = n == 32    ? "md5"
+                  : n == 40  ? "sha1"
+                  : n == 64  ? "sha256"
+                  : n == 128 ? "sha512"
+                             : "";
+    if (o.hash_algo.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          incident.id, ": '", value, "' is not an MD5, SHA-1, SHA-256 or SHA-512 hex digest"));
+    }
+    o.value = absl::AsciiStrToLower(value);
+  }
+  MergeObservables(incident.observables, {o});
+  AddTimeline(incident, now, actor, "observable",
+              absl::StrCat("added ", std::string(ToString(kind)), " ", o.value));
   return absl::OkStatus();
 }
 

@@ -64,6 +64,16 @@ void SetPersonalDataBreach(Incident& incident, bool breach, const std::string& a
                                             absl::Time deadline, const std::string& actor,
                                             absl::Time now);
 
+// Replaces the descriptive KVKK fields (times, source, data, counts, consequences,
+// measures, subjects informed) from `details`; the flag, notices and delay reasons are left
+// to SetPersonalDataBreach and RecordKvkkNotice. Counts must be -1 (unknown) or more.
+[[nodiscard]] absl::Status UpdateKvkkDetails(Incident& incident, const KvkkBreach& details,
+                                             const std::string& actor, absl::Time now);
+// An observable the analyst adds by hand (it is kept when alerts are detached).
+[[nodiscard]] absl::Status AddObservable(Incident& incident, ObservableKind kind,
+                                         const std::string& value, const std::string& actor,
+                                         absl::Time now);
+
 void AddTimeline(Incident& incident, absl::Time time, const std::string& actor,
                  const std::string& kind, const std::string& text);
 

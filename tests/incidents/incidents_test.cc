@@ -919,3 +919,42 @@ TEST(PersistenceTest, PendingWritesReloadIntoAnEqualBook) {
 
 }  // namespace
 }  // namespace siper::incidents
+
+namespace siper::incidents {
+namespace {
+
+TEST(WorkflowTest, KvkkDetailsAndManualObservables) {
+  Incident in;
+  in.id = "INC-2026-0001";
+  const absl::Time now = testing::At("2026-11-28T10:00:00Z");
+  KvkkBreach d;
+  d.people_count = 10;
+  d.record_count = -2;
+  EXPECT_FALSE(UpdateKvkkDetails(in, d, "ayse", now).ok());
+  d.record_count = 20;
+  d.breach_started = now;
+  d.breach_ended = now - absl::Hours(1);
+  EXPECT_FALSE(UpdateKvkkDetails(in, d, "ayse", now).ok());
+  d.breach_ended = now + absl::Hours(1);
+  d.data_categories = {"Sağlık"};
+  d.special_categories = true;
+  ASSERT_TRUE(UpdateKvkkDetails(in, d, "ayse", now).ok());
+  EXPECT_EQ(in.kvkk.record_count, 20);
+  EXPECT_TRUE(in.kvkk.special_categories);
+  EXPECT_FALSE(in.kvkk.personal_data_breach);  // the flag is set on its own
+  EXPECT_EQ(in.timeline.back().kind, "kvkk");
+
+  EXPECT_FALSE(AddObservable(in, ObservableKind::kIp, "999.1.1.1", "ayse", now).ok());
+  EXPECT_FALSE(AddObservable(in, ObservableKind::kHash, "abc", "ayse", now).ok());
+  ASSERT_TRUE(AddObservable(in, ObservableKind::kHash, std::string(40, 'F'), "ayse", now).ok());
+  ASSERT_TRUE(AddObservable(in, ObservableKind::kIp, "2001:db8::7", "ayse", now).ok());
+  ASSERT_EQ(in.observables.size(), 2u);
+  EXPECT_EQ(in.observables[0].hash_algo, "sha1");
+  EXPECT_EQ(in.observables[0].value, std::string(40, 'f'));
+  // Analyst-added observables survive the detaching of alerts.
+  RemoveAlertsFromObservables(in.observables, {"a1"});
+  EXPECT_EQ(in.observables.size(), 2u);
+}
+
+}  // namespace
+}  // namespace siper::incidents
