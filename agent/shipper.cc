@@ -169,7 +169,8 @@ bool Shipper::RunSession() {
     std::lock_guard lock(mu_);
     context_ = nullptr;
   }
-  context.TryCancel();
+  // When the server ended the stream, Finish() tells why; otherwise end it here.
+  if (!reader_done) context.TryCancel();
   reader.join();
   const grpc::Status status = stream->Finish();
   connected_ = false;
