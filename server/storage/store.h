@@ -1,4 +1,6 @@
-// Siper's event store: events, alerts, agents and enrollment tokens in RocksDB.
+// Siper's store in RocksDB: events and alerts (deduplicated, hash-chained,
+// searchable, with retention and backup), agents, enrollment tokens, the file
+// inventory, and the records of server/incidents.
 //
 // The only component that includes RocksDB. This header exposes no RocksDB
 // type, so callers build without RocksDB's headers. Design and key layouts:
@@ -221,8 +223,9 @@ class Store {
   // (a RocksDB checkpoint: hard links on the same file system). Safe while
   // ingest runs. The copy is a store: Store::Open reads it, Restore installs it.
   absl::Status Backup(const std::filesystem::path& dir) const;
-  // Copies a backup into `data_dir`, which must be empty or missing, after
-  // checking that it opens. For a stopped server.
+  // Copies a backup into `data_dir` (the directory Open takes), which must be
+  // empty or missing, then opens the copy once to check it. For a stopped
+  // server.
   static absl::Status Restore(const std::filesystem::path& backup_dir,
                               const std::filesystem::path& data_dir);
 
@@ -233,7 +236,8 @@ class Store {
   // only when the walk itself fails (I/O).
   absl::StatusOr<VerifyReport> Verify(int64_t since_ns = 0) const;
 
-  // Implementation, defined in store.cc (keeps RocksDB out of this header).
+  // Implementation, in store_impl.h, store.cc and chain_ops.cc (keeps RocksDB
+  // out of this header).
   class Impl;
 
  private:
