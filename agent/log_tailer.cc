@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <fnmatch.h>
 #include <glob.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
@@ -104,6 +105,12 @@ LogTailer::LogTailer(std::vector<LogInput> inputs, std::filesystem::path offsets
       buffer_(std::max(kChunkBytes, options.max_line_bytes * 2)) {}
 
 LogTailer::~LogTailer() = default;
+
+bool LogTailer::IsConfigured(const std::string& path) const {
+  return std::any_of(inputs_.begin(), inputs_.end(), [&](const LogInput& input) {
+    return fnmatch(input.path.c_str(), path.c_str(), FNM_PATHNAME | FNM_PERIOD) == 0;
+  });
+}
 
 size_t LogTailer::open_files() const {
   return std::count_if(files_.begin(), files_.end(),
@@ -303,9 +310,13 @@ absl::Status LogTailer::ScanGlobs() {
       }
       const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
       if (fd < 0) {
-        spdlog::warn("{}: cannot open: {}", path, std::strerror(errno));
+        // Once per path, not every poll, until it can be opened.
+        if (unreadable_.insert(path).second) {
+          spdlog::warn("{}: cannot open: {}; will keep trying", path, std::strerror(errno));
+        }
         continue;
       }
+      if (unreadable_.erase(path) > 0) spdlog::info("{}: can be opened now", path);
       auto file = std::make_unique<TrackedFile>();
       file->fd = fd;
       file->path = path;
@@ -513,6 +524,7 @@ absl::Status LogTailer::Recover() {
           file->acked_offset = run.end;
       }
       known_paths_.insert(file->path);
+      const bool configured = IsConfigured(file->path);
 
       // Find the file: where it was, or renamed within the same directory.
       std::vector<std::string> candidates = {file->path};
@@ -550,6 +562,15 @@ absl::Status LogTailer::Recover() {
         continue;
       }
       SIPER_RETURN_IF_ERROR(RecoverFile(*file, &events));
+      if (!configured) {
+        // Removed from the configuration: send what was numbered, read no further.
+        spdlog::info("{}: no longer configured; {} unacknowledged runs re-read, then dropped",
+                     file->path, file->runs.size());
+        close(file->fd);
+        file->fd = -1;
+        if (!file->runs.empty()) files_.push_back(std::move(file));
+        continue;
+      }
       spdlog::info("{}: resuming at offset {} ({} unacknowledged runs re-read)", file->path,
                    file->read_offset, file->runs.size());
       files_.push_back(std::move(file));

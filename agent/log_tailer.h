@@ -79,6 +79,8 @@ class LogTailer {
   };
 
   bool ReleaseAcked();
+  // Whether `path` matches one of the configured patterns.
+  bool IsConfigured(const std::string& path) const;
   absl::Status ScanGlobs();
   absl::Status ReadNewLines(TrackedFile& file, size_t* room, std::vector<v1::Event>* out);
   absl::Status ReadLines(TrackedFile& file, uint64_t limit, size_t max_lines, uint64_t max_bytes,
@@ -99,6 +101,7 @@ class LogTailer {
 
   std::vector<std::unique_ptr<TrackedFile>> files_;
   std::set<std::string> known_paths_;  // paths followed before the restart
+  std::set<std::string> unreadable_;   // paths that failed to open (warned once)
   uint64_t next_seq_ = 1;
   uint64_t acked_seq_ = 0;
   bool first_scan_ = true;

@@ -411,5 +411,42 @@ TEST(LogTailerTest, AckBeyondOwnSeqsMovesNumberingPastIt) {
   EXPECT_EQ(seen[0].seq, 42u);
 }
 
+TEST(LogTailerTest, FileRemovedFromConfigIsNotReadAfterRestart) {
+  TestDir dir;
+  Append(dir / "a.log", "a1\n");
+  Append(dir / "b.log", "b1\n");
+  {
+    Instance agent(dir, {{(dir / "a.log").string(), StartAt::kBeginning},
+                         {(dir / "b.log").string(), StartAt::kBeginning}});
+    agent.Recover();
+    agent.Poll();
+    EXPECT_EQ(agent.TakeLines(), Lines({"a1", "b1"}));
+  }
+  Append(dir / "a.log", "a2\n");
+  Instance agent(dir, {{(dir / "b.log").string(), StartAt::kBeginning}});
+  agent.Recover();
+  EXPECT_EQ(agent.TakeLines(), Lines({"a1", "b1"}));  // numbered before: still sent
+  agent.Poll();
+  EXPECT_TRUE(agent.Take().empty());  // but a.log is not followed any more
+  agent.pending().Ack(2);
+  agent.Poll();
+  EXPECT_EQ(agent.tailer().open_files(), 1u);
+}
+
+TEST(LogTailerTest, UnreadableFileIsPickedUpOnceReadable) {
+  if (geteuid() == 0) GTEST_SKIP() << "root reads any file";
+  TestDir dir;
+  Append(dir / "a.log", "secret\n");
+  ASSERT_EQ(chmod((dir / "a.log").c_str(), 0), 0);
+  Instance agent(dir, {{(dir / "a.log").string(), StartAt::kBeginning}});
+  agent.Recover();
+  agent.Poll();
+  agent.Poll();
+  EXPECT_TRUE(agent.Take().empty());
+  ASSERT_EQ(chmod((dir / "a.log").c_str(), 0600), 0);
+  agent.Poll();
+  EXPECT_EQ(agent.TakeLines(), Lines({"secret"}));
+}
+
 }  // namespace
 }  // namespace siper::agent
