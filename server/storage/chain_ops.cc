@@ -1,6 +1,7 @@
 // Group commit with the hash chain, verify, retention and backup.
 #include <algorithm>
 #include <limits>
+#include <map>
 #include <memory>
 #include <system_error>
 
@@ -52,7 +53,72 @@ std::string ItemTag(std::string_view key, std::string_view value, Sha256* h, abs
   return d->substr(0, kItemTagSize);
 }
 
+siper::v1::ChainSeal ToProto(const ChainSeal& s) {
+  siper::v1::ChainSeal p;
+  p.set_length(s.length);
+  p.set_hash(s.hash);
+  p.set_time_ns(s.time_ns);
+  p.set_key_id(s.key_id);
+  p.set_signature(s.signature);
+  p.set_timestamp_token(s.timestamp_token);
+  return p;
+}
+
+ChainSeal FromProto(const siper::v1::ChainSeal& p) {
+  return ChainSeal{p.length(), p.hash(),      p.time_ns(),
+                   p.key_id(), p.signature(), p.timestamp_token()};
+}
+
+std::string SealKey(uint64_t length) {
+  std::string k;
+  keycodec::AppendUint64(&k, length);
+  return k;
+}
+
 }  // namespace
+
+absl::Status Store::Impl::PutChainSeal(const ChainSeal& seal) {
+  if (seal.length == 0 || seal.hash.size() != kHashSize) {
+    return absl::InvalidArgumentError(
+        "storage: a seal needs a chain length > 0 and a 32-byte hash (from GetChainHead)");
+  }
+  // Seals are of recent heads: look for the record from the end.
+  const uint64_t index = seal.length - 1;
+  std::optional<std::string> hash;
+  SIPER_RETURN_IF_ERROR(
+      Scan(kChain, KeyRange{}, /*reverse=*/true, nullptr,
+           [&](std::string_view key, std::string_view value) -> absl::StatusOr<bool> {
+             ChainRecord rec;
+             SIPER_RETURN_IF_ERROR(internal::ParseValue(value, kCfNames[kChain], key, &rec));
+             if (rec.index() > index) return true;
+             if (rec.index() == index) hash = rec.hash();
+             return false;
+           }));
+  if (!hash.has_value()) {
+    SIPER_ASSIGN_OR_RETURN(std::optional<RetentionMark> anchor, ReadAnchor(nullptr));
+    if (anchor.has_value() && anchor->has_anchor() && anchor->anchor_index() == index) {
+      hash = anchor->anchor_hash();
+    }
+  }
+  if (!hash.has_value() || *hash != seal.hash) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("storage: the seal of chain length ", seal.length,
+                     hash.has_value() ? " has another hash than the chain's record there"
+                                      : " names a chain record this store does not have"));
+  }
+  return FromRocks(db_->Put(SyncedWriteOpts(), cf(kChainSeals), SealKey(seal.length),
+                            ToProto(seal).SerializeAsString()),
+                   absl::StrCat("write the seal of chain length ", seal.length));
+}
+
+absl::Status Store::Impl::ListChainSeals(const std::function<bool(const ChainSeal&)>& sink) const {
+  return Scan(kChainSeals, KeyRange{}, /*reverse=*/false, nullptr,
+              [&](std::string_view key, std::string_view value) -> absl::StatusOr<bool> {
+                siper::v1::ChainSeal p;
+                SIPER_RETURN_IF_ERROR(internal::ParseValue(value, kCfNames[kChainSeals], key, &p));
+                return sink(FromProto(p));
+              });
+}
 
 absl::StatusOr<std::optional<RetentionMark>> Store::Impl::ReadAnchor(
     const rocksdb::Snapshot* snapshot) const {
@@ -169,6 +235,19 @@ absl::StatusOr<VerifyReport> Store::Impl::Verify(int64_t since_ns) const {
   SIPER_ASSIGN_OR_RETURN(std::optional<RetentionMark> anchor, ReadAnchor(snapshot.get()));
   const int64_t events_cutoff = anchor.has_value() ? anchor->events_cutoff_ns() : kMinTime;
   const int64_t alerts_cutoff = anchor.has_value() ? anchor->alerts_cutoff_ns() : kMinTime;
+
+  std::map<uint64_t, siper::v1::ChainSeal> seals;
+  SIPER_RETURN_IF_ERROR(
+      Scan(kChainSeals, KeyRange{}, /*reverse=*/false, snapshot.get(),
+           [&](std::string_view key, std::string_view value) -> absl::StatusOr<bool> {
+             siper::v1::ChainSeal p;
+             SIPER_RETURN_IF_ERROR(internal::ParseValue(value, kCfNames[kChainSeals], key, &p));
+             seals.emplace(p.length(), std::move(p));
+             return true;
+           }));
+  auto seal_time = [](const siper::v1::ChainSeal& seal) {
+    return absl::FormatTime(absl::FromUnixNanos(seal.time_ns()));
+  };
 
   // The link the next record must have; unknown when starting mid-chain.
   std::optional<uint64_t> expect_index;
@@ -353,6 +432,13 @@ absl::StatusOr<VerifyReport> Store::Impl::Verify(int64_t since_ns) const {
                            absl::StrCat("chain record ", rec.index(),
                                         " was changed (it does not hash to its stored hash)"));
              }
+             if (auto seal = seals.find(rec.index() + 1);
+                 seal != seals.end() && seal->second.hash() != rec.hash()) {
+               return fail("changed", &rec, nullptr,
+                           absl::StrCat("chain record ", rec.index(), " is not the one sealed at ",
+                                        seal_time(seal->second),
+                                        ": the chain was rewritten from there or before"));
+             }
              bool partial = false;
              for (const ChainSegment& seg : rec.segments()) {
                SIPER_ASSIGN_OR_RETURN(bool more, check_segment(rec, seg, &partial));
@@ -366,6 +452,27 @@ absl::StatusOr<VerifyReport> Store::Impl::Verify(int64_t since_ns) const {
              report.head = ChainHead{rec.index() + 1, rec.hash(), rec.time_ns()};
              return true;
            }));
+  // A seal beyond the last record: records were removed from the end.
+  if (report.ok && !seals.empty()) {
+    uint64_t length = 0;
+    if (anchor.has_value() && anchor->has_anchor()) length = anchor->anchor_index() + 1;
+    SIPER_RETURN_IF_ERROR(Scan(kChain, KeyRange{}, /*reverse=*/true, snapshot.get(),
+                               [&](std::string_view key, std::string_view) -> absl::StatusOr<bool> {
+                                 keycodec::KeyReader r(key);
+                                 uint64_t index = 0;
+                                 if (r.Skip(8) && r.ReadUint64(&index)) length = index + 1;
+                                 return false;
+                               }));
+    const siper::v1::ChainSeal& last = seals.rbegin()->second;
+    if (last.length() > length) {
+      fail("removed", nullptr, nullptr,
+           absl::StrCat("chain records ", length, "..", last.length() - 1,
+                        " were removed: the chain ends before the seal of ", seal_time(last)));
+      report.chain_index = length;
+      report.from_ns = report.head.time_ns;
+      report.until_ns = last.time_ns();
+    }
+  }
   // Every retention run writes its mark both to meta and into the chain, and
   // no run drops the record of the newest run. A meta anchor without that
   // record means the start of the chain was cut off and the anchor forged.

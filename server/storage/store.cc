@@ -972,6 +972,12 @@ absl::Status Store::Backup(const std::filesystem::path& dir) const { return impl
 
 absl::StatusOr<ChainHead> Store::GetChainHead() const { return impl_->GetChainHead(); }
 
+absl::Status Store::PutChainSeal(const ChainSeal& seal) { return impl_->PutChainSeal(seal); }
+
+absl::Status Store::ListChainSeals(const std::function<bool(const ChainSeal&)>& sink) const {
+  return impl_->ListChainSeals(sink);
+}
+
 absl::StatusOr<VerifyReport> Store::Verify(int64_t since_ns) const {
   return impl_->Verify(since_ns);
 }

@@ -102,6 +102,17 @@ struct ChainHead {
   int64_t time_ns = 0;  // commit time of the head
 };
 
+// A chain head signed by the server (storage does not sign or check
+// signatures; it keeps seals and checks the chain against their hashes).
+struct ChainSeal {
+  uint64_t length = 0;  // ChainHead::length when sealed
+  std::string hash;     // ChainHead::hash when sealed
+  int64_t time_ns = 0;
+  std::string key_id;
+  std::string signature;
+  std::string timestamp_token;  // RFC 3161, optional
+};
+
 struct VerifyReport {
   bool ok = true;
   uint64_t chain_records = 0;  // records checked
@@ -230,10 +241,17 @@ class Store {
                               const std::filesystem::path& data_dir);
 
   absl::StatusOr<ChainHead> GetChainHead() const;
+  // Keeps a seal of a chain head. InvalidArgument if its hash is not the hash
+  // of chain record length-1 (a seal of a chain this store does not have).
+  absl::Status PutChainSeal(const ChainSeal& seal);
+  // All seals, oldest first.
+  absl::Status ListChainSeals(const std::function<bool(const ChainSeal&)>& sink) const;
   // Walks the hash chain from the first record committed at or after since_ns
   // (0: from the start, or from the retention anchor) and re-hashes every
-  // event and alert it covers. ok, or the first broken range. An error status
-  // only when the walk itself fails (I/O).
+  // event and alert it covers; checks every seal against the record it names,
+  // so records removed from the end, or a chain rewritten after a seal, are
+  // found too. ok, or the first broken range. An error status only when the
+  // walk itself fails (I/O).
   absl::StatusOr<VerifyReport> Verify(int64_t since_ns = 0) const;
 
   // Implementation, in store_impl.h, store.cc and chain_ops.cc (keeps RocksDB

@@ -47,12 +47,13 @@ enum Cf : size_t {
   kAudit,
   kFiles,
   kFilesByHash,
+  kChainSeals,
   kNumCfs,
 };
 inline constexpr std::array<const char*, kNumCfs> kCfNames = {
     "events",         "event_seq", "events_by_agent", "alerts",        "alerts_by_agent",
     "alerts_by_rule", "agents",    "tokens",          "meta",          "chain",
-    "incidents",      "audit",     "files",           "files_by_hash",
+    "incidents",      "audit",     "files",           "files_by_hash", "chain_seals",
 };
 // Every family has a name (a missing one would be a null pointer).
 static_assert(kCfNames[kNumCfs - 1] != nullptr);
@@ -185,6 +186,8 @@ class Store::Impl {
   absl::Status Commit(internal::PendingCommit* w);
   absl::Status LoadChainState();
   absl::StatusOr<ChainHead> GetChainHead() const;
+  absl::Status PutChainSeal(const ChainSeal& seal);
+  absl::Status ListChainSeals(const std::function<bool(const ChainSeal&)>& sink) const;
   absl::StatusOr<VerifyReport> Verify(int64_t since_ns) const;
   absl::StatusOr<RetentionResult> ApplyRetention(const RetentionOptions& options, int64_t now_ns);
   absl::Status Backup(const std::filesystem::path& dir) const;

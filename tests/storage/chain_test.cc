@@ -254,6 +254,53 @@ TEST_F(ChainTest, VerifyNamesReorderedAndEditedChainRecords) {
   EXPECT_EQ(r.chain_index, 2u);
 }
 
+TEST_F(ChainTest, SealsCatchRemovalFromTheEndAndRewrites) {
+  WriteBatches();
+  auto head = store_->GetChainHead();
+  ASSERT_TRUE(head.ok());
+  ChainSeal seal{head->length, head->hash, kT0, "server-key-1", "sig", ""};
+  ASSERT_TRUE(store_->PutChainSeal(seal).ok());
+  EXPECT_EQ(store_->PutChainSeal({head->length, std::string(32, 'x'), kT0}).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_->PutChainSeal({head->length + 5, head->hash, kT0}).code(),
+            absl::StatusCode::kInvalidArgument);
+  std::vector<ChainSeal> seals;
+  ASSERT_TRUE(store_
+                  ->ListChainSeals([&](const ChainSeal& s) {
+                    seals.push_back(s);
+                    return true;
+                  })
+                  .ok());
+  ASSERT_EQ(seals.size(), 1u);
+  EXPECT_EQ(seals[0].key_id, "server-key-1");
+  EXPECT_TRUE(MustVerify().ok);
+
+  // Remove the newest batch (a2's) with its chain record: without the seal
+  // nothing would show it.
+  Close();
+  {
+    RawDb raw(dir_ / "db");
+    ASSERT_TRUE(
+        raw.db()->Delete(rocksdb::WriteOptions(), raw.cf("chain"), raw.Keys("chain").back()).ok());
+    ASSERT_TRUE(raw.db()
+                    ->Delete(rocksdb::WriteOptions(), raw.cf("events"), raw.Keys("events").back())
+                    .ok());
+  }
+  Reopen();
+  VerifyReport r = MustVerify();
+  EXPECT_FALSE(r.ok);
+  EXPECT_EQ(r.problem, "removed") << r.message;
+  EXPECT_EQ(r.chain_index, 3u);
+
+  // The chain goes on from the cut: the new record 3 is not the sealed one.
+  MustWrite("a1", {LogRecord("a1", 100, "after the cut")});
+  r = MustVerify();
+  EXPECT_FALSE(r.ok);
+  EXPECT_EQ(r.problem, "changed") << r.message;
+  EXPECT_EQ(r.chain_index, 3u);
+  EXPECT_NE(r.message.find("sealed"), std::string::npos) << r.message;
+}
+
 TEST_F(ChainTest, VerifySinceStartsMidChain) {
   WriteBatches();
   Close();
