@@ -4,10 +4,12 @@
 #include <hs/hs.h>
 
 #include <algorithm>
+#include <atomic>
 #include <fstream>
 #include <map>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -19,6 +21,7 @@
 #include "rules/correlation.h"
 #include "rules/db_cache.h"
 #include "rules/decoder.h"
+#include "rules/parse_cache.h"
 #include "rules/sigma.h"
 #include "rules/strutil.h"
 
@@ -343,8 +346,40 @@ absl::StatusOr<std::unique_ptr<RuleSetImpl>> ParseAndBuild(const std::vector<Sou
   std::vector<RuleDiagnostic> diagnostics;
   std::vector<RuleDiagnostic> skipped;
   std::vector<std::string> errors;
-  for (const SourceFile& f : files) {
-    ParsedFile pf = ParseRuleText(f.text, f.path);
+  // YAML parsing dominates a cached load: reuse the parsed form when every
+  // file is unchanged, else parse the files on every core and merge them in
+  // path order (the result does not depend on threads).
+  std::vector<ParsedFile> parsed_files;
+  std::string parse_key;
+  if (!options.cache_dir.empty()) {
+    std::vector<std::pair<std::string, std::string>> keyed;
+    keyed.reserve(files.size());
+    for (const SourceFile& f : files) keyed.emplace_back(f.path, f.text);
+    parse_key = ParsedRulesKey(keyed);
+  }
+  if (parse_key.empty() || !LoadParsedRules(options.cache_dir, parse_key, &parsed_files)) {
+    parsed_files.assign(files.size(), ParsedFile{});
+    const size_t workers = std::min<size_t>(std::max(1u, std::thread::hardware_concurrency()),
+                                            (files.size() + 63) / 64);
+    if (workers <= 1) {
+      for (size_t i = 0; i < files.size(); ++i) {
+        parsed_files[i] = ParseRuleText(files[i].text, files[i].path);
+      }
+    } else {
+      std::atomic<size_t> next{0};
+      std::vector<std::thread> threads;
+      for (size_t w = 0; w < workers; ++w) {
+        threads.emplace_back([&] {
+          for (size_t i = next++; i < files.size(); i = next++) {
+            parsed_files[i] = ParseRuleText(files[i].text, files[i].path);
+          }
+        });
+      }
+      for (std::thread& t : threads) t.join();
+    }
+    if (!parse_key.empty()) StoreParsedRules(options.cache_dir, parse_key, parsed_files);
+  }
+  for (ParsedFile& pf : parsed_files) {
     for (ParsedRule& r : pf.rules) {
       diagnostics.push_back({r.path, r.id, RuleDiagnostic::Status::kOk, ""});
       parsed.push_back(std::move(r));

@@ -262,6 +262,24 @@ TEST(DatabaseCacheTest, SecondLoadReadsEveryDatabaseAndMatchesTheSame) {
   EXPECT_EQ(s2.cache_hits, s2.databases);
   EXPECT_EQ(s1.patterns, s2.patterns);
   EXPECT_EQ(s1.database_bytes, s2.database_bytes);
+  // The second load also took the parsed rules from the cache: same rules, same tests.
+  std::vector<RuleInfo> r1 = (*first)->rules(), r2 = (*second)->rules();
+  ASSERT_EQ(r1.size(), r2.size());
+  for (size_t i = 0; i < r1.size(); ++i) {
+    EXPECT_EQ(r1[i].id, r2[i].id);
+    EXPECT_EQ(r1[i].tags, r2[i].tags);
+    EXPECT_EQ(r1[i].rsit_class, r2[i].rsit_class);
+    ASSERT_EQ(r1[i].tests.size(), r2[i].tests.size());
+    for (size_t t = 0; t < r1[i].tests.size(); ++t) {
+      EXPECT_EQ(r1[i].tests[t].line, r2[i].tests[t].line);
+      EXPECT_EQ(r1[i].tests[t].expect_fields, r2[i].tests[t].expect_fields);
+    }
+  }
+  bool parsed_cache = false;
+  for (const auto& f : std::filesystem::directory_iterator(cache)) {
+    parsed_cache |= f.path().extension() == ".bin";
+  }
+  EXPECT_TRUE(parsed_cache);
   auto m1 = Matcher::Create(*first);
   auto m2 = Matcher::Create(*second);
   std::ifstream in(std::filesystem::path(SIPER_SOURCE_DIR) / "deploy/samples/attack.log");
