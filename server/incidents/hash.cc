@@ -12,7 +12,7 @@ namespace {
 void Digest(const EVP_MD* md, std::string_view data, unsigned char* out) {
   unsigned int len = 0;
   if (EVP_Digest(data.data(), data.size(), out, &len, md, nullptr) != 1) {
-    std::fprintf(stderr, "siper_incidents: OpenSSL EVP_Digest failed\n");
+    (void)std::fputs("siper_incidents: OpenSSL EVP_Digest failed\n", stderr);
     std::abort();
   }
 }
@@ -20,9 +20,9 @@ void Digest(const EVP_MD* md, std::string_view data, unsigned char* out) {
 }  // namespace
 
 std::string Sha256Hex(std::string_view data) {
-  unsigned char out[32];
-  Digest(EVP_sha256(), data, out);
-  static constexpr char kHex[] = "0123456789abcdef";
+  std::array<unsigned char, 32> out{};
+  Digest(EVP_sha256(), data, out.data());
+  static constexpr std::string_view kHex = "0123456789abcdef";
   std::string hex;
   hex.reserve(64);
   for (unsigned char b : out) {

@@ -98,7 +98,7 @@ std::string HumanDuration(absl::Duration d, std::string_view lang) {
   const bool en = lang == "en";
   int64_t minutes = absl::ToInt64Minutes(d);
   if (minutes < 0) minutes = 0;
-  const int64_t days = minutes / (24 * 60);
+  const int64_t days = minutes / (int64_t{24} * 60);
   const int64_t hours = (minutes / 60) % 24;
   const int64_t mins = minutes % 60;
   std::string out;

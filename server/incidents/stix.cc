@@ -26,10 +26,17 @@ bool ParseUuid(const std::string& text, std::array<unsigned char, 16>& out) {
     if (c != '-') hex.push_back(c);
   }
   if (hex.size() != 32) return false;
+  auto nibble = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
   for (size_t i = 0; i < 16; ++i) {
-    unsigned int b = 0;
-    if (std::sscanf(hex.c_str() + 2 * i, "%2x", &b) != 1) return false;
-    out[i] = static_cast<unsigned char>(b);
+    const int hi = nibble(hex[2 * i]);
+    const int lo = nibble(hex[2 * i + 1]);
+    if (hi < 0 || lo < 0) return false;
+    out[i] = static_cast<unsigned char>(hi * 16 + lo);
   }
   return true;
 }
@@ -92,14 +99,15 @@ TlpMarking TlpOf(Tlp tlp) {
   return TlpOf(Tlp::kAmber);
 }
 
-constexpr char kTlp2Extension[] = "extension-definition--60a3c5c5-0d10-413e-aab3-9e08dde9e88d";
+constexpr std::string_view kTlp2Extension =
+    "extension-definition--60a3c5c5-0d10-413e-aab3-9e08dde9e88d";
 
 }  // namespace
 
 std::string UuidV5(const std::string& namespace_uuid, const std::string& name) {
   std::array<unsigned char, 16> ns{};
   if (!ParseUuid(namespace_uuid, ns)) {
-    std::fprintf(stderr, "siper_incidents: bad namespace UUID %s\n", namespace_uuid.c_str());
+    (void)std::fprintf(stderr, "siper_incidents: bad namespace UUID %s\n", namespace_uuid.c_str());
     std::abort();
   }
   std::string input(reinterpret_cast<const char*>(ns.data()), ns.size());
@@ -111,14 +119,14 @@ std::string UuidV5(const std::string& namespace_uuid, const std::string& name) {
 }
 
 std::string UuidV4() {
-  unsigned char b[16];
-  if (RAND_bytes(b, sizeof b) != 1) {
-    std::fprintf(stderr, "siper_incidents: OpenSSL RAND_bytes failed\n");
+  std::array<unsigned char, 16> b{};
+  if (RAND_bytes(b.data(), static_cast<int>(b.size())) != 1) {
+    (void)std::fputs("siper_incidents: OpenSSL RAND_bytes failed\n", stderr);
     std::abort();
   }
   b[6] = static_cast<unsigned char>((b[6] & 0x0f) | 0x40);
   b[8] = static_cast<unsigned char>((b[8] & 0x3f) | 0x80);
-  return FormatUuid(b);
+  return FormatUuid(b.data());
 }
 
 std::string StixPatternString(const std::string& value) {
@@ -140,14 +148,14 @@ json StixBundle(const Incident& in, const InstitutionProfile& profile, const Tax
   const json markings = json::array({tlp.id});
 
   json objects = json::array();
-  objects.push_back(
-      {{"type", "marking-definition"},
-       {"spec_version", "2.1"},
-       {"id", tlp.id},
-       {"created", "2022-10-01T00:00:00.000Z"},
-       {"name", tlp.name},
-       {"extensions",
-        {{kTlp2Extension, {{"extension_type", "property-extension"}, {"tlp_2_0", tlp.value}}}}}});
+  objects.push_back({{"type", "marking-definition"},
+                     {"spec_version", "2.1"},
+                     {"id", tlp.id},
+                     {"created", "2022-10-01T00:00:00.000Z"},
+                     {"name", tlp.name},
+                     {"extensions",
+                      {{std::string(kTlp2Extension),
+                        {{"extension_type", "property-extension"}, {"tlp_2_0", tlp.value}}}}}});
 
   const std::string identity_name =
       profile.institution.empty() ? std::string("Siper SOME") : profile.institution;

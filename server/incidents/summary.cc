@@ -1,5 +1,6 @@
 // The periodic summary (counts, mean times, top rules and attackers, deadlines, agents).
 #include <algorithm>
+#include <array>
 #include <map>
 
 #include "absl/strings/str_cat.h"
@@ -239,12 +240,12 @@ std::string BarChart(const LabeledCounts& sec, const char* color) {
     const int w = n == 0 ? 0 : std::max(2, n * bar_w / max);
     absl::StrAppend(
         &svg,
-        absl::StrFormat("<text x=\"%d\" y=\"%d\" text-anchor=\"end\" font-size=\"12\">%s</text>",
+        absl::StrFormat(R"(<text x="%d" y="%d" text-anchor="end" font-size="12">%s</text>)",
                         label_w - 6, y + 15, Html(label)),
-        absl::StrFormat("<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"%s\"/>", label_w,
-                        y + 3, w, row_h - 6, color),
-        absl::StrFormat("<text x=\"%d\" y=\"%d\" font-size=\"12\">%d</text>", label_w + w + 6,
-                        y + 15, n));
+        absl::StrFormat(R"(<rect x="%d" y="%d" width="%d" height="%d" fill="%s"/>)", label_w, y + 3,
+                        w, row_h - 6, color),
+        absl::StrFormat(R"(<text x="%d" y="%d" font-size="12">%d</text>)", label_w + w + 6, y + 15,
+                        n));
     y += row_h;
   }
   svg += "</svg>";
@@ -278,10 +279,11 @@ std::string HtmlReport(const Summary& s, const SummaryInput& in, const Taxonomy&
   kpi(L("summary.mttd", lang), HumanDuration(s.mean_time_to_detect, lang));
   kpi(L("summary.mttc", lang), HumanDuration(s.mean_time_to_contain, lang));
   kpi(L("summary.mttclose", lang), HumanDuration(s.mean_time_to_close, lang));
-  const char* colors[] = {"#8b0000", "#d2691e", "#4682b4"};
-  int i = 0;
+  static constexpr std::array<const char*, 3> kColors = {"#8b0000", "#d2691e", "#4682b4"};
+  size_t i = 0;
   for (const LabeledCounts& sec : Sections(s, tax, lang)) {
-    absl::StrAppend(&h, "<h2>", Html(sec.title), "</h2>\n", BarChart(sec, colors[i++ % 3]), "\n");
+    absl::StrAppend(&h, "<h2>", Html(sec.title), "</h2>\n",
+                    BarChart(sec, kColors[i++ % kColors.size()]), "\n");
   }
   auto table = [&](const char* title, const char* col,
                    const std::vector<std::pair<std::string, int>>& rows) {
