@@ -425,3 +425,56 @@ TEST(DecodeLineTest, UnknownTextKeepsOnlyTheMessage) {
 
 }  // namespace
 }  // namespace siper::rules
+
+namespace siper::rules {
+namespace {
+
+// Decoders see hostile input: random bytes and mutated real lines must never
+// crash, hang or fail (text decoding always succeeds).
+TEST(DecoderRobustnessTest, RandomAndMutatedLines) {
+  const std::vector<std::string> seeds = {
+      "Dec 10 07:07:38 LabSZ sshd[24206]: Failed password for invalid user test9 from 52.80.34.196 "
+      "port 36060 ssh2",
+      "<165>1 2026-11-28T10:00:00.000Z host1 sshd 4242 ID47 [a b=\"c\"] Accepted password for bob "
+      "from 1.2.3.4 port 2 ssh2",
+      "203.0.113.50 - - [28/Nov/2026:10:30:01 +0300] \"GET /x HTTP/1.1\" 200 5 \"-\" \"ua\"",
+      "Nov 28 10:20:00 web1 sudo:  www-data : TTY=pts/1 ; PWD=/var/www ; USER=root ; "
+      "COMMAND=/bin/bash",
+      "[Sat Nov 28 10:55:01 2026] [error] [client 198.51.100.3] File does not exist: /var/www/x",
+      R"({"Event":{"System":{"EventID":1},"EventData":{"Image":"x"}}})",
+  };
+  uint64_t state = 0x9e3779b97f4a7c15ULL;
+  auto next = [&] {
+    state ^= state << 13;
+    state ^= state >> 7;
+    state ^= state << 17;
+    return state;
+  };
+  Event ev;
+  for (int i = 0; i < 20000; ++i) {
+    std::string line = seeds[next() % seeds.size()];
+    const int edits = 1 + static_cast<int>(next() % 8);
+    for (int e = 0; e < edits && !line.empty(); ++e) {
+      size_t pos = next() % line.size();
+      switch (next() % 4) {
+        case 0:
+          line[pos] = static_cast<char>(next() & 0xFF);
+          break;
+        case 1:
+          line.erase(pos, 1 + next() % 10);
+          break;
+        case 2:
+          line.insert(pos, std::string(1 + next() % 5, static_cast<char>(next() & 0xFF)));
+          break;
+        default:
+          line = line.substr(0, pos);
+          break;
+      }
+    }
+    ASSERT_TRUE(DecodeLine(line, "", InputFormat::kAuto, &ev).ok()) << line;
+    (void)DecodeLine(line, "", InputFormat::kJson, &ev);
+  }
+}
+
+}  // namespace
+}  // namespace siper::rules
