@@ -518,9 +518,26 @@ absl::StatusOr<RetentionResult> Store::Impl::ApplyRetention(const RetentionOptio
   const bool alerts_move = ac > mark.alerts_cutoff_ns();
   if (!events_move && !alerts_move) return result;
 
-  ScopedSnapshot snapshot(db_);
+  // Dedup entries of events written while this run computes must survive it.
+  // Writes note their lowest seq per agent (under the agent's lock, before
+  // committing); holding every agent lock, the run resets those notes as it
+  // takes its snapshot, and reads them again as it commits.
+  auto lock_all_writes = [this] {
+    std::vector<std::unique_lock<std::mutex>> locks;
+    for (std::mutex& m : write_mu_) locks.emplace_back(m);
+    return locks;
+  };
+  std::optional<ScopedSnapshot> snapshot_holder;
+  {
+    auto locks = lock_all_writes();
+    std::lock_guard<std::mutex> written(written_mu_);
+    lowest_written_.clear();
+    snapshot_holder.emplace(db_);
+  }
+  const ScopedSnapshot& snapshot = *snapshot_holder;
   PendingCommit commit;
   commit.sync = true;
+  std::vector<std::pair<uint32_t, uint64_t>> dedup_ends;  // agent, first seq kept
   auto drop = [&](Cf which, std::string begin, std::string end) {
     commit.ops.push_back({Op::kDeleteRange, which, std::move(begin), std::move(end)});
   };
@@ -574,7 +591,7 @@ absl::StatusOr<RetentionResult> Store::Impl::ApplyRetention(const RetentionOptio
                  return false;
                }));
       const uint64_t end = std::min(keep_from.value_or(last), last);
-      if (end > 0) drop(kEventSeq, keys::EventSeqKey(agent, 0), keys::EventSeqKey(agent, end));
+      if (end > 0) dedup_ends.emplace_back(agent, end);
     }
   }
 
@@ -636,7 +653,22 @@ absl::StatusOr<RetentionResult> Store::Impl::ApplyRetention(const RetentionOptio
   commit.ops.push_back(
       {Op::kPut, kMeta, std::string(keys::kChainAnchorKey), mark.SerializeAsString()});
   commit.retention = mark;
-  SIPER_RETURN_IF_ERROR(Commit(&commit));
+  {
+    auto locks = lock_all_writes();
+    {
+      std::lock_guard<std::mutex> written(written_mu_);
+      for (auto& [agent, end] : dedup_ends) {
+        if (auto it = lowest_written_.find(agent); it != lowest_written_.end()) {
+          end = std::min(end, it->second);
+        }
+      }
+    }
+    for (const auto& [agent, end] : dedup_ends) {
+      if (end > 0) drop(kEventSeq, keys::EventSeqKey(agent, 0), keys::EventSeqKey(agent, end));
+    }
+    // No write can be in the queue now: this run commits alone.
+    SIPER_RETURN_IF_ERROR(Commit(&commit));
+  }
   events_cutoff_ns_.store(ec);
   return result;
 }

@@ -504,6 +504,12 @@ absl::StatusOr<WriteResult> Store::Impl::Write(std::string_view agent_id,
   segment.set_item_tags(std::move(tags));
   segment.set_event_keys(std::move(event_keys));
   segment.set_alert_keys(std::move(alert_keys));
+  {
+    // For a retention run computing meanwhile (see ApplyRetention).
+    std::lock_guard<std::mutex> written(written_mu_);
+    auto [it, inserted] = lowest_written_.try_emplace(agent_num, segment.first_seq());
+    if (!inserted) it->second = std::min(it->second, segment.first_seq());
+  }
   commit.segment = std::move(segment);
   absl::Status st = Commit(&commit);
   if (!st.ok()) {

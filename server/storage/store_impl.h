@@ -219,6 +219,10 @@ class Store::Impl {
   std::mutex token_mu_;
   std::mutex incident_mu_;
   std::mutex retention_mu_;
+  // Lowest seq each agent stored since the running retention took its
+  // snapshot (see ApplyRetention).
+  std::mutex written_mu_;
+  absl::flat_hash_map<uint32_t, uint64_t> lowest_written_;
   std::atomic<int64_t> last_server_time_ns_{0};
   // Events before this were dropped by retention (alerts may outlive them).
   std::atomic<int64_t> events_cutoff_ns_{std::numeric_limits<int64_t>::min()};
