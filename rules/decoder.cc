@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
@@ -1047,47 +1048,6 @@ bool DecodeWebAccess(std::string_view line, Event* ev) {
 
 namespace {
 
-void Flatten(const nlohmann::json& j, std::string& prefix, Event* ev) {
-  switch (j.type()) {
-    case nlohmann::json::value_t::object:
-      for (auto it = j.begin(); it != j.end(); ++it) {
-        size_t len = prefix.size();
-        if (!prefix.empty()) prefix.push_back('.');
-        prefix.append(it.key());
-        Flatten(it.value(), prefix, ev);
-        prefix.resize(len);
-      }
-      break;
-    case nlohmann::json::value_t::array: {
-      size_t i = 0;
-      for (const auto& v : j) {
-        size_t len = prefix.size();
-        strutil::StrAppend(&prefix, ".", i++);
-        Flatten(v, prefix, ev);
-        prefix.resize(len);
-      }
-      break;
-    }
-    case nlohmann::json::value_t::null:
-      break;  // Sigma's null means "absent"
-    case nlohmann::json::value_t::string:
-      ev->fields.insert_or_assign(prefix, j.get_ref<const std::string&>());
-      break;
-    case nlohmann::json::value_t::boolean:
-      ev->fields.insert_or_assign(prefix, j.get<bool>() ? "true" : "false");
-      break;
-    case nlohmann::json::value_t::number_integer:
-      ev->fields.insert_or_assign(prefix, strutil::StrCat(j.get<int64_t>()));
-      break;
-    case nlohmann::json::value_t::number_unsigned:
-      ev->fields.insert_or_assign(prefix, strutil::StrCat(j.get<uint64_t>()));
-      break;
-    default:
-      ev->fields.insert_or_assign(prefix, j.dump());
-      break;
-  }
-}
-
 // Sysmon event ids to Sigma categories.
 std::string_view SysmonCategory(int id) {
   switch (id) {
@@ -1249,11 +1209,100 @@ void ClassifyWindows(Event* ev) {
 
 }  // namespace
 
+namespace {
+
+// Flattens JSON straight from the parser's events into dotted field names,
+// without building a document (about twice as fast as parse-then-walk).
+class FlattenSax {
+ public:
+  explicit FlattenSax(Event* ev) : ev_(ev) {}
+
+  bool null() {
+    EnterValue();  // Sigma's null means "absent"
+    return true;
+  }
+  bool boolean(bool v) { return Emit(v ? "true" : "false"); }
+  bool number_integer(int64_t v) {
+    char buf[24];
+    auto r = std::to_chars(buf, buf + sizeof buf, v);
+    return Emit(std::string_view(buf, r.ptr - buf));
+  }
+  bool number_unsigned(uint64_t v) {
+    char buf[24];
+    auto r = std::to_chars(buf, buf + sizeof buf, v);
+    return Emit(std::string_view(buf, r.ptr - buf));
+  }
+  bool number_float(double, const std::string& raw) { return Emit(raw); }
+  bool string(std::string& v) { return Emit(v); }
+  bool binary(std::vector<std::uint8_t>&) {
+    EnterValue();
+    return true;
+  }
+  bool start_object(std::size_t) {
+    if (frames_.empty() && seen_root_) return false;
+    seen_root_ = true;
+    EnterValue();
+    frames_.push_back({false, path_.size(), 0});
+    return true;
+  }
+  bool end_object() {
+    frames_.pop_back();
+    return true;
+  }
+  bool start_array(std::size_t) {
+    if (frames_.empty()) return false;  // the event must be an object
+    EnterValue();
+    frames_.push_back({true, path_.size(), 0});
+    return true;
+  }
+  bool end_array() {
+    frames_.pop_back();
+    return true;
+  }
+  bool key(std::string& k) {
+    path_.resize(frames_.back().base);
+    if (!path_.empty()) path_.push_back('.');
+    path_.append(k);
+    return true;
+  }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) {
+    return false;
+  }
+
+ private:
+  struct Frame {
+    bool array;
+    size_t base;   // path length of the container
+    size_t index;  // next element index (arrays)
+  };
+  // Inside an array, a value's path is the array's path plus its index.
+  void EnterValue() {
+    if (frames_.empty() || !frames_.back().array) return;
+    Frame& f = frames_.back();
+    path_.resize(f.base);
+    if (!path_.empty()) path_.push_back('.');
+    char buf[24];
+    auto r = std::to_chars(buf, buf + sizeof buf, f.index++);
+    path_.append(buf, r.ptr - buf);
+  }
+  bool Emit(std::string_view v) {
+    if (frames_.empty()) return false;  // a bare scalar is not an event
+    EnterValue();
+    ev_->fields.insert_or_assign(path_, v);
+    return true;
+  }
+
+  Event* ev_;
+  std::string path_;
+  std::vector<Frame> frames_;
+  bool seen_root_ = false;
+};
+
+}  // namespace
+
 bool DecodeJson(std::string_view line, Event* ev) {
-  nlohmann::json j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded() || !j.is_object()) return false;
-  std::string prefix;
-  Flatten(j, prefix, ev);
+  FlattenSax sax(ev);
+  if (!nlohmann::json::sax_parse(line.begin(), line.end(), &sax)) return false;
   // Windows XML-shaped events ({"Event":{"System":...,"EventData":...}}): Sigma
   // rules name their fields bare, so alias them.
   bool windows = false;
@@ -1326,6 +1375,11 @@ absl::Status DecodeLine(std::string_view line, std::string_view source, InputFor
                strutil::StartsWith(strutil::StripLeadingAsciiWhitespace(line), "{"));
   if (json) {
     if (DecodeJson(line, ev)) return absl::OkStatus();
+    ev->fields.clear();
+    ev->products.clear();
+    ev->services.clear();
+    ev->categories.clear();
+    if (!source.empty()) ev->fields.insert_or_assign("log.file.path", source);
     if (format == InputFormat::kJson) {
       return absl::InvalidArgumentError(strutil::StrCat("not a JSON object: ", line.substr(0, 80),
                                                         line.size() > 80 ? "..." : ""));

@@ -283,6 +283,22 @@ void BM_DecodeOnly_Loghub(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 
+void BM_DecodeOnly_WindowsJson(benchmark::State& state) {
+  static const std::vector<std::string>* events = new std::vector<std::string>(RegressionEvents());
+  if (events->empty()) {
+    state.SkipWithError("../shared/data/sigma/regression absent");
+    return;
+  }
+  Event ev;
+  size_t i = 0;
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(DecodeLine((*events)[i], "bench", InputFormat::kJson, &ev));
+    if (++i == events->size()) i = 0;
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_DecodeOnly_WindowsJson);
+
 void BM_A_DefaultRules_Loghub(benchmark::State& s) { RunEngine(s, DefaultOnLoghub()); }
 void BM_A_DefaultRules_Loghub_Re2OneByOne(benchmark::State& s) {
   RunOneByOne(s, DefaultOnLoghub());
