@@ -111,7 +111,11 @@ std::vector<DeadlineNotification> DeadlinePassedNotifications(
           FormatRfc3339(d.due), "; notify the KVKK Board now with `siperctl report kvkk ",
           d.incident_id, "` and give the reasons for the delay");
     }
-    out.push_back(DeadlineNotification{key, d.incident_id, d.kind, d.due, std::move(message)});
+    const bool usom = d.kind == DeadlineKind::kUsom;
+    out.push_back(DeadlineNotification{
+        key, d.incident_id, d.kind, d.due, usom ? "siper-deadline-usom" : "siper-deadline-kvkk",
+        "high", usom ? "USOM notification overdue" : "KVKK breach notice overdue",
+        std::move(message)});
   }
   return out;
 }

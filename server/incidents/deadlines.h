@@ -58,12 +58,16 @@ std::vector<Deadline> Overdue(const std::vector<Incident>& incidents, const Dead
 
 // A notice that a deadline passed. `key` ("INC-2026-0001/usom") identifies it so the caller
 // sends it once: keep the keys sent and pass them back as `already_sent`.
+// The server raises it as an alert with `rule_id` and `level` so it shows where analysts look.
 struct DeadlineNotification {
   std::string key;
   std::string incident_id;
   DeadlineKind kind = DeadlineKind::kUsom;
   absl::Time due;
-  std::string message;
+  std::string rule_id;  // "siper-deadline-usom" or "siper-deadline-kvkk"
+  std::string level;    // "high"
+  std::string title;    // short, English, e.g. "USOM notification overdue"
+  std::string message;  // what passed and what to do
 };
 std::vector<DeadlineNotification> DeadlinePassedNotifications(
     const std::vector<Incident>& incidents, const DeadlinePolicy& policy, absl::Time now,

@@ -561,6 +561,8 @@ TEST_F(BookFixture, UsomDeadlineDefaultIsImmediateOnInvestigatingWithHighSeverit
       DeadlinePassedNotifications(book->List(), policy, clock.Now(), {});
   ASSERT_EQ(n.size(), 1u);
   EXPECT_EQ(n[0].key, id + "/usom");
+  EXPECT_EQ(n[0].rule_id, "siper-deadline-usom");
+  EXPECT_EQ(n[0].level, "high");
   EXPECT_NE(n[0].message.find("siperctl report usom " + id), std::string::npos);
   EXPECT_TRUE(DeadlinePassedNotifications(book->List(), policy, clock.Now(), {n[0].key}).empty());
 
