@@ -25,7 +25,11 @@ struct CompiledRule {
 
 struct CompiledCorrelation {
   ParsedRule rule;
-  std::vector<uint32_t> members;  // detection rule indexes, in the order the rule lists them
+  bool enabled = true;
+  // In the order the rule lists them: a detection rule index i, or
+  // rules.size() + j for correlation j.
+  std::vector<uint32_t> members;
+  std::vector<uint32_t> parents;  // correlations that use this one's alerts
 };
 
 struct FieldDatabase {

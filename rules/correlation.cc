@@ -66,75 +66,80 @@ bool CorrelationState::Suppressed(uint32_t rule, const Event& event, int64_t* co
 
 void CorrelationState::OnMatch(uint32_t rule, const Event& event, std::vector<Detection>* out) {
   const int64_t now = EventTime(event);
-  for (uint32_t ci : rules_->rules[rule].correlations) {
-    const CompiledCorrelation& cc = rules_->correlations[ci];
-    const CorrelationSpec& spec = cc.rule.correlation;
-    PerRule& st = correlation_state_[ci];
-    Evict(&st, now, spec.timespan_ns);
-    std::string key = GroupKey(spec.group_by, event);
-    Window& w = st.groups[key];
-    const bool expired = w.count > 0 && (now - w.start_ns > spec.timespan_ns || now < w.start_ns);
-    if (w.count == 0 || expired) {
-      w = Window{};
-      w.start_ns = now;
-    }
-    ++w.count;
-    bool complete = false;
-    int64_t measure = 0;
-    switch (spec.type) {
-      case CorrelationSpec::Type::kEventCount:
-        measure = w.count;
-        break;
-      case CorrelationSpec::Type::kValueCount: {
-        auto it = event.fields.find(spec.value_field);
-        if (it != event.fields.end() && w.values.size() <= static_cast<size_t>(spec.threshold)) {
-          w.values.insert(it->second);
-        }
-        measure = static_cast<int64_t>(w.values.size());
-        break;
+  for (uint32_t ci : rules_->rules[rule].correlations) Feed(ci, rule, event, now, 0, out);
+}
+
+void CorrelationState::Feed(uint32_t ci, uint32_t member, const Event& event, int64_t now,
+                            int depth, std::vector<Detection>* out) {
+  const CompiledCorrelation& cc = rules_->correlations[ci];
+  if (!cc.enabled || depth > 16) return;
+  const CorrelationSpec& spec = cc.rule.correlation;
+  PerRule& st = correlation_state_[ci];
+  Evict(&st, now, spec.timespan_ns);
+  std::string key = GroupKey(spec.group_by, event);
+  Window& w = st.groups[key];
+  const bool expired = w.count > 0 && (now - w.start_ns > spec.timespan_ns || now < w.start_ns);
+  if (w.count == 0 || expired) {
+    w = Window{};
+    w.start_ns = now;
+  }
+  ++w.count;
+  int64_t measure = 0;
+  switch (spec.type) {
+    case CorrelationSpec::Type::kEventCount:
+      measure = w.count;
+      break;
+    case CorrelationSpec::Type::kValueCount: {
+      auto it = event.fields.find(spec.value_field);
+      if (it != event.fields.end() && w.values.size() <= static_cast<size_t>(spec.threshold)) {
+        w.values.insert(it->second);
       }
-      case CorrelationSpec::Type::kTemporal:
-      case CorrelationSpec::Type::kTemporalOrdered: {
-        w.last_seen.resize(cc.members.size(), 0);
-        for (size_t m = 0; m < cc.members.size(); ++m) {
-          if (cc.members[m] != rule) continue;
-          if (spec.type == CorrelationSpec::Type::kTemporalOrdered && m > 0 &&
-              w.last_seen[m - 1] == 0) {
-            continue;  // out of order: the previous step has not happened yet
-          }
-          w.last_seen[m] = now;
+      measure = static_cast<int64_t>(w.values.size());
+      break;
+    }
+    case CorrelationSpec::Type::kTemporal:
+    case CorrelationSpec::Type::kTemporalOrdered: {
+      w.last_seen.resize(cc.members.size(), 0);
+      for (size_t m = 0; m < cc.members.size(); ++m) {
+        if (cc.members[m] != member) continue;
+        if (spec.type == CorrelationSpec::Type::kTemporalOrdered && m > 0 &&
+            w.last_seen[m - 1] == 0) {
+          continue;  // out of order: the previous step has not happened yet
         }
-        measure =
-            std::count_if(w.last_seen.begin(), w.last_seen.end(), [](int64_t t) { return t != 0; });
-        break;
+        w.last_seen[m] = now;
       }
-    }
-    switch (spec.cmp) {
-      case CorrelationSpec::Cmp::kGt:
-        complete = measure > spec.threshold;
-        break;
-      case CorrelationSpec::Cmp::kGte:
-        complete = measure >= spec.threshold;
-        break;
-      case CorrelationSpec::Cmp::kEq:
-        complete = measure == spec.threshold;
-        break;
-      default:
-        complete = false;
-        break;  // lt/lte are rejected at load
-    }
-    if (complete && !w.fired) {
-      w.fired = true;
-      Detection d;
-      d.rule_id = cc.rule.id;
-      d.title = cc.rule.title;
-      d.level = cc.rule.level;
-      d.tags = cc.rule.tags;
-      d.fields = event.fields.ToMap();
-      d.count = static_cast<uint32_t>(w.count);
-      out->push_back(std::move(d));
+      measure =
+          std::count_if(w.last_seen.begin(), w.last_seen.end(), [](int64_t t) { return t != 0; });
+      break;
     }
   }
+  bool complete = false;
+  switch (spec.cmp) {
+    case CorrelationSpec::Cmp::kGt:
+      complete = measure > spec.threshold;
+      break;
+    case CorrelationSpec::Cmp::kGte:
+      complete = measure >= spec.threshold;
+      break;
+    case CorrelationSpec::Cmp::kEq:
+      complete = measure == spec.threshold;
+      break;
+    default:
+      complete = false;
+      break;  // lt/lte are rejected at load
+  }
+  if (!complete || w.fired) return;
+  w.fired = true;
+  Detection d;
+  d.rule_id = cc.rule.id;
+  d.title = cc.rule.title;
+  d.level = cc.rule.level;
+  d.tags = cc.rule.tags;
+  d.fields = event.fields.ToMap();
+  d.count = static_cast<uint32_t>(w.count);
+  out->push_back(std::move(d));
+  const uint32_t as_member = static_cast<uint32_t>(rules_->rules.size()) + ci;
+  for (uint32_t parent : cc.parents) Feed(parent, as_member, event, now, depth + 1, out);
 }
 
 }  // namespace siper::rules

@@ -43,6 +43,9 @@ class CorrelationState {
     size_t next_sweep = 1024;  // sweep expired windows when this many are open
   };
 
+  // Feeds one event of member `member` (see CompiledCorrelation::members) to correlation `ci`.
+  void Feed(uint32_t ci, uint32_t member, const Event& event, int64_t now, int depth,
+            std::vector<Detection>* out);
   static std::string GroupKey(const std::vector<std::string>& by, const Event& event);
   void Evict(PerRule* state, int64_t now_ns, int64_t span_ns);
 

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <set>
 #include <sstream>
@@ -278,52 +279,110 @@ absl::StatusOr<std::unique_ptr<RuleSetImpl>> BuildRuleSet(std::vector<ParsedRule
       if (impl->rules[ri].enabled && NeedsAlwaysEval(impl->rules[ri].rule)) g.always.push_back(ri);
     }
   }
-  // Correlations reference detection rules by id or name.
+  // Correlations reference detection rules, or other correlations, by id or
+  // name. Member ids: detection rule i is i, correlation j is rules.size() + j.
+  const uint32_t num_rules = static_cast<uint32_t>(impl->rules.size());
+  auto reject = [&](const ParsedRule& r, const std::string& problem) {
+    RuleDiagnostic d{r.path, r.id, RuleDiagnostic::Status::kUnsupported, problem};
+    impl->skipped.push_back(d);
+    diagnostics.push_back(d);
+  };
+  for (ParsedRule& r : correlations) {
+    const auto cmp = r.correlation.cmp;
+    if (cmp == CorrelationSpec::Cmp::kLt || cmp == CorrelationSpec::Cmp::kLte) {
+      reject(r, strutil::StrCat(r.path, ":", r.line,
+                                ": correlation conditions lt/lte (absence within a window)"));
+      continue;
+    }
+    CompiledCorrelation cc;
+    cc.rule = std::move(r);
+    impl->correlations.push_back(std::move(cc));
+  }
   std::map<std::string, uint32_t> by_ref;
-  for (uint32_t i = 0; i < impl->rules.size(); ++i) {
+  for (uint32_t i = 0; i < num_rules; ++i) {
     if (!impl->rules[i].enabled) continue;
     if (!impl->rules[i].rule.id.empty()) by_ref.emplace(impl->rules[i].rule.id, i);
     if (!impl->rules[i].rule.name.empty()) by_ref.emplace(impl->rules[i].rule.name, i);
   }
-  for (ParsedRule& r : correlations) {
-    CompiledCorrelation cc;
-    std::string missing;
-    for (const std::string& ref : r.correlation.rules) {
+  for (uint32_t j = 0; j < impl->correlations.size(); ++j) {
+    const ParsedRule& r = impl->correlations[j].rule;
+    if (!r.id.empty()) by_ref.emplace(r.id, num_rules + j);
+    if (!r.name.empty()) by_ref.emplace(r.name, num_rules + j);
+  }
+  std::vector<std::string> problems(impl->correlations.size());
+  for (uint32_t j = 0; j < impl->correlations.size(); ++j) {
+    CompiledCorrelation& cc = impl->correlations[j];
+    for (const std::string& ref : cc.rule.correlation.rules) {
       auto it = by_ref.find(ref);
       if (it == by_ref.end()) {
-        missing = ref;
+        problems[j] = strutil::StrCat(cc.rule.path, ":", cc.rule.line,
+                                      ": correlation references unknown rule '", ref, "'");
+        break;
+      }
+      if (it->second == num_rules + j) {
+        problems[j] =
+            strutil::StrCat(cc.rule.path, ":", cc.rule.line, ": correlation references itself");
         break;
       }
       cc.members.push_back(it->second);
     }
-    const auto cmp = r.correlation.cmp;
-    std::string problem;
-    if (!missing.empty()) {
-      problem = strutil::StrCat(r.path, ":", r.line, ": correlation references unknown rule '",
-                                missing, "'");
-    } else if (cmp == CorrelationSpec::Cmp::kLt || cmp == CorrelationSpec::Cmp::kLte) {
-      problem = strutil::StrCat(r.path, ":", r.line,
-                                ": correlation conditions lt/lte (absence within a window)");
+  }
+  // A correlation over a rejected one, or on a cycle, is rejected too.
+  for (bool changed = true; changed;) {
+    changed = false;
+    for (uint32_t j = 0; j < impl->correlations.size(); ++j) {
+      if (!problems[j].empty()) continue;
+      const CompiledCorrelation& cc = impl->correlations[j];
+      for (uint32_t m : cc.members) {
+        if (m >= num_rules && !problems[m - num_rules].empty()) {
+          problems[j] = strutil::StrCat(cc.rule.path, ":", cc.rule.line,
+                                        ": correlation references a rejected correlation");
+          changed = true;
+          break;
+        }
+      }
     }
-    if (!problem.empty()) {
-      RuleDiagnostic d{r.path, r.id, RuleDiagnostic::Status::kUnsupported, problem};
-      impl->skipped.push_back(d);
-      diagnostics.push_back(d);
+  }
+  {
+    // Depth-first search for cycles among correlations.
+    std::vector<int> state(impl->correlations.size(), 0);  // 0 new, 1 on stack, 2 done
+    std::function<bool(uint32_t)> cyclic = [&](uint32_t j) {
+      if (state[j] == 1) return true;
+      if (state[j] == 2) return false;
+      state[j] = 1;
+      for (uint32_t m : impl->correlations[j].members) {
+        if (m >= num_rules && cyclic(m - num_rules)) return true;
+      }
+      state[j] = 2;
+      return false;
+    };
+    for (uint32_t j = 0; j < impl->correlations.size(); ++j) {
+      std::fill(state.begin(), state.end(), 0);
+      if (problems[j].empty() && cyclic(j)) {
+        problems[j] =
+            strutil::StrCat(impl->correlations[j].rule.path, ":", impl->correlations[j].rule.line,
+                            ": correlation rules reference each other in a cycle");
+      }
+    }
+  }
+  for (uint32_t j = 0; j < impl->correlations.size(); ++j) {
+    CompiledCorrelation& cc = impl->correlations[j];
+    if (!problems[j].empty()) {
+      cc.enabled = false;
+      reject(cc.rule, problems[j]);
       continue;
     }
-    cc.rule = std::move(r);
-    const uint32_t ci = static_cast<uint32_t>(impl->correlations.size());
     for (uint32_t m : cc.members) {
-      auto& v = impl->rules[m].correlations;
-      if (std::find(v.begin(), v.end(), ci) == v.end()) v.push_back(ci);
+      auto& v =
+          m < num_rules ? impl->rules[m].correlations : impl->correlations[m - num_rules].parents;
+      if (std::find(v.begin(), v.end(), j) == v.end()) v.push_back(j);
     }
-    impl->correlations.push_back(std::move(cc));
   }
   // A rule referenced only by correlations that do not `generate` stays silent.
   for (CompiledRule& cr : impl->rules) {
     if (cr.correlations.empty()) continue;
     cr.emit = std::any_of(cr.correlations.begin(), cr.correlations.end(), [&](uint32_t ci) {
-      return impl->correlations[ci].rule.correlation.generate;
+      return impl->correlations[ci].enabled && impl->correlations[ci].rule.correlation.generate;
     });
   }
   for (RuleGroup& g : impl->groups) {
@@ -455,7 +514,8 @@ std::vector<RuleDiagnostic> RuleSet::Lint(const std::filesystem::path& dir) {
 }
 
 size_t RuleSet::rule_count() const {
-  size_t n = impl_->correlations.size();
+  size_t n = 0;
+  for (const auto& c : impl_->correlations) n += c.enabled ? 1 : 0;
   for (const auto& r : impl_->rules) n += r.enabled ? 1 : 0;
   return n;
 }
@@ -496,7 +556,9 @@ std::vector<RuleInfo> RuleSet::rules() const {
   for (const auto& r : impl_->rules) {
     if (r.enabled) out.push_back(info(r.rule, false));
   }
-  for (const auto& c : impl_->correlations) out.push_back(info(c.rule, true));
+  for (const auto& c : impl_->correlations) {
+    if (c.enabled) out.push_back(info(c.rule, true));
+  }
   return out;
 }
 

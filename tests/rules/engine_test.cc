@@ -304,3 +304,82 @@ TEST(DatabaseCacheTest, SecondLoadReadsEveryDatabaseAndMatchesTheSame) {
 
 }  // namespace
 }  // namespace siper::rules
+
+namespace siper::rules {
+namespace {
+
+TEST(CorrelationChainTest, SuccessAfterBruteForce) {
+  auto rs = RuleSet::LoadFromString(R"(
+title: failed
+id: f
+name: failed
+logsource: {product: linux, service: sshd}
+detection: {s: {event.outcome: failure}, condition: s}
+---
+title: ok
+id: ok
+name: accepted
+logsource: {product: linux, service: sshd}
+detection: {s: {event.outcome: success}, condition: s}
+---
+title: brute
+id: brute
+name: brute
+correlation: {type: event_count, rules: [failed], group-by: [source.ip], timespan: 5m, condition: {gte: 3}, generate: true}
+---
+title: success after brute force
+id: chain
+correlation: {type: temporal_ordered, rules: [brute, accepted], group-by: [source.ip], timespan: 10m}
+)",
+                                    "c.yml");
+  ASSERT_TRUE(rs.ok()) << rs.status();
+  EXPECT_EQ((*rs)->rule_count(), 4u);
+  auto ok = [](int m, const char* ip) {
+    char ts[16];
+    std::snprintf(ts, sizeof ts, "10:%02d:00", m % 60);
+    return std::string("Nov 28 ") + ts + " h sshd[1]: Accepted password for root from " + ip +
+           " port 22 ssh2";
+  };
+  // Two failures then success: no brute force, no chain.
+  auto m1 = Matcher::Create(*rs);
+  EXPECT_EQ(CountRule(m1->get(),
+                      {Failed(0, 1, "192.0.2.1"), Failed(0, 2, "192.0.2.1"), ok(1, "192.0.2.1")},
+                      "chain"),
+            0);
+  // Three failures (brute force) then success from the same address.
+  auto m2 = Matcher::Create(*rs);
+  std::vector<std::string> lines = {Failed(0, 1, "192.0.2.1"), Failed(0, 2, "192.0.2.1"),
+                                    Failed(0, 3, "192.0.2.1"), ok(1, "192.0.2.9"),
+                                    ok(2, "192.0.2.1")};
+  EXPECT_EQ(CountRule(m2->get(), lines, "chain"), 1);
+  auto m3 = Matcher::Create(*rs);
+  EXPECT_EQ(CountRule(m3->get(), lines, "brute"), 1);
+  // Success long after the brute force does not count.
+  auto m4 = Matcher::Create(*rs);
+  EXPECT_EQ(CountRule(m4->get(),
+                      {Failed(0, 1, "192.0.2.1"), Failed(0, 2, "192.0.2.1"),
+                       Failed(0, 3, "192.0.2.1"), ok(30, "192.0.2.1")},
+                      "chain"),
+            0);
+}
+
+TEST(CorrelationChainTest, CyclesAreRejected) {
+  auto rs = RuleSet::LoadFromString(R"(
+title: a
+id: a
+correlation: {type: event_count, rules: [b], timespan: 5m, condition: {gte: 1}}
+---
+title: b
+id: b
+correlation: {type: event_count, rules: [a], timespan: 5m, condition: {gte: 1}}
+)",
+                                    "c.yml");
+  ASSERT_TRUE(rs.ok()) << rs.status();
+  EXPECT_EQ((*rs)->rule_count(), 0u);
+  ASSERT_EQ((*rs)->skipped().size(), 2u);
+  EXPECT_NE((*rs)->skipped()[0].message.find("cycle"), std::string::npos)
+      << (*rs)->skipped()[0].message;
+}
+
+}  // namespace
+}  // namespace siper::rules
