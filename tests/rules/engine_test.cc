@@ -383,3 +383,57 @@ correlation: {type: event_count, rules: [a], timespan: 5m, condition: {gte: 1}}
 
 }  // namespace
 }  // namespace siper::rules
+
+#include "rules/live_rules.h"
+
+namespace siper::rules {
+namespace {
+
+TEST(LiveRuleSetTest, WorkersMoveToTheNewGenerationBetweenEvents) {
+  auto v1 = RuleSet::LoadFromString(R"(
+title: one
+id: v1
+logsource: {product: linux}
+detection: {s: {event.outcome: failure}, condition: s}
+)",
+                                    "v1.yml");
+  auto v2 = RuleSet::LoadFromString(R"(
+title: two
+id: v2
+logsource: {product: linux}
+detection: {s: {event.outcome: failure}, condition: s}
+)",
+                                    "v2.yml");
+  ASSERT_TRUE(v1.ok() && v2.ok());
+  LiveRuleSet live(*v1);
+  std::atomic<bool> stop{false};
+  std::atomic<int> matched_v1{0}, matched_v2{0}, events{0}, other{0};
+  std::vector<std::thread> workers;
+  for (int t = 0; t < 2; ++t) {
+    workers.emplace_back([&] {
+      LiveMatcher m(&live);
+      while (!stop) {
+        auto found = m.Process(Failed(0, 1, "192.0.2.1"), "", InputFormat::kAuto);
+        ++events;
+        if (!found.ok() || found->size() != 1) {
+          ++other;  // an event must match exactly one generation's rule
+          continue;
+        }
+        ((*found)[0].rule_id == "v1" ? matched_v1 : matched_v2)++;
+      }
+    });
+  }
+  while (matched_v1 < 100) std::this_thread::yield();
+  live.Swap(*v2);
+  EXPECT_EQ(live.generation(), 2u);
+  const int at_swap = events;
+  while (events < at_swap + 200) std::this_thread::yield();
+  stop = true;
+  for (auto& w : workers) w.join();
+  EXPECT_EQ(other, 0);
+  EXPECT_EQ(matched_v1 + matched_v2, events);
+  EXPECT_GT(matched_v2, 0);
+}
+
+}  // namespace
+}  // namespace siper::rules
