@@ -66,6 +66,10 @@ echo
 echo "== alerts"
 ctl alerts list --limit 0
 echo
-echo "Done. Try: SIPER_SERVER=... see deploy/README.md, or re-run with the server kept:"
-echo "  $build/server/siper-server --data-dir $qs/server --listen 127.0.0.1:$port"
+echo "Done: $have events stored, $(ctl alerts list --limit 0 --json | wc -l) alerts. To explore, start the server again:"
+echo "  $build/server/siper-server --data-dir var/quickstart/server --listen 127.0.0.1:$port &"
+echo "  export SIPER_SERVER=127.0.0.1:$port SIPER_CA=var/quickstart/server/pki/ca.pem \\"
+echo "         SIPER_CERT=var/quickstart/server/pki/admin.pem SIPER_KEY=var/quickstart/server/pki/admin.key"
+echo "  $build/cli/siperctl events search --query 'Failed password'"
+echo "  $build/cli/siperctl rules test --rules rules/ruleset --input deploy/samples/attack.log"
 [ "$have" -ge "$want" ]

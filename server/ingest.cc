@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
+#include "common/text.h"
 
 namespace siper::server {
 namespace {
@@ -117,7 +118,14 @@ absl::StatusOr<storage::WriteResult> IngestPipeline::Process(rules::Matcher* mat
     } else if (event.has_file()) {
       FileEventFields(event.file(), &fields);
     }
-    event.mutable_fields()->insert(fields.begin(), fields.end());
+    // Stored fields are protobuf strings, which must be valid UTF-8; the raw
+    // bytes stay untouched in the log payload.
+    for (const auto& [key, value] : fields) (*event.mutable_fields())[ToValidUtf8(key)] = ToValidUtf8(value);
+    for (siper::v1::Alert& alert : record.alerts) {
+      google::protobuf::Map<std::string, std::string> clean;
+      for (const auto& [key, value] : alert.fields()) clean[ToValidUtf8(key)] = ToValidUtf8(value);
+      alert.mutable_fields()->swap(clean);
+    }
     record.event = std::move(event);
     records.push_back(std::move(record));
   }

@@ -58,6 +58,8 @@ absl::StatusOr<std::unique_ptr<SiperServer>> SiperServer::Start(const ServerConf
   builder.RegisterService(s->agent_service_.get());
   builder.RegisterService(s->analyst_service_.get());
   builder.SetMaxReceiveMessageSize(64 << 20);
+  // A second server on the same port must fail, not silently share it.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 60 * 1000);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 20 * 1000);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10 * 1000);

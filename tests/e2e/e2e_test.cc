@@ -183,6 +183,10 @@ TEST_F(EndToEndTest, EveryLineStoredExactlyOnceAndAlertsRaised) {
   add(
       {"Nov 28 10:02:00 web01 sudo:    alice : user NOT in sudoers ; TTY=pts/0 ; PWD=/home/alice "
        "; USER=root ; COMMAND=/bin/bash"});
+  // Invalid UTF-8 (here in the user name) is carried, stored and searchable.
+  const std::string invalid_utf8 =
+      "Nov 28 10:02:01 web01 sshd[400]: Invalid user b\xff\xfe" "d from 198.51.100.10 port 40000";
+  add({invalid_utf8});
 
   std::vector<json> events = WaitForEvents(expected.size());
   ASSERT_EQ(events.size(), expected.size()) << ServerOutput();
@@ -209,13 +213,22 @@ TEST_F(EndToEndTest, EveryLineStoredExactlyOnceAndAlertsRaised) {
     EXPECT_EQ(e["source"].get<std::string>(), log.string());
     EXPECT_FALSE(e["agent_id"].get<std::string>().empty());
   }
-  for (const std::string& line : expected) EXPECT_EQ(seen[line], 1) << line;
+  for (const std::string& line : expected) {
+    if (line != invalid_utf8) EXPECT_EQ(seen[line], 1) << line;
+  }
+  // JSON output carries invalid bytes as U+FFFD.
+  EXPECT_EQ(seen["Nov 28 10:02:01 web01 sshd[400]: Invalid user b\xEF\xBF\xBD\xEF\xBF\xBDd from "
+                 "198.51.100.10 port 40000"],
+            1);
   // Sequence numbers are 1..N without gaps or repeats; oldest-first order is seq order.
   EXPECT_EQ(seqs.size(), expected.size());
   EXPECT_EQ(*seqs.begin(), 1u);
   EXPECT_EQ(*seqs.rbegin(), expected.size());
   for (size_t i = 0; i < events.size(); ++i) {
-    EXPECT_EQ(events[i]["line"].get<std::string>(), expected[i]) << "order differs at " << i;
+    EXPECT_EQ(events[i]["seq"].get<uint64_t>(), i + 1) << "order differs at " << i;
+    if (expected[i] != invalid_utf8) {
+      EXPECT_EQ(events[i]["line"].get<std::string>(), expected[i]) << "order differs at " << i;
+    }
   }
 
   // Alerts: the failed logins carry the attacker's address, the sudo abuse is seen.
@@ -243,7 +256,7 @@ TEST_F(EndToEndTest, EveryLineStoredExactlyOnceAndAlertsRaised) {
   EXPECT_TRUE(sudo_alert) << r.out;
 
   // The text filter and the agent list work through the same CLI.
-  r = Ctl({"events", "search", "--query", "Invalid user", "--json"});
+  r = Ctl({"events", "search", "--query", "Invalid user admin", "--json"});
   ASSERT_EQ(r.exit_code, 0);
   EXPECT_EQ(ParseJsonLines(r.out).size(), 1u);
   r = Ctl({"agents", "list", "--json"});
