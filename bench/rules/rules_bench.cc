@@ -314,9 +314,9 @@ void BM_C_SigmaWindows_Regression_Re2OneByOne(benchmark::State& s) {
 
 // Start-up of the whole SigmaHQ set (rules + emerging threats) with a warm cache.
 void BM_D_FullSigmaHq_CachedLoad(benchmark::State& state) {
-  static Corpus* c = MakeCorpus(
-      "sigma_full", {kShared / "sigma/rules", kShared / "sigma/rules-emerging-threats"},
-      {"placeholder"}, InputFormat::kJson);
+  static Corpus* c =
+      MakeCorpus("sigma_full", {kShared / "sigma/rules", kShared / "sigma/rules-emerging-threats"},
+                 {"placeholder"}, InputFormat::kJson);
   if (c->rules == nullptr) {
     state.SkipWithError("../shared/data/sigma absent");
     return;
@@ -325,7 +325,8 @@ void BM_D_FullSigmaHq_CachedLoad(benchmark::State& state) {
   opts.cache_dir = std::filesystem::temp_directory_path() / "siper_bench_cache_sigma_full";
   opts.skip_errors = true;
   for (auto _ : state) {
-    auto rs = RuleSet::Load(std::filesystem::temp_directory_path() / "siper_bench_sigma_full", opts);
+    auto rs =
+        RuleSet::Load(std::filesystem::temp_directory_path() / "siper_bench_sigma_full", opts);
     benchmark::DoNotOptimize(rs);
   }
   state.counters["rules"] = static_cast<double>(c->rules->rule_count());
