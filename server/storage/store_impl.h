@@ -61,7 +61,7 @@ static_assert(kCfNames[kNumCfs - 1] != nullptr);
 // Writes spread over this many locks: a write holds the lock of its agent, so
 // two writes of one agent never check duplicates at the same time, while
 // writes of different agents prepare in parallel and commit as one group.
-inline constexpr size_t kWriteLockShards = 64;
+inline constexpr size_t kWriteLockShards = 16;
 // At most this many writes share one chain record and one WAL sync.
 inline constexpr size_t kMaxCommitGroup = 64;
 
