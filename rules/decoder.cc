@@ -1196,6 +1196,13 @@ void ClassifyWindows(Event* ev) {
       if (eid == 800) AddUnique(&ev->categories, "ps_classic_provider_start");
     }
   }
+  if (channel != nullptr && *channel == "Security" && eid == 4688) {
+    // Sigma's process_creation names, as pySigma's Windows audit mapping does.
+    if (const std::string* v = find("NewProcessName")) ev->fields.try_emplace("Image", *v);
+    if (const std::string* v = find("ParentProcessName")) {
+      ev->fields.try_emplace("ParentImage", *v);
+    }
+  }
   if (const std::string* h = find("Computer")) Set(ev, "host.hostname", *h);
   if (const std::string* h = find("Hostname")) Set(ev, "host.hostname", *h);
   if (const std::string* v = find("IpAddress")) {

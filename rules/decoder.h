@@ -64,12 +64,16 @@ class EventFields {
   }
   void Append(uint64_t h, std::string_view key, std::string_view value) {
     if (size_ == entries_.size()) {
-      entries_.emplace_back();
-      hashes_.push_back(0);
+      // `key` or `value` may point into a short string stored inline in
+      // entries_, which growing the vector moves: copy them first.
+      value_type entry{std::string(key), std::string(value)};
+      entries_.push_back(std::move(entry));
+      hashes_.push_back(h);
+    } else {
+      entries_[size_].first.assign(key);
+      entries_[size_].second.assign(value);
+      hashes_[size_] = h;
     }
-    entries_[size_].first.assign(key);
-    entries_[size_].second.assign(value);
-    hashes_[size_] = h;
     ++size_;
   }
 

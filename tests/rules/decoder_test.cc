@@ -235,6 +235,23 @@ TEST(JsonTest, WindowsEventShapeGetsSigmaNames) {
   EXPECT_TRUE(Has(ev.services, "sysmon"));
 }
 
+// Aliases copy values from fields of the same event; growing the field list
+// must not invalidate them (short strings live inside the entries).
+TEST(JsonTest, AliasesOfShortValuesSurviveGrowth) {
+  std::string line =
+      R"({"Event":{"System":{"EventID":4688,"Channel":"Security","Computer":"pc1"},"EventData":{)";
+  for (int i = 0; i < 40; ++i)
+    line += "\"F" + std::to_string(i) + "\":\"v" + std::to_string(i) + "\",";
+  line += R"("NewProcessName":"C:\\x.exe","ParentProcessName":"C:\\p.exe"}}})";
+  Event ev = Decode(line, InputFormat::kJson);
+  EXPECT_EQ(F(ev, "host.hostname"), "pc1");
+  EXPECT_EQ(F(ev, "Image"), "C:\\x.exe");
+  EXPECT_EQ(F(ev, "ParentImage"), "C:\\p.exe");
+  EXPECT_EQ(F(ev, "F39"), "v39");
+  EXPECT_EQ(F(ev, "EventID"), "4688");
+  EXPECT_TRUE(Has(ev.categories, "process_creation"));
+}
+
 TEST(JsonTest, GenericNestedAndArrays) {
   Event ev = Decode(R"({"a":{"b":[1,{"c":true}]},"msg":"x"})", InputFormat::kJson);
   EXPECT_EQ(F(ev, "a.b.0"), "1");
