@@ -1,6 +1,7 @@
 #include "server/incidents/incident_book.h"
 
 #include <algorithm>
+#include <iterator>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -75,6 +76,7 @@ absl::Status IncidentBook::Load(std::vector<Incident> incidents) {
     const std::string id = in.id;
     incidents_.emplace(id, std::move(in));
   }
+  RebuildGroupIndex();
   return absl::OkStatus();
 }
 
@@ -95,22 +97,47 @@ bool IncidentBook::Opens(const AlertInput& alert) const {
          alert.ioc_confidence >= policy_.min_ioc_confidence;
 }
 
+std::string IncidentBook::GroupKey(const std::string& source_ip, const std::string& rule_id,
+                                   const std::string& host) {
+  // The attacker is the source address; without one, the rule stands in for it.
+  return source_ip.empty() ? absl::StrCat("rule\x1f", rule_id, "\x1f", host)
+                           : absl::StrCat("ip\x1f", source_ip, "\x1f", host);
+}
+
+namespace {
+
+void IndexAlert(std::map<std::string, std::map<std::string, std::multiset<absl::Time>>>& index,
+                const std::string& key, const std::string& incident_id, absl::Time t) {
+  index[key][incident_id].insert(t);
+}
+
+}  // namespace
+
+void IncidentBook::RebuildGroupIndex() {
+  group_index_.clear();
+  for (const auto& [id, in] : incidents_) {
+    for (const LinkedAlert& a : in.alerts) {
+      IndexAlert(group_index_, GroupKey(a.source_ip, a.rule_id, a.host), id, a.time);
+    }
+  }
+}
+
 Incident* IncidentBook::FindGroup(const AlertInput& alert) {
-  const std::string ip = SourceIp(alert);
-  const std::string host = HostOf(alert);
+  auto key = group_index_.find(GroupKey(SourceIp(alert), alert.rule_id, HostOf(alert)));
+  if (key == group_index_.end()) return nullptr;
   Incident* best = nullptr;
   absl::Time best_time = absl::InfinitePast();
-  for (auto& [id, in] : incidents_) {
-    if (!in.open()) continue;
-    for (const LinkedAlert& a : in.alerts) {
-      const bool same_attacker =
-          ip.empty() ? (a.source_ip.empty() && a.rule_id == alert.rule_id) : a.source_ip == ip;
-      if (!same_attacker || a.host != host) continue;
-      if (absl::AbsDuration(alert.time - a.time) > policy_.window) continue;
-      if (best == nullptr || a.time > best_time) {
-        best = &in;
-        best_time = a.time;
-      }
+  for (const auto& [id, times] : key->second) {
+    Incident* in = Mutable(id);
+    if (in == nullptr || !in->open()) continue;
+    // The latest alert of this attack within the window on either side of the new one.
+    auto it = times.upper_bound(alert.time + policy_.window);
+    if (it == times.begin()) continue;
+    const absl::Time t = *std::prev(it);
+    if (t < alert.time - policy_.window) continue;
+    if (best == nullptr || t > best_time) {
+      best = in;
+      best_time = t;
     }
   }
   return best;
@@ -167,6 +194,9 @@ void IncidentBook::LinkAlert(Incident& in, const AlertInput& alert, const std::s
   }
   MergeObservables(in.observables, ExtractObservables(alert));
   alert_owner_[alert.id] = in.id;
+  const LinkedAlert& linked = in.alerts.back();
+  IndexAlert(group_index_, GroupKey(linked.source_ip, linked.rule_id, linked.host), in.id,
+             linked.time);
   Recompute(in);
   AddTimeline(
       in, now, actor, "alert-attached",
@@ -309,6 +339,7 @@ absl::Status IncidentBook::Detach(const std::string& id, const std::string& aler
   RemoveAlertsFromObservables(in->observables, {alert_id});
   alert_owner_.erase(alert_id);
   RecomputeRisk(*in);
+  RebuildGroupIndex();
   AddTimeline(*in, now, actor, "alert-detached", absl::StrCat("alert ", alert_id, " detached"));
   Audit(actor, "incident.detach-alert", id, &before, in, now);
   return absl::OkStatus();
@@ -379,6 +410,7 @@ absl::Status IncidentBook::Merge(const std::string& target, const std::vector<st
   std::sort(into->timeline.begin(), into->timeline.end(),
             [](const TimelineEntry& a, const TimelineEntry& b) { return a.time < b.time; });
   RecomputeRisk(*into);
+  RebuildGroupIndex();
   AddTimeline(*into, now, actor, "merged", absl::StrCat("merged ", absl::StrJoin(sources, ", ")));
   Audit(actor, "incident.merge", target, &before_target, into, now);
   return absl::OkStatus();
@@ -455,6 +487,7 @@ absl::StatusOr<std::string> IncidentBook::Split(const std::string& id,
               absl::StrCat("alerts ", absl::StrJoin(alert_ids, ", "), " moved to ", in.id));
   const std::string new_id = in.id;
   auto [it, inserted] = incidents_.emplace(new_id, std::move(in));
+  RebuildGroupIndex();
   Audit(actor, "incident.split", id, &before, from, now);
   Audit(actor, "incident.create", new_id, nullptr, &it->second, now);
   return new_id;

@@ -130,6 +130,9 @@ class IncidentBook {
 
  private:
   bool Opens(const AlertInput& alert) const;
+  static std::string GroupKey(const std::string& source_ip, const std::string& rule_id,
+                              const std::string& host);
+  void RebuildGroupIndex();  // after Load, Detach, Merge, Split; Ingest/Attach add in place
   Incident* FindGroup(const AlertInput& alert);
   Incident* Mutable(const std::string& id);
   std::string NextId(absl::Time now);
@@ -147,7 +150,10 @@ class IncidentBook {
   AuditLog* audit_;
   std::map<std::string, Incident> incidents_;
   std::map<std::string, std::string> alert_owner_;  // alert id -> incident id
-  std::map<int, int> last_number_;                  // year -> highest number used
+  // Grouping key (attacker, host) -> incident id -> times of its alerts with that key, so
+  // an alert finds its group without scanning every incident.
+  std::map<std::string, std::map<std::string, std::multiset<absl::Time>>> group_index_;
+  std::map<int, int> last_number_;  // year -> highest number used
   std::set<std::string> changed_;
   uint64_t audit_written_ = 0;  // highest audit seq handed out by TakePendingWrite
 };

@@ -960,3 +960,37 @@ TEST(WorkflowTest, KvkkDetailsAndManualObservables) {
 
 }  // namespace
 }  // namespace siper::incidents
+
+namespace siper::incidents {
+namespace {
+
+TEST(GroupIndexTest, OutOfOrderAlertsAndDetachedAlertsNoLongerGroup) {
+  FakeClock clock(testing::At("2026-11-28T10:00:00Z"));
+  IncidentBook book(&testing::Rsit(), &clock);
+  const absl::Time t = clock.Now();
+  const std::string id =
+      book.Ingest(testing::SshAlert("a1", "203.0.113.7", "web01", t)).incident_id;
+  ASSERT_EQ(book.Ingest(testing::SshAlert("a2", "203.0.113.7", "web01", t + absl::Minutes(50)))
+                .incident_id,
+            id);
+  // An alert that arrives late but happened near the first one joins too.
+  ASSERT_EQ(book.Ingest(testing::SshAlert("a3", "203.0.113.7", "web01", t - absl::Minutes(30)))
+                .incident_id,
+            id);
+  ASSERT_TRUE(book.Detach(id, "a2", "ayse").ok());
+  // 105 minutes after a1: only a2 (now detached) was within the window.
+  IngestResult r =
+      book.Ingest(testing::SshAlert("a4", "203.0.113.7", "web01", t + absl::Minutes(105)));
+  EXPECT_EQ(r.outcome, IngestResult::Outcome::kOpened);
+  EXPECT_NE(r.incident_id, id);
+  // A reopened incident groups again.
+  ASSERT_TRUE(book.Transition(id, State::kClosed, "ayse", Resolution::kTruePositive).ok());
+  EXPECT_NE(book.Ingest(testing::SshAlert("a5", "203.0.113.7", "web01", t)).incident_id, id);
+  ASSERT_TRUE(book.Transition(id, State::kTriage, "ayse").ok());
+  EXPECT_EQ(book.Ingest(testing::SshAlert("a6", "203.0.113.7", "web01", t + absl::Minutes(1)))
+                .incident_id,
+            id);
+}
+
+}  // namespace
+}  // namespace siper::incidents
