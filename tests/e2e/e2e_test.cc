@@ -185,7 +185,8 @@ TEST_F(EndToEndTest, EveryLineStoredExactlyOnceAndAlertsRaised) {
        "; USER=root ; COMMAND=/bin/bash"});
   // Invalid UTF-8 (here in the user name) is carried, stored and searchable.
   const std::string invalid_utf8 =
-      "Nov 28 10:02:01 web01 sshd[400]: Invalid user b\xff\xfe" "d from 198.51.100.10 port 40000";
+      "Nov 28 10:02:01 web01 sshd[400]: Invalid user b\xff\xfe"
+      "d from 198.51.100.10 port 40000";
   add({invalid_utf8});
 
   std::vector<json> events = WaitForEvents(expected.size());
@@ -214,10 +215,13 @@ TEST_F(EndToEndTest, EveryLineStoredExactlyOnceAndAlertsRaised) {
     EXPECT_FALSE(e["agent_id"].get<std::string>().empty());
   }
   for (const std::string& line : expected) {
-    if (line != invalid_utf8) EXPECT_EQ(seen[line], 1) << line;
+    if (line != invalid_utf8) {
+      EXPECT_EQ(seen[line], 1) << line;
+    }
   }
   // JSON output carries invalid bytes as U+FFFD.
-  EXPECT_EQ(seen["Nov 28 10:02:01 web01 sshd[400]: Invalid user b\xEF\xBF\xBD\xEF\xBF\xBDd from "
+  EXPECT_EQ(seen["Nov 28 10:02:01 web01 sshd[400]: Invalid user b\xEF\xBF\xBD\xEF\xBF\xBD"
+                 "d from "
                  "198.51.100.10 port 40000"],
             1);
   // Sequence numbers are 1..N without gaps or repeats; oldest-first order is seq order.
