@@ -131,9 +131,11 @@ int GuessYear(int month) {
 // RFC 3339 in UTC with the fraction only when there is one, written by hand
 // (absl::FormatTime is the slowest step of decoding a syslog line).
 void SetTime(Event* ev, absl::Time t) {
-  ev->time_unix_ns = absl::ToUnixNanos(t);
   const absl::CivilSecond c = absl::ToCivilSecond(t, absl::UTCTimeZone());
-  int64_t ns = ev->time_unix_ns - absl::ToUnixSeconds(t) * 1000000000LL;
+  // Nanoseconds since 1970 cover 1678-2262; other dates (garbage) are dropped.
+  if (c.year() < 1700 || c.year() > 2250) return;
+  ev->time_unix_ns = absl::ToUnixNanos(t);
+  int64_t ns = absl::ToInt64Nanoseconds(t - absl::FromUnixSeconds(absl::ToUnixSeconds(t)));
   char buf[40];
   int n = 0;
   auto put = [&](int64_t v, int width) {
