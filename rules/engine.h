@@ -28,7 +28,7 @@ struct Detection {
   std::string level;  // Sigma level
   std::vector<std::string> tags;
   FieldMap fields;     // the decoded fields of the event that matched (ECS names)
-  uint32_t count = 1;  // events folded in by suppression/correlation
+  uint32_t count = 1;  // correlation: events in the window when it fired
 };
 
 // Outcome of loading one rule file, for `rules lint` and load reports.
@@ -45,8 +45,9 @@ struct LoadOptions {
   // When false (the default), a rule with an error fails the whole load; rules
   // using unsupported constructs are always skipped and reported.
   bool skip_errors = false;  // default: false
-  // Folder for compiled Hyperscan databases, reused while their patterns are
-  // unchanged. Empty (the default) compiles every time.
+  // Folder for compiled Hyperscan databases and parsed rule files, reused
+  // while their inputs are unchanged (a restart then skips YAML parsing and
+  // Hyperscan compilation). Empty (the default) parses and compiles every time.
   std::filesystem::path cache_dir;  // default: empty
 };
 
@@ -94,7 +95,8 @@ class RuleSet {
   static absl::StatusOr<std::shared_ptr<const RuleSet>> LoadFromString(std::string_view yaml,
                                                                        std::string_view name);
 
-  // Parses and compiles every rule file under dir on its own and reports each.
+  // Parses and compiles every rule file under dir and reports each rule
+  // document as ok, unsupported or error (never fails as a whole).
   static std::vector<RuleDiagnostic> Lint(const std::filesystem::path& dir);
 
   size_t rule_count() const;
