@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "agent/disk_spool.h"
 #include "agent/enroll.h"
 #include "common/files.h"
 #include "common/status.h"
@@ -15,15 +16,31 @@ namespace siper::agent {
 
 absl::StatusOr<std::unique_ptr<Agent>> Agent::Create(const AgentConfig& config) {
   SIPER_ASSIGN_OR_RETURN(AgentIdentity identity, LoadIdentity(config.state_dir));
-  std::unique_ptr<Agent> agent(new Agent(config, std::move(identity)));
+  SpoolOptions spool_options;
+  switch (config.spool_fsync) {
+    case SpoolFsyncPolicy::kAlways:
+      spool_options.fsync = SpoolFsync::kAlways;
+      break;
+    case SpoolFsyncPolicy::kInterval:
+      spool_options.fsync = SpoolFsync::kInterval;
+      break;
+    case SpoolFsyncPolicy::kNever:
+      spool_options.fsync = SpoolFsync::kNever;
+      break;
+  }
+  spool_options.fsync_interval = absl::Milliseconds(config.spool_fsync_interval_ms);
+  spool_options.max_bytes = config.spool_max_bytes;
+  spool_options.segment_bytes = config.spool_segment_bytes;
+  SIPER_ASSIGN_OR_RETURN(std::unique_ptr<DiskSpool> spool,
+                         DiskSpool::Open(config.state_dir / "spool", spool_options));
+  std::unique_ptr<Agent> agent(new Agent(config, std::move(identity), std::move(spool)));
   SIPER_RETURN_IF_ERROR(agent->tailer_->Recover());
   return agent;
 }
 
-Agent::Agent(const AgentConfig& config, AgentIdentity identity)
-    : config_(config), identity_(std::move(identity)) {
-  pending_ = std::make_unique<MemoryPendingEvents>(config_.max_pending_events,
-                                                   config_.max_pending_bytes, 0);
+Agent::Agent(const AgentConfig& config, AgentIdentity identity,
+             std::unique_ptr<PendingEvents> pending)
+    : config_(config), identity_(std::move(identity)), pending_(std::move(pending)) {
   tailer_ = std::make_unique<LogTailer>(config_.logs, StateFiles(config_.state_dir).offsets,
                                         identity_.agent_id, pending_.get());
   ShipperOptions options;

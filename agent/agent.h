@@ -39,7 +39,7 @@ class Agent {
   const std::string& agent_id() const { return identity_.agent_id; }
 
  private:
-  Agent(const AgentConfig& config, AgentIdentity identity);
+  Agent(const AgentConfig& config, AgentIdentity identity, std::unique_ptr<PendingEvents> pending);
   void TailLoop();
   void Fail(absl::Status status);
 

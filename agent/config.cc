@@ -102,7 +102,8 @@ absl::StatusOr<AgentConfig> ParseRoot(const YAML::Node& root, const std::filesys
   SIPER_RETURN_IF_ERROR(CheckKeys(
       errors, root, "",
       {"server", "state_dir", "logs", "fim", "log_file", "log_level", "batch_max_events",
-       "batch_max_delay_ms", "max_pending_events", "max_pending_bytes", "poll_interval_ms"}));
+       "batch_max_delay_ms", "max_pending_events", "max_pending_bytes", "poll_interval_ms",
+       "spool"}));
 
   if (!root["server"]) {
     return errors.Error(root, "server", "is required (HOST:PORT of siper-server)");
@@ -154,6 +155,42 @@ absl::StatusOr<AgentConfig> ParseRoot(const YAML::Node& root, const std::filesys
     return errors.Error(
         root["max_pending_events"], "max_pending_events",
         absl::StrCat("must be at least batch_max_events (", config.batch_max_events, ")"));
+  }
+
+  if (const YAML::Node spool = root["spool"]; spool && !spool.IsNull()) {
+    if (!spool.IsMap()) {
+      return errors.Error(spool, "spool", "must be a mapping (fsync, fsync_interval_ms, max_bytes)");
+    }
+    SIPER_RETURN_IF_ERROR(CheckKeys(errors, spool, "spool.",
+                                    {"fsync", "fsync_interval_ms", "max_bytes", "segment_bytes"}));
+    if (spool["fsync"]) {
+      SIPER_ASSIGN_OR_RETURN(std::string fsync, GetString(errors, spool["fsync"], "spool.fsync"));
+      if (fsync == "always") {
+        config.spool_fsync = SpoolFsyncPolicy::kAlways;
+      } else if (fsync == "interval") {
+        config.spool_fsync = SpoolFsyncPolicy::kInterval;
+      } else if (fsync == "never") {
+        config.spool_fsync = SpoolFsyncPolicy::kNever;
+      } else {
+        return errors.Error(spool["fsync"], "spool.fsync",
+                            absl::StrCat("must be always, interval or never; got '", fsync, "'"));
+      }
+    }
+    if (spool["fsync_interval_ms"]) {
+      SIPER_ASSIGN_OR_RETURN(config.spool_fsync_interval_ms,
+                             GetInt(errors, spool["fsync_interval_ms"], "spool.fsync_interval_ms",
+                                    10, 600000));
+    }
+    if (spool["max_bytes"]) {
+      SIPER_ASSIGN_OR_RETURN(config.spool_max_bytes,
+                             GetInt(errors, spool["max_bytes"], "spool.max_bytes", 1 << 20,
+                                    int64_t{1} << 40));
+    }
+    if (spool["segment_bytes"]) {
+      SIPER_ASSIGN_OR_RETURN(config.spool_segment_bytes,
+                             GetInt(errors, spool["segment_bytes"], "spool.segment_bytes", 4096,
+                                    int64_t{1} << 30));
+    }
   }
 
   if (const YAML::Node logs = root["logs"]; logs && !logs.IsNull()) {

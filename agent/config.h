@@ -27,6 +27,9 @@ struct FimInput {
   bool recursive = false;
 };
 
+// When the disk spool calls fdatasync (see disk_spool.h).
+enum class SpoolFsyncPolicy { kAlways, kInterval, kNever };
+
 struct AgentConfig {
   std::filesystem::path source;  // the file this was loaded from, for messages
   std::string server;            // HOST:PORT, required
@@ -37,8 +40,12 @@ struct AgentConfig {
   std::string log_level = "info";       // trace, debug, info, warn, error
   size_t batch_max_events = 500;        // events per batch sent (siper-server takes up to 10000)
   int batch_max_delay_ms = 200;         // how long a batch waits to fill
-  size_t max_pending_events = 10000;    // unacknowledged events held; reading pauses beyond
+  size_t max_pending_events = 10000;    // only for an in-memory store; the agent uses the spool
   size_t max_pending_bytes = 32 << 20;  // the same, in bytes
+  SpoolFsyncPolicy spool_fsync = SpoolFsyncPolicy::kInterval;  // spool.fsync
+  int spool_fsync_interval_ms = 1000;                            // spool.fsync_interval_ms
+  uint64_t spool_max_bytes = uint64_t{1} << 30;  // spool.max_bytes: reading pauses beyond
+  uint64_t spool_segment_bytes = 16 << 20;       // spool.segment_bytes
   int poll_interval_ms = 200;           // how often log files are checked
 };
 

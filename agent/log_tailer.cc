@@ -262,19 +262,24 @@ absl::Status LogTailer::ReadLines(TrackedFile& file, uint64_t limit, size_t max_
 
 bool LogTailer::ReleaseAcked() {
   const uint64_t acked = pending_->AckedSeq();
-  if (acked >= next_seq_) {
-    // The server has seqs we never gave out (offsets.json lost or restored from
-    // an old copy): continue above them, or new lines would be taken for duplicates.
-    spdlog::warn("server acknowledged seq {} but the next seq here is {}; continuing at {}", acked,
-                 next_seq_, acked + 1);
-    next_seq_ = acked + 1;
+  // Lines kept durably by `pending_` (the disk spool) need not be re-read from
+  // their files: their runs are released as if acknowledged.
+  const uint64_t released = std::max(acked, pending_->DurableSeq());
+  if (released >= next_seq_) {
+    // The server or the spool has seqs we never gave out (offsets.json lost or
+    // restored from an old copy): continue above them, or new lines would be
+    // taken for duplicates.
+    spdlog::warn("seq {} is acknowledged or spooled but the next seq here is {}; continuing at {}",
+                 released, next_seq_, released + 1);
+    next_seq_ = released + 1;
     dirty_ = true;
   }
-  if (acked == acked_seq_) return false;
+  if (acked == acked_seq_ && released == released_seq_) return false;
   acked_seq_ = acked;
+  released_seq_ = std::max(released_seq_, released);
   for (auto& file : files_) {
     while (!file->runs.empty() &&
-           file->runs.front().first_seq + file->runs.front().count - 1 <= acked) {
+           file->runs.front().first_seq + file->runs.front().count - 1 <= released_seq_) {
       file->acked_offset = file->runs.front().end;
       file->runs.pop_front();
     }
@@ -453,6 +458,7 @@ absl::Status LogTailer::Persist() {
   const nlohmann::json doc = {{"version", kOffsetsVersion},
                               {"next_seq", next_seq_},
                               {"acked_seq", acked_seq_},
+                              {"released_seq", released_seq_},
                               {"files", std::move(files)}};
   SIPER_RETURN_IF_ERROR(WriteFileAtomic(offsets_path_, doc.dump(1), 0600));
   dirty_ = false;
@@ -475,7 +481,7 @@ absl::Status LogTailer::RecoverFile(TrackedFile& file, std::vector<v1::Event>* o
     }
     for (size_t i = 0; i < lines.size(); ++i) {
       const uint64_t seq = run.first_seq + i;
-      if (seq > acked_seq_) out->push_back(MakeEvent(file, seq, std::move(lines[i]), now));
+      if (seq > released_seq_) out->push_back(MakeEvent(file, seq, std::move(lines[i]), now));
     }
     kept.push_back(run);
   }
@@ -500,6 +506,7 @@ absl::Status LogTailer::Recover() {
     }
     next_seq_ = doc.at("next_seq").get<uint64_t>();
     acked_seq_ = doc.at("acked_seq").get<uint64_t>();
+    released_seq_ = std::max(acked_seq_, doc.value("released_seq", uint64_t{0}));
   } catch (const nlohmann::json::exception& e) {
     return absl::DataLossError(absl::StrCat(offsets_path_.string(), ": ", e.what(),
                                             "; move the file away to start afresh"));
@@ -518,7 +525,7 @@ absl::Status LogTailer::Recover() {
       for (const nlohmann::json& r : entry.at("runs")) {
         Run run{r.at("seq").get<uint64_t>(), r.at("count").get<uint64_t>(),
                 r.at("start").get<uint64_t>(), r.at("end").get<uint64_t>()};
-        if (run.first_seq + run.count - 1 > acked_seq_)
+        if (run.first_seq + run.count - 1 > released_seq_)
           file->runs.push_back(run);
         else
           file->acked_offset = run.end;
@@ -554,7 +561,9 @@ absl::Status LogTailer::Recover() {
       }
       if (file->fd < 0) {
         uint64_t lost = 0;
-        for (const Run& run : file->runs) lost += run.first_seq + run.count - 1 - acked_seq_;
+        for (const Run& run : file->runs) {
+          lost += run.first_seq + run.count - 1 - std::max(released_seq_, run.first_seq - 1);
+        }
         if (lost > 0) {
           spdlog::error("{}: gone (inode {}); {} unacknowledged lines cannot be re-read",
                         file->path, file->ino, lost);
@@ -581,8 +590,8 @@ absl::Status LogTailer::Recover() {
   }
   std::sort(events.begin(), events.end(),
             [](const v1::Event& a, const v1::Event& b) { return a.seq() < b.seq(); });
-  spdlog::info("recovered: next seq {}, acknowledged up to {}, {} events to resend", next_seq_,
-               acked_seq_, events.size());
+  spdlog::info("recovered: next seq {}, acknowledged up to {}, released up to {}, {} lines re-read",
+               next_seq_, acked_seq_, released_seq_, events.size());
   pending_->Append(std::move(events));
   dirty_ = true;
   return absl::OkStatus();

@@ -1,9 +1,10 @@
 // Follows log files and turns each complete line into an Event with the
 // agent's next sequence number.
 //
-// Losslessness without a disk spool: before any event is handed to
-// PendingEvents, offsets.json records which byte range of which file carries
-// which seqs ("runs"). Runs are released when the server acknowledges them.
+// Losslessness: before any event is handed to PendingEvents, offsets.json
+// records which byte range of which file carries which seqs ("runs"). Runs are
+// released when the server acknowledges them, or as soon as PendingEvents
+// keeps them durably (DurableSeq(): the disk spool after its fsync).
 // After a restart the unacknowledged runs are read again from the files and get
 // exactly the seqs they had, so the server, which deduplicates by
 // (agent_id, seq), stores every line once. Files are known by inode plus a
@@ -103,7 +104,8 @@ class LogTailer {
   std::set<std::string> known_paths_;  // paths followed before the restart
   std::set<std::string> unreadable_;   // paths that failed to open (warned once)
   uint64_t next_seq_ = 1;
-  uint64_t acked_seq_ = 0;
+  uint64_t acked_seq_ = 0;     // acknowledged by the server
+  uint64_t released_seq_ = 0;  // acknowledged, or durably in `pending_`: runs up to it released
   bool first_scan_ = true;
   bool dirty_ = false;  // acknowledged progress not yet persisted
   absl::Time last_persist_ = absl::InfinitePast();

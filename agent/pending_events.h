@@ -47,6 +47,11 @@ class PendingEvents {
 
   // Ends every waiting Next() now.
   virtual void Wake() = 0;
+
+  // Every event with seq <= this is kept durably here (on disk) until it is
+  // acknowledged and is replayed after a restart, so collectors need not be
+  // able to re-read it. 0: this store keeps nothing across a restart.
+  virtual uint64_t DurableSeq() const { return 0; }
 };
 
 // Bounded in-memory implementation: everything unacknowledged stays in RAM.

@@ -72,6 +72,34 @@ poll_interval_ms: 50
   EXPECT_TRUE(config->logs.empty());
 }
 
+TEST(ConfigTest, SpoolKeys) {
+  auto defaults = ParseConfig("server: 127.0.0.1:7443\n", "agent.yaml");
+  ASSERT_TRUE(defaults.ok()) << defaults.status();
+  EXPECT_EQ(defaults->spool_fsync, SpoolFsyncPolicy::kInterval);
+  EXPECT_EQ(defaults->spool_fsync_interval_ms, 1000);
+  EXPECT_EQ(defaults->spool_max_bytes, uint64_t{1} << 30);
+  auto config = ParseConfig(R"(
+server: 127.0.0.1:7443
+spool:
+  fsync: always
+  fsync_interval_ms: 250
+  max_bytes: 2097152
+  segment_bytes: 65536
+)",
+                            "agent.yaml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->spool_fsync, SpoolFsyncPolicy::kAlways);
+  EXPECT_EQ(config->spool_fsync_interval_ms, 250);
+  EXPECT_EQ(config->spool_max_bytes, 2097152u);
+  EXPECT_EQ(config->spool_segment_bytes, 65536u);
+}
+
+TEST(ConfigTest, BadSpoolFsync) {
+  ExpectError("server: 127.0.0.1:7443\nspool:\n  fsync: sometimes\n",
+              "agent.yaml:3: key 'spool.fsync': must be always, interval or never");
+  ExpectError("server: 127.0.0.1:7443\nspool:\n  size: 1\n", "spool.size");
+}
+
 TEST(ConfigTest, MissingServer) { ExpectError("state_dir: /x\n", "key 'server': is required"); }
 
 TEST(ConfigTest, BadServer) {
