@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "cli/connection.h"
+#include "cli/incidents_command.h"
 #include "cli/output.h"
 #include "cli/rules_command.h"
 #include "common/time_util.h"
@@ -226,6 +227,7 @@ int Run(int argc, char** argv) {
   AddEvents(app, g);
   AddAlerts(app, g);
   AddTokens(app, g);
+  AddIncidentCommands(app, g.connection, g.json, g.timeout_s);
   CLI::App* rules = app.add_subcommand("rules", "test and lint detection rules offline");
   rules->require_subcommand(1);
   AddRulesCommands(*rules);

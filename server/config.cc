@@ -41,7 +41,8 @@ absl::StatusOr<ServerConfig> LoadServerConfig(const std::filesystem::path& file)
     return absl::InvalidArgumentError(absl::StrCat(name, ": expected a map of keys"));
   static const std::set<std::string> kKnown = {
       "data_dir",        "listen",  "rules_dir",   "server_names", "token_ttl_s",
-      "max_token_ttl_s", "workers", "sync_writes", "log_level",    "log_to_stderr"};
+      "max_token_ttl_s", "workers", "sync_writes", "log_level",    "log_to_stderr",
+      "institution",     "incidents"};
   for (const auto& entry : root) {
     const std::string key = entry.first.as<std::string>();
     if (!kKnown.contains(key)) {
@@ -66,6 +67,9 @@ absl::StatusOr<ServerConfig> LoadServerConfig(const std::filesystem::path& file)
   }
   config.data_dir = data_dir;
   config.rules_dir = rules_dir;
+  absl::StatusOr<incidents::IncidentsConfig> incidents = incidents::ParseIncidentsConfig(root, name);
+  if (!incidents.ok()) return incidents.status();
+  config.incidents = *std::move(incidents);
   if (config.token_ttl_s <= 0 || config.max_token_ttl_s < config.token_ttl_s) {
     return absl::InvalidArgumentError(
         absl::StrCat(name, ": token_ttl_s must be positive and at most max_token_ttl_s"));

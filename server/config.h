@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "server/incidents/config.h"
 
 namespace siper::server {
 
@@ -20,6 +21,8 @@ struct ServerConfig {
   bool sync_writes = true;                         // fsync the WAL before acknowledging
   std::string log_level = "info";
   bool log_to_stderr = true;  // besides DATA_DIR/log/server.log
+  // The `institution:` and `incidents:` blocks (server/incidents/config.h); defaults when absent.
+  incidents::IncidentsConfig incidents;
 };
 
 // Reads a YAML config. Unknown keys and wrong types are errors naming the file and key.

@@ -129,7 +129,9 @@ absl::StatusOr<storage::WriteResult> IngestPipeline::Process(rules::Matcher* mat
     record.event = std::move(event);
     records.push_back(std::move(record));
   }
-  return store_->Write(job.agent_id, records);
+  absl::StatusOr<storage::WriteResult> result = store_->Write(job.agent_id, records);
+  if (result.ok() && stored_hook_) stored_hook_(job.agent_id, records);
+  return result;
 }
 
 }  // namespace siper::server

@@ -42,6 +42,14 @@ class IngestPipeline {
   // Finishes queued work, then joins the workers.
   void Stop();
 
+  // Runs on the worker after every successful Store::Write with that batch's records (alerts
+  // carry their stored ids; resent records are flagged duplicate), before the batch is
+  // acknowledged. How ingest hands alerts on without knowing who takes them (incidents).
+  // Set before Start.
+  using StoredHook = std::function<void(const std::string& agent_id,
+                                        const std::vector<storage::EventRecord>& records)>;
+  void SetStoredHook(StoredHook hook) { stored_hook_ = std::move(hook); }
+
  private:
   struct Job {
     std::string agent_id;
@@ -63,6 +71,7 @@ class IngestPipeline {
   int worker_count_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::atomic<bool> stopping_{false};
+  StoredHook stored_hook_;
 };
 
 }  // namespace siper::server

@@ -38,8 +38,22 @@ absl::StatusOr<std::unique_ptr<SiperServer>> SiperServer::Start(const ServerConf
   int workers = config.workers > 0
                     ? config.workers
                     : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  IncidentServiceOptions incident_options;
+  incident_options.config = config.incidents;
+  for (const rules::RuleInfo& rule : (*rules)->rules()) {
+    if (!rule.rsit_class.empty()) incident_options.rule_rsit[rule.id] = {rule.rsit_class, rule.rsit_type};
+  }
+  SIPER_ASSIGN_OR_RETURN(s->incident_service_,
+                         IncidentServiceImpl::Create(s->store_.get(), std::move(incident_options)));
+
   s->ingest_ = std::make_unique<IngestPipeline>(s->store_.get(), *rules, workers);
+  s->ingest_->SetStoredHook(
+      [incidents = s->incident_service_.get()](
+          const std::string& agent_id, const std::vector<storage::EventRecord>& records) {
+        incidents->OnStored(agent_id, records);
+      });
   SIPER_RETURN_IF_ERROR(s->ingest_->Start());
+  s->incident_service_->StartDeadlineTimer();
 
   s->agent_service_ =
       std::make_unique<AgentServiceImpl>(s->store_.get(), s->ingest_.get(), &s->pki_);
@@ -57,6 +71,7 @@ absl::StatusOr<std::unique_ptr<SiperServer>> SiperServer::Start(const ServerConf
   builder.AddListeningPort(config.listen, grpc::SslServerCredentials(tls), &s->port_);
   builder.RegisterService(s->agent_service_.get());
   builder.RegisterService(s->analyst_service_.get());
+  builder.RegisterService(s->incident_service_.get());
   builder.SetMaxReceiveMessageSize(64 << 20);
   // A second server on the same port must fail, not silently share it.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
@@ -83,6 +98,7 @@ void SiperServer::Shutdown() {
   if (grpc_server_)
     grpc_server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
   if (ingest_) ingest_->Stop();
+  if (incident_service_) incident_service_->Stop();
   spdlog::info("siper-server stopped");
 }
 

@@ -10,6 +10,7 @@
 #include "server/analyst_service.h"
 #include "server/config.h"
 #include "server/dev_pki.h"
+#include "server/incident_service.h"
 #include "server/ingest.h"
 #include "server/storage/store.h"
 
@@ -33,6 +34,7 @@ class SiperServer {
   ServerConfig config_;
   ServerPki pki_;
   std::unique_ptr<storage::Store> store_;
+  std::unique_ptr<IncidentServiceImpl> incident_service_;  // outlives ingest, which feeds it
   std::unique_ptr<IngestPipeline> ingest_;
   std::unique_ptr<AgentServiceImpl> agent_service_;
   std::unique_ptr<AnalystServiceImpl> analyst_service_;

@@ -1,0 +1,648 @@
+#include "server/incident_service.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/pki.h"
+#include "common/status.h"
+#include "server/auth.h"
+#include "server/incidents/deadlines.h"
+#include "server/incidents/json.h"
+#include "server/incidents/report.h"
+#include "server/incidents/workflow.h"
+
+namespace siper::server {
+namespace {
+
+using incidents::Incident;
+using nlohmann::json;
+
+constexpr char kDeadlineKind[] = "deadline-passed";
+constexpr char kUnset[] = "(unset: institution.";
+
+absl::StatusOr<pki::Identity> Reader(const grpc::ServerContext& context) {
+  return RequireRole(context, {pki::kRoleViewer, pki::kRoleAnalyst, pki::kRoleAdmin});
+}
+absl::StatusOr<pki::Identity> Writer(const grpc::ServerContext& context) {
+  return RequireRole(context, {pki::kRoleAnalyst, pki::kRoleAdmin});
+}
+
+incidents::AlertInput ToAlertInput(const siper::v1::Alert& alert,
+                                   const std::map<std::string, std::pair<std::string, std::string>>&
+                                       rule_rsit) {
+  incidents::AlertInput in;
+  in.id = alert.id();
+  in.rule_id = alert.rule_id();
+  in.title = alert.title();
+  in.level = alert.level();
+  in.time = absl::FromUnixNanos(alert.time_ns());
+  in.agent_id = alert.agent_id();
+  in.seq = alert.seq();
+  in.fields.insert(alert.fields().begin(), alert.fields().end());
+  auto host = in.fields.find("host.hostname");
+  in.host = host != in.fields.end() && !host->second.empty() ? host->second : alert.agent_id();
+  auto rsit = rule_rsit.find(alert.rule_id());
+  if (rsit != rule_rsit.end()) {
+    in.rsit_class = rsit->second.first;
+    in.rsit_type = rsit->second.second;
+  }
+  for (const std::string& tag : alert.tags()) {
+    if (tag.starts_with("ioc")) in.ioc_hit = true;
+  }
+  return in;
+}
+
+grpc::Status Invalid(const std::string& message) {
+  return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, message);
+}
+
+std::string Unset(const std::string& value, const std::string& key) {
+  return value.empty() ? absl::StrCat(kUnset, key, " in the server config)") : value;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<IncidentServiceImpl>> IncidentServiceImpl::Create(
+    storage::Store* store, IncidentServiceOptions options) {
+  absl::StatusOr<incidents::Taxonomy> taxonomy =
+      incidents::Taxonomy::LoadFromFile(options.config.taxonomy_path);
+  if (!taxonomy.ok()) return taxonomy.status();
+  SIPER_RETURN_IF_ERROR(incidents::ValidateGroupingPolicy(options.config.grouping, *taxonomy));
+  std::unique_ptr<IncidentServiceImpl> s(
+      new IncidentServiceImpl(store, std::move(options), *std::move(taxonomy)));
+  std::lock_guard<std::mutex> lock(s->mu_);
+  SIPER_RETURN_IF_ERROR(s->LoadLocked());
+  // Deadline notifications already raised are remembered in the incidents' timelines.
+  for (const Incident& incident : s->book_->List()) {
+    for (const incidents::TimelineEntry& e : incident.timeline) {
+      if (e.kind == kDeadlineKind) s->deadline_keys_sent_.insert(e.text.substr(0, e.text.find(' ')));
+    }
+  }
+  spdlog::info("incidents: {} loaded, {} audit records", s->book_->List().size(),
+               s->audit_.records().size());
+  return s;
+}
+
+IncidentServiceImpl::IncidentServiceImpl(storage::Store* store, IncidentServiceOptions options,
+                                         incidents::Taxonomy taxonomy)
+    : store_(store), options_(std::move(options)), taxonomy_(std::move(taxonomy)) {}
+
+IncidentServiceImpl::~IncidentServiceImpl() { Stop(); }
+
+absl::Status IncidentServiceImpl::LoadLocked() {
+  std::vector<incidents::AuditRecord> records;
+  absl::Status parse_error;
+  SIPER_RETURN_IF_ERROR(store_->ListAudit(1, [&](uint64_t, std::string_view text) {
+    absl::StatusOr<incidents::AuditRecord> r =
+        incidents::AuditRecordFromJsonText(std::string(text));
+    if (!r.ok()) {
+      parse_error = r.status();
+      return false;
+    }
+    records.push_back(*std::move(r));
+    return true;
+  }));
+  SIPER_RETURN_IF_ERROR(parse_error);
+  absl::StatusOr<incidents::AuditLog> audit = incidents::AuditLog::Restore(std::move(records));
+  if (!audit.ok()) {
+    return absl::DataLossError(
+        absl::StrCat("the stored incident audit trail does not verify: ", audit.status().message()));
+  }
+  audit_ = *std::move(audit);
+  std::vector<Incident> stored;
+  SIPER_RETURN_IF_ERROR(store_->ListIncidents([&](std::string_view, std::string_view text) {
+    absl::StatusOr<Incident> incident = incidents::IncidentFromJsonText(text);
+    if (!incident.ok()) {
+      parse_error = incident.status();
+      return false;
+    }
+    stored.push_back(*std::move(incident));
+    return true;
+  }));
+  SIPER_RETURN_IF_ERROR(parse_error);
+  book_ = std::make_unique<incidents::IncidentBook>(&taxonomy_, &clock_, options_.config.grouping,
+                                                    &audit_);
+  SIPER_RETURN_IF_ERROR(book_->Load(std::move(stored)));
+  (void)book_->TakePendingWrite();  // what was loaded is stored already
+  return absl::OkStatus();
+}
+
+absl::Status IncidentServiceImpl::PersistLocked() {
+  incidents::IncidentBook::PendingWrite pending = book_->TakePendingWrite();
+  if (pending.empty()) return absl::OkStatus();
+  storage::IncidentWrite write;
+  write.incidents = std::move(pending.incidents);
+  write.audit = std::move(pending.audit);
+  absl::Status st = store_->PutIncidents(write);
+  if (!st.ok()) {
+    spdlog::error("incidents: cannot store a change ({}); reloading from storage", st.ToString());
+    absl::Status reload = LoadLocked();
+    if (!reload.ok()) spdlog::error("incidents: reload failed: {}", reload.ToString());
+    return absl::Status(st.code(), absl::StrCat("the change was not stored: ", st.message()));
+  }
+  return absl::OkStatus();
+}
+
+std::string IncidentServiceImpl::IncidentJsonLocked(const std::string& id) const {
+  const Incident* incident = book_->Find(id);
+  if (incident == nullptr) return "";
+  json j = incidents::IncidentToJson(*incident);
+  json deadlines = json::array();
+  for (const incidents::Deadline& d :
+       incidents::ComputeDeadlines(*incident, options_.config.deadlines, clock_.Now())) {
+    json dj = {{"kind", std::string(incidents::ToString(d.kind))},
+               {"due", incidents::FormatRfc3339(d.due)},
+               {"status", std::string(incidents::ToString(d.status))}};
+    if (incidents::IsSet(d.done)) dj["done"] = incidents::FormatRfc3339(d.done);
+    deadlines.push_back(std::move(dj));
+  }
+  j["deadlines"] = std::move(deadlines);
+  return j.dump();
+}
+
+void IncidentServiceImpl::OnStored(const std::string& agent_id,
+                                   const std::vector<storage::EventRecord>& records) {
+  std::lock_guard<std::mutex> lock(mu_);
+  bool changed = false;
+  for (const storage::EventRecord& record : records) {
+    if (record.duplicate) continue;
+    for (const siper::v1::Alert& alert : record.alerts) {
+      incidents::AlertInput input = ToAlertInput(alert, options_.rule_rsit);
+      incidents::IngestResult r = book_->Ingest(input);
+      if (r.outcome == incidents::IngestResult::Outcome::kIgnored) continue;
+      changed = true;
+      if (r.outcome != incidents::IngestResult::Outcome::kOpened) continue;
+      spdlog::info("incident {} opened by alert {} ({})", r.incident_id, alert.id(), alert.title());
+      // Earlier alerts of this agent within the window may belong to the new incident.
+      storage::AlertQuery q;
+      q.agent_id = agent_id;
+      q.since_ns = absl::ToUnixNanos(input.time - options_.config.grouping.window);
+      q.until_ns = absl::ToUnixNanos(input.time) + 1;
+      std::vector<siper::v1::Alert> earlier;
+      absl::Status st = store_->ListAlerts(q, [&](const siper::v1::Alert& a) {
+        if (a.id() != alert.id()) earlier.push_back(a);
+        return true;
+      });
+      if (!st.ok()) spdlog::warn("incidents: cannot read earlier alerts: {}", st.ToString());
+      for (const siper::v1::Alert& a : earlier) {
+        (void)book_->Ingest(ToAlertInput(a, options_.rule_rsit));
+      }
+    }
+  }
+  if (changed) {
+    absl::Status st = PersistLocked();
+    if (!st.ok()) spdlog::error("incidents: {}", st.ToString());
+  }
+}
+
+void IncidentServiceImpl::StartDeadlineTimer() {
+  timer_ = std::thread([this] {
+    std::unique_lock<std::mutex> lock(timer_mu_);
+    while (!stopping_) {
+      timer_cv_.wait_for(lock, absl::ToChronoSeconds(options_.deadline_check_period),
+                         [this] { return stopping_; });
+      if (stopping_) break;
+      lock.unlock();
+      try {
+        CheckDeadlines();
+      } catch (const std::exception& e) {
+        spdlog::error("incidents: deadline check failed: {}", e.what());
+      }
+      lock.lock();
+    }
+  });
+}
+
+void IncidentServiceImpl::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(timer_mu_);
+    stopping_ = true;
+  }
+  timer_cv_.notify_all();
+  if (timer_.joinable()) timer_.join();
+}
+
+int IncidentServiceImpl::CheckDeadlines() {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<incidents::DeadlineNotification> notes = incidents::DeadlinePassedNotifications(
+      book_->List(), options_.config.deadlines, clock_.Now(), deadline_keys_sent_);
+  for (const incidents::DeadlineNotification& n : notes) {
+    spdlog::warn("ALERT {} [{}] {}: {}", n.rule_id, n.level, n.incident_id, n.message);
+    deadline_keys_sent_.insert(n.key);
+    absl::Status st = book_->Update(n.incident_id, "system", "incident.deadline_passed",
+                                    [&n](Incident& incident, absl::Time now) {
+                                      incidents::AddTimeline(incident, now, "system", kDeadlineKind,
+                                                             absl::StrCat(n.key, " ", n.message));
+                                      return absl::OkStatus();
+                                    });
+    if (!st.ok()) spdlog::warn("incidents: {}", st.ToString());
+  }
+  if (!notes.empty()) {
+    absl::Status st = PersistLocked();
+    if (!st.ok()) spdlog::error("incidents: {}", st.ToString());
+  }
+  return static_cast<int>(notes.size());
+}
+
+grpc::Status IncidentServiceImpl::Mutate(const std::string& id,
+                                         const std::function<absl::Status()>& op,
+                                         siper::v1::IncidentJson* response) {
+  std::lock_guard<std::mutex> lock(mu_);
+  absl::Status st = op();
+  absl::Status persisted = PersistLocked();
+  if (!st.ok()) return ToGrpc(st);
+  if (!persisted.ok()) return ToGrpc(persisted);
+  response->set_json(IncidentJsonLocked(id));
+  return grpc::Status::OK;
+}
+
+grpc::Status IncidentServiceImpl::ListIncidents(
+    grpc::ServerContext* context, const siper::v1::ListIncidentsRequest* request,
+    grpc::ServerWriter<siper::v1::IncidentJson>* writer) {
+  absl::StatusOr<pki::Identity> who = Reader(*context);
+  if (!who.ok()) return ToGrpc(who.status());
+  std::optional<incidents::State> state;
+  if (!request->state().empty()) {
+    absl::StatusOr<incidents::State> s = incidents::ParseState(request->state());
+    if (!s.ok()) return ToGrpc(s.status());
+    state = *s;
+  }
+  std::vector<std::string> out;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::set<std::string> overdue;
+    if (request->overdue()) {
+      for (const incidents::Deadline& d : book_->Overdue(options_.config.deadlines)) {
+        overdue.insert(d.incident_id);
+      }
+    }
+    for (const Incident& incident : book_->List()) {
+      if (state && incident.state != *state) continue;
+      if (request->open_only() && !incident.open()) continue;
+      if (request->overdue() && !overdue.contains(incident.id)) continue;
+      out.push_back(IncidentJsonLocked(incident.id));
+    }
+  }
+  for (std::string& j : out) {
+    siper::v1::IncidentJson m;
+    m.set_json(std::move(j));
+    if (!writer->Write(m)) break;
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status IncidentServiceImpl::GetIncident(grpc::ServerContext* context,
+                                              const siper::v1::IncidentId* request,
+                                              siper::v1::IncidentJson* response) {
+  absl::StatusOr<pki::Identity> who = Reader(*context);
+  if (!who.ok()) return ToGrpc(who.status());
+  std::lock_guard<std::mutex> lock(mu_);
+  std::string j = IncidentJsonLocked(request->id());
+  if (j.empty()) {
+    return grpc::Status(grpc::StatusCode::NOT_FOUND,
+                        absl::StrCat("no incident ", request->id()));
+  }
+  response->set_json(std::move(j));
+  return grpc::Status::OK;
+}
+
+grpc::Status IncidentServiceImpl::CreateIncident(grpc::ServerContext* context,
+                                                 const siper::v1::CreateIncidentRequest* request,
+                                                 siper::v1::IncidentJson* response) {
+  absl::StatusOr<pki::Identity> who = Writer(*context);
+  if (!who.ok()) return ToGrpc(who.status());
+  if (request->title().empty()) return Invalid("an incident needs a title (--title)");
+  incidents::NewIncident spec;
+  spec.title = request->title();
+  spec.description = request->description();
+  if (!request->rsit_class().empty()) spec.rsit_class = request->rsit_class();
+  if (!request->rsit_type().empty()) spec.rsit_type = request->rsit_type();
+  if (!request->severity().empty()) {
+    absl::StatusOr<incidents::Severity> s = incidents::ParseSeverity(request->severity());
+    if (!s.ok()) return ToGrpc(s.status());
+    spec.severity = *s;
+  }
+  if (!request->tlp().empty()) {
+    absl::StatusOr<incidents::Tlp> t = incidents::ParseTlp(request->tlp());
+    if (!t.ok()) return ToGrpc(t.status());
+    spec.tlp = *t;
+  }
+  spec.assignee = request->assignee();
+  spec.personal_data_breach = request->personal_data_breach();
+  std::string id;
+  grpc::Status st = Mutate(
+      "",
+      [&]() -> absl::Status {
+        absl::StatusOr<std::string> created = book_->Create(spec, who->common_name);
+        if (!created.ok()) return created.status();
+        id = *created;
+        return absl::OkStatus();
+      },
+      response);
+  if (!st.ok()) return st;
+  std::lock_guard<std::mutex> lock(mu_);
+  response->set_json(IncidentJsonLocked(id));
+  return grpc::Status::OK;
+}
+
+grpc::Status IncidentServiceImpl::Transition(grpc::ServerContext* context,
+                                             const siper::v1::TransitionRequest* request,
+                                             siper::v1::IncidentJson* response) {
+  absl::StatusOr<pki::Identity> who = Writer(*context);
+  if (!who.ok()) return ToGrpc(who.status());
+  absl::StatusOr<incidents::State> to = incidents::ParseState(request->to());
+  if (!to.ok()) return ToGrpc(to.status());
+  incidents::Resolution resolution = incidents::Resolution::kNone;
+  if (!request->resolution().empty()) {
+    absl::StatusOr<incidents::Resolution> r = incidents::ParseResolution(request->resolution());
+    if (!r.ok()) return ToGrpc(r.status());
+    resolution = *r;
+  }
+  return Mutate(
+      request->id(),
+      [&] {
+        return book_->Transition(request->id(), *to, who->common_name, resolution,
+                                 request->reason());
+      },
+      response);
+}
+
+grpc::Status IncidentServiceImpl::Assign(grpc::ServerContext* context,
+                                         const siper::v1::AssignRequest* request,
+                                         siper::v1::IncidentJson* response) {
+  absl::StatusOr<pki::Identity> who = Writer(*context);
+  if (!who.ok()) return ToGrpc(who.status());
+  return Mutate(
+      request->id(),
+      [&] {
+        return book_->Update(request->id(), who->common_name, "incident.assign",
+                             [&](Incident& incident, absl::Time now) {
+                               incidents::Assign(incident, request->assignee(), who->common_name,
+                                                 now);
+                               return absl::OkStatus();
+                             });
+      },
+      response);
+}
+
+grpc::Status IncidentServiceImpl::AddNote(grpc::ServerContext* context,
+                                          const siper::v1::NoteRequest* request,
+                                          siper::v1::IncidentJson* response) {
+  absl::StatusOr<pki::Identity> who = Writer(*context);
+  if (!who.ok()) return ToGrpc(who.status());
+  return Mutate(
+      request->id(),
+      [&] {
+        return book_->Update(request->id(), who->common_name, "incident.note",
+                             [&](Incident& incident, absl::Time now) {
+                               return incidents::AddNote(incident, request->text(),
+                                                         who->common_name, now);
+                             });
+      },
+      response);
+}
+
+grpc::Status IncidentServiceImpl::Attach(grpc::ServerContext* context,
+                                         const siper::v1::AlertsRequest* request,
+                                         siper::v1::IncidentJson* response) {
+  absl::StatusOr<pki::Identity> who = Writer(*context);
+  if (!who.ok()) return ToGrpc(who.status());
+  if (request->alert_ids().empty()) return Invalid("no alert ids given");
+  std::vector<incidents::AlertInput> alerts;
+  for (const std::string& alert_id : request->alert_ids()) {
+    absl::StatusOr<std::optional<siper::v1::Alert>> alert = store_->GetAlert(alert_id);
+    if (!alert.ok()) return ToGrpc(alert.status());
+    if (!alert->has_value()) {
+      return grpc::Status(grpc::StatusCode::NOT_FOUND, absl::StrCat("no stored alert ", alert_id));
+    }
+    alerts.push_back(ToAlertInput(**alert, options_.rule_rsit));
+  }
+  return Mutate(
+      request->id(),
+      [&] {
+        for (const incidents::AlertInput& a : alerts) {
+          SIPER_RETURN_IF_ERROR(book_->Attach(request->id(), a, who->common_name));
+        }
+        return absl::OkStatus();
+      },
+      response);
+}
+
+grpc::Status IncidentServiceImpl::Detach(grpc::ServerContext* context,
+                                         const siper::v1::AlertsRequest* request,
+                                         siper::v1::IncidentJson* response) {
+  absl::StatusOr<pki::Identity> who = Writer(*context);
+  if (!who.ok()) return ToGrpc(who.status());
+  if (request->alert_ids().empty()) return Invalid("no alert ids given");
+  return Mutate(
+      request->id(),
+      [&] {
+        for (const std::string& alert_id : request->alert_ids()) {
+          SIPER_RETURN_IF_ERROR(book_->Detach(request->id(), alert_id, who->common_name));
+        }
+        return absl::OkStatus();
+      },
+      response);
+}
+
+grpc::Status IncidentServiceImpl::Merge(grpc::ServerContext* context,
+                                        const siper::v1::MergeRequest* request,
+                                        siper::v1::IncidentJson* response) {
+  absl::StatusOr<pki::Identity> who = Writer(*context);
+  if (!who.ok()) return ToGrpc(who.status());
+  std::vector<std::string> sources(request->sources().begin(), request->sources().end());
+  if (sources.empty()) return Invalid("no incidents to merge given");
+  return Mutate(
+      request->target(),
+      [&] { return book_->Merge(request->target(), sources, who->common_name); }, response);
+}
+
+grpc::Status IncidentServiceImpl::Split(grpc::ServerContext* context,
+                                        const siper::v1::SplitRequest* request,
+                                        siper::v1::SplitResponse* response) {
+  absl::StatusOr<pki::Identity> who = Writer(*context);
+  if (!who.ok()) return ToGrpc(who.status());
+  std::set<std::string> ids(request->alert_ids().begin(), request->alert_ids().end());
+  if (ids.empty()) return Invalid("no alert ids given");
+  std::lock_guard<std::mutex> lock(mu_);
+  absl::StatusOr<std::string> created =
+      book_->Split(request->id(), ids, request->title(), who->common_name);
+  absl::Status persisted = PersistLocked();
+  if (!created.ok()) return ToGrpc(created.status());
+  if (!persisted.ok()) return ToGrpc(persisted);
+  response->set_new_id(*created);
+  response->set_json(IncidentJsonLocked(*created));
+  return grpc::Status::OK;
+}
+
+grpc::Status IncidentServiceImpl::Update(grpc::ServerContext* context,
+                                         const siper::v1::UpdateRequest* request,
+                                         siper::v1::IncidentJson* response) {
+  absl::StatusOr<pki::Identity> who = Writer(*context);
+  if (!who.ok()) return ToGrpc(who.status());
+  std::optional<incidents::Severity> severity;
+  if (!request->severity().empty()) {
+    absl::StatusOr<incidents::Severity> s = incidents::ParseSeverity(request->severity());
+    if (!s.ok()) return ToGrpc(s.status());
+    severity = *s;
+  }
+  std::optional<incidents::Tlp> tlp;
+  if (!request->tlp().empty()) {
+    absl::StatusOr<incidents::Tlp> t = incidents::ParseTlp(request->tlp());
+    if (!t.ok()) return ToGrpc(t.status());
+    tlp = *t;
+  }
+  std::optional<bool> breach;
+  if (!request->personal_data_breach().empty()) {
+    if (request->personal_data_breach() != "yes" && request->personal_data_breach() != "no") {
+      return Invalid("--personal-data-breach takes yes or no");
+    }
+    breach = request->personal_data_breach() == "yes";
+  }
+  if (request->rsit_class().empty() != request->rsit_type().empty()) {
+    return Invalid("--rsit-class and --rsit-type go together");
+  }
+  const std::string& actor = who->common_name;
+  return Mutate(
+      request->id(),
+      [&] {
+        return book_->Update(
+            request->id(), actor, "incident.update",
+            [&](Incident& incident, absl::Time now) -> absl::Status {
+              if (severity) SIPER_RETURN_IF_ERROR(incidents::SetSeverity(incident, *severity, actor, now));
+              if (!request->rsit_class().empty()) {
+                SIPER_RETURN_IF_ERROR(incidents::SetClassification(
+                    incident, taxonomy_, request->rsit_class(), request->rsit_type(), actor, now));
+              }
+              if (tlp) incidents::SetTlp(incident, *tlp, actor, now);
+              if (!request->impact().empty()) incidents::SetImpact(incident, request->impact(), actor, now);
+              if (!request->action().empty()) incidents::AddAction(incident, request->action(), actor, now);
+              if (request->asset_criticality() != 0) {
+                SIPER_RETURN_IF_ERROR(incidents::SetAssetCriticality(
+                    incident, request->asset_criticality(), actor, now));
+              }
+              if (!request->usom_reference().empty()) {
+                SIPER_RETURN_IF_ERROR(incidents::RecordUsomReport(
+                    incident, now, request->usom_reference(), actor, now));
+              }
+              if (breach) incidents::SetPersonalDataBreach(incident, *breach, actor, now);
+              return absl::OkStatus();
+            });
+      },
+      response);
+}
+
+incidents::InstitutionProfile IncidentServiceImpl::ReportProfile() const {
+  incidents::InstitutionProfile p = options_.config.institution;
+  // A server without an institution profile (the quick start) still reports, with the
+  // missing registration data marked rather than left blank.
+  p.institution = Unset(p.institution, "name");
+  p.some_name = Unset(p.some_name, "some_name");
+  p.some_mailbox = Unset(p.some_mailbox, "some_mailbox");
+  p.isp = Unset(p.isp, "isp");
+  p.phone = Unset(p.phone, "phone");
+  p.address = Unset(p.address, "address");
+  if (p.kvkk_controller.empty()) p.kvkk_controller = p.institution;
+  return p;
+}
+
+grpc::Status IncidentServiceImpl::Report(grpc::ServerContext* context,
+                                         const siper::v1::ReportRequest* request,
+                                         siper::v1::ReportResponse* response) {
+  absl::StatusOr<pki::Identity> who = Reader(*context);
+  if (!who.ok()) return ToGrpc(who.status());
+  std::string format_text = request->format().empty() ? "md" : request->format();
+  absl::StatusOr<incidents::ReportFormat> format = incidents::ParseReportFormat(format_text);
+  if (!format.ok()) return ToGrpc(format.status());
+  incidents::ReportOptions options;
+  options.lang = request->lang().empty() ? "tr" : request->lang();
+  if (options.lang != "tr" && options.lang != "en") return Invalid("--lang takes tr or en");
+  options.now = clock_.Now();
+  incidents::InstitutionProfile profile = ReportProfile();
+  std::lock_guard<std::mutex> lock(mu_);
+  absl::StatusOr<std::string> text;
+  if (request->kind() == "summary") {
+    incidents::SummaryInput input;
+    input.incidents = book_->List();
+    input.until = options.now;
+    input.since = request->since_ns() != 0 ? absl::FromUnixNanos(request->since_ns())
+                                           : options.now - absl::Hours(24 * 30);
+    input.deadlines = options_.config.deadlines;
+    input.ip_ranges = profile.ip_ranges;
+    text = incidents::SummaryReport(input, taxonomy_, *format, options);
+  } else if (request->kind() == "usom" || request->kind() == "kvkk") {
+    const Incident* incident = book_->Find(request->id());
+    if (incident == nullptr) {
+      return grpc::Status(grpc::StatusCode::NOT_FOUND, absl::StrCat("no incident ", request->id()));
+    }
+    text = request->kind() == "usom"
+               ? incidents::UsomReport(*incident, profile, taxonomy_, *format, options)
+               : incidents::KvkkReport(*incident, profile, taxonomy_, *format, options,
+                                       options_.config.deadlines);
+  } else {
+    return Invalid(absl::StrCat("unknown report '", request->kind(), "': usom, kvkk or summary"));
+  }
+  if (!text.ok()) return ToGrpc(text.status());
+  response->set_text(*std::move(text));
+  return grpc::Status::OK;
+}
+
+grpc::Status IncidentServiceImpl::ListAudit(grpc::ServerContext* context,
+                                            const siper::v1::ListAuditRequest* request,
+                                            grpc::ServerWriter<siper::v1::AuditRecordJson>* writer) {
+  absl::StatusOr<pki::Identity> who = Reader(*context);
+  if (!who.ok()) return ToGrpc(who.status());
+  std::vector<std::string> out;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const incidents::AuditRecord& r : audit_.records()) {
+      if (r.seq < request->from_seq()) continue;
+      if (!request->target().empty() && r.target != request->target()) continue;
+      out.push_back(incidents::AuditRecordToJson(r).dump());
+    }
+  }
+  for (std::string& j : out) {
+    siper::v1::AuditRecordJson m;
+    m.set_json(std::move(j));
+    if (!writer->Write(m)) break;
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status IncidentServiceImpl::VerifyAudit(grpc::ServerContext* context,
+                                              const siper::v1::VerifyAuditRequest*,
+                                              siper::v1::VerifyAuditResponse* response) {
+  absl::StatusOr<pki::Identity> who = Reader(*context);
+  if (!who.ok()) return ToGrpc(who.status());
+  // Under the lock, so no record is appended between reading the head and the trail.
+  std::lock_guard<std::mutex> lock(mu_);
+  std::string head = audit_.records().empty() ? "" : audit_.head();
+  // The stored trail, checked link by link and against the head the running server holds.
+  std::vector<incidents::AuditRecord> records;
+  std::string problem;
+  absl::Status st = store_->ListAudit(1, [&](uint64_t seq, std::string_view text) {
+    absl::StatusOr<incidents::AuditRecord> r =
+        incidents::AuditRecordFromJsonText(std::string(text));
+    if (!r.ok()) {
+      problem = absl::StrCat("audit record ", seq, ": ", r.status().message());
+      return false;
+    }
+    records.push_back(*std::move(r));
+    return true;
+  });
+  if (!st.ok()) return ToGrpc(st);
+  if (problem.empty()) {
+    absl::Status verified = incidents::VerifyAuditChain(records, head);
+    if (!verified.ok()) problem = std::string(verified.message());
+  }
+  response->set_ok(problem.empty());
+  response->set_records(records.size());
+  response->set_head(records.empty() ? "" : records.back().hash);
+  response->set_problem(problem);
+  return grpc::Status::OK;
+}
+
+}  // namespace siper::server

@@ -1,0 +1,118 @@
+// IncidentService: the incident workflow of server/incidents behind gRPC. Owns the one
+// IncidentBook (under one mutex), loads it and its audit trail from storage at start,
+// persists every change with Store::PutIncidents before answering, takes stored alerts from
+// ingest (OnStored) and checks deadlines on a timer thread.
+#pragma once
+
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "server/incidents/audit.h"
+#include "server/incidents/clock.h"
+#include "server/incidents/config.h"
+#include "server/incidents/incident_book.h"
+#include "server/incidents/taxonomy.h"
+#include "server/storage/store.h"
+#include "siper/v1/incident_service.grpc.pb.h"
+
+namespace siper::server {
+
+struct IncidentServiceOptions {
+  incidents::IncidentsConfig config;
+  // rule id -> RSIT (class, type) from the loaded rule set, for incidents opened by alerts.
+  std::map<std::string, std::pair<std::string, std::string>> rule_rsit;
+  // How often the deadline thread looks for passed deadlines. Default: 30 s.
+  absl::Duration deadline_check_period = absl::Seconds(30);
+};
+
+class IncidentServiceImpl final : public siper::v1::IncidentService::Service {
+ public:
+  // Loads the taxonomy, the audit trail and the incidents from `store` (which must outlive
+  // the service) and verifies the audit chain.
+  static absl::StatusOr<std::unique_ptr<IncidentServiceImpl>> Create(
+      storage::Store* store, IncidentServiceOptions options);
+  ~IncidentServiceImpl() override;
+
+  // The ingest hook: applies the grouping policy to the alerts of stored (non-duplicate)
+  // records. When an alert opens an incident, earlier stored alerts of the same agent within
+  // the grouping window are offered too, so the failed logins before a brute-force alert
+  // join its incident.
+  void OnStored(const std::string& agent_id, const std::vector<storage::EventRecord>& records);
+
+  // Starts / stops the deadline thread (it logs a warning and adds a "deadline-passed"
+  // timeline entry, audited, once per passed deadline).
+  void StartDeadlineTimer();
+  void Stop();
+  // One round of the deadline check (what the thread runs); returns notifications raised.
+  int CheckDeadlines();
+
+  grpc::Status ListIncidents(grpc::ServerContext* context,
+                             const siper::v1::ListIncidentsRequest* request,
+                             grpc::ServerWriter<siper::v1::IncidentJson>* writer) override;
+  grpc::Status GetIncident(grpc::ServerContext* context, const siper::v1::IncidentId* request,
+                           siper::v1::IncidentJson* response) override;
+  grpc::Status CreateIncident(grpc::ServerContext* context,
+                              const siper::v1::CreateIncidentRequest* request,
+                              siper::v1::IncidentJson* response) override;
+  grpc::Status Transition(grpc::ServerContext* context,
+                          const siper::v1::TransitionRequest* request,
+                          siper::v1::IncidentJson* response) override;
+  grpc::Status Assign(grpc::ServerContext* context, const siper::v1::AssignRequest* request,
+                      siper::v1::IncidentJson* response) override;
+  grpc::Status AddNote(grpc::ServerContext* context, const siper::v1::NoteRequest* request,
+                       siper::v1::IncidentJson* response) override;
+  grpc::Status Attach(grpc::ServerContext* context, const siper::v1::AlertsRequest* request,
+                      siper::v1::IncidentJson* response) override;
+  grpc::Status Detach(grpc::ServerContext* context, const siper::v1::AlertsRequest* request,
+                      siper::v1::IncidentJson* response) override;
+  grpc::Status Merge(grpc::ServerContext* context, const siper::v1::MergeRequest* request,
+                     siper::v1::IncidentJson* response) override;
+  grpc::Status Split(grpc::ServerContext* context, const siper::v1::SplitRequest* request,
+                     siper::v1::SplitResponse* response) override;
+  grpc::Status Update(grpc::ServerContext* context, const siper::v1::UpdateRequest* request,
+                      siper::v1::IncidentJson* response) override;
+  grpc::Status Report(grpc::ServerContext* context, const siper::v1::ReportRequest* request,
+                      siper::v1::ReportResponse* response) override;
+  grpc::Status ListAudit(grpc::ServerContext* context, const siper::v1::ListAuditRequest* request,
+                         grpc::ServerWriter<siper::v1::AuditRecordJson>* writer) override;
+  grpc::Status VerifyAudit(grpc::ServerContext* context,
+                           const siper::v1::VerifyAuditRequest* request,
+                           siper::v1::VerifyAuditResponse* response) override;
+
+ private:
+  IncidentServiceImpl(storage::Store* store, IncidentServiceOptions options,
+                      incidents::Taxonomy taxonomy);
+  absl::Status LoadLocked();     // (re)builds audit log and book from storage
+  absl::Status PersistLocked();  // TakePendingWrite -> PutIncidents; reloads on failure
+  std::string IncidentJsonLocked(const std::string& id) const;
+  // Runs `op` under the lock, persists, and answers with incident `id` as JSON.
+  grpc::Status Mutate(const std::string& id, const std::function<absl::Status()>& op,
+                      siper::v1::IncidentJson* response);
+  incidents::InstitutionProfile ReportProfile() const;
+
+  storage::Store* store_;
+  IncidentServiceOptions options_;
+  incidents::Taxonomy taxonomy_;
+  incidents::SystemClock clock_;
+
+  mutable std::mutex mu_;
+  incidents::AuditLog audit_;
+  std::unique_ptr<incidents::IncidentBook> book_;
+  std::set<std::string> deadline_keys_sent_;
+
+  std::mutex timer_mu_;
+  std::condition_variable timer_cv_;
+  bool stopping_ = false;
+  std::thread timer_;
+};
+
+}  // namespace siper::server
