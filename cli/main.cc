@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "cli/connection.h"
+#include "cli/ops_command.h"
 #include "cli/incidents_command.h"
 #include "cli/output.h"
 #include "cli/rules_command.h"
@@ -93,11 +94,14 @@ void AddEvents(CLI::App& app, Globals& g) {
   CLI::App* search =
       events->add_subcommand("search", "search events by time, agent, rule and text");
   struct Options {
-    std::string since, until, agent, rule, query;
+    std::string since, until, agent, rule, query, cursor;
+    std::vector<std::string> fields;
     uint64_t limit = 100;
     bool newest_first = false;
   };
   auto o = std::make_shared<Options>();
+  search->add_option("--field", o->fields, "decoded field equals value, NAME=VALUE (repeatable)");
+  search->add_option("--cursor", o->cursor, "resume after the page that printed this cursor");
   search->add_option("--since", o->since, "from this time (2h, 7d or ISO 8601)");
   search->add_option("--until", o->until, "before this time (2h, 7d or ISO 8601)");
   search->add_option("--agent", o->agent, "only this agent id");
@@ -115,6 +119,8 @@ void AddEvents(CLI::App& app, Globals& g) {
     request.set_query(o->query);
     request.set_limit(o->limit);
     request.set_newest_first(o->newest_first);
+    request.set_cursor(o->cursor);
+    for (const std::string& f : o->fields) request.add_field(f);
     auto stub = Stub(g);
     grpc::ClientContext context;
     SetDeadline(&context, g);
@@ -130,6 +136,11 @@ void AddEvents(CLI::App& app, Globals& g) {
       }
     });
     if (!g.json) table.Print(std::cout);
+    // A full page: where the next one starts (stderr, so stdout stays records only).
+    const auto& trailers = context.GetServerTrailingMetadata();
+    if (auto it = trailers.find("siper-next-cursor"); it != trailers.end()) {
+      std::cerr << "next cursor: " << std::string(it->second.data(), it->second.size()) << "\n";
+    }
   });
 }
 
@@ -227,6 +238,9 @@ int Run(int argc, char** argv) {
   AddEvents(app, g);
   AddAlerts(app, g);
   AddTokens(app, g);
+  AddOpsCommands(app, OpsHooks{[&g] { return Stub(g); },
+                               [&g](grpc::ClientContext* c) { SetDeadline(c, g); },
+                               [&g](const grpc::Status& s) { CheckStatus(s, g); }, &g.json});
   AddIncidentCommands(app, g.connection, g.json, g.timeout_s);
   CLI::App* rules = app.add_subcommand("rules", "test and lint detection rules offline");
   rules->require_subcommand(1);

@@ -2,6 +2,11 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/crypto.h"
@@ -48,7 +53,79 @@ grpc::Status AnalystServiceImpl::SearchEvents(grpc::ServerContext* context,
   q.text = request->query();
   q.limit = request->limit();
   q.newest_first = request->newest_first();
-  return ToGrpc(store_->SearchEvents(q, WriterSink(context, writer)));
+  q.cursor = request->cursor();
+  for (const std::string& f : request->field()) {
+    size_t eq = f.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          absl::StrCat("field filter '", f, "' must be NAME=VALUE"));
+    }
+    q.fields[f.substr(0, eq)] = f.substr(eq + 1);
+  }
+  uint64_t sent = 0;
+  siper::v1::Event last;
+  auto sink = WriterSink(context, writer);
+  absl::Status st = store_->SearchEvents(q, [&](const siper::v1::Event& e) {
+    if (!sink(e)) return false;
+    ++sent;
+    if (q.limit > 0 && sent == q.limit) last = e;
+    return true;
+  });
+  if (!st.ok()) return ToGrpc(st);
+  // A full page: tell the client where the next one starts.
+  if (q.limit > 0 && sent == q.limit) {
+    absl::StatusOr<std::string> cursor = store_->EventCursor(last);
+    if (cursor.ok()) context->AddTrailingMetadata("siper-next-cursor", *cursor);
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status AnalystServiceImpl::CountEvents(grpc::ServerContext* context,
+                                             const siper::v1::CountEventsRequest* request,
+                                             siper::v1::CountEventsResponse* response) {
+  if (auto id = RequireReader(*context); !id.ok()) return ToGrpc(id.status());
+  if (request->field().empty()) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "count needs a field name (--by)");
+  }
+  storage::EventQuery q;
+  q.since_ns = request->since_ns();
+  q.until_ns = request->until_ns();
+  q.agent_id = request->agent_id();
+  absl::flat_hash_map<std::string, uint64_t> counts;
+  uint64_t events = 0;
+  uint64_t missing = 0;
+  absl::Status st = store_->SearchEvents(q, [&](const siper::v1::Event& e) {
+    ++events;
+    auto it = e.fields().find(request->field());
+    if (it == e.fields().end()) {
+      ++missing;
+    } else {
+      ++counts[it->second];
+    }
+    return !context->IsCancelled();
+  });
+  if (!st.ok()) return ToGrpc(st);
+  std::vector<std::pair<std::string, uint64_t>> sorted(counts.begin(), counts.end());
+  size_t top = request->top() > 0 ? request->top() : 10;
+  auto by_count = [](const auto& a, const auto& b) {
+    return a.second != b.second ? a.second > b.second : a.first < b.first;
+  };
+  if (sorted.size() > top) {
+    std::partial_sort(sorted.begin(), sorted.begin() + static_cast<ptrdiff_t>(top), sorted.end(),
+                      by_count);
+    sorted.resize(top);
+  } else {
+    std::sort(sorted.begin(), sorted.end(), by_count);
+  }
+  for (const auto& [value, count] : sorted) {
+    siper::v1::CountEventsResponse::Bucket* b = response->add_buckets();
+    b->set_value(value);
+    b->set_count(count);
+  }
+  response->set_events(events);
+  response->set_missing(missing);
+  response->set_distinct(counts.size());
+  return grpc::Status::OK;
 }
 
 grpc::Status AnalystServiceImpl::ListAlerts(grpc::ServerContext* context,
@@ -84,6 +161,94 @@ grpc::Status AnalystServiceImpl::CreateToken(grpc::ServerContext* context,
   spdlog::info("{} created an enrollment token valid for {}s", id->common_name, ttl_s);
   response->set_token(token);
   response->set_expires_ns(expires);
+  return grpc::Status::OK;
+}
+
+grpc::Status AnalystServiceImpl::Verify(grpc::ServerContext* context,
+                                        const siper::v1::VerifyRequest* request,
+                                        siper::v1::VerifyResponse* response) {
+  absl::StatusOr<pki::Identity> id =
+      RequireRole(*context, {pki::kRoleAnalyst, pki::kRoleAdmin});
+  if (!id.ok()) return ToGrpc(id.status());
+  // Seal first, so what was written up to now is covered by a signature too.
+  if (sealer_ != nullptr) {
+    if (absl::Status st = sealer_->SealNow(); !st.ok()) {
+      spdlog::warn("verify: cannot seal the head first: {}", std::string(st.message()));
+    }
+  }
+  absl::StatusOr<storage::VerifyReport> report = store_->Verify(request->since_ns());
+  if (!report.ok()) return ToGrpc(report.status());
+  response->set_ok(report->ok);
+  response->set_chain_records(report->chain_records);
+  response->set_events(report->events);
+  response->set_alerts(report->alerts);
+  response->set_partially_expired(report->partially_expired);
+  response->set_head_length(report->head.length);
+  response->set_head_hash(report->head.hash);
+  response->set_head_time_ns(report->head.time_ns);
+  if (!report->ok) {
+    response->set_problem(report->problem);
+    response->set_chain_index(report->chain_index);
+    response->set_from_ns(report->from_ns);
+    response->set_until_ns(report->until_ns);
+    response->set_agent_id(report->agent_id);
+    response->set_first_seq(report->first_seq);
+    response->set_last_seq(report->last_seq);
+    response->set_message(report->message);
+  }
+  if (sealer_ != nullptr) {
+    absl::StatusOr<SealReport> seals = sealer_->CheckSeals();
+    if (!seals.ok()) return ToGrpc(seals.status());
+    response->set_seals(seals->seals);
+    if (!seals->ok && report->ok) {
+      response->set_ok(false);
+      response->set_problem("bad seal");
+      response->set_chain_index(seals->bad_length > 0 ? seals->bad_length - 1 : 0);
+      response->set_message(seals->message);
+    }
+  }
+  spdlog::info("{} verified the chain: {}", id->common_name,
+               response->ok() ? std::string("ok") : response->message());
+  return grpc::Status::OK;
+}
+
+grpc::Status AnalystServiceImpl::Backup(grpc::ServerContext* context,
+                                        const siper::v1::BackupRequest* request,
+                                        siper::v1::BackupResponse* response) {
+  absl::StatusOr<pki::Identity> id = RequireRole(*context, {pki::kRoleAdmin});
+  if (!id.ok()) return ToGrpc(id.status());
+  std::filesystem::path dir(request->dir());
+  if (!dir.is_absolute()) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        absl::StrCat("backup directory '", request->dir(),
+                                     "' must be an absolute path on the server host"));
+  }
+  if (sealer_ != nullptr) {
+    if (absl::Status st = sealer_->SealNow(); !st.ok()) return ToGrpc(st);
+  }
+  if (absl::Status st = store_->Backup(dir); !st.ok()) return ToGrpc(st);
+  absl::StatusOr<storage::ChainHead> head = store_->GetChainHead();
+  if (head.ok()) response->set_head_length(head->length);
+  response->set_dir(dir.string());
+  spdlog::info("{} backed up the store to {}", id->common_name, dir.string());
+  return grpc::Status::OK;
+}
+
+grpc::Status AnalystServiceImpl::RevokeAgent(grpc::ServerContext* context,
+                                             const siper::v1::RevokeAgentRequest* request,
+                                             siper::v1::RevokeAgentResponse* response) {
+  absl::StatusOr<pki::Identity> id = RequireRole(*context, {pki::kRoleAdmin});
+  if (!id.ok()) return ToGrpc(id.status());
+  absl::StatusOr<std::optional<siper::v1::AgentInfo>> agent = store_->GetAgent(request->agent_id());
+  if (!agent.ok()) return ToGrpc(agent.status());
+  if (!agent->has_value()) {
+    return grpc::Status(grpc::StatusCode::NOT_FOUND,
+                        absl::StrCat("no agent '", request->agent_id(), "' (see agents list)"));
+  }
+  response->set_already_revoked((*agent)->revoked());
+  (*agent)->set_revoked(true);
+  if (absl::Status st = store_->PutAgent(**agent); !st.ok()) return ToGrpc(st);
+  spdlog::warn("{} revoked agent {}", id->common_name, request->agent_id());
   return grpc::Status::OK;
 }
 

@@ -4,6 +4,7 @@
 // millions of events long.
 #pragma once
 
+#include "server/chain_sealer.h"
 #include "server/storage/store.h"
 #include "siper/v1/analyst_service.grpc.pb.h"
 
@@ -28,10 +29,24 @@ class AnalystServiceImpl final : public siper::v1::AnalystService::Service {
   grpc::Status CreateToken(grpc::ServerContext* context,
                            const siper::v1::CreateTokenRequest* request,
                            siper::v1::CreateTokenResponse* response) override;
+  grpc::Status Verify(grpc::ServerContext* context, const siper::v1::VerifyRequest* request,
+                      siper::v1::VerifyResponse* response) override;
+  grpc::Status Backup(grpc::ServerContext* context, const siper::v1::BackupRequest* request,
+                      siper::v1::BackupResponse* response) override;
+  grpc::Status CountEvents(grpc::ServerContext* context,
+                           const siper::v1::CountEventsRequest* request,
+                           siper::v1::CountEventsResponse* response) override;
+  grpc::Status RevokeAgent(grpc::ServerContext* context,
+                           const siper::v1::RevokeAgentRequest* request,
+                           siper::v1::RevokeAgentResponse* response) override;
+
+  // Verify checks seal signatures with this key; without one it reports seals unchecked.
+  void SetChainSealer(ChainSealer* sealer) { sealer_ = sealer; }
 
  private:
   storage::Store* store_;
   AnalystServiceOptions options_;
+  ChainSealer* sealer_ = nullptr;
 };
 
 }  // namespace siper::server

@@ -42,6 +42,7 @@ absl::StatusOr<ServerConfig> LoadServerConfig(const std::filesystem::path& file)
   static const std::set<std::string> kKnown = {
       "data_dir",        "listen",  "rules_dir",   "server_names", "token_ttl_s",
       "max_token_ttl_s", "workers", "sync_writes", "log_level",    "log_to_stderr",
+      "seal_interval_s", "retention_days", "retention",
       "institution",     "incidents"};
   for (const auto& entry : root) {
     const std::string key = entry.first.as<std::string>();
@@ -62,8 +63,36 @@ absl::StatusOr<ServerConfig> LoadServerConfig(const std::filesystem::path& file)
         Read(root, "workers", name, &config.workers),
         Read(root, "sync_writes", name, &config.sync_writes),
         Read(root, "log_level", name, &config.log_level),
-        Read(root, "log_to_stderr", name, &config.log_to_stderr)}) {
+        Read(root, "log_to_stderr", name, &config.log_to_stderr),
+        Read(root, "seal_interval_s", name, &config.seal_interval_s),
+        Read(root, "retention_days", name, &config.retention_days)}) {
     if (!s.ok()) return s;
+  }
+  if (const YAML::Node retention = root["retention"]; retention) {
+    if (!retention.IsMap()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          name, ":", retention.Mark().line + 1, ": 'retention' must be a map with events_days "
+                                                "and/or alerts_days"));
+    }
+    for (const auto& entry : retention) {
+      const std::string key = entry.first.as<std::string>();
+      if (key != "events_days" && key != "alerts_days") {
+        return absl::InvalidArgumentError(absl::StrCat(
+            name, ":", entry.first.Mark().line + 1, ": unknown key 'retention.", key, "'"));
+      }
+    }
+    for (absl::Status s : {Read(retention, "events_days", name, &config.retention_events_days),
+                           Read(retention, "alerts_days", name, &config.retention_alerts_days)}) {
+      if (!s.ok()) return s;
+    }
+  }
+  if (config.seal_interval_s <= 0) {
+    return absl::InvalidArgumentError(absl::StrCat(name, ": seal_interval_s must be positive"));
+  }
+  if (config.retention_days < 0 || config.retention_events_days < -1 ||
+      config.retention_alerts_days < -1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(name, ": retention days must be 0 (keep forever) or positive"));
   }
   config.data_dir = data_dir;
   config.rules_dir = rules_dir;

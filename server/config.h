@@ -21,6 +21,12 @@ struct ServerConfig {
   bool sync_writes = true;                         // fsync the WAL before acknowledging
   std::string log_level = "info";
   bool log_to_stderr = true;  // besides DATA_DIR/log/server.log
+  int64_t seal_interval_s = 60;  // how often the chain head is signed (and at shutdown)
+  // Retention (Law 5651: two years). retention_days applies to every kind not
+  // set under `retention:`; 0 keeps records forever.
+  int64_t retention_days = 730;
+  int64_t retention_events_days = -1;  // -1: retention_days
+  int64_t retention_alerts_days = -1;  // -1: retention_days
   // The `institution:` and `incidents:` blocks (server/incidents/config.h); defaults when absent.
   incidents::IncidentsConfig incidents;
 };

@@ -14,7 +14,7 @@ namespace {
 
 int Run(int argc, char** argv) {
   CLI::App app{"siper-server: receives agent events, detects, stores and serves analysts"};
-  std::string config_file, data_dir, listen, rules_dir, log_level;
+  std::string config_file, data_dir, listen, rules_dir, log_level, restore_from;
   int workers = 0;
   app.add_option("--config", config_file, "YAML configuration file")->check(CLI::ExistingFile);
   app.add_option("--data-dir", data_dir, "data directory (default ./var/siper)");
@@ -22,6 +22,10 @@ int Run(int argc, char** argv) {
   app.add_option("--rules", rules_dir, "folder of Sigma rules (default: the shipped rule set)");
   app.add_option("--workers", workers, "ingest workers (default: one per core)");
   app.add_option("--log-level", log_level, "trace, debug, info, warn or error");
+  app.add_option("--restore-from", restore_from,
+                 "offline: install this backup (siperctl backup) as DATA_DIR/db, then exit; "
+                 "the server must be stopped and DATA_DIR/db empty or missing")
+      ->check(CLI::ExistingDirectory);
   app.set_version_flag("--version", SIPER_VERSION);
   try {
     app.parse(argc, argv);
@@ -45,6 +49,17 @@ int Run(int argc, char** argv) {
   if (!rules_dir.empty()) config.rules_dir = rules_dir;
   if (workers > 0) config.workers = workers;
   if (!log_level.empty()) config.log_level = log_level;
+
+  if (!restore_from.empty()) {
+    // No server runs: the store directory is replaced by a checked copy of the backup.
+    if (absl::Status st = siper::server::RestoreStore(restore_from, config.data_dir); !st.ok()) {
+      std::cerr << "siper-server: restore failed: " << st.message() << "\n";
+      return 1;
+    }
+    std::cout << "restored " << restore_from << " into " << (config.data_dir / "db").string()
+              << "\n";
+    return 0;
+  }
 
   siper::LogOptions log;
   log.file = config.data_dir / "log" / "server.log";

@@ -10,6 +10,20 @@
 #include "common/status.h"
 
 namespace siper::server {
+namespace {
+
+storage::RetentionOptions RetentionFromConfig(const ServerConfig& config) {
+  constexpr int64_t kDayNs = int64_t{24} * 3600 * 1'000'000'000;
+  auto days = [&](int64_t kind_days) {
+    return (kind_days >= 0 ? kind_days : config.retention_days) * kDayNs;
+  };
+  storage::RetentionOptions r;
+  r.events_ns = days(config.retention_events_days);
+  r.alerts_ns = days(config.retention_alerts_days);
+  return r;
+}
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<SiperServer>> SiperServer::Start(const ServerConfig& config) {
   std::unique_ptr<SiperServer> s(new SiperServer());
@@ -20,6 +34,12 @@ absl::StatusOr<std::unique_ptr<SiperServer>> SiperServer::Start(const ServerConf
   storage::StoreOptions store_options;
   store_options.sync_writes = config.sync_writes;
   SIPER_ASSIGN_OR_RETURN(s->store_, storage::Store::Open(config.data_dir / "db", store_options));
+  SIPER_ASSIGN_OR_RETURN(s->sealer_, ChainSealer::Create(s->store_.get(),
+                                                         config.data_dir / "pki" / "chain.key",
+                                                         config.seal_interval_s));
+  s->maintenance_ =
+      std::make_unique<MaintenanceThread>(s->store_.get(), RetentionFromConfig(config));
+  s->maintenance_->Start();  // retention once now, then daily
 
   std::filesystem::path rules_dir = config.rules_dir.empty() ? DefaultRulesDir() : config.rules_dir;
   absl::Time compile_start = absl::Now();
@@ -59,6 +79,7 @@ absl::StatusOr<std::unique_ptr<SiperServer>> SiperServer::Start(const ServerConf
       std::make_unique<AgentServiceImpl>(s->store_.get(), s->ingest_.get(), &s->pki_);
   s->analyst_service_ = std::make_unique<AnalystServiceImpl>(
       s->store_.get(), AnalystServiceOptions{config.token_ttl_s, config.max_token_ttl_s});
+  s->analyst_service_->SetChainSealer(s->sealer_.get());
 
   // One TLS port. Client certificates are requested and, when presented,
   // verified against our CA (a certificate from any other CA fails the
@@ -85,9 +106,16 @@ absl::StatusOr<std::unique_ptr<SiperServer>> SiperServer::Start(const ServerConf
     return absl::UnavailableError(
         absl::StrCat("cannot listen on ", config.listen, " (address in use or not valid)"));
   }
+  s->sealer_->Start();
   spdlog::info("siper-server {} listening on {} (port {}), data in {}", SIPER_VERSION,
                config.listen, s->port_, config.data_dir.string());
   return s;
+}
+
+absl::Status RestoreStore(const std::filesystem::path& backup_dir,
+                          const std::filesystem::path& data_dir) {
+  SIPER_RETURN_IF_ERROR(EnsureDirectory(data_dir, 0750));
+  return storage::Store::Restore(backup_dir, data_dir / "db");
 }
 
 SiperServer::~SiperServer() { Shutdown(); }
@@ -98,6 +126,8 @@ void SiperServer::Shutdown() {
   if (grpc_server_)
     grpc_server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
   if (ingest_) ingest_->Stop();
+  if (maintenance_) maintenance_->Stop();
+  if (sealer_) sealer_->Stop();  // seals the final head
   if (incident_service_) incident_service_->Stop();
   spdlog::info("siper-server stopped");
 }

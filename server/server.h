@@ -8,13 +8,20 @@
 #include "absl/status/statusor.h"
 #include "server/agent_service.h"
 #include "server/analyst_service.h"
+#include "server/chain_sealer.h"
 #include "server/config.h"
 #include "server/dev_pki.h"
 #include "server/incident_service.h"
 #include "server/ingest.h"
+#include "server/maintenance.h"
 #include "server/storage/store.h"
 
 namespace siper::server {
+
+// Offline restore: copies a backup (siperctl backup) into data_dir/db, which
+// must be empty or missing, and opens it once to check it.
+[[nodiscard]] absl::Status RestoreStore(const std::filesystem::path& backup_dir,
+                                        const std::filesystem::path& data_dir);
 
 class SiperServer {
  public:
@@ -34,6 +41,8 @@ class SiperServer {
   ServerConfig config_;
   ServerPki pki_;
   std::unique_ptr<storage::Store> store_;
+  std::unique_ptr<ChainSealer> sealer_;
+  std::unique_ptr<MaintenanceThread> maintenance_;
   std::unique_ptr<IncidentServiceImpl> incident_service_;  // outlives ingest, which feeds it
   std::unique_ptr<IngestPipeline> ingest_;
   std::unique_ptr<AgentServiceImpl> agent_service_;
