@@ -126,9 +126,9 @@ void SiperServer::Shutdown() {
   if (grpc_server_)
     grpc_server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
   if (ingest_) ingest_->Stop();
+  if (incident_service_) incident_service_->Stop();
   if (maintenance_) maintenance_->Stop();
   if (sealer_) sealer_->Stop();  // seals the final head
-  if (incident_service_) incident_service_->Stop();
   spdlog::info("siper-server stopped");
 }
 

@@ -41,9 +41,9 @@ class SiperServer {
   ServerConfig config_;
   ServerPki pki_;
   std::unique_ptr<storage::Store> store_;
+  std::unique_ptr<IncidentServiceImpl> incident_service_;  // outlives ingest, which feeds it
   std::unique_ptr<ChainSealer> sealer_;
   std::unique_ptr<MaintenanceThread> maintenance_;
-  std::unique_ptr<IncidentServiceImpl> incident_service_;  // outlives ingest, which feeds it
   std::unique_ptr<IngestPipeline> ingest_;
   std::unique_ptr<AgentServiceImpl> agent_service_;
   std::unique_ptr<AnalystServiceImpl> analyst_service_;
