@@ -1,6 +1,18 @@
 #include "agent/agent.h"
 
+#include <poll.h>
 #include <spdlog/spdlog.h>
+#include <sys/inotify.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <set>
 
 #include <exception>
 #include <utility>
@@ -52,11 +64,12 @@ Agent::Agent(const AgentConfig& config, AgentIdentity identity,
   options.hostname = LocalHostname();
   options.batch_max_events = config_.batch_max_events;
   options.batch_max_delay = absl::Milliseconds(config_.batch_max_delay_ms);
+  options.heartbeat_interval = absl::Seconds(config_.heartbeat_s);
   shipper_ = std::make_unique<Shipper>(std::move(options), pending_.get());
 }
 
 Agent::~Agent() {
-  if (tail_thread_.joinable() || ship_thread_.joinable()) {
+  if (tail_thread_.joinable() || ship_thread_.joinable() || fim_thread_.joinable()) {
     (void)Stop(absl::ZeroDuration());
   }
 }
@@ -76,8 +89,18 @@ void Agent::Start() {
   spdlog::info("siper-agent {} starting as {}; server {}, {} log inputs", SIPER_VERSION,
                identity_.agent_id, config_.server, config_.logs.size());
   if (!config_.fim.empty()) {
-    spdlog::warn("fim: {} paths configured; file integrity monitoring is not implemented yet",
-                 config_.fim.size());
+    FimOptions fim_options;
+    fim_options.rescan_interval = absl::Seconds(config_.fim_rescan_s);
+    fim_options.large_file_bytes = config_.fim_large_file_bytes;
+    fim_ = std::make_unique<FileIntegrityMonitor>(config_.fim, config_.state_dir / "fim.json",
+                                                  fim_options);
+    fim_thread_ = std::thread([this] {
+      try {
+        FimLoop();
+      } catch (const std::exception& e) {
+        Fail(absl::InternalError(absl::StrCat("fim: ", e.what())));
+      }
+    });
   }
   ship_thread_ = std::thread([this] {
     try {
@@ -95,10 +118,87 @@ void Agent::Start() {
   });
 }
 
+void Agent::FimLoop() {
+  // Below normal priority: hashing must not compete with the PC's user.
+  (void)setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), 10);
+  if (absl::Status status = fim_->Start(); !status.ok()) {
+    Fail(absl::InternalError(absl::StrCat("fim: ", status.message())));
+    return;
+  }
+  while (!stopping_) {
+    (void)fim_->Poll(absl::Milliseconds(500));
+    std::vector<v1::FileEvent> found = fim_->TakeEvents();
+    bool save = false;
+    {
+      std::lock_guard lock(fim_outbox_.mu);
+      const int64_t now = absl::ToUnixNanos(absl::Now());
+      for (v1::FileEvent& file : found) {
+        v1::Event event;
+        event.set_agent_time_ns(now);
+        *event.mutable_file() = std::move(file);
+        fim_outbox_.events.push_back(std::move(event));
+      }
+      // Save only what is safely spooled: a crash before re-reports, never loses.
+      save = fim_->baseline_dirty() && fim_outbox_.events.empty() &&
+             fim_outbox_.in_flight == 0 && pending_->DurableSeq() >= fim_outbox_.last_seq;
+    }
+    if (save) {
+      if (absl::Status status = fim_->SaveBaseline(); !status.ok()) {
+        spdlog::error("fim: {}", std::string(status.message()));
+      }
+    }
+  }
+}
+
+void Agent::DrainFimOutbox() {
+  std::vector<v1::Event> events;
+  {
+    std::lock_guard lock(fim_outbox_.mu);
+    if (fim_outbox_.events.empty()) return;
+    events.swap(fim_outbox_.events);
+    ++fim_outbox_.in_flight;
+  }
+  absl::StatusOr<uint64_t> last = tailer_->AppendNumbered(events);
+  std::lock_guard lock(fim_outbox_.mu);
+  --fim_outbox_.in_flight;
+  if (last.ok()) {
+    fim_outbox_.last_seq = std::max(fim_outbox_.last_seq, *last);
+  } else {
+    // Put them back in front; the next round tries again.
+    for (v1::Event& event : fim_outbox_.events) events.push_back(std::move(event));
+    fim_outbox_.events = std::move(events);
+    spdlog::error("fim: {}", std::string(last.status().message()));
+  }
+}
+
 void Agent::TailLoop() {
-  const auto interval = std::chrono::milliseconds(config_.poll_interval_ms);
+  // inotify on the directories of the configured paths wakes the tailer at
+  // once; the timed poll stays as the fallback (globbed directories, NFS ...).
+  const int inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+  size_t watched = 0;
+  if (inotify_fd >= 0) {
+    std::set<std::string> dirs;
+    for (const LogInput& input : config_.logs) {
+      const std::string dir = std::filesystem::path(input.path).parent_path().string();
+      if (dir.find_first_of("*?[") != std::string::npos || !dirs.insert(dir).second) continue;
+      if (inotify_add_watch(inotify_fd, dir.c_str(),
+                            IN_MODIFY | IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE |
+                                IN_ATTRIB | IN_CLOSE_WRITE) >= 0) {
+        ++watched;
+      } else {
+        spdlog::warn("cannot watch {} with inotify ({}); polling it", dir, std::strerror(errno));
+      }
+    }
+  }
+  const auto poll_interval = std::chrono::milliseconds(config_.poll_interval_ms);
+  // With every directory watched, the timed poll is only a safety net.
+  const auto interval =
+      watched > 0 ? std::max(poll_interval, std::chrono::milliseconds(1000)) : poll_interval;
+  spdlog::info("log tailer: {} directories watched by inotify, polling every {} ms", watched,
+               interval.count());
   absl::Time last_error_log = absl::InfinitePast();
   while (!stopping_) {
+    DrainFimOutbox();
     if (absl::Status status = tailer_->Poll(); !status.ok()) {
       // Typically offsets.json cannot be written (disk full): nothing new is
       // sent until it can, so nothing is lost; say so now and then.
@@ -108,9 +208,29 @@ void Agent::TailLoop() {
       }
     }
     last_tail_round_ns_ = absl::ToUnixNanos(absl::Now());
-    std::unique_lock lock(mu_);
-    stop_cv_.wait_for(lock, interval, [this] { return stopping_.load(); });
+    if (watched > 0) {
+      // Wait for a change (or the fallback interval), in short steps so a stop
+      // is noticed; then let a burst of writes settle for a moment.
+      const auto until = std::chrono::steady_clock::now() + interval;
+      bool woke = false;
+      while (!stopping_ && !woke && std::chrono::steady_clock::now() < until) {
+        struct pollfd pfd = {inotify_fd, POLLIN, 0};
+        woke = poll(&pfd, 1, 100) > 0;
+        std::lock_guard lock(fim_outbox_.mu);
+        woke = woke || !fim_outbox_.events.empty();
+      }
+      alignas(struct inotify_event) char buf[16 * 1024];
+      while (read(inotify_fd, buf, sizeof(buf)) > 0) {
+      }
+      std::unique_lock lock(mu_);
+      stop_cv_.wait_for(lock, std::chrono::milliseconds(20), [this] { return stopping_.load(); });
+    } else {
+      std::unique_lock lock(mu_);
+      stop_cv_.wait_for(lock, interval, [this] { return stopping_.load(); });
+    }
   }
+  DrainFimOutbox();
+  if (inotify_fd >= 0) close(inotify_fd);
 }
 
 absl::Status Agent::Stop(absl::Duration flush_timeout) {
@@ -119,6 +239,7 @@ absl::Status Agent::Stop(absl::Duration flush_timeout) {
     stopping_ = true;
   }
   stop_cv_.notify_all();
+  if (fim_thread_.joinable()) fim_thread_.join();
   if (tail_thread_.joinable()) tail_thread_.join();
   // Waiting makes sense only with a live stream; otherwise the next start resends.
   if (pending_->Size() > 0 && flush_timeout > absl::ZeroDuration() && shipper_->connected()) {

@@ -12,6 +12,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "agent/config.h"
+#include "agent/fim.h"
 #include "agent/identity.h"
 #include "agent/log_tailer.h"
 #include "agent/pending_events.h"
@@ -41,6 +42,9 @@ class Agent {
  private:
   Agent(const AgentConfig& config, AgentIdentity identity, std::unique_ptr<PendingEvents> pending);
   void TailLoop();
+  void FimLoop();
+  // Numbers and appends what FIM found (tail thread).
+  void DrainFimOutbox();
   void Fail(absl::Status status);
 
   const AgentConfig config_;
@@ -48,7 +52,17 @@ class Agent {
   std::unique_ptr<PendingEvents> pending_;
   std::unique_ptr<LogTailer> tailer_;
   std::unique_ptr<Shipper> shipper_;
+  std::unique_ptr<FileIntegrityMonitor> fim_;
   std::thread tail_thread_;
+  std::thread fim_thread_;
+  // FIM events on their way from the FIM thread to the tail thread, which owns
+  // the numbering. The baseline is saved once they are durably spooled.
+  struct FimOutbox {
+    std::mutex mu;
+    std::vector<v1::Event> events;
+    size_t in_flight = 0;   // taken by the tail thread, not yet numbered
+    uint64_t last_seq = 0;  // highest seq given to a FIM event
+  } fim_outbox_;
   std::thread ship_thread_;
 
   std::atomic<bool> stopping_{false};

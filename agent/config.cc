@@ -103,7 +103,7 @@ absl::StatusOr<AgentConfig> ParseRoot(const YAML::Node& root, const std::filesys
       errors, root, "",
       {"server", "state_dir", "logs", "fim", "log_file", "log_level", "batch_max_events",
        "batch_max_delay_ms", "max_pending_events", "max_pending_bytes", "poll_interval_ms",
-       "spool"}));
+       "spool", "fim_rescan_s", "fim_large_file_bytes", "heartbeat_s"}));
 
   if (!root["server"]) {
     return errors.Error(root, "server", "is required (HOST:PORT of siper-server)");
@@ -157,6 +157,19 @@ absl::StatusOr<AgentConfig> ParseRoot(const YAML::Node& root, const std::filesys
         absl::StrCat("must be at least batch_max_events (", config.batch_max_events, ")"));
   }
 
+  if (root["fim_rescan_s"]) {
+    SIPER_ASSIGN_OR_RETURN(config.fim_rescan_s,
+                           GetInt(errors, root["fim_rescan_s"], "fim_rescan_s", 1, 7 * 86400));
+  }
+  if (root["fim_large_file_bytes"]) {
+    SIPER_ASSIGN_OR_RETURN(config.fim_large_file_bytes,
+                           GetInt(errors, root["fim_large_file_bytes"], "fim_large_file_bytes", 0,
+                                  int64_t{1} << 50));
+  }
+  if (root["heartbeat_s"]) {
+    SIPER_ASSIGN_OR_RETURN(config.heartbeat_s,
+                           GetInt(errors, root["heartbeat_s"], "heartbeat_s", 1, 3600));
+  }
   if (const YAML::Node spool = root["spool"]; spool && !spool.IsNull()) {
     if (!spool.IsMap()) {
       return errors.Error(spool, "spool", "must be a mapping (fsync, fsync_interval_ms, max_bytes)");
@@ -239,7 +252,7 @@ absl::StatusOr<AgentConfig> ParseRoot(const YAML::Node& root, const std::filesys
       if (!item.IsMap()) {
         return errors.Error(item, prefix, "must be a mapping with 'path' and optional 'recursive'");
       }
-      SIPER_RETURN_IF_ERROR(CheckKeys(errors, item, prefix + ".", {"path", "recursive"}));
+      SIPER_RETURN_IF_ERROR(CheckKeys(errors, item, prefix + ".", {"path", "recursive", "ignore"}));
       FimInput input;
       if (!item["path"]) {
         return errors.Error(item, prefix + ".path", "is required");
@@ -248,6 +261,21 @@ absl::StatusOr<AgentConfig> ParseRoot(const YAML::Node& root, const std::filesys
       if (item["recursive"]) {
         SIPER_ASSIGN_OR_RETURN(input.recursive,
                                GetBool(errors, item["recursive"], prefix + ".recursive"));
+      }
+      if (input.path.empty() || input.path.front() != '/') {
+        return errors.Error(item["path"], prefix + ".path",
+                            absl::StrCat("must be an absolute path, got '", input.path, "'"));
+      }
+      while (input.path.size() > 1 && input.path.back() == '/') input.path.pop_back();
+      if (const YAML::Node ignore = item["ignore"]; ignore && !ignore.IsNull()) {
+        if (!ignore.IsSequence()) {
+          return errors.Error(ignore, prefix + ".ignore", "must be a list of glob patterns");
+        }
+        for (size_t j = 0; j < ignore.size(); ++j) {
+          SIPER_ASSIGN_OR_RETURN(std::string glob,
+                                 GetString(errors, ignore[j], absl::StrCat(prefix, ".ignore[", j, "]")));
+          input.ignore.push_back(std::move(glob));
+        }
       }
       config.fim.push_back(std::move(input));
     }

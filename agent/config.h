@@ -21,10 +21,11 @@ struct LogInput {
   StartAt start = StartAt::kEnd;
 };
 
-// Accepted and validated (path is required) but not collected yet: issue 4.
+// A path watched by file integrity monitoring (a directory or one file).
 struct FimInput {
-  std::string path;
-  bool recursive = false;
+  std::string path;                 // absolute, no trailing slash
+  bool recursive = false;           // a directory's subdirectories too
+  std::vector<std::string> ignore;  // fnmatch(3) globs, against the full path or the file name
 };
 
 // When the disk spool calls fdatasync (see disk_spool.h).
@@ -46,7 +47,10 @@ struct AgentConfig {
   int spool_fsync_interval_ms = 1000;                            // spool.fsync_interval_ms
   uint64_t spool_max_bytes = uint64_t{1} << 30;  // spool.max_bytes: reading pauses beyond
   uint64_t spool_segment_bytes = 16 << 20;       // spool.segment_bytes
-  int poll_interval_ms = 200;           // how often log files are checked
+  int poll_interval_ms = 200;           // how often log files are checked without inotify
+  int fim_rescan_s = 3600;              // full FIM rescan, catching what inotify missed
+  uint64_t fim_large_file_bytes = 64 << 20;  // larger files are hashed in a low-priority pass
+  int heartbeat_s = 30;                      // heartbeat interval
 };
 
 // Parses `text` as the content of `source` (used in messages only).

@@ -487,7 +487,8 @@ uint64_t DiskSpool::AckedSeq() const {
 
 uint64_t DiskSpool::DurableSeq() const {
   std::lock_guard lock(mu_);
-  return durable_seq_;
+  // Acknowledged records are safe too (their segment may be gone before a sync).
+  return std::max(durable_seq_, std::min(acked_seq_, last_seq_));
 }
 
 size_t DiskSpool::Size() const {

@@ -435,6 +435,25 @@ absl::Status LogTailer::Poll() {
   return absl::OkStatus();
 }
 
+absl::StatusOr<uint64_t> LogTailer::AppendNumbered(std::vector<v1::Event> events) {
+  if (events.empty()) return 0;
+  if (!unpersisted_.empty()) SIPER_RETURN_IF_ERROR(Persist());  // lines first, in seq order
+  pending_->Append(std::move(unpersisted_));
+  unpersisted_.clear();
+  const uint64_t first = next_seq_;
+  for (v1::Event& event : events) {
+    event.set_agent_id(agent_id_);
+    event.set_seq(next_seq_++);
+  }
+  if (absl::Status status = Persist(); !status.ok()) {
+    next_seq_ = first;
+    return status;
+  }
+  const uint64_t last = next_seq_ - 1;
+  pending_->Append(std::move(events));
+  return last;
+}
+
 absl::Status LogTailer::Checkpoint() {
   ReleaseAcked();
   return Persist();
@@ -512,6 +531,8 @@ absl::Status LogTailer::Recover() {
                                             "; move the file away to start afresh"));
   }
   pending_->Ack(acked_seq_);
+  // What the spool recovered need not be re-read (offsets.json may predate its sync).
+  released_seq_ = std::max(released_seq_, std::min(pending_->DurableSeq(), next_seq_ - 1));
 
   std::vector<v1::Event> events;
   try {

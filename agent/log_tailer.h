@@ -58,6 +58,11 @@ class LogTailer {
   // room, persists the new runs, then appends their events.
   [[nodiscard]] absl::Status Poll();
 
+  // Numbers events of a collector that cannot re-read them (FIM): next_seq is
+  // persisted first, then they are appended. Returns the last seq given (0:
+  // none). On error nothing was appended; call again with the same events.
+  [[nodiscard]] absl::StatusOr<uint64_t> AppendNumbered(std::vector<v1::Event> events);
+
   // Releases acknowledged runs and writes offsets.json now.
   [[nodiscard]] absl::Status Checkpoint();
 

@@ -94,6 +94,30 @@ spool:
   EXPECT_EQ(config->spool_segment_bytes, 65536u);
 }
 
+TEST(ConfigTest, FimKeys) {
+  auto config = ParseConfig(R"(
+server: 127.0.0.1:7443
+fim:
+  - path: /etc/
+    recursive: true
+    ignore: ["*.swp", /etc/mtab]
+fim_rescan_s: 600
+fim_large_file_bytes: 1048576
+heartbeat_s: 10
+)",
+                            "agent.yaml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  ASSERT_EQ(config->fim.size(), 1u);
+  EXPECT_EQ(config->fim[0].path, "/etc");
+  EXPECT_EQ(config->fim[0].ignore, (std::vector<std::string>{"*.swp", "/etc/mtab"}));
+  EXPECT_EQ(config->fim_rescan_s, 600);
+  EXPECT_EQ(config->fim_large_file_bytes, 1048576u);
+  EXPECT_EQ(config->heartbeat_s, 10);
+  ExpectError("server: 127.0.0.1:7443\nfim:\n  - path: etc\n", "fim[0].path': must be an absolute path");
+  ExpectError("server: 127.0.0.1:7443\nfim:\n  - path: /etc\n    ignore: x\n",
+              "fim[0].ignore': must be a list");
+}
+
 TEST(ConfigTest, BadSpoolFsync) {
   ExpectError("server: 127.0.0.1:7443\nspool:\n  fsync: sometimes\n",
               "agent.yaml:3: key 'spool.fsync': must be always, interval or never");

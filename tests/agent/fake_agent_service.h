@@ -28,6 +28,8 @@ class FakeAgentService final : public v1::AgentService::Service {
     std::string source;
     std::string line;
     int received = 0;
+    std::string file_path;  // FIM events
+    v1::FileChange file_change = v1::FILE_CHANGE_UNSPECIFIED;
   };
 
   explicit FakeAgentService(pki::KeyAndCert ca) : ca_(std::move(ca)) {}
@@ -107,6 +109,8 @@ class FakeAgentService final : public v1::AgentService::Service {
           if (entry.received++ == 0) {
             entry.source = event.log().source();
             entry.line = event.log().line();
+            entry.file_path = event.file().path();
+            entry.file_change = event.file().change();
             ++stored;
           } else {
             ++duplicates;
