@@ -1,0 +1,431 @@
+// End to end for incidents (issue 6): the real attack log through a real siper-agent into a
+// real siper-server opens one incident per attacker and host; siperctl drives the workflow,
+// roles from client certificates are enforced, the audit trail verifies, and the USOM and
+// KVKK reports come out of the server.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <chrono>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+
+#include "common/files.h"
+#include "common/pki.h"
+#include "tests/e2e/process.h"
+
+namespace siper::testing {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+// rules/ruleset/linux/ssh_brute_force.yml
+constexpr char kBruteForceRule[] = "d5c5f79f-af7a-436d-bc49-a04d1840d3d2";
+// rules/ruleset/linux/ssh_failed_password.yml
+constexpr char kFailedLoginRule[] = "7e623b43-6405-435c-a416-65a247983365";
+constexpr char kAttacker[] = "203.0.113.45";
+
+std::vector<json> JsonLines(const std::string& text) {
+  std::vector<json> out;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (!line.empty()) out.push_back(json::parse(line));
+  }
+  return out;
+}
+
+class IncidentsEndToEnd : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/siper-inc-e2e-XXXXXX";
+    root_ = mkdtemp(tmpl);
+    data_dir_ = root_ / "server";
+  }
+
+  // Starts siper-server, with `config_yaml` as its --config when not empty.
+  void StartServer(const std::string& config_yaml) {
+    std::vector<std::string> argv = {SIPER_SERVER_BIN, "--data-dir", data_dir_.string(),
+                                     "--listen",       "127.0.0.1:0", "--rules",
+                                     SIPER_RULES_DIR,  "--workers",  "2"};
+    if (!config_yaml.empty()) {
+      fs::path config = root_ / "server.yaml";
+      std::ofstream(config) << config_yaml;
+      argv.push_back("--config");
+      argv.push_back(config.string());
+    }
+    fs::remove(data_dir_ / "server.port");
+    server_ = std::make_unique<ChildProcess>(argv, root_ / "server.out");
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (!fs::exists(data_dir_ / "server.port")) {
+      ASSERT_TRUE(server_->Running()) << "siper-server exited: " << ServerOutput();
+      ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "server did not start";
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    std::string port = ReadFile(data_dir_ / "server.port").value();
+    address_ = "127.0.0.1:" + port.substr(0, port.find('\n'));
+  }
+
+  void StopServer() {
+    if (!server_) return;
+    server_->Signal(SIGTERM);
+    EXPECT_EQ(server_->Wait(20000), 0) << ServerOutput();
+    server_.reset();
+  }
+
+  void TearDown() override {
+    agent_.reset();
+    StopServer();
+    if (!HasFailure()) fs::remove_all(root_);
+  }
+
+  std::string ServerOutput() {
+    absl::StatusOr<std::string> out = ReadFile(root_ / "server.out.err");
+    return out.ok() ? *out : "";
+  }
+
+  fs::path Pki(const std::string& name) const { return data_dir_ / "pki" / name; }
+
+  // siperctl with the given client certificate and key.
+  CommandResult CtlAs(const fs::path& cert, const fs::path& key, std::vector<std::string> args) {
+    std::vector<std::string> argv = {SIPERCTL_BIN, "--server", address_, "--ca",
+                                     Pki("ca.pem").string(), "--cert", cert.string(), "--key",
+                                     key.string()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return RunCommand(argv);
+  }
+  CommandResult Ctl(std::vector<std::string> args) {
+    return CtlAs(Pki("admin.pem"), Pki("admin.key"), std::move(args));
+  }
+
+  // A user certificate with `role`, signed by the server's CA (DATA_DIR/pki/ca.key).
+  std::pair<fs::path, fs::path> IssueUser(const std::string& name, const std::string& role) {
+    pki::KeyAndCert ca{ReadFile(Pki("ca.key")).value(), ReadFile(Pki("ca.pem")).value()};
+    absl::StatusOr<pki::KeyAndCert> user = pki::IssueWithNewKey(ca, name, role, absl::Hours(1));
+    EXPECT_TRUE(user.ok()) << user.status();
+    fs::path cert = root_ / (name + ".pem"), key = root_ / (name + ".key");
+    EXPECT_TRUE(WriteFileAtomic(cert, user->cert_pem).ok());
+    EXPECT_TRUE(WriteFileAtomic(key, user->key_pem).ok());
+    fs::permissions(key, fs::perms::owner_read | fs::perms::owner_write);
+    return {cert, key};
+  }
+
+  // Enrolls an agent, runs it on a copy of deploy/samples/attack.log and waits until every
+  // line is stored.
+  void ShipAttackLog() {
+    fs::path log = root_ / "auth.log";
+    fs::copy_file(SIPER_ATTACK_LOG, log);
+    size_t lines = 0;
+    {
+      std::ifstream in(log);
+      std::string line;
+      while (std::getline(in, line)) ++lines;
+    }
+    CommandResult token = Ctl({"tokens", "create"});
+    ASSERT_EQ(token.exit_code, 0) << token.err;
+    agent_state_ = root_ / "agent";
+    CommandResult enroll = RunCommand(
+        {SIPER_AGENT_BIN, "enroll", "--server", address_, "--token",
+         token.out.substr(0, token.out.find('\n')), "--ca", Pki("ca.pem").string(), "--state-dir",
+         agent_state_.string()});
+    ASSERT_EQ(enroll.exit_code, 0) << enroll.out << enroll.err;
+    fs::path config = root_ / "agent.yaml";
+    std::ofstream(config) << "server: " << address_ << "\n"
+                          << "state_dir: " << agent_state_.string() << "\n"
+                          << "batch_max_delay_ms: 50\n"
+                          << "logs:\n"
+                          << "  - path: " << log.string() << "\n"
+                          << "    start: beginning\n";
+    agent_ = std::make_unique<ChildProcess>(
+        std::vector<std::string>{SIPER_AGENT_BIN, "run", "--config", config.string()},
+        root_ / "agent.out");
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    size_t stored = 0;
+    while (std::chrono::steady_clock::now() < deadline) {
+      CommandResult r = Ctl({"events", "search", "--limit", "0", "--json"});
+      ASSERT_EQ(r.exit_code, 0) << r.err;
+      stored = JsonLines(r.out).size();
+      if (stored >= lines) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+    ASSERT_EQ(stored, lines) << "not every line of the attack log was stored";
+  }
+
+  std::vector<json> Incidents(std::vector<std::string> extra = {}) {
+    std::vector<std::string> args = {"incidents", "list", "--json"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    CommandResult r = Ctl(args);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return JsonLines(r.out);
+  }
+
+  json Show(const std::string& id) {
+    CommandResult r = Ctl({"incidents", "show", id, "--json"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    std::vector<json> lines = JsonLines(r.out);
+    EXPECT_EQ(lines.size(), 1u) << r.out;
+    return lines.empty() ? json() : lines[0];
+  }
+
+  fs::path root_;
+  fs::path data_dir_;
+  fs::path agent_state_;
+  std::string address_;
+  std::unique_ptr<ChildProcess> server_;
+  std::unique_ptr<ChildProcess> agent_;
+};
+
+constexpr char kInstitutionYaml[] = R"(institution:
+  name: Test Büyükşehir Belediyesi
+  some_name: Test BB SOME
+  some_mailbox: some@test.bel.tr
+  ip_ranges: [192.0.2.0/24]
+)";
+
+// The whole path: attack log -> agent -> server -> alerts -> one incident -> workflow,
+// roles, audit, reports, and everything still there after a restart.
+TEST_F(IncidentsEndToEnd, AttackLogOpensOneIncidentPerAttackerAndTheWorkflowHolds) {
+  ASSERT_NO_FATAL_FAILURE(StartServer(kInstitutionYaml));
+  ASSERT_NO_FATAL_FAILURE(ShipAttackLog());
+
+  // Grouping: the brute force from 203.0.113.45 on web1 is one incident holding the
+  // brute-force alert and every failed login of that attacker (12 in the log), including
+  // the ones stored before the brute-force alert opened it.
+  std::vector<json> incidents;
+  json brute;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (std::chrono::steady_clock::now() < deadline) {
+    incidents = Incidents();
+    int with_attacker = 0;
+    for (const json& i : incidents) {
+      for (const json& a : i["alerts"]) {
+        if (a["source_ip"] == kAttacker) {
+          ++with_attacker;
+          brute = i;
+          break;
+        }
+      }
+    }
+    ASSERT_LE(with_attacker, 1) << "the attacker's alerts are split over incidents";
+    if (with_attacker == 1) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  ASSERT_FALSE(brute.is_null()) << "no incident for " << kAttacker << "\n" << ServerOutput();
+  const std::string id = brute["id"];
+  EXPECT_TRUE(id.starts_with("INC-")) << id;
+  int failed = 0, brute_alerts = 0;
+  for (const json& a : brute["alerts"]) {
+    EXPECT_EQ(a["host"], "web1") << a.dump();
+    if (a["rule_id"] == kFailedLoginRule && a["source_ip"] == kAttacker) ++failed;
+    if (a["rule_id"] == kBruteForceRule) ++brute_alerts;
+  }
+  EXPECT_GE(brute_alerts, 1) << brute.dump();
+  EXPECT_EQ(failed, 12) << brute.dump();
+  EXPECT_EQ(brute["state"], "new");
+  EXPECT_EQ(brute["rsit_class"], "intrusion-attempts");
+  EXPECT_EQ(brute["rsit_type"], "brute-force");
+  bool ip_observable = false;
+  for (const json& o : brute["observables"]) ip_observable |= o["value"] == kAttacker;
+  EXPECT_TRUE(ip_observable) << brute.dump();
+
+  // show: JSON and the human form.
+  json shown = Show(id);
+  EXPECT_EQ(shown["id"], id);
+  EXPECT_EQ(shown["alerts"].size(), brute["alerts"].size());
+  CommandResult table = Ctl({"incidents", "show", id});
+  ASSERT_EQ(table.exit_code, 0) << table.err;
+  EXPECT_NE(table.out.find(kAttacker), std::string::npos) << table.out;
+  CommandResult list_table = Ctl({"incidents", "list"});
+  ASSERT_EQ(list_table.exit_code, 0) << list_table.err;
+  EXPECT_NE(list_table.out.find(id), std::string::npos) << list_table.out;
+
+  // Illegal transitions are refused naming the allowed states; closing needs a resolution.
+  CommandResult illegal = Ctl({"incidents", "transition", id, "--to", "eradicated"});
+  EXPECT_NE(illegal.exit_code, 0);
+  EXPECT_NE(illegal.err.find("triage"), std::string::npos) << illegal.err;
+  CommandResult no_resolution = Ctl({"incidents", "transition", id, "--to", "closed"});
+  EXPECT_NE(no_resolution.exit_code, 0);
+  EXPECT_NE(no_resolution.err.find("resolution"), std::string::npos) << no_resolution.err;
+  EXPECT_EQ(Show(id)["state"], "new");
+
+  CommandResult triage = Ctl({"incidents", "transition", id, "--to", "triage", "--json"});
+  ASSERT_EQ(triage.exit_code, 0) << triage.err;
+  EXPECT_EQ(JsonLines(triage.out).at(0)["state"], "triage");
+
+  // A viewer reads but cannot change; an agent certificate gets nothing.
+  auto [viewer_cert, viewer_key] = IssueUser("veli", pki::kRoleViewer);
+  CommandResult viewer_list = CtlAs(viewer_cert, viewer_key, {"incidents", "list", "--json"});
+  EXPECT_EQ(viewer_list.exit_code, 0) << viewer_list.err;
+  EXPECT_EQ(JsonLines(viewer_list.out).size(), Incidents().size());
+  CommandResult viewer_move =
+      CtlAs(viewer_cert, viewer_key, {"incidents", "transition", id, "--to", "investigating"});
+  EXPECT_EQ(viewer_move.exit_code, 4) << viewer_move.err;
+  EXPECT_NE(viewer_move.err.find("viewer"), std::string::npos) << viewer_move.err;
+  CommandResult agent_list = CtlAs(agent_state_ / "agent.pem", agent_state_ / "agent.key",
+                                   {"incidents", "list", "--json"});
+  EXPECT_EQ(agent_list.exit_code, 4) << agent_list.err;
+  EXPECT_TRUE(agent_list.out.empty()) << agent_list.out;
+  EXPECT_EQ(Show(id)["state"], "triage");
+
+  // An analyst can work the incident.
+  auto [analyst_cert, analyst_key] = IssueUser("ayse", pki::kRoleAnalyst);
+  CommandResult assign = CtlAs(analyst_cert, analyst_key, {"incidents", "assign", id, "ayse"});
+  ASSERT_EQ(assign.exit_code, 0) << assign.err;
+  ASSERT_EQ(Ctl({"incidents", "note", id, "blocked 203.0.113.45 at the firewall"}).exit_code, 0);
+  ASSERT_EQ(Ctl({"incidents", "update", id, "--severity", "high", "--impact",
+                 "root login on web1", "--action", "password reset"})
+                .exit_code,
+            0);
+  ASSERT_EQ(Ctl({"incidents", "transition", id, "--to", "investigating"}).exit_code, 0);
+  json now = Show(id);
+  EXPECT_EQ(now["assignee"], "ayse");
+  EXPECT_EQ(now["severity"], "high");
+  // Investigating with high severity: the USOM deadline (default: immediately) has passed.
+  bool usom_overdue = false;
+  for (const json& d : now["deadlines"]) usom_overdue |= d["kind"] == "usom" && d["status"] == "overdue";
+  EXPECT_TRUE(usom_overdue) << now["deadlines"].dump();
+  std::vector<json> overdue = Incidents({"--overdue"});
+  ASSERT_EQ(overdue.size(), 1u);
+  EXPECT_EQ(overdue[0]["id"], id);
+  EXPECT_EQ(Incidents({"--state", "investigating"}).size(), 1u);
+  EXPECT_EQ(Incidents({"--state", "closed"}).size(), 0u);
+
+  // Audit: who, when, what, before and after; the chain verifies.
+  CommandResult audit = Ctl({"audit", "list", "--json"});
+  ASSERT_EQ(audit.exit_code, 0) << audit.err;
+  std::vector<json> records = JsonLines(audit.out);
+  ASSERT_FALSE(records.empty());
+  bool saw_triage = false, saw_assign = false;
+  uint64_t seq = 0;
+  for (const json& r : records) {
+    EXPECT_EQ(r["seq"].get<uint64_t>(), ++seq);
+    EXPECT_TRUE(r.contains("time") && r.contains("actor") && r.contains("action") &&
+                r.contains("before") && r.contains("after"))
+        << r.dump();
+    if (r["action"] == "incident.transition" && r["target"] == id &&
+        r["before"]["state"] == "new" && r["after"]["state"] == "triage") {
+      saw_triage = true;
+      EXPECT_EQ(r["actor"], "admin");
+    }
+    if (r["target"] == id && r["actor"] == "ayse" && r["after"]["assignee"] == "ayse") {
+      saw_assign = true;
+    }
+  }
+  EXPECT_TRUE(saw_triage) << audit.out;
+  EXPECT_TRUE(saw_assign) << audit.out;
+  CommandResult verify = Ctl({"audit", "verify", "--json"});
+  ASSERT_EQ(verify.exit_code, 0) << verify.err;
+  json verified = JsonLines(verify.out).at(0);
+  EXPECT_TRUE(verified["ok"].get<bool>()) << verify.out;
+  EXPECT_EQ(verified["records"].get<uint64_t>(), records.size());
+
+  // USOM report: Markdown in Turkish and English with the institution from the server config,
+  // JSON, and a STIX 2.1 bundle.
+  CommandResult md = Ctl({"report", "usom", id, "--format", "md"});
+  ASSERT_EQ(md.exit_code, 0) << md.err;
+  EXPECT_NE(md.out.find("Siber Olay Bildirim Raporu"), std::string::npos) << md.out;
+  EXPECT_NE(md.out.find(id), std::string::npos);
+  EXPECT_NE(md.out.find("Test Büyükşehir Belediyesi"), std::string::npos) << md.out;
+  EXPECT_NE(md.out.find(kAttacker), std::string::npos);
+  CommandResult md_en = Ctl({"report", "usom", id, "--format", "md", "--lang", "en"});
+  ASSERT_EQ(md_en.exit_code, 0) << md_en.err;
+  EXPECT_NE(md_en.out.find("Cyber Incident Report"), std::string::npos) << md_en.out;
+  CommandResult usom_json = Ctl({"report", "usom", id, "--format", "json"});
+  ASSERT_EQ(usom_json.exit_code, 0) << usom_json.err;
+  json uj = json::parse(usom_json.out);
+  EXPECT_NE(uj.dump().find(id), std::string::npos);
+  EXPECT_NE(uj.dump().find("some@test.bel.tr"), std::string::npos);
+  CommandResult stix = Ctl({"report", "usom", id, "--format", "stix"});
+  ASSERT_EQ(stix.exit_code, 0) << stix.err;
+  json bundle = json::parse(stix.out);
+  EXPECT_EQ(bundle["type"], "bundle");
+  EXPECT_TRUE(bundle["id"].get<std::string>().starts_with("bundle--"));
+  std::map<std::string, int> types;
+  bool attacker_indicator = false;
+  for (const json& o : bundle["objects"]) {
+    ++types[o["type"]];
+    if (o["type"] != "marking-definition") {
+      EXPECT_EQ(o["spec_version"], "2.1") << o.dump();
+    }
+    if (o["type"] == "indicator") {
+      attacker_indicator |= o["pattern"].get<std::string>().find(kAttacker) != std::string::npos;
+    }
+  }
+  EXPECT_EQ(types["identity"], 1);
+  EXPECT_EQ(types["incident"], 1);
+  EXPECT_GE(types["observed-data"], 1);
+  EXPECT_GE(types["relationship"], 1);
+  EXPECT_TRUE(attacker_indicator) << stix.out;
+  CommandResult bad_format = Ctl({"report", "usom", id, "--format", "pdf"});
+  EXPECT_NE(bad_format.exit_code, 0);
+
+  // KVKK: refused until the incident is flagged as a personal-data breach.
+  CommandResult kvkk_refused = Ctl({"report", "kvkk", id, "--format", "md"});
+  EXPECT_NE(kvkk_refused.exit_code, 0);
+  ASSERT_EQ(Ctl({"incidents", "update", id, "--personal-data-breach", "yes"}).exit_code, 0);
+  CommandResult kvkk_md = Ctl({"report", "kvkk", id, "--format", "md"});
+  ASSERT_EQ(kvkk_md.exit_code, 0) << kvkk_md.err;
+  EXPECT_NE(kvkk_md.out.find("Test Büyükşehir Belediyesi"), std::string::npos) << kvkk_md.out;
+  CommandResult kvkk_json = Ctl({"report", "kvkk", id, "--format", "json"});
+  ASSERT_EQ(kvkk_json.exit_code, 0) << kvkk_json.err;
+  EXPECT_TRUE(json::accept(kvkk_json.out)) << kvkk_json.out;
+
+  // Closing with a resolution.
+  CommandResult close =
+      Ctl({"incidents", "transition", id, "--to", "closed", "--resolution", "true-positive"});
+  ASSERT_EQ(close.exit_code, 0) << close.err;
+  EXPECT_EQ(Show(id)["state"], "closed");
+
+  // Restart: incidents and the audit trail come back from RocksDB and still verify.
+  size_t audit_count = JsonLines(Ctl({"audit", "list", "--json"}).out).size();
+  agent_.reset();
+  StopServer();
+  ASSERT_NO_FATAL_FAILURE(StartServer(kInstitutionYaml));
+  json reloaded = Show(id);
+  EXPECT_EQ(reloaded["state"], "closed");
+  EXPECT_EQ(reloaded["resolution"], "true-positive");
+  EXPECT_EQ(reloaded["alerts"].size(), brute["alerts"].size());
+  EXPECT_EQ(JsonLines(Ctl({"audit", "list", "--json"}).out).size(), audit_count);
+  CommandResult verify_again = Ctl({"audit", "verify"});
+  EXPECT_EQ(verify_again.exit_code, 0) << verify_again.err << verify_again.out;
+}
+
+// A server without an institution profile (the quick start) still reports, with the
+// registration data marked as unset; incidents can be made, merged and split by hand.
+TEST_F(IncidentsEndToEnd, ManualIncidentsAndReportsWithoutAnInstitutionProfile) {
+  ASSERT_NO_FATAL_FAILURE(StartServer(""));
+  CommandResult a = Ctl({"incidents", "create", "--title", "phishing mail to finance",
+                         "--rsit-class", "fraud", "--rsit-type", "phishing", "--severity",
+                         "high", "--json"});
+  ASSERT_EQ(a.exit_code, 0) << a.err;
+  std::string first = JsonLines(a.out).at(0)["id"];
+  CommandResult b = Ctl({"incidents", "create", "--title", "same phishing, second mailbox",
+                         "--json"});
+  ASSERT_EQ(b.exit_code, 0) << b.err;
+  std::string second = JsonLines(b.out).at(0)["id"];
+  EXPECT_NE(first, second);
+  CommandResult bad_class =
+      Ctl({"incidents", "create", "--title", "x", "--rsit-class", "nonsense"});
+  EXPECT_NE(bad_class.exit_code, 0);
+
+  CommandResult merged = Ctl({"incidents", "merge", first, second, "--json"});
+  ASSERT_EQ(merged.exit_code, 0) << merged.err;
+  json dup = Show(second);
+  EXPECT_EQ(dup["state"], "closed");
+  EXPECT_EQ(dup["resolution"], "duplicate");
+  EXPECT_EQ(dup["merged_into"], first);
+
+  CommandResult md = Ctl({"report", "usom", first, "--format", "md"});
+  ASSERT_EQ(md.exit_code, 0) << md.err;
+  EXPECT_NE(md.out.find("(unset: institution.name"), std::string::npos) << md.out;
+  CommandResult summary = Ctl({"report", "summary", "--since", "1d", "--format", "md"});
+  EXPECT_EQ(summary.exit_code, 0) << summary.err;
+  CommandResult missing = Ctl({"report", "usom", "INC-1999-0001"});
+  EXPECT_NE(missing.exit_code, 0);
+  EXPECT_NE(missing.err.find("INC-1999-0001"), std::string::npos) << missing.err;
+}
+
+}  // namespace
+}  // namespace siper::testing
