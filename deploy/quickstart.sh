@@ -66,10 +66,24 @@ echo
 echo "== alerts"
 ctl alerts list --limit 0
 echo
+echo "== incidents (alerts grouped per attacker and host)"
+inc=""
+for _ in $(seq 1 50); do
+  inc=$(ctl incidents list --json | grep '203.0.113.45' | grep -o '"id":"INC-[0-9-]*"' | head -1 | cut -d'"' -f4)
+  [ -n "$inc" ] && break
+  sleep 0.2
+done
+ctl incidents list
+echo
+echo "== USOM report for the SSH brute force from 203.0.113.45 ($inc), Markdown"
+[ -n "$inc" ] && ctl report usom "$inc" --format md
+echo
 echo "Done: $have events stored, $(ctl alerts list --limit 0 --json | wc -l) alerts. To explore, start the server again:"
 echo "  $build/server/siper-server --data-dir var/quickstart/server --listen 127.0.0.1:$port &"
 echo "  export SIPER_SERVER=127.0.0.1:$port SIPER_CA=var/quickstart/server/pki/ca.pem \\"
 echo "         SIPER_CERT=var/quickstart/server/pki/admin.pem SIPER_KEY=var/quickstart/server/pki/admin.key"
 echo "  $build/cli/siperctl events search --query 'Failed password'"
+echo "  $build/cli/siperctl incidents show $inc"
+echo "  $build/cli/siperctl report usom $inc --format stix --lang en"
 echo "  $build/cli/siperctl rules test --rules rules/ruleset --input deploy/samples/attack.log"
-[ "$have" -ge "$want" ]
+[ "$have" -ge "$want" ] && [ -n "$inc" ]
