@@ -853,18 +853,33 @@ absl::StatusOr<std::unique_ptr<IocScanner>> IocScanner::Create(std::shared_ptr<c
 absl::Status IocScanner::ScanText(std::string_view text, std::string_view field, std::vector<IocHit>* hits) {
   const IocSetImpl& impl = set_->impl();
   if (impl.db == nullptr || text.empty()) return absl::OkStatus();
-  std::vector<unsigned> ids;
-  auto on_match = [](unsigned id, unsigned long long, unsigned long long, unsigned, void* ctx) -> int {
-    static_cast<std::vector<unsigned>*>(ctx)->push_back(id);
+  std::vector<std::pair<unsigned, size_t>> found;  // (pattern id, end offset)
+  auto on_match = [](unsigned id, unsigned long long, unsigned long long to, unsigned, void* ctx) -> int {
+    static_cast<std::vector<std::pair<unsigned, size_t>>*>(ctx)->emplace_back(id, static_cast<size_t>(to));
     return 0;
   };
   hs_error_t rc = hs_scan(impl.db, text.data(), static_cast<unsigned>(text.size()), 0,
-                          static_cast<hs_scratch_t*>(scratch_), on_match, &ids);
+                          static_cast<hs_scratch_t*>(scratch_), on_match, &found);
   if (rc != HS_SUCCESS) {
     return absl::InternalError(StrCat("IOC literal database: hs_scan failed (", rc, ") on ", field));
   }
-  std::sort(ids.begin(), ids.end());
-  for (unsigned id : ids) impl.Emit(impl.pattern_entries[id], field, impl.patterns[id], hits);
+  std::sort(found.begin(), found.end());
+  auto name_char = [&](size_t i) { return i < text.size() && IsDomainChar(AsciiLower(text[i])); };
+  for (const auto& [id, to] : found) {
+    const std::string& pattern = impl.patterns[id];
+    // Whole host names only: "evil.com" is not in "notevil.com" nor in
+    // "evil.com.tr" (a URL pattern may go on after its path). With
+    // HS_FLAG_SINGLEMATCH only the first occurrence is seen, so a rejected
+    // first occurrence hides a later good one; rare, and the price of one
+    // report per pattern.
+    size_t start = to - pattern.size();
+    if (start > 0 && name_char(start - 1)) continue;
+    if (pattern.find_first_of("/?") == std::string::npos &&
+        (name_char(to) || (to < text.size() && text[to] == '.' && name_char(to + 1)))) {
+      continue;
+    }
+    impl.Emit(impl.pattern_entries[id], field, pattern, hits);
+  }
   return absl::OkStatus();
 }
 

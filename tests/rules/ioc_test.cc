@@ -238,6 +238,8 @@ TEST(IocImport, UsomJsonApiPagesAndBareArrays) {
   EXPECT_FALSE(b.ImportText(IocFeedFormat::kUsomJson, "{\"models\": ", Feed("usom-api")).ok());
   EXPECT_FALSE(b.ImportText(IocFeedFormat::kUsomJson, "{\"items\": []}", Feed("usom-api")).ok());
   EXPECT_FALSE(b.ImportText(IocFeedFormat::kUsomList, "a.com", Feed("")).ok());  // feed needs a name
+  auto missing = b.ImportFile(IocFeedFormat::kUsomList, "/nonexistent/url-list.txt", Feed("usom"));
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound) << missing.status();
 
   auto set = BuildOrDie(b);
   ASSERT_NE(set, nullptr);
@@ -302,6 +304,21 @@ TEST(IocScanner, LiteralDatabaseFindsIocsInFreeText) {
   hits = (*scanner)->Match({{"dns.question.name", "zeta-evil.example.com"}}, "query zeta-evil.example.com A");
   ASSERT_TRUE(hits.ok());
   EXPECT_EQ(hits->size(), 2u) << Describe(*hits);
+
+  // Whole host names only: not inside a longer name, but a subdomain is fine.
+  for (const char* text : {"GET http://notzeta-evil.example.com/", "zeta-evil.example.com.tr", "zeta-evil.example.com-x"}) {
+    hits = (*scanner)->Match({}, text);
+    ASSERT_TRUE(hits.ok());
+    EXPECT_TRUE(hits->empty()) << text << "\n" << Describe(*hits);
+  }
+  for (const char* text : {"(ZETA-EVIL.example.com).", "a.zeta-evil.example.com:443", "zeta-evil.example.com"}) {
+    hits = (*scanner)->Match({}, text);
+    ASSERT_TRUE(hits.ok());
+    EXPECT_EQ(hits->size(), 1u) << text << "\n" << Describe(*hits);
+  }
+  hits = (*scanner)->Match({}, "x http://alpha-bad.example.net/payload2.exe");  // URL: prefix
+  ASSERT_TRUE(hits.ok());
+  EXPECT_EQ(hits->size(), 1u) << Describe(*hits);
 
   // Short IOCs stay out of the literal database (no hit on "lab.io" text),
   // while field lookups still see them.
