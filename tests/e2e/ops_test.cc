@@ -1,0 +1,392 @@
+// End to end for operations: the real server, agent and siperctl; records are
+// damaged directly in RocksDB while the server is stopped, and `siperctl
+// verify` must name them. Also backup, offline restore and agent revocation.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <chrono>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+
+#include "common/files.h"
+#include "rocksdb/db.h"
+#include "siper/v1/events.pb.h"
+#include "siper/v1/storage.pb.h"
+#include "tests/e2e/process.h"
+
+namespace siper::testing {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+std::vector<json> ParseJsonLines(const std::string& text) {
+  std::vector<json> out;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (!line.empty()) out.push_back(json::parse(line));
+  }
+  return out;
+}
+
+// The store's RocksDB opened directly, with all its column families: what an
+// attacker with file access could do while the server is stopped.
+class RawDb {
+ public:
+  explicit RawDb(const fs::path& dir) {
+    std::vector<std::string> names;
+    EXPECT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), dir.string(), &names).ok());
+    std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+    for (const std::string& n : names) descriptors.emplace_back(n, rocksdb::ColumnFamilyOptions());
+    rocksdb::DB* db = nullptr;
+    rocksdb::Status s =
+        rocksdb::DB::Open(rocksdb::DBOptions(), dir.string(), descriptors, &handles_, &db);
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    db_.reset(db);
+    names_ = names;
+  }
+  ~RawDb() {
+    for (auto* h : handles_) EXPECT_TRUE(db_->DestroyColumnFamilyHandle(h).ok());
+    EXPECT_TRUE(db_->Close().ok());
+  }
+  rocksdb::ColumnFamilyHandle* cf(const std::string& name) {
+    for (size_t i = 0; i < names_.size(); ++i) {
+      if (names_[i] == name) return handles_[i];
+    }
+    ADD_FAILURE() << "no column family " << name;
+    return nullptr;
+  }
+  std::vector<std::pair<std::string, std::string>> All(const std::string& name) {
+    std::vector<std::pair<std::string, std::string>> out;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf(name)));
+    for (it->SeekToFirst(); it->Valid(); it->Next())
+      out.emplace_back(it->key().ToString(), it->value().ToString());
+    return out;
+  }
+  // The events-family key and value of one seq.
+  std::pair<std::string, std::string> Event(uint64_t seq) {
+    for (auto& [k, v] : All("events")) {
+      siper::v1::Event e;
+      EXPECT_TRUE(e.ParseFromString(v));
+      if (e.seq() == seq) return {k, v};
+    }
+    ADD_FAILURE() << "no event with seq " << seq;
+    return {};
+  }
+  void Put(const std::string& family, const std::string& key, const std::string& value) {
+    ASSERT_TRUE(db_->Put(rocksdb::WriteOptions(), cf(family), key, value).ok());
+  }
+  void Delete(const std::string& family, const std::string& key) {
+    ASSERT_TRUE(db_->Delete(rocksdb::WriteOptions(), cf(family), key).ok());
+  }
+
+ private:
+  std::unique_ptr<rocksdb::DB> db_;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles_;
+  std::vector<std::string> names_;
+};
+
+class OpsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/siper-ops-XXXXXX";
+    root_ = mkdtemp(tmpl);
+    data_dir_ = root_ / "server";
+    StartServer();
+  }
+
+  void TearDown() override {
+    agent_.reset();
+    StopServer();
+    if (!HasFailure()) fs::remove_all(root_);
+  }
+
+  void StartServer() {
+    fs::remove(data_dir_ / "server.port");
+    ++server_runs_;
+    server_ = std::make_unique<ChildProcess>(
+        std::vector<std::string>{SIPER_SERVER_BIN, "--data-dir", data_dir_.string(), "--listen",
+                                 "127.0.0.1:0", "--rules", SIPER_RULES_DIR, "--workers", "1"},
+        root_ / ("server" + std::to_string(server_runs_) + ".out"));
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (!fs::exists(data_dir_ / "server.port")) {
+      ASSERT_TRUE(server_->Running()) << "siper-server exited: " << ServerOutput();
+      ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "server did not start";
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    absl::StatusOr<std::string> port = ReadFile(data_dir_ / "server.port");
+    ASSERT_TRUE(port.ok());
+    address_ = "127.0.0.1:" + std::string(port->substr(0, port->find('\n')));
+  }
+
+  void StopServer() {
+    if (!server_) return;
+    server_->Signal(SIGTERM);
+    EXPECT_EQ(server_->Wait(20000), 0) << ServerOutput();
+    server_.reset();
+  }
+
+  std::string ServerOutput() {
+    absl::StatusOr<std::string> out =
+        ReadFile(root_ / ("server" + std::to_string(server_runs_) + ".out.err"));
+    return out.ok() ? *out : "";
+  }
+
+  fs::path Pki(const std::string& name) const { return data_dir_ / "pki" / name; }
+
+  CommandResult Ctl(std::vector<std::string> args) {
+    const std::string cert = "admin";
+    std::vector<std::string> argv = {SIPERCTL_BIN, "--server", address_,
+                                     "--ca",       Pki("ca.pem").string(),
+                                     "--cert",     Pki(cert + ".pem").string(),
+                                     "--key",      Pki(cert + ".key").string()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return RunCommand(argv);
+  }
+
+  void StoreEvents(int count) {
+    std::vector<std::string> lines;
+    for (int i = 0; i < count; ++i) {
+      lines.push_back("Nov 28 10:00:00 web01 CRON[" + std::to_string(1000 + i) +
+                      "]: pam_unix(cron:session): session opened for user root by (uid=0) #" +
+                      std::to_string(i));
+    }
+    StoreLines(lines);
+  }
+
+  // Enrolls an agent watching a log of these lines and waits until all are stored.
+  void StoreLines(const std::vector<std::string>& log_lines) {
+    const int lines = static_cast<int>(log_lines.size());
+    fs::path log = root_ / "auth.log";
+    {
+      std::ofstream out(log);
+      for (const std::string& l : log_lines) out << l << "\n";
+    }
+    CommandResult token = Ctl({"tokens", "create"});
+    ASSERT_EQ(token.exit_code, 0) << token.err;
+    fs::path state = root_ / "agent";
+    CommandResult enroll = RunCommand(
+        {SIPER_AGENT_BIN, "enroll", "--server", address_, "--token",
+         token.out.substr(0, token.out.find('\n')), "--ca", Pki("ca.pem").string(), "--state-dir",
+         state.string()});
+    ASSERT_EQ(enroll.exit_code, 0) << enroll.out << enroll.err;
+    agent_config_ = root_ / "agent.yaml";
+    std::ofstream(agent_config_) << "server: " << address_ << "\n"
+                                 << "state_dir: " << state.string() << "\n"
+                                 << "batch_max_delay_ms: 50\n"
+                                 << "logs:\n"
+                                 << "  - path: " << log.string() << "\n"
+                                 << "    start: beginning\n";
+    StartAgent();
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    std::vector<json> events;
+    while (std::chrono::steady_clock::now() < deadline) {
+      CommandResult r = Ctl({"events", "search", "--limit", "0", "--json"});
+      ASSERT_EQ(r.exit_code, 0) << r.err;
+      events = ParseJsonLines(r.out);
+      if (static_cast<int>(events.size()) >= lines) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+    ASSERT_EQ(static_cast<int>(events.size()), lines) << ServerOutput();
+    agent_id_ = events[0]["agent_id"].get<std::string>();
+    agent_->Signal(SIGTERM);
+    EXPECT_EQ(agent_->Wait(20000), 0);
+    agent_.reset();
+  }
+
+  void StartAgent() {
+    agent_ = std::make_unique<ChildProcess>(
+        std::vector<std::string>{SIPER_AGENT_BIN, "run", "--config", agent_config_.string()},
+        root_ / "agent.out");
+  }
+
+  json Verify(int expected_exit) {
+    CommandResult r = Ctl({"verify", "--json"});
+    EXPECT_EQ(r.exit_code, expected_exit) << r.out << r.err;
+    std::vector<json> lines = ParseJsonLines(r.out);
+    EXPECT_EQ(lines.size(), 1u) << r.out << r.err;
+    return lines.empty() ? json() : lines[0];
+  }
+
+  // Stops the server, puts the backup back with `siper-server --restore-from`,
+  // lets `damage` edit the raw store, and starts the server again.
+  void RestoreAndDamage(const fs::path& backup, const std::function<void(RawDb&)>& damage) {
+    StopServer();
+    fs::remove_all(data_dir_ / "db");
+    CommandResult r = RunCommand({SIPER_SERVER_BIN, "--restore-from", backup.string(),
+                                  "--data-dir", data_dir_.string()});
+    ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+    {
+      RawDb raw(data_dir_ / "db");
+      damage(raw);
+    }
+    StartServer();
+  }
+
+  fs::path root_;
+  fs::path data_dir_;
+  fs::path agent_config_;
+  std::string address_;
+  std::string agent_id_;
+  int server_runs_ = 0;
+  std::unique_ptr<ChildProcess> server_;
+  std::unique_ptr<ChildProcess> agent_;
+};
+
+void ExpectNamesSeq(const json& report, const std::string& problem, const std::string& agent,
+                    uint64_t seq) {
+  EXPECT_FALSE(report.value("ok", true)) << report.dump();
+  EXPECT_EQ(report.value("problem", ""), problem) << report.dump();
+  EXPECT_EQ(report.value("agent_id", ""), agent) << report.dump();
+  EXPECT_LE(report.value("first_seq", uint64_t{0}), seq) << report.dump();
+  EXPECT_GE(report.value("last_seq", uint64_t{0}), seq) << report.dump();
+  EXPECT_NE(report.value("from", "-"), "-") << report.dump();
+}
+
+// A clean store verifies; the signing key exists with mode 0600; a backup
+// taken while the server runs restores offline and verifies; then each kind
+// of tampering, done in RocksDB while the server is down, is named.
+TEST_F(OpsTest, VerifyNamesChangedRemovedAndReorderedRecords) {
+  ASSERT_NO_FATAL_FAILURE(StoreEvents(20));
+  json ok = Verify(0);
+  EXPECT_TRUE(ok.value("ok", false)) << ok.dump();
+  EXPECT_EQ(ok.value("events", 0), 20) << ok.dump();
+  EXPECT_GE(ok.value("seals", 0), 1) << ok.dump();
+  CommandResult text = Ctl({"verify"});
+  EXPECT_EQ(text.exit_code, 0);
+  EXPECT_EQ(text.out.rfind("OK: ", 0), 0u) << text.out;
+
+  fs::path key = Pki("chain.key");
+  ASSERT_TRUE(fs::exists(key));
+  EXPECT_EQ(fs::status(key).permissions() & fs::perms::all,
+            fs::perms::owner_read | fs::perms::owner_write);
+
+  fs::path backup = root_ / "backup";
+  CommandResult b = Ctl({"backup", backup.string()});
+  ASSERT_EQ(b.exit_code, 0) << b.err;
+  EXPECT_TRUE(fs::exists(backup));
+
+  // Restored as it was: OK, with the same 20 events.
+  ASSERT_NO_FATAL_FAILURE(RestoreAndDamage(backup, [](RawDb&) {}));
+  json restored = Verify(0);
+  EXPECT_TRUE(restored.value("ok", false)) << restored.dump();
+  EXPECT_EQ(restored.value("events", 0), 20);
+
+  // Changed: one event's raw line edited.
+  ASSERT_NO_FATAL_FAILURE(RestoreAndDamage(backup, [](RawDb& raw) {
+    auto [k, v] = raw.Event(5);
+    siper::v1::Event e;
+    ASSERT_TRUE(e.ParseFromString(v));
+    e.mutable_log()->set_line("Nov 28 10:00:00 web01 CRON[1]: nothing happened");
+    raw.Put("events", k, e.SerializeAsString());
+  }));
+  ExpectNamesSeq(Verify(1), "changed", agent_id_, 5);
+  CommandResult human = Ctl({"verify"});
+  EXPECT_EQ(human.exit_code, 1);
+  EXPECT_NE(human.out.find("TAMPERED: changed"), std::string::npos) << human.out;
+  EXPECT_NE(human.out.find(agent_id_), std::string::npos) << human.out;
+
+  // Removed: one event deleted.
+  ASSERT_NO_FATAL_FAILURE(RestoreAndDamage(backup, [](RawDb& raw) {
+    raw.Delete("events", raw.Event(7).first);
+  }));
+  ExpectNamesSeq(Verify(1), "removed", agent_id_, 7);
+
+  // Reordered: two events' values swapped.
+  ASSERT_NO_FATAL_FAILURE(RestoreAndDamage(backup, [](RawDb& raw) {
+    auto a = raw.Event(3);
+    auto b = raw.Event(4);
+    raw.Put("events", a.first, b.second);
+    raw.Put("events", b.first, a.second);
+  }));
+  ExpectNamesSeq(Verify(1), "reordered", agent_id_, 3);
+
+  // A forged seal signature is found even though the chain itself is intact.
+  ASSERT_NO_FATAL_FAILURE(RestoreAndDamage(backup, [](RawDb& raw) {
+    auto seals = raw.All("chain_seals");
+    ASSERT_FALSE(seals.empty());
+    siper::v1::ChainSeal seal;
+    ASSERT_TRUE(seal.ParseFromString(seals.back().second));
+    std::string sig = seal.signature();
+    ASSERT_FALSE(sig.empty());
+    sig[0] = static_cast<char>(sig[0] ^ 1);
+    seal.set_signature(sig);
+    raw.Put("chain_seals", seals.back().first, seal.SerializeAsString());
+  }));
+  json forged = Verify(1);
+  EXPECT_EQ(forged.value("problem", ""), "bad seal") << forged.dump();
+}
+
+// A revoked agent's next stream is refused.
+TEST_F(OpsTest, RevokedAgentIsRefused) {
+  ASSERT_NO_FATAL_FAILURE(StoreEvents(3));
+  CommandResult r = Ctl({"agents", "revoke", agent_id_});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  CommandResult list = Ctl({"agents", "list", "--json"});
+  ASSERT_EQ(list.exit_code, 0);
+  EXPECT_TRUE(ParseJsonLines(list.out).at(0).value("revoked", false)) << list.out;
+  EXPECT_NE(Ctl({"agents", "revoke", "no-such-agent"}).exit_code, 0);
+
+  StartAgent();
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (ServerOutput().find("refused stream of revoked agent") == std::string::npos) {
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << ServerOutput();
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+}
+
+// Field equality, cursor paging and the server-side top-N count.
+TEST_F(OpsTest, SearchByFieldPagesAndCounts) {
+  std::vector<std::string> lines;
+  auto failed = [&](const std::string& ip, int n) {
+    for (int i = 0; i < n; ++i) {
+      lines.push_back("Nov 28 10:00:0" + std::to_string(i) + " web01 sshd[" +
+                      std::to_string(200 + lines.size()) + "]: Failed password for alice from " +
+                      ip + " port " + std::to_string(40000 + lines.size()) + " ssh2");
+    }
+  };
+  failed("203.0.113.7", 5);
+  failed("198.51.100.10", 3);
+  failed("192.0.2.1", 1);
+  ASSERT_NO_FATAL_FAILURE(StoreLines(lines));
+
+  CommandResult count = Ctl({"events", "count", "--by", "source.ip", "--top", "2", "--json"});
+  ASSERT_EQ(count.exit_code, 0) << count.err;
+  std::vector<json> top = ParseJsonLines(count.out);
+  ASSERT_EQ(top.size(), 2u) << count.out;
+  EXPECT_EQ(top[0]["source.ip"], "203.0.113.7");
+  EXPECT_EQ(top[0]["count"], 5);
+  EXPECT_EQ(top[1]["source.ip"], "198.51.100.10");
+  EXPECT_EQ(top[1]["count"], 3);
+
+  CommandResult by_field =
+      Ctl({"events", "search", "--field", "source.ip=198.51.100.10", "--limit", "0", "--json"});
+  ASSERT_EQ(by_field.exit_code, 0) << by_field.err;
+  EXPECT_EQ(ParseJsonLines(by_field.out).size(), 3u) << by_field.out;
+  EXPECT_NE(Ctl({"events", "search", "--field", "no-equals-sign"}).exit_code, 0);
+
+  // Pages of 4: 4, 4, 1; every event once, in order.
+  std::vector<uint64_t> seqs;
+  std::string cursor;
+  for (int page = 0; page < 5; ++page) {
+    std::vector<std::string> args = {"events", "search", "--limit", "4", "--json"};
+    if (!cursor.empty()) {
+      args.push_back("--cursor");
+      args.push_back(cursor);
+    }
+    CommandResult r = Ctl(args);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    for (const json& e : ParseJsonLines(r.out)) seqs.push_back(e["seq"].get<uint64_t>());
+    size_t at = r.err.find("next cursor: ");
+    if (at == std::string::npos) break;
+    cursor = r.err.substr(at + 13, r.err.find('\n', at) - at - 13);
+  }
+  ASSERT_EQ(seqs.size(), lines.size());
+  for (size_t i = 1; i < seqs.size(); ++i) EXPECT_LT(seqs[i - 1], seqs[i]);
+}
+
+}  // namespace
+}  // namespace siper::testing
