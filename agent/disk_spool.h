@@ -58,9 +58,9 @@ class DiskSpool final : public PendingEvents {
   uint64_t DurableSeq() const override;
 
   // Bytes of segment files on disk.
-  uint64_t Bytes() const;
+  uint64_t Bytes() const override;
   // The highest seq held or acknowledged (0: none).
-  uint64_t LastSeq() const;
+  uint64_t LastSeq() const override;
   // Segment files on disk (for tests).
   size_t Segments() const;
   // The last write error, if any (the events are retried, Room() is 0 meanwhile).

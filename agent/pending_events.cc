@@ -25,6 +25,7 @@ void MemoryPendingEvents::Append(std::vector<v1::Event> events) {
       if (event.seq() <= acked_seq_) continue;  // already stored by the server
       const size_t bytes = event.ByteSizeLong();
       bytes_ += bytes;
+      last_seq_ = std::max(last_seq_, event.seq());
       events_.push_back({std::move(event), bytes});
     }
   }
@@ -85,6 +86,16 @@ uint64_t MemoryPendingEvents::AckedSeq() const {
 size_t MemoryPendingEvents::Size() const {
   std::lock_guard lock(mu_);
   return events_.size();
+}
+
+uint64_t MemoryPendingEvents::LastSeq() const {
+  std::lock_guard lock(mu_);
+  return std::max(last_seq_, acked_seq_);
+}
+
+uint64_t MemoryPendingEvents::Bytes() const {
+  std::lock_guard lock(mu_);
+  return bytes_;
 }
 
 void MemoryPendingEvents::Wake() {

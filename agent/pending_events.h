@@ -52,6 +52,11 @@ class PendingEvents {
   // acknowledged and is replayed after a restart, so collectors need not be
   // able to re-read it. 0: this store keeps nothing across a restart.
   virtual uint64_t DurableSeq() const { return 0; }
+
+  // The highest seq appended or acknowledged (0: none), for rates.
+  virtual uint64_t LastSeq() const = 0;
+  // Bytes held (on disk for the spool, serialized for memory).
+  virtual uint64_t Bytes() const = 0;
 };
 
 // Bounded in-memory implementation: everything unacknowledged stays in RAM.
@@ -69,6 +74,8 @@ class MemoryPendingEvents final : public PendingEvents {
   uint64_t AckedSeq() const override;
   size_t Size() const override;
   void Wake() override;
+  uint64_t LastSeq() const override;
+  uint64_t Bytes() const override;
 
  private:
   // Index of the first event with seq > after_seq. Needs mu_.
@@ -86,6 +93,7 @@ class MemoryPendingEvents final : public PendingEvents {
   std::deque<Entry> events_;  // ascending seq
   size_t bytes_ = 0;
   uint64_t acked_seq_;
+  uint64_t last_seq_ = 0;
   uint64_t wake_generation_ = 0;
 };
 

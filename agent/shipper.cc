@@ -19,7 +19,7 @@ int Millis(absl::Duration d) { return static_cast<int>(absl::ToInt64Milliseconds
 }  // namespace
 
 Shipper::Shipper(ShipperOptions options, PendingEvents* pending)
-    : options_(std::move(options)), pending_(pending) {}
+    : options_(std::move(options)), pending_(pending), rate_seq_(pending->LastSeq()) {}
 
 Shipper::~Shipper() { Stop(); }
 
@@ -123,7 +123,8 @@ bool Shipper::RunSession() {
     if (ok) connected_ = true;
   }
   uint64_t sent_seq = pending_->AckedSeq();
-  absl::Time last_heartbeat = absl::Now();
+  // The first heartbeat goes out right after Hello (the server learns the version and clock at once).
+  absl::Time last_heartbeat = absl::InfinitePast();
   const int64_t batch_linger_ns = absl::ToInt64Nanoseconds(options_.batch_max_delay);
   while (ok && !stopping_ && !reader_done) {
     // Acknowledged beyond what this session sent (a resend of older records).
@@ -133,6 +134,27 @@ bool Shipper::RunSession() {
                        absl::Nanoseconds(batch_linger_ns), absl::Now() + absl::Seconds(1));
     if (stopping_ || reader_done) break;
     const absl::Time now = absl::Now();
+    // Heartbeats go out under load too, between batches.
+    if (now - last_heartbeat >= options_.heartbeat_interval) {
+      const uint64_t last_seq = pending_->LastSeq();
+      const double seconds = absl::ToDoubleSeconds(now - rate_since_);
+      v1::AgentMessage message;
+      v1::Heartbeat* heartbeat = message.mutable_heartbeat();
+      heartbeat->set_version(SIPER_VERSION);
+      heartbeat->set_uptime_s(static_cast<uint64_t>(absl::ToInt64Seconds(now - started_)));
+      heartbeat->set_events_per_s(
+          seconds > 0 && last_seq >= rate_seq_ ? static_cast<double>(last_seq - rate_seq_) / seconds
+                                               : 0.0);
+      heartbeat->set_spool_records(pending_->Size());
+      heartbeat->set_spool_bytes(pending_->Bytes());
+      heartbeat->set_drops(0);  // every collector pauses instead of dropping
+      heartbeat->set_agent_time_ns(absl::ToUnixNanos(now));
+      rate_seq_ = last_seq;
+      rate_since_ = now;
+      ok = stream->Write(message);
+      last_heartbeat = now;
+      if (!ok) break;
+    }
     if (!events.empty()) {
       v1::AgentMessage message;
       const uint64_t last = events.back().seq();
@@ -147,16 +169,6 @@ bool Shipper::RunSession() {
         sent_seq = last;
       }
       continue;
-    }
-    if (now - last_heartbeat >= options_.heartbeat_interval) {
-      v1::AgentMessage message;
-      v1::Heartbeat* heartbeat = message.mutable_heartbeat();
-      heartbeat->set_version(SIPER_VERSION);
-      heartbeat->set_uptime_s(static_cast<uint64_t>(absl::ToInt64Seconds(now - started_)));
-      heartbeat->set_spool_records(pending_->Size());
-      heartbeat->set_agent_time_ns(absl::ToUnixNanos(now));
-      ok = stream->Write(message);
-      last_heartbeat = now;
     }
     if (sent_seq > pending_->AckedSeq() &&
         now - absl::FromUnixNanos(last_ack_ns.load()) > options_.ack_timeout) {

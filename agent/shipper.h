@@ -73,6 +73,9 @@ class Shipper {
   const ShipperOptions options_;
   PendingEvents* const pending_;
   const absl::Time started_ = absl::Now();
+  // events/s in heartbeats: seqs given out since the last heartbeat.
+  uint64_t rate_seq_ = 0;
+  absl::Time rate_since_ = absl::Now();
 
   std::atomic<bool> stopping_{false};
   std::atomic<bool> connected_{false};

@@ -177,6 +177,29 @@ TEST_F(AgentRunTest, SpooledLinesAreResentAfterTheirFileIsGone) {
               !std::filesystem::exists(dir_ / "state" / "spool" / "00000000000000000001.seg"));
 }
 
+TEST_F(AgentRunTest, HeartbeatsCarryVersionSpoolAndRate) {
+  config_.heartbeat_s = 1;
+  server_.service().set_ack(false);  // events stay in the spool
+  AppendLines("a.log", 1, 30);
+  auto agent = StartAgent();
+  ASSERT_NE(agent, nullptr);
+  ASSERT_TRUE(WaitFor([&] { return server_.service().stored_count() == 30; }));
+  ASSERT_TRUE(WaitFor([&] { return server_.service().heartbeats().size() >= 3; }));
+  EXPECT_TRUE(agent->Stop(absl::Milliseconds(100)).ok());
+  const auto heartbeats = server_.service().heartbeats();
+  const v1::Heartbeat& last = heartbeats.back();
+  EXPECT_EQ(last.version(), SIPER_VERSION);
+  EXPECT_EQ(last.spool_records(), 30u);
+  EXPECT_GT(last.spool_bytes(), 30u * 16);
+  EXPECT_EQ(last.drops(), 0u);
+  EXPECT_NEAR(static_cast<double>(last.agent_time_ns()),
+              static_cast<double>(absl::ToUnixNanos(absl::Now())), 10e9);
+  double max_rate = 0;
+  for (const auto& heartbeat : heartbeats) max_rate = std::max(max_rate, heartbeat.events_per_s());
+  EXPECT_GT(max_rate, 0.0);
+  EXPECT_GE(heartbeats.size(), 3u);
+}
+
 TEST_F(AgentRunTest, FimChangesArriveAlsoThoseMadeWhileStopped) {
   const auto etc = dir_ / "etc";
   std::filesystem::create_directories(etc / "sub");

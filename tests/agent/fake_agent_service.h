@@ -42,6 +42,10 @@ class FakeAgentService final : public v1::AgentService::Service {
   // crashes between its write and its ack).
   void set_ack(bool ack) { ack_ = ack; }
 
+  std::vector<v1::Heartbeat> heartbeats() const {
+    std::lock_guard lock(mu_);
+    return heartbeats_;
+  }
   std::map<std::pair<std::string, uint64_t>, Stored> stored() const {
     std::lock_guard lock(mu_);
     return stored_;
@@ -95,6 +99,10 @@ class FakeAgentService final : public v1::AgentService::Service {
         ++hellos_;
         continue;
       }
+      if (message.has_heartbeat()) {
+        std::lock_guard lock(mu_);
+        heartbeats_.push_back(message.heartbeat());
+      }
       if (!message.has_batch()) continue;
       uint64_t max_seq = 0;
       uint32_t stored = 0;
@@ -134,6 +142,7 @@ class FakeAgentService final : public v1::AgentService::Service {
   std::set<std::string> tokens_;
   int enrolled_ = 0;
   std::map<std::pair<std::string, uint64_t>, Stored> stored_;
+  std::vector<v1::Heartbeat> heartbeats_;
   std::string last_peer_cn_;
   std::atomic<bool> ack_{true};
   std::atomic<int> hellos_{0};
