@@ -100,6 +100,35 @@ TEST(IocImport, UsomListWithCrlfDuplicatesAndInvalidLines) {
   EXPECT_TRUE(HasHit(hits, "69.160.38.3/~caspernetwork")) << Describe(hits);
 }
 
+TEST(IocImport, HostileLinesAreInvalidNotFatal) {
+  std::string text = "t\xc3\xbcrkiye-evil.com\n";      // Unicode, not punycode: not supported yet
+  text += std::string("nul\0byte.com\n", 13);            // a NUL inside
+  text += std::string(5000, 'a') + ".com\n";             // longer than a domain may be
+  text += "ok.example.com";                               // no final newline
+  IocSetBuilder b;
+  auto stats = b.ImportText(IocFeedFormat::kPlainList, text, Feed("hostile"));
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_EQ(stats->added, 1u);
+  EXPECT_EQ(stats->invalid, 3u);
+  ASSERT_EQ(stats->invalid_samples.size(), 3u);
+  EXPECT_EQ(stats->invalid_samples[1].find('\0'), std::string::npos);  // control bytes escaped
+  EXPECT_NE(stats->invalid_samples[1].find("\\x00"), std::string::npos) << stats->invalid_samples[1];
+  EXPECT_LT(stats->invalid_samples[2].size(), 200u);  // long values cut
+
+  IocEntry meta;
+  meta.feed = "manual";
+  meta.category = "phishing";
+  EXPECT_TRUE(b.Add("HTTPS://Manual.Example.org/", meta));
+  EXPECT_FALSE(b.Add("not valid", meta));
+  EXPECT_EQ(b.size(), 2u);
+  auto set = BuildOrDie(b);
+  ASSERT_NE(set, nullptr);
+  auto hits = set->LookupFields({{"destination.domain", "manual.example.org"}});
+  ASSERT_EQ(hits.size(), 1u) << Describe(hits);
+  EXPECT_EQ(hits[0].kind, IocKind::kDomain);
+  EXPECT_EQ(hits[0].category, "phishing");
+}
+
 TEST(IocLookup, ParentDomainWalkIsCaseInsensitiveAndIgnoresTrailingDot) {
   IocSetBuilder b;
   ASSERT_TRUE(b.ImportText(IocFeedFormat::kPlainList, "evil.com\n", Feed("list")).ok());
