@@ -9,6 +9,7 @@
 #include "cli/ops_command.h"
 #include "cli/output.h"
 #include "cli/rules_command.h"
+#include "cli/users_command.h"
 #include "common/time_util.h"
 #include "siper/v1/analyst_service.grpc.pb.h"
 
@@ -242,6 +243,7 @@ int Run(int argc, char** argv) {
                                [&g](grpc::ClientContext* c) { SetDeadline(c, g); },
                                [&g](const grpc::Status& s) { CheckStatus(s, g); }, &g.json});
   AddIncidentCommands(app, g.connection, g.json, g.timeout_s);
+  AddUserCommands(app, g.connection, g.json, g.timeout_s);
   CLI::App* rules = app.add_subcommand("rules", "test and lint detection rules offline");
   rules->require_subcommand(1);
   AddRulesCommands(*rules);

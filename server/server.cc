@@ -93,6 +93,8 @@ absl::StatusOr<std::unique_ptr<SiperServer>> SiperServer::Start(const ServerConf
   builder.RegisterService(s->agent_service_.get());
   builder.RegisterService(s->analyst_service_.get());
   builder.RegisterService(s->incident_service_.get());
+  s->user_service_ = std::make_unique<UserServiceImpl>(&s->pki_.ca);
+  builder.RegisterService(s->user_service_.get());
   builder.SetMaxReceiveMessageSize(64 << 20);
   // A second server on the same port must fail, not silently share it.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);

@@ -15,6 +15,7 @@
 #include "server/ingest.h"
 #include "server/maintenance.h"
 #include "server/storage/store.h"
+#include "server/user_service.h"
 
 namespace siper::server {
 
@@ -47,6 +48,7 @@ class SiperServer {
   std::unique_ptr<IngestPipeline> ingest_;
   std::unique_ptr<AgentServiceImpl> agent_service_;
   std::unique_ptr<AnalystServiceImpl> analyst_service_;
+  std::unique_ptr<UserServiceImpl> user_service_;
   std::unique_ptr<grpc::Server> grpc_server_;
   int port_ = 0;
   bool shut_down_ = false;

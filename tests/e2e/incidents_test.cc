@@ -100,7 +100,18 @@ class IncidentsEndToEnd : public ::testing::Test {
     return CtlAs(Pki("admin.pem"), Pki("admin.key"), std::move(args));
   }
 
-  // A user certificate with `role`, signed by the server's CA (DATA_DIR/pki/ca.key).
+  // A user certificate through `siperctl users create` (key made locally, CSR signed by the
+  // server for an admin caller).
+  std::pair<fs::path, fs::path> CreateUser(const std::string& name, const std::string& role) {
+    fs::path dir = root_ / "users";
+    CommandResult r = Ctl({"users", "create", name, "--role", role, "--out", dir.string()});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(fs::status(dir / (name + ".key")).permissions() & fs::perms::group_read,
+              fs::perms::none);
+    return {dir / (name + ".pem"), dir / (name + ".key")};
+  }
+
+  // A user certificate with `role`, signed directly with the server's CA (DATA_DIR/pki/ca.key).
   std::pair<fs::path, fs::path> IssueUser(const std::string& name, const std::string& role) {
     pki::KeyAndCert ca{ReadFile(Pki("ca.key")).value(), ReadFile(Pki("ca.pem")).value()};
     absl::StatusOr<pki::KeyAndCert> user = pki::IssueWithNewKey(ca, name, role, absl::Hours(1));
@@ -255,7 +266,7 @@ TEST_F(IncidentsEndToEnd, AttackLogOpensOneIncidentPerAttackerAndTheWorkflowHold
   EXPECT_EQ(JsonLines(triage.out).at(0)["state"], "triage");
 
   // A viewer reads but cannot change; an agent certificate gets nothing.
-  auto [viewer_cert, viewer_key] = IssueUser("veli", pki::kRoleViewer);
+  auto [viewer_cert, viewer_key] = CreateUser("veli", pki::kRoleViewer);
   CommandResult viewer_list = CtlAs(viewer_cert, viewer_key, {"incidents", "list", "--json"});
   EXPECT_EQ(viewer_list.exit_code, 0) << viewer_list.err;
   EXPECT_EQ(JsonLines(viewer_list.out).size(), Incidents().size());
@@ -268,9 +279,20 @@ TEST_F(IncidentsEndToEnd, AttackLogOpensOneIncidentPerAttackerAndTheWorkflowHold
   EXPECT_EQ(agent_list.exit_code, 4) << agent_list.err;
   EXPECT_TRUE(agent_list.out.empty()) << agent_list.out;
   EXPECT_EQ(Show(id)["state"], "triage");
+  // Only an admin issues user certificates.
+  CommandResult viewer_issue = CtlAs(viewer_cert, viewer_key,
+                                     {"users", "create", "mallory", "--role", "admin", "--out",
+                                      (root_ / "mallory").string()});
+  EXPECT_EQ(viewer_issue.exit_code, 4) << viewer_issue.err;
+  // A certificate signed by the CA directly works the same (the path without siperctl).
+  auto [direct_cert, direct_key] = IssueUser("vedat", pki::kRoleViewer);
+  EXPECT_EQ(CtlAs(direct_cert, direct_key, {"incidents", "transition", id, "--to", "closed",
+                                            "--resolution", "false-positive"})
+                .exit_code,
+            4);
 
   // An analyst can work the incident.
-  auto [analyst_cert, analyst_key] = IssueUser("ayse", pki::kRoleAnalyst);
+  auto [analyst_cert, analyst_key] = CreateUser("ayse", pki::kRoleAnalyst);
   CommandResult assign = CtlAs(analyst_cert, analyst_key, {"incidents", "assign", id, "ayse"});
   ASSERT_EQ(assign.exit_code, 0) << assign.err;
   ASSERT_EQ(Ctl({"incidents", "note", id, "blocked 203.0.113.45 at the firewall"}).exit_code, 0);
