@@ -11,10 +11,9 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <exception>
 #include <filesystem>
 #include <set>
-
-#include <exception>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -139,8 +138,8 @@ void Agent::FimLoop() {
         fim_outbox_.events.push_back(std::move(event));
       }
       // Save only what is safely spooled: a crash before re-reports, never loses.
-      save = fim_->baseline_dirty() && fim_outbox_.events.empty() &&
-             fim_outbox_.in_flight == 0 && pending_->DurableSeq() >= fim_outbox_.last_seq;
+      save = fim_->baseline_dirty() && fim_outbox_.events.empty() && fim_outbox_.in_flight == 0 &&
+             pending_->DurableSeq() >= fim_outbox_.last_seq;
     }
     if (save) {
       if (absl::Status status = fim_->SaveBaseline(); !status.ok()) {

@@ -102,8 +102,8 @@ absl::StatusOr<AgentConfig> ParseRoot(const YAML::Node& root, const std::filesys
   SIPER_RETURN_IF_ERROR(CheckKeys(
       errors, root, "",
       {"server", "state_dir", "logs", "fim", "log_file", "log_level", "batch_max_events",
-       "batch_max_delay_ms", "max_pending_events", "max_pending_bytes", "poll_interval_ms",
-       "spool", "fim_rescan_s", "fim_large_file_bytes", "heartbeat_s"}));
+       "batch_max_delay_ms", "max_pending_events", "max_pending_bytes", "poll_interval_ms", "spool",
+       "fim_rescan_s", "fim_large_file_bytes", "heartbeat_s"}));
 
   if (!root["server"]) {
     return errors.Error(root, "server", "is required (HOST:PORT of siper-server)");
@@ -162,9 +162,9 @@ absl::StatusOr<AgentConfig> ParseRoot(const YAML::Node& root, const std::filesys
                            GetInt(errors, root["fim_rescan_s"], "fim_rescan_s", 1, 7 * 86400));
   }
   if (root["fim_large_file_bytes"]) {
-    SIPER_ASSIGN_OR_RETURN(config.fim_large_file_bytes,
-                           GetInt(errors, root["fim_large_file_bytes"], "fim_large_file_bytes", 0,
-                                  int64_t{1} << 50));
+    SIPER_ASSIGN_OR_RETURN(
+        config.fim_large_file_bytes,
+        GetInt(errors, root["fim_large_file_bytes"], "fim_large_file_bytes", 0, int64_t{1} << 50));
   }
   if (root["heartbeat_s"]) {
     SIPER_ASSIGN_OR_RETURN(config.heartbeat_s,
@@ -172,7 +172,8 @@ absl::StatusOr<AgentConfig> ParseRoot(const YAML::Node& root, const std::filesys
   }
   if (const YAML::Node spool = root["spool"]; spool && !spool.IsNull()) {
     if (!spool.IsMap()) {
-      return errors.Error(spool, "spool", "must be a mapping (fsync, fsync_interval_ms, max_bytes)");
+      return errors.Error(spool, "spool",
+                          "must be a mapping (fsync, fsync_interval_ms, max_bytes)");
     }
     SIPER_RETURN_IF_ERROR(CheckKeys(errors, spool, "spool.",
                                     {"fsync", "fsync_interval_ms", "max_bytes", "segment_bytes"}));
@@ -190,19 +191,19 @@ absl::StatusOr<AgentConfig> ParseRoot(const YAML::Node& root, const std::filesys
       }
     }
     if (spool["fsync_interval_ms"]) {
-      SIPER_ASSIGN_OR_RETURN(config.spool_fsync_interval_ms,
-                             GetInt(errors, spool["fsync_interval_ms"], "spool.fsync_interval_ms",
-                                    10, 600000));
+      SIPER_ASSIGN_OR_RETURN(
+          config.spool_fsync_interval_ms,
+          GetInt(errors, spool["fsync_interval_ms"], "spool.fsync_interval_ms", 10, 600000));
     }
     if (spool["max_bytes"]) {
-      SIPER_ASSIGN_OR_RETURN(config.spool_max_bytes,
-                             GetInt(errors, spool["max_bytes"], "spool.max_bytes", 1 << 20,
-                                    int64_t{1} << 40));
+      SIPER_ASSIGN_OR_RETURN(
+          config.spool_max_bytes,
+          GetInt(errors, spool["max_bytes"], "spool.max_bytes", 1 << 20, int64_t{1} << 40));
     }
     if (spool["segment_bytes"]) {
-      SIPER_ASSIGN_OR_RETURN(config.spool_segment_bytes,
-                             GetInt(errors, spool["segment_bytes"], "spool.segment_bytes", 4096,
-                                    int64_t{1} << 30));
+      SIPER_ASSIGN_OR_RETURN(
+          config.spool_segment_bytes,
+          GetInt(errors, spool["segment_bytes"], "spool.segment_bytes", 4096, int64_t{1} << 30));
     }
   }
 
@@ -272,8 +273,9 @@ absl::StatusOr<AgentConfig> ParseRoot(const YAML::Node& root, const std::filesys
           return errors.Error(ignore, prefix + ".ignore", "must be a list of glob patterns");
         }
         for (size_t j = 0; j < ignore.size(); ++j) {
-          SIPER_ASSIGN_OR_RETURN(std::string glob,
-                                 GetString(errors, ignore[j], absl::StrCat(prefix, ".ignore[", j, "]")));
+          SIPER_ASSIGN_OR_RETURN(
+              std::string glob,
+              GetString(errors, ignore[j], absl::StrCat(prefix, ".ignore[", j, "]")));
           input.ignore.push_back(std::move(glob));
         }
       }

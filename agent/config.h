@@ -44,13 +44,13 @@ struct AgentConfig {
   size_t max_pending_events = 10000;    // only for an in-memory store; the agent uses the spool
   size_t max_pending_bytes = 32 << 20;  // the same, in bytes
   SpoolFsyncPolicy spool_fsync = SpoolFsyncPolicy::kInterval;  // spool.fsync
-  int spool_fsync_interval_ms = 1000;                            // spool.fsync_interval_ms
+  int spool_fsync_interval_ms = 1000;                          // spool.fsync_interval_ms
   uint64_t spool_max_bytes = uint64_t{1} << 30;  // spool.max_bytes: reading pauses beyond
   uint64_t spool_segment_bytes = 16 << 20;       // spool.segment_bytes
-  int poll_interval_ms = 200;           // how often log files are checked without inotify
-  int fim_rescan_s = 3600;              // full FIM rescan, catching what inotify missed
-  uint64_t fim_large_file_bytes = 64 << 20;  // larger files are hashed in a low-priority pass
-  int heartbeat_s = 30;                      // heartbeat interval
+  int poll_interval_ms = 200;                    // how often log files are checked without inotify
+  int fim_rescan_s = 3600;                       // full FIM rescan, catching what inotify missed
+  uint64_t fim_large_file_bytes = 64 << 20;      // larger files are hashed in a low-priority pass
+  int heartbeat_s = 30;                          // heartbeat interval
 };
 
 // Parses `text` as the content of `source` (used in messages only).

@@ -123,7 +123,7 @@ struct RecordReader {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<DiskSpool>> DiskSpool::Open(std::filesystem::path dir,
-                                                          SpoolOptions options) {
+                                                           SpoolOptions options) {
   SIPER_RETURN_IF_ERROR(EnsureDirectory(dir, 0700));
   std::unique_ptr<DiskSpool> spool(new DiskSpool(std::move(dir), options));
   SIPER_RETURN_IF_ERROR(spool->Recover());
@@ -390,7 +390,8 @@ void DiskSpool::DropAckedSegmentsLocked() {
       unsynced_ = false;
     }
     if (unlink(segments_.front().path.c_str()) != 0 && errno != ENOENT) {
-      spdlog::warn("{}", Errno("spool: cannot delete acknowledged segment", segments_.front().path));
+      spdlog::warn("{}",
+                   Errno("spool: cannot delete acknowledged segment", segments_.front().path));
     }
     if (cursor_.segment == segments_.front().path.string()) cursor_ = {};
     bytes_ -= segments_.front().bytes;

@@ -28,7 +28,7 @@ enum class SpoolFsync {
 };
 
 struct SpoolOptions {
-  SpoolFsync fsync = SpoolFsync::kInterval;        // default interval
+  SpoolFsync fsync = SpoolFsync::kInterval;          // default interval
   absl::Duration fsync_interval = absl::Seconds(1);  // default 1 s
   uint64_t max_bytes = uint64_t{1} << 30;            // default 1 GiB; Room() is 0 beyond
   uint64_t segment_bytes = 16 << 20;                 // default 16 MiB; a segment rolls beyond
@@ -40,7 +40,7 @@ class DiskSpool final : public PendingEvents {
   // checks every record's CRC, truncates a torn or corrupt tail (logged), and
   // deletes segments that are fully acknowledged.
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<DiskSpool>> Open(std::filesystem::path dir,
-                                                                      SpoolOptions options = {});
+                                                                       SpoolOptions options = {});
   ~DiskSpool() override;
   DiskSpool(const DiskSpool&) = delete;
   DiskSpool& operator=(const DiskSpool&) = delete;

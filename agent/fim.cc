@@ -12,9 +12,8 @@
 #include <cerrno>
 #include <cstring>
 #include <memory>
-#include <utility>
-
 #include <nlohmann/json.hpp>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "common/files.h"
@@ -142,8 +141,7 @@ const FimInput* FileIntegrityMonitor::Covering(const std::string& path) const {
   for (const FimInput& input : inputs_) {
     if (path == input.path) return &input;
     if (!UnderOrEqual(path, input.path)) continue;
-    if (!input.recursive &&
-        std::filesystem::path(path).parent_path().string() != input.path) {
+    if (!input.recursive && std::filesystem::path(path).parent_path().string() != input.path) {
       continue;
     }
     return &input;
@@ -329,8 +327,8 @@ void FileIntegrityMonitor::DrainInotify() {
       const std::string path = (std::filesystem::path(watch->second) / ev->name).string();
       if (ev->mask & IN_ISDIR) {
         if (ev->mask & (IN_CREATE | IN_MOVED_TO)) {
-          if (const FimInput* input = Covering(path); input != nullptr && input->recursive &&
-                                                      !Ignored(path, *input)) {
+          if (const FimInput* input = Covering(path);
+              input != nullptr && input->recursive && !Ignored(path, *input)) {
             WatchTree(path, *input);
           }
         }
@@ -380,9 +378,9 @@ std::vector<v1::FileEvent> FileIntegrityMonitor::TakeEvents() {
 absl::Status FileIntegrityMonitor::SaveBaseline() {
   nlohmann::json files = nlohmann::json::object();
   for (const auto& [path, e] : baseline_) {
-    files[path] = {{"size", e.size},         {"mode", e.mode},         {"uid", e.uid},
-                   {"gid", e.gid},           {"mtime_ns", e.mtime_ns}, {"ctime_ns", e.ctime_ns},
-                   {"ino", e.ino},           {"sha256", e.sha256}};
+    files[path] = {{"size", e.size}, {"mode", e.mode},         {"uid", e.uid},
+                   {"gid", e.gid},   {"mtime_ns", e.mtime_ns}, {"ctime_ns", e.ctime_ns},
+                   {"ino", e.ino},   {"sha256", e.sha256}};
   }
   const nlohmann::json doc = {{"version", kBaselineVersion}, {"files", std::move(files)}};
   SIPER_RETURN_IF_ERROR(WriteFileAtomic(

@@ -95,7 +95,7 @@ class FileIntegrityMonitor {
   bool first_run_ = false;  // no fim.json yet: the first scan is the baseline
   bool dirty_ = false;
   std::vector<v1::FileEvent> events_;
-  std::set<std::string> changed_;   // paths inotify named, to check
+  std::set<std::string> changed_;  // paths inotify named, to check
   // Large files waiting for the low-priority pass -> whether found by the first scan.
   std::map<std::string, bool> deferred_;
   absl::Time next_rescan_ = absl::InfiniteFuture();

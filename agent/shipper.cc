@@ -123,7 +123,8 @@ bool Shipper::RunSession() {
     if (ok) connected_ = true;
   }
   uint64_t sent_seq = pending_->AckedSeq();
-  // The first heartbeat goes out right after Hello (the server learns the version and clock at once).
+  // The first heartbeat goes out right after Hello (the server learns the version and clock at
+  // once).
   absl::Time last_heartbeat = absl::InfinitePast();
   const int64_t batch_linger_ns = absl::ToInt64Nanoseconds(options_.batch_max_delay);
   while (ok && !stopping_ && !reader_done) {
@@ -142,9 +143,9 @@ bool Shipper::RunSession() {
       v1::Heartbeat* heartbeat = message.mutable_heartbeat();
       heartbeat->set_version(SIPER_VERSION);
       heartbeat->set_uptime_s(static_cast<uint64_t>(absl::ToInt64Seconds(now - started_)));
-      heartbeat->set_events_per_s(
-          seconds > 0 && last_seq >= rate_seq_ ? static_cast<double>(last_seq - rate_seq_) / seconds
-                                               : 0.0);
+      heartbeat->set_events_per_s(seconds > 0 && last_seq >= rate_seq_
+                                      ? static_cast<double>(last_seq - rate_seq_) / seconds
+                                      : 0.0);
       heartbeat->set_spool_records(pending_->Size());
       heartbeat->set_spool_bytes(pending_->Bytes());
       heartbeat->set_drops(0);  // every collector pauses instead of dropping

@@ -71,10 +71,14 @@ int main(int argc, char** argv) {
   int small_files = 5000;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
-    if (flag == "--dir") dir = argv[i + 1];
-    else if (flag == "--large-mib") large_mib = std::stoul(argv[i + 1]);
-    else if (flag == "--large-files") large_files = std::stoi(argv[i + 1]);
-    else if (flag == "--small-files") small_files = std::stoi(argv[i + 1]);
+    if (flag == "--dir")
+      dir = argv[i + 1];
+    else if (flag == "--large-mib")
+      large_mib = std::stoul(argv[i + 1]);
+    else if (flag == "--large-files")
+      large_files = std::stoi(argv[i + 1]);
+    else if (flag == "--small-files")
+      small_files = std::stoi(argv[i + 1]);
   }
   bool remove = false;
   if (dir.empty()) {

@@ -113,7 +113,8 @@ heartbeat_s: 10
   EXPECT_EQ(config->fim_rescan_s, 600);
   EXPECT_EQ(config->fim_large_file_bytes, 1048576u);
   EXPECT_EQ(config->heartbeat_s, 10);
-  ExpectError("server: 127.0.0.1:7443\nfim:\n  - path: etc\n", "fim[0].path': must be an absolute path");
+  ExpectError("server: 127.0.0.1:7443\nfim:\n  - path: etc\n",
+              "fim[0].path': must be an absolute path");
   ExpectError("server: 127.0.0.1:7443\nfim:\n  - path: /etc\n    ignore: x\n",
               "fim[0].ignore': must be a list");
 }

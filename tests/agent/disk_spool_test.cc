@@ -251,7 +251,8 @@ TEST(DiskSpoolTest, NextWaitsForAppendAndWakes) {
     usleep(50000);
     spool->Wake();
   });
-  EXPECT_TRUE(spool->Next(2, 1, kBig, absl::ZeroDuration(), absl::Now() + absl::Seconds(30)).empty());
+  EXPECT_TRUE(
+      spool->Next(2, 1, kBig, absl::ZeroDuration(), absl::Now() + absl::Seconds(30)).empty());
   waker.join();
 }
 

@@ -60,9 +60,11 @@ class Monitor {
   std::vector<Change> Changes(const std::vector<v1::FileEvent>& events) {
     std::vector<Change> out;
     for (const auto& e : events) {
-      out.push_back({std::filesystem::path(e.path()).lexically_relative(root_).string(), e.change()});
+      out.push_back(
+          {std::filesystem::path(e.path()).lexically_relative(root_).string(), e.change()});
     }
-    std::sort(out.begin(), out.end(), [](const Change& a, const Change& b) { return a.name < b.name; });
+    std::sort(out.begin(), out.end(),
+              [](const Change& a, const Change& b) { return a.name < b.name; });
     return out;
   }
   std::vector<Change> WaitChanges() { return Changes(Wait()); }
@@ -91,8 +93,9 @@ TEST(FimTest, BaselineThenAddModifyChmodDelete) {
   Overwrite(dir / "watched/sub/b.conf", "b\n");
   Monitor monitor(dir);
   auto baseline = monitor.fim().TakeEvents();
-  EXPECT_EQ(monitor.Changes(baseline), (std::vector<Change>{{"a.conf", v1::FILE_CHANGE_BASELINE},
-                                                            {"sub/b.conf", v1::FILE_CHANGE_BASELINE}}));
+  EXPECT_EQ(monitor.Changes(baseline),
+            (std::vector<Change>{{"a.conf", v1::FILE_CHANGE_BASELINE},
+                                 {"sub/b.conf", v1::FILE_CHANGE_BASELINE}}));
   ASSERT_TRUE(monitor.fim().SaveBaseline().ok());
 
   Overwrite(dir / "watched/sub/new.conf", "hello\n");
@@ -111,12 +114,14 @@ TEST(FimTest, BaselineThenAddModifyChmodDelete) {
 
   ASSERT_EQ(chmod((dir / "watched/a.conf").c_str(), 0600), 0);
   auto chmoded = monitor.Wait();
-  ASSERT_EQ(monitor.Changes(chmoded), (std::vector<Change>{{"a.conf", v1::FILE_CHANGE_ATTRIBUTES}}));
+  ASSERT_EQ(monitor.Changes(chmoded),
+            (std::vector<Change>{{"a.conf", v1::FILE_CHANGE_ATTRIBUTES}}));
   EXPECT_EQ(chmoded[0].mode() & 07777, 0600u);
 
   std::filesystem::remove(dir / "watched/sub/b.conf");
   auto deleted = monitor.Wait();
-  ASSERT_EQ(monitor.Changes(deleted), (std::vector<Change>{{"sub/b.conf", v1::FILE_CHANGE_DELETED}}));
+  ASSERT_EQ(monitor.Changes(deleted),
+            (std::vector<Change>{{"sub/b.conf", v1::FILE_CHANGE_DELETED}}));
   EXPECT_TRUE(deleted[0].sha256().empty());
 
   // A directory made later is watched too.
