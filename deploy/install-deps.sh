@@ -6,7 +6,7 @@ pkgs=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   librocksdb-dev libssl-dev libhyperscan-dev libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev libyaml-cpp-dev nlohmann-json3-dev
-  libcli11-dev libre2-dev libabsl-dev
+  libcli11-dev libre2-dev libabsl-dev zlib1g-dev
 )
 missing=()
 for p in "${pkgs[@]}"; do
