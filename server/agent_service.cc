@@ -158,6 +158,11 @@ class StreamReactor final : public grpc::ServerBidiReactor<AgentMessage, ServerM
     info_.set_last_seen_ns(now);
     if (last_seq > info_.last_seq()) info_.set_last_seq(last_seq);
     info_.set_events(info_.events() + stored);
+    // An admin may have revoked the agent since this stream began: never write that back.
+    if (auto current = store_->GetAgent(agent_id_);
+        current.ok() && current->has_value() && (*current)->revoked()) {
+      info_.set_revoked(true);
+    }
     if (absl::Status st = store_->PutAgent(info_); !st.ok()) {
       spdlog::warn("agent {}: cannot update registry: {}", agent_id_, st.ToString());
     }

@@ -158,7 +158,7 @@ class OpsTest : public ::testing::Test {
   }
 
   // Enrolls an agent watching a log of these lines and waits until all are stored.
-  void StoreLines(const std::vector<std::string>& log_lines) {
+  void StoreLines(const std::vector<std::string>& log_lines, bool keep_agent = false) {
     const int lines = static_cast<int>(log_lines.size());
     fs::path log = root_ / "auth.log";
     {
@@ -192,6 +192,7 @@ class OpsTest : public ::testing::Test {
     }
     ASSERT_EQ(static_cast<int>(events.size()), lines) << ServerOutput();
     agent_id_ = events[0]["agent_id"].get<std::string>();
+    if (keep_agent) return;
     agent_->Signal(SIGTERM);
     EXPECT_EQ(agent_->Wait(20000), 0);
     agent_.reset();
@@ -320,11 +321,22 @@ TEST_F(OpsTest, VerifyNamesChangedRemovedAndReorderedRecords) {
   EXPECT_EQ(forged.value("problem", ""), "bad seal") << forged.dump();
 }
 
-// A revoked agent's next stream is refused.
+// A revoked agent's next stream is refused; a stream still open when it is
+// revoked does not write the flag back.
 TEST_F(OpsTest, RevokedAgentIsRefused) {
-  ASSERT_NO_FATAL_FAILURE(StoreEvents(3));
+  ASSERT_NO_FATAL_FAILURE(StoreLines({"Nov 28 10:00:00 web01 CRON[1]: one"}, true));
   CommandResult r = Ctl({"agents", "revoke", agent_id_});
   ASSERT_EQ(r.exit_code, 0) << r.err;
+  // The running agent sends one more batch: its registry update keeps revoked.
+  std::ofstream(root_ / "auth.log", std::ios::app) << "Nov 28 10:00:01 web01 CRON[2]: two\n";
+  auto stored = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (ParseJsonLines(Ctl({"events", "search", "--json"}).out).size() < 2) {
+    ASSERT_LT(std::chrono::steady_clock::now(), stored);
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  agent_->Signal(SIGTERM);
+  EXPECT_EQ(agent_->Wait(20000), 0);
   CommandResult list = Ctl({"agents", "list", "--json"});
   ASSERT_EQ(list.exit_code, 0);
   EXPECT_TRUE(ParseJsonLines(list.out).at(0).value("revoked", false)) << list.out;
