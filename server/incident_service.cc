@@ -200,11 +200,10 @@ void IncidentServiceImpl::OnStored(const std::string& agent_id,
 
 void IncidentServiceImpl::StartDeadlineTimer() {
   timer_ = std::thread([this] {
+    // The first round runs at once: a deadline that passed while the server was down is
+    // raised at start-up.
     std::unique_lock<std::mutex> lock(timer_mu_);
     while (!stopping_) {
-      timer_cv_.wait_for(lock, absl::ToChronoSeconds(options_.deadline_check_period),
-                         [this] { return stopping_; });
-      if (stopping_) break;
       lock.unlock();
       try {
         CheckDeadlines();
@@ -212,6 +211,8 @@ void IncidentServiceImpl::StartDeadlineTimer() {
         spdlog::error("incidents: deadline check failed: {}", e.what());
       }
       lock.lock();
+      timer_cv_.wait_for(lock, absl::ToChronoSeconds(options_.deadline_check_period),
+                         [this] { return stopping_; });
     }
   });
 }

@@ -314,6 +314,28 @@ TEST_F(IncidentsEndToEnd, AttackLogOpensOneIncidentPerAttackerAndTheWorkflowHold
   EXPECT_EQ(Incidents({"--state", "investigating"}).size(), 1u);
   EXPECT_EQ(Incidents({"--state", "closed"}).size(), 0u);
 
+  // Restart: the incident comes back from RocksDB, and the passed USOM deadline is raised
+  // (deadline thread, first round at start-up) once: a "deadline-passed" timeline entry,
+  // audited as incident.deadline_passed.
+  agent_.reset();
+  StopServer();
+  ASSERT_NO_FATAL_FAILURE(StartServer(kInstitutionYaml));
+  json reloaded;
+  auto passed = [](const json& incident) {
+    int n = 0;
+    for (const json& e : incident["timeline"]) n += e["kind"] == "deadline-passed";
+    return n;
+  };
+  auto raise_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (std::chrono::steady_clock::now() < raise_deadline) {
+    reloaded = Show(id);
+    if (passed(reloaded) > 0) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  EXPECT_EQ(passed(reloaded), 1) << reloaded["timeline"].dump();
+  EXPECT_EQ(reloaded["state"], "investigating");
+  EXPECT_EQ(reloaded["alerts"].size(), brute["alerts"].size());
+
   // Audit: who, when, what, before and after; the chain verifies.
   CommandResult audit = Ctl({"audit", "list", "--json"});
   ASSERT_EQ(audit.exit_code, 0) << audit.err;
@@ -337,6 +359,14 @@ TEST_F(IncidentsEndToEnd, AttackLogOpensOneIncidentPerAttackerAndTheWorkflowHold
   }
   EXPECT_TRUE(saw_triage) << audit.out;
   EXPECT_TRUE(saw_assign) << audit.out;
+  int deadline_records = 0;
+  for (const json& r : records) {
+    if (r["action"] == "incident.deadline_passed" && r["target"] == id) {
+      ++deadline_records;
+      EXPECT_EQ(r["actor"], "system");
+    }
+  }
+  EXPECT_EQ(deadline_records, 1) << audit.out;
   CommandResult verify = Ctl({"audit", "verify", "--json"});
   ASSERT_EQ(verify.exit_code, 0) << verify.err;
   json verified = JsonLines(verify.out).at(0);
@@ -405,10 +435,11 @@ TEST_F(IncidentsEndToEnd, AttackLogOpensOneIncidentPerAttackerAndTheWorkflowHold
   agent_.reset();
   StopServer();
   ASSERT_NO_FATAL_FAILURE(StartServer(kInstitutionYaml));
-  json reloaded = Show(id);
+  reloaded = Show(id);
   EXPECT_EQ(reloaded["state"], "closed");
   EXPECT_EQ(reloaded["resolution"], "true-positive");
   EXPECT_EQ(reloaded["alerts"].size(), brute["alerts"].size());
+  EXPECT_EQ(passed(reloaded), 1) << "a deadline was raised twice";
   EXPECT_EQ(JsonLines(Ctl({"audit", "list", "--json"}).out).size(), audit_count);
   CommandResult verify_again = Ctl({"audit", "verify"});
   EXPECT_EQ(verify_again.exit_code, 0) << verify_again.err << verify_again.out;
