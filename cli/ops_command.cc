@@ -86,8 +86,7 @@ void AddBackup(CLI::App& app, const OpsHooks& hooks) {
   CLI::App* backup = app.add_subcommand(
       "backup", "checkpoint the store into DIR on the server host while ingest runs (admin)");
   auto dir = std::make_shared<std::string>();
-  backup->add_option("DIR", *dir, "directory on the server host; must not exist yet")
-      ->required();
+  backup->add_option("DIR", *dir, "directory on the server host; must not exist yet")->required();
   backup->callback([hooks, dir] {
     siper::v1::BackupRequest request;
     // The path is the server's; made absolute here for the common case of one host.
@@ -100,8 +99,7 @@ void AddBackup(CLI::App& app, const OpsHooks& hooks) {
     if (*hooks.json) {
       PrintJsonLine(std::cout, {{"dir", r.dir()}, {"head_length", r.head_length()}});
     } else {
-      std::cout << "backup written to " << r.dir() << " (chain length " << r.head_length()
-                << ")\n";
+      std::cout << "backup written to " << r.dir() << " (chain length " << r.head_length() << ")\n";
     }
   });
 }

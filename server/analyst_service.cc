@@ -167,8 +167,7 @@ grpc::Status AnalystServiceImpl::CreateToken(grpc::ServerContext* context,
 grpc::Status AnalystServiceImpl::Verify(grpc::ServerContext* context,
                                         const siper::v1::VerifyRequest* request,
                                         siper::v1::VerifyResponse* response) {
-  absl::StatusOr<pki::Identity> id =
-      RequireRole(*context, {pki::kRoleAnalyst, pki::kRoleAdmin});
+  absl::StatusOr<pki::Identity> id = RequireRole(*context, {pki::kRoleAnalyst, pki::kRoleAdmin});
   if (!id.ok()) return ToGrpc(id.status());
   // Seal first, so what was written up to now is covered by a signature too.
   if (sealer_ != nullptr) {

@@ -51,9 +51,10 @@ absl::StatusOr<std::unique_ptr<ChainSealer::Key>> LoadOrCreateKey(
     key->pkey = PEM_read_bio_PrivateKey(bio, nullptr, nullptr, nullptr);
     BIO_free(bio);
     if (key->pkey == nullptr || EVP_PKEY_get_id(key->pkey) != EVP_PKEY_ED25519) {
-      return absl::DataLossError(absl::StrCat(
-          file.string(), " is not an Ed25519 private key in PEM; restore it from a backup (seals "
-                         "made with it cannot be checked without it)"));
+      return absl::DataLossError(
+          absl::StrCat(file.string(),
+                       " is not an Ed25519 private key in PEM; restore it from a backup (seals "
+                       "made with it cannot be checked without it)"));
     }
     return key;
   }
@@ -75,8 +76,7 @@ absl::StatusOr<std::unique_ptr<ChainSealer::Key>> LoadOrCreateKey(
 
 }  // namespace
 
-std::string ChainSealer::SignedMessage(uint64_t length, const std::string& hash,
-                                       int64_t time_ns) {
+std::string ChainSealer::SignedMessage(uint64_t length, const std::string& hash, int64_t time_ns) {
   return absl::StrCat("siper-chain-seal-v1\n", BigEndian64(length),
                       BigEndian64(static_cast<uint64_t>(time_ns)), hash);
 }
@@ -104,7 +104,9 @@ ChainSealer::ChainSealer(storage::Store* store, std::unique_ptr<Key> key, int64_
 
 ChainSealer::~ChainSealer() { Stop(); }
 
-void ChainSealer::Start() { thread_ = std::thread([this] { Run(); }); }
+void ChainSealer::Start() {
+  thread_ = std::thread([this] { Run(); });
+}
 
 void ChainSealer::Stop() {
   {
@@ -143,16 +145,15 @@ absl::Status ChainSealer::SealNow() {
   std::string message = SignedMessage(seal.length, seal.hash, seal.time_ns);
   EVP_MD_CTX* ctx = EVP_MD_CTX_new();
   size_t sig_len = 0;
-  bool ok = ctx != nullptr &&
-            EVP_DigestSignInit(ctx, nullptr, nullptr, nullptr, key_->pkey) == 1 &&
-            EVP_DigestSign(ctx, nullptr, &sig_len,
-                           reinterpret_cast<const unsigned char*>(message.data()),
-                           message.size()) == 1;
+  bool ok =
+      ctx != nullptr && EVP_DigestSignInit(ctx, nullptr, nullptr, nullptr, key_->pkey) == 1 &&
+      EVP_DigestSign(ctx, nullptr, &sig_len, reinterpret_cast<const unsigned char*>(message.data()),
+                     message.size()) == 1;
   if (ok) {
     seal.signature.resize(sig_len);
-    ok = EVP_DigestSign(ctx, reinterpret_cast<unsigned char*>(seal.signature.data()), &sig_len,
-                        reinterpret_cast<const unsigned char*>(message.data()),
-                        message.size()) == 1;
+    ok =
+        EVP_DigestSign(ctx, reinterpret_cast<unsigned char*>(seal.signature.data()), &sig_len,
+                       reinterpret_cast<const unsigned char*>(message.data()), message.size()) == 1;
     seal.signature.resize(sig_len);
   }
   EVP_MD_CTX_free(ctx);
@@ -174,8 +175,7 @@ absl::StatusOr<SealReport> ChainSealer::CheckSeals() const {
       std::string message = SignedMessage(seal.length, seal.hash, seal.time_ns);
       EVP_MD_CTX* ctx = EVP_MD_CTX_new();
       bool valid =
-          ctx != nullptr &&
-          EVP_DigestVerifyInit(ctx, nullptr, nullptr, nullptr, key_->pkey) == 1 &&
+          ctx != nullptr && EVP_DigestVerifyInit(ctx, nullptr, nullptr, nullptr, key_->pkey) == 1 &&
           EVP_DigestVerify(ctx, reinterpret_cast<const unsigned char*>(seal.signature.data()),
                            seal.signature.size(),
                            reinterpret_cast<const unsigned char*>(message.data()),

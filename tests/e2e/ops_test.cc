@@ -139,10 +139,15 @@ class OpsTest : public ::testing::Test {
 
   CommandResult Ctl(std::vector<std::string> args) {
     const std::string cert = "admin";
-    std::vector<std::string> argv = {SIPERCTL_BIN, "--server", address_,
-                                     "--ca",       Pki("ca.pem").string(),
-                                     "--cert",     Pki(cert + ".pem").string(),
-                                     "--key",      Pki(cert + ".key").string()};
+    std::vector<std::string> argv = {SIPERCTL_BIN,
+                                     "--server",
+                                     address_,
+                                     "--ca",
+                                     Pki("ca.pem").string(),
+                                     "--cert",
+                                     Pki(cert + ".pem").string(),
+                                     "--key",
+                                     Pki(cert + ".key").string()};
     argv.insert(argv.end(), args.begin(), args.end());
     return RunCommand(argv);
   }
@@ -168,10 +173,9 @@ class OpsTest : public ::testing::Test {
     CommandResult token = Ctl({"tokens", "create"});
     ASSERT_EQ(token.exit_code, 0) << token.err;
     fs::path state = root_ / "agent";
-    CommandResult enroll = RunCommand(
-        {SIPER_AGENT_BIN, "enroll", "--server", address_, "--token",
-         token.out.substr(0, token.out.find('\n')), "--ca", Pki("ca.pem").string(), "--state-dir",
-         state.string()});
+    CommandResult enroll = RunCommand({SIPER_AGENT_BIN, "enroll", "--server", address_, "--token",
+                                       token.out.substr(0, token.out.find('\n')), "--ca",
+                                       Pki("ca.pem").string(), "--state-dir", state.string()});
     ASSERT_EQ(enroll.exit_code, 0) << enroll.out << enroll.err;
     agent_config_ = root_ / "agent.yaml";
     std::ofstream(agent_config_) << "server: " << address_ << "\n"
@@ -217,8 +221,8 @@ class OpsTest : public ::testing::Test {
   void RestoreAndDamage(const fs::path& backup, const std::function<void(RawDb&)>& damage) {
     StopServer();
     fs::remove_all(data_dir_ / "db");
-    CommandResult r = RunCommand({SIPER_SERVER_BIN, "--restore-from", backup.string(),
-                                  "--data-dir", data_dir_.string()});
+    CommandResult r = RunCommand(
+        {SIPER_SERVER_BIN, "--restore-from", backup.string(), "--data-dir", data_dir_.string()});
     ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
     {
       RawDb raw(data_dir_ / "db");
@@ -291,9 +295,8 @@ TEST_F(OpsTest, VerifyNamesChangedRemovedAndReorderedRecords) {
   EXPECT_NE(human.out.find(agent_id_), std::string::npos) << human.out;
 
   // Removed: one event deleted.
-  ASSERT_NO_FATAL_FAILURE(RestoreAndDamage(backup, [](RawDb& raw) {
-    raw.Delete("events", raw.Event(7).first);
-  }));
+  ASSERT_NO_FATAL_FAILURE(
+      RestoreAndDamage(backup, [](RawDb& raw) { raw.Delete("events", raw.Event(7).first); }));
   ExpectNamesSeq(Verify(1), "removed", agent_id_, 7);
 
   // Reordered: two events' values swapped.

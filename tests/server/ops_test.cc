@@ -44,10 +44,13 @@ class OpsFixture : public ::testing::Test {
   }
   size_t CountEvents() {
     size_t n = 0;
-    EXPECT_TRUE(store_->SearchEvents({}, [&](const siper::v1::Event&) {
-                  ++n;
-                  return true;
-                }).ok());
+    EXPECT_TRUE(store_
+                    ->SearchEvents({},
+                                   [&](const siper::v1::Event&) {
+                                     ++n;
+                                     return true;
+                                   })
+                    .ok());
     return n;
   }
 
@@ -68,10 +71,12 @@ TEST_F(OpsFixture, SealerKeyIsPrivateStableAndItsSealsVerify) {
   // Nothing to seal in an empty chain.
   ASSERT_TRUE((*sealer)->SealNow().ok());
   int seals = 0;
-  ASSERT_TRUE(store_->ListChainSeals([&](const storage::ChainSeal&) {
-                      ++seals;
-                      return true;
-                    }).ok());
+  ASSERT_TRUE(store_
+                  ->ListChainSeals([&](const storage::ChainSeal&) {
+                    ++seals;
+                    return true;
+                  })
+                  .ok());
   EXPECT_EQ(seals, 0);
 
   Write(1, kT0);
