@@ -80,8 +80,7 @@ void PrintIncidentTable(const std::vector<json>& incidents) {
     table.AddRow({Str(i, "id"), Str(i, "state"), Str(i, "severity"), Str(i, "risk_score"),
                   absl::StrCat(Str(i, "rsit_class"), "/", Str(i, "rsit_type")),
                   std::to_string(i.value("alerts", json::array()).size()), Str(i, "assignee"),
-                  Overdue(i), Str(i.value("times", json::object()), "detected"),
-                  Str(i, "title")});
+                  Overdue(i), Str(i.value("times", json::object()), "detected"), Str(i, "title")});
   }
   table.Print(std::cout);
 }
@@ -109,8 +108,8 @@ void PrintIncidentDetail(const json& i) {
     std::cout << "\nAlerts (" << alerts.size() << "):\n";
     Table t({"ALERT", "TIME", "LEVEL", "HOST", "SOURCE IP", "RULE"});
     for (const json& a : alerts) {
-      t.AddRow({Str(a, "id"), Str(a, "time"), Str(a, "level"), Str(a, "host"),
-                Str(a, "source_ip"), Str(a, "title")});
+      t.AddRow({Str(a, "id"), Str(a, "time"), Str(a, "level"), Str(a, "host"), Str(a, "source_ip"),
+                Str(a, "title")});
     }
     t.Print(std::cout);
   }
@@ -144,8 +143,7 @@ void PrintChanged(const siper::v1::IncidentJson& response, const Ctx& c) {
   } else {
     std::cout << Str(i, "id") << ": " << Str(i, "state") << ", severity " << Str(i, "severity")
               << ", " << i.value("alerts", json::array()).size() << " alerts"
-              << (Str(i, "assignee").empty() ? "" : ", assigned to " + Str(i, "assignee"))
-              << "\n";
+              << (Str(i, "assignee").empty() ? "" : ", assigned to " + Str(i, "assignee")) << "\n";
   }
 }
 
@@ -195,7 +193,8 @@ void AddIncidents(CLI::App& app, const Ctx& c) {
     });
   }
   {
-    CLI::App* show = inc->add_subcommand("show", "one incident: fields, alerts, observables, timeline");
+    CLI::App* show =
+        inc->add_subcommand("show", "one incident: fields, alerts, observables, timeline");
     auto id = std::make_shared<std::string>();
     show->add_option("INCIDENT", *id, "incident id, e.g. INC-2026-0001")->required();
     show->callback([c, id] {
@@ -217,96 +216,156 @@ void AddIncidents(CLI::App& app, const Ctx& c) {
   {
     CLI::App* create = inc->add_subcommand("create", "open an incident by hand");
     auto req = std::make_shared<siper::v1::CreateIncidentRequest>();
-    create->add_option_function<std::string>("--title", [req](const std::string& v) { req->set_title(v); }, "title")->required();
-    create->add_option_function<std::string>("--description", [req](const std::string& v) { req->set_description(v); }, "description");
-    create->add_option_function<std::string>("--rsit-class", [req](const std::string& v) { req->set_rsit_class(v); }, "RSIT class (default other)");
-    create->add_option_function<std::string>("--rsit-type", [req](const std::string& v) { req->set_rsit_type(v); }, "RSIT type (default undetermined)");
-    create->add_option_function<std::string>("--severity", [req](const std::string& v) { req->set_severity(v); }, "low, medium (default), high, critical");
-    create->add_option_function<std::string>("--tlp", [req](const std::string& v) { req->set_tlp(v); }, "TLP (default amber)");
-    create->add_option_function<std::string>("--assignee", [req](const std::string& v) { req->set_assignee(v); }, "who works on it");
-    create->add_flag_function("--personal-data-breach", [req](int64_t) { req->set_personal_data_breach(true); }, "a personal-data breach (KVKK 72 h)");
+    create
+        ->add_option_function<std::string>(
+            "--title", [req](const std::string& v) { req->set_title(v); }, "title")
+        ->required();
+    create->add_option_function<std::string>(
+        "--description", [req](const std::string& v) { req->set_description(v); }, "description");
+    create->add_option_function<std::string>(
+        "--rsit-class", [req](const std::string& v) { req->set_rsit_class(v); },
+        "RSIT class (default other)");
+    create->add_option_function<std::string>(
+        "--rsit-type", [req](const std::string& v) { req->set_rsit_type(v); },
+        "RSIT type (default undetermined)");
+    create->add_option_function<std::string>(
+        "--severity", [req](const std::string& v) { req->set_severity(v); },
+        "low, medium (default), high, critical");
+    create->add_option_function<std::string>(
+        "--tlp", [req](const std::string& v) { req->set_tlp(v); }, "TLP (default amber)");
+    create->add_option_function<std::string>(
+        "--assignee", [req](const std::string& v) { req->set_assignee(v); }, "who works on it");
+    create->add_flag_function(
+        "--personal-data-breach", [req](int64_t) { req->set_personal_data_breach(true); },
+        "a personal-data breach (KVKK 72 h)");
     create->callback([c, req] {
-      Change(c, *req, [](IncidentService::Stub& s, grpc::ClientContext* ctx, const auto& r, auto* out) {
-        return s.CreateIncident(ctx, r, out);
-      });
+      Change(c, *req,
+             [](IncidentService::Stub& s, grpc::ClientContext* ctx, const auto& r, auto* out) {
+               return s.CreateIncident(ctx, r, out);
+             });
     });
   }
   {
     CLI::App* tr = inc->add_subcommand("transition", "move an incident to another state");
     auto req = std::make_shared<siper::v1::TransitionRequest>();
-    tr->add_option_function<std::string>("INCIDENT", [req](const std::string& v) { req->set_id(v); }, "incident id")->required();
-    tr->add_option_function<std::string>("--to", [req](const std::string& v) { req->set_to(v); },
-                                         "new, triage, investigating, contained, eradicated, recovered, closed")->required();
-    tr->add_option_function<std::string>("--resolution", [req](const std::string& v) { req->set_resolution(v); },
-                                         "closing: true-positive, false-positive, duplicate");
-    tr->add_option_function<std::string>("--reason", [req](const std::string& v) { req->set_reason(v); }, "why (kept in the timeline)");
+    tr->add_option_function<std::string>(
+          "INCIDENT", [req](const std::string& v) { req->set_id(v); }, "incident id")
+        ->required();
+    tr->add_option_function<std::string>(
+          "--to", [req](const std::string& v) { req->set_to(v); },
+          "new, triage, investigating, contained, eradicated, recovered, closed")
+        ->required();
+    tr->add_option_function<std::string>(
+        "--resolution", [req](const std::string& v) { req->set_resolution(v); },
+        "closing: true-positive, false-positive, duplicate");
+    tr->add_option_function<std::string>(
+        "--reason", [req](const std::string& v) { req->set_reason(v); },
+        "why (kept in the timeline)");
     tr->callback([c, req] {
       if (req->to() == "closed" && req->resolution().empty()) {
         Fail("closing needs --resolution true-positive, false-positive or duplicate", 2);
       }
-      Change(c, *req, [](IncidentService::Stub& s, grpc::ClientContext* ctx, const auto& r, auto* out) {
-        return s.Transition(ctx, r, out);
-      });
+      Change(c, *req,
+             [](IncidentService::Stub& s, grpc::ClientContext* ctx, const auto& r, auto* out) {
+               return s.Transition(ctx, r, out);
+             });
     });
   }
   {
     CLI::App* as = inc->add_subcommand("assign", "assign an incident");
     auto req = std::make_shared<siper::v1::AssignRequest>();
-    as->add_option_function<std::string>("INCIDENT", [req](const std::string& v) { req->set_id(v); }, "incident id")->required();
-    as->add_option_function<std::string>("ASSIGNEE", [req](const std::string& v) { req->set_assignee(v); }, "user name")->required();
+    as->add_option_function<std::string>(
+          "INCIDENT", [req](const std::string& v) { req->set_id(v); }, "incident id")
+        ->required();
+    as->add_option_function<std::string>(
+          "ASSIGNEE", [req](const std::string& v) { req->set_assignee(v); }, "user name")
+        ->required();
     as->callback([c, req] {
-      Change(c, *req, [](IncidentService::Stub& s, grpc::ClientContext* ctx, const auto& r, auto* out) {
-        return s.Assign(ctx, r, out);
-      });
+      Change(c, *req,
+             [](IncidentService::Stub& s, grpc::ClientContext* ctx, const auto& r, auto* out) {
+               return s.Assign(ctx, r, out);
+             });
     });
   }
   {
     CLI::App* note = inc->add_subcommand("note", "add a note");
     auto req = std::make_shared<siper::v1::NoteRequest>();
-    note->add_option_function<std::string>("INCIDENT", [req](const std::string& v) { req->set_id(v); }, "incident id")->required();
-    note->add_option_function<std::string>("TEXT", [req](const std::string& v) { req->set_text(v); }, "the note")->required();
+    note->add_option_function<std::string>(
+            "INCIDENT", [req](const std::string& v) { req->set_id(v); }, "incident id")
+        ->required();
+    note->add_option_function<std::string>(
+            "TEXT", [req](const std::string& v) { req->set_text(v); }, "the note")
+        ->required();
     note->callback([c, req] {
-      Change(c, *req, [](IncidentService::Stub& s, grpc::ClientContext* ctx, const auto& r, auto* out) {
-        return s.AddNote(ctx, r, out);
-      });
+      Change(c, *req,
+             [](IncidentService::Stub& s, grpc::ClientContext* ctx, const auto& r, auto* out) {
+               return s.AddNote(ctx, r, out);
+             });
     });
   }
   for (const bool attach : {true, false}) {
-    CLI::App* sub = inc->add_subcommand(attach ? "attach" : "detach",
-                                        attach ? "link stored alerts to an incident"
-                                               : "unlink alerts from an incident");
+    CLI::App* sub = inc->add_subcommand(
+        attach ? "attach" : "detach",
+        attach ? "link stored alerts to an incident" : "unlink alerts from an incident");
     auto req = std::make_shared<siper::v1::AlertsRequest>();
-    sub->add_option_function<std::string>("INCIDENT", [req](const std::string& v) { req->set_id(v); }, "incident id")->required();
+    sub->add_option_function<std::string>(
+           "INCIDENT", [req](const std::string& v) { req->set_id(v); }, "incident id")
+        ->required();
     sub->add_option_function<std::vector<std::string>>(
-           "ALERT", [req](const std::vector<std::string>& v) { for (const auto& a : v) req->add_alert_ids(a); },
-           "alert ids (siperctl alerts list --json)")->required();
+           "ALERT",
+           [req](const std::vector<std::string>& v) {
+             for (const auto& a : v) req->add_alert_ids(a);
+           },
+           "alert ids (siperctl alerts list --json)")
+        ->required();
     sub->callback([c, req, attach] {
-      Change(c, *req, [attach](IncidentService::Stub& s, grpc::ClientContext* ctx, const auto& r, auto* out) {
-        return attach ? s.Attach(ctx, r, out) : s.Detach(ctx, r, out);
-      });
+      Change(
+          c, *req,
+          [attach](IncidentService::Stub& s, grpc::ClientContext* ctx, const auto& r, auto* out) {
+            return attach ? s.Attach(ctx, r, out) : s.Detach(ctx, r, out);
+          });
     });
   }
   {
-    CLI::App* merge = inc->add_subcommand("merge", "merge incidents into TARGET (the others close as duplicates)");
+    CLI::App* merge = inc->add_subcommand(
+        "merge", "merge incidents into TARGET (the others close as duplicates)");
     auto req = std::make_shared<siper::v1::MergeRequest>();
-    merge->add_option_function<std::string>("TARGET", [req](const std::string& v) { req->set_target(v); }, "incident that stays")->required();
-    merge->add_option_function<std::vector<std::string>>(
-             "SOURCE", [req](const std::vector<std::string>& v) { for (const auto& a : v) req->add_sources(a); },
-             "incidents merged into it")->required();
+    merge
+        ->add_option_function<std::string>(
+            "TARGET", [req](const std::string& v) { req->set_target(v); }, "incident that stays")
+        ->required();
+    merge
+        ->add_option_function<std::vector<std::string>>(
+            "SOURCE",
+            [req](const std::vector<std::string>& v) {
+              for (const auto& a : v) req->add_sources(a);
+            },
+            "incidents merged into it")
+        ->required();
     merge->callback([c, req] {
-      Change(c, *req, [](IncidentService::Stub& s, grpc::ClientContext* ctx, const auto& r, auto* out) {
-        return s.Merge(ctx, r, out);
-      });
+      Change(c, *req,
+             [](IncidentService::Stub& s, grpc::ClientContext* ctx, const auto& r, auto* out) {
+               return s.Merge(ctx, r, out);
+             });
     });
   }
   {
     CLI::App* split = inc->add_subcommand("split", "move alerts out of an incident into a new one");
     auto req = std::make_shared<siper::v1::SplitRequest>();
-    split->add_option_function<std::string>("INCIDENT", [req](const std::string& v) { req->set_id(v); }, "incident id")->required();
-    split->add_option_function<std::vector<std::string>>(
-             "ALERT", [req](const std::vector<std::string>& v) { for (const auto& a : v) req->add_alert_ids(a); },
-             "alert ids to move")->required();
-    split->add_option_function<std::string>("--title", [req](const std::string& v) { req->set_title(v); }, "title of the new incident");
+    split
+        ->add_option_function<std::string>(
+            "INCIDENT", [req](const std::string& v) { req->set_id(v); }, "incident id")
+        ->required();
+    split
+        ->add_option_function<std::vector<std::string>>(
+            "ALERT",
+            [req](const std::vector<std::string>& v) {
+              for (const auto& a : v) req->add_alert_ids(a);
+            },
+            "alert ids to move")
+        ->required();
+    split->add_option_function<std::string>(
+        "--title", [req](const std::string& v) { req->set_title(v); }, "title of the new incident");
     split->callback([c, req] {
       auto stub = Stub(c);
       grpc::ClientContext context;
@@ -321,51 +380,74 @@ void AddIncidents(CLI::App& app, const Ctx& c) {
     });
   }
   {
-    CLI::App* up = inc->add_subcommand("update", "change severity, classification, TLP, impact ...");
+    CLI::App* up =
+        inc->add_subcommand("update", "change severity, classification, TLP, impact ...");
     auto req = std::make_shared<siper::v1::UpdateRequest>();
-    up->add_option_function<std::string>("INCIDENT", [req](const std::string& v) { req->set_id(v); }, "incident id")->required();
-    up->add_option_function<std::string>("--severity", [req](const std::string& v) { req->set_severity(v); }, "low, medium, high, critical");
-    up->add_option_function<std::string>("--rsit-class", [req](const std::string& v) { req->set_rsit_class(v); }, "RSIT class (with --rsit-type)");
-    up->add_option_function<std::string>("--rsit-type", [req](const std::string& v) { req->set_rsit_type(v); }, "RSIT type");
-    up->add_option_function<std::string>("--tlp", [req](const std::string& v) { req->set_tlp(v); }, "clear, green, amber, amber+strict, red");
-    up->add_option_function<std::string>("--impact", [req](const std::string& v) { req->set_impact(v); }, "impact, for reports");
-    up->add_option_function<std::string>("--action", [req](const std::string& v) { req->set_action(v); }, "an action taken, appended");
-    up->add_option_function<int>("--asset-criticality", [req](int v) { req->set_asset_criticality(v); }, "1..5");
-    up->add_option_function<std::string>("--usom-reference", [req](const std::string& v) { req->set_usom_reference(v); },
-                                         "records the report to USOM now, with USOM's reference");
-    up->add_option_function<std::string>("--personal-data-breach", [req](const std::string& v) { req->set_personal_data_breach(v); },
-                                         "yes or no (KVKK 72 h from detection)");
+    up->add_option_function<std::string>(
+          "INCIDENT", [req](const std::string& v) { req->set_id(v); }, "incident id")
+        ->required();
+    up->add_option_function<std::string>(
+        "--severity", [req](const std::string& v) { req->set_severity(v); },
+        "low, medium, high, critical");
+    up->add_option_function<std::string>(
+        "--rsit-class", [req](const std::string& v) { req->set_rsit_class(v); },
+        "RSIT class (with --rsit-type)");
+    up->add_option_function<std::string>(
+        "--rsit-type", [req](const std::string& v) { req->set_rsit_type(v); }, "RSIT type");
+    up->add_option_function<std::string>(
+        "--tlp", [req](const std::string& v) { req->set_tlp(v); },
+        "clear, green, amber, amber+strict, red");
+    up->add_option_function<std::string>(
+        "--impact", [req](const std::string& v) { req->set_impact(v); }, "impact, for reports");
+    up->add_option_function<std::string>(
+        "--action", [req](const std::string& v) { req->set_action(v); },
+        "an action taken, appended");
+    up->add_option_function<int>(
+        "--asset-criticality", [req](int v) { req->set_asset_criticality(v); }, "1..5");
+    up->add_option_function<std::string>(
+        "--usom-reference", [req](const std::string& v) { req->set_usom_reference(v); },
+        "records the report to USOM now, with USOM's reference");
+    up->add_option_function<std::string>(
+        "--personal-data-breach", [req](const std::string& v) { req->set_personal_data_breach(v); },
+        "yes or no (KVKK 72 h from detection)");
     up->callback([c, req] {
-      Change(c, *req, [](IncidentService::Stub& s, grpc::ClientContext* ctx, const auto& r, auto* out) {
-        return s.Update(ctx, r, out);
-      });
+      Change(c, *req,
+             [](IncidentService::Stub& s, grpc::ClientContext* ctx, const auto& r, auto* out) {
+               return s.Update(ctx, r, out);
+             });
     });
   }
 }
 
 void AddReports(CLI::App& app, const Ctx& c) {
-  CLI::App* report = app.add_subcommand("report", "reports to USOM, KVKK and management (rendered by the server)");
+  CLI::App* report =
+      app.add_subcommand("report", "reports to USOM, KVKK and management (rendered by the server)");
   report->require_subcommand(1);
   struct Spec {
     const char* kind;
     const char* help;
     const char* formats;
   };
-  for (const Spec& spec : {Spec{"usom", "USOM incident report", "md, json or stix"},
-                           Spec{"kvkk", "KVKK Board breach notification", "md or json"},
-                           Spec{"summary", "counts, mean times, top rules and attackers", "md or html"}}) {
+  for (const Spec& spec :
+       {Spec{"usom", "USOM incident report", "md, json or stix"},
+        Spec{"kvkk", "KVKK Board breach notification", "md or json"},
+        Spec{"summary", "counts, mean times, top rules and attackers", "md or html"}}) {
     CLI::App* sub = report->add_subcommand(spec.kind, spec.help);
     auto req = std::make_shared<siper::v1::ReportRequest>();
     auto since = std::make_shared<std::string>();
     req->set_kind(spec.kind);
     req->set_format("md");
     if (std::string(spec.kind) != "summary") {
-      sub->add_option_function<std::string>("INCIDENT", [req](const std::string& v) { req->set_id(v); }, "incident id")->required();
+      sub->add_option_function<std::string>(
+             "INCIDENT", [req](const std::string& v) { req->set_id(v); }, "incident id")
+          ->required();
     } else {
       sub->add_option("--since", *since, "period start, e.g. 30d or ISO 8601 (default 30d)");
     }
-    sub->add_option_function<std::string>("--format", [req](const std::string& v) { req->set_format(v); }, spec.formats);
-    sub->add_option_function<std::string>("--lang", [req](const std::string& v) { req->set_lang(v); }, "tr (default) or en");
+    sub->add_option_function<std::string>(
+        "--format", [req](const std::string& v) { req->set_format(v); }, spec.formats);
+    sub->add_option_function<std::string>(
+        "--lang", [req](const std::string& v) { req->set_lang(v); }, "tr (default) or en");
     sub->callback([c, req, since] {
       if (!since->empty()) {
         absl::StatusOr<absl::Time> t = ParseTimeArg(*since, absl::Now());
@@ -384,13 +466,16 @@ void AddReports(CLI::App& app, const Ctx& c) {
 }
 
 void AddAudit(CLI::App& app, const Ctx& c) {
-  CLI::App* audit = app.add_subcommand("audit", "the append-only, hash-chained audit trail of incident changes");
+  CLI::App* audit =
+      app.add_subcommand("audit", "the append-only, hash-chained audit trail of incident changes");
   audit->require_subcommand(1);
   {
     CLI::App* list = audit->add_subcommand("list", "who changed what, when, with before and after");
     auto req = std::make_shared<siper::v1::ListAuditRequest>();
-    list->add_option_function<std::string>("--incident", [req](const std::string& v) { req->set_target(v); }, "only this incident");
-    list->add_option_function<uint64_t>("--from", [req](uint64_t v) { req->set_from_seq(v); }, "first record number");
+    list->add_option_function<std::string>(
+        "--incident", [req](const std::string& v) { req->set_target(v); }, "only this incident");
+    list->add_option_function<uint64_t>(
+        "--from", [req](uint64_t v) { req->set_from_seq(v); }, "first record number");
     list->callback([c, req] {
       auto stub = Stub(c);
       grpc::ClientContext context;
@@ -409,7 +494,8 @@ void AddAudit(CLI::App& app, const Ctx& c) {
         const json& after = r.contains("after") ? r["after"] : json();
         if (before.is_object() && after.is_object()) {
           std::vector<std::string> diffs;
-          for (const char* key : {"state", "severity", "assignee", "rsit_class", "tlp", "resolution"}) {
+          for (const char* key :
+               {"state", "severity", "assignee", "rsit_class", "tlp", "resolution"}) {
             if (Str(before, key) != Str(after, key)) {
               diffs.push_back(absl::StrCat(key, ": ", Str(before, key), " -> ", Str(after, key)));
             }
@@ -426,7 +512,8 @@ void AddAudit(CLI::App& app, const Ctx& c) {
     });
   }
   {
-    CLI::App* verify = audit->add_subcommand("verify", "check the stored audit chain; exit 5 if broken");
+    CLI::App* verify =
+        audit->add_subcommand("verify", "check the stored audit chain; exit 5 if broken");
     verify->callback([c] {
       auto stub = Stub(c);
       grpc::ClientContext context;

@@ -26,7 +26,8 @@ void AddUserCommands(CLI::App& app, const ConnectionFlags& connection, const boo
   CLI::App* users = app.add_subcommand("users", "people's client certificates (admin)");
   users->require_subcommand(1);
   CLI::App* create = users->add_subcommand(
-      "create", "make a key here and have the server sign it: writes DIR/NAME.key, NAME.pem, ca.pem");
+      "create",
+      "make a key here and have the server sign it: writes DIR/NAME.key, NAME.pem, ca.pem");
   struct Options {
     std::string name, role = "analyst", out;
     int64_t days = 365;

@@ -30,9 +30,9 @@ absl::StatusOr<pki::Identity> Writer(const grpc::ServerContext& context) {
   return RequireRole(context, {pki::kRoleAnalyst, pki::kRoleAdmin});
 }
 
-incidents::AlertInput ToAlertInput(const siper::v1::Alert& alert,
-                                   const std::map<std::string, std::pair<std::string, std::string>>&
-                                       rule_rsit) {
+incidents::AlertInput ToAlertInput(
+    const siper::v1::Alert& alert,
+    const std::map<std::string, std::pair<std::string, std::string>>& rule_rsit) {
   incidents::AlertInput in;
   in.id = alert.id();
   in.rule_id = alert.rule_id();
@@ -78,7 +78,8 @@ absl::StatusOr<std::unique_ptr<IncidentServiceImpl>> IncidentServiceImpl::Create
   // Deadline notifications already raised are remembered in the incidents' timelines.
   for (const Incident& incident : s->book_->List()) {
     for (const incidents::TimelineEntry& e : incident.timeline) {
-      if (e.kind == kDeadlineKind) s->deadline_keys_sent_.insert(e.text.substr(0, e.text.find(' ')));
+      if (e.kind == kDeadlineKind)
+        s->deadline_keys_sent_.insert(e.text.substr(0, e.text.find(' ')));
     }
   }
   spdlog::info("incidents: {} loaded, {} audit records", s->book_->List().size(),
@@ -108,8 +109,8 @@ absl::Status IncidentServiceImpl::LoadLocked() {
   SIPER_RETURN_IF_ERROR(parse_error);
   absl::StatusOr<incidents::AuditLog> audit = incidents::AuditLog::Restore(std::move(records));
   if (!audit.ok()) {
-    return absl::DataLossError(
-        absl::StrCat("the stored incident audit trail does not verify: ", audit.status().message()));
+    return absl::DataLossError(absl::StrCat("the stored incident audit trail does not verify: ",
+                                            audit.status().message()));
   }
   audit_ = *std::move(audit);
   std::vector<Incident> stored;
@@ -303,8 +304,7 @@ grpc::Status IncidentServiceImpl::GetIncident(grpc::ServerContext* context,
   std::lock_guard<std::mutex> lock(mu_);
   std::string j = IncidentJsonLocked(request->id());
   if (j.empty()) {
-    return grpc::Status(grpc::StatusCode::NOT_FOUND,
-                        absl::StrCat("no incident ", request->id()));
+    return grpc::Status(grpc::StatusCode::NOT_FOUND, absl::StrCat("no incident ", request->id()));
   }
   response->set_json(std::move(j));
   return grpc::Status::OK;
@@ -457,8 +457,8 @@ grpc::Status IncidentServiceImpl::Merge(grpc::ServerContext* context,
   std::vector<std::string> sources(request->sources().begin(), request->sources().end());
   if (sources.empty()) return Invalid("no incidents to merge given");
   return Mutate(
-      request->target(),
-      [&] { return book_->Merge(request->target(), sources, who->common_name); }, response);
+      request->target(), [&] { return book_->Merge(request->target(), sources, who->common_name); },
+      response);
 }
 
 grpc::Status IncidentServiceImpl::Split(grpc::ServerContext* context,
@@ -513,14 +513,17 @@ grpc::Status IncidentServiceImpl::Update(grpc::ServerContext* context,
         return book_->Update(
             request->id(), actor, "incident.update",
             [&](Incident& incident, absl::Time now) -> absl::Status {
-              if (severity) SIPER_RETURN_IF_ERROR(incidents::SetSeverity(incident, *severity, actor, now));
+              if (severity)
+                SIPER_RETURN_IF_ERROR(incidents::SetSeverity(incident, *severity, actor, now));
               if (!request->rsit_class().empty()) {
                 SIPER_RETURN_IF_ERROR(incidents::SetClassification(
                     incident, taxonomy_, request->rsit_class(), request->rsit_type(), actor, now));
               }
               if (tlp) incidents::SetTlp(incident, *tlp, actor, now);
-              if (!request->impact().empty()) incidents::SetImpact(incident, request->impact(), actor, now);
-              if (!request->action().empty()) incidents::AddAction(incident, request->action(), actor, now);
+              if (!request->impact().empty())
+                incidents::SetImpact(incident, request->impact(), actor, now);
+              if (!request->action().empty())
+                incidents::AddAction(incident, request->action(), actor, now);
               if (request->asset_criticality() != 0) {
                 SIPER_RETURN_IF_ERROR(incidents::SetAssetCriticality(
                     incident, request->asset_criticality(), actor, now));
@@ -591,9 +594,9 @@ grpc::Status IncidentServiceImpl::Report(grpc::ServerContext* context,
   return grpc::Status::OK;
 }
 
-grpc::Status IncidentServiceImpl::ListAudit(grpc::ServerContext* context,
-                                            const siper::v1::ListAuditRequest* request,
-                                            grpc::ServerWriter<siper::v1::AuditRecordJson>* writer) {
+grpc::Status IncidentServiceImpl::ListAudit(
+    grpc::ServerContext* context, const siper::v1::ListAuditRequest* request,
+    grpc::ServerWriter<siper::v1::AuditRecordJson>* writer) {
   absl::StatusOr<pki::Identity> who = Reader(*context);
   if (!who.ok()) return ToGrpc(who.status());
   std::vector<std::string> out;

@@ -63,8 +63,7 @@ class IncidentServiceImpl final : public siper::v1::IncidentService::Service {
   grpc::Status CreateIncident(grpc::ServerContext* context,
                               const siper::v1::CreateIncidentRequest* request,
                               siper::v1::IncidentJson* response) override;
-  grpc::Status Transition(grpc::ServerContext* context,
-                          const siper::v1::TransitionRequest* request,
+  grpc::Status Transition(grpc::ServerContext* context, const siper::v1::TransitionRequest* request,
                           siper::v1::IncidentJson* response) override;
   grpc::Status Assign(grpc::ServerContext* context, const siper::v1::AssignRequest* request,
                       siper::v1::IncidentJson* response) override;

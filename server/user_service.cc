@@ -20,9 +20,9 @@ grpc::Status UserServiceImpl::CreateUser(grpc::ServerContext* context,
                c == '.' || c == '-' || c == '_' || c == '@';
   }
   if (!name_ok) {
-    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                        absl::StrCat("user name '", name,
-                                     "' must be 1-64 letters, digits, '.', '-', '_' or '@'"));
+    return grpc::Status(
+        grpc::StatusCode::INVALID_ARGUMENT,
+        absl::StrCat("user name '", name, "' must be 1-64 letters, digits, '.', '-', '_' or '@'"));
   }
   const std::string& role = request->role();
   if (role != pki::kRoleViewer && role != pki::kRoleAnalyst && role != pki::kRoleAdmin) {

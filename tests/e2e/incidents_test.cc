@@ -47,9 +47,9 @@ class IncidentsEndToEnd : public ::testing::Test {
 
   // Starts siper-server, with `config_yaml` as its --config when not empty.
   void StartServer(const std::string& config_yaml) {
-    std::vector<std::string> argv = {SIPER_SERVER_BIN, "--data-dir", data_dir_.string(),
+    std::vector<std::string> argv = {SIPER_SERVER_BIN, "--data-dir",  data_dir_.string(),
                                      "--listen",       "127.0.0.1:0", "--rules",
-                                     SIPER_RULES_DIR,  "--workers",  "2"};
+                                     SIPER_RULES_DIR,  "--workers",   "2"};
     if (!config_yaml.empty()) {
       fs::path config = root_ / "server.yaml";
       std::ofstream(config) << config_yaml;
@@ -90,9 +90,9 @@ class IncidentsEndToEnd : public ::testing::Test {
 
   // siperctl with the given client certificate and key.
   CommandResult CtlAs(const fs::path& cert, const fs::path& key, std::vector<std::string> args) {
-    std::vector<std::string> argv = {SIPERCTL_BIN, "--server", address_, "--ca",
-                                     Pki("ca.pem").string(), "--cert", cert.string(), "--key",
-                                     key.string()};
+    std::vector<std::string> argv = {
+        SIPERCTL_BIN, "--server",    address_, "--ca",      Pki("ca.pem").string(),
+        "--cert",     cert.string(), "--key",  key.string()};
     argv.insert(argv.end(), args.begin(), args.end());
     return RunCommand(argv);
   }
@@ -137,10 +137,10 @@ class IncidentsEndToEnd : public ::testing::Test {
     CommandResult token = Ctl({"tokens", "create"});
     ASSERT_EQ(token.exit_code, 0) << token.err;
     agent_state_ = root_ / "agent";
-    CommandResult enroll = RunCommand(
-        {SIPER_AGENT_BIN, "enroll", "--server", address_, "--token",
-         token.out.substr(0, token.out.find('\n')), "--ca", Pki("ca.pem").string(), "--state-dir",
-         agent_state_.string()});
+    CommandResult enroll =
+        RunCommand({SIPER_AGENT_BIN, "enroll", "--server", address_, "--token",
+                    token.out.substr(0, token.out.find('\n')), "--ca", Pki("ca.pem").string(),
+                    "--state-dir", agent_state_.string()});
     ASSERT_EQ(enroll.exit_code, 0) << enroll.out << enroll.err;
     fs::path config = root_ / "agent.yaml";
     std::ofstream(config) << "server: " << address_ << "\n"
@@ -280,24 +280,25 @@ TEST_F(IncidentsEndToEnd, AttackLogOpensOneIncidentPerAttackerAndTheWorkflowHold
   EXPECT_TRUE(agent_list.out.empty()) << agent_list.out;
   EXPECT_EQ(Show(id)["state"], "triage");
   // Only an admin issues user certificates.
-  CommandResult viewer_issue = CtlAs(viewer_cert, viewer_key,
-                                     {"users", "create", "mallory", "--role", "admin", "--out",
-                                      (root_ / "mallory").string()});
+  CommandResult viewer_issue = CtlAs(
+      viewer_cert, viewer_key,
+      {"users", "create", "mallory", "--role", "admin", "--out", (root_ / "mallory").string()});
   EXPECT_EQ(viewer_issue.exit_code, 4) << viewer_issue.err;
   // A certificate signed by the CA directly works the same (the path without siperctl).
   auto [direct_cert, direct_key] = IssueUser("vedat", pki::kRoleViewer);
-  EXPECT_EQ(CtlAs(direct_cert, direct_key, {"incidents", "transition", id, "--to", "closed",
-                                            "--resolution", "false-positive"})
-                .exit_code,
-            4);
+  EXPECT_EQ(
+      CtlAs(direct_cert, direct_key,
+            {"incidents", "transition", id, "--to", "closed", "--resolution", "false-positive"})
+          .exit_code,
+      4);
 
   // An analyst can work the incident.
   auto [analyst_cert, analyst_key] = CreateUser("ayse", pki::kRoleAnalyst);
   CommandResult assign = CtlAs(analyst_cert, analyst_key, {"incidents", "assign", id, "ayse"});
   ASSERT_EQ(assign.exit_code, 0) << assign.err;
   ASSERT_EQ(Ctl({"incidents", "note", id, "blocked 203.0.113.45 at the firewall"}).exit_code, 0);
-  ASSERT_EQ(Ctl({"incidents", "update", id, "--severity", "high", "--impact",
-                 "root login on web1", "--action", "password reset"})
+  ASSERT_EQ(Ctl({"incidents", "update", id, "--severity", "high", "--impact", "root login on web1",
+                 "--action", "password reset"})
                 .exit_code,
             0);
   ASSERT_EQ(Ctl({"incidents", "transition", id, "--to", "investigating"}).exit_code, 0);
@@ -306,7 +307,8 @@ TEST_F(IncidentsEndToEnd, AttackLogOpensOneIncidentPerAttackerAndTheWorkflowHold
   EXPECT_EQ(now["severity"], "high");
   // Investigating with high severity: the USOM deadline (default: immediately) has passed.
   bool usom_overdue = false;
-  for (const json& d : now["deadlines"]) usom_overdue |= d["kind"] == "usom" && d["status"] == "overdue";
+  for (const json& d : now["deadlines"])
+    usom_overdue |= d["kind"] == "usom" && d["status"] == "overdue";
   EXPECT_TRUE(usom_overdue) << now["deadlines"].dump();
   std::vector<json> overdue = Incidents({"--overdue"});
   ASSERT_EQ(overdue.size(), 1u);
@@ -449,13 +451,13 @@ TEST_F(IncidentsEndToEnd, AttackLogOpensOneIncidentPerAttackerAndTheWorkflowHold
 // registration data marked as unset; incidents can be made, merged and split by hand.
 TEST_F(IncidentsEndToEnd, ManualIncidentsAndReportsWithoutAnInstitutionProfile) {
   ASSERT_NO_FATAL_FAILURE(StartServer(""));
-  CommandResult a = Ctl({"incidents", "create", "--title", "phishing mail to finance",
-                         "--rsit-class", "fraud", "--rsit-type", "phishing", "--severity",
-                         "high", "--json"});
+  CommandResult a =
+      Ctl({"incidents", "create", "--title", "phishing mail to finance", "--rsit-class", "fraud",
+           "--rsit-type", "phishing", "--severity", "high", "--json"});
   ASSERT_EQ(a.exit_code, 0) << a.err;
   std::string first = JsonLines(a.out).at(0)["id"];
-  CommandResult b = Ctl({"incidents", "create", "--title", "same phishing, second mailbox",
-                         "--json"});
+  CommandResult b =
+      Ctl({"incidents", "create", "--title", "same phishing, second mailbox", "--json"});
   ASSERT_EQ(b.exit_code, 0) << b.err;
   std::string second = JsonLines(b.out).at(0)["id"];
   EXPECT_NE(first, second);
