@@ -16,6 +16,7 @@
 #include "common/pki.h"
 #include "siper/v1/agent_service.grpc.pb.h"
 #include "siper/v1/analyst_service.grpc.pb.h"
+#include "tests/e2e/harness.h"
 #include "tests/e2e/process.h"
 
 namespace siper::testing {
@@ -28,16 +29,6 @@ using nlohmann::json;
 constexpr char kSshBruteForce[] = "d5c5f79f-af7a-436d-bc49-a04d1840d3d2";
 // rules/ruleset/linux/ssh_failed_password.yml
 constexpr char kSshFailedLogin[] = "7e623b43-6405-435c-a416-65a247983365";
-
-std::vector<json> ParseJsonLines(const std::string& text) {
-  std::vector<json> out;
-  std::istringstream in(text);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (!line.empty()) out.push_back(json::parse(line));
-  }
-  return out;
-}
 
 void AppendLines(const fs::path& file, const std::vector<std::string>& lines) {
   std::ofstream out(file, std::ios::app | std::ios::binary);
@@ -54,15 +45,9 @@ class EndToEndTest : public ::testing::Test {
         std::vector<std::string>{SIPER_SERVER_BIN, "--data-dir", data_dir_.string(), "--listen",
                                  "127.0.0.1:0", "--rules", SIPER_RULES_DIR, "--workers", "2"},
         root_ / "server.out");
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-    while (!fs::exists(data_dir_ / "server.port")) {
-      ASSERT_TRUE(server_->Running()) << "siper-server exited: " << ServerOutput();
-      ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "server did not start";
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    absl::StatusOr<std::string> port = ReadFile(data_dir_ / "server.port");
-    ASSERT_TRUE(port.ok());
-    address_ = "127.0.0.1:" + std::string(port->substr(0, port->find('\n')));
+    absl::StatusOr<std::string> address = WaitForServerAddress(*server_, data_dir_);
+    ASSERT_TRUE(address.ok()) << address.status() << ": " << ServerOutput();
+    address_ = *address;
   }
 
   void TearDown() override {

@@ -13,6 +13,7 @@
 
 #include "common/files.h"
 #include "common/pki.h"
+#include "tests/e2e/harness.h"
 #include "tests/e2e/process.h"
 
 namespace siper::testing {
@@ -26,16 +27,6 @@ constexpr char kBruteForceRule[] = "d5c5f79f-af7a-436d-bc49-a04d1840d3d2";
 // rules/ruleset/linux/ssh_failed_password.yml
 constexpr char kFailedLoginRule[] = "7e623b43-6405-435c-a416-65a247983365";
 constexpr char kAttacker[] = "203.0.113.45";
-
-std::vector<json> JsonLines(const std::string& text) {
-  std::vector<json> out;
-  std::istringstream in(text);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (!line.empty()) out.push_back(json::parse(line));
-  }
-  return out;
-}
 
 class IncidentsEndToEnd : public ::testing::Test {
  protected:
@@ -58,14 +49,9 @@ class IncidentsEndToEnd : public ::testing::Test {
     }
     fs::remove(data_dir_ / "server.port");
     server_ = std::make_unique<ChildProcess>(argv, root_ / "server.out");
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-    while (!fs::exists(data_dir_ / "server.port")) {
-      ASSERT_TRUE(server_->Running()) << "siper-server exited: " << ServerOutput();
-      ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "server did not start";
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    std::string port = ReadFile(data_dir_ / "server.port").value();
-    address_ = "127.0.0.1:" + port.substr(0, port.find('\n'));
+    absl::StatusOr<std::string> address = WaitForServerAddress(*server_, data_dir_);
+    ASSERT_TRUE(address.ok()) << address.status() << ": " << ServerOutput();
+    address_ = *address;
   }
 
   void StopServer() {
@@ -157,7 +143,7 @@ class IncidentsEndToEnd : public ::testing::Test {
     while (std::chrono::steady_clock::now() < deadline) {
       CommandResult r = Ctl({"events", "search", "--limit", "0", "--json"});
       ASSERT_EQ(r.exit_code, 0) << r.err;
-      stored = JsonLines(r.out).size();
+      stored = ParseJsonLines(r.out).size();
       if (stored >= lines) break;
       std::this_thread::sleep_for(std::chrono::milliseconds(200));
     }
@@ -169,13 +155,13 @@ class IncidentsEndToEnd : public ::testing::Test {
     args.insert(args.end(), extra.begin(), extra.end());
     CommandResult r = Ctl(args);
     EXPECT_EQ(r.exit_code, 0) << r.err;
-    return JsonLines(r.out);
+    return ParseJsonLines(r.out);
   }
 
   json Show(const std::string& id) {
     CommandResult r = Ctl({"incidents", "show", id, "--json"});
     EXPECT_EQ(r.exit_code, 0) << r.err;
-    std::vector<json> lines = JsonLines(r.out);
+    std::vector<json> lines = ParseJsonLines(r.out);
     EXPECT_EQ(lines.size(), 1u) << r.out;
     return lines.empty() ? json() : lines[0];
   }
@@ -263,13 +249,13 @@ TEST_F(IncidentsEndToEnd, AttackLogOpensOneIncidentPerAttackerAndTheWorkflowHold
 
   CommandResult triage = Ctl({"incidents", "transition", id, "--to", "triage", "--json"});
   ASSERT_EQ(triage.exit_code, 0) << triage.err;
-  EXPECT_EQ(JsonLines(triage.out).at(0)["state"], "triage");
+  EXPECT_EQ(ParseJsonLines(triage.out).at(0)["state"], "triage");
 
   // A viewer reads but cannot change; an agent certificate gets nothing.
   auto [viewer_cert, viewer_key] = CreateUser("veli", pki::kRoleViewer);
   CommandResult viewer_list = CtlAs(viewer_cert, viewer_key, {"incidents", "list", "--json"});
   EXPECT_EQ(viewer_list.exit_code, 0) << viewer_list.err;
-  EXPECT_EQ(JsonLines(viewer_list.out).size(), Incidents().size());
+  EXPECT_EQ(ParseJsonLines(viewer_list.out).size(), Incidents().size());
   CommandResult viewer_move =
       CtlAs(viewer_cert, viewer_key, {"incidents", "transition", id, "--to", "investigating"});
   EXPECT_EQ(viewer_move.exit_code, 4) << viewer_move.err;
@@ -341,7 +327,7 @@ TEST_F(IncidentsEndToEnd, AttackLogOpensOneIncidentPerAttackerAndTheWorkflowHold
   // Audit: who, when, what, before and after; the chain verifies.
   CommandResult audit = Ctl({"audit", "list", "--json"});
   ASSERT_EQ(audit.exit_code, 0) << audit.err;
-  std::vector<json> records = JsonLines(audit.out);
+  std::vector<json> records = ParseJsonLines(audit.out);
   ASSERT_FALSE(records.empty());
   bool saw_triage = false, saw_assign = false;
   uint64_t seq = 0;
@@ -371,7 +357,7 @@ TEST_F(IncidentsEndToEnd, AttackLogOpensOneIncidentPerAttackerAndTheWorkflowHold
   EXPECT_EQ(deadline_records, 1) << audit.out;
   CommandResult verify = Ctl({"audit", "verify", "--json"});
   ASSERT_EQ(verify.exit_code, 0) << verify.err;
-  json verified = JsonLines(verify.out).at(0);
+  json verified = ParseJsonLines(verify.out).at(0);
   EXPECT_TRUE(verified["ok"].get<bool>()) << verify.out;
   EXPECT_EQ(verified["records"].get<uint64_t>(), records.size());
 
@@ -433,7 +419,7 @@ TEST_F(IncidentsEndToEnd, AttackLogOpensOneIncidentPerAttackerAndTheWorkflowHold
   EXPECT_EQ(Show(id)["state"], "closed");
 
   // Restart: incidents and the audit trail come back from RocksDB and still verify.
-  size_t audit_count = JsonLines(Ctl({"audit", "list", "--json"}).out).size();
+  size_t audit_count = ParseJsonLines(Ctl({"audit", "list", "--json"}).out).size();
   agent_.reset();
   StopServer();
   ASSERT_NO_FATAL_FAILURE(StartServer(kInstitutionYaml));
@@ -442,7 +428,7 @@ TEST_F(IncidentsEndToEnd, AttackLogOpensOneIncidentPerAttackerAndTheWorkflowHold
   EXPECT_EQ(reloaded["resolution"], "true-positive");
   EXPECT_EQ(reloaded["alerts"].size(), brute["alerts"].size());
   EXPECT_EQ(passed(reloaded), 1) << "a deadline was raised twice";
-  EXPECT_EQ(JsonLines(Ctl({"audit", "list", "--json"}).out).size(), audit_count);
+  EXPECT_EQ(ParseJsonLines(Ctl({"audit", "list", "--json"}).out).size(), audit_count);
   CommandResult verify_again = Ctl({"audit", "verify"});
   EXPECT_EQ(verify_again.exit_code, 0) << verify_again.err << verify_again.out;
 }
@@ -455,11 +441,11 @@ TEST_F(IncidentsEndToEnd, ManualIncidentsAndReportsWithoutAnInstitutionProfile) 
       Ctl({"incidents", "create", "--title", "phishing mail to finance", "--rsit-class", "fraud",
            "--rsit-type", "phishing", "--severity", "high", "--json"});
   ASSERT_EQ(a.exit_code, 0) << a.err;
-  std::string first = JsonLines(a.out).at(0)["id"];
+  std::string first = ParseJsonLines(a.out).at(0)["id"];
   CommandResult b =
       Ctl({"incidents", "create", "--title", "same phishing, second mailbox", "--json"});
   ASSERT_EQ(b.exit_code, 0) << b.err;
-  std::string second = JsonLines(b.out).at(0)["id"];
+  std::string second = ParseJsonLines(b.out).at(0)["id"];
   EXPECT_NE(first, second);
   CommandResult bad_class =
       Ctl({"incidents", "create", "--title", "x", "--rsit-class", "nonsense"});

@@ -14,6 +14,7 @@
 #include "rocksdb/db.h"
 #include "siper/v1/events.pb.h"
 #include "siper/v1/storage.pb.h"
+#include "tests/e2e/harness.h"
 #include "tests/e2e/process.h"
 
 namespace siper::testing {
@@ -21,16 +22,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-
-std::vector<json> ParseJsonLines(const std::string& text) {
-  std::vector<json> out;
-  std::istringstream in(text);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (!line.empty()) out.push_back(json::parse(line));
-  }
-  return out;
-}
 
 // The store's RocksDB opened directly, with all its column families: what an
 // attacker with file access could do while the server is stopped.
@@ -111,15 +102,9 @@ class OpsTest : public ::testing::Test {
         std::vector<std::string>{SIPER_SERVER_BIN, "--data-dir", data_dir_.string(), "--listen",
                                  "127.0.0.1:0", "--rules", SIPER_RULES_DIR, "--workers", "1"},
         root_ / ("server" + std::to_string(server_runs_) + ".out"));
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-    while (!fs::exists(data_dir_ / "server.port")) {
-      ASSERT_TRUE(server_->Running()) << "siper-server exited: " << ServerOutput();
-      ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "server did not start";
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    absl::StatusOr<std::string> port = ReadFile(data_dir_ / "server.port");
-    ASSERT_TRUE(port.ok());
-    address_ = "127.0.0.1:" + std::string(port->substr(0, port->find('\n')));
+    absl::StatusOr<std::string> address = WaitForServerAddress(*server_, data_dir_);
+    ASSERT_TRUE(address.ok()) << address.status() << ": " << ServerOutput();
+    address_ = *address;
   }
 
   void StopServer() {

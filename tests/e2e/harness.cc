@@ -1,0 +1,37 @@
+#include "tests/e2e/harness.h"
+
+#include <chrono>
+#include <sstream>
+#include <thread>
+
+#include "common/files.h"
+
+namespace siper::testing {
+
+std::vector<nlohmann::json> ParseJsonLines(const std::string& text) {
+  std::vector<nlohmann::json> out;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (!line.empty()) out.push_back(nlohmann::json::parse(line));
+  }
+  return out;
+}
+
+absl::StatusOr<std::string> WaitForServerAddress(ChildProcess& server,
+                                                 const std::filesystem::path& data_dir) {
+  const std::filesystem::path port_file = data_dir / "server.port";
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (!std::filesystem::exists(port_file)) {
+    if (!server.Running()) return absl::UnavailableError("siper-server exited before it was ready");
+    if (std::chrono::steady_clock::now() > deadline) {
+      return absl::DeadlineExceededError("siper-server did not become ready within a minute");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  absl::StatusOr<std::string> port = ReadFile(port_file);
+  if (!port.ok()) return port.status();
+  return "127.0.0.1:" + port->substr(0, port->find('\n'));
+}
+
+}  // namespace siper::testing

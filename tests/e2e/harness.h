@@ -1,0 +1,24 @@
+// What every end-to-end test needs besides processes: JSON Lines parsing and
+// waiting for a started siper-server to tell its port.
+#pragma once
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "tests/e2e/process.h"
+
+namespace siper::testing {
+
+// One JSON value per non-empty line of siperctl --json output.
+std::vector<nlohmann::json> ParseJsonLines(const std::string& text);
+
+// Waits (up to a minute) for `server`, started with --data-dir `data_dir` and
+// --listen 127.0.0.1:0, to write DATA_DIR/server.port. Returns "127.0.0.1:PORT",
+// or an error when the server exited or never became ready.
+absl::StatusOr<std::string> WaitForServerAddress(ChildProcess& server,
+                                                 const std::filesystem::path& data_dir);
+
+}  // namespace siper::testing
