@@ -239,9 +239,9 @@ int Run(int argc, char** argv) {
   AddEvents(app, g);
   AddAlerts(app, g);
   AddTokens(app, g);
-  AddOpsCommands(app, OpsHooks{[&g] { return Stub(g); },
-                               [&g](grpc::ClientContext* c) { SetDeadline(c, g); },
-                               [&g](const grpc::Status& s) { CheckStatus(s, g); }, &g.json});
+  AddOpsCommands(
+      app, OpsHooks{[&g] { return Stub(g); }, [&g](grpc::ClientContext* c) { SetDeadline(c, g); },
+                    [&g](const grpc::Status& s) { CheckStatus(s, g); }, &g.json});
   AddIncidentCommands(app, g.connection, g.json, g.timeout_s);
   AddUserCommands(app, g.connection, g.json, g.timeout_s);
   CLI::App* rules = app.add_subcommand("rules", "test and lint detection rules offline");

@@ -7,8 +7,8 @@
 #include <cstring>
 #include <fstream>
 #include <set>
-#include <tuple>
 #include <sstream>
+#include <tuple>
 #include <unordered_set>
 #include <utility>
 
@@ -23,7 +23,9 @@ using strutil::AsciiStrToLower;
 using strutil::StrCat;
 
 std::string_view Trim(std::string_view s) {
-  auto ws = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' || c == '\v'; };
+  auto ws = [](char c) {
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' || c == '\v';
+  };
   while (!s.empty() && ws(s.front())) s.remove_prefix(1);
   while (!s.empty() && ws(s.back())) s.remove_suffix(1);
   // A UTF-8 byte order mark at the start of a file.
@@ -41,10 +43,17 @@ bool IsHex(std::string_view s) {
 bool HashKind(std::string_view s, IocKind* kind) {
   if (!IsHex(s)) return false;
   switch (s.size()) {
-    case 32: *kind = IocKind::kMd5; return true;
-    case 40: *kind = IocKind::kSha1; return true;
-    case 64: *kind = IocKind::kSha256; return true;
-    default: return false;
+    case 32:
+      *kind = IocKind::kMd5;
+      return true;
+    case 40:
+      *kind = IocKind::kSha1;
+      return true;
+    case 64:
+      *kind = IocKind::kSha256;
+      return true;
+    default:
+      return false;
   }
 }
 
@@ -142,7 +151,8 @@ bool SplitUrl(std::string_view u, std::string* host, std::string* rest) {
   if (size_t p = u.find("://"); p != std::string_view::npos && p > 0 && p < 16) {
     bool ok = true;
     for (char c : u.substr(0, p)) {
-      ok = ok && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '+' || c == '-' || c == '.');
+      ok = ok &&
+           ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '+' || c == '-' || c == '.');
     }
     if (ok) {
       scheme = u.substr(0, p);
@@ -154,7 +164,8 @@ bool SplitUrl(std::string_view u, std::string* host, std::string* rest) {
   size_t end = u.find_first_of("/?#");
   std::string_view authority = u.substr(0, end);
   std::string_view path = end == std::string_view::npos ? std::string_view() : u.substr(end);
-  if (size_t at = authority.rfind('@'); at != std::string_view::npos) authority.remove_prefix(at + 1);
+  if (size_t at = authority.rfind('@'); at != std::string_view::npos)
+    authority.remove_prefix(at + 1);
   if (authority.empty()) return false;
   std::string h = AsciiStrToLower(authority);
   // Port: after the last ':' unless it is inside an IPv6 literal.
@@ -170,7 +181,8 @@ bool SplitUrl(std::string_view u, std::string* host, std::string* rest) {
   while (!h.empty() && h.back() == '.') h.pop_back();
   if (h.empty()) return false;
   std::string lscheme = AsciiStrToLower(scheme);
-  if ((port == "80" && (lscheme == "http" || lscheme.empty())) || (port == "443" && lscheme == "https")) {
+  if ((port == "80" && (lscheme == "http" || lscheme.empty())) ||
+      (port == "443" && lscheme == "https")) {
     port.clear();
   }
   if (!port.empty()) {
@@ -299,14 +311,22 @@ std::string Quote(std::string_view s) {
 
 std::string_view IocKindName(IocKind kind) {
   switch (kind) {
-    case IocKind::kDomain: return "domain";
-    case IocKind::kUrl: return "url";
-    case IocKind::kIpv4: return "ipv4";
-    case IocKind::kIpv6: return "ipv6";
-    case IocKind::kCidr: return "cidr";
-    case IocKind::kMd5: return "md5";
-    case IocKind::kSha1: return "sha1";
-    case IocKind::kSha256: return "sha256";
+    case IocKind::kDomain:
+      return "domain";
+    case IocKind::kUrl:
+      return "url";
+    case IocKind::kIpv4:
+      return "ipv4";
+    case IocKind::kIpv6:
+      return "ipv6";
+    case IocKind::kCidr:
+      return "cidr";
+    case IocKind::kMd5:
+      return "md5";
+    case IocKind::kSha1:
+      return "sha1";
+    case IocKind::kSha256:
+      return "sha256";
   }
   return "unknown";
 }
@@ -339,9 +359,8 @@ size_t IocSetBuilder::size() const { return state_->entries.size(); }
 namespace {
 
 // Adds a classified entry; false when it duplicates one of the same feed.
-bool AddClassified(std::vector<IocEntry>* entries,
-                   std::vector<Classified>* classified, std::unordered_set<std::string>* keys,
-                   Classified c, IocEntry meta) {
+bool AddClassified(std::vector<IocEntry>* entries, std::vector<Classified>* classified,
+                   std::unordered_set<std::string>* keys, Classified c, IocEntry meta) {
   std::string key = StrCat(meta.feed, std::string(1, '\0'), static_cast<int>(c.kind), ":", c.value);
   if (!keys->insert(std::move(key)).second) return false;
   meta.value = c.value;
@@ -395,7 +414,8 @@ std::string JsonText(const nlohmann::json& j) {
 
 }  // namespace
 
-absl::StatusOr<IocImportStats> IocSetBuilder::ImportText(IocFeedFormat format, std::string_view text,
+absl::StatusOr<IocImportStats> IocSetBuilder::ImportText(IocFeedFormat format,
+                                                         std::string_view text,
                                                          const IocFeedOptions& options) {
   if (options.name.empty()) {
     return absl::InvalidArgumentError("IOC feed needs a name (IocFeedOptions::name)");
@@ -421,7 +441,8 @@ absl::StatusOr<IocImportStats> IocSetBuilder::ImportText(IocFeedFormat format, s
     nlohmann::json doc = nlohmann::json::parse(text.begin(), text.end(), nullptr, false);
     if (doc.is_discarded()) {
       return absl::InvalidArgumentError(
-          StrCat("IOC feed '", options.name, "': not valid JSON (expected USOM's {\"models\": [...]} or an array of records)"));
+          StrCat("IOC feed '", options.name,
+                 "': not valid JSON (expected USOM's {\"models\": [...]} or an array of records)"));
     }
     const nlohmann::json* records = nullptr;
     if (doc.is_array()) {
@@ -430,7 +451,8 @@ absl::StatusOr<IocImportStats> IocSetBuilder::ImportText(IocFeedFormat format, s
       records = &doc["models"];
     } else {
       return absl::InvalidArgumentError(
-          StrCat("IOC feed '", options.name, "': JSON has no \"models\" array and is not an array of records"));
+          StrCat("IOC feed '", options.name,
+                 "': JSON has no \"models\" array and is not an array of records"));
     }
     size_t n = 0;
     for (const nlohmann::json& r : *records) {
@@ -443,10 +465,14 @@ absl::StatusOr<IocImportStats> IocSetBuilder::ImportText(IocFeedFormat format, s
       std::string value = JsonText(r["url"]);
       std::string type = r.contains("type") ? AsciiStrToLower(JsonText(r["type"])) : "";
       unsigned allow = kAllowDomain | kAllowUrl | kAllowIp;
-      if (type == "domain") allow = kAllowDomain;
-      else if (type == "url") allow = kAllowDomain | kAllowUrl | kAllowIp;
-      else if (type == "ip" || type == "ip6") allow = kAllowIp;
-      else if (type == "ip6net") allow = kAllowCidr | kAllowIp;
+      if (type == "domain")
+        allow = kAllowDomain;
+      else if (type == "url")
+        allow = kAllowDomain | kAllowUrl | kAllowIp;
+      else if (type == "ip" || type == "ip6")
+        allow = kAllowIp;
+      else if (type == "ip6net")
+        allow = kAllowCidr | kAllowIp;
       else if (!type.empty()) {
         sink.Invalid(where, StrCat("unknown type '", type, "'"), value);
         continue;
@@ -481,18 +507,30 @@ absl::StatusOr<IocImportStats> IocSetBuilder::ImportText(IocFeedFormat format, s
   unsigned allow = kAllowAll;
   bool split_comment = false;
   switch (format) {
-    case IocFeedFormat::kUsomList: allow = kAllowDomain | kAllowUrl | kAllowIp; break;
-    case IocFeedFormat::kHashList: allow = kAllowHash; split_comment = true; break;
-    case IocFeedFormat::kValueList: allow = kAllowDomain | kAllowIp | kAllowCidr; split_comment = true; break;
-    case IocFeedFormat::kPlainList: allow = kAllowAll; break;
-    case IocFeedFormat::kUsomJson: break;
+    case IocFeedFormat::kUsomList:
+      allow = kAllowDomain | kAllowUrl | kAllowIp;
+      break;
+    case IocFeedFormat::kHashList:
+      allow = kAllowHash;
+      split_comment = true;
+      break;
+    case IocFeedFormat::kValueList:
+      allow = kAllowDomain | kAllowIp | kAllowCidr;
+      split_comment = true;
+      break;
+    case IocFeedFormat::kPlainList:
+      allow = kAllowAll;
+      break;
+    case IocFeedFormat::kUsomJson:
+      break;
   }
   std::string section;  // the last '#' line before a block of values (C2 lists)
   size_t line_no = 0;
   size_t pos = 0;
   while (pos < text.size()) {
     size_t nl = text.find('\n', pos);
-    std::string_view line = text.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
+    std::string_view line =
+        text.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
     pos = nl == std::string_view::npos ? text.size() : nl + 1;
     ++line_no;
     line = Trim(line);  // also drops the '\r' of CRLF files
@@ -534,16 +572,19 @@ absl::StatusOr<IocImportStats> IocSetBuilder::ImportFile(IocFeedFormat format,
                                                          const IocFeedOptions& options) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
-    return absl::NotFoundError(StrCat("IOC feed '", options.name, "': cannot open ", path.string()));
+    return absl::NotFoundError(
+        StrCat("IOC feed '", options.name, "': cannot open ", path.string()));
   }
   std::ostringstream buf;
   buf << in.rdbuf();
   if (in.bad()) {
-    return absl::DataLossError(StrCat("IOC feed '", options.name, "': error reading ", path.string()));
+    return absl::DataLossError(
+        StrCat("IOC feed '", options.name, "': error reading ", path.string()));
   }
   auto stats = ImportText(format, buf.str(), options);
   if (!stats.ok()) {
-    return absl::Status(stats.status().code(), StrCat(path.string(), ": ", stats.status().message()));
+    return absl::Status(stats.status().code(),
+                        StrCat(path.string(), ": ", stats.status().message()));
   }
   return stats;
 }
@@ -553,7 +594,8 @@ absl::StatusOr<IocImportStats> IocSetBuilder::ImportFile(IocFeedFormat format,
 
 struct AddrHash {
   size_t operator()(const Addr& a) const {
-    return std::hash<std::string_view>()(std::string_view(reinterpret_cast<const char*>(a.data()), a.size()));
+    return std::hash<std::string_view>()(
+        std::string_view(reinterpret_cast<const char*>(a.data()), a.size()));
   }
 };
 
@@ -568,7 +610,7 @@ struct IocSetImpl {
   std::map<int, std::unordered_map<Addr, std::vector<uint32_t>, AddrHash>, std::greater<>> nets;
   // Free-text literal database.
   hs_database_t* db = nullptr;
-  std::vector<std::string> patterns;              // sorted, id = index
+  std::vector<std::string> patterns;  // sorted, id = index
   std::vector<std::vector<uint32_t>> pattern_entries;
   size_t db_bytes = 0;
 
@@ -611,7 +653,8 @@ IocSetStats IocSet::stats() const {
 
 std::vector<std::string> IocSet::literal_patterns() const { return impl_->patterns; }
 
-absl::StatusOr<std::shared_ptr<const IocSet>> IocSetBuilder::Build(const IocSetOptions& options) const {
+absl::StatusOr<std::shared_ptr<const IocSet>> IocSetBuilder::Build(
+    const IocSetOptions& options) const {
   auto impl = std::make_unique<IocSetImpl>();
   impl->entries = state_->entries;
   std::map<std::string, std::vector<uint32_t>> literals;  // sorted for a deterministic database
@@ -662,8 +705,8 @@ absl::StatusOr<std::shared_ptr<const IocSet>> IocSetBuilder::Build(const IocSetO
     }
     hs_compile_error_t* err = nullptr;
     hs_error_t rc = hs_compile_lit_multi(exprs.data(), flags.data(), ids.data(), lens.data(),
-                                         static_cast<unsigned>(exprs.size()), HS_MODE_BLOCK, nullptr,
-                                         &impl->db, &err);
+                                         static_cast<unsigned>(exprs.size()), HS_MODE_BLOCK,
+                                         nullptr, &impl->db, &err);
     if (rc != HS_SUCCESS) {
       std::string msg = err != nullptr ? err->message : "unknown error";
       int at = err != nullptr ? err->expression : -1;
@@ -673,14 +716,16 @@ absl::StatusOr<std::shared_ptr<const IocSet>> IocSetBuilder::Build(const IocSetO
         const IocEntry& e = impl->entries[impl->pattern_entries[at].front()];
         which = StrCat(" (feed '", e.feed, "', entry ", Quote(e.value), ")");
       }
-      return absl::InternalError(StrCat("IOC literal database: Hyperscan compile failed: ", msg, which));
+      return absl::InternalError(
+          StrCat("IOC literal database: Hyperscan compile failed: ", msg, which));
     }
     hs_database_size(impl->db, &impl->db_bytes);
   }
   return std::shared_ptr<const IocSet>(new IocSet(std::move(impl)));
 }
 
-void IocSet::LookupDomain(std::string_view name, std::string_view field, std::vector<IocHit>* hits) const {
+void IocSet::LookupDomain(std::string_view name, std::string_view field,
+                          std::vector<IocHit>* hits) const {
   std::string d = AsciiStrToLower(Trim(name));
   while (!d.empty() && d.back() == '.') d.pop_back();
   if (d.empty()) return;
@@ -696,7 +741,8 @@ void IocSet::LookupDomain(std::string_view name, std::string_view field, std::ve
   }
 }
 
-void IocSet::LookupIp(std::string_view address, std::string_view field, std::vector<IocHit>* hits) const {
+void IocSet::LookupIp(std::string_view address, std::string_view field,
+                      std::vector<IocHit>* hits) const {
   Addr a;
   bool v6 = false;
   std::string_view t = Trim(address);
@@ -710,7 +756,8 @@ void IocSet::LookupIp(std::string_view address, std::string_view field, std::vec
   }
 }
 
-void IocSet::LookupUrl(std::string_view url, std::string_view field, std::vector<IocHit>* hits) const {
+void IocSet::LookupUrl(std::string_view url, std::string_view field,
+                       std::vector<IocHit>* hits) const {
   std::string host, rest;
   if (!SplitUrl(url, &host, &rest)) return;
   std::string_view h = host;
@@ -736,12 +783,14 @@ void IocSet::LookupUrl(std::string_view url, std::string_view field, std::vector
   }
 }
 
-void IocSet::LookupHash(std::string_view hex, std::string_view field, std::vector<IocHit>* hits) const {
+void IocSet::LookupHash(std::string_view hex, std::string_view field,
+                        std::vector<IocHit>* hits) const {
   std::string_view t = Trim(hex);
   IocKind kind;
   if (!HashKind(t, &kind)) return;
   std::string h = AsciiStrToLower(t);
-  if (auto it = impl_->hashes.find(h); it != impl_->hashes.end()) impl_->Emit(it->second, field, h, hits);
+  if (auto it = impl_->hashes.find(h); it != impl_->hashes.end())
+    impl_->Emit(it->second, field, h, hits);
 }
 
 namespace {
@@ -772,7 +821,8 @@ void Dedup(std::vector<IocHit>* hits) {
   std::set<std::tuple<std::string, std::string, int, std::string>> seen;
   std::vector<IocHit> out;
   for (IocHit& h : *hits) {
-    if (seen.emplace(h.feed, h.entry, static_cast<int>(h.kind), h.field).second) out.push_back(std::move(h));
+    if (seen.emplace(h.feed, h.entry, static_cast<int>(h.kind), h.field).second)
+      out.push_back(std::move(h));
   }
   *hits = std::move(out);
 }
@@ -783,8 +833,11 @@ std::vector<IocHit> IocSet::LookupFields(const FieldMap& fields) const {
   std::vector<IocHit> hits;
   for (const auto& [name, value] : fields) {
     switch (ClassifyField(name)) {
-      case FieldClass::kNone: break;
-      case FieldClass::kIp: LookupIp(value, name, &hits); break;
+      case FieldClass::kNone:
+        break;
+      case FieldClass::kIp:
+        LookupIp(value, name, &hits);
+        break;
       case FieldClass::kDomain: {
         Addr a;
         bool v6;
@@ -810,7 +863,9 @@ std::vector<IocHit> IocSet::LookupFields(const FieldMap& fields) const {
         }
         break;
       }
-      case FieldClass::kHash: LookupHash(value, name, &hits); break;
+      case FieldClass::kHash:
+        LookupHash(value, name, &hits);
+        break;
       case FieldClass::kSysmonHashes:
         // "SHA1=...,MD5=...,SHA256=...,IMPHASH=..." (IMPHASH is not a file hash).
         for (std::string_view part : strutil::StrSplit(value, ',')) {
@@ -820,7 +875,8 @@ std::vector<IocHit> IocSet::LookupFields(const FieldMap& fields) const {
             continue;
           }
           std::string algo = AsciiStrToLower(Trim(part.substr(0, eq)));
-          if (algo == "md5" || algo == "sha1" || algo == "sha256") LookupHash(part.substr(eq + 1), name, &hits);
+          if (algo == "md5" || algo == "sha1" || algo == "sha256")
+            LookupHash(part.substr(eq + 1), name, &hits);
         }
         break;
     }
@@ -844,24 +900,29 @@ absl::StatusOr<std::unique_ptr<IocScanner>> IocScanner::Create(std::shared_ptr<c
   hs_scratch_t* scratch = nullptr;
   if (set->impl().db != nullptr) {
     if (hs_error_t rc = hs_alloc_scratch(set->impl().db, &scratch); rc != HS_SUCCESS) {
-      return absl::ResourceExhaustedError(StrCat("IOC literal database: hs_alloc_scratch failed (", rc, ")"));
+      return absl::ResourceExhaustedError(
+          StrCat("IOC literal database: hs_alloc_scratch failed (", rc, ")"));
     }
   }
   return std::unique_ptr<IocScanner>(new IocScanner(std::move(set), scratch));
 }
 
-absl::Status IocScanner::ScanText(std::string_view text, std::string_view field, std::vector<IocHit>* hits) {
+absl::Status IocScanner::ScanText(std::string_view text, std::string_view field,
+                                  std::vector<IocHit>* hits) {
   const IocSetImpl& impl = set_->impl();
   if (impl.db == nullptr || text.empty()) return absl::OkStatus();
   std::vector<std::pair<unsigned, size_t>> found;  // (pattern id, end offset)
-  auto on_match = [](unsigned id, unsigned long long, unsigned long long to, unsigned, void* ctx) -> int {
-    static_cast<std::vector<std::pair<unsigned, size_t>>*>(ctx)->emplace_back(id, static_cast<size_t>(to));
+  auto on_match = [](unsigned id, unsigned long long, unsigned long long to, unsigned,
+                     void* ctx) -> int {
+    static_cast<std::vector<std::pair<unsigned, size_t>>*>(ctx)->emplace_back(
+        id, static_cast<size_t>(to));
     return 0;
   };
   hs_error_t rc = hs_scan(impl.db, text.data(), static_cast<unsigned>(text.size()), 0,
                           static_cast<hs_scratch_t*>(scratch_), on_match, &found);
   if (rc != HS_SUCCESS) {
-    return absl::InternalError(StrCat("IOC literal database: hs_scan failed (", rc, ") on ", field));
+    return absl::InternalError(
+        StrCat("IOC literal database: hs_scan failed (", rc, ") on ", field));
   }
   std::sort(found.begin(), found.end());
   auto name_char = [&](size_t i) { return i < text.size() && IsDomainChar(AsciiLower(text[i])); };
@@ -883,7 +944,8 @@ absl::Status IocScanner::ScanText(std::string_view text, std::string_view field,
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::vector<IocHit>> IocScanner::Match(const FieldMap& fields, std::string_view raw_line) {
+absl::StatusOr<std::vector<IocHit>> IocScanner::Match(const FieldMap& fields,
+                                                      std::string_view raw_line) {
   std::vector<IocHit> hits = set_->LookupFields(fields);
   if (!raw_line.empty()) {
     if (absl::Status s = ScanText(raw_line, "event.original", &hits); !s.ok()) return s;

@@ -38,7 +38,7 @@ enum class IocFeedFormat {
 std::string UsomCategory(std::string_view code);
 
 struct IocEntry {
-  std::string value;     // normalized: lowercase host, no scheme; hashes lowercase hex
+  std::string value;  // normalized: lowercase host, no scheme; hashes lowercase hex
   IocKind kind = IocKind::kDomain;
   std::string feed;      // feed name given at import ("usom", "signature-base-hash")
   std::string category;  // "phishing", "malware", "command and control", ...
@@ -53,7 +53,7 @@ struct IocHit {
   std::string entry;  // IocEntry::value
   IocKind kind = IocKind::kDomain;
   std::string category;
-  std::string field;  // the event field that matched (free text: the name passed in)
+  std::string field;    // the event field that matched (free text: the name passed in)
   std::string matched;  // the part of the field's value that matched (host, address, hash)
   int confidence = 0;
   int criticality = 0;
@@ -61,9 +61,9 @@ struct IocHit {
 };
 
 struct IocFeedOptions {
-  std::string name;               // required: names the feed in every hit
-  std::string category;           // default category (USOM JSON uses `desc` instead)
-  int confidence = 50;            // default: 50
+  std::string name;      // required: names the feed in every hit
+  std::string category;  // default category (USOM JSON uses `desc` instead)
+  int confidence = 50;   // default: 50
 };
 
 struct IocImportStats {
@@ -79,7 +79,7 @@ struct IocImportStats {
 struct IocSetOptions {
   // Domains and URLs at least this long go into the free-text literal database;
   // shorter ones would match too much text by accident.
-  size_t min_literal_length = 8;  // default: 8
+  size_t min_literal_length = 8;       // default: 8
   bool build_literal_database = true;  // default: true
 };
 

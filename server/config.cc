@@ -40,10 +40,9 @@ absl::StatusOr<ServerConfig> LoadServerConfig(const std::filesystem::path& file)
   if (!root.IsMap())
     return absl::InvalidArgumentError(absl::StrCat(name, ": expected a map of keys"));
   static const std::set<std::string> kKnown = {
-      "data_dir",        "listen",  "rules_dir",   "server_names", "token_ttl_s",
-      "max_token_ttl_s", "workers", "sync_writes", "log_level",    "log_to_stderr",
-      "seal_interval_s", "retention_days", "retention",
-      "institution",     "incidents"};
+      "data_dir",        "listen",         "rules_dir",   "server_names", "token_ttl_s",
+      "max_token_ttl_s", "workers",        "sync_writes", "log_level",    "log_to_stderr",
+      "seal_interval_s", "retention_days", "retention",   "institution",  "incidents"};
   for (const auto& entry : root) {
     const std::string key = entry.first.as<std::string>();
     if (!kKnown.contains(key)) {
@@ -70,15 +69,15 @@ absl::StatusOr<ServerConfig> LoadServerConfig(const std::filesystem::path& file)
   }
   if (const YAML::Node retention = root["retention"]; retention) {
     if (!retention.IsMap()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          name, ":", retention.Mark().line + 1, ": 'retention' must be a map with events_days "
-                                                "and/or alerts_days"));
+      return absl::InvalidArgumentError(absl::StrCat(name, ":", retention.Mark().line + 1,
+                                                     ": 'retention' must be a map with events_days "
+                                                     "and/or alerts_days"));
     }
     for (const auto& entry : retention) {
       const std::string key = entry.first.as<std::string>();
       if (key != "events_days" && key != "alerts_days") {
-        return absl::InvalidArgumentError(absl::StrCat(
-            name, ":", entry.first.Mark().line + 1, ": unknown key 'retention.", key, "'"));
+        return absl::InvalidArgumentError(absl::StrCat(name, ":", entry.first.Mark().line + 1,
+                                                       ": unknown key 'retention.", key, "'"));
       }
     }
     for (absl::Status s : {Read(retention, "events_days", name, &config.retention_events_days),
@@ -96,7 +95,8 @@ absl::StatusOr<ServerConfig> LoadServerConfig(const std::filesystem::path& file)
   }
   config.data_dir = data_dir;
   config.rules_dir = rules_dir;
-  absl::StatusOr<incidents::IncidentsConfig> incidents = incidents::ParseIncidentsConfig(root, name);
+  absl::StatusOr<incidents::IncidentsConfig> incidents =
+      incidents::ParseIncidentsConfig(root, name);
   if (!incidents.ok()) return incidents.status();
   config.incidents = *std::move(incidents);
   if (config.token_ttl_s <= 0 || config.max_token_ttl_s < config.token_ttl_s) {

@@ -20,7 +20,7 @@ struct ServerConfig {
   int workers = 0;                                 // ingest workers; 0: one per core
   bool sync_writes = true;                         // fsync the WAL before acknowledging
   std::string log_level = "info";
-  bool log_to_stderr = true;  // besides DATA_DIR/log/server.log
+  bool log_to_stderr = true;     // besides DATA_DIR/log/server.log
   int64_t seal_interval_s = 60;  // how often the chain head is signed (and at shutdown)
   // Retention (Law 5651: two years). retention_days applies to every kind not
   // set under `retention:`; 0 keeps records forever.

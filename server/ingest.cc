@@ -120,7 +120,8 @@ absl::StatusOr<storage::WriteResult> IngestPipeline::Process(rules::Matcher* mat
     }
     // Stored fields are protobuf strings, which must be valid UTF-8; the raw
     // bytes stay untouched in the log payload.
-    for (const auto& [key, value] : fields) (*event.mutable_fields())[ToValidUtf8(key)] = ToValidUtf8(value);
+    for (const auto& [key, value] : fields)
+      (*event.mutable_fields())[ToValidUtf8(key)] = ToValidUtf8(value);
     for (siper::v1::Alert& alert : record.alerts) {
       google::protobuf::Map<std::string, std::string> clean;
       for (const auto& [key, value] : alert.fields()) clean[ToValidUtf8(key)] = ToValidUtf8(value);

