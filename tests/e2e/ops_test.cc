@@ -16,6 +16,7 @@
 #include "siper/v1/storage.pb.h"
 #include "tests/e2e/harness.h"
 #include "tests/e2e/process.h"
+#include "tests/storage/raw_db.h"
 
 namespace siper::testing {
 namespace {
@@ -23,62 +24,18 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-// The store's RocksDB opened directly, with all its column families: what an
-// attacker with file access could do while the server is stopped.
-class RawDb {
- public:
-  explicit RawDb(const fs::path& dir) {
-    std::vector<std::string> names;
-    EXPECT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), dir.string(), &names).ok());
-    std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
-    for (const std::string& n : names) descriptors.emplace_back(n, rocksdb::ColumnFamilyOptions());
-    rocksdb::DB* db = nullptr;
-    rocksdb::Status s =
-        rocksdb::DB::Open(rocksdb::DBOptions(), dir.string(), descriptors, &handles_, &db);
-    EXPECT_TRUE(s.ok()) << s.ToString();
-    db_.reset(db);
-    names_ = names;
-  }
-  ~RawDb() {
-    for (auto* h : handles_) EXPECT_TRUE(db_->DestroyColumnFamilyHandle(h).ok());
-    EXPECT_TRUE(db_->Close().ok());
-  }
-  rocksdb::ColumnFamilyHandle* cf(const std::string& name) {
-    for (size_t i = 0; i < names_.size(); ++i) {
-      if (names_[i] == name) return handles_[i];
-    }
-    ADD_FAILURE() << "no column family " << name;
-    return nullptr;
-  }
-  std::vector<std::pair<std::string, std::string>> All(const std::string& name) {
-    std::vector<std::pair<std::string, std::string>> out;
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf(name)));
-    for (it->SeekToFirst(); it->Valid(); it->Next())
-      out.emplace_back(it->key().ToString(), it->value().ToString());
-    return out;
-  }
-  // The events-family key and value of one seq.
-  std::pair<std::string, std::string> Event(uint64_t seq) {
-    for (auto& [k, v] : All("events")) {
-      siper::v1::Event e;
-      EXPECT_TRUE(e.ParseFromString(v));
-      if (e.seq() == seq) return {k, v};
-    }
-    ADD_FAILURE() << "no event with seq " << seq;
-    return {};
-  }
-  void Put(const std::string& family, const std::string& key, const std::string& value) {
-    ASSERT_TRUE(db_->Put(rocksdb::WriteOptions(), cf(family), key, value).ok());
-  }
-  void Delete(const std::string& family, const std::string& key) {
-    ASSERT_TRUE(db_->Delete(rocksdb::WriteOptions(), cf(family), key).ok());
-  }
+using storage::testutil::RawDb;
 
- private:
-  std::unique_ptr<rocksdb::DB> db_;
-  std::vector<rocksdb::ColumnFamilyHandle*> handles_;
-  std::vector<std::string> names_;
-};
+// The events-family key and value of one seq.
+std::pair<std::string, std::string> StoredEvent(RawDb& raw, uint64_t seq) {
+  for (auto& [k, v] : raw.All("events")) {
+    siper::v1::Event e;
+    EXPECT_TRUE(e.ParseFromString(v));
+    if (e.seq() == seq) return {k, v};
+  }
+  ADD_FAILURE() << "no event with seq " << seq;
+  return {};
+}
 
 class OpsTest : public ::testing::Test {
  protected:
@@ -267,7 +224,7 @@ TEST_F(OpsTest, VerifyNamesChangedRemovedAndReorderedRecords) {
 
   // Changed: one event's raw line edited.
   ASSERT_NO_FATAL_FAILURE(RestoreAndDamage(backup, [](RawDb& raw) {
-    auto [k, v] = raw.Event(5);
+    auto [k, v] = StoredEvent(raw, 5);
     siper::v1::Event e;
     ASSERT_TRUE(e.ParseFromString(v));
     e.mutable_log()->set_line("Nov 28 10:00:00 web01 CRON[1]: nothing happened");
@@ -280,14 +237,14 @@ TEST_F(OpsTest, VerifyNamesChangedRemovedAndReorderedRecords) {
   EXPECT_NE(human.out.find(agent_id_), std::string::npos) << human.out;
 
   // Removed: one event deleted.
-  ASSERT_NO_FATAL_FAILURE(
-      RestoreAndDamage(backup, [](RawDb& raw) { raw.Delete("events", raw.Event(7).first); }));
+  ASSERT_NO_FATAL_FAILURE(RestoreAndDamage(
+      backup, [](RawDb& raw) { raw.Delete("events", StoredEvent(raw, 7).first); }));
   ExpectNamesSeq(Verify(1), "removed", agent_id_, 7);
 
   // Reordered: two events' values swapped.
   ASSERT_NO_FATAL_FAILURE(RestoreAndDamage(backup, [](RawDb& raw) {
-    auto a = raw.Event(3);
-    auto b = raw.Event(4);
+    auto a = StoredEvent(raw, 3);
+    auto b = StoredEvent(raw, 4);
     raw.Put("events", a.first, b.second);
     raw.Put("events", b.first, a.second);
   }));

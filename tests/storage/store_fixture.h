@@ -14,6 +14,7 @@
 #include "common/key_codec.h"
 #include "rocksdb/db.h"
 #include "server/storage/store.h"
+#include "tests/storage/raw_db.h"
 
 namespace siper::storage::testutil {
 
@@ -44,48 +45,6 @@ inline Alert MakeAlert(const std::string& rule, const std::string& level) {
   a.set_level(level);
   return a;
 }
-
-// Opens the store's RocksDB directly, with all its column families, to damage
-// records the way a bad disk or a newer server would.
-class RawDb {
- public:
-  explicit RawDb(const fs::path& dir) {
-    std::vector<std::string> names;
-    EXPECT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), dir.string(), &names).ok());
-    std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
-    for (const std::string& n : names) descriptors.emplace_back(n, rocksdb::ColumnFamilyOptions());
-    rocksdb::DB* db = nullptr;
-    rocksdb::Status s =
-        rocksdb::DB::Open(rocksdb::DBOptions(), dir.string(), descriptors, &handles_, &db);
-    EXPECT_TRUE(s.ok()) << s.ToString();
-    db_.reset(db);
-    names_ = names;
-  }
-  ~RawDb() {
-    for (auto* h : handles_) EXPECT_TRUE(db_->DestroyColumnFamilyHandle(h).ok());
-    EXPECT_TRUE(db_->Close().ok());
-  }
-  rocksdb::ColumnFamilyHandle* cf(const std::string& name) {
-    for (size_t i = 0; i < names_.size(); ++i) {
-      if (names_[i] == name) return handles_[i];
-    }
-    ADD_FAILURE() << "no column family " << name;
-    return nullptr;
-  }
-  rocksdb::DB* db() { return db_.get(); }
-  // Keys of a column family in order.
-  std::vector<std::string> Keys(const std::string& name) {
-    std::vector<std::string> keys;
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf(name)));
-    for (it->SeekToFirst(); it->Valid(); it->Next()) keys.push_back(it->key().ToString());
-    return keys;
-  }
-
- private:
-  std::unique_ptr<rocksdb::DB> db_;
-  std::vector<rocksdb::ColumnFamilyHandle*> handles_;
-  std::vector<std::string> names_;
-};
 
 class StoreTest : public ::testing::Test {
  protected:
