@@ -1,6 +1,7 @@
 #include "cli/incidents_command.h"
 
 #include <iostream>
+#include <limits>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -156,6 +157,102 @@ void Change(const Ctx& c, const Request& request, Call call) {
   siper::v1::IncidentJson response;
   Check(call(*stub, &context, request, &response), c);
   PrintChanged(response, c);
+}
+
+// `incidents kvkk`: the fields of the KVKK Board's breach-notification form.
+void AddKvkk(CLI::App& inc, const Ctx& c) {
+  CLI::App* kv = inc.add_subcommand(
+      "kvkk", "record KVKK breach-notification details and notices (Law 6698 art. 12)");
+  auto req = std::make_shared<siper::v1::KvkkRequest>();
+  struct Raw {
+    std::string started, ended, sent, special, informed;
+  };
+  auto raw = std::make_shared<Raw>();
+  kv->add_option_function<std::string>(
+        "INCIDENT", [req](const std::string& v) { req->set_id(v); }, "incident id")
+      ->required();
+  kv->add_option("--breach-started", raw->started, "when the breach began (ISO 8601 or 2h)");
+  kv->add_option("--breach-ended", raw->ended, "when it ended (ISO 8601 or 2h)");
+  kv->add_option_function<std::string>(
+      "--source", [req](const std::string& v) { req->set_source(v); },
+      "how and from where it happened");
+  kv->add_option_function<std::string>(
+      "--description", [req](const std::string& v) { req->set_description(v); },
+      "what happened");
+  kv->add_option_function<std::vector<std::string>>(
+      "--data-category",
+      [req](const std::vector<std::string>& v) {
+        req->mutable_data_categories()->mutable_values()->Assign(v.begin(), v.end());
+      },
+      "personal data category affected (repeat): identity, contact, health ...");
+  kv->add_option("--special-categories", raw->special,
+                 "yes or no: special categories (art. 6) involved");
+  kv->add_option_function<std::vector<std::string>>(
+      "--subject-group",
+      [req](const std::vector<std::string>& v) {
+        req->mutable_subject_groups()->mutable_values()->Assign(v.begin(), v.end());
+      },
+      "group of people affected (repeat): citizens, employees ...");
+  kv->add_option_function<int64_t>(
+        "--people", [req](int64_t v) { req->set_people_count(v); },
+        "number of people affected; -1: not yet known")
+      ->check(CLI::Range(int64_t{-1}, std::numeric_limits<int64_t>::max()));
+  kv->add_option_function<int64_t>(
+        "--records", [req](int64_t v) { req->set_record_count(v); },
+        "number of records affected; -1: not yet known")
+      ->check(CLI::Range(int64_t{-1}, std::numeric_limits<int64_t>::max()));
+  kv->add_option_function<std::string>(
+      "--consequences", [req](const std::string& v) { req->set_consequences(v); },
+      "likely consequences for the people affected");
+  kv->add_option_function<std::vector<std::string>>(
+      "--measure-taken",
+      [req](const std::vector<std::string>& v) {
+        req->mutable_measures_taken()->mutable_values()->Assign(v.begin(), v.end());
+      },
+      "a measure taken (repeat; replaces the list)");
+  kv->add_option_function<std::vector<std::string>>(
+      "--measure-planned",
+      [req](const std::vector<std::string>& v) {
+        req->mutable_measures_planned()->mutable_values()->Assign(v.begin(), v.end());
+      },
+      "a measure planned (repeat; replaces the list)");
+  kv->add_option("--subjects-informed", raw->informed, "yes or no: the people were told");
+  kv->add_option_function<std::string>(
+      "--notice", [req](const std::string& v) { req->set_notice(v); },
+      "record a notice sent to the Board: first or follow-up");
+  kv->add_option("--notice-sent", raw->sent, "when the notice was sent (default: now)");
+  kv->add_option_function<std::string>(
+      "--notice-reference", [req](const std::string& v) { req->set_notice_reference(v); },
+      "the Board's reference for the notice");
+  kv->add_option_function<std::vector<std::string>>(
+      "--delay-reason",
+      [req](const std::vector<std::string>& v) {
+        for (const std::string& r : v) req->add_delay_reasons(r);
+      },
+      "why the notice is later than 72 hours (repeat)");
+  kv->callback([c, req, raw] {
+    const auto time_arg = [](const std::string& text, const char* flag) {
+      absl::StatusOr<absl::Time> t = ParseTimeArg(text, absl::Now());
+      if (!t.ok()) Fail(absl::StrCat(flag, ": ", t.status().message()), 2);
+      return absl::ToUnixNanos(*t);
+    };
+    const auto yes_no = [](const std::string& text, const char* flag) {
+      if (text != "yes" && text != "no") Fail(absl::StrCat(flag, ": takes yes or no"), 2);
+      return text == "yes";
+    };
+    if (!raw->started.empty())
+      req->set_breach_started_ns(time_arg(raw->started, "--breach-started"));
+    if (!raw->ended.empty()) req->set_breach_ended_ns(time_arg(raw->ended, "--breach-ended"));
+    if (!raw->sent.empty()) req->set_notice_sent_ns(time_arg(raw->sent, "--notice-sent"));
+    if (!raw->special.empty())
+      req->set_special_categories(yes_no(raw->special, "--special-categories"));
+    if (!raw->informed.empty())
+      req->set_subjects_informed(yes_no(raw->informed, "--subjects-informed"));
+    Change(c, *req,
+           [](IncidentService::Stub& s, grpc::ClientContext* ctx, const auto& r, auto* out) {
+             return s.UpdateKvkk(ctx, r, out);
+           });
+  });
 }
 
 void AddIncidents(CLI::App& app, const Ctx& c) {
@@ -417,6 +514,7 @@ void AddIncidents(CLI::App& app, const Ctx& c) {
              });
     });
   }
+  AddKvkk(*inc, c);
 }
 
 void AddReports(CLI::App& app, const Ctx& c) {

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "cli/completion.h"
 #include "cli/connection.h"
 #include "cli/incidents_command.h"
 #include "cli/ops_command.h"
@@ -247,6 +248,7 @@ int Run(int argc, char** argv) {
   CLI::App* rules = app.add_subcommand("rules", "test and lint detection rules offline");
   rules->require_subcommand(1);
   AddRulesCommands(*rules);
+  AddCompletionCommand(app);
 
   try {
     app.parse(argc, argv);

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "cli/output.h"
+#include "cli/progress.h"
 #include "common/time_util.h"
 
 namespace siper::cli {
@@ -95,7 +96,10 @@ void AddBackup(CLI::App& app, const OpsHooks& hooks) {
     grpc::ClientContext context;
     hooks.set_deadline(&context);
     siper::v1::BackupResponse r;
-    hooks.check(stub->Backup(&context, request, &r));
+    Progress progress("writing the backup");
+    const grpc::Status status = stub->Backup(&context, request, &r);
+    progress.Finish();
+    hooks.check(status);
     if (*hooks.json) {
       PrintJsonLine(std::cout, {{"dir", r.dir()}, {"head_length", r.head_length()}});
     } else {

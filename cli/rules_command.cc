@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "cli/progress.h"
 #include "rules/engine.h"
 #include "rules/strutil.h"
 
@@ -80,8 +81,10 @@ int RunRulesTest(const RulesTestOptions& options, std::ostream& out, std::ostrea
   }
   rules::LoadOptions load_options;
   load_options.cache_dir = options.cache_dir;
+  Progress progress("compiling rules");
   absl::StatusOr<std::shared_ptr<const rules::RuleSet>> rule_set =
       rules::RuleSet::Load(options.rules_dir, load_options);
+  progress.Finish();
   if (!rule_set.ok()) {
     err << "siperctl rules test: cannot load rules: " << rule_set.status().message() << "\n";
     return 2;
@@ -153,7 +156,9 @@ int RunRulesLint(const std::string& rules_dir, bool json, std::ostream& out, std
     err << "siperctl rules lint: rules directory " << rules_dir << " does not exist\n";
     return 2;
   }
+  Progress progress("linting rules");
   std::vector<rules::RuleDiagnostic> diags = rules::RuleSet::Lint(rules_dir);
+  progress.Finish();
   size_t counts[3] = {0, 0, 0};
   std::vector<std::vector<std::string>> rows;
   for (const rules::RuleDiagnostic& d : diags) {

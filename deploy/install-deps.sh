@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Installs the Debian 12 packages Siper builds and tests with. Idempotent.
+# Installs the Debian 12 packages Siper builds with; with --test also what only the
+# tests use (a headless browser for the HTML report). Idempotent.
+# Usage: deploy/install-deps.sh [--test]
 set -euo pipefail
 pkgs=(
   build-essential cmake ninja-build pkg-config git ca-certificates openssl
@@ -8,6 +10,9 @@ pkgs=(
   libgtest-dev libgmock-dev libbenchmark-dev libyaml-cpp-dev nlohmann-json3-dev
   libcli11-dev libre2-dev libabsl-dev zlib1g-dev
 )
+if [ "${1:-}" = "--test" ]; then
+  pkgs+=(chromium)
+fi
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

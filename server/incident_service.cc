@@ -39,6 +39,10 @@ incidents::AlertInput ToAlertInput(
   in.title = alert.title();
   in.level = alert.level();
   in.time = absl::FromUnixNanos(alert.time_ns());
+  if (auto ts = alert.fields().find("@timestamp"); ts != alert.fields().end()) {
+    absl::StatusOr<absl::Time> t = incidents::ParseRfc3339(ts->second);
+    if (t.ok()) in.occurred = *t;
+  }
   in.agent_id = alert.agent_id();
   in.seq = alert.seq();
   in.fields.insert(alert.fields().begin(), alert.fields().end());
@@ -533,6 +537,98 @@ grpc::Status IncidentServiceImpl::Update(grpc::ServerContext* context,
                     incident, now, request->usom_reference(), actor, now));
               }
               if (breach) incidents::SetPersonalDataBreach(incident, *breach, actor, now);
+              return absl::OkStatus();
+            });
+      },
+      response);
+}
+
+namespace {
+
+void SetList(const siper::v1::StringList& from, std::vector<std::string>* to) {
+  to->assign(from.values().begin(), from.values().end());
+}
+
+// The stored KVKK details with the request's set fields applied.
+incidents::KvkkBreach MergeKvkk(const incidents::KvkkBreach& stored,
+                                const siper::v1::KvkkRequest& r) {
+  incidents::KvkkBreach k = stored;
+  if (r.has_breach_started_ns()) k.breach_started = absl::FromUnixNanos(r.breach_started_ns());
+  if (r.has_breach_ended_ns()) k.breach_ended = absl::FromUnixNanos(r.breach_ended_ns());
+  if (r.has_source()) k.source = r.source();
+  if (r.has_description()) k.description = r.description();
+  if (r.has_data_categories()) SetList(r.data_categories(), &k.data_categories);
+  if (r.has_special_categories()) k.special_categories = r.special_categories();
+  if (r.has_subject_groups()) SetList(r.subject_groups(), &k.subject_groups);
+  if (r.has_people_count()) k.people_count = r.people_count();
+  if (r.has_record_count()) k.record_count = r.record_count();
+  if (r.has_consequences()) k.consequences = r.consequences();
+  if (r.has_measures_taken()) SetList(r.measures_taken(), &k.measures_taken);
+  if (r.has_measures_planned()) SetList(r.measures_planned(), &k.measures_planned);
+  if (r.has_subjects_informed()) k.subjects_informed = r.subjects_informed();
+  return k;
+}
+
+bool HasKvkkDetails(const siper::v1::KvkkRequest& r) {
+  return r.has_breach_started_ns() || r.has_breach_ended_ns() || r.has_source() ||
+         r.has_description() || r.has_data_categories() || r.has_special_categories() ||
+         r.has_subject_groups() || r.has_people_count() || r.has_record_count() ||
+         r.has_consequences() || r.has_measures_taken() || r.has_measures_planned() ||
+         r.has_subjects_informed();
+}
+
+}  // namespace
+
+grpc::Status IncidentServiceImpl::UpdateKvkk(grpc::ServerContext* context,
+                                             const siper::v1::KvkkRequest* request,
+                                             siper::v1::IncidentJson* response) {
+  absl::StatusOr<pki::Identity> who = Writer(*context);
+  if (!who.ok()) return ToGrpc(who.status());
+  std::optional<incidents::NoticeKind> notice;
+  if (!request->notice().empty()) {
+    absl::StatusOr<incidents::NoticeKind> kind = incidents::ParseNoticeKind(request->notice());
+    if (!kind.ok()) return Invalid("--notice takes first or follow-up");
+    notice = *kind;
+  } else if (!request->notice_reference().empty() || request->notice_sent_ns() != 0) {
+    return Invalid("--notice-reference and --notice-sent describe a notice: give --notice too");
+  }
+  if (!HasKvkkDetails(*request) && !notice && request->delay_reasons().empty()) {
+    return Invalid("nothing to change: give at least one KVKK field or a notice");
+  }
+  const std::string& actor = who->common_name;
+  const incidents::DeadlinePolicy& policy = options_.config.deadlines;
+  return Mutate(
+      request->id(),
+      [&] {
+        return book_->Update(
+            request->id(), actor, "incident.kvkk",
+            [&](Incident& incident, absl::Time now) -> absl::Status {
+              if (HasKvkkDetails(*request)) {
+                SIPER_RETURN_IF_ERROR(incidents::UpdateKvkkDetails(
+                    incident, MergeKvkk(incident.kvkk, *request), actor, now));
+              }
+              const std::vector<std::string> reasons(request->delay_reasons().begin(),
+                                                     request->delay_reasons().end());
+              if (notice) {
+                if (!incident.kvkk.personal_data_breach) {
+                  return absl::FailedPreconditionError(absl::StrCat(
+                      incident.id,
+                      " is not flagged as a personal-data breach: run `siperctl incidents "
+                      "update ",
+                      incident.id, " --personal-data-breach yes` first"));
+                }
+                const absl::Time sent = request->notice_sent_ns() != 0
+                                            ? absl::FromUnixNanos(request->notice_sent_ns())
+                                            : now;
+                const absl::Time due =
+                    incidents::KvkkDue(incident, policy).value_or(absl::InfiniteFuture());
+                SIPER_RETURN_IF_ERROR(incidents::RecordKvkkNotice(
+                    incident, *notice, sent, request->notice_reference(), reasons, due, actor,
+                    now));
+              } else if (!reasons.empty()) {
+                for (const std::string& r : reasons) incident.kvkk.delay_reasons.push_back(r);
+                incidents::AddTimeline(incident, now, actor, "kvkk", "delay reasons recorded");
+              }
               return absl::OkStatus();
             });
       },

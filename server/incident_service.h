@@ -79,6 +79,8 @@ class IncidentServiceImpl final : public siper::v1::IncidentService::Service {
                      siper::v1::SplitResponse* response) override;
   grpc::Status Update(grpc::ServerContext* context, const siper::v1::UpdateRequest* request,
                       siper::v1::IncidentJson* response) override;
+  grpc::Status UpdateKvkk(grpc::ServerContext* context, const siper::v1::KvkkRequest* request,
+                          siper::v1::IncidentJson* response) override;
   grpc::Status Report(grpc::ServerContext* context, const siper::v1::ReportRequest* request,
                       siper::v1::ReportResponse* response) override;
   grpc::Status ListAudit(grpc::ServerContext* context, const siper::v1::ListAuditRequest* request,

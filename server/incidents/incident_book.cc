@@ -179,7 +179,7 @@ void IncidentBook::Recompute(Incident& in) {
   if (any_host) in.asset_criticality = std::max(in.asset_criticality, crit);
   RecomputeRisk(in);
   for (const LinkedAlert& a : in.alerts) {
-    if (!IsSet(in.times.occurred) || a.time < in.times.occurred) in.times.occurred = a.time;
+    if (!IsSet(in.times.occurred) || a.occurred < in.times.occurred) in.times.occurred = a.occurred;
   }
 }
 
@@ -237,7 +237,7 @@ IngestResult IncidentBook::Ingest(const AlertInput& alert) {
   in.asset_criticality = 1;
   in.times.created = now;
   in.times.detected = alert.time;
-  in.times.occurred = alert.time;
+  in.times.occurred = ToLinkedAlert(alert).occurred;
   std::string note;
   if (taxonomy_->Validate(alert.rsit_class, alert.rsit_type).ok()) {
     in.rsit_class = alert.rsit_class;

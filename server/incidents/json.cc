@@ -52,6 +52,7 @@ json AlertInputToJson(const AlertInput& a) {
           {"title", a.title},
           {"level", a.level},
           {"time", T(a.time)},
+          {"occurred", T(a.occurred)},
           {"agent_id", a.agent_id},
           {"seq", a.seq},
           {"host", a.host},
@@ -72,6 +73,7 @@ json IncidentToJson(const Incident& in) {
                       {"title", a.title},
                       {"level", a.level},
                       {"time", T(a.time)},
+                      {"occurred", T(a.occurred)},
                       {"agent_id", a.agent_id},
                       {"seq", a.seq},
                       {"host", a.host},
@@ -181,6 +183,8 @@ absl::StatusOr<Incident> IncidentFromJson(const json& j) {
       l.title = a.value("title", "");
       l.level = a.value("level", "");
       l.time = ReadTime(a, "time");
+      // Incidents stored before log times were kept have only the receive time.
+      l.occurred = a.contains("occurred") ? ReadTime(a, "occurred") : l.time;
       l.agent_id = a.value("agent_id", "");
       l.seq = a.value("seq", uint64_t{0});
       l.host = a.value("host", "");

@@ -265,6 +265,11 @@ LinkedAlert ToLinkedAlert(const AlertInput& alert) {
   l.title = alert.title;
   l.level = alert.level;
   l.time = alert.time;
+  // A log time ahead of the server's (a skewed host clock) says nothing about when it
+  // happened; the receive time is then the best bound.
+  l.occurred = alert.occurred != absl::InfinitePast() && alert.occurred <= alert.time
+                   ? alert.occurred
+                   : alert.time;
   l.agent_id = alert.agent_id;
   l.seq = alert.seq;
   auto h = alert.fields.find("host.hostname");

@@ -49,7 +49,10 @@ struct AlertInput {
   std::string rule_id;
   std::string title;
   std::string level;  // informational, low, medium, high, critical
-  absl::Time time = absl::InfinitePast();
+  absl::Time time = absl::InfinitePast();  // when the server received the event
+  // When the event happened by the log's own time (@timestamp); InfinitePast when the log
+  // has none. Incidents take it as their occurred time.
+  absl::Time occurred = absl::InfinitePast();
   std::string agent_id;
   uint64_t seq = 0;                           // the event that raised it: (agent_id, seq)
   std::string host;                           // host.hostname if known
@@ -71,6 +74,7 @@ struct LinkedAlert {
   std::string title;
   std::string level;
   absl::Time time = absl::InfinitePast();
+  absl::Time occurred = absl::InfinitePast();  // log time, never after `time`
   std::string agent_id;
   uint64_t seq = 0;
   std::string host;

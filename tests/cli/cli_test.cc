@@ -1,8 +1,16 @@
 #include <gtest/gtest.h>
 
-#include <sstream>
+#include <unistd.h>
 
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "cli/completion.h"
 #include "cli/output.h"
+#include "cli/progress.h"
 
 namespace siper::cli {
 namespace {
@@ -38,6 +46,79 @@ TEST(JsonTest, EventsWithInvalidUtf8StillGiveValidJson) {
   EXPECT_EQ(back["fields"]["user.name"], "r\xc3\xb6ot");
   EXPECT_EQ(out.str().back(), '\n');
   EXPECT_EQ(out.str().find('\n'), out.str().size() - 1);
+}
+
+// Runs the generated script in a real bash with COMP_WORDS set as bash would
+// set them, and returns COMPREPLY joined by spaces.
+std::string Complete(const std::string& script, const std::string& words, int cword) {
+  const std::filesystem::path file =
+      std::filesystem::temp_directory_path() / ("siperctl-completion-" + std::to_string(getpid()));
+  std::ofstream(file) << script;
+  const std::string command = "bash -c 'source " + file.string() + "; COMP_WORDS=(" + words +
+                              "); COMP_CWORD=" + std::to_string(cword) +
+                              "; _prog; echo \"${COMPREPLY[*]}\"'";
+  std::string out;
+  if (FILE* pipe = popen(command.c_str(), "r")) {
+    char buffer[4096];
+    while (fgets(buffer, sizeof buffer, pipe) != nullptr) out += buffer;
+    pclose(pipe);
+  }
+  std::filesystem::remove(file);
+  if (!out.empty() && out.back() == '\n') out.pop_back();
+  return out;
+}
+
+TEST(CompletionTest, BashCompletesNounsVerbsAndOptionsOfTheCommandTyped) {
+  CLI::App app{"prog"};
+  app.fallthrough();
+  std::string server;
+  bool json = false;
+  app.add_option("--server", server, "server");
+  app.add_flag("--json", json, "json");
+  CLI::App* incidents = app.add_subcommand("incidents", "incidents");
+  CLI::App* list = incidents->add_subcommand("list", "list");
+  bool overdue = false;
+  std::string state;
+  list->add_flag("--overdue", overdue, "overdue");
+  list->add_option("--state", state, "state");
+  incidents->add_subcommand("show", "show");
+  app.add_subcommand("agents", "agents")->add_subcommand("revoke", "revoke");
+  const std::string script = BashCompletion(app, "prog");
+
+  EXPECT_EQ(Complete(script, "prog ''", 1), "incidents agents");
+  EXPECT_EQ(Complete(script, "prog in", 1), "incidents");
+  EXPECT_EQ(Complete(script, "prog incidents ''", 2), "list show");
+  // A global option with its value before the noun does not confuse the path.
+  EXPECT_EQ(Complete(script, "prog --server h:1 incidents ''", 4), "list show");
+  EXPECT_EQ(Complete(script, "prog incidents list --", 3),
+            "--help --server --json --overdue --state");
+  EXPECT_EQ(Complete(script, "prog incidents list --st", 3), "--state");
+  // An option's value is left to file-name completion.
+  EXPECT_EQ(Complete(script, "prog incidents list --state ''", 4), "");
+  EXPECT_EQ(Complete(script, "prog agents ''", 2), "revoke");
+}
+
+TEST(ProgressTest, RedrawsOneLineInPlaceAndClearsIt) {
+  ::testing::internal::CaptureStderr();
+  {
+    Progress progress("importing", /*enabled=*/true);
+    progress.Update(5, 10);
+    std::this_thread::sleep_for(std::chrono::milliseconds(450));
+  }
+  const std::string out = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(out.find("\rimporting "), std::string::npos) << out;
+  EXPECT_NE(out.find("5/10 (50%)"), std::string::npos) << out;
+  EXPECT_EQ(out.find('\n'), std::string::npos) << "a progress line never scrolls";
+  EXPECT_TRUE(out.ends_with("\r\x1b[K")) << "the line is cleared when done";
+}
+
+TEST(ProgressTest, SaysNothingWhenStderrIsNotATerminal) {
+  ::testing::internal::CaptureStderr();
+  {
+    Progress progress("importing", /*enabled=*/false);
+    progress.Update(1, 2);
+  }
+  EXPECT_EQ(::testing::internal::GetCapturedStderr(), "");
 }
 
 }  // namespace

@@ -318,6 +318,31 @@ TEST_F(BookFixture, OneAttackerOnOneHostWithinTheWindowIsOneIncident) {
   EXPECT_GT(book->Find("INC-2026-0003")->risk_score, in->risk_score);
 }
 
+TEST_F(BookFixture, OccurredIsTheLogTimeAndDetectedTheReceiveTime) {
+  const absl::Time t = clock.Now();
+  AlertInput late = SshAlert("a1", "203.0.113.7", "web01", t);
+  late.occurred = t - absl::Hours(3);  // shipped three hours after it was logged
+  const std::string id = book->Ingest(late).incident_id;
+  ASSERT_FALSE(id.empty());
+  EXPECT_EQ(book->Find(id)->times.occurred, t - absl::Hours(3));
+  EXPECT_EQ(book->Find(id)->times.detected, t);
+
+  // An earlier log line attached later moves occurred back; one "from the future" (a host
+  // clock ahead of the server's) counts from when it was received.
+  AlertInput earlier = SshAlert("a2", "203.0.113.7", "web01", t + absl::Minutes(5));
+  earlier.occurred = t - absl::Hours(4);
+  book->Ingest(earlier);
+  EXPECT_EQ(book->Find(id)->times.occurred, t - absl::Hours(4));
+  AlertInput skewed = SshAlert("b1", "198.51.100.9", "web01", t);
+  skewed.occurred = t + absl::Hours(1);
+  EXPECT_EQ(book->Find(book->Ingest(skewed).incident_id)->times.occurred, t);
+
+  // The log time survives the stored form.
+  auto back = IncidentFromJson(nlohmann::json::parse(IncidentToJson(*book->Find(id)).dump()));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->alerts[1].occurred, t - absl::Hours(4));
+}
+
 TEST_F(BookFixture, PolicyDecidesWhatOpens) {
   const absl::Time t = clock.Now();
   EXPECT_EQ(book->Ingest(SshAlert("low1", "203.0.113.7", "web01", t, "low")).outcome,
