@@ -253,7 +253,11 @@ int Run(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    const int code = app.exit(e);
+    // Our own failures carry their exit code; CLI11's usage errors (unknown option, value
+    // out of range ...) are bad usage: 2, as cli/README.md promises.
+    if (dynamic_cast<const CLI::RuntimeError*>(&e) != nullptr || code == 0) return code;
+    return 2;
   }
   return 0;
 }

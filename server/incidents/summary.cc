@@ -52,6 +52,7 @@ Summary ComputeSummary(const SummaryInput& input, const Taxonomy& taxonomy, absl
   std::map<State, int> by_state;
   std::map<State, int> ex_by_state;
   std::map<std::string, int> rules;
+  std::map<std::string, std::string> rule_titles;  // id -> title, for people to read
   std::map<std::string, int> attackers;
   std::vector<absl::Duration> ttd;
   std::vector<absl::Duration> ttc;
@@ -81,7 +82,10 @@ Summary ComputeSummary(const SummaryInput& input, const Taxonomy& taxonomy, absl
     if (in.state == State::kClosed && IsSet(in.times.closed) && IsSet(in.times.detected)) {
       ttclose.push_back(std::max(absl::ZeroDuration(), in.times.closed - in.times.detected));
     }
-    for (const LinkedAlert& a : in.alerts) ++rules[a.rule_id];
+    for (const LinkedAlert& a : in.alerts) {
+      ++rules[a.rule_id];
+      if (!a.title.empty()) rule_titles.emplace(a.rule_id, a.title);
+    }
     std::vector<std::string> seen;
     for (const Observable& o : in.observables) {
       if (o.kind != ObservableKind::kIp || o.field == "destination.ip") continue;
@@ -124,6 +128,10 @@ Summary ComputeSummary(const SummaryInput& input, const Taxonomy& taxonomy, absl
   s.mean_time_to_contain = Mean(ttc);
   s.mean_time_to_close = Mean(ttclose);
   s.top_rules = Top(rules, 10);
+  for (auto& [rule, n] : s.top_rules) {
+    auto title = rule_titles.find(rule);
+    if (title != rule_titles.end()) rule = absl::StrCat(title->second, " (", rule, ")");
+  }
   s.top_attackers = Top(attackers, 10);
   s.agents = input.agents;
   return s;

@@ -11,6 +11,9 @@
 #include <sstream>
 #include <thread>
 
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+
 #include "common/files.h"
 #include "common/pki.h"
 #include "tests/e2e/harness.h"
@@ -114,6 +117,12 @@ class IncidentsEndToEnd : public ::testing::Test {
   void ShipAttackLog() {
     fs::path log = root_ / "auth.log";
     fs::copy_file(SIPER_ATTACK_LOG, log);
+    ShipLog(log);
+  }
+
+  // Enrolls an agent, runs it on `log` from its beginning and waits until every line is
+  // stored.
+  void ShipLog(const fs::path& log) {
     size_t lines = 0;
     {
       std::ifstream in(log);
@@ -466,6 +475,133 @@ TEST_F(IncidentsEndToEnd, ManualIncidentsAndReportsWithoutAnInstitutionProfile) 
   CommandResult missing = Ctl({"report", "usom", "INC-1999-0001"});
   EXPECT_NE(missing.exit_code, 0);
   EXPECT_NE(missing.err.find("INC-1999-0001"), std::string::npos) << missing.err;
+}
+
+// RFC 3164 lines have no year or zone: they are written in UTC like the server reads them.
+std::string SyslogTime(absl::Time t) { return absl::FormatTime("%b %e %H:%M:%S", t, absl::UTCTimeZone()); }
+
+// A brute force logged three hours before it is shipped: the incident's occurred time is the
+// log's, detected is when the server saw it. Then the KVKK breach details and the first
+// notice to the Board are recorded with siperctl and come out in the KVKK report, and the
+// management summary renders in a real browser.
+TEST_F(IncidentsEndToEnd, LogTimesKvkkNoticeAndSummaryHtmlFromARealServer) {
+  ASSERT_NO_FATAL_FAILURE(StartServer(kInstitutionYaml));
+  const absl::Time logged = absl::Now() - absl::Hours(3);
+  const fs::path log = root_ / "late.log";
+  {
+    std::ofstream out(log);
+    for (int i = 0; i < 12; ++i) {
+      out << SyslogTime(logged + absl::Seconds(i)) << " web2 sshd[" << 4000 + i
+          << "]: Failed password for root from 198.51.100.77 port " << 40000 + i << " ssh2\n";
+    }
+  }
+  ASSERT_NO_FATAL_FAILURE(ShipLog(log));
+  std::string id;
+  for (auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+       id.empty() && std::chrono::steady_clock::now() < deadline;
+       std::this_thread::sleep_for(std::chrono::milliseconds(200))) {
+    for (const json& i : Incidents()) {
+      for (const json& a : i["alerts"]) {
+        if (a["source_ip"] == "198.51.100.77") id = i["id"];
+      }
+    }
+  }
+  ASSERT_FALSE(id.empty()) << "the late brute force opened no incident";
+  json in = Show(id);
+  absl::Time occurred, detected;
+  std::string err;
+  ASSERT_TRUE(absl::ParseTime(absl::RFC3339_full, in["times"]["occurred"].get<std::string>(),
+                              &occurred, &err)) << in.dump();
+  ASSERT_TRUE(absl::ParseTime(absl::RFC3339_full, in["times"]["detected"].get<std::string>(),
+                              &detected, &err)) << in.dump();
+  EXPECT_LT(absl::AbsDuration(occurred - logged), absl::Seconds(2)) << in["times"].dump();
+  EXPECT_GT(detected - occurred, absl::Hours(2)) << in["times"].dump();
+
+  // A notice before the incident is flagged as a personal-data breach is refused.
+  CommandResult early = Ctl({"incidents", "kvkk", id, "--notice", "first"});
+  EXPECT_NE(early.exit_code, 0);
+  EXPECT_NE(early.err.find("personal-data breach"), std::string::npos) << early.err;
+  ASSERT_EQ(Ctl({"incidents", "update", id, "--personal-data-breach", "yes"}).exit_code, 0);
+  CommandResult details = Ctl(
+      {"incidents", "kvkk", id, "--breach-started", "4h", "--source",
+       "SSH password guessing on web2", "--data-category", "identity", "--data-category",
+       "contact", "--subject-group", "citizens", "--people", "120", "--records", "450",
+       "--consequences", "exposure of contact data", "--measure-taken", "root login disabled",
+       "--measure-planned", "MFA for administrators", "--subjects-informed", "no", "--json"});
+  ASSERT_EQ(details.exit_code, 0) << details.err;
+  CommandResult notice =
+      Ctl({"incidents", "kvkk", id, "--notice", "first", "--notice-reference", "KVKK-2026-77"});
+  ASSERT_EQ(notice.exit_code, 0) << notice.err;
+  // Bad input is named and changes nothing.
+  CommandResult bad_count = Ctl({"incidents", "kvkk", id, "--people", "-5"});
+  EXPECT_EQ(bad_count.exit_code, 2) << bad_count.err;
+  CommandResult bad_kind = Ctl({"incidents", "kvkk", id, "--notice", "sideways"});
+  EXPECT_NE(bad_kind.exit_code, 0);
+  EXPECT_NE(bad_kind.err.find("first or follow-up"), std::string::npos) << bad_kind.err;
+  CommandResult bad_flag = Ctl({"incidents", "kvkk", id, "--subjects-informed", "maybe"});
+  EXPECT_EQ(bad_flag.exit_code, 2);
+  EXPECT_NE(bad_flag.err.find("--subjects-informed"), std::string::npos) << bad_flag.err;
+
+  CommandResult report = Ctl({"report", "kvkk", id, "--format", "json"});
+  ASSERT_EQ(report.exit_code, 0) << report.err;
+  json k = json::parse(report.out);
+  EXPECT_EQ(k["breach"]["source"], "SSH password guessing on web2");
+  EXPECT_EQ(k["data"]["categories"], json({"identity", "contact"}));
+  EXPECT_EQ(k["data"]["subject_groups"], json({"citizens"}));
+  EXPECT_EQ(k["data"]["people_count"], 120);
+  EXPECT_EQ(k["data"]["record_count"], 450);
+  EXPECT_EQ(k["consequences"], "exposure of contact data");
+  EXPECT_EQ(k["measures"]["taken"], json({"root login disabled"}));
+  EXPECT_EQ(k["measures"]["planned"], json({"MFA for administrators"}));
+  EXPECT_EQ(k["subjects_informed"], false);
+  // The first notice is on record, so the next one is a follow-up.
+  EXPECT_EQ(k["notice"]["kind"], "follow-up") << k.dump(2);
+  EXPECT_NE(k["notice"]["previous"].dump().find("KVKK-2026-77"), std::string::npos) << k.dump(2);
+  CommandResult md = Ctl({"report", "kvkk", id, "--format", "md"});
+  ASSERT_EQ(md.exit_code, 0) << md.err;
+  EXPECT_NE(md.out.find("SSH password guessing on web2"), std::string::npos) << md.out;
+  // Every change is in the audit trail.
+  EXPECT_NE(Ctl({"audit", "list", "--json"}).out.find("incident.kvkk"), std::string::npos);
+
+  // The management summary is one self-contained HTML file with inline SVG charts; a real
+  // headless Chromium renders it (with the network off) to a non-empty page.
+  CommandResult html = Ctl({"report", "summary", "--since", "1d", "--format", "html"});
+  ASSERT_EQ(html.exit_code, 0) << html.err;
+  EXPECT_NE(html.out.find("<svg"), std::string::npos);
+  // Nothing is fetched: no src/href to another place, no CSS import or url() (the SVG
+  // namespace URI is a name, not a fetch).
+  for (const char* fetch : {"src=", "href=", "@import", "url("}) {
+    EXPECT_EQ(html.out.find(fetch), std::string::npos) << fetch << " in the summary HTML";
+  }
+  const fs::path page = root_ / "summary.html";
+  std::ofstream(page) << html.out;
+  const char* chromium = nullptr;
+  for (const char* candidate : {"/usr/bin/chromium", "/usr/bin/chromium-browser"}) {
+    if (fs::exists(candidate)) chromium = candidate;
+  }
+  if (chromium == nullptr) {
+    GTEST_SKIP() << "Debian's chromium is not installed (deploy/install-deps.sh installs it); "
+                    "the HTML render check did not run";
+  }
+  const std::vector<std::string> headless = {
+      chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+      "--no-first-run", "--proxy-server=127.0.0.1:9", "--user-data-dir=" + (root_ / "chromium").string()};
+  std::vector<std::string> dump = headless;
+  dump.push_back("--dump-dom");
+  dump.push_back("file://" + page.string());
+  CommandResult dom = RunCommand(dump);
+  ASSERT_EQ(dom.exit_code, 0) << dom.err;
+  EXPECT_NE(dom.out.find("<svg"), std::string::npos) << "the charts are not in the rendered DOM";
+  EXPECT_NE(dom.out.find("<h1>Siber Olay Özeti</h1>"), std::string::npos)
+      << "the page's heading did not render";
+  std::vector<std::string> shot = headless;
+  shot.push_back("--window-size=1280,1800");
+  shot.push_back("--screenshot=" + (root_ / "summary.png").string());
+  shot.push_back("file://" + page.string());
+  CommandResult png = RunCommand(shot);
+  ASSERT_EQ(png.exit_code, 0) << png.err;
+  ASSERT_TRUE(fs::exists(root_ / "summary.png")) << png.err;
+  EXPECT_GT(fs::file_size(root_ / "summary.png"), 10'000u) << "an empty page renders smaller";
 }
 
 }  // namespace
