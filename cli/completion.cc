@@ -11,9 +11,9 @@ namespace siper::cli {
 namespace {
 
 struct Node {
-  std::string path;                    // "incidents list"; "" for the root
-  std::vector<std::string> commands;   // the verbs (or nouns) below it
-  std::vector<std::string> options;    // --long and -s names, parents' included
+  std::string path;                   // "incidents list"; "" for the root
+  std::vector<std::string> commands;  // the verbs (or nouns) below it
+  std::vector<std::string> options;   // --long and -s names, parents' included
   std::vector<std::string> takes_value;
 };
 
@@ -101,9 +101,10 @@ complete -o default -F FN PROGRAM
 void AddCompletionCommand(CLI::App& app) {
   CLI::App* completion = app.add_subcommand("completion", "print a shell completion script");
   completion->require_subcommand(1);
-  CLI::App* bash = completion->add_subcommand(
-      "bash", "bash completion; install with: siperctl completion bash > "
-              "/etc/bash_completion.d/siperctl");
+  CLI::App* bash =
+      completion->add_subcommand("bash",
+                                 "bash completion; install with: siperctl completion bash > "
+                                 "/etc/bash_completion.d/siperctl");
   bash->callback([&app] { std::cout << BashCompletion(app, "siperctl"); });
 }
 

@@ -171,28 +171,33 @@ void AddKvkk(CLI::App& inc, const Ctx& c) {
   kv->add_option_function<std::string>(
         "INCIDENT", [req](const std::string& v) { req->set_id(v); }, "incident id")
       ->required();
+  // A repeatable option whose values replace one list of the request.
+  const auto list_option = [kv, req](const char* name,
+                                     siper::v1::StringList* (siper::v1::KvkkRequest::*list)(),
+                                     const char* help) {
+    kv->add_option_function<std::vector<std::string>>(
+          name,
+          [req, list](const std::vector<std::string>& v) {
+            ((*req).*list)()->mutable_values()->Assign(v.begin(), v.end());
+          },
+          help)
+        // One value per occurrence, so a following INCIDENT is not taken as one more.
+        ->expected(1)
+        ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  };
   kv->add_option("--breach-started", raw->started, "when the breach began (ISO 8601 or 2h)");
   kv->add_option("--breach-ended", raw->ended, "when it ended (ISO 8601 or 2h)");
   kv->add_option_function<std::string>(
       "--source", [req](const std::string& v) { req->set_source(v); },
       "how and from where it happened");
   kv->add_option_function<std::string>(
-      "--description", [req](const std::string& v) { req->set_description(v); },
-      "what happened");
-  kv->add_option_function<std::vector<std::string>>(
-      "--data-category",
-      [req](const std::vector<std::string>& v) {
-        req->mutable_data_categories()->mutable_values()->Assign(v.begin(), v.end());
-      },
-      "personal data category affected (repeat): identity, contact, health ...");
+      "--description", [req](const std::string& v) { req->set_description(v); }, "what happened");
+  list_option("--data-category", &siper::v1::KvkkRequest::mutable_data_categories,
+              "personal data category affected (repeat): identity, contact, health ...");
   kv->add_option("--special-categories", raw->special,
                  "yes or no: special categories (art. 6) involved");
-  kv->add_option_function<std::vector<std::string>>(
-      "--subject-group",
-      [req](const std::vector<std::string>& v) {
-        req->mutable_subject_groups()->mutable_values()->Assign(v.begin(), v.end());
-      },
-      "group of people affected (repeat): citizens, employees ...");
+  list_option("--subject-group", &siper::v1::KvkkRequest::mutable_subject_groups,
+              "group of people affected (repeat): citizens, employees ...");
   kv->add_option_function<int64_t>(
         "--people", [req](int64_t v) { req->set_people_count(v); },
         "number of people affected; -1: not yet known")
@@ -204,18 +209,10 @@ void AddKvkk(CLI::App& inc, const Ctx& c) {
   kv->add_option_function<std::string>(
       "--consequences", [req](const std::string& v) { req->set_consequences(v); },
       "likely consequences for the people affected");
-  kv->add_option_function<std::vector<std::string>>(
-      "--measure-taken",
-      [req](const std::vector<std::string>& v) {
-        req->mutable_measures_taken()->mutable_values()->Assign(v.begin(), v.end());
-      },
-      "a measure taken (repeat; replaces the list)");
-  kv->add_option_function<std::vector<std::string>>(
-      "--measure-planned",
-      [req](const std::vector<std::string>& v) {
-        req->mutable_measures_planned()->mutable_values()->Assign(v.begin(), v.end());
-      },
-      "a measure planned (repeat; replaces the list)");
+  list_option("--measure-taken", &siper::v1::KvkkRequest::mutable_measures_taken,
+              "a measure taken (repeat; replaces the list)");
+  list_option("--measure-planned", &siper::v1::KvkkRequest::mutable_measures_planned,
+              "a measure planned (repeat; replaces the list)");
   kv->add_option("--subjects-informed", raw->informed, "yes or no: the people were told");
   kv->add_option_function<std::string>(
       "--notice", [req](const std::string& v) { req->set_notice(v); },
@@ -225,11 +222,13 @@ void AddKvkk(CLI::App& inc, const Ctx& c) {
       "--notice-reference", [req](const std::string& v) { req->set_notice_reference(v); },
       "the Board's reference for the notice");
   kv->add_option_function<std::vector<std::string>>(
-      "--delay-reason",
-      [req](const std::vector<std::string>& v) {
-        for (const std::string& r : v) req->add_delay_reasons(r);
-      },
-      "why the notice is later than 72 hours (repeat)");
+        "--delay-reason",
+        [req](const std::vector<std::string>& v) {
+          for (const std::string& r : v) req->add_delay_reasons(r);
+        },
+        "why the notice is later than 72 hours (repeat)")
+      ->expected(1)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   kv->callback([c, req, raw] {
     const auto time_arg = [](const std::string& text, const char* flag) {
       absl::StatusOr<absl::Time> t = ParseTimeArg(text, absl::Now());

@@ -622,9 +622,9 @@ grpc::Status IncidentServiceImpl::UpdateKvkk(grpc::ServerContext* context,
                                             : now;
                 const absl::Time due =
                     incidents::KvkkDue(incident, policy).value_or(absl::InfiniteFuture());
-                SIPER_RETURN_IF_ERROR(incidents::RecordKvkkNotice(
-                    incident, *notice, sent, request->notice_reference(), reasons, due, actor,
-                    now));
+                SIPER_RETURN_IF_ERROR(incidents::RecordKvkkNotice(incident, *notice, sent,
+                                                                  request->notice_reference(),
+                                                                  reasons, due, actor, now));
               } else if (!reasons.empty()) {
                 for (const std::string& r : reasons) incident.kvkk.delay_reasons.push_back(r);
                 incidents::AddTimeline(incident, now, actor, "kvkk", "delay reasons recorded");

@@ -13,7 +13,6 @@
 
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-
 #include "common/files.h"
 #include "common/pki.h"
 #include "tests/e2e/harness.h"
@@ -478,7 +477,9 @@ TEST_F(IncidentsEndToEnd, ManualIncidentsAndReportsWithoutAnInstitutionProfile) 
 }
 
 // RFC 3164 lines have no year or zone: they are written in UTC like the server reads them.
-std::string SyslogTime(absl::Time t) { return absl::FormatTime("%b %e %H:%M:%S", t, absl::UTCTimeZone()); }
+std::string SyslogTime(absl::Time t) {
+  return absl::FormatTime("%b %e %H:%M:%S", t, absl::UTCTimeZone());
+}
 
 // A brute force logged three hours before it is shipped: the incident's occurred time is the
 // log's, detected is when the server saw it. Then the KVKK breach details and the first
@@ -511,9 +512,11 @@ TEST_F(IncidentsEndToEnd, LogTimesKvkkNoticeAndSummaryHtmlFromARealServer) {
   absl::Time occurred, detected;
   std::string err;
   ASSERT_TRUE(absl::ParseTime(absl::RFC3339_full, in["times"]["occurred"].get<std::string>(),
-                              &occurred, &err)) << in.dump();
+                              &occurred, &err))
+      << in.dump();
   ASSERT_TRUE(absl::ParseTime(absl::RFC3339_full, in["times"]["detected"].get<std::string>(),
-                              &detected, &err)) << in.dump();
+                              &detected, &err))
+      << in.dump();
   EXPECT_LT(absl::AbsDuration(occurred - logged), absl::Seconds(2)) << in["times"].dump();
   EXPECT_GT(detected - occurred, absl::Hours(2)) << in["times"].dump();
 
@@ -522,12 +525,32 @@ TEST_F(IncidentsEndToEnd, LogTimesKvkkNoticeAndSummaryHtmlFromARealServer) {
   EXPECT_NE(early.exit_code, 0);
   EXPECT_NE(early.err.find("personal-data breach"), std::string::npos) << early.err;
   ASSERT_EQ(Ctl({"incidents", "update", id, "--personal-data-breach", "yes"}).exit_code, 0);
-  CommandResult details = Ctl(
-      {"incidents", "kvkk", id, "--breach-started", "4h", "--source",
-       "SSH password guessing on web2", "--data-category", "identity", "--data-category",
-       "contact", "--subject-group", "citizens", "--people", "120", "--records", "450",
-       "--consequences", "exposure of contact data", "--measure-taken", "root login disabled",
-       "--measure-planned", "MFA for administrators", "--subjects-informed", "no", "--json"});
+  CommandResult details = Ctl({"incidents",
+                               "kvkk",
+                               id,
+                               "--breach-started",
+                               "4h",
+                               "--source",
+                               "SSH password guessing on web2",
+                               "--data-category",
+                               "identity",
+                               "--data-category",
+                               "contact",
+                               "--subject-group",
+                               "citizens",
+                               "--people",
+                               "120",
+                               "--records",
+                               "450",
+                               "--consequences",
+                               "exposure of contact data",
+                               "--measure-taken",
+                               "root login disabled",
+                               "--measure-planned",
+                               "MFA for administrators",
+                               "--subjects-informed",
+                               "no",
+                               "--json"});
   ASSERT_EQ(details.exit_code, 0) << details.err;
   CommandResult notice =
       Ctl({"incidents", "kvkk", id, "--notice", "first", "--notice-reference", "KVKK-2026-77"});
@@ -583,9 +606,14 @@ TEST_F(IncidentsEndToEnd, LogTimesKvkkNoticeAndSummaryHtmlFromARealServer) {
     GTEST_SKIP() << "Debian's chromium is not installed (deploy/install-deps.sh installs it); "
                     "the HTML render check did not run";
   }
-  const std::vector<std::string> headless = {
-      chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-      "--no-first-run", "--proxy-server=127.0.0.1:9", "--user-data-dir=" + (root_ / "chromium").string()};
+  const std::vector<std::string> headless = {chromium,
+                                             "--headless",
+                                             "--no-sandbox",
+                                             "--disable-gpu",
+                                             "--disable-dev-shm-usage",
+                                             "--no-first-run",
+                                             "--proxy-server=127.0.0.1:9",
+                                             "--user-data-dir=" + (root_ / "chromium").string()};
   std::vector<std::string> dump = headless;
   dump.push_back("--dump-dom");
   dump.push_back("file://" + page.string());
