@@ -5,9 +5,11 @@
 #include <hs/hs.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "rules/data_decoder.h"
 #include "rules/engine.h"
 #include "rules/sigma.h"
 
@@ -54,7 +56,8 @@ struct RuleSetImpl {
   hs_scratch_t* prototype_scratch = nullptr;
   size_t cache_hits = 0;  // databases read from the disk cache
   std::vector<RuleDiagnostic> skipped;
-  std::vector<RuleDiagnostic> diagnostics;  // every document, ok or not (for lint)
+  std::vector<RuleDiagnostic> diagnostics;         // every document, ok or not (for lint)
+  std::shared_ptr<const DataDecoderSet> decoders;  // the rule set's decoders/ folder; may be null
 
   RuleSetImpl() = default;
   RuleSetImpl(const RuleSetImpl&) = delete;

@@ -69,6 +69,11 @@ absl::StatusOr<std::vector<SourceFile>> ReadRuleFiles(const std::filesystem::pat
              dir, std::filesystem::directory_options::follow_directory_symlink, ec);
          it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
       if (ec) break;
+      // A `decoders` folder holds decoder files (rules/data_decoder.h), not rules.
+      if (it->is_directory() && it->path().filename() == "decoders") {
+        it.disable_recursion_pending();
+        continue;
+      }
       if (!it->is_regular_file()) continue;
       std::string ext = it->path().extension().string();
       if (ext == ".yml" || ext == ".yaml") paths.push_back(it->path());
@@ -487,6 +492,7 @@ absl::StatusOr<std::shared_ptr<const RuleSet>> RuleSet::Load(const std::filesyst
                                                              const LoadOptions& options) {
   SIPER_ASSIGN_OR_RETURN(std::vector<SourceFile> files, ReadRuleFiles(dir));
   SIPER_ASSIGN_OR_RETURN(std::unique_ptr<RuleSetImpl> impl, ParseAndBuild(files, options));
+  SIPER_ASSIGN_OR_RETURN(impl->decoders, DataDecoderSet::LoadDir(dir / "decoders"));
   return std::shared_ptr<const RuleSet>(new RuleSet(std::move(impl)));
 }
 
@@ -510,7 +516,14 @@ std::vector<RuleDiagnostic> RuleSet::Lint(const std::filesystem::path& dir) {
     return {
         {dir.string(), "", RuleDiagnostic::Status::kError, std::string(impl.status().message())}};
   }
-  return (*impl)->diagnostics;
+  std::vector<RuleDiagnostic> diagnostics = (*impl)->diagnostics;
+  absl::StatusOr<std::shared_ptr<const DataDecoderSet>> decoders =
+      DataDecoderSet::LoadDir(dir / "decoders");
+  if (!decoders.ok()) {
+    diagnostics.push_back({(dir / "decoders").string(), "", RuleDiagnostic::Status::kError,
+                           std::string(decoders.status().message())});
+  }
+  return diagnostics;
 }
 
 size_t RuleSet::rule_count() const {
@@ -537,6 +550,7 @@ RuleSetStats RuleSet::stats() const {
 }
 
 const std::vector<RuleDiagnostic>& RuleSet::skipped() const { return impl_->skipped; }
+const DataDecoderSet* RuleSet::decoders() const { return impl_->decoders.get(); }
 
 std::vector<RuleInfo> RuleSet::rules() const {
   std::vector<RuleInfo> out;
@@ -756,6 +770,7 @@ absl::StatusOr<std::vector<Detection>> MatcherState::Process(std::string_view li
                                                              InputFormat format,
                                                              FieldMap* fields_out) {
   SIPER_RETURN_IF_ERROR(DecodeLine(line, source, format, &event_));
+  if (rs_->decoders != nullptr) rs_->decoders->Apply(&event_);
   if (++epoch_ == 0) {
     std::fill(rule_epoch_.begin(), rule_epoch_.end(), 0);
     epoch_ = 1;

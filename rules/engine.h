@@ -60,7 +60,8 @@ struct RuleSetStats {
   size_t cache_hits = 0;      // databases read from LoadOptions::cache_dir
 };
 
-struct RuleSetImpl;  // compiled form, private to the engine
+struct RuleSetImpl;    // compiled form, private to the engine
+class DataDecoderSet;  // rules/data_decoder.h
 
 // One test line from a rule's `siper.tests` block.
 struct RuleTestCase {
@@ -104,6 +105,8 @@ class RuleSet {
   // Rules that were skipped (unsupported, or errors with skip_errors).
   const std::vector<RuleDiagnostic>& skipped() const;
   std::vector<RuleInfo> rules() const;
+  // Decoders loaded from the `decoders/` folder of the rule directory; null when none.
+  const DataDecoderSet* decoders() const;
 
   ~RuleSet();
   const RuleSetImpl& impl() const { return *impl_; }
