@@ -8,7 +8,9 @@ pkgs=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   librocksdb-dev libssl-dev libhyperscan-dev libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev libyaml-cpp-dev nlohmann-json3-dev
-  libcli11-dev libre2-dev libabsl-dev zlib1g-dev
+  libcli11-dev libre2-dev libabsl-dev zlib1g-dev libsystemd-dev
+  # tests only: builds journal files without a running journald
+  systemd-journal-remote
 )
 if [ "${1:-}" = "--test" ]; then
   pkgs+=(chromium)
