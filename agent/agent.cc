@@ -67,9 +67,9 @@ Agent::Agent(const AgentConfig& config, AgentIdentity identity,
   if (config_.journald.enabled) {
     JournalOptions journal_options;
     journal_options.hostname = LocalHostname();
-    journal_ = std::make_unique<JournalReader>(config_.journald,
-                                               config_.state_dir / "journald.json",
-                                               identity_.agent_id, pending_.get(), journal_options);
+    journal_ =
+        std::make_unique<JournalReader>(config_.journald, config_.state_dir / "journald.json",
+                                        identity_.agent_id, pending_.get(), journal_options);
   }
   ShipperOptions options;
   options.server = config_.server;
@@ -252,10 +252,13 @@ void Agent::TailLoop() {
   absl::Time last_journal_error_log = absl::InfinitePast();
   while (!stopping_) {
     const uint64_t seq_before = tailer_->next_seq();
-    DrainFimOutbox();
     // Over the events/s cap, files and the journal are read more slowly: what
     // is not read now stays where it is (offsets, cursor) for the next round.
-    const size_t allowed = limiter_.Available(absl::Now());
+    // FIM events wait in the outbox (FIM pauses once it is full).
+    if (limiter_.Available(absl::Now()) > 0) DrainFimOutbox();
+    const size_t fim_numbered = tailer_->next_seq() - seq_before;
+    const size_t available = limiter_.Available(absl::Now());
+    const size_t allowed = available > fim_numbered ? available - fim_numbered : 0;
     if (absl::Status status = tailer_->Poll(allowed); !status.ok()) {
       // Typically offsets.json cannot be written (disk full): nothing new is
       // sent until it can, so nothing is lost; say so now and then.

@@ -114,12 +114,27 @@ absl::StatusOr<AgentConfig> ParseRoot(const YAML::Node& root, const std::filesys
     return absl::InvalidArgumentError(
         absl::StrCat(source.string(), ": the configuration must be a YAML mapping of keys"));
   }
-  SIPER_RETURN_IF_ERROR(CheckKeys(
-      errors, root, "",
-      {"server", "state_dir", "logs", "fim", "log_file", "log_level", "batch_max_events",
-       "batch_max_delay_ms", "max_pending_events", "max_pending_bytes", "poll_interval_ms", "spool",
-       "fim_rescan_s", "fim_large_file_bytes", "fim_cpu_percent", "fim_io_bytes_per_s",
-       "heartbeat_s", "journald", "limits", "cert_renew_fraction"}));
+  static const std::set<std::string> kKeys = {"server",
+                                              "state_dir",
+                                              "logs",
+                                              "fim",
+                                              "log_file",
+                                              "log_level",
+                                              "batch_max_events",
+                                              "batch_max_delay_ms",
+                                              "max_pending_events",
+                                              "max_pending_bytes",
+                                              "poll_interval_ms",
+                                              "spool",
+                                              "fim_rescan_s",
+                                              "fim_large_file_bytes",
+                                              "fim_cpu_percent",
+                                              "fim_io_bytes_per_s",
+                                              "heartbeat_s",
+                                              "journald",
+                                              "limits",
+                                              "cert_renew_fraction"};
+  SIPER_RETURN_IF_ERROR(CheckKeys(errors, root, "", kKeys));
 
   if (!root["server"]) {
     return errors.Error(root, "server", "is required (HOST:PORT of siper-server)");
@@ -191,9 +206,9 @@ absl::StatusOr<AgentConfig> ParseRoot(const YAML::Node& root, const std::filesys
         config.fim_io_bytes_per_s,
         GetInt(errors, root["fim_io_bytes_per_s"], "fim_io_bytes_per_s", 0, int64_t{1} << 40));
     if (config.fim_io_bytes_per_s > 0 && config.fim_io_bytes_per_s < 64 * 1024) {
-      return errors.Error(root["fim_io_bytes_per_s"], "fim_io_bytes_per_s",
-                          absl::StrCat("must be 0 (no limit) or at least 65536, got ",
-                                       config.fim_io_bytes_per_s));
+      return errors.Error(
+          root["fim_io_bytes_per_s"], "fim_io_bytes_per_s",
+          absl::StrCat("must be 0 (no limit) or at least 65536, got ", config.fim_io_bytes_per_s));
     }
   }
   if (root["cert_renew_fraction"]) {
@@ -209,9 +224,8 @@ absl::StatusOr<AgentConfig> ParseRoot(const YAML::Node& root, const std::filesys
     SIPER_RETURN_IF_ERROR(
         CheckKeys(errors, limits, "limits.", {"events_per_s", "events_burst", "memory_bytes"}));
     if (limits["events_per_s"]) {
-      SIPER_ASSIGN_OR_RETURN(
-          config.max_events_per_s,
-          GetInt(errors, limits["events_per_s"], "limits.events_per_s", 0, 10000000));
+      SIPER_ASSIGN_OR_RETURN(config.max_events_per_s, GetInt(errors, limits["events_per_s"],
+                                                             "limits.events_per_s", 0, 10000000));
     }
     if (limits["events_burst"]) {
       // A burst without a rate would be a cap that is not there: refuse it.
@@ -219,14 +233,13 @@ absl::StatusOr<AgentConfig> ParseRoot(const YAML::Node& root, const std::filesys
         return errors.Error(limits["events_burst"], "limits.events_burst",
                             "needs limits.events_per_s (a positive rate) to be set as well");
       }
-      SIPER_ASSIGN_OR_RETURN(
-          config.events_burst,
-          GetInt(errors, limits["events_burst"], "limits.events_burst", 1, 100000000));
+      SIPER_ASSIGN_OR_RETURN(config.events_burst, GetInt(errors, limits["events_burst"],
+                                                         "limits.events_burst", 1, 100000000));
     }
     if (limits["memory_bytes"]) {
-      SIPER_ASSIGN_OR_RETURN(config.max_memory_bytes,
-                             GetInt(errors, limits["memory_bytes"], "limits.memory_bytes", 0,
-                                    int64_t{1} << 40));
+      SIPER_ASSIGN_OR_RETURN(
+          config.max_memory_bytes,
+          GetInt(errors, limits["memory_bytes"], "limits.memory_bytes", 0, int64_t{1} << 40));
       if (config.max_memory_bytes > 0 && config.max_memory_bytes < (4 << 20)) {
         return errors.Error(limits["memory_bytes"], "limits.memory_bytes",
                             absl::StrCat("must be 0 (built-in sizes) or at least 4194304 (4 MiB), "
@@ -320,8 +333,8 @@ absl::StatusOr<AgentConfig> ParseRoot(const YAML::Node& root, const std::filesys
       return errors.Error(journald, "journald",
                           "must be a mapping (enabled, matches, directory, start)");
     }
-    SIPER_RETURN_IF_ERROR(CheckKeys(errors, journald, "journald.",
-                                    {"enabled", "matches", "directory", "start"}));
+    SIPER_RETURN_IF_ERROR(
+        CheckKeys(errors, journald, "journald.", {"enabled", "matches", "directory", "start"}));
     if (!journald["enabled"]) {
       // Settings without `enabled` are half a configuration: say which way.
       return errors.Error(journald, "journald.enabled",
@@ -341,9 +354,10 @@ absl::StatusOr<AgentConfig> ParseRoot(const YAML::Node& root, const std::filesys
         const std::string field = match.substr(0, eq);
         const bool field_ok =
             eq != std::string::npos && eq > 0 &&
-            std::all_of(field.begin(), field.end(), [](char c) {
-              return (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
-            }) &&
+            std::all_of(field.begin(), field.end(),
+                        [](char c) {
+                          return (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+                        }) &&
             !(field[0] >= '0' && field[0] <= '9');
         if (!field_ok) {
           return errors.Error(matches[i], key,
@@ -429,8 +443,7 @@ MemoryBudget MemoryBudgetFor(uint64_t max_memory_bytes) {
   // the copies made while encoding.
   const uint64_t cap = max_memory_bytes;
   budget.read_bytes_per_round = static_cast<size_t>(std::min<uint64_t>(cap / 4, 16 << 20));
-  budget.read_bytes_per_file =
-      std::min(budget.read_bytes_per_round, static_cast<size_t>(4 << 20));
+  budget.read_bytes_per_file = std::min(budget.read_bytes_per_round, static_cast<size_t>(4 << 20));
   budget.batch_bytes = static_cast<size_t>(std::min<uint64_t>(cap / 8, 1 << 20));
   budget.fim_outbox_events = static_cast<size_t>(std::min<uint64_t>(cap / 8 / 512, 10000));
   return budget;

@@ -47,7 +47,8 @@ std::string JournalEntryLine(int64_t realtime_us,
   std::string line = absl::FormatTime("%Y-%m-%dT%H:%M:%E6S+00:00",
                                       absl::FromUnixMicros(realtime_us), absl::UTCTimeZone());
   line.push_back(' ');
-  line += HeaderToken(Field(fields, "_HOSTNAME"), default_host.empty() ? "localhost" : default_host);
+  line +=
+      HeaderToken(Field(fields, "_HOSTNAME"), default_host.empty() ? "localhost" : default_host);
   line.push_back(' ');
   const std::string* ident = Field(fields, "SYSLOG_IDENTIFIER");
   if (ident == nullptr || ident->empty()) ident = Field(fields, "_COMM");
@@ -192,8 +193,7 @@ v1::Event JournalReader::CurrentEvent(int64_t now_ns) {
   event.set_agent_time_ns(now_ns);
   v1::LogEvent* log = event.mutable_log();
   log->set_source(JournalEntrySource(fields));
-  std::string line =
-      JournalEntryLine(static_cast<int64_t>(realtime_us), fields, options_.hostname);
+  std::string line = JournalEntryLine(static_cast<int64_t>(realtime_us), fields, options_.hostname);
   if (line.size() > options_.max_line_bytes) {
     line.resize(options_.max_line_bytes);
     log->set_truncated(true);
@@ -242,8 +242,8 @@ absl::Status JournalReader::Recover(std::vector<v1::Event>* out) {
     try {
       const nlohmann::json doc = nlohmann::json::parse(text);
       if (doc.at("version").get<int>() != kStateVersion) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            state_path_.string(), ": unsupported version ", doc.at("version").dump()));
+        return absl::FailedPreconditionError(
+            absl::StrCat(state_path_.string(), ": unsupported version ", doc.at("version").dump()));
       }
       saved_directory = doc.at("directory").get<std::string>();
       saved_matches = doc.at("matches").get<std::vector<std::string>>();

@@ -378,9 +378,8 @@ absl::Status LogTailer::ReadNewLines(TrackedFile& file, size_t* room, uint64_t* 
   std::vector<Line> lines;
   if (*room > 0 && *bytes_left > 0 && size > file.read_offset) {
     SIPER_RETURN_IF_ERROR(ReadLines(
-        file, size, *room,
-        std::min<uint64_t>(options_.max_bytes_per_file_per_poll, *bytes_left), finishing,
-        &lines));
+        file, size, *room, std::min<uint64_t>(options_.max_bytes_per_file_per_poll, *bytes_left),
+        finishing, &lines));
     *bytes_left -= std::min(*bytes_left, file.read_offset - before);
   }
   if (finishing && file.read_offset >= size) {

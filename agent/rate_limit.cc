@@ -15,8 +15,8 @@ void EventRateLimiter::Refill(absl::Time now) {
     last_ = now;
     return;
   }
-  tokens_ = std::min(burst_, tokens_ + absl::ToDoubleSeconds(now - last_) *
-                                           static_cast<double>(per_second_));
+  tokens_ = std::min(
+      burst_, tokens_ + absl::ToDoubleSeconds(now - last_) * static_cast<double>(per_second_));
   last_ = now;
 }
 

@@ -20,9 +20,7 @@
 namespace siper::agent {
 namespace {
 
-std::filesystem::path Next(const std::filesystem::path& path) {
-  return path.string() + ".next";
-}
+std::filesystem::path Next(const std::filesystem::path& path) { return path.string() + ".next"; }
 
 absl::Status Rename(const std::filesystem::path& from, const std::filesystem::path& to) {
   std::error_code ec;
@@ -114,8 +112,7 @@ absl::Status CertificateRenewer::RenewNow() {
   v1::RenewResponse response;
   const grpc::Status status = stub->Renew(&context, request, &response);
   if (!status.ok()) {
-    return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
-                        status.error_message());
+    return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
   }
   // Trust nothing the server sent without checking it fits.
   SIPER_ASSIGN_OR_RETURN(pki::Identity id, pki::ParseIdentity(response.certificate_pem()));

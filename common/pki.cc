@@ -126,7 +126,8 @@ absl::Status SetValidity(X509* cert, absl::Duration validity) {
   // Backdate a little so that small clock differences between hosts do not
   // matter; a tenth of the validity at most, so that a short-lived
   // certificate's lifetime (which renewal divides) is mostly in the future.
-  const long backdate = static_cast<long>(std::min<int64_t>(300, absl::ToInt64Seconds(validity) / 10));
+  const long backdate =
+      static_cast<long>(std::min<int64_t>(300, absl::ToInt64Seconds(validity) / 10));
   if (!X509_gmtime_adj(X509_getm_notBefore(cert), -backdate) ||
       !X509_gmtime_adj(X509_getm_notAfter(cert), absl::ToInt64Seconds(validity))) {
     return SslError("cannot set validity");

@@ -266,13 +266,13 @@ absl::Status AgentServiceImpl::DoRenew(const grpc::CallbackServerContext& contex
   }
   SIPER_ASSIGN_OR_RETURN(std::string csr_cn, pki::CsrCommonName(request.csr_pem()));
   if (csr_cn != id.common_name) {
-    return absl::PermissionDeniedError(
-        absl::StrCat("the CSR is for '", EscapeForTerminal(csr_cn),
-                     "' but the calling certificate is for ", id.common_name));
+    return absl::PermissionDeniedError(absl::StrCat("the CSR is for '", EscapeForTerminal(csr_cn),
+                                                    "' but the calling certificate is for ",
+                                                    id.common_name));
   }
   SIPER_ASSIGN_OR_RETURN(std::string cert,
-                         pki::SignCsr(pki_->ca, request.csr_pem(), id.common_name,
-                                      pki::kRoleAgent, options_.agent_cert_validity));
+                         pki::SignCsr(pki_->ca, request.csr_pem(), id.common_name, pki::kRoleAgent,
+                                      options_.agent_cert_validity));
   spdlog::info("renewed the certificate of agent {} (valid {} s)", id.common_name,
                absl::ToInt64Seconds(options_.agent_cert_validity));
   response->set_certificate_pem(std::move(cert));

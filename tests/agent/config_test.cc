@@ -242,8 +242,9 @@ cert_renew_fraction: 0.5
 TEST(ConfigTest, HalfConfiguredSectionsAreRefused) {
   const std::string head = "server: 127.0.0.1:7443\n";
   ExpectError(head + "journald:\n  matches: [_SYSTEMD_UNIT=ssh.service]\n",
-              "agent.yaml:2: key 'journald.enabled': is required");
-  ExpectError(head + "journald:\n  enabled: maybe\n", "key 'journald.enabled': must be true or false");
+              "agent.yaml:3: key 'journald.enabled': is required");
+  ExpectError(head + "journald:\n  enabled: maybe\n",
+              "key 'journald.enabled': must be true or false");
   ExpectError(head + "journald:\n  enabled: true\n  matches: [ssh.service]\n",
               "key 'journald.matches[0]': must be FIELD=value");
   ExpectError(head + "journald:\n  enabled: true\n  matches: [_unit=x]\n",

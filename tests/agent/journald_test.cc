@@ -21,11 +21,11 @@ using ::siper::agent::testing::WriteJournal;
 
 constexpr int64_t kT0 = 1700000000000000;  // 2023-11-14T22:13:20Z
 
-#define SKIP_WITHOUT_JOURNAL_REMOTE()                                                   \
-  if (!HaveJournalRemote()) {                                                           \
-    GTEST_SKIP() << ::siper::agent::testing::kJournalRemote                             \
-                 << " is missing (Debian package systemd-journal-remote, see "          \
-                    "deploy/install-deps.sh)";                                          \
+#define SKIP_WITHOUT_JOURNAL_REMOTE()                                          \
+  if (!HaveJournalRemote()) {                                                  \
+    GTEST_SKIP() << ::siper::agent::testing::kJournalRemote                    \
+                 << " is missing (Debian package systemd-journal-remote, see " \
+                    "deploy/install-deps.sh)";                                 \
   }
 
 TEST(JournalLineTest, RebuildsASyslogLine) {
@@ -108,9 +108,9 @@ TEST_F(JournalReaderTest, ReadsEntriesInOrderWithMatches) {
   EXPECT_EQ(events[1].seq(), 2u);
   EXPECT_EQ(events[0].agent_id(), "agt-test");
   EXPECT_EQ(events[0].log().source(), "journald:ssh.service");
-  EXPECT_EQ(Lines(events), (std::vector<std::string>{
-                               "2023-11-14T22:13:20.000000+00:00 pc1 sshd[1]: one",
-                               "2023-11-14T22:13:20.000002+00:00 pc1 sshd[3]: two"}));
+  EXPECT_EQ(Lines(events),
+            (std::vector<std::string>{"2023-11-14T22:13:20.000000+00:00 pc1 sshd[1]: one",
+                                      "2023-11-14T22:13:20.000002+00:00 pc1 sshd[3]: two"}));
 
   // New entries appended to the journal come next.
   ASSERT_TRUE(WriteJournal(journal_dir_ / "x.journal",

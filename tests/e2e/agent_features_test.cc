@@ -90,10 +90,15 @@ class AgentFeaturesTest : public ::testing::Test {
   fs::path Pki(const std::string& name) const { return data_dir_ / "pki" / name; }
 
   CommandResult Ctl(std::vector<std::string> args) {
-    std::vector<std::string> argv = {SIPERCTL_BIN,           "--server", address_,
-                                     "--ca",                 Pki("ca.pem").string(),
-                                     "--cert",               Pki("admin.pem").string(),
-                                     "--key",                Pki("admin.key").string()};
+    std::vector<std::string> argv = {SIPERCTL_BIN,
+                                     "--server",
+                                     address_,
+                                     "--ca",
+                                     Pki("ca.pem").string(),
+                                     "--cert",
+                                     Pki("admin.pem").string(),
+                                     "--key",
+                                     Pki("admin.key").string()};
     argv.insert(argv.end(), args.begin(), args.end());
     return RunCommand(argv);
   }
@@ -102,9 +107,9 @@ class AgentFeaturesTest : public ::testing::Test {
     CommandResult t = Ctl({"tokens", "create"});
     EXPECT_EQ(t.exit_code, 0) << t.err;
     const std::string token = t.out.substr(0, t.out.find('\n'));
-    CommandResult r = RunCommand({SIPER_AGENT_BIN, "enroll", "--server", address_, "--token",
-                                  token, "--ca", Pki("ca.pem").string(), "--state-dir",
-                                  state_dir_.string()});
+    CommandResult r =
+        RunCommand({SIPER_AGENT_BIN, "enroll", "--server", address_, "--token", token, "--ca",
+                    Pki("ca.pem").string(), "--state-dir", state_dir_.string()});
     EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
     // "enrolled as agt-..."
     const size_t at = r.out.find("agt-");
@@ -195,26 +200,27 @@ TEST_F(AgentFeaturesTest, JournalEntriesStoredExactlyOnceAcrossRestarts) {
     std::vector<JournalEntry> entries;
     for (int i = 0; i < count; ++i, ++n) {
       const int64_t t = t0 + n * 1000;
-      const std::string message = absl::StrCat("Failed password for root from 203.0.113.9 port ",
-                                               40000 + n, " ssh2");
+      const std::string message =
+          absl::StrCat("Failed password for root from 203.0.113.9 port ", 40000 + n, " ssh2");
       entries.push_back(SyslogEntry(t, "sshd", 500 + n, "ssh.service", message));
       // Not selected by the match: never shipped.
       entries.push_back(SyslogEntry(t + 1, "CRON", 900 + n, "cron.service", "noise"));
-      expected.push_back(absl::StrCat(
-          absl::FormatTime("%Y-%m-%dT%H:%M:%E6S+00:00", absl::FromUnixMicros(t),
-                           absl::UTCTimeZone()),
-          " pc1 sshd[", 500 + n, "]: ", message));
+      expected.push_back(
+          absl::StrCat(absl::FormatTime("%Y-%m-%dT%H:%M:%E6S+00:00", absl::FromUnixMicros(t),
+                                        absl::UTCTimeZone()),
+                       " pc1 sshd[", 500 + n, "]: ", message));
     }
     ASSERT_TRUE(WriteJournal(journal, entries));
   };
   add(5);
-  const fs::path config = WriteAgentConfig(absl::StrCat("journald:\n"
-                                                        "  enabled: true\n"
-                                                        "  directory: ",
-                                                        journal_dir.string(),
-                                                        "\n"
-                                                        "  start: beginning\n"
-                                                        "  matches: [_SYSTEMD_UNIT=ssh.service]\n"));
+  const fs::path config =
+      WriteAgentConfig(absl::StrCat("journald:\n"
+                                    "  enabled: true\n"
+                                    "  directory: ",
+                                    journal_dir.string(),
+                                    "\n"
+                                    "  start: beginning\n"
+                                    "  matches: [_SYSTEMD_UNIT=ssh.service]\n"));
   StartAgent(config);
   std::vector<json> events = WaitForEvents(expected.size());
   ASSERT_EQ(events.size(), expected.size()) << AgentLog();
@@ -266,10 +272,11 @@ TEST_F(AgentFeaturesTest, CertificateIsRenewedAndTheStreamGoesOn) {
   const fs::path log = root_ / "app.log";
   std::ofstream(log).close();
   // 60 s lifetime (+6 s backdated): renewed once less than half is left, ~27 s in.
-  const fs::path config = WriteAgentConfig(absl::StrCat("cert_renew_fraction: 0.5\n"
-                                                        "logs:\n"
-                                                        "  - path: ",
-                                                        log.string(), "\n    start: beginning\n"));
+  const fs::path config =
+      WriteAgentConfig(absl::StrCat("cert_renew_fraction: 0.5\n"
+                                    "logs:\n"
+                                    "  - path: ",
+                                    log.string(), "\n    start: beginning\n"));
   StartAgent(config);
   std::vector<std::string> expected;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(50);
@@ -305,8 +312,7 @@ TEST_F(AgentFeaturesTest, CertificateIsRenewedAndTheStreamGoesOn) {
     EXPECT_EQ(st.st_mode & 0777, 0600u) << name;
   }
   EXPECT_FALSE(fs::exists(state_dir_ / "agent.key.next"));
-  EXPECT_NE(ServerOutput().find("renewed the certificate of agent " + agent_id),
-            std::string::npos);
+  EXPECT_NE(ServerOutput().find("renewed the certificate of agent " + agent_id), std::string::npos);
 }
 
 std::shared_ptr<grpc::Channel> AgentChannel(const std::string& address, const fs::path& state_dir) {
@@ -346,8 +352,8 @@ TEST_F(AgentFeaturesTest, RevokedAgentIsRefusedAndSaysSo) {
 
   const fs::path log = root_ / "app.log";
   std::ofstream(log) << "before 1\nbefore 2\n";
-  const fs::path config = WriteAgentConfig(
-      absl::StrCat("logs:\n  - path: ", log.string(), "\n    start: beginning\n"));
+  const fs::path config =
+      WriteAgentConfig(absl::StrCat("logs:\n  - path: ", log.string(), "\n    start: beginning\n"));
   StartAgent(config);
   ASSERT_EQ(WaitForEvents(2).size(), 2u) << AgentLog();
 
@@ -355,8 +361,7 @@ TEST_F(AgentFeaturesTest, RevokedAgentIsRefusedAndSaysSo) {
   ASSERT_EQ(revoke.exit_code, 0) << revoke.err;
   grpc::Status refused = Renew(channel, agent_id, &response);
   EXPECT_EQ(refused.error_code(), grpc::StatusCode::PERMISSION_DENIED);
-  EXPECT_NE(refused.error_message().find("revoked"), std::string::npos)
-      << refused.error_message();
+  EXPECT_NE(refused.error_message().find("revoked"), std::string::npos) << refused.error_message();
 
   // The next connection is refused (a revocation applies to new streams).
   agent_->Signal(SIGTERM);
@@ -367,13 +372,13 @@ TEST_F(AgentFeaturesTest, RevokedAgentIsRefusedAndSaysSo) {
   ASSERT_TRUE(WaitForAgentLog("has been revoked", 20)) << AgentLog();
   std::this_thread::sleep_for(std::chrono::seconds(5));
   const std::string agent_log = AgentLog();
-  EXPECT_NE(agent_log.find("the server refused this agent: agent " + agent_id +
-                           " has been revoked"),
-            std::string::npos)
+  EXPECT_NE(
+      agent_log.find("the server refused this agent: agent " + agent_id + " has been revoked"),
+      std::string::npos)
       << agent_log;
   // Backing off 0.5, 1, 2, 4 s: a handful of lines in these seconds, not a flood.
-  const size_t refusals = CountOccurrences(agent_log, "the server refused this agent") -
-                          refusals_before;
+  const size_t refusals =
+      CountOccurrences(agent_log, "the server refused this agent") - refusals_before;
   EXPECT_GE(refusals, 1u);
   EXPECT_LE(refusals, 6u) << agent_log;
   EXPECT_TRUE(agent_->Running());
