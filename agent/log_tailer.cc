@@ -201,7 +201,13 @@ absl::Status LogTailer::ReadLines(TrackedFile& file, uint64_t limit, size_t max_
   const uint64_t budget_end = max_bytes > UINT64_MAX - off ? UINT64_MAX : off + max_bytes;
   const size_t first = out->size();
   while (out->size() - first < max_lines && off < limit && off < budget_end) {
-    const uint64_t requested = std::min<uint64_t>(chunk, limit - off);
+    // Within the byte budget; the first read of a call takes at least what a
+    // line may be long, so a line always fits or is found to be over the cap.
+    const uint64_t unbudgeted = std::min<uint64_t>(chunk, limit - off);
+    const uint64_t requested = std::min<uint64_t>(
+        unbudgeted,
+        off == file.read_offset ? std::max<uint64_t>(budget_end - off, cap + 1) : budget_end - off);
+    const bool budget_cut = requested < unbudgeted;
     SIPER_ASSIGN_OR_RETURN(size_t n, PreadFull(file.fd, buf, requested, off));
     if (n == 0) break;  // shorter than it said: truncated meanwhile; the next poll sees it
     // Either the limit is reached or the file ended early (truncated meanwhile).
@@ -217,9 +223,10 @@ absl::Status LogTailer::ReadLines(TrackedFile& file, uint64_t limit, size_t max_
     off += pos;
     if (out->size() - first >= max_lines || pos == n) continue;
 
-    const size_t rest = n - pos;             // a line without its newline in this chunk
-    if (rest <= cap && !at_limit) continue;  // the next chunk starts at this line
-    if (rest <= cap) {                       // a partial line at the end of the file
+    const size_t rest = n - pos;                        // a line without its newline in this chunk
+    if (rest <= cap && !at_limit && budget_cut) break;  // the budget ends in this line
+    if (rest <= cap && !at_limit) continue;             // the next chunk starts at this line
+    if (rest <= cap) {                                  // a partial line at the end of the file
       if (flush_partial) {
         emit(buf + pos, rest, false);
         off += rest;
