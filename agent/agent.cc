@@ -116,6 +116,10 @@ absl::Status Agent::health() const {
 void Agent::Start() {
   spdlog::info("siper-agent {} starting as {}; server {}, {} log inputs", SIPER_VERSION,
                identity_.agent_id, config_.server, config_.logs.size());
+  if (config_.max_events_per_s > 0 || config_.max_memory_bytes > 0) {
+    spdlog::info("limits: {} events/s (burst {}), {} bytes of buffers (0: built-in sizes)",
+                 config_.max_events_per_s, config_.events_burst, config_.max_memory_bytes);
+  }
   if (!config_.fim.empty()) {
     FimOptions fim_options;
     fim_options.rescan_interval = absl::Seconds(config_.fim_rescan_s);
