@@ -26,6 +26,7 @@
 namespace siper::agent {
 
 absl::StatusOr<std::unique_ptr<Agent>> Agent::Create(const AgentConfig& config) {
+  SIPER_RETURN_IF_ERROR(FinishInterruptedRenewal(config.state_dir));
   SIPER_ASSIGN_OR_RETURN(AgentIdentity identity, LoadIdentity(config.state_dir));
   SpoolOptions spool_options;
   switch (config.spool_fsync) {
@@ -45,15 +46,31 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Create(const AgentConfig& config) 
   SIPER_ASSIGN_OR_RETURN(std::unique_ptr<DiskSpool> spool,
                          DiskSpool::Open(config.state_dir / "spool", spool_options));
   std::unique_ptr<Agent> agent(new Agent(config, std::move(identity), std::move(spool)));
-  SIPER_RETURN_IF_ERROR(agent->tailer_->Recover());
+  std::vector<v1::Event> journal_events;
+  if (agent->journal_) SIPER_RETURN_IF_ERROR(agent->journal_->Recover(&journal_events));
+  SIPER_RETURN_IF_ERROR(agent->tailer_->Recover(std::move(journal_events)));
   return agent;
 }
 
 Agent::Agent(const AgentConfig& config, AgentIdentity identity,
              std::unique_ptr<PendingEvents> pending)
-    : config_(config), identity_(std::move(identity)), pending_(std::move(pending)) {
+    : config_(config),
+      identity_(std::move(identity)),
+      pending_(std::move(pending)),
+      limiter_(config.max_events_per_s, config.events_burst),
+      memory_(MemoryBudgetFor(config.max_memory_bytes)) {
+  TailerOptions tailer_options;
+  tailer_options.max_bytes_per_poll = memory_.read_bytes_per_round;
+  tailer_options.max_bytes_per_file_per_poll = memory_.read_bytes_per_file;
   tailer_ = std::make_unique<LogTailer>(config_.logs, StateFiles(config_.state_dir).offsets,
-                                        identity_.agent_id, pending_.get());
+                                        identity_.agent_id, pending_.get(), tailer_options);
+  if (config_.journald.enabled) {
+    JournalOptions journal_options;
+    journal_options.hostname = LocalHostname();
+    journal_ =
+        std::make_unique<JournalReader>(config_.journald, config_.state_dir / "journald.json",
+                                        identity_.agent_id, pending_.get(), journal_options);
+  }
   ShipperOptions options;
   options.server = config_.server;
   options.ca_pem = identity_.ca_pem;
@@ -62,13 +79,25 @@ Agent::Agent(const AgentConfig& config, AgentIdentity identity,
   options.agent_id = identity_.agent_id;
   options.hostname = LocalHostname();
   options.batch_max_events = config_.batch_max_events;
+  options.batch_max_bytes = memory_.batch_bytes;
   options.batch_max_delay = absl::Milliseconds(config_.batch_max_delay_ms);
   options.heartbeat_interval = absl::Seconds(config_.heartbeat_s);
   shipper_ = std::make_unique<Shipper>(std::move(options), pending_.get());
+  RenewalOptions renewal;
+  renewal.server = config_.server;
+  renewal.agent_id = identity_.agent_id;
+  renewal.state_dir = config_.state_dir;
+  renewal.renew_fraction = config_.cert_renew_fraction;
+  renewer_ = std::make_unique<CertificateRenewer>(
+      std::move(renewal), identity_.ca_pem, identity_.cert_pem, identity_.key_pem,
+      [this](const std::string& cert, const std::string& key) {
+        shipper_->SetCredentials(cert, key);
+      });
 }
 
 Agent::~Agent() {
-  if (tail_thread_.joinable() || ship_thread_.joinable() || fim_thread_.joinable()) {
+  if (tail_thread_.joinable() || ship_thread_.joinable() || fim_thread_.joinable() ||
+      renew_thread_.joinable()) {
     (void)Stop(absl::ZeroDuration());
   }
 }
@@ -87,10 +116,16 @@ absl::Status Agent::health() const {
 void Agent::Start() {
   spdlog::info("siper-agent {} starting as {}; server {}, {} log inputs", SIPER_VERSION,
                identity_.agent_id, config_.server, config_.logs.size());
+  if (config_.max_events_per_s > 0 || config_.max_memory_bytes > 0) {
+    spdlog::info("limits: {} events/s (burst {}), {} bytes of buffers (0: built-in sizes)",
+                 config_.max_events_per_s, config_.events_burst, config_.max_memory_bytes);
+  }
   if (!config_.fim.empty()) {
     FimOptions fim_options;
     fim_options.rescan_interval = absl::Seconds(config_.fim_rescan_s);
     fim_options.large_file_bytes = config_.fim_large_file_bytes;
+    fim_options.budget.cpu_fraction = config_.fim_cpu_percent / 100;
+    fim_options.budget.io_bytes_per_s = config_.fim_io_bytes_per_s;
     fim_ = std::make_unique<FileIntegrityMonitor>(config_.fim, config_.state_dir / "fim.json",
                                                   fim_options);
     fim_thread_ = std::thread([this] {
@@ -106,6 +141,14 @@ void Agent::Start() {
       shipper_->Run();
     } catch (const std::exception& e) {
       Fail(absl::InternalError(absl::StrCat("shipper: ", e.what())));
+    }
+  });
+  renew_thread_ = std::thread([this] {
+    try {
+      renewer_->Run();
+    } catch (const std::exception& e) {
+      // Renewal failing is not a reason to stop collecting: say so and carry on.
+      spdlog::error("certificate renewal stopped: {}", e.what());
     }
   });
   tail_thread_ = std::thread([this] {
@@ -125,6 +168,18 @@ void Agent::FimLoop() {
     return;
   }
   while (!stopping_) {
+    {
+      // Paused while its events wait (a full spool, the events/s cap): the
+      // next rescan or inotify catches up, so memory stays bounded.
+      std::unique_lock lock(fim_outbox_.mu);
+      if (fim_outbox_.events.size() >= memory_.fim_outbox_events) {
+        lock.unlock();
+        std::unique_lock stop_lock(mu_);
+        stop_cv_.wait_for(stop_lock, std::chrono::milliseconds(200),
+                          [this] { return stopping_.load(); });
+        continue;
+      }
+    }
     (void)fim_->Poll(absl::Milliseconds(500));
     std::vector<v1::FileEvent> found = fim_->TakeEvents();
     bool save = false;
@@ -195,10 +250,20 @@ void Agent::TailLoop() {
       watched > 0 ? std::max(poll_interval, std::chrono::milliseconds(1000)) : poll_interval;
   spdlog::info("log tailer: {} directories watched by inotify, polling every {} ms", watched,
                interval.count());
+  const int journal_fd = journal_ ? journal_->fd() : -1;
+  if (journal_ && journal_->active()) spdlog::info("journald: collecting");
   absl::Time last_error_log = absl::InfinitePast();
+  absl::Time last_journal_error_log = absl::InfinitePast();
   while (!stopping_) {
-    DrainFimOutbox();
-    if (absl::Status status = tailer_->Poll(); !status.ok()) {
+    const uint64_t seq_before = tailer_->next_seq();
+    // Over the events/s cap, files and the journal are read more slowly: what
+    // is not read now stays where it is (offsets, cursor) for the next round.
+    // FIM events wait in the outbox (FIM pauses once it is full).
+    if (limiter_.Available(absl::Now()) > 0) DrainFimOutbox();
+    const size_t fim_numbered = tailer_->next_seq() - seq_before;
+    const size_t available = limiter_.Available(absl::Now());
+    const size_t allowed = available > fim_numbered ? available - fim_numbered : 0;
+    if (absl::Status status = tailer_->Poll(allowed); !status.ok()) {
       // Typically offsets.json cannot be written (disk full): nothing new is
       // sent until it can, so nothing is lost; say so now and then.
       if (absl::Now() - last_error_log > absl::Minutes(1)) {
@@ -206,15 +271,37 @@ void Agent::TailLoop() {
         last_error_log = absl::Now();
       }
     }
+    if (journal_) {
+      const uint64_t used = tailer_->next_seq() - seq_before;
+      const size_t room = std::min(pending_->Room(), allowed > used ? allowed - used : 0);
+      absl::StatusOr<size_t> read =
+          journal_->Poll(room, memory_.read_bytes_per_round,
+                         [this](uint64_t count) { return tailer_->ReserveSeqs(count); });
+      if (!read.ok() && absl::Now() - last_journal_error_log > absl::Minutes(1)) {
+        spdlog::error("journald: {}", std::string(read.status().message()));
+        last_journal_error_log = absl::Now();
+      }
+    }
+    limiter_.Take(tailer_->next_seq() - seq_before, absl::Now());
     last_tail_round_ns_ = absl::ToUnixNanos(absl::Now());
-    if (watched > 0) {
+    if (limiter_.enabled() && limiter_.WaitFor(absl::Now()) > absl::ZeroDuration()) {
+      // Held back by the cap: come back when it allows more, not at the next change.
+      std::unique_lock lock(mu_);
+      stop_cv_.wait_for(
+          lock,
+          std::chrono::microseconds(std::clamp<int64_t>(
+              absl::ToInt64Microseconds(limiter_.WaitFor(absl::Now())), 1000, 200000)),
+          [this] { return stopping_.load(); });
+      continue;
+    }
+    if (watched > 0 || journal_fd >= 0) {
       // Wait for a change (or the fallback interval), in short steps so a stop
       // is noticed; then let a burst of writes settle for a moment.
       const auto until = std::chrono::steady_clock::now() + interval;
       bool woke = false;
       while (!stopping_ && !woke && std::chrono::steady_clock::now() < until) {
-        struct pollfd pfd = {inotify_fd, POLLIN, 0};
-        woke = poll(&pfd, 1, 100) > 0;
+        struct pollfd pfds[2] = {{inotify_fd, POLLIN, 0}, {journal_fd, POLLIN, 0}};
+        woke = poll(pfds, 2, 100) > 0;
         std::lock_guard lock(fim_outbox_.mu);
         woke = woke || !fim_outbox_.events.empty();
       }
@@ -238,6 +325,8 @@ absl::Status Agent::Stop(absl::Duration flush_timeout) {
     stopping_ = true;
   }
   stop_cv_.notify_all();
+  renewer_->Stop();
+  if (renew_thread_.joinable()) renew_thread_.join();
   if (fim_thread_.joinable()) fim_thread_.join();
   if (tail_thread_.joinable()) tail_thread_.join();
   // Waiting makes sense only with a live stream; otherwise the next start resends.
@@ -252,6 +341,12 @@ absl::Status Agent::Stop(absl::Duration flush_timeout) {
   shipper_->Stop();
   if (ship_thread_.joinable()) ship_thread_.join();
   absl::Status status = tailer_->Checkpoint();
+  if (journal_) {
+    if (absl::Status journal_status = journal_->Checkpoint(); !journal_status.ok()) {
+      spdlog::error("journald: cursor not saved: {}", std::string(journal_status.message()));
+      if (status.ok()) status = journal_status;
+    }
+  }
   if (status.ok()) {
     spdlog::info("stopped; offsets saved, next seq {}, acknowledged up to {}", tailer_->next_seq(),
                  pending_->AckedSeq());

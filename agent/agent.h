@@ -14,8 +14,11 @@
 #include "agent/config.h"
 #include "agent/fim.h"
 #include "agent/identity.h"
+#include "agent/journald.h"
 #include "agent/log_tailer.h"
 #include "agent/pending_events.h"
+#include "agent/rate_limit.h"
+#include "agent/renewal.h"
 #include "agent/shipper.h"
 
 namespace siper::agent {
@@ -51,6 +54,9 @@ class Agent {
   const AgentIdentity identity_;
   std::unique_ptr<PendingEvents> pending_;
   std::unique_ptr<LogTailer> tailer_;
+  std::unique_ptr<JournalReader> journal_;  // journald.enabled only
+  EventRateLimiter limiter_;                // limits.events_per_s (tail thread)
+  const MemoryBudget memory_;
   std::unique_ptr<Shipper> shipper_;
   std::unique_ptr<FileIntegrityMonitor> fim_;
   std::thread tail_thread_;
@@ -64,6 +70,8 @@ class Agent {
     uint64_t last_seq = 0;  // highest seq given to a FIM event
   } fim_outbox_;
   std::thread ship_thread_;
+  std::unique_ptr<CertificateRenewer> renewer_;
+  std::thread renew_thread_;
 
   std::atomic<bool> stopping_{false};
   std::atomic<int64_t> last_tail_round_ns_{absl::ToUnixNanos(absl::Now())};

@@ -2,6 +2,8 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <set>
 #include <utility>
@@ -68,6 +70,19 @@ absl::StatusOr<int64_t> GetInt(const ConfigErrors& errors, const YAML::Node& nod
   return value;
 }
 
+absl::StatusOr<double> GetDouble(const ConfigErrors& errors, const YAML::Node& node,
+                                 const std::string& key, double min, double max) {
+  double value = 0;
+  if (!node.IsScalar() || !absl::SimpleAtod(node.Scalar(), &value) || !std::isfinite(value)) {
+    return errors.Error(node, key, "must be a number");
+  }
+  if (value < min || value > max) {
+    return errors.Error(node, key,
+                        absl::StrCat("must be between ", min, " and ", max, ", got ", value));
+  }
+  return value;
+}
+
 absl::StatusOr<bool> GetBool(const ConfigErrors& errors, const YAML::Node& node,
                              const std::string& key) {
   if (node.IsScalar()) {
@@ -99,11 +114,27 @@ absl::StatusOr<AgentConfig> ParseRoot(const YAML::Node& root, const std::filesys
     return absl::InvalidArgumentError(
         absl::StrCat(source.string(), ": the configuration must be a YAML mapping of keys"));
   }
-  SIPER_RETURN_IF_ERROR(CheckKeys(
-      errors, root, "",
-      {"server", "state_dir", "logs", "fim", "log_file", "log_level", "batch_max_events",
-       "batch_max_delay_ms", "max_pending_events", "max_pending_bytes", "poll_interval_ms", "spool",
-       "fim_rescan_s", "fim_large_file_bytes", "heartbeat_s"}));
+  static const std::set<std::string> kKeys = {"server",
+                                              "state_dir",
+                                              "logs",
+                                              "fim",
+                                              "log_file",
+                                              "log_level",
+                                              "batch_max_events",
+                                              "batch_max_delay_ms",
+                                              "max_pending_events",
+                                              "max_pending_bytes",
+                                              "poll_interval_ms",
+                                              "spool",
+                                              "fim_rescan_s",
+                                              "fim_large_file_bytes",
+                                              "fim_cpu_percent",
+                                              "fim_io_bytes_per_s",
+                                              "heartbeat_s",
+                                              "journald",
+                                              "limits",
+                                              "cert_renew_fraction"};
+  SIPER_RETURN_IF_ERROR(CheckKeys(errors, root, "", kKeys));
 
   if (!root["server"]) {
     return errors.Error(root, "server", "is required (HOST:PORT of siper-server)");
@@ -165,6 +196,60 @@ absl::StatusOr<AgentConfig> ParseRoot(const YAML::Node& root, const std::filesys
     SIPER_ASSIGN_OR_RETURN(
         config.fim_large_file_bytes,
         GetInt(errors, root["fim_large_file_bytes"], "fim_large_file_bytes", 0, int64_t{1} << 50));
+  }
+  if (root["fim_cpu_percent"]) {
+    SIPER_ASSIGN_OR_RETURN(config.fim_cpu_percent,
+                           GetDouble(errors, root["fim_cpu_percent"], "fim_cpu_percent", 0, 100));
+  }
+  if (root["fim_io_bytes_per_s"]) {
+    SIPER_ASSIGN_OR_RETURN(
+        config.fim_io_bytes_per_s,
+        GetInt(errors, root["fim_io_bytes_per_s"], "fim_io_bytes_per_s", 0, int64_t{1} << 40));
+    if (config.fim_io_bytes_per_s > 0 && config.fim_io_bytes_per_s < 64 * 1024) {
+      return errors.Error(
+          root["fim_io_bytes_per_s"], "fim_io_bytes_per_s",
+          absl::StrCat("must be 0 (no limit) or at least 65536, got ", config.fim_io_bytes_per_s));
+    }
+  }
+  if (root["cert_renew_fraction"]) {
+    SIPER_ASSIGN_OR_RETURN(
+        config.cert_renew_fraction,
+        GetDouble(errors, root["cert_renew_fraction"], "cert_renew_fraction", 0.01, 0.9));
+  }
+  if (const YAML::Node limits = root["limits"]; limits && !limits.IsNull()) {
+    if (!limits.IsMap()) {
+      return errors.Error(limits, "limits",
+                          "must be a mapping (events_per_s, events_burst, memory_bytes)");
+    }
+    SIPER_RETURN_IF_ERROR(
+        CheckKeys(errors, limits, "limits.", {"events_per_s", "events_burst", "memory_bytes"}));
+    if (limits["events_per_s"]) {
+      SIPER_ASSIGN_OR_RETURN(config.max_events_per_s, GetInt(errors, limits["events_per_s"],
+                                                             "limits.events_per_s", 0, 10000000));
+    }
+    if (limits["events_burst"]) {
+      // A burst without a rate would be a cap that is not there: refuse it.
+      if (config.max_events_per_s == 0) {
+        return errors.Error(limits["events_burst"], "limits.events_burst",
+                            "needs limits.events_per_s (a positive rate) to be set as well");
+      }
+      SIPER_ASSIGN_OR_RETURN(config.events_burst, GetInt(errors, limits["events_burst"],
+                                                         "limits.events_burst", 1, 100000000));
+    }
+    if (limits["memory_bytes"]) {
+      SIPER_ASSIGN_OR_RETURN(
+          config.max_memory_bytes,
+          GetInt(errors, limits["memory_bytes"], "limits.memory_bytes", 0, int64_t{1} << 40));
+      if (config.max_memory_bytes > 0 && config.max_memory_bytes < (4 << 20)) {
+        return errors.Error(limits["memory_bytes"], "limits.memory_bytes",
+                            absl::StrCat("must be 0 (built-in sizes) or at least 4194304 (4 MiB), "
+                                         "got ",
+                                         config.max_memory_bytes));
+      }
+    }
+  }
+  if (config.max_events_per_s > 0 && config.events_burst == 0) {
+    config.events_burst = config.max_events_per_s;
   }
   if (root["heartbeat_s"]) {
     SIPER_ASSIGN_OR_RETURN(config.heartbeat_s,
@@ -243,6 +328,69 @@ absl::StatusOr<AgentConfig> ParseRoot(const YAML::Node& root, const std::filesys
     }
   }
 
+  if (const YAML::Node journald = root["journald"]; journald && !journald.IsNull()) {
+    if (!journald.IsMap()) {
+      return errors.Error(journald, "journald",
+                          "must be a mapping (enabled, matches, directory, start)");
+    }
+    SIPER_RETURN_IF_ERROR(
+        CheckKeys(errors, journald, "journald.", {"enabled", "matches", "directory", "start"}));
+    if (!journald["enabled"]) {
+      // Settings without `enabled` are half a configuration: say which way.
+      return errors.Error(journald, "journald.enabled",
+                          "is required when the journald section is present (true or false)");
+    }
+    SIPER_ASSIGN_OR_RETURN(config.journald.enabled,
+                           GetBool(errors, journald["enabled"], "journald.enabled"));
+    if (const YAML::Node matches = journald["matches"]; matches && !matches.IsNull()) {
+      if (!matches.IsSequence()) {
+        return errors.Error(matches, "journald.matches",
+                            "must be a list of FIELD=value (e.g. _SYSTEMD_UNIT=ssh.service)");
+      }
+      for (size_t i = 0; i < matches.size(); ++i) {
+        const std::string key = absl::StrCat("journald.matches[", i, "]");
+        SIPER_ASSIGN_OR_RETURN(std::string match, GetString(errors, matches[i], key));
+        const size_t eq = match.find('=');
+        const std::string field = match.substr(0, eq);
+        const bool field_ok =
+            eq != std::string::npos && eq > 0 &&
+            std::all_of(field.begin(), field.end(),
+                        [](char c) {
+                          return (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+                        }) &&
+            !(field[0] >= '0' && field[0] <= '9');
+        if (!field_ok) {
+          return errors.Error(matches[i], key,
+                              absl::StrCat("must be FIELD=value with FIELD in upper case letters, "
+                                           "digits and '_' (e.g. _SYSTEMD_UNIT=ssh.service), got '",
+                                           match, "'"));
+        }
+        config.journald.matches.push_back(std::move(match));
+      }
+    }
+    if (journald["directory"]) {
+      SIPER_ASSIGN_OR_RETURN(std::string dir,
+                             GetString(errors, journald["directory"], "journald.directory"));
+      if (dir.front() != '/') {
+        return errors.Error(journald["directory"], "journald.directory",
+                            absl::StrCat("must be an absolute path, got '", dir, "'"));
+      }
+      config.journald.directory = dir;
+    }
+    if (journald["start"]) {
+      SIPER_ASSIGN_OR_RETURN(std::string start,
+                             GetString(errors, journald["start"], "journald.start"));
+      if (start == "beginning") {
+        config.journald.start = StartAt::kBeginning;
+      } else if (start == "end") {
+        config.journald.start = StartAt::kEnd;
+      } else {
+        return errors.Error(journald["start"], "journald.start",
+                            absl::StrCat("must be 'beginning' or 'end', got '", start, "'"));
+      }
+    }
+  }
+
   if (const YAML::Node fim = root["fim"]; fim && !fim.IsNull()) {
     if (!fim.IsSequence()) {
       return errors.Error(fim, "fim", "must be a list of {path, recursive}");
@@ -286,6 +434,20 @@ absl::StatusOr<AgentConfig> ParseRoot(const YAML::Node& root, const std::filesys
 }
 
 }  // namespace
+
+MemoryBudget MemoryBudgetFor(uint64_t max_memory_bytes) {
+  MemoryBudget budget;
+  if (max_memory_bytes == 0) return budget;
+  // A quarter for lines read in a round, an eighth for the batch on its way,
+  // an eighth for FIM events (about 512 bytes each); the rest is headroom for
+  // the copies made while encoding.
+  const uint64_t cap = max_memory_bytes;
+  budget.read_bytes_per_round = static_cast<size_t>(std::min<uint64_t>(cap / 4, 16 << 20));
+  budget.read_bytes_per_file = std::min(budget.read_bytes_per_round, static_cast<size_t>(4 << 20));
+  budget.batch_bytes = static_cast<size_t>(std::min<uint64_t>(cap / 8, 1 << 20));
+  budget.fim_outbox_events = static_cast<size_t>(std::min<uint64_t>(cap / 8 / 512, 10000));
+  return budget;
+}
 
 absl::StatusOr<AgentConfig> ParseConfig(const std::string& text,
                                         const std::filesystem::path& source) {

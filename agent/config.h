@@ -28,6 +28,16 @@ struct FimInput {
   std::vector<std::string> ignore;  // fnmatch(3) globs, against the full path or the file name
 };
 
+// The systemd journal as a source (journald.h).
+struct JournaldInput {
+  bool enabled = false;
+  // sd_journal_add_match(3) terms, "FIELD=value": the same field twice means
+  // either value, different fields must all match. Empty: every entry.
+  std::vector<std::string> matches;
+  std::filesystem::path directory;  // empty: the local system journal
+  StartAt start = StartAt::kEnd;    // when there is no saved cursor yet
+};
+
 // When the disk spool calls fdatasync (see disk_spool.h).
 enum class SpoolFsyncPolicy { kAlways, kInterval, kNever };
 
@@ -51,7 +61,31 @@ struct AgentConfig {
   int fim_rescan_s = 3600;                       // full FIM rescan, catching what inotify missed
   uint64_t fim_large_file_bytes = 64 << 20;      // larger files are hashed in a low-priority pass
   int heartbeat_s = 30;                          // heartbeat interval
+  // fim_cpu_percent: FIM's scanning and hashing use at most this share of one
+  // core (measured as the FIM thread's CPU time); 0: no limit.
+  double fim_cpu_percent = 5;
+  uint64_t fim_io_bytes_per_s = 32 << 20;  // fim_io_bytes_per_s: hashing reads; 0: no limit
+  JournaldInput journald;                  // journald.*
+  // limits.events_per_s: events read per second over every source; above it
+  // files and the journal are read more slowly. 0: no cap.
+  uint64_t max_events_per_s = 0;
+  uint64_t events_burst = 0;  // limits.events_burst: default events_per_s (one second's worth)
+  // limits.memory_bytes: bound on what the agent itself buffers (a round's
+  // lines, the batch being sent, FIM events waiting); 0: the built-in sizes.
+  uint64_t max_memory_bytes = 0;
+  // cert_renew_fraction: the certificate is renewed once less than this
+  // fraction of its lifetime is left.
+  double cert_renew_fraction = 1.0 / 3;
 };
+
+// Sizes of the agent's own buffers under `limits.memory_bytes` (0: defaults).
+struct MemoryBudget {
+  size_t read_bytes_per_round = 16 << 20;  // log lines read in one tailer round, all files
+  size_t read_bytes_per_file = 4 << 20;    // of which one file
+  size_t batch_bytes = 1 << 20;            // one batch sent to the server
+  size_t fim_outbox_events = 10000;        // FIM events waiting to be numbered
+};
+MemoryBudget MemoryBudgetFor(uint64_t max_memory_bytes);
 
 // Parses `text` as the content of `source` (used in messages only).
 [[nodiscard]] absl::StatusOr<AgentConfig> ParseConfig(const std::string& text,

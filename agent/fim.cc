@@ -37,7 +37,8 @@ bool UnderOrEqual(const std::string& path, const std::string& root) {
 
 }  // namespace
 
-absl::StatusOr<std::string> Sha256File(const std::filesystem::path& path, size_t buffer_bytes) {
+absl::StatusOr<std::string> Sha256File(const std::filesystem::path& path, size_t buffer_bytes,
+                                       ScanBudget* budget) {
   int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOATIME | O_NOFOLLOW);
   if (fd < 0 && errno == EPERM) fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0) {
@@ -60,6 +61,7 @@ absl::StatusOr<std::string> Sha256File(const std::filesystem::path& path, size_t
     }
     if (n == 0) break;
     EVP_DigestUpdate(ctx.get(), buffer.get(), static_cast<size_t>(n));
+    if (budget != nullptr) budget->Charge(static_cast<uint64_t>(n));
   }
   close(fd);
   unsigned char digest[EVP_MAX_MD_SIZE];
@@ -77,7 +79,10 @@ absl::StatusOr<std::string> Sha256File(const std::filesystem::path& path, size_t
 
 FileIntegrityMonitor::FileIntegrityMonitor(std::vector<FimInput> inputs,
                                            std::filesystem::path state_file, FimOptions options)
-    : inputs_(std::move(inputs)), state_file_(std::move(state_file)), options_(options) {}
+    : inputs_(std::move(inputs)),
+      state_file_(std::move(state_file)),
+      options_(options),
+      budget_(options.budget) {}
 
 FileIntegrityMonitor::~FileIntegrityMonitor() {
   if (inotify_fd_ >= 0) close(inotify_fd_);
@@ -231,6 +236,7 @@ void FileIntegrityMonitor::Report(const std::string& path, const Entry& entry,
 }
 
 void FileIntegrityMonitor::CheckPath(const std::string& path, bool allow_defer) {
+  budget_.Charge(0);  // the lstat and bookkeeping of every file count too
   auto it = baseline_.find(path);
   struct stat st {};
   const FimInput* input = Covering(path);
@@ -272,7 +278,7 @@ void FileIntegrityMonitor::CheckPath(const std::string& path, bool allow_defer) 
     deferred_.emplace(path, first_run_);  // hashed later, in the low-priority pass
     return;
   }
-  auto hash = Sha256File(path, options_.read_buffer_bytes);
+  auto hash = Sha256File(path, options_.read_buffer_bytes, &budget_);
   if (!hash.ok()) {
     spdlog::warn("fim: {}", std::string(hash.status().message()));
     return;

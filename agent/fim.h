@@ -17,6 +17,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "agent/config.h"
+#include "agent/scan_budget.h"
 #include "siper/v1/events.pb.h"
 
 namespace siper::agent {
@@ -27,11 +28,16 @@ struct FimOptions {
   size_t read_buffer_bytes = 1 << 20;    // hashing reads this much at a time
   bool use_inotify = true;               // off: rescans only (tests, filesystems without it)
   bool report_baseline = true;           // the very first scan sends FILE_CHANGE_BASELINE events
+  // fim_cpu_percent / fim_io_bytes_per_s: scanning and hashing sleep to stay
+  // within them (default 5 % of one core, 32 MiB/s).
+  ScanBudgetOptions budget;
 };
 
-// SHA-256 of the file at `path` as lowercase hex (OpenSSL EVP, `buffer_bytes` reads).
+// SHA-256 of the file at `path` as lowercase hex (OpenSSL EVP, `buffer_bytes`
+// reads), each read charged to `budget` when given.
 [[nodiscard]] absl::StatusOr<std::string> Sha256File(const std::filesystem::path& path,
-                                                     size_t buffer_bytes = 1 << 20);
+                                                     size_t buffer_bytes = 1 << 20,
+                                                     ScanBudget* budget = nullptr);
 
 class FileIntegrityMonitor {
  public:
@@ -62,6 +68,8 @@ class FileIntegrityMonitor {
 
   size_t files() const { return baseline_.size(); }
   size_t large_files_waiting() const { return deferred_.size(); }
+  // Time spent sleeping to keep within the CPU and I/O budget.
+  absl::Duration throttled() const { return budget_.slept(); }
 
  private:
   struct Entry {
@@ -90,6 +98,7 @@ class FileIntegrityMonitor {
   const std::vector<FimInput> inputs_;
   const std::filesystem::path state_file_;
   const FimOptions options_;
+  ScanBudget budget_;
 
   std::map<std::string, Entry> baseline_;
   bool first_run_ = false;  // no fim.json yet: the first scan is the baseline

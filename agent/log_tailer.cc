@@ -201,7 +201,13 @@ absl::Status LogTailer::ReadLines(TrackedFile& file, uint64_t limit, size_t max_
   const uint64_t budget_end = max_bytes > UINT64_MAX - off ? UINT64_MAX : off + max_bytes;
   const size_t first = out->size();
   while (out->size() - first < max_lines && off < limit && off < budget_end) {
-    const uint64_t requested = std::min<uint64_t>(chunk, limit - off);
+    // Within the byte budget; the first read of a call takes at least what a
+    // line may be long, so a line always fits or is found to be over the cap.
+    const uint64_t unbudgeted = std::min<uint64_t>(chunk, limit - off);
+    const uint64_t requested = std::min<uint64_t>(
+        unbudgeted,
+        off == file.read_offset ? std::max<uint64_t>(budget_end - off, cap + 1) : budget_end - off);
+    const bool budget_cut = requested < unbudgeted;
     SIPER_ASSIGN_OR_RETURN(size_t n, PreadFull(file.fd, buf, requested, off));
     if (n == 0) break;  // shorter than it said: truncated meanwhile; the next poll sees it
     // Either the limit is reached or the file ended early (truncated meanwhile).
@@ -217,9 +223,10 @@ absl::Status LogTailer::ReadLines(TrackedFile& file, uint64_t limit, size_t max_
     off += pos;
     if (out->size() - first >= max_lines || pos == n) continue;
 
-    const size_t rest = n - pos;             // a line without its newline in this chunk
-    if (rest <= cap && !at_limit) continue;  // the next chunk starts at this line
-    if (rest <= cap) {                       // a partial line at the end of the file
+    const size_t rest = n - pos;                        // a line without its newline in this chunk
+    if (rest <= cap && !at_limit && budget_cut) break;  // the budget ends in this line
+    if (rest <= cap && !at_limit) continue;             // the next chunk starts at this line
+    if (rest <= cap) {                                  // a partial line at the end of the file
       if (flush_partial) {
         emit(buf + pos, rest, false);
         off += rest;
@@ -355,7 +362,8 @@ absl::Status LogTailer::ScanGlobs() {
   return absl::OkStatus();
 }
 
-absl::Status LogTailer::ReadNewLines(TrackedFile& file, size_t* room, std::vector<v1::Event>* out) {
+absl::Status LogTailer::ReadNewLines(TrackedFile& file, size_t* room, uint64_t* bytes_left,
+                                     std::vector<v1::Event>* out) {
   struct stat st {};
   if (fstat(file.fd, &st) != 0) return ErrnoError("fstat", file.path);
   const uint64_t size = static_cast<uint64_t>(st.st_size);
@@ -375,9 +383,11 @@ absl::Status LogTailer::ReadNewLines(TrackedFile& file, size_t* room, std::vecto
   const bool finishing = file.rotated && file.idle_polls >= options_.rotated_idle_polls;
   const uint64_t before = file.read_offset;
   std::vector<Line> lines;
-  if (*room > 0 && size > file.read_offset) {
-    SIPER_RETURN_IF_ERROR(
-        ReadLines(file, size, *room, options_.max_bytes_per_file_per_poll, finishing, &lines));
+  if (*room > 0 && *bytes_left > 0 && size > file.read_offset) {
+    SIPER_RETURN_IF_ERROR(ReadLines(
+        file, size, *room, std::min<uint64_t>(options_.max_bytes_per_file_per_poll, *bytes_left),
+        finishing, &lines));
+    *bytes_left -= std::min(*bytes_left, file.read_offset - before);
   }
   if (finishing && file.read_offset >= size) {
     spdlog::info("{}: read to its end; closed", file.path);
@@ -401,7 +411,7 @@ absl::Status LogTailer::ReadNewLines(TrackedFile& file, size_t* room, std::vecto
   return absl::OkStatus();
 }
 
-absl::Status LogTailer::Poll() {
+absl::Status LogTailer::Poll(size_t max_lines) {
   ReleaseAcked();
   if (!unpersisted_.empty()) {
     // offsets.json could not be written last time: nothing new until it is.
@@ -411,14 +421,15 @@ absl::Status LogTailer::Poll() {
   }
   SIPER_RETURN_IF_ERROR(ScanGlobs());
 
-  size_t room = pending_->Room();
+  size_t room = std::min(pending_->Room(), max_lines);
+  uint64_t bytes_left = options_.max_bytes_per_poll;
   std::vector<v1::Event> events;
   // Moved-away files first: their lines are older than the new file's.
   std::stable_sort(files_.begin(), files_.end(),
                    [](const auto& a, const auto& b) { return a->rotated > b->rotated; });
   for (auto& file : files_) {
     if (file->fd < 0) continue;
-    if (absl::Status status = ReadNewLines(*file, &room, &events); !status.ok()) {
+    if (absl::Status status = ReadNewLines(*file, &room, &bytes_left, &events); !status.ok()) {
       spdlog::warn("{}: {}", file->path, std::string(status.message()));
     }
   }
@@ -452,6 +463,19 @@ absl::StatusOr<uint64_t> LogTailer::AppendNumbered(std::vector<v1::Event> events
   const uint64_t last = next_seq_ - 1;
   pending_->Append(std::move(events));
   return last;
+}
+
+absl::StatusOr<uint64_t> LogTailer::ReserveSeqs(uint64_t count) {
+  if (!unpersisted_.empty()) SIPER_RETURN_IF_ERROR(Persist());  // lines first, in seq order
+  pending_->Append(std::move(unpersisted_));
+  unpersisted_.clear();
+  const uint64_t first = next_seq_;
+  next_seq_ += count;
+  if (absl::Status status = Persist(); !status.ok()) {
+    next_seq_ = first;
+    return status;
+  }
+  return first;
 }
 
 absl::Status LogTailer::Checkpoint() {
@@ -509,10 +533,15 @@ absl::Status LogTailer::RecoverFile(TrackedFile& file, std::vector<v1::Event>* o
   return absl::OkStatus();
 }
 
-absl::Status LogTailer::Recover() {
+absl::Status LogTailer::Recover(std::vector<v1::Event> also) {
   std::error_code ec;
   if (!std::filesystem::exists(offsets_path_, ec)) {
     spdlog::info("{}: not there yet; starting with seq 1", offsets_path_.string());
+    if (!also.empty()) {
+      // Seqs came from an offsets.json that is gone: continue above them.
+      next_seq_ = std::max(next_seq_, also.back().seq() + 1);
+      pending_->Append(std::move(also));
+    }
     return absl::OkStatus();
   }
   SIPER_ASSIGN_OR_RETURN(std::string text, siper::ReadFile(offsets_path_));
@@ -534,7 +563,7 @@ absl::Status LogTailer::Recover() {
   // What the spool recovered need not be re-read (offsets.json may predate its sync).
   released_seq_ = std::max(released_seq_, std::min(pending_->DurableSeq(), next_seq_ - 1));
 
-  std::vector<v1::Event> events;
+  std::vector<v1::Event> events = std::move(also);
   try {
     for (const nlohmann::json& entry : doc.at("files")) {
       auto file = std::make_unique<TrackedFile>();
@@ -611,6 +640,7 @@ absl::Status LogTailer::Recover() {
   }
   std::sort(events.begin(), events.end(),
             [](const v1::Event& a, const v1::Event& b) { return a.seq() < b.seq(); });
+  if (!events.empty() && events.back().seq() >= next_seq_) next_seq_ = events.back().seq() + 1;
   spdlog::info("recovered: next seq {}, acknowledged up to {}, released up to {}, {} lines re-read",
                next_seq_, acked_seq_, released_seq_, events.size());
   pending_->Append(std::move(events));

@@ -34,6 +34,7 @@ struct TailerOptions {
   size_t max_line_bytes = 64 * 1024;             // longer lines are cut and marked truncated
   size_t fingerprint_bytes = 1024;               // first bytes that identify a file with its inode
   size_t max_bytes_per_file_per_poll = 4 << 20;  // fairness between busy files
+  size_t max_bytes_per_poll = 16 << 20;          // all files together (memory bound)
   int rotated_idle_polls = 5;  // polls without data before a moved-away file is closed
   absl::Duration ack_persist_interval = absl::Seconds(1);  // acks only; runs persist at once
 };
@@ -50,18 +51,25 @@ class LogTailer {
 
   // Loads offsets.json (if any), tells `pending` what was acknowledged, reads
   // the unacknowledged runs again and appends them with their original seqs.
-  // Call once, before the first Poll.
-  [[nodiscard]] absl::Status Recover();
+  // `also`: events other collectors re-read with their seqs (journald), merged
+  // in seq order. Call once, before the first Poll.
+  [[nodiscard]] absl::Status Recover(std::vector<v1::Event> also = {});
 
   // One round: releases acknowledged runs, re-evaluates the globs, follows
   // rotation and truncation, reads new complete lines while `pending` has
-  // room, persists the new runs, then appends their events.
-  [[nodiscard]] absl::Status Poll();
+  // room (and at most `max_lines`), persists the new runs, then appends their
+  // events.
+  [[nodiscard]] absl::Status Poll(size_t max_lines = SIZE_MAX);
 
   // Numbers events of a collector that cannot re-read them (FIM): next_seq is
   // persisted first, then they are appended. Returns the last seq given (0:
   // none). On error nothing was appended; call again with the same events.
   [[nodiscard]] absl::StatusOr<uint64_t> AppendNumbered(std::vector<v1::Event> events);
+
+  // Gives out `count` seqs for a collector that appends them itself
+  // (journald): lines read before go out first, then next_seq is persisted.
+  // Returns the first seq. On error no seq was given out.
+  [[nodiscard]] absl::StatusOr<uint64_t> ReserveSeqs(uint64_t count);
 
   // Releases acknowledged runs and writes offsets.json now.
   [[nodiscard]] absl::Status Checkpoint();
@@ -88,7 +96,8 @@ class LogTailer {
   // Whether `path` matches one of the configured patterns.
   bool IsConfigured(const std::string& path) const;
   absl::Status ScanGlobs();
-  absl::Status ReadNewLines(TrackedFile& file, size_t* room, std::vector<v1::Event>* out);
+  absl::Status ReadNewLines(TrackedFile& file, size_t* room, uint64_t* bytes_left,
+                            std::vector<v1::Event>* out);
   absl::Status ReadLines(TrackedFile& file, uint64_t limit, size_t max_lines, uint64_t max_bytes,
                          bool flush_partial, std::vector<Line>* out);
   absl::StatusOr<uint64_t> EndOffset(int fd, uint64_t size);

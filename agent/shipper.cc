@@ -19,7 +19,21 @@ int Millis(absl::Duration d) { return static_cast<int>(absl::ToInt64Milliseconds
 }  // namespace
 
 Shipper::Shipper(ShipperOptions options, PendingEvents* pending)
-    : options_(std::move(options)), pending_(pending), rate_seq_(pending->LastSeq()) {}
+    : options_(std::move(options)),
+      pending_(pending),
+      rate_seq_(pending->LastSeq()),
+      cert_pem_(options_.cert_pem),
+      key_pem_(options_.key_pem) {}
+
+void Shipper::SetCredentials(std::string cert_pem, std::string key_pem) {
+  {
+    std::lock_guard lock(mu_);
+    cert_pem_ = std::move(cert_pem);
+    key_pem_ = std::move(key_pem);
+  }
+  reconnect_ = true;
+  pending_->Wake();
+}
 
 Shipper::~Shipper() { Stop(); }
 
@@ -53,6 +67,11 @@ void Shipper::Run() {
   while (!stopping_) {
     const bool progressed = RunSession();
     if (stopping_) break;
+    if (reconnect_.exchange(false)) {
+      spdlog::info("reconnecting with the renewed certificate");
+      backoff = options_.backoff_initial;
+      continue;
+    }
     if (progressed) backoff = options_.backoff_initial;
     // Full jitter in [backoff/2, backoff] keeps a fleet from reconnecting in step.
     std::uniform_real_distribution<double> jitter(0.5, 1.0);
@@ -67,8 +86,11 @@ void Shipper::Run() {
 bool Shipper::RunSession() {
   grpc::SslCredentialsOptions tls;
   tls.pem_root_certs = options_.ca_pem;
-  tls.pem_private_key = options_.key_pem;
-  tls.pem_cert_chain = options_.cert_pem;
+  {
+    std::lock_guard lock(mu_);
+    tls.pem_private_key = key_pem_;
+    tls.pem_cert_chain = cert_pem_;
+  }
   grpc::ChannelArguments args;
   args.SetCompressionAlgorithm(GRPC_COMPRESS_GZIP);
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, Millis(options_.keepalive_time));
@@ -127,13 +149,13 @@ bool Shipper::RunSession() {
   // once).
   absl::Time last_heartbeat = absl::InfinitePast();
   const int64_t batch_linger_ns = absl::ToInt64Nanoseconds(options_.batch_max_delay);
-  while (ok && !stopping_ && !reader_done) {
+  while (ok && !stopping_ && !reader_done && !reconnect_) {
     // Acknowledged beyond what this session sent (a resend of older records).
     sent_seq = std::max(sent_seq, pending_->AckedSeq());
     std::vector<v1::Event> events =
         pending_->Next(sent_seq, options_.batch_max_events, options_.batch_max_bytes,
                        absl::Nanoseconds(batch_linger_ns), absl::Now() + absl::Seconds(1));
-    if (stopping_ || reader_done) break;
+    if (stopping_ || reader_done || reconnect_) break;
     const absl::Time now = absl::Now();
     // Heartbeats go out under load too, between batches.
     if (now - last_heartbeat >= options_.heartbeat_interval) {
@@ -187,7 +209,14 @@ bool Shipper::RunSession() {
   reader.join();
   const grpc::Status status = stream->Finish();
   connected_ = false;
-  if (!stopping_) {
+  if (status.error_code() == grpc::StatusCode::PERMISSION_DENIED &&
+      status.error_message().find("revoked") != std::string::npos) {
+    // One line per attempt; attempts back off to backoff_max, so no flood.
+    spdlog::error(
+        "the server refused this agent: {}; events keep being spooled; enroll again with a new "
+        "token to resume",
+        status.error_message());
+  } else if (!stopping_ && !reconnect_) {
     spdlog::warn("stream to {} ended{}: {} ({})", options_.server,
                  acked_once ? "" : " before any acknowledgement", status.error_message(),
                  static_cast<int>(status.error_code()));

@@ -61,6 +61,10 @@ class Shipper {
   // Ends Run(): cancels the stream and the backoff wait. Thread-safe.
   void Stop();
 
+  // Use this certificate and key from the next connection on, and reconnect
+  // now (after a renewal). Thread-safe.
+  void SetCredentials(std::string cert_pem, std::string key_pem);
+
   // A stream is open (its Hello went out) and has not failed yet.
   bool connected() const { return connected_.load(); }
 
@@ -79,7 +83,10 @@ class Shipper {
 
   std::atomic<bool> stopping_{false};
   std::atomic<bool> connected_{false};
+  std::atomic<bool> reconnect_{false};  // new credentials: end the session, connect at once
   std::mutex mu_;
+  std::string cert_pem_;  // guarded by mu_; starts as options_.cert_pem
+  std::string key_pem_;
   std::condition_variable stop_cv_;
   grpc::ClientContext* context_ = nullptr;  // the live stream's, guarded by mu_
 };

@@ -10,6 +10,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include <algorithm>
 #include <memory>
 
 #include "absl/strings/str_cat.h"
@@ -122,8 +123,12 @@ absl::Status SetRandomSerial(X509* cert) {
 }
 
 absl::Status SetValidity(X509* cert, absl::Duration validity) {
-  // Backdate a little so that small clock differences between hosts do not matter.
-  if (!X509_gmtime_adj(X509_getm_notBefore(cert), -300) ||
+  // Backdate a little so that small clock differences between hosts do not
+  // matter; a tenth of the validity at most, so that a short-lived
+  // certificate's lifetime (which renewal divides) is mostly in the future.
+  const long backdate =
+      static_cast<long>(std::min<int64_t>(300, absl::ToInt64Seconds(validity) / 10));
+  if (!X509_gmtime_adj(X509_getm_notBefore(cert), -backdate) ||
       !X509_gmtime_adj(X509_getm_notAfter(cert), absl::ToInt64Seconds(validity))) {
     return SslError("cannot set validity");
   }
@@ -264,6 +269,23 @@ absl::StatusOr<Identity> ParseIdentity(const std::string& cert_pem) {
   Identity id{NameEntry(subject, NID_commonName), NameEntry(subject, NID_organizationalUnitName)};
   if (id.common_name.empty()) return absl::InvalidArgumentError("certificate has no common name");
   return id;
+}
+
+absl::StatusOr<absl::Time> NotBefore(const std::string& cert_pem) {
+  SIPER_ASSIGN_OR_RETURN(X509Ptr cert, ParseCert(cert_pem));
+  struct tm tm {};
+  if (ASN1_TIME_to_tm(X509_get0_notBefore(cert.get()), &tm) != 1) {
+    return SslError("cannot read notBefore");
+  }
+  return absl::FromTM(tm, absl::UTCTimeZone());
+}
+
+absl::StatusOr<std::string> CsrCommonName(const std::string& csr_pem) {
+  if (csr_pem.size() > 64 * 1024) return absl::InvalidArgumentError("CSR larger than 64 KiB");
+  BioPtr bio(BIO_new_mem_buf(csr_pem.data(), static_cast<int>(csr_pem.size())));
+  ReqPtr req(PEM_read_bio_X509_REQ(bio.get(), nullptr, nullptr, nullptr));
+  if (!req) return absl::InvalidArgumentError(absl::StrCat("not a PEM CSR: ", OpensslErrors()));
+  return NameEntry(X509_REQ_get_subject_name(req.get()), NID_commonName);
 }
 
 absl::StatusOr<absl::Time> NotAfter(const std::string& cert_pem) {

@@ -56,6 +56,12 @@ struct Identity {
 // The CN and OU of a PEM certificate.
 [[nodiscard]] absl::StatusOr<Identity> ParseIdentity(const std::string& cert_pem);
 
+// When a PEM certificate starts being valid.
+[[nodiscard]] absl::StatusOr<absl::Time> NotBefore(const std::string& cert_pem);
+
+// The subject CN of a PEM CSR ("" when it has none); the signature is not checked here.
+[[nodiscard]] absl::StatusOr<std::string> CsrCommonName(const std::string& csr_pem);
+
 // When a PEM certificate stops being valid.
 [[nodiscard]] absl::StatusOr<absl::Time> NotAfter(const std::string& cert_pem);
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages Siper builds with; with --test also what only the
-# tests use (a headless browser for the HTML report). Idempotent.
+# tests use (a headless browser for the HTML report, systemd-journal-remote). Idempotent.
 # Usage: deploy/install-deps.sh [--test]
 set -euo pipefail
 pkgs=(
@@ -8,10 +8,12 @@ pkgs=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   librocksdb-dev libssl-dev libhyperscan-dev libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev libyaml-cpp-dev nlohmann-json3-dev
-  libcli11-dev libre2-dev libabsl-dev zlib1g-dev
+  libcli11-dev libre2-dev libabsl-dev zlib1g-dev libsystemd-dev
 )
 if [ "${1:-}" = "--test" ]; then
-  pkgs+=(chromium)
+  # chromium: the HTML report test; systemd-journal-remote: journal files for
+  # the journald collector's tests, without a running journald.
+  pkgs+=(chromium systemd-journal-remote)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

@@ -236,6 +236,50 @@ absl::Status AgentServiceImpl::DoEnroll(const grpc::CallbackServerContext& conte
   return absl::OkStatus();
 }
 
+grpc::ServerUnaryReactor* AgentServiceImpl::Renew(grpc::CallbackServerContext* context,
+                                                  const siper::v1::RenewRequest* request,
+                                                  siper::v1::RenewResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  absl::Status st = DoRenew(*context, *request, response);
+  if (!st.ok()) {
+    spdlog::warn("certificate renewal from {} refused: {}", context->peer(),
+                 std::string(st.message()));
+  }
+  reactor->Finish(ToGrpc(st));
+  return reactor;
+}
+
+absl::Status AgentServiceImpl::DoRenew(const grpc::CallbackServerContext& context,
+                                       const siper::v1::RenewRequest& request,
+                                       siper::v1::RenewResponse* response) {
+  // The current certificate (checked against our CA by TLS) says who asks.
+  SIPER_ASSIGN_OR_RETURN(pki::Identity id, RequireRole(context, {pki::kRoleAgent}));
+  SIPER_ASSIGN_OR_RETURN(std::optional<siper::v1::AgentInfo> info,
+                         store_->GetAgent(id.common_name));
+  if (!info.has_value()) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("agent ", id.common_name, " is not registered"));
+  }
+  if (info->revoked()) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "agent ", id.common_name, " has been revoked; it must be enrolled again with a new token"));
+  }
+  SIPER_ASSIGN_OR_RETURN(std::string csr_cn, pki::CsrCommonName(request.csr_pem()));
+  if (csr_cn != id.common_name) {
+    return absl::PermissionDeniedError(absl::StrCat("the CSR is for '", EscapeForTerminal(csr_cn),
+                                                    "' but the calling certificate is for ",
+                                                    id.common_name));
+  }
+  SIPER_ASSIGN_OR_RETURN(std::string cert,
+                         pki::SignCsr(pki_->ca, request.csr_pem(), id.common_name, pki::kRoleAgent,
+                                      options_.agent_cert_validity));
+  spdlog::info("renewed the certificate of agent {} (valid {} s)", id.common_name,
+               absl::ToInt64Seconds(options_.agent_cert_validity));
+  response->set_certificate_pem(std::move(cert));
+  response->set_ca_pem(pki_->ca.cert_pem);
+  return absl::OkStatus();
+}
+
 grpc::ServerBidiReactor<AgentMessage, ServerMessage>* AgentServiceImpl::Stream(
     grpc::CallbackServerContext* context) {
   return new StreamReactor(context, store_, ingest_, options_);

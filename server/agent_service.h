@@ -24,6 +24,10 @@ class AgentServiceImpl final : public siper::v1::AgentService::CallbackService {
                                    const siper::v1::EnrollRequest* request,
                                    siper::v1::EnrollResponse* response) override;
 
+  grpc::ServerUnaryReactor* Renew(grpc::CallbackServerContext* context,
+                                  const siper::v1::RenewRequest* request,
+                                  siper::v1::RenewResponse* response) override;
+
   grpc::ServerBidiReactor<siper::v1::AgentMessage, siper::v1::ServerMessage>* Stream(
       grpc::CallbackServerContext* context) override;
 
@@ -31,6 +35,8 @@ class AgentServiceImpl final : public siper::v1::AgentService::CallbackService {
   absl::Status DoEnroll(const grpc::CallbackServerContext& context,
                         const siper::v1::EnrollRequest& request,
                         siper::v1::EnrollResponse* response);
+  absl::Status DoRenew(const grpc::CallbackServerContext& context,
+                       const siper::v1::RenewRequest& request, siper::v1::RenewResponse* response);
 
   storage::Store* store_;
   IngestPipeline* ingest_;

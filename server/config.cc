@@ -40,9 +40,10 @@ absl::StatusOr<ServerConfig> LoadServerConfig(const std::filesystem::path& file)
   if (!root.IsMap())
     return absl::InvalidArgumentError(absl::StrCat(name, ": expected a map of keys"));
   static const std::set<std::string> kKnown = {
-      "data_dir",        "listen",         "rules_dir",   "server_names", "token_ttl_s",
-      "max_token_ttl_s", "workers",        "sync_writes", "log_level",    "log_to_stderr",
-      "seal_interval_s", "retention_days", "retention",   "institution",  "incidents"};
+      "data_dir",    "listen",          "rules_dir",       "server_names",
+      "token_ttl_s", "max_token_ttl_s", "workers",         "sync_writes",
+      "log_level",   "log_to_stderr",   "seal_interval_s", "retention_days",
+      "retention",   "institution",     "incidents",       "agent_cert_validity_s"};
   for (const auto& entry : root) {
     const std::string key = entry.first.as<std::string>();
     if (!kKnown.contains(key)) {
@@ -59,6 +60,7 @@ absl::StatusOr<ServerConfig> LoadServerConfig(const std::filesystem::path& file)
         Read(root, "server_names", name, &config.server_names),
         Read(root, "token_ttl_s", name, &config.token_ttl_s),
         Read(root, "max_token_ttl_s", name, &config.max_token_ttl_s),
+        Read(root, "agent_cert_validity_s", name, &config.agent_cert_validity_s),
         Read(root, "workers", name, &config.workers),
         Read(root, "sync_writes", name, &config.sync_writes),
         Read(root, "log_level", name, &config.log_level),
@@ -99,6 +101,11 @@ absl::StatusOr<ServerConfig> LoadServerConfig(const std::filesystem::path& file)
       incidents::ParseIncidentsConfig(root, name);
   if (!incidents.ok()) return incidents.status();
   config.incidents = *std::move(incidents);
+  if (config.agent_cert_validity_s < 60 || config.agent_cert_validity_s > 3 * 365 * 86400) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(name, ": agent_cert_validity_s must be between 60 and ", 3 * 365 * 86400,
+                     ", got ", config.agent_cert_validity_s));
+  }
   if (config.token_ttl_s <= 0 || config.max_token_ttl_s < config.token_ttl_s) {
     return absl::InvalidArgumentError(
         absl::StrCat(name, ": token_ttl_s must be positive and at most max_token_ttl_s"));

@@ -17,6 +17,7 @@ struct ServerConfig {
   std::vector<std::string> server_names;           // extra DNS/IP names for the server certificate
   int64_t token_ttl_s = 3600;                      // default enrollment token lifetime
   int64_t max_token_ttl_s = 7 * 24 * 3600;         // the longest an admin may ask for
+  int64_t agent_cert_validity_s = 365 * 86400;     // agent certificates (enrollment, renewal)
   int workers = 0;                                 // ingest workers; 0: one per core
   bool sync_writes = true;                         // fsync the WAL before acknowledging
   std::string log_level = "info";

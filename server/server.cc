@@ -76,8 +76,10 @@ absl::StatusOr<std::unique_ptr<SiperServer>> SiperServer::Start(const ServerConf
   SIPER_RETURN_IF_ERROR(s->ingest_->Start());
   s->incident_service_->StartDeadlineTimer();
 
-  s->agent_service_ =
-      std::make_unique<AgentServiceImpl>(s->store_.get(), s->ingest_.get(), &s->pki_);
+  AgentServiceOptions agent_options;
+  agent_options.agent_cert_validity = absl::Seconds(config.agent_cert_validity_s);
+  s->agent_service_ = std::make_unique<AgentServiceImpl>(s->store_.get(), s->ingest_.get(),
+                                                         &s->pki_, agent_options);
   s->analyst_service_ = std::make_unique<AnalystServiceImpl>(
       s->store_.get(), AnalystServiceOptions{config.token_ttl_s, config.max_token_ttl_s});
   s->analyst_service_->SetChainSealer(s->sealer_.get());

@@ -120,6 +120,24 @@ TEST_F(AgentRunTest, RestartWithUnacknowledgedEventsStoresEachLineOnce) {
   EXPECT_EQ(resent, 60);
 }
 
+// Over limits.events_per_s the files are read more slowly, nothing is lost:
+// 100 + 400 lines at 100/s with a burst of 100 take at least 4 s to read
+// (3 s as margin), and every line arrives once, in order.
+TEST_F(AgentRunTest, EventsPerSecondCapSlowsReadingWithoutLoss) {
+  config_.max_events_per_s = 100;
+  config_.events_burst = 100;
+  AppendLines("a.log", 1, 250);
+  AppendLines("b.log", 1, 250);
+  const absl::Time start = absl::Now();
+  auto agent = StartAgent();
+  ASSERT_NE(agent, nullptr);
+  EXPECT_TRUE(WaitFor([&] { return server_.service().stored_count() == 500; }, 30));
+  const absl::Duration took = absl::Now() - start;
+  EXPECT_TRUE(agent->Stop(absl::Seconds(5)).ok());
+  ExpectStoredOnce(250);
+  EXPECT_GE(took, absl::Seconds(3)) << took;
+}
+
 TEST_F(AgentRunTest, ServerDownThenBackLosesNothing) {
   server_.Stop();
   auto agent = StartAgent();

@@ -191,5 +191,82 @@ TEST(ConfigTest, LoadConfigReadsFile) {
   EXPECT_EQ(config->source, dir / "agent.yaml");
 }
 
+TEST(ConfigTest, JournaldLimitsFimBudgetAndRenewalKeys) {
+  auto defaults = ParseConfig("server: 127.0.0.1:7443\n", "agent.yaml");
+  ASSERT_TRUE(defaults.ok()) << defaults.status();
+  EXPECT_FALSE(defaults->journald.enabled);
+  EXPECT_EQ(defaults->fim_cpu_percent, 5);
+  EXPECT_EQ(defaults->fim_io_bytes_per_s, uint64_t{32} << 20);
+  EXPECT_EQ(defaults->max_events_per_s, 0u);
+  EXPECT_EQ(defaults->max_memory_bytes, 0u);
+  EXPECT_DOUBLE_EQ(defaults->cert_renew_fraction, 1.0 / 3);
+
+  auto config = ParseConfig(R"(
+server: 127.0.0.1:7443
+journald:
+  enabled: true
+  matches: [_SYSTEMD_UNIT=ssh.service, SYSLOG_IDENTIFIER=sudo]
+  directory: /var/log/journal/remote
+  start: beginning
+limits:
+  events_per_s: 2000
+  memory_bytes: 16777216
+fim_cpu_percent: 2.5
+fim_io_bytes_per_s: 0
+cert_renew_fraction: 0.5
+)",
+                            "agent.yaml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_TRUE(config->journald.enabled);
+  EXPECT_EQ(config->journald.matches,
+            (std::vector<std::string>{"_SYSTEMD_UNIT=ssh.service", "SYSLOG_IDENTIFIER=sudo"}));
+  EXPECT_EQ(config->journald.directory, "/var/log/journal/remote");
+  EXPECT_EQ(config->journald.start, StartAt::kBeginning);
+  EXPECT_EQ(config->max_events_per_s, 2000u);
+  EXPECT_EQ(config->events_burst, 2000u);  // one second's worth unless set
+  EXPECT_EQ(config->max_memory_bytes, 16u << 20);
+  EXPECT_DOUBLE_EQ(config->fim_cpu_percent, 2.5);
+  EXPECT_EQ(config->fim_io_bytes_per_s, 0u);
+  EXPECT_DOUBLE_EQ(config->cert_renew_fraction, 0.5);
+
+  const MemoryBudget budget = MemoryBudgetFor(config->max_memory_bytes);
+  EXPECT_EQ(budget.read_bytes_per_round, 4u << 20);
+  EXPECT_EQ(budget.batch_bytes, 1u << 20);
+  EXPECT_LE(budget.read_bytes_per_round + budget.batch_bytes + budget.fim_outbox_events * 512,
+            config->max_memory_bytes);
+  const MemoryBudget small = MemoryBudgetFor(4 << 20);
+  EXPECT_EQ(small.read_bytes_per_round, 1u << 20);
+  EXPECT_EQ(small.batch_bytes, 512u << 10);
+}
+
+TEST(ConfigTest, HalfConfiguredSectionsAreRefused) {
+  const std::string head = "server: 127.0.0.1:7443\n";
+  ExpectError(head + "journald:\n  matches: [_SYSTEMD_UNIT=ssh.service]\n",
+              "agent.yaml:3: key 'journald.enabled': is required");
+  ExpectError(head + "journald:\n  enabled: maybe\n",
+              "key 'journald.enabled': must be true or false");
+  ExpectError(head + "journald:\n  enabled: true\n  matches: [ssh.service]\n",
+              "key 'journald.matches[0]': must be FIELD=value");
+  ExpectError(head + "journald:\n  enabled: true\n  matches: [_unit=x]\n",
+              "key 'journald.matches[0]'");
+  ExpectError(head + "journald:\n  enabled: true\n  directory: journal\n",
+              "key 'journald.directory': must be an absolute path");
+  ExpectError(head + "journald:\n  enabled: true\n  start: middle\n",
+              "key 'journald.start': must be 'beginning' or 'end', got 'middle'");
+  ExpectError(head + "journald:\n  enabled: true\n  cursor: x\n",
+              "key 'journald.cursor': unknown key");
+  ExpectError(head + "limits:\n  events_burst: 100\n",
+              "agent.yaml:3: key 'limits.events_burst': needs limits.events_per_s");
+  ExpectError(head + "limits:\n  events_per_s: -1\n", "key 'limits.events_per_s': must be between");
+  ExpectError(head + "limits:\n  memory_bytes: 1000\n",
+              "key 'limits.memory_bytes': must be 0 (built-in sizes) or at least 4194304");
+  ExpectError(head + "limits: 5\n", "key 'limits': must be a mapping");
+  ExpectError(head + "fim_cpu_percent: 150\n", "key 'fim_cpu_percent': must be between 0 and 100");
+  ExpectError(head + "fim_cpu_percent: lots\n", "key 'fim_cpu_percent': must be a number");
+  ExpectError(head + "fim_io_bytes_per_s: 100\n",
+              "key 'fim_io_bytes_per_s': must be 0 (no limit) or at least 65536");
+  ExpectError(head + "cert_renew_fraction: 1.5\n", "key 'cert_renew_fraction': must be between");
+}
+
 }  // namespace
 }  // namespace siper::agent

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -91,6 +92,41 @@ TEST(LogTailerTest, StartEndSkipsExistingLines) {
   EXPECT_EQ(seen[0].seq, 1u);
   EXPECT_EQ(seen[0].line, "new 1");
   EXPECT_EQ(seen[0].source, (dir / "a.log").string());
+}
+
+// limits.memory_bytes: one round reads at most max_bytes_per_poll over all
+// files and at most max_lines lines; the rest waits in the files.
+TEST(LogTailerTest, OneRoundReadsAtMostItsByteAndLineBudget) {
+  TestDir dir;
+  const std::string line(99, 'x');  // 100 bytes with its newline
+  std::string data;
+  for (int i = 0; i < 3000; ++i) data += line + "\n";
+  Append(dir / "a.log", data);
+  Append(dir / "b.log", data);
+  TailerOptions options = Instance::Quick();
+  options.max_bytes_per_poll = 256 * 1024;
+  options.max_bytes_per_file_per_poll = 160 * 1024;
+  Instance agent(dir, {{(dir / "*.log").string(), StartAt::kBeginning}}, 100000, options);
+  agent.Recover();
+  agent.Poll();
+  size_t bytes = 0;
+  std::map<std::string, size_t> per_file;
+  for (const Seen& seen : agent.Take()) {
+    bytes += seen.line.size() + 1;
+    per_file[seen.source] += seen.line.size() + 1;
+  }
+  EXPECT_LE(bytes, 256u * 1024);
+  EXPECT_GE(bytes, 240u * 1024);  // not starved either
+  EXPECT_LE(per_file[(dir / "a.log").string()], 160u * 1024);
+  ASSERT_TRUE(agent.tailer().Poll(10).ok());
+  EXPECT_EQ(agent.Take().size(), 10u);
+  // The rest comes in later rounds, every line once.
+  size_t total = bytes / 100 + 10;
+  for (int round = 0; round < 10; ++round) {
+    agent.Poll();
+    total += agent.Take().size();
+  }
+  EXPECT_EQ(total, 6000u);
 }
 
 TEST(LogTailerTest, StartEndSendsTheLineBeingWrittenWhole) {

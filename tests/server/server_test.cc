@@ -74,6 +74,19 @@ TEST(ConfigTest, ReadsKeysAndNamesErrors) {
   EXPECT_FALSE(type.ok());
   EXPECT_NE(type.message().find("workers"), std::string::npos) << type;
 
+  std::ofstream(file) << "workers: 2\n";
+  absl::StatusOr<ServerConfig> defaults = LoadServerConfig(file);
+  ASSERT_TRUE(defaults.ok()) << defaults.status();
+  EXPECT_EQ(defaults->agent_cert_validity_s, 365 * 86400);
+  std::ofstream(file) << "agent_cert_validity_s: 600\n";
+  absl::StatusOr<ServerConfig> short_lived = LoadServerConfig(file);
+  ASSERT_TRUE(short_lived.ok()) << short_lived.status();
+  EXPECT_EQ(short_lived->agent_cert_validity_s, 600);
+  std::ofstream(file) << "agent_cert_validity_s: 10\n";
+  absl::Status validity = LoadServerConfig(file).status();
+  EXPECT_NE(validity.message().find("agent_cert_validity_s must be between 60"), std::string::npos)
+      << validity;
+
   std::ofstream(file) << "listen: [unclosed\n";
   EXPECT_FALSE(LoadServerConfig(file).ok());
   EXPECT_EQ(LoadServerConfig(dir.path() / "missing.yaml").status().code(),
