@@ -71,6 +71,43 @@ bool RootWantsJson(const CLI::App& sub) {
   return opt != nullptr && opt->count() > 0;
 }
 
+// The rules' own test cases: one row (or JSON object) per case, failures
+// first in the summary on stderr.
+int RunRuleTestCases(const std::shared_ptr<const rules::RuleSet>& rule_set, bool json,
+                     std::ostream& out, std::ostream& err) {
+  std::vector<rules::RuleTestResult> results = rules::RunRuleTests(rule_set);
+  std::vector<std::vector<std::string>> rows;
+  size_t failed = 0;
+  for (const rules::RuleTestResult& r : results) {
+    failed += r.passed ? 0 : 1;
+    if (json) {
+      PrintJson(out, {{"path", r.path},
+                      {"line", r.yaml_line},
+                      {"rule_id", r.rule_id},
+                      {"expect", r.must_match ? "match" : "no_match"},
+                      {"result", r.passed ? "pass" : "fail"},
+                      {"input", r.input},
+                      {"message", r.message}});
+    } else {
+      rows.push_back({EscapeControl(rules::strutil::StrCat(r.path, ":", r.yaml_line)),
+                      r.must_match ? "match" : "no_match", r.passed ? "pass" : "FAIL",
+                      EscapeControl(r.passed ? r.input : r.message + ": " + r.input)});
+    }
+  }
+  if (!json) {
+    PrintTable(out, {"CASE", "EXPECT", "RESULT", "INPUT"}, rows);
+    out << results.size() << " test cases, " << results.size() - failed << " passed, " << failed
+        << " failed, " << rule_set->rule_count() << " rules\n";
+  }
+  for (const rules::RuleTestResult& r : results) {
+    if (!r.passed) {
+      err << r.path << ":" << r.yaml_line << ": " << EscapeControl(r.message) << ": "
+          << EscapeControl(r.input) << "\n";
+    }
+  }
+  return failed > 0 ? 1 : 0;
+}
+
 }  // namespace
 
 int RunRulesTest(const RulesTestOptions& options, std::ostream& out, std::ostream& err) {
@@ -92,6 +129,7 @@ int RunRulesTest(const RulesTestOptions& options, std::ostream& out, std::ostrea
   for (const rules::RuleDiagnostic& d : (*rule_set)->skipped()) {
     err << "siperctl rules test: skipped " << d.message << "\n";
   }
+  if (options.input.empty()) return RunRuleTestCases(*rule_set, options.json, out, err);
   absl::StatusOr<std::unique_ptr<rules::Matcher>> matcher = rules::Matcher::Create(*rule_set);
   if (!matcher.ok()) {
     err << "siperctl rules test: " << matcher.status().message() << "\n";
@@ -184,7 +222,8 @@ void AddRulesCommands(CLI::App& rules) {
   auto test_opts = std::make_shared<RulesTestOptions>();
   CLI::App* test = rules.add_subcommand("test", "run rules over a log file offline");
   test->add_option("--rules", test_opts->rules_dir, "folder of Sigma rules")->required();
-  test->add_option("--input", test_opts->input, "log file, one event per line")->required();
+  test->add_option("--input", test_opts->input,
+                   "log file, one event per line; without it, run the rules' own test cases");
   test->add_option("--format", test_opts->format, "auto, syslog or json")
       ->check(CLI::IsMember({"auto", "syslog", "json"}))
       ->capture_default_str();

