@@ -838,8 +838,14 @@ bool DecodeFtp(std::string_view msg, Event* ev) {
       new RE2(R"(connection from ([0-9A-Fa-f:.]+)(?: \(([^)]*)\))?(?: at .*)?\s*)");
   static const RE2* kFailedLogin = new RE2(
       R"((?:FTP )?LOGIN FAILED FROM ([0-9A-Fa-f:.]+)(?:, (\S+))?|failed login from ([0-9A-Fa-f:.]+).*)");
+  // A user name holding ']' ("x] FAIL LOGIN: Client \"10.0.0.1\"") defeats the
+  // first form; the second takes the user up to the last "] OK|FAIL ...: Client"
+  // so the failure is still seen, from the real client.
+  static const RE2* kVsftpdUserWithBracket = new RE2(
+      R"re((?:\[pid \d+\] )?\[(.*)\] (OK|FAIL) (LOGIN|UPLOAD|DOWNLOAD|MKDIR|DELETE|RENAME|RMDIR): Client "(?:::ffff:)?([^"]+)"(?:, (.*))?)re");
   std::string a, b, c, d, e, f;
-  if (RE2::FullMatch(msg, *kVsftpd, &a, &b, &c, &d, &e)) {
+  if (RE2::FullMatch(msg, *kVsftpd, &a, &b, &c, &d, &e) ||
+      RE2::FullMatch(msg, *kVsftpdUserWithBracket, &a, &b, &c, &d, &e)) {
     const std::string action = "ftp_" + strutil::AsciiStrToLower(c);
     SetOutcome(ev, action, b == "OK" ? "success" : "failure",
                c == "LOGIN" ? "authentication" : "file");

@@ -130,9 +130,9 @@ TEST(SshdTest, InjectedUserNameKeepsRealPeer) {
   EXPECT_EQ(F(inv, "user.name"), "a from 10.0.0.1");
 }
 
-// Whatever an attacker types as the user name, the peer is what sshd (or
-// pam_unix) wrote after it.
-TEST(SshdTest, InjectedUserNameKeepsRealPeerInEveryMessage) {
+// Whatever an attacker types as the user name, the peer is what sshd, vsftpd
+// or pam_unix wrote, and the failure is still decoded as one.
+TEST(AuthDecoderTest, InjectedUserNameKeepsRealPeer) {
   struct Case {
     const char* line;
     const char* ip;
@@ -159,6 +159,10 @@ TEST(SshdTest, InjectedUserNameKeepsRealPeerInEveryMessage) {
       {"Nov 28 10:00:01 web1 sshd[811]: Disconnected from invalid user x 10.0.0.1 port 22 "
        "203.0.113.9 port 40022 [preauth]",
        "203.0.113.9", "x 10.0.0.1 port 22"},
+      // vsftpd brackets the user name: a "]" inside it must not hide the failure.
+      {"Nov 28 10:50:00 web1 vsftpd[6000]: [pid 6001] [x] FAIL LOGIN: Client \"10.0.0.1\"] "
+       "FAIL LOGIN: Client \"::ffff:203.0.113.9\"",
+       "203.0.113.9", "x] FAIL LOGIN: Client \"10.0.0.1\""},
       // pam_unix puts the user last: a "rhost=" inside it is not the peer.
       {"Nov 28 10:50:01 web1 vsftpd[6001]: pam_unix(vsftpd:auth): authentication failure; "
        "logname= uid=0 euid=0 tty=ftp ruser=x rhost=203.0.113.9  user=x rhost=10.0.0.1",
@@ -169,6 +173,14 @@ TEST(SshdTest, InjectedUserNameKeepsRealPeerInEveryMessage) {
     EXPECT_EQ(F(ev, "source.ip"), c.ip) << c.line;
     EXPECT_EQ(F(ev, "user.name"), c.user) << c.line;
   }
+  // The fallback for vsftpd does not let a crafted file name turn an upload
+  // into a login from another address.
+  Event up = Decode(
+      "Nov 28 10:50:00 web1 vsftpd[6000]: [pid 6001] [bob] OK UPLOAD: Client \"192.0.2.5\", "
+      "\"/a] OK LOGIN: Client \"10.0.0.1\"\", 12 bytes, 1.20Kbyte/sec");
+  EXPECT_EQ(F(up, "event.action"), "ftp_upload");
+  EXPECT_EQ(F(up, "user.name"), "bob");
+  EXPECT_EQ(F(up, "source.ip"), "192.0.2.5");
 }
 
 TEST(SshdTest, OtherMessages) {

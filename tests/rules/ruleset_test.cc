@@ -2,6 +2,7 @@
 // hold, and the shipped attack sample raises the alerts rules/README.md lists.
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -86,6 +87,33 @@ TEST(DefaultRuleSetTest, EveryRuleTestCaseHolds) {
   EXPECT_GT(fim_cases, 15);
 }
 
+// docs/default-rules.md lists every Linux, web and FIM rule with its level
+// (the IOC and server-health folders document their own rules).
+TEST(DefaultRuleSetTest, DocsListEveryRule) {
+  auto rules = DefaultRules();
+  ASSERT_NE(rules, nullptr);
+  std::ifstream in(testing::SourceDir() / "docs/default-rules.md");
+  ASSERT_TRUE(in) << "docs/default-rules.md is missing";
+  std::map<std::string, std::string> rows;  // id -> table row
+  for (std::string l; std::getline(in, l);) {
+    if (l.rfind("| `", 0) == 0) rows[l.substr(3, l.find('`', 3) - 3)] = l;
+  }
+  for (const RuleInfo& r : rules->rules()) {
+    bool documented_here = false;
+    for (const char* folder : {"/linux/", "/web/", "/fim/"}) {
+      documented_here |= r.path.find(folder) != std::string::npos;
+    }
+    if (!documented_here) continue;
+    auto it = rows.find(r.id);
+    if (it == rows.end()) {
+      ADD_FAILURE() << r.path << ": rule " << r.id << " is not in docs/default-rules.md";
+      continue;
+    }
+    EXPECT_NE(it->second.find("| " + r.level + " |"), std::string::npos)
+        << r.path << ": docs/default-rules.md gives another level than " << r.level;
+  }
+}
+
 struct Alert {
   uint64_t line;
   std::string rule_id;
@@ -112,6 +140,76 @@ std::vector<Alert> RunFile(const std::shared_ptr<const RuleSet>& rules,
     }
   }
   return out;
+}
+
+// Counts the alerts of `rule_id` over `lines`, fed to one matcher in order.
+int CountAlerts(const std::shared_ptr<const RuleSet>& rules, const std::vector<std::string>& lines,
+                const std::string& rule_id) {
+  auto matcher = Matcher::Create(rules);
+  EXPECT_TRUE(matcher.ok());
+  int n = 0;
+  for (const std::string& l : lines) {
+    auto found = (*matcher)->Process(l, "test", InputFormat::kAuto);
+    EXPECT_TRUE(found.ok()) << found.status();
+    if (!found.ok()) continue;
+    for (const Detection& d : *found) n += d.rule_id == rule_id;
+  }
+  return n;
+}
+
+std::string Access(const std::string& ip, int second, const std::string& request, int status) {
+  char t[64];
+  std::snprintf(t, sizeof t, "28/Nov/2026:10:%02d:%02d +0300", 20 + second / 60, second % 60);
+  return ip + " - - [" + t + "] \"" + request + " HTTP/1.1\" " + std::to_string(status) +
+         " 512 \"-\" \"Mozilla/5.0\"";
+}
+
+// The correlations of the new rules: each fires at its threshold, once per
+// address and window, and not below it.
+TEST(DefaultRuleSetTest, CorrelationsFireOncePerWindowAtTheirThreshold) {
+  auto rules = DefaultRules();
+  ASSERT_NE(rules, nullptr);
+  const std::string kWebBrute = "6d19a20e-5567-4cd9-a1ae-6ae2a46f29fe";
+  const std::string k404Burst = "41c181f5-13bc-4961-955e-70067e2effc0";
+  const std::string kSweep = "3dbbd96b-f325-4e1a-9762-543e6ef3b387";
+  const std::string k404 = "3747a964-4ee3-41f3-b856-b69917a93665";  // web_not_found.yml
+
+  std::vector<std::string> wp;
+  for (int i = 0; i < 30; ++i)
+    wp.push_back(Access("203.0.113.9", i * 5, "POST /wp-login.php", 200));
+  EXPECT_EQ(CountAlerts(rules, wp, kWebBrute), 1);  // 30 failures in 2.5 minutes: one alert
+  wp.resize(9);
+  EXPECT_EQ(CountAlerts(rules, wp, kWebBrute), 0);
+  // Two addresses, ten failures each, interleaved: one alert each.
+  std::vector<std::string> two;
+  for (int i = 0; i < 10; ++i) {
+    two.push_back(Access("203.0.113.9", i, "POST /wp-login.php", 200));
+    two.push_back(Access("198.51.100.4", i, "GET /manager/html", 401));
+  }
+  EXPECT_EQ(CountAlerts(rules, two, kWebBrute), 2);
+
+  std::vector<std::string> scan;
+  for (int i = 0; i < 120; ++i) {
+    scan.push_back(Access("203.0.113.10", i / 2, "GET /w" + std::to_string(i), 404));
+  }
+  EXPECT_EQ(CountAlerts(rules, scan, k404Burst), 1);  // 120 404s in one minute: one alert
+  EXPECT_EQ(CountAlerts(rules, scan, k404), 0);       // single 404s stay silent
+  scan.resize(39);
+  EXPECT_EQ(CountAlerts(rules, scan, k404Burst), 0);
+
+  std::vector<std::string> sweep;
+  for (const char* user : {"admin", "oracle", "test", "ubuntu", "postgres", "git", "pi"}) {
+    sweep.push_back(std::string("Nov 28 10:02:09 web1 sshd[3301]: Invalid user ") + user +
+                    " from 203.0.113.45 port 40101");
+  }
+  EXPECT_EQ(CountAlerts(rules, sweep, kSweep), 1);
+  sweep.resize(4);
+  EXPECT_EQ(CountAlerts(rules, sweep, kSweep), 0);
+  // One user name tried again and again is brute force, not a sweep.
+  std::vector<std::string> same(12,
+                                "Nov 28 10:02:09 web1 sshd[3301]: Failed password for root "
+                                "from 203.0.113.45 port 40101 ssh2");
+  EXPECT_EQ(CountAlerts(rules, same, kSweep), 0);
 }
 
 // Keep in step with the table in rules/README.md.
