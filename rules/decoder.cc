@@ -221,6 +221,17 @@ void DecodeProgramMessage(std::string_view program, std::string_view module, std
     DecodeAccountChange(msg, ev);
   } else if (program == "cron" || program == "CRON" || program == "crond" || program == "crontab") {
     DecodeCron(msg, ev);
+  } else if (program == "klogind" || program == "kshd") {
+    // Kerberos rlogin/rsh: "Authentication failed from 163.27.187.39 (163.27.187.39): ..."
+    static const RE2* kKerberosFailed =
+        new RE2(R"(Authentication failed from ([0-9A-Fa-f:.]+)(?: \(([^)]*)\))?: ?(.*?)\s*)");
+    std::string ip, host, reason;
+    if (RE2::FullMatch(msg, *kKerberosFailed, &ip, &host, &reason)) {
+      SetOutcome(ev, "kerberos_login", "failure");
+      SetSourceIp(ev, ip);
+      if (!host.empty() && host != ip) Set(ev, "source.domain", host);
+      if (!reason.empty()) Set(ev, "event.reason", reason);
+    }
   } else if (program == "vsftpd" || program == "ftpd" || program == "proftpd" ||
              program == "pure-ftpd") {
     DecodeFtp(msg, ev);

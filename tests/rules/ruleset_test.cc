@@ -317,6 +317,11 @@ TEST(DefaultRuleSetTest, RealLogsGiveSaneAlertCounts) {
                 : 0,
             300);                                                    // PAM failures
   EXPECT_GE(lnx.count("5e446a6c-b138-4d58-9024-8a441c6a983d"), 1u);  // PAM brute force
+  // klogind "Authentication failed from IP" (23 lines).
+  EXPECT_EQ(lnx.count("df1a5d44-d8e5-4514-9c38-e38624935206")
+                ? lnx.at("df1a5d44-d8e5-4514-9c38-e38624935206")
+                : 0,
+            23);
   // No web or file-integrity rule fires on syslog, and nothing on Windows events.
   for (const RuleInfo& r : rules->rules()) {
     if (r.path.find("/web/") == std::string::npos && r.path.find("/fim/") == std::string::npos)
