@@ -220,14 +220,16 @@ int RunRulesLint(const std::string& rules_dir, bool json, std::ostream& out, std
 
 void AddRulesCommands(CLI::App& rules) {
   auto test_opts = std::make_shared<RulesTestOptions>();
-  CLI::App* test = rules.add_subcommand("test", "run rules over a log file offline");
+  CLI::App* test = rules.add_subcommand(
+      "test", "run rules over a log file offline, or (without --input) the rules' own test cases");
   test->add_option("--rules", test_opts->rules_dir, "folder of Sigma rules")->required();
   test->add_option("--input", test_opts->input,
                    "log file, one event per line; without it, run the rules' own test cases");
   test->add_option("--format", test_opts->format, "auto, syslog or json")
       ->check(CLI::IsMember({"auto", "syslog", "json"}))
       ->capture_default_str();
-  test->add_flag("--json", test_opts->json, "JSON Lines on stdout, one object per alert");
+  test->add_flag("--json", test_opts->json,
+                 "JSON Lines on stdout, one object per alert (per test case without --input)");
   test->add_option("--cache-dir", test_opts->cache_dir,
                    "reuse compiled Hyperscan databases from this folder");
   test->callback([test, test_opts]() {
