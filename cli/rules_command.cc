@@ -1,12 +1,14 @@
 #include "cli/rules_command.h"
 
 #include <algorithm>
+#include <charconv>
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "cli/progress.h"
 #include "rules/engine.h"
 #include "rules/strutil.h"
@@ -108,10 +110,64 @@ int RunRuleTestCases(const std::shared_ptr<const rules::RuleSet>& rule_set, bool
   return failed > 0 ? 1 : 0;
 }
 
+// One FIM observation per JSON line: either an `events search --json` record of
+// a file event (its "file" object, and "agent_time" as the event time) or a
+// bare object with the same keys. "mode" is st_mode as a number or octal text.
+absl::StatusOr<rules::FileObservation> ParseFimLine(const std::string& line) {
+  nlohmann::json j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) {
+    return absl::InvalidArgumentError("not a JSON object (--format fim reads one per line)");
+  }
+  const nlohmann::json& f = j.contains("file") && j["file"].is_object() ? j["file"] : j;
+  auto text = [&](const char* key) -> std::string {
+    auto it = f.find(key);
+    return it != f.end() && it->is_string() ? it->get<std::string>() : std::string();
+  };
+  rules::FileObservation o;
+  o.path = text("path");
+  if (o.path.empty()) return absl::InvalidArgumentError("no \"path\"");
+  absl::StatusOr<rules::FileChange> change = rules::ParseFileChange(text("change"));
+  if (!change.ok()) return change.status();
+  o.change = *change;
+  o.sha256 = text("sha256");
+  o.owner = text("owner");
+  o.group = text("group");
+  for (const char* key : {"size", "uid", "gid", "mode"}) {
+    auto it = f.find(key);
+    if (it == f.end()) continue;
+    uint64_t v = 0;
+    if (it->is_number_unsigned()) {
+      v = it->get<uint64_t>();
+    } else if (std::string_view(key) == "mode" && it->is_string()) {
+      const std::string m = it->get<std::string>();
+      auto [end, ec] = std::from_chars(m.data(), m.data() + m.size(), v, 8);
+      if (ec != std::errc() || end != m.data() + m.size()) {
+        return absl::InvalidArgumentError(absl::StrCat("\"mode\" '", m, "' is not octal"));
+      }
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat("\"", key, "\" must be a number"));
+    }
+    if (std::string_view(key) == "size") o.size = v;
+    if (std::string_view(key) == "uid") o.uid = static_cast<uint32_t>(v);
+    if (std::string_view(key) == "gid") o.gid = static_cast<uint32_t>(v);
+    if (std::string_view(key) == "mode") o.mode = static_cast<uint32_t>(v);
+  }
+  if (auto it = j.find("agent_time"); it != j.end() && it->is_string() && !it->empty()) {
+    absl::Time t;
+    std::string why;
+    if (absl::ParseTime(absl::RFC3339_full, it->get<std::string>(), &t, &why)) {
+      o.time_ns = absl::ToUnixNanos(t);
+    }
+  }
+  return o;
+}
+
 }  // namespace
 
 int RunRulesTest(const RulesTestOptions& options, std::ostream& out, std::ostream& err) {
-  absl::StatusOr<rules::InputFormat> format = rules::ParseInputFormat(options.format);
+  const bool fim = options.format == "fim";
+  absl::StatusOr<rules::InputFormat> format =
+      fim ? rules::InputFormat::kJson : rules::ParseInputFormat(options.format);
   if (!format.ok()) {
     err << "siperctl rules test: " << format.status().message() << "\n";
     return 2;
@@ -147,8 +203,13 @@ int RunRulesTest(const RulesTestOptions& options, std::ostream& out, std::ostrea
     ++line_no;
     if (!line.empty() && line.back() == '\r') line.pop_back();
     if (line.empty()) continue;
-    absl::StatusOr<std::vector<rules::Detection>> found =
-        (*matcher)->Process(line, options.input, *format);
+    absl::StatusOr<std::vector<rules::Detection>> found;
+    if (fim) {
+      absl::StatusOr<rules::FileObservation> file = ParseFimLine(line);
+      found = file.ok() ? (*matcher)->ProcessFile(*file) : file.status();
+    } else {
+      found = (*matcher)->Process(line, options.input, *format);
+    }
     if (!found.ok()) {
       err << options.input << ":" << line_no << ": " << found.status().message() << "\n";
       ++failures;
@@ -167,7 +228,7 @@ int RunRulesTest(const RulesTestOptions& options, std::ostream& out, std::ostrea
       } else {
         std::string summary;
         for (const char* k : {"source.ip", "user.name", "user.target.name", "url.original",
-                              "process.command_line", "CommandLine", "Image"}) {
+                              "process.command_line", "CommandLine", "Image", "file.path"}) {
           auto it = d.fields.find(k);
           if (it == d.fields.end()) continue;
           if (!summary.empty()) summary += " ";
@@ -225,8 +286,10 @@ void AddRulesCommands(CLI::App& rules) {
   test->add_option("--rules", test_opts->rules_dir, "folder of Sigma rules")->required();
   test->add_option("--input", test_opts->input,
                    "log file, one event per line; without it, run the rules' own test cases");
-  test->add_option("--format", test_opts->format, "auto, syslog or json")
-      ->check(CLI::IsMember({"auto", "syslog", "json"}))
+  test->add_option("--format", test_opts->format,
+                   "auto, syslog, json, or fim (FIM observations as JSON Lines, e.g. from "
+                   "events search --json)")
+      ->check(CLI::IsMember({"auto", "syslog", "json", "fim"}))
       ->capture_default_str();
   test->add_flag("--json", test_opts->json,
                  "JSON Lines on stdout, one object per alert (per test case without --input)");

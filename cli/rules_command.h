@@ -13,7 +13,7 @@ void AddRulesCommands(CLI::App& rules);
 struct RulesTestOptions {
   std::string rules_dir;
   std::string input;            // empty: run the rules' own test cases
-  std::string format = "auto";  // auto | syslog | json
+  std::string format = "auto";  // auto | syslog | json | fim (FIM observations as JSON Lines)
   bool json = false;
   std::string cache_dir;  // compiled-database cache; empty = none
 };

@@ -116,6 +116,50 @@ TEST(RulesCommandTest, ErrorsExitNonZero) {
   std::filesystem::remove_all(dir);
 }
 
+// --format fim replays FIM observations: `events search --json` records of
+// file events, or bare objects with the same keys.
+TEST(RulesCommandTest, FimInput) {
+  std::filesystem::path tmp = std::filesystem::temp_directory_path() / "siper_rules_fim.jsonl";
+  {
+    std::ofstream f(tmp);
+    f << R"({"agent_id":"pc-17","seq":4,"time":"2026-11-28T10:00:01Z","agent_time":"2026-11-28T10:00:00Z","source":"fim","line":"/etc/sudoers","file":{"path":"/etc/sudoers","size":41,"mode":33056,"uid":0,"gid":0,"owner":"root","group":"root","mtime":"","sha256":")"
+      << std::string(64, 'b') << R"(","change":"FILE_CHANGE_MODIFIED"},"fields":{}})"
+      << "\n"
+      << R"({"path":"/tmp/eicar.com","change":"added","size":68,"mode":"0644","sha256":"275a021bbfb6489e54d471899f7db9d1663fc695ec2fe2a2c4538aabf651fd0f"})"
+      << "\n"
+      << R"({"path":"/etc/shadow","change":"baseline","mode":"0640"})"
+      << "\n";
+  }
+  RulesTestOptions o;
+  o.rules_dir = (SourceDir() / "rules/ruleset").string();
+  o.input = tmp.string();
+  o.format = "fim";
+  o.json = true;
+  std::ostringstream out, err;
+  EXPECT_EQ(RunRulesTest(o, out, err), 0) << err.str();
+  std::vector<nlohmann::json> alerts = JsonLines(out.str());
+  ASSERT_EQ(alerts.size(), 2u) << out.str();
+  EXPECT_EQ(alerts[0]["line"], 1);
+  EXPECT_EQ(alerts[0]["title"], "sudo rules changed (/etc/sudoers, /etc/sudoers.d)");
+  EXPECT_EQ(alerts[0]["fields"]["file.mode"], "0440");
+  EXPECT_EQ(alerts[0]["fields"]["file.owner"], "root");
+  EXPECT_EQ(alerts[0]["fields"]["event.action"], "modified");
+  EXPECT_EQ(alerts[1]["line"], 2);
+  EXPECT_EQ(alerts[1]["title"], "Anti-malware test file (EICAR) written to disk");
+
+  // A line that is not an observation is an error naming the input and line.
+  {
+    std::ofstream f(tmp, std::ios::app);
+    f << R"({"path":"/etc/passwd","change":"renamed"})"
+      << "\n";
+  }
+  std::ostringstream out2, err2;
+  EXPECT_EQ(RunRulesTest(o, out2, err2), 1);
+  EXPECT_NE(err2.str().find(tmp.string() + ":4: unknown file change 'renamed'"), std::string::npos)
+      << err2.str();
+  std::filesystem::remove(tmp);
+}
+
 // Without --input, `rules test` runs the rules' own test cases.
 TEST(RulesCommandTest, RunsTheRulesOwnTestCases) {
   RulesTestOptions o;
