@@ -339,6 +339,20 @@ TEST_F(EndToEndTest, FimChangesRaiseAlertsButTheBaselineDoesNot) {
   ASSERT_EQ(by_title.count(kMalwareTestFile), 1u) << r.out;
   EXPECT_EQ(by_title[kMalwareTestFile]["fields"].value("file.hash.sha256", ""),
             "275a021bbfb6489e54d471899f7db9d1663fc695ec2fe2a2c4538aabf651fd0f");
+
+  // The stored events replay offline through `rules test --format fim` with
+  // the same result.
+  r = Ctl({"events", "search", "--limit", "0", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::ofstream(root_ / "fim.jsonl") << r.out;
+  CommandResult replay =
+      RunCommand({SIPERCTL_BIN, "rules", "test", "--rules", SIPER_RULES_DIR, "--input",
+                  (root_ / "fim.jsonl").string(), "--format", "fim", "--json"});
+  ASSERT_EQ(replay.exit_code, 0) << replay.err;
+  std::set<std::string> replayed;
+  for (const json& a : ParseJsonLines(replay.out)) replayed.insert(a["title"].get<std::string>());
+  EXPECT_EQ(replayed, (std::set<std::string>{kAuthorizedKeysChanged, kMalwareTestFile}))
+      << replay.out;
 }
 
 TEST_F(EndToEndTest, ClientsWithoutAValidCertificateAreRefused) {
