@@ -106,6 +106,8 @@ nlohmann::json EventToJson(const siper::v1::Event& event) {
                  {"mode", f.mode()},
                  {"uid", f.uid()},
                  {"gid", f.gid()},
+                 {"owner", ToValidUtf8(f.owner())},
+                 {"group", ToValidUtf8(f.group())},
                  {"mtime", TimeOrEmpty(f.mtime_ns())},
                  {"sha256", f.sha256()},
                  {"change", siper::v1::FileChange_Name(f.change())}};

@@ -1,12 +1,14 @@
 #include "cli/rules_command.h"
 
 #include <algorithm>
+#include <charconv>
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "cli/progress.h"
 #include "rules/engine.h"
 #include "rules/strutil.h"
@@ -71,10 +73,101 @@ bool RootWantsJson(const CLI::App& sub) {
   return opt != nullptr && opt->count() > 0;
 }
 
+// The rules' own test cases: one row (or JSON object) per case, failures
+// first in the summary on stderr.
+int RunRuleTestCases(const std::shared_ptr<const rules::RuleSet>& rule_set, bool json,
+                     std::ostream& out, std::ostream& err) {
+  std::vector<rules::RuleTestResult> results = rules::RunRuleTests(rule_set);
+  std::vector<std::vector<std::string>> rows;
+  size_t failed = 0;
+  for (const rules::RuleTestResult& r : results) {
+    failed += r.passed ? 0 : 1;
+    if (json) {
+      PrintJson(out, {{"path", r.path},
+                      {"line", r.yaml_line},
+                      {"rule_id", r.rule_id},
+                      {"expect", r.must_match ? "match" : "no_match"},
+                      {"result", r.passed ? "pass" : "fail"},
+                      {"input", r.input},
+                      {"message", r.message}});
+    } else {
+      rows.push_back({EscapeControl(rules::strutil::StrCat(r.path, ":", r.yaml_line)),
+                      r.must_match ? "match" : "no_match", r.passed ? "pass" : "FAIL",
+                      EscapeControl(r.passed ? r.input : r.message + ": " + r.input)});
+    }
+  }
+  if (!json) {
+    PrintTable(out, {"CASE", "EXPECT", "RESULT", "INPUT"}, rows);
+    out << results.size() << " test cases, " << results.size() - failed << " passed, " << failed
+        << " failed, " << rule_set->rule_count() << " rules\n";
+  }
+  for (const rules::RuleTestResult& r : results) {
+    if (!r.passed) {
+      err << r.path << ":" << r.yaml_line << ": " << EscapeControl(r.message) << ": "
+          << EscapeControl(r.input) << "\n";
+    }
+  }
+  return failed > 0 ? 1 : 0;
+}
+
+// One FIM observation per JSON line: either an `events search --json` record of
+// a file event (its "file" object, and "agent_time" as the event time) or a
+// bare object with the same keys. "mode" is st_mode as a number or octal text.
+absl::StatusOr<rules::FileObservation> ParseFimLine(const std::string& line) {
+  nlohmann::json j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) {
+    return absl::InvalidArgumentError("not a JSON object (--format fim reads one per line)");
+  }
+  const nlohmann::json& f = j.contains("file") && j["file"].is_object() ? j["file"] : j;
+  auto text = [&](const char* key) -> std::string {
+    auto it = f.find(key);
+    return it != f.end() && it->is_string() ? it->get<std::string>() : std::string();
+  };
+  rules::FileObservation o;
+  o.path = text("path");
+  if (o.path.empty()) return absl::InvalidArgumentError("no \"path\"");
+  absl::StatusOr<rules::FileChange> change = rules::ParseFileChange(text("change"));
+  if (!change.ok()) return change.status();
+  o.change = *change;
+  o.sha256 = text("sha256");
+  o.owner = text("owner");
+  o.group = text("group");
+  for (const char* key : {"size", "uid", "gid", "mode"}) {
+    auto it = f.find(key);
+    if (it == f.end()) continue;
+    uint64_t v = 0;
+    if (it->is_number_unsigned()) {
+      v = it->get<uint64_t>();
+    } else if (std::string_view(key) == "mode" && it->is_string()) {
+      const std::string m = it->get<std::string>();
+      auto [end, ec] = std::from_chars(m.data(), m.data() + m.size(), v, 8);
+      if (ec != std::errc() || end != m.data() + m.size()) {
+        return absl::InvalidArgumentError(absl::StrCat("\"mode\" '", m, "' is not octal"));
+      }
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat("\"", key, "\" must be a number"));
+    }
+    if (std::string_view(key) == "size") o.size = v;
+    if (std::string_view(key) == "uid") o.uid = static_cast<uint32_t>(v);
+    if (std::string_view(key) == "gid") o.gid = static_cast<uint32_t>(v);
+    if (std::string_view(key) == "mode") o.mode = static_cast<uint32_t>(v);
+  }
+  if (auto it = j.find("agent_time"); it != j.end() && it->is_string() && !it->empty()) {
+    absl::Time t;
+    std::string why;
+    if (absl::ParseTime(absl::RFC3339_full, it->get<std::string>(), &t, &why)) {
+      o.time_ns = absl::ToUnixNanos(t);
+    }
+  }
+  return o;
+}
+
 }  // namespace
 
 int RunRulesTest(const RulesTestOptions& options, std::ostream& out, std::ostream& err) {
-  absl::StatusOr<rules::InputFormat> format = rules::ParseInputFormat(options.format);
+  const bool fim = options.format == "fim";
+  absl::StatusOr<rules::InputFormat> format =
+      fim ? rules::InputFormat::kJson : rules::ParseInputFormat(options.format);
   if (!format.ok()) {
     err << "siperctl rules test: " << format.status().message() << "\n";
     return 2;
@@ -92,6 +185,7 @@ int RunRulesTest(const RulesTestOptions& options, std::ostream& out, std::ostrea
   for (const rules::RuleDiagnostic& d : (*rule_set)->skipped()) {
     err << "siperctl rules test: skipped " << d.message << "\n";
   }
+  if (options.input.empty()) return RunRuleTestCases(*rule_set, options.json, out, err);
   absl::StatusOr<std::unique_ptr<rules::Matcher>> matcher = rules::Matcher::Create(*rule_set);
   if (!matcher.ok()) {
     err << "siperctl rules test: " << matcher.status().message() << "\n";
@@ -109,8 +203,13 @@ int RunRulesTest(const RulesTestOptions& options, std::ostream& out, std::ostrea
     ++line_no;
     if (!line.empty() && line.back() == '\r') line.pop_back();
     if (line.empty()) continue;
-    absl::StatusOr<std::vector<rules::Detection>> found =
-        (*matcher)->Process(line, options.input, *format);
+    absl::StatusOr<std::vector<rules::Detection>> found;
+    if (fim) {
+      absl::StatusOr<rules::FileObservation> file = ParseFimLine(line);
+      found = file.ok() ? (*matcher)->ProcessFile(*file) : file.status();
+    } else {
+      found = (*matcher)->Process(line, options.input, *format);
+    }
     if (!found.ok()) {
       err << options.input << ":" << line_no << ": " << found.status().message() << "\n";
       ++failures;
@@ -129,7 +228,7 @@ int RunRulesTest(const RulesTestOptions& options, std::ostream& out, std::ostrea
       } else {
         std::string summary;
         for (const char* k : {"source.ip", "user.name", "user.target.name", "url.original",
-                              "process.command_line", "CommandLine", "Image"}) {
+                              "process.command_line", "CommandLine", "Image", "file.path"}) {
           auto it = d.fields.find(k);
           if (it == d.fields.end()) continue;
           if (!summary.empty()) summary += " ";
@@ -182,13 +281,18 @@ int RunRulesLint(const std::string& rules_dir, bool json, std::ostream& out, std
 
 void AddRulesCommands(CLI::App& rules) {
   auto test_opts = std::make_shared<RulesTestOptions>();
-  CLI::App* test = rules.add_subcommand("test", "run rules over a log file offline");
+  CLI::App* test = rules.add_subcommand(
+      "test", "run rules over a log file offline, or (without --input) the rules' own test cases");
   test->add_option("--rules", test_opts->rules_dir, "folder of Sigma rules")->required();
-  test->add_option("--input", test_opts->input, "log file, one event per line")->required();
-  test->add_option("--format", test_opts->format, "auto, syslog or json")
-      ->check(CLI::IsMember({"auto", "syslog", "json"}))
+  test->add_option("--input", test_opts->input,
+                   "log file, one event per line; without it, run the rules' own test cases");
+  test->add_option("--format", test_opts->format,
+                   "auto, syslog, json, or fim (FIM observations as JSON Lines, e.g. from "
+                   "events search --json)")
+      ->check(CLI::IsMember({"auto", "syslog", "json", "fim"}))
       ->capture_default_str();
-  test->add_flag("--json", test_opts->json, "JSON Lines on stdout, one object per alert");
+  test->add_flag("--json", test_opts->json,
+                 "JSON Lines on stdout, one object per alert (per test case without --input)");
   test->add_option("--cache-dir", test_opts->cache_dir,
                    "reuse compiled Hyperscan databases from this folder");
   test->callback([test, test_opts]() {

@@ -12,14 +12,16 @@ void AddRulesCommands(CLI::App& rules);
 
 struct RulesTestOptions {
   std::string rules_dir;
-  std::string input;
-  std::string format = "auto";  // auto | syslog | json
+  std::string input;            // empty: run the rules' own test cases
+  std::string format = "auto";  // auto | syslog | json | fim (FIM observations as JSON Lines)
   bool json = false;
   std::string cache_dir;  // compiled-database cache; empty = none
 };
 
 // Runs every line of the input through the engine and prints one record per
-// alert. Returns the process exit code (0 ok, 1 input or line errors, 2 bad rules).
+// alert. Without an input, runs the rules' own test cases (`siper.tests`) and
+// prints one record per case. Returns the process exit code (0 ok, 1 input or
+// line errors or a failed test case, 2 bad rules).
 int RunRulesTest(const RulesTestOptions& options, std::ostream& out, std::ostream& err);
 
 // Lints every rule file; returns 0 unless a rule has status "error".

@@ -219,8 +219,19 @@ void DecodeProgramMessage(std::string_view program, std::string_view module, std
              program == "gpasswd" || program == "passwd" || program == "chpasswd" ||
              program == "chage") {
     DecodeAccountChange(msg, ev);
-  } else if (program == "cron" || program == "CRON" || program == "crond") {
+  } else if (program == "cron" || program == "CRON" || program == "crond" || program == "crontab") {
     DecodeCron(msg, ev);
+  } else if (program == "klogind" || program == "kshd") {
+    // Kerberos rlogin/rsh: "Authentication failed from 163.27.187.39 (163.27.187.39): ..."
+    static const RE2* kKerberosFailed =
+        new RE2(R"(Authentication failed from ([0-9A-Fa-f:.]+)(?: \(([^)]*)\))?: ?(.*?)\s*)");
+    std::string ip, host, reason;
+    if (RE2::FullMatch(msg, *kKerberosFailed, &ip, &host, &reason)) {
+      SetOutcome(ev, "kerberos_login", "failure");
+      SetSourceIp(ev, ip);
+      if (!host.empty() && host != ip) Set(ev, "source.domain", host);
+      if (!reason.empty()) Set(ev, "event.reason", reason);
+    }
   } else if (program == "vsftpd" || program == "ftpd" || program == "proftpd" ||
              program == "pure-ftpd") {
     DecodeFtp(msg, ev);
@@ -423,8 +434,10 @@ bool DecodeSshd(std::string_view msg, Event* ev) {
       R"(Address ([0-9A-Fa-f:.]+) maps to (\S+), but this does not map back to the address(?: - POSSIBLE BREAK-IN ATTEMPT!)?)");
   static const RE2* kDisconnect = new RE2(
       R"((?:error: )?Received disconnect from ([0-9A-Fa-f:.]+)(?: port (\d+))?: ?(\d+): (.*?)(?: \[preauth\])?)");
+  // The address must hold a '.' or ':', so that with the optional port a
+  // greedy user name cannot leave only the port number ("40022") as the peer.
   static const RE2* kClosed = new RE2(
-      R"(Connection (?:closed|reset) by (?:(?:authenticating|invalid) user (.*) )?([0-9A-Fa-f:.]+)(?: port (\d+))?(?: \[preauth\])?)");
+      R"(Connection (?:closed|reset) by (?:(?:authenticating|invalid) user (.*) )?([0-9A-Fa-f:.]*[.:][0-9A-Fa-f:.]*)(?: port (\d+))?(?: \[preauth\])?)");
   static const RE2* kDisconnected = new RE2(
       R"(Disconnected from (?:(?:authenticating|invalid) user (.*) |user (.*) )?([0-9A-Fa-f:.]+) port (\d+)(?: \[preauth\])?)");
   static const RE2* kNoIdent =
@@ -669,9 +682,17 @@ bool DecodePam(std::string_view service, std::string_view msg, Event* ev) {
   if (strutil::StartsWith(msg, "authentication failure;")) {
     std::vector<std::pair<std::string_view, std::string_view>> kv;
     ParseKeyValues(msg.substr(23), &kv);
+    // pam_unix writes "... ruser=%s rhost=%s  user=%s": user is last and may
+    // come from the network (FTP, web logins), so it is the rest of the line
+    // and nothing after it (a "rhost=10.0.0.1" typed into a user name) is a key.
     std::string_view user, ruser, rhost, tty;
+    const std::string_view text = msg.substr(23);
     for (const auto& [k, v] : kv) {
-      if (k == "user") user = v;
+      if (k == "user") {
+        user = text.substr(static_cast<size_t>(v.data() - text.data()));
+        while (!user.empty() && user.back() == ' ') user.remove_suffix(1);
+        break;
+      }
       if (k == "ruser") ruser = v;
       if (k == "rhost") rhost = v;
       if (k == "tty") tty = v;
@@ -828,8 +849,14 @@ bool DecodeFtp(std::string_view msg, Event* ev) {
       new RE2(R"(connection from ([0-9A-Fa-f:.]+)(?: \(([^)]*)\))?(?: at .*)?\s*)");
   static const RE2* kFailedLogin = new RE2(
       R"((?:FTP )?LOGIN FAILED FROM ([0-9A-Fa-f:.]+)(?:, (\S+))?|failed login from ([0-9A-Fa-f:.]+).*)");
+  // A user name holding ']' ("x] FAIL LOGIN: Client \"10.0.0.1\"") defeats the
+  // first form; the second takes the user up to the last "] OK|FAIL ...: Client"
+  // so the failure is still seen, from the real client.
+  static const RE2* kVsftpdUserWithBracket = new RE2(
+      R"re((?:\[pid \d+\] )?\[(.*)\] (OK|FAIL) (LOGIN|UPLOAD|DOWNLOAD|MKDIR|DELETE|RENAME|RMDIR): Client "(?:::ffff:)?([^"]+)"(?:, (.*))?)re");
   std::string a, b, c, d, e, f;
-  if (RE2::FullMatch(msg, *kVsftpd, &a, &b, &c, &d, &e)) {
+  if (RE2::FullMatch(msg, *kVsftpd, &a, &b, &c, &d, &e) ||
+      RE2::FullMatch(msg, *kVsftpdUserWithBracket, &a, &b, &c, &d, &e)) {
     const std::string action = "ftp_" + strutil::AsciiStrToLower(c);
     SetOutcome(ev, action, b == "OK" ? "success" : "failure",
                c == "LOGIN" ? "authentication" : "file");

@@ -598,6 +598,11 @@ class MatcherState {
 
   absl::StatusOr<std::vector<Detection>> Process(std::string_view line, std::string_view source,
                                                  InputFormat format, FieldMap* fields_out);
+  absl::StatusOr<std::vector<Detection>> ProcessFile(const FileObservation& file,
+                                                     FieldMap* fields_out) {
+    DecodeFileObservation(file, &event_);
+    return Match(fields_out);
+  }
   const std::vector<uint32_t>& last_matched() const { return last_matched_; }
 
  private:
@@ -631,6 +636,8 @@ class MatcherState {
     return it == event_.fields.end() ? nullptr : &it->second;
   }
 
+  // Matches the decoded event_ against the rules of its log sources.
+  absl::StatusOr<std::vector<Detection>> Match(FieldMap* fields_out);
   bool Bit(uint32_t atom) const { return (bits_[atom >> 6] >> (atom & 63)) & 1; }
   bool EvalPredicate(const CompiledRule& r, uint32_t pi) const;
   bool Eval(const CompiledRule& r, const CondNode& n) const;
@@ -771,6 +778,10 @@ absl::StatusOr<std::vector<Detection>> MatcherState::Process(std::string_view li
                                                              FieldMap* fields_out) {
   SIPER_RETURN_IF_ERROR(DecodeLine(line, source, format, &event_));
   if (rs_->decoders != nullptr) rs_->decoders->Apply(&event_);
+  return Match(fields_out);
+}
+
+absl::StatusOr<std::vector<Detection>> MatcherState::Match(FieldMap* fields_out) {
   if (++epoch_ == 0) {
     std::fill(rule_epoch_.begin(), rule_epoch_.end(), 0);
     epoch_ = 1;
@@ -826,6 +837,11 @@ absl::StatusOr<std::vector<Detection>> MatcherState::Process(std::string_view li
   hits_.clear();
   if (fields_out != nullptr) *fields_out = event_.fields.ToMap();
   return out;
+}
+
+absl::StatusOr<std::vector<Detection>> Matcher::ProcessFile(const FileObservation& file,
+                                                            FieldMap* fields_out) {
+  return state_->ProcessFile(file, fields_out);
 }
 
 std::vector<std::string> Matcher::LastMatchedRuleIds() const {

@@ -6,12 +6,14 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "rules/fim.h"
 
 namespace siper::rules {
 
@@ -63,9 +65,11 @@ struct RuleSetStats {
 struct RuleSetImpl;    // compiled form, private to the engine
 class DataDecoderSet;  // rules/data_decoder.h
 
-// One test line from a rule's `siper.tests` block.
+// One test case from a rule's `siper.tests` block: a log line, or a FIM
+// observation (`fim:`), in which case `line` is a short description of it.
 struct RuleTestCase {
   std::string line;
+  std::optional<FileObservation> file;
   bool must_match = true;
   InputFormat format = InputFormat::kAuto;
   std::string source;
@@ -130,6 +134,11 @@ class Matcher {
                                                  InputFormat format,
                                                  FieldMap* fields_out = nullptr);
 
+  // Matches one file-integrity observation (log source product siper,
+  // service fim, category file_change unless a baseline; rules/fim.h).
+  absl::StatusOr<std::vector<Detection>> ProcessFile(const FileObservation& file,
+                                                     FieldMap* fields_out = nullptr);
+
   // Ids of every detection rule whose condition held for the last line,
   // including rules that stay silent (referenced only by correlations) or were
   // suppressed. For rule tests.
@@ -142,5 +151,24 @@ class Matcher {
   std::shared_ptr<const RuleSet> rules_;
   std::unique_ptr<MatcherState> state_;
 };
+
+// Outcome of one rule test case (RunRuleTests).
+struct RuleTestResult {
+  std::string path;  // rule file
+  int yaml_line = 0;
+  std::string rule_id;
+  std::string title;
+  std::string input;  // the line, or the FIM case's description
+  bool must_match = true;
+  bool passed = false;
+  std::string message;  // why it failed; empty when passed
+};
+
+// Runs every rule's own test cases (`siper.tests`), each on a fresh matcher so
+// that suppression and correlation state do not leak between cases. A case
+// passes when the rule's condition held (or did not, for no_match), also for
+// rules that stay silent because only correlations use them, and the event
+// carries the expected fields.
+std::vector<RuleTestResult> RunRuleTests(const std::shared_ptr<const RuleSet>& rules);
 
 }  // namespace siper::rules

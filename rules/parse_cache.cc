@@ -11,7 +11,7 @@
 namespace siper::rules {
 namespace {
 
-constexpr char kMagic[8] = {'S', 'I', 'P', 'R', 'U', 'L', 'E', '2'};
+constexpr char kMagic[8] = {'S', 'I', 'P', 'R', 'U', 'L', 'E', '3'};
 
 class Writer {
  public:
@@ -162,6 +162,19 @@ void PutRule(Writer& w, const ParsedRule& p) {
       w.Str(v);
     }
     w.U32(static_cast<uint32_t>(t.yaml_line));
+    w.U8(t.file.has_value() ? 1 : 0);
+    if (t.file.has_value()) {
+      const FileObservation& f = *t.file;
+      w.Str(f.path);
+      w.U8(static_cast<uint8_t>(f.change));
+      w.I64(static_cast<int64_t>(f.size));
+      w.U32(f.mode);
+      w.U32(f.uid);
+      w.U32(f.gid);
+      w.Str(f.owner);
+      w.Str(f.group);
+      w.Str(f.sha256);
+    }
   }
 }
 
@@ -227,6 +240,19 @@ bool GetRule(Reader& r, ParsedRule* p) {
       t.expect_fields[k] = r.Str();
     }
     t.yaml_line = static_cast<int>(r.U32());
+    if (r.U8() != 0) {
+      FileObservation f;
+      f.path = r.Str();
+      f.change = static_cast<FileChange>(r.U8());
+      f.size = static_cast<uint64_t>(r.I64());
+      f.mode = r.U32();
+      f.uid = r.U32();
+      f.gid = r.U32();
+      f.owner = r.Str();
+      f.group = r.Str();
+      f.sha256 = r.Str();
+      t.file = std::move(f);
+    }
   }
   // Predicate indexes in the condition must exist.
   struct Check {

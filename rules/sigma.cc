@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
+#include <cstdlib>
 #include <map>
 #include <optional>
 #include <utility>
@@ -893,6 +895,67 @@ absl::Status DocParser::ParseCorrelation(const YAML::Node& corr) {
   return absl::OkStatus();
 }
 
+// A `fim:` test case: {path, change, sha256, mode (octal text), size, uid,
+// gid, owner, group}; `line` becomes a description for messages.
+absl::Status ParseFimCase(const std::string& path, const YAML::Node& n, RuleTestCase* tc) {
+  const int line = LineOf(n);
+  if (!n.IsMap()) return Err(path, line, "'fim' must be a map with at least 'path' and 'change'");
+  FileObservation f;
+  for (auto it = n.begin(); it != n.end(); ++it) {
+    const std::string key = it->first.as<std::string>();
+    const std::string value = ScalarOr(it->second);
+    const int vline = LineOf(it->second);
+    auto number = [&](uint64_t max, uint64_t* out, int base) -> absl::Status {
+      errno = 0;
+      char* end = nullptr;
+      unsigned long long v = std::strtoull(value.c_str(), &end, base);
+      if (value.empty() || *end != '\0' || errno != 0 || v > max || value[0] == '-') {
+        return Err(path, vline,
+                   strutil::StrCat("fim.", key, " '", value, "' is not a valid ",
+                                   base == 8 ? "octal mode such as 0644" : "number"));
+      }
+      *out = v;
+      return absl::OkStatus();
+    };
+    uint64_t v = 0;
+    if (key == "path") {
+      f.path = value;
+    } else if (key == "change") {
+      absl::StatusOr<FileChange> c = ParseFileChange(value);
+      if (!c.ok()) return Err(path, vline, std::string(c.status().message()));
+      f.change = *c;
+    } else if (key == "sha256") {
+      if (value.size() != 64 ||
+          !std::all_of(value.begin(), value.end(), [](char ch) { return std::isxdigit(ch); })) {
+        return Err(path, vline, "fim.sha256 must be 64 hex digits");
+      }
+      f.sha256 = value;
+    } else if (key == "mode") {
+      SIPER_RETURN_IF_ERROR(number(07777, &v, 8));
+      f.mode = static_cast<uint32_t>(v);
+    } else if (key == "size") {
+      SIPER_RETURN_IF_ERROR(number(UINT64_MAX, &v, 10));
+      f.size = v;
+    } else if (key == "uid" || key == "gid") {
+      SIPER_RETURN_IF_ERROR(number(UINT32_MAX, &v, 10));
+      (key == "uid" ? f.uid : f.gid) = static_cast<uint32_t>(v);
+    } else if (key == "owner") {
+      f.owner = value;
+    } else if (key == "group") {
+      f.group = value;
+    } else {
+      return Err(path, vline,
+                 strutil::StrCat("unknown fim key '", key,
+                                 "' (path, change, sha256, mode, size, uid, gid, owner, group)"));
+    }
+  }
+  if (f.path.empty()) return Err(path, line, "fim test case needs 'path'");
+  if (f.change == FileChange::kUnknown) return Err(path, line, "fim test case needs 'change'");
+  tc->line = strutil::StrCat("fim ", FileChangeName(f.change), " ", f.path);
+  tc->file = std::move(f);
+  return absl::OkStatus();
+}
+
 absl::Status DocParser::ParseSiper(const YAML::Node& s) {
   if (!s.IsMap()) return Err(path_, LineOf(s), "'siper' must be a map");
   if (YAML::Node rsit = s["rsit"]) {
@@ -918,6 +981,14 @@ absl::Status DocParser::ParseSiper(const YAML::Node& s) {
       tc.yaml_line = LineOf(t);
       if (t.IsScalar()) {
         tc.line = t.Scalar();
+      } else if (t.IsMap() && t["fim"]) {
+        if (t["line"]) return Err(path_, tc.yaml_line, "a test case has 'line' or 'fim', not both");
+        SIPER_RETURN_IF_ERROR(ParseFimCase(path_, t["fim"], &tc));
+        if (YAML::Node f = t["fields"]; f && f.IsMap()) {
+          for (auto it = f.begin(); it != f.end(); ++it) {
+            tc.expect_fields[it->first.as<std::string>()] = ScalarOr(it->second);
+          }
+        }
       } else if (t.IsMap()) {
         tc.line = ScalarOr(t["line"]);
         tc.source = ScalarOr(t["source"]);
@@ -931,7 +1002,7 @@ absl::Status DocParser::ParseSiper(const YAML::Node& s) {
           }
         }
       } else {
-        return Err(path_, tc.yaml_line, "a test case is a line or a map with 'line'");
+        return Err(path_, tc.yaml_line, "a test case is a line or a map with 'line' or 'fim'");
       }
       if (tc.line.empty()) return Err(path_, tc.yaml_line, "empty test line");
       rule_->tests.push_back(std::move(tc));

@@ -9,15 +9,24 @@
 namespace siper::server {
 namespace {
 
-// File-integrity events carry their fields already; rules for them come later.
-void FileEventFields(const siper::v1::FileEvent& file, rules::FieldMap* fields) {
-  (*fields)["file.path"] = file.path();
-  (*fields)["file.size"] = std::to_string(file.size());
-  (*fields)["file.mode"] = absl::StrCat(absl::Dec(file.mode() & 07777));
-  (*fields)["file.uid"] = std::to_string(file.uid());
-  (*fields)["file.gid"] = std::to_string(file.gid());
-  if (!file.sha256().empty()) (*fields)["file.hash.sha256"] = file.sha256();
-  (*fields)["event.action"] = siper::v1::FileChange_Name(file.change());
+// The wire form of a FIM event; rules/fim.h maps it to fields and a log source.
+rules::FileObservation ToObservation(const siper::v1::Event& event) {
+  const siper::v1::FileEvent& file = event.file();
+  rules::FileObservation f;
+  f.path = file.path();
+  absl::StatusOr<rules::FileChange> change =
+      rules::ParseFileChange(siper::v1::FileChange_Name(file.change()));
+  f.change = change.ok() ? *change : rules::FileChange::kUnknown;
+  f.size = file.size();
+  f.mode = file.mode();
+  f.uid = file.uid();
+  f.gid = file.gid();
+  f.owner = file.owner();
+  f.group = file.group();
+  f.sha256 = file.sha256();
+  f.mtime_ns = file.mtime_ns();
+  f.time_ns = event.agent_time_ns();
+  return f;
 }
 
 }  // namespace
@@ -94,29 +103,33 @@ absl::StatusOr<storage::WriteResult> IngestPipeline::Process(rules::Matcher* mat
   for (siper::v1::Event& event : *job.batch.mutable_events()) {
     storage::EventRecord record;
     rules::FieldMap fields;
-    if (event.has_log()) {
-      const siper::v1::LogEvent& log = event.log();
+    absl::StatusOr<std::vector<rules::Detection>> detections = std::vector<rules::Detection>{};
+    if (event.has_file()) {
+      // FIM observations go through the same matcher (log source siper/fim).
+      rules::FileObservation file = ToObservation(event);
       if (matcher != nullptr) {
-        absl::StatusOr<std::vector<rules::Detection>> detections =
-            matcher->Process(log.line(), log.source(), rules::InputFormat::kAuto, &fields);
-        if (!detections.ok()) {
-          // A line the engine cannot take is still stored: losing it would hide it.
-          spdlog::warn("agent {} seq {}: matching failed: {}", job.agent_id, event.seq(),
-                       detections.status().ToString());
-          detections = std::vector<rules::Detection>{};
-        }
-        for (rules::Detection& d : *detections) {
-          siper::v1::Alert& alert = record.alerts.emplace_back();
-          alert.set_rule_id(d.rule_id);
-          alert.set_title(d.title);
-          alert.set_level(d.level);
-          for (std::string& tag : d.tags) alert.add_tags(std::move(tag));
-          alert.mutable_fields()->insert(d.fields.begin(), d.fields.end());
-          alert.set_count(d.count);
-        }
+        detections = matcher->ProcessFile(file, &fields);
+      } else {
+        rules::FileObservationFields(file, &fields);
       }
-    } else if (event.has_file()) {
-      FileEventFields(event.file(), &fields);
+    } else if (event.has_log() && matcher != nullptr) {
+      const siper::v1::LogEvent& log = event.log();
+      detections = matcher->Process(log.line(), log.source(), rules::InputFormat::kAuto, &fields);
+    }
+    if (!detections.ok()) {
+      // An event the engine cannot take is still stored: losing it would hide it.
+      spdlog::warn("agent {} seq {}: matching failed: {}", job.agent_id, event.seq(),
+                   detections.status().ToString());
+      detections = std::vector<rules::Detection>{};
+    }
+    for (rules::Detection& d : *detections) {
+      siper::v1::Alert& alert = record.alerts.emplace_back();
+      alert.set_rule_id(d.rule_id);
+      alert.set_title(d.title);
+      alert.set_level(d.level);
+      for (std::string& tag : d.tags) alert.add_tags(std::move(tag));
+      alert.mutable_fields()->insert(d.fields.begin(), d.fields.end());
+      alert.set_count(d.count);
     }
     // Stored fields are protobuf strings, which must be valid UTF-8; the raw
     // bytes stay untouched in the log payload.

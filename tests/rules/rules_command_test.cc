@@ -116,5 +116,105 @@ TEST(RulesCommandTest, ErrorsExitNonZero) {
   std::filesystem::remove_all(dir);
 }
 
+// --format fim replays FIM observations: `events search --json` records of
+// file events, or bare objects with the same keys.
+TEST(RulesCommandTest, FimInput) {
+  std::filesystem::path tmp = std::filesystem::temp_directory_path() / "siper_rules_fim.jsonl";
+  {
+    std::ofstream f(tmp);
+    f << R"({"agent_id":"pc-17","seq":4,"time":"2026-11-28T10:00:01Z","agent_time":"2026-11-28T10:00:00Z","source":"fim","line":"/etc/sudoers","file":{"path":"/etc/sudoers","size":41,"mode":33056,"uid":0,"gid":0,"owner":"root","group":"root","mtime":"","sha256":")"
+      << std::string(64, 'b') << R"(","change":"FILE_CHANGE_MODIFIED"},"fields":{}})"
+      << "\n"
+      << R"({"path":"/tmp/eicar.com","change":"added","size":68,"mode":"0644","sha256":"275a021bbfb6489e54d471899f7db9d1663fc695ec2fe2a2c4538aabf651fd0f"})"
+      << "\n"
+      << R"({"path":"/etc/shadow","change":"baseline","mode":"0640"})"
+      << "\n";
+  }
+  RulesTestOptions o;
+  o.rules_dir = (SourceDir() / "rules/ruleset").string();
+  o.input = tmp.string();
+  o.format = "fim";
+  o.json = true;
+  std::ostringstream out, err;
+  EXPECT_EQ(RunRulesTest(o, out, err), 0) << err.str();
+  std::vector<nlohmann::json> alerts = JsonLines(out.str());
+  ASSERT_EQ(alerts.size(), 2u) << out.str();
+  EXPECT_EQ(alerts[0]["line"], 1);
+  EXPECT_EQ(alerts[0]["title"], "sudo rules changed (/etc/sudoers, /etc/sudoers.d)");
+  EXPECT_EQ(alerts[0]["fields"]["file.mode"], "0440");
+  EXPECT_EQ(alerts[0]["fields"]["file.owner"], "root");
+  EXPECT_EQ(alerts[0]["fields"]["event.action"], "modified");
+  EXPECT_EQ(alerts[1]["line"], 2);
+  EXPECT_EQ(alerts[1]["title"], "Anti-malware test file (EICAR) written to disk");
+
+  // A line that is not an observation is an error naming the input and line.
+  {
+    std::ofstream f(tmp, std::ios::app);
+    f << R"({"path":"/etc/passwd","change":"renamed"})"
+      << "\n";
+  }
+  std::ostringstream out2, err2;
+  EXPECT_EQ(RunRulesTest(o, out2, err2), 1);
+  EXPECT_NE(err2.str().find(tmp.string() + ":4: unknown file change 'renamed'"), std::string::npos)
+      << err2.str();
+  std::filesystem::remove(tmp);
+}
+
+// Without --input, `rules test` runs the rules' own test cases.
+TEST(RulesCommandTest, RunsTheRulesOwnTestCases) {
+  RulesTestOptions o;
+  o.rules_dir = (SourceDir() / "rules/ruleset").string();
+  o.json = true;
+  std::ostringstream out, err;
+  EXPECT_EQ(RunRulesTest(o, out, err), 0) << err.str();
+  std::vector<nlohmann::json> recs = JsonLines(out.str());
+  EXPECT_GT(recs.size(), 150u);
+  bool fim = false;
+  for (const auto& r : recs) {
+    EXPECT_EQ(r["result"], "pass") << r.dump();
+    fim |= r["input"].get<std::string>().rfind("fim ", 0) == 0;
+  }
+  EXPECT_TRUE(fim);
+
+  // A rule whose test case is wrong fails the run and names the file and line.
+  std::filesystem::path dir = std::filesystem::temp_directory_path() / "siper_rules_selftest";
+  std::filesystem::create_directories(dir);
+  {
+    std::ofstream f(dir / "passwd.yml");
+    f << "title: passwd changed\nid: 11111111-2222-3333-4444-555555555555\n"
+         "logsource:\n  product: siper\n  service: fim\n  category: file_change\n"
+         "detection:\n  sel:\n    file.path: /etc/passwd\n  condition: sel\n"
+         "siper:\n  tests:\n    match:\n"
+         "      - fim: {path: /etc/passwd, change: modified}\n"
+         "      - fim: {path: /etc/passwd, change: baseline}\n"
+         "    no_match:\n"
+         "      - fim: {path: /etc/group, change: modified}\n";
+  }
+  o.rules_dir = dir.string();
+  o.json = false;
+  std::ostringstream out2, err2;
+  EXPECT_EQ(RunRulesTest(o, out2, err2), 1);
+  EXPECT_NE(out2.str().find("3 test cases, 2 passed, 1 failed"), std::string::npos) << out2.str();
+  EXPECT_NE(
+      err2.str().find("passwd.yml:15: did not match, but must match: fim baseline /etc/passwd"),
+      std::string::npos)
+      << err2.str();
+
+  // A malformed fim case is a rule error with its file and line.
+  {
+    std::ofstream f(dir / "passwd.yml");
+    f << "title: passwd changed\nid: 11111111-2222-3333-4444-555555555555\n"
+         "logsource:\n  product: siper\n  service: fim\n"
+         "detection:\n  sel:\n    file.path: /etc/passwd\n  condition: sel\n"
+         "siper:\n  tests:\n    match:\n"
+         "      - fim: {path: /etc/passwd, change: modified, mode: '0999'}\n";
+  }
+  std::ostringstream out3, err3;
+  EXPECT_EQ(RunRulesTest(o, out3, err3), 2);
+  EXPECT_NE(err3.str().find("passwd.yml:13"), std::string::npos) << err3.str();
+  EXPECT_NE(err3.str().find("fim.mode '0999'"), std::string::npos) << err3.str();
+  std::filesystem::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace siper::cli
