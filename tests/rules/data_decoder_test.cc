@@ -1,6 +1,6 @@
 // Decoders as data (rules/data_decoder.h): the shipped decoder files' own test lines hold
-// through the real engine, bad decoder files are refused with file:line, and the klogind
-// decoder gives every failed login of the real loghub log its peer address.
+// through the real engine, bad decoder files are refused with file:line, and the logrotate
+// decoder reads the real loghub log.
 #include "rules/data_decoder.h"
 
 #include <gtest/gtest.h>
@@ -126,7 +126,7 @@ TEST(DataDecoderTest, ABrokenDecoderFileFailsTheRuleSetLoadAndLintSaysWhere) {
   std::filesystem::remove_all(dir);
 }
 
-TEST(DataDecoderTest, RealKlogindFailuresCarryThePeerAddress) {
+TEST(DataDecoderTest, RealLogrotateFailuresAreDecoded) {
   SIPER_REQUIRE_SHARED("logs/loghub/Linux_2k.log");
   auto rules = DefaultRules();
   ASSERT_NE(rules, nullptr);
@@ -136,15 +136,12 @@ TEST(DataDecoderTest, RealKlogindFailuresCarryThePeerAddress) {
   std::string line;
   int failures = 0;
   while (std::getline(in, line)) {
-    if (line.find("klogind[") == std::string::npos ||
-        line.find("Authentication failed from") == std::string::npos) {
-      continue;
-    }
+    if (line.find(" logrotate: ALERT exited abnormally") == std::string::npos) continue;
     FieldMap fields;
     ASSERT_TRUE((*matcher)->Process(line, "/var/log/messages", InputFormat::kAuto, &fields).ok());
     ++failures;
-    EXPECT_EQ(fields["event.outcome"], "failure") << line;
-    EXPECT_FALSE(fields["source.ip"].empty()) << line;
+    EXPECT_EQ(fields["event.action"], "logrotate_failed") << line;
+    EXPECT_FALSE(fields["error.code"].empty()) << line;
   }
   EXPECT_GT(failures, 10);
 }
