@@ -421,7 +421,19 @@ absl::Status LogTailer::Poll(size_t max_lines) {
   }
   SIPER_RETURN_IF_ERROR(ScanGlobs());
 
-  size_t room = std::min(pending_->Room(), max_lines);
+  const size_t spool_room = pending_->Room();
+  // Said once per pause, with the spool's counters: lines wait in their files, none is dropped.
+  if ((spool_room == 0) != paused_) {
+    paused_ = spool_room == 0;
+    if (paused_) {
+      spdlog::warn("spool full ({} events, {} bytes) or not writable: reading paused, lines wait",
+                   pending_->Size(), pending_->Bytes());
+    } else {
+      spdlog::info("spool has room again ({} events, {} bytes): reading resumes", pending_->Size(),
+                   pending_->Bytes());
+    }
+  }
+  size_t room = std::min(spool_room, max_lines);
   uint64_t bytes_left = options_.max_bytes_per_poll;
   std::vector<v1::Event> events;
   // Moved-away files first: their lines are older than the new file's.

@@ -121,7 +121,8 @@ class LogTailer {
   uint64_t acked_seq_ = 0;     // acknowledged by the server
   uint64_t released_seq_ = 0;  // acknowledged, or durably in `pending_`: runs up to it released
   bool first_scan_ = true;
-  bool dirty_ = false;  // acknowledged progress not yet persisted
+  bool dirty_ = false;   // acknowledged progress not yet persisted
+  bool paused_ = false;  // the spool had no room at the last poll
   absl::Time last_persist_ = absl::InfinitePast();
   std::vector<v1::Event> unpersisted_;  // read, numbered, waiting for offsets.json to be written
   std::vector<char> buffer_;

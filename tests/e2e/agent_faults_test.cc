@@ -1,0 +1,609 @@
+// Fault injection end to end: the real siper-server, siper-agent and siperctl
+// on loopback with real TLS and a temporary RocksDB, while a thread keeps
+// appending lines. Log rotation, agent and server restarts and SIGKILLs, a
+// server down for a minute, a full spool, and FIM changes; every test asserts
+// through `siperctl --json events search` that each line is stored exactly
+// once, in order per file, with agent seqs 1..N without gaps.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <atomic>
+#include <chrono>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <thread>
+
+#include "common/files.h"
+#include "tests/e2e/harness.h"
+#include "tests/e2e/process.h"
+
+namespace siper::testing {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+// Appends "TAG line N PADDING" lines to `file` at `lines_per_s` from a thread,
+// each line in one write(2). The file is opened for each tick (10 ms), as a
+// logger that reopens after rotation would, so a renamed file is replaced by a
+// new one at the next tick.
+class LineWriter {
+ public:
+  LineWriter(fs::path file, std::string tag, int lines_per_s, size_t padding = 40)
+      : file_(std::move(file)),
+        tag_(std::move(tag)),
+        lines_per_s_(lines_per_s),
+        padding_(padding, 'x') {
+    thread_ = std::thread([this] { Loop(); });
+  }
+  ~LineWriter() { Stop(); }
+
+  void Stop() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+  int written() const { return written_.load(); }
+  const std::string& tag() const { return tag_; }
+  std::string Line(int n) const { return tag_ + " line " + std::to_string(n) + " " + padding_; }
+
+  // Runs `fn` between two writes (for rotations); the writer waits meanwhile.
+  void Between(const std::function<void()>& fn) {
+    std::lock_guard lock(mu_);
+    fn();
+  }
+
+ private:
+  void Loop() {
+    const auto start = Clock::now();
+    while (!stop_) {
+      {
+        std::lock_guard lock(mu_);
+        const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+        const int due = static_cast<int>(elapsed * lines_per_s_);
+        if (due > written_) {
+          std::ofstream out(file_, std::ios::app | std::ios::binary);
+          for (int n = written_ + 1; n <= due; ++n) {
+            const std::string line = Line(n) + "\n";
+            out.write(line.data(), static_cast<std::streamsize>(line.size()));
+            out.flush();  // one write per line: the agent never sees half a line
+          }
+          written_ = due;
+        }
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  }
+
+  const fs::path file_;
+  const std::string tag_;
+  const int lines_per_s_;
+  const std::string padding_;
+  std::mutex mu_;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> written_{0};
+  std::thread thread_;
+};
+
+void Sleep(int ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); }
+
+class AgentFaultTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/siper-faults-XXXXXX";
+    root_ = mkdtemp(tmpl);
+    data_dir_ = root_ / "server";
+    state_dir_ = root_ / "agent";
+    ASSERT_NO_FATAL_FAILURE(StartServer());
+  }
+
+  void TearDown() override {
+    agent_.reset();
+    if (server_) {
+      server_->Signal(SIGTERM);
+      EXPECT_EQ(server_->Wait(20000), 0) << ServerOutput();
+    }
+    if (!HasFailure()) fs::remove_all(root_);
+  }
+
+  // The first start takes any free port; later starts (after a stop or a
+  // SIGKILL) listen on the same one, as a restarted server would.
+  void StartServer() {
+    fs::remove(data_dir_ / "server.port");
+    ++server_runs_;
+    server_ = std::make_unique<ChildProcess>(
+        std::vector<std::string>{SIPER_SERVER_BIN, "--data-dir", data_dir_.string(), "--listen",
+                                 "127.0.0.1:" + std::to_string(port_), "--rules", SIPER_RULES_DIR,
+                                 "--workers", "1"},
+        root_ / ("server" + std::to_string(server_runs_) + ".out"));
+    absl::StatusOr<std::string> address = WaitForServerAddress(*server_, data_dir_);
+    ASSERT_TRUE(address.ok()) << address.status() << ": " << ServerOutput();
+    if (port_ == 0) port_ = std::stoi(address->substr(address->rfind(':') + 1));
+    ASSERT_EQ(*address, Address());
+  }
+
+  void StopServer(int sig) {
+    server_->Signal(sig);
+    const int code = server_->Wait(20000);
+    if (sig == SIGTERM) {
+      EXPECT_EQ(code, 0) << ServerOutput();
+    } else {
+      EXPECT_EQ(code, -1);
+    }
+    server_.reset();
+  }
+
+  std::string Address() const { return "127.0.0.1:" + std::to_string(port_); }
+
+  std::string ServerOutput() {
+    return ReadFile(root_ / ("server" + std::to_string(server_runs_) + ".out.err")).value_or("");
+  }
+  std::string AgentLog() { return ReadFile(state_dir_ / "log" / "agent.log").value_or(""); }
+
+  fs::path Pki(const std::string& name) const { return data_dir_ / "pki" / name; }
+
+  CommandResult Ctl(std::vector<std::string> args) {
+    std::vector<std::string> argv = {SIPERCTL_BIN,
+                                     "--server",
+                                     Address(),
+                                     "--ca",
+                                     Pki("ca.pem").string(),
+                                     "--cert",
+                                     Pki("admin.pem").string(),
+                                     "--key",
+                                     Pki("admin.key").string()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return RunCommand(argv);
+  }
+
+  // Enrolls the agent and writes its configuration: `logs` read from their
+  // beginning, plus `extra` YAML.
+  void SetUpAgent(const std::vector<fs::path>& logs, const std::string& extra = "") {
+    CommandResult token = Ctl({"tokens", "create"});
+    ASSERT_EQ(token.exit_code, 0) << token.err;
+    CommandResult enroll = RunCommand({SIPER_AGENT_BIN, "enroll", "--server", Address(), "--token",
+                                       token.out.substr(0, token.out.find('\n')), "--ca",
+                                       Pki("ca.pem").string(), "--state-dir", state_dir_.string()});
+    ASSERT_EQ(enroll.exit_code, 0) << enroll.out << enroll.err;
+    config_ = root_ / "agent.yaml";
+    std::ofstream out(config_);
+    out << "server: " << Address() << "\n"
+        << "state_dir: " << state_dir_.string() << "\n"
+        << "batch_max_delay_ms: 50\n"
+        << extra;
+    if (!logs.empty()) out << "logs:\n";
+    for (const fs::path& log : logs)
+      out << "  - path: " << log.string() << "\n    start: beginning\n";
+  }
+
+  void StartAgent() {
+    ++agent_runs_;
+    agent_ = std::make_unique<ChildProcess>(
+        std::vector<std::string>{SIPER_AGENT_BIN, "run", "--config", config_.string()},
+        root_ / ("agent" + std::to_string(agent_runs_) + ".out"));
+  }
+
+  void StopAgent(int sig) {
+    agent_->Signal(sig);
+    const int code = agent_->Wait(20000);
+    if (sig == SIGTERM) {
+      EXPECT_EQ(code, 0) << AgentLog();
+    } else {
+      EXPECT_EQ(code, -1);
+    }
+    agent_.reset();
+  }
+
+  std::vector<json> Events() {
+    CommandResult r = Ctl({"events", "search", "--limit", "0", "--json"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return ParseJsonLines(r.out);
+  }
+
+  // The highest seq the server stored for the one agent (0 before any).
+  uint64_t StoredSeq() {
+    CommandResult r = Ctl({"agents", "list", "--json"});
+    if (r.exit_code != 0) return 0;
+    std::vector<json> agents = ParseJsonLines(r.out);
+    return agents.empty() ? 0 : agents[0].value("last_seq", uint64_t{0});
+  }
+
+  // Waits until seq `count` is stored, then a moment more for late duplicates.
+  void WaitForStored(uint64_t count, int seconds = 90) {
+    const auto deadline = Clock::now() + std::chrono::seconds(seconds);
+    while (StoredSeq() < count) {
+      ASSERT_LT(Clock::now(), deadline)
+          << "stored up to seq " << StoredSeq() << " of " << count << "\n"
+          << AgentLog();
+      Sleep(250);
+    }
+    Sleep(500);
+  }
+
+  // The expected lines of each file are stored exactly once, in order per
+  // file, and nothing else; seqs are 1..N without gaps or repeats.
+  void ExpectEachLineOnceInOrder(const std::map<fs::path, std::vector<std::string>>& files) {
+    size_t total = 0;
+    for (const auto& [path, lines] : files) total += lines.size();
+    ASSERT_NO_FATAL_FAILURE(WaitForStored(total));
+    std::vector<json> events = Events();
+    ASSERT_EQ(events.size(), total) << "stored " << events.size() << ", written " << total;
+    std::map<std::string, std::vector<std::string>> per_source;
+    for (size_t i = 0; i < events.size(); ++i) {
+      ASSERT_EQ(events[i]["seq"].get<uint64_t>(), i + 1) << "seqs not 1..N at " << i;
+      per_source[events[i]["source"].get<std::string>()].push_back(
+          events[i]["line"].get<std::string>());
+    }
+    for (const auto& [path, expected] : files) {
+      const std::vector<std::string>& lines = per_source[path.string()];
+      ASSERT_EQ(lines.size(), expected.size()) << path;
+      for (size_t i = 0; i < lines.size(); ++i) {
+        ASSERT_EQ(lines[i], expected[i]) << path << " at line " << i + 1;
+      }
+    }
+  }
+  void ExpectEachLineOnceInOrder(const std::map<fs::path, const LineWriter*>& writers) {
+    std::map<fs::path, std::vector<std::string>> files;
+    for (const auto& [path, writer] : writers) {
+      for (int n = 1; n <= writer->written(); ++n) files[path].push_back(writer->Line(n));
+    }
+    ExpectEachLineOnceInOrder(files);
+  }
+
+  // Waits until STATE_DIR/fim.json has `present` and not `absent`.
+  void WaitForBaseline(const fs::path& present, const fs::path& absent) {
+    const auto deadline = Clock::now() + std::chrono::seconds(30);
+    for (;;) {
+      const json baseline =
+          json::parse(ReadFile(state_dir_ / "fim.json").value_or("{}"), nullptr, false);
+      if (baseline.is_object() && baseline.contains("files") &&
+          baseline["files"].contains(present.string()) &&
+          !baseline["files"].contains(absent.string())) {
+        return;
+      }
+      ASSERT_LT(Clock::now(), deadline) << "fim.json does not have the changes\n" << AgentLog();
+      Sleep(100);
+    }
+  }
+
+  fs::path root_;
+  fs::path data_dir_;
+  fs::path state_dir_;
+  fs::path config_;
+  int port_ = 0;
+  int server_runs_ = 0;
+  int agent_runs_ = 0;
+  std::unique_ptr<ChildProcess> server_;
+  std::unique_ptr<ChildProcess> agent_;
+};
+
+// Rename rotation every 2 s while lines keep coming: the old file is read to
+// its end before the new one, so the per-file order holds across rotations.
+TEST_F(AgentFaultTest, RotationByRenameUnderContinuousWriting) {
+  const fs::path log = root_ / "app.log";
+  ASSERT_NO_FATAL_FAILURE(SetUpAgent({log}));
+  StartAgent();
+  LineWriter writer(log, "app", 500);
+  for (int rotation = 1; rotation <= 4; ++rotation) {
+    Sleep(2000);
+    writer.Between([&] { fs::rename(log, root_ / ("app.log." + std::to_string(rotation))); });
+  }
+  Sleep(2000);
+  writer.Stop();
+  ExpectEachLineOnceInOrder({{log, &writer}});
+}
+
+// Copy-truncate rotation every 2 s while lines keep coming. Lines written
+// between the agent's last read and the truncation exist only in the copy,
+// which the agent does not follow: that is copytruncate's own race (logrotate
+// documents it). So the rotation happens once the agent has read what was
+// written (the writer waits meanwhile, as logrotate's copy would stall it).
+TEST_F(AgentFaultTest, RotationByCopyTruncateUnderContinuousWriting) {
+  const fs::path log = root_ / "app.log";
+  ASSERT_NO_FATAL_FAILURE(SetUpAgent({log}));
+  StartAgent();
+  LineWriter writer(log, "app", 500);
+  for (int rotation = 1; rotation <= 4; ++rotation) {
+    Sleep(2000);
+    writer.Between([&] {
+      ASSERT_NO_FATAL_FAILURE(WaitForStored(static_cast<uint64_t>(writer.written())));
+      fs::copy_file(log, root_ / ("app.log." + std::to_string(rotation)));
+      fs::resize_file(log, 0);
+    });
+    ASSERT_FALSE(HasFatalFailure());
+  }
+  Sleep(2000);
+  writer.Stop();
+  ExpectEachLineOnceInOrder({{log, &writer}});
+  EXPECT_NE(AgentLog().find("reading it again from the beginning"), std::string::npos);
+}
+
+// SIGTERM and start again, three times, while two files keep growing.
+TEST_F(AgentFaultTest, AgentRestartedMidStream) {
+  const fs::path a = root_ / "a.log", b = root_ / "b.log";
+  ASSERT_NO_FATAL_FAILURE(SetUpAgent({a, b}));
+  StartAgent();
+  LineWriter writer_a(a, "a", 400), writer_b(b, "b", 300);
+  for (int restart = 0; restart < 3; ++restart) {
+    Sleep(2500);
+    StopAgent(SIGTERM);
+    Sleep(700);
+    StartAgent();
+  }
+  Sleep(2000);
+  writer_a.Stop();
+  writer_b.Stop();
+  ExpectEachLineOnceInOrder({{a, &writer_a}, {b, &writer_b}});
+  StopAgent(SIGTERM);
+  // A service writes nothing to its stdout or stderr.
+  for (int run = 1; run <= agent_runs_; ++run) {
+    EXPECT_EQ(ReadFile(root_ / ("agent" + std::to_string(run) + ".out")).value_or("x"), "");
+    EXPECT_EQ(ReadFile(root_ / ("agent" + std::to_string(run) + ".out.err")).value_or("x"), "");
+  }
+}
+
+// SIGKILL of the agent while batches of 200 are in flight (1,000 lines/s),
+// three times: whatever was spooled or read but not acknowledged is sent
+// again with the same seqs and the server keeps one copy.
+TEST_F(AgentFaultTest, AgentKilledMidBatch) {
+  const fs::path log = root_ / "app.log";
+  ASSERT_NO_FATAL_FAILURE(SetUpAgent({log}, "batch_max_events: 200\n"));
+  StartAgent();
+  LineWriter writer(log, "app", 1000);
+  for (int kill = 0; kill < 3; ++kill) {
+    Sleep(2000 + 300 * kill);
+    StopAgent(SIGKILL);
+    Sleep(500);
+    StartAgent();
+  }
+  Sleep(2000);
+  writer.Stop();
+  ExpectEachLineOnceInOrder({{log, &writer}});
+}
+
+// SIGKILL of the server while batches are in flight, then the server again on
+// the same data directory and port, three times.
+TEST_F(AgentFaultTest, ServerKilledMidBatch) {
+  const fs::path log = root_ / "app.log";
+  ASSERT_NO_FATAL_FAILURE(SetUpAgent({log}, "batch_max_events: 200\n"));
+  StartAgent();
+  LineWriter writer(log, "app", 1000);
+  for (int kill = 0; kill < 3; ++kill) {
+    Sleep(2000 + 300 * kill);
+    StopServer(SIGKILL);
+    ASSERT_NO_FATAL_FAILURE(StartServer());
+  }
+  Sleep(2000);
+  writer.Stop();
+  ExpectEachLineOnceInOrder({{log, &writer}});
+}
+
+// The server is stopped for a whole minute while two files keep growing; the
+// agent spools, backs off, reconnects when it is back and catches up.
+TEST_F(AgentFaultTest, ServerDownForAMinute) {
+  const fs::path a = root_ / "a.log", b = root_ / "b.log";
+  ASSERT_NO_FATAL_FAILURE(SetUpAgent({a, b}));
+  StartAgent();
+  LineWriter writer_a(a, "a", 100), writer_b(b, "b", 50);
+  Sleep(2000);
+  StopServer(SIGTERM);
+  const int written_when_down = writer_a.written() + writer_b.written();
+  Sleep(60000);
+  // The agent kept reading into its spool meanwhile.
+  EXPECT_NE(AgentLog().find("reconnecting in"), std::string::npos);
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  Sleep(2000);
+  writer_a.Stop();
+  writer_b.Stop();
+  EXPECT_GT(writer_a.written() + writer_b.written(), written_when_down + 8000);
+  ExpectEachLineOnceInOrder({{a, &writer_a}, {b, &writer_b}});
+}
+
+// Appends "NAME line FIRST" .. "NAME line LAST" to `file` and to `expected`.
+void AppendLines(const fs::path& file, int first, int last, std::vector<std::string>* expected) {
+  std::ofstream out(file, std::ios::app | std::ios::binary);
+  for (int n = first; n <= last; ++n) {
+    const std::string line = file.filename().string() + " line " + std::to_string(n);
+    out << line << "\n";
+    expected->push_back(line);
+  }
+}
+
+// With the fallback poll at a minute, new lines still arrive at once: inotify
+// on the files' directory wakes the tailer.
+TEST_F(AgentFaultTest, InotifyWakesTheTailerWithoutWaitingForThePoll) {
+  const fs::path a = root_ / "a.log", b = root_ / "b.log";
+  std::map<fs::path, std::vector<std::string>> expected;
+  AppendLines(a, 1, 5, &expected[a]);
+  AppendLines(b, 1, 5, &expected[b]);
+  ASSERT_NO_FATAL_FAILURE(SetUpAgent({a, b}, "poll_interval_ms: 60000\n"));
+  StartAgent();
+  ASSERT_NO_FATAL_FAILURE(WaitForStored(10, 30));
+  AppendLines(a, 6, 10, &expected[a]);
+  AppendLines(b, 6, 10, &expected[b]);
+  // Well within the minute the timed poll would take (the wait is not a speed assertion).
+  ASSERT_NO_FATAL_FAILURE(WaitForStored(20, 30));
+  ExpectEachLineOnceInOrder(expected);
+}
+
+// Lines spooled while the server was down are sent after a restart of the
+// agent even though their files were deleted meanwhile; the new files that
+// replaced them are read from their beginning.
+TEST_F(AgentFaultTest, SpooledLinesAreSentAfterTheirFilesAreGone) {
+  const fs::path a = root_ / "a.log", b = root_ / "b.log";
+  ASSERT_NO_FATAL_FAILURE(SetUpAgent({a, b}));
+  StopServer(SIGTERM);
+  StartAgent();
+  std::map<fs::path, std::vector<std::string>> expected;
+  AppendLines(a, 1, 30, &expected[a]);
+  AppendLines(b, 1, 30, &expected[b]);
+  // Numbered (next_seq 61) and released to the spool once it synced.
+  const auto deadline = Clock::now() + std::chrono::seconds(30);
+  for (;;) {
+    const json offsets =
+        json::parse(ReadFile(state_dir_ / "offsets.json").value_or("{}"), nullptr, false);
+    if (offsets.is_object() && offsets.value("released_seq", uint64_t{0}) == 60) break;
+    ASSERT_LT(Clock::now(), deadline) << AgentLog();
+    Sleep(100);
+  }
+  StopAgent(SIGTERM);
+  fs::remove(a);
+  fs::remove(b);
+  AppendLines(a, 31, 40, &expected[a]);
+  AppendLines(b, 31, 40, &expected[b]);
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  StartAgent();
+  ExpectEachLineOnceInOrder(expected);
+}
+
+uint64_t SpoolBytes(const fs::path& spool) {
+  uint64_t bytes = 0;
+  for (const auto& entry : fs::directory_iterator(spool)) {
+    if (entry.path().extension() == ".seg") bytes += entry.file_size();
+  }
+  return bytes;
+}
+
+// A 1 MiB spool (the smallest allowed) with the server down: it fills in
+// about two seconds at 500 lines of ~940 bytes/s, reading pauses (the spool
+// stops growing while the file does), the agent says so in its log, and once
+// the server is back every line arrives, none dropped.
+TEST_F(AgentFaultTest, FullSpoolPausesReadingAndLosesNothing) {
+  const fs::path log = root_ / "app.log";
+  constexpr uint64_t kCap = 1 << 20;
+  ASSERT_NO_FATAL_FAILURE(SetUpAgent(
+      {log}, "spool:\n  max_bytes: " + std::to_string(kCap) + "\n  segment_bytes: 65536\n"));
+  StartAgent();
+  LineWriter writer(log, "app", 500, 900);
+  Sleep(1000);
+  StopServer(SIGTERM);
+  // Full: the spool stays near its cap (passed by at most one round of reading)...
+  Sleep(5000);
+  const uint64_t full = SpoolBytes(state_dir_ / "spool");
+  const int written_at_full = writer.written();
+  EXPECT_GE(full, kCap - 64 * 1024);
+  EXPECT_LE(full, 2 * kCap);
+  // ... and stops growing while the file keeps growing.
+  Sleep(3000);
+  EXPECT_EQ(SpoolBytes(state_dir_ / "spool"), full);
+  EXPECT_GT(writer.written(), written_at_full + 1000);
+  EXPECT_NE(AgentLog().find("spool full"), std::string::npos) << AgentLog();
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  Sleep(2000);
+  writer.Stop();
+  ExpectEachLineOnceInOrder({{log, &writer}});
+  EXPECT_NE(AgentLog().find("spool has room again"), std::string::npos) << AgentLog();
+}
+
+// FIM through the real server: a baseline, then add, modify, chmod and
+// delete while running, and changes made while the agent was stopped; each
+// reported once with its change kind, in one gapless seq space.
+TEST_F(AgentFaultTest, FimChangesReportedOnceEachAlsoWhileStopped) {
+  const fs::path etc = root_ / "etc";
+  fs::create_directories(etc / "sub");
+  std::ofstream(etc / "passwd") << "root:x:0:0\n";
+  std::ofstream(etc / "hosts") << "127.0.0.1 localhost\n";
+  std::ofstream(etc / "sub" / "app.conf") << "a=1\n";
+  ASSERT_NO_FATAL_FAILURE(
+      SetUpAgent({}, "fim:\n  - path: " + etc.string() + "\n    recursive: true\n"));
+  // New files are written beside and renamed in, as package managers do, so
+  // that each is one change rather than "created empty, then written".
+  auto add = [&](const fs::path& path, const std::string& content) {
+    std::ofstream(root_ / "staging") << content;
+    fs::rename(root_ / "staging", path);
+  };
+  auto append = [](const fs::path& path, const std::string& content) {
+    std::ofstream(path, std::ios::app) << content;  // one write(2)
+  };
+  using Changes = std::multiset<std::pair<std::string, std::string>>;
+  auto changes = [&](const std::vector<json>& events) {
+    Changes out;
+    for (const json& e : events) {
+      EXPECT_EQ(e["source"], "fim");
+      out.emplace(fs::path(e["file"]["path"].get<std::string>()).lexically_relative(etc).string(),
+                  e["file"]["change"].get<std::string>());
+    }
+    return out;
+  };
+  auto wait_for = [&](size_t count) {
+    WaitForStored(count, 60);
+    std::vector<json> events = Events();
+    EXPECT_EQ(events.size(), count);
+    return events;
+  };
+
+  StartAgent();
+  std::vector<json> events;
+  ASSERT_NO_FATAL_FAILURE(events = wait_for(3));
+  EXPECT_EQ(changes(events), (Changes{{"passwd", "FILE_CHANGE_BASELINE"},
+                                      {"hosts", "FILE_CHANGE_BASELINE"},
+                                      {"sub/app.conf", "FILE_CHANGE_BASELINE"}}));
+  std::string passwd_hash;
+  for (const json& e : events) {
+    if (e["line"].get<std::string>() == (etc / "passwd").string()) {
+      passwd_hash = e["file"]["sha256"];
+    }
+  }
+  EXPECT_EQ(passwd_hash.size(), 64u);
+
+  add(etc / "sub" / "new.conf", "n=1\n");
+  append(etc / "passwd", "eve:x:0:0\n");
+  ASSERT_EQ(chmod((etc / "hosts").c_str(), 0600), 0);
+  fs::remove(etc / "sub" / "app.conf");
+  ASSERT_NO_FATAL_FAILURE(events = wait_for(7));
+  Changes expected = {
+      {"passwd", "FILE_CHANGE_BASELINE"},       {"hosts", "FILE_CHANGE_BASELINE"},
+      {"sub/app.conf", "FILE_CHANGE_BASELINE"}, {"sub/new.conf", "FILE_CHANGE_ADDED"},
+      {"passwd", "FILE_CHANGE_MODIFIED"},       {"hosts", "FILE_CHANGE_ATTRIBUTES"},
+      {"sub/app.conf", "FILE_CHANGE_DELETED"}};
+  EXPECT_EQ(changes(events), expected);
+  for (const json& e : events) {
+    const std::string change = e["file"]["change"];
+    const std::string path = e["file"]["path"];
+    if (change == "FILE_CHANGE_MODIFIED") {
+      EXPECT_EQ(e["file"]["size"], 21) << path;
+      EXPECT_NE(e["file"]["sha256"], passwd_hash);
+    }
+    if (change == "FILE_CHANGE_ATTRIBUTES") {
+      EXPECT_EQ(e["file"]["mode"].get<int>() & 0777, 0600);
+    }
+    if (change == "FILE_CHANGE_ADDED") {
+      EXPECT_EQ(e["file"]["size"], 4) << path;
+    }
+    if (change == "FILE_CHANGE_DELETED") {
+      EXPECT_EQ(e["file"]["sha256"], "") << path;
+    }
+  }
+
+  // Stop once the baseline with these changes is saved (it is saved only
+  // after the events are durably spooled), then change things while down.
+  ASSERT_NO_FATAL_FAILURE(WaitForBaseline(etc / "sub" / "new.conf", etc / "sub" / "app.conf"));
+  StopAgent(SIGTERM);
+  append(etc / "sub" / "new.conf", "n=2\n");
+  fs::remove(etc / "passwd");
+  add(etc / "shadow", "root:*:1:0\n");
+  ASSERT_EQ(chmod((etc / "hosts").c_str(), 0640), 0);
+  StartAgent();
+  ASSERT_NO_FATAL_FAILURE(events = wait_for(11));
+  expected.insert({{"sub/new.conf", "FILE_CHANGE_MODIFIED"},
+                   {"passwd", "FILE_CHANGE_DELETED"},
+                   {"shadow", "FILE_CHANGE_ADDED"},
+                   {"hosts", "FILE_CHANGE_ATTRIBUTES"}});
+  EXPECT_EQ(changes(events), expected);
+  for (size_t i = 0; i < events.size(); ++i) EXPECT_EQ(events[i]["seq"], i + 1);
+  // Nothing re-reported after a further restart.
+  ASSERT_NO_FATAL_FAILURE(WaitForBaseline(etc / "shadow", etc / "passwd"));
+  StopAgent(SIGTERM);
+  StartAgent();
+  Sleep(3000);
+  EXPECT_EQ(StoredSeq(), 11u);
+  EXPECT_EQ(Events().size(), 11u);
+}
+
+}  // namespace
+}  // namespace siper::testing
