@@ -308,8 +308,10 @@ void Agent::TailLoop() {
       alignas(struct inotify_event) char buf[16 * 1024];
       while (read(inotify_fd, buf, sizeof(buf)) > 0) {
       }
+      // 100 ms: each round persists offsets.json (two fsyncs), so a file written
+      // line by line is read in a few rounds a second rather than dozens.
       std::unique_lock lock(mu_);
-      stop_cv_.wait_for(lock, std::chrono::milliseconds(20), [this] { return stopping_.load(); });
+      stop_cv_.wait_for(lock, std::chrono::milliseconds(100), [this] { return stopping_.load(); });
     } else {
       std::unique_lock lock(mu_);
       stop_cv_.wait_for(lock, interval, [this] { return stopping_.load(); });

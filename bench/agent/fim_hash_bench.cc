@@ -99,7 +99,11 @@ int main(int argc, char** argv) {
     WriteRandom(small.back(), 512 + (rng() % 7680), rng);  // 0.5 to 8 KiB, like /etc
   }
   std::string large_args;
-  for (const auto& file : large) large_args += " " + file.string();
+  for (const auto& file : large) {
+    // Two appends rather than " " + path: GCC 12 at -O3 warns falsely (-Wrestrict) on the latter.
+    large_args += ' ';
+    large_args += file.string();
+  }
   const std::string small_args = (dir / "small").string() + "/*";
 
   // Warm the page cache, then measure both in turns.
