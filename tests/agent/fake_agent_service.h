@@ -1,7 +1,11 @@
 // An in-process stand-in for siper-server's AgentService, speaking the wire
 // contract over real gRPC with real TLS (a CA and server certificate made with
-// common/pki). It lets the agent's enrollment and shipper be tested alone;
-// the end-to-end tests against the real server live in tests/e2e.
+// common/pki). Kept only where the real server cannot produce the fault or
+// show what is checked: acknowledgements that never arrive after a store
+// (set_ack(false)), heartbeat contents, and unit tests of Enroll and Shipper
+// as classes, in-process. The whole agent against the real server (delivery,
+// restarts, SIGKILLs, server down, full spool, FIM, enrollment refusals) is
+// tested in tests/e2e.
 #pragma once
 
 #include <grpcpp/grpcpp.h>
