@@ -66,11 +66,22 @@ bool LooksLikeIp(std::string_view s) {
   }
   if (colon) return true;
   if (!dot) return false;
+  // Four dot-separated decimal parts of 1 to 3 digits, each at most 255.
   int parts = 0;
-  for (std::string_view p : strutil::StrSplit(s, '.')) {
-    int v;
-    if (p.empty() || p.size() > 3 || !strutil::SimpleAtoi(p, &v) || v > 255) return false;
+  size_t start = 0;
+  while (start <= s.size()) {
+    size_t end = s.find('.', start);
+    if (end == std::string_view::npos) end = s.size();
+    std::string_view p = s.substr(start, end - start);
+    int v = 0;
+    if (p.empty() || p.size() > 3) return false;
+    for (char c : p) {
+      if (!IsDigit(c)) return false;
+      v = v * 10 + (c - '0');
+    }
+    if (v > 255) return false;
     ++parts;
+    start = end + 1;
   }
   return parts == 4;
 }
@@ -128,14 +139,58 @@ int GuessYear(int month) {
   return month > now_month + 1 ? year - 1 : year;
 }
 
+// Days since 1970-01-01 of a proleptic Gregorian date, and back (H. Hinnant's
+// algorithms). Linear in the day, so day 0 or 31 Feb roll over as
+// absl::CivilSecond does; UTC needs no time zone lookup.
+int64_t DaysFromCivil(int64_t y, int m, int d) {
+  y -= m <= 2;
+  const int64_t era = (y >= 0 ? y : y - 399) / 400;
+  const int64_t yoe = y - era * 400;
+  const int64_t doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+  const int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + doe - 719468;
+}
+
+struct UtcCivil {
+  int64_t year;
+  int month, day, hour, minute, second;
+};
+
+UtcCivil CivilFromUnixSeconds(int64_t secs) {
+  int64_t days = secs / 86400;
+  int64_t rem = secs % 86400;
+  if (rem < 0) {
+    rem += 86400;
+    --days;
+  }
+  const int64_t z = days + 719468;
+  const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+  const int64_t doe = z - era * 146097;
+  const int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  const int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  const int64_t mp = (5 * doy + 2) / 153;
+  UtcCivil c;
+  c.day = static_cast<int>(doy - (153 * mp + 2) / 5 + 1);
+  c.month = static_cast<int>(mp < 10 ? mp + 3 : mp - 9);
+  c.year = yoe + era * 400 + (c.month <= 2);
+  c.hour = static_cast<int>(rem / 3600);
+  c.minute = static_cast<int>(rem / 60 % 60);
+  c.second = static_cast<int>(rem % 60);
+  return c;
+}
+
 // RFC 3339 in UTC with the fraction only when there is one, written by hand
 // (absl::FormatTime is the slowest step of decoding a syslog line).
 void SetTime(Event* ev, absl::Time t) {
-  const absl::CivilSecond c = absl::ToCivilSecond(t, absl::UTCTimeZone());
+  const int64_t secs = absl::ToUnixSeconds(t);
   // Nanoseconds since 1970 cover 1678-2262; other dates (garbage) are dropped.
-  if (c.year() < 1700 || c.year() > 2250) return;
+  // (The bound also keeps the civil arithmetic far from overflow.)
+  constexpr int64_t kFirst = -8520336000;  // 1700-01-01T00:00:00Z
+  constexpr int64_t kEnd = 8867491200;     // 2251-01-01T00:00:00Z
+  if (secs < kFirst || secs >= kEnd) return;
+  const UtcCivil c = CivilFromUnixSeconds(secs);
   ev->time_unix_ns = absl::ToUnixNanos(t);
-  int64_t ns = absl::ToInt64Nanoseconds(t - absl::FromUnixSeconds(absl::ToUnixSeconds(t)));
+  int64_t ns = absl::ToInt64Nanoseconds(t - absl::FromUnixSeconds(secs));
   char buf[40];
   int n = 0;
   auto put = [&](int64_t v, int width) {
@@ -145,17 +200,17 @@ void SetTime(Event* ev, absl::Time t) {
     }
     n += width;
   };
-  put(c.year(), 4);
+  put(c.year, 4);
   buf[n++] = '-';
-  put(c.month(), 2);
+  put(c.month, 2);
   buf[n++] = '-';
-  put(c.day(), 2);
+  put(c.day, 2);
   buf[n++] = 'T';
-  put(c.hour(), 2);
+  put(c.hour, 2);
   buf[n++] = ':';
-  put(c.minute(), 2);
+  put(c.minute, 2);
   buf[n++] = ':';
-  put(c.second(), 2);
+  put(c.second, 2);
   if (ns > 0) {
     buf[n++] = '.';
     int digits = 9;
@@ -365,7 +420,8 @@ bool DecodeSyslog(std::string_view line, Event* ev) {
       if (s.empty() || s[0] != ' ') return false;
       s.remove_prefix(1);
       if (year == 0) year = GuessYear(month);
-      t = absl::FromCivil(absl::CivilSecond(year, month, day, h, mi, sec), absl::UTCTimeZone()) +
+      t = absl::FromUnixSeconds(DaysFromCivil(year, month, day) * 86400 + h * 3600 + mi * 60 +
+                                sec) +
           absl::Nanoseconds(frac_ns);
       have_time = true;
     }
@@ -421,6 +477,159 @@ bool DecodeSyslog(std::string_view line, Event* ev) {
   return true;
 }
 
+namespace {
+
+bool IsIpChar(char c) {
+  return std::isxdigit(static_cast<unsigned char>(c)) || c == ':' || c == '.';
+}
+bool IsRe2Space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\f' || c == '\r'; }
+
+// Plain ASCII without line breaks: the text on which a hand parser can give
+// exactly what an RE2 pattern (UTF-8 mode, '.' not matching '\n') gives.
+bool IsPlainAscii(std::string_view s) {
+  for (char c : s) {
+    if (static_cast<unsigned char>(c) >= 0x80 || c == '\n') return false;
+  }
+  return true;
+}
+
+enum class Parse { kMatch, kNoMatch, kUnsure };
+
+// The ftpd connection line, as
+//   connection from ([0-9A-Fa-f:.]+)(?: \(([^)]*)\))?(?: at .*)?\s*
+// matches it in full (the address cannot end early: what follows it is a space
+// or the end). One in four loghub Linux lines is one of these.
+size_t IpRun(std::string_view s) {
+  size_t n = 0;
+  while (n < s.size() && IsIpChar(s[n])) ++n;
+  return n;
+}
+
+size_t DigitRun(std::string_view s) {
+  size_t n = 0;
+  while (n < s.size() && IsDigit(s[n])) ++n;
+  return n;
+}
+
+bool IsRe2NonSpace(char c) { return !IsRe2Space(c); }
+
+struct SshLogin {
+  std::string_view result, method, invalid, user, ip, port, key;
+};
+
+// After the user: ([0-9A-Fa-f:.]+) port (\d+)(?: (ssh\d?))?(?:: (.*))?
+// The address and port cannot end early (a space follows them), so the only
+// choices are the optional protocol and key, tried in RE2's order.
+bool ParseSshLoginPeer(std::string_view s, SshLogin* out) {
+  const size_t ip = IpRun(s);
+  if (ip == 0) return false;
+  out->ip = s.substr(0, ip);
+  s.remove_prefix(ip);
+  if (!strutil::ConsumePrefix(&s, " port ")) return false;
+  const size_t port = DigitRun(s);
+  if (port == 0) return false;
+  out->port = s.substr(0, port);
+  s.remove_prefix(port);
+  auto key_matches = [out](std::string_view rest) {
+    out->key = {};
+    if (rest.empty()) return true;
+    if (!rest.starts_with(": ")) return false;
+    out->key = rest.substr(2);
+    return true;
+  };
+  if (s.starts_with(" ssh")) {
+    std::string_view rest = s.substr(4);
+    if (!rest.empty() && IsDigit(rest[0]) && key_matches(rest.substr(1))) return true;
+    if (key_matches(rest)) return true;
+  }
+  return key_matches(s);
+}
+
+// What RE2 gives for sshd's kLogin pattern
+//   ((?:Failed|Accepted)) (\S+) for (invalid user )?(.*) from <peer>
+// on plain ASCII text: "invalid user " is taken when the rest still matches,
+// and the greedy user reaches the last " from " after which a peer parses.
+Parse ParseSshLogin(std::string_view m, SshLogin* out) {
+  if (m.starts_with("Failed ")) {
+    out->result = m.substr(0, 6);
+  } else if (m.starts_with("Accepted ")) {
+    out->result = m.substr(0, 8);
+  } else {
+    return Parse::kNoMatch;
+  }
+  if (!IsPlainAscii(m)) return Parse::kUnsure;
+  m.remove_prefix(out->result.size() + 1);
+  size_t method = 0;
+  while (method < m.size() && IsRe2NonSpace(m[method])) ++method;
+  if (method == 0) return Parse::kNoMatch;
+  out->method = m.substr(0, method);
+  m.remove_prefix(method);
+  if (!strutil::ConsumePrefix(&m, " for ")) return Parse::kNoMatch;
+  auto user_and_peer = [out](std::string_view t) {
+    for (size_t at = t.rfind(" from "); at != std::string_view::npos;
+         at = at == 0 ? std::string_view::npos : t.rfind(" from ", at - 1)) {
+      if (ParseSshLoginPeer(t.substr(at + 6), out)) {
+        out->user = t.substr(0, at);
+        return true;
+      }
+    }
+    return false;
+  };
+  constexpr std::string_view kInvalidUser = "invalid user ";
+  if (m.starts_with(kInvalidUser) && user_and_peer(m.substr(kInvalidUser.size()))) {
+    out->invalid = m.substr(0, kInvalidUser.size());
+    return Parse::kMatch;
+  }
+  out->invalid = {};
+  return user_and_peer(m) ? Parse::kMatch : Parse::kNoMatch;
+}
+
+struct SshDisconnect {
+  std::string_view ip, port, code, reason;
+};
+
+// After the address: (?: port (\d+))?: ?(\d+): (.*?)(?: \[preauth\])?
+bool ParseSshDisconnectTail(std::string_view s, SshDisconnect* out) {
+  out->port = {};
+  if (strutil::ConsumePrefix(&s, " port ")) {
+    const size_t port = DigitRun(s);
+    if (port == 0) return false;
+    out->port = s.substr(0, port);
+    s.remove_prefix(port);
+  }
+  if (!strutil::ConsumePrefix(&s, ":")) return false;
+  if (s.starts_with(" ")) s.remove_prefix(1);  // a digit must follow either way
+  const size_t code = DigitRun(s);
+  if (code == 0) return false;
+  out->code = s.substr(0, code);
+  s.remove_prefix(code);
+  if (!strutil::ConsumePrefix(&s, ": ")) return false;
+  // The lazy reason stops before a final " [preauth]".
+  if (s.ends_with(" [preauth]")) s.remove_suffix(10);
+  out->reason = s;
+  return true;
+}
+
+// What RE2 gives for sshd's kDisconnect pattern
+//   (?:error: )?Received disconnect from ([0-9A-Fa-f:.]+)<tail>
+// on plain ASCII text. The address class holds ':', so like RE2 this tries the
+// longest address first and gives back characters until the tail parses.
+Parse ParseSshDisconnect(std::string_view m, SshDisconnect* out) {
+  const std::string_view whole = m;
+  strutil::ConsumePrefix(&m, "error: ");
+  if (!strutil::ConsumePrefix(&m, "Received disconnect from ")) return Parse::kNoMatch;
+  if (!IsPlainAscii(whole)) return Parse::kUnsure;
+  for (size_t ip = IpRun(m); ip > 0; --ip) {
+    if (ParseSshDisconnectTail(m.substr(ip), out)) {
+      out->ip = m.substr(0, ip);
+      return Parse::kMatch;
+    }
+  }
+  return Parse::kNoMatch;
+}
+
+}  // namespace
+
 bool DecodeSshd(std::string_view msg, Event* ev) {
   static const RE2* kLogin = new RE2(
       R"(((?:Failed|Accepted)) (\S+) for (invalid user )?(.*) from ([0-9A-Fa-f:.]+) port (\d+)(?: (ssh\d?))?(?:: (.*))?)");
@@ -459,21 +668,30 @@ bool DecodeSshd(std::string_view msg, Event* ev) {
       while (!m.empty() && m.back() == ' ') m.remove_suffix(1);
     }
   }
+  // Every pattern starts with a fixed text: checking it first skips the RE2
+  // calls that cannot match (a failed RE2 call still costs a DFA walk).
+  auto starts = [&m](std::string_view p) { return strutil::StartsWith(m, p); };
+  // The two commonest forms are parsed by hand (same result as their RE2
+  // pattern, tested on both); RE2 takes what the hand parser is unsure of.
   std::string a, b, c, d, e, f, g, h;
-  const char first = m.empty() ? 0 : m[0];
-  if ((first == 'F' || first == 'A') &&
-      RE2::FullMatch(m, *kLogin, &a, &b, &c, &d, &e, &f, &g, &h)) {
-    const bool ok = a == "Accepted";
+  SshLogin login;
+  Parse parsed = ParseSshLogin(m, &login);
+  if (parsed == Parse::kUnsure && RE2::FullMatch(m, *kLogin, &a, &b, &c, &d, &e, &f, &g, &h)) {
+    login = {a, b, c, d, e, f, h};
+    parsed = Parse::kMatch;
+  }
+  if (parsed == Parse::kMatch) {
+    const bool ok = login.result == "Accepted";
     SetOutcome(ev, "ssh_login", ok ? "success" : "failure");
-    Set(ev, "ssh.method", b);
-    Set(ev, "user.name", d);
-    if (!c.empty()) Set(ev, "user.invalid", "true");
-    SetSourceIp(ev, e);
-    Set(ev, "source.port", f);
-    if (!h.empty()) Set(ev, "ssh.key", h);
+    Set(ev, "ssh.method", login.method);
+    Set(ev, "user.name", login.user);
+    if (!login.invalid.empty()) Set(ev, "user.invalid", "true");
+    SetSourceIp(ev, login.ip);
+    Set(ev, "source.port", login.port);
+    if (!login.key.empty()) Set(ev, "ssh.key", login.key);
     return true;
   }
-  if (first == 'I' && RE2::FullMatch(m, *kInvalid, &a, &b, &c)) {
+  if (starts("Invalid user ") && RE2::FullMatch(m, *kInvalid, &a, &b, &c)) {
     SetOutcome(ev, "ssh_invalid_user", "failure");
     Set(ev, "user.name", a);
     Set(ev, "user.invalid", "true");
@@ -481,27 +699,28 @@ bool DecodeSshd(std::string_view msg, Event* ev) {
     if (!c.empty()) Set(ev, "source.port", c);
     return true;
   }
-  if (first == 'i' && RE2::FullMatch(m, *kInvalidPreauth, &a)) {
+  if (starts("input_userauth_request: invalid user ") && RE2::FullMatch(m, *kInvalidPreauth, &a)) {
     SetOutcome(ev, "ssh_invalid_user_request", "failure");
     Set(ev, "user.name", a);
     Set(ev, "user.invalid", "true");
     return true;
   }
-  if (first == 'r' && RE2::FullMatch(m, *kReverse, &a, &b)) {
+  if (starts("reverse mapping checking getaddrinfo for ") && RE2::FullMatch(m, *kReverse, &a, &b)) {
     SetOutcome(ev, "ssh_reverse_mapping_failed", "unknown", "network");
     Set(ev, "source.domain", a);
     Set(ev, "source.ip", b);
     Set(ev, "source.address", b);
     return true;
   }
-  if (first == 'A' && RE2::FullMatch(m, *kAddrMap, &a, &b)) {
+  if (starts("Address ") && RE2::FullMatch(m, *kAddrMap, &a, &b)) {
     SetOutcome(ev, "ssh_reverse_mapping_failed", "unknown", "network");
     Set(ev, "source.ip", a);
     Set(ev, "source.address", a);
     Set(ev, "source.domain", b);
     return true;
   }
-  if (first == 'e' && RE2::FullMatch(m, *kMaxAuth, &a, &b, &c, &d)) {
+  if (starts("error: maximum authentication attempts exceeded for ") &&
+      RE2::FullMatch(m, *kMaxAuth, &a, &b, &c, &d)) {
     SetOutcome(ev, "ssh_max_auth_exceeded", "failure");
     Set(ev, "user.name", b);
     if (!a.empty()) Set(ev, "user.invalid", "true");
@@ -509,22 +728,29 @@ bool DecodeSshd(std::string_view msg, Event* ev) {
     Set(ev, "source.port", d);
     return true;
   }
-  if ((first == 'R' || first == 'e') && RE2::FullMatch(m, *kDisconnect, &a, &b, &c, &d)) {
+  SshDisconnect disc;
+  parsed = ParseSshDisconnect(m, &disc);
+  if (parsed == Parse::kUnsure && RE2::FullMatch(m, *kDisconnect, &a, &b, &c, &d)) {
+    disc = {a, b, c, d};
+    parsed = Parse::kMatch;
+  }
+  if (parsed == Parse::kMatch) {
     SetOutcome(ev, "ssh_disconnect", "", "network");
-    SetSourceIp(ev, a);
-    if (!b.empty()) Set(ev, "source.port", b);
-    Set(ev, "ssh.disconnect_code", c);
-    Set(ev, "event.reason", d);
+    SetSourceIp(ev, disc.ip);
+    if (!disc.port.empty()) Set(ev, "source.port", disc.port);
+    Set(ev, "ssh.disconnect_code", disc.code);
+    Set(ev, "event.reason", disc.reason);
     return true;
   }
-  if (first == 'C' && RE2::FullMatch(m, *kClosed, &a, &b, &c)) {
+  if ((starts("Connection closed by ") || starts("Connection reset by ")) &&
+      RE2::FullMatch(m, *kClosed, &a, &b, &c)) {
     SetOutcome(ev, "ssh_connection_closed", "", "network");
     if (!a.empty()) Set(ev, "user.name", a);
     SetSourceIp(ev, b);
     if (!c.empty()) Set(ev, "source.port", c);
     return true;
   }
-  if (first == 'D' && RE2::FullMatch(m, *kDisconnected, &a, &b, &c, &d)) {
+  if (starts("Disconnected from ") && RE2::FullMatch(m, *kDisconnected, &a, &b, &c, &d)) {
     SetOutcome(ev, "ssh_disconnect", "", "network");
     if (!a.empty()) Set(ev, "user.name", a);
     if (!b.empty()) Set(ev, "user.name", b);
@@ -532,13 +758,14 @@ bool DecodeSshd(std::string_view msg, Event* ev) {
     Set(ev, "source.port", d);
     return true;
   }
-  if (first == 'D' && RE2::FullMatch(m, *kNoIdent, &a, &b)) {
+  if (starts("Did not receive identification string from ") &&
+      RE2::FullMatch(m, *kNoIdent, &a, &b)) {
     SetOutcome(ev, "ssh_no_identification", "failure", "network");
     SetSourceIp(ev, a);
     if (!b.empty()) Set(ev, "source.port", b);
     return true;
   }
-  if (first == 'C' && RE2::FullMatch(m, *kConnFrom, &a, &b, &c, &d)) {
+  if (starts("Connection from ") && RE2::FullMatch(m, *kConnFrom, &a, &b, &c, &d)) {
     SetOutcome(ev, "ssh_connection", "", "network");
     SetSourceIp(ev, a);
     Set(ev, "source.port", b);
@@ -546,7 +773,7 @@ bool DecodeSshd(std::string_view msg, Event* ev) {
     Set(ev, "destination.port", d);
     return true;
   }
-  if (first == 'P' && RE2::FullMatch(m, *kPamMore, &a, &b)) {
+  if (starts("PAM ") && RE2::FullMatch(m, *kPamMore, &a, &b)) {
     Set(ev, "event.repeat_count", a);
     DecodePam("sshd", strutil::StrCat("authentication failure; ", b), ev);
     return true;
@@ -719,19 +946,22 @@ bool DecodePam(std::string_view service, std::string_view msg, Event* ev) {
     SetOutcome(ev, "pam_user_unknown", "failure");
     return true;
   }
-  if (RE2::FullMatch(msg, *kSessionOpen, &a, &b, &c)) {
+  if (strutil::StartsWith(msg, "session opened for user ") &&
+      RE2::FullMatch(msg, *kSessionOpen, &a, &b, &c)) {
     SetOutcome(ev, "session_opened", "success", "session");
     Set(ev, "user.name", a);
     if (!b.empty()) Set(ev, "source.user.name", b);
     if (!c.empty()) Set(ev, "source.user.id", c);
     return true;
   }
-  if (RE2::FullMatch(msg, *kSessionClose, &a)) {
+  if (strutil::StartsWith(msg, "session closed for user ") &&
+      RE2::FullMatch(msg, *kSessionClose, &a)) {
     SetOutcome(ev, "session_closed", "success", "session");
     Set(ev, "user.name", a);
     return true;
   }
-  if (RE2::FullMatch(msg, *kPasswdChanged, &a)) {
+  if (strutil::StartsWith(msg, "password changed for ") &&
+      RE2::FullMatch(msg, *kPasswdChanged, &a)) {
     SetOutcome(ev, "password_changed", "success", "iam");
     Set(ev, "user.name", a);
     return true;
@@ -841,6 +1071,33 @@ bool DecodeCron(std::string_view msg, Event* ev) {
   return false;
 }
 
+namespace {
+
+Parse ParseFtpConnection(std::string_view msg, std::string_view* ip, std::string_view* host) {
+  if (!strutil::ConsumePrefix(&msg, "connection from ")) return Parse::kNoMatch;
+  if (!IsPlainAscii(msg)) return Parse::kUnsure;
+  size_t n = 0;
+  while (n < msg.size() && IsIpChar(msg[n])) ++n;
+  if (n == 0) return Parse::kNoMatch;
+  *ip = msg.substr(0, n);
+  msg.remove_prefix(n);
+  auto tail_matches = [](std::string_view t) {
+    return t.starts_with(" at ") ||
+           std::all_of(t.begin(), t.end(), [](char c) { return IsRe2Space(c); });
+  };
+  if (msg.starts_with(" (")) {
+    size_t close = msg.find(')', 2);
+    if (close != std::string_view::npos && tail_matches(msg.substr(close + 1))) {
+      *host = msg.substr(2, close - 2);
+      return Parse::kMatch;
+    }
+  }
+  *host = {};
+  return tail_matches(msg) ? Parse::kMatch : Parse::kNoMatch;
+}
+
+}  // namespace
+
 bool DecodeFtp(std::string_view msg, Event* ev) {
   // vsftpd: [bob] FAIL LOGIN: Client "::ffff:1.2.3.4"; old ftpd: connection from IP (host) at ...
   static const RE2* kVsftpd = new RE2(
@@ -855,8 +1112,10 @@ bool DecodeFtp(std::string_view msg, Event* ev) {
   static const RE2* kVsftpdUserWithBracket = new RE2(
       R"re((?:\[pid \d+\] )?\[(.*)\] (OK|FAIL) (LOGIN|UPLOAD|DOWNLOAD|MKDIR|DELETE|RENAME|RMDIR): Client "(?:::ffff:)?([^"]+)"(?:, (.*))?)re");
   std::string a, b, c, d, e, f;
-  if (RE2::FullMatch(msg, *kVsftpd, &a, &b, &c, &d, &e) ||
-      RE2::FullMatch(msg, *kVsftpdUserWithBracket, &a, &b, &c, &d, &e)) {
+  // Both vsftpd forms hold `: Client "`; the others start with fixed text.
+  const bool vsftpd = strutil::StrContains(msg, ": Client \"");
+  if (vsftpd && (RE2::FullMatch(msg, *kVsftpd, &a, &b, &c, &d, &e) ||
+                 RE2::FullMatch(msg, *kVsftpdUserWithBracket, &a, &b, &c, &d, &e))) {
     const std::string action = "ftp_" + strutil::AsciiStrToLower(c);
     SetOutcome(ev, action, b == "OK" ? "success" : "failure",
                c == "LOGIN" ? "authentication" : "file");
@@ -865,13 +1124,23 @@ bool DecodeFtp(std::string_view msg, Event* ev) {
     if (!e.empty()) Set(ev, "event.reason", e);
     return true;
   }
-  if (RE2::FullMatch(msg, *kConnection, &a, &b)) {
+  std::string_view ip, host;
+  Parse conn = ParseFtpConnection(msg, &ip, &host);
+  if (conn == Parse::kUnsure && RE2::FullMatch(msg, *kConnection, &a, &b)) {
+    ip = a;
+    host = b;
+    conn = Parse::kMatch;
+  }
+  if (conn == Parse::kMatch) {
     SetOutcome(ev, "ftp_connection", "", "network");
-    SetSourceIp(ev, a);
-    if (!b.empty()) Set(ev, "source.domain", b);
+    SetSourceIp(ev, ip);
+    if (!host.empty()) Set(ev, "source.domain", host);
     return true;
   }
-  if (RE2::FullMatch(msg, *kFailedLogin, &a, &b, &c)) {
+  if ((strutil::StartsWith(msg, "FTP LOGIN FAILED FROM ") ||
+       strutil::StartsWith(msg, "LOGIN FAILED FROM ") ||
+       strutil::StartsWith(msg, "failed login from ")) &&
+      RE2::FullMatch(msg, *kFailedLogin, &a, &b, &c)) {
     SetOutcome(ev, "ftp_login", "failure");
     SetSourceIp(ev, a.empty() ? c : a);
     if (!b.empty()) Set(ev, "user.name", b);

@@ -1,9 +1,11 @@
 #include "rules/decoder.h"
 
 #include <gtest/gtest.h>
+#include <re2/re2.h>
 
 #include <fstream>
 #include <map>
+#include <random>
 
 #include "tests/rules/test_util.h"
 
@@ -205,6 +207,144 @@ TEST(SshdTest, OtherMessages) {
   Event n = Decode(
       "Dec 10 10:00:00 LabSZ sshd[1]: Did not receive identification string from 5.188.10.180");
   EXPECT_EQ(F(n, "source.ip"), "5.188.10.180");
+}
+
+// sshd's two commonest forms and the ftpd connection line are parsed by hand
+// for speed; they must give exactly what their RE2 patterns give. The patterns
+// below are copied from decoder.cc; the messages are edge cases, mutations of
+// them, and every loghub line when the shared data is there.
+struct Re2Twin {
+  std::unique_ptr<RE2> login = std::make_unique<RE2>(
+      R"(((?:Failed|Accepted)) (\S+) for (invalid user )?(.*) from ([0-9A-Fa-f:.]+) port (\d+)(?: (ssh\d?))?(?:: (.*))?)");
+  std::unique_ptr<RE2> disconnect = std::make_unique<RE2>(
+      R"((?:error: )?Received disconnect from ([0-9A-Fa-f:.]+)(?: port (\d+))?: ?(\d+): (.*?)(?: \[preauth\])?)");
+  std::unique_ptr<RE2> ftp =
+      std::make_unique<RE2>(R"(connection from ([0-9A-Fa-f:.]+)(?: \(([^)]*)\))?(?: at .*)?\s*)");
+
+  // The fields DecodeSshd / DecodeFtp must set for `msg`, or none.
+  std::map<std::string, std::string> Expect(std::string_view msg) const {
+    std::map<std::string, std::string> out;
+    std::string a, b, c, d, e, f, g, h;
+    if (RE2::FullMatch(msg, *login, &a, &b, &c, &d, &e, &f, &g, &h)) {
+      out = {{"event.action", "ssh_login"},
+             {"ssh.method", b},
+             {"user.name", d},
+             {"source.address", e},
+             {"source.port", f}};
+      if (!c.empty()) out["user.invalid"] = "true";
+      if (!h.empty()) out["ssh.key"] = h;
+    } else if (RE2::FullMatch(msg, *disconnect, &a, &b, &c, &d)) {
+      out = {{"event.action", "ssh_disconnect"},
+             {"source.address", a},
+             {"ssh.disconnect_code", c},
+             {"event.reason", d}};
+      if (!b.empty()) out["source.port"] = b;
+    } else if (RE2::FullMatch(msg, *ftp, &a, &b)) {
+      out = {{"event.action", "ftp_connection"}, {"source.address", a}};
+      if (!b.empty()) out["source.domain"] = b;
+    }
+    return out;
+  }
+};
+
+void ExpectSameAsRe2(const Re2Twin& twin, const std::string& msg) {
+  const std::map<std::string, std::string> want = twin.Expect(msg);
+  Event ev;
+  const bool took = msg.starts_with("connection from") ? DecodeFtp(msg, &ev) : DecodeSshd(msg, &ev);
+  const std::string action = F(ev, "event.action");
+  if (want.empty()) {
+    EXPECT_TRUE(action != "ssh_login" && action != "ssh_disconnect" && action != "ftp_connection")
+        << "RE2 does not match, the decoder took it as " << action << ": " << msg;
+    return;
+  }
+  EXPECT_TRUE(took) << msg;
+  for (const auto& [k, v] : want) EXPECT_EQ(F(ev, k), v) << k << " of " << msg;
+  for (const char* k : {"user.invalid", "ssh.key", "source.port"}) {
+    if (want.count(k) == 0 && action != "ftp_connection") {
+      EXPECT_EQ(F(ev, k), "<absent>") << k << " of " << msg;
+    }
+  }
+}
+
+TEST(HandParserTest, SameAsTheRe2Patterns) {
+  const Re2Twin twin;
+  const std::vector<std::string> seeds = {
+      "Failed password for root from 1.2.3.4 port 22 ssh2",
+      "Failed password for invalid user admin from 1.2.3.4 port 22 ssh2",
+      "Accepted publickey for bob from 2001:db8::1 port 4 ssh2: RSA SHA256:x from 9.9.9.9 port 1",
+      "Failed password for invalid user  from 1.2.3.4 port 22",
+      "Failed password for invalid user from 1.2.3.4 port 22",
+      "Failed none for x from 1.2.3.4 port 22 from 5.6.7.8 port 23 ssh",
+      "Failed password for a from b from 1.2.3.4 port 22 sshX",
+      "Failed password for root from 1.2.3.4 port 22 ssh22",
+      "Failed password for root from 1.2.3.4 port 22 ssh2:",
+      "Failed password for root from 1.2.3.4 port 22: ",
+      "Failed\tpassword for root from 1.2.3.4 port 22",
+      "Failed pass\tword for root from 1.2.3.4 port 22",
+      "Accepted password for r\xc3\xa9mi from 1.2.3.4 port 22 ssh2",
+      "Failed password for root from 1.2.3.4 port 22 ssh2\nx",
+      "Received disconnect from 1.2.3.4: 11: Bye Bye [preauth]",
+      "Received disconnect from 1.2.3.4 port 22:11: disconnected by user",
+      "error: Received disconnect from 1.2.3.4 port 22:3: com.jcraft.jsch.JSchException: Auth "
+      "fail [preauth]",
+      "Received disconnect from ::1: 11: Bye",
+      "Received disconnect from 1.2.3.4:11: 12: x [preauth] [preauth]",
+      "Received disconnect from 1.2.3.4 port 22: 11: ",
+      "Received disconnect from 1.2.3.4 port : 11: x",
+      "Received disconnect from : 11: x",
+      "Received disconnect from 1.2.3.4: 11: caf\xc3\xa9 [preauth]",
+      "connection from 24.54.76.216 (24-54-76-216.bflony.adelphia.net) at Fri Jun 17 2005 ",
+      "connection from 24.54.76.216 () at x",
+      "connection from 24.54.76.216 (a) b",
+      "connection from 24.54.76.216 (a",
+      "connection from 24.54.76.216 \t ",
+      "connection from 24.54.76.216 (h\xc3\xa9) at x",
+      "connection from 24.54.76.216x",
+      "connection from  (x)",
+  };
+  for (const std::string& s : seeds) ExpectSameAsRe2(twin, s);
+  // Mutations: insert or delete the pieces the patterns turn on.
+  const std::vector<std::string> pieces = {
+      " from ", " port ",        ":",  " ",          "1",       "a",
+      ".",      " ssh2",         ": ", " [preauth]", "(",       ")",
+      " at ",   "invalid user ", "\t", "\n",         "\xc3\xa9"};
+  std::mt19937 rng(42);
+  for (int i = 0; i < 20000; ++i) {
+    std::string m = seeds[rng() % seeds.size()];
+    const int edits = 1 + static_cast<int>(rng() % 3);
+    for (int k = 0; k < edits && !m.empty(); ++k) {
+      const size_t at = rng() % (m.size() + 1);
+      if (rng() % 3 == 0) {
+        m.erase(at, 1 + rng() % 4);
+      } else {
+        m.insert(at, pieces[rng() % pieces.size()]);
+      }
+    }
+    ExpectSameAsRe2(twin, m);
+    if (::testing::Test::HasFailure()) return;
+  }
+}
+
+TEST(HandParserTest, SameAsTheRe2PatternsOnLoghub) {
+  SIPER_REQUIRE_SHARED("logs/loghub/OpenSSH_2k.log");
+  const Re2Twin twin;
+  int checked = 0;
+  for (const char* file : {"logs/loghub/OpenSSH_2k.log", "logs/loghub/Linux_2k.log"}) {
+    std::ifstream in(testing::SharedData() / file);
+    std::string line;
+    while (std::getline(in, line)) {
+      Event ev;
+      ASSERT_TRUE(DecodeLine(line, "", InputFormat::kAuto, &ev).ok());
+      const std::string program = F(ev, "process.name");
+      if (program != "sshd" && program != "ftpd") continue;
+      if (ev.fields.count("log.syslog.module") > 0) continue;  // sshd(pam_unix): PAM decoder
+      // "message repeated N times: [ ... ]" is unwrapped before the patterns run.
+      if (F(ev, "message").starts_with("message repeated ")) continue;
+      ExpectSameAsRe2(twin, F(ev, "message"));
+      ++checked;
+    }
+  }
+  EXPECT_GT(checked, 2500);
 }
 
 TEST(SudoTest, CommandAndFailures) {
