@@ -16,6 +16,8 @@ namespace siper::rules {
 // Decoded fields of one event: a flat list that keeps its string buffers
 // across Clear(), so decoding a steady stream allocates next to nothing.
 // Lookup compares a key hash first; events have tens of fields, not thousands.
+// A 64-bit filter of the keys' hashes answers most lookups of an absent key
+// (the matcher asks for every field a rule group looks at) without a scan.
 class EventFields {
  public:
   using value_type = std::pair<std::string, std::string>;
@@ -26,8 +28,11 @@ class EventFields {
   size_t size() const { return size_; }
   bool empty() const { return size_ == 0; }
 
-  const_iterator find(std::string_view key) const {
-    const uint64_t h = Hash(key);
+  const_iterator find(std::string_view key) const { return find(key, Hash(key)); }
+  // With `hash` == Hash(key), computed once by a caller that asks often.
+  const_iterator find(std::string_view key, uint64_t hash) const {
+    const uint64_t h = hash;
+    if ((filter_ & FilterBit(h)) == 0) return end();
     for (size_t i = 0; i < size_; ++i) {
       if (hashes_[i] == h && entries_[i].first == key) return &entries_[i];
     }
@@ -38,7 +43,7 @@ class EventFields {
 
   void insert_or_assign(std::string_view key, std::string_view value) {
     const uint64_t h = Hash(key);
-    for (size_t i = 0; i < size_; ++i) {
+    for (size_t i = 0; (filter_ & FilterBit(h)) != 0 && i < size_; ++i) {
       if (hashes_[i] == h && entries_[i].first == key) {
         entries_[i].second.assign(value);
         return;
@@ -53,16 +58,22 @@ class EventFields {
     return true;
   }
   void erase(std::string_view key);
-  void clear() { size_ = 0; }
+  void clear() {
+    size_ = 0;
+    filter_ = 0;
+  }
   FieldMap ToMap() const { return FieldMap(begin(), end()); }
 
- private:
   static uint64_t Hash(std::string_view key) {
     uint64_t h = 0xcbf29ce484222325ULL;
     for (unsigned char c : key) h = (h ^ c) * 0x100000001b3ULL;
     return h;
   }
+
+ private:
+  static uint64_t FilterBit(uint64_t h) { return uint64_t{1} << (h >> 58); }
   void Append(uint64_t h, std::string_view key, std::string_view value) {
+    filter_ |= FilterBit(h);
     if (size_ == entries_.size()) {
       // `key` or `value` may point into a short string stored inline in
       // entries_, which growing the vector moves: copy them first.
@@ -80,6 +91,7 @@ class EventFields {
   std::vector<value_type> entries_;  // the first size_ are live
   std::vector<uint64_t> hashes_;
   size_t size_ = 0;
+  uint64_t filter_ = 0;  // bit (hash >> 58) set for every key added since clear()
 };
 
 struct Event {

@@ -585,7 +585,12 @@ class MatcherState {
       : rs_(rs),
         bits_((rs->atom_rules.size() + 63) / 64, 0),
         rule_epoch_(rs->rules.size(), 0),
-        correlation_(rs) {}
+        correlation_(rs) {
+    for (const RuleGroup& g : rs->groups) {
+      auto& hashes = field_hashes_.emplace_back();
+      for (const FieldDatabase& d : g.databases) hashes.push_back(EventFields::Hash(d.field));
+    }
+  }
   ~MatcherState() { hs_free_scratch(scratch_); }
 
   absl::Status Init() {
@@ -651,6 +656,7 @@ class MatcherState {
   uint32_t scan_base_ = 0;  // first atom id of the database being scanned
   Event event_;
   mutable std::string raw_;
+  std::vector<std::vector<uint64_t>> field_hashes_;  // [group][database]: EventFields::Hash(field)
   std::vector<uint32_t> last_matched_;
   CorrelationState correlation_;
 };
@@ -787,14 +793,21 @@ absl::StatusOr<std::vector<Detection>> MatcherState::Match(FieldMap* fields_out)
     epoch_ = 1;
   }
   std::vector<uint32_t> candidates;
-  for (const RuleGroup& g : rs_->groups) {
+  for (size_t gi = 0; gi < rs_->groups.size(); ++gi) {
+    const RuleGroup& g = rs_->groups[gi];
     if (!SourceMatches(g.logsource)) continue;
     const size_t first_hit = hits_.size();
-    for (const FieldDatabase& d : g.databases) {
-      const std::string* v = Field(d.field);
-      if (v == nullptr) continue;
+    for (size_t di = 0; di < g.databases.size(); ++di) {
+      const FieldDatabase& d = g.databases[di];
+      // The field's hash is computed once per matcher; keyword rules scan the raw line.
+      std::string_view v = event_.raw;
+      if (!d.field.empty()) {
+        auto it = event_.fields.find(d.field, field_hashes_[gi][di]);
+        if (it == event_.fields.end()) continue;
+        v = it->second;
+      }
       scan_base_ = d.first_atom;
-      hs_error_t rc = hs_scan(d.db, v->data(), static_cast<unsigned>(v->size()), 0, scratch_,
+      hs_error_t rc = hs_scan(d.db, v.data(), static_cast<unsigned>(v.size()), 0, scratch_,
                               &MatcherState::OnMatch, this);
       if (rc != HS_SUCCESS && rc != HS_SCAN_TERMINATED) {
         return absl::InternalError(strutil::StrCat("hs_scan failed with code ", rc));
