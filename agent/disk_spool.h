@@ -59,6 +59,7 @@ class DiskSpool final : public PendingEvents {
 
   // Bytes of segment files on disk.
   uint64_t Bytes() const override;
+  uint64_t CapBytes() const override { return options_.max_bytes; }
   // The highest seq held or acknowledged (0: none).
   uint64_t LastSeq() const override;
   // Segment files on disk (for tests).

@@ -57,6 +57,8 @@ class PendingEvents {
   virtual uint64_t LastSeq() const = 0;
   // Bytes held (on disk for the spool, serialized for memory).
   virtual uint64_t Bytes() const = 0;
+  // The most Bytes() may grow to before collectors pause (0: no byte cap), for heartbeats.
+  virtual uint64_t CapBytes() const { return 0; }
 };
 
 // Bounded in-memory implementation: everything unacknowledged stays in RAM.
@@ -76,6 +78,7 @@ class MemoryPendingEvents final : public PendingEvents {
   void Wake() override;
   uint64_t LastSeq() const override;
   uint64_t Bytes() const override;
+  uint64_t CapBytes() const override { return capacity_bytes_; }
 
  private:
   // Index of the first event with seq > after_seq. Needs mu_.

@@ -170,6 +170,7 @@ bool Shipper::RunSession() {
                                       : 0.0);
       heartbeat->set_spool_records(pending_->Size());
       heartbeat->set_spool_bytes(pending_->Bytes());
+      heartbeat->set_spool_cap_bytes(pending_->CapBytes());
       heartbeat->set_drops(0);  // every collector pauses instead of dropping
       heartbeat->set_agent_time_ns(absl::ToUnixNanos(now));
       rate_seq_ = last_seq;

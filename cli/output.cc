@@ -144,7 +144,13 @@ nlohmann::json AgentToJson(const siper::v1::AgentInfo& agent) {
           {"last_seen", TimeOrEmpty(agent.last_seen_ns())},
           {"last_seq", agent.last_seq()},
           {"events", agent.events()},
-          {"revoked", agent.revoked()}};
+          {"revoked", agent.revoked()},
+          // From the latest heartbeat (what the server's health detectors watch).
+          {"last_heartbeat", TimeOrEmpty(agent.heartbeat_ns())},
+          {"spool_bytes", agent.spool_bytes()},
+          {"spool_cap_bytes", agent.spool_cap_bytes()},
+          {"drops", agent.drops()},
+          {"clock_offset_ms", agent.clock_offset_ms()}};
 }
 
 }  // namespace siper::cli

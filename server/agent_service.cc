@@ -10,6 +10,8 @@
 #include "common/status.h"
 #include "common/text.h"
 #include "server/auth.h"
+#include "server/health_events.h"
+#include "server/metrics.h"
 
 namespace siper::server {
 namespace {
@@ -32,6 +34,11 @@ class StreamReactor final : public grpc::ServerBidiReactor<AgentMessage, ServerM
       return;
     }
     agent_id_ = id->common_name;
+    if (agent_id_ == kInternalAgentId) {  // reserved for the server's own health events
+      FinishOnce(grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                              absl::StrCat("agent id ", agent_id_, " is reserved")));
+      return;
+    }
     absl::StatusOr<std::optional<siper::v1::AgentInfo>> info = store_->GetAgent(agent_id_);
     if (!info.ok()) {
       FinishOnce(ToGrpc(info.status()));
@@ -76,6 +83,7 @@ class StreamReactor final : public grpc::ServerBidiReactor<AgentMessage, ServerM
         return;
       case AgentMessage::kHeartbeat:
         info_.set_version(in_.heartbeat().version());
+        RecordHeartbeat(in_.heartbeat(), absl::Now(), &info_);
         Touch(0, 0);
         StartRead(&in_);
         return;
@@ -101,7 +109,18 @@ class StreamReactor final : public grpc::ServerBidiReactor<AgentMessage, ServerM
  private:
   void HandleBatch() {
     siper::v1::EventBatch batch = std::move(*in_.mutable_batch());
-    if (static_cast<size_t>(batch.events_size()) > options_.max_batch_events) {
+    const int count = batch.events_size();
+    Metrics().batches_received.Add();
+    Metrics().events_received.Add(count);
+    if (options_.gate != nullptr && options_.gate->paused()) {
+      // Not taken, so not acknowledged: the agent keeps it spooled and resends it.
+      Metrics().Reject(RejectReason::kDiskLow, count);
+      FinishOnce(grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                              "server disk nearly full: batch not taken, keep it and retry later"));
+      return;
+    }
+    if (static_cast<size_t>(count) > options_.max_batch_events) {
+      Metrics().Reject(RejectReason::kTooLarge, count);
       FinishOnce(grpc::Status(
           grpc::StatusCode::RESOURCE_EXHAUSTED,
           absl::StrCat("batch of ", batch.events_size(), " events is larger than the limit of ",
@@ -113,6 +132,7 @@ class StreamReactor final : public grpc::ServerBidiReactor<AgentMessage, ServerM
       if (event.agent_id() != agent_id_) {
         spdlog::warn("agent {} sent an event claiming agent id {}", agent_id_,
                      EscapeForTerminal(event.agent_id()));
+        Metrics().Reject(RejectReason::kForeignAgentId, count);
         FinishOnce(grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
                                 absl::StrCat("event seq ", event.seq(), " claims agent id '",
                                              EscapeForTerminal(event.agent_id()),
@@ -120,6 +140,7 @@ class StreamReactor final : public grpc::ServerBidiReactor<AgentMessage, ServerM
         return;
       }
       if (event.seq() == 0) {
+        Metrics().Reject(RejectReason::kNoSeq, count);
         FinishOnce(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                                 "event without a sequence number (seq starts at 1)"));
         return;
@@ -127,7 +148,6 @@ class StreamReactor final : public grpc::ServerBidiReactor<AgentMessage, ServerM
       event.clear_fields();         // fields are the server's to decode
       event.set_server_time_ns(0);  // and the time of receipt is the store's to set
     }
-    const int count = batch.events_size();
     ingest_->Submit(agent_id_, std::move(batch),
                     [this, count](absl::StatusOr<storage::WriteResult> result) {
                       OnStored(count, std::move(result));
@@ -139,6 +159,7 @@ class StreamReactor final : public grpc::ServerBidiReactor<AgentMessage, ServerM
     if (!result.ok()) {
       spdlog::error("agent {}: batch of {} events not stored: {}", agent_id_, count,
                     result.status().ToString());
+      Metrics().Reject(RejectReason::kStoreFailed, static_cast<uint64_t>(count));
       FinishOnce(ToGrpc(result.status()));
       return;
     }
@@ -217,6 +238,7 @@ absl::Status AgentServiceImpl::DoEnroll(const grpc::CallbackServerContext& conte
   if (!token.ok()) {
     return absl::Status(token.code(), absl::StrCat("enrollment refused: ", token.message()));
   }
+  // Never kInternalAgentId ("siper-server"): enrolled ids always start with "agt-".
   std::string agent_id = absl::StrCat("agt-", RandomHex(8));
   SIPER_ASSIGN_OR_RETURN(std::string cert,
                          pki::SignCsr(pki_->ca, request.csr_pem(), agent_id, pki::kRoleAgent,

@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "server/dev_pki.h"
+#include "server/health_monitor.h"
 #include "server/ingest.h"
 #include "server/storage/store.h"
 #include "siper/v1/agent_service.grpc.pb.h"
@@ -13,6 +14,8 @@ namespace siper::server {
 struct AgentServiceOptions {
   absl::Duration agent_cert_validity = absl::Hours(24 * 365);
   size_t max_batch_events = 10000;  // a larger batch is refused
+  // While paused (disk nearly full), batches are refused with UNAVAILABLE. Null: never.
+  const IngestGate* gate = nullptr;
 };
 
 class AgentServiceImpl final : public siper::v1::AgentService::CallbackService {

@@ -46,7 +46,7 @@ absl::StatusOr<ServerConfig> LoadServerConfig(const std::filesystem::path& file)
       "retention",   "institution",     "incidents",       "agent_cert_validity_s"};
   for (const auto& entry : root) {
     const std::string key = entry.first.as<std::string>();
-    if (!kKnown.contains(key)) {
+    if (!kKnown.contains(key) && !HealthConfigKeys().contains(key)) {
       return absl::InvalidArgumentError(
           absl::StrCat(name, ":", entry.first.Mark().line + 1, ": unknown key '", key, "'"));
     }
@@ -97,6 +97,8 @@ absl::StatusOr<ServerConfig> LoadServerConfig(const std::filesystem::path& file)
   }
   config.data_dir = data_dir;
   config.rules_dir = rules_dir;
+  if (absl::Status s = ParseHealthConfig(root, name, &config.health, &config.metrics); !s.ok())
+    return s;
   absl::StatusOr<incidents::IncidentsConfig> incidents =
       incidents::ParseIncidentsConfig(root, name);
   if (!incidents.ok()) return incidents.status();

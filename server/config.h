@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "server/health_config.h"
 #include "server/incidents/config.h"
 
 namespace siper::server {
@@ -30,6 +31,9 @@ struct ServerConfig {
   int64_t retention_alerts_days = -1;  // -1: retention_days
   // The `institution:` and `incidents:` blocks (server/incidents/config.h); defaults when absent.
   incidents::IncidentsConfig incidents;
+  // Health detectors, the disk floor and the metrics port (health_config.h).
+  HealthOptions health;
+  MetricsConfig metrics;
 };
 
 // Reads a YAML config. Unknown keys and wrong types are errors naming the file and key.

@@ -9,6 +9,7 @@
 #include "common/pki.h"
 #include "common/status.h"
 #include "server/auth.h"
+#include "server/health_events.h"
 #include "server/incidents/deadlines.h"
 #include "server/incidents/json.h"
 #include "server/incidents/report.h"
@@ -176,6 +177,15 @@ void IncidentServiceImpl::OnStored(const std::string& agent_id,
     if (record.duplicate) continue;
     for (const siper::v1::Alert& alert : record.alerts) {
       incidents::AlertInput input = ToAlertInput(alert, options_.rule_rsit);
+      // A server health alert about an incident (deadline_missed) joins that incident.
+      if (agent_id == kInternalAgentId) {
+        auto named = input.fields.find("incident.id");
+        if (named != input.fields.end() && book_->Find(named->second) != nullptr &&
+            book_->Attach(named->second, input, "system").ok()) {
+          changed = true;
+          continue;
+        }
+      }
       incidents::IngestResult r = book_->Ingest(input);
       if (r.outcome == incidents::IngestResult::Outcome::kIgnored) continue;
       changed = true;
@@ -232,10 +242,27 @@ void IncidentServiceImpl::Stop() {
 }
 
 int IncidentServiceImpl::CheckDeadlines() {
-  std::lock_guard<std::mutex> lock(mu_);
-  std::vector<incidents::DeadlineNotification> notes = incidents::DeadlinePassedNotifications(
-      book_->List(), options_.config.deadlines, clock_.Now(), deadline_keys_sent_);
+  std::lock_guard<std::mutex> check_lock(deadline_check_mu_);
+  std::vector<incidents::DeadlineNotification> notes;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    notes = incidents::DeadlinePassedNotifications(book_->List(), options_.config.deadlines,
+                                                   clock_.Now(), deadline_keys_sent_);
+  }
+  // The hook runs without the lock: it stores an event through ingest, whose stored hook
+  // (OnStored) takes it.
+  std::vector<incidents::DeadlineNotification> raised;
   for (const incidents::DeadlineNotification& n : notes) {
+    if (deadline_hook_) {
+      if (absl::Status st = deadline_hook_(n); !st.ok()) {
+        spdlog::warn("incidents: deadline {} not raised yet: {}", n.key, st.ToString());
+        continue;
+      }
+    }
+    raised.push_back(n);
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const incidents::DeadlineNotification& n : raised) {
     spdlog::warn("ALERT {} [{}] {}: {}", n.rule_id, n.level, n.incident_id, n.message);
     deadline_keys_sent_.insert(n.key);
     absl::Status st = book_->Update(n.incident_id, "system", "incident.deadline_passed",
@@ -246,11 +273,11 @@ int IncidentServiceImpl::CheckDeadlines() {
                                     });
     if (!st.ok()) spdlog::warn("incidents: {}", st.ToString());
   }
-  if (!notes.empty()) {
+  if (!raised.empty()) {
     absl::Status st = PersistLocked();
     if (!st.ok()) spdlog::error("incidents: {}", st.ToString());
   }
-  return static_cast<int>(notes.size());
+  return static_cast<int>(raised.size());
 }
 
 grpc::Status IncidentServiceImpl::Mutate(const std::string& id,

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -54,6 +55,11 @@ class IncidentServiceImpl final : public siper::v1::IncidentService::Service {
   void Stop();
   // One round of the deadline check (what the thread runs); returns notifications raised.
   int CheckDeadlines();
+  // Runs for each passed deadline before it is noted as raised, outside the service's lock
+  // (the server stores a `deadline_missed` health event through ingest). When it fails, the
+  // deadline is not noted and the next round tries again. Set before StartDeadlineTimer.
+  using DeadlineHook = std::function<absl::Status(const incidents::DeadlineNotification&)>;
+  void SetDeadlineHook(DeadlineHook hook) { deadline_hook_ = std::move(hook); }
 
   grpc::Status ListIncidents(grpc::ServerContext* context,
                              const siper::v1::ListIncidentsRequest* request,
@@ -109,6 +115,8 @@ class IncidentServiceImpl final : public siper::v1::IncidentService::Service {
   incidents::AuditLog audit_;
   std::unique_ptr<incidents::IncidentBook> book_;
   std::set<std::string> deadline_keys_sent_;
+  DeadlineHook deadline_hook_;
+  std::mutex deadline_check_mu_;  // one CheckDeadlines at a time
 
   std::mutex timer_mu_;
   std::condition_variable timer_cv_;

@@ -3,8 +3,11 @@
 #include <spdlog/spdlog.h>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "common/status.h"
 #include "common/text.h"
+#include "server/health_events.h"
+#include "server/metrics.h"
 
 namespace siper::server {
 namespace {
@@ -58,6 +61,7 @@ void IngestPipeline::Submit(std::string agent_id, siper::v1::EventBatch batch, D
     // Checked again under the worker's lock: Stop() sets the flag, then takes
     // each lock, so a job queued here is seen by the draining worker.
     if (!stopping_) {
+      Metrics().ingest_queue_depth.Add(1);
       worker.queue.push_back(Job{std::move(agent_id), std::move(batch), std::move(done)});
       worker.cv.notify_one();
       return;
@@ -86,6 +90,7 @@ void IngestPipeline::WorkerLoop(Worker* worker) {
       if (worker->queue.empty()) return;  // stopping, and all queued work is done
       job = std::move(worker->queue.front());
       worker->queue.pop_front();
+      Metrics().ingest_queue_depth.Add(-1);
     }
     absl::StatusOr<storage::WriteResult> result;
     try {
@@ -114,7 +119,10 @@ absl::StatusOr<storage::WriteResult> IngestPipeline::Process(rules::Matcher* mat
       }
     } else if (event.has_log() && matcher != nullptr) {
       const siper::v1::LogEvent& log = event.log();
-      detections = matcher->Process(log.line(), log.source(), rules::InputFormat::kAuto, &fields);
+      const absl::Time match_start = absl::Now();
+      detections = matcher->Process(log.line(), MatchSource(job.agent_id, log.source()),
+                                    rules::InputFormat::kAuto, &fields);
+      Metrics().match_seconds.ObserveNanos(absl::ToInt64Nanoseconds(absl::Now() - match_start));
     }
     if (!detections.ok()) {
       // An event the engine cannot take is still stored: losing it would hide it.
@@ -143,7 +151,16 @@ absl::StatusOr<storage::WriteResult> IngestPipeline::Process(rules::Matcher* mat
     record.event = std::move(event);
     records.push_back(std::move(record));
   }
+  const absl::Time write_start = absl::Now();
   absl::StatusOr<storage::WriteResult> result = store_->Write(job.agent_id, records);
+  Metrics().write_seconds.ObserveNanos(absl::ToInt64Nanoseconds(absl::Now() - write_start));
+  if (result.ok()) {
+    Metrics().events_stored.Add(result->stored);
+    Metrics().events_duplicate.Add(result->duplicates);
+    for (const storage::EventRecord& r : records) {
+      if (!r.duplicate) Metrics().alerts_stored.Add(r.alerts.size());
+    }
+  }
   if (result.ok() && stored_hook_) stored_hook_(job.agent_id, records);
   return result;
 }

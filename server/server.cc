@@ -60,6 +60,8 @@ absl::StatusOr<std::unique_ptr<SiperServer>> SiperServer::Start(const ServerConf
                     : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   IncidentServiceOptions incident_options;
   incident_options.config = config.incidents;
+  // Passed deadlines are looked for as often as the health detectors run.
+  incident_options.deadline_check_period = absl::Seconds(config.health.check_interval_s);
   for (const rules::RuleInfo& rule : (*rules)->rules()) {
     if (!rule.rsit_class.empty())
       incident_options.rule_rsit[rule.id] = {rule.rsit_class, rule.rsit_type};
@@ -74,10 +76,13 @@ absl::StatusOr<std::unique_ptr<SiperServer>> SiperServer::Start(const ServerConf
         incidents->OnStored(agent_id, records);
       });
   SIPER_RETURN_IF_ERROR(s->ingest_->Start());
+  SIPER_ASSIGN_OR_RETURN(s->health_, ServerHealth::Start(config, s->store_.get(), s->ingest_.get(),
+                                                         s->incident_service_.get()));
   s->incident_service_->StartDeadlineTimer();
 
   AgentServiceOptions agent_options;
   agent_options.agent_cert_validity = absl::Seconds(config.agent_cert_validity_s);
+  agent_options.gate = s->health_->gate();
   s->agent_service_ = std::make_unique<AgentServiceImpl>(s->store_.get(), s->ingest_.get(),
                                                          &s->pki_, agent_options);
   s->analyst_service_ = std::make_unique<AnalystServiceImpl>(
@@ -130,6 +135,7 @@ void SiperServer::Shutdown() {
   shut_down_ = true;
   if (grpc_server_)
     grpc_server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  if (health_) health_->Stop();
   if (ingest_) ingest_->Stop();
   if (incident_service_) incident_service_->Stop();
   if (maintenance_) maintenance_->Stop();

@@ -14,6 +14,7 @@
 #include "server/incident_service.h"
 #include "server/ingest.h"
 #include "server/maintenance.h"
+#include "server/server_health.h"
 #include "server/storage/store.h"
 #include "server/user_service.h"
 
@@ -46,6 +47,7 @@ class SiperServer {
   std::unique_ptr<ChainSealer> sealer_;
   std::unique_ptr<MaintenanceThread> maintenance_;
   std::unique_ptr<IngestPipeline> ingest_;
+  std::unique_ptr<ServerHealth> health_;  // detectors, health events, metrics port
   std::unique_ptr<AgentServiceImpl> agent_service_;
   std::unique_ptr<AnalystServiceImpl> analyst_service_;
   std::unique_ptr<UserServiceImpl> user_service_;
