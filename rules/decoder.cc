@@ -1679,7 +1679,18 @@ absl::Status DecodeLine(std::string_view line, std::string_view source, InputFor
               (format == InputFormat::kAuto &&
                strutil::StartsWith(strutil::StripLeadingAsciiWhitespace(line), "{"));
   if (json) {
-    if (DecodeJson(line, ev)) return absl::OkStatus();
+    if (DecodeJson(line, ev)) {
+      // The server's own health events (server/health_events.h): the server honours this
+      // source only for its internal agent, so agents cannot raise these rules.
+      if (source == "siper:health") {
+        auto dataset = ev->fields.find("event.dataset");
+        if (dataset != ev->fields.end() && dataset->second == "siper.health") {
+          AddUnique(&ev->products, "siper");
+          AddUnique(&ev->services, "health");
+        }
+      }
+      return absl::OkStatus();
+    }
     ev->fields.clear();
     ev->products.clear();
     ev->services.clear();
