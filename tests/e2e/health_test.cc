@@ -1,0 +1,347 @@
+// End to end for the server's health events and metrics: a real siper-server, siper-agent and
+// siperctl. A killed agent raises exactly one "agent silent" alert and, once restarted, an
+// agent_back event; a passed USOM deadline raises one "deadline missed" alert attached to its
+// incident; /metrics answers a real HTTP GET and its counters move when an agent ships; a
+// data directory below the free-space floor refuses batches (agents keep them) and takes
+// them again, each exactly once, when space returns.
+//
+// The disk test drives free space through the documented test knob `disk_probe_file` (the
+// server reads "FREE_BYTES" from that file instead of statvfs): filling a real disk on a
+// shared machine is neither safe nor repeatable. Everything else in the path is real.
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <signal.h>
+
+#include <chrono>
+#include <fstream>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <thread>
+
+#include "common/files.h"
+#include "tests/e2e/harness.h"
+#include "tests/e2e/process.h"
+
+namespace siper::testing {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+// rules/ruleset/siper/*.yml
+constexpr char kAgentSilentRule[] = "9ff1eb60-241c-4332-858f-9f85c07d424b";
+constexpr char kDeadlineRule[] = "bb0a7253-0435-4c25-a7f4-a14703f48286";
+constexpr char kDiskRule[] = "4eeb3c0a-14bd-47f1-8821-98c7a3f5fa53";
+
+bool Eventually(const std::function<bool()>& done, int seconds) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
+  return done();
+}
+
+class HealthEndToEnd : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/siper-health-e2e-XXXXXX";
+    root_ = mkdtemp(tmpl);
+    data_dir_ = root_ / "server";
+    log_ = root_ / "app.log";
+    std::ofstream(log_) << "";
+  }
+  void TearDown() override {
+    agent_.reset();
+    if (server_) {
+      server_->Signal(SIGTERM);
+      EXPECT_EQ(server_->Wait(20000), 0) << ServerOutput();
+      server_.reset();
+    }
+    if (!HasFailure()) fs::remove_all(root_);
+  }
+
+  void StartServer(const std::string& config_yaml) {
+    fs::path config = root_ / "server.yaml";
+    std::ofstream(config) << config_yaml;
+    server_ = std::make_unique<ChildProcess>(
+        std::vector<std::string>{SIPER_SERVER_BIN, "--config", config.string(), "--data-dir",
+                                 data_dir_.string(), "--listen", "127.0.0.1:0", "--rules",
+                                 SIPER_RULES_DIR, "--workers", "2"},
+        root_ / "server.out");
+    absl::StatusOr<std::string> address = WaitForServerAddress(*server_, data_dir_);
+    ASSERT_TRUE(address.ok()) << address.status() << ": " << ServerOutput();
+    address_ = *address;
+  }
+
+  std::string ServerOutput() {
+    absl::StatusOr<std::string> out = ReadFile(root_ / "server.out.err");
+    return out.ok() ? *out : "";
+  }
+
+  fs::path Pki(const std::string& name) const { return data_dir_ / "pki" / name; }
+
+  CommandResult Ctl(std::vector<std::string> args) {
+    std::vector<std::string> argv = {SIPERCTL_BIN,
+                                     "--server",
+                                     address_,
+                                     "--ca",
+                                     Pki("ca.pem").string(),
+                                     "--cert",
+                                     Pki("admin.pem").string(),
+                                     "--key",
+                                     Pki("admin.key").string()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return RunCommand(argv);
+  }
+
+  std::vector<json> CtlJson(std::vector<std::string> args) {
+    args.push_back("--json");
+    CommandResult r = Ctl(args);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return ParseJsonLines(r.out);
+  }
+
+  void EnrollAgent() {
+    CommandResult token = Ctl({"tokens", "create"});
+    ASSERT_EQ(token.exit_code, 0) << token.err;
+    agent_state_ = root_ / "agent";
+    CommandResult enroll =
+        RunCommand({SIPER_AGENT_BIN, "enroll", "--server", address_, "--token",
+                    token.out.substr(0, token.out.find('\n')), "--ca", Pki("ca.pem").string(),
+                    "--state-dir", agent_state_.string()});
+    ASSERT_EQ(enroll.exit_code, 0) << enroll.out << enroll.err;
+    std::vector<json> agents = CtlJson({"agents", "list"});
+    ASSERT_EQ(agents.size(), 1u);
+    agent_id_ = agents[0]["agent_id"];
+  }
+
+  void StartAgent() {
+    fs::path config = root_ / "agent.yaml";
+    std::ofstream(config) << "server: " << address_ << "\n"
+                          << "state_dir: " << agent_state_.string() << "\n"
+                          << "batch_max_delay_ms: 50\n"
+                          << "heartbeat_s: 1\n"
+                          << "logs:\n"
+                          << "  - path: " << log_.string() << "\n"
+                          << "    start: beginning\n";
+    agent_ = std::make_unique<ChildProcess>(
+        std::vector<std::string>{SIPER_AGENT_BIN, "run", "--config", config.string()},
+        root_ / "agent.out");
+  }
+
+  void AppendLines(int from, int count) {
+    std::ofstream out(log_, std::ios::app);
+    for (int i = from; i < from + count; ++i) out << "health e2e line " << i << "\n";
+  }
+
+  std::vector<json> AgentEvents() {
+    return CtlJson({"events", "search", "--agent", agent_id_, "--limit", "0"});
+  }
+
+  // Health events (agent siper-server) with this event.action.
+  std::vector<json> HealthEvents(const std::string& action) {
+    return CtlJson({"events", "search", "--agent", "siper-server", "--field",
+                    "event.action=" + action, "--limit", "0"});
+  }
+
+  std::vector<json> Alerts(const std::string& rule) {
+    return CtlJson({"alerts", "list", "--rule", rule, "--limit", "0"});
+  }
+
+  // GET /metrics on the port the server wrote to DATA_DIR/metrics.port.
+  std::string Scrape() {
+    absl::StatusOr<std::string> port = ReadFile(data_dir_ / "metrics.port");
+    EXPECT_TRUE(port.ok()) << port.status();
+    if (!port.ok()) return "";
+    httplib::Client client("127.0.0.1", std::stoi(*port));
+    client.set_read_timeout(10, 0);
+    auto res = client.Get("/metrics");
+    EXPECT_TRUE(res) << httplib::to_string(res.error());
+    if (!res) return "";
+    EXPECT_EQ(res->status, 200);
+    EXPECT_NE(res->get_header_value("Content-Type").find("text/plain"), std::string::npos);
+    return res->body;
+  }
+
+  // The value of the sample whose line starts with `series` ("name" or "name{labels}").
+  static double Sample(const std::string& text, const std::string& series) {
+    size_t pos = 0;
+    while ((pos = text.find(series + " ", pos)) != std::string::npos) {
+      if (pos == 0 || text[pos - 1] == '\n') {
+        return std::stod(text.substr(pos + series.size() + 1));
+      }
+      ++pos;
+    }
+    return -1;
+  }
+
+  fs::path root_, data_dir_, agent_state_, log_;
+  std::string address_, agent_id_;
+  std::unique_ptr<ChildProcess> server_, agent_;
+};
+
+TEST_F(HealthEndToEnd, KilledAgentRaisesOneSilentAlertThenComesBackAndMetricsMove) {
+  ASSERT_NO_FATAL_FAILURE(
+      StartServer("agent_silent_after_s: 5\n"
+                  "health_check_interval_s: 1\n"
+                  "metrics_listen: 127.0.0.1:0\n"));
+  const std::string before = Scrape();
+  ASSERT_NE(before.find("# TYPE siper_events_stored_total counter"), std::string::npos) << before;
+  const double stored_before = Sample(before, "siper_events_stored_total");
+  ASSERT_GE(stored_before, 0);
+
+  ASSERT_NO_FATAL_FAILURE(EnrollAgent());
+  AppendLines(1, 20);
+  StartAgent();
+  ASSERT_TRUE(Eventually([&] { return AgentEvents().size() == 20; }, 60))
+      << AgentEvents().size() << " events stored";
+
+  // The counters moved by what the agent shipped; the agent is listed as seen.
+  const std::string after = Scrape();
+  EXPECT_GE(Sample(after, "siper_events_received_total"), 20);
+  EXPECT_GE(Sample(after, "siper_events_stored_total"), stored_before + 20) << after;
+  EXPECT_GE(Sample(after, "siper_write_seconds_count"), 1);
+  EXPECT_GE(Sample(after, "siper_match_seconds_count"), 20);
+  EXPECT_EQ(Sample(after, "siper_ingest_paused"), 0);
+  EXPECT_GT(Sample(after, "siper_disk_free_bytes"), 0);
+  const double last_seen =
+      Sample(after, "siper_agent_last_seen_seconds{agent_id=\"" + agent_id_ + "\"}");
+  EXPECT_GT(last_seen, 1.7e9) << after;
+  // Heartbeats reach the registry, spool cap included.
+  ASSERT_TRUE(Eventually(
+      [&] {
+        std::vector<json> agents = CtlJson({"agents", "list"});
+        return agents.size() == 1 && agents[0]["spool_cap_bytes"].get<uint64_t>() > 0 &&
+               !agents[0]["last_heartbeat"].get<std::string>().empty();
+      },
+      15));
+  EXPECT_TRUE(Alerts(kAgentSilentRule).empty());
+
+  // Killed: one alert after the gap, and only one however long it stays away.
+  agent_->Signal(SIGKILL);
+  agent_->Wait();
+  agent_.reset();
+  ASSERT_TRUE(Eventually([&] { return !Alerts(kAgentSilentRule).empty(); }, 30)) << ServerOutput();
+  std::this_thread::sleep_for(std::chrono::seconds(5));
+  std::vector<json> silent = Alerts(kAgentSilentRule);
+  ASSERT_EQ(silent.size(), 1u);
+  EXPECT_EQ(silent[0]["agent_id"], "siper-server");
+  EXPECT_EQ(silent[0]["level"], "medium");
+  EXPECT_EQ(silent[0]["fields"]["agent.id"], agent_id_);
+  EXPECT_EQ(silent[0]["fields"]["event.action"], "agent_silent");
+  EXPECT_GE(std::stoi(silent[0]["fields"]["siper.silent_seconds"].get<std::string>()), 5);
+  EXPECT_EQ(HealthEvents("agent_silent").size(), 1u);
+  EXPECT_TRUE(HealthEvents("agent_back").empty());
+
+  // Restarted: agent_back, no second silent alert, and the events are all still once.
+  AppendLines(21, 5);
+  StartAgent();
+  ASSERT_TRUE(Eventually([&] { return HealthEvents("agent_back").size() == 1; }, 30))
+      << ServerOutput();
+  std::vector<json> back = HealthEvents("agent_back");
+  EXPECT_EQ(back[0]["fields"]["agent.id"], agent_id_);
+  EXPECT_EQ(back[0]["source"], "siper:health");
+  ASSERT_TRUE(Eventually([&] { return AgentEvents().size() == 25; }, 30));
+  EXPECT_EQ(Alerts(kAgentSilentRule).size(), 1u);
+  const std::string later = Scrape();
+  EXPECT_GE(Sample(later, "siper_health_events_total"), 2);
+}
+
+TEST_F(HealthEndToEnd, PassedUsomDeadlineRaisesOneAlertOnItsIncident) {
+  ASSERT_NO_FATAL_FAILURE(StartServer("health_check_interval_s: 1\n"));
+  std::vector<json> created =
+      CtlJson({"incidents", "create", "--title", "Web defacement", "--severity", "high",
+               "--rsit-class", "intrusions", "--rsit-type", "application-compromise"});
+  ASSERT_EQ(created.size(), 1u);
+  const std::string id = created[0]["id"];
+  EXPECT_TRUE(Alerts(kDeadlineRule).empty());
+  // Default policy: USOM is due at once when a high incident reaches investigating.
+  ASSERT_EQ(Ctl({"incidents", "transition", id, "--to", "triage"}).exit_code, 0);
+  ASSERT_EQ(Ctl({"incidents", "transition", id, "--to", "investigating"}).exit_code, 0);
+  ASSERT_TRUE(Eventually([&] { return !Alerts(kDeadlineRule).empty(); }, 30)) << ServerOutput();
+  std::this_thread::sleep_for(std::chrono::seconds(3));  // several more rounds of the check
+  std::vector<json> alerts = Alerts(kDeadlineRule);
+  ASSERT_EQ(alerts.size(), 1u);
+  EXPECT_EQ(alerts[0]["level"], "high");
+  EXPECT_EQ(alerts[0]["fields"]["incident.id"], id);
+  EXPECT_EQ(alerts[0]["fields"]["siper.deadline"], "usom");
+  // The alert joined the incident it is about instead of opening another.
+  std::vector<json> shown = CtlJson({"incidents", "show", id});
+  ASSERT_EQ(shown.size(), 1u);
+  bool linked = false;
+  for (const json& a : shown[0]["alerts"])
+    linked |= a.dump().find(alerts[0]["id"]) != std::string::npos;
+  EXPECT_TRUE(linked) << shown[0].dump();
+  EXPECT_EQ(CtlJson({"incidents", "list"}).size(), 1u);
+
+  // A restart raises it no second time (the incident's timeline remembers it).
+  server_->Signal(SIGTERM);
+  ASSERT_EQ(server_->Wait(20000), 0);
+  fs::remove(data_dir_ / "server.port");
+  ASSERT_NO_FATAL_FAILURE(StartServer("health_check_interval_s: 1\n"));
+  std::this_thread::sleep_for(std::chrono::seconds(3));
+  EXPECT_EQ(Alerts(kDeadlineRule).size(), 1u);
+}
+
+TEST_F(HealthEndToEnd, DiskBelowTheFloorPausesIngestAndResumesWithNothingLost) {
+  const fs::path probe = root_ / "free-bytes";
+  std::ofstream(probe) << "50000000000\n";
+  ASSERT_NO_FATAL_FAILURE(
+      StartServer("health_check_interval_s: 1\n"
+                  "disk_min_free_bytes: 1000000\n"
+                  "metrics_listen: 127.0.0.1:0\n"
+                  "disk_probe_file: " +
+                  probe.string() + "\n"));
+  ASSERT_NO_FATAL_FAILURE(EnrollAgent());
+  AppendLines(1, 10);
+  StartAgent();
+  ASSERT_TRUE(Eventually([&] { return AgentEvents().size() == 10; }, 60));
+
+  // Nearly full: one alert, the server refuses batches, the agent keeps its lines.
+  std::ofstream(probe) << "1000\n";
+  ASSERT_TRUE(Eventually([&] { return Alerts(kDiskRule).size() == 1; }, 30)) << ServerOutput();
+  EXPECT_EQ(Sample(Scrape(), "siper_ingest_paused"), 1);
+  AppendLines(11, 15);
+  ASSERT_TRUE(Eventually(
+      [&] { return Sample(Scrape(), "siper_batches_rejected_total{reason=\"disk_low\"}") >= 1; },
+      30))
+      << ServerOutput();
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  EXPECT_EQ(AgentEvents().size(), 10u);
+  EXPECT_EQ(Alerts(kDiskRule).size(), 1u);
+  std::vector<json> full = HealthEvents("disk_nearly_full");
+  ASSERT_EQ(full.size(), 1u);
+  EXPECT_EQ(full[0]["fields"]["siper.disk.free_bytes"], "1000");
+
+  // Space is back: disk_ok, and every line is stored exactly once.
+  std::ofstream(probe) << "50000000000\n";
+  ASSERT_TRUE(Eventually([&] { return HealthEvents("disk_ok").size() == 1; }, 30));
+  ASSERT_TRUE(Eventually([&] { return AgentEvents().size() == 25; }, 90)) << AgentEvents().size();
+  std::vector<json> events = AgentEvents();
+  std::set<uint64_t> seqs;
+  for (const json& e : events) seqs.insert(e["seq"].get<uint64_t>());
+  EXPECT_EQ(seqs.size(), 25u);
+  EXPECT_EQ(Sample(Scrape(), "siper_ingest_paused"), 0);
+  EXPECT_EQ(Alerts(kDiskRule).size(), 1u);
+}
+
+TEST_F(HealthEndToEnd, ConfigErrorsNameFileKeyAndProblem) {
+  fs::path config = root_ / "bad.yaml";
+  std::ofstream(config) << "listen: 127.0.0.1:0\nspool_warn_percent: 150\n";
+  CommandResult r =
+      RunCommand({SIPER_SERVER_BIN, "--config", config.string(), "--data-dir", data_dir_.string()});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find(config.string() + ":2: key 'spool_warn_percent' must be between 1 and 100"),
+            std::string::npos)
+      << r.err;
+  std::ofstream(config) << "metrics_listen: 0.0.0.0:0\n";
+  r = RunCommand({SIPER_SERVER_BIN, "--config", config.string(), "--data-dir", data_dir_.string(),
+                  "--listen", "127.0.0.1:0"});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("not a loopback address"), std::string::npos) << r.err;
+}
+
+}  // namespace
+}  // namespace siper::testing
