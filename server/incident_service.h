@@ -31,7 +31,8 @@ struct IncidentServiceOptions {
   incidents::IncidentsConfig config;
   // rule id -> RSIT (class, type) from the loaded rule set, for incidents opened by alerts.
   std::map<std::string, std::pair<std::string, std::string>> rule_rsit;
-  // How often the deadline thread looks for passed deadlines. Default: 30 s.
+  // How often the deadline thread looks for passed deadlines. Default: 30 s (the server
+  // sets health_check_interval_s).
   absl::Duration deadline_check_period = absl::Seconds(30);
 };
 
