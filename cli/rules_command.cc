@@ -208,7 +208,8 @@ int RunRulesTest(const RulesTestOptions& options, std::ostream& out, std::ostrea
       absl::StatusOr<rules::FileObservation> file = ParseFimLine(line);
       found = file.ok() ? (*matcher)->ProcessFile(*file) : file.status();
     } else {
-      found = (*matcher)->Process(line, options.input, *format);
+      found = (*matcher)->Process(line, options.source.empty() ? options.input : options.source,
+                                  *format);
     }
     if (!found.ok()) {
       err << options.input << ":" << line_no << ": " << found.status().message() << "\n";
@@ -286,6 +287,9 @@ void AddRulesCommands(CLI::App& rules) {
   test->add_option("--rules", test_opts->rules_dir, "folder of Sigma rules")->required();
   test->add_option("--input", test_opts->input,
                    "log file, one event per line; without it, run the rules' own test cases");
+  test->add_option("--source", test_opts->source,
+                   "decode lines as read from this source (default: the input path); "
+                   "siper:health for the server's health events");
   test->add_option("--format", test_opts->format,
                    "auto, syslog, json, or fim (FIM observations as JSON Lines, e.g. from "
                    "events search --json)")

@@ -16,6 +16,9 @@ struct RulesTestOptions {
   std::string format = "auto";  // auto | syslog | json | fim (FIM observations as JSON Lines)
   bool json = false;
   std::string cache_dir;  // compiled-database cache; empty = none
+  // The log source each line is decoded as; empty = the input path. "siper:health" tests
+  // the server's health rules (rules/ruleset/siper) on health events saved as JSON lines.
+  std::string source;
 };
 
 // Runs every line of the input through the engine and prints one record per

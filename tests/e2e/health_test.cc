@@ -184,7 +184,7 @@ class HealthEndToEnd : public ::testing::Test {
 
 TEST_F(HealthEndToEnd, KilledAgentRaisesOneSilentAlertThenComesBackAndMetricsMove) {
   ASSERT_NO_FATAL_FAILURE(
-      StartServer("agent_silent_after_s: 5\n"
+      StartServer("agent_silent_after_s: 8\n"
                   "health_check_interval_s: 1\n"
                   "metrics_listen: 127.0.0.1:0\n"));
   const std::string before = Scrape();
@@ -231,7 +231,7 @@ TEST_F(HealthEndToEnd, KilledAgentRaisesOneSilentAlertThenComesBackAndMetricsMov
   EXPECT_EQ(silent[0]["level"], "medium");
   EXPECT_EQ(silent[0]["fields"]["agent.id"], agent_id_);
   EXPECT_EQ(silent[0]["fields"]["event.action"], "agent_silent");
-  EXPECT_GE(std::stoi(silent[0]["fields"]["siper.silent_seconds"].get<std::string>()), 5);
+  EXPECT_GE(std::stoi(silent[0]["fields"]["siper.silent_seconds"].get<std::string>()), 8);
   EXPECT_EQ(HealthEvents("agent_silent").size(), 1u);
   EXPECT_TRUE(HealthEvents("agent_back").empty());
 

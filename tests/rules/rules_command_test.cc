@@ -63,6 +63,33 @@ TEST(RulesCommandTest, HumanTableEscapesControlCharacters) {
   std::filesystem::remove(tmp);
 }
 
+// Health events saved as JSON lines match the server's rules only when decoded as source
+// siper:health, as the server does for its own events.
+TEST(RulesCommandTest, SourceOptionTestsHealthRules) {
+  std::filesystem::path tmp = std::filesystem::temp_directory_path() / "siper_rules_health.jsonl";
+  {
+    std::ofstream f(tmp);
+    f << R"({"@timestamp":"2026-11-28T10:00:00.000Z","event":{"module":"siper",)"
+      << R"("dataset":"siper.health","action":"disk_nearly_full"},"siper":{"disk":{"free_bytes":5}}})"
+      << "\n";
+  }
+  RulesTestOptions o;
+  o.rules_dir = (SourceDir() / "rules/ruleset").string();
+  o.input = tmp.string();
+  o.json = true;
+  std::ostringstream out, err;
+  EXPECT_EQ(RunRulesTest(o, out, err), 0) << err.str();
+  EXPECT_TRUE(JsonLines(out.str()).empty()) << out.str();
+  o.source = "siper:health";
+  std::ostringstream out2;
+  EXPECT_EQ(RunRulesTest(o, out2, err), 0) << err.str();
+  std::vector<nlohmann::json> alerts = JsonLines(out2.str());
+  ASSERT_EQ(alerts.size(), 1u) << out2.str();
+  EXPECT_EQ(alerts[0]["rule_id"], "4eeb3c0a-14bd-47f1-8821-98c7a3f5fa53");
+  EXPECT_EQ(alerts[0]["level"], "high");
+  std::filesystem::remove(tmp);
+}
+
 TEST(RulesCommandTest, ThroughCli11) {
   CLI::App app{"siperctl"};
   bool global_json = false;
