@@ -4,6 +4,7 @@
 #include <CLI/CLI.hpp>
 #include <iosfwd>
 #include <string>
+#include <vector>
 
 namespace siper::cli {
 
@@ -16,6 +17,8 @@ struct RulesTestOptions {
   std::string format = "auto";  // auto | syslog | json | fim (FIM observations as JSON Lines)
   bool json = false;
   std::string cache_dir;  // compiled-database cache; empty = none
+  // IOC feeds to look events up in, each "NAME:FORMAT:FILE" (format as `ioc import`).
+  std::vector<std::string> ioc_feeds;
 };
 
 // Runs every line of the input through the engine and prints one record per

@@ -32,4 +32,10 @@ absl::StatusOr<std::vector<Detection>> LiveMatcher::Process(std::string_view lin
   return matcher_->Process(line, source, format, fields_out);
 }
 
+absl::StatusOr<std::vector<Detection>> LiveMatcher::ProcessFile(const FileObservation& file,
+                                                                FieldMap* fields_out) {
+  SIPER_RETURN_IF_ERROR(Refresh());
+  return matcher_->ProcessFile(file, fields_out);
+}
+
 }  // namespace siper::rules

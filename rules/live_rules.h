@@ -63,6 +63,8 @@ class LiveMatcher {
   absl::StatusOr<std::vector<Detection>> Process(std::string_view line, std::string_view source,
                                                  InputFormat format,
                                                  FieldMap* fields_out = nullptr);
+  absl::StatusOr<std::vector<Detection>> ProcessFile(const FileObservation& file,
+                                                     FieldMap* fields_out = nullptr);
   // Generation of the rule set that matched the last event.
   uint64_t generation() const { return generation_; }
   // Generation of the IOC set that the last event was looked up in.
