@@ -477,6 +477,8 @@ absl::StatusOr<IocImportStats> IocSetBuilder::ImportText(IocFeedFormat format,
   IocEntry base;
   base.feed = options.name;
   base.category = options.category;
+  // USOM's plain list says only that an address is harmful; name that rather than nothing.
+  if (base.category.empty() && format == IocFeedFormat::kUsomList) base.category = kUsomListCategory;
   base.confidence = std::clamp(options.confidence, 0, 100);
 
   if (format == IocFeedFormat::kUsomJson) {

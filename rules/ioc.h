@@ -40,6 +40,8 @@ enum class IocFeedFormat {
 // Maps USOM's `desc` code to a category ("PH" -> "phishing"); unknown codes
 // come back as "other (CODE)", an empty code as "".
 std::string UsomCategory(std::string_view code);
+// The category of USOM's plain list entries when the import names none.
+inline constexpr char kUsomListCategory[] = "harmful address";
 
 struct IocEntry {
   std::string value;  // normalized: lowercase host, no scheme; hashes lowercase hex
@@ -66,7 +68,8 @@ struct IocHit {
 
 struct IocFeedOptions {
   std::string name;      // required: names the feed in every hit
-  std::string category;  // default category (USOM JSON uses `desc` instead)
+  std::string category;  // default category (USOM JSON uses `desc` instead; USOM's
+                         // plain list defaults to kUsomListCategory)
   int confidence = 50;   // default: 50
 };
 

@@ -261,6 +261,7 @@ TEST_F(IocEndToEnd, ImportedFeedsRaiseAlertsNamingTheEntryAndOpenIncidents) {
   EXPECT_EQ(ua["fields"]["threat.feed.name"], "usom");
   EXPECT_EQ(ua["fields"]["threat.indicator.value"], domain);
   EXPECT_EQ(ua["fields"]["threat.indicator.type"], "domain");
+  EXPECT_EQ(ua["fields"]["threat.indicator.category"], "harmful address");
   EXPECT_EQ(ua["fields"]["threat.indicator.matched_field"], "event.original");
   EXPECT_EQ(ua["fields"]["threat.indicator.confidence"], "50");
   // The hash: once from the JSON line, once from the FIM event.
@@ -290,7 +291,9 @@ TEST_F(IocEndToEnd, ImportedFeedsRaiseAlertsNamingTheEntryAndOpenIncidents) {
   // The human table names feed, entry and category.
   CommandResult table = Ctl({"alerts", "list"});
   ASSERT_EQ(table.exit_code, 0);
-  EXPECT_NE(table.out.find("USOM IOC hit - usom: " + domain), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find("USOM IOC hit - usom: " + domain + " (harmful address)"),
+            std::string::npos)
+      << table.out;
   EXPECT_NE(table.out.find("malware-hashes: " + std::string(kEicarSha256).substr(0, 20)),
             std::string::npos)
       << table.out;
