@@ -1,7 +1,5 @@
 #include "cli/ioc_command.h"
 
-#include <unistd.h>
-
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -13,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "cli/output.h"
+#include "cli/progress.h"
 #include "common/text.h"
 #include "common/time_util.h"
 
@@ -39,32 +38,6 @@ nlohmann::json ByKindJson(const google::protobuf::Map<std::string, uint64_t>& by
   return j;
 }
 
-// Progress on stderr, only when it is a terminal; erased when done.
-class Progress {
- public:
-  Progress(std::string what, uint64_t total) : what_(std::move(what)), total_(total) {
-    enabled_ = isatty(STDERR_FILENO) == 1;
-  }
-  void Update(uint64_t done) {
-    if (!enabled_) return;
-    const int pct = total_ == 0 ? 100 : static_cast<int>(done * 100 / total_);
-    std::cerr << "\r" << what_ << ": " << (done >> 10) << " / " << (total_ >> 10) << " KiB ("
-              << pct << "%)   " << std::flush;
-  }
-  void Say(const std::string& text) {
-    if (!enabled_) return;
-    std::cerr << "\r\033[K" << what_ << ": " << text << std::flush;
-  }
-  void Done() {
-    if (enabled_) std::cerr << "\r\033[K" << std::flush;
-  }
-
- private:
-  std::string what_;
-  uint64_t total_;
-  bool enabled_ = false;
-};
-
 void AddImport(CLI::App& ioc, const OpsHooks& hooks) {
   CLI::App* import = ioc.add_subcommand(
       "import",
@@ -76,10 +49,11 @@ void AddImport(CLI::App& ioc, const OpsHooks& hooks) {
   auto o = std::make_shared<Options>();
   import->add_option("--feed", o->feed, "feed name, e.g. usom, malware-hashes, c2-list")
       ->required();
-  import->add_option("--format", o->format,
-                     "usom (USOM's url-list.txt), usom-json (USOM's API records), hash "
-                     "(hash;comment), value (value;comment C2 lists), plain (one per line); "
-                     "with --feed usom it may be left out: JSON or list is told from the content")
+  import
+      ->add_option("--format", o->format,
+                   "usom (USOM's url-list.txt), usom-json (USOM's API records), hash "
+                   "(hash;comment), value (value;comment C2 lists), plain (one per line); "
+                   "with --feed usom it may be left out: JSON or list is told from the content")
       ->check(CLI::IsMember({"usom", "usom-json", "hash", "value", "plain"}));
   import->add_option("--category", o->category,
                      "category of the entries, e.g. malware (USOM's records carry their own)");
@@ -93,87 +67,88 @@ void AddImport(CLI::App& ioc, const OpsHooks& hooks) {
   import->callback([hooks, o] {
     if (o->format.empty() && o->feed != "usom") {
       Fail("ioc import: --format is required unless --feed is usom", 2);
-    }
-    std::ifstream in(o->file, std::ios::binary);
-    if (!in) Fail(absl::StrCat("ioc import: cannot read ", o->file, ": ", std::strerror(errno)), 2);
-    in.seekg(0, std::ios::end);
-    const std::streamoff size = in.tellg();
-    in.seekg(0, std::ios::beg);
-    if (size <= 0) Fail(absl::StrCat("ioc import: ", o->file, " is empty"), 2);
-
-    auto stub = hooks.stub();
-    grpc::ClientContext context;
-    hooks.set_deadline(&context);
-    siper::v1::IocImportResponse r;
-    std::unique_ptr<grpc::ClientWriter<siper::v1::IocImportChunk>> writer =
-        stub->ImportIocFeed(&context, &r);
-    siper::v1::IocImportChunk chunk;
-    siper::v1::IocImportHeader* header = chunk.mutable_header();
-    header->set_feed(o->feed);
-    header->set_format(o->format);
-    header->set_category(o->category);
-    if (o->confidence.has_value()) header->set_confidence(*o->confidence);
-    header->set_file_name(o->file);
-    Progress progress(absl::StrCat("importing ", o->file), static_cast<uint64_t>(size));
-    std::string buffer(kChunkBytes, '\0');
-    uint64_t sent = 0;
-    bool ok = true;
-    while (ok && in) {
-      in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
-      const std::streamsize n = in.gcount();
-      if (n <= 0) break;
-      chunk.set_data(buffer.data(), static_cast<size_t>(n));
-      ok = writer->Write(chunk);
-      chunk.clear_header();
-      sent += static_cast<uint64_t>(n);
-      progress.Update(sent);
-    }
-    if (in.bad()) {
-      progress.Done();
-      context.TryCancel();
-      Fail(absl::StrCat("ioc import: error reading ", o->file, " after ", sent, " bytes"), 1);
-    }
-    writer->WritesDone();
-    progress.Say("sent; the server parses, stores and rebuilds its IOC set ...");
-    grpc::Status status = writer->Finish();
-    progress.Done();
-    hooks.check(status);
-    if (*hooks.json) {
-      PrintJsonLine(std::cout, {{"feed", r.feed()},
-                                {"format", r.format()},
-                                {"file", o->file},
-                                {"new", r.new_entries()},
-                                {"updated", r.updated()},
-                                {"removed", r.removed()},
-                                {"unchanged", r.unchanged()},
-                                {"invalid", r.invalid()},
-                                {"duplicate", r.duplicate()},
-                                {"invalid_samples", std::vector<std::string>(
-                                                        r.invalid_samples().begin(),
-                                                        r.invalid_samples().end())},
-                                {"entries", r.entries()},
-                                {"entries_by_kind", ByKindJson(r.entries_by_kind())},
-                                {"ioc_generation", r.ioc_generation()},
-                                {"total_entries", r.total_entries()}});
-      return;
-    }
-    std::cout << "feed " << EscapeForTerminal(r.feed()) << " (" << r.format() << ") from "
-              << EscapeForTerminal(o->file) << ": " << r.entries() << " entries ("
-              << ByKind(r.entries_by_kind()) << ")\n"
-              << "  new " << r.new_entries() << ", updated " << r.updated() << ", removed "
-              << r.removed() << ", unchanged " << r.unchanged() << ", invalid " << r.invalid()
-              << ", duplicate " << r.duplicate() << "\n"
-              << "  IOC set generation " << r.ioc_generation() << " is live with "
-              << r.total_entries() << " entries over all feeds\n";
-    if (r.invalid() > 0) {
-      std::cerr << "siperctl: " << r.invalid() << " invalid lines or records in "
-                << EscapeForTerminal(o->file) << " were skipped; the first:\n";
-      for (const std::string& s : r.invalid_samples()) {
-        std::cerr << "  " << EscapeForTerminal(o->file) << ": " << EscapeForTerminal(s) << "\n";
-      }
-    }
-  });
 }
+std::ifstream in(o->file, std::ios::binary);
+if (!in) Fail(absl::StrCat("ioc import: cannot read ", o->file, ": ", std::strerror(errno)), 2);
+in.seekg(0, std::ios::end);
+const std::streamoff size = in.tellg();
+in.seekg(0, std::ios::beg);
+if (size <= 0) Fail(absl::StrCat("ioc import: ", o->file, " is empty"), 2);
+
+auto stub = hooks.stub();
+grpc::ClientContext context;
+hooks.set_deadline(&context);
+siper::v1::IocImportResponse r;
+std::unique_ptr<grpc::ClientWriter<siper::v1::IocImportChunk>> writer =
+    stub->ImportIocFeed(&context, &r);
+siper::v1::IocImportChunk chunk;
+siper::v1::IocImportHeader* header = chunk.mutable_header();
+header->set_feed(o->feed);
+header->set_format(o->format);
+header->set_category(o->category);
+if (o->confidence.has_value()) header->set_confidence(*o->confidence);
+header->set_file_name(o->file);
+auto progress = std::make_unique<Progress>(absl::StrCat("sending ", o->file));
+std::string buffer(kChunkBytes, '\0');
+uint64_t sent = 0;
+bool ok = true;
+while (ok && in) {
+  in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
+  const std::streamsize n = in.gcount();
+  if (n <= 0) break;
+  chunk.set_data(buffer.data(), static_cast<size_t>(n));
+  ok = writer->Write(chunk);
+  chunk.clear_header();
+  sent += static_cast<uint64_t>(n);
+  progress->Update(sent, static_cast<uint64_t>(size));
+}
+if (in.bad()) {
+  progress.reset();
+  context.TryCancel();
+  Fail(absl::StrCat("ioc import: error reading ", o->file, " after ", sent, " bytes"), 1);
+}
+writer->WritesDone();
+progress = std::make_unique<Progress>("the server parses, stores and rebuilds its IOC set");
+grpc::Status status = writer->Finish();
+progress.reset();
+hooks.check(status);
+if (*hooks.json) {
+  PrintJsonLine(std::cout,
+                {{"feed", r.feed()},
+                 {"format", r.format()},
+                 {"file", o->file},
+                 {"new", r.new_entries()},
+                 {"updated", r.updated()},
+                 {"removed", r.removed()},
+                 {"unchanged", r.unchanged()},
+                 {"invalid", r.invalid()},
+                 {"duplicate", r.duplicate()},
+                 {"invalid_samples",
+                  std::vector<std::string>(r.invalid_samples().begin(), r.invalid_samples().end())},
+                 {"entries", r.entries()},
+                 {"entries_by_kind", ByKindJson(r.entries_by_kind())},
+                 {"ioc_generation", r.ioc_generation()},
+                 {"total_entries", r.total_entries()}});
+  return;
+}
+std::cout << "feed " << EscapeForTerminal(r.feed()) << " (" << r.format() << ") from "
+          << EscapeForTerminal(o->file) << ": " << r.entries() << " entries ("
+          << ByKind(r.entries_by_kind()) << ")\n"
+          << "  new " << r.new_entries() << ", updated " << r.updated() << ", removed "
+          << r.removed() << ", unchanged " << r.unchanged() << ", invalid " << r.invalid()
+          << ", duplicate " << r.duplicate() << "\n"
+          << "  IOC set generation " << r.ioc_generation() << " is live with " << r.total_entries()
+          << " entries over all feeds\n";
+if (r.invalid() > 0) {
+  std::cerr << "siperctl: " << r.invalid() << " invalid lines or records in "
+            << EscapeForTerminal(o->file) << " were skipped; the first:\n";
+  for (const std::string& s : r.invalid_samples()) {
+    std::cerr << "  " << EscapeForTerminal(o->file) << ": " << EscapeForTerminal(s) << "\n";
+  }
+}
+}  // namespace
+);
+}  // namespace siper::cli
 
 void AddList(CLI::App& ioc, const OpsHooks& hooks) {
   CLI::App* list = ioc.add_subcommand("list", "list the imported feeds");
@@ -219,9 +194,9 @@ void AddRemove(CLI::App& ioc, const OpsHooks& hooks) {
     siper::v1::RemoveIocFeedResponse r;
     hooks.check(stub->RemoveIocFeed(&context, request, &r));
     if (*hooks.json) {
-      PrintJsonLine(std::cout, {{"feed", *feed},
-                                {"removed", r.removed()},
-                                {"ioc_generation", r.ioc_generation()}});
+      PrintJsonLine(
+          std::cout,
+          {{"feed", *feed}, {"removed", r.removed()}, {"ioc_generation", r.ioc_generation()}});
     } else {
       std::cout << "removed feed " << EscapeForTerminal(*feed) << ": " << r.removed()
                 << " entries; IOC set generation " << r.ioc_generation() << " is live\n";
@@ -233,8 +208,7 @@ void AddCheck(CLI::App& ioc, const OpsHooks& hooks) {
   CLI::App* check = ioc.add_subcommand(
       "check", "look a domain, URL, IP address or hash up in the server's live IOC set");
   auto value = std::make_shared<std::string>();
-  check->add_option("VALUE", *value, "domain (parents count), URL, IP address or hash")
-      ->required();
+  check->add_option("VALUE", *value, "domain (parents count), URL, IP address or hash")->required();
   check->footer("Prints one row per feed entry that matches; nothing matched is not an error.");
   check->callback([hooks, value] {
     siper::v1::CheckIocRequest request;

@@ -251,8 +251,8 @@ int Run(int argc, char** argv) {
   AddIocCommands(app, hooks);
   AddIncidentCommands(app, g.connection, g.json, g.timeout_s);
   AddUserCommands(app, g.connection, g.json, g.timeout_s);
-  CLI::App* rules =
-      app.add_subcommand("rules", "test and lint detection rules offline; reload them on the server");
+  CLI::App* rules = app.add_subcommand(
+      "rules", "test and lint detection rules offline; reload them on the server");
   rules->require_subcommand(1);
   AddRulesCommands(*rules);
   AddRulesReload(*rules, hooks);

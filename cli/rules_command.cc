@@ -189,9 +189,9 @@ absl::StatusOr<std::shared_ptr<const rules::IocSet>> LoadIocFeeds(
     } else if (format_name == "plain") {
       format = rules::IocFeedFormat::kPlainList;
     } else {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "--ioc ", spec, ": unknown format '", format_name,
-          "' (usom, usom-json, hash, value or plain)"));
+      return absl::InvalidArgumentError(absl::StrCat("--ioc ", spec, ": unknown format '",
+                                                     format_name,
+                                                     "' (usom, usom-json, hash, value or plain)"));
     }
     rules::IocFeedOptions options;
     options.name = name;

@@ -129,8 +129,8 @@ class Matcher {
   // With an IOC set, every event is looked up in it after decoding and before
   // the rules run; a hit adds the threat.* fields (rules/ioc.h, ThreatFields)
   // that IOC rules match on.
-  static absl::StatusOr<std::unique_ptr<Matcher>> Create(std::shared_ptr<const RuleSet> rules,
-                                                         std::shared_ptr<const IocSet> ioc = nullptr);
+  static absl::StatusOr<std::unique_ptr<Matcher>> Create(
+      std::shared_ptr<const RuleSet> rules, std::shared_ptr<const IocSet> ioc = nullptr);
   ~Matcher();
 
   // Replaces the IOC set (null: none) for the next events; correlation and

@@ -478,7 +478,8 @@ absl::StatusOr<IocImportStats> IocSetBuilder::ImportText(IocFeedFormat format,
   base.feed = options.name;
   base.category = options.category;
   // USOM's plain list says only that an address is harmful; name that rather than nothing.
-  if (base.category.empty() && format == IocFeedFormat::kUsomList) base.category = kUsomListCategory;
+  if (base.category.empty() && format == IocFeedFormat::kUsomList)
+    base.category = kUsomListCategory;
   base.confidence = std::clamp(options.confidence, 0, 100);
 
   if (format == IocFeedFormat::kUsomJson) {
@@ -937,7 +938,6 @@ std::vector<IocHit> IocSet::LookupFields(const FieldMap& fields) const {
 std::vector<IocHit> IocSet::LookupEventFields(const EventFields& fields) const {
   return LookupFieldsIn(*this, fields);
 }
-
 
 // ---------------------------------------------------------------------------
 // Scanner

@@ -42,9 +42,9 @@ grpc::Status AnalystServiceImpl::ImportIocFeed(
                           "IOC import: the first message must carry the header");
     }
     if (text.size() + chunk.data().size() > kMaxImportBytes) {
-      return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                          absl::StrCat("IOC import: the file is larger than ",
-                                       kMaxImportBytes >> 20, " MiB"));
+      return grpc::Status(
+          grpc::StatusCode::RESOURCE_EXHAUSTED,
+          absl::StrCat("IOC import: the file is larger than ", kMaxImportBytes >> 20, " MiB"));
     }
     text.append(chunk.data());
   }

@@ -79,8 +79,8 @@ absl::StatusOr<rules::IocFeedFormat> ParseIocFeedFormat(std::string_view name) {
   if (name == "hash") return rules::IocFeedFormat::kHashList;
   if (name == "value") return rules::IocFeedFormat::kValueList;
   if (name == "plain") return rules::IocFeedFormat::kPlainList;
-  return absl::InvalidArgumentError(absl::StrCat(
-      "unknown IOC feed format '", std::string(name), "' (usom, usom-json, hash, value or plain)"));
+  return absl::InvalidArgumentError(absl::StrCat("unknown IOC feed format '", std::string(name),
+                                                 "' (usom, usom-json, hash, value or plain)"));
 }
 
 std::string_view IocFeedFormatName(rules::IocFeedFormat format) {
@@ -114,8 +114,8 @@ absl::Status IocFeeds::Load() {
   std::lock_guard<std::mutex> lock(mu_);
   entries_.clear();
   uint64_t bad = 0;
-  SIPER_RETURN_IF_ERROR(store_->ListIocEntries(
-      "", [&](std::string_view feed, const siper::v1::IocEntry& p) {
+  SIPER_RETURN_IF_ERROR(
+      store_->ListIocEntries("", [&](std::string_view feed, const siper::v1::IocEntry& p) {
         rules::IocEntry e;
         if (FromProto(feed, p, &e)) {
           entries_[std::string(feed)].push_back(std::move(e));
@@ -146,9 +146,8 @@ absl::StatusOr<uint64_t> IocFeeds::PublishLocked() {
     set = *std::move(built);
   }
   const uint64_t gen = live_->Swap(std::move(set));
-  spdlog::info("ioc: {} entries from {} feeds live as generation {} (built in {})",
-               builder.size(), entries_.size(), gen,
-               absl::FormatDuration(absl::Now() - start));
+  spdlog::info("ioc: {} entries from {} feeds live as generation {} (built in {})", builder.size(),
+               entries_.size(), gen, absl::FormatDuration(absl::Now() - start));
   return gen;
 }
 
@@ -228,29 +227,25 @@ absl::StatusOr<siper::v1::IocImportResponse> IocFeeds::Import(
   uint64_t total = 0;
   for (const auto& [feed, entries] : entries_) total += entries.size();
   r.set_total_entries(total);
-  spdlog::info("ioc: {} imported feed '{}' ({}, {}): {} new, {} updated, {} removed, {} "
-               "unchanged, {} invalid",
-               actor, header.feed(), info.format(), file, diff.added, diff.updated, diff.removed,
-               diff.unchanged, stats->invalid);
+  spdlog::info(
+      "ioc: {} imported feed '{}' ({}, {}): {} new, {} updated, {} removed, {} "
+      "unchanged, {} invalid",
+      actor, header.feed(), info.format(), file, diff.added, diff.updated, diff.removed,
+      diff.unchanged, stats->invalid);
   absl::StatusOr<uint64_t> gen = PublishLocked();
   if (!gen.ok()) {
-    return absl::Status(gen.status().code(),
-                        absl::StrCat("feed '", header.feed(),
-                                     "' is stored, but the IOC set could not be rebuilt: ",
-                                     gen.status().message()));
+    return absl::Status(
+        gen.status().code(),
+        absl::StrCat("feed '", header.feed(), "' is stored, but the IOC set could not be rebuilt: ",
+                     gen.status().message()));
   }
   r.set_ioc_generation(*gen);
   if (audit_) {
-    nlohmann::json after = {{"format", info.format()},
-                            {"file", header.file_name()},
-                            {"bytes", text.size()},
-                            {"entries", builder.size()},
-                            {"new", diff.added},
-                            {"updated", diff.updated},
-                            {"removed", diff.removed},
-                            {"unchanged", diff.unchanged},
-                            {"invalid", stats->invalid},
-                            {"duplicate", stats->duplicate}};
+    nlohmann::json after = {{"format", info.format()},   {"file", header.file_name()},
+                            {"bytes", text.size()},      {"entries", builder.size()},
+                            {"new", diff.added},         {"updated", diff.updated},
+                            {"removed", diff.removed},   {"unchanged", diff.unchanged},
+                            {"invalid", stats->invalid}, {"duplicate", stats->duplicate}};
     SIPER_RETURN_IF_ERROR(audit_(actor, "ioc.import", header.feed(), std::move(after)));
   }
   return r;

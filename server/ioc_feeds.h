@@ -49,7 +49,7 @@ class IocFeeds {
   [[nodiscard]] absl::StatusOr<siper::v1::IocImportResponse> Import(
       const siper::v1::IocImportHeader& header, std::string_view text, const std::string& actor);
   [[nodiscard]] absl::StatusOr<siper::v1::RemoveIocFeedResponse> Remove(const std::string& feed,
-                                                                       const std::string& actor);
+                                                                        const std::string& actor);
   [[nodiscard]] absl::Status List(
       const std::function<bool(const siper::v1::IocFeedInfo&)>& sink) const;
   siper::v1::CheckIocResponse Check(std::string_view value) const;

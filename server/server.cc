@@ -67,18 +67,18 @@ absl::StatusOr<siper::v1::ReloadRulesResponse> SiperServer::ReloadRules(const st
   if (!errors.empty()) {
     spdlog::warn("rules: reload from {} refused, {} errors", rules_dir_.string(), errors.size());
     return absl::InvalidArgumentError(
-        absl::StrCat("rules not reloaded (the running set is kept): ", errors.size(),
-                     " errors in ", rules_dir_.string(), ":\n", absl::StrJoin(errors, "\n")));
+        absl::StrCat("rules not reloaded (the running set is kept): ", errors.size(), " errors in ",
+                     rules_dir_.string(), ":\n", absl::StrJoin(errors, "\n")));
   }
   const rules::RuleSetStats stats = (*next)->stats();
   // RSIT classes first, so the first alert of a new rule already has its class.
   incident_service_->SetRuleRsit(RuleRsit(**next));
   const uint64_t generation = live_rules_->Swap(*next);
   const int64_t took_ms = absl::ToInt64Milliseconds(absl::Now() - start);
-  spdlog::info("rules: generation {} live: {} rules from {} ({} databases, {} from the cache) in "
-               "{} ms",
-               generation, stats.rules, rules_dir_.string(), stats.databases, stats.cache_hits,
-               took_ms);
+  spdlog::info(
+      "rules: generation {} live: {} rules from {} ({} databases, {} from the cache) in "
+      "{} ms",
+      generation, stats.rules, rules_dir_.string(), stats.databases, stats.cache_hits, took_ms);
   siper::v1::ReloadRulesResponse r;
   r.set_generation(generation);
   r.set_rules(stats.rules);
@@ -139,11 +139,11 @@ absl::StatusOr<std::unique_ptr<SiperServer>> SiperServer::Start(const ServerConf
   SIPER_ASSIGN_OR_RETURN(s->incident_service_,
                          IncidentServiceImpl::Create(s->store_.get(), std::move(incident_options)));
 
-  s->ioc_feeds_->SetAuditHook([incidents = s->incident_service_.get()](
-                                  const std::string& actor, const std::string& action,
-                                  const std::string& target, nlohmann::json after) {
-    return incidents->RecordAudit(actor, action, target, std::move(after));
-  });
+  s->ioc_feeds_->SetAuditHook(
+      [incidents = s->incident_service_.get()](const std::string& actor, const std::string& action,
+                                               const std::string& target, nlohmann::json after) {
+        return incidents->RecordAudit(actor, action, target, std::move(after));
+      });
   s->ingest_ = std::make_unique<IngestPipeline>(s->store_.get(), s->live_rules_.get(),
                                                 s->live_ioc_.get(), workers);
   s->ingest_->SetStoredHook(

@@ -8,12 +8,12 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "rules/live_rules.h"
 #include "server/agent_service.h"
 #include "server/analyst_service.h"
 #include "server/chain_sealer.h"
 #include "server/config.h"
 #include "server/dev_pki.h"
-#include "rules/live_rules.h"
 #include "server/incident_service.h"
 #include "server/ingest.h"
 #include "server/ioc_feeds.h"

@@ -72,11 +72,10 @@ IocCorpus* MakeIocCorpus() {
   IocSetStats st = c->set->stats();
   std::cerr << "ioc: " << st.entries << " entries (" << st.by_kind[IocKind::kDomain] << " domains, "
             << st.by_kind[IocKind::kUrl] << " URLs, " << st.by_kind[IocKind::kIpv4] << " IPv4, "
-            << st.by_kind[IocKind::kMd5] + st.by_kind[IocKind::kSha1] +
-                   st.by_kind[IocKind::kSha256]
-            << " hashes); import " << std::chrono::duration<double>(t1 - t0).count()
-            << " s, build " << std::chrono::duration<double>(t2 - t1).count() << " s, "
-            << st.literal_patterns << " literal patterns, " << st.literal_database_bytes / 1024
+            << st.by_kind[IocKind::kMd5] + st.by_kind[IocKind::kSha1] + st.by_kind[IocKind::kSha256]
+            << " hashes); import " << std::chrono::duration<double>(t1 - t0).count() << " s, build "
+            << std::chrono::duration<double>(t2 - t1).count() << " s, " << st.literal_patterns
+            << " literal patterns, " << st.literal_database_bytes / 1024
             << " KiB literal database\n";
   LoadOptions lo;
   auto rules = RuleSet::Load(kSource / "rules/ruleset", lo);
@@ -139,7 +138,8 @@ void BM_IocD_SubstringOneByOne_Sample(benchmark::State& state) {
   std::vector<std::string> sample;
   for (size_t i = 0; i < c.lines.size(); i += 20) {
     std::string l = c.lines[i];
-    std::transform(l.begin(), l.end(), l.begin(), [](unsigned char ch) { return std::tolower(ch); });
+    std::transform(l.begin(), l.end(), l.begin(),
+                   [](unsigned char ch) { return std::tolower(ch); });
     sample.push_back(std::move(l));
   }
   std::vector<std::string_view> indicators;

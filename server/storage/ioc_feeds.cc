@@ -21,8 +21,8 @@ namespace siper::storage {
 using internal::AsSlice;
 using internal::Av;
 using internal::FromRocks;
-using internal::KeyRange;
 using internal::kCfNames;
+using internal::KeyRange;
 using internal::ParseValue;
 using keycodec::ToHex;
 
@@ -55,50 +55,48 @@ absl::StatusOr<IocFeedDiff> Store::ReplaceIocFeed(const siper::v1::IocFeedInfo& 
   std::map<std::string, std::string> next;
   for (const siper::v1::IocEntry& e : entries) {
     if (e.kind().empty() || e.value().empty()) {
-      return absl::InvalidArgumentError(absl::StrCat("storage: IOC entry of feed '",
-                                                     Av(info.name()),
-                                                     "' without kind or value"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("storage: IOC entry of feed '", Av(info.name()), "' without kind or value"));
     }
     next[keys::IocEntryKey(info.name(), e.kind(), e.value())] = Serialize(e);
   }
   IocFeedDiff diff;
   rocksdb::WriteBatch batch;
   const std::string prefix = keys::IocFeedPrefix(info.name());
-  SIPER_RETURN_IF_ERROR(impl_->Scan(
-      internal::kIocEntries, KeyRange{prefix, keycodec::PrefixSuccessor(prefix)},
-      /*reverse=*/false, nullptr,
-      [&](std::string_view key, std::string_view value) -> absl::StatusOr<bool> {
-        auto it = next.find(std::string(key));
-        if (it == next.end()) {
-          ++diff.removed;
-          SIPER_RETURN_IF_ERROR(
-              FromRocks(batch.Delete(impl_->cf(internal::kIocEntries), AsSlice(key)),
-                        "prepare IOC entry delete"));
-          return true;
-        }
-        if (it->second == value) {
-          ++diff.unchanged;
-        } else {
-          ++diff.updated;
-          SIPER_RETURN_IF_ERROR(FromRocks(
-              batch.Put(impl_->cf(internal::kIocEntries), AsSlice(key), it->second),
-              "prepare IOC entry update"));
-        }
-        next.erase(it);
-        return true;
-      }));
+  SIPER_RETURN_IF_ERROR(
+      impl_->Scan(internal::kIocEntries, KeyRange{prefix, keycodec::PrefixSuccessor(prefix)},
+                  /*reverse=*/false, nullptr,
+                  [&](std::string_view key, std::string_view value) -> absl::StatusOr<bool> {
+                    auto it = next.find(std::string(key));
+                    if (it == next.end()) {
+                      ++diff.removed;
+                      SIPER_RETURN_IF_ERROR(
+                          FromRocks(batch.Delete(impl_->cf(internal::kIocEntries), AsSlice(key)),
+                                    "prepare IOC entry delete"));
+                      return true;
+                    }
+                    if (it->second == value) {
+                      ++diff.unchanged;
+                    } else {
+                      ++diff.updated;
+                      SIPER_RETURN_IF_ERROR(FromRocks(
+                          batch.Put(impl_->cf(internal::kIocEntries), AsSlice(key), it->second),
+                          "prepare IOC entry update"));
+                    }
+                    next.erase(it);
+                    return true;
+                  }));
   for (const auto& [key, value] : next) {
     ++diff.added;
-    SIPER_RETURN_IF_ERROR(FromRocks(batch.Put(impl_->cf(internal::kIocEntries), key, value),
-                                    "prepare IOC entry"));
+    SIPER_RETURN_IF_ERROR(
+        FromRocks(batch.Put(impl_->cf(internal::kIocEntries), key, value), "prepare IOC entry"));
   }
-  SIPER_RETURN_IF_ERROR(FromRocks(
-      batch.Put(impl_->cf(internal::kIocFeeds), AsSlice(info.name()), Serialize(info)),
-      "prepare IOC feed"));
   SIPER_RETURN_IF_ERROR(
-      FromRocks(impl_->db()->Write(Impl::SyncedWriteOpts(), &batch),
-                absl::StrCat("replace IOC feed '", Av(info.name()), "' (", entries.size(),
-                             " entries)")));
+      FromRocks(batch.Put(impl_->cf(internal::kIocFeeds), AsSlice(info.name()), Serialize(info)),
+                "prepare IOC feed"));
+  SIPER_RETURN_IF_ERROR(FromRocks(
+      impl_->db()->Write(Impl::SyncedWriteOpts(), &batch),
+      absl::StrCat("replace IOC feed '", Av(info.name()), "' (", entries.size(), " entries)")));
   return diff;
 }
 
@@ -131,13 +129,13 @@ absl::StatusOr<uint64_t> Store::RemoveIocFeed(std::string_view name) {
 
 absl::Status Store::ListIocFeeds(
     const std::function<bool(const siper::v1::IocFeedInfo&)>& sink) const {
-  return impl_->Scan(internal::kIocFeeds, KeyRange{}, /*reverse=*/false, nullptr,
-                     [&](std::string_view key, std::string_view value) -> absl::StatusOr<bool> {
-                       siper::v1::IocFeedInfo info;
-                       SIPER_RETURN_IF_ERROR(
-                           ParseValue(value, kCfNames[internal::kIocFeeds], key, &info));
-                       return sink(info);
-                     });
+  return impl_->Scan(
+      internal::kIocFeeds, KeyRange{}, /*reverse=*/false, nullptr,
+      [&](std::string_view key, std::string_view value) -> absl::StatusOr<bool> {
+        siper::v1::IocFeedInfo info;
+        SIPER_RETURN_IF_ERROR(ParseValue(value, kCfNames[internal::kIocFeeds], key, &info));
+        return sink(info);
+      });
 }
 
 absl::Status Store::ListIocEntries(
@@ -154,9 +152,9 @@ absl::Status Store::ListIocEntries(
         keycodec::KeyReader r(key);
         std::string_view name;
         if (!r.ReadLengthPrefixed(&name)) {
-          return absl::DataLossError(
-              absl::StrCat("storage: malformed key ", ToHex(key), " in column family '",
-                           kCfNames[internal::kIocEntries], "'"));
+          return absl::DataLossError(absl::StrCat("storage: malformed key ", ToHex(key),
+                                                  " in column family '",
+                                                  kCfNames[internal::kIocEntries], "'"));
         }
         siper::v1::IocEntry e;
         SIPER_RETURN_IF_ERROR(ParseValue(value, kCfNames[internal::kIocEntries], key, &e));

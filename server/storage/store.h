@@ -142,9 +142,9 @@ struct IncidentWrite {
 
 // What replacing one IOC feed's entries changed (Store::ReplaceIocFeed).
 struct IocFeedDiff {
-  uint64_t added = 0;      // values the feed did not have
-  uint64_t updated = 0;    // same kind and value, other metadata
-  uint64_t removed = 0;    // values the new list no longer has
+  uint64_t added = 0;    // values the feed did not have
+  uint64_t updated = 0;  // same kind and value, other metadata
+  uint64_t removed = 0;  // values the new list no longer has
   uint64_t unchanged = 0;
 };
 
@@ -226,7 +226,8 @@ class Store {
   absl::StatusOr<uint64_t> RemoveIocFeed(std::string_view name);
   // All feeds, ordered by name.
   absl::Status ListIocFeeds(const std::function<bool(const siper::v1::IocFeedInfo&)>& sink) const;
-  // The entries of one feed (empty: of every feed), in key order: by feed, then kind (length-prefixed), then value.
+  // The entries of one feed (empty: of every feed), in key order: by feed, then kind
+  // (length-prefixed), then value.
   absl::Status ListIocEntries(
       std::string_view feed,
       const std::function<bool(std::string_view feed, const siper::v1::IocEntry&)>& sink) const;

@@ -48,9 +48,9 @@ class IocEndToEnd : public ::testing::Test {
   }
 
   void StartServer(const fs::path& rules_dir) {
-    std::vector<std::string> argv = {SIPER_SERVER_BIN, "--data-dir", data_dir_.string(),
-                                     "--listen",       "127.0.0.1:0", "--rules",
-                                     rules_dir.string(), "--workers", "2"};
+    std::vector<std::string> argv = {SIPER_SERVER_BIN,   "--data-dir",  data_dir_.string(),
+                                     "--listen",         "127.0.0.1:0", "--rules",
+                                     rules_dir.string(), "--workers",   "2"};
     server_ = std::make_unique<ChildProcess>(argv, root_ / "server.out");
     absl::StatusOr<std::string> address = WaitForServerAddress(*server_, data_dir_);
     ASSERT_TRUE(address.ok()) << address.status() << ": " << ServerOutput();
@@ -64,10 +64,15 @@ class IocEndToEnd : public ::testing::Test {
   fs::path Pki(const std::string& name) const { return data_dir_ / "pki" / name; }
 
   CommandResult Ctl(std::vector<std::string> args) {
-    std::vector<std::string> argv = {SIPERCTL_BIN, "--server", address_,
-                                     "--ca",       Pki("ca.pem").string(),
-                                     "--cert",     Pki("admin.pem").string(),
-                                     "--key",      Pki("admin.key").string()};
+    std::vector<std::string> argv = {SIPERCTL_BIN,
+                                     "--server",
+                                     address_,
+                                     "--ca",
+                                     Pki("ca.pem").string(),
+                                     "--cert",
+                                     Pki("admin.pem").string(),
+                                     "--key",
+                                     Pki("admin.key").string()};
     argv.insert(argv.end(), args.begin(), args.end());
     return RunCommand(argv);
   }
@@ -85,10 +90,9 @@ class IocEndToEnd : public ::testing::Test {
     CommandResult token = Ctl({"tokens", "create"});
     ASSERT_EQ(token.exit_code, 0) << token.err;
     const fs::path state = root_ / "agent";
-    CommandResult enroll =
-        RunCommand({SIPER_AGENT_BIN, "enroll", "--server", address_, "--token",
-                    token.out.substr(0, token.out.find('\n')), "--ca", Pki("ca.pem").string(),
-                    "--state-dir", state.string()});
+    CommandResult enroll = RunCommand({SIPER_AGENT_BIN, "enroll", "--server", address_, "--token",
+                                       token.out.substr(0, token.out.find('\n')), "--ca",
+                                       Pki("ca.pem").string(), "--state-dir", state.string()});
     ASSERT_EQ(enroll.exit_code, 0) << enroll.out << enroll.err;
     const fs::path config = root_ / "agent.yaml";
     std::ofstream(config) << "server: " << address_ << "\n"
@@ -162,8 +166,9 @@ TEST_F(IocEndToEnd, ImportedFeedsRaiseAlertsNamingTheEntryAndOpenIncidents) {
   if (!real) {
     std::cerr << "[ note ] " << usom << " is absent: importing a small USOM-shaped list instead\n";
     usom = root_ / "url-list.txt";
-    std::ofstream(usom) << "kisa-url-phish.example.com\r\nbank-giris.example.net/login.php\r\n"
-                        << "45.9.148.3\r\naidat-merkezi-cimer\r\nsecure-login-turkiye.example.org\r\n";
+    std::ofstream(usom)
+        << "kisa-url-phish.example.com\r\nbank-giris.example.net/login.php\r\n"
+        << "45.9.148.3\r\naidat-merkezi-cimer\r\nsecure-login-turkiye.example.org\r\n";
   }
   const std::string domain = real ? ListedDomain(usom) : "secure-login-turkiye.example.org";
   ASSERT_FALSE(domain.empty());
@@ -203,8 +208,8 @@ TEST_F(IocEndToEnd, ImportedFeedsRaiseAlertsNamingTheEntryAndOpenIncidents) {
   // Refusals name the file and keep the stored feed.
   const fs::path junk = root_ / "junk.txt";
   std::ofstream(junk) << "nothing here\nat all\n";
-  CommandResult refused = Ctl({"ioc", "import", "--feed", "malware-hashes", "--format", "hash",
-                               "--file", junk.string()});
+  CommandResult refused = Ctl(
+      {"ioc", "import", "--feed", "malware-hashes", "--format", "hash", "--file", junk.string()});
   EXPECT_NE(refused.exit_code, 0);
   EXPECT_NE(refused.err.find(junk.string()), std::string::npos) << refused.err;
   EXPECT_NE(refused.err.find("line 1"), std::string::npos) << refused.err;
@@ -284,8 +289,7 @@ TEST_F(IocEndToEnd, ImportedFeedsRaiseAlertsNamingTheEntryAndOpenIncidents) {
   EXPECT_EQ(generic[0]["fields"]["threat.indicator.category"], "command and control");
   EXPECT_EQ(Alerts().size(), 4u) << "the clean line raised an alert";
   // Stored events carry the threat fields too (searchable).
-  CommandResult by_field =
-      Ctl({"events", "search", "--field", "threat.feed.name=usom", "--json"});
+  CommandResult by_field = Ctl({"events", "search", "--field", "threat.feed.name=usom", "--json"});
   EXPECT_EQ(ParseJsonLines(by_field.out).size(), 1u) << by_field.err;
 
   // The human table names feed, entry and category.
@@ -383,7 +387,8 @@ level: low
   const int after_reload = written;  // every line after this one was written after the swap
   EXPECT_EQ(reloaded["generation"], 2);
   EXPECT_GT(reloaded["rules"].get<uint64_t>(), 20u);
-  EXPECT_GT(reloaded["cache_hits"].get<uint64_t>(), 0u) << "the unchanged databases came from the cache";
+  EXPECT_GT(reloaded["cache_hits"].get<uint64_t>(), 0u)
+      << "the unchanged databases came from the cache";
   while (written < after_reload + 100) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   stop = true;
   writer.join();
@@ -393,7 +398,8 @@ level: low
   // Every line stored exactly once.
   std::map<int, int> stored;
   for (const json& e : Events()) {
-    std::istringstream line(e["line"].get<std::string>().substr(e["line"].get<std::string>().find("reload-probe ") + 13));
+    std::istringstream line(e["line"].get<std::string>().substr(
+        e["line"].get<std::string>().find("reload-probe ") + 13));
     int n = 0;
     line >> n;
     ++stored[n];

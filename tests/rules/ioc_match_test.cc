@@ -33,10 +33,11 @@ std::shared_ptr<const IocSet> Feeds() {
                            "198.51.100.23\r\n",
                            Feed("usom", "phishing", 80))
                   .ok());
-  EXPECT_TRUE(b.ImportText(IocFeedFormat::kHashList,
-                           std::string(kEicarSha256) + ";EICAR test file\n" + kEicarMd5 + ";EICAR\n",
-                           Feed("malware-hashes", "malware", 90))
-                  .ok());
+  EXPECT_TRUE(
+      b.ImportText(IocFeedFormat::kHashList,
+                   std::string(kEicarSha256) + ";EICAR test file\n" + kEicarMd5 + ";EICAR\n",
+                   Feed("malware-hashes", "malware", 90))
+          .ok());
   EXPECT_TRUE(b.ImportText(IocFeedFormat::kValueList,
                            "# cobalt strike\nc2.badcorp.example.org\n198.51.100.23\n",
                            Feed("c2-list", "command and control", 60))
@@ -59,7 +60,8 @@ std::string Get(const FieldMap& f, const std::string& k) {
 
 TEST(IocEnrichment, ThreatFieldsOrderMostConfidentFirstAndJoinFeeds) {
   std::vector<IocHit> hits(3);
-  hits[0] = {"usom", "b.example.com", IocKind::kDomain, "phishing", "event.original", "", 80, 0, ""};
+  hits[0] = {"usom", "b.example.com", IocKind::kDomain, "phishing", "event.original", "", 80, 0,
+             ""};
   hits[1] = {"c2-list", "198.51.100.23", IocKind::kIpv4, "c2", "destination.ip", "", 60, 0, ""};
   hits[2] = {"usom", "a.example.com", IocKind::kDomain, "phishing", "url.original", "", 80, 0, ""};
   FieldMap f = ThreatFields(&hits);
@@ -119,7 +121,8 @@ TEST(IocEnrichment, HashHitIsCriticalAndTwoFeedsAreBothNamed) {
   ASSERT_TRUE(m.ok()) << m.status();
   FieldMap fields;
   auto found = (*m)->Process(
-      std::string(R"({"event":{"action":"created"},"file":{"path":"C:\\Users\\x\\eicar.com","hash":{"sha256":")") +
+      std::string(
+          R"({"event":{"action":"created"},"file":{"path":"C:\\Users\\x\\eicar.com","hash":{"sha256":")") +
           kEicarSha256 + R"("}}})",
       "agent.json", InputFormat::kJson, &fields);
   ASSERT_TRUE(found.ok()) << found.status();

@@ -60,20 +60,19 @@ class IocFeedStoreTest : public StoreTest {
 };
 
 TEST_F(IocFeedStoreTest, ReplaceCountsNewUpdatedRemovedUnchanged) {
-  auto d = store_->ReplaceIocFeed(Info("usom", 3), {Entry("evil.example.com", "domain"),
-                                                    Entry("bad.example.net/x", "url"),
-                                                    Entry("192.0.2.1", "ipv4")});
+  auto d = store_->ReplaceIocFeed(
+      Info("usom", 3), {Entry("evil.example.com", "domain"), Entry("bad.example.net/x", "url"),
+                        Entry("192.0.2.1", "ipv4")});
   ASSERT_TRUE(d.ok()) << d.status();
   EXPECT_EQ(d->added, 3u);
   EXPECT_EQ(d->updated + d->removed + d->unchanged, 0u);
-  ASSERT_TRUE(store_->ReplaceIocFeed(Info("c2", 1), {Entry("evil.example.com", "domain", "c2")})
-                  .ok());
+  ASSERT_TRUE(
+      store_->ReplaceIocFeed(Info("c2", 1), {Entry("evil.example.com", "domain", "c2")}).ok());
 
   // Second import of usom: one kept, one changed category, one gone, two new.
-  d = store_->ReplaceIocFeed(Info("usom", 4), {Entry("evil.example.com", "domain"),
-                                               Entry("192.0.2.1", "ipv4", "malware"),
-                                               Entry("new.example.org", "domain"),
-                                               Entry("203.0.113.0/24", "cidr")});
+  d = store_->ReplaceIocFeed(
+      Info("usom", 4), {Entry("evil.example.com", "domain"), Entry("192.0.2.1", "ipv4", "malware"),
+                        Entry("new.example.org", "domain"), Entry("203.0.113.0/24", "cidr")});
   ASSERT_TRUE(d.ok()) << d.status();
   EXPECT_EQ(d->added, 2u);
   EXPECT_EQ(d->updated, 1u);
@@ -81,10 +80,10 @@ TEST_F(IocFeedStoreTest, ReplaceCountsNewUpdatedRemovedUnchanged) {
   EXPECT_EQ(d->unchanged, 1u);
 
   // The same list again: nothing changes.
-  d = store_->ReplaceIocFeed(Info("usom", 4), {Entry("203.0.113.0/24", "cidr"),
-                                               Entry("new.example.org", "domain"),
-                                               Entry("192.0.2.1", "ipv4", "malware"),
-                                               Entry("evil.example.com", "domain")});
+  d = store_->ReplaceIocFeed(
+      Info("usom", 4),
+      {Entry("203.0.113.0/24", "cidr"), Entry("new.example.org", "domain"),
+       Entry("192.0.2.1", "ipv4", "malware"), Entry("evil.example.com", "domain")});
   ASSERT_TRUE(d.ok());
   EXPECT_EQ(d->unchanged, 4u);
   EXPECT_EQ(d->added + d->updated + d->removed, 0u);
@@ -94,10 +93,10 @@ TEST_F(IocFeedStoreTest, ReplaceCountsNewUpdatedRemovedUnchanged) {
   ASSERT_EQ(all.size(), 2u);
   EXPECT_EQ(all["c2"], std::vector<std::string>{"domain:evil.example.com:c2:50"});
   // Key order: the kind is length-prefixed, so four-letter kinds come first.
-  EXPECT_EQ(all["usom"], (std::vector<std::string>{"cidr:203.0.113.0/24:phishing:50",
-                                                   "ipv4:192.0.2.1:malware:50",
-                                                   "domain:evil.example.com:phishing:50",
-                                                   "domain:new.example.org:phishing:50"}));
+  EXPECT_EQ(all["usom"],
+            (std::vector<std::string>{
+                "cidr:203.0.113.0/24:phishing:50", "ipv4:192.0.2.1:malware:50",
+                "domain:evil.example.com:phishing:50", "domain:new.example.org:phishing:50"}));
   // One feed's range only; "usom" is not a prefix match for "usom2".
   ASSERT_TRUE(store_->ReplaceIocFeed(Info("usom2", 1), {Entry("x.example.com", "domain")}).ok());
   EXPECT_EQ(Entries("usom").size(), 1u);
@@ -106,8 +105,9 @@ TEST_F(IocFeedStoreTest, ReplaceCountsNewUpdatedRemovedUnchanged) {
 }
 
 TEST_F(IocFeedStoreTest, RemoveDropsTheFeedAndOnlyIt) {
-  ASSERT_TRUE(store_->ReplaceIocFeed(Info("a", 2), {Entry("a.example.com", "domain"),
-                                                    Entry("b.example.com", "domain")})
+  ASSERT_TRUE(store_
+                  ->ReplaceIocFeed(Info("a", 2), {Entry("a.example.com", "domain"),
+                                                  Entry("b.example.com", "domain")})
                   .ok());
   ASSERT_TRUE(store_->ReplaceIocFeed(Info("b", 1), {Entry("a.example.com", "domain")}).ok());
   auto removed = store_->RemoveIocFeed("a");
