@@ -7,6 +7,7 @@
 #include "cli/completion.h"
 #include "cli/connection.h"
 #include "cli/incidents_command.h"
+#include "cli/ioc_command.h"
 #include "cli/ops_command.h"
 #include "cli/output.h"
 #include "cli/rules_command.h"
@@ -187,8 +188,11 @@ void AddAlerts(CLI::App& app, Globals& g) {
           auto it = a.fields().find(name);
           return it == a.fields().end() ? std::string() : it->second;
         };
+        // An IOC hit names the feed, the entry and its category after the title.
+        std::string title = a.title();
+        if (std::string ioc = IocSummary(a.fields()); !ioc.empty()) title += " - " + ioc;
         table.AddRow({FormatTimeNs(a.time_ns()), a.level(), a.rule_id(), a.agent_id(),
-                      field("source.ip"), field("user.name"), a.title()});
+                      field("source.ip"), field("user.name"), title});
       }
     });
     if (!g.json) table.Print(std::cout);
@@ -240,14 +244,18 @@ int Run(int argc, char** argv) {
   AddEvents(app, g);
   AddAlerts(app, g);
   AddTokens(app, g);
-  AddOpsCommands(
-      app, OpsHooks{[&g] { return Stub(g); }, [&g](grpc::ClientContext* c) { SetDeadline(c, g); },
-                    [&g](const grpc::Status& s) { CheckStatus(s, g); }, &g.json});
+  const OpsHooks hooks{[&g] { return Stub(g); },
+                       [&g](grpc::ClientContext* c) { SetDeadline(c, g); },
+                       [&g](const grpc::Status& s) { CheckStatus(s, g); }, &g.json};
+  AddOpsCommands(app, hooks);
+  AddIocCommands(app, hooks);
   AddIncidentCommands(app, g.connection, g.json, g.timeout_s);
   AddUserCommands(app, g.connection, g.json, g.timeout_s);
-  CLI::App* rules = app.add_subcommand("rules", "test and lint detection rules offline");
+  CLI::App* rules = app.add_subcommand(
+      "rules", "test and lint detection rules offline; reload them on the server");
   rules->require_subcommand(1);
   AddRulesCommands(*rules);
+  AddRulesReload(*rules, hooks);
   AddCompletionCommand(app);
 
   try {

@@ -11,6 +11,7 @@
 #include "absl/time/time.h"
 #include "cli/progress.h"
 #include "rules/engine.h"
+#include "rules/ioc.h"
 #include "rules/strutil.h"
 
 namespace siper::cli {
@@ -162,6 +163,50 @@ absl::StatusOr<rules::FileObservation> ParseFimLine(const std::string& line) {
   return o;
 }
 
+// Builds the IOC set of `--ioc NAME:FORMAT:FILE` options; null when there are none.
+absl::StatusOr<std::shared_ptr<const rules::IocSet>> LoadIocFeeds(
+    const std::vector<std::string>& specs, std::ostream& err) {
+  if (specs.empty()) return std::shared_ptr<const rules::IocSet>();
+  rules::IocSetBuilder builder;
+  for (const std::string& spec : specs) {
+    const size_t a = spec.find(':');
+    const size_t b = a == std::string::npos ? a : spec.find(':', a + 1);
+    if (b == std::string::npos) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--ioc ", spec, ": expected NAME:FORMAT:FILE, e.g. usom:usom:url-list.txt"));
+    }
+    const std::string name = spec.substr(0, a), format_name = spec.substr(a + 1, b - a - 1),
+                      file = spec.substr(b + 1);
+    rules::IocFeedFormat format;
+    if (format_name == "usom") {
+      format = rules::IocFeedFormat::kUsomList;
+    } else if (format_name == "usom-json") {
+      format = rules::IocFeedFormat::kUsomJson;
+    } else if (format_name == "hash") {
+      format = rules::IocFeedFormat::kHashList;
+    } else if (format_name == "value") {
+      format = rules::IocFeedFormat::kValueList;
+    } else if (format_name == "plain") {
+      format = rules::IocFeedFormat::kPlainList;
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat("--ioc ", spec, ": unknown format '",
+                                                     format_name,
+                                                     "' (usom, usom-json, hash, value or plain)"));
+    }
+    rules::IocFeedOptions options;
+    options.name = name;
+    absl::StatusOr<rules::IocImportStats> stats = builder.ImportFile(format, file, options);
+    if (!stats.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(file, ": ", stats.status().message()));
+    }
+    for (const std::string& s : stats->invalid_samples) {
+      err << "siperctl rules test: " << EscapeControl(file) << ": skipped " << EscapeControl(s)
+          << "\n";
+    }
+  }
+  return builder.Build();
+}
+
 }  // namespace
 
 int RunRulesTest(const RulesTestOptions& options, std::ostream& out, std::ostream& err) {
@@ -186,7 +231,13 @@ int RunRulesTest(const RulesTestOptions& options, std::ostream& out, std::ostrea
     err << "siperctl rules test: skipped " << d.message << "\n";
   }
   if (options.input.empty()) return RunRuleTestCases(*rule_set, options.json, out, err);
-  absl::StatusOr<std::unique_ptr<rules::Matcher>> matcher = rules::Matcher::Create(*rule_set);
+  absl::StatusOr<std::shared_ptr<const rules::IocSet>> ioc = LoadIocFeeds(options.ioc_feeds, err);
+  if (!ioc.ok()) {
+    err << "siperctl rules test: " << ioc.status().message() << "\n";
+    return 2;
+  }
+  absl::StatusOr<std::unique_ptr<rules::Matcher>> matcher =
+      rules::Matcher::Create(*rule_set, *std::move(ioc));
   if (!matcher.ok()) {
     err << "siperctl rules test: " << matcher.status().message() << "\n";
     return 2;
@@ -229,7 +280,9 @@ int RunRulesTest(const RulesTestOptions& options, std::ostream& out, std::ostrea
       } else {
         std::string summary;
         for (const char* k : {"source.ip", "user.name", "user.target.name", "url.original",
-                              "process.command_line", "CommandLine", "Image", "file.path"}) {
+                              "process.command_line", "CommandLine", "Image", "file.path",
+                              "threat.feed.name", "threat.indicator.value",
+                              "threat.indicator.category"}) {
           auto it = d.fields.find(k);
           if (it == d.fields.end()) continue;
           if (!summary.empty()) summary += " ";
@@ -299,6 +352,10 @@ void AddRulesCommands(CLI::App& rules) {
                  "JSON Lines on stdout, one object per alert (per test case without --input)");
   test->add_option("--cache-dir", test_opts->cache_dir,
                    "reuse compiled Hyperscan databases from this folder");
+  test->add_option("--ioc", test_opts->ioc_feeds,
+                   "look events up in an IOC feed first, NAME:FORMAT:FILE with FORMAT usom, "
+                   "usom-json, hash, value or plain (repeatable); hits add the threat.* fields "
+                   "that rules/ruleset/ioc matches, as on the server");
   test->callback([test, test_opts]() {
     RulesTestOptions o = *test_opts;
     o.json = o.json || RootWantsJson(*test);

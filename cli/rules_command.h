@@ -4,6 +4,7 @@
 #include <CLI/CLI.hpp>
 #include <iosfwd>
 #include <string>
+#include <vector>
 
 namespace siper::cli {
 
@@ -19,6 +20,8 @@ struct RulesTestOptions {
   // The log source each line is decoded as; empty = the input path. "siper:health" tests
   // the server's health rules (rules/ruleset/siper) on health events saved as JSON lines.
   std::string source;
+  // IOC feeds to look events up in, each "NAME:FORMAT:FILE" (format as `ioc import`).
+  std::vector<std::string> ioc_feeds;
 };
 
 // Runs every line of the input through the engine and prints one record per

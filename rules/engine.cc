@@ -22,6 +22,7 @@
 #include "rules/correlation.h"
 #include "rules/db_cache.h"
 #include "rules/decoder.h"
+#include "rules/ioc.h"
 #include "rules/parse_cache.h"
 #include "rules/sigma.h"
 #include "rules/strutil.h"
@@ -609,6 +610,7 @@ class MatcherState {
     return Match(fields_out);
   }
   const std::vector<uint32_t>& last_matched() const { return last_matched_; }
+  void set_ioc(std::unique_ptr<IocScanner> ioc) { ioc_ = std::move(ioc); }
 
  private:
   static int OnMatch(unsigned int id, unsigned long long, unsigned long long, unsigned int,
@@ -659,6 +661,8 @@ class MatcherState {
   std::vector<std::vector<uint64_t>> field_hashes_;  // [group][database]: EventFields::Hash(field)
   std::vector<uint32_t> last_matched_;
   CorrelationState correlation_;
+  std::unique_ptr<IocScanner> ioc_;  // null: no IOC set
+  std::vector<IocHit> ioc_hits_;
 };
 
 namespace {
@@ -788,6 +792,16 @@ absl::StatusOr<std::vector<Detection>> MatcherState::Process(std::string_view li
 }
 
 absl::StatusOr<std::vector<Detection>> MatcherState::Match(FieldMap* fields_out) {
+  if (ioc_ != nullptr) {
+    // IOC lookup on the decoded fields and the raw line (log lines and file
+    // observations alike); hits become threat.* fields, so IOC alerts are
+    // ordinary Sigma rules (rules/ruleset/ioc).
+    SIPER_ASSIGN_OR_RETURN(ioc_hits_, ioc_->MatchEvent(event_.fields, event_.raw));
+    if (!ioc_hits_.empty()) {
+      for (const auto& [name, value] : ThreatFields(&ioc_hits_))
+        event_.fields.insert_or_assign(name, value);
+    }
+  }
   if (++epoch_ == 0) {
     std::fill(rule_epoch_.begin(), rule_epoch_.end(), 0);
     epoch_ = 1;
@@ -867,11 +881,24 @@ Matcher::Matcher(std::shared_ptr<const RuleSet> rules, std::unique_ptr<MatcherSt
     : rules_(std::move(rules)), state_(std::move(state)) {}
 Matcher::~Matcher() = default;
 
-absl::StatusOr<std::unique_ptr<Matcher>> Matcher::Create(std::shared_ptr<const RuleSet> rules) {
+absl::StatusOr<std::unique_ptr<Matcher>> Matcher::Create(std::shared_ptr<const RuleSet> rules,
+                                                         std::shared_ptr<const IocSet> ioc) {
   if (rules == nullptr) return absl::InvalidArgumentError("Matcher needs a rule set");
   auto state = std::make_unique<MatcherState>(&rules->impl());
   SIPER_RETURN_IF_ERROR(state->Init());
-  return std::unique_ptr<Matcher>(new Matcher(std::move(rules), std::move(state)));
+  std::unique_ptr<Matcher> matcher(new Matcher(std::move(rules), std::move(state)));
+  SIPER_RETURN_IF_ERROR(matcher->SetIocSet(std::move(ioc)));
+  return matcher;
+}
+
+absl::Status Matcher::SetIocSet(std::shared_ptr<const IocSet> ioc) {
+  if (ioc == nullptr) {
+    state_->set_ioc(nullptr);
+    return absl::OkStatus();
+  }
+  SIPER_ASSIGN_OR_RETURN(std::unique_ptr<IocScanner> scanner, IocScanner::Create(std::move(ioc)));
+  state_->set_ioc(std::move(scanner));
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::vector<Detection>> Matcher::Process(std::string_view line,

@@ -121,12 +121,21 @@ class RuleSet {
 };
 
 class MatcherState;
+class IocSet;  // rules/ioc.h
 
 // One per worker thread, owns Hyperscan scratch; not thread-safe.
 class Matcher {
  public:
-  static absl::StatusOr<std::unique_ptr<Matcher>> Create(std::shared_ptr<const RuleSet> rules);
+  // With an IOC set, every event is looked up in it after decoding and before
+  // the rules run; a hit adds the threat.* fields (rules/ioc.h, ThreatFields)
+  // that IOC rules match on.
+  static absl::StatusOr<std::unique_ptr<Matcher>> Create(
+      std::shared_ptr<const RuleSet> rules, std::shared_ptr<const IocSet> ioc = nullptr);
   ~Matcher();
+
+  // Replaces the IOC set (null: none) for the next events; correlation and
+  // suppression state are kept.
+  [[nodiscard]] absl::Status SetIocSet(std::shared_ptr<const IocSet> ioc);
 
   // Decodes one raw line read from file `source` and returns the rules it matches.
   // If fields_out is non-null it receives the decoded fields (also when nothing matched).

@@ -13,6 +13,7 @@
 #include <utility>
 
 #include "nlohmann/json.hpp"
+#include "rules/decoder.h"
 #include "rules/strutil.h"
 
 namespace siper::rules {
@@ -331,6 +332,17 @@ std::string_view IocKindName(IocKind kind) {
   return "unknown";
 }
 
+bool ParseIocKind(std::string_view name, IocKind* kind) {
+  for (IocKind k : {IocKind::kDomain, IocKind::kUrl, IocKind::kIpv4, IocKind::kIpv6, IocKind::kCidr,
+                    IocKind::kMd5, IocKind::kSha1, IocKind::kSha256}) {
+    if (IocKindName(k) == name) {
+      *kind = k;
+      return true;
+    }
+  }
+  return false;
+}
+
 std::string UsomCategory(std::string_view code) {
   std::string c(Trim(code));
   for (char& ch : c) ch = static_cast<char>(ch >= 'a' && ch <= 'z' ? ch - 32 : ch);
@@ -378,6 +390,36 @@ bool IocSetBuilder::Add(std::string_view value, const IocEntry& meta) {
   if (!Classify(value, kAllowAll, &c, &why)) return false;
   AddClassified(&state_->entries, &state_->classified, &state_->keys, std::move(c), meta);
   return true;
+}
+
+const std::vector<IocEntry>& IocSetBuilder::entries() const { return state_->entries; }
+
+bool IocSetBuilder::AddEntry(const IocEntry& entry) {
+  unsigned allow = kAllowAll;
+  switch (entry.kind) {
+    case IocKind::kDomain:
+      allow = kAllowDomain;
+      break;
+    case IocKind::kUrl:
+      allow = kAllowUrl;
+      break;
+    case IocKind::kIpv4:
+    case IocKind::kIpv6:
+      allow = kAllowIp;
+      break;
+    case IocKind::kCidr:
+      allow = kAllowCidr;
+      break;
+    case IocKind::kMd5:
+    case IocKind::kSha1:
+    case IocKind::kSha256:
+      allow = kAllowHash;
+      break;
+  }
+  Classified c;
+  std::string why;
+  if (!Classify(entry.value, allow, &c, &why) || c.kind != entry.kind) return false;
+  return AddClassified(&state_->entries, &state_->classified, &state_->keys, std::move(c), entry);
 }
 
 namespace {
@@ -435,6 +477,9 @@ absl::StatusOr<IocImportStats> IocSetBuilder::ImportText(IocFeedFormat format,
   IocEntry base;
   base.feed = options.name;
   base.category = options.category;
+  // USOM's plain list says only that an address is harmful; name that rather than nothing.
+  if (base.category.empty() && format == IocFeedFormat::kUsomList)
+    base.category = kUsomListCategory;
   base.confidence = std::clamp(options.confidence, 0, 100);
 
   if (format == IocFeedFormat::kUsomJson) {
@@ -827,24 +872,24 @@ void Dedup(std::vector<IocHit>* hits) {
   *hits = std::move(out);
 }
 
-}  // namespace
-
-std::vector<IocHit> IocSet::LookupFields(const FieldMap& fields) const {
+// Shared by the FieldMap and EventFields forms (both iterate as pairs and have find()).
+template <typename Fields>
+std::vector<IocHit> LookupFieldsIn(const IocSet& set, const Fields& fields) {
   std::vector<IocHit> hits;
   for (const auto& [name, value] : fields) {
     switch (ClassifyField(name)) {
       case FieldClass::kNone:
         break;
       case FieldClass::kIp:
-        LookupIp(value, name, &hits);
+        set.LookupIp(value, name, &hits);
         break;
       case FieldClass::kDomain: {
         Addr a;
         bool v6;
         if (ParseIp(Trim(value), &a, &v6)) {
-          LookupIp(value, name, &hits);
+          set.LookupIp(value, name, &hits);
         } else {
-          LookupDomain(value, name, &hits);
+          set.LookupDomain(value, name, &hits);
         }
         break;
       }
@@ -854,35 +899,44 @@ std::vector<IocHit> IocSet::LookupFields(const FieldMap& fields) const {
           // An access log's request path: join it with the host when known.
           for (const char* host_field : {"url.domain", "destination.domain", "server.address"}) {
             if (auto it = fields.find(host_field); it != fields.end() && !it->second.empty()) {
-              LookupUrl(StrCat(it->second, v), name, &hits);
+              set.LookupUrl(StrCat(it->second, v), name, &hits);
               break;
             }
           }
         } else {
-          LookupUrl(v, name, &hits);
+          set.LookupUrl(v, name, &hits);
         }
         break;
       }
       case FieldClass::kHash:
-        LookupHash(value, name, &hits);
+        set.LookupHash(value, name, &hits);
         break;
       case FieldClass::kSysmonHashes:
         // "SHA1=...,MD5=...,SHA256=...,IMPHASH=..." (IMPHASH is not a file hash).
         for (std::string_view part : strutil::StrSplit(value, ',')) {
           size_t eq = part.find('=');
           if (eq == std::string_view::npos) {
-            LookupHash(part, name, &hits);
+            set.LookupHash(part, name, &hits);
             continue;
           }
           std::string algo = AsciiStrToLower(Trim(part.substr(0, eq)));
           if (algo == "md5" || algo == "sha1" || algo == "sha256")
-            LookupHash(part.substr(eq + 1), name, &hits);
+            set.LookupHash(part.substr(eq + 1), name, &hits);
         }
         break;
     }
   }
   Dedup(&hits);
   return hits;
+}
+
+}  // namespace
+
+std::vector<IocHit> IocSet::LookupFields(const FieldMap& fields) const {
+  return LookupFieldsIn(*this, fields);
+}
+std::vector<IocHit> IocSet::LookupEventFields(const EventFields& fields) const {
+  return LookupFieldsIn(*this, fields);
 }
 
 // ---------------------------------------------------------------------------
@@ -952,6 +1006,47 @@ absl::StatusOr<std::vector<IocHit>> IocScanner::Match(const FieldMap& fields,
   }
   Dedup(&hits);
   return hits;
+}
+
+absl::StatusOr<std::vector<IocHit>> IocScanner::MatchEvent(const EventFields& fields,
+                                                           std::string_view raw_line) {
+  std::vector<IocHit> hits = set_->LookupEventFields(fields);
+  if (!raw_line.empty()) {
+    const size_t before = hits.size();
+    if (absl::Status s = ScanText(raw_line, "event.original", &hits); !s.ok()) return s;
+    if (hits.size() != before) Dedup(&hits);
+  }
+  return hits;
+}
+
+// ---------------------------------------------------------------------------
+// Enrichment
+
+FieldMap ThreatFields(std::vector<IocHit>* hits) {
+  FieldMap out;
+  if (hits->empty()) return out;
+  auto rank = [](const IocHit& h) {
+    return std::make_tuple(-h.confidence, std::cref(h.feed), std::cref(h.entry),
+                           h.field == "event.original", std::cref(h.field));
+  };
+  std::stable_sort(hits->begin(), hits->end(),
+                   [&](const IocHit& a, const IocHit& b) { return rank(a) < rank(b); });
+  std::set<std::string> feeds;
+  for (const IocHit& h : *hits) feeds.insert(h.feed);
+  std::string feed_names;
+  for (const std::string& f : feeds) {
+    if (!feed_names.empty()) feed_names += ",";
+    feed_names += f;
+  }
+  const IocHit& first = hits->front();
+  out.emplace(kThreatFeedName, std::move(feed_names));
+  out.emplace(kThreatIndicatorValue, first.entry);
+  out.emplace(kThreatIndicatorType, IocKindName(first.kind));
+  out.emplace(kThreatIndicatorCategory, first.category);
+  out.emplace(kThreatIndicatorMatchedField, first.field);
+  out.emplace(kThreatIndicatorConfidence, StrCat(first.confidence));
+  out.emplace(kThreatIndicatorCount, StrCat(hits->size()));
+  return out;
 }
 
 }  // namespace siper::rules

@@ -21,8 +21,12 @@
 
 namespace siper::rules {
 
+class EventFields;  // rules/decoder.h
+
 enum class IocKind { kDomain, kUrl, kIpv4, kIpv6, kCidr, kMd5, kSha1, kSha256 };
 std::string_view IocKindName(IocKind kind);  // "domain", "url", "ipv4", ...
+// The inverse of IocKindName; false for an unknown name.
+bool ParseIocKind(std::string_view name, IocKind* kind);
 
 // The shapes a feed comes in.
 enum class IocFeedFormat {
@@ -36,6 +40,8 @@ enum class IocFeedFormat {
 // Maps USOM's `desc` code to a category ("PH" -> "phishing"); unknown codes
 // come back as "other (CODE)", an empty code as "".
 std::string UsomCategory(std::string_view code);
+// The category of USOM's plain list entries when the import names none.
+inline constexpr char kUsomListCategory[] = "harmful address";
 
 struct IocEntry {
   std::string value;  // normalized: lowercase host, no scheme; hashes lowercase hex
@@ -62,7 +68,8 @@ struct IocHit {
 
 struct IocFeedOptions {
   std::string name;      // required: names the feed in every hit
-  std::string category;  // default category (USOM JSON uses `desc` instead)
+  std::string category;  // default category (USOM JSON uses `desc` instead; USOM's
+                         // plain list defaults to kUsomListCategory)
   int confidence = 50;   // default: 50
 };
 
@@ -106,6 +113,7 @@ class IocSet {
   // url.original ("/a.php") is joined with url.domain or destination.domain
   // when the event has one. Hits are deduplicated per (entry, field).
   std::vector<IocHit> LookupFields(const FieldMap& fields) const;
+  std::vector<IocHit> LookupEventFields(const EventFields& fields) const;
 
   // Single-value lookups; `field` is copied into the hits.
   void LookupDomain(std::string_view name, std::string_view field, std::vector<IocHit>* hits) const;
@@ -148,7 +156,14 @@ class IocSetBuilder {
   // Returns false (and adds nothing) when `value` is none of those.
   bool Add(std::string_view value, const IocEntry& meta);
 
+  // Adds an entry as an import made it (value normalized, kind set), e.g. one
+  // read back from storage. Returns false (and adds nothing) when the value is
+  // not of that kind or duplicates an entry of the same feed.
+  bool AddEntry(const IocEntry& entry);
+
   size_t size() const;
+  // Every entry added so far, in the order added.
+  const std::vector<IocEntry>& entries() const;
 
   [[nodiscard]] absl::StatusOr<std::shared_ptr<const IocSet>> Build(
       const IocSetOptions& options = {}) const;
@@ -174,6 +189,9 @@ class IocScanner {
   // name "event.original", deduplicated per (entry, field).
   [[nodiscard]] absl::StatusOr<std::vector<IocHit>> Match(const FieldMap& fields,
                                                           std::string_view raw_line);
+  // The same over a decoded event's fields (what Matcher uses: no copy into a map).
+  [[nodiscard]] absl::StatusOr<std::vector<IocHit>> MatchEvent(const EventFields& fields,
+                                                               std::string_view raw_line);
 
   const IocSet& set() const { return *set_; }
 
@@ -182,5 +200,23 @@ class IocScanner {
   std::shared_ptr<const IocSet> set_;
   void* scratch_;  // hs_scratch_t*
 };
+
+// The fields an IOC hit adds to its event before the Sigma rules see it. A
+// FIXED CONTRACT that rules are written against (rules/ruleset/ioc/): do not
+// rename.
+inline constexpr std::string_view kThreatFeedName = "threat.feed.name";  // "malware-hashes,usom"
+inline constexpr std::string_view kThreatIndicatorValue = "threat.indicator.value";
+inline constexpr std::string_view kThreatIndicatorType = "threat.indicator.type";  // IocKindName
+inline constexpr std::string_view kThreatIndicatorCategory = "threat.indicator.category";
+inline constexpr std::string_view kThreatIndicatorMatchedField = "threat.indicator.matched_field";
+inline constexpr std::string_view kThreatIndicatorConfidence = "threat.indicator.confidence";
+inline constexpr std::string_view kThreatIndicatorCount = "threat.indicator.count";
+
+// Orders `hits` most confident first (ties: feed, then entry, then a decoded
+// field before free text, then field name) and returns the threat.* fields:
+// the distinct feed names sorted and joined with ",", the first hit's entry,
+// kind, category, field and confidence, and the number of hits. Empty when
+// there are no hits.
+FieldMap ThreatFields(std::vector<IocHit>* hits);
 
 }  // namespace siper::rules

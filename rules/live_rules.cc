@@ -4,31 +4,38 @@
 
 namespace siper::rules {
 
-LiveRuleSet::LiveRuleSet(std::shared_ptr<const RuleSet> initial) : current_(std::move(initial)) {}
-
-std::shared_ptr<const RuleSet> LiveRuleSet::Current() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return current_;
-}
-
-void LiveRuleSet::Swap(std::shared_ptr<const RuleSet> next) {
-  std::lock_guard<std::mutex> lock(mu_);
-  current_ = std::move(next);
-  // Bumped under the lock so a reader that sees the new generation also gets
-  // the new rule set from Current().
-  generation_.fetch_add(1, std::memory_order_acq_rel);
+absl::Status LiveMatcher::Refresh() {
+  if (matcher_ == nullptr || live_->generation() != generation_) {
+    auto [rules, gen] = live_->Snapshot();
+    std::shared_ptr<const IocSet> ioc;
+    uint64_t ioc_gen = 0;
+    if (ioc_ != nullptr) std::tie(ioc, ioc_gen) = ioc_->Snapshot();
+    SIPER_ASSIGN_OR_RETURN(matcher_, Matcher::Create(std::move(rules), std::move(ioc)));
+    generation_ = gen;
+    ioc_generation_ = ioc_gen;
+    return absl::OkStatus();
+  }
+  if (ioc_ != nullptr && ioc_->generation() != ioc_generation_) {
+    auto [ioc, ioc_gen] = ioc_->Snapshot();
+    // A new IOC set keeps the rule set's correlation state.
+    SIPER_RETURN_IF_ERROR(matcher_->SetIocSet(std::move(ioc)));
+    ioc_generation_ = ioc_gen;
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::vector<Detection>> LiveMatcher::Process(std::string_view line,
                                                             std::string_view source,
                                                             InputFormat format,
                                                             FieldMap* fields_out) {
-  const uint64_t gen = live_->generation();
-  if (matcher_ == nullptr || gen != generation_) {
-    SIPER_ASSIGN_OR_RETURN(matcher_, Matcher::Create(live_->Current()));
-    generation_ = gen;
-  }
+  SIPER_RETURN_IF_ERROR(Refresh());
   return matcher_->Process(line, source, format, fields_out);
+}
+
+absl::StatusOr<std::vector<Detection>> LiveMatcher::ProcessFile(const FileObservation& file,
+                                                                FieldMap* fields_out) {
+  SIPER_RETURN_IF_ERROR(Refresh());
+  return matcher_->ProcessFile(file, fields_out);
 }
 
 }  // namespace siper::rules

@@ -4,7 +4,10 @@
 // millions of events long.
 #pragma once
 
+#include <functional>
+
 #include "server/chain_sealer.h"
+#include "server/ioc_feeds.h"
 #include "server/storage/store.h"
 #include "siper/v1/analyst_service.grpc.pb.h"
 
@@ -40,13 +43,37 @@ class AnalystServiceImpl final : public siper::v1::AnalystService::Service {
                            const siper::v1::RevokeAgentRequest* request,
                            siper::v1::RevokeAgentResponse* response) override;
 
+  // IOC feeds and rule reload (analyst_ioc.cc).
+  grpc::Status ImportIocFeed(grpc::ServerContext* context,
+                             grpc::ServerReader<siper::v1::IocImportChunk>* reader,
+                             siper::v1::IocImportResponse* response) override;
+  grpc::Status ListIocFeeds(grpc::ServerContext* context,
+                            const siper::v1::ListIocFeedsRequest* request,
+                            grpc::ServerWriter<siper::v1::IocFeedInfo>* writer) override;
+  grpc::Status RemoveIocFeed(grpc::ServerContext* context,
+                             const siper::v1::RemoveIocFeedRequest* request,
+                             siper::v1::RemoveIocFeedResponse* response) override;
+  grpc::Status CheckIoc(grpc::ServerContext* context, const siper::v1::CheckIocRequest* request,
+                        siper::v1::CheckIocResponse* response) override;
+  grpc::Status ReloadRules(grpc::ServerContext* context,
+                           const siper::v1::ReloadRulesRequest* request,
+                           siper::v1::ReloadRulesResponse* response) override;
+
   // Verify checks seal signatures with this key; without one it reports seals unchecked.
   void SetChainSealer(ChainSealer* sealer) { sealer_ = sealer; }
+  // Without these the IOC and reload calls answer UNIMPLEMENTED.
+  void SetIocFeeds(IocFeeds* feeds) { ioc_feeds_ = feeds; }
+  // Called with the admin's name.
+  using RulesReloader =
+      std::function<absl::StatusOr<siper::v1::ReloadRulesResponse>(const std::string& actor)>;
+  void SetRulesReloader(RulesReloader reloader) { reload_rules_ = std::move(reloader); }
 
  private:
   storage::Store* store_;
   AnalystServiceOptions options_;
   ChainSealer* sealer_ = nullptr;
+  IocFeeds* ioc_feeds_ = nullptr;
+  RulesReloader reload_rules_;
 };
 
 }  // namespace siper::server

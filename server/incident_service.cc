@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/pki.h"
@@ -56,6 +57,18 @@ incidents::AlertInput ToAlertInput(
   }
   for (const std::string& tag : alert.tags()) {
     if (tag.starts_with("ioc")) in.ioc_hit = true;
+  }
+  // The threat.* fields the IOC lookup added (rules/ioc.h): an IOC notice, which the
+  // policy's ioc_hit_opens / min_ioc_confidence decide on.
+  if (auto v = in.fields.find("threat.indicator.value");
+      v != in.fields.end() && !v->second.empty()) {
+    in.ioc_hit = true;
+    in.ioc_value = v->second;
+    if (auto f = in.fields.find("threat.feed.name"); f != in.fields.end()) in.ioc_feed = f->second;
+    if (auto c = in.fields.find("threat.indicator.confidence"); c != in.fields.end()) {
+      int confidence = 0;
+      if (absl::SimpleAtoi(c->second, &confidence)) in.ioc_confidence = confidence;
+    }
   }
   return in;
 }
@@ -167,6 +180,19 @@ std::string IncidentServiceImpl::IncidentJsonLocked(const std::string& id) const
   }
   j["deadlines"] = std::move(deadlines);
   return j.dump();
+}
+
+void IncidentServiceImpl::SetRuleRsit(
+    std::map<std::string, std::pair<std::string, std::string>> rule_rsit) {
+  std::lock_guard<std::mutex> lock(mu_);
+  options_.rule_rsit = std::move(rule_rsit);
+}
+
+absl::Status IncidentServiceImpl::RecordAudit(const std::string& actor, const std::string& action,
+                                              const std::string& target, nlohmann::json after) {
+  std::lock_guard<std::mutex> lock(mu_);
+  audit_.Append(clock_.Now(), actor, action, target, nullptr, std::move(after));
+  return PersistLocked();
 }
 
 void IncidentServiceImpl::OnStored(const std::string& agent_id,

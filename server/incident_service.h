@@ -50,6 +50,14 @@ class IncidentServiceImpl final : public siper::v1::IncidentService::Service {
   // join its incident.
   void OnStored(const std::string& agent_id, const std::vector<storage::EventRecord>& records);
 
+  // Rule id -> RSIT (class, type) for alerts from now on (after a rule reload).
+  void SetRuleRsit(std::map<std::string, std::pair<std::string, std::string>> rule_rsit);
+
+  // Appends a record of an action outside incidents (an IOC import, a rule reload) to the
+  // audit trail and persists it before returning.
+  [[nodiscard]] absl::Status RecordAudit(const std::string& actor, const std::string& action,
+                                         const std::string& target, nlohmann::json after);
+
   // Starts / stops the deadline thread (it logs a warning and adds a "deadline-passed"
   // timeline entry, audited, once per passed deadline).
   void StartDeadlineTimer();

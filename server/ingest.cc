@@ -34,18 +34,16 @@ rules::FileObservation ToObservation(const siper::v1::Event& event) {
 
 }  // namespace
 
-IngestPipeline::IngestPipeline(storage::Store* store, std::shared_ptr<const rules::RuleSet> rules,
-                               int workers)
-    : store_(store), rules_(std::move(rules)), worker_count_(workers < 1 ? 1 : workers) {}
+IngestPipeline::IngestPipeline(storage::Store* store, const rules::LiveRuleSet* rules,
+                               const rules::LiveIocSet* ioc, int workers)
+    : store_(store), rules_(rules), ioc_(ioc), worker_count_(workers < 1 ? 1 : workers) {}
 
 IngestPipeline::~IngestPipeline() { Stop(); }
 
 absl::Status IngestPipeline::Start() {
   for (int i = 0; i < worker_count_; ++i) {
     auto worker = std::make_unique<Worker>();
-    if (rules_ != nullptr) {
-      SIPER_ASSIGN_OR_RETURN(worker->matcher, rules::Matcher::Create(rules_));
-    }
+    if (rules_ != nullptr) worker->matcher = std::make_unique<rules::LiveMatcher>(rules_, ioc_);
     workers_.push_back(std::move(worker));
   }
   for (auto& worker : workers_) {
@@ -102,7 +100,8 @@ void IngestPipeline::WorkerLoop(Worker* worker) {
   }
 }
 
-absl::StatusOr<storage::WriteResult> IngestPipeline::Process(rules::Matcher* matcher, Job& job) {
+absl::StatusOr<storage::WriteResult> IngestPipeline::Process(rules::LiveMatcher* matcher,
+                                                             Job& job) {
   std::vector<storage::EventRecord> records;
   records.reserve(job.batch.events_size());
   for (siper::v1::Event& event : *job.batch.mutable_events()) {

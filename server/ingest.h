@@ -16,6 +16,7 @@
 
 #include "absl/status/statusor.h"
 #include "rules/engine.h"
+#include "rules/live_rules.h"
 #include "server/storage/store.h"
 #include "siper/v1/events.pb.h"
 
@@ -25,8 +26,12 @@ class IngestPipeline {
  public:
   using Done = std::function<void(absl::StatusOr<storage::WriteResult>)>;
 
-  // `rules` may be null: events are then stored without matching.
-  IngestPipeline(storage::Store* store, std::shared_ptr<const rules::RuleSet> rules, int workers);
+  // `rules` may be null: events are then stored without matching. Each worker
+  // matches with the rule set and IOC set (`ioc` may be null) live at the time,
+  // moving to a newly published one between two events (rules/live_rules.h).
+  // Both must outlive the pipeline.
+  IngestPipeline(storage::Store* store, const rules::LiveRuleSet* rules,
+                 const rules::LiveIocSet* ioc, int workers);
   ~IngestPipeline();
   IngestPipeline(const IngestPipeline&) = delete;
   IngestPipeline& operator=(const IngestPipeline&) = delete;
@@ -57,17 +62,18 @@ class IngestPipeline {
     Done done;
   };
   struct Worker {
-    std::unique_ptr<rules::Matcher> matcher;  // null when there are no rules
+    std::unique_ptr<rules::LiveMatcher> matcher;  // null when there are no rules
     std::mutex mu;
     std::condition_variable cv;
     std::deque<Job> queue;
     std::thread thread;
   };
   void WorkerLoop(Worker* worker);
-  absl::StatusOr<storage::WriteResult> Process(rules::Matcher* matcher, Job& job);
+  absl::StatusOr<storage::WriteResult> Process(rules::LiveMatcher* matcher, Job& job);
 
   storage::Store* store_;
-  std::shared_ptr<const rules::RuleSet> rules_;
+  const rules::LiveRuleSet* rules_;
+  const rules::LiveIocSet* ioc_;
   int worker_count_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::atomic<bool> stopping_{false};

@@ -75,6 +75,7 @@ int Run(int argc, char** argv) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);  // reload the rules
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   absl::StatusOr<std::unique_ptr<siper::server::SiperServer>> server =
@@ -91,7 +92,12 @@ int Run(int argc, char** argv) {
     spdlog::warn("{}", std::string(st.message()));
   }
   int sig = 0;
-  sigwait(&signals, &sig);
+  for (;;) {
+    sigwait(&signals, &sig);
+    if (sig != SIGHUP) break;
+    absl::StatusOr<siper::v1::ReloadRulesResponse> reloaded = (*server)->ReloadRules("SIGHUP");
+    if (!reloaded.ok()) spdlog::error("SIGHUP: {}", std::string(reloaded.status().message()));
+  }
   spdlog::info("received signal {}, shutting down", sig);
   (*server)->Shutdown();
   return 0;

@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "common/files.h"
 #include "common/status.h"
@@ -23,7 +24,76 @@ storage::RetentionOptions RetentionFromConfig(const ServerConfig& config) {
   return r;
 }
 
+// Compiled Hyperscan databases and parsed rules are cached under the data
+// directory, so a restart or a reload with unchanged rules skips compiling.
+rules::LoadOptions RuleLoadOptions(const ServerConfig& config) {
+  rules::LoadOptions options;
+  options.cache_dir = config.data_dir / "cache" / "rules";
+  return options;
+}
+
+std::map<std::string, std::pair<std::string, std::string>> RuleRsit(const rules::RuleSet& set) {
+  std::map<std::string, std::pair<std::string, std::string>> out;
+  for (const rules::RuleInfo& rule : set.rules()) {
+    if (!rule.rsit_class.empty()) out[rule.id] = {rule.rsit_class, rule.rsit_type};
+  }
+  return out;
+}
+
 }  // namespace
+
+absl::StatusOr<siper::v1::ReloadRulesResponse> SiperServer::ReloadRules(const std::string& actor) {
+  std::lock_guard<std::mutex> lock(reload_mu_);
+  const absl::Time start = absl::Now();
+  rules::LoadOptions options = RuleLoadOptions(config_);
+  // Load everything so every error can be named; refuse below if there is any.
+  options.skip_errors = true;
+  absl::StatusOr<std::shared_ptr<const rules::RuleSet>> next =
+      rules::RuleSet::Load(rules_dir_, options);
+  if (!next.ok()) {
+    return absl::Status(next.status().code(),
+                        absl::StrCat("rules not reloaded (the running set is kept): ",
+                                     rules_dir_.string(), ": ", next.status().message()));
+  }
+  std::vector<std::string> errors;
+  uint64_t unsupported = 0;
+  for (const rules::RuleDiagnostic& d : (*next)->skipped()) {
+    if (d.status == rules::RuleDiagnostic::Status::kError) {
+      errors.push_back(d.message.empty() ? d.path : d.message);
+    } else {
+      ++unsupported;
+    }
+  }
+  if (!errors.empty()) {
+    spdlog::warn("rules: reload from {} refused, {} errors", rules_dir_.string(), errors.size());
+    return absl::InvalidArgumentError(
+        absl::StrCat("rules not reloaded (the running set is kept): ", errors.size(), " errors in ",
+                     rules_dir_.string(), ":\n", absl::StrJoin(errors, "\n")));
+  }
+  const rules::RuleSetStats stats = (*next)->stats();
+  // RSIT classes first, so the first alert of a new rule already has its class.
+  incident_service_->SetRuleRsit(RuleRsit(**next));
+  const uint64_t generation = live_rules_->Swap(*next);
+  const int64_t took_ms = absl::ToInt64Milliseconds(absl::Now() - start);
+  spdlog::info(
+      "rules: generation {} live: {} rules from {} ({} databases, {} from the cache) in "
+      "{} ms",
+      generation, stats.rules, rules_dir_.string(), stats.databases, stats.cache_hits, took_ms);
+  siper::v1::ReloadRulesResponse r;
+  r.set_generation(generation);
+  r.set_rules(stats.rules);
+  r.set_log_sources(stats.log_sources);
+  r.set_databases(stats.databases);
+  r.set_cache_hits(stats.cache_hits);
+  r.set_unsupported(unsupported);
+  r.set_took_ms(took_ms);
+  r.set_rules_dir(rules_dir_.string());
+  absl::Status audited = incident_service_->RecordAudit(
+      actor, "rules.reload", rules_dir_.string(),
+      {{"generation", generation}, {"rules", stats.rules}, {"unsupported", unsupported}});
+  if (!audited.ok()) spdlog::error("rules: reload not audited: {}", audited.ToString());
+  return r;
+}
 
 absl::StatusOr<std::unique_ptr<SiperServer>> SiperServer::Start(const ServerConfig& config) {
   std::unique_ptr<SiperServer> s(new SiperServer());
@@ -41,19 +111,24 @@ absl::StatusOr<std::unique_ptr<SiperServer>> SiperServer::Start(const ServerConf
       std::make_unique<MaintenanceThread>(s->store_.get(), RetentionFromConfig(config));
   s->maintenance_->Start();  // retention once now, then daily
 
-  std::filesystem::path rules_dir = config.rules_dir.empty() ? DefaultRulesDir() : config.rules_dir;
+  s->rules_dir_ = config.rules_dir.empty() ? DefaultRulesDir() : config.rules_dir;
   absl::Time compile_start = absl::Now();
-  absl::StatusOr<std::shared_ptr<const rules::RuleSet>> rules = rules::RuleSet::Load(rules_dir);
+  absl::StatusOr<std::shared_ptr<const rules::RuleSet>> rules =
+      rules::RuleSet::Load(s->rules_dir_, RuleLoadOptions(config));
   if (!rules.ok()) {
     return absl::Status(rules.status().code(),
-                        absl::StrCat("cannot load rules from ", rules_dir.string(), ": ",
+                        absl::StrCat("cannot load rules from ", s->rules_dir_.string(), ": ",
                                      rules.status().message()));
   }
-  spdlog::info("loaded {} rules from {} in {}", (*rules)->rule_count(), rules_dir.string(),
+  spdlog::info("loaded {} rules from {} in {}", (*rules)->rule_count(), s->rules_dir_.string(),
                absl::FormatDuration(absl::Now() - compile_start));
   for (const rules::RuleDiagnostic& skipped : (*rules)->skipped()) {
     spdlog::warn("rule skipped: {}: {}", skipped.path, skipped.message);
   }
+  s->live_rules_ = std::make_unique<rules::LiveRuleSet>(*rules);
+  s->live_ioc_ = std::make_unique<rules::LiveIocSet>(nullptr);
+  s->ioc_feeds_ = std::make_unique<IocFeeds>(s->store_.get(), s->live_ioc_.get());
+  SIPER_RETURN_IF_ERROR(s->ioc_feeds_->Load());
 
   int workers = config.workers > 0
                     ? config.workers
@@ -62,14 +137,17 @@ absl::StatusOr<std::unique_ptr<SiperServer>> SiperServer::Start(const ServerConf
   incident_options.config = config.incidents;
   // Passed deadlines are looked for as often as the health detectors run.
   incident_options.deadline_check_period = absl::Seconds(config.health.check_interval_s);
-  for (const rules::RuleInfo& rule : (*rules)->rules()) {
-    if (!rule.rsit_class.empty())
-      incident_options.rule_rsit[rule.id] = {rule.rsit_class, rule.rsit_type};
-  }
+  incident_options.rule_rsit = RuleRsit(**rules);
   SIPER_ASSIGN_OR_RETURN(s->incident_service_,
                          IncidentServiceImpl::Create(s->store_.get(), std::move(incident_options)));
 
-  s->ingest_ = std::make_unique<IngestPipeline>(s->store_.get(), *rules, workers);
+  s->ioc_feeds_->SetAuditHook(
+      [incidents = s->incident_service_.get()](const std::string& actor, const std::string& action,
+                                               const std::string& target, nlohmann::json after) {
+        return incidents->RecordAudit(actor, action, target, std::move(after));
+      });
+  s->ingest_ = std::make_unique<IngestPipeline>(s->store_.get(), s->live_rules_.get(),
+                                                s->live_ioc_.get(), workers);
   s->ingest_->SetStoredHook(
       [incidents = s->incident_service_.get()](const std::string& agent_id,
                                                const std::vector<storage::EventRecord>& records) {
@@ -88,6 +166,9 @@ absl::StatusOr<std::unique_ptr<SiperServer>> SiperServer::Start(const ServerConf
   s->analyst_service_ = std::make_unique<AnalystServiceImpl>(
       s->store_.get(), AnalystServiceOptions{config.token_ttl_s, config.max_token_ttl_s});
   s->analyst_service_->SetChainSealer(s->sealer_.get());
+  s->analyst_service_->SetIocFeeds(s->ioc_feeds_.get());
+  s->analyst_service_->SetRulesReloader(
+      [server = s.get()](const std::string& actor) { return server->ReloadRules(actor); });
 
   // One TLS port. Client certificates are requested and, when presented,
   // verified against our CA (a certificate from any other CA fails the

@@ -4,8 +4,11 @@
 #include <grpcpp/grpcpp.h>
 
 #include <memory>
+#include <mutex>
+#include <string>
 
 #include "absl/status/statusor.h"
+#include "rules/live_rules.h"
 #include "server/agent_service.h"
 #include "server/analyst_service.h"
 #include "server/chain_sealer.h"
@@ -13,6 +16,7 @@
 #include "server/dev_pki.h"
 #include "server/incident_service.h"
 #include "server/ingest.h"
+#include "server/ioc_feeds.h"
 #include "server/maintenance.h"
 #include "server/server_health.h"
 #include "server/storage/store.h"
@@ -37,6 +41,11 @@ class SiperServer {
   // Stops taking calls, lets running ones end (up to a deadline), drains ingest.
   void Shutdown();
 
+  // Re-reads the rules folder (with the compiled-database cache) and swaps the new
+  // set in atomically; a set with any error is refused with every error named
+  // (file:line) and the running set kept. `actor` is audited. Thread-safe.
+  absl::StatusOr<siper::v1::ReloadRulesResponse> ReloadRules(const std::string& actor);
+
  private:
   SiperServer() = default;
 
@@ -46,6 +55,11 @@ class SiperServer {
   std::unique_ptr<IncidentServiceImpl> incident_service_;  // outlives ingest, which feeds it
   std::unique_ptr<ChainSealer> sealer_;
   std::unique_ptr<MaintenanceThread> maintenance_;
+  std::filesystem::path rules_dir_;
+  std::unique_ptr<rules::LiveRuleSet> live_rules_;
+  std::unique_ptr<rules::LiveIocSet> live_ioc_;
+  std::unique_ptr<IocFeeds> ioc_feeds_;
+  std::mutex reload_mu_;  // one reload at a time
   std::unique_ptr<IngestPipeline> ingest_;
   std::unique_ptr<ServerHealth> health_;  // detectors, health events, metrics port
   std::unique_ptr<AgentServiceImpl> agent_service_;

@@ -109,6 +109,22 @@ inline std::string FileByHashKey(std::string_view sha256, std::string_view file_
   return k;
 }
 
+// ioc_feeds:   feed name -> IocFeedInfo
+// ioc_entries: len u32 | feed | kind name len u32 | kind | value -> IocEntry. A feed's
+// entries are one key range, so an import diffs and replaces them with one scan.
+inline std::string IocFeedPrefix(std::string_view feed) {
+  std::string k;
+  keycodec::AppendLengthPrefixed(&k, feed);
+  return k;
+}
+inline std::string IocEntryKey(std::string_view feed, std::string_view kind,
+                               std::string_view value) {
+  std::string k = IocFeedPrefix(feed);
+  keycodec::AppendLengthPrefixed(&k, kind);
+  k.append(value);
+  return k;
+}
+
 // meta keys.
 inline constexpr std::string_view kChainAnchorKey = "chain_anchor";
 inline constexpr std::string_view kSchemaVersionKey = "schema_version";

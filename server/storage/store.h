@@ -140,6 +140,14 @@ struct IncidentWrite {
   std::vector<std::pair<uint64_t, std::string>> audit;         // seq -> JSON, append-only
 };
 
+// What replacing one IOC feed's entries changed (Store::ReplaceIocFeed).
+struct IocFeedDiff {
+  uint64_t added = 0;    // values the feed did not have
+  uint64_t updated = 0;  // same kind and value, other metadata
+  uint64_t removed = 0;  // values the new list no longer has
+  uint64_t unchanged = 0;
+};
+
 class Store {
  public:
   // Bumped when the on-disk layout changes incompatibly. Open refuses a store
@@ -206,6 +214,23 @@ class Store {
   absl::Status ListAudit(
       uint64_t from_seq,
       const std::function<bool(uint64_t seq, std::string_view json)>& sink) const;
+
+  // IOC feeds (server/ioc_feeds.h owns their meaning). Replaces every entry of
+  // feed `info.name` with `entries` (keyed by kind and value; a repeat keeps the
+  // last) and stores `info`, in one synced write batch; returns what changed.
+  // One replacement or removal at a time.
+  absl::StatusOr<IocFeedDiff> ReplaceIocFeed(const siper::v1::IocFeedInfo& info,
+                                             const std::vector<siper::v1::IocEntry>& entries);
+  // Drops a feed and its entries; NotFound when there is no such feed. Returns the
+  // number of entries removed.
+  absl::StatusOr<uint64_t> RemoveIocFeed(std::string_view name);
+  // All feeds, ordered by name.
+  absl::Status ListIocFeeds(const std::function<bool(const siper::v1::IocFeedInfo&)>& sink) const;
+  // The entries of one feed (empty: of every feed), in key order: by feed, then kind
+  // (length-prefixed), then value.
+  absl::Status ListIocEntries(
+      std::string_view feed,
+      const std::function<bool(std::string_view feed, const siper::v1::IocEntry&)>& sink) const;
 
   // File inventory: for each (agent, path), the newest file-integrity event
   // (by seq) that Write stored, kept whatever its age (retention does not

@@ -48,12 +48,15 @@ enum Cf : size_t {
   kFiles,
   kFilesByHash,
   kChainSeals,
+  kIocFeeds,
+  kIocEntries,
   kNumCfs,
 };
 inline constexpr std::array<const char*, kNumCfs> kCfNames = {
-    "events",         "event_seq", "events_by_agent", "alerts",        "alerts_by_agent",
-    "alerts_by_rule", "agents",    "tokens",          "meta",          "chain",
-    "incidents",      "audit",     "files",           "files_by_hash", "chain_seals",
+    "events",         "event_seq",   "events_by_agent", "alerts",        "alerts_by_agent",
+    "alerts_by_rule", "agents",      "tokens",          "meta",          "chain",
+    "incidents",      "audit",       "files",           "files_by_hash", "chain_seals",
+    "ioc_feeds",      "ioc_entries",
 };
 // Every family has a name (a missing one would be a null pointer).
 static_assert(kCfNames[kNumCfs - 1] != nullptr);
@@ -194,6 +197,7 @@ class Store::Impl {
 
   std::mutex& token_mu() { return token_mu_; }
   std::mutex& incident_mu() { return incident_mu_; }
+  std::mutex& ioc_mu() { return ioc_mu_; }
 
  private:
   // Reads the event an index entry points at; DataLoss when it is missing.
@@ -218,6 +222,7 @@ class Store::Impl {
   std::array<std::mutex, internal::kWriteLockShards> write_mu_;
   std::mutex token_mu_;
   std::mutex incident_mu_;
+  std::mutex ioc_mu_;  // one feed import or removal at a time
   std::mutex retention_mu_;
   // Lowest seq each agent stored since the running retention took its
   // snapshot (see ApplyRetention).

@@ -60,7 +60,8 @@ siper::v1::Event FileEvent(uint64_t seq, const std::string& path, siper::v1::Fil
 }
 
 TEST_F(IngestFimTest, FimEventsRaiseTheDefaultRulesButNotOnBaseline) {
-  IngestPipeline pipeline(store_.get(), rules_, 1);
+  rules::LiveRuleSet live(rules_);
+  IngestPipeline pipeline(store_.get(), &live, nullptr, 1);
   std::vector<storage::EventRecord> stored;
   pipeline.SetStoredHook(
       [&](const std::string&, const std::vector<storage::EventRecord>& r) { stored = r; });
@@ -102,7 +103,7 @@ TEST_F(IngestFimTest, FimEventsRaiseTheDefaultRulesButNotOnBaseline) {
 
 // Without rules the server still stores the FIM fields.
 TEST_F(IngestFimTest, WithoutRulesFieldsAreStillSet) {
-  IngestPipeline pipeline(store_.get(), nullptr, 1);
+  IngestPipeline pipeline(store_.get(), nullptr, nullptr, 1);
   std::vector<storage::EventRecord> stored;
   pipeline.SetStoredHook(
       [&](const std::string&, const std::vector<storage::EventRecord>& r) { stored = r; });
