@@ -61,8 +61,8 @@ struct EventQuery {
   // low < medium < high < critical; with rule_id: an alert of that rule).
   // Read through the alerts (by time, or by agent), never the events.
   std::string min_level;
-  std::string text;      // case-sensitive substring of the raw line (or file path)
-  uint64_t limit = 0;    // 0: no limit
+  std::string text;    // case-sensitive substring of the raw line (or file path)
+  uint64_t limit = 0;  // 0: no limit
   bool newest_first = false;
   // Decoded fields that must be equal (Event.fields), e.g. {"source.ip", "10.0.0.5"}.
   std::map<std::string, std::string> fields;
