@@ -97,7 +97,7 @@ void AddEvents(CLI::App& app, Globals& g) {
   CLI::App* search =
       events->add_subcommand("search", "search events by time, agent, rule and text");
   struct Options {
-    std::string since, until, agent, rule, query, cursor;
+    std::string since, until, agent, rule, level, query, cursor;
     std::vector<std::string> fields;
     uint64_t limit = 100;
     bool newest_first = false;
@@ -109,6 +109,11 @@ void AddEvents(CLI::App& app, Globals& g) {
   search->add_option("--until", o->until, "before this time (2h, 7d or ISO 8601)");
   search->add_option("--agent", o->agent, "only this agent id");
   search->add_option("--rule", o->rule, "only events that raised an alert of this rule id");
+  search
+      ->add_option("--level", o->level,
+                   "only events that raised an alert of at least this level (with --rule: an "
+                   "alert of that rule)")
+      ->check(CLI::IsMember({"informational", "low", "medium", "high", "critical"}));
   search->add_option("--query", o->query, "substring of the raw line");
   search->add_option("--limit", o->limit, "at most N events; 0 means no limit")
       ->capture_default_str();
@@ -119,6 +124,7 @@ void AddEvents(CLI::App& app, Globals& g) {
     request.set_until_ns(TimeArg(o->until, "--until"));
     request.set_agent_id(o->agent);
     request.set_rule_id(o->rule);
+    request.set_level(o->level);
     request.set_query(o->query);
     request.set_limit(o->limit);
     request.set_newest_first(o->newest_first);

@@ -46,6 +46,10 @@ void AddVerify(CLI::App& app, const OpsHooks& hooks) {
                           {"alerts", r.alerts()},
                           {"partially_expired", r.partially_expired()},
                           {"seals", r.seals()},
+                          {"timestamps", r.timestamps()},
+                          {"timestamps_unchecked", r.timestamps_unchecked()},
+                          {"newest_timestamp", TimeOrDash(r.newest_timestamp_ns())},
+                          {"newest_timestamp_length", r.newest_timestamp_length()},
                           {"head_length", r.head_length()},
                           {"head_hash", absl::BytesToHexString(r.head_hash())},
                           {"head_time", TimeOrDash(r.head_time_ns())}};
@@ -64,6 +68,15 @@ void AddVerify(CLI::App& app, const OpsHooks& hooks) {
       std::cout << "OK: " << r.chain_records() << " chain records, " << r.events() << " events, "
                 << r.alerts() << " alerts, " << r.seals() << " seals checked; head "
                 << r.head_length() << " at " << TimeOrDash(r.head_time_ns()) << "\n";
+      if (r.timestamps() > 0) {
+        std::cout << r.timestamps() << " RFC 3161 time-stamps verified against the TSA; newest "
+                  << TimeOrDash(r.newest_timestamp_ns()) << " for chain length "
+                  << r.newest_timestamp_length() << "\n";
+      }
+      if (r.timestamps_unchecked() > 0) {
+        std::cout << r.timestamps_unchecked()
+                  << " time-stamps not checked: no tsa is configured on the server\n";
+      }
       if (r.partially_expired() > 0) {
         std::cout << r.partially_expired()
                   << " chain records straddle a retention cutoff (links checked, digest not)\n";

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <mutex>
 
 #include "absl/strings/str_cat.h"
@@ -16,112 +17,148 @@
 namespace siper::server {
 namespace {
 
-using siper::v1::AgentMessage;
-using siper::v1::ServerMessage;
-
-// One reactor per agent stream. A batch is read, handed to the ingest
-// pipeline, acknowledged once stored, and only then is the next message
-// read: HTTP/2 flow control holds the agent back while we work, so memory
-// does not grow with a fast agent.
-class StreamReactor final : public grpc::ServerBidiReactor<AgentMessage, ServerMessage> {
+// One reactor per agent stream. Batches are parsed here and handed to the
+// ingest pipeline; the next message is read only while this stream has fewer
+// than max_batches_in_flight batches queued or being stored and all streams
+// together stay under the global bound, so HTTP/2 flow control pushes back on
+// the agent instead of memory growing. The pipeline completes an agent's
+// batches in order, so acks go out in order, each after its batch is durable;
+// an ack that finds the previous one still being sent is merged into the next
+// (acks are cumulative). Finish waits until nothing is in flight: the ingest
+// callbacks hold `this`.
+//
+// Every gRPC operation is decided under mu_ (Step) and started outside it.
+class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
   StreamReactor(grpc::CallbackServerContext* context, storage::Store* store, IngestPipeline* ingest,
-                const AgentServiceOptions& options)
-      : context_(context), store_(store), ingest_(ingest), options_(options) {
+                const AgentServiceOptions& options, AgentStreamShared* shared)
+      : context_(context), store_(store), ingest_(ingest), options_(options), shared_(shared) {
     absl::StatusOr<pki::Identity> id = RequireRole(*context, {pki::kRoleAgent});
     if (!id.ok()) {
-      FinishOnce(ToGrpc(id.status()));
+      Fail(ToGrpc(id.status()));
       return;
     }
     agent_id_ = id->common_name;
     if (agent_id_ == kInternalAgentId) {  // reserved for the server's own health events
-      FinishOnce(grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
-                              absl::StrCat("agent id ", agent_id_, " is reserved")));
+      Fail(grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                        absl::StrCat("agent id ", agent_id_, " is reserved")));
       return;
     }
     absl::StatusOr<std::optional<siper::v1::AgentInfo>> info = store_->GetAgent(agent_id_);
     if (!info.ok()) {
-      FinishOnce(ToGrpc(info.status()));
+      Fail(ToGrpc(info.status()));
       return;
     }
     if (!info->has_value()) {
-      FinishOnce(grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
-                              absl::StrCat("agent ", agent_id_, " is not registered")));
+      Fail(grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                        absl::StrCat("agent ", agent_id_, " is not registered")));
       return;
     }
     if ((*info)->revoked()) {
       spdlog::warn("refused stream of revoked agent {}", agent_id_);
-      FinishOnce(grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
-                              absl::StrCat("agent ", agent_id_, " has been revoked")));
+      Fail(grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                        absl::StrCat("agent ", agent_id_, " has been revoked")));
       return;
     }
     info_ = **info;
     info_.set_address(context->peer());
+    registered_ = true;
     spdlog::info("agent {} connected from {}", agent_id_, context->peer());
-    StartRead(&in_);
+    Step();
   }
 
   void OnReadDone(bool ok) override {
-    if (!ok) {
-      // The agent closed its side or went away; nothing is in flight here.
-      FinishOnce(grpc::Status::OK);
-      return;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      reading_ = false;
+      // The agent closed its side or went away: finish once what is in flight is acked.
+      if (!ok) read_closed_ = true;
     }
-    switch (in_.kind_case()) {
-      case AgentMessage::kHello:
-        if (!in_.hello().agent_id().empty() && in_.hello().agent_id() != agent_id_) {
-          FinishOnce(grpc::Status(
-              grpc::StatusCode::PERMISSION_DENIED,
-              absl::StrCat("hello claims agent id '", EscapeForTerminal(in_.hello().agent_id()),
-                           "' but the certificate is for ", agent_id_)));
-          return;
-        }
-        info_.set_version(in_.hello().version());
-        if (!in_.hello().hostname().empty()) info_.set_hostname(in_.hello().hostname());
-        Touch(0, 0);
-        StartRead(&in_);
-        return;
-      case AgentMessage::kHeartbeat:
-        info_.set_version(in_.heartbeat().version());
-        RecordHeartbeat(in_.heartbeat(), absl::Now(), &info_);
-        Touch(0, 0);
-        StartRead(&in_);
-        return;
-      case AgentMessage::kBatch:
-        HandleBatch();
-        return;
-      default:
-        FinishOnce(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "empty agent message"));
-        return;
-    }
+    if (ok) HandleMessage();
+    Step();
   }
 
   void OnWriteDone(bool ok) override {
-    if (!ok) {
-      FinishOnce(grpc::Status(grpc::StatusCode::UNAVAILABLE, "cannot send acknowledgement"));
-      return;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      writing_ = false;
     }
-    StartRead(&in_);
+    if (!ok) Fail(grpc::Status(grpc::StatusCode::UNAVAILABLE, "cannot send acknowledgement"));
+    Step();
   }
 
   void OnDone() override { delete this; }
 
  private:
-  void HandleBatch() {
-    siper::v1::EventBatch batch = std::move(*in_.mutable_batch());
+  void HandleMessage() {
+    const size_t bytes = in_.Length();
+    if (bytes > options_.max_batch_bytes) {
+      ++shared_->rejected_oversized;
+      Fail(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                        absl::StrCat("message of ", bytes, " bytes is larger than the limit of ",
+                                     options_.max_batch_bytes)));
+      return;
+    }
+    siper::v1::AgentMessage message;
+    if (grpc::Status parsed =
+            grpc::SerializationTraits<siper::v1::AgentMessage>::Deserialize(&in_, &message);
+        !parsed.ok()) {
+      ++shared_->rejected_malformed;
+      Fail(grpc::Status(
+          grpc::StatusCode::INVALID_ARGUMENT,
+          absl::StrCat("message of ", bytes,
+                       " bytes is not a siper.v1.AgentMessage: ", parsed.error_message())));
+      return;
+    }
+    switch (message.kind_case()) {
+      case siper::v1::AgentMessage::kHello:
+        if (!message.hello().agent_id().empty() && message.hello().agent_id() != agent_id_) {
+          ++shared_->rejected_identity;
+          Fail(grpc::Status(
+              grpc::StatusCode::PERMISSION_DENIED,
+              absl::StrCat("hello claims agent id '", EscapeForTerminal(message.hello().agent_id()),
+                           "' but the certificate is for ", agent_id_)));
+          return;
+        }
+        {
+          std::lock_guard<std::mutex> lock(info_mu_);
+          info_.set_version(message.hello().version());
+          if (!message.hello().hostname().empty()) info_.set_hostname(message.hello().hostname());
+        }
+        Touch(0, 0);
+        return;
+      case siper::v1::AgentMessage::kHeartbeat: {
+        std::lock_guard<std::mutex> lock(info_mu_);
+        info_.set_version(message.heartbeat().version());
+        RecordHeartbeat(message.heartbeat(), absl::Now(), &info_);
+      }
+        Touch(0, 0);
+        return;
+      case siper::v1::AgentMessage::kBatch:
+        HandleBatch(std::move(*message.mutable_batch()), bytes);
+        return;
+      default:
+        ++shared_->rejected_malformed;
+        Fail(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "empty agent message"));
+        return;
+    }
+  }
+
+  void HandleBatch(siper::v1::EventBatch batch, size_t bytes) {
     const int count = batch.events_size();
     Metrics().batches_received.Add();
     Metrics().events_received.Add(count);
     if (options_.gate != nullptr && options_.gate->paused()) {
       // Not taken, so not acknowledged: the agent keeps it spooled and resends it.
       Metrics().Reject(RejectReason::kDiskLow, count);
-      FinishOnce(grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                              "server disk nearly full: batch not taken, keep it and retry later"));
+      Fail(grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                        "server disk nearly full: batch not taken, keep it and retry later"));
       return;
     }
     if (static_cast<size_t>(count) > options_.max_batch_events) {
+      ++shared_->rejected_oversized;
       Metrics().Reject(RejectReason::kTooLarge, count);
-      FinishOnce(grpc::Status(
+      Fail(grpc::Status(
           grpc::StatusCode::RESOURCE_EXHAUSTED,
           absl::StrCat("batch of ", batch.events_size(), " events is larger than the limit of ",
                        options_.max_batch_events)));
@@ -132,48 +169,122 @@ class StreamReactor final : public grpc::ServerBidiReactor<AgentMessage, ServerM
       if (event.agent_id() != agent_id_) {
         spdlog::warn("agent {} sent an event claiming agent id {}", agent_id_,
                      EscapeForTerminal(event.agent_id()));
+        ++shared_->rejected_identity;
         Metrics().Reject(RejectReason::kForeignAgentId, count);
-        FinishOnce(grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
-                                absl::StrCat("event seq ", event.seq(), " claims agent id '",
-                                             EscapeForTerminal(event.agent_id()),
-                                             "' but the certificate is for ", agent_id_)));
+        Fail(grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                          absl::StrCat("event seq ", event.seq(), " claims agent id '",
+                                       EscapeForTerminal(event.agent_id()),
+                                       "' but the certificate is for ", agent_id_)));
         return;
       }
       if (event.seq() == 0) {
+        ++shared_->rejected_malformed;
         Metrics().Reject(RejectReason::kNoSeq, count);
-        FinishOnce(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                                "event without a sequence number (seq starts at 1)"));
+        Fail(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          "event without a sequence number (seq starts at 1)"));
         return;
       }
       event.clear_fields();         // fields are the server's to decode
       event.set_server_time_ns(0);  // and the time of receipt is the store's to set
     }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      ++in_flight_;
+    }
+    shared_->queued_events += count;
+    shared_->queued_bytes += static_cast<int64_t>(bytes);
     ingest_->Submit(agent_id_, std::move(batch),
-                    [this, count](absl::StatusOr<storage::WriteResult> result) {
-                      OnStored(count, std::move(result));
+                    [this, count, bytes](absl::StatusOr<storage::WriteResult> result) {
+                      OnStored(count, bytes, std::move(result));
                     });
   }
 
-  // Runs on an ingest worker.
-  void OnStored(int count, absl::StatusOr<storage::WriteResult> result) {
+  // Runs on an ingest worker, in the order the batches were submitted.
+  void OnStored(int count, size_t bytes, absl::StatusOr<storage::WriteResult> result) {
+    shared_->queued_events -= count;
+    shared_->queued_bytes -= static_cast<int64_t>(bytes);
     if (!result.ok()) {
       spdlog::error("agent {}: batch of {} events not stored: {}", agent_id_, count,
                     result.status().ToString());
+      ++shared_->store_failures;
       Metrics().Reject(RejectReason::kStoreFailed, static_cast<uint64_t>(count));
-      FinishOnce(ToGrpc(result.status()));
-      return;
+      Fail(ToGrpc(result.status()));
+    } else {
+      Touch(result->max_seq, result->stored);
     }
-    Touch(result->max_seq, result->stored);
-    out_.Clear();
-    siper::v1::Ack* ack = out_.mutable_ack();
-    ack->set_acked_seq(result->max_seq);
-    ack->set_stored(result->stored);
-    ack->set_duplicates(result->duplicates);
-    StartWrite(&out_);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      --in_flight_;
+      if (result.ok() && !failed_) {
+        siper::v1::Ack& ack = pending_ack_;
+        ack.set_acked_seq(std::max(ack.acked_seq(), result->max_seq));
+        ack.set_stored(ack.stored() + result->stored);
+        ack.set_duplicates(ack.duplicates() + result->duplicates);
+        has_pending_ack_ = true;
+      }
+    }
+    Step();
+  }
+
+  // Ends the stream with `status` once nothing is in flight; the first failure wins.
+  void Fail(const grpc::Status& status) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (failed_) return;
+      failed_ = true;
+      finish_status_ = status;
+      has_pending_ack_ = false;
+    }
+    Step();
+  }
+
+  // Decides, under the lock, what to start next: an ack, a read, or Finish.
+  void Step() {
+    bool write = false, read = false, finish = false;
+    grpc::Status status;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (finished_) return;
+      if (!writing_ && has_pending_ack_ && !failed_) {
+        siper::v1::ServerMessage out;
+        *out.mutable_ack() = pending_ack_;
+        pending_ack_.Clear();
+        has_pending_ack_ = false;
+        bool own = false;
+        out_.Clear();
+        write =
+            grpc::SerializationTraits<siper::v1::ServerMessage>::Serialize(out, &out_, &own).ok();
+        writing_ = write;
+      }
+      if (!reading_ && !read_closed_ && !failed_ && CanReadAhead()) {
+        reading_ = read = true;
+      }
+      const bool drained = in_flight_ == 0 && !writing_ && !has_pending_ack_;
+      if (drained && (failed_ || read_closed_)) {
+        finished_ = finish = true;
+        status = failed_ ? finish_status_ : grpc::Status::OK;
+      }
+    }
+    if (write) StartWrite(&out_);
+    if (read) StartRead(&in_);
+    if (finish) {
+      if (!status.ok()) spdlog::info("agent {} stream ends: {}", agent_id_, status.error_message());
+      Finish(status);
+    }
+  }
+
+  // Under mu_. One batch may always be in flight, so no stream starves.
+  bool CanReadAhead() const {
+    if (in_flight_ == 0) return true;
+    return static_cast<size_t>(in_flight_) < options_.max_batches_in_flight &&
+           shared_->queued_events.load() < static_cast<int64_t>(options_.max_queued_events) &&
+           shared_->queued_bytes.load() < static_cast<int64_t>(options_.max_queued_bytes);
   }
 
   // Records that the agent was seen; registry errors are logged, not fatal.
   void Touch(uint64_t last_seq, uint32_t stored) {
+    std::lock_guard<std::mutex> lock(info_mu_);
+    if (!registered_) return;  // refused before the registry entry was read
     int64_t now = absl::ToUnixNanos(absl::Now());
     if (info_.first_seen_ns() == 0) info_.set_first_seen_ns(now);
     info_.set_last_seen_ns(now);
@@ -189,25 +300,28 @@ class StreamReactor final : public grpc::ServerBidiReactor<AgentMessage, ServerM
     }
   }
 
-  void FinishOnce(const grpc::Status& status) {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (finished_) return;
-    finished_ = true;
-    if (!status.ok()) {
-      spdlog::info("agent {} stream ends: {}", agent_id_, status.error_message());
-    }
-    Finish(status);
-  }
-
   grpc::CallbackServerContext* context_;
   storage::Store* store_;
   IngestPipeline* ingest_;
   const AgentServiceOptions& options_;
+  AgentStreamShared* shared_;
   std::string agent_id_;
+
+  std::mutex info_mu_;  // the registry entry: touched from gRPC and ingest threads
   siper::v1::AgentInfo info_;
-  AgentMessage in_;
-  ServerMessage out_;
-  std::mutex mu_;
+  bool registered_ = false;
+
+  grpc::ByteBuffer in_;
+  grpc::ByteBuffer out_;
+  std::mutex mu_;  // the stream's state below
+  int in_flight_ = 0;
+  bool reading_ = false;
+  bool read_closed_ = false;
+  bool writing_ = false;
+  bool has_pending_ack_ = false;
+  siper::v1::Ack pending_ack_;
+  bool failed_ = false;
+  grpc::Status finish_status_;
   bool finished_ = false;
 };
 
@@ -302,9 +416,20 @@ absl::Status AgentServiceImpl::DoRenew(const grpc::CallbackServerContext& contex
   return absl::OkStatus();
 }
 
-grpc::ServerBidiReactor<AgentMessage, ServerMessage>* AgentServiceImpl::Stream(
+grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* AgentServiceImpl::Stream(
     grpc::CallbackServerContext* context) {
-  return new StreamReactor(context, store_, ingest_, options_);
+  return new StreamReactor(context, store_, ingest_, options_, &shared_);
+}
+
+AgentStreamStats AgentServiceImpl::stats() const {
+  AgentStreamStats s;
+  s.rejected_oversized = shared_.rejected_oversized.load();
+  s.rejected_malformed = shared_.rejected_malformed.load();
+  s.rejected_identity = shared_.rejected_identity.load();
+  s.store_failures = shared_.store_failures.load();
+  s.queued_events = static_cast<uint64_t>(std::max<int64_t>(0, shared_.queued_events.load()));
+  s.queued_bytes = static_cast<uint64_t>(std::max<int64_t>(0, shared_.queued_bytes.load()));
+  return s;
 }
 
 }  // namespace siper::server

@@ -1,6 +1,7 @@
 // AgentService: enrollment with one-time tokens, and the event stream.
 #pragma once
 
+#include <atomic>
 #include <memory>
 
 #include "server/dev_pki.h"
@@ -13,12 +14,49 @@ namespace siper::server {
 
 struct AgentServiceOptions {
   absl::Duration agent_cert_validity = absl::Hours(24 * 365);
-  size_t max_batch_events = 10000;  // a larger batch is refused
+  size_t max_batch_events = 10000;    // a larger batch is refused
+  size_t max_batch_bytes = 16 << 20;  // a larger message (decompressed) is refused unparsed
+  // Back-pressure. A stream reads its next batch while at most this many of
+  // its batches are queued or being stored (acks still go out in order, each
+  // after its durable write) ...
+  size_t max_batches_in_flight = 4;
+  // ... and while all streams together hold fewer than these; above them a
+  // stream waits for its own acks, and HTTP/2 flow control holds its agent.
+  // A stream may always have one batch in flight, so none starves.
+  size_t max_queued_events = 200000;
+  size_t max_queued_bytes = 256 << 20;
   // While paused (disk nearly full), batches are refused with UNAVAILABLE. Null: never.
   const IngestGate* gate = nullptr;
 };
 
-class AgentServiceImpl final : public siper::v1::AgentService::CallbackService {
+// Why batches or streams were refused, counted since start (for logs and metrics).
+struct AgentStreamStats {
+  uint64_t rejected_oversized = 0;  // too many events or bytes
+  uint64_t rejected_malformed = 0;  // not an AgentMessage, no seq, empty message
+  uint64_t rejected_identity = 0;   // an event or hello claiming another agent id
+  uint64_t store_failures = 0;      // a batch the store could not write
+  uint64_t queued_events = 0;       // now, over all streams
+  uint64_t queued_bytes = 0;
+};
+
+// Shared by the streams: the global bound on what is queued, and the counters.
+struct AgentStreamShared {
+  std::atomic<int64_t> queued_events{0};
+  std::atomic<int64_t> queued_bytes{0};
+  std::atomic<uint64_t> rejected_oversized{0};
+  std::atomic<uint64_t> rejected_malformed{0};
+  std::atomic<uint64_t> rejected_identity{0};
+  std::atomic<uint64_t> store_failures{0};
+};
+
+// Stream takes raw bytes (WithRawCallbackMethod_Stream) so that the service
+// parses each message itself: a message that is not an AgentMessage is
+// refused with INVALID_ARGUMENT and counted, and an oversized one is refused
+// before it is parsed. The wire format is AgentService.Stream's.
+class AgentServiceImpl final : public siper::v1::AgentService::WithCallbackMethod_Enroll<
+                                   siper::v1::AgentService::WithCallbackMethod_Renew<
+                                       siper::v1::AgentService::WithRawCallbackMethod_Stream<
+                                           siper::v1::AgentService::Service>>> {
  public:
   AgentServiceImpl(storage::Store* store, IngestPipeline* ingest, const ServerPki* pki,
                    AgentServiceOptions options = {});
@@ -31,8 +69,10 @@ class AgentServiceImpl final : public siper::v1::AgentService::CallbackService {
                                   const siper::v1::RenewRequest* request,
                                   siper::v1::RenewResponse* response) override;
 
-  grpc::ServerBidiReactor<siper::v1::AgentMessage, siper::v1::ServerMessage>* Stream(
+  grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* Stream(
       grpc::CallbackServerContext* context) override;
+
+  AgentStreamStats stats() const;
 
  private:
   absl::Status DoEnroll(const grpc::CallbackServerContext& context,
@@ -45,6 +85,7 @@ class AgentServiceImpl final : public siper::v1::AgentService::CallbackService {
   IngestPipeline* ingest_;
   const ServerPki* pki_;
   AgentServiceOptions options_;
+  AgentStreamShared shared_;
 };
 
 }  // namespace siper::server

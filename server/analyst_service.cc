@@ -54,6 +54,7 @@ grpc::Status AnalystServiceImpl::SearchEvents(grpc::ServerContext* context,
   q.limit = request->limit();
   q.newest_first = request->newest_first();
   q.cursor = request->cursor();
+  q.min_level = request->level();
   for (const std::string& f : request->field()) {
     size_t eq = f.find('=');
     if (eq == std::string::npos || eq == 0) {
@@ -199,9 +200,13 @@ grpc::Status AnalystServiceImpl::Verify(grpc::ServerContext* context,
     absl::StatusOr<SealReport> seals = sealer_->CheckSeals();
     if (!seals.ok()) return ToGrpc(seals.status());
     response->set_seals(seals->seals);
+    response->set_timestamps(seals->timestamps);
+    response->set_timestamps_unchecked(seals->timestamps_unchecked);
+    response->set_newest_timestamp_ns(seals->newest_timestamp_ns);
+    response->set_newest_timestamp_length(seals->newest_timestamp_length);
     if (!seals->ok && report->ok) {
       response->set_ok(false);
-      response->set_problem("bad seal");
+      response->set_problem(seals->problem);
       response->set_chain_index(seals->bad_length > 0 ? seals->bad_length - 1 : 0);
       response->set_message(seals->message);
     }

@@ -4,7 +4,9 @@
 #include <openssl/pem.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -82,7 +84,8 @@ std::string ChainSealer::SignedMessage(uint64_t length, const std::string& hash,
 }
 
 absl::StatusOr<std::unique_ptr<ChainSealer>> ChainSealer::Create(
-    storage::Store* store, const std::filesystem::path& key_file, int64_t interval_s) {
+    storage::Store* store, const std::filesystem::path& key_file, int64_t interval_s,
+    std::unique_ptr<TimestampClient> tsa) {
   absl::StatusOr<std::unique_ptr<Key>> key = LoadOrCreateKey(key_file);
   if (!key.ok()) return key.status();
   absl::StatusOr<std::string> pub = RawPublicKey((*key)->pkey);
@@ -90,6 +93,8 @@ absl::StatusOr<std::unique_ptr<ChainSealer>> ChainSealer::Create(
   std::unique_ptr<ChainSealer> sealer(
       new ChainSealer(store, std::move(*key), interval_s > 0 ? interval_s : 60));
   sealer->key_id_ = Sha256Hex(*pub);
+  sealer->tsa_ = std::move(tsa);
+  sealer->started_ns_ = absl::ToUnixNanos(absl::Now());
   // Resume after the newest seal, so a restart does not seal the same head twice.
   absl::Status st = store->ListChainSeals([&](const storage::ChainSeal& s) {
     sealer->last_sealed_length_ = std::max(sealer->last_sealed_length_, s.length);
@@ -122,14 +127,53 @@ void ChainSealer::Stop() {
 
 void ChainSealer::Run() {
   std::unique_lock<std::mutex> lock(mu_);
+  bool stamp_failed = false;
   while (!stopping_) {
-    cv_.wait_for(lock, std::chrono::seconds(interval_s_), [this] { return stopping_; });
+    // A failed time-stamp is retried sooner than the next seal.
+    const int64_t wait_s = stamp_failed ? std::min<int64_t>(interval_s_, 30) : interval_s_;
+    cv_.wait_for(lock, std::chrono::seconds(wait_s), [this] { return stopping_; });
     if (stopping_) break;
     lock.unlock();
     if (absl::Status st = SealNow(); !st.ok())
       spdlog::error("cannot seal the chain: {}", std::string(st.message()));
+    if (tsa_ != nullptr) {
+      absl::Status st = StampPending();
+      stamp_failed = !st.ok();
+      if (stamp_failed)
+        spdlog::warn("cannot time-stamp the chain seal (will retry): {}",
+                     std::string(st.message()));
+    }
     lock.lock();
   }
+}
+
+std::string ChainSealer::TimestampImprint(const storage::ChainSeal& seal) {
+  const std::string data =
+      absl::StrCat(SignedMessage(seal.length, seal.hash, seal.time_ns), seal.signature);
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(data.data(), data.size(), digest, &len, EVP_sha256(), nullptr);
+  return std::string(reinterpret_cast<char*>(digest), len);
+}
+
+absl::Status ChainSealer::StampPending() {
+  if (tsa_ == nullptr) return absl::OkStatus();
+  std::lock_guard<std::mutex> lock(stamp_mu_);
+  std::vector<storage::ChainSeal> pending;
+  absl::Status st = store_->ListChainSeals([&](const storage::ChainSeal& seal) {
+    if (seal.timestamp_token.empty() && seal.key_id == key_id_ && seal.time_ns >= started_ns_)
+      pending.push_back(seal);
+    return true;
+  });
+  if (!st.ok()) return st;
+  for (storage::ChainSeal& seal : pending) {
+    absl::StatusOr<std::string> token = tsa_->Stamp(TimestampImprint(seal));
+    if (!token.ok()) return token.status();
+    seal.timestamp_token = *std::move(token);
+    if (absl::Status put = store_->PutChainSeal(seal); !put.ok()) return put;
+    spdlog::info("time-stamped the chain seal of length {} ({})", seal.length, tsa_->options().url);
+  }
+  return absl::OkStatus();
 }
 
 absl::Status ChainSealer::SealNow() {
@@ -186,9 +230,27 @@ absl::StatusOr<SealReport> ChainSealer::CheckSeals() const {
     if (!problem.empty()) {
       report.ok = false;
       report.bad_length = seal.length;
+      report.problem = "bad seal";
       report.message = absl::StrCat("the seal of chain length ", seal.length, " ", problem);
       return false;
     }
+    if (seal.timestamp_token.empty()) return true;
+    if (tsa_ == nullptr) {
+      ++report.timestamps_unchecked;
+      return true;
+    }
+    absl::StatusOr<TimestampInfo> info = tsa_->Check(seal.timestamp_token, TimestampImprint(seal));
+    if (!info.ok()) {
+      report.ok = false;
+      report.bad_length = seal.length;
+      report.problem = "bad timestamp";
+      report.message = absl::StrCat("the RFC 3161 time-stamp of the seal of chain length ",
+                                    seal.length, ": ", info.status().message());
+      return false;
+    }
+    ++report.timestamps;
+    report.newest_timestamp_ns = absl::ToUnixNanos(info->gen_time);
+    report.newest_timestamp_length = seal.length;
     return true;
   });
   if (!st.ok()) return st;

@@ -13,6 +13,7 @@
 
 #include "absl/status/statusor.h"
 #include "server/storage/store.h"
+#include "server/timestamp.h"
 
 namespace siper::server {
 
@@ -20,16 +21,25 @@ struct SealReport {
   uint64_t seals = 0;  // seals checked
   bool ok = true;
   uint64_t bad_length = 0;  // the first seal that failed, when !ok
+  std::string problem;      // "bad seal" or "bad timestamp", when !ok
   std::string message;
+  // RFC 3161 tokens: checked against the configured TSA, or kept unchecked
+  // because no TSA is configured now.
+  uint64_t timestamps = 0;
+  uint64_t timestamps_unchecked = 0;
+  int64_t newest_timestamp_ns = 0;  // genTime of the newest token checked
+  uint64_t newest_timestamp_length = 0;
 };
 
 class ChainSealer {
  public:
   // Loads the key from `key_file` (PEM, PKCS#8), or creates it (mode 0600)
   // when the file does not exist.
-  static absl::StatusOr<std::unique_ptr<ChainSealer>> Create(storage::Store* store,
-                                                             const std::filesystem::path& key_file,
-                                                             int64_t interval_s);
+  // With a `tsa`, every seal made by this process is also time-stamped
+  // (RFC 3161) by the sealing thread; failures are logged and retried.
+  static absl::StatusOr<std::unique_ptr<ChainSealer>> Create(
+      storage::Store* store, const std::filesystem::path& key_file, int64_t interval_s,
+      std::unique_ptr<TimestampClient> tsa = nullptr);
   ~ChainSealer();  // Stop()
   ChainSealer(const ChainSealer&) = delete;
   ChainSealer& operator=(const ChainSealer&) = delete;
@@ -42,8 +52,17 @@ class ChainSealer {
   // Seals the current head unless it is empty or sealed already.
   absl::Status SealNow();
 
-  // Checks every stored seal's signature with this server's key.
+  // Time-stamps the seals this process made that have no token yet (oldest
+  // first); the first failure is returned and the rest wait for the next try.
+  // Never called on the ingest path.
+  absl::Status StampPending();
+
+  // Checks every stored seal's signature with this server's key, and every
+  // time-stamp token against the configured TSA (imprint and signature).
   absl::StatusOr<SealReport> CheckSeals() const;
+
+  // What a seal's time-stamp covers: SHA-256 over the signed message and the signature.
+  static std::string TimestampImprint(const storage::ChainSeal& seal);
 
   // Lowercase hex SHA-256 of the raw 32-byte public key.
   const std::string& key_id() const { return key_id_; }
@@ -56,6 +75,10 @@ class ChainSealer {
  private:
   ChainSealer(storage::Store* store, std::unique_ptr<Key> key, int64_t interval_s);
   void Run();
+
+  std::unique_ptr<TimestampClient> tsa_;  // null: no time-stamping
+  int64_t started_ns_ = 0;                // seals from before this start are not stamped
+  std::mutex stamp_mu_;
 
   storage::Store* store_;
   std::unique_ptr<Key> key_;

@@ -43,7 +43,8 @@ absl::StatusOr<ServerConfig> LoadServerConfig(const std::filesystem::path& file)
       "data_dir",    "listen",          "rules_dir",       "server_names",
       "token_ttl_s", "max_token_ttl_s", "workers",         "sync_writes",
       "log_level",   "log_to_stderr",   "seal_interval_s", "retention_days",
-      "retention",   "institution",     "incidents",       "agent_cert_validity_s"};
+      "retention",   "institution",     "incidents",       "agent_cert_validity_s",
+      "tsa"};
   for (const auto& entry : root) {
     const std::string key = entry.first.as<std::string>();
     if (!kKnown.contains(key) && !HealthConfigKeys().contains(key)) {
@@ -85,6 +86,37 @@ absl::StatusOr<ServerConfig> LoadServerConfig(const std::filesystem::path& file)
     for (absl::Status s : {Read(retention, "events_days", name, &config.retention_events_days),
                            Read(retention, "alerts_days", name, &config.retention_alerts_days)}) {
       if (!s.ok()) return s;
+    }
+  }
+  if (const YAML::Node tsa = root["tsa"]; tsa) {
+    if (!tsa.IsMap()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(name, ":", tsa.Mark().line + 1,
+                       ": 'tsa' must be a map with url and cert_file or ca_file"));
+    }
+    static const std::set<std::string> kTsaKeys = {"url", "cert_file", "ca_file", "timeout_s",
+                                                   "policy"};
+    for (const auto& entry : tsa) {
+      const std::string key = entry.first.as<std::string>();
+      if (!kTsaKeys.contains(key)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(name, ":", entry.first.Mark().line + 1, ": unknown key 'tsa.", key, "'"));
+      }
+    }
+    std::string cert_file, ca_file;
+    for (absl::Status s :
+         {Read(tsa, "url", name, &config.tsa.url), Read(tsa, "cert_file", name, &cert_file),
+          Read(tsa, "ca_file", name, &ca_file), Read(tsa, "timeout_s", name, &config.tsa.timeout_s),
+          Read(tsa, "policy", name, &config.tsa.policy)}) {
+      if (!s.ok()) return s;
+    }
+    config.tsa.cert_file = cert_file;
+    config.tsa.ca_file = ca_file;
+    if (config.tsa.url.empty() || (cert_file.empty() && ca_file.empty()) ||
+        config.tsa.timeout_s <= 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(name, ":", tsa.Mark().line + 1,
+                       ": tsa needs url, cert_file or ca_file, and a positive timeout_s"));
     }
   }
   if (config.seal_interval_s <= 0) {

@@ -8,6 +8,7 @@
 #include "absl/status/statusor.h"
 #include "server/health_config.h"
 #include "server/incidents/config.h"
+#include "server/timestamp.h"
 
 namespace siper::server {
 
@@ -29,6 +30,8 @@ struct ServerConfig {
   int64_t retention_days = 730;
   int64_t retention_events_days = -1;  // -1: retention_days
   int64_t retention_alerts_days = -1;  // -1: retention_days
+  // `tsa: {url, cert_file, ca_file, timeout_s, policy}`: RFC 3161 time-stamps of chain seals.
+  TsaOptions tsa;
   // The `institution:` and `incidents:` blocks (server/incidents/config.h); defaults when absent.
   incidents::IncidentsConfig incidents;
   // Health detectors, the disk floor and the metrics port (health_config.h).

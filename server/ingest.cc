@@ -35,8 +35,12 @@ rules::FileObservation ToObservation(const siper::v1::Event& event) {
 }  // namespace
 
 IngestPipeline::IngestPipeline(storage::Store* store, const rules::LiveRuleSet* rules,
-                               const rules::LiveIocSet* ioc, int workers)
-    : store_(store), rules_(rules), ioc_(ioc), worker_count_(workers < 1 ? 1 : workers) {}
+                               const rules::LiveIocSet* ioc, int workers, int writers)
+    : store_(store),
+      rules_(rules),
+      ioc_(ioc),
+      worker_count_(workers < 1 ? 1 : workers),
+      writer_count_(writers < 1 ? 1 : writers) {}
 
 IngestPipeline::~IngestPipeline() { Stop(); }
 
@@ -45,6 +49,10 @@ absl::Status IngestPipeline::Start() {
     auto worker = std::make_unique<Worker>();
     if (rules_ != nullptr) worker->matcher = std::make_unique<rules::LiveMatcher>(rules_, ioc_);
     workers_.push_back(std::move(worker));
+  }
+  for (int i = 0; i < writer_count_; ++i) writers_.push_back(std::make_unique<Writer>());
+  for (auto& writer : writers_) {
+    writer->thread = std::thread([this, w = writer.get()] { WriterLoop(w); });
   }
   for (auto& worker : workers_) {
     worker->thread = std::thread([this, w = worker.get()] { WorkerLoop(w); });
@@ -77,6 +85,15 @@ void IngestPipeline::Stop() {
   for (auto& worker : workers_) {
     if (worker->thread.joinable()) worker->thread.join();
   }
+  // Every matched batch is queued for a writer now; let them drain.
+  workers_done_ = true;
+  for (auto& writer : writers_) {
+    { std::lock_guard<std::mutex> lock(writer->mu); }
+    writer->cv.notify_all();
+  }
+  for (auto& writer : writers_) {
+    if (writer->thread.joinable()) writer->thread.join();
+  }
 }
 
 void IngestPipeline::WorkerLoop(Worker* worker) {
@@ -90,18 +107,56 @@ void IngestPipeline::WorkerLoop(Worker* worker) {
       worker->queue.pop_front();
       Metrics().ingest_queue_depth.Add(-1);
     }
-    absl::StatusOr<storage::WriteResult> result;
+    WriteJob write{std::move(job.agent_id), {}, std::move(job.done)};
     try {
-      result = Process(worker->matcher.get(), job);
+      write.records = Process(worker->matcher.get(), job);
     } catch (const std::exception& e) {
-      result = absl::InternalError(absl::StrCat("ingest failed: ", e.what()));
+      write.done(absl::InternalError(absl::StrCat("ingest failed: ", e.what())));
+      continue;
     }
-    job.done(std::move(result));
+    // The agent's writer, so its batches are written and completed in order.
+    Writer& writer = *writers_[std::hash<std::string>()(write.agent_id) % writers_.size()];
+    std::lock_guard<std::mutex> lock(writer.mu);
+    writer.queue.push_back(std::move(write));
+    writer.cv.notify_one();
   }
 }
 
-absl::StatusOr<storage::WriteResult> IngestPipeline::Process(rules::LiveMatcher* matcher,
-                                                             Job& job) {
+void IngestPipeline::WriterLoop(Writer* writer) {
+  for (;;) {
+    WriteJob job;
+    {
+      std::unique_lock<std::mutex> lock(writer->mu);
+      writer->cv.wait(lock, [&] { return workers_done_ || !writer->queue.empty(); });
+      if (writer->queue.empty()) return;  // the workers are done, and so is this queue
+      job = std::move(writer->queue.front());
+      writer->queue.pop_front();
+    }
+    Write(job);
+  }
+}
+
+void IngestPipeline::Write(WriteJob& job) {
+  absl::StatusOr<storage::WriteResult> result;
+  try {
+    const absl::Time write_start = absl::Now();
+    result = store_->Write(job.agent_id, job.records);
+    Metrics().write_seconds.ObserveNanos(absl::ToInt64Nanoseconds(absl::Now() - write_start));
+    if (result.ok()) {
+      Metrics().events_stored.Add(result->stored);
+      Metrics().events_duplicate.Add(result->duplicates);
+      for (const storage::EventRecord& r : job.records) {
+        if (!r.duplicate) Metrics().alerts_stored.Add(r.alerts.size());
+      }
+    }
+    if (result.ok() && stored_hook_) stored_hook_(job.agent_id, job.records);
+  } catch (const std::exception& e) {
+    result = absl::InternalError(absl::StrCat("ingest failed: ", e.what()));
+  }
+  job.done(std::move(result));
+}
+
+std::vector<storage::EventRecord> IngestPipeline::Process(rules::LiveMatcher* matcher, Job& job) {
   std::vector<storage::EventRecord> records;
   records.reserve(job.batch.events_size());
   for (siper::v1::Event& event : *job.batch.mutable_events()) {
@@ -150,18 +205,7 @@ absl::StatusOr<storage::WriteResult> IngestPipeline::Process(rules::LiveMatcher*
     record.event = std::move(event);
     records.push_back(std::move(record));
   }
-  const absl::Time write_start = absl::Now();
-  absl::StatusOr<storage::WriteResult> result = store_->Write(job.agent_id, records);
-  Metrics().write_seconds.ObserveNanos(absl::ToInt64Nanoseconds(absl::Now() - write_start));
-  if (result.ok()) {
-    Metrics().events_stored.Add(result->stored);
-    Metrics().events_duplicate.Add(result->duplicates);
-    for (const storage::EventRecord& r : records) {
-      if (!r.duplicate) Metrics().alerts_stored.Add(r.alerts.size());
-    }
-  }
-  if (result.ok() && stored_hook_) stored_hook_(job.agent_id, records);
-  return result;
+  return records;
 }
 
 }  // namespace siper::server

@@ -28,10 +28,13 @@ class IngestPipeline {
 
   // `rules` may be null: events are then stored without matching. Each worker
   // matches with the rule set and IOC set (`ioc` may be null) live at the time,
-  // moving to a newly published one between two events (rules/live_rules.h).
-  // Both must outlive the pipeline.
+  // moving to a newly published one between two events (rules/live_rules.h);
+  // both must outlive the pipeline. `writers` threads call Store::Write (mostly
+  // waiting for the WAL sync): the more writes wait together, the more share
+  // one group commit, while the `workers` keep matching.
   IngestPipeline(storage::Store* store, const rules::LiveRuleSet* rules,
-                 const rules::LiveIocSet* ioc, int workers);
+                 const rules::LiveIocSet* ioc, int workers, int writers = kDefaultWriters);
+  static constexpr int kDefaultWriters = 16;
   ~IngestPipeline();
   IngestPipeline(const IngestPipeline&) = delete;
   IngestPipeline& operator=(const IngestPipeline&) = delete;
@@ -39,9 +42,10 @@ class IngestPipeline {
   // Creates the workers' matchers and starts them.
   [[nodiscard]] absl::Status Start();
 
-  // Queues a batch from `agent_id`; `done` runs on a worker thread once it is
-  // durably stored or has failed. Callers keep at most one batch in flight per
-  // stream, so the queue is bounded by the number of streams.
+  // Queues a batch from `agent_id`; `done` runs on a writer thread once it is
+  // durably stored or has failed. One agent's batches are matched, written and
+  // completed in the order they were submitted. Callers bound what they
+  // submit (agent_service.cc: batches in flight per stream and in total).
   void Submit(std::string agent_id, siper::v1::EventBatch batch, Done done);
 
   // Finishes queued work, then joins the workers.
@@ -61,6 +65,11 @@ class IngestPipeline {
     siper::v1::EventBatch batch;
     Done done;
   };
+  struct WriteJob {
+    std::string agent_id;
+    std::vector<storage::EventRecord> records;
+    Done done;
+  };
   struct Worker {
     std::unique_ptr<rules::LiveMatcher> matcher;  // null when there are no rules
     std::mutex mu;
@@ -68,15 +77,27 @@ class IngestPipeline {
     std::deque<Job> queue;
     std::thread thread;
   };
+  struct Writer {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::deque<WriteJob> queue;
+    std::thread thread;
+  };
   void WorkerLoop(Worker* worker);
-  absl::StatusOr<storage::WriteResult> Process(rules::LiveMatcher* matcher, Job& job);
+  void WriterLoop(Writer* writer);
+  // Decodes and matches a batch into the records to store.
+  std::vector<storage::EventRecord> Process(rules::LiveMatcher* matcher, Job& job);
+  void Write(WriteJob& job);
 
   storage::Store* store_;
   const rules::LiveRuleSet* rules_;
   const rules::LiveIocSet* ioc_;
   int worker_count_;
+  int writer_count_;
   std::vector<std::unique_ptr<Worker>> workers_;
+  std::vector<std::unique_ptr<Writer>> writers_;
   std::atomic<bool> stopping_{false};
+  std::atomic<bool> workers_done_{false};  // writers drain, then stop
   StoredHook stored_hook_;
 };
 

@@ -104,9 +104,14 @@ absl::StatusOr<std::unique_ptr<SiperServer>> SiperServer::Start(const ServerConf
   storage::StoreOptions store_options;
   store_options.sync_writes = config.sync_writes;
   SIPER_ASSIGN_OR_RETURN(s->store_, storage::Store::Open(config.data_dir / "db", store_options));
+  std::unique_ptr<TimestampClient> tsa;
+  if (config.tsa.enabled()) {
+    SIPER_ASSIGN_OR_RETURN(tsa, TimestampClient::Create(config.tsa));
+    spdlog::info("chain seals are time-stamped by {}", config.tsa.url);
+  }
   SIPER_ASSIGN_OR_RETURN(s->sealer_,
                          ChainSealer::Create(s->store_.get(), config.data_dir / "pki" / "chain.key",
-                                             config.seal_interval_s));
+                                             config.seal_interval_s, std::move(tsa)));
   s->maintenance_ =
       std::make_unique<MaintenanceThread>(s->store_.get(), RetentionFromConfig(config));
   s->maintenance_->Start();  // retention once now, then daily

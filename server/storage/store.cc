@@ -581,6 +581,15 @@ absl::Status Store::Impl::SearchEvents(
   if (!q.cursor.empty()) {
     SIPER_ASSIGN_OR_RETURN(cursor, ParsePosition(q.cursor, keys::kEventKeySize, "an event cursor"));
   }
+  int min_rank = 0;
+  if (!q.min_level.empty()) {
+    min_rank = LevelRank(q.min_level);
+    if (min_rank < 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("storage: unknown alert level '", q.min_level,
+                       "' (expected informational, low, medium, high or critical)"));
+    }
+  }
   ScopedSnapshot snapshot(db_);
   Emitter emitter(q.limit);
 
@@ -590,10 +599,20 @@ absl::Status Store::Impl::SearchEvents(
     return emitter.Emit(sink, e);
   };
 
-  if (!q.rule_id.empty()) {
-    // Events that raised an alert of the rule, through the rule index. Alerts
-    // of one event are adjacent in it, so one remembered key removes repeats.
-    const std::string prefix = keys::RulePrefix(q.rule_id);
+  if (!q.rule_id.empty() || !q.min_level.empty()) {
+    // Events that raised an alert (of the rule, of the level), through the
+    // alerts: the rule index, else the alerts of the agent, else all alerts,
+    // each in time order. Alerts of one event are adjacent in all three, so
+    // one remembered key removes repeats.
+    std::string prefix;
+    internal::Cf index = kAlerts;
+    if (!q.rule_id.empty()) {
+      prefix = keys::RulePrefix(q.rule_id);
+      index = kAlertsByRule;
+    } else if (agent_num.has_value()) {
+      prefix = keys::AgentPrefix(*agent_num);
+      index = kAlertsByAgent;
+    }
     std::string last_event_key;
     // Alerts may be kept longer than events: start where events remain.
     const int64_t since =
@@ -602,20 +621,36 @@ absl::Status Store::Impl::SearchEvents(
     KeyRange range = TimeRange(prefix, since, q.until_ns);
     if (cursor.has_value()) ResumeAfter(&range, prefix + *cursor, q.newest_first);
     return Scan(
-        kAlertsByRule, range, q.newest_first, snapshot.get(),
-        [&](std::string_view key, std::string_view) -> absl::StatusOr<bool> {
-          std::string_view alert_key = key.substr(prefix.size());
+        index, range, q.newest_first, snapshot.get(),
+        [&](std::string_view key, std::string_view value) -> absl::StatusOr<bool> {
+          std::string_view alert_key = key.substr(std::min(prefix.size(), key.size()));
           keys::EventKeyParts parts;
           if (alert_key.size() != keys::kAlertKeySize || !keys::ParseEventKey(alert_key, &parts)) {
             return absl::DataLossError(
-                absl::StrCat("storage: malformed key in alerts_by_rule: ", ToHex(key)));
+                absl::StrCat("storage: malformed key in ", kCfNames[index], ": ", ToHex(key)));
           }
           if (agent_num.has_value() && parts.agent_num != *agent_num) return true;
           std::string_view event_key = alert_key.substr(0, keys::kEventKeySize);
           if (event_key == last_event_key) return true;
+          if (!q.min_level.empty()) {
+            std::optional<std::string> stored;
+            if (index != kAlerts) {
+              SIPER_ASSIGN_OR_RETURN(stored, Get(kAlerts, alert_key, snapshot.get()));
+              if (!stored.has_value()) {
+                return absl::DataLossError(absl::StrCat("storage: index ", kCfNames[index],
+                                                        " points to alert ", ToHex(alert_key),
+                                                        " which is not stored"));
+              }
+              value = *stored;
+            }
+            siper::v1::Alert alert;
+            SIPER_RETURN_IF_ERROR(ParseValue(value, kCfNames[kAlerts], alert_key, &alert));
+            // Another alert of the same event may still reach the level.
+            if (LevelRank(alert.level()) < min_rank) return true;
+          }
           last_event_key = std::string(event_key);
           SIPER_ASSIGN_OR_RETURN(siper::v1::Event e,
-                                 ReadEvent(event_key, snapshot.get(), "alerts_by_rule"));
+                                 ReadEvent(event_key, snapshot.get(), kCfNames[index]));
           return offer(e);
         });
   }
@@ -975,6 +1010,18 @@ absl::StatusOr<RetentionResult> Store::ApplyRetention(const RetentionOptions& op
 }
 
 absl::Status Store::Backup(const std::filesystem::path& dir) const { return impl_->Backup(dir); }
+
+absl::Status Store::Compact() {
+  rocksdb::CompactRangeOptions options;
+  options.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+  for (size_t cf = 0; cf < internal::kNumCfs; ++cf) {
+    SIPER_RETURN_IF_ERROR(
+        FromRocks(impl_->db()->CompactRange(options, impl_->cf(static_cast<internal::Cf>(cf)),
+                                            nullptr, nullptr),
+                  absl::StrCat("compact column family ", kCfNames[cf])));
+  }
+  return absl::OkStatus();
+}
 
 absl::StatusOr<ChainHead> Store::GetChainHead() const { return impl_->GetChainHead(); }
 

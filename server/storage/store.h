@@ -57,8 +57,12 @@ struct EventQuery {
   int64_t until_ns = 0;
   std::string agent_id;  // empty: all agents
   std::string rule_id;   // only events that raised an alert of this rule
-  std::string text;      // case-sensitive substring of the raw line (or file path)
-  uint64_t limit = 0;    // 0: no limit
+  // Only events that raised an alert of at least this level (informational <
+  // low < medium < high < critical; with rule_id: an alert of that rule).
+  // Read through the alerts (by time, or by agent), never the events.
+  std::string min_level;
+  std::string text;    // case-sensitive substring of the raw line (or file path)
+  uint64_t limit = 0;  // 0: no limit
   bool newest_first = false;
   // Decoded fields that must be equal (Event.fields), e.g. {"source.ip", "10.0.0.5"}.
   std::map<std::string, std::string> fields;
@@ -264,6 +268,13 @@ class Store {
   // server.
   static absl::Status Restore(const std::filesystem::path& backup_dir,
                               const std::filesystem::path& data_dir);
+
+  // Compacts every column family down to the bottom level (forced), so that
+  // range tombstones and overwritten values are gone and the bottom level's
+  // compression applies: for measuring size on disk (bench/loadgen) and for
+  // an operator after a large retention run. Slow on a big store; safe while
+  // ingest runs.
+  absl::Status Compact();
 
   absl::StatusOr<ChainHead> GetChainHead() const;
   // Keeps a seal of a chain head. InvalidArgument if its hash is not the hash

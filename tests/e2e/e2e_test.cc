@@ -412,5 +412,113 @@ TEST_F(EndToEndTest, ClientsWithoutAValidCertificateAreRefused) {
   EXPECT_TRUE(response.token().empty());
 }
 
+// Sends raw bytes on AgentService.Stream (what a broken or hostile client
+// could send) and returns how the server ended the stream.
+grpc::Status RawStream(const std::shared_ptr<grpc::Channel>& channel, const std::string& bytes) {
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  std::unique_ptr<grpc::ClientReaderWriter<grpc::ByteBuffer, grpc::ByteBuffer>> stream(
+      grpc::internal::ClientReaderWriterFactory<grpc::ByteBuffer, grpc::ByteBuffer>::Create(
+          channel.get(),
+          grpc::internal::RpcMethod("/siper.v1.AgentService/Stream",
+                                    grpc::internal::RpcMethod::BIDI_STREAMING),
+          &context));
+  grpc::Slice slice(bytes);
+  grpc::ByteBuffer buffer(&slice, 1);
+  stream->Write(buffer);
+  stream->WritesDone();
+  grpc::ByteBuffer reply;
+  while (stream->Read(&reply)) {
+  }
+  return stream->Finish();
+}
+
+// Oversized and garbage batches end their stream with a clear status and
+// never take the server down; a well-formed stream with many batches in
+// flight gets every ack, in order, and its events stored once.
+TEST_F(EndToEndTest, BadBatchesAreRefusedAndPipelinedBatchesAckedInOrder) {
+  fs::path state = root_ / "agent";
+  CommandResult enrolled = Enroll(state, CreateToken());
+  ASSERT_EQ(enrolled.exit_code, 0) << enrolled.err;
+  grpc::ChannelArguments args;
+  args.SetMaxSendMessageSize(64 << 20);
+  grpc::SslCredentialsOptions tls;
+  tls.pem_root_certs = ReadFile(Pki("ca.pem")).value();
+  tls.pem_private_key = ReadFile(state / "agent.key").value();
+  tls.pem_cert_chain = ReadFile(state / "agent.pem").value();
+  auto channel = grpc::CreateCustomChannel(address_, grpc::SslCredentials(tls), args);
+
+  auto send = [&](const siper::v1::AgentMessage& message) {
+    return RawStream(channel, message.SerializeAsString());
+  };
+  // More events than a batch may hold.
+  siper::v1::AgentMessage many;
+  for (int i = 1; i <= 10001; ++i) {
+    siper::v1::Event* e = many.mutable_batch()->add_events();
+    e->set_seq(static_cast<uint64_t>(i));
+    e->mutable_log()->set_line("x");
+  }
+  grpc::Status too_many = send(many);
+  EXPECT_EQ(too_many.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_NE(too_many.error_message().find("10001 events"), std::string::npos)
+      << too_many.error_message();
+  // More bytes than a batch may hold (17 lines of 1 MiB).
+  siper::v1::AgentMessage big;
+  for (int i = 1; i <= 17; ++i) {
+    siper::v1::Event* e = big.mutable_batch()->add_events();
+    e->set_seq(static_cast<uint64_t>(i));
+    e->mutable_log()->set_line(std::string(1 << 20, 'a'));
+  }
+  grpc::Status too_big = send(big);
+  EXPECT_EQ(too_big.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_NE(too_big.error_message().find("bytes is larger than the limit"), std::string::npos)
+      << too_big.error_message();
+  // Bytes that are not an AgentMessage: a length-delimited field cut short.
+  grpc::Status garbage = RawStream(channel, std::string("\x12\x40garbage", 9));
+  EXPECT_EQ(garbage.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << garbage.error_message();
+  EXPECT_NE(garbage.error_message().find("not a siper.v1.AgentMessage"), std::string::npos)
+      << garbage.error_message();
+  ASSERT_TRUE(server_->Running()) << ServerOutput();
+  EXPECT_TRUE(Events().empty());  // nothing of the refused batches was stored
+
+  // Twenty batches of 50 without waiting, then the acks: in order, all stored once.
+  auto stub = siper::v1::AgentService::NewStub(channel);
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+  auto stream = stub->Stream(&context);
+  uint64_t seq = 0;
+  for (int b = 0; b < 20; ++b) {
+    siper::v1::AgentMessage message;
+    for (int i = 0; i < 50; ++i) {
+      siper::v1::Event* e = message.mutable_batch()->add_events();
+      e->set_seq(++seq);
+      e->mutable_log()->set_source("/var/log/test.log");
+      e->mutable_log()->set_line("pipelined line " + std::to_string(seq));
+    }
+    ASSERT_TRUE(stream->Write(message));
+  }
+  stream->WritesDone();
+  siper::v1::ServerMessage reply;
+  uint64_t last_ack = 0, stored = 0;
+  while (stream->Read(&reply)) {
+    ASSERT_TRUE(reply.has_ack());
+    EXPECT_GT(reply.ack().acked_seq(), last_ack);  // acks only move forward
+    EXPECT_EQ(reply.ack().acked_seq() % 50, 0u);   // and always end on a whole batch
+    last_ack = reply.ack().acked_seq();
+    stored += reply.ack().stored();
+  }
+  grpc::Status finished = stream->Finish();
+  EXPECT_TRUE(finished.ok()) << finished.error_message();
+  EXPECT_EQ(last_ack, 1000u);
+  EXPECT_EQ(stored, 1000u);
+  std::vector<json> events = Events();
+  ASSERT_EQ(events.size(), 1000u);
+  std::set<uint64_t> seqs;
+  for (const json& e : events) seqs.insert(e["seq"].get<uint64_t>());
+  EXPECT_EQ(seqs.size(), 1000u);
+  EXPECT_EQ(*seqs.begin(), 1u);
+  EXPECT_EQ(*seqs.rbegin(), 1000u);
+}
+
 }  // namespace
 }  // namespace siper::testing

@@ -8,6 +8,7 @@
 #include <future>
 #include <nlohmann/json.hpp>
 
+#include "rules/live_rules.h"
 #include "server/config.h"
 #include "server/health_events.h"
 #include "server/health_monitor.h"
@@ -281,7 +282,8 @@ TEST_F(HealthTest, ReporterStoresMatchedEventsWithSeqThatSurvivesRestart) {
   auto rules = rules::RuleSet::Load(fs::path(SIPER_SOURCE_DIR) / "rules/ruleset");
   ASSERT_TRUE(rules.ok()) << rules.status();
   auto run = [&](const HealthEvent& event) {
-    IngestPipeline ingest(store_.get(), *rules, 1);
+    rules::LiveRuleSet live(*rules);
+    IngestPipeline ingest(store_.get(), &live, nullptr, 1);
     EXPECT_TRUE(ingest.Start().ok());
     HealthReporter reporter(store_.get(), &ingest);
     EXPECT_TRUE(reporter.Init().ok());
@@ -319,7 +321,8 @@ TEST_F(HealthTest, ReporterStoresMatchedEventsWithSeqThatSurvivesRestart) {
   EXPECT_EQ(stored->newest["agt-1"]["agent_silent"]["siper.last_seen_ns"], "123");
 
   // The same line from an agent's own file raises nothing.
-  IngestPipeline ingest(store_.get(), *rules, 1);
+  rules::LiveRuleSet live(*rules);
+  IngestPipeline ingest(store_.get(), &live, nullptr, 1);
   ASSERT_TRUE(ingest.Start().ok());
   siper::v1::EventBatch batch;
   siper::v1::Event* e = batch.add_events();
@@ -355,7 +358,8 @@ TEST_F(HealthTest, RestartedMonitorRemembersOpenEpisodes) {
   o.disk_min_free_bytes = 1000;
   free_bytes_ = 10;
   auto run_monitor = [&] {
-    IngestPipeline ingest(store_.get(), *rules, 1);
+    rules::LiveRuleSet live(*rules);
+    IngestPipeline ingest(store_.get(), &live, nullptr, 1);
     EXPECT_TRUE(ingest.Start().ok());
     HealthReporter reporter(store_.get(), &ingest);
     EXPECT_TRUE(reporter.Init().ok());

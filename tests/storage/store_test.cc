@@ -259,6 +259,48 @@ TEST_F(StoreTest, SearchPagesWithCursorInEveryIndexAndOrder) {
   EXPECT_EQ(bad.code(), absl::StatusCode::kInvalidArgument);
 }
 
+TEST_F(StoreTest, SearchByMinimumLevel) {
+  WriteFixture();
+  // a1/2: high ssh-brute + medium sudo; a1/4: low; a2/2: critical.
+  EXPECT_EQ(SearchIds({.min_level = "informational"}), (Ids{{"a1", 2}, {"a1", 4}, {"a2", 2}}));
+  EXPECT_EQ(SearchIds({.min_level = "medium"}), (Ids{{"a1", 2}, {"a2", 2}}));
+  EXPECT_EQ(SearchIds({.min_level = "high", .newest_first = true}), (Ids{{"a2", 2}, {"a1", 2}}));
+  EXPECT_EQ(SearchIds({.min_level = "critical"}), (Ids{{"a2", 2}}));
+  EXPECT_EQ(SearchIds({.agent_id = "a1", .min_level = "high"}), (Ids{{"a1", 2}}));
+  EXPECT_TRUE(SearchIds({.agent_id = "a1", .min_level = "critical"}).empty());
+  // With a rule: an alert of that rule must reach the level (sudo on a1/2 is medium).
+  EXPECT_EQ(SearchIds({.rule_id = "sudo", .min_level = "medium"}), (Ids{{"a1", 2}}));
+  EXPECT_TRUE(SearchIds({.rule_id = "sudo", .min_level = "high"}).empty());
+  EXPECT_EQ(SearchIds({.rule_id = "ssh-brute", .min_level = "high"}), (Ids{{"a1", 2}, {"a2", 2}}));
+  EXPECT_EQ(SearchIds({.since_ns = kT0 + 3 * kSecond, .min_level = "low"}),
+            (Ids{{"a1", 4}, {"a2", 2}}));
+  EXPECT_EQ(SearchIds({.min_level = "low", .text = "odd"}), (Ids{{"a2", 2}}));
+  for (bool newest : {false, true}) {
+    EXPECT_EQ(PageThrough(*store_, {.min_level = "low", .newest_first = newest}, 1),
+              SearchIds({.min_level = "low", .newest_first = newest}));
+    EXPECT_EQ(
+        PageThrough(*store_, {.agent_id = "a1", .min_level = "low", .newest_first = newest}, 1),
+        SearchIds({.agent_id = "a1", .min_level = "low", .newest_first = newest}));
+  }
+  absl::Status bad =
+      store_->SearchEvents({.min_level = "severe"}, [](const Event&) { return true; });
+  EXPECT_EQ(bad.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(bad.message().find("severe"), std::string_view::npos);
+}
+
+// One event with a low and then a high alert of the same rule is found by level (the
+// second alert of the event counts), once.
+TEST_F(StoreTest, SearchByLevelLooksAtEveryAlertOfAnEvent) {
+  std::vector<EventRecord> records = {LogRecord("a1", 1, "x", kT0), LogRecord("a1", 2, "y", kT0)};
+  records[0].alerts = {MakeAlert("r", "low"), MakeAlert("r", "high"), MakeAlert("q", "high")};
+  records[1].alerts = {MakeAlert("r", "low")};
+  MustWrite("a1", std::move(records));
+  EXPECT_EQ(SearchIds({.min_level = "high"}), (Ids{{"a1", 1}}));
+  EXPECT_EQ(SearchIds({.rule_id = "r", .min_level = "high"}), (Ids{{"a1", 1}}));
+  EXPECT_EQ(SearchIds({.agent_id = "a1", .min_level = "high"}), (Ids{{"a1", 1}}));
+  EXPECT_EQ(SearchIds({.min_level = "low"}), (Ids{{"a1", 1}, {"a1", 2}}));
+}
+
 TEST_F(StoreTest, PagingSkipsAllAlertsOfTheCursorEvent) {
   std::vector<EventRecord> records = {LogRecord("a1", 1, "x", kT0), LogRecord("a1", 2, "y", kT0)};
   records[0].alerts = {MakeAlert("r", "low"), MakeAlert("r", "high")};
