@@ -107,7 +107,9 @@ void IngestPipeline::WorkerLoop(Worker* worker) {
       worker->queue.pop_front();
       Metrics().ingest_queue_depth.Add(-1);
     }
-    WriteJob write{std::move(job.agent_id), {}, std::move(job.done)};
+    // The agent id is copied: Process still reads it (health events are trusted only from
+    // the server's own agent id).
+    WriteJob write{job.agent_id, {}, std::move(job.done)};
     try {
       write.records = Process(worker->matcher.get(), job);
     } catch (const std::exception& e) {
