@@ -41,7 +41,11 @@ token=$(ctl tokens create --ttl 10m)
 "$build/agent/siper-agent" enroll --server "$SIPER_SERVER" --token "$token" \
   --ca "$SIPER_CA" --state-dir "$qs/agent"
 
+echo "== importing an IOC feed in USOM's list format (deploy/samples/usom-url-list.txt)"
+ctl ioc import --feed usom --file deploy/samples/usom-url-list.txt
 cp deploy/samples/attack.log "$qs/attack.log"
+# A name server on web1 resolves one of the listed phishing names.
+echo "$(date -u '+%b %e %H:%M:%S') web1 named[812]: client 192.0.2.10#53211 (hesap-guncelle-bankasi.example): query: hesap-guncelle-bankasi.example IN A + (192.0.2.1)" >>"$qs/attack.log"
 cat >"$qs/agent.yaml" <<YAML
 server: $SIPER_SERVER
 state_dir: $qs/agent
@@ -63,7 +67,7 @@ echo "   $have of $want lines stored"
 echo
 ctl agents list
 echo
-echo "== alerts"
+echo "== alerts (one of them the USOM IOC hit)"
 ctl alerts list --limit 0
 echo
 echo "== incidents (alerts grouped per attacker and host)"
