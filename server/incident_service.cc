@@ -428,20 +428,24 @@ grpc::Status IncidentServiceImpl::Transition(grpc::ServerContext* context,
       response);
 }
 
+grpc::Status IncidentServiceImpl::Edit(
+    const std::string& id, const std::string& actor, const std::string& action,
+    const std::function<absl::Status(Incident&, absl::Time)>& edit,
+    siper::v1::IncidentJson* response) {
+  return Mutate(
+      id, [&] { return book_->Update(id, actor, action, edit); }, response);
+}
+
 grpc::Status IncidentServiceImpl::Assign(grpc::ServerContext* context,
                                          const siper::v1::AssignRequest* request,
                                          siper::v1::IncidentJson* response) {
   absl::StatusOr<pki::Identity> who = Writer(*context);
   if (!who.ok()) return ToGrpc(who.status());
-  return Mutate(
-      request->id(),
-      [&] {
-        return book_->Update(request->id(), who->common_name, "incident.assign",
-                             [&](Incident& incident, absl::Time now) {
-                               incidents::Assign(incident, request->assignee(), who->common_name,
-                                                 now);
-                               return absl::OkStatus();
-                             });
+  return Edit(
+      request->id(), who->common_name, "incident.assign",
+      [&](Incident& incident, absl::Time now) {
+        incidents::Assign(incident, request->assignee(), who->common_name, now);
+        return absl::OkStatus();
       },
       response);
 }
@@ -451,14 +455,10 @@ grpc::Status IncidentServiceImpl::AddNote(grpc::ServerContext* context,
                                           siper::v1::IncidentJson* response) {
   absl::StatusOr<pki::Identity> who = Writer(*context);
   if (!who.ok()) return ToGrpc(who.status());
-  return Mutate(
-      request->id(),
-      [&] {
-        return book_->Update(request->id(), who->common_name, "incident.note",
-                             [&](Incident& incident, absl::Time now) {
-                               return incidents::AddNote(incident, request->text(),
-                                                         who->common_name, now);
-                             });
+  return Edit(
+      request->id(), who->common_name, "incident.note",
+      [&](Incident& incident, absl::Time now) {
+        return incidents::AddNote(incident, request->text(), who->common_name, now);
       },
       response);
 }
@@ -564,34 +564,30 @@ grpc::Status IncidentServiceImpl::Update(grpc::ServerContext* context,
     return Invalid("--rsit-class and --rsit-type go together");
   }
   const std::string& actor = who->common_name;
-  return Mutate(
-      request->id(),
-      [&] {
-        return book_->Update(
-            request->id(), actor, "incident.update",
-            [&](Incident& incident, absl::Time now) -> absl::Status {
-              if (severity)
-                SIPER_RETURN_IF_ERROR(incidents::SetSeverity(incident, *severity, actor, now));
-              if (!request->rsit_class().empty()) {
-                SIPER_RETURN_IF_ERROR(incidents::SetClassification(
-                    incident, taxonomy_, request->rsit_class(), request->rsit_type(), actor, now));
-              }
-              if (tlp) incidents::SetTlp(incident, *tlp, actor, now);
-              if (!request->impact().empty())
-                incidents::SetImpact(incident, request->impact(), actor, now);
-              if (!request->action().empty())
-                incidents::AddAction(incident, request->action(), actor, now);
-              if (request->asset_criticality() != 0) {
-                SIPER_RETURN_IF_ERROR(incidents::SetAssetCriticality(
-                    incident, request->asset_criticality(), actor, now));
-              }
-              if (!request->usom_reference().empty()) {
-                SIPER_RETURN_IF_ERROR(incidents::RecordUsomReport(
-                    incident, now, request->usom_reference(), actor, now));
-              }
-              if (breach) incidents::SetPersonalDataBreach(incident, *breach, actor, now);
-              return absl::OkStatus();
-            });
+  return Edit(
+      request->id(), actor, "incident.update",
+      [&](Incident& incident, absl::Time now) -> absl::Status {
+        if (severity)
+          SIPER_RETURN_IF_ERROR(incidents::SetSeverity(incident, *severity, actor, now));
+        if (!request->rsit_class().empty()) {
+          SIPER_RETURN_IF_ERROR(incidents::SetClassification(
+              incident, taxonomy_, request->rsit_class(), request->rsit_type(), actor, now));
+        }
+        if (tlp) incidents::SetTlp(incident, *tlp, actor, now);
+        if (!request->impact().empty())
+          incidents::SetImpact(incident, request->impact(), actor, now);
+        if (!request->action().empty())
+          incidents::AddAction(incident, request->action(), actor, now);
+        if (request->asset_criticality() != 0) {
+          SIPER_RETURN_IF_ERROR(
+              incidents::SetAssetCriticality(incident, request->asset_criticality(), actor, now));
+        }
+        if (!request->usom_reference().empty()) {
+          SIPER_RETURN_IF_ERROR(
+              incidents::RecordUsomReport(incident, now, request->usom_reference(), actor, now));
+        }
+        if (breach) incidents::SetPersonalDataBreach(incident, *breach, actor, now);
+        return absl::OkStatus();
       },
       response);
 }
@@ -650,40 +646,34 @@ grpc::Status IncidentServiceImpl::UpdateKvkk(grpc::ServerContext* context,
   }
   const std::string& actor = who->common_name;
   const incidents::DeadlinePolicy& policy = options_.config.deadlines;
-  return Mutate(
-      request->id(),
-      [&] {
-        return book_->Update(
-            request->id(), actor, "incident.kvkk",
-            [&](Incident& incident, absl::Time now) -> absl::Status {
-              if (HasKvkkDetails(*request)) {
-                SIPER_RETURN_IF_ERROR(incidents::UpdateKvkkDetails(
-                    incident, MergeKvkk(incident.kvkk, *request), actor, now));
-              }
-              const std::vector<std::string> reasons(request->delay_reasons().begin(),
-                                                     request->delay_reasons().end());
-              if (notice) {
-                if (!incident.kvkk.personal_data_breach) {
-                  return absl::FailedPreconditionError(absl::StrCat(
-                      incident.id,
-                      " is not flagged as a personal-data breach: run `siperctl incidents "
-                      "update ",
-                      incident.id, " --personal-data-breach yes` first"));
-                }
-                const absl::Time sent = request->notice_sent_ns() != 0
-                                            ? absl::FromUnixNanos(request->notice_sent_ns())
-                                            : now;
-                const absl::Time due =
-                    incidents::KvkkDue(incident, policy).value_or(absl::InfiniteFuture());
-                SIPER_RETURN_IF_ERROR(incidents::RecordKvkkNotice(incident, *notice, sent,
-                                                                  request->notice_reference(),
-                                                                  reasons, due, actor, now));
-              } else if (!reasons.empty()) {
-                for (const std::string& r : reasons) incident.kvkk.delay_reasons.push_back(r);
-                incidents::AddTimeline(incident, now, actor, "kvkk", "delay reasons recorded");
-              }
-              return absl::OkStatus();
-            });
+  return Edit(
+      request->id(), actor, "incident.kvkk",
+      [&](Incident& incident, absl::Time now) -> absl::Status {
+        if (HasKvkkDetails(*request)) {
+          SIPER_RETURN_IF_ERROR(incidents::UpdateKvkkDetails(
+              incident, MergeKvkk(incident.kvkk, *request), actor, now));
+        }
+        const std::vector<std::string> reasons(request->delay_reasons().begin(),
+                                               request->delay_reasons().end());
+        if (notice) {
+          if (!incident.kvkk.personal_data_breach) {
+            return absl::FailedPreconditionError(
+                absl::StrCat(incident.id,
+                             " is not flagged as a personal-data breach: run `siperctl incidents "
+                             "update ",
+                             incident.id, " --personal-data-breach yes` first"));
+          }
+          const absl::Time sent =
+              request->notice_sent_ns() != 0 ? absl::FromUnixNanos(request->notice_sent_ns()) : now;
+          const absl::Time due =
+              incidents::KvkkDue(incident, policy).value_or(absl::InfiniteFuture());
+          SIPER_RETURN_IF_ERROR(incidents::RecordKvkkNotice(
+              incident, *notice, sent, request->notice_reference(), reasons, due, actor, now));
+        } else if (!reasons.empty()) {
+          for (const std::string& r : reasons) incident.kvkk.delay_reasons.push_back(r);
+          incidents::AddTimeline(incident, now, actor, "kvkk", "delay reasons recorded");
+        }
+        return absl::OkStatus();
       },
       response);
 }

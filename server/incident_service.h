@@ -113,6 +113,10 @@ class IncidentServiceImpl final : public siper::v1::IncidentService::Service {
   // Runs `op` under the lock, persists, and answers with incident `id` as JSON.
   grpc::Status Mutate(const std::string& id, const std::function<absl::Status()>& op,
                       siper::v1::IncidentJson* response);
+  // Mutate with one audited edit of incident `id` (`action` by `actor`).
+  grpc::Status Edit(const std::string& id, const std::string& actor, const std::string& action,
+                    const std::function<absl::Status(incidents::Incident&, absl::Time)>& edit,
+                    siper::v1::IncidentJson* response);
   incidents::InstitutionProfile ReportProfile() const;
 
   storage::Store* store_;
