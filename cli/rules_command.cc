@@ -279,10 +279,10 @@ int RunRulesTest(const RulesTestOptions& options, std::ostream& out, std::ostrea
         PrintJson(out, j);
       } else {
         std::string summary;
-        for (const char* k : {"source.ip", "user.name", "user.target.name", "url.original",
-                              "process.command_line", "CommandLine", "Image", "file.path",
-                              "threat.feed.name", "threat.indicator.value",
-                              "threat.indicator.category"}) {
+        for (const char* k :
+             {"source.ip", "user.name", "user.target.name", "url.original", "process.command_line",
+              "CommandLine", "Image", "file.path", "threat.feed.name", "threat.indicator.value",
+              "threat.indicator.category"}) {
           auto it = d.fields.find(k);
           if (it == d.fields.end()) continue;
           if (!summary.empty()) summary += " ";

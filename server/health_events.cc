@@ -16,9 +16,8 @@ using nlohmann::json;
 
 void SetDotted(json& root, const std::string& key, json value) {
   // StrCat rather than "/" + std::string: GCC 12 at -O3 warns (-Wrestrict) on the latter.
-  root[json::json_pointer(
-      absl::StrCat("/", absl::StrReplaceAll(key, {{"~", "~0"}, {"/", "~1"}, {".", "/"}})))] =
-      std::move(value);
+  root[json::json_pointer(absl::StrCat(
+      "/", absl::StrReplaceAll(key, {{"~", "~0"}, {"/", "~1"}, {".", "/"}})))] = std::move(value);
 }
 
 }  // namespace

@@ -48,7 +48,7 @@ struct AlertInput {
   std::string id;  // alert id
   std::string rule_id;
   std::string title;
-  std::string level;  // informational, low, medium, high, critical
+  std::string level;                       // informational, low, medium, high, critical
   absl::Time time = absl::InfinitePast();  // when the server received the event
   // When the event happened by the log's own time (@timestamp); InfinitePast when the log
   // has none. Incidents take it as their occurred time.

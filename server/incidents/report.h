@@ -96,7 +96,7 @@ struct Summary {
   absl::Duration mean_time_to_detect = absl::InfiniteDuration();   // occurred -> detected
   absl::Duration mean_time_to_contain = absl::InfiniteDuration();  // detected -> contained
   absl::Duration mean_time_to_close = absl::InfiniteDuration();    // detected -> closed
-  std::vector<std::pair<std::string, int>> top_rules;  // "title (rule id)" -> alerts
+  std::vector<std::pair<std::string, int>> top_rules;              // "title (rule id)" -> alerts
   std::vector<std::pair<std::string, int>> top_attackers;          // source address -> incidents
   int deadlines_met = 0;
   int deadlines_missed = 0;   // reported late

@@ -608,7 +608,8 @@ TEST_F(SummaryFixture, Counts) {
   EXPECT_EQ(s.mean_time_to_contain, absl::Hours(1));
   EXPECT_EQ(s.mean_time_to_close, absl::Hours(3));
   ASSERT_FALSE(s.top_rules.empty());
-  EXPECT_EQ(s.top_rules[0], (std::pair<std::string, int>{"SSH brute force (siper-ssh-bruteforce)", 2}));
+  EXPECT_EQ(s.top_rules[0],
+            (std::pair<std::string, int>{"SSH brute force (siper-ssh-bruteforce)", 2}));
   ASSERT_EQ(s.top_attackers.size(), 1u);
   EXPECT_EQ(s.top_attackers[0], (std::pair<std::string, int>{"203.0.113.7", 2}));
   // Incident 1 reached investigating with high severity and was never reported: closed as a
