@@ -155,17 +155,7 @@ class AgentFaultTest : public ::testing::Test {
   fs::path Pki(const std::string& name) const { return data_dir_ / "pki" / name; }
 
   CommandResult Ctl(std::vector<std::string> args) {
-    std::vector<std::string> argv = {SIPERCTL_BIN,
-                                     "--server",
-                                     Address(),
-                                     "--ca",
-                                     Pki("ca.pem").string(),
-                                     "--cert",
-                                     Pki("admin.pem").string(),
-                                     "--key",
-                                     Pki("admin.key").string()};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return RunCommand(argv);
+    return RunSiperctl(Address(), data_dir_ / "pki", args);
   }
 
   // Enrolls the agent and writes its configuration: `logs` read from their

@@ -90,17 +90,7 @@ class AgentFeaturesTest : public ::testing::Test {
   fs::path Pki(const std::string& name) const { return data_dir_ / "pki" / name; }
 
   CommandResult Ctl(std::vector<std::string> args) {
-    std::vector<std::string> argv = {SIPERCTL_BIN,
-                                     "--server",
-                                     address_,
-                                     "--ca",
-                                     Pki("ca.pem").string(),
-                                     "--cert",
-                                     Pki("admin.pem").string(),
-                                     "--key",
-                                     Pki("admin.key").string()};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return RunCommand(argv);
+    return RunSiperctl(address_, data_dir_ / "pki", args);
   }
 
   std::string Enroll() {

@@ -34,4 +34,19 @@ absl::StatusOr<std::string> WaitForServerAddress(ChildProcess& server,
   return "127.0.0.1:" + port->substr(0, port->find('\n'));
 }
 
+CommandResult RunSiperctl(const std::string& address, const std::filesystem::path& pki_dir,
+                          const std::vector<std::string>& args, const std::string& cert) {
+  std::vector<std::string> argv = {SIPERCTL_BIN,
+                                   "--server",
+                                   address,
+                                   "--ca",
+                                   (pki_dir / "ca.pem").string(),
+                                   "--cert",
+                                   (pki_dir / (cert + ".pem")).string(),
+                                   "--key",
+                                   (pki_dir / (cert + ".key")).string()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return RunCommand(argv);
+}
+
 }  // namespace siper::testing

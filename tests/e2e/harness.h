@@ -1,5 +1,5 @@
-// What every end-to-end test needs besides processes: JSON Lines parsing and
-// waiting for a started siper-server to tell its port.
+// What every end-to-end test needs besides processes: JSON Lines parsing,
+// waiting for a started siper-server to tell its port, and running siperctl.
 #pragma once
 
 #include <filesystem>
@@ -20,5 +20,10 @@ std::vector<nlohmann::json> ParseJsonLines(const std::string& text);
 // or an error when the server exited or never became ready.
 absl::StatusOr<std::string> WaitForServerAddress(ChildProcess& server,
                                                  const std::filesystem::path& data_dir);
+
+// Runs siperctl against the server at `address` with the certificate `cert`
+// ("admin" is DATA_DIR/pki/admin.pem and .key) and the CA of `pki_dir`.
+CommandResult RunSiperctl(const std::string& address, const std::filesystem::path& pki_dir,
+                          const std::vector<std::string>& args, const std::string& cert = "admin");
 
 }  // namespace siper::testing

@@ -80,18 +80,7 @@ class OpsTest : public ::testing::Test {
   fs::path Pki(const std::string& name) const { return data_dir_ / "pki" / name; }
 
   CommandResult Ctl(std::vector<std::string> args) {
-    const std::string cert = "admin";
-    std::vector<std::string> argv = {SIPERCTL_BIN,
-                                     "--server",
-                                     address_,
-                                     "--ca",
-                                     Pki("ca.pem").string(),
-                                     "--cert",
-                                     Pki(cert + ".pem").string(),
-                                     "--key",
-                                     Pki(cert + ".key").string()};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return RunCommand(argv);
+    return RunSiperctl(address_, data_dir_ / "pki", args);
   }
 
   void StoreEvents(int count) {
