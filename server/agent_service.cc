@@ -164,6 +164,9 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
                        options_.max_batch_events)));
       return;
     }
+    // Stamped here, in the order this stream reads its batches, so an agent's
+    // events sort by arrival even when its batches are written concurrently.
+    const int64_t received_ns = store_->ReceiptTime();
     for (siper::v1::Event& event : *batch.mutable_events()) {
       if (event.agent_id().empty()) event.set_agent_id(agent_id_);
       if (event.agent_id() != agent_id_) {
@@ -184,8 +187,8 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
                           "event without a sequence number (seq starts at 1)"));
         return;
       }
-      event.clear_fields();         // fields are the server's to decode
-      event.set_server_time_ns(0);  // and the time of receipt is the store's to set
+      event.clear_fields();                   // fields are the server's to decode
+      event.set_server_time_ns(received_ns);  // never the agent's claim
     }
     {
       std::lock_guard<std::mutex> lock(mu_);
