@@ -199,7 +199,7 @@ class AgentFaultTest : public ::testing::Test {
   std::vector<json> Events() {
     CommandResult r = Ctl({"events", "search", "--limit", "0", "--json"});
     EXPECT_EQ(r.exit_code, 0) << r.err;
-    return ParseJsonLines(r.out);
+    return AgentEventLines(r.out);
   }
 
   // The highest seq the server stored for the one agent (0 before any).

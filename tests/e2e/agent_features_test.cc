@@ -125,7 +125,7 @@ class AgentFeaturesTest : public ::testing::Test {
   std::vector<json> Events() {
     CommandResult r = Ctl({"events", "search", "--limit", "0", "--json"});
     EXPECT_EQ(r.exit_code, 0) << r.err;
-    return ParseJsonLines(r.out);
+    return AgentEventLines(r.out);
   }
 
   std::vector<json> WaitForEvents(size_t count, int seconds = 60) {

@@ -113,7 +113,7 @@ class EndToEndTest : public ::testing::Test {
   std::vector<json> Events() {
     CommandResult r = Ctl({"events", "search", "--limit", "0", "--json"});
     EXPECT_EQ(r.exit_code, 0) << r.err;
-    return ParseJsonLines(r.out);
+    return AgentEventLines(r.out);
   }
 
   // Polls until `count` events are stored (or a deadline passes).

@@ -18,6 +18,14 @@ std::vector<nlohmann::json> ParseJsonLines(const std::string& text) {
   return out;
 }
 
+std::vector<nlohmann::json> AgentEventLines(const std::string& text) {
+  std::vector<nlohmann::json> events = ParseJsonLines(text);
+  std::erase_if(events, [](const nlohmann::json& e) {
+    return e.value("agent_id", std::string()) == "siper-server";
+  });
+  return events;
+}
+
 absl::StatusOr<std::string> WaitForServerAddress(ChildProcess& server,
                                                  const std::filesystem::path& data_dir) {
   const std::filesystem::path port_file = data_dir / "server.port";

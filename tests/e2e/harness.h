@@ -15,6 +15,11 @@ namespace siper::testing {
 // One JSON value per non-empty line of siperctl --json output.
 std::vector<nlohmann::json> ParseJsonLines(const std::string& text);
 
+// The events of `siperctl events search --json` output that agents sent: the
+// server's own health events (agent "siper-server", e.g. a filling spool or a
+// silent agent, which a loaded test machine can trigger) left out.
+std::vector<nlohmann::json> AgentEventLines(const std::string& text);
+
 // Waits (up to a minute) for `server`, started with --data-dir `data_dir` and
 // --listen 127.0.0.1:0, to write DATA_DIR/server.port. Returns "127.0.0.1:PORT",
 // or an error when the server exited or never became ready.

@@ -151,7 +151,7 @@ class IncidentsEndToEnd : public ::testing::Test {
     while (std::chrono::steady_clock::now() < deadline) {
       CommandResult r = Ctl({"events", "search", "--limit", "0", "--json"});
       ASSERT_EQ(r.exit_code, 0) << r.err;
-      stored = ParseJsonLines(r.out).size();
+      stored = AgentEventLines(r.out).size();
       if (stored >= lines) break;
       std::this_thread::sleep_for(std::chrono::milliseconds(200));
     }

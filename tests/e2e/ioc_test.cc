@@ -102,7 +102,7 @@ class IocEndToEnd : public ::testing::Test {
   std::vector<json> Events() {
     CommandResult r = Ctl({"events", "search", "--limit", "0", "--json"});
     EXPECT_EQ(r.exit_code, 0) << r.err;
-    return ParseJsonLines(r.out);
+    return AgentEventLines(r.out);
   }
   void WaitForEvents(size_t n, int seconds = 90) {
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);

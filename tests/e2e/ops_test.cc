@@ -121,7 +121,7 @@ class OpsTest : public ::testing::Test {
     while (std::chrono::steady_clock::now() < deadline) {
       CommandResult r = Ctl({"events", "search", "--limit", "0", "--json"});
       ASSERT_EQ(r.exit_code, 0) << r.err;
-      events = ParseJsonLines(r.out);
+      events = AgentEventLines(r.out);
       if (static_cast<int>(events.size()) >= lines) break;
       std::this_thread::sleep_for(std::chrono::milliseconds(200));
     }
