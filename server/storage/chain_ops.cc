@@ -558,6 +558,9 @@ absl::StatusOr<RetentionResult> Store::Impl::ApplyRetention(const RetentionOptio
 
   if (events_move) {
     drop(kEvents, keys::TimeBound("", kMinTime), keys::TimeBound("", ec));
+    // The field index by whole days: entries of the cutoff's own day stay until
+    // the next run, and searches skip them by time (events_cutoff_ns_).
+    drop(kEventsByField, keys::DayPrefix(0), keys::DayPrefix(keys::DayOf(ec)));
     for (uint32_t agent : agents) {
       const std::string prefix = keys::AgentPrefix(agent);
       drop(kEventsByAgent, keys::TimeBound(prefix, kMinTime), keys::TimeBound(prefix, ec));

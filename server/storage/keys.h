@@ -125,7 +125,29 @@ inline std::string IocEntryKey(std::string_view feed, std::string_view kind,
   return k;
 }
 
+// events_by_field: day u32 | len u32 | field | len u32 | value | event key -> empty.
+// day = server time in whole days since the epoch (UTC), first so that
+// retention drops whole days with one range delete; within a day, one
+// (field, value) is a contiguous run in time order.
+inline constexpr int64_t kNsPerDay = int64_t{86400} * 1'000'000'000;
+inline uint32_t DayOf(int64_t time_ns) {
+  if (time_ns < 0) return 0;  // before 1970: no real server time, all in day 0
+  return static_cast<uint32_t>(time_ns / kNsPerDay);
+}
+inline std::string DayPrefix(uint32_t day) {
+  std::string k;
+  keycodec::AppendUint32(&k, day);
+  return k;
+}
+inline std::string FieldIndexPrefix(uint32_t day, std::string_view field, std::string_view value) {
+  std::string k = DayPrefix(day);
+  keycodec::AppendLengthPrefixed(&k, field);
+  keycodec::AppendLengthPrefixed(&k, value);
+  return k;
+}
+
 // meta keys.
+inline constexpr std::string_view kFieldIndexSinceKey = "field_index_since";
 inline constexpr std::string_view kChainAnchorKey = "chain_anchor";
 inline constexpr std::string_view kSchemaVersionKey = "schema_version";
 inline constexpr std::string_view kNextAgentNumKey = "next_agent_num";

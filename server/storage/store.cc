@@ -138,6 +138,11 @@ bool FieldsMatch(const siper::v1::Event& e, const std::map<std::string, std::str
 }
 
 // Stops a scan after `limit` results (0 = no limit) or when the sink says so.
+bool IsIndexedField(std::string_view name, std::string_view value) {
+  return value.size() <= kMaxIndexedValueSize &&
+         std::find(kIndexedFields.begin(), kIndexedFields.end(), name) != kIndexedFields.end();
+}
+
 class Emitter {
  public:
   explicit Emitter(uint64_t limit) : limit_(limit) {}
@@ -291,7 +296,29 @@ absl::Status Store::Impl::Open() {
   if (newest.has_value() && keys::ParseEventKey(*newest, &parts)) {
     last_server_time_ns_.store(parts.time_ns);
   }
+  SIPER_RETURN_IF_ERROR(LoadFieldIndexStart(newest.has_value()));
   return LoadChainState();
+}
+
+// The field index covers every event a build with it wrote. A store that
+// had events before (an older build's) gets it from after its newest event:
+// field searches reaching back before that scan the events instead.
+absl::Status Store::Impl::LoadFieldIndexStart(bool has_events) {
+  SIPER_ASSIGN_OR_RETURN(std::optional<std::string> since,
+                         Get(kMeta, keys::kFieldIndexSinceKey, nullptr));
+  if (since.has_value()) {
+    if (since->size() != 8) {
+      return absl::DataLossError("storage: field_index_since record is not 8 bytes (corrupt meta)");
+    }
+    field_index_since_ns_ = keycodec::DecodeInt64(since->data());
+    return absl::OkStatus();
+  }
+  field_index_since_ns_ =
+      has_events ? last_server_time_ns_.load() + 1 : std::numeric_limits<int64_t>::min();
+  std::string v;
+  keycodec::AppendInt64(&v, field_index_since_ns_);
+  return FromRocks(db_->Put(SyncedWriteOpts(), cf(kMeta), AsSlice(keys::kFieldIndexSinceKey), v),
+                   "write field index start");
 }
 
 absl::Status Store::Impl::Scan(Cf which, const KeyRange& range, bool reverse,
@@ -459,6 +486,11 @@ absl::StatusOr<WriteResult> Store::Impl::Write(std::string_view agent_id,
     put(kEvents, event_key, e.SerializeAsString());
     put(kEventSeq, seq_keys[i], std::move(time_bytes));
     put(kEventsByAgent, keys::EventByAgentKey(agent_num, t, e.seq()), "");
+    for (const auto& [name, value] : e.fields()) {
+      if (IsIndexedField(name, value)) {
+        put(kEventsByField, keys::FieldIndexPrefix(keys::DayOf(t), name, value) + event_key, "");
+      }
+    }
     for (size_t a = 0; a < r.alerts.size(); ++a) {
       siper::v1::Alert& alert = r.alerts[a];
       const std::string alert_key = keys::AlertKey(event_key, static_cast<uint32_t>(a));
@@ -655,6 +687,11 @@ absl::Status Store::Impl::SearchEvents(
         });
   }
 
+  if (auto indexed = IndexedFilter(q); indexed.has_value()) {
+    return SearchFieldIndex(q, indexed->first, indexed->second, agent_num, cursor, snapshot.get(),
+                            [&](const siper::v1::Event& e) { return offer(e); });
+  }
+
   if (agent_num.has_value()) {
     const std::string prefix = keys::AgentPrefix(*agent_num);
     KeyRange range = TimeRange(prefix, q.since_ns, q.until_ns);
@@ -688,6 +725,87 @@ absl::Status Store::Impl::SearchEvents(
                 SIPER_RETURN_IF_ERROR(ParseValue(value, kCfNames[kEvents], key, &e));
                 return offer(e);
               });
+}
+
+std::optional<std::pair<std::string, std::string>> Store::Impl::IndexedFilter(
+    const EventQuery& q) const {
+  const int64_t since = q.since_ns != 0 ? q.since_ns : std::numeric_limits<int64_t>::min();
+  if (std::max(since, events_cutoff_ns_.load()) < field_index_since_ns_) return std::nullopt;
+  for (const auto& [field, value] : q.fields) {
+    if (IsIndexedField(field, value)) return std::make_pair(field, value);
+  }
+  return std::nullopt;
+}
+
+absl::Status Store::Impl::SearchFieldIndex(
+    const EventQuery& q, std::string_view field, std::string_view value,
+    std::optional<uint32_t> agent_num, const std::optional<std::string>& cursor,
+    const rocksdb::Snapshot* snapshot,
+    const std::function<bool(const siper::v1::Event&)>& offer) const {
+  // The days to visit: those of the query's range, narrowed to the days that
+  // hold events (the oldest and newest event keys, one seek each).
+  std::optional<int64_t> oldest;
+  std::optional<int64_t> newest;
+  for (bool reverse : {false, true}) {
+    SIPER_RETURN_IF_ERROR(Scan(kEvents, KeyRange{}, reverse, snapshot,
+                               [&](std::string_view key, std::string_view) -> absl::StatusOr<bool> {
+                                 keys::EventKeyParts parts;
+                                 if (keys::ParseEventKey(key, &parts)) {
+                                   (reverse ? newest : oldest) = parts.time_ns;
+                                 }
+                                 return false;
+                               }));
+  }
+  if (!oldest.has_value() || !newest.has_value()) return absl::OkStatus();
+  const int64_t since =
+      std::max({q.since_ns != 0 ? q.since_ns : *oldest, *oldest, events_cutoff_ns_.load()});
+  const int64_t last = q.until_ns != 0 ? std::min(q.until_ns - 1, *newest) : *newest;
+  if (last < since) return absl::OkStatus();
+  uint32_t first_day = keys::DayOf(since);
+  uint32_t last_day = keys::DayOf(last);
+  keys::EventKeyParts at;
+  if (cursor.has_value()) {
+    (void)keys::ParseEventKey(*cursor, &at);  // checked by ParsePosition
+    const uint32_t cursor_day = keys::DayOf(at.time_ns);
+    if (q.newest_first) {
+      last_day = std::min(last_day, cursor_day);
+    } else {
+      first_day = std::max(first_day, cursor_day);
+    }
+  }
+  bool stopped = false;
+  auto visit_day = [&](uint32_t day) -> absl::Status {
+    const std::string prefix = keys::FieldIndexPrefix(day, field, value);
+    KeyRange range = TimeRange(prefix, since, q.until_ns);
+    if (cursor.has_value() && keys::DayOf(at.time_ns) == day) {
+      ResumeAfter(&range, prefix + *cursor, q.newest_first);
+    }
+    return Scan(
+        kEventsByField, range, q.newest_first, snapshot,
+        [&](std::string_view key, std::string_view) -> absl::StatusOr<bool> {
+          std::string_view event_key = key.substr(std::min(prefix.size(), key.size()));
+          keys::EventKeyParts parts;
+          if (event_key.size() != keys::kEventKeySize || !keys::ParseEventKey(event_key, &parts)) {
+            return absl::DataLossError(
+                absl::StrCat("storage: malformed key in events_by_field: ", ToHex(key)));
+          }
+          if (agent_num.has_value() && parts.agent_num != *agent_num) return true;
+          SIPER_ASSIGN_OR_RETURN(siper::v1::Event e,
+                                 ReadEvent(event_key, snapshot, "events_by_field"));
+          stopped = !offer(e);
+          return !stopped;
+        });
+  };
+  if (q.newest_first) {
+    for (int64_t day = last_day; day >= first_day && !stopped; --day) {
+      SIPER_RETURN_IF_ERROR(visit_day(static_cast<uint32_t>(day)));
+    }
+  } else {
+    for (uint32_t day = first_day; day <= last_day && !stopped; ++day) {
+      SIPER_RETURN_IF_ERROR(visit_day(day));
+    }
+  }
+  return absl::OkStatus();
 }
 
 absl::Status Store::Impl::ListAlerts(

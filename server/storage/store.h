@@ -7,6 +7,7 @@
 // server/storage/README.md.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -65,11 +66,25 @@ struct EventQuery {
   uint64_t limit = 0;  // 0: no limit
   bool newest_first = false;
   // Decoded fields that must be equal (Event.fields), e.g. {"source.ip", "10.0.0.5"}.
+  // One of kIndexedFields with a value of at most kMaxIndexedValueSize bytes
+  // is answered from the field index (a seek per day of the range); other
+  // fields filter the events the time range, agent or rule selects.
   std::map<std::string, std::string> fields;
   // Paging: resume after the event this cursor names (Store::EventCursor of
   // the last event received), in the query's order. Empty: from the start.
   std::string cursor;
 };
+
+// The fields an analyst pivots on, indexed by (day, field, value, time) so
+// that `events search --field source.ip=X` seeks instead of scanning. Part of
+// the on-disk layout: changing the list needs a new index start (see
+// Store::Impl::Open). Values longer than kMaxIndexedValueSize are not indexed.
+inline constexpr std::array<std::string_view, 12> kIndexedFields = {
+    "source.ip",  "destination.ip", "user.name",        "user.target.name",
+    "host.name",  "host.hostname",  "process.name",     "event.action",
+    "url.domain", "file.path",      "file.hash.sha256", "threat.indicator.value",
+};
+inline constexpr size_t kMaxIndexedValueSize = 256;
 
 struct AlertQuery {
   int64_t since_ns = 0;

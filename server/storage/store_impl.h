@@ -50,13 +50,14 @@ enum Cf : size_t {
   kChainSeals,
   kIocFeeds,
   kIocEntries,
+  kEventsByField,
   kNumCfs,
 };
 inline constexpr std::array<const char*, kNumCfs> kCfNames = {
     "events",         "event_seq",   "events_by_agent", "alerts",        "alerts_by_agent",
     "alerts_by_rule", "agents",      "tokens",          "meta",          "chain",
     "incidents",      "audit",       "files",           "files_by_hash", "chain_seals",
-    "ioc_feeds",      "ioc_entries",
+    "ioc_feeds",      "ioc_entries", "events_by_field",
 };
 // Every family has a name (a missing one would be a null pointer).
 static_assert(kCfNames[kNumCfs - 1] != nullptr);
@@ -178,6 +179,17 @@ class Store::Impl {
                             const std::function<bool(const siper::v1::Event&)>& sink) const;
   absl::Status ListAlerts(const AlertQuery& q,
                           const std::function<bool(const siper::v1::Alert&)>& sink) const;
+  // The (field, value) of q.fields the field index can answer for q's whole
+  // time range, if any.
+  std::optional<std::pair<std::string, std::string>> IndexedFilter(const EventQuery& q) const;
+  // Events with fields[field] == value in q's time range, day by day through
+  // events_by_field; `offer` applies the other filters and returns false to stop.
+  absl::Status SearchFieldIndex(const EventQuery& q, std::string_view field, std::string_view value,
+                                std::optional<uint32_t> agent_num,
+                                const std::optional<std::string>& cursor,
+                                const rocksdb::Snapshot* snapshot,
+                                const std::function<bool(const siper::v1::Event&)>& offer) const;
+  absl::Status LoadFieldIndexStart(bool has_events);
   absl::StatusOr<uint64_t> LastSeq(std::string_view agent_id) const;
   // Adds to `ops` the file inventory changes for the file events of one write.
   absl::Status UpdateFileInventory(uint32_t agent_num, const std::vector<EventRecord>& records,
@@ -231,6 +243,9 @@ class Store::Impl {
   std::atomic<int64_t> last_server_time_ns_{0};
   // Events before this were dropped by retention (alerts may outlive them).
   std::atomic<int64_t> events_cutoff_ns_{std::numeric_limits<int64_t>::min()};
+  // events_by_field holds every event with a server time at or after this
+  // (older events were stored before the index existed); fixed at Open.
+  int64_t field_index_since_ns_ = std::numeric_limits<int64_t>::min();
 
   // Group commit. The writer at the front of the queue is the leader: it
   // takes the queue's first writes, writes them with one chain record, and

@@ -122,4 +122,26 @@ class StoreTest : public ::testing::Test {
 
 using Ids = std::vector<std::pair<std::string, uint64_t>>;
 
+// Pages through a query `page` events at a time with cursors.
+inline Ids PageThrough(Store& store, EventQuery q, uint64_t page) {
+  Ids all;
+  q.limit = page;
+  for (int round = 0; round < 100; ++round) {
+    std::vector<Event> got;
+    EXPECT_TRUE(store
+                    .SearchEvents(q,
+                                  [&](const Event& e) {
+                                    got.push_back(e);
+                                    return true;
+                                  })
+                    .ok());
+    for (const Event& e : got) all.emplace_back(e.agent_id(), e.seq());
+    if (got.size() < page) break;
+    auto cursor = store.EventCursor(got.back());
+    EXPECT_TRUE(cursor.ok()) << cursor.status();
+    q.cursor = *cursor;
+  }
+  return all;
+}
+
 }  // namespace siper::storage::testutil

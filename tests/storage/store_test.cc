@@ -233,28 +233,6 @@ TEST_F(StoreTest, SearchLimitAndEarlyStop) {
   EXPECT_EQ(seen, 3);
 }
 
-// Pages through a query `page` events at a time with cursors.
-Ids PageThrough(Store& store, EventQuery q, uint64_t page) {
-  Ids all;
-  q.limit = page;
-  for (int round = 0; round < 100; ++round) {
-    std::vector<Event> got;
-    EXPECT_TRUE(store
-                    .SearchEvents(q,
-                                  [&](const Event& e) {
-                                    got.push_back(e);
-                                    return true;
-                                  })
-                    .ok());
-    for (const Event& e : got) all.emplace_back(e.agent_id(), e.seq());
-    if (got.size() < page) break;
-    auto cursor = store.EventCursor(got.back());
-    EXPECT_TRUE(cursor.ok()) << cursor.status();
-    q.cursor = *cursor;
-  }
-  return all;
-}
-
 TEST_F(StoreTest, SearchPagesWithCursorInEveryIndexAndOrder) {
   WriteFixture();
   for (bool newest : {false, true}) {
