@@ -103,7 +103,9 @@ void AddEvents(CLI::App& app, Globals& g) {
     bool newest_first = false;
   };
   auto o = std::make_shared<Options>();
-  search->add_option("--field", o->fields, "decoded field equals value, NAME=VALUE (repeatable)");
+  search->add_option("--field", o->fields,
+                     "decoded field equals value, NAME=VALUE (repeatable); source.ip, user.name, "
+                     "host.name and the other pivot fields are indexed");
   search->add_option("--cursor", o->cursor, "resume after the page that printed this cursor");
   search->add_option("--since", o->since, "from this time (2h, 7d or ISO 8601)");
   search->add_option("--until", o->until, "before this time (2h, 7d or ISO 8601)");

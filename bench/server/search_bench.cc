@@ -1,0 +1,192 @@
+// search_bench: how fast `siperctl events search` answers over a day of a
+// busy server. Fills a real Store with one day of events (the loghub lines,
+// decoded and matched by the default rule set as the server does, spread
+// over 100 agents and 24 hours ending now), then times the searches an
+// analyst runs, each the median of several runs, through Store::SearchEvents
+// (what the analyst RPC streams from). Beside the indexed field search, the
+// same question asked as a substring of the raw line, which must scan the day.
+//
+//   search_bench [--events N] [--runs R] [--dir DIR]
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "CLI/CLI.hpp"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "rules/engine.h"
+#include "server/storage/store.h"
+
+namespace fs = std::filesystem;
+using siper::storage::EventQuery;
+using siper::storage::EventRecord;
+using siper::storage::Store;
+
+namespace {
+
+const fs::path kSource = SIPER_SOURCE_DIR;
+const fs::path kShared = SIPER_SHARED_DATA_DIR;
+constexpr int64_t kHour = int64_t{3600} * 1'000'000'000;
+constexpr int kAgents = 100;
+
+std::vector<std::string> LoghubLines() {
+  std::vector<std::string> lines;
+  for (const char* f : {"logs/loghub/OpenSSH_2k.log", "logs/loghub/Linux_2k.log"}) {
+    std::ifstream in(kShared / f);
+    std::string line;
+    while (std::getline(in, line)) lines.push_back(line);
+  }
+  return lines;
+}
+
+double Seconds(std::chrono::steady_clock::duration d) {
+  return std::chrono::duration<double>(d).count();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"Times event searches over one day of stored events."};
+  uint64_t total = 2'000'000;
+  int runs = 5;
+  fs::path dir = fs::temp_directory_path() / "siper_search_bench";
+  app.add_option("--events", total, "events in the day")->capture_default_str();
+  app.add_option("--runs", runs, "runs per query (the median is reported)")->capture_default_str();
+  app.add_option("--dir", dir, "store directory (emptied first)")->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+
+  const std::vector<std::string> lines = LoghubLines();
+  if (lines.empty()) {
+    std::cerr << "search_bench: ../shared/data/logs/loghub is absent\n";
+    return 1;
+  }
+  siper::rules::LoadOptions load;
+  load.cache_dir = fs::temp_directory_path() / "siper_search_bench_rules";
+  auto rules = siper::rules::RuleSet::Load(kSource / "rules/ruleset", load);
+  if (!rules.ok()) {
+    std::cerr << rules.status() << "\n";
+    return 1;
+  }
+  auto matcher = siper::rules::Matcher::Create(*rules);
+  if (!matcher.ok()) {
+    std::cerr << matcher.status() << "\n";
+    return 1;
+  }
+
+  // Decode and match each loghub line once; the day replays them.
+  std::vector<EventRecord> templates;
+  for (const std::string& line : lines) {
+    EventRecord& r = templates.emplace_back();
+    siper::rules::FieldMap fields;
+    auto detections =
+        (*matcher)->Process(line, "/var/log/auth.log", siper::rules::InputFormat::kAuto, &fields);
+    r.event.mutable_log()->set_source("/var/log/auth.log");
+    r.event.mutable_log()->set_line(line);
+    for (const auto& [k, v] : fields) (*r.event.mutable_fields())[k] = v;
+    if (!detections.ok()) continue;
+    for (const siper::rules::Detection& d : *detections) {
+      siper::v1::Alert& a = r.alerts.emplace_back();
+      a.set_rule_id(d.rule_id);
+      a.set_title(d.title);
+      a.set_level(d.level);
+    }
+  }
+
+  fs::remove_all(dir);
+  auto store = Store::Open(dir, {.sync_writes = false});
+  if (!store.ok()) {
+    std::cerr << store.status() << "\n";
+    return 1;
+  }
+  const int64_t end = absl::ToUnixNanos(absl::Now());
+  const int64_t start = end - 24 * kHour;
+  const int64_t step = 24 * kHour / static_cast<int64_t>(total);
+  constexpr uint64_t kBatch = 500;
+  std::vector<uint64_t> seq(kAgents, 0);
+  auto fill_start = std::chrono::steady_clock::now();
+  uint64_t alerts = 0;
+  for (uint64_t i = 0; i < total; i += kBatch * kAgents) {
+    for (int a = 0; a < kAgents; ++a) {
+      const std::string agent = "agent-" + std::to_string(a);
+      std::vector<EventRecord> batch;
+      for (uint64_t j = 0; j < kBatch && i + static_cast<uint64_t>(a) * kBatch + j < total; ++j) {
+        const uint64_t n = i + static_cast<uint64_t>(a) * kBatch + j;
+        EventRecord r = templates[n % templates.size()];
+        r.event.set_agent_id(agent);
+        r.event.set_seq(++seq[a]);
+        r.event.set_server_time_ns(start + static_cast<int64_t>(n) * step);
+        alerts += r.alerts.size();
+        batch.push_back(std::move(r));
+      }
+      if (batch.empty()) continue;
+      if (auto w = (*store)->Write(agent, batch); !w.ok()) {
+        std::cerr << w.status() << "\n";
+        return 1;
+      }
+    }
+  }
+  const double fill_s = Seconds(std::chrono::steady_clock::now() - fill_start);
+  std::printf("filled %llu events (%llu alerts) over 24 h in %.1f s (%.0f events/s, no sync)\n",
+              static_cast<unsigned long long>(total), static_cast<unsigned long long>(alerts),
+              fill_s, static_cast<double>(total) / fill_s);
+  auto compact_start = std::chrono::steady_clock::now();
+  if (auto c = (*store)->Compact(); !c.ok()) {
+    std::cerr << c << "\n";
+    return 1;
+  }
+  std::printf("compacted in %.1f s\n\n", Seconds(std::chrono::steady_clock::now() - compact_start));
+
+  struct Case {
+    std::string name;
+    EventQuery query;
+  };
+  const std::string attacker = "183.62.140.253";  // the brute force of OpenSSH_2k
+  const std::string rare = "1.237.174.253";       // 3 of the 4,000 loghub lines
+  std::vector<Case> cases = {
+      {"newest 100, whole day", {.limit = 100, .newest_first = true}},
+      {"newest 100, one agent, whole day",
+       {.agent_id = "agent-42", .limit = 100, .newest_first = true}},
+      {"last hour, one agent, all", {.since_ns = end - kHour, .agent_id = "agent-42"}},
+      {"rule SSH failed login, newest 100",
+       {.rule_id = "7e623b43-6405-435c-a416-65a247983365", .limit = 100, .newest_first = true}},
+      {"level high+, newest 100", {.min_level = "high", .limit = 100, .newest_first = true}},
+      {"source.ip=attacker, newest 100 (index)",
+       {.limit = 100, .newest_first = true, .fields = {{"source.ip", attacker}}}},
+      {"source.ip=rare, whole day, all (index)", {.fields = {{"source.ip", rare}}}},
+      {"raw line contains rare ip, whole day, all (scan)", {.text = rare}},
+      {"user.name=root, one agent, all (index)",
+       {.agent_id = "agent-42", .fields = {{"user.name", "root"}}}},
+      {"source.ip=rare, last hour (index)",
+       {.since_ns = end - kHour, .fields = {{"source.ip", rare}}}},
+  };
+  std::printf("%-52s %10s %12s\n", "query (one day, events search)", "results", "median ms");
+  for (const Case& c : cases) {
+    std::vector<double> times;
+    uint64_t results = 0;
+    for (int r = 0; r < runs; ++r) {
+      results = 0;
+      auto t0 = std::chrono::steady_clock::now();
+      absl::Status st = (*store)->SearchEvents(c.query, [&](const siper::v1::Event&) {
+        ++results;
+        return true;
+      });
+      times.push_back(Seconds(std::chrono::steady_clock::now() - t0) * 1000);
+      if (!st.ok()) {
+        std::cerr << c.name << ": " << st << "\n";
+        return 1;
+      }
+    }
+    std::sort(times.begin(), times.end());
+    std::printf("%-52s %10llu %12.2f\n", c.name.c_str(), static_cast<unsigned long long>(results),
+                times[times.size() / 2]);
+  }
+  store->reset();
+  fs::remove_all(dir);
+  return 0;
+}
