@@ -88,24 +88,38 @@ grpc::Status AnalystServiceImpl::CountEvents(grpc::ServerContext* context,
   if (request->field().empty()) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "count needs a field name (--by)");
   }
-  storage::EventQuery q;
-  q.since_ns = request->since_ns();
-  q.until_ns = request->until_ns();
-  q.agent_id = request->agent_id();
   absl::flat_hash_map<std::string, uint64_t> counts;
   uint64_t events = 0;
   uint64_t missing = 0;
-  absl::Status st = store_->SearchEvents(q, [&](const siper::v1::Event& e) {
-    ++events;
-    auto it = e.fields().find(request->field());
-    if (it == e.fields().end()) {
-      ++missing;
-    } else {
-      ++counts[it->second];
+  // An indexed field is counted from the index keys; any other from the events.
+  absl::StatusOr<std::optional<storage::FieldCount>> indexed = store_->CountIndexedField(
+      request->field(), request->since_ns(), request->until_ns(), request->agent_id());
+  if (!indexed.ok()) return ToGrpc(indexed.status());
+  if (indexed->has_value()) {
+    uint64_t with_field = 0;
+    for (auto& [value, count] : (*indexed)->values) {
+      with_field += count;
+      counts.emplace(value, count);
     }
-    return !context->IsCancelled();
-  });
-  if (!st.ok()) return ToGrpc(st);
+    events = (*indexed)->events;
+    missing = events >= with_field ? events - with_field : 0;
+  } else {
+    storage::EventQuery q;
+    q.since_ns = request->since_ns();
+    q.until_ns = request->until_ns();
+    q.agent_id = request->agent_id();
+    absl::Status st = store_->SearchEvents(q, [&](const siper::v1::Event& e) {
+      ++events;
+      auto it = e.fields().find(request->field());
+      if (it == e.fields().end()) {
+        ++missing;
+      } else {
+        ++counts[it->second];
+      }
+      return !context->IsCancelled();
+    });
+    if (!st.ok()) return ToGrpc(st);
+  }
   std::vector<std::pair<std::string, uint64_t>> sorted(counts.begin(), counts.end());
   size_t top = request->top() > 0 ? request->top() : 10;
   auto by_count = [](const auto& a, const auto& b) {

@@ -138,9 +138,20 @@ bool FieldsMatch(const siper::v1::Event& e, const std::map<std::string, std::str
 }
 
 // Stops a scan after `limit` results (0 = no limit) or when the sink says so.
-bool IsIndexedField(std::string_view name, std::string_view value) {
-  return value.size() <= kMaxIndexedValueSize &&
-         std::find(kIndexedFields.begin(), kIndexedFields.end(), name) != kIndexedFields.end();
+bool IsIndexedField(std::string_view name) {
+  return std::find(kIndexedFields.begin(), kIndexedFields.end(), name) != kIndexedFields.end();
+}
+
+// The value as the field index keys it: itself up to kMaxIndexedValueSize
+// bytes; a longer one as its first kMaxIndexedValueSize bytes and its SHA-256,
+// which keeps keys short and equality exact (no two values share a key form;
+// a long form is longer than any short one).
+absl::StatusOr<std::string> IndexedValue(std::string_view value) {
+  if (value.size() <= kMaxIndexedValueSize) return std::string(value);
+  Sha256 h;
+  h.Bytes(value);
+  SIPER_ASSIGN_OR_RETURN(std::string digest, h.Finish());
+  return std::string(value.substr(0, kMaxIndexedValueSize)) + digest;
 }
 
 class Emitter {
@@ -487,8 +498,9 @@ absl::StatusOr<WriteResult> Store::Impl::Write(std::string_view agent_id,
     put(kEventSeq, seq_keys[i], std::move(time_bytes));
     put(kEventsByAgent, keys::EventByAgentKey(agent_num, t, e.seq()), "");
     for (const auto& [name, value] : e.fields()) {
-      if (IsIndexedField(name, value)) {
-        put(kEventsByField, keys::FieldIndexPrefix(keys::DayOf(t), name, value) + event_key, "");
+      if (IsIndexedField(name)) {
+        SIPER_ASSIGN_OR_RETURN(std::string keyed, IndexedValue(value));
+        put(kEventsByField, keys::FieldIndexPrefix(keys::DayOf(t), name, keyed) + event_key, "");
       }
     }
     for (size_t a = 0; a < r.alerts.size(); ++a) {
@@ -732,7 +744,7 @@ std::optional<std::pair<std::string, std::string>> Store::Impl::IndexedFilter(
   const int64_t since = q.since_ns != 0 ? q.since_ns : std::numeric_limits<int64_t>::min();
   if (std::max(since, events_cutoff_ns_.load()) < field_index_since_ns_) return std::nullopt;
   for (const auto& [field, value] : q.fields) {
-    if (IsIndexedField(field, value)) return std::make_pair(field, value);
+    if (IsIndexedField(field)) return std::make_pair(field, value);
   }
   return std::nullopt;
 }
@@ -743,23 +755,13 @@ absl::Status Store::Impl::SearchFieldIndex(
     const rocksdb::Snapshot* snapshot,
     const std::function<bool(const siper::v1::Event&)>& offer) const {
   // The days to visit: those of the query's range, narrowed to the days that
-  // hold events (the oldest and newest event keys, one seek each).
-  std::optional<int64_t> oldest;
-  std::optional<int64_t> newest;
-  for (bool reverse : {false, true}) {
-    SIPER_RETURN_IF_ERROR(Scan(kEvents, KeyRange{}, reverse, snapshot,
-                               [&](std::string_view key, std::string_view) -> absl::StatusOr<bool> {
-                                 keys::EventKeyParts parts;
-                                 if (keys::ParseEventKey(key, &parts)) {
-                                   (reverse ? newest : oldest) = parts.time_ns;
-                                 }
-                                 return false;
-                               }));
-  }
-  if (!oldest.has_value() || !newest.has_value()) return absl::OkStatus();
+  // hold events.
+  SIPER_ASSIGN_OR_RETURN(auto span, EventTimeSpan(snapshot));
+  if (!span.has_value()) return absl::OkStatus();
+  const auto [oldest, newest] = *span;
   const int64_t since =
-      std::max({q.since_ns != 0 ? q.since_ns : *oldest, *oldest, events_cutoff_ns_.load()});
-  const int64_t last = q.until_ns != 0 ? std::min(q.until_ns - 1, *newest) : *newest;
+      std::max({q.since_ns != 0 ? q.since_ns : oldest, oldest, events_cutoff_ns_.load()});
+  const int64_t last = q.until_ns != 0 ? std::min(q.until_ns - 1, newest) : newest;
   if (last < since) return absl::OkStatus();
   uint32_t first_day = keys::DayOf(since);
   uint32_t last_day = keys::DayOf(last);
@@ -773,9 +775,10 @@ absl::Status Store::Impl::SearchFieldIndex(
       first_day = std::max(first_day, cursor_day);
     }
   }
+  SIPER_ASSIGN_OR_RETURN(const std::string keyed, IndexedValue(value));
   bool stopped = false;
   auto visit_day = [&](uint32_t day) -> absl::Status {
-    const std::string prefix = keys::FieldIndexPrefix(day, field, value);
+    const std::string prefix = keys::FieldIndexPrefix(day, field, keyed);
     KeyRange range = TimeRange(prefix, since, q.until_ns);
     if (cursor.has_value() && keys::DayOf(at.time_ns) == day) {
       ResumeAfter(&range, prefix + *cursor, q.newest_first);
@@ -806,6 +809,85 @@ absl::Status Store::Impl::SearchFieldIndex(
     }
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::optional<std::pair<int64_t, int64_t>>> Store::Impl::EventTimeSpan(
+    const rocksdb::Snapshot* snapshot) const {
+  std::optional<int64_t> ends[2];
+  for (bool reverse : {false, true}) {
+    SIPER_RETURN_IF_ERROR(Scan(kEvents, KeyRange{}, reverse, snapshot,
+                               [&](std::string_view key, std::string_view) -> absl::StatusOr<bool> {
+                                 keys::EventKeyParts parts;
+                                 if (keys::ParseEventKey(key, &parts))
+                                   ends[reverse] = parts.time_ns;
+                                 return false;
+                               }));
+  }
+  if (!ends[0].has_value() || !ends[1].has_value()) return std::nullopt;
+  return std::make_pair(*ends[0], *ends[1]);
+}
+
+absl::StatusOr<std::optional<FieldCount>> Store::Impl::CountIndexedField(
+    std::string_view field, int64_t since_ns, int64_t until_ns, std::string_view agent_id) const {
+  if (!IsIndexedField(field) ||
+      std::max(since_ns != 0 ? since_ns : std::numeric_limits<int64_t>::min(),
+               events_cutoff_ns_.load()) < field_index_since_ns_) {
+    return std::nullopt;
+  }
+  if (since_ns != 0 && until_ns != 0 && until_ns <= since_ns) return FieldCount{};
+  std::optional<uint32_t> agent_num;
+  if (!agent_id.empty()) {
+    SIPER_ASSIGN_OR_RETURN(agent_num, FindAgentNum(agent_id));
+    if (!agent_num.has_value()) return FieldCount{};
+  }
+  ScopedSnapshot snapshot(db_);
+  FieldCount out;
+  SIPER_ASSIGN_OR_RETURN(auto span, EventTimeSpan(snapshot.get()));
+  if (!span.has_value()) return out;
+  const int64_t since =
+      std::max({since_ns != 0 ? since_ns : span->first, span->first, events_cutoff_ns_.load()});
+  const int64_t last = until_ns != 0 ? std::min(until_ns - 1, span->second) : span->second;
+  if (last < since) return out;
+
+  // Events in the range: keys only, through the agent's index when one is named.
+  const std::string agent_prefix = agent_num.has_value() ? keys::AgentPrefix(*agent_num) : "";
+  SIPER_RETURN_IF_ERROR(Scan(agent_num.has_value() ? kEventsByAgent : kEvents,
+                             TimeRange(agent_prefix, since, last + 1), /*reverse=*/false,
+                             snapshot.get(),
+                             [&](std::string_view, std::string_view) -> absl::StatusOr<bool> {
+                               ++out.events;
+                               return true;
+                             }));
+
+  for (uint32_t day = keys::DayOf(since); day <= keys::DayOf(last); ++day) {
+    std::string prefix = keys::DayPrefix(day);
+    keycodec::AppendLengthPrefixed(&prefix, field);
+    SIPER_RETURN_IF_ERROR(
+        Scan(kEventsByField, KeyRange{prefix, keycodec::PrefixSuccessor(prefix)}, /*reverse=*/false,
+             snapshot.get(), [&](std::string_view key, std::string_view) -> absl::StatusOr<bool> {
+               keycodec::KeyReader r(key.substr(prefix.size()));
+               std::string_view value;
+               keys::EventKeyParts parts;
+               if (!r.ReadLengthPrefixed(&value) || r.rest().size() != keys::kEventKeySize ||
+                   !keys::ParseEventKey(r.rest(), &parts)) {
+                 return absl::DataLossError(
+                     absl::StrCat("storage: malformed key in events_by_field: ", ToHex(key)));
+               }
+               if (parts.time_ns < since || parts.time_ns > last) return true;
+               if (agent_num.has_value() && parts.agent_num != *agent_num) return true;
+               if (value.size() <= kMaxIndexedValueSize) {
+                 ++out.values[std::string(value)];
+                 return true;
+               }
+               // A long value's key holds a digest: the event has the value itself.
+               SIPER_ASSIGN_OR_RETURN(siper::v1::Event e,
+                                      ReadEvent(r.rest(), snapshot.get(), "events_by_field"));
+               auto it = e.fields().find(std::string(field));
+               if (it != e.fields().end()) ++out.values[it->second];
+               return true;
+             }));
+  }
+  return out;
 }
 
 absl::Status Store::Impl::ListAlerts(
@@ -943,6 +1025,11 @@ absl::StatusOr<std::optional<siper::v1::Event>> Store::GetEvent(std::string_view
   siper::v1::Event e;
   SIPER_RETURN_IF_ERROR(ParseValue(*v, kCfNames[kEvents], event_key, &e));
   return e;
+}
+
+absl::StatusOr<std::optional<FieldCount>> Store::CountIndexedField(
+    std::string_view field, int64_t since_ns, int64_t until_ns, std::string_view agent_id) const {
+  return impl_->CountIndexedField(field, since_ns, until_ns, agent_id);
 }
 
 absl::StatusOr<std::string> Store::EventCursor(const siper::v1::Event& event) const {

@@ -16,6 +16,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -66,8 +67,7 @@ struct EventQuery {
   uint64_t limit = 0;  // 0: no limit
   bool newest_first = false;
   // Decoded fields that must be equal (Event.fields), e.g. {"source.ip", "10.0.0.5"}.
-  // One of kIndexedFields with a value of at most kMaxIndexedValueSize bytes
-  // is answered from the field index (a seek per day of the range); other
+  // One of kIndexedFields is answered from the field index (a seek per day of the range); other
   // fields filter the events the time range, agent or rule selects.
   std::map<std::string, std::string> fields;
   // Paging: resume after the event this cursor names (Store::EventCursor of
@@ -78,13 +78,20 @@ struct EventQuery {
 // The fields an analyst pivots on, indexed by (day, field, value, time) so
 // that `events search --field source.ip=X` seeks instead of scanning. Part of
 // the on-disk layout: changing the list needs a new index start (see
-// Store::Impl::Open). Values longer than kMaxIndexedValueSize are not indexed.
+// Store::Impl::Open). Values longer than kMaxIndexedValueSize are keyed by
+// their first kMaxIndexedValueSize bytes and their SHA-256.
 inline constexpr std::array<std::string_view, 12> kIndexedFields = {
     "source.ip",  "destination.ip", "user.name",        "user.target.name",
     "host.name",  "host.hostname",  "process.name",     "event.action",
     "url.domain", "file.path",      "file.hash.sha256", "threat.indicator.value",
 };
 inline constexpr size_t kMaxIndexedValueSize = 256;
+
+// One decoded field's values over a time range, for `events count --by`.
+struct FieldCount {
+  uint64_t events = 0;                               // events in the range
+  std::unordered_map<std::string, uint64_t> values;  // value -> events that have it
+};
 
 struct AlertQuery {
   int64_t since_ns = 0;
@@ -203,6 +210,15 @@ class Store {
                             const std::function<bool(const siper::v1::Event&)>& sink) const;
   absl::Status ListAlerts(const AlertQuery& q,
                           const std::function<bool(const siper::v1::Alert&)>& sink) const;
+
+  // Counts the values of `field` over [since_ns, until_ns) (0: unbounded) of
+  // one agent (empty: all) from the field index, reading index keys (and the
+  // event only for a value longer than kMaxIndexedValueSize). nullopt when the
+  // field is not indexed or the range starts before the index does; the caller
+  // then counts from SearchEvents.
+  absl::StatusOr<std::optional<FieldCount>> CountIndexedField(std::string_view field,
+                                                              int64_t since_ns, int64_t until_ns,
+                                                              std::string_view agent_id) const;
 
   // One event by its identity; nullopt when not stored.
   absl::StatusOr<std::optional<siper::v1::Event>> GetEvent(std::string_view agent_id,

@@ -190,6 +190,12 @@ class Store::Impl {
                                 const rocksdb::Snapshot* snapshot,
                                 const std::function<bool(const siper::v1::Event&)>& offer) const;
   absl::Status LoadFieldIndexStart(bool has_events);
+  absl::StatusOr<std::optional<FieldCount>> CountIndexedField(std::string_view field,
+                                                              int64_t since_ns, int64_t until_ns,
+                                                              std::string_view agent_id) const;
+  // Server times of the oldest and newest stored events; nullopt when none.
+  absl::StatusOr<std::optional<std::pair<int64_t, int64_t>>> EventTimeSpan(
+      const rocksdb::Snapshot* snapshot) const;
   absl::StatusOr<uint64_t> LastSeq(std::string_view agent_id) const;
   // Adds to `ops` the file inventory changes for the file events of one write.
   absl::Status UpdateFileInventory(uint32_t agent_num, const std::vector<EventRecord>& records,
