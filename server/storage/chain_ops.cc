@@ -542,25 +542,13 @@ absl::StatusOr<RetentionResult> Store::Impl::ApplyRetention(const RetentionOptio
     commit.ops.push_back({Op::kDeleteRange, which, std::move(begin), std::move(end)});
   };
 
-  std::vector<uint32_t> agents;
-  const std::string agent_num_prefix = keys::AgentNumKey("");
-  SIPER_RETURN_IF_ERROR(
-      Scan(kMeta, KeyRange{agent_num_prefix, keycodec::PrefixSuccessor(agent_num_prefix)},
-           /*reverse=*/false, snapshot.get(),
-           [&](std::string_view key, std::string_view value) -> absl::StatusOr<bool> {
-             if (value.size() != 4) {
-               return absl::DataLossError(absl::StrCat("storage: agent number at meta key ",
-                                                       ToHex(key), " is not 4 bytes"));
-             }
-             agents.push_back(keycodec::DecodeUint32(value.data()));
-             return true;
-           }));
+  SIPER_ASSIGN_OR_RETURN(const std::vector<uint32_t> agents, AgentNums(snapshot.get()));
 
   if (events_move) {
     drop(kEvents, keys::TimeBound("", kMinTime), keys::TimeBound("", ec));
-    // The field index by whole days: entries of the cutoff's own day stay until
+    // The field index by whole hours: entries of the cutoff's own hour stay until
     // the next run, and searches skip them by time (events_cutoff_ns_).
-    drop(kEventsByField, keys::DayPrefix(0), keys::DayPrefix(keys::DayOf(ec)));
+    drop(kEventsByField, keys::HourPrefix(0), keys::HourPrefix(keys::HourOf(ec)));
     for (uint32_t agent : agents) {
       const std::string prefix = keys::AgentPrefix(agent);
       drop(kEventsByAgent, keys::TimeBound(prefix, kMinTime), keys::TimeBound(prefix, ec));

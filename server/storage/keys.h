@@ -125,22 +125,22 @@ inline std::string IocEntryKey(std::string_view feed, std::string_view kind,
   return k;
 }
 
-// events_by_field: day u32 | len u32 | field | len u32 | value | event key -> empty.
-// day = server time in whole days since the epoch (UTC), first so that
-// retention drops whole days with one range delete; within a day, one
+// events_by_field: hour u32 | len u32 | field | len u32 | value | event key -> empty.
+// hour = server time in whole hours since the epoch (UTC), first so that
+// retention drops whole hours with one range delete; within an hour, one
 // (field, value) is a contiguous run in time order.
-inline constexpr int64_t kNsPerDay = int64_t{86400} * 1'000'000'000;
-inline uint32_t DayOf(int64_t time_ns) {
-  if (time_ns < 0) return 0;  // before 1970: no real server time, all in day 0
-  return static_cast<uint32_t>(time_ns / kNsPerDay);
+inline constexpr int64_t kNsPerHour = int64_t{3600} * 1'000'000'000;
+inline uint32_t HourOf(int64_t time_ns) {
+  if (time_ns < 0) return 0;  // before 1970: no real server time, all in hour 0
+  return static_cast<uint32_t>(time_ns / kNsPerHour);
 }
-inline std::string DayPrefix(uint32_t day) {
+inline std::string HourPrefix(uint32_t hour) {
   std::string k;
-  keycodec::AppendUint32(&k, day);
+  keycodec::AppendUint32(&k, hour);
   return k;
 }
-inline std::string FieldIndexPrefix(uint32_t day, std::string_view field, std::string_view value) {
-  std::string k = DayPrefix(day);
+inline std::string FieldIndexPrefix(uint32_t hour, std::string_view field, std::string_view value) {
+  std::string k = HourPrefix(hour);
   keycodec::AppendLengthPrefixed(&k, field);
   keycodec::AppendLengthPrefixed(&k, value);
   return k;

@@ -500,7 +500,7 @@ absl::StatusOr<WriteResult> Store::Impl::Write(std::string_view agent_id,
     for (const auto& [name, value] : e.fields()) {
       if (IsIndexedField(name)) {
         SIPER_ASSIGN_OR_RETURN(std::string keyed, IndexedValue(value));
-        put(kEventsByField, keys::FieldIndexPrefix(keys::DayOf(t), name, keyed) + event_key, "");
+        put(kEventsByField, keys::FieldIndexPrefix(keys::HourOf(t), name, keyed) + event_key, "");
       }
     }
     for (size_t a = 0; a < r.alerts.size(); ++a) {
@@ -754,7 +754,7 @@ absl::Status Store::Impl::SearchFieldIndex(
     std::optional<uint32_t> agent_num, const std::optional<std::string>& cursor,
     const rocksdb::Snapshot* snapshot,
     const std::function<bool(const siper::v1::Event&)>& offer) const {
-  // The days to visit: those of the query's range, narrowed to the days that
+  // The hours to visit: those of the query's range, narrowed to the hours that
   // hold events.
   SIPER_ASSIGN_OR_RETURN(auto span, EventTimeSpan(snapshot));
   if (!span.has_value()) return absl::OkStatus();
@@ -763,24 +763,24 @@ absl::Status Store::Impl::SearchFieldIndex(
       std::max({q.since_ns != 0 ? q.since_ns : oldest, oldest, events_cutoff_ns_.load()});
   const int64_t last = q.until_ns != 0 ? std::min(q.until_ns - 1, newest) : newest;
   if (last < since) return absl::OkStatus();
-  uint32_t first_day = keys::DayOf(since);
-  uint32_t last_day = keys::DayOf(last);
+  uint32_t first_hour = keys::HourOf(since);
+  uint32_t last_hour = keys::HourOf(last);
   keys::EventKeyParts at;
   if (cursor.has_value()) {
     (void)keys::ParseEventKey(*cursor, &at);  // checked by ParsePosition
-    const uint32_t cursor_day = keys::DayOf(at.time_ns);
+    const uint32_t cursor_hour = keys::HourOf(at.time_ns);
     if (q.newest_first) {
-      last_day = std::min(last_day, cursor_day);
+      last_hour = std::min(last_hour, cursor_hour);
     } else {
-      first_day = std::max(first_day, cursor_day);
+      first_hour = std::max(first_hour, cursor_hour);
     }
   }
   SIPER_ASSIGN_OR_RETURN(const std::string keyed, IndexedValue(value));
   bool stopped = false;
-  auto visit_day = [&](uint32_t day) -> absl::Status {
-    const std::string prefix = keys::FieldIndexPrefix(day, field, keyed);
+  auto visit_hour = [&](uint32_t hour) -> absl::Status {
+    const std::string prefix = keys::FieldIndexPrefix(hour, field, keyed);
     KeyRange range = TimeRange(prefix, since, q.until_ns);
-    if (cursor.has_value() && keys::DayOf(at.time_ns) == day) {
+    if (cursor.has_value() && keys::HourOf(at.time_ns) == hour) {
       ResumeAfter(&range, prefix + *cursor, q.newest_first);
     }
     return Scan(
@@ -800,15 +800,32 @@ absl::Status Store::Impl::SearchFieldIndex(
         });
   };
   if (q.newest_first) {
-    for (int64_t day = last_day; day >= first_day && !stopped; --day) {
-      SIPER_RETURN_IF_ERROR(visit_day(static_cast<uint32_t>(day)));
+    for (int64_t hour = last_hour; hour >= first_hour && !stopped; --hour) {
+      SIPER_RETURN_IF_ERROR(visit_hour(static_cast<uint32_t>(hour)));
     }
   } else {
-    for (uint32_t day = first_day; day <= last_day && !stopped; ++day) {
-      SIPER_RETURN_IF_ERROR(visit_day(day));
+    for (uint32_t hour = first_hour; hour <= last_hour && !stopped; ++hour) {
+      SIPER_RETURN_IF_ERROR(visit_hour(hour));
     }
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<uint32_t>> Store::Impl::AgentNums(
+    const rocksdb::Snapshot* snapshot) const {
+  std::vector<uint32_t> agents;
+  const std::string prefix = keys::AgentNumKey("");
+  SIPER_RETURN_IF_ERROR(
+      Scan(kMeta, KeyRange{prefix, keycodec::PrefixSuccessor(prefix)}, /*reverse=*/false, snapshot,
+           [&](std::string_view key, std::string_view value) -> absl::StatusOr<bool> {
+             if (value.size() != 4) {
+               return absl::DataLossError(absl::StrCat("storage: agent number at meta key ",
+                                                       ToHex(key), " is not 4 bytes"));
+             }
+             agents.push_back(keycodec::DecodeUint32(value.data()));
+             return true;
+           }));
+  return agents;
 }
 
 absl::StatusOr<std::optional<std::pair<int64_t, int64_t>>> Store::Impl::EventTimeSpan(
@@ -849,18 +866,26 @@ absl::StatusOr<std::optional<FieldCount>> Store::Impl::CountIndexedField(
   const int64_t last = until_ns != 0 ? std::min(until_ns - 1, span->second) : span->second;
   if (last < since) return out;
 
-  // Events in the range: keys only, through the agent's index when one is named.
-  const std::string agent_prefix = agent_num.has_value() ? keys::AgentPrefix(*agent_num) : "";
-  SIPER_RETURN_IF_ERROR(Scan(agent_num.has_value() ? kEventsByAgent : kEvents,
-                             TimeRange(agent_prefix, since, last + 1), /*reverse=*/false,
-                             snapshot.get(),
-                             [&](std::string_view, std::string_view) -> absl::StatusOr<bool> {
-                               ++out.events;
-                               return true;
-                             }));
+  // Events in the range: the keys of events_by_agent (empty values, unlike
+  // events), of the named agent or of each agent in turn.
+  std::vector<uint32_t> agents;
+  if (agent_num.has_value()) {
+    agents.push_back(*agent_num);
+  } else {
+    SIPER_ASSIGN_OR_RETURN(agents, AgentNums(snapshot.get()));
+  }
+  for (uint32_t agent : agents) {
+    SIPER_RETURN_IF_ERROR(Scan(kEventsByAgent, TimeRange(keys::AgentPrefix(agent), since, last + 1),
+                               /*reverse=*/false, snapshot.get(),
+                               [&](std::string_view, std::string_view) -> absl::StatusOr<bool> {
+                                 ++out.events;
+                                 return true;
+                               }));
+  }
 
-  for (uint32_t day = keys::DayOf(since); day <= keys::DayOf(last); ++day) {
-    std::string prefix = keys::DayPrefix(day);
+  absl::flat_hash_map<std::string, uint64_t> counts;
+  for (uint32_t hour = keys::HourOf(since); hour <= keys::HourOf(last); ++hour) {
+    std::string prefix = keys::HourPrefix(hour);
     keycodec::AppendLengthPrefixed(&prefix, field);
     SIPER_RETURN_IF_ERROR(
         Scan(kEventsByField, KeyRange{prefix, keycodec::PrefixSuccessor(prefix)}, /*reverse=*/false,
@@ -876,17 +901,24 @@ absl::StatusOr<std::optional<FieldCount>> Store::Impl::CountIndexedField(
                if (parts.time_ns < since || parts.time_ns > last) return true;
                if (agent_num.has_value() && parts.agent_num != *agent_num) return true;
                if (value.size() <= kMaxIndexedValueSize) {
-                 ++out.values[std::string(value)];
+                 // Most keys repeat a value already seen: look it up without a copy.
+                 if (auto it = counts.find(Av(value)); it != counts.end()) {
+                   ++it->second;
+                 } else {
+                   counts.emplace(std::string(value), 1);
+                 }
                  return true;
                }
                // A long value's key holds a digest: the event has the value itself.
                SIPER_ASSIGN_OR_RETURN(siper::v1::Event e,
                                       ReadEvent(r.rest(), snapshot.get(), "events_by_field"));
                auto it = e.fields().find(std::string(field));
-               if (it != e.fields().end()) ++out.values[it->second];
+               if (it != e.fields().end()) ++counts[it->second];
                return true;
              }));
   }
+  out.values.reserve(counts.size());
+  for (auto& [value, count] : counts) out.values.emplace(value, count);
   return out;
 }
 

@@ -67,7 +67,7 @@ struct EventQuery {
   uint64_t limit = 0;  // 0: no limit
   bool newest_first = false;
   // Decoded fields that must be equal (Event.fields), e.g. {"source.ip", "10.0.0.5"}.
-  // One of kIndexedFields is answered from the field index (a seek per day of the range); other
+  // One of kIndexedFields is answered from the field index (a seek per hour of the range); other
   // fields filter the events the time range, agent or rule selects.
   std::map<std::string, std::string> fields;
   // Paging: resume after the event this cursor names (Store::EventCursor of

@@ -182,7 +182,7 @@ class Store::Impl {
   // The (field, value) of q.fields the field index can answer for q's whole
   // time range, if any.
   std::optional<std::pair<std::string, std::string>> IndexedFilter(const EventQuery& q) const;
-  // Events with fields[field] == value in q's time range, day by day through
+  // Events with fields[field] == value in q's time range, hour by hour through
   // events_by_field; `offer` applies the other filters and returns false to stop.
   absl::Status SearchFieldIndex(const EventQuery& q, std::string_view field, std::string_view value,
                                 std::optional<uint32_t> agent_num,
@@ -193,6 +193,8 @@ class Store::Impl {
   absl::StatusOr<std::optional<FieldCount>> CountIndexedField(std::string_view field,
                                                               int64_t since_ns, int64_t until_ns,
                                                               std::string_view agent_id) const;
+  // The number of every agent that ever wrote (meta agent_num/ keys).
+  absl::StatusOr<std::vector<uint32_t>> AgentNums(const rocksdb::Snapshot* snapshot) const;
   // Server times of the oldest and newest stored events; nullopt when none.
   absl::StatusOr<std::optional<std::pair<int64_t, int64_t>>> EventTimeSpan(
       const rocksdb::Snapshot* snapshot) const;

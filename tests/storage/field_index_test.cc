@@ -115,8 +115,8 @@ TEST_F(FieldIndexTest, IndexHoldsOneEntryPerIndexedFieldUnderTheEventDay) {
   ASSERT_EQ(keys.size(), 2u);
   std::sort(keys.begin(), keys.end());
   EXPECT_TRUE(
-      keys[0].starts_with(keys::FieldIndexPrefix(keys::DayOf(kT0), "source.ip", "10.0.0.5")));
-  EXPECT_TRUE(keys[1].starts_with(keys::FieldIndexPrefix(keys::DayOf(kT0), "user.name", "root")));
+      keys[0].starts_with(keys::FieldIndexPrefix(keys::HourOf(kT0), "source.ip", "10.0.0.5")));
+  EXPECT_TRUE(keys[1].starts_with(keys::FieldIndexPrefix(keys::HourOf(kT0), "user.name", "root")));
 }
 
 // What `events count --by` reports, counted from the events.
@@ -207,7 +207,7 @@ TEST_F(FieldIndexTest, RetentionDropsWholeDaysAndSearchesSkipExpiredEntries) {
   Close();
   RawDb raw(dir_ / "db");
   for (const std::string& k : raw.Keys("events_by_field")) {
-    EXPECT_GE(keycodec::DecodeUint32(k.data()), keys::DayOf(cutoff)) << "a day before the cutoff";
+    EXPECT_GE(keycodec::DecodeUint32(k.data()), keys::HourOf(cutoff)) << "a day before the cutoff";
   }
 }
 
