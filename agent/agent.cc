@@ -1,7 +1,10 @@
 #include "agent/agent.h"
 
+#include <malloc.h>
 #include <poll.h>
+#include <pthread.h>
 #include <spdlog/spdlog.h>
+#include <sys/eventfd.h>
 #include <sys/inotify.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -43,9 +46,23 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Create(const AgentConfig& config) 
   spool_options.fsync_interval = absl::Milliseconds(config.spool_fsync_interval_ms);
   spool_options.max_bytes = config.spool_max_bytes;
   spool_options.segment_bytes = config.spool_segment_bytes;
+  // offsets.json's rename becomes durable with the spool's next sync instead of
+  // with a directory fsync of its own each round (see TailerOptions::sync_directory).
+  if (spool_options.fsync != SpoolFsync::kNever)
+    spool_options.sync_directory_first = config.state_dir;
   SIPER_ASSIGN_OR_RETURN(std::unique_ptr<DiskSpool> spool,
                          DiskSpool::Open(config.state_dir / "spool", spool_options));
   std::unique_ptr<Agent> agent(new Agent(config, std::move(identity), std::move(spool)));
+  if (agent->wake_fd_ < 0) {
+    return absl::InternalError(absl::StrCat("eventfd: ", std::strerror(errno)));
+  }
+  if (agent->syslog_) {
+    // Bound before anything runs: a port we cannot have stops the start.
+    if (absl::Status status = agent->syslog_->Open(); !status.ok()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(config.source.string(), ": key 'syslog_udp.listen': ", status.message()));
+    }
+  }
   std::vector<v1::Event> journal_events;
   if (agent->journal_) SIPER_RETURN_IF_ERROR(agent->journal_->Recover(&journal_events));
   SIPER_RETURN_IF_ERROR(agent->tailer_->Recover(std::move(journal_events)));
@@ -59,9 +76,11 @@ Agent::Agent(const AgentConfig& config, AgentIdentity identity,
       pending_(std::move(pending)),
       limiter_(config.max_events_per_s, config.events_burst),
       memory_(MemoryBudgetFor(config.max_memory_bytes)) {
+  wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   TailerOptions tailer_options;
   tailer_options.max_bytes_per_poll = memory_.read_bytes_per_round;
   tailer_options.max_bytes_per_file_per_poll = memory_.read_bytes_per_file;
+  tailer_options.sync_directory = config_.spool_fsync == SpoolFsyncPolicy::kNever;
   tailer_ = std::make_unique<LogTailer>(config_.logs, StateFiles(config_.state_dir).offsets,
                                         identity_.agent_id, pending_.get(), tailer_options);
   if (config_.journald.enabled) {
@@ -71,7 +90,18 @@ Agent::Agent(const AgentConfig& config, AgentIdentity identity,
         std::make_unique<JournalReader>(config_.journald, config_.state_dir / "journald.json",
                                         identity_.agent_id, pending_.get(), journal_options);
   }
+  if (config_.syslog_udp.enabled) {
+    syslog_ = std::make_unique<SyslogUdpListener>(
+        config_.syslog_udp, pending_.get(), memory_.syslog_queue_bytes, [this] {
+          WakeTailer();
+          if (syslog_->urgent()) {  // cut the read delay short
+            std::lock_guard lock(mu_);
+            stop_cv_.notify_all();
+          }
+        });
+  }
   ShipperOptions options;
+  options.drops = [this] { return syslog_ ? syslog_->drops() : 0; };
   options.server = config_.server;
   options.ca_pem = identity_.ca_pem;
   options.cert_pem = identity_.cert_pem;
@@ -97,9 +127,15 @@ Agent::Agent(const AgentConfig& config, AgentIdentity identity,
 
 Agent::~Agent() {
   if (tail_thread_.joinable() || ship_thread_.joinable() || fim_thread_.joinable() ||
-      renew_thread_.joinable()) {
+      renew_thread_.joinable() || syslog_thread_.joinable()) {
     (void)Stop(absl::ZeroDuration());
   }
+  if (wake_fd_ >= 0) close(wake_fd_);
+}
+
+void Agent::WakeTailer() {
+  const uint64_t one = 1;
+  (void)!write(wake_fd_, &one, sizeof(one));
 }
 
 void Agent::Fail(absl::Status status) {
@@ -129,6 +165,7 @@ void Agent::Start() {
     fim_ = std::make_unique<FileIntegrityMonitor>(config_.fim, config_.state_dir / "fim.json",
                                                   fim_options);
     fim_thread_ = std::thread([this] {
+      pthread_setname_np(pthread_self(), "siper-fim");
       try {
         FimLoop();
       } catch (const std::exception& e) {
@@ -136,7 +173,18 @@ void Agent::Start() {
       }
     });
   }
+  if (syslog_) {
+    syslog_thread_ = std::thread([this] {
+      pthread_setname_np(pthread_self(), "siper-udp");
+      try {
+        syslog_->Run();
+      } catch (const std::exception& e) {
+        Fail(absl::InternalError(absl::StrCat("syslog_udp: ", e.what())));
+      }
+    });
+  }
   ship_thread_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "siper-ship");
     try {
       shipper_->Run();
     } catch (const std::exception& e) {
@@ -144,6 +192,7 @@ void Agent::Start() {
     }
   });
   renew_thread_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "siper-renew");
     try {
       renewer_->Run();
     } catch (const std::exception& e) {
@@ -152,6 +201,7 @@ void Agent::Start() {
     }
   });
   tail_thread_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "siper-tail");
     try {
       TailLoop();
     } catch (const std::exception& e) {
@@ -196,6 +246,7 @@ void Agent::FimLoop() {
       save = fim_->baseline_dirty() && fim_outbox_.events.empty() && fim_outbox_.in_flight == 0 &&
              pending_->DurableSeq() >= fim_outbox_.last_seq;
     }
+    if (!found.empty()) WakeTailer();
     if (save) {
       if (absl::Status status = fim_->SaveBaseline(); !status.ok()) {
         spdlog::error("fim: {}", std::string(status.message()));
@@ -223,6 +274,21 @@ void Agent::DrainFimOutbox() {
     fim_outbox_.events = std::move(events);
     spdlog::error("fim: {}", std::string(last.status().message()));
   }
+}
+
+size_t Agent::DrainSyslog(size_t max) {
+  if (!syslog_ || max == 0) return 0;
+  std::vector<v1::Event> events = syslog_->Take(max);
+  if (events.empty()) return 0;
+  const size_t count = events.size();
+  absl::StatusOr<uint64_t> last = tailer_->AppendNumbered(events);
+  if (!last.ok()) {
+    // offsets.json cannot be written: keep them queued (the queue's bound drops beyond).
+    syslog_->PutBack(std::move(events));
+    spdlog::error("syslog_udp: {}", std::string(last.status().message()));
+    return 0;
+  }
+  return count;
 }
 
 void Agent::TailLoop() {
@@ -254,12 +320,24 @@ void Agent::TailLoop() {
   if (journal_ && journal_->active()) spdlog::info("journald: collecting");
   absl::Time last_error_log = absl::InfinitePast();
   absl::Time last_journal_error_log = absl::InfinitePast();
+  // Memory freed after a burst goes back to the system once things are quiet
+  // (glibc keeps freed heap otherwise): at most every 10 s, after a round
+  // that read nothing following rounds that did.
+  bool busy_since_trim = false;
+  absl::Time last_trim = absl::Now();
   while (!stopping_) {
     const uint64_t seq_before = tailer_->next_seq();
     // Over the events/s cap, files and the journal are read more slowly: what
     // is not read now stays where it is (offsets, cursor) for the next round.
     // FIM events wait in the outbox (FIM pauses once it is full).
     if (limiter_.Available(absl::Now()) > 0) DrainFimOutbox();
+    // Datagrams over the events/s cap wait in their bounded queue (beyond it
+    // they are dropped and counted: UDP cannot be told to wait).
+    {
+      const size_t used = tailer_->next_seq() - seq_before;
+      const size_t available = limiter_.Available(absl::Now());
+      (void)DrainSyslog(available > used ? available - used : 0);
+    }
     const size_t fim_numbered = tailer_->next_seq() - seq_before;
     const size_t available = limiter_.Available(absl::Now());
     const size_t allowed = available > fim_numbered ? available - fim_numbered : 0;
@@ -284,6 +362,13 @@ void Agent::TailLoop() {
     }
     limiter_.Take(tailer_->next_seq() - seq_before, absl::Now());
     last_tail_round_ns_ = absl::ToUnixNanos(absl::Now());
+    if (tailer_->next_seq() != seq_before) {
+      busy_since_trim = true;
+    } else if (busy_since_trim && absl::Now() - last_trim >= absl::Seconds(10)) {
+      malloc_trim(0);
+      busy_since_trim = false;
+      last_trim = absl::Now();
+    }
     if (limiter_.enabled() && limiter_.WaitFor(absl::Now()) > absl::ZeroDuration()) {
       // Held back by the cap: come back when it allows more, not at the next change.
       std::unique_lock lock(mu_);
@@ -294,30 +379,39 @@ void Agent::TailLoop() {
           [this] { return stopping_.load(); });
       continue;
     }
-    if (watched > 0 || journal_fd >= 0) {
-      // Wait for a change (or the fallback interval), in short steps so a stop
-      // is noticed; then let a burst of writes settle for a moment.
-      const auto until = std::chrono::steady_clock::now() + interval;
-      bool woke = false;
-      while (!stopping_ && !woke && std::chrono::steady_clock::now() < until) {
-        struct pollfd pfds[2] = {{inotify_fd, POLLIN, 0}, {journal_fd, POLLIN, 0}};
-        woke = poll(pfds, 2, 100) > 0;
+    // Sleep until a file changes (inotify), the journal has entries, FIM or
+    // the UDP listener queued events, a stop, or the fallback interval: no
+    // polling loop in between.
+    {
+      struct pollfd pfds[3] = {
+          {inotify_fd, POLLIN, 0}, {journal_fd, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
+      bool pending_work = syslog_ && syslog_->has_queued();
+      {
         std::lock_guard lock(fim_outbox_.mu);
-        woke = woke || !fim_outbox_.events.empty();
+        pending_work = pending_work || !fim_outbox_.events.empty();
       }
+      const int woke =
+          stopping_ ? 0 : poll(pfds, 3, pending_work ? 0 : static_cast<int>(interval.count()));
       alignas(struct inotify_event) char buf[16 * 1024];
-      while (read(inotify_fd, buf, sizeof(buf)) > 0) {
+      if (inotify_fd >= 0) {
+        while (read(inotify_fd, buf, sizeof(buf)) > 0) {
+        }
       }
-      // 100 ms: each round persists offsets.json (two fsyncs), so a file written
-      // line by line is read in a few rounds a second rather than dozens.
-      std::unique_lock lock(mu_);
-      stop_cv_.wait_for(lock, std::chrono::milliseconds(100), [this] { return stopping_.load(); });
-    } else {
-      std::unique_lock lock(mu_);
-      stop_cv_.wait_for(lock, interval, [this] { return stopping_.load(); });
+      uint64_t wakes = 0;
+      (void)!read(wake_fd_, &wakes, sizeof(wakes));
+      if (woke > 0 || pending_work) {
+        // Let a burst of writes settle for read_delay_ms: each round persists
+        // offsets.json (an fsync) and wakes the shipper, so a file written line
+        // by line is read in a few rounds a second rather than dozens.
+        std::unique_lock lock(mu_);
+        stop_cv_.wait_for(lock, std::chrono::milliseconds(config_.read_delay_ms),
+                          [this] { return stopping_.load() || (syslog_ && syslog_->urgent()); });
+      }
     }
   }
   DrainFimOutbox();
+  while (DrainSyslog(SIZE_MAX) > 0) {
+  }
   if (inotify_fd >= 0) close(inotify_fd);
 }
 
@@ -327,6 +421,10 @@ absl::Status Agent::Stop(absl::Duration flush_timeout) {
     stopping_ = true;
   }
   stop_cv_.notify_all();
+  WakeTailer();
+  // No datagram is taken after this; what is queued is spooled by the tail thread's last round.
+  if (syslog_) syslog_->Stop();
+  if (syslog_thread_.joinable()) syslog_thread_.join();
   renewer_->Stop();
   if (renew_thread_.joinable()) renew_thread_.join();
   if (fim_thread_.joinable()) fim_thread_.join();

@@ -20,6 +20,7 @@
 #include "agent/rate_limit.h"
 #include "agent/renewal.h"
 #include "agent/shipper.h"
+#include "agent/syslog_udp.h"
 
 namespace siper::agent {
 
@@ -48,14 +49,22 @@ class Agent {
   void FimLoop();
   // Numbers and appends what FIM found (tail thread).
   void DrainFimOutbox();
+  // Numbers and appends up to `max` queued UDP datagrams (tail thread);
+  // returns how many.
+  size_t DrainSyslog(size_t max);
+  // Wakes the tail thread (FIM events, datagrams queued, stop).
+  void WakeTailer();
   void Fail(absl::Status status);
 
   const AgentConfig config_;
   const AgentIdentity identity_;
   std::unique_ptr<PendingEvents> pending_;
   std::unique_ptr<LogTailer> tailer_;
-  std::unique_ptr<JournalReader> journal_;  // journald.enabled only
-  EventRateLimiter limiter_;                // limits.events_per_s (tail thread)
+  std::unique_ptr<JournalReader> journal_;     // journald.enabled only
+  std::unique_ptr<SyslogUdpListener> syslog_;  // syslog_udp.enabled only
+  std::thread syslog_thread_;
+  int wake_fd_ = -1;          // eventfd the tail thread waits on besides inotify and the journal
+  EventRateLimiter limiter_;  // limits.events_per_s (tail thread)
   const MemoryBudget memory_;
   std::unique_ptr<Shipper> shipper_;
   std::unique_ptr<FileIntegrityMonitor> fim_;

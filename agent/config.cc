@@ -1,5 +1,7 @@
 #include "agent/config.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -106,6 +108,86 @@ absl::Status CheckServer(const ConfigErrors& errors, const YAML::Node& node,
   return absl::OkStatus();
 }
 
+// "ADDRESS:PORT" / "[IPV6]:PORT" with a numeric address (a listener binds to
+// one of this host's addresses; a name could resolve differently each start).
+absl::Status ParseListen(const ConfigErrors& errors, const YAML::Node& node, const std::string& key,
+                         SyslogUdpInput* out) {
+  const std::string& text = out->listen;
+  const std::string example = "(e.g. 0.0.0.0:5514, 127.0.0.1:514 or [::]:5514)";
+  std::string host;
+  std::string port_text;
+  if (!text.empty() && text.front() == '[') {
+    const size_t close = text.find(']');
+    if (close == std::string::npos || close + 1 >= text.size() || text[close + 1] != ':') {
+      return errors.Error(node, key,
+                          absl::StrCat("must be [IPV6]:PORT ", example, ", got '", text, "'"));
+    }
+    host = text.substr(1, close - 1);
+    port_text = text.substr(close + 2);
+  } else {
+    const size_t colon = text.rfind(':');
+    if (colon == std::string::npos || text.find(':') != colon) {
+      return errors.Error(node, key,
+                          absl::StrCat("must be ADDRESS:PORT ", example, ", got '", text, "'"));
+    }
+    host = text.substr(0, colon);
+    port_text = text.substr(colon + 1);
+  }
+  in6_addr v6{};
+  in_addr v4{};
+  if (host.empty() ||
+      (inet_pton(AF_INET, host.c_str(), &v4) != 1 && inet_pton(AF_INET6, host.c_str(), &v6) != 1)) {
+    return errors.Error(node, key,
+                        absl::StrCat("the address must be a numeric IPv4 or IPv6 address ", example,
+                                     ", got '", host, "'"));
+  }
+  int port = -1;
+  if (!absl::SimpleAtoi(port_text, &port) || port < 0 || port > 65535) {
+    return errors.Error(
+        node, key, absl::StrCat("the port must be 0..65535 ", example, ", got '", port_text, "'"));
+  }
+  out->host = host;
+  out->port = port;
+  return absl::OkStatus();
+}
+
+absl::Status ParseSyslogUdp(const ConfigErrors& errors, const YAML::Node& udp,
+                            SyslogUdpInput* out) {
+  if (!udp.IsMap()) {
+    return errors.Error(udp, "syslog_udp",
+                        "must be a mapping (enabled, listen, max_message_bytes, "
+                        "receive_buffer_bytes)");
+  }
+  SIPER_RETURN_IF_ERROR(
+      CheckKeys(errors, udp, "syslog_udp.",
+                {"enabled", "listen", "max_message_bytes", "receive_buffer_bytes"}));
+  if (!udp["enabled"]) {
+    return errors.Error(udp, "syslog_udp.enabled",
+                        "is required when the syslog_udp section is present (true or false)");
+  }
+  SIPER_ASSIGN_OR_RETURN(out->enabled, GetBool(errors, udp["enabled"], "syslog_udp.enabled"));
+  if (udp["listen"]) {
+    SIPER_ASSIGN_OR_RETURN(out->listen, GetString(errors, udp["listen"], "syslog_udp.listen"));
+    SIPER_RETURN_IF_ERROR(ParseListen(errors, udp["listen"], "syslog_udp.listen", out));
+  } else if (out->enabled) {
+    return errors.Error(udp, "syslog_udp.listen",
+                        "is required when syslog_udp.enabled is true (ADDRESS:PORT to bind, "
+                        "e.g. 0.0.0.0:5514)");
+  }
+  if (udp["max_message_bytes"]) {
+    // 480 is the least RFC 5426 lets a receiver take; 65507 the most UDP carries over IPv4.
+    SIPER_ASSIGN_OR_RETURN(
+        out->max_message_bytes,
+        GetInt(errors, udp["max_message_bytes"], "syslog_udp.max_message_bytes", 480, 65507));
+  }
+  if (udp["receive_buffer_bytes"]) {
+    SIPER_ASSIGN_OR_RETURN(out->receive_buffer_bytes,
+                           GetInt(errors, udp["receive_buffer_bytes"],
+                                  "syslog_udp.receive_buffer_bytes", 0, int64_t{1} << 30));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<AgentConfig> ParseRoot(const YAML::Node& root, const std::filesystem::path& source) {
   const ConfigErrors errors(source);
   AgentConfig config;
@@ -125,6 +207,7 @@ absl::StatusOr<AgentConfig> ParseRoot(const YAML::Node& root, const std::filesys
                                               "max_pending_events",
                                               "max_pending_bytes",
                                               "poll_interval_ms",
+                                              "read_delay_ms",
                                               "spool",
                                               "fim_rescan_s",
                                               "fim_large_file_bytes",
@@ -132,6 +215,7 @@ absl::StatusOr<AgentConfig> ParseRoot(const YAML::Node& root, const std::filesys
                                               "fim_io_bytes_per_s",
                                               "heartbeat_s",
                                               "journald",
+                                              "syslog_udp",
                                               "limits",
                                               "cert_renew_fraction"};
   SIPER_RETURN_IF_ERROR(CheckKeys(errors, root, "", kKeys));
@@ -177,6 +261,10 @@ absl::StatusOr<AgentConfig> ParseRoot(const YAML::Node& root, const std::filesys
     SIPER_ASSIGN_OR_RETURN(
         config.max_pending_bytes,
         GetInt(errors, root["max_pending_bytes"], "max_pending_bytes", 1 << 20, int64_t{1} << 34));
+  }
+  if (root["read_delay_ms"]) {
+    SIPER_ASSIGN_OR_RETURN(config.read_delay_ms,
+                           GetInt(errors, root["read_delay_ms"], "read_delay_ms", 0, 5000));
   }
   if (root["poll_interval_ms"]) {
     SIPER_ASSIGN_OR_RETURN(config.poll_interval_ms,
@@ -391,6 +479,10 @@ absl::StatusOr<AgentConfig> ParseRoot(const YAML::Node& root, const std::filesys
     }
   }
 
+  if (const YAML::Node udp = root["syslog_udp"]; udp && !udp.IsNull()) {
+    SIPER_RETURN_IF_ERROR(ParseSyslogUdp(errors, udp, &config.syslog_udp));
+  }
+
   if (const YAML::Node fim = root["fim"]; fim && !fim.IsNull()) {
     if (!fim.IsSequence()) {
       return errors.Error(fim, "fim", "must be a list of {path, recursive}");
@@ -446,6 +538,7 @@ MemoryBudget MemoryBudgetFor(uint64_t max_memory_bytes) {
   budget.read_bytes_per_file = std::min(budget.read_bytes_per_round, static_cast<size_t>(4 << 20));
   budget.batch_bytes = static_cast<size_t>(std::min<uint64_t>(cap / 8, 1 << 20));
   budget.fim_outbox_events = static_cast<size_t>(std::min<uint64_t>(cap / 8 / 512, 10000));
+  budget.syslog_queue_bytes = static_cast<size_t>(std::min<uint64_t>(cap / 8, 1 << 20));
   return budget;
 }
 

@@ -38,6 +38,18 @@ struct JournaldInput {
   StartAt start = StartAt::kEnd;    // when there is no saved cursor yet
 };
 
+// A UDP syslog listener (syslog_udp.h), for network devices (switches,
+// firewalls) that send syslog to the nearest agent. A source that cannot
+// pause: with the spool full, datagrams are dropped and counted.
+struct SyslogUdpInput {
+  bool enabled = false;
+  std::string listen;                 // "ADDRESS:PORT" or "[IPV6]:PORT", numeric; port 0: any
+  std::string host;                   // parsed from `listen`
+  int port = 0;                       // parsed from `listen`
+  size_t max_message_bytes = 8192;    // longer datagrams are cut and marked truncated
+  uint64_t receive_buffer_bytes = 0;  // SO_RCVBUF; 0: the kernel's default
+};
+
 // When the disk spool calls fdatasync (see disk_spool.h).
 enum class SpoolFsyncPolicy { kAlways, kInterval, kNever };
 
@@ -58,14 +70,19 @@ struct AgentConfig {
   uint64_t spool_max_bytes = uint64_t{1} << 30;  // spool.max_bytes: reading pauses beyond
   uint64_t spool_segment_bytes = 16 << 20;       // spool.segment_bytes
   int poll_interval_ms = 200;                    // how often log files are checked without inotify
-  int fim_rescan_s = 3600;                       // full FIM rescan, catching what inotify missed
-  uint64_t fim_large_file_bytes = 64 << 20;      // larger files are hashed in a low-priority pass
-  int heartbeat_s = 30;                          // heartbeat interval
+  // After a wake-up (a file changed, the journal, FIM, UDP) the tail thread
+  // waits this long before reading, so a burst is read, persisted
+  // (offsets.json: one fsync) and spooled in one round.
+  int read_delay_ms = 500;
+  int fim_rescan_s = 3600;                   // full FIM rescan, catching what inotify missed
+  uint64_t fim_large_file_bytes = 64 << 20;  // larger files are hashed in a low-priority pass
+  int heartbeat_s = 30;                      // heartbeat interval
   // fim_cpu_percent: FIM's scanning and hashing use at most this share of one
   // core (measured as the FIM thread's CPU time); 0: no limit.
   double fim_cpu_percent = 5;
   uint64_t fim_io_bytes_per_s = 32 << 20;  // fim_io_bytes_per_s: hashing reads; 0: no limit
   JournaldInput journald;                  // journald.*
+  SyslogUdpInput syslog_udp;               // syslog_udp.*
   // limits.events_per_s: events read per second over every source; above it
   // files and the journal are read more slowly. 0: no cap.
   uint64_t max_events_per_s = 0;
@@ -84,6 +101,7 @@ struct MemoryBudget {
   size_t read_bytes_per_file = 4 << 20;    // of which one file
   size_t batch_bytes = 1 << 20;            // one batch sent to the server
   size_t fim_outbox_events = 10000;        // FIM events waiting to be numbered
+  size_t syslog_queue_bytes = 1 << 20;     // UDP datagrams waiting to be numbered
 };
 MemoryBudget MemoryBudgetFor(uint64_t max_memory_bytes);
 

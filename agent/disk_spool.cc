@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -40,17 +41,20 @@ uint32_t RecordCrc(uint64_t seq, const char* payload, size_t len) {
   return static_cast<uint32_t>(crc);
 }
 
+// Serializes straight into `out` (no temporary string per record).
 void EncodeRecord(const v1::Event& event, std::string* out) {
-  const std::string payload = event.SerializeAsString();
+  const size_t at = out->size();
+  const size_t size = event.ByteSizeLong();
+  out->resize(at + kHeaderBytes + size);
+  char* header = out->data() + at;
+  char* payload = header + kHeaderBytes;
+  event.SerializeWithCachedSizesToArray(reinterpret_cast<uint8_t*>(payload));
   const uint64_t seq = event.seq();
-  const uint32_t len = static_cast<uint32_t>(payload.size());
-  const uint32_t crc = RecordCrc(seq, payload.data(), payload.size());
-  char header[kHeaderBytes];
+  const uint32_t len = static_cast<uint32_t>(size);
+  const uint32_t crc = RecordCrc(seq, payload, size);
   std::memcpy(header, &len, 4);
   std::memcpy(header + 4, &crc, 4);
   std::memcpy(header + 8, &seq, 8);
-  out->append(header, kHeaderBytes);
-  out->append(payload);
 }
 
 bool PreadFull(int fd, char* buf, size_t len, uint64_t offset) {
@@ -76,23 +80,29 @@ bool WriteFull(int fd, const char* buf, size_t len) {
   return true;
 }
 
-// One record read at `offset`: false at the end or on a torn or corrupt record.
+// Reads records at increasing offsets of one segment, in blocks of at least
+// kReadBlock bytes (one pread per block rather than two per record): false at
+// the end or on a torn or corrupt record. The payload points into the block
+// and is valid until the next Read.
+constexpr size_t kReadBlock = 64 * 1024;
+
 struct RecordReader {
   RecordReader(int fd_in, uint64_t size_in) : fd(fd_in), size(size_in) {}
   int fd;
   uint64_t size;
-  std::string payload;
   uint64_t seq = 0;
+  const char* payload = nullptr;
+  uint32_t payload_size = 0;
   const char* problem = nullptr;
 
   bool Read(uint64_t offset, uint64_t* next) {
     problem = nullptr;
     if (offset == size) return false;
-    char header[kHeaderBytes];
-    if (size - offset < kHeaderBytes || !PreadFull(fd, header, kHeaderBytes, offset)) {
+    if (size - offset < kHeaderBytes || !Fill(offset, kHeaderBytes)) {
       problem = "torn record header";
       return false;
     }
+    const char* header = block.data() + (offset - block_offset);
     uint32_t len = 0;
     uint32_t crc = 0;
     std::memcpy(&len, header, 4);
@@ -106,18 +116,38 @@ struct RecordReader {
       problem = "torn record";
       return false;
     }
-    payload.resize(len);
-    if (!PreadFull(fd, payload.data(), len, offset + kHeaderBytes)) {
+    if (!Fill(offset, kHeaderBytes + len)) {
       problem = "unreadable record";
       return false;
     }
-    if (RecordCrc(seq, payload.data(), len) != crc) {
+    payload = block.data() + (offset - block_offset) + kHeaderBytes;
+    payload_size = len;
+    if (RecordCrc(seq, payload, len) != crc) {
       problem = "CRC mismatch";
       return false;
     }
     *next = offset + kHeaderBytes + len;
     return true;
   }
+
+ private:
+  // Makes [offset, offset + need) readable in `block`.
+  bool Fill(uint64_t offset, size_t need) {
+    if (offset >= block_offset && offset + need <= block_offset + block.size()) return true;
+    const size_t want = static_cast<size_t>(
+        std::min<uint64_t>(std::max<uint64_t>(need, kReadBlock), size - offset));
+    if (want < need) return false;
+    block.resize(want);
+    block_offset = offset;
+    if (!PreadFull(fd, block.data(), want, offset)) {
+      block.clear();
+      return false;
+    }
+    return true;
+  }
+
+  std::string block;
+  uint64_t block_offset = 0;
 };
 
 }  // namespace
@@ -126,6 +156,13 @@ absl::StatusOr<std::unique_ptr<DiskSpool>> DiskSpool::Open(std::filesystem::path
                                                            SpoolOptions options) {
   SIPER_RETURN_IF_ERROR(EnsureDirectory(dir, 0700));
   std::unique_ptr<DiskSpool> spool(new DiskSpool(std::move(dir), options));
+  if (!options.sync_directory_first.empty() && options.fsync != SpoolFsync::kNever) {
+    spool->sync_dir_fd_ =
+        open(options.sync_directory_first.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (spool->sync_dir_fd_ < 0) {
+      return absl::InternalError(Errno("cannot open", options.sync_directory_first));
+    }
+  }
   SIPER_RETURN_IF_ERROR(spool->Recover());
   spool->flusher_ = std::thread([raw = spool.get()] { raw->FlushLoop(); });
   return spool;
@@ -142,11 +179,13 @@ DiskSpool::~DiskSpool() {
   stop_cv_.notify_all();
   if (flusher_.joinable()) flusher_.join();
   std::lock_guard lock(mu_);
+  CloseReadLocked();
   if (active_fd_ >= 0) {
-    if (options_.fsync != SpoolFsync::kNever) (void)fdatasync(active_fd_);
+    if (options_.fsync != SpoolFsync::kNever) (void)SyncActiveLocked();
     close(active_fd_);
     active_fd_ = -1;
   }
+  if (sync_dir_fd_ >= 0) close(sync_dir_fd_);
   PersistAckLocked(false);
 }
 
@@ -234,7 +273,7 @@ absl::Status DiskSpool::OpenActive(uint64_t first_seq) {
     return absl::OkStatus();
   }
   if (active_fd_ >= 0) {  // full: roll
-    if (options_.fsync != SpoolFsync::kNever && fdatasync(active_fd_) != 0) {
+    if (options_.fsync != SpoolFsync::kNever && SyncActiveLocked() != 0) {
       return absl::InternalError(Errno("cannot sync spool segment", segments_.back().path));
     }
     close(active_fd_);
@@ -280,6 +319,9 @@ void DiskSpool::Append(std::vector<v1::Event> events) {
       for (v1::Event& event : events) unwritten_.push_back(std::move(event));
     }
     WriteUnwrittenLocked();
+    // The shipper waits for a first record, then for a full batch (or its
+    // linger): wake it only when this Append gets it there, not for each one.
+    if (last_seq_ < wake_at_seq_) return;
   }
   changed_.notify_all();
 }
@@ -343,9 +385,16 @@ void DiskSpool::WriteUnwrittenLocked() {
   write_status_ = absl::OkStatus();
 }
 
+int DiskSpool::SyncActiveLocked() {
+  // The directory first: what was renamed into it before these records were
+  // appended is durable before they are (see SpoolOptions::sync_directory_first).
+  if (sync_dir_fd_ >= 0 && fsync(sync_dir_fd_) != 0) return -1;
+  return fdatasync(active_fd_);
+}
+
 absl::Status DiskSpool::SyncLocked() {
   if (!unsynced_ || active_fd_ < 0) return absl::OkStatus();
-  if (fdatasync(active_fd_) != 0) {
+  if (SyncActiveLocked() != 0) {
     return absl::InternalError(Errno("cannot sync spool segment", segments_.back().path));
   }
   unsynced_ = false;
@@ -354,6 +403,7 @@ absl::Status DiskSpool::SyncLocked() {
 }
 
 void DiskSpool::FlushLoop() {
+  pthread_setname_np(pthread_self(), "siper-spool");
   std::unique_lock lock(mu_);
   while (!stopping_) {
     stop_cv_.wait_for(lock, absl::ToChronoNanoseconds(options_.fsync_interval));
@@ -394,12 +444,19 @@ void DiskSpool::DropAckedSegmentsLocked() {
                    Errno("spool: cannot delete acknowledged segment", segments_.front().path));
     }
     if (cursor_.segment == segments_.front().path.string()) cursor_ = {};
+    if (read_path_ == segments_.front().path.string()) CloseReadLocked();
     bytes_ -= segments_.front().bytes;
     segments_.pop_front();
     dropped = true;
   }
   // The ack position is written before a restart could need it.
   if (dropped) PersistAckLocked(false);
+}
+
+void DiskSpool::CloseReadLocked() {
+  if (read_fd_ >= 0) close(read_fd_);
+  read_fd_ = -1;
+  read_path_.clear();
 }
 
 size_t DiskSpool::FirstAfter(uint64_t after_seq) const {
@@ -416,27 +473,35 @@ std::vector<v1::Event> DiskSpool::Next(uint64_t after_seq, size_t max, size_t ma
   const uint64_t generation = wake_generation_;
   // Seqs are gapless, so this is the count of records above after_seq.
   auto available = [&] { return last_seq_ > after_seq ? last_seq_ - after_seq : 0; };
-  auto wait_until = [&](absl::Time until, auto done) {
+  auto wait_until = [&](absl::Time until, uint64_t wake_at_seq, auto done) {
+    wake_at_seq_ = wake_at_seq;
     while (!done() && wake_generation_ == generation) {
       const absl::Time now = absl::Now();
       if (now >= until) break;
       changed_.wait_for(lock, absl::ToChronoNanoseconds(until - now));
     }
+    wake_at_seq_ = 0;
   };
-  wait_until(deadline, [&] { return available() > 0; });
+  wait_until(deadline, after_seq + 1, [&] { return available() > 0; });
   if (available() > 0 && available() < max) {
-    wait_until(std::min(deadline, absl::Now() + linger), [&] { return available() >= max; });
+    wait_until(std::min(deadline, absl::Now() + linger), after_seq + max,
+               [&] { return available() >= max; });
   }
   std::vector<v1::Event> out;
   size_t bytes = 0;
   for (size_t i = FirstAfter(after_seq); i < segments_.size() && out.size() < max; ++i) {
     const Segment& segment = segments_[i];
-    const int fd = open(segment.path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-      spdlog::error("{}", Errno("spool: cannot read", segment.path));
-      break;
+    // The segment being read stays open between calls (closed when it is dropped).
+    if (read_path_ != segment.path.string()) {
+      CloseReadLocked();
+      read_fd_ = open(segment.path.c_str(), O_RDONLY | O_CLOEXEC);
+      if (read_fd_ < 0) {
+        spdlog::error("{}", Errno("spool: cannot read", segment.path));
+        break;
+      }
+      read_path_ = segment.path.string();
     }
-    RecordReader reader(fd, segment.bytes);
+    RecordReader reader(read_fd_, segment.bytes);
     uint64_t offset = 0;
     if (cursor_.segment == segment.path.string() && cursor_.seq <= after_seq) {
       offset = cursor_.offset;
@@ -445,16 +510,16 @@ std::vector<v1::Event> DiskSpool::Next(uint64_t after_seq, size_t max, size_t ma
     bool full = false;
     while (out.size() < max && reader.Read(offset, &next)) {
       if (reader.seq > after_seq) {
-        if (!out.empty() && bytes + reader.payload.size() > max_bytes) {
+        if (!out.empty() && bytes + reader.payload_size > max_bytes) {
           full = true;
           break;
         }
         v1::Event event;
-        if (!event.ParseFromString(reader.payload)) {
+        if (!event.ParseFromArray(reader.payload, static_cast<int>(reader.payload_size))) {
           spdlog::error("spool {}: seq {} does not parse; skipped", segment.path.string(),
                         reader.seq);
         } else {
-          bytes += reader.payload.size();
+          bytes += reader.payload_size;
           out.push_back(std::move(event));
         }
         cursor_ = {reader.seq, segment.path.string(), next};
@@ -464,7 +529,6 @@ std::vector<v1::Event> DiskSpool::Next(uint64_t after_seq, size_t max, size_t ma
     if (reader.problem != nullptr) {
       spdlog::error("spool {}: {} at offset {}", segment.path.string(), reader.problem, offset);
     }
-    close(fd);
     if (full) break;
   }
   return out;

@@ -32,6 +32,12 @@ struct SpoolOptions {
   absl::Duration fsync_interval = absl::Seconds(1);  // default 1 s
   uint64_t max_bytes = uint64_t{1} << 30;            // default 1 GiB; Room() is 0 beyond
   uint64_t segment_bytes = 16 << 20;                 // default 16 MiB; a segment rolls beyond
+  // When set (not with kNever), this directory is fsynced just before each
+  // fdatasync of a segment, under the spool's lock: a file renamed into it
+  // before an Append (the tailer's offsets.json) is then durably named before
+  // the records appended after it are durable, so its writer can skip the
+  // directory's fsync on every write.
+  std::filesystem::path sync_directory_first;
 };
 
 class DiskSpool final : public PendingEvents {
@@ -81,9 +87,11 @@ class DiskSpool final : public PendingEvents {
   absl::Status RecoverSegment(Segment& segment, bool last);
   absl::Status OpenActive(uint64_t first_seq);  // needs mu_
   absl::Status SyncLocked();                    // needs mu_
+  int SyncActiveLocked();                       // dir, then segment; fdatasync's result
   void WriteUnwrittenLocked();                  // needs mu_
   void PersistAckLocked(bool sync);             // needs mu_
   void DropAckedSegmentsLocked();               // needs mu_
+  void CloseReadLocked();                       // needs mu_
   size_t FirstAfter(uint64_t after_seq) const;  // segment index; needs mu_
   void FlushLoop();
 
@@ -94,6 +102,7 @@ class DiskSpool final : public PendingEvents {
   std::condition_variable changed_;
   std::deque<Segment> segments_;  // ascending seq; the back one is active
   int active_fd_ = -1;            // open for append on segments_.back()
+  int sync_dir_fd_ = -1;          // options_.sync_directory_first, open
   uint64_t bytes_ = 0;
   uint64_t acked_seq_ = 0;
   uint64_t persisted_ack_ = 0;
@@ -103,12 +112,16 @@ class DiskSpool final : public PendingEvents {
   absl::Status write_status_;
   std::vector<v1::Event> unwritten_;  // appended, not yet written (write error)
   uint64_t wake_generation_ = 0;
+  // A waiting Next() is woken by Append once last_seq_ reaches this (0: always).
+  uint64_t wake_at_seq_ = 0;
   // Where the last Next() stopped, to continue without rescanning a segment.
   struct Cursor {
     uint64_t seq = 0;
     std::string segment;
     uint64_t offset = 0;
   } cursor_;
+  int read_fd_ = -1;       // the segment Next() last read, kept open
+  std::string read_path_;  // its path
 
   bool stopping_ = false;
   std::condition_variable stop_cv_;

@@ -1,5 +1,6 @@
 #include "agent/journald.h"
 
+#include <dlfcn.h>
 #include <spdlog/spdlog.h>
 #include <systemd/sd-journal.h>
 #include <unistd.h>
@@ -8,6 +9,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <nlohmann/json.hpp>
+#include <type_traits>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -18,6 +20,72 @@
 
 namespace siper::agent {
 namespace {
+
+// libsystemd is opened when the journald collector is enabled, not linked:
+// an agent without it does not map libsystemd and the libraries it pulls in
+// (libgcrypt, liblzma, libzstd, liblz4, libcap, libgpg-error), about 1 MiB of
+// resident pages for nothing. sd-journal.h gives the types and signatures.
+struct SdJournalApi {
+  bool loaded = false;
+  std::string error;
+  decltype(&::sd_journal_add_match) add_match = nullptr;
+  decltype(&::sd_journal_close) close = nullptr;
+  decltype(&::sd_journal_enumerate_data) enumerate_data = nullptr;
+  decltype(&::sd_journal_get_cursor) get_cursor = nullptr;
+  decltype(&::sd_journal_get_fd) get_fd = nullptr;
+  decltype(&::sd_journal_get_realtime_usec) get_realtime_usec = nullptr;
+  decltype(&::sd_journal_next) next = nullptr;
+  decltype(&::sd_journal_open) open = nullptr;
+  decltype(&::sd_journal_open_directory) open_directory = nullptr;
+  decltype(&::sd_journal_previous) previous = nullptr;
+  decltype(&::sd_journal_process) process = nullptr;
+  decltype(&::sd_journal_restart_data) restart_data = nullptr;
+  decltype(&::sd_journal_seek_cursor) seek_cursor = nullptr;
+  decltype(&::sd_journal_seek_head) seek_head = nullptr;
+  decltype(&::sd_journal_seek_tail) seek_tail = nullptr;
+  decltype(&::sd_journal_set_data_threshold) set_data_threshold = nullptr;
+  decltype(&::sd_journal_test_cursor) test_cursor = nullptr;
+};
+
+const SdJournalApi& Sd() {
+  static const SdJournalApi api = [] {
+    SdJournalApi api;
+    void* lib = dlopen("libsystemd.so.0", RTLD_NOW | RTLD_LOCAL);
+    if (lib == nullptr) {
+      const char* why = dlerror();
+      api.error = why != nullptr ? why : "libsystemd.so.0 not found";
+      return api;
+    }
+    bool ok = true;
+    auto Load = [&](auto& fn, const char* name) {
+      fn = reinterpret_cast<std::remove_reference_t<decltype(fn)>>(dlsym(lib, name));
+      if (fn == nullptr) {
+        ok = false;
+        api.error = absl::StrCat("libsystemd.so.0 has no ", name);
+      }
+    };
+    Load(api.add_match, "sd_journal_add_match");
+    Load(api.close, "sd_journal_close");
+    Load(api.enumerate_data, "sd_journal_enumerate_data");
+    Load(api.get_cursor, "sd_journal_get_cursor");
+    Load(api.get_fd, "sd_journal_get_fd");
+    Load(api.get_realtime_usec, "sd_journal_get_realtime_usec");
+    Load(api.next, "sd_journal_next");
+    Load(api.open, "sd_journal_open");
+    Load(api.open_directory, "sd_journal_open_directory");
+    Load(api.previous, "sd_journal_previous");
+    Load(api.process, "sd_journal_process");
+    Load(api.restart_data, "sd_journal_restart_data");
+    Load(api.seek_cursor, "sd_journal_seek_cursor");
+    Load(api.seek_head, "sd_journal_seek_head");
+    Load(api.seek_tail, "sd_journal_seek_tail");
+    Load(api.set_data_threshold, "sd_journal_set_data_threshold");
+    Load(api.test_cursor, "sd_journal_test_cursor");
+    api.loaded = ok;
+    return api;
+  }();
+  return api;
+}
 
 constexpr int kStateVersion = 1;
 
@@ -97,15 +165,18 @@ JournalReader::JournalReader(JournaldInput input, std::filesystem::path state_pa
       options_(std::move(options)) {}
 
 JournalReader::~JournalReader() {
-  if (journal_ != nullptr) sd_journal_close(journal_);
+  if (journal_ != nullptr) Sd().close(journal_);
 }
 
 absl::Status JournalReader::Open() {
+  if (!Sd().loaded) {
+    return absl::UnavailableError(absl::StrCat("cannot load libsystemd: ", Sd().error));
+  }
   int r = 0;
   if (input_.directory.empty()) {
-    r = sd_journal_open(&journal_, SD_JOURNAL_LOCAL_ONLY);
+    r = Sd().open(&journal_, SD_JOURNAL_LOCAL_ONLY);
   } else {
-    r = sd_journal_open_directory(&journal_, input_.directory.c_str(), 0);
+    r = Sd().open_directory(&journal_, input_.directory.c_str(), 0);
   }
   if (r < 0) {
     journal_ = nullptr;
@@ -115,17 +186,17 @@ absl::Status JournalReader::Open() {
                      std::strerror(-r)));
   }
   for (const std::string& match : input_.matches) {
-    r = sd_journal_add_match(journal_, match.data(), match.size());
+    r = Sd().add_match(journal_, match.data(), match.size());
     if (r < 0) {
-      sd_journal_close(journal_);
+      Sd().close(journal_);
       journal_ = nullptr;
       return absl::InvalidArgumentError(
           absl::StrCat("journal match '", match, "': ", std::strerror(-r)));
     }
   }
   // Bounds what one field may cost in memory; a longer MESSAGE is cut anyway.
-  (void)sd_journal_set_data_threshold(journal_, options_.max_line_bytes + 64);
-  fd_ = sd_journal_get_fd(journal_);  // also turns on inotify inside sd-journal
+  (void)Sd().set_data_threshold(journal_, options_.max_line_bytes + 64);
+  fd_ = Sd().get_fd(journal_);  // also turns on inotify inside sd-journal
   if (fd_ < 0) fd_ = -1;
   return absl::OkStatus();
 }
@@ -135,7 +206,7 @@ bool JournalReader::Next() {
     current_unread_ = false;
     return true;
   }
-  const int r = sd_journal_next(journal_);
+  const int r = Sd().next(journal_);
   if (r < 0) {
     spdlog::warn("journald: reading the next entry: {}", std::strerror(-r));
     return false;
@@ -145,7 +216,7 @@ bool JournalReader::Next() {
 
 std::string JournalReader::CurrentCursor() {
   char* cursor = nullptr;
-  if (sd_journal_get_cursor(journal_, &cursor) < 0 || cursor == nullptr) return {};
+  if (Sd().get_cursor(journal_, &cursor) < 0 || cursor == nullptr) return {};
   std::string out(cursor);
   free(cursor);  // NOLINT(cppcoreguidelines-no-malloc): sd-journal allocates it
   return out;
@@ -154,13 +225,13 @@ std::string JournalReader::CurrentCursor() {
 void JournalReader::SeekAfter(const std::string& cursor) {
   current_unread_ = false;
   if (cursor.empty()) {
-    sd_journal_seek_head(journal_);
+    Sd().seek_head(journal_);
     return;
   }
-  if (sd_journal_seek_cursor(journal_, cursor.c_str()) < 0 || sd_journal_next(journal_) <= 0) {
+  if (Sd().seek_cursor(journal_, cursor.c_str()) < 0 || Sd().next(journal_) <= 0) {
     return;  // nothing at or after it yet: the next entry written is next
   }
-  if (sd_journal_test_cursor(journal_, cursor.c_str()) <= 0) {
+  if (Sd().test_cursor(journal_, cursor.c_str()) <= 0) {
     // The entry itself is gone (vacuumed or rotated away while we were
     // stopped); we stand on the first one after it, which is not read yet.
     spdlog::warn("journald: the entry at the saved cursor is gone; continuing with the next one");
@@ -172,8 +243,8 @@ v1::Event JournalReader::CurrentEvent(int64_t now_ns) {
   std::vector<std::pair<std::string, std::string>> fields;
   const void* data = nullptr;
   size_t length = 0;
-  sd_journal_restart_data(journal_);
-  while (sd_journal_enumerate_data(journal_, &data, &length) > 0) {
+  Sd().restart_data(journal_);
+  while (Sd().enumerate_data(journal_, &data, &length) > 0) {
     std::string_view item(static_cast<const char*>(data), length);
     const size_t eq = item.find('=');
     if (eq == std::string_view::npos) continue;
@@ -185,7 +256,7 @@ v1::Event JournalReader::CurrentEvent(int64_t now_ns) {
     fields.emplace_back(std::string(name), std::string(item.substr(eq + 1)));
   }
   uint64_t realtime_us = 0;
-  if (sd_journal_get_realtime_usec(journal_, &realtime_us) < 0) {
+  if (Sd().get_realtime_usec(journal_, &realtime_us) < 0) {
     realtime_us = static_cast<uint64_t>(now_ns / 1000);
   }
   v1::Event event;
@@ -277,11 +348,11 @@ absl::Status JournalReader::Recover(std::vector<v1::Event>* out) {
   if (!have_state) {
     if (input_.start == StartAt::kEnd) {
       // Start after the newest entry; remember it, so a restart continues here.
-      sd_journal_seek_tail(journal_);
-      if (sd_journal_previous(journal_) > 0) cursor_ = CurrentCursor();
+      Sd().seek_tail(journal_);
+      if (Sd().previous(journal_) > 0) cursor_ = CurrentCursor();
       read_cursor_ = cursor_;
     } else {
-      sd_journal_seek_head(journal_);
+      Sd().seek_head(journal_);
     }
     dirty_ = true;
     spdlog::info("journald: reading from the {}{}",
@@ -328,7 +399,7 @@ absl::StatusOr<size_t> JournalReader::Poll(size_t max_events, size_t max_bytes,
                                            const SeqReserver& reserve) {
   if (journal_ == nullptr) return 0;
   ReleaseAcked();
-  if (fd_ >= 0) (void)sd_journal_process(journal_);
+  if (fd_ >= 0) (void)Sd().process(journal_);
   const int64_t now = absl::ToUnixNanos(absl::Now());
   std::vector<v1::Event> events;
   size_t bytes = 0;

@@ -69,6 +69,47 @@ std::vector<std::string> ExpandGlob(const std::string& pattern) {
 
 int64_t NowNs() { return absl::ToUnixNanos(absl::Now()); }
 
+// Like WriteFileAtomic (temporary file, fsync, rename) but without the
+// directory's fsync: the spool fsyncs the directory before its next
+// fdatasync (SpoolOptions::sync_directory_first), which is soon enough.
+absl::Status WriteFileAtomicNoDirSync(const std::filesystem::path& path, std::string_view data,
+                                      mode_t mode) {
+  std::filesystem::path tmp = path;
+  tmp += absl::StrCat(".tmp.", getpid());
+  const int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+  if (fd < 0) return ErrnoError("cannot create", tmp.string());
+  if (fchmod(fd, mode) != 0) {
+    const absl::Status status = ErrnoError("cannot chmod", tmp.string());
+    close(fd);
+    return status;
+  }
+  size_t written = 0;
+  while (written < data.size()) {
+    const ssize_t n = write(fd, data.data() + written, data.size() - written);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const absl::Status status = ErrnoError("cannot write", tmp.string());
+      close(fd);
+      unlink(tmp.c_str());
+      return status;
+    }
+    written += static_cast<size_t>(n);
+  }
+  if (fsync(fd) != 0) {
+    const absl::Status status = ErrnoError("cannot fsync", tmp.string());
+    close(fd);
+    unlink(tmp.c_str());
+    return status;
+  }
+  close(fd);
+  if (rename(tmp.c_str(), path.c_str()) != 0) {
+    const absl::Status status = ErrnoError("cannot rename into place", path.string());
+    unlink(tmp.c_str());
+    return status;
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 struct LogTailer::TrackedFile {
@@ -515,7 +556,10 @@ absl::Status LogTailer::Persist() {
                               {"acked_seq", acked_seq_},
                               {"released_seq", released_seq_},
                               {"files", std::move(files)}};
-  SIPER_RETURN_IF_ERROR(WriteFileAtomic(offsets_path_, doc.dump(1), 0600));
+  const std::string text = doc.dump(1);
+  SIPER_RETURN_IF_ERROR(options_.sync_directory
+                            ? WriteFileAtomic(offsets_path_, text, 0600)
+                            : WriteFileAtomicNoDirSync(offsets_path_, text, 0600));
   dirty_ = false;
   last_persist_ = absl::Now();
   return absl::OkStatus();

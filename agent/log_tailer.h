@@ -37,6 +37,11 @@ struct TailerOptions {
   size_t max_bytes_per_poll = 16 << 20;          // all files together (memory bound)
   int rotated_idle_polls = 5;  // polls without data before a moved-away file is closed
   absl::Duration ack_persist_interval = absl::Seconds(1);  // acks only; runs persist at once
+  // fsync offsets.json's directory after each rename. False only when the
+  // spool fsyncs that directory before each of its own syncs
+  // (SpoolOptions::sync_directory_first): offsets.json is then durably
+  // renamed before the records appended after it are durable.
+  bool sync_directory = true;
 };
 
 class LogTailer {

@@ -1,6 +1,7 @@
 #include "agent/shipper.h"
 
 #include <grpcpp/grpcpp.h>
+#include <pthread.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -115,6 +116,7 @@ bool Shipper::RunSession() {
   std::atomic<bool> reader_done{false};
   std::atomic<int64_t> last_ack_ns{absl::ToUnixNanos(absl::Now())};
   std::thread reader([&] {
+    pthread_setname_np(pthread_self(), "siper-ship-ack");
     v1::ServerMessage message;
     while (stream->Read(&message)) {
       if (message.has_ack()) {
@@ -171,7 +173,8 @@ bool Shipper::RunSession() {
       heartbeat->set_spool_records(pending_->Size());
       heartbeat->set_spool_bytes(pending_->Bytes());
       heartbeat->set_spool_cap_bytes(pending_->CapBytes());
-      heartbeat->set_drops(0);  // every collector pauses instead of dropping
+      // Only syslog over UDP drops (spool full); every other collector pauses.
+      heartbeat->set_drops(options_.drops ? options_.drops() : 0);
       heartbeat->set_agent_time_ns(absl::ToUnixNanos(now));
       rate_seq_ = last_seq;
       rate_since_ = now;

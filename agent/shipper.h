@@ -8,6 +8,7 @@
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -42,6 +43,9 @@ struct ShipperOptions {
   // server with default settings would want at least 5 minutes.
   absl::Duration keepalive_time = absl::Seconds(60);
   absl::Duration keepalive_timeout = absl::Seconds(20);
+  // Events lost since the agent started (sources that cannot pause: syslog
+  // over UDP), for the heartbeat; unset: 0.
+  std::function<uint64_t()> drops;
 };
 
 class Shipper {

@@ -195,6 +195,11 @@ std::vector<storage::EventRecord> IngestPipeline::Process(rules::LiveMatcher* ma
       alert.mutable_fields()->insert(d.fields.begin(), d.fields.end());
       alert.set_count(d.count);
     }
+    // A line received over the network (the agent's syslog_udp): who sent it,
+    // as the agent's kernel saw it (ECS log.source.address).
+    if (event.has_log() && !event.log().source_address().empty()) {
+      fields.insert_or_assign("log.source.address", event.log().source_address());
+    }
     // Stored fields are protobuf strings, which must be valid UTF-8; the raw
     // bytes stay untouched in the log payload.
     for (const auto& [key, value] : fields)

@@ -11,10 +11,17 @@ siper-agent following one log file, and measures from /proc:
      taken at the server, from the agent's last stored seq (`siperctl agents
      list --json`), from the first append to the last line stored.
 
-Prints a Markdown table. Usage:
+Several agents (--agent BIN, repeated) run side by side against the same
+server, each following its own file at the same rate, so a before/after
+comparison sees the same machine load. VmRSS counts every resident page the
+process maps, shared library code included; Pss divides each shared page by
+the number of processes mapping it (smaps_rollup). --smaps prints where the
+pages are: per library (text, read-only/RELRO, data), heap, thread stacks.
+
+Prints Markdown tables. Usage:
 
   bench/agent/agent_load_bench.py [--build build/release] [--idle-s 20]
-      [--rate-s 60] [--burst-lines 1000000] [--keep]
+      [--rate-s 60] [--burst-lines 1000000] [--agent BIN ...] [--smaps] [--keep]
 """
 import argparse
 import json
@@ -71,22 +78,125 @@ def line(n):
             f"Failed password for invalid user admin from 203.0.113.{n % 250} port {40000 + n % 20000} ssh2\n")
 
 
+def smaps_rollup(pid):
+    """Fields of /proc/PID/smaps_rollup in KiB (Rss, Pss, Pss_Anon, Pss_File, ...)."""
+    out = {}
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for l in f:
+            parts = l.split()
+            if len(parts) >= 3 and parts[2] == "kB":
+                out[parts[0].rstrip(":")] = int(parts[1])
+    return out
+
+
+def smaps_breakdown(pid):
+    """Resident KiB per mapping group: each file by permission (text r-x, read-only
+    r--: constants and RELRO after relocation, data rw-), the heap, thread stacks
+    (anonymous rw- mappings right after a ---p guard page) and other anonymous memory.
+    Returns {group: [rss, pss, private_dirty]}."""
+    groups = {}
+    prev_guard = False
+    cur = None
+    with open(f"/proc/{pid}/smaps") as f:
+        for l in f:
+            parts = l.split()
+            if not parts:
+                continue
+            if "-" in parts[0] and len(parts) >= 5 and not parts[0].endswith(":"):
+                perms = parts[1]
+                path = parts[5] if len(parts) >= 6 else ""
+                if path.startswith("/"):
+                    kind = {"r-xp": "text", "r--p": "ro", "rw-p": "data"}.get(perms, perms)
+                    cur = f"{os.path.basename(path)} {kind}"
+                elif path == "[heap]":
+                    cur = "[heap]"
+                elif path == "[stack]":
+                    cur = "[main stack]"
+                elif path.startswith("["):
+                    cur = path
+                elif perms == "rw-p" and prev_guard:
+                    cur = "[thread stacks]"
+                elif perms == "---p":
+                    cur = "[guard pages]"
+                else:
+                    cur = "[anon]"
+                prev_guard = perms == "---p" and not path
+                groups.setdefault(cur, [0, 0, 0])
+                continue
+            if cur and parts[0] in ("Rss:", "Pss:", "Private_Dirty:"):
+                i = {"Rss:": 0, "Pss:": 1, "Private_Dirty:": 2}[parts[0]]
+                groups[cur][i] += int(parts[1])
+    return groups
+
+
+def print_breakdown(label, pid):
+    r = smaps_rollup(pid)
+    print(f"\n{label}: Rss {r['Rss'] / 1024:.1f} MiB (anon {r.get('Rss_Anon', 0) / 1024:.1f}, "
+          f"file {r.get('Rss_File', 0) / 1024:.1f}), Pss {r['Pss'] / 1024:.1f} MiB "
+          f"(anon {r.get('Pss_Anon', 0) / 1024:.1f}, file {r.get('Pss_File', 0) / 1024:.1f}), "
+          f"Private_Dirty {r.get('Private_Dirty', 0) / 1024:.1f} MiB")
+    groups = smaps_breakdown(pid)
+    # Per library: all its mappings, with text / ro / data split.
+    per_lib = {}
+    for name, (rss, pss, dirty) in groups.items():
+        lib, _, kind = name.partition(" ") if not name.startswith("[") else (name, "", "")
+        e = per_lib.setdefault(lib, {"rss": 0, "pss": 0, "dirty": 0})
+        e["rss"] += rss
+        e["pss"] += pss
+        e["dirty"] += dirty
+        if kind:
+            e[kind] = e.get(kind, 0) + rss
+    rows = sorted(per_lib.items(), key=lambda kv: -kv[1]["rss"])
+    print("| mapping | Rss KiB | text | ro | data | Pss KiB | Private_Dirty KiB |")
+    print("|---|---|---|---|---|---|---|")
+    other = [0, 0, 0]
+    for lib, e in rows:
+        if e["rss"] < 100:
+            other[0] += e["rss"]
+            other[1] += e["pss"]
+            other[2] += e["dirty"]
+            continue
+        print(f"| {lib} | {e['rss']} | {e.get('text', '')} | {e.get('ro', '')} | {e.get('data', '')} "
+              f"| {e['pss']} | {e['dirty']} |")
+    print(f"| (others, under 100 KiB each) | {other[0]} | | | | {other[1]} | {other[2]} |")
+
+
+class Agent:
+    def __init__(self, bench, index, binary, extra=""):
+        self.binary = os.path.abspath(binary)
+        self.extra = extra.replace("\\n", "\n")
+        if not os.access(self.binary, os.X_OK):
+            sys.exit(f"{self.binary}: not built")
+        self.label = f"agent{index}"
+        self.state = os.path.join(bench.root, f"agent{index}")
+        self.log = os.path.join(bench.root, f"app{index}.log")
+        self.written = 0
+        self.proc = None
+        self.results = []
+        self.threads = []
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+
 class Bench:
     def __init__(self, args):
         self.args = args
         self.build = os.path.abspath(args.build)
         self.server_bin = os.path.join(self.build, "server", "siper-server")
-        self.agent_bin = os.path.join(self.build, "agent", "siper-agent")
         self.ctl_bin = os.path.join(self.build, "cli", "siperctl")
-        for b in (self.server_bin, self.agent_bin, self.ctl_bin):
+        for b in (self.server_bin, self.ctl_bin):
             if not os.access(b, os.X_OK):
                 sys.exit(f"{b}: not built (cmake --build {args.build} --target siper-server siper-agent siperctl)")
         self.root = tempfile.mkdtemp(prefix="siper-agent-bench-")
         self.data = os.path.join(self.root, "server")
-        self.state = os.path.join(self.root, "agent")
-        self.log = os.path.join(self.root, "app.log")
-        self.written = 0
-        self.server = self.agent = None
+        bins = args.agent or [os.path.join(self.build, "agent", "siper-agent")]
+        extras = args.extra or []
+        if extras and len(extras) != len(bins):
+            sys.exit("--extra: give one per --agent (an empty string for none)")
+        self.agents = [Agent(self, i + 1, b, extras[i] if extras else "") for i, b in enumerate(bins)]
+        self.server = None
 
     def ctl(self, *args):
         pki = os.path.join(self.data, "pki")
@@ -95,9 +205,13 @@ class Bench:
              f"{pki}/admin.pem", "--key", f"{pki}/admin.key", *args],
             check=True, capture_output=True, text=True).stdout
 
-    def stored_seq(self):
-        agents = [json.loads(l) for l in self.ctl("agents", "list", "--json").splitlines() if l]
-        return agents[0]["last_seq"] if agents else 0
+    def stored_seq(self, agent):
+        for l in self.ctl("agents", "list", "--json").splitlines():
+            if l:
+                a = json.loads(l)
+                if a["agent_id"] == agent.agent_id:
+                    return a["last_seq"]
+        return 0
 
     def start(self):
         rules = os.path.join(os.path.dirname(__file__), "..", "..", "rules", "ruleset")
@@ -111,33 +225,37 @@ class Bench:
                 sys.exit("siper-server did not start; see " + self.root)
             time.sleep(0.1)
         self.address = "127.0.0.1:" + open(port_file).read().strip()
-        token = self.ctl("tokens", "create").splitlines()[0]
-        subprocess.run([self.agent_bin, "enroll", "--server", self.address, "--token", token, "--ca",
-                        os.path.join(self.data, "pki", "ca.pem"), "--state-dir", self.state],
-                       check=True, capture_output=True)
-        open(self.log, "w").close()
-        config = os.path.join(self.root, "agent.yaml")
-        with open(config, "w") as f:
-            f.write(f"server: {self.address}\nstate_dir: {self.state}\n"
-                    f"logs:\n  - path: {self.log}\n    start: beginning\n")
-        self.agent = subprocess.Popen([self.agent_bin, "run", "--config", config],
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for agent in self.agents:
+            token = self.ctl("tokens", "create").splitlines()[0]
+            out = subprocess.run([agent.binary, "enroll", "--server", self.address, "--token", token, "--ca",
+                                  os.path.join(self.data, "pki", "ca.pem"), "--state-dir", agent.state],
+                                 check=True, capture_output=True, text=True).stdout
+            agent.agent_id = out.split()[-1]
+            open(agent.log, "w").close()
+            config = os.path.join(self.root, f"{agent.label}.yaml")
+            with open(config, "w") as f:
+                f.write(f"server: {self.address}\nstate_dir: {agent.state}\n"
+                        f"logs:\n  - path: {agent.log}\n    start: beginning\n")
+                if agent.extra:
+                    f.write(agent.extra.rstrip("\n") + "\n")
+            agent.proc = subprocess.Popen([agent.binary, "run", "--config", config],
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
-    def append(self, count):
-        with open(self.log, "a") as f:
-            f.write("".join(line(self.written + i) for i in range(1, count + 1)))
-        self.written += count
+    def append(self, agent, count):
+        with open(agent.log, "a") as f:
+            f.write("".join(line(agent.written + i) for i in range(1, count + 1)))
+        agent.written += count
 
-    def wait_stored(self, seq, timeout):
+    def wait_stored(self, agent, seq, timeout):
         deadline = time.time() + timeout
-        while self.stored_seq() < seq:
+        while self.stored_seq(agent) < seq:
             if time.time() > deadline:
-                sys.exit(f"only {self.stored_seq()} of {seq} events stored after {timeout} s")
+                sys.exit(f"{agent.label}: only {self.stored_seq(agent)} of {seq} events stored after {timeout} s")
             time.sleep(0.2)
         return time.time()
 
-    def write_at(self, rate, seconds, on_window=None):
-        """Appends `rate` lines/s for `seconds`, in 10 ms ticks."""
+    def write_at(self, rate, seconds):
+        """Appends `rate` lines/s to every agent's file for `seconds`, in 10 ms ticks."""
         start = time.time()
         done = 0
         while True:
@@ -146,73 +264,93 @@ class Bench:
                 break
             due = int(elapsed * rate)
             if due > done:
-                self.append(due - done)
+                for agent in self.agents:
+                    self.append(agent, due - done)
                 done = due
             time.sleep(0.01)
 
     def run(self):
         a = self.args
         self.start()
-        pid = self.agent.pid
-        results = []
-        # Let it connect and settle (first heartbeat, gRPC channel up).
-        self.append(1)
-        self.wait_stored(1, 60)
+        # Let them connect and settle (first heartbeat, gRPC channel up).
+        for agent in self.agents:
+            self.append(agent, 1)
+        for agent in self.agents:
+            self.wait_stored(agent, 1, 60)
         time.sleep(a.idle_s)
-        c0, t0 = cpu_s(pid), time.time()
+        c0 = {ag.label: cpu_s(ag.pid) for ag in self.agents}
+        t0 = time.time()
         time.sleep(a.idle_s)
-        idle_cpu = (cpu_s(pid) - c0) / (time.time() - t0)
-        rss, hwm, threads = rss_kib(pid)
-        results.append(("idle", rss, hwm, threads, idle_cpu, None))
+        for agent in self.agents:
+            idle_cpu = (cpu_s(agent.pid) - c0[agent.label]) / (time.time() - t0)
+            rss, hwm, threads = rss_kib(agent.pid)
+            pss = smaps_rollup(agent.pid)["Pss"]
+            agent.results.append(("idle", rss, pss, hwm, threads, idle_cpu, None))
+            if a.smaps:
+                print_breakdown(f"{agent.label} idle ({agent.binary})", agent.pid)
 
         # 1,000 events/s: warm up for a third of the window, then measure.
         warm = a.rate_s / 3
         self.write_at(1000, warm)
-        c0, t0, tasks0 = cpu_s(pid), time.time(), task_cpu(pid)
+        c0 = {ag.label: cpu_s(ag.pid) for ag in self.agents}
+        tasks0 = {ag.label: task_cpu(ag.pid) for ag in self.agents}
+        t0 = time.time()
         self.write_at(1000, a.rate_s - warm)
         window = time.time() - t0
-        rate_cpu = (cpu_s(pid) - c0) / window
-        tasks1 = task_cpu(pid)
-        self.threads = []
-        for tid in sorted(tasks1):
-            name, user, system = tasks1[tid]
-            _, user0, system0 = tasks0.get(tid, (name, 0, 0))
-            self.threads.append((tid, name, (user - user0) / window, (system - system0) / window))
-        rss, hwm, threads = rss_kib(pid)
-        self.wait_stored(self.written, 60)
-        results.append(("1,000 events/s", rss, hwm, threads, rate_cpu, None))
+        for agent in self.agents:
+            rate_cpu = (cpu_s(agent.pid) - c0[agent.label]) / window
+            tasks1 = task_cpu(agent.pid)
+            for tid in sorted(tasks1):
+                name, user, system = tasks1[tid]
+                _, user0, system0 = tasks0[agent.label].get(tid, (name, 0, 0))
+                agent.threads.append((tid, name, (user - user0) / window, (system - system0) / window))
+            rss, hwm, threads = rss_kib(agent.pid)
+            pss = smaps_rollup(agent.pid)["Pss"]
+            agent.results.append(("1,000 events/s", rss, pss, hwm, threads, rate_cpu, None))
+            if a.smaps:
+                print_breakdown(f"{agent.label} at 1,000 events/s ({agent.binary})", agent.pid)
+        for agent in self.agents:
+            self.wait_stored(agent, agent.written, 60)
 
-        # As fast as possible: N lines appended in 10,000-line writes.
-        base = self.written
+        # As fast as possible, one agent after the other: N lines in 10,000-line writes.
         n = a.burst_lines
-        c0, sc0 = cpu_s(pid), cpu_s(self.server.pid)
-        t0 = time.time()
-        while self.written - base < n:
-            self.append(min(10000, n - (self.written - base)))
-        t_written = time.time()
-        t_end = self.wait_stored(self.written, 600)
-        secs = t_end - t0
-        agent_cpu = cpu_s(pid) - c0
-        server_cpu = cpu_s(self.server.pid) - sc0
-        rss, hwm, threads = rss_kib(pid)
-        results.append((f"burst of {n:,} lines", rss, hwm, threads, agent_cpu / secs, n / secs))
+        for agent in self.agents if n > 0 else []:
+            base = agent.written
+            c0, sc0 = cpu_s(agent.pid), cpu_s(self.server.pid)
+            t0 = time.time()
+            while agent.written - base < n:
+                self.append(agent, min(10000, n - (agent.written - base)))
+            t_written = time.time()
+            t_end = self.wait_stored(agent, agent.written, 600)
+            secs = t_end - t0
+            agent_cpu = cpu_s(agent.pid) - c0
+            server_cpu = cpu_s(self.server.pid) - sc0
+            rss, hwm, threads = rss_kib(agent.pid)
+            pss = smaps_rollup(agent.pid)["Pss"]
+            agent.results.append((f"burst of {n:,} lines", rss, pss, hwm, threads, agent_cpu / secs, n / secs))
+            agent.burst = (t_written - t0, secs, agent_cpu, server_cpu)
 
-        print(f"\nagent: {self.agent_bin}\nwritten {self.written:,} lines, all stored at the server\n")
-        print("| phase | VmRSS | VmHWM | threads | agent CPU (share of one core) | events/s stored |")
-        print("|---|---|---|---|---|---|")
-        for name, rss, hwm, threads, cpu, rate in results:
-            r = f"{rate:,.0f}" if rate else "-"
-            print(f"| {name} | {rss / 1024:.1f} MiB | {hwm / 1024:.1f} MiB | {threads} | {cpu * 100:.2f} % | {r} |")
-        print(f"\nburst: lines appended in {t_written - t0:.2f} s, all stored after {secs:.2f} s; "
-              f"agent CPU {agent_cpu:.2f} s ({agent_cpu / n * 1e6:.1f} us/event), "
-              f"server CPU {server_cpu:.2f} s ({server_cpu / n * 1e6:.1f} us/event)")
-        print("\nper thread at 1,000 events/s (user + system, share of one core):")
-        for tid, name, user, system in self.threads:
-            print(f"  {tid} {name:16s} {user * 100:5.2f} % + {system * 100:5.2f} %")
-        print(f"load average at the end: {os.getloadavg()[0]:.1f} ({os.cpu_count()} CPUs)")
+        for agent in self.agents:
+            extra = f" with {agent.extra!r}" if agent.extra else ""
+            print(f"\n{agent.label}: {agent.binary}{extra}\nwritten {agent.written:,} lines, all stored at the server\n")
+            print("| phase | VmRSS | Pss | VmHWM | threads | agent CPU (share of one core) | events/s stored |")
+            print("|---|---|---|---|---|---|---|")
+            for name, rss, pss, hwm, threads, cpu, rate in agent.results:
+                r = f"{rate:,.0f}" if rate else "-"
+                print(f"| {name} | {rss / 1024:.1f} MiB | {pss / 1024:.1f} MiB | {hwm / 1024:.1f} MiB | {threads} "
+                      f"| {cpu * 100:.2f} % | {r} |")
+            if hasattr(agent, "burst"):
+                written, secs, agent_cpu, server_cpu = agent.burst
+                print(f"\nburst: lines appended in {written:.2f} s, all stored after {secs:.2f} s; "
+                      f"agent CPU {agent_cpu:.2f} s ({agent_cpu / n * 1e6:.1f} us/event), "
+                      f"server CPU {server_cpu:.2f} s ({server_cpu / n * 1e6:.1f} us/event)")
+            print("\nper thread at 1,000 events/s (user + system, share of one core):")
+            for tid, name, user, system in agent.threads:
+                print(f"  {tid} {name:16s} {user * 100:5.2f} % + {system * 100:5.2f} %")
+        print(f"\nload average at the end: {os.getloadavg()[0]:.1f} ({os.cpu_count()} CPUs)")
 
     def close(self):
-        for p in (self.agent, self.server):
+        for p in [ag.proc for ag in self.agents] + [self.server]:
             if p and p.poll() is None:
                 p.send_signal(signal.SIGTERM)
                 try:
@@ -230,7 +368,15 @@ def main():
     p.add_argument("--build", default="build/release")
     p.add_argument("--idle-s", type=float, default=20, help="settle, then measure, this long each")
     p.add_argument("--rate-s", type=float, default=60, help="length of the 1,000 events/s phase")
-    p.add_argument("--burst-lines", type=int, default=1000000)
+    p.add_argument("--burst-lines", type=int, default=1000000, help="0: no burst phase")
+    p.add_argument("--agent", action="append",
+                   help="siper-agent binary; repeat to run several side by side against one server "
+                        "(same files rate, same load): before/after comparisons (default: BUILD/agent/siper-agent)")
+    p.add_argument("--extra", action="append",
+                   help="YAML appended to the config of the agent given at the same position "
+                        "(\\n for a new line), e.g. 'read_delay_ms: 500'")
+    p.add_argument("--smaps", action="store_true",
+                   help="print where each agent's resident pages are (smaps, per library and kind)")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory")
     bench = Bench(p.parse_args())
     try:

@@ -60,6 +60,7 @@ batch_max_events: 50
 batch_max_delay_ms: 0
 max_pending_events: 100
 poll_interval_ms: 50
+read_delay_ms: 20
 )",
                             "agent.yaml");
   ASSERT_TRUE(config.ok()) << config.status();
@@ -69,6 +70,7 @@ poll_interval_ms: 50
   EXPECT_EQ(config->batch_max_delay_ms, 0);
   EXPECT_EQ(config->max_pending_events, 100u);
   EXPECT_EQ(config->poll_interval_ms, 50);
+  EXPECT_EQ(config->read_delay_ms, 20);
   EXPECT_TRUE(config->logs.empty());
 }
 
@@ -266,6 +268,63 @@ TEST(ConfigTest, HalfConfiguredSectionsAreRefused) {
   ExpectError(head + "fim_io_bytes_per_s: 100\n",
               "key 'fim_io_bytes_per_s': must be 0 (no limit) or at least 65536");
   ExpectError(head + "cert_renew_fraction: 1.5\n", "key 'cert_renew_fraction': must be between");
+}
+
+TEST(ConfigTest, SyslogUdpSection) {
+  auto config = ParseConfig(R"(
+server: 127.0.0.1:7443
+syslog_udp:
+  enabled: true
+  listen: "[::]:5514"
+  max_message_bytes: 2048
+  receive_buffer_bytes: 1048576
+)",
+                            "agent.yaml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_TRUE(config->syslog_udp.enabled);
+  EXPECT_EQ(config->syslog_udp.host, "::");
+  EXPECT_EQ(config->syslog_udp.port, 5514);
+  EXPECT_EQ(config->syslog_udp.max_message_bytes, 2048u);
+  EXPECT_EQ(config->syslog_udp.receive_buffer_bytes, 1048576u);
+
+  auto v4 =
+      ParseConfig("server: a:1\nsyslog_udp: {enabled: true, listen: 127.0.0.1:0}\n", "a.yaml");
+  ASSERT_TRUE(v4.ok()) << v4.status();
+  EXPECT_EQ(v4->syslog_udp.host, "127.0.0.1");
+  EXPECT_EQ(v4->syslog_udp.port, 0);
+  EXPECT_EQ(v4->syslog_udp.max_message_bytes, 8192u);  // default
+
+  // Off by default, and off when said so (listen then optional).
+  auto off = ParseConfig("server: a:1\n", "a.yaml");
+  ASSERT_TRUE(off.ok());
+  EXPECT_FALSE(off->syslog_udp.enabled);
+  auto disabled = ParseConfig("server: a:1\nsyslog_udp: {enabled: false}\n", "a.yaml");
+  ASSERT_TRUE(disabled.ok()) << disabled.status();
+  EXPECT_FALSE(disabled->syslog_udp.enabled);
+}
+
+TEST(ConfigTest, SyslogUdpErrorsNameTheKey) {
+  ExpectError("server: a:1\nsyslog_udp:\n  listen: 0.0.0.0:514\n",
+              "key 'syslog_udp.enabled': is required");
+  ExpectError("server: a:1\nsyslog_udp:\n  enabled: true\n",
+              "key 'syslog_udp.listen': is required");
+  ExpectError("server: a:1\nsyslog_udp:\n  enabled: true\n  listen: syslog.local:514\n",
+              ":4: key 'syslog_udp.listen': the address must be a numeric");
+  ExpectError("server: a:1\nsyslog_udp:\n  enabled: true\n  listen: 0.0.0.0:70000\n",
+              "key 'syslog_udp.listen': the port must be 0..65535");
+  ExpectError("server: a:1\nsyslog_udp:\n  enabled: true\n  listen: 0.0.0.0\n",
+              "key 'syslog_udp.listen': must be ADDRESS:PORT");
+  ExpectError("server: a:1\nsyslog_udp:\n  enabled: true\n  listen: \"[::1:514\"\n",
+              "key 'syslog_udp.listen': must be [IPV6]:PORT");
+  ExpectError("server: a:1\nsyslog_udp:\n  enabled: true\n  listen: 0.0.0.0:514\n  port: 5\n",
+              "key 'syslog_udp.port': unknown key");
+  ExpectError(
+      "server: a:1\nsyslog_udp:\n  enabled: true\n  listen: 0.0.0.0:514\n  max_message_bytes: "
+      "100\n",
+      "key 'syslog_udp.max_message_bytes': must be between 480 and 65507");
+  ExpectError("server: a:1\nsyslog_udp: 514\n", "key 'syslog_udp': must be a mapping");
+  ExpectError("server: a:1\nsyslog_udp:\n  enabled: maybe\n",
+              "key 'syslog_udp.enabled': must be true or false");
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "absl/strings/str_cat.h"
 #include "agent/disk_spool.h"
 #include "common/files.h"
 #include "tests/agent/journal_files.h"
@@ -158,7 +159,7 @@ TEST_F(JournalReaderTest, PausesWhenThereIsNoRoom) {
   SKIP_WITHOUT_JOURNAL_REMOTE();
   std::vector<JournalEntry> entries;
   for (int i = 0; i < 10; ++i) {
-    entries.push_back(SyslogEntry(kT0 + i, "sshd", i, "ssh.service", "m" + std::to_string(i)));
+    entries.push_back(SyslogEntry(kT0 + i, "sshd", i, "ssh.service", absl::StrCat("m", i)));
   }
   ASSERT_TRUE(WriteJournal(journal_dir_ / "x.journal", entries));
   MemoryPendingEvents pending(1000, 1 << 20, 0);
@@ -189,7 +190,7 @@ TEST_F(JournalReaderTest, RestartRereadsUnacknowledgedEntriesWithTheirSeqs) {
   SKIP_WITHOUT_JOURNAL_REMOTE();
   std::vector<JournalEntry> entries;
   for (int i = 0; i < 6; ++i) {
-    entries.push_back(SyslogEntry(kT0 + i, "sshd", i, "ssh.service", "m" + std::to_string(i)));
+    entries.push_back(SyslogEntry(kT0 + i, "sshd", i, "ssh.service", absl::StrCat("m", i)));
   }
   ASSERT_TRUE(WriteJournal(journal_dir_ / "x.journal", entries));
   next_seq_ = 10;  // other collectors' seqs come in between

@@ -4,9 +4,13 @@
 // server down for a minute, a full spool, and FIM changes; every test asserts
 // through `siperctl --json events search` that each line is stored exactly
 // once, in order per file, with agent seqs 1..N without gaps.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -123,11 +127,21 @@ class AgentFaultTest : public ::testing::Test {
   void StartServer() {
     fs::remove(data_dir_ / "server.port");
     ++server_runs_;
+    std::vector<std::string> argv = {SIPER_SERVER_BIN,
+                                     "--data-dir",
+                                     data_dir_.string(),
+                                     "--listen",
+                                     "127.0.0.1:" + std::to_string(port_),
+                                     "--rules",
+                                     SIPER_RULES_DIR,
+                                     "--workers",
+                                     "1"};
+    if (!server_config_.empty()) {
+      std::ofstream(root_ / "server.yaml") << server_config_;
+      argv.insert(argv.end(), {"--config", (root_ / "server.yaml").string()});
+    }
     server_ = std::make_unique<ChildProcess>(
-        std::vector<std::string>{SIPER_SERVER_BIN, "--data-dir", data_dir_.string(), "--listen",
-                                 "127.0.0.1:" + std::to_string(port_), "--rules", SIPER_RULES_DIR,
-                                 "--workers", "1"},
-        root_ / ("server" + std::to_string(server_runs_) + ".out"));
+        argv, root_ / ("server" + std::to_string(server_runs_) + ".out"));
     absl::StatusOr<std::string> address = WaitForServerAddress(*server_, data_dir_);
     ASSERT_TRUE(address.ok()) << address.status() << ": " << ServerOutput();
     if (port_ == 0) port_ = std::stoi(address->substr(address->rfind(':') + 1));
@@ -272,6 +286,7 @@ class AgentFaultTest : public ::testing::Test {
   fs::path data_dir_;
   fs::path state_dir_;
   fs::path config_;
+  std::string server_config_;  // YAML for --config (StartServer), when set
   int port_ = 0;
   int server_runs_ = 0;
   int agent_runs_ = 0;
@@ -604,6 +619,199 @@ TEST_F(AgentFaultTest, FimChangesReportedOnceEachAlsoWhileStopped) {
   Sleep(3000);
   EXPECT_EQ(StoredSeq(), 11u);
   EXPECT_EQ(Events().size(), 11u);
+}
+
+// Syslog over UDP (the agent's syslog_udp listener), as a switch or firewall
+// sends it: a socket bound to 127.0.0.1 that sends to the agent's port.
+class UdpSender {
+ public:
+  explicit UdpSender(int to_port) {
+    fd_ = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    sockaddr_in self{};
+    self.sin_family = AF_INET;
+    self.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(bind(fd_, reinterpret_cast<sockaddr*>(&self), sizeof(self)), 0);
+    socklen_t len = sizeof(self);
+    getsockname(fd_, reinterpret_cast<sockaddr*>(&self), &len);
+    port_ = ntohs(self.sin_port);
+    to_.sin_family = AF_INET;
+    to_.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    to_.sin_port = htons(static_cast<uint16_t>(to_port));
+  }
+  ~UdpSender() { close(fd_); }
+  void Send(const std::string& datagram) {
+    ASSERT_EQ(sendto(fd_, datagram.data(), datagram.size(), 0, reinterpret_cast<sockaddr*>(&to_),
+                     sizeof(to_)),
+              static_cast<ssize_t>(datagram.size()));
+  }
+  int port() const { return port_; }
+
+ private:
+  int fd_ = -1;
+  int port_ = 0;
+  sockaddr_in to_{};
+};
+
+// The message names another host (fw01): the stored sender is the socket's peer.
+std::string FirewallLine(int n, size_t padding = 0) {
+  return "<38>Nov 28 10:00:00 fw01 sshd[42]: Failed password for root from 198.51.100." +
+         std::to_string(n % 250) + " port 22 ssh2 n=" + std::to_string(n) +
+         std::string(padding, 'p');
+}
+
+class SyslogUdpFaultTest : public AgentFaultTest {
+ protected:
+  static constexpr char kUdp[] = "syslog_udp:\n  enabled: true\n  listen: 127.0.0.1:0\n";
+
+  void SetUp() override {
+    server_config_ = "health_check_interval_s: 1\n";  // heartbeats become alerts quickly
+    AgentFaultTest::SetUp();
+  }
+
+  // The port the agent's `run`-th start bound (it logs it; port 0 lets each
+  // start take a free one).
+  int AgentUdpPort(int run) {
+    const std::string marker = "syslog_udp: listening on 127.0.0.1:";
+    const auto deadline = Clock::now() + std::chrono::seconds(30);
+    for (;;) {
+      const std::string log = AgentLog();
+      size_t at = std::string::npos;
+      int seen = 0;
+      for (size_t pos = log.find(marker); pos != std::string::npos;
+           pos = log.find(marker, pos + 1)) {
+        if (++seen == run) at = pos;
+      }
+      if (at != std::string::npos) return std::stoi(log.substr(at + marker.size()));
+      EXPECT_LT(Clock::now(), deadline) << "the agent did not say its UDP port\n" << log;
+      if (Clock::now() >= deadline) return 0;
+      Sleep(100);
+    }
+  }
+
+  json Agent() {
+    CommandResult r = Ctl({"agents", "list", "--json"});
+    std::vector<json> agents = ParseJsonLines(r.out);
+    return agents.empty() ? json::object() : agents[0];
+  }
+};
+
+// Datagrams arrive once each, in order, with the sender's address in
+// log.source.address; numbering goes on across a restart of the agent.
+TEST_F(SyslogUdpFaultTest, DatagramsAreStoredOnceWithTheirSender) {
+  ASSERT_NO_FATAL_FAILURE(SetUpAgent({}, std::string("heartbeat_s: 1\n") + kUdp));
+  StartAgent();
+  int port = AgentUdpPort(1);
+  ASSERT_GT(port, 0);
+  std::vector<std::string> sent;
+  {
+    UdpSender sender(port);
+    for (int n = 1; n <= 100; ++n) {
+      sent.push_back(FirewallLine(n));
+      sender.Send(sent.back());
+      if (n % 10 == 0) Sleep(5);
+    }
+    ASSERT_NO_FATAL_FAILURE(WaitForStored(100));
+    StopAgent(SIGTERM);
+    StartAgent();
+  }
+  // A restarted agent binds again (a new port, as port 0 was asked for).
+  port = AgentUdpPort(2);
+  ASSERT_GT(port, 0);
+  UdpSender sender(port);
+  for (int n = 101; n <= 110; ++n) {
+    sent.push_back(FirewallLine(n));
+    sender.Send(sent.back());
+  }
+  ASSERT_NO_FATAL_FAILURE(WaitForStored(110));
+  std::vector<json> events = Events();
+  ASSERT_EQ(events.size(), sent.size());
+  for (size_t i = 0; i < events.size(); ++i) {
+    EXPECT_EQ(events[i]["seq"].get<uint64_t>(), i + 1);
+    EXPECT_EQ(events[i]["line"].get<std::string>(), sent[i]);
+    EXPECT_EQ(events[i]["source"].get<std::string>(), "syslog-udp:127.0.0.1:0");
+    ASSERT_TRUE(events[i]["fields"].contains("log.source.address")) << events[i].dump();
+    EXPECT_TRUE(
+        events[i]["fields"]["log.source.address"].get<std::string>().starts_with("127.0.0.1:"));
+  }
+  EXPECT_EQ(events.back()["fields"]["log.source.address"],
+            "127.0.0.1:" + std::to_string(sender.port()));
+  // Decoded as syslog: the priority, and the host the message names.
+  EXPECT_EQ(events.back()["fields"]["log.syslog.priority"], "38");
+  StopAgent(SIGTERM);
+  EXPECT_EQ(Agent().value("drops", uint64_t{1}), 0u);
+}
+
+// A 1 MiB spool with the server down: datagrams fill it, then are dropped
+// and counted (UDP cannot wait). Once the server is back every datagram is
+// either stored (once, in the order sent) or counted in the heartbeat's
+// drops, and the server raises its "agent dropping events" alert.
+TEST_F(SyslogUdpFaultTest, FullSpoolDropsAreCountedAndAlerted) {
+  constexpr uint64_t kCap = 1 << 20;
+  ASSERT_NO_FATAL_FAILURE(
+      SetUpAgent({}, "heartbeat_s: 1\nspool:\n  max_bytes: " + std::to_string(kCap) +
+                         "\n  segment_bytes: 65536\n" + kUdp));
+  StartAgent();
+  const int port = AgentUdpPort(1);
+  ASSERT_GT(port, 0);
+  UdpSender sender(port);
+  std::vector<std::string> sent;
+  for (int n = 1; n <= 5; ++n) {
+    sent.push_back(FirewallLine(n, 900));
+    sender.Send(sent.back());
+  }
+  ASSERT_NO_FATAL_FAILURE(WaitForStored(5));
+  StopServer(SIGTERM);
+  // ~1.5 MB into a 1 MiB spool, paced so the kernel's buffer keeps up.
+  for (int n = 6; n <= 1600; ++n) {
+    sent.push_back(FirewallLine(n, 900));
+    sender.Send(sent.back());
+    if (n % 20 == 0) Sleep(10);
+  }
+  Sleep(1500);
+  EXPECT_NE(AgentLog().find("dropping datagrams"), std::string::npos) << AgentLog();
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  // Everything spooled is sent; the heartbeat after that carries the drops.
+  json agent;
+  const auto deadline = Clock::now() + std::chrono::seconds(120);
+  for (;;) {
+    agent = Agent();
+    if (agent.value("drops", uint64_t{0}) > 0 && agent.value("spool_bytes", uint64_t{1}) == 0 &&
+        agent.value("last_seq", uint64_t{0}) + agent.value("drops", uint64_t{0}) >= sent.size()) {
+      break;
+    }
+    ASSERT_LT(Clock::now(), deadline) << agent.dump() << "\n" << AgentLog();
+    Sleep(500);
+  }
+  const uint64_t drops = agent["drops"].get<uint64_t>();
+  std::vector<json> events = Events();
+  // Each datagram stored once or counted as dropped: nothing unaccounted for.
+  EXPECT_EQ(events.size() + drops, sent.size()) << agent.dump();
+  EXPECT_GT(events.size(), 500u);
+  ASSERT_LT(events.size(), sent.size());
+  // Seqs 1..N, and the stored datagrams are sent ones, in the order sent.
+  size_t next_sent = 0;
+  for (size_t i = 0; i < events.size(); ++i) {
+    ASSERT_EQ(events[i]["seq"].get<uint64_t>(), i + 1);
+    const std::string line = events[i]["line"].get<std::string>();
+    while (next_sent < sent.size() && sent[next_sent] != line) ++next_sent;
+    ASSERT_LT(next_sent, sent.size()) << "stored out of order or never sent: " << line;
+    ++next_sent;
+  }
+  // The server's health monitor turns the heartbeat's drops into an alert.
+  std::vector<json> alerts;
+  const auto alert_deadline = Clock::now() + std::chrono::seconds(60);
+  for (;;) {
+    CommandResult r = Ctl({"alerts", "list", "--rule", "07d96d04-46b4-448f-846d-59505a9914b0",
+                           "--limit", "0", "--json"});
+    alerts = ParseJsonLines(r.out);
+    if (!alerts.empty()) break;
+    ASSERT_LT(Clock::now(), alert_deadline)
+        << r.err << ReadFile(root_ / "server2.out.err").value_or("");
+    Sleep(500);
+  }
+  EXPECT_EQ(alerts[0]["fields"]["event.action"], "spool_dropping");
+  EXPECT_EQ(alerts[0]["fields"]["agent.id"], agent["agent_id"]);
+  EXPECT_EQ(alerts[0]["fields"]["siper.drops"], std::to_string(drops));
 }
 
 }  // namespace
