@@ -15,7 +15,10 @@ Several agents (--agent BIN, repeated) run side by side against the same
 server, each following its own file at the same rate, so a before/after
 comparison sees the same machine load. VmRSS counts every resident page the
 process maps, shared library code included; Pss divides each shared page by
-the number of processes mapping it (smaps_rollup). --smaps prints where the
+the number of processes mapping it (smaps_rollup); USS is what only this
+process has (Private_Clean + Private_Dirty). Note that the local server maps
+the same gRPC/protobuf/OpenSSL libraries as a dynamically linked agent,
+which lowers that agent's Pss here below what it is on a PC. --smaps prints where the
 pages are: per library (text, read-only/RELRO, data), heap, thread stacks.
 
 Prints Markdown tables. Usage:
@@ -131,10 +134,11 @@ def smaps_breakdown(pid):
 
 def print_breakdown(label, pid):
     r = smaps_rollup(pid)
-    print(f"\n{label}: Rss {r['Rss'] / 1024:.1f} MiB (anon {r.get('Rss_Anon', 0) / 1024:.1f}, "
-          f"file {r.get('Rss_File', 0) / 1024:.1f}), Pss {r['Pss'] / 1024:.1f} MiB "
-          f"(anon {r.get('Pss_Anon', 0) / 1024:.1f}, file {r.get('Pss_File', 0) / 1024:.1f}), "
-          f"Private_Dirty {r.get('Private_Dirty', 0) / 1024:.1f} MiB")
+    st = proc_status(pid)
+    uss = r.get("Private_Clean", 0) + r.get("Private_Dirty", 0)
+    print(f"\n{label}: VmRSS {r['Rss'] / 1024:.1f} MiB (RssAnon {st['RssAnon']}, RssFile {st['RssFile']}), "
+          f"Pss {r['Pss'] / 1024:.1f} MiB (anon {r.get('Pss_Anon', 0) / 1024:.1f}, "
+          f"file {r.get('Pss_File', 0) / 1024:.1f}), USS {uss / 1024:.1f} MiB")
     groups = smaps_breakdown(pid)
     # Per library: all its mappings, with text / ro / data split.
     per_lib = {}
@@ -284,8 +288,8 @@ class Bench:
         for agent in self.agents:
             idle_cpu = (cpu_s(agent.pid) - c0[agent.label]) / (time.time() - t0)
             rss, hwm, threads = rss_kib(agent.pid)
-            pss = smaps_rollup(agent.pid)["Pss"]
-            agent.results.append(("idle", rss, pss, hwm, threads, idle_cpu, None))
+            roll = smaps_rollup(agent.pid)
+            agent.results.append(("idle", rss, roll, hwm, threads, idle_cpu, None))
             if a.smaps:
                 print_breakdown(f"{agent.label} idle ({agent.binary})", agent.pid)
 
@@ -305,8 +309,8 @@ class Bench:
                 _, user0, system0 = tasks0[agent.label].get(tid, (name, 0, 0))
                 agent.threads.append((tid, name, (user - user0) / window, (system - system0) / window))
             rss, hwm, threads = rss_kib(agent.pid)
-            pss = smaps_rollup(agent.pid)["Pss"]
-            agent.results.append(("1,000 events/s", rss, pss, hwm, threads, rate_cpu, None))
+            roll = smaps_rollup(agent.pid)
+            agent.results.append(("1,000 events/s", rss, roll, hwm, threads, rate_cpu, None))
             if a.smaps:
                 print_breakdown(f"{agent.label} at 1,000 events/s ({agent.binary})", agent.pid)
         for agent in self.agents:
@@ -326,19 +330,21 @@ class Bench:
             agent_cpu = cpu_s(agent.pid) - c0
             server_cpu = cpu_s(self.server.pid) - sc0
             rss, hwm, threads = rss_kib(agent.pid)
-            pss = smaps_rollup(agent.pid)["Pss"]
-            agent.results.append((f"burst of {n:,} lines", rss, pss, hwm, threads, agent_cpu / secs, n / secs))
+            roll = smaps_rollup(agent.pid)
+            agent.results.append((f"burst of {n:,} lines", rss, roll, hwm, threads, agent_cpu / secs, n / secs))
             agent.burst = (t_written - t0, secs, agent_cpu, server_cpu)
 
         for agent in self.agents:
             extra = f" with {agent.extra!r}" if agent.extra else ""
             print(f"\n{agent.label}: {agent.binary}{extra}\nwritten {agent.written:,} lines, all stored at the server\n")
-            print("| phase | VmRSS | Pss | VmHWM | threads | agent CPU (share of one core) | events/s stored |")
-            print("|---|---|---|---|---|---|---|")
-            for name, rss, pss, hwm, threads, cpu, rate in agent.results:
+            print("| phase | VmRSS | Pss | USS (private) | VmHWM | threads | agent CPU (share of one core) "
+                  "| events/s stored |")
+            print("|---|---|---|---|---|---|---|---|")
+            for name, rss, roll, hwm, threads, cpu, rate in agent.results:
                 r = f"{rate:,.0f}" if rate else "-"
-                print(f"| {name} | {rss / 1024:.1f} MiB | {pss / 1024:.1f} MiB | {hwm / 1024:.1f} MiB | {threads} "
-                      f"| {cpu * 100:.2f} % | {r} |")
+                uss = roll.get("Private_Clean", 0) + roll.get("Private_Dirty", 0)
+                print(f"| {name} | {rss / 1024:.1f} MiB | {roll['Pss'] / 1024:.1f} MiB | {uss / 1024:.1f} MiB "
+                      f"| {hwm / 1024:.1f} MiB | {threads} | {cpu * 100:.2f} % | {r} |")
             if hasattr(agent, "burst"):
                 written, secs, agent_cpu, server_cpu = agent.burst
                 print(f"\nburst: lines appended in {written:.2f} s, all stored after {secs:.2f} s; "
