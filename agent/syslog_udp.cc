@@ -57,8 +57,7 @@ SyslogUdpListener::~SyslogUdpListener() {
 
 absl::Status SyslogUdpListener::Open() {
   auto fail = [&](const char* what) {
-    const std::string message =
-        absl::StrCat("syslog_udp.listen ", input_.listen, ": ", what, ": ", std::strerror(errno));
+    const std::string message = absl::StrCat(input_.listen, ": ", what, ": ", std::strerror(errno));
     if (fd_ >= 0) close(fd_);
     fd_ = -1;
     return absl::FailedPreconditionError(message);
@@ -76,8 +75,7 @@ absl::Status SyslogUdpListener::Open() {
     v6->sin6_port = htons(static_cast<uint16_t>(input_.port));
     len = sizeof(sockaddr_in6);
   } else {
-    return absl::InvalidArgumentError(
-        absl::StrCat("syslog_udp.listen ", input_.listen, ": not a numeric address"));
+    return absl::InvalidArgumentError(absl::StrCat(input_.listen, ": not a numeric address"));
   }
   fd_ = socket(addr.ss_family, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd_ < 0) return fail("cannot create a UDP socket");

@@ -1,9 +1,12 @@
 // The siper-agent binary itself: exit codes, messages, silence while running,
 // clean stop on SIGTERM. The server side is the in-process AgentService stand-in.
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -173,4 +176,33 @@ TEST_F(BinaryTest, RunIsSilentShipsLinesAndStopsCleanly) {
 }
 
 }  // namespace
+// A UDP port the agent cannot have stops the start (exit 2), naming the
+// config file, the key and the address; nothing is half started.
+TEST_F(BinaryTest, SyslogUdpPortInUseExitsTwoNamingFileAndKey) {
+  server_.service().AllowToken("tok");
+  ASSERT_EQ(Run(EnrollArgs("tok")), 0);
+  const int taken = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(taken, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  socklen_t len = sizeof(addr);
+  getsockname(taken, reinterpret_cast<sockaddr*>(&addr), &len);
+  const std::string listen = absl::StrCat("127.0.0.1:", ntohs(addr.sin_port));
+  const auto config = dir_ / "agent.yaml";
+  ASSERT_TRUE(WriteFileAtomic(
+                  config, absl::StrCat("server: ", server_.address(),
+                                       "\nstate_dir: ", (dir_ / "state").string(),
+                                       "\nsyslog_udp:\n  enabled: true\n  listen: ", listen, "\n"))
+                  .ok());
+  std::string out, err;
+  EXPECT_EQ(Run({"run", "--config", config.string()}, &out, &err), 2);
+  close(taken);
+  EXPECT_EQ(out, "");
+  EXPECT_TRUE(absl::StrContains(
+      err, absl::StrCat(config.string(), ": key 'syslog_udp.listen': ", listen, ": cannot bind")))
+      << err;
+  EXPECT_TRUE(absl::StrContains(err, "in use")) << err;
+}
+
 }  // namespace siper::agent

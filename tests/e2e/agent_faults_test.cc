@@ -735,7 +735,7 @@ TEST_F(SyslogUdpFaultTest, DatagramsAreStoredOnceWithTheirSender) {
   }
   EXPECT_EQ(events.back()["fields"]["log.source.address"],
             "127.0.0.1:" + std::to_string(sender.port()));
-  // Decoded as syslog: the priority, and the host the message names.
+  // Decoded by the server as syslog (the message text is not trusted for the sender).
   EXPECT_EQ(events.back()["fields"]["log.syslog.priority"], "38");
   StopAgent(SIGTERM);
   EXPECT_EQ(Agent().value("drops", uint64_t{1}), 0u);
