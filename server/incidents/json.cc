@@ -34,6 +34,59 @@ std::vector<std::string> Strings(const json& j, const char* key) {
 
 }  // namespace
 
+json LinkedAlertToJson(const LinkedAlert& a) {
+  return {{"id", a.id},
+          {"rule_id", a.rule_id},
+          {"title", a.title},
+          {"level", a.level},
+          {"time", T(a.time)},
+          {"occurred", T(a.occurred)},
+          {"agent_id", a.agent_id},
+          {"seq", a.seq},
+          {"host", a.host},
+          {"source_ip", a.source_ip},
+          {"ioc_confidence", a.ioc_confidence}};
+}
+
+LinkedAlert LinkedAlertFromJson(const json& a) {
+  LinkedAlert l;
+  l.id = a.value("id", "");
+  l.rule_id = a.value("rule_id", "");
+  l.title = a.value("title", "");
+  l.level = a.value("level", "");
+  l.time = ReadTime(a, "time");
+  // Incidents stored before log times were kept have only the receive time.
+  l.occurred = a.contains("occurred") ? ReadTime(a, "occurred") : l.time;
+  l.agent_id = a.value("agent_id", "");
+  l.seq = a.value("seq", uint64_t{0});
+  l.host = a.value("host", "");
+  l.source_ip = a.value("source_ip", "");
+  l.ioc_confidence = a.value("ioc_confidence", 0);
+  return l;
+}
+
+json TimelineEntryToJson(const TimelineEntry& e) {
+  return {{"time", T(e.time)}, {"actor", e.actor}, {"kind", e.kind}, {"text", e.text}};
+}
+
+TimelineEntry TimelineEntryFromJson(const json& e) {
+  return TimelineEntry{ReadTime(e, "time"), e.value("actor", ""), e.value("kind", ""),
+                       e.value("text", "")};
+}
+
+Observable ObservableFromJson(const json& o) {
+  Observable ob;
+  ob.kind = ReadEnum(o, "kind", &ParseObservableKind, ObservableKind::kIp);
+  ob.value = o.value("value", "");
+  ob.field = o.value("field", "");
+  ob.hash_algo = o.value("hash_algo", "");
+  ob.first_seen = ReadTime(o, "first_seen");
+  ob.last_seen = ReadTime(o, "last_seen");
+  for (const json& id : o.value("alert_ids", json::array()))
+    ob.alert_ids.insert(id.get<std::string>());
+  return ob;
+}
+
 json ObservableToJson(const Observable& o) {
   json j = {{"kind", S(ToString(o.kind))},
             {"value", o.value},
@@ -67,19 +120,7 @@ json AlertInputToJson(const AlertInput& a) {
 
 json IncidentToJson(const Incident& in) {
   json alerts = json::array();
-  for (const LinkedAlert& a : in.alerts) {
-    alerts.push_back({{"id", a.id},
-                      {"rule_id", a.rule_id},
-                      {"title", a.title},
-                      {"level", a.level},
-                      {"time", T(a.time)},
-                      {"occurred", T(a.occurred)},
-                      {"agent_id", a.agent_id},
-                      {"seq", a.seq},
-                      {"host", a.host},
-                      {"source_ip", a.source_ip},
-                      {"ioc_confidence", a.ioc_confidence}});
-  }
+  for (const LinkedAlert& a : in.alerts) alerts.push_back(LinkedAlertToJson(a));
   json observables = json::array();
   for (const Observable& o : in.observables) observables.push_back(ObservableToJson(o));
   json notes = json::array();
@@ -87,10 +128,7 @@ json IncidentToJson(const Incident& in) {
     notes.push_back({{"time", T(n.time)}, {"author", n.author}, {"text", n.text}});
   }
   json timeline = json::array();
-  for (const TimelineEntry& e : in.timeline) {
-    timeline.push_back(
-        {{"time", T(e.time)}, {"actor", e.actor}, {"kind", e.kind}, {"text", e.text}});
-  }
+  for (const TimelineEntry& e : in.timeline) timeline.push_back(TimelineEntryToJson(e));
   json entered = json::object();
   for (const auto& [s, t] : in.times.entered) entered[S(ToString(s))] = T(t);
   json severity_reached = json::object();
@@ -177,39 +215,16 @@ absl::StatusOr<Incident> IncidentFromJson(const json& j) {
     in.event_refs = Strings(j, "event_refs");
     in.merged_into = j.value("merged_into", "");
     for (const json& a : j.value("alerts", json::array())) {
-      LinkedAlert l;
-      l.id = a.value("id", "");
-      l.rule_id = a.value("rule_id", "");
-      l.title = a.value("title", "");
-      l.level = a.value("level", "");
-      l.time = ReadTime(a, "time");
-      // Incidents stored before log times were kept have only the receive time.
-      l.occurred = a.contains("occurred") ? ReadTime(a, "occurred") : l.time;
-      l.agent_id = a.value("agent_id", "");
-      l.seq = a.value("seq", uint64_t{0});
-      l.host = a.value("host", "");
-      l.source_ip = a.value("source_ip", "");
-      l.ioc_confidence = a.value("ioc_confidence", 0);
-      in.alerts.push_back(std::move(l));
+      in.alerts.push_back(LinkedAlertFromJson(a));
     }
     for (const json& o : j.value("observables", json::array())) {
-      Observable ob;
-      ob.kind = ReadEnum(o, "kind", &ParseObservableKind, ObservableKind::kIp);
-      ob.value = o.value("value", "");
-      ob.field = o.value("field", "");
-      ob.hash_algo = o.value("hash_algo", "");
-      ob.first_seen = ReadTime(o, "first_seen");
-      ob.last_seen = ReadTime(o, "last_seen");
-      for (const json& id : o.value("alert_ids", json::array()))
-        ob.alert_ids.insert(id.get<std::string>());
-      in.observables.push_back(std::move(ob));
+      in.observables.push_back(ObservableFromJson(o));
     }
     for (const json& n : j.value("notes", json::array())) {
       in.notes.push_back(Note{ReadTime(n, "time"), n.value("author", ""), n.value("text", "")});
     }
     for (const json& e : j.value("timeline", json::array())) {
-      in.timeline.push_back(TimelineEntry{ReadTime(e, "time"), e.value("actor", ""),
-                                          e.value("kind", ""), e.value("text", "")});
+      in.timeline.push_back(TimelineEntryFromJson(e));
     }
     const json times = j.value("times", json::object());
     in.times.occurred = ReadTime(times, "occurred");

@@ -16,6 +16,13 @@ absl::StatusOr<Incident> IncidentFromJson(const nlohmann::json& j);
 absl::StatusOr<Incident> IncidentFromJsonText(std::string_view text);
 
 nlohmann::json ObservableToJson(const Observable& o);
+nlohmann::json LinkedAlertToJson(const LinkedAlert& a);
+nlohmann::json TimelineEntryToJson(const TimelineEntry& e);
+// The parts alone; these throw std::invalid_argument (or nlohmann's type errors) on a bad
+// time or enum, as IncidentFromJson catches them.
+LinkedAlert LinkedAlertFromJson(const nlohmann::json& j);
+TimelineEntry TimelineEntryFromJson(const nlohmann::json& j);
+Observable ObservableFromJson(const nlohmann::json& j);
 nlohmann::json AlertInputToJson(const AlertInput& a);
 
 }  // namespace siper::incidents
