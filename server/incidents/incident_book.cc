@@ -82,6 +82,7 @@ absl::Status IncidentBook::Load(std::vector<Incident> incidents,
     } else {
       Reindex(id, /*rewrite=*/false);
       Side& side = side_[id];
+      side.rewrite = false;
       const Incident& stored = incidents_.at(id);
       side.stored_alerts = stored.alerts.size();
       side.stored_timeline = stored.timeline.size();
