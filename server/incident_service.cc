@@ -244,10 +244,11 @@ absl::Status IncidentServiceImpl::PersistLocked() {
   return absl::OkStatus();
 }
 
-std::string IncidentServiceImpl::IncidentJsonLocked(const std::string& id) const {
+std::string IncidentServiceImpl::IncidentJsonLocked(const std::string& id, size_t limit) const {
   const Incident* incident = book_->Find(id);
   if (incident == nullptr) return "";
-  json j = incidents::IncidentToJson(*incident);
+  json j = limit == 0 ? incidents::IncidentToJson(*incident)
+                      : incidents::IncidentToJsonView(*incident, limit);
   json deadlines = json::array();
   for (const incidents::Deadline& d :
        incidents::ComputeDeadlines(*incident, options_.config.deadlines, clock_.Now())) {
@@ -428,7 +429,7 @@ grpc::Status IncidentServiceImpl::ListIncidents(
       if (state && incident.state != *state) continue;
       if (request->open_only() && !incident.open()) continue;
       if (request->overdue() && !overdue.contains(incident.id)) continue;
-      out.push_back(IncidentJsonLocked(incident.id));
+      out.push_back(IncidentJsonLocked(incident.id, request->limit()));
     }
   }
   for (std::string& j : out) {
@@ -445,7 +446,7 @@ grpc::Status IncidentServiceImpl::GetIncident(grpc::ServerContext* context,
   absl::StatusOr<pki::Identity> who = Reader(*context);
   if (!who.ok()) return ToGrpc(who.status());
   std::lock_guard<std::mutex> lock(mu_);
-  std::string j = IncidentJsonLocked(request->id());
+  std::string j = IncidentJsonLocked(request->id(), request->limit());
   if (j.empty()) {
     return grpc::Status(grpc::StatusCode::NOT_FOUND, absl::StrCat("no incident ", request->id()));
   }

@@ -129,7 +129,8 @@ class IncidentServiceImpl final : public siper::v1::IncidentService::Service {
   absl::Status Flush(const std::shared_ptr<Queued>& q);
   // After a failed write: drops the queue and reloads the book from storage (once).
   void RecoverLocked();
-  std::string IncidentJsonLocked(const std::string& id) const;
+  // Incident `id` as JSON with its deadlines; `limit` as IncidentToJsonView (0: all).
+  std::string IncidentJsonLocked(const std::string& id, size_t limit = 0) const;
   // Runs `op` under the lock, persists, and answers with incident `id` as JSON.
   grpc::Status Mutate(const std::string& id, const std::function<absl::Status()>& op,
                       siper::v1::IncidentJson* response);

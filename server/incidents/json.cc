@@ -1,6 +1,10 @@
 #include "server/incidents/json.h"
 
+#include <algorithm>
+#include <cstdint>
+
 #include "absl/strings/str_cat.h"
+#include "server/incidents/stored.h"
 
 namespace siper::incidents {
 namespace {
@@ -189,6 +193,44 @@ json IncidentToJson(const Incident& in) {
         {"notices", notices},
         {"delay_reasons", k.delay_reasons}}},
   };
+}
+
+json IncidentToJsonView(const Incident& in, size_t limit) {
+  const size_t n = limit == 0 ? SIZE_MAX : limit;
+  bool truncated = false;
+  // Built from a copy holding only what is shown, so a huge incident is never serialized.
+  Incident view = HeadCopy(in);
+  view.observables.clear();
+  auto first = [&](const auto& from, auto& to) {
+    const size_t k = std::min(from.size(), n);
+    truncated |= k < from.size();
+    to.assign(from.begin(), from.begin() + static_cast<std::ptrdiff_t>(k));
+  };
+  first(in.alerts, view.alerts);
+  first(in.event_refs, view.event_refs);
+  const size_t t = std::min(in.timeline.size(), n);
+  truncated |= t < in.timeline.size();
+  view.timeline.assign(in.timeline.end() - static_cast<std::ptrdiff_t>(t), in.timeline.end());
+  std::vector<size_t> id_counts;
+  for (const Observable& o : in.observables) {
+    Observable c = HeadObservable(o);
+    for (const std::string& a : o.alert_ids) {
+      if (c.alert_ids.size() >= n) {
+        truncated = true;
+        break;
+      }
+      c.alert_ids.insert(a);
+    }
+    id_counts.push_back(o.alert_ids.size());
+    view.observables.push_back(std::move(c));
+  }
+  json j = IncidentToJson(view);
+  j["alert_count"] = in.alerts.size();
+  j["event_ref_count"] = in.event_refs.size();
+  j["timeline_count"] = in.timeline.size();
+  for (size_t i = 0; i < id_counts.size(); ++i) j["observables"][i]["alert_id_count"] = id_counts[i];
+  j["truncated"] = truncated;
+  return j;
 }
 
 absl::StatusOr<Incident> IncidentFromJson(const json& j) {
