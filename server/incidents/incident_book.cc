@@ -680,8 +680,7 @@ IncidentBook::PendingWrite IncidentBook::TakePendingWrite() {
     if (in == nullptr) continue;
     Side& side = side_[id];
     IncidentChanges::Head head;
-    head.incident = HeadCopy(*in);
-    head.incident.observables.clear();
+    head.incident = HeadCopy(*in, /*with_observables=*/false);
     head.alerts = in->alerts.size();
     head.timeline = in->timeline.size();
     head.observables = in->observables.size();

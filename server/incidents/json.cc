@@ -199,8 +199,7 @@ json IncidentToJsonView(const Incident& in, size_t limit) {
   const size_t n = limit == 0 ? SIZE_MAX : limit;
   bool truncated = false;
   // Built from a copy holding only what is shown, so a huge incident is never serialized.
-  Incident view = HeadCopy(in);
-  view.observables.clear();
+  Incident view = HeadCopy(in, /*with_observables=*/false);
   auto first = [&](const auto& from, auto& to) {
     const size_t k = std::min(from.size(), n);
     truncated |= k < from.size();

@@ -61,7 +61,7 @@ Observable HeadObservable(const Observable& o) {
   return c;
 }
 
-Incident HeadCopy(const Incident& in) {
+Incident HeadCopy(const Incident& in, bool with_observables) {
   // Every field of Incident but alerts, event_refs and timeline (keep in step with model.h).
   Incident h;
   h.id = in.id;
@@ -79,8 +79,10 @@ Incident HeadCopy(const Incident& in) {
   h.usom_reference = in.usom_reference;
   h.impact = in.impact;
   h.actions = in.actions;
-  h.observables.reserve(in.observables.size());
-  for (const Observable& o : in.observables) h.observables.push_back(HeadObservable(o));
+  if (with_observables) {
+    h.observables.reserve(in.observables.size());
+    for (const Observable& o : in.observables) h.observables.push_back(HeadObservable(o));
+  }
   h.notes = in.notes;
   h.times = in.times;
   h.kvkk = in.kvkk;

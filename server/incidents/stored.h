@@ -37,7 +37,8 @@ ObservableKey KeyOf(const Observable& o);
 // The incident without its alerts, timeline and event refs, and its observables without
 // their alert ids: what a head record and an audit snapshot hold. O(analyst-written
 // fields + observables), never O(alerts).
-Incident HeadCopy(const Incident& in);
+// Without `with_observables`, observables are left out too (O(analyst-written fields)).
+Incident HeadCopy(const Incident& in, bool with_observables = true);
 // The observable without its alert ids.
 Observable HeadObservable(const Observable& o);
 // An audit before/after of `in`: HeadCopy as JSON with "alert_count" and "timeline_count".
