@@ -88,8 +88,8 @@ void PrintIncidentTable(const std::vector<json>& incidents) {
   for (const json& i : incidents) {
     table.AddRow({Str(i, "id"), Str(i, "state"), Str(i, "severity"), Str(i, "risk_score"),
                   absl::StrCat(Str(i, "rsit_class"), "/", Str(i, "rsit_type")),
-                  std::to_string(AlertCount(i)), Str(i, "assignee"),
-                  Overdue(i), Str(i.value("times", json::object()), "detected"), Str(i, "title")});
+                  std::to_string(AlertCount(i)), Str(i, "assignee"), Overdue(i),
+                  Str(i.value("times", json::object()), "detected"), Str(i, "title")});
   }
   table.Print(std::cout);
 }

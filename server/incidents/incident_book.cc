@@ -291,8 +291,8 @@ IngestResult IncidentBook::Ingest(const AlertInput& alert) {
       if (sev > in->severity) (void)SetSeverity(*in, sev, "system", now);
       nlohmann::json after = summary(*in);
       after["alert"] = LinkedAlertToJson(in->alerts.back());
-      Audit("system", "incident.attach-alert", in->id, std::move(before), std::move(after),
-            in->id, now);
+      Audit("system", "incident.attach-alert", in->id, std::move(before), std::move(after), in->id,
+            now);
       return {IngestResult::Outcome::kAttached, in->id};
     }
   }
@@ -502,8 +502,8 @@ absl::Status IncidentBook::Merge(const std::string& target, const std::vector<st
   Reindex(target, /*rewrite=*/true);
   nlohmann::json after_target = AuditSnapshot(*into);
   after_target["merged"] = sources;
-  Audit(actor, "incident.merge", target, std::move(before_target), std::move(after_target),
-        target, now);
+  Audit(actor, "incident.merge", target, std::move(before_target), std::move(after_target), target,
+        now);
   return absl::OkStatus();
 }
 
@@ -698,10 +698,11 @@ IncidentBook::PendingWrite IncidentBook::TakePendingWrite() {
       w.clear_items.push_back(id);
       for (size_t i = 0; i < in->alerts.size(); ++i) {
         auto b = backs.find(in->alerts[i].id);
-        w.alerts.push_back({id, i, in->alerts[i],
-                            b == backs.end() ? std::vector<ObservableKey>{} : b->second});
+        w.alerts.push_back(
+            {id, i, in->alerts[i], b == backs.end() ? std::vector<ObservableKey>{} : b->second});
       }
-      for (size_t i = 0; i < in->timeline.size(); ++i) w.timeline.push_back({id, i, in->timeline[i]});
+      for (size_t i = 0; i < in->timeline.size(); ++i)
+        w.timeline.push_back({id, i, in->timeline[i]});
       for (size_t i = 0; i < in->observables.size(); ++i) {
         w.observables.push_back({id, i, HeadObservable(in->observables[i])});
       }

@@ -168,8 +168,8 @@ class IncidentBook {
     uint64_t stored_alerts = 0;  // alerts[0, stored_alerts) are stored items
     uint64_t stored_timeline = 0;
     uint64_t stored_observables = 0;
-    bool rewrite = true;                   // items must be written whole (new or restructured)
-    std::set<size_t> dirty_observables;    // stored observables changed in place
+    bool rewrite = true;                 // items must be written whole (new or restructured)
+    std::set<size_t> dirty_observables;  // stored observables changed in place
     std::vector<std::vector<ObservableKey>> new_alert_observables;  // for alerts not stored yet
     std::map<ObservableKey, size_t> observable_index;
     std::set<std::string> event_refs;

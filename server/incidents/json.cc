@@ -227,7 +227,8 @@ json IncidentToJsonView(const Incident& in, size_t limit) {
   j["alert_count"] = in.alerts.size();
   j["event_ref_count"] = in.event_refs.size();
   j["timeline_count"] = in.timeline.size();
-  for (size_t i = 0; i < id_counts.size(); ++i) j["observables"][i]["alert_id_count"] = id_counts[i];
+  for (size_t i = 0; i < id_counts.size(); ++i)
+    j["observables"][i]["alert_id_count"] = id_counts[i];
   j["truncated"] = truncated;
   return j;
 }

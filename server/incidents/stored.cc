@@ -137,8 +137,8 @@ StoredWrite Serialize(const std::vector<const IncidentChanges*>& changes) {
   return w;
 }
 
-absl::StatusOr<Incident> AssembleIncident(std::string_view record, const std::vector<ReadItem>& items,
-                                          bool* old_format) {
+absl::StatusOr<Incident> AssembleIncident(std::string_view record,
+                                          const std::vector<ReadItem>& items, bool* old_format) {
   json j = json::parse(record.begin(), record.end(), nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) {
     return absl::DataLossError("a stored incident is not valid JSON; restore it from backup");
@@ -174,8 +174,8 @@ absl::StatusOr<Incident> AssembleIncident(std::string_view record, const std::ve
       }
       auto expect_seq = [&](size_t have, const char* what) -> absl::Status {
         if (item.seq != have) {
-          return Mismatch(id, absl::StrCat(what, " ", have, " is missing (next stored is ",
-                                           item.seq, ")"));
+          return Mismatch(
+              id, absl::StrCat(what, " ", have, " is missing (next stored is ", item.seq, ")"));
         }
         return absl::OkStatus();
       };
@@ -226,8 +226,8 @@ absl::StatusOr<Incident> AssembleIncident(std::string_view record, const std::ve
     for (const ObservableKey& k : alert_observables[i]) {
       auto it = index.find(k);
       if (it == index.end()) {
-        return Mismatch(id, absl::StrCat("alert ", a.id, " names an observable (",
-                                         std::get<1>(k), ") the incident does not have"));
+        return Mismatch(id, absl::StrCat("alert ", a.id, " names an observable (", std::get<1>(k),
+                                         ") the incident does not have"));
       }
       in.observables[it->second].alert_ids.insert(a.id);
     }

@@ -110,7 +110,7 @@ struct ReadItem {
 // `*old_format` is set when the record is the older whole-incident JSON (items must then be
 // empty). Errors name the incident and what does not match (a missing or extra item, a
 // count that differs from the head).
-absl::StatusOr<Incident> AssembleIncident(std::string_view record, const std::vector<ReadItem>& items,
-                                          bool* old_format);
+absl::StatusOr<Incident> AssembleIncident(std::string_view record,
+                                          const std::vector<ReadItem>& items, bool* old_format);
 
 }  // namespace siper::incidents

@@ -1060,10 +1060,10 @@ absl::Status Store::PutIncidents(const IncidentWrite& write) {
                   keys::IncidentItemKey(item.incident_id, item.kind, item.seq), item.json),
         "prepare incident item"));
   }
-  return FromRocks(impl_->db()->Write(Impl::SyncedWriteOpts(), &batch),
-                   absl::StrCat("write ", write.incidents.size(), " incidents, ",
-                                write.items.size(), " incident items and ", write.audit.size(),
-                                " audit records"));
+  return FromRocks(
+      impl_->db()->Write(Impl::SyncedWriteOpts(), &batch),
+      absl::StrCat("write ", write.incidents.size(), " incidents, ", write.items.size(),
+                   " incident items and ", write.audit.size(), " audit records"));
 }
 
 absl::StatusOr<std::optional<std::string>> Store::GetIncident(std::string_view id) const {
@@ -1085,15 +1085,15 @@ absl::Status Store::ListIncidentItems(
   range.lower = keys::IncidentItemsPrefix(incident_id);
   range.upper = keycodec::PrefixSuccessor(range.lower);
   const size_t prefix = range.lower.size();
-  return impl_->Scan(
-      kIncidentItems, range, /*reverse=*/false, nullptr,
-      [&](std::string_view key, std::string_view value) -> absl::StatusOr<bool> {
-        if (key.size() != prefix + 1 + 8) {
-          return absl::DataLossError(
-              absl::StrCat("storage: malformed incident item key ", ToHex(key)));
-        }
-        return sink(key[prefix], keycodec::DecodeUint64(key.data() + prefix + 1), value);
-      });
+  return impl_->Scan(kIncidentItems, range, /*reverse=*/false, nullptr,
+                     [&](std::string_view key, std::string_view value) -> absl::StatusOr<bool> {
+                       if (key.size() != prefix + 1 + 8) {
+                         return absl::DataLossError(
+                             absl::StrCat("storage: malformed incident item key ", ToHex(key)));
+                       }
+                       return sink(key[prefix], keycodec::DecodeUint64(key.data() + prefix + 1),
+                                   value);
+                     });
 }
 
 absl::Status Store::ListAudit(

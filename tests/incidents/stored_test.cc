@@ -1,6 +1,8 @@
 // The stored form of incidents (stored.h) through the book: what a growing incident writes,
 // restarts that reload incidents with many alerts, merge/split moving alert items, the older
 // whole-record form, and stored data that does not add up.
+#include "server/incidents/stored.h"
+
 #include <gtest/gtest.h>
 
 #include <map>
@@ -14,7 +16,6 @@
 #include "server/incidents/clock.h"
 #include "server/incidents/incident_book.h"
 #include "server/incidents/json.h"
-#include "server/incidents/stored.h"
 #include "server/incidents/workflow.h"
 #include "tests/incidents/test_util.h"
 
@@ -151,16 +152,20 @@ TEST_F(StoredTest, RestartReloadsAnIncidentWithManyAlertsExactly) {
       if (n % 100 == 0) store_.Persist(book);  // as batches come
     }
     ASSERT_TRUE(book.Transition(id, State::kTriage, "ayse").ok());
-    ASSERT_TRUE(book.Update(id, "ayse", "incident.observable", [](Incident& in, absl::Time now) {
-                      return AddObservable(in, ObservableKind::kDomain, "evil.example", "ayse",
-                                           now);
-                    }).ok());
+    ASSERT_TRUE(book.Update(id, "ayse", "incident.observable",
+                            [](Incident& in, absl::Time now) {
+                              return AddObservable(in, ObservableKind::kDomain, "evil.example",
+                                                   "ayse", now);
+                            })
+                    .ok());
     auto created = book.Create({.title = "manual"}, "ayse");
     ASSERT_TRUE(created.ok());
     manual = *created;
-    ASSERT_TRUE(book.Update(manual, "ayse", "incident.note", [](Incident& in, absl::Time now) {
-                      return AddNote(in, "looked at it", "ayse", now);
-                    }).ok());
+    ASSERT_TRUE(book.Update(manual, "ayse", "incident.note",
+                            [](Incident& in, absl::Time now) {
+                              return AddNote(in, "looked at it", "ayse", now);
+                            })
+                    .ok());
     store_.Persist(book);
     EXPECT_TRUE(book.TakePendingWrite().empty());
     before_restart = IncidentToJson(*book.Find(id)).dump();

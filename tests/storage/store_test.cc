@@ -8,8 +8,8 @@
 #include <filesystem>
 #include <memory>
 #include <string>
-#include <tuple>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "common/key_codec.h"
@@ -496,14 +496,15 @@ TEST_F(StoreTest, IncidentItemsAppendRewriteAndListInOrder) {
   // Ids that are prefixes of each other keep apart (length-prefixed keys).
   IncidentWrite first;
   first.incidents = {{"INC-2026-0001", "{}"}, {"INC-2026-00011", "{}"}};
-  first.items = {{"INC-2026-0001", 't', 0, "t0"},      {"INC-2026-0001", 'a', 1, "a1"},
-                 {"INC-2026-0001", 'a', 0, "a0"},      {"INC-2026-00011", 'a', 0, "other"},
+  first.items = {{"INC-2026-0001", 't', 0, "t0"},
+                 {"INC-2026-0001", 'a', 1, "a1"},
+                 {"INC-2026-0001", 'a', 0, "a0"},
+                 {"INC-2026-00011", 'a', 0, "other"},
                  {"INC-2026-0001", 'a', 256, "a256"}};
   ASSERT_TRUE(store_->PutIncidents(first).ok());
-  EXPECT_EQ(list("INC-2026-0001"), (std::vector<Item>{{'a', 0, "a0"},
-                                                      {'a', 1, "a1"},
-                                                      {'a', 256, "a256"},
-                                                      {'t', 0, "t0"}}));
+  EXPECT_EQ(
+      list("INC-2026-0001"),
+      (std::vector<Item>{{'a', 0, "a0"}, {'a', 1, "a1"}, {'a', 256, "a256"}, {'t', 0, "t0"}}));
   // A rewrite: the clear runs before the puts of the same write, and only for that id.
   IncidentWrite rewrite;
   rewrite.incidents = {{"INC-2026-0001", R"({"v":2})"}};
