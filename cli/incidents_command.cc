@@ -66,6 +66,14 @@ std::string Str(const json& j, const char* key) {
   return it->is_string() ? it->get<std::string>() : it->dump();
 }
 
+// Linked alerts of an incident: the total when the server sent a limited view.
+size_t AlertCount(const json& i) {
+  if (auto c = i.find("alert_count"); c != i.end() && c->is_number_unsigned()) {
+    return c->get<size_t>();
+  }
+  return i.value("alerts", json::array()).size();
+}
+
 std::string Overdue(const json& incident) {
   std::vector<std::string> out;
   for (const json& d : incident.value("deadlines", json::array())) {
@@ -80,8 +88,8 @@ void PrintIncidentTable(const std::vector<json>& incidents) {
   for (const json& i : incidents) {
     table.AddRow({Str(i, "id"), Str(i, "state"), Str(i, "severity"), Str(i, "risk_score"),
                   absl::StrCat(Str(i, "rsit_class"), "/", Str(i, "rsit_type")),
-                  std::to_string(i.value("alerts", json::array()).size()), Str(i, "assignee"),
-                  Overdue(i), Str(i.value("times", json::object()), "detected"), Str(i, "title")});
+                  std::to_string(AlertCount(i)), Str(i, "assignee"), Overdue(i),
+                  Str(i.value("times", json::object()), "detected"), Str(i, "title")});
   }
   table.Print(std::cout);
 }
@@ -105,8 +113,13 @@ void PrintIncidentDetail(const json& i) {
   }
   fields.Print(std::cout);
   const json alerts = i.value("alerts", json::array());
+  const size_t alert_count = AlertCount(i);
   if (!alerts.empty()) {
-    std::cout << "\nAlerts (" << alerts.size() << "):\n";
+    std::cout << "\nAlerts (" << alert_count;
+    if (alerts.size() < alert_count) {
+      std::cout << ", the first " << alerts.size() << " shown; --all or --limit N for more";
+    }
+    std::cout << "):\n";
     Table t({"ALERT", "TIME", "LEVEL", "HOST", "SOURCE IP", "RULE"});
     for (const json& a : alerts) {
       t.AddRow({Str(a, "id"), Str(a, "time"), Str(a, "level"), Str(a, "host"), Str(a, "source_ip"),
@@ -128,9 +141,16 @@ void PrintIncidentDetail(const json& i) {
     for (const json& n : notes) t.AddRow({Str(n, "time"), Str(n, "author"), Str(n, "text")});
     t.Print(std::cout);
   }
-  std::cout << "\nTimeline:\n";
+  const json timeline = i.value("timeline", json::array());
+  const size_t timeline_count = i.value("timeline_count", timeline.size());
+  std::cout << "\nTimeline";
+  if (timeline.size() < timeline_count) {
+    std::cout << " (" << timeline_count << " entries, the last " << timeline.size()
+              << " shown; --all or --limit N for more)";
+  }
+  std::cout << ":\n";
   Table t({"TIME", "ACTOR", "KIND", "TEXT"});
-  for (const json& e : i.value("timeline", json::array())) {
+  for (const json& e : timeline) {
     t.AddRow({Str(e, "time"), Str(e, "actor"), Str(e, "kind"), Str(e, "text")});
   }
   t.Print(std::cout);
@@ -143,7 +163,7 @@ void PrintChanged(const siper::v1::IncidentJson& response, const Ctx& c) {
     PrintJsonLine(std::cout, i);
   } else {
     std::cout << Str(i, "id") << ": " << Str(i, "state") << ", severity " << Str(i, "severity")
-              << ", " << i.value("alerts", json::array()).size() << " alerts"
+              << ", " << AlertCount(i) << " alerts"
               << (Str(i, "assignee").empty() ? "" : ", assigned to " + Str(i, "assignee")) << "\n";
   }
 }
@@ -269,6 +289,14 @@ void AddIncidents(CLI::App& app, const Ctx& c) {
         "only this state: new, triage, investigating, contained, eradicated, recovered, closed");
     list->add_flag_function(
         "--open", [req](int64_t) { req->set_open_only(true); }, "leave out closed incidents");
+    req->set_limit(100);
+    list->add_option_function<uint32_t>(
+            "--limit", [req](uint32_t v) { req->set_limit(v); },
+            "per incident, at most N alerts, timeline entries and alert ids per observable "
+            "in --json (default 100; the totals are in alert_count, ...)")
+        ->check(CLI::PositiveNumber);
+    list->add_flag_function(
+        "--all", [req](int64_t) { req->set_limit(0); }, "every alert of every incident in --json");
     list->callback([c, req] {
       auto stub = Stub(c);
       grpc::ClientContext context;
@@ -292,13 +320,21 @@ void AddIncidents(CLI::App& app, const Ctx& c) {
     CLI::App* show =
         inc->add_subcommand("show", "one incident: fields, alerts, observables, timeline");
     auto id = std::make_shared<std::string>();
+    auto limit = std::make_shared<uint32_t>(100);
+    auto all = std::make_shared<bool>(false);
     show->add_option("INCIDENT", *id, "incident id, e.g. INC-2026-0001")->required();
-    show->callback([c, id] {
+    show->add_option("--limit", *limit,
+                     "at most N alerts (the first), timeline entries (the last) and alert ids "
+                     "per observable; the totals are shown (default 100)")
+        ->check(CLI::PositiveNumber);
+    show->add_flag("--all", *all, "everything, however large the incident");
+    show->callback([c, id, limit, all] {
       auto stub = Stub(c);
       grpc::ClientContext context;
       SetDeadline(&context, c);
       siper::v1::IncidentId request;
       request.set_id(*id);
+      request.set_limit(*all ? 0 : *limit);
       siper::v1::IncidentJson response;
       Check(stub->GetIncident(&context, request, &response), c);
       json j = Parse(response.json());

@@ -14,6 +14,7 @@
 #include "server/incidents/deadlines.h"
 #include "server/incidents/json.h"
 #include "server/incidents/report.h"
+#include "server/incidents/stored.h"
 #include "server/incidents/workflow.h"
 
 namespace siper::server {
@@ -93,6 +94,12 @@ absl::StatusOr<std::unique_ptr<IncidentServiceImpl>> IncidentServiceImpl::Create
       new IncidentServiceImpl(store, std::move(options), *std::move(taxonomy)));
   std::lock_guard<std::mutex> lock(s->mu_);
   SIPER_RETURN_IF_ERROR(s->LoadLocked());
+  // Incidents stored whole by an older version move to the item form now.
+  if (absl::Status st = s->PersistLocked(); !st.ok()) {
+    return absl::Status(st.code(), absl::StrCat("incidents: cannot store the incidents in the "
+                                                "item form: ",
+                                                st.message()));
+  }
   // Deadline notifications already raised are remembered in the incidents' timelines.
   for (const Incident& incident : s->book_->List()) {
     for (const incidents::TimelineEntry& e : incident.timeline) {
@@ -131,44 +138,117 @@ absl::Status IncidentServiceImpl::LoadLocked() {
                                             audit.status().message()));
   }
   audit_ = *std::move(audit);
-  std::vector<Incident> stored;
-  SIPER_RETURN_IF_ERROR(store_->ListIncidents([&](std::string_view, std::string_view text) {
-    absl::StatusOr<Incident> incident = incidents::IncidentFromJsonText(text);
-    if (!incident.ok()) {
-      parse_error = incident.status();
-      return false;
-    }
-    stored.push_back(*std::move(incident));
+  std::vector<std::pair<std::string, std::string>> records_by_id;
+  SIPER_RETURN_IF_ERROR(store_->ListIncidents([&](std::string_view id, std::string_view text) {
+    records_by_id.emplace_back(std::string(id), std::string(text));
     return true;
   }));
-  SIPER_RETURN_IF_ERROR(parse_error);
+  std::vector<Incident> stored;
+  std::set<std::string> old_format;
+  for (const auto& [id, text] : records_by_id) {
+    std::vector<incidents::ReadItem> items;
+    SIPER_RETURN_IF_ERROR(
+        store_->ListIncidentItems(id, [&](char kind, uint64_t seq, std::string_view json) {
+          items.push_back({kind, seq, std::string(json)});
+          return true;
+        }));
+    bool old = false;
+    absl::StatusOr<Incident> incident = incidents::AssembleIncident(text, items, &old);
+    if (!incident.ok()) return incident.status();
+    if (old) old_format.insert(incident->id);
+    stored.push_back(*std::move(incident));
+  }
   book_ = std::make_unique<incidents::IncidentBook>(&taxonomy_, &clock_, options_.config.grouping,
                                                     &audit_);
-  SIPER_RETURN_IF_ERROR(book_->Load(std::move(stored)));
-  (void)book_->TakePendingWrite();  // what was loaded is stored already
+  // Incidents of the older whole-record form are rewritten by the next persist.
+  SIPER_RETURN_IF_ERROR(book_->Load(std::move(stored), old_format));
   return absl::OkStatus();
 }
 
+std::shared_ptr<IncidentServiceImpl::Queued> IncidentServiceImpl::EnqueueLocked() {
+  incidents::IncidentChanges changes = book_->TakePendingWrite();
+  if (changes.empty()) return nullptr;
+  auto q = std::make_shared<Queued>();
+  q->changes = std::move(changes);
+  std::lock_guard<std::mutex> lock(queue_mu_);
+  queue_.push_back(q);
+  return q;
+}
+
+absl::Status IncidentServiceImpl::Flush(const std::shared_ptr<Queued>& q) {
+  if (q == nullptr) return absl::OkStatus();
+  std::lock_guard<std::mutex> writer(write_mu_);
+  std::vector<std::shared_ptr<Queued>> group;
+  bool broken = false;
+  {
+    std::lock_guard<std::mutex> lock(queue_mu_);
+    if (q->done) return q->status;  // written by the thread before us, with its own
+    group.assign(queue_.begin(), queue_.end());
+    queue_.clear();
+    broken = broken_;
+  }
+  absl::Status st;
+  if (broken) {
+    st = absl::UnavailableError("an earlier incident change was not stored; reloading");
+  } else {
+    std::vector<const incidents::IncidentChanges*> changes;
+    for (const std::shared_ptr<Queued>& g : group) changes.push_back(&g->changes);
+    incidents::StoredWrite rows = incidents::Serialize(changes);
+    storage::IncidentWrite write;
+    write.incidents = std::move(rows.incidents);
+    write.audit = std::move(rows.audit);
+    write.clear_items = std::move(rows.clear_items);
+    write.items.reserve(rows.items.size());
+    for (incidents::StoredItem& item : rows.items) {
+      write.items.push_back(
+          {std::move(item.incident_id), item.kind, item.seq, std::move(item.json)});
+    }
+    st = store_->PutIncidents(write);
+  }
+  std::lock_guard<std::mutex> lock(queue_mu_);
+  if (!st.ok()) broken_ = true;
+  for (const std::shared_ptr<Queued>& g : group) {
+    g->done = true;
+    g->status = st;
+  }
+  return q->status;
+}
+
+void IncidentServiceImpl::RecoverLocked() {
+  std::lock_guard<std::mutex> writer(write_mu_);  // no write in flight
+  {
+    std::lock_guard<std::mutex> lock(queue_mu_);
+    if (!broken_) return;  // another thread reloaded already
+    for (const std::shared_ptr<Queued>& g : queue_) {
+      g->done = true;
+      g->status = absl::UnavailableError("an earlier incident change was not stored");
+    }
+    queue_.clear();
+  }
+  absl::Status reload = LoadLocked();
+  if (!reload.ok()) {
+    spdlog::error("incidents: reload failed: {}", reload.ToString());
+    return;  // still broken: the next failure tries again
+  }
+  std::lock_guard<std::mutex> lock(queue_mu_);
+  broken_ = false;
+}
+
 absl::Status IncidentServiceImpl::PersistLocked() {
-  incidents::IncidentBook::PendingWrite pending = book_->TakePendingWrite();
-  if (pending.empty()) return absl::OkStatus();
-  storage::IncidentWrite write;
-  write.incidents = std::move(pending.incidents);
-  write.audit = std::move(pending.audit);
-  absl::Status st = store_->PutIncidents(write);
+  absl::Status st = Flush(EnqueueLocked());
   if (!st.ok()) {
     spdlog::error("incidents: cannot store a change ({}); reloading from storage", st.ToString());
-    absl::Status reload = LoadLocked();
-    if (!reload.ok()) spdlog::error("incidents: reload failed: {}", reload.ToString());
+    RecoverLocked();
     return absl::Status(st.code(), absl::StrCat("the change was not stored: ", st.message()));
   }
   return absl::OkStatus();
 }
 
-std::string IncidentServiceImpl::IncidentJsonLocked(const std::string& id) const {
+std::string IncidentServiceImpl::IncidentJsonLocked(const std::string& id, size_t limit) const {
   const Incident* incident = book_->Find(id);
   if (incident == nullptr) return "";
-  json j = incidents::IncidentToJson(*incident);
+  json j = limit == 0 ? incidents::IncidentToJson(*incident)
+                      : incidents::IncidentToJsonView(*incident, limit);
   json deadlines = json::array();
   for (const incidents::Deadline& d :
        incidents::ComputeDeadlines(*incident, options_.config.deadlines, clock_.Now())) {
@@ -197,7 +277,7 @@ absl::Status IncidentServiceImpl::RecordAudit(const std::string& actor, const st
 
 void IncidentServiceImpl::OnStored(const std::string& agent_id,
                                    const std::vector<storage::EventRecord>& records) {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::unique_lock<std::mutex> lock(mu_);
   bool changed = false;
   for (const storage::EventRecord& record : records) {
     if (record.duplicate) continue;
@@ -233,9 +313,16 @@ void IncidentServiceImpl::OnStored(const std::string& agent_id,
       }
     }
   }
-  if (changed) {
-    absl::Status st = PersistLocked();
-    if (!st.ok()) spdlog::error("incidents: {}", st.ToString());
+  if (!changed) return;
+  // Stored without the lock: other ingest threads go on matching incidents meanwhile, and
+  // whoever writes first takes the others' changes along in the same batch.
+  std::shared_ptr<Queued> queued = EnqueueLocked();
+  lock.unlock();
+  absl::Status st = Flush(queued);
+  if (!st.ok()) {
+    spdlog::error("incidents: cannot store a change ({}); reloading from storage", st.ToString());
+    lock.lock();
+    RecoverLocked();
   }
 }
 
@@ -342,7 +429,7 @@ grpc::Status IncidentServiceImpl::ListIncidents(
       if (state && incident.state != *state) continue;
       if (request->open_only() && !incident.open()) continue;
       if (request->overdue() && !overdue.contains(incident.id)) continue;
-      out.push_back(IncidentJsonLocked(incident.id));
+      out.push_back(IncidentJsonLocked(incident.id, request->limit()));
     }
   }
   for (std::string& j : out) {
@@ -359,7 +446,7 @@ grpc::Status IncidentServiceImpl::GetIncident(grpc::ServerContext* context,
   absl::StatusOr<pki::Identity> who = Reader(*context);
   if (!who.ok()) return ToGrpc(who.status());
   std::lock_guard<std::mutex> lock(mu_);
-  std::string j = IncidentJsonLocked(request->id());
+  std::string j = IncidentJsonLocked(request->id(), request->limit());
   if (j.empty()) {
     return grpc::Status(grpc::StatusCode::NOT_FOUND, absl::StrCat("no incident ", request->id()));
   }

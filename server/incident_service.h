@@ -2,9 +2,15 @@
 // IncidentBook (under one mutex), loads it and its audit trail from storage at start,
 // persists every change with Store::PutIncidents before answering, takes stored alerts from
 // ingest (OnStored) and checks deadlines on a timer thread.
+//
+// Persisting: a change takes its rows from the book under the mutex (values, O(what
+// changed)) and queues them; the first caller to reach the writer writes everything queued
+// as one synced batch (JSON is made there, without the book's mutex), so ingest threads that
+// changed incidents at the same time share one sync and do not wait for each other's JSON.
 #pragma once
 
 #include <condition_variable>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -107,9 +113,24 @@ class IncidentServiceImpl final : public siper::v1::IncidentService::Service {
  private:
   IncidentServiceImpl(storage::Store* store, IncidentServiceOptions options,
                       incidents::Taxonomy taxonomy);
+  // Changes taken from the book, waiting for the writer.
+  struct Queued {
+    incidents::IncidentChanges changes;
+    bool done = false;  // guarded by queue_mu_
+    absl::Status status;
+  };
   absl::Status LoadLocked();     // (re)builds audit log and book from storage
-  absl::Status PersistLocked();  // TakePendingWrite -> PutIncidents; reloads on failure
-  std::string IncidentJsonLocked(const std::string& id) const;
+  absl::Status PersistLocked();  // EnqueueLocked + Flush; reloads on failure
+  // Takes the book's pending changes into the queue (null when there are none). Under mu_,
+  // so the queue is in the order the changes were made.
+  std::shared_ptr<Queued> EnqueueLocked();
+  // Returns once `q` is stored (or failed): writes everything queued, unless another thread
+  // already did. Takes write_mu_ and queue_mu_, never mu_.
+  absl::Status Flush(const std::shared_ptr<Queued>& q);
+  // After a failed write: drops the queue and reloads the book from storage (once).
+  void RecoverLocked();
+  // Incident `id` as JSON with its deadlines; `limit` as IncidentToJsonView (0: all).
+  std::string IncidentJsonLocked(const std::string& id, size_t limit = 0) const;
   // Runs `op` under the lock, persists, and answers with incident `id` as JSON.
   grpc::Status Mutate(const std::string& id, const std::function<absl::Status()>& op,
                       siper::v1::IncidentJson* response);
@@ -130,6 +151,12 @@ class IncidentServiceImpl final : public siper::v1::IncidentService::Service {
   std::set<std::string> deadline_keys_sent_;
   DeadlineHook deadline_hook_;
   std::mutex deadline_check_mu_;  // one CheckDeadlines at a time
+
+  // Lock order: mu_, then write_mu_, then queue_mu_.
+  std::mutex write_mu_;  // held by the one thread writing queued changes
+  std::mutex queue_mu_;
+  std::deque<std::shared_ptr<Queued>> queue_;
+  bool broken_ = false;  // a write failed; nothing is written until the book is reloaded
 
   std::mutex timer_mu_;
   std::condition_variable timer_cv_;

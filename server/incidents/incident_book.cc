@@ -63,7 +63,8 @@ IncidentBook::IncidentBook(const Taxonomy* taxonomy, const Clock* clock, Groupin
       audit_(audit),
       audit_written_(audit != nullptr ? audit->records().size() : 0) {}
 
-absl::Status IncidentBook::Load(std::vector<Incident> incidents) {
+absl::Status IncidentBook::Load(std::vector<Incident> incidents,
+                                const std::set<std::string>& rewrite) {
   for (Incident& in : incidents) {
     auto parsed = ParseIncidentId(in.id);
     if (!parsed.ok()) return parsed.status();
@@ -75,6 +76,18 @@ absl::Status IncidentBook::Load(std::vector<Incident> incidents) {
     for (const LinkedAlert& a : in.alerts) alert_owner_[a.id] = in.id;
     const std::string id = in.id;
     incidents_.emplace(id, std::move(in));
+    if (rewrite.contains(id)) {
+      Reindex(id, /*rewrite=*/true);
+      changed_.insert(id);
+    } else {
+      Reindex(id, /*rewrite=*/false);
+      Side& side = side_[id];
+      side.rewrite = false;
+      const Incident& stored = incidents_.at(id);
+      side.stored_alerts = stored.alerts.size();
+      side.stored_timeline = stored.timeline.size();
+      side.stored_observables = stored.observables.size();
+    }
   }
   RebuildGroupIndex();
   return absl::OkStatus();
@@ -159,13 +172,36 @@ std::string IncidentBook::FindAlertOwner(const std::string& alert_id) const {
 }
 
 void IncidentBook::Audit(const std::string& actor, const std::string& action,
-                         const std::string& target, const Incident* before, const Incident* after,
-                         absl::Time now) {
-  if (after != nullptr) changed_.insert(after->id);
+                         const std::string& target, nlohmann::json before, nlohmann::json after,
+                         const std::string& changed, absl::Time now) {
+  if (!changed.empty()) changed_.insert(changed);
   if (audit_ == nullptr) return;
-  audit_->Append(now, actor, action, target,
-                 before != nullptr ? IncidentToJson(*before) : nlohmann::json(),
-                 after != nullptr ? IncidentToJson(*after) : nlohmann::json());
+  audit_->Append(now, actor, action, target, std::move(before), std::move(after));
+}
+
+void IncidentBook::Reindex(const std::string& id, bool rewrite) {
+  Side& side = side_[id];
+  const Incident* in = Find(id);
+  if (in == nullptr) {
+    side_.erase(id);
+    return;
+  }
+  side.observable_index.clear();
+  for (size_t i = 0; i < in->observables.size(); ++i) {
+    side.observable_index[KeyOf(in->observables[i])] = i;
+  }
+  side.event_refs = std::set<std::string>(in->event_refs.begin(), in->event_refs.end());
+  side.max_level = 1;
+  side.max_ioc = 0;
+  for (const LinkedAlert& a : in->alerts) {
+    side.max_level = std::max(side.max_level, LevelWeight(a.level));
+    side.max_ioc = std::max(side.max_ioc, a.ioc_confidence);
+  }
+  if (rewrite) {
+    side.rewrite = true;
+    side.dirty_observables.clear();
+    side.new_alert_observables.clear();
+  }
 }
 
 void IncidentBook::Recompute(Incident& in) {
@@ -183,21 +219,49 @@ void IncidentBook::Recompute(Incident& in) {
   }
 }
 
+// Costs O(log of the incident's size): everything it updates is indexed (side_), so an
+// incident that keeps growing does not slow ingest down.
 void IncidentBook::LinkAlert(Incident& in, const AlertInput& alert, const std::string& actor,
                              absl::Time now) {
+  Side& side = side_[in.id];
   in.alerts.push_back(ToLinkedAlert(alert));
-  if (!alert.agent_id.empty()) {
-    const std::string ref = absl::StrCat(alert.agent_id, ":", alert.seq);
-    if (std::find(in.event_refs.begin(), in.event_refs.end(), ref) == in.event_refs.end()) {
-      in.event_refs.push_back(ref);
-    }
-  }
-  MergeObservables(in.observables, ExtractObservables(alert));
-  alert_owner_[alert.id] = in.id;
   const LinkedAlert& linked = in.alerts.back();
+  if (!alert.agent_id.empty()) {
+    std::string ref = absl::StrCat(alert.agent_id, ":", alert.seq);
+    if (side.event_refs.insert(ref).second) in.event_refs.push_back(std::move(ref));
+  }
+  // As MergeObservables, through the index.
+  std::vector<ObservableKey> keys;
+  for (Observable& o : ExtractObservables(alert)) {
+    ObservableKey key = KeyOf(o);
+    auto found = side.observable_index.find(key);
+    if (found == side.observable_index.end()) {
+      side.observable_index.emplace(key, in.observables.size());
+      in.observables.push_back(std::move(o));
+    } else {
+      Observable& x = in.observables[found->second];
+      x.first_seen = std::min(x.first_seen, o.first_seen);
+      x.last_seen = std::max(x.last_seen, o.last_seen);
+      x.alert_ids.insert(o.alert_ids.begin(), o.alert_ids.end());
+      if (x.hash_algo.empty()) x.hash_algo = o.hash_algo;
+      if (found->second < side.stored_observables) side.dirty_observables.insert(found->second);
+    }
+    keys.push_back(std::move(key));
+  }
+  if (!side.rewrite) side.new_alert_observables.push_back(std::move(keys));
+  alert_owner_[alert.id] = in.id;
   IndexAlert(group_index_, GroupKey(linked.source_ip, linked.rule_id, linked.host), in.id,
              linked.time);
-  Recompute(in);
+  // As Recompute, for the one new alert.
+  if (!linked.host.empty()) {
+    in.asset_criticality = std::max(in.asset_criticality, CriticalityOf(linked.host));
+  }
+  side.max_level = std::max(side.max_level, LevelWeight(linked.level));
+  side.max_ioc = std::max(side.max_ioc, linked.ioc_confidence);
+  in.risk_score = ComputeRiskScore(side.max_level, in.asset_criticality, side.max_ioc);
+  if (!IsSet(in.times.occurred) || linked.occurred < in.times.occurred) {
+    in.times.occurred = linked.occurred;
+  }
   AddTimeline(
       in, now, actor, "alert-attached",
       absl::StrCat("alert ", alert.id, " (", alert.rule_id, ", ", alert.level, ") ", alert.title));
@@ -211,12 +275,24 @@ IngestResult IncidentBook::Ingest(const AlertInput& alert) {
   const bool opens = Opens(alert);
   if (opens || policy_.attach_below_threshold) {
     if (Incident* in = FindGroup(alert)) {
-      const Incident before = *in;
+      // A delta, not the whole incident before and after: this runs for every alert of an
+      // attack, and its cost must not grow with the incident.
+      auto summary = [](const Incident& i) {
+        return nlohmann::json{{"state", std::string(ToString(i.state))},
+                              {"severity", std::string(ToString(i.severity))},
+                              {"risk_score", i.risk_score},
+                              {"asset_criticality", i.asset_criticality},
+                              {"alert_count", i.alerts.size()}};
+      };
+      nlohmann::json before = summary(*in);
       LinkAlert(*in, alert, "system", now);
       // An alert above the incident's severity raises it.
       const Severity sev = SeverityFromLevel(alert.level);
       if (sev > in->severity) (void)SetSeverity(*in, sev, "system", now);
-      Audit("system", "incident.attach-alert", in->id, &before, in, now);
+      nlohmann::json after = summary(*in);
+      after["alert"] = LinkedAlertToJson(in->alerts.back());
+      Audit("system", "incident.attach-alert", in->id, std::move(before), std::move(after), in->id,
+            now);
       return {IngestResult::Outcome::kAttached, in->id};
     }
   }
@@ -256,10 +332,11 @@ IngestResult IncidentBook::Ingest(const AlertInput& alert) {
   MarkSeverity(in, in.severity, now);
   AddTimeline(in, now, "system", "created",
               absl::StrCat("opened by alert ", alert.id, " (rule ", alert.rule_id, ")", note));
-  LinkAlert(in, alert, "system", now);
   const std::string id = in.id;
   auto [it, inserted] = incidents_.emplace(id, std::move(in));
-  Audit("system", "incident.open", id, nullptr, &it->second, now);
+  Reindex(id, /*rewrite=*/true);
+  LinkAlert(it->second, alert, "system", now);
+  Audit("system", "incident.open", id, nullptr, AuditSnapshot(it->second), id, now);
   return {IngestResult::Outcome::kOpened, id};
 }
 
@@ -294,7 +371,8 @@ absl::StatusOr<std::string> IncidentBook::Create(const NewIncident& spec,
   AddTimeline(in, now, actor, "created", absl::StrCat("created by ", actor));
   const std::string id = in.id;
   auto [it, inserted] = incidents_.emplace(id, std::move(in));
-  Audit(actor, "incident.create", id, nullptr, &it->second, now);
+  Reindex(id, /*rewrite=*/true);
+  Audit(actor, "incident.create", id, nullptr, AuditSnapshot(it->second), id, now);
   return id;
 }
 
@@ -309,9 +387,11 @@ absl::Status IncidentBook::Attach(const std::string& id, const AlertInput& alert
         absl::StrCat("alert ", alert.id, " is already in ", owner, "; detach it from there first"));
   }
   const absl::Time now = clock_->Now();
-  const Incident before = *in;
+  nlohmann::json before = AuditSnapshot(*in);
   LinkAlert(*in, alert, actor, now);
-  Audit(actor, "incident.attach-alert", id, &before, in, now);
+  nlohmann::json after = AuditSnapshot(*in);
+  after["alert"] = LinkedAlertToJson(in->alerts.back());
+  Audit(actor, "incident.attach-alert", id, std::move(before), std::move(after), id, now);
   return absl::OkStatus();
 }
 
@@ -326,7 +406,7 @@ absl::Status IncidentBook::Detach(const std::string& id, const std::string& aler
     return absl::NotFoundError(absl::StrCat("alert ", alert_id, " is not in ", id));
   }
   const absl::Time now = clock_->Now();
-  const Incident before = *in;
+  nlohmann::json before = AuditSnapshot(*in);
   const std::string ref = absl::StrCat(it->agent_id, ":", it->seq);
   in->alerts.erase(it);
   const bool ref_still_used = std::any_of(
@@ -341,7 +421,10 @@ absl::Status IncidentBook::Detach(const std::string& id, const std::string& aler
   RecomputeRisk(*in);
   RebuildGroupIndex();
   AddTimeline(*in, now, actor, "alert-detached", absl::StrCat("alert ", alert_id, " detached"));
-  Audit(actor, "incident.detach-alert", id, &before, in, now);
+  Reindex(id, /*rewrite=*/true);
+  nlohmann::json after = AuditSnapshot(*in);
+  after["detached_alert"] = alert_id;
+  Audit(actor, "incident.detach-alert", id, std::move(before), std::move(after), id, now);
   return absl::OkStatus();
 }
 
@@ -365,10 +448,11 @@ absl::Status IncidentBook::Merge(const std::string& target, const std::vector<st
     if (!src->open()) return ClosedError(*src, "merging it");
   }
   const absl::Time now = clock_->Now();
-  const Incident before_target = *into;
+  nlohmann::json before_target = AuditSnapshot(*into);
   for (const std::string& s : sources) {
     Incident* src = Mutable(s);
-    const Incident before_src = *src;
+    nlohmann::json before_src = AuditSnapshot(*src);
+    const size_t moved = src->alerts.size();
     for (const LinkedAlert& a : src->alerts) {
       into->alerts.push_back(a);
       alert_owner_[a.id] = target;
@@ -405,14 +489,21 @@ absl::Status IncidentBook::Merge(const std::string& target, const std::vector<st
                                      absl::StrCat("merged into ", target));
     if (!st.ok()) return st;  // cannot happen: every open state may close
     src->merged_into = target;
-    Audit(actor, "incident.merged-away", s, &before_src, src, now);
+    Reindex(s, /*rewrite=*/true);
+    nlohmann::json after_src = AuditSnapshot(*src);
+    after_src["moved_alerts"] = moved;
+    Audit(actor, "incident.merged-away", s, std::move(before_src), std::move(after_src), s, now);
   }
   std::sort(into->timeline.begin(), into->timeline.end(),
             [](const TimelineEntry& a, const TimelineEntry& b) { return a.time < b.time; });
   RecomputeRisk(*into);
   RebuildGroupIndex();
   AddTimeline(*into, now, actor, "merged", absl::StrCat("merged ", absl::StrJoin(sources, ", ")));
-  Audit(actor, "incident.merge", target, &before_target, into, now);
+  Reindex(target, /*rewrite=*/true);
+  nlohmann::json after_target = AuditSnapshot(*into);
+  after_target["merged"] = sources;
+  Audit(actor, "incident.merge", target, std::move(before_target), std::move(after_target), target,
+        now);
   return absl::OkStatus();
 }
 
@@ -434,7 +525,7 @@ absl::StatusOr<std::string> IncidentBook::Split(const std::string& id,
                                                    " would leave it empty; leave at least one"));
   }
   const absl::Time now = clock_->Now();
-  const Incident before = *from;
+  nlohmann::json before = AuditSnapshot(*from);
   Incident in;
   in.id = NextId(now);
   in.title = title.empty() ? absl::StrCat(from->title, " (split)") : title;
@@ -488,8 +579,16 @@ absl::StatusOr<std::string> IncidentBook::Split(const std::string& id,
   const std::string new_id = in.id;
   auto [it, inserted] = incidents_.emplace(new_id, std::move(in));
   RebuildGroupIndex();
-  Audit(actor, "incident.split", id, &before, from, now);
-  Audit(actor, "incident.create", new_id, nullptr, &it->second, now);
+  Reindex(id, /*rewrite=*/true);
+  Reindex(new_id, /*rewrite=*/true);
+  const std::vector<std::string> moved(alert_ids.begin(), alert_ids.end());
+  nlohmann::json after = AuditSnapshot(*from);
+  after["split_alerts"] = moved;
+  after["split_into"] = new_id;
+  Audit(actor, "incident.split", id, std::move(before), std::move(after), id, now);
+  nlohmann::json created = AuditSnapshot(it->second);
+  created["alerts"] = moved;
+  Audit(actor, "incident.create", new_id, nullptr, std::move(created), new_id, now);
   return new_id;
 }
 
@@ -498,11 +597,13 @@ absl::Status IncidentBook::Transition(const std::string& id, State to, const std
   Incident* in = Mutable(id);
   if (in == nullptr) return NotFound(id);
   const absl::Time now = clock_->Now();
-  const Incident before = *in;
+  const State from = in->state;
+  nlohmann::json before = AuditSnapshot(*in);
   absl::Status st = siper::incidents::Transition(*in, to, actor, now, resolution, reason);
   if (!st.ok()) return st;
-  Audit(actor, before.state == State::kClosed ? "incident.reopen" : "incident.transition", id,
-        &before, in, now);
+  // A transition only appends to the timeline; the items stored so far stay valid.
+  Audit(actor, from == State::kClosed ? "incident.reopen" : "incident.transition", id,
+        std::move(before), AuditSnapshot(*in), id, now);
   return absl::OkStatus();
 }
 
@@ -529,9 +630,23 @@ absl::Status IncidentBook::Update(const std::string& id, const std::string& acto
     return absl::InvalidArgumentError(absl::StrCat(
         "an edit of ", id, " may not change its alerts; use attach, detach, merge or split"));
   }
-  const Incident before = std::move(*in);
+  // Items stay valid when the edit only appended to the timeline and did not drop
+  // observables; changed observables are written again; anything else rewrites them all.
+  auto same = [](const TimelineEntry& a, const TimelineEntry& b) {
+    return a.time == b.time && a.actor == b.actor && a.kind == b.kind && a.text == b.text;
+  };
+  const bool appended =
+      copy.timeline.size() >= in->timeline.size() &&
+      std::equal(in->timeline.begin(), in->timeline.end(), copy.timeline.begin(), same) &&
+      copy.observables.size() >= in->observables.size();
+  nlohmann::json before = AuditSnapshot(*in);
   *in = std::move(copy);
-  Audit(actor, action, id, &before, in, now);
+  Side& side = side_[id];
+  if (appended) {
+    for (size_t i = 0; i < side.stored_observables; ++i) side.dirty_observables.insert(i);
+  }
+  Reindex(id, /*rewrite=*/!appended);
+  Audit(actor, action, id, std::move(before), AuditSnapshot(*in), id, now);
   return absl::OkStatus();
 }
 
@@ -561,13 +676,65 @@ std::vector<std::string> IncidentBook::TakeChanged() {
 IncidentBook::PendingWrite IncidentBook::TakePendingWrite() {
   PendingWrite w;
   for (const std::string& id : TakeChanged()) {
-    if (const Incident* in = Find(id)) w.incidents.emplace_back(id, IncidentToJson(*in).dump());
+    const Incident* in = Find(id);
+    if (in == nullptr) continue;
+    Side& side = side_[id];
+    IncidentChanges::Head head;
+    head.incident = HeadCopy(*in, /*with_observables=*/false);
+    head.alerts = in->alerts.size();
+    head.timeline = in->timeline.size();
+    head.observables = in->observables.size();
+    w.heads.push_back(std::move(head));
+    const bool whole = side.rewrite || side.stored_alerts > in->alerts.size() ||
+                       side.stored_timeline > in->timeline.size() ||
+                       side.stored_observables > in->observables.size() ||
+                       side.new_alert_observables.size() != in->alerts.size() - side.stored_alerts;
+    if (whole) {
+      // Which observables each alert backs, from the observables' alert ids.
+      std::map<std::string, std::vector<ObservableKey>> backs;
+      for (const Observable& o : in->observables) {
+        for (const std::string& a : o.alert_ids) backs[a].push_back(KeyOf(o));
+      }
+      w.clear_items.push_back(id);
+      for (size_t i = 0; i < in->alerts.size(); ++i) {
+        auto b = backs.find(in->alerts[i].id);
+        w.alerts.push_back(
+            {id, i, in->alerts[i], b == backs.end() ? std::vector<ObservableKey>{} : b->second});
+      }
+      for (size_t i = 0; i < in->timeline.size(); ++i)
+        w.timeline.push_back({id, i, in->timeline[i]});
+      for (size_t i = 0; i < in->observables.size(); ++i) {
+        w.observables.push_back({id, i, HeadObservable(in->observables[i])});
+      }
+    } else {
+      for (size_t i = side.stored_alerts; i < in->alerts.size(); ++i) {
+        w.alerts.push_back(
+            {id, i, in->alerts[i], std::move(side.new_alert_observables[i - side.stored_alerts])});
+      }
+      for (size_t i = side.stored_timeline; i < in->timeline.size(); ++i) {
+        w.timeline.push_back({id, i, in->timeline[i]});
+      }
+      for (size_t i : side.dirty_observables) {
+        if (i < side.stored_observables) {
+          w.observables.push_back({id, i, HeadObservable(in->observables[i])});
+        }
+      }
+      for (size_t i = side.stored_observables; i < in->observables.size(); ++i) {
+        w.observables.push_back({id, i, HeadObservable(in->observables[i])});
+      }
+    }
+    side.rewrite = false;
+    side.dirty_observables.clear();
+    side.new_alert_observables.clear();
+    side.stored_alerts = in->alerts.size();
+    side.stored_timeline = in->timeline.size();
+    side.stored_observables = in->observables.size();
   }
   if (audit_ != nullptr) {
-    for (const AuditRecord& r : audit_->records()) {
-      if (r.seq > audit_written_) w.audit.emplace_back(r.seq, AuditRecordToJson(r).dump());
-    }
-    audit_written_ = audit_->records().size();
+    // Records are seq 1..n at index seq-1: start at the first one not handed out.
+    const std::vector<AuditRecord>& records = audit_->records();
+    for (size_t i = audit_written_; i < records.size(); ++i) w.audit.push_back(records[i]);
+    audit_written_ = records.size();
   }
   return w;
 }

@@ -1,7 +1,8 @@
 // The incident workflow over a set of incidents: alerts open and join incidents by policy,
 // analysts create, merge, split and edit them, and every change goes to the audit log.
 // In memory and single-threaded; the server holds it under its own lock, loads it from
-// storage and persists what TakeChanged() returns.
+// storage and persists what TakePendingWrite() returns (the stored form of stored.h: a
+// growing incident hands out only its new alerts, timeline entries and observables).
 #pragma once
 
 #include <functional>
@@ -17,6 +18,7 @@
 #include "server/incidents/clock.h"
 #include "server/incidents/deadlines.h"
 #include "server/incidents/model.h"
+#include "server/incidents/stored.h"
 #include "server/incidents/taxonomy.h"
 
 namespace siper::incidents {
@@ -82,7 +84,10 @@ class IncidentBook {
                AuditLog* audit = nullptr);
 
   // Adds stored incidents (at start-up) and continues numbering after the highest id per year.
-  [[nodiscard]] absl::Status Load(std::vector<Incident> incidents);
+  // Incidents named in `rewrite` (stored in an older form) are handed out whole by the next
+  // TakePendingWrite; the others count as stored as they are.
+  [[nodiscard]] absl::Status Load(std::vector<Incident> incidents,
+                                  const std::set<std::string>& rewrite = {});
 
   // Applies the grouping policy to one alert, as actor "system".
   IngestResult Ingest(const AlertInput& alert);
@@ -114,15 +119,13 @@ class IncidentBook {
   // Ids changed since the last call, for the storage layer to write.
   std::vector<std::string> TakeChanged();
 
-  // What to persist after one or more operations: the changed incidents as JSON (id -> JSON)
-  // and the audit records appended since the last call (seq -> JSON), the shape of
-  // storage's IncidentWrite. Write both in one batch; if the write fails, reload the book
-  // from storage rather than go on with memory ahead of disk.
-  struct PendingWrite {
-    std::vector<std::pair<std::string, std::string>> incidents;
-    std::vector<std::pair<uint64_t, std::string>> audit;
-    bool empty() const { return incidents.empty() && audit.empty(); }
-  };
+  // What to persist after one or more operations, as values (serialize with stored.h's
+  // Serialize, which may run without the book's lock): the changed incidents' heads, their
+  // items added since the last call (or all of them, after a detach, merge, split or an
+  // edit that rewrote the timeline), and the audit records appended since the last call.
+  // Write them in one batch, in the order taken; if the write fails, reload the book from
+  // storage rather than go on with memory ahead of disk.
+  using PendingWrite = IncidentChanges;
   PendingWrite TakePendingWrite();
 
   const GroupingPolicy& policy() const { return policy_; }
@@ -140,8 +143,14 @@ class IncidentBook {
   void LinkAlert(Incident& incident, const AlertInput& alert, const std::string& actor,
                  absl::Time now);
   void Recompute(Incident& incident);
+  // Appends an audit record; `before`/`after` are AuditSnapshot()s or deltas (null: none).
+  // Marks `changed` for the next TakePendingWrite.
   void Audit(const std::string& actor, const std::string& action, const std::string& target,
-             const Incident* before, const Incident* after, absl::Time now);
+             nlohmann::json before, nlohmann::json after, const std::string& changed,
+             absl::Time now);
+  // Rebuilds the derived state of one incident (observable index, event refs, maxima);
+  // with `rewrite`, its items are handed out whole by the next TakePendingWrite.
+  void Reindex(const std::string& id, bool rewrite);
   std::string FindAlertOwner(const std::string& alert_id) const;
 
   const Taxonomy* taxonomy_;
@@ -154,6 +163,20 @@ class IncidentBook {
   // an alert finds its group without scanning every incident.
   std::map<std::string, std::map<std::string, std::multiset<absl::Time>>> group_index_;
   std::map<int, int> last_number_;  // year -> highest number used
+  // Per incident: what storage holds of it and indexes that keep linking an alert O(1)-ish.
+  struct Side {
+    uint64_t stored_alerts = 0;  // alerts[0, stored_alerts) are stored items
+    uint64_t stored_timeline = 0;
+    uint64_t stored_observables = 0;
+    bool rewrite = true;                 // items must be written whole (new or restructured)
+    std::set<size_t> dirty_observables;  // stored observables changed in place
+    std::vector<std::vector<ObservableKey>> new_alert_observables;  // for alerts not stored yet
+    std::map<ObservableKey, size_t> observable_index;
+    std::set<std::string> event_refs;
+    int max_level = 1;  // highest LevelWeight of the alerts
+    int max_ioc = 0;    // highest IOC confidence of the alerts
+  };
+  std::map<std::string, Side> side_;
   std::set<std::string> changed_;
   uint64_t audit_written_ = 0;  // highest audit seq handed out by TakePendingWrite
 };

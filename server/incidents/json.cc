@@ -1,6 +1,10 @@
 #include "server/incidents/json.h"
 
+#include <algorithm>
+#include <cstdint>
+
 #include "absl/strings/str_cat.h"
+#include "server/incidents/stored.h"
 
 namespace siper::incidents {
 namespace {
@@ -33,6 +37,59 @@ std::vector<std::string> Strings(const json& j, const char* key) {
 }
 
 }  // namespace
+
+json LinkedAlertToJson(const LinkedAlert& a) {
+  return {{"id", a.id},
+          {"rule_id", a.rule_id},
+          {"title", a.title},
+          {"level", a.level},
+          {"time", T(a.time)},
+          {"occurred", T(a.occurred)},
+          {"agent_id", a.agent_id},
+          {"seq", a.seq},
+          {"host", a.host},
+          {"source_ip", a.source_ip},
+          {"ioc_confidence", a.ioc_confidence}};
+}
+
+LinkedAlert LinkedAlertFromJson(const json& a) {
+  LinkedAlert l;
+  l.id = a.value("id", "");
+  l.rule_id = a.value("rule_id", "");
+  l.title = a.value("title", "");
+  l.level = a.value("level", "");
+  l.time = ReadTime(a, "time");
+  // Incidents stored before log times were kept have only the receive time.
+  l.occurred = a.contains("occurred") ? ReadTime(a, "occurred") : l.time;
+  l.agent_id = a.value("agent_id", "");
+  l.seq = a.value("seq", uint64_t{0});
+  l.host = a.value("host", "");
+  l.source_ip = a.value("source_ip", "");
+  l.ioc_confidence = a.value("ioc_confidence", 0);
+  return l;
+}
+
+json TimelineEntryToJson(const TimelineEntry& e) {
+  return {{"time", T(e.time)}, {"actor", e.actor}, {"kind", e.kind}, {"text", e.text}};
+}
+
+TimelineEntry TimelineEntryFromJson(const json& e) {
+  return TimelineEntry{ReadTime(e, "time"), e.value("actor", ""), e.value("kind", ""),
+                       e.value("text", "")};
+}
+
+Observable ObservableFromJson(const json& o) {
+  Observable ob;
+  ob.kind = ReadEnum(o, "kind", &ParseObservableKind, ObservableKind::kIp);
+  ob.value = o.value("value", "");
+  ob.field = o.value("field", "");
+  ob.hash_algo = o.value("hash_algo", "");
+  ob.first_seen = ReadTime(o, "first_seen");
+  ob.last_seen = ReadTime(o, "last_seen");
+  for (const json& id : o.value("alert_ids", json::array()))
+    ob.alert_ids.insert(id.get<std::string>());
+  return ob;
+}
 
 json ObservableToJson(const Observable& o) {
   json j = {{"kind", S(ToString(o.kind))},
@@ -67,19 +124,7 @@ json AlertInputToJson(const AlertInput& a) {
 
 json IncidentToJson(const Incident& in) {
   json alerts = json::array();
-  for (const LinkedAlert& a : in.alerts) {
-    alerts.push_back({{"id", a.id},
-                      {"rule_id", a.rule_id},
-                      {"title", a.title},
-                      {"level", a.level},
-                      {"time", T(a.time)},
-                      {"occurred", T(a.occurred)},
-                      {"agent_id", a.agent_id},
-                      {"seq", a.seq},
-                      {"host", a.host},
-                      {"source_ip", a.source_ip},
-                      {"ioc_confidence", a.ioc_confidence}});
-  }
+  for (const LinkedAlert& a : in.alerts) alerts.push_back(LinkedAlertToJson(a));
   json observables = json::array();
   for (const Observable& o : in.observables) observables.push_back(ObservableToJson(o));
   json notes = json::array();
@@ -87,10 +132,7 @@ json IncidentToJson(const Incident& in) {
     notes.push_back({{"time", T(n.time)}, {"author", n.author}, {"text", n.text}});
   }
   json timeline = json::array();
-  for (const TimelineEntry& e : in.timeline) {
-    timeline.push_back(
-        {{"time", T(e.time)}, {"actor", e.actor}, {"kind", e.kind}, {"text", e.text}});
-  }
+  for (const TimelineEntry& e : in.timeline) timeline.push_back(TimelineEntryToJson(e));
   json entered = json::object();
   for (const auto& [s, t] : in.times.entered) entered[S(ToString(s))] = T(t);
   json severity_reached = json::object();
@@ -153,6 +195,44 @@ json IncidentToJson(const Incident& in) {
   };
 }
 
+json IncidentToJsonView(const Incident& in, size_t limit) {
+  const size_t n = limit == 0 ? SIZE_MAX : limit;
+  bool truncated = false;
+  // Built from a copy holding only what is shown, so a huge incident is never serialized.
+  Incident view = HeadCopy(in, /*with_observables=*/false);
+  auto first = [&](const auto& from, auto& to) {
+    const size_t k = std::min(from.size(), n);
+    truncated |= k < from.size();
+    to.assign(from.begin(), from.begin() + static_cast<std::ptrdiff_t>(k));
+  };
+  first(in.alerts, view.alerts);
+  first(in.event_refs, view.event_refs);
+  const size_t t = std::min(in.timeline.size(), n);
+  truncated |= t < in.timeline.size();
+  view.timeline.assign(in.timeline.end() - static_cast<std::ptrdiff_t>(t), in.timeline.end());
+  std::vector<size_t> id_counts;
+  for (const Observable& o : in.observables) {
+    Observable c = HeadObservable(o);
+    for (const std::string& a : o.alert_ids) {
+      if (c.alert_ids.size() >= n) {
+        truncated = true;
+        break;
+      }
+      c.alert_ids.insert(a);
+    }
+    id_counts.push_back(o.alert_ids.size());
+    view.observables.push_back(std::move(c));
+  }
+  json j = IncidentToJson(view);
+  j["alert_count"] = in.alerts.size();
+  j["event_ref_count"] = in.event_refs.size();
+  j["timeline_count"] = in.timeline.size();
+  for (size_t i = 0; i < id_counts.size(); ++i)
+    j["observables"][i]["alert_id_count"] = id_counts[i];
+  j["truncated"] = truncated;
+  return j;
+}
+
 absl::StatusOr<Incident> IncidentFromJson(const json& j) {
   if (!j.is_object() || !j.contains("id")) {
     return absl::InvalidArgumentError("incident JSON must be an object with at least an 'id'");
@@ -177,39 +257,16 @@ absl::StatusOr<Incident> IncidentFromJson(const json& j) {
     in.event_refs = Strings(j, "event_refs");
     in.merged_into = j.value("merged_into", "");
     for (const json& a : j.value("alerts", json::array())) {
-      LinkedAlert l;
-      l.id = a.value("id", "");
-      l.rule_id = a.value("rule_id", "");
-      l.title = a.value("title", "");
-      l.level = a.value("level", "");
-      l.time = ReadTime(a, "time");
-      // Incidents stored before log times were kept have only the receive time.
-      l.occurred = a.contains("occurred") ? ReadTime(a, "occurred") : l.time;
-      l.agent_id = a.value("agent_id", "");
-      l.seq = a.value("seq", uint64_t{0});
-      l.host = a.value("host", "");
-      l.source_ip = a.value("source_ip", "");
-      l.ioc_confidence = a.value("ioc_confidence", 0);
-      in.alerts.push_back(std::move(l));
+      in.alerts.push_back(LinkedAlertFromJson(a));
     }
     for (const json& o : j.value("observables", json::array())) {
-      Observable ob;
-      ob.kind = ReadEnum(o, "kind", &ParseObservableKind, ObservableKind::kIp);
-      ob.value = o.value("value", "");
-      ob.field = o.value("field", "");
-      ob.hash_algo = o.value("hash_algo", "");
-      ob.first_seen = ReadTime(o, "first_seen");
-      ob.last_seen = ReadTime(o, "last_seen");
-      for (const json& id : o.value("alert_ids", json::array()))
-        ob.alert_ids.insert(id.get<std::string>());
-      in.observables.push_back(std::move(ob));
+      in.observables.push_back(ObservableFromJson(o));
     }
     for (const json& n : j.value("notes", json::array())) {
       in.notes.push_back(Note{ReadTime(n, "time"), n.value("author", ""), n.value("text", "")});
     }
     for (const json& e : j.value("timeline", json::array())) {
-      in.timeline.push_back(TimelineEntry{ReadTime(e, "time"), e.value("actor", ""),
-                                          e.value("kind", ""), e.value("text", "")});
+      in.timeline.push_back(TimelineEntryFromJson(e));
     }
     const json times = j.value("times", json::object());
     in.times.occurred = ReadTime(times, "occurred");

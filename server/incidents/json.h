@@ -11,11 +11,24 @@
 namespace siper::incidents {
 
 nlohmann::json IncidentToJson(const Incident& incident);
+// A view for display that stays small for a huge incident: the first `limit` alerts and
+// event refs, the last `limit` timeline entries and at most `limit` alert ids per
+// observable, with the totals in "alert_count", "event_ref_count", "timeline_count" and
+// per observable "alert_id_count", and "truncated": true when anything was left out.
+// `limit` 0: everything (the counts are still added). Costs O(limit + head), not O(alerts).
+nlohmann::json IncidentToJsonView(const Incident& incident, size_t limit);
 absl::StatusOr<Incident> IncidentFromJson(const nlohmann::json& j);
 // From stored text (what storage returns); the error names the incident or the parse failure.
 absl::StatusOr<Incident> IncidentFromJsonText(std::string_view text);
 
 nlohmann::json ObservableToJson(const Observable& o);
+nlohmann::json LinkedAlertToJson(const LinkedAlert& a);
+nlohmann::json TimelineEntryToJson(const TimelineEntry& e);
+// The parts alone; these throw std::invalid_argument (or nlohmann's type errors) on a bad
+// time or enum, as IncidentFromJson catches them.
+LinkedAlert LinkedAlertFromJson(const nlohmann::json& j);
+TimelineEntry TimelineEntryFromJson(const nlohmann::json& j);
+Observable ObservableFromJson(const nlohmann::json& j);
 nlohmann::json AlertInputToJson(const AlertInput& a);
 
 }  // namespace siper::incidents

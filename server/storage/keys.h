@@ -146,6 +146,20 @@ inline std::string FieldIndexPrefix(uint32_t hour, std::string_view field, std::
   return k;
 }
 
+// incident_items: len u32 | incident id | kind u8 | seq u64 -> JSON. An incident's items
+// (linked alerts, timeline entries, observables) are one key range, each kind in order.
+inline std::string IncidentItemsPrefix(std::string_view incident_id) {
+  std::string k;
+  keycodec::AppendLengthPrefixed(&k, incident_id);
+  return k;
+}
+inline std::string IncidentItemKey(std::string_view incident_id, char kind, uint64_t seq) {
+  std::string k = IncidentItemsPrefix(incident_id);
+  k.push_back(kind);
+  keycodec::AppendUint64(&k, seq);
+  return k;
+}
+
 // meta keys.
 inline constexpr std::string_view kFieldIndexSinceKey = "field_index_since";
 inline constexpr std::string_view kChainAnchorKey = "chain_anchor";

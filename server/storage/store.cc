@@ -1161,9 +1161,28 @@ absl::Status Store::PutIncidents(const IncidentWrite& write) {
     SIPER_RETURN_IF_ERROR(
         FromRocks(batch.Put(impl_->cf(kIncidents), id, json), "prepare incident"));
   }
-  return FromRocks(impl_->db()->Write(Impl::SyncedWriteOpts(), &batch),
-                   absl::StrCat("write ", write.incidents.size(), " incidents and ",
-                                write.audit.size(), " audit records"));
+  // Deletes come first in the batch, so the puts below (later sequence numbers) survive them.
+  for (const std::string& id : write.clear_items) {
+    if (id.empty()) return absl::InvalidArgumentError("storage: incident items without an id");
+    const std::string begin = keys::IncidentItemsPrefix(id);
+    // The length prefix of an id starts with a zero byte, so the successor exists.
+    const std::string end = keycodec::PrefixSuccessor(begin).value();
+    SIPER_RETURN_IF_ERROR(FromRocks(batch.DeleteRange(impl_->cf(kIncidentItems), begin, end),
+                                    "prepare incident items deletion"));
+  }
+  for (const IncidentItem& item : write.items) {
+    if (item.incident_id.empty()) {
+      return absl::InvalidArgumentError("storage: incident item without an incident id");
+    }
+    SIPER_RETURN_IF_ERROR(FromRocks(
+        batch.Put(impl_->cf(kIncidentItems),
+                  keys::IncidentItemKey(item.incident_id, item.kind, item.seq), item.json),
+        "prepare incident item"));
+  }
+  return FromRocks(
+      impl_->db()->Write(Impl::SyncedWriteOpts(), &batch),
+      absl::StrCat("write ", write.incidents.size(), " incidents, ", write.items.size(),
+                   " incident items and ", write.audit.size(), " audit records"));
 }
 
 absl::StatusOr<std::optional<std::string>> Store::GetIncident(std::string_view id) const {
@@ -1175,6 +1194,24 @@ absl::Status Store::ListIncidents(
   return impl_->Scan(kIncidents, KeyRange{}, /*reverse=*/false, nullptr,
                      [&](std::string_view key, std::string_view value) -> absl::StatusOr<bool> {
                        return sink(key, value);
+                     });
+}
+
+absl::Status Store::ListIncidentItems(
+    std::string_view incident_id,
+    const std::function<bool(char kind, uint64_t seq, std::string_view json)>& sink) const {
+  KeyRange range;
+  range.lower = keys::IncidentItemsPrefix(incident_id);
+  range.upper = keycodec::PrefixSuccessor(range.lower);
+  const size_t prefix = range.lower.size();
+  return impl_->Scan(kIncidentItems, range, /*reverse=*/false, nullptr,
+                     [&](std::string_view key, std::string_view value) -> absl::StatusOr<bool> {
+                       if (key.size() != prefix + 1 + 8) {
+                         return absl::DataLossError(
+                             absl::StrCat("storage: malformed incident item key ", ToHex(key)));
+                       }
+                       return sink(key[prefix], keycodec::DecodeUint64(key.data() + prefix + 1),
+                                   value);
                      });
 }
 

@@ -159,11 +159,24 @@ struct VerifyReport {
   std::string message;  // one line for a human
 };
 
+// One item of an incident kept in its own record (server/incidents decides the kinds:
+// linked alerts, timeline entries, observables), so a growing incident appends items
+// instead of rewriting itself.
+struct IncidentItem {
+  std::string incident_id;
+  char kind = 0;     // a byte naming the kind; items list by kind, then seq
+  uint64_t seq = 0;  // position within the kind
+  std::string json;
+};
+
 // Incidents and their audit trail. server/incidents owns their form (JSON);
 // the store keeps the bytes as given, in one write batch per call.
 struct IncidentWrite {
   std::vector<std::pair<std::string, std::string>> incidents;  // id -> JSON, replaces
   std::vector<std::pair<uint64_t, std::string>> audit;         // seq -> JSON, append-only
+  // Incidents whose items are all deleted before `items` are put (a rewrite).
+  std::vector<std::string> clear_items{};
+  std::vector<IncidentItem> items{};  // put (replace) by (incident id, kind, seq)
 };
 
 // What replacing one IOC feed's entries changed (Store::ReplaceIocFeed).
@@ -243,7 +256,7 @@ class Store {
   // expires_ns. Thread-safe: of concurrent calls with one token, one wins.
   absl::Status ConsumeToken(std::string_view token_hash, int64_t now_ns);
 
-  // Writes incidents and new audit records together, synced. AlreadyExists
+  // Writes incidents, their items and new audit records together, synced. AlreadyExists
   // (nothing written) if an audit seq is stored already: the trail is never
   // rewritten.
   absl::Status PutIncidents(const IncidentWrite& write);
@@ -251,6 +264,10 @@ class Store {
   // All incidents, ordered by id.
   absl::Status ListIncidents(
       const std::function<bool(std::string_view id, std::string_view json)>& sink) const;
+  // The items of one incident, by kind then seq.
+  absl::Status ListIncidentItems(
+      std::string_view incident_id,
+      const std::function<bool(char kind, uint64_t seq, std::string_view json)>& sink) const;
   // Audit records with seq >= from_seq, in seq order.
   absl::Status ListAudit(
       uint64_t from_seq,

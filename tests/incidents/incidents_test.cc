@@ -9,6 +9,7 @@
 #include "server/incidents/incident_book.h"
 #include "server/incidents/json.h"
 #include "server/incidents/model.h"
+#include "server/incidents/stored.h"
 #include "server/incidents/taxonomy.h"
 #include "server/incidents/workflow.h"
 #include "tests/incidents/test_util.h"
@@ -896,9 +897,14 @@ TEST(PersistenceTest, PendingWritesReloadIntoAnEqualBook) {
   AuditLog audit;
   std::map<std::string, std::string> stored_incidents;
   std::map<uint64_t, std::string> stored_audit;
+  std::map<std::string, std::vector<ReadItem>> stored_items;
   auto persist = [&](IncidentBook& book) {
-    IncidentBook::PendingWrite w = book.TakePendingWrite();
+    StoredWrite w = Serialize(book.TakePendingWrite());
     for (auto& [id, text] : w.incidents) stored_incidents[id] = text;
+    for (const std::string& id : w.clear_items) stored_items.erase(id);
+    for (StoredItem& item : w.items) {
+      stored_items[item.incident_id].push_back({item.kind, item.seq, item.json});
+    }
     for (auto& [seq, text] : w.audit) {
       ASSERT_EQ(stored_audit.count(seq), 0u) << "audit seq handed out twice";
       stored_audit[seq] = text;
@@ -925,8 +931,10 @@ TEST(PersistenceTest, PendingWritesReloadIntoAnEqualBook) {
   ASSERT_TRUE(restored.ok()) << restored.status();
   std::vector<Incident> incidents;
   for (const auto& [iid, text] : stored_incidents) {
-    auto in = IncidentFromJsonText(text);
+    bool old_format = true;
+    auto in = AssembleIncident(text, stored_items[iid], &old_format);
     ASSERT_TRUE(in.ok()) << in.status();
+    EXPECT_FALSE(old_format);
     incidents.push_back(*in);
   }
   IncidentBook book(&testing::Rsit(), &clock, {}, &*restored);
@@ -938,7 +946,7 @@ TEST(PersistenceTest, PendingWritesReloadIntoAnEqualBook) {
   ASSERT_TRUE(book.Transition(id, State::kInvestigating, "ayse").ok());
   IncidentBook::PendingWrite w = book.TakePendingWrite();
   ASSERT_EQ(w.audit.size(), 1u);
-  EXPECT_EQ(w.audit[0].first, 4u);  // continues the trail
+  EXPECT_EQ(w.audit[0].seq, 4u);  // continues the trail
   EXPECT_EQ(*book.Create({.title = "next"}, "ayse"), "INC-2026-0003");
   EXPECT_FALSE(IncidentFromJsonText("{not json").ok());
   EXPECT_FALSE(AuditRecordFromJsonText("[").ok());

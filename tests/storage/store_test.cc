@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "common/key_codec.h"
@@ -477,6 +478,56 @@ TEST_F(StoreTest, IncidentsAndAppendOnlyAudit) {
                   .ok());
   EXPECT_EQ(audit, (std::vector<std::pair<uint64_t, std::string>>{{2, R"({"action":"b"})"},
                                                                   {3, R"({"action":"c"})"}}));
+}
+
+TEST_F(StoreTest, IncidentItemsAppendRewriteAndListInOrder) {
+  using Item = std::tuple<char, uint64_t, std::string>;
+  auto list = [&](const std::string& id) {
+    std::vector<Item> out;
+    EXPECT_TRUE(store_
+                    ->ListIncidentItems(id,
+                                        [&](char kind, uint64_t seq, std::string_view json) {
+                                          out.emplace_back(kind, seq, std::string(json));
+                                          return true;
+                                        })
+                    .ok());
+    return out;
+  };
+  // Ids that are prefixes of each other keep apart (length-prefixed keys).
+  IncidentWrite first;
+  first.incidents = {{"INC-2026-0001", "{}"}, {"INC-2026-00011", "{}"}};
+  first.items = {{"INC-2026-0001", 't', 0, "t0"},
+                 {"INC-2026-0001", 'a', 1, "a1"},
+                 {"INC-2026-0001", 'a', 0, "a0"},
+                 {"INC-2026-00011", 'a', 0, "other"},
+                 {"INC-2026-0001", 'a', 256, "a256"}};
+  ASSERT_TRUE(store_->PutIncidents(first).ok());
+  EXPECT_EQ(
+      list("INC-2026-0001"),
+      (std::vector<Item>{{'a', 0, "a0"}, {'a', 1, "a1"}, {'a', 256, "a256"}, {'t', 0, "t0"}}));
+  // A rewrite: the clear runs before the puts of the same write, and only for that id.
+  IncidentWrite rewrite;
+  rewrite.incidents = {{"INC-2026-0001", R"({"v":2})"}};
+  rewrite.clear_items = {"INC-2026-0001"};
+  rewrite.items = {{"INC-2026-0001", 'a', 0, "new a0"}};
+  ASSERT_TRUE(store_->PutIncidents(rewrite).ok());
+  Reopen();
+  EXPECT_EQ(list("INC-2026-0001"), (std::vector<Item>{{'a', 0, "new a0"}}));
+  EXPECT_EQ(list("INC-2026-00011"), (std::vector<Item>{{'a', 0, "other"}}));
+  EXPECT_TRUE(list("INC-2026-0002").empty());
+  EXPECT_EQ(**store_->GetIncident("INC-2026-0001"), R"({"v":2})");
+  // A refused write (audit seq taken) writes no item either.
+  ASSERT_TRUE(store_->PutIncidents({.incidents = {}, .audit = {{1, "{}"}}}).ok());
+  IncidentWrite refused;
+  refused.audit = {{1, "{}"}};
+  refused.clear_items = {"INC-2026-00011"};
+  refused.items = {{"INC-2026-0001", 'a', 1, "x"}};
+  EXPECT_EQ(store_->PutIncidents(refused).code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(list("INC-2026-0001").size(), 1u);
+  EXPECT_EQ(list("INC-2026-00011").size(), 1u);
+  IncidentWrite no_id;
+  no_id.items = {{"", 'a', 0, "x"}};
+  EXPECT_EQ(store_->PutIncidents(no_id).code(), absl::StatusCode::kInvalidArgument);
 }
 
 EventRecord FileRecord(const std::string& agent, uint64_t seq, const std::string& path,
