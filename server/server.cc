@@ -223,6 +223,7 @@ void SiperServer::Shutdown() {
     grpc_server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
   if (health_) health_->Stop();
   if (ingest_) ingest_->Stop();
+  if (agent_service_) agent_service_->registry().Stop();  // writes the last last-seen updates
   if (incident_service_) incident_service_->Stop();
   if (maintenance_) maintenance_->Stop();
   if (sealer_) sealer_->Stop();  // seals the final head

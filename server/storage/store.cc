@@ -971,9 +971,43 @@ absl::Status Store::PutAgent(const siper::v1::AgentInfo& agent) {
   if (agent.agent_id().empty()) {
     return absl::InvalidArgumentError("storage: PutAgent needs an agent_id");
   }
+  std::lock_guard<std::mutex> lock(impl_->agents_mu());
   return FromRocks(impl_->db()->Put(impl_->WriteOpts(), impl_->cf(kAgents), agent.agent_id(),
                                     agent.SerializeAsString()),
                    absl::StrCat("write agent '", agent.agent_id(), "'"));
+}
+
+absl::StatusOr<size_t> Store::UpdateAgents(const std::vector<siper::v1::AgentInfo>& agents,
+                                           bool sync) {
+  std::lock_guard<std::mutex> lock(impl_->agents_mu());
+  rocksdb::WriteBatch batch;
+  size_t written = 0;
+  for (const siper::v1::AgentInfo& agent : agents) {
+    if (agent.agent_id().empty()) {
+      return absl::InvalidArgumentError("storage: UpdateAgents needs an agent_id");
+    }
+    SIPER_ASSIGN_OR_RETURN(std::optional<std::string> stored,
+                           impl_->Get(kAgents, agent.agent_id(), nullptr));
+    if (!stored.has_value()) continue;  // removed (or a restored store without it)
+    siper::v1::AgentInfo current;
+    SIPER_RETURN_IF_ERROR(ParseValue(*stored, kCfNames[kAgents], agent.agent_id(), &current));
+    std::string value;
+    if (current.revoked() && !agent.revoked()) {
+      siper::v1::AgentInfo copy = agent;
+      copy.set_revoked(true);
+      value = copy.SerializeAsString();
+    } else {
+      value = agent.SerializeAsString();
+    }
+    SIPER_RETURN_IF_ERROR(
+        FromRocks(batch.Put(impl_->cf(kAgents), agent.agent_id(), value), "batch agent update"));
+    ++written;
+  }
+  if (written == 0) return written;
+  rocksdb::WriteOptions wo;
+  wo.sync = sync;
+  SIPER_RETURN_IF_ERROR(FromRocks(impl_->db()->Write(wo, &batch), "write agent registry"));
+  return written;
 }
 
 absl::StatusOr<std::optional<siper::v1::AgentInfo>> Store::GetAgent(

@@ -216,6 +216,11 @@ class Store {
   // Creates or replaces the agent's registry entry (keyed by agent.agent_id).
   absl::Status PutAgent(const siper::v1::AgentInfo& agent);
   absl::StatusOr<std::optional<siper::v1::AgentInfo>> GetAgent(std::string_view agent_id) const;
+  // Updates existing registry entries in one write batch (WAL written; synced only when
+  // `sync`): entries no longer stored are skipped (never re-created), and an entry stored
+  // as revoked stays revoked. For the agent streams' coalesced last-seen updates; a
+  // concurrent PutAgent (revocation) is never undone. Returns the number written.
+  absl::StatusOr<size_t> UpdateAgents(const std::vector<siper::v1::AgentInfo>& agents, bool sync);
   // All agents, ordered by agent_id.
   absl::Status ListAgents(const std::function<bool(const siper::v1::AgentInfo&)>& sink) const;
 
