@@ -164,6 +164,12 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
                         "server disk nearly full: batch not taken, keep it and retry later"));
       return;
     }
+    if (shared_->restoring.load()) {
+      Metrics().Reject(RejectReason::kRestoring, count);
+      Fail(grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                        "server is restoring a backup: batch not taken, keep it and retry later"));
+      return;
+    }
     if (static_cast<size_t>(count) > options_.max_batch_events) {
       ++shared_->rejected_oversized;
       Metrics().Reject(RejectReason::kTooLarge, count);

@@ -88,6 +88,7 @@ struct AgentStreamShared {
   std::atomic<uint64_t> rejected_identity{0};
   std::atomic<uint64_t> store_failures{0};
   RegistryFlusher* registry = nullptr;
+  std::atomic<bool> restoring{false};  // an online restore: batches are refused for now
 };
 
 // Stream takes raw bytes (WithRawCallbackMethod_Stream) so that the service
@@ -115,6 +116,9 @@ class AgentServiceImpl final : public siper::v1::AgentService::WithCallbackMetho
 
   AgentStreamStats stats() const;
   RegistryFlusher& registry() { return registry_; }
+  // While set (an online restore swaps the store), batches are refused with UNAVAILABLE
+  // and not taken: the agent keeps them spooled and resends them after its backoff.
+  void SetRestoring(bool restoring) { shared_.restoring = restoring; }
 
  private:
   absl::Status DoEnroll(const grpc::CallbackServerContext& context,

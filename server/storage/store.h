@@ -14,6 +14,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <shared_mutex>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -295,6 +296,19 @@ class Store {
   static absl::Status Restore(const std::filesystem::path& backup_dir,
                               const std::filesystem::path& data_dir);
 
+  // Online restore, the swap itself. `staged_dir` holds a store prepared by Restore (and
+  // checked by the caller: opens, verifies) on the same file system as this store.
+  // Waits up to `wait_ms` for every running call of this store to end (new calls wait),
+  // closes RocksDB, renames this store's directory to `keep_as` (which must not exist:
+  // nothing is deleted), renames `staged_dir` into its place and opens it. If the new
+  // store does not open, the directories are renamed back and the old store reopened.
+  // Calls that were waiting then run on the store that is open. Unavailable if the wait
+  // times out (nothing changed).
+  absl::Status ReplaceWith(const std::filesystem::path& staged_dir,
+                           const std::filesystem::path& keep_as, int64_t wait_ms);
+  // The directory this store was opened in.
+  std::filesystem::path dir() const;
+
   // Compacts every column family down to the bottom level (forced), so that
   // range tombstones and overwritten values are gone and the bottom level's
   // compression applies: for measuring size on disk (bench/loadgen) and for
@@ -322,6 +336,11 @@ class Store {
 
  private:
   explicit Store(std::unique_ptr<Impl> impl);
+  // Every call holds this shared; ReplaceWith holds it exclusively while it swaps impl_.
+  std::shared_lock<std::shared_timed_mutex> Shared() const {
+    return std::shared_lock<std::shared_timed_mutex>(swap_mu_);
+  }
+  mutable std::shared_timed_mutex swap_mu_;
   std::unique_ptr<Impl> impl_;
 };
 

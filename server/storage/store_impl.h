@@ -145,6 +145,7 @@ class Store::Impl {
   rocksdb::DB* db() const { return db_; }
   rocksdb::ColumnFamilyHandle* cf(Cf which) const { return handles_[which]; }
   const std::filesystem::path& dir() const { return dir_; }
+  const StoreOptions& options() const { return options_; }
 
   rocksdb::WriteOptions WriteOpts() const {
     rocksdb::WriteOptions wo;
