@@ -127,23 +127,24 @@ absl::StatusOr<siper::v1::RestoreResponse> SiperServer::RestoreBackup(
   };
   if (absl::Status st = storage::Store::Restore(backup_dir, staged); !st.ok()) return refuse(st);
   siper::v1::RestoreResponse response;
-  {
+  // The copy is checked with its own Store, closed before it is swapped in or removed.
+  absl::Status checked = [&]() -> absl::Status {
     storage::StoreOptions options;
     options.sync_writes = config_.sync_writes;
-    absl::StatusOr<std::unique_ptr<storage::Store>> check = storage::Store::Open(staged, options);
-    if (!check.ok()) return refuse(check.status());
-    absl::StatusOr<storage::VerifyReport> report = (*check)->Verify();
-    if (!report.ok()) return refuse(report.status());
-    if (!report->ok) {
-      return refuse(absl::FailedPreconditionError(
-          absl::StrCat("its hash chain does not verify: ", report->message)));
+    SIPER_ASSIGN_OR_RETURN(std::unique_ptr<storage::Store> check,
+                           storage::Store::Open(staged, options));
+    SIPER_ASSIGN_OR_RETURN(storage::VerifyReport report, check->Verify());
+    if (!report.ok) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("its hash chain does not verify: ", report.message));
     }
-    absl::StatusOr<storage::ChainHead> head = (*check)->GetChainHead();
-    if (!head.ok()) return refuse(head.status());
-    response.set_head_length(head->length);
-    response.set_verified_records(report->chain_records);
-    response.set_events(report->events);
-  }
+    SIPER_ASSIGN_OR_RETURN(storage::ChainHead head, check->GetChainHead());
+    response.set_head_length(head.length);
+    response.set_verified_records(report.chain_records);
+    response.set_events(report.events);
+    return absl::OkStatus();
+  }();
+  if (!checked.ok()) return refuse(checked);
   // 2. Seal what the running store has, so the database kept aside ends on a seal.
   if (absl::Status st = sealer_->SealNow(); !st.ok()) {
     spdlog::warn("restore: the running chain could not be sealed first: {}", st.ToString());

@@ -323,7 +323,9 @@ TEST_F(OpsTest, OnlineRestoreSwapsTheStoreAndAgentsCarryOn) {
   EXPECT_NE(bad.err.find("does not verify"), std::string::npos) << bad.err;
   EXPECT_NE(bad.err.find("nothing was changed"), std::string::npos) << bad.err;
   EXPECT_EQ(events().size(), 20u);
-  EXPECT_TRUE(kept_dirs().empty());  // no staging copy or kept database left behind
+  for (const fs::path& left : kept_dirs()) {  // no staging copy or kept database left behind
+    ADD_FAILURE() << "left behind: " << left;
+  }
   ASSERT_TRUE(server_->Running()) << ServerOutput();
 
   // The real restore, with the agent still connected.
