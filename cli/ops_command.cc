@@ -9,6 +9,7 @@
 #include "absl/time/clock.h"
 #include "cli/output.h"
 #include "cli/progress.h"
+#include "common/text.h"
 #include "common/time_util.h"
 
 namespace siper::cli {
@@ -121,6 +122,44 @@ void AddBackup(CLI::App& app, const OpsHooks& hooks) {
   });
 }
 
+void AddRestore(CLI::App& app, const OpsHooks& hooks) {
+  CLI::App* restore = app.add_subcommand(
+      "restore",
+      "restore a backup (siperctl backup) on the server host while the server runs (admin): "
+      "checked first (opens, chain verifies); agents' batches wait while the database is "
+      "swapped; the replaced database is kept beside it");
+  auto dir = std::make_shared<std::string>();
+  restore->add_option("DIR", *dir, "backup directory on the server host")->required();
+  restore->callback([hooks, dir] {
+    siper::v1::RestoreRequest request;
+    // The path is the server's; made absolute here for the common case of one host.
+    request.set_dir(std::filesystem::absolute(*dir).lexically_normal().string());
+    auto stub = hooks.stub();
+    grpc::ClientContext context;
+    hooks.set_deadline(&context);
+    siper::v1::RestoreResponse r;
+    Progress progress("checking and restoring the backup");
+    const grpc::Status status = stub->Restore(&context, request, &r);
+    progress.Finish();
+    hooks.check(status);
+    if (*hooks.json) {
+      PrintJsonLine(std::cout, {{"dir", r.dir()},
+                                {"previous_dir", r.previous_dir()},
+                                {"head_length", r.head_length()},
+                                {"verified_records", r.verified_records()},
+                                {"events", r.events()},
+                                {"paused_ms", r.paused_ms()},
+                                {"took_ms", r.took_ms()}});
+    } else {
+      std::cout << "restored " << EscapeForTerminal(r.dir()) << " (chain length " << r.head_length()
+                << ", " << r.verified_records() << " chain records verified); ingest paused "
+                << r.paused_ms() << " ms\n"
+                << "the previous database is kept in " << EscapeForTerminal(r.previous_dir())
+                << "\n";
+    }
+  });
+}
+
 void AddRevoke(CLI::App& app, const OpsHooks& hooks) {
   CLI::App* agents = app.get_subcommand("agents");
   CLI::App* revoke =
@@ -188,6 +227,7 @@ void AddCount(CLI::App& app, const OpsHooks& hooks) {
 void AddOpsCommands(CLI::App& app, const OpsHooks& hooks) {
   AddVerify(app, hooks);
   AddBackup(app, hooks);
+  AddRestore(app, hooks);
   AddRevoke(app, hooks);
   AddCount(app, hooks);
 }

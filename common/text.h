@@ -13,4 +13,11 @@ namespace siper {
 // Valid UTF-8 for JSON: invalid bytes become U+FFFD.
 [[nodiscard]] std::string ToValidUtf8(std::string_view bytes);
 
+// True when `bytes` is valid UTF-8 (ASCII is checked eight bytes at a time).
+[[nodiscard]] bool IsValidUtf8(std::string_view bytes);
+
+// Makes `*text` valid UTF-8 in place (as ToValidUtf8); valid text, the common case, is
+// neither copied nor reallocated.
+void MakeValidUtf8(std::string* text);
+
 }  // namespace siper

@@ -35,27 +35,32 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
       : context_(context), store_(store), ingest_(ingest), options_(options), shared_(shared) {
     absl::StatusOr<pki::Identity> id = RequireRole(*context, {pki::kRoleAgent});
     if (!id.ok()) {
+      Metrics().RejectStream(StreamRejectReason::kNotAgent);
       Fail(ToGrpc(id.status()));
       return;
     }
     agent_id_ = id->common_name;
     if (agent_id_ == kInternalAgentId) {  // reserved for the server's own health events
+      Metrics().RejectStream(StreamRejectReason::kReservedId);
       Fail(grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
                         absl::StrCat("agent id ", agent_id_, " is reserved")));
       return;
     }
     absl::StatusOr<std::optional<siper::v1::AgentInfo>> info = store_->GetAgent(agent_id_);
     if (!info.ok()) {
+      Metrics().RejectStream(StreamRejectReason::kRegistryError);
       Fail(ToGrpc(info.status()));
       return;
     }
     if (!info->has_value()) {
+      Metrics().RejectStream(StreamRejectReason::kNotRegistered);
       Fail(grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
                         absl::StrCat("agent ", agent_id_, " is not registered")));
       return;
     }
     if ((*info)->revoked()) {
       spdlog::warn("refused stream of revoked agent {}", agent_id_);
+      Metrics().RejectStream(StreamRejectReason::kRevoked);
       Fail(grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
                         absl::StrCat("agent ", agent_id_, " has been revoked")));
       return;
@@ -94,6 +99,7 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
     const size_t bytes = in_.Length();
     if (bytes > options_.max_batch_bytes) {
       ++shared_->rejected_oversized;
+      Metrics().Reject(RejectReason::kTooLarge, 0);  // refused unparsed: events unknown
       Fail(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
                         absl::StrCat("message of ", bytes, " bytes is larger than the limit of ",
                                      options_.max_batch_bytes)));
@@ -104,6 +110,7 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
             grpc::SerializationTraits<siper::v1::AgentMessage>::Deserialize(&in_, &message);
         !parsed.ok()) {
       ++shared_->rejected_malformed;
+      Metrics().Reject(RejectReason::kMalformed, 0);
       Fail(grpc::Status(
           grpc::StatusCode::INVALID_ARGUMENT,
           absl::StrCat("message of ", bytes,
@@ -114,6 +121,7 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
       case siper::v1::AgentMessage::kHello:
         if (!message.hello().agent_id().empty() && message.hello().agent_id() != agent_id_) {
           ++shared_->rejected_identity;
+          Metrics().Reject(RejectReason::kForeignAgentId, 0);
           Fail(grpc::Status(
               grpc::StatusCode::PERMISSION_DENIED,
               absl::StrCat("hello claims agent id '", EscapeForTerminal(message.hello().agent_id()),
@@ -139,6 +147,7 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
         return;
       default:
         ++shared_->rejected_malformed;
+        Metrics().Reject(RejectReason::kMalformed, 0);
         Fail(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "empty agent message"));
         return;
     }
@@ -153,6 +162,12 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
       Metrics().Reject(RejectReason::kDiskLow, count);
       Fail(grpc::Status(grpc::StatusCode::UNAVAILABLE,
                         "server disk nearly full: batch not taken, keep it and retry later"));
+      return;
+    }
+    if (shared_->restoring.load()) {
+      Metrics().Reject(RejectReason::kRestoring, count);
+      Fail(grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                        "server is restoring a backup: batch not taken, keep it and retry later"));
       return;
     }
     if (static_cast<size_t>(count) > options_.max_batch_events) {
@@ -213,7 +228,7 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
       Metrics().Reject(RejectReason::kStoreFailed, static_cast<uint64_t>(count));
       Fail(ToGrpc(result.status()));
     } else {
-      Touch(result->max_seq, result->stored);
+      Touch(result->max_seq, result->stored, /*batch=*/true);
     }
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -284,8 +299,10 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
            shared_->queued_bytes.load() < static_cast<int64_t>(options_.max_queued_bytes);
   }
 
-  // Records that the agent was seen; registry errors are logged, not fatal.
-  void Touch(uint64_t last_seq, uint32_t stored) {
+  // Records that the agent was seen; registry errors are logged, not fatal. After a stored
+  // batch the entry is only marked (RegistryFlusher writes it within an interval); a hello
+  // or heartbeat (rare) is written at once.
+  void Touch(uint64_t last_seq, uint32_t stored, bool batch = false) {
     std::lock_guard<std::mutex> lock(info_mu_);
     if (!registered_) return;  // refused before the registry entry was read
     int64_t now = absl::ToUnixNanos(absl::Now());
@@ -293,13 +310,14 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
     info_.set_last_seen_ns(now);
     if (last_seq > info_.last_seq()) info_.set_last_seq(last_seq);
     info_.set_events(info_.events() + stored);
-    // An admin may have revoked the agent since this stream began: never write that back.
-    if (auto current = store_->GetAgent(agent_id_);
-        current.ok() && current->has_value() && (*current)->revoked()) {
-      info_.set_revoked(true);
+    if (batch && shared_->registry != nullptr) {
+      shared_->registry->Mark(info_);
+      return;
     }
-    if (absl::Status st = store_->PutAgent(info_); !st.ok()) {
-      spdlog::warn("agent {}: cannot update registry: {}", agent_id_, st.ToString());
+    // An admin may have revoked the agent since this stream began: UpdateAgents never
+    // writes that back (nor re-creates an entry a restore removed).
+    if (absl::StatusOr<size_t> st = store_->UpdateAgents({info_}, /*sync=*/true); !st.ok()) {
+      spdlog::warn("agent {}: cannot update registry: {}", agent_id_, st.status().ToString());
     }
   }
 
@@ -332,7 +350,73 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
 
 AgentServiceImpl::AgentServiceImpl(storage::Store* store, IngestPipeline* ingest,
                                    const ServerPki* pki, AgentServiceOptions options)
-    : store_(store), ingest_(ingest), pki_(pki), options_(options) {}
+    : store_(store),
+      ingest_(ingest),
+      pki_(pki),
+      options_(options),
+      registry_(store, options.registry_flush_interval) {
+  shared_.registry = &registry_;
+}
+
+RegistryFlusher::RegistryFlusher(storage::Store* store, absl::Duration interval)
+    : store_(store), interval_(interval) {
+  thread_ = std::thread([this] { Run(); });
+}
+
+RegistryFlusher::~RegistryFlusher() { Stop(); }
+
+void RegistryFlusher::Mark(const siper::v1::AgentInfo& info) {
+  std::lock_guard<std::mutex> lock(mu_);
+  marked_[info.agent_id()] = info;
+}
+
+absl::Status RegistryFlusher::Flush() {
+  std::lock_guard<std::mutex> flush_lock(flush_mu_);
+  std::map<std::string, siper::v1::AgentInfo> marked;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    marked.swap(marked_);
+  }
+  if (marked.empty()) return absl::OkStatus();
+  std::vector<siper::v1::AgentInfo> agents;
+  agents.reserve(marked.size());
+  for (auto& [id, info] : marked) agents.push_back(std::move(info));
+  // Not synced: the next synced event batch syncs the WAL anyway, and nothing is acked
+  // on the strength of a registry entry.
+  absl::StatusOr<size_t> written = store_->UpdateAgents(agents, /*sync=*/false);
+  return written.status();
+}
+
+void RegistryFlusher::Discard() {
+  std::lock_guard<std::mutex> flush_lock(flush_mu_);
+  std::lock_guard<std::mutex> lock(mu_);
+  marked_.clear();
+}
+
+void RegistryFlusher::Run() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!stopping_) {
+    cv_.wait_for(lock, absl::ToChronoNanoseconds(interval_), [&] { return stopping_; });
+    lock.unlock();
+    if (absl::Status st = Flush(); !st.ok()) {
+      spdlog::warn("agent registry: last-seen updates not written: {}", st.ToString());
+    }
+    lock.lock();
+  }
+}
+
+void RegistryFlusher::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_ && !thread_.joinable()) return;
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  if (absl::Status st = Flush(); !st.ok()) {
+    spdlog::warn("agent registry: last-seen updates not written: {}", st.ToString());
+  }
+}
 
 grpc::ServerUnaryReactor* AgentServiceImpl::Enroll(grpc::CallbackServerContext* context,
                                                    const siper::v1::EnrollRequest* request,

@@ -2,7 +2,11 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
+#include <map>
 #include <memory>
+#include <mutex>
+#include <thread>
 
 #include "server/dev_pki.h"
 #include "server/health_monitor.h"
@@ -27,6 +31,42 @@ struct AgentServiceOptions {
   size_t max_queued_bytes = 256 << 20;
   // While paused (disk nearly full), batches are refused with UNAVAILABLE. Null: never.
   const IngestGate* gate = nullptr;
+  // The registry entry (last seen, last seq, event count) of an agent that sends batches is
+  // written at most this often, for all agents in one write batch, off the ack path.
+  absl::Duration registry_flush_interval = absl::Seconds(1);
+};
+
+// The agent streams' registry updates, coalesced: a stream marks its agent's entry after
+// every stored batch and a thread writes every marked entry once per interval in one
+// RocksDB write batch (Store::UpdateAgents: never re-creates a removed entry, never undoes
+// a revocation). Before, every stored batch waited for its own synced registry write.
+// The registry is bookkeeping: what an agent sent is known from the events themselves
+// (Store::LastSeq), so up to one interval of last-seen lag is the only cost.
+class RegistryFlusher {
+ public:
+  RegistryFlusher(storage::Store* store, absl::Duration interval);
+  ~RegistryFlusher();
+  RegistryFlusher(const RegistryFlusher&) = delete;
+  RegistryFlusher& operator=(const RegistryFlusher&) = delete;
+
+  // The newest state of an agent's entry, to be written with the next flush.
+  void Mark(const siper::v1::AgentInfo& info);
+  // Writes what is marked now (also done by the thread, and by Stop).
+  absl::Status Flush();
+  // Forgets what is marked without writing it (a restored store replaces the registry).
+  void Discard();
+  void Stop();
+
+ private:
+  void Run();
+  storage::Store* store_;
+  absl::Duration interval_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stopping_ = false;
+  std::map<std::string, siper::v1::AgentInfo> marked_;
+  std::mutex flush_mu_;  // one flush at a time
+  std::thread thread_;
 };
 
 // Why batches or streams were refused, counted since start (for logs and metrics).
@@ -47,6 +87,8 @@ struct AgentStreamShared {
   std::atomic<uint64_t> rejected_malformed{0};
   std::atomic<uint64_t> rejected_identity{0};
   std::atomic<uint64_t> store_failures{0};
+  RegistryFlusher* registry = nullptr;
+  std::atomic<bool> restoring{false};  // an online restore: batches are refused for now
 };
 
 // Stream takes raw bytes (WithRawCallbackMethod_Stream) so that the service
@@ -73,6 +115,10 @@ class AgentServiceImpl final : public siper::v1::AgentService::WithCallbackMetho
       grpc::CallbackServerContext* context) override;
 
   AgentStreamStats stats() const;
+  RegistryFlusher& registry() { return registry_; }
+  // While set (an online restore swaps the store), batches are refused with UNAVAILABLE
+  // and not taken: the agent keeps them spooled and resends them after its backoff.
+  void SetRestoring(bool restoring) { shared_.restoring = restoring; }
 
  private:
   absl::Status DoEnroll(const grpc::CallbackServerContext& context,
@@ -85,6 +131,7 @@ class AgentServiceImpl final : public siper::v1::AgentService::WithCallbackMetho
   IngestPipeline* ingest_;
   const ServerPki* pki_;
   AgentServiceOptions options_;
+  RegistryFlusher registry_;
   AgentStreamShared shared_;
 };
 

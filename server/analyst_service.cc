@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/crypto.h"
+#include "common/text.h"
 #include "server/auth.h"
 
 namespace siper::server {
@@ -249,6 +250,28 @@ grpc::Status AnalystServiceImpl::Backup(grpc::ServerContext* context,
   if (head.ok()) response->set_head_length(head->length);
   response->set_dir(dir.string());
   spdlog::info("{} backed up the store to {}", id->common_name, dir.string());
+  return grpc::Status::OK;
+}
+
+grpc::Status AnalystServiceImpl::Restore(grpc::ServerContext* context,
+                                         const siper::v1::RestoreRequest* request,
+                                         siper::v1::RestoreResponse* response) {
+  absl::StatusOr<pki::Identity> id = RequireRole(*context, {pki::kRoleAdmin});
+  if (!id.ok()) return ToGrpc(id.status());
+  if (!restore_) return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "restore is not available");
+  std::filesystem::path dir(request->dir());
+  if (!dir.is_absolute()) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        absl::StrCat("backup directory '", EscapeForTerminal(request->dir()),
+                                     "' must be an absolute path on the server host"));
+  }
+  absl::StatusOr<siper::v1::RestoreResponse> r = restore_(id->common_name, dir.lexically_normal());
+  if (!r.ok()) {
+    spdlog::warn("{}: restore of {} refused: {}", id->common_name, EscapeForTerminal(dir.string()),
+                 r.status().ToString());
+    return ToGrpc(r.status());
+  }
+  *response = *std::move(r);
   return grpc::Status::OK;
 }
 

@@ -4,6 +4,7 @@
 // millions of events long.
 #pragma once
 
+#include <filesystem>
 #include <functional>
 
 #include "server/chain_sealer.h"
@@ -36,6 +37,8 @@ class AnalystServiceImpl final : public siper::v1::AnalystService::Service {
                       siper::v1::VerifyResponse* response) override;
   grpc::Status Backup(grpc::ServerContext* context, const siper::v1::BackupRequest* request,
                       siper::v1::BackupResponse* response) override;
+  grpc::Status Restore(grpc::ServerContext* context, const siper::v1::RestoreRequest* request,
+                       siper::v1::RestoreResponse* response) override;
   grpc::Status CountEvents(grpc::ServerContext* context,
                            const siper::v1::CountEventsRequest* request,
                            siper::v1::CountEventsResponse* response) override;
@@ -67,6 +70,11 @@ class AnalystServiceImpl final : public siper::v1::AnalystService::Service {
   using RulesReloader =
       std::function<absl::StatusOr<siper::v1::ReloadRulesResponse>(const std::string& actor)>;
   void SetRulesReloader(RulesReloader reloader) { reload_rules_ = std::move(reloader); }
+  // Online restore (SiperServer::RestoreBackup), called with the admin's name and the
+  // backup directory. Without it Restore answers UNIMPLEMENTED.
+  using Restorer = std::function<absl::StatusOr<siper::v1::RestoreResponse>(
+      const std::string& actor, const std::filesystem::path& dir)>;
+  void SetRestorer(Restorer restorer) { restore_ = std::move(restorer); }
 
  private:
   storage::Store* store_;
@@ -74,6 +82,7 @@ class AnalystServiceImpl final : public siper::v1::AnalystService::Service {
   ChainSealer* sealer_ = nullptr;
   IocFeeds* ioc_feeds_ = nullptr;
   RulesReloader reload_rules_;
+  Restorer restore_;
 };
 
 }  // namespace siper::server

@@ -12,6 +12,7 @@
 #include "absl/time/clock.h"
 #include "common/crypto.h"
 #include "common/files.h"
+#include "common/status.h"
 
 namespace siper::server {
 
@@ -173,6 +174,17 @@ absl::Status ChainSealer::StampPending() {
     if (absl::Status put = store_->PutChainSeal(seal); !put.ok()) return put;
     spdlog::info("time-stamped the chain seal of length {} ({})", seal.length, tsa_->options().url);
   }
+  return absl::OkStatus();
+}
+
+absl::Status ChainSealer::Reload() {
+  std::lock_guard<std::mutex> lock(seal_mu_);
+  uint64_t newest = 0;
+  SIPER_RETURN_IF_ERROR(store_->ListChainSeals([&](const storage::ChainSeal& s) {
+    newest = std::max(newest, s.length);
+    return true;
+  }));
+  last_sealed_length_ = newest;
   return absl::OkStatus();
 }
 

@@ -51,6 +51,9 @@ class ChainSealer {
 
   // Seals the current head unless it is empty or sealed already.
   absl::Status SealNow();
+  // Re-reads the newest seal from the store (after an online restore replaced it), so the
+  // restored head is sealed even if its length equals the last one sealed before.
+  absl::Status Reload();
 
   // Time-stamps the seals this process made that have no token yet (oldest
   // first); the first failure is returned and the rest wait for the next try.

@@ -118,6 +118,11 @@ IncidentServiceImpl::IncidentServiceImpl(storage::Store* store, IncidentServiceO
 
 IncidentServiceImpl::~IncidentServiceImpl() { Stop(); }
 
+absl::Status IncidentServiceImpl::ReloadFromStore() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return LoadLocked();
+}
+
 absl::Status IncidentServiceImpl::LoadLocked() {
   std::vector<incidents::AuditRecord> records;
   absl::Status parse_error;

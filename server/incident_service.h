@@ -67,6 +67,9 @@ class IncidentServiceImpl final : public siper::v1::IncidentService::Service {
   // Starts / stops the deadline thread (it logs a warning and adds a "deadline-passed"
   // timeline entry, audited, once per passed deadline).
   void StartDeadlineTimer();
+  // Rebuilds the audit trail and the incident book from the store (after an online restore
+  // replaced it).
+  absl::Status ReloadFromStore();
   void Stop();
   // One round of the deadline check (what the thread runs); returns notifications raised.
   int CheckDeadlines();

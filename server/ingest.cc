@@ -32,6 +32,17 @@ rules::FileObservation ToObservation(const siper::v1::Event& event) {
   return f;
 }
 
+// Moves decoded fields into a stored map, made valid UTF-8 (protobuf strings must be).
+void MoveValidFields(rules::FieldMap& fields,
+                     google::protobuf::Map<std::string, std::string>* out) {
+  for (auto it = fields.begin(); it != fields.end();) {
+    auto node = fields.extract(it++);
+    MakeValidUtf8(&node.key());
+    MakeValidUtf8(&node.mapped());
+    (*out)[std::move(node.key())] = std::move(node.mapped());
+  }
+}
+
 }  // namespace
 
 IngestPipeline::IngestPipeline(storage::Store* store, const rules::LiveRuleSet* rules,
@@ -186,13 +197,16 @@ std::vector<storage::EventRecord> IngestPipeline::Process(rules::LiveMatcher* ma
                    detections.status().ToString());
       detections = std::vector<rules::Detection>{};
     }
+    // Stored fields are protobuf strings, which must be valid UTF-8; the raw bytes stay
+    // untouched in the log payload. Decoded values are moved, not copied, and valid text
+    // (nearly all of it) is checked without a copy.
     for (rules::Detection& d : *detections) {
       siper::v1::Alert& alert = record.alerts.emplace_back();
-      alert.set_rule_id(d.rule_id);
-      alert.set_title(d.title);
-      alert.set_level(d.level);
+      alert.set_rule_id(std::move(d.rule_id));
+      alert.set_title(std::move(d.title));
+      alert.set_level(std::move(d.level));
       for (std::string& tag : d.tags) alert.add_tags(std::move(tag));
-      alert.mutable_fields()->insert(d.fields.begin(), d.fields.end());
+      MoveValidFields(d.fields, alert.mutable_fields());
       alert.set_count(d.count);
     }
     // A line received over the network (the agent's syslog_udp): who sent it,
@@ -200,15 +214,7 @@ std::vector<storage::EventRecord> IngestPipeline::Process(rules::LiveMatcher* ma
     if (event.has_log() && !event.log().source_address().empty()) {
       fields.insert_or_assign("log.source.address", event.log().source_address());
     }
-    // Stored fields are protobuf strings, which must be valid UTF-8; the raw
-    // bytes stay untouched in the log payload.
-    for (const auto& [key, value] : fields)
-      (*event.mutable_fields())[ToValidUtf8(key)] = ToValidUtf8(value);
-    for (siper::v1::Alert& alert : record.alerts) {
-      google::protobuf::Map<std::string, std::string> clean;
-      for (const auto& [key, value] : alert.fields()) clean[ToValidUtf8(key)] = ToValidUtf8(value);
-      alert.mutable_fields()->swap(clean);
-    }
+    MoveValidFields(fields, event.mutable_fields());
     record.event = std::move(event);
     records.push_back(std::move(record));
   }

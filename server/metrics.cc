@@ -215,9 +215,31 @@ std::string_view RejectReasonName(RejectReason reason) {
       return "no_seq";
     case RejectReason::kDiskLow:
       return "disk_low";
+    case RejectReason::kMalformed:
+      return "malformed";
+    case RejectReason::kRestoring:
+      return "restoring";
     case RejectReason::kStoreFailed:
       return "store_failed";
     case RejectReason::kCount:
+      break;
+  }
+  return "unknown";
+}
+
+std::string_view StreamRejectReasonName(StreamRejectReason reason) {
+  switch (reason) {
+    case StreamRejectReason::kNotAgent:
+      return "not_agent";
+    case StreamRejectReason::kReservedId:
+      return "reserved_agent_id";
+    case StreamRejectReason::kNotRegistered:
+      return "not_registered";
+    case StreamRejectReason::kRevoked:
+      return "revoked";
+    case StreamRejectReason::kRegistryError:
+      return "registry_error";
+    case StreamRejectReason::kCount:
       break;
   }
   return "unknown";
@@ -261,6 +283,12 @@ ServerMetrics::ServerMetrics()
         "siper_events_rejected_total",
         "Events in refused batches, by reason (the agent keeps them and resends).",
         {{"reason", reason}});
+  }
+  for (int i = 0; i < static_cast<int>(StreamRejectReason::kCount); ++i) {
+    std::string reason(StreamRejectReasonName(static_cast<StreamRejectReason>(i)));
+    streams_rejected[i] = &registry.AddCounter("siper_streams_rejected_total",
+                                               "Agent streams refused before any batch, by reason.",
+                                               {{"reason", reason}});
   }
 }
 

@@ -108,9 +108,30 @@ class MetricsRegistry {
   int next_collector_ = 1;
 };
 
-// Why a batch was refused (siper_batches_rejected_total{reason}).
-enum class RejectReason { kTooLarge, kForeignAgentId, kNoSeq, kDiskLow, kStoreFailed, kCount };
+// Why a batch (or a message of an agent stream) was refused
+// (siper_batches_rejected_total{reason}, siper_events_rejected_total{reason}).
+enum class RejectReason {
+  kTooLarge,        // too many events, or too many bytes (refused unparsed: 0 events)
+  kForeignAgentId,  // an event or hello claiming another agent's id
+  kNoSeq,           // an event without a sequence number
+  kMalformed,       // not a siper.v1.AgentMessage, or an empty one (0 events)
+  kDiskLow,         // ingest paused: disk nearly full
+  kRestoring,       // ingest paused: a backup is being restored
+  kStoreFailed,     // the store could not write it
+  kCount
+};
 std::string_view RejectReasonName(RejectReason reason);
+
+// Why an agent stream was refused before any batch (siper_streams_rejected_total{reason}).
+enum class StreamRejectReason {
+  kNotAgent,       // no agent certificate (another role)
+  kReservedId,     // the server's own agent id
+  kNotRegistered,  // a certificate of our CA for an agent the registry does not have
+  kRevoked,        // a revoked agent
+  kRegistryError,  // the registry could not be read
+  kCount
+};
+std::string_view StreamRejectReasonName(StreamRejectReason reason);
 
 // The server's metrics, one set per process (Metrics()). Everything is registered on first
 // use; code anywhere in the server bumps the members directly.
@@ -128,11 +149,15 @@ struct ServerMetrics {
   Histogram& write_seconds;
   Counter* batches_rejected[static_cast<int>(RejectReason::kCount)];
   Counter* events_rejected[static_cast<int>(RejectReason::kCount)];
+  Counter* streams_rejected[static_cast<int>(StreamRejectReason::kCount)];
 
   ServerMetrics();
   void Reject(RejectReason reason, uint64_t events) {
     batches_rejected[static_cast<int>(reason)]->Add();
     events_rejected[static_cast<int>(reason)]->Add(events);
+  }
+  void RejectStream(StreamRejectReason reason) {
+    streams_rejected[static_cast<int>(reason)]->Add();
   }
 };
 ServerMetrics& Metrics();

@@ -9,6 +9,7 @@
 #include "absl/time/clock.h"
 #include "common/files.h"
 #include "common/status.h"
+#include "server/metrics.h"
 
 namespace siper::server {
 namespace {
@@ -95,6 +96,108 @@ absl::StatusOr<siper::v1::ReloadRulesResponse> SiperServer::ReloadRules(const st
   return r;
 }
 
+absl::StatusOr<siper::v1::RestoreResponse> SiperServer::RestoreBackup(
+    const std::string& actor, const std::filesystem::path& backup_dir) {
+  namespace fs = std::filesystem;
+  std::lock_guard<std::mutex> lock(reload_mu_);
+  const absl::Time start = absl::Now();
+  std::error_code ec;
+  if (!fs::is_directory(backup_dir, ec)) {
+    return absl::NotFoundError(absl::StrCat("restore: ", backup_dir.string(),
+                                            " is not a directory on the server host; nothing "
+                                            "was changed"));
+  }
+  const fs::path db_dir = store_->dir();
+  const std::string stamp = absl::FormatTime("%Y%m%dT%H%M%SZ", start, absl::UTCTimeZone());
+  const fs::path staged = db_dir.parent_path() / absl::StrCat("db.restoring-", stamp);
+  const fs::path keep_as = db_dir.parent_path() / absl::StrCat("db.before-restore-", stamp);
+  if (fs::exists(staged, ec) || fs::exists(keep_as, ec)) {
+    return absl::AlreadyExistsError(
+        absl::StrCat("restore: ", staged.string(), " or ", keep_as.string(),
+                     " exists (a restore in the same second?); nothing was changed"));
+  }
+  // 1. A private copy beside the database (same file system, so the swap is a rename),
+  // checked before anything running is touched. The copy is ours: it is removed when the
+  // backup is refused, and the backup itself is never written to.
+  auto refuse = [&](const absl::Status& st) {
+    std::error_code ignored;
+    fs::remove_all(staged, ignored);
+    return absl::Status(st.code(), absl::StrCat("restore of ", backup_dir.string(),
+                                                " refused, nothing was changed: ", st.message()));
+  };
+  if (absl::Status st = storage::Store::Restore(backup_dir, staged); !st.ok()) return refuse(st);
+  siper::v1::RestoreResponse response;
+  // The copy is checked with its own Store, closed before it is swapped in or removed.
+  absl::Status checked = [&]() -> absl::Status {
+    storage::StoreOptions options;
+    options.sync_writes = config_.sync_writes;
+    SIPER_ASSIGN_OR_RETURN(std::unique_ptr<storage::Store> check,
+                           storage::Store::Open(staged, options));
+    SIPER_ASSIGN_OR_RETURN(storage::VerifyReport report, check->Verify());
+    if (!report.ok) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("its hash chain does not verify: ", report.message));
+    }
+    SIPER_ASSIGN_OR_RETURN(storage::ChainHead head, check->GetChainHead());
+    response.set_head_length(head.length);
+    response.set_verified_records(report.chain_records);
+    response.set_events(report.events);
+    return absl::OkStatus();
+  }();
+  if (!checked.ok()) return refuse(checked);
+  // 2. Seal what the running store has, so the database kept aside ends on a seal.
+  if (absl::Status st = sealer_->SealNow(); !st.ok()) {
+    spdlog::warn("restore: the running chain could not be sealed first: {}", st.ToString());
+  }
+  // 3. Pause: agents' new batches are refused (they keep them and resend). Batches
+  // already taken are written before the swap or, if they wait for it, into the restored
+  // store, and acknowledged only once durable there: nothing taken is lost.
+  const absl::Time pause_start = absl::Now();
+  agent_service_->SetRestoring(true);
+  Metrics().ingest_paused.Set(1);
+  (void)agent_service_->registry().Flush();
+  absl::Status swapped = store_->ReplaceWith(staged, keep_as, /*wait_ms=*/60000);
+  agent_service_->registry().Discard();  // entries of the replaced registry
+  if (!swapped.ok()) {
+    agent_service_->SetRestoring(false);
+    Metrics().ingest_paused.Set(health_->gate()->paused() ? 1 : 0);
+    return refuse(swapped);
+  }
+  // 4. Everything that holds store state reloads from the restored store.
+  std::vector<std::string> reload_errors;
+  if (absl::Status st = incident_service_->ReloadFromStore(); !st.ok())
+    reload_errors.push_back(absl::StrCat("incidents: ", st.message()));
+  if (absl::Status st = ioc_feeds_->Load(); !st.ok())
+    reload_errors.push_back(absl::StrCat("ioc feeds: ", st.message()));
+  if (absl::Status st = sealer_->Reload(); !st.ok())
+    reload_errors.push_back(absl::StrCat("seals: ", st.message()));
+  agent_service_->SetRestoring(false);
+  Metrics().ingest_paused.Set(health_->gate()->paused() ? 1 : 0);
+  response.set_paused_ms(absl::ToInt64Milliseconds(absl::Now() - pause_start));
+  if (absl::Status st = sealer_->SealNow(); !st.ok())
+    reload_errors.push_back(absl::StrCat("seal: ", st.message()));
+  response.set_dir(backup_dir.string());
+  response.set_previous_dir(keep_as.string());
+  response.set_took_ms(absl::ToInt64Milliseconds(absl::Now() - start));
+  absl::Status audited = incident_service_->RecordAudit(actor, "store.restore", backup_dir.string(),
+                                                        {{"previous_dir", keep_as.string()},
+                                                         {"head_length", response.head_length()},
+                                                         {"paused_ms", response.paused_ms()}});
+  if (!audited.ok()) reload_errors.push_back(absl::StrCat("audit: ", audited.message()));
+  spdlog::warn(
+      "{} restored the store from {} (chain length {}); the previous database is kept in "
+      "{}; ingest paused {} ms",
+      actor, backup_dir.string(), response.head_length(), keep_as.string(), response.paused_ms());
+  if (!reload_errors.empty()) {
+    const std::string joined = absl::StrJoin(reload_errors, "; ");
+    spdlog::error("restore: the store is restored but reloading failed: {}", joined);
+    return absl::InternalError(
+        absl::StrCat("the store was restored from ", backup_dir.string(), " (previous database in ",
+                     keep_as.string(), ") but reloading failed: ", joined, "; restart the server"));
+  }
+  return response;
+}
+
 absl::StatusOr<std::unique_ptr<SiperServer>> SiperServer::Start(const ServerConfig& config) {
   std::unique_ptr<SiperServer> s(new SiperServer());
   s->config_ = config;
@@ -174,6 +277,10 @@ absl::StatusOr<std::unique_ptr<SiperServer>> SiperServer::Start(const ServerConf
   s->analyst_service_->SetIocFeeds(s->ioc_feeds_.get());
   s->analyst_service_->SetRulesReloader(
       [server = s.get()](const std::string& actor) { return server->ReloadRules(actor); });
+  s->analyst_service_->SetRestorer(
+      [server = s.get()](const std::string& actor, const std::filesystem::path& dir) {
+        return server->RestoreBackup(actor, dir);
+      });
 
   // One TLS port. Client certificates are requested and, when presented,
   // verified against our CA (a certificate from any other CA fails the
@@ -223,6 +330,7 @@ void SiperServer::Shutdown() {
     grpc_server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
   if (health_) health_->Stop();
   if (ingest_) ingest_->Stop();
+  if (agent_service_) agent_service_->registry().Stop();  // writes the last last-seen updates
   if (incident_service_) incident_service_->Stop();
   if (maintenance_) maintenance_->Stop();
   if (sealer_) sealer_->Stop();  // seals the final head

@@ -46,6 +46,15 @@ class SiperServer {
   // (file:line) and the running set kept. `actor` is audited. Thread-safe.
   absl::StatusOr<siper::v1::ReloadRulesResponse> ReloadRules(const std::string& actor);
 
+  // Online restore of a backup (siperctl restore; server/README.md "Backup and restore"):
+  // copies `backup_dir` beside the database, checks the copy (opens, schema, chain
+  // verifies), pauses agent batches, swaps the database directory (the previous one is
+  // kept as db.before-restore-TIME), reloads what holds store state (chain head, incidents
+  // and audit trail, IOC set, seals) and resumes. A bad backup changes nothing.
+  // `actor` is audited. One restore (or rule reload) at a time.
+  absl::StatusOr<siper::v1::RestoreResponse> RestoreBackup(const std::string& actor,
+                                                           const std::filesystem::path& backup_dir);
+
  private:
   SiperServer() = default;
 
@@ -59,7 +68,7 @@ class SiperServer {
   std::unique_ptr<rules::LiveRuleSet> live_rules_;
   std::unique_ptr<rules::LiveIocSet> live_ioc_;
   std::unique_ptr<IocFeeds> ioc_feeds_;
-  std::mutex reload_mu_;  // one reload at a time
+  std::mutex reload_mu_;  // one reload or restore at a time
   std::unique_ptr<IngestPipeline> ingest_;
   std::unique_ptr<ServerHealth> health_;  // detectors, health events, metrics port
   std::unique_ptr<AgentServiceImpl> agent_service_;

@@ -490,8 +490,8 @@ int Run(const Options& o) {
   std::unique_ptr<testing::ChildProcess> perf;
   if (!o.perf.empty()) {
     perf = std::make_unique<testing::ChildProcess>(
-        std::vector<std::string>{"perf", "record", "-g", "-F", "499", "-o", o.perf, "-p",
-                                 std::to_string(server.pid())},
+        std::vector<std::string>{"/usr/bin/perf", "record", "-e", "cpu-clock", "-g", "-F", "499",
+                                 "-o", o.perf, "-p", std::to_string(server.pid())},
         work / "perf.out");
   }
   for (int64_t now = NowNs(); now < window_end; now = NowNs()) {

@@ -49,6 +49,7 @@ absl::Status CheckFeedName(std::string_view name) {
 
 absl::StatusOr<IocFeedDiff> Store::ReplaceIocFeed(const siper::v1::IocFeedInfo& info,
                                                   const std::vector<siper::v1::IocEntry>& entries) {
+  const auto guard = Shared();
   SIPER_RETURN_IF_ERROR(CheckFeedName(info.name()));
   std::lock_guard<std::mutex> lock(impl_->ioc_mu());
   // The new list by key (a repeat keeps the last).
@@ -101,6 +102,7 @@ absl::StatusOr<IocFeedDiff> Store::ReplaceIocFeed(const siper::v1::IocFeedInfo& 
 }
 
 absl::StatusOr<uint64_t> Store::RemoveIocFeed(std::string_view name) {
+  const auto guard = Shared();
   SIPER_RETURN_IF_ERROR(CheckFeedName(name));
   std::lock_guard<std::mutex> lock(impl_->ioc_mu());
   SIPER_ASSIGN_OR_RETURN(std::optional<std::string> feed,
@@ -129,6 +131,7 @@ absl::StatusOr<uint64_t> Store::RemoveIocFeed(std::string_view name) {
 
 absl::Status Store::ListIocFeeds(
     const std::function<bool(const siper::v1::IocFeedInfo&)>& sink) const {
+  const auto guard = Shared();
   return impl_->Scan(
       internal::kIocFeeds, KeyRange{}, /*reverse=*/false, nullptr,
       [&](std::string_view key, std::string_view value) -> absl::StatusOr<bool> {
@@ -141,6 +144,7 @@ absl::Status Store::ListIocFeeds(
 absl::Status Store::ListIocEntries(
     std::string_view feed,
     const std::function<bool(std::string_view feed, const siper::v1::IocEntry&)>& sink) const {
+  const auto guard = Shared();
   KeyRange range;
   if (!feed.empty()) {
     range.lower = keys::IocFeedPrefix(feed);

@@ -1,8 +1,14 @@
 #include "server/storage/store.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <map>
@@ -1015,6 +1021,88 @@ absl::StatusOr<uint64_t> Store::Impl::LastSeq(std::string_view agent_id) const {
 Store::Store(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Store::~Store() = default;
 
+namespace {
+
+// Makes renames in `dir` durable.
+void SyncDirectory(const std::filesystem::path& dir) {
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return;
+  (void)::fsync(fd);
+  ::close(fd);
+}
+
+}  // namespace
+
+std::filesystem::path Store::dir() const {
+  const auto guard = Shared();
+  return impl_->dir();
+}
+
+absl::Status Store::ReplaceWith(const std::filesystem::path& staged_dir,
+                                const std::filesystem::path& keep_as, int64_t wait_ms) {
+  namespace fs = std::filesystem;
+  std::unique_lock<std::shared_timed_mutex> lock(swap_mu_, std::defer_lock);
+  if (!lock.try_lock_for(std::chrono::milliseconds(wait_ms))) {
+    return absl::UnavailableError(
+        absl::StrCat("storage: calls still running after ", wait_ms,
+                     " ms (long searches or exports?); nothing was changed, try again"));
+  }
+  const fs::path dir = impl_->dir();
+  const StoreOptions options = impl_->options();
+  std::error_code ec;
+  if (fs::exists(keep_as, ec)) {
+    return absl::AlreadyExistsError(
+        absl::StrCat("storage: ", keep_as.string(), " exists; nothing was changed"));
+  }
+  if (!fs::exists(staged_dir / "CURRENT", ec)) {
+    return absl::NotFoundError(
+        absl::StrCat("storage: ", staged_dir.string(), " holds no store; nothing was changed"));
+  }
+  // Reopens the store that was open; without it every later call would fail, so a
+  // failure here ends the process (the WAL holds every acknowledged write, and a restart
+  // opens the directory that is in place).
+  auto reopen_old = [&] {
+    auto old = std::make_unique<Impl>(dir, options);
+    if (absl::Status st = old->Open(); !st.ok()) {
+      std::fprintf(stderr, "storage: cannot reopen %s after a failed restore: %s\n", dir.c_str(),
+                   st.ToString().c_str());
+      std::abort();
+    }
+    impl_ = std::move(old);
+  };
+  impl_.reset();  // closes RocksDB; the WAL and memtables are flushed or kept on disk
+  fs::rename(dir, keep_as, ec);
+  if (ec) {
+    reopen_old();
+    return absl::UnavailableError(absl::StrCat("storage: cannot move ", dir.string(), " to ",
+                                               keep_as.string(), ": ", ec.message(),
+                                               "; nothing was changed"));
+  }
+  fs::rename(staged_dir, dir, ec);
+  if (ec) {
+    std::error_code back;
+    fs::rename(keep_as, dir, back);
+    reopen_old();
+    return absl::UnavailableError(absl::StrCat("storage: cannot move ", staged_dir.string(), " to ",
+                                               dir.string(), ": ", ec.message(),
+                                               "; nothing was changed"));
+  }
+  SyncDirectory(dir.parent_path());
+  auto next = std::make_unique<Impl>(dir, options);
+  if (absl::Status st = next->Open(); !st.ok()) {
+    next.reset();
+    std::error_code back;
+    fs::rename(dir, staged_dir, back);
+    if (!back) fs::rename(keep_as, dir, back);
+    SyncDirectory(dir.parent_path());
+    reopen_old();
+    return absl::Status(st.code(), absl::StrCat("storage: the restored store does not open (",
+                                                st.message(), "); the previous one is back"));
+  }
+  impl_ = std::move(next);
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::filesystem::path& dir,
                                                    const StoreOptions& options) {
   auto impl = std::make_unique<Impl>(dir, options);
@@ -1024,23 +1112,30 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::filesystem::path& 
 
 absl::StatusOr<WriteResult> Store::Write(std::string_view agent_id,
                                          std::vector<EventRecord>& records) {
+  const auto guard = Shared();
   return impl_->Write(agent_id, records);
 }
 
-int64_t Store::ReceiptTime() { return impl_->NextServerTime(); }
+int64_t Store::ReceiptTime() {
+  const auto guard = Shared();
+  return impl_->NextServerTime();
+}
 
 absl::Status Store::SearchEvents(const EventQuery& q,
                                  const std::function<bool(const siper::v1::Event&)>& sink) const {
+  const auto guard = Shared();
   return impl_->SearchEvents(q, sink);
 }
 
 absl::Status Store::ListAlerts(const AlertQuery& q,
                                const std::function<bool(const siper::v1::Alert&)>& sink) const {
+  const auto guard = Shared();
   return impl_->ListAlerts(q, sink);
 }
 
 absl::StatusOr<std::optional<siper::v1::Event>> Store::GetEvent(std::string_view agent_id,
                                                                 uint64_t seq) const {
+  const auto guard = Shared();
   SIPER_ASSIGN_OR_RETURN(std::optional<uint32_t> agent_num, impl_->FindAgentNum(agent_id));
   if (!agent_num.has_value()) return std::nullopt;
   const std::string seq_key = keys::EventSeqKey(*agent_num, seq);
@@ -1065,6 +1160,7 @@ absl::StatusOr<std::optional<FieldCount>> Store::CountIndexedField(
 }
 
 absl::StatusOr<std::string> Store::EventCursor(const siper::v1::Event& event) const {
+  const auto guard = Shared();
   SIPER_ASSIGN_OR_RETURN(std::optional<uint32_t> agent_num, impl_->FindAgentNum(event.agent_id()));
   if (!agent_num.has_value()) {
     return absl::NotFoundError(
@@ -1074,6 +1170,7 @@ absl::StatusOr<std::string> Store::EventCursor(const siper::v1::Event& event) co
 }
 
 absl::StatusOr<std::optional<siper::v1::Alert>> Store::GetAlert(std::string_view alert_id) const {
+  const auto guard = Shared();
   std::optional<std::string> key = keycodec::FromHex(alert_id);
   if (!key.has_value() || key->size() != keys::kAlertKeySize) {
     return absl::InvalidArgumentError(
@@ -1087,16 +1184,53 @@ absl::StatusOr<std::optional<siper::v1::Alert>> Store::GetAlert(std::string_view
 }
 
 absl::Status Store::PutAgent(const siper::v1::AgentInfo& agent) {
+  const auto guard = Shared();
   if (agent.agent_id().empty()) {
     return absl::InvalidArgumentError("storage: PutAgent needs an agent_id");
   }
+  std::lock_guard<std::mutex> lock(impl_->agents_mu());
   return FromRocks(impl_->db()->Put(impl_->WriteOpts(), impl_->cf(kAgents), agent.agent_id(),
                                     agent.SerializeAsString()),
                    absl::StrCat("write agent '", agent.agent_id(), "'"));
 }
 
+absl::StatusOr<size_t> Store::UpdateAgents(const std::vector<siper::v1::AgentInfo>& agents,
+                                           bool sync) {
+  const auto guard = Shared();
+  std::lock_guard<std::mutex> lock(impl_->agents_mu());
+  rocksdb::WriteBatch batch;
+  size_t written = 0;
+  for (const siper::v1::AgentInfo& agent : agents) {
+    if (agent.agent_id().empty()) {
+      return absl::InvalidArgumentError("storage: UpdateAgents needs an agent_id");
+    }
+    SIPER_ASSIGN_OR_RETURN(std::optional<std::string> stored,
+                           impl_->Get(kAgents, agent.agent_id(), nullptr));
+    if (!stored.has_value()) continue;  // removed (or a restored store without it)
+    siper::v1::AgentInfo current;
+    SIPER_RETURN_IF_ERROR(ParseValue(*stored, kCfNames[kAgents], agent.agent_id(), &current));
+    std::string value;
+    if (current.revoked() && !agent.revoked()) {
+      siper::v1::AgentInfo copy = agent;
+      copy.set_revoked(true);
+      value = copy.SerializeAsString();
+    } else {
+      value = agent.SerializeAsString();
+    }
+    SIPER_RETURN_IF_ERROR(
+        FromRocks(batch.Put(impl_->cf(kAgents), agent.agent_id(), value), "batch agent update"));
+    ++written;
+  }
+  if (written == 0) return written;
+  rocksdb::WriteOptions wo;
+  wo.sync = sync;
+  SIPER_RETURN_IF_ERROR(FromRocks(impl_->db()->Write(wo, &batch), "write agent registry"));
+  return written;
+}
+
 absl::StatusOr<std::optional<siper::v1::AgentInfo>> Store::GetAgent(
     std::string_view agent_id) const {
+  const auto guard = Shared();
   SIPER_ASSIGN_OR_RETURN(std::optional<std::string> v, impl_->Get(kAgents, agent_id, nullptr));
   if (!v.has_value()) return std::nullopt;
   siper::v1::AgentInfo a;
@@ -1105,6 +1239,7 @@ absl::StatusOr<std::optional<siper::v1::AgentInfo>> Store::GetAgent(
 }
 
 absl::Status Store::ListAgents(const std::function<bool(const siper::v1::AgentInfo&)>& sink) const {
+  const auto guard = Shared();
   return impl_->Scan(kAgents, KeyRange{}, /*reverse=*/false, nullptr,
                      [&](std::string_view key, std::string_view value) -> absl::StatusOr<bool> {
                        siper::v1::AgentInfo a;
@@ -1114,6 +1249,7 @@ absl::Status Store::ListAgents(const std::function<bool(const siper::v1::AgentIn
 }
 
 absl::Status Store::PutToken(std::string_view token_hash, int64_t expires_ns) {
+  const auto guard = Shared();
   if (token_hash.empty()) return absl::InvalidArgumentError("storage: empty token hash");
   std::lock_guard<std::mutex> lock(impl_->token_mu());
   SIPER_ASSIGN_OR_RETURN(std::optional<std::string> existing,
@@ -1130,6 +1266,7 @@ absl::Status Store::PutToken(std::string_view token_hash, int64_t expires_ns) {
 }
 
 absl::Status Store::ConsumeToken(std::string_view token_hash, int64_t now_ns) {
+  const auto guard = Shared();
   std::lock_guard<std::mutex> lock(impl_->token_mu());
   SIPER_ASSIGN_OR_RETURN(std::optional<std::string> v, impl_->Get(kTokens, token_hash, nullptr));
   if (!v.has_value()) return absl::NotFoundError("unknown token");
@@ -1144,6 +1281,7 @@ absl::Status Store::ConsumeToken(std::string_view token_hash, int64_t now_ns) {
 }
 
 absl::Status Store::PutIncidents(const IncidentWrite& write) {
+  const auto guard = Shared();
   rocksdb::WriteBatch batch;
   std::lock_guard<std::mutex> lock(impl_->incident_mu());
   for (const auto& [seq, json] : write.audit) {
@@ -1186,11 +1324,13 @@ absl::Status Store::PutIncidents(const IncidentWrite& write) {
 }
 
 absl::StatusOr<std::optional<std::string>> Store::GetIncident(std::string_view id) const {
+  const auto guard = Shared();
   return impl_->Get(kIncidents, id, nullptr);
 }
 
 absl::Status Store::ListIncidents(
     const std::function<bool(std::string_view id, std::string_view json)>& sink) const {
+  const auto guard = Shared();
   return impl_->Scan(kIncidents, KeyRange{}, /*reverse=*/false, nullptr,
                      [&](std::string_view key, std::string_view value) -> absl::StatusOr<bool> {
                        return sink(key, value);
@@ -1217,6 +1357,7 @@ absl::Status Store::ListIncidentItems(
 
 absl::Status Store::ListAudit(
     uint64_t from_seq, const std::function<bool(uint64_t seq, std::string_view json)>& sink) const {
+  const auto guard = Shared();
   KeyRange range;
   keycodec::AppendUint64(&range.lower, from_seq);
   return impl_->Scan(
@@ -1231,6 +1372,7 @@ absl::Status Store::ListAudit(
 
 absl::StatusOr<std::optional<siper::v1::Event>> Store::GetFileState(std::string_view agent_id,
                                                                     std::string_view path) const {
+  const auto guard = Shared();
   SIPER_ASSIGN_OR_RETURN(std::optional<uint32_t> agent_num, impl_->FindAgentNum(agent_id));
   if (!agent_num.has_value()) return std::nullopt;
   const std::string key = keys::FileKey(*agent_num, path);
@@ -1243,6 +1385,7 @@ absl::StatusOr<std::optional<siper::v1::Event>> Store::GetFileState(std::string_
 
 absl::Status Store::ListFiles(std::string_view agent_id,
                               const std::function<bool(const siper::v1::Event&)>& sink) const {
+  const auto guard = Shared();
   SIPER_ASSIGN_OR_RETURN(std::optional<uint32_t> agent_num, impl_->FindAgentNum(agent_id));
   if (!agent_num.has_value()) return absl::OkStatus();
   const std::string prefix = keys::AgentPrefix(*agent_num);
@@ -1257,6 +1400,7 @@ absl::Status Store::ListFiles(std::string_view agent_id,
 
 absl::Status Store::FindFilesByHash(
     std::string_view sha256, const std::function<bool(const siper::v1::Event&)>& sink) const {
+  const auto guard = Shared();
   if (sha256.empty()) return absl::InvalidArgumentError("storage: empty file hash");
   const std::string prefix = keys::FileByHashKey(sha256, "");
   ScopedSnapshot snapshot(impl_->db());
@@ -1277,17 +1421,23 @@ absl::Status Store::FindFilesByHash(
 }
 
 absl::StatusOr<uint64_t> Store::LastSeq(std::string_view agent_id) const {
+  const auto guard = Shared();
   return impl_->LastSeq(agent_id);
 }
 
 absl::StatusOr<RetentionResult> Store::ApplyRetention(const RetentionOptions& options,
                                                       int64_t now_ns) {
+  const auto guard = Shared();
   return impl_->ApplyRetention(options, now_ns);
 }
 
-absl::Status Store::Backup(const std::filesystem::path& dir) const { return impl_->Backup(dir); }
+absl::Status Store::Backup(const std::filesystem::path& dir) const {
+  const auto guard = Shared();
+  return impl_->Backup(dir);
+}
 
 absl::Status Store::Compact() {
+  const auto guard = Shared();
   rocksdb::CompactRangeOptions options;
   options.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
   for (size_t cf = 0; cf < internal::kNumCfs; ++cf) {
@@ -1299,15 +1449,23 @@ absl::Status Store::Compact() {
   return absl::OkStatus();
 }
 
-absl::StatusOr<ChainHead> Store::GetChainHead() const { return impl_->GetChainHead(); }
+absl::StatusOr<ChainHead> Store::GetChainHead() const {
+  const auto guard = Shared();
+  return impl_->GetChainHead();
+}
 
-absl::Status Store::PutChainSeal(const ChainSeal& seal) { return impl_->PutChainSeal(seal); }
+absl::Status Store::PutChainSeal(const ChainSeal& seal) {
+  const auto guard = Shared();
+  return impl_->PutChainSeal(seal);
+}
 
 absl::Status Store::ListChainSeals(const std::function<bool(const ChainSeal&)>& sink) const {
+  const auto guard = Shared();
   return impl_->ListChainSeals(sink);
 }
 
 absl::StatusOr<VerifyReport> Store::Verify(int64_t since_ns) const {
+  const auto guard = Shared();
   return impl_->Verify(since_ns);
 }
 

@@ -14,6 +14,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <shared_mutex>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -245,6 +246,11 @@ class Store {
   // Creates or replaces the agent's registry entry (keyed by agent.agent_id).
   absl::Status PutAgent(const siper::v1::AgentInfo& agent);
   absl::StatusOr<std::optional<siper::v1::AgentInfo>> GetAgent(std::string_view agent_id) const;
+  // Updates existing registry entries in one write batch (WAL written; synced only when
+  // `sync`): entries no longer stored are skipped (never re-created), and an entry stored
+  // as revoked stays revoked. For the agent streams' coalesced last-seen updates; a
+  // concurrent PutAgent (revocation) is never undone. Returns the number written.
+  absl::StatusOr<size_t> UpdateAgents(const std::vector<siper::v1::AgentInfo>& agents, bool sync);
   // All agents, ordered by agent_id.
   absl::Status ListAgents(const std::function<bool(const siper::v1::AgentInfo&)>& sink) const;
 
@@ -323,6 +329,19 @@ class Store {
   static absl::Status Restore(const std::filesystem::path& backup_dir,
                               const std::filesystem::path& data_dir);
 
+  // Online restore, the swap itself. `staged_dir` holds a store prepared by Restore (and
+  // checked by the caller: opens, verifies) on the same file system as this store.
+  // Waits up to `wait_ms` for every running call of this store to end (new calls wait),
+  // closes RocksDB, renames this store's directory to `keep_as` (which must not exist:
+  // nothing is deleted), renames `staged_dir` into its place and opens it. If the new
+  // store does not open, the directories are renamed back and the old store reopened.
+  // Calls that were waiting then run on the store that is open. Unavailable if the wait
+  // times out (nothing changed).
+  absl::Status ReplaceWith(const std::filesystem::path& staged_dir,
+                           const std::filesystem::path& keep_as, int64_t wait_ms);
+  // The directory this store was opened in.
+  std::filesystem::path dir() const;
+
   // Compacts every column family down to the bottom level (forced), so that
   // range tombstones and overwritten values are gone and the bottom level's
   // compression applies: for measuring size on disk (bench/loadgen) and for
@@ -350,6 +369,11 @@ class Store {
 
  private:
   explicit Store(std::unique_ptr<Impl> impl);
+  // Every call holds this shared; ReplaceWith holds it exclusively while it swaps impl_.
+  std::shared_lock<std::shared_timed_mutex> Shared() const {
+    return std::shared_lock<std::shared_timed_mutex>(swap_mu_);
+  }
+  mutable std::shared_timed_mutex swap_mu_;
   std::unique_ptr<Impl> impl_;
 };
 

@@ -146,6 +146,7 @@ class Store::Impl {
   rocksdb::DB* db() const { return db_; }
   rocksdb::ColumnFamilyHandle* cf(Cf which) const { return handles_[which]; }
   const std::filesystem::path& dir() const { return dir_; }
+  const StoreOptions& options() const { return options_; }
 
   rocksdb::WriteOptions WriteOpts() const {
     rocksdb::WriteOptions wo;
@@ -219,6 +220,7 @@ class Store::Impl {
   std::mutex& token_mu() { return token_mu_; }
   std::mutex& incident_mu() { return incident_mu_; }
   std::mutex& ioc_mu() { return ioc_mu_; }
+  std::mutex& agents_mu() { return agents_mu_; }
 
  private:
   // Reads the event an index entry points at; DataLoss when it is missing.
@@ -243,7 +245,8 @@ class Store::Impl {
   std::array<std::mutex, internal::kWriteLockShards> write_mu_;
   std::mutex token_mu_;
   std::mutex incident_mu_;
-  std::mutex ioc_mu_;  // one feed import or removal at a time
+  std::mutex ioc_mu_;     // one feed import or removal at a time
+  std::mutex agents_mu_;  // PutAgent and UpdateAgents: a revocation is never overwritten
   std::mutex retention_mu_;
   // Lowest seq each agent stored since the running retention took its
   // snapshot (see ApplyRetention).

@@ -86,6 +86,28 @@ TEST(TextTest, ControlCharactersAreEscaped) {
   EXPECT_EQ(ToValidUtf8("İstanbul"), "İstanbul");
 }
 
+// The eight-byte ASCII fast path must not skip an invalid byte at any offset.
+TEST(TextTest, ValidUtf8CheckAtEveryOffset) {
+  for (size_t at = 0; at < 20; ++at) {
+    std::string text(20, 'a');
+    EXPECT_TRUE(IsValidUtf8(text));
+    text[at] = '\xff';
+    EXPECT_FALSE(IsValidUtf8(text)) << at;
+    std::string fixed = text;
+    MakeValidUtf8(&fixed);
+    EXPECT_EQ(fixed, ToValidUtf8(text));
+    EXPECT_EQ(fixed.substr(at, 3), "\xEF\xBF\xBD") << at;
+    EXPECT_TRUE(IsValidUtf8(fixed));
+  }
+  EXPECT_TRUE(IsValidUtf8("0123456789 Türkçe ğüşiöç 0123456789"));
+  EXPECT_FALSE(IsValidUtf8("01234567\xc0\xaf"));        // overlong '/'
+  EXPECT_FALSE(IsValidUtf8("0123456789\xed\xa0\x80"));  // surrogate
+  std::string valid = "already valid İstanbul";
+  const char* data = valid.data();
+  MakeValidUtf8(&valid);
+  EXPECT_EQ(valid.data(), data);  // not copied
+}
+
 TEST(FilesTest, AtomicWriteSetsModeAndReplaces) {
   char tmpl[] = "/tmp/siper-files-XXXXXX";
   std::filesystem::path dir = mkdtemp(tmpl);

@@ -8,6 +8,7 @@
 // The disk test drives free space through the documented test knob `disk_probe_file` (the
 // server reads "FREE_BYTES" from that file instead of statvfs): filling a real disk on a
 // shared machine is neither safe nor repeatable. Everything else in the path is real.
+#include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
 #include <signal.h>
@@ -20,6 +21,7 @@
 #include <thread>
 
 #include "common/files.h"
+#include "siper/v1/agent_service.grpc.pb.h"
 #include "tests/e2e/harness.h"
 #include "tests/e2e/process.h"
 
@@ -41,6 +43,31 @@ bool Eventually(const std::function<bool()>& done, int seconds) {
     std::this_thread::sleep_for(std::chrono::milliseconds(250));
   }
   return done();
+}
+
+// Sends raw bytes on AgentService.Stream with the given TLS identity and returns how the
+// server ended the stream.
+grpc::Status RawStream(const std::string& address, const grpc::SslCredentialsOptions& tls,
+                       const std::string& bytes) {
+  grpc::ChannelArguments args;
+  args.SetMaxSendMessageSize(64 << 20);
+  auto channel = grpc::CreateCustomChannel(address, grpc::SslCredentials(tls), args);
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  std::unique_ptr<grpc::ClientReaderWriter<grpc::ByteBuffer, grpc::ByteBuffer>> stream(
+      grpc::internal::ClientReaderWriterFactory<grpc::ByteBuffer, grpc::ByteBuffer>::Create(
+          channel.get(),
+          grpc::internal::RpcMethod("/siper.v1.AgentService/Stream",
+                                    grpc::internal::RpcMethod::BIDI_STREAMING),
+          &context));
+  grpc::Slice slice(bytes);
+  grpc::ByteBuffer buffer(&slice, 1);
+  stream->Write(buffer);
+  stream->WritesDone();
+  grpc::ByteBuffer reply;
+  while (stream->Read(&reply)) {
+  }
+  return stream->Finish();
 }
 
 class HealthEndToEnd : public ::testing::Test {
@@ -237,6 +264,79 @@ TEST_F(HealthEndToEnd, KilledAgentRaisesOneSilentAlertThenComesBackAndMetricsMov
   EXPECT_EQ(Alerts(kAgentSilentRule).size(), 1u);
   const std::string later = Scrape();
   EXPECT_GE(Sample(later, "siper_health_events_total"), 2);
+}
+
+// Every way the agent service refuses a message or a stream is a counter by reason on the
+// metrics port, and only that reason's counter moves.
+TEST_F(HealthEndToEnd, RefusedBatchesAndStreamsAreCountedByReason) {
+  ASSERT_NO_FATAL_FAILURE(StartServer("metrics_listen: 127.0.0.1:0\n"));
+  ASSERT_NO_FATAL_FAILURE(EnrollAgent());
+  grpc::SslCredentialsOptions agent_tls;
+  agent_tls.pem_root_certs = ReadFile(Pki("ca.pem")).value();
+  agent_tls.pem_private_key = ReadFile(agent_state_ / "agent.key").value();
+  agent_tls.pem_cert_chain = ReadFile(agent_state_ / "agent.pem").value();
+  const std::vector<std::string> reasons = {"too_large",   "foreign_agent_id", "no_seq",
+                                            "malformed",   "disk_low",         "restoring",
+                                            "store_failed"};
+  auto batches = [&](const std::string& text, const std::string& reason) {
+    return Sample(text, "siper_batches_rejected_total{reason=\"" + reason + "\"}");
+  };
+  const std::string before = Scrape();
+  for (const std::string& reason : reasons) {
+    EXPECT_EQ(batches(before, reason), 0) << reason << "\n" << before;
+  }
+
+  // Not an AgentMessage (a length-delimited field cut short), and an empty message.
+  EXPECT_EQ(RawStream(address_, agent_tls, std::string("\x12\x40garbage", 9)).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(RawStream(address_, agent_tls, "").error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  // More events than a batch may hold: counted with its events.
+  siper::v1::AgentMessage many;
+  for (int i = 1; i <= 10001; ++i) {
+    siper::v1::Event* e = many.mutable_batch()->add_events();
+    e->set_seq(static_cast<uint64_t>(i));
+    e->mutable_log()->set_line("x");
+  }
+  EXPECT_EQ(RawStream(address_, agent_tls, many.SerializeAsString()).error_code(),
+            grpc::StatusCode::RESOURCE_EXHAUSTED);
+  // An event claiming another agent, and one without a seq.
+  siper::v1::AgentMessage foreign;
+  siper::v1::Event* f = foreign.mutable_batch()->add_events();
+  f->set_seq(1);
+  f->set_agent_id("agt-someoneelse");
+  f->mutable_log()->set_line("forged");
+  EXPECT_EQ(RawStream(address_, agent_tls, foreign.SerializeAsString()).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  siper::v1::AgentMessage no_seq;
+  no_seq.mutable_batch()->add_events()->mutable_log()->set_line("no seq");
+  EXPECT_EQ(RawStream(address_, agent_tls, no_seq.SerializeAsString()).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  // A stream with the admin's certificate (not an agent): refused before any batch.
+  grpc::SslCredentialsOptions admin_tls;
+  admin_tls.pem_root_certs = agent_tls.pem_root_certs;
+  admin_tls.pem_private_key = ReadFile(Pki("admin.key")).value();
+  admin_tls.pem_cert_chain = ReadFile(Pki("admin.pem")).value();
+  EXPECT_EQ(RawStream(address_, admin_tls, foreign.SerializeAsString()).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  // A revoked agent's next stream.
+  ASSERT_EQ(Ctl({"agents", "revoke", agent_id_}).exit_code, 0);
+  EXPECT_EQ(RawStream(address_, agent_tls, no_seq.SerializeAsString()).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  ASSERT_TRUE(server_->Running()) << ServerOutput();
+
+  const std::string after = Scrape();
+  EXPECT_EQ(batches(after, "malformed"), 2) << after;
+  EXPECT_EQ(batches(after, "too_large"), 1) << after;
+  EXPECT_EQ(Sample(after, "siper_events_rejected_total{reason=\"too_large\"}"), 10001) << after;
+  EXPECT_EQ(batches(after, "foreign_agent_id"), 1) << after;
+  EXPECT_EQ(batches(after, "no_seq"), 1) << after;
+  EXPECT_EQ(batches(after, "disk_low"), 0) << after;
+  EXPECT_EQ(batches(after, "store_failed"), 0) << after;
+  EXPECT_EQ(Sample(after, "siper_streams_rejected_total{reason=\"not_agent\"}"), 1) << after;
+  EXPECT_EQ(Sample(after, "siper_streams_rejected_total{reason=\"revoked\"}"), 1) << after;
+  EXPECT_EQ(Sample(after, "siper_streams_rejected_total{reason=\"not_registered\"}"), 0) << after;
+  EXPECT_NE(after.find("# TYPE siper_streams_rejected_total counter"), std::string::npos);
+  EXPECT_TRUE(AgentEvents().empty());  // nothing of the refused batches was stored
 }
 
 TEST_F(HealthEndToEnd, PassedUsomDeadlineRaisesOneAlertOnItsIncident) {

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -253,6 +254,125 @@ TEST_F(OpsTest, VerifyNamesChangedRemovedAndReorderedRecords) {
   }));
   json forged = Verify(1);
   EXPECT_EQ(forged.value("problem", ""), "bad seal") << forged.dump();
+}
+
+// Online restore with real processes: a backup, more events, then `siperctl restore` while
+// the agent keeps running. Bad backups (missing, not a store, tampered) are refused with a
+// clear error and change nothing; the good one is swapped in, the replaced database is kept
+// beside it with every event, the chain verifies, and the agent's later events are stored.
+TEST_F(OpsTest, OnlineRestoreSwapsTheStoreAndAgentsCarryOn) {
+  auto line = [](int i) {
+    return "Nov 28 10:00:00 web01 CRON[" + std::to_string(1000 + i) +
+           "]: pam_unix(cron:session): session opened for user root by (uid=0) #" +
+           std::to_string(i);
+  };
+  std::vector<std::string> first;
+  for (int i = 1; i <= 10; ++i) first.push_back(line(i));
+  ASSERT_NO_FATAL_FAILURE(StoreLines(first, /*keep_agent=*/true));
+  auto events = [&] {
+    CommandResult r = Ctl({"events", "search", "--limit", "0", "--json"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return ParseJsonLines(r.out);
+  };
+  auto append_and_wait = [&](int from, int to, size_t expect_total) {
+    {
+      std::ofstream out(root_ / "auth.log", std::ios::app);
+      for (int i = from; i <= to; ++i) out << line(i) << "\n";
+    }
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (events().size() < expect_total) {
+      ASSERT_LT(std::chrono::steady_clock::now(), deadline) << ServerOutput();
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+  };
+  auto kept_dirs = [&] {
+    std::vector<fs::path> kept;
+    for (const auto& entry : fs::directory_iterator(data_dir_)) {
+      if (entry.path().filename().string().rfind("db.", 0) == 0) kept.push_back(entry.path());
+    }
+    return kept;
+  };
+
+  fs::path backup = root_ / "backup";
+  ASSERT_EQ(Ctl({"backup", backup.string()}).exit_code, 0);
+  ASSERT_NO_FATAL_FAILURE(append_and_wait(11, 20, 20));
+
+  // Refused, nothing changed: a missing directory, one that is not a store, a tampered
+  // backup (one event's line edited in a copy), and a relative path.
+  CommandResult missing = Ctl({"restore", (root_ / "no-such-backup").string()});
+  EXPECT_NE(missing.exit_code, 0);
+  EXPECT_NE(missing.err.find("no-such-backup"), std::string::npos) << missing.err;
+  EXPECT_NE(missing.err.find("nothing was changed"), std::string::npos) << missing.err;
+  fs::create_directories(root_ / "not-a-backup");
+  std::ofstream(root_ / "not-a-backup" / "notes.txt") << "hello\n";
+  CommandResult not_store = Ctl({"restore", (root_ / "not-a-backup").string()});
+  EXPECT_NE(not_store.exit_code, 0);
+  EXPECT_NE(not_store.err.find("not a Siper backup"), std::string::npos) << not_store.err;
+  fs::path tampered = root_ / "tampered";
+  fs::copy(backup, tampered, fs::copy_options::recursive);
+  {
+    RawDb raw(tampered);
+    auto [k, v] = StoredEvent(raw, 5);
+    siper::v1::Event e;
+    ASSERT_TRUE(e.ParseFromString(v));
+    e.mutable_log()->set_line("Nov 28 10:00:00 web01 CRON[1]: nothing happened");
+    raw.Put("events", k, e.SerializeAsString());
+  }
+  CommandResult bad = Ctl({"restore", tampered.string()});
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.err.find("does not verify"), std::string::npos) << bad.err;
+  EXPECT_NE(bad.err.find("nothing was changed"), std::string::npos) << bad.err;
+  EXPECT_EQ(events().size(), 20u);
+  for (const fs::path& left : kept_dirs()) {  // no staging copy or kept database left behind
+    ADD_FAILURE() << "left behind: " << left;
+  }
+  ASSERT_TRUE(server_->Running()) << ServerOutput();
+
+  // The real restore, with the agent still connected.
+  CommandResult restored = Ctl({"restore", backup.string(), "--json"});
+  ASSERT_EQ(restored.exit_code, 0) << restored.out << restored.err;
+  std::vector<json> report = ParseJsonLines(restored.out);
+  ASSERT_EQ(report.size(), 1u) << restored.out;
+  const fs::path previous = report[0].value("previous_dir", "");
+  EXPECT_EQ(previous.parent_path(), data_dir_) << restored.out;
+  EXPECT_GE(report[0].value("verified_records", uint64_t{0}), 1u) << restored.out;
+  EXPECT_EQ(report[0].value("events", uint64_t{0}), 10u) << restored.out;
+
+  // The store is the backup's: ten events; the chain verifies, seals included.
+  std::vector<json> now = events();
+  EXPECT_EQ(now.size(), 10u);
+  json ok = Verify(0);
+  EXPECT_TRUE(ok.value("ok", false)) << ok.dump();
+  EXPECT_EQ(ok.value("events", 0), 10) << ok.dump();
+
+  // The agent's later events arrive in the restored store, each once.
+  ASSERT_NO_FATAL_FAILURE(append_and_wait(21, 30, 20));
+  std::multiset<uint64_t> seqs;
+  for (const json& e : events()) seqs.insert(e["seq"].get<uint64_t>());
+  EXPECT_EQ(seqs.size(), 20u);
+  for (uint64_t seq = 1; seq <= 10; ++seq) EXPECT_EQ(seqs.count(seq), 1u) << seq;
+  for (uint64_t seq = 21; seq <= 30; ++seq) EXPECT_EQ(seqs.count(seq), 1u) << seq;
+  json after = Verify(0);
+  EXPECT_TRUE(after.value("ok", false)) << after.dump();
+  EXPECT_EQ(after.value("events", 0), 20) << after.dump();
+
+  // The restore is in the audit trail, in the restored store.
+  CommandResult audit = Ctl({"audit", "list", "--json"});
+  EXPECT_NE(audit.out.find("store.restore"), std::string::npos) << audit.out << audit.err;
+
+  // Nothing was deleted: the replaced database, with all twenty events of before, is kept.
+  agent_->Signal(SIGTERM);
+  EXPECT_EQ(agent_->Wait(20000), 0);
+  agent_.reset();
+  StopServer();
+  {
+    RawDb raw(previous);
+    EXPECT_EQ(raw.All("events").size(), 20u);
+  }
+  StartServer();
+  json restarted = Verify(0);
+  EXPECT_TRUE(restarted.value("ok", false)) << restarted.dump();
+  EXPECT_EQ(restarted.value("events", 0), 20) << restarted.dump();
 }
 
 // A revoked agent's next stream is refused; a stream still open when it is

@@ -472,6 +472,57 @@ TEST_F(ChainTest, BackupIsAConsistentStoreAndRestores) {
   EXPECT_EQ(*(*copy)->LastSeq("a1"), 9u);
 }
 
+// The online swap: the store object stays, its directory is replaced by a staged restore,
+// the old one is kept; a call that waits for the swap runs on the restored store, writes
+// carry on after it and the chain verifies. A missing staging directory changes nothing.
+TEST_F(ChainTest, ReplaceWithSwapsInARestoredStoreAndKeepsTheOldOne) {
+  WriteBatches();
+  const fs::path backup = dir_ / "backup";
+  ASSERT_TRUE(store_->Backup(backup).ok());
+  MustWrite("a1", {LogRecord("a1", 10, "after backup")});
+  const fs::path db = store_->dir();
+  const fs::path kept = dir_ / "db.before";
+
+  EXPECT_EQ(store_->ReplaceWith(dir_ / "no-staging", kept, 1000).code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_FALSE(fs::exists(kept));
+  EXPECT_EQ(*store_->LastSeq("a1"), 10u);  // unchanged
+
+  const fs::path staged = dir_ / "staged";
+  ASSERT_TRUE(Store::Restore(backup, staged).ok());
+  // A reader that holds the store makes the swap wait, and a short wait gives up.
+  {
+    std::atomic<bool> reading{true};
+    std::thread reader([&] {
+      ASSERT_TRUE(store_
+                      ->SearchEvents({},
+                                     [&](const Event&) {
+                                       while (reading)
+                                         std::this_thread::sleep_for(std::chrono::milliseconds(5));
+                                       return false;
+                                     })
+                      .ok());
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    EXPECT_EQ(store_->ReplaceWith(staged, kept, 50).code(), absl::StatusCode::kUnavailable);
+    reading = false;
+    reader.join();
+  }
+  EXPECT_TRUE(fs::exists(staged));
+  ASSERT_TRUE(store_->ReplaceWith(staged, kept, 5000).ok());
+  EXPECT_FALSE(fs::exists(staged));
+  EXPECT_EQ(store_->dir(), db);
+  EXPECT_EQ(*store_->LastSeq("a1"), 9u);  // the backup's state
+  MustWrite("a1", {LogRecord("a1", 11, "after restore")});
+  auto r = store_->Verify();
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE(r->ok) << r->message;
+  EXPECT_EQ(r->events, 11u);
+  auto old = Store::Open(kept);  // nothing deleted: the replaced store has seq 10
+  ASSERT_TRUE(old.ok()) << old.status();
+  EXPECT_EQ(*(*old)->LastSeq("a1"), 10u);
+}
+
 TEST_F(ChainTest, CorruptChainHeadRefusesToOpen) {
   WriteBatches();
   Close();

@@ -441,6 +441,37 @@ TEST_F(StoreTest, AgentsPutGetList) {
   EXPECT_EQ(store_->PutAgent(AgentInfo()).code(), absl::StatusCode::kInvalidArgument);
 }
 
+// The streams' coalesced registry writes: only existing entries, a revocation stays.
+TEST_F(StoreTest, UpdateAgentsKeepsRevocationAndNeverRecreates) {
+  AgentInfo a1;
+  a1.set_agent_id("a1");
+  a1.set_revoked(true);
+  ASSERT_TRUE(store_->PutAgent(a1).ok());
+  AgentInfo a2;
+  a2.set_agent_id("a2");
+  ASSERT_TRUE(store_->PutAgent(a2).ok());
+
+  AgentInfo stale1 = a1;  // a stream's copy from before the revocation
+  stale1.set_revoked(false);
+  stale1.set_events(500);
+  AgentInfo seen2 = a2;
+  seen2.set_last_seen_ns(kT0);
+  AgentInfo gone;  // not (or no longer) in the registry
+  gone.set_agent_id("a3");
+  gone.set_events(7);
+  auto written = store_->UpdateAgents({stale1, seen2, gone}, /*sync=*/false);
+  ASSERT_TRUE(written.ok()) << written.status();
+  EXPECT_EQ(*written, 2u);
+  auto got1 = store_->GetAgent("a1");
+  ASSERT_TRUE(got1.ok() && got1->has_value());
+  EXPECT_TRUE((*got1)->revoked());
+  EXPECT_EQ((*got1)->events(), 500u);
+  EXPECT_EQ((*store_->GetAgent("a2"))->last_seen_ns(), kT0);
+  EXPECT_FALSE(store_->GetAgent("a3")->has_value());
+  EXPECT_EQ(store_->UpdateAgents({AgentInfo()}, true).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 TEST_F(StoreTest, IncidentsAndAppendOnlyAudit) {
   EXPECT_FALSE(store_->GetIncident("INC-2026-0001")->has_value());
   ASSERT_TRUE(store_
