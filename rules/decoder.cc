@@ -39,6 +39,32 @@ void EventFields::erase(std::string_view key) {
   }
 }
 
+size_t EventFields::erase_prefix(std::string_view prefix) {
+  if ((first_bytes_ & FirstByteBit(prefix)) == 0) return 0;  // no key starts like it
+  size_t removed = 0;
+  for (size_t i = 0; i < size_;) {
+    const std::string& key = entries_[i].first;
+    if (key.empty() || key[0] != prefix[0] || !key.starts_with(prefix)) {
+      ++i;
+      continue;
+    }
+    // Keep the others in their order (a removal is rare: only crafted or foreign events).
+    std::rotate(entries_.begin() + static_cast<ptrdiff_t>(i),
+                entries_.begin() + static_cast<ptrdiff_t>(i) + 1,
+                entries_.begin() + static_cast<ptrdiff_t>(size_));
+    std::rotate(hashes_.begin() + static_cast<ptrdiff_t>(i),
+                hashes_.begin() + static_cast<ptrdiff_t>(i) + 1,
+                hashes_.begin() + static_cast<ptrdiff_t>(size_));
+    --size_;
+    ++removed;
+  }
+  if (removed > 0) {
+    filter_ = 0;
+    for (size_t i = 0; i < size_; ++i) filter_ |= FilterBit(hashes_[i]);
+  }
+  return removed;
+}
+
 namespace {
 
 void Set(Event* ev, std::string_view key, std::string_view value) {

@@ -58,11 +58,18 @@ class EventFields {
     return true;
   }
   void erase(std::string_view key);
+  // Removes every field whose name starts with `prefix` (non-empty); returns how many.
+  size_t erase_prefix(std::string_view prefix);
   void clear() {
     size_ = 0;
     filter_ = 0;
+    first_bytes_ = 0;
   }
   FieldMap ToMap() const { return FieldMap(begin(), end()); }
+  // An immutable copy for the detections of this event (engine.h).
+  DetectionFields Snapshot() const {
+    return DetectionFields(std::vector<value_type>(begin(), end()));
+  }
 
   static uint64_t Hash(std::string_view key) {
     uint64_t h = 0xcbf29ce484222325ULL;
@@ -72,8 +79,12 @@ class EventFields {
 
  private:
   static uint64_t FilterBit(uint64_t h) { return uint64_t{1} << (h >> 58); }
+  static uint64_t FirstByteBit(std::string_view key) {
+    return key.empty() ? 0 : uint64_t{1} << (static_cast<unsigned char>(key[0]) & 63);
+  }
   void Append(uint64_t h, std::string_view key, std::string_view value) {
     filter_ |= FilterBit(h);
+    first_bytes_ |= FirstByteBit(key);
     if (size_ == entries_.size()) {
       // `key` or `value` may point into a short string stored inline in
       // entries_, which growing the vector moves: copy them first.
@@ -92,6 +103,7 @@ class EventFields {
   std::vector<uint64_t> hashes_;
   size_t size_ = 0;
   uint64_t filter_ = 0;  // bit (hash >> 58) set for every key added since clear()
+  uint64_t first_bytes_ = 0;  // bit (first byte & 63) of every key added since clear()
 };
 
 struct Event {
