@@ -46,7 +46,8 @@ struct StringHash {
     return static_cast<size_t>(h ^ (h >> 29));
   }
 };
-using ExactTable = std::unordered_map<std::string, std::vector<uint32_t>, StringHash, std::equal_to<>>;
+using ExactTable =
+    std::unordered_map<std::string, std::vector<uint32_t>, StringHash, std::equal_to<>>;
 
 struct FieldDatabase {
   std::string field;  // "" = the whole raw line

@@ -765,7 +765,7 @@ class MatcherState {
   Event event_;
   mutable std::string raw_;
   std::vector<std::vector<uint64_t>> field_hashes_;  // [group][database]: EventFields::Hash(field)
-  std::string route_key_;                                          // Route()'s buffer
+  std::string route_key_;                            // Route()'s buffer
   std::unordered_map<std::string, std::vector<uint32_t>> routes_;  // route key -> groups
   std::vector<uint32_t> candidates_;                               // Match()'s buffer
   std::vector<uint32_t> last_matched_;

@@ -117,7 +117,7 @@ struct RuleTestCase {
   bool must_match = true;
   InputFormat format = InputFormat::kAuto;
   std::string source;
-  FieldMap expect_fields;  // fields the matching event must carry
+  FieldMap expect_fields;         // fields the matching event must carry
   std::vector<RuleTestIoc> iocs;  // the case's IOC set; empty: none
   int yaml_line = 0;
 };

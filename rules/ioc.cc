@@ -1,8 +1,8 @@
 #include "rules/ioc.h"
 
 #include <arpa/inet.h>
-#include <unistd.h>
 #include <hs/hs.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -700,8 +700,7 @@ class LiteralCache {
     buf << in.rdbuf();
     const std::string data = buf.str();
     auto reject = [&](std::string_view what) {
-      *why = StrCat("IOC literal database cache ", path_.string(), ": ", what,
-                    "; rebuilding it");
+      *why = StrCat("IOC literal database cache ", path_.string(), ": ", what, "; rebuilding it");
       return false;
     };
     constexpr size_t kHeader = sizeof kLiteralMagic + 3 * sizeof(uint64_t);
@@ -902,7 +901,8 @@ absl::StatusOr<std::shared_ptr<const IocSet>> IocSetBuilder::Build(
     }
     hs_database_size(impl->db, &impl->db_bytes);
     if (cache.enabled()) {
-      impl->cache = impl->cache_message.empty() ? IocCacheOutcome::kStored : IocCacheOutcome::kRebuilt;
+      impl->cache =
+          impl->cache_message.empty() ? IocCacheOutcome::kStored : IocCacheOutcome::kRebuilt;
       cache.Store(impl->db);
     }
   }

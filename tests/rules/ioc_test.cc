@@ -5,7 +5,6 @@
 #include "rules/ioc.h"
 
 #include <gtest/gtest.h>
-
 #include <unistd.h>
 
 #include <algorithm>
