@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "rules/data_decoder.h"
@@ -34,10 +36,29 @@ struct CompiledCorrelation {
   std::vector<uint32_t> parents;  // correlations that use this one's alerts
 };
 
+// Hash and equality over std::string keys that also take std::string_view.
+struct StringHash {
+  using is_transparent = void;
+  // FNV-1a, inlined: the keys are short field values (a call to std::hash costs more).
+  size_t operator()(std::string_view s) const {
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (unsigned char c : s) h = (h ^ c) * 0x100000001b3ULL;
+    return static_cast<size_t>(h ^ (h >> 29));
+  }
+};
+using ExactTable =
+    std::unordered_map<std::string, std::vector<uint32_t>, StringHash, std::equal_to<>>;
+
 struct FieldDatabase {
   std::string field;  // "" = the whole raw line
+  // Patterns that only match one whole value (Sigma's plain `field: value`,
+  // `^literal\z`) are answered by one hash lookup of the value instead of a
+  // Hyperscan scan; `db` holds the other patterns (null when there are none).
   hs_database_t* db = nullptr;
-  uint32_t first_atom = 0;  // Hyperscan id i is atom first_atom + i
+  std::vector<uint32_t> db_atoms;  // Hyperscan id i is atom db_atoms[i]
+  ExactTable exact_cased;          // value -> atoms
+  ExactTable exact_caseless;       // ASCII-lower-cased value -> atoms
+  size_t exact_max_size = 0;       // the longest literal: longer values cannot match
   size_t pattern_count = 0;
 };
 

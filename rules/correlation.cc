@@ -64,13 +64,14 @@ bool CorrelationState::Suppressed(uint32_t rule, const Event& event, int64_t* co
   return false;
 }
 
-void CorrelationState::OnMatch(uint32_t rule, const Event& event, std::vector<Detection>* out) {
+void CorrelationState::OnMatch(uint32_t rule, const Event& event, LazySnapshot* fields,
+                               std::vector<Detection>* out) {
   const int64_t now = EventTime(event);
-  for (uint32_t ci : rules_->rules[rule].correlations) Feed(ci, rule, event, now, 0, out);
+  for (uint32_t ci : rules_->rules[rule].correlations) Feed(ci, rule, event, now, 0, fields, out);
 }
 
 void CorrelationState::Feed(uint32_t ci, uint32_t member, const Event& event, int64_t now,
-                            int depth, std::vector<Detection>* out) {
+                            int depth, LazySnapshot* fields, std::vector<Detection>* out) {
   const CompiledCorrelation& cc = rules_->correlations[ci];
   if (!cc.enabled || depth > 16) return;
   const CorrelationSpec& spec = cc.rule.correlation;
@@ -135,11 +136,11 @@ void CorrelationState::Feed(uint32_t ci, uint32_t member, const Event& event, in
   d.title = cc.rule.title;
   d.level = cc.rule.level;
   d.tags = cc.rule.tags;
-  d.fields = event.fields.ToMap();
+  d.fields = fields->Get();
   d.count = static_cast<uint32_t>(w.count);
   out->push_back(std::move(d));
   const uint32_t as_member = static_cast<uint32_t>(rules_->rules.size()) + ci;
-  for (uint32_t parent : cc.parents) Feed(parent, as_member, event, now, depth + 1, out);
+  for (uint32_t parent : cc.parents) Feed(parent, as_member, event, now, depth + 1, fields, out);
 }
 
 }  // namespace siper::rules

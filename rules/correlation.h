@@ -15,6 +15,25 @@
 
 namespace siper::rules {
 
+// The fields shared by every detection of one event, copied from the event
+// the first time a detection needs them (most events raise none).
+class LazySnapshot {
+ public:
+  explicit LazySnapshot(const EventFields* fields) : fields_(fields) {}
+  const DetectionFields& Get() {
+    if (!taken_) {
+      value_ = fields_->Snapshot();
+      taken_ = true;
+    }
+    return value_;
+  }
+
+ private:
+  const EventFields* fields_;
+  bool taken_ = false;
+  DetectionFields value_;
+};
+
 class CorrelationState {
  public:
   // Most open groups kept per correlation rule; beyond it the oldest expire early.
@@ -23,7 +42,8 @@ class CorrelationState {
   explicit CorrelationState(const RuleSetImpl* rules);
 
   // Feeds one match of detection rule `rule`; appends completed correlations.
-  void OnMatch(uint32_t rule, const Event& event, std::vector<Detection>* out);
+  void OnMatch(uint32_t rule, const Event& event, LazySnapshot* fields,
+               std::vector<Detection>* out);
 
   // True when a detection of `rule` for `event` falls in an open suppression window.
   bool Suppressed(uint32_t rule, const Event& event, int64_t* count_out = nullptr);
@@ -45,7 +65,7 @@ class CorrelationState {
 
   // Feeds one event of member `member` (see CompiledCorrelation::members) to correlation `ci`.
   void Feed(uint32_t ci, uint32_t member, const Event& event, int64_t now, int depth,
-            std::vector<Detection>* out);
+            LazySnapshot* fields, std::vector<Detection>* out);
   static std::string GroupKey(const std::vector<std::string>& by, const Event& event);
   void Evict(PerRule* state, int64_t now_ns, int64_t span_ns);
 

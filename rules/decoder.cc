@@ -28,6 +28,16 @@ const std::string& EventFields::at(std::string_view key) const {
   return it == end() ? *kEmpty : it->second;
 }
 
+void EventFields::Reindex(size_t slots) {
+  slots_.assign(std::max(slots, kMinSlots), 0);
+  const size_t mask = slots_.size() - 1;
+  for (size_t e = 0; e < size_; ++e) {
+    size_t i = hashes_[e] & mask;
+    while (slots_[i] != 0) i = (i + 1) & mask;
+    slots_[i] = static_cast<uint32_t>(e + 1);
+  }
+}
+
 void EventFields::erase(std::string_view key) {
   auto it = find(key);
   if (it == end()) return;
@@ -37,6 +47,30 @@ void EventFields::erase(std::string_view key) {
     std::swap(entries_[i], entries_[size_]);
     std::swap(hashes_[i], hashes_[size_]);
   }
+  Reindex(slots_.size());  // rare (decoders drop a field now and then)
+}
+
+size_t EventFields::erase_prefix(std::string_view prefix) {
+  if ((first_bytes_ & FirstByteBit(prefix)) == 0) return 0;  // no key starts like it
+  size_t removed = 0;
+  for (size_t i = 0; i < size_;) {
+    const std::string& key = entries_[i].first;
+    if (key.empty() || key[0] != prefix[0] || !key.starts_with(prefix)) {
+      ++i;
+      continue;
+    }
+    // Keep the others in their order (a removal is rare: only crafted or foreign events).
+    std::rotate(entries_.begin() + static_cast<ptrdiff_t>(i),
+                entries_.begin() + static_cast<ptrdiff_t>(i) + 1,
+                entries_.begin() + static_cast<ptrdiff_t>(size_));
+    std::rotate(hashes_.begin() + static_cast<ptrdiff_t>(i),
+                hashes_.begin() + static_cast<ptrdiff_t>(i) + 1,
+                hashes_.begin() + static_cast<ptrdiff_t>(size_));
+    --size_;
+    ++removed;
+  }
+  if (removed > 0) Reindex(slots_.size());
+  return removed;
 }
 
 namespace {
@@ -104,10 +138,17 @@ void SetOutcome(Event* ev, std::string_view action, std::string_view outcome,
 }
 
 int MonthIndex(std::string_view m) {
-  static constexpr std::string_view kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                                 "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  // The three letters as one number: 12 integer compares, not 12 string compares.
+  static constexpr char kMonths[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+  if (m.size() != 3) return 0;
+  auto pack = [](const char* p) {
+    return static_cast<uint32_t>(static_cast<unsigned char>(p[0])) << 16 |
+           static_cast<uint32_t>(static_cast<unsigned char>(p[1])) << 8 |
+           static_cast<uint32_t>(static_cast<unsigned char>(p[2]));
+  };
+  const uint32_t v = pack(m.data());
   for (int i = 0; i < 12; ++i) {
-    if (m == kMonths[i]) return i + 1;
+    if (v == pack(kMonths + 3 * i)) return i + 1;
   }
   return 0;
 }

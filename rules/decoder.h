@@ -2,6 +2,7 @@
 // attributes (product, service, category) used to route rules.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -15,9 +16,10 @@ namespace siper::rules {
 
 // Decoded fields of one event: a flat list that keeps its string buffers
 // across Clear(), so decoding a steady stream allocates next to nothing.
-// Lookup compares a key hash first; events have tens of fields, not thousands.
-// A 64-bit filter of the keys' hashes answers most lookups of an absent key
-// (the matcher asks for every field a rule group looks at) without a scan.
+// An open-addressing table of key hashes (indexes into the list, at most half
+// full) finds a key in about one probe; the matcher asks for every field a rule
+// group looks at and decoders set ~20 fields a line, so a scan of the list per
+// lookup was a visible share of the work.
 class EventFields {
  public:
   using value_type = std::pair<std::string, std::string>;
@@ -31,49 +33,64 @@ class EventFields {
   const_iterator find(std::string_view key) const { return find(key, Hash(key)); }
   // With `hash` == Hash(key), computed once by a caller that asks often.
   const_iterator find(std::string_view key, uint64_t hash) const {
-    const uint64_t h = hash;
-    if ((filter_ & FilterBit(h)) == 0) return end();
-    for (size_t i = 0; i < size_; ++i) {
-      if (hashes_[i] == h && entries_[i].first == key) return &entries_[i];
-    }
-    return end();
+    const size_t i = Slot(key, hash);
+    return slots_[i] == 0 ? end() : &entries_[slots_[i] - 1];
   }
   size_t count(std::string_view key) const { return find(key) == end() ? 0 : 1; }
   const std::string& at(std::string_view key) const;
 
   void insert_or_assign(std::string_view key, std::string_view value) {
     const uint64_t h = Hash(key);
-    for (size_t i = 0; (filter_ & FilterBit(h)) != 0 && i < size_; ++i) {
-      if (hashes_[i] == h && entries_[i].first == key) {
-        entries_[i].second.assign(value);
-        return;
-      }
+    const size_t i = Slot(key, h);
+    if (slots_[i] != 0) {
+      entries_[slots_[i] - 1].second.assign(value);
+      return;
     }
-    Append(h, key, value);
+    Append(i, h, key, value);
   }
   // Adds the field only when absent; returns whether it was added.
   bool try_emplace(std::string_view key, std::string_view value) {
-    if (find(key) != end()) return false;
-    Append(Hash(key), key, value);
+    const uint64_t h = Hash(key);
+    const size_t i = Slot(key, h);
+    if (slots_[i] != 0) return false;
+    Append(i, h, key, value);
     return true;
   }
   void erase(std::string_view key);
+  // Removes every field whose name starts with `prefix` (non-empty); returns how many.
+  size_t erase_prefix(std::string_view prefix);
   void clear() {
+    if (size_ > 0) std::fill(slots_.begin(), slots_.end(), 0);
     size_ = 0;
-    filter_ = 0;
+    first_bytes_ = 0;
   }
   FieldMap ToMap() const { return FieldMap(begin(), end()); }
+  // An immutable copy for the detections of this event (engine.h).
+  DetectionFields Snapshot() const {
+    return DetectionFields(std::vector<value_type>(begin(), end()));
+  }
 
   static uint64_t Hash(std::string_view key) {
     uint64_t h = 0xcbf29ce484222325ULL;
     for (unsigned char c : key) h = (h ^ c) * 0x100000001b3ULL;
-    return h;
+    return h ^ (h >> 32);
   }
 
  private:
-  static uint64_t FilterBit(uint64_t h) { return uint64_t{1} << (h >> 58); }
-  void Append(uint64_t h, std::string_view key, std::string_view value) {
-    filter_ |= FilterBit(h);
+  static constexpr size_t kMinSlots = 64;
+  static uint64_t FirstByteBit(std::string_view key) {
+    return key.empty() ? 0 : uint64_t{1} << (static_cast<unsigned char>(key[0]) & 63);
+  }
+  // The slot holding `key`, or the empty slot where it would go.
+  size_t Slot(std::string_view key, uint64_t h) const {
+    const size_t mask = slots_.size() - 1;
+    for (size_t i = h & mask;; i = (i + 1) & mask) {
+      const uint32_t e = slots_[i];
+      if (e == 0 || (hashes_[e - 1] == h && entries_[e - 1].first == key)) return i;
+    }
+  }
+  void Append(size_t slot, uint64_t h, std::string_view key, std::string_view value) {
+    first_bytes_ |= FirstByteBit(key);
     if (size_ == entries_.size()) {
       // `key` or `value` may point into a short string stored inline in
       // entries_, which growing the vector moves: copy them first.
@@ -86,12 +103,17 @@ class EventFields {
       hashes_[size_] = h;
     }
     ++size_;
+    slots_[slot] = static_cast<uint32_t>(size_);
+    if (size_ * 2 > slots_.size()) Reindex(slots_.size() * 2);
   }
+  // Rebuilds the table for the first size_ entries with `slots` slots (a power of two).
+  void Reindex(size_t slots);
 
   std::vector<value_type> entries_;  // the first size_ are live
   std::vector<uint64_t> hashes_;
+  std::vector<uint32_t> slots_ = std::vector<uint32_t>(kMinSlots, 0);  // entry index + 1; 0 empty
   size_t size_ = 0;
-  uint64_t filter_ = 0;  // bit (hash >> 58) set for every key added since clear()
+  uint64_t first_bytes_ = 0;  // bit (first byte & 63) of every key added since clear()
 };
 
 struct Event {

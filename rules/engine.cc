@@ -10,7 +10,9 @@
 #include <map>
 #include <set>
 #include <sstream>
+#include <stdexcept>
 #include <thread>
+#include <unordered_map>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -47,6 +49,25 @@ std::string_view RuleDiagnosticStatusName(RuleDiagnostic::Status status) {
       return "error";
   }
   return "error";
+}
+
+DetectionFields::DetectionFields(std::vector<value_type> entries)
+    : entries_(std::make_shared<const std::vector<value_type>>(std::move(entries))) {}
+
+DetectionFields::DetectionFields(const FieldMap& fields)
+    : DetectionFields(std::vector<value_type>(fields.begin(), fields.end())) {}
+
+DetectionFields::const_iterator DetectionFields::find(std::string_view name) const {
+  for (const_iterator it = begin(); it != end(); ++it) {
+    if (it->first == name) return it;
+  }
+  return end();
+}
+
+const std::string& DetectionFields::at(std::string_view name) const {
+  const_iterator it = find(name);
+  if (it == end()) throw std::out_of_range(strutil::StrCat("no field ", name));
+  return it->second;
 }
 
 namespace {
@@ -138,6 +159,37 @@ Tri EvalWithoutHits(const ParsedRule& r, const CondNode& n) {
 }
 
 bool NeedsAlwaysEval(const ParsedRule& r) { return EvalWithoutHits(r, r.condition) != Tri::kFalse; }
+
+// The literal a pattern matches as a whole value, when it is one: `^` + the
+// escaping of sigma.cc's AppendEscaped (alnum, '_', ' ', \xHH) + `\z`, with no
+// flags but caseless and dot-all (no dots in it). Hyperscan's caseless is
+// ASCII-only without HS_FLAG_UTF8, as the lookup's lower-casing is.
+bool ExactLiteral(const Pattern& p, std::string* out) {
+  if ((p.flags & ~(HS_FLAG_CASELESS | HS_FLAG_DOTALL)) != 0) return false;
+  std::string_view e = p.expr;
+  if (e.size() < 3 || e.front() != '^' || !e.ends_with("\\z")) return false;
+  e = e.substr(1, e.size() - 3);
+  out->clear();
+  auto hex = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  for (size_t i = 0; i < e.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(e[i]);
+    if (std::isalnum(c) || c == '_' || c == ' ') {
+      out->push_back(static_cast<char>(c));
+    } else if (c == '\\' && i + 3 < e.size() && e[i + 1] == 'x' && hex(e[i + 2]) >= 0 &&
+               hex(e[i + 3]) >= 0) {
+      out->push_back(static_cast<char>(hex(e[i + 2]) * 16 + hex(e[i + 3])));
+      i += 3;
+    } else {
+      return false;
+    }
+  }
+  return !out->empty();
+}
 
 std::string DescribePattern(const std::string& field, const Pattern& p) {
   return strutil::StrCat("field '", field.empty() ? "<keywords>" : field, "' pattern /", p.expr,
@@ -238,18 +290,36 @@ absl::StatusOr<std::unique_ptr<RuleSetImpl>> BuildRuleSet(std::vector<ParsedRule
       }
       FieldDatabase fdb;
       fdb.field = field;
-      fdb.first_atom = base;
+      // Whole-value literals go to the hash tables, the rest to Hyperscan.
+      std::vector<Pattern> scanned;
+      std::string literal;
+      for (uint32_t i = 0; i < atoms.size(); ++i) {
+        if (ExactLiteral(atoms[i], &literal)) {
+          if ((atoms[i].flags & HS_FLAG_CASELESS) != 0) {
+            fdb.exact_caseless[strutil::AsciiStrToLower(literal)].push_back(base + i);
+          } else {
+            fdb.exact_cased[literal].push_back(base + i);
+          }
+          fdb.exact_max_size = std::max(fdb.exact_max_size, literal.size());
+        } else {
+          fdb.db_atoms.push_back(base + i);
+          scanned.push_back(atoms[i]);
+        }
+      }
       CompiledDatabase compiled;
-      const std::string key = options.cache_dir.empty() ? "" : DatabaseKey(atoms);
-      if (key.empty() || !LoadCachedDatabase(options.cache_dir, key, &compiled)) {
-        SIPER_RETURN_IF_ERROR(CompileDatabase(atoms, &compiled));
+      const std::string key =
+          options.cache_dir.empty() || scanned.empty() ? "" : DatabaseKey(scanned);
+      if (scanned.empty()) {
+        // Nothing for Hyperscan.
+      } else if (key.empty() || !LoadCachedDatabase(options.cache_dir, key, &compiled)) {
+        SIPER_RETURN_IF_ERROR(CompileDatabase(scanned, &compiled));
         if (!key.empty()) StoreCachedDatabase(options.cache_dir, key, compiled);
       } else {
         ++impl->cache_hits;
       }
       fdb.db = compiled.db;
       for (size_t k = 0; k < compiled.rejected.size(); ++k) {
-        const uint32_t atom = base + compiled.rejected[k];
+        const uint32_t atom = fdb.db_atoms[compiled.rejected[k]];
         for (uint32_t ri : impl->atom_rules[atom]) {
           const CompiledRule& cr = impl->rules[ri];
           int line = cr.rule.line;
@@ -259,12 +329,12 @@ absl::StatusOr<std::unique_ptr<RuleSetImpl>> BuildRuleSet(std::vector<ParsedRule
           }
           rule_errors.emplace(
               ri, strutil::StrCat(cr.rule.path, ":", line, ": Hyperscan cannot compile ",
-                                  DescribePattern(field, atoms[compiled.rejected[k]]), ": ",
+                                  DescribePattern(field, atoms[atom - base]), ": ",
                                   compiled.messages[k]));
         }
       }
       fdb.pattern_count = atoms.size() - compiled.rejected.size();
-      if (fdb.db != nullptr) group.databases.push_back(std::move(fdb));
+      if (fdb.db != nullptr || fdb.exact_max_size > 0) group.databases.push_back(std::move(fdb));
     }
     impl->groups.push_back(std::move(group));
   }
@@ -393,6 +463,7 @@ absl::StatusOr<std::unique_ptr<RuleSetImpl>> BuildRuleSet(std::vector<ParsedRule
   }
   for (RuleGroup& g : impl->groups) {
     for (FieldDatabase& d : g.databases) {
+      if (d.db == nullptr) continue;  // whole-value literals only
       if (hs_alloc_scratch(d.db, &impl->prototype_scratch) != HS_SUCCESS) {
         return absl::ResourceExhaustedError("cannot allocate Hyperscan scratch");
       }
@@ -541,8 +612,9 @@ RuleSetStats RuleSet::stats() const {
   st.cache_hits = impl_->cache_hits;
   for (const RuleGroup& g : impl_->groups) {
     for (const FieldDatabase& d : g.databases) {
-      ++st.databases;
       st.patterns += d.pattern_count;
+      if (d.db == nullptr) continue;  // only whole-value literals (hash tables)
+      ++st.databases;
       size_t bytes = 0;
       if (hs_database_size(d.db, &bytes) == HS_SUCCESS) st.database_bytes += bytes;
     }
@@ -589,7 +661,10 @@ class MatcherState {
         correlation_(rs) {
     for (const RuleGroup& g : rs->groups) {
       auto& hashes = field_hashes_.emplace_back();
-      for (const FieldDatabase& d : g.databases) hashes.push_back(EventFields::Hash(d.field));
+      for (const FieldDatabase& d : g.databases) {
+        hashes.push_back(EventFields::Hash(d.field));
+        if (d.exact_max_size > lower_.size()) lower_.resize(d.exact_max_size);
+      }
     }
   }
   ~MatcherState() { hs_free_scratch(scratch_); }
@@ -616,14 +691,44 @@ class MatcherState {
   static int OnMatch(unsigned int id, unsigned long long, unsigned long long, unsigned int,
                      void* ctx) {
     auto* self = static_cast<MatcherState*>(ctx);
-    id += self->scan_base_;
-    uint64_t& word = self->bits_[id >> 6];
+    self->Hit(self->scan_atoms_[id]);
+    return 0;
+  }
+  void Hit(uint32_t id) {
+    uint64_t& word = bits_[id >> 6];
     const uint64_t mask = uint64_t{1} << (id & 63);
     if ((word & mask) == 0) {
       word |= mask;
-      self->hits_.push_back(id);
+      hits_.push_back(id);
     }
-    return 0;
+  }
+  void HitAll(const ExactTable& table, std::string_view value) {
+    auto it = table.find(value);
+    if (it == table.end()) return;
+    for (uint32_t atom : it->second) Hit(atom);
+  }
+
+  // The groups whose log source the event belongs to, in group order. Events
+  // come from a handful of decoders, so the answer is cached per distinct
+  // (products, services, categories); the cache is cleared when it holds
+  // kMaxRoutes (services include syslog program names, which are open-ended).
+  static constexpr size_t kMaxRoutes = 4096;
+  const std::vector<uint32_t>& Route() {
+    route_key_.clear();
+    for (const auto* v : {&event_.products, &event_.services, &event_.categories}) {
+      for (const std::string& x : *v) {
+        route_key_.append(x.data(), x.size()).push_back('\x1f');
+      }
+      route_key_.push_back('\x1e');
+    }
+    auto it = routes_.find(route_key_);
+    if (it != routes_.end()) return it->second;
+    if (routes_.size() >= kMaxRoutes) routes_.clear();
+    std::vector<uint32_t> groups;
+    for (uint32_t gi = 0; gi < rs_->groups.size(); ++gi) {
+      if (SourceMatches(rs_->groups[gi].logsource)) groups.push_back(gi);
+    }
+    return routes_.emplace(route_key_, std::move(groups)).first->second;
   }
 
   bool SourceMatches(const LogSourceKey& ls) const {
@@ -655,10 +760,14 @@ class MatcherState {
   std::vector<uint32_t> hits_;
   std::vector<uint32_t> rule_epoch_;
   uint32_t epoch_ = 0;
-  uint32_t scan_base_ = 0;  // first atom id of the database being scanned
+  const uint32_t* scan_atoms_ = nullptr;  // atoms of the database being scanned, by Hyperscan id
+  std::string lower_;                     // a value lower-cased for the caseless table
   Event event_;
   mutable std::string raw_;
   std::vector<std::vector<uint64_t>> field_hashes_;  // [group][database]: EventFields::Hash(field)
+  std::string route_key_;                            // Route()'s buffer
+  std::unordered_map<std::string, std::vector<uint32_t>> routes_;  // route key -> groups
+  std::vector<uint32_t> candidates_;                               // Match()'s buffer
   std::vector<uint32_t> last_matched_;
   CorrelationState correlation_;
   std::unique_ptr<IocScanner> ioc_;  // null: no IOC set
@@ -792,6 +901,11 @@ absl::StatusOr<std::vector<Detection>> MatcherState::Process(std::string_view li
 }
 
 absl::StatusOr<std::vector<Detection>> MatcherState::Match(FieldMap* fields_out) {
+  // The threat.* namespace belongs to IOC enrichment (below): an event that
+  // brings such fields of its own (an agent's or another tool's JSON) must not
+  // pass for an IOC hit and trigger IOC rules, so they are dropped before
+  // anything looks at the event (the raw line still holds them).
+  event_.fields.erase_prefix(kThreatPrefix);
   if (ioc_ != nullptr) {
     // IOC lookup on the decoded fields and the raw line (log lines and file
     // observations alike); hits become threat.* fields, so IOC alerts are
@@ -806,10 +920,10 @@ absl::StatusOr<std::vector<Detection>> MatcherState::Match(FieldMap* fields_out)
     std::fill(rule_epoch_.begin(), rule_epoch_.end(), 0);
     epoch_ = 1;
   }
-  std::vector<uint32_t> candidates;
-  for (size_t gi = 0; gi < rs_->groups.size(); ++gi) {
+  std::vector<uint32_t>& candidates = candidates_;
+  candidates.clear();
+  for (const uint32_t gi : Route()) {
     const RuleGroup& g = rs_->groups[gi];
-    if (!SourceMatches(g.logsource)) continue;
     const size_t first_hit = hits_.size();
     for (size_t di = 0; di < g.databases.size(); ++di) {
       const FieldDatabase& d = g.databases[di];
@@ -820,7 +934,20 @@ absl::StatusOr<std::vector<Detection>> MatcherState::Match(FieldMap* fields_out)
         if (it == event_.fields.end()) continue;
         v = it->second;
       }
-      scan_base_ = d.first_atom;
+      if (v.size() <= d.exact_max_size) {
+        if (!d.exact_cased.empty()) HitAll(d.exact_cased, v);
+        if (!d.exact_caseless.empty()) {
+          // lower_ is sized for the longest literal of the rule set (constructor).
+          char* out = lower_.data();
+          for (size_t i = 0; i < v.size(); ++i) {
+            const char c = v[i];
+            out[i] = (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c;
+          }
+          HitAll(d.exact_caseless, std::string_view(out, v.size()));
+        }
+      }
+      if (d.db == nullptr) continue;
+      scan_atoms_ = d.db_atoms.data();
       hs_error_t rc = hs_scan(d.db, v.data(), static_cast<unsigned>(v.size()), 0, scratch_,
                               &MatcherState::OnMatch, this);
       if (rc != HS_SUCCESS && rc != HS_SCAN_TERMINATED) {
@@ -844,6 +971,7 @@ absl::StatusOr<std::vector<Detection>> MatcherState::Match(FieldMap* fields_out)
   }
   std::sort(candidates.begin(), candidates.end());
   std::vector<Detection> out;
+  LazySnapshot fields(&event_.fields);
   last_matched_.clear();
   for (uint32_t ri : candidates) {
     const CompiledRule& cr = rs_->rules[ri];
@@ -855,10 +983,10 @@ absl::StatusOr<std::vector<Detection>> MatcherState::Match(FieldMap* fields_out)
       d.title = cr.rule.title;
       d.level = cr.rule.level;
       d.tags = cr.rule.tags;
-      d.fields = event_.fields.ToMap();
+      d.fields = fields.Get();
       out.push_back(std::move(d));
     }
-    if (!cr.correlations.empty()) correlation_.OnMatch(ri, event_, &out);
+    if (!cr.correlations.empty()) correlation_.OnMatch(ri, event_, &fields, &out);
   }
   for (uint32_t atom : hits_) bits_[atom >> 6] = 0;
   hits_.clear();

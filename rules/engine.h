@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -24,13 +25,47 @@ enum class InputFormat { kAuto, kSyslog, kJson };
 
 using FieldMap = std::map<std::string, std::string>;
 
+// The decoded fields an alert carries: an immutable snapshot of its event's
+// fields, taken once per event and shared by every detection of that event
+// (copying one is a reference count, not a copy of the fields). Iterates as
+// (name, value) pairs in the order the decoder set them, each name once; use
+// ToMap() for a sorted map.
+class DetectionFields {
+ public:
+  using key_type = std::string;
+  using mapped_type = std::string;
+  using value_type = std::pair<std::string, std::string>;
+  using const_iterator = const value_type*;
+  using iterator = const_iterator;
+
+  DetectionFields() = default;
+  explicit DetectionFields(std::vector<value_type> entries);  // names must be distinct
+  explicit DetectionFields(const FieldMap& fields);
+
+  const_iterator begin() const { return entries_ == nullptr ? nullptr : entries_->data(); }
+  const_iterator end() const {
+    return entries_ == nullptr ? nullptr : entries_->data() + entries_->size();
+  }
+  size_t size() const { return entries_ == nullptr ? 0 : entries_->size(); }
+  bool empty() const { return size() == 0; }
+  const_iterator find(std::string_view name) const;
+  size_t count(std::string_view name) const { return find(name) == end() ? 0 : 1; }
+  // The value of `name`; std::out_of_range when absent (as std::map::at).
+  const std::string& at(std::string_view name) const;
+  FieldMap ToMap() const { return FieldMap(begin(), end()); }
+  bool operator==(const FieldMap& other) const { return ToMap() == other; }
+
+ private:
+  std::shared_ptr<const std::vector<value_type>> entries_;
+};
+
 struct Detection {
   std::string rule_id;
   std::string title;
   std::string level;  // Sigma level
   std::vector<std::string> tags;
-  FieldMap fields;     // the decoded fields of the event that matched (ECS names)
-  uint32_t count = 1;  // correlation: events in the window when it fired
+  DetectionFields fields;  // the decoded fields of the event that matched (ECS names)
+  uint32_t count = 1;      // correlation: events in the window when it fired
 };
 
 // Outcome of loading one rule file, for `rules lint` and load reports.
@@ -67,13 +102,23 @@ class DataDecoderSet;  // rules/data_decoder.h
 
 // One test case from a rule's `siper.tests` block: a log line, or a FIM
 // observation (`fim:`), in which case `line` is a short description of it.
+// Indicators a test case's IOC set holds (`ioc:` in a test case): the case
+// runs with an IOC set of these, so IOC rules are tested on real lookups.
+struct RuleTestIoc {
+  std::string feed;
+  std::string category;
+  int confidence = 50;
+  std::vector<std::string> values;  // domains, URLs, addresses, CIDRs or hashes
+};
+
 struct RuleTestCase {
   std::string line;
   std::optional<FileObservation> file;
   bool must_match = true;
   InputFormat format = InputFormat::kAuto;
   std::string source;
-  FieldMap expect_fields;  // fields the matching event must carry
+  FieldMap expect_fields;         // fields the matching event must carry
+  std::vector<RuleTestIoc> iocs;  // the case's IOC set; empty: none
   int yaml_line = 0;
 };
 

@@ -2,9 +2,12 @@
 
 #include <arpa/inet.h>
 #include <hs/hs.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -635,6 +638,128 @@ absl::StatusOr<IocImportStats> IocSetBuilder::ImportFile(IocFeedFormat format,
 }
 
 // ---------------------------------------------------------------------------
+// On-disk cache of the literal database
+
+namespace {
+
+// File: magic, payload length (u64), two 64-bit hashes of the payload, payload
+// (hs_serialize_database). The name carries the key, the content is checked
+// whole before Hyperscan sees it.
+constexpr char kLiteralMagic[8] = {'S', 'I', 'P', 'I', 'O', 'C', 'D', '1'};
+
+struct Hash128 {
+  uint64_t a = 0xcbf29ce484222325ULL;
+  uint64_t b = 0x9e3779b97f4a7c15ULL;
+  void Add(const void* data, size_t n) {
+    const auto* p = static_cast<const unsigned char*>(data);
+    for (size_t i = 0; i < n; ++i) {
+      a = (a ^ p[i]) * 0x100000001b3ULL;
+      b = (b ^ p[i]) * 0xff51afd7ed558ccdULL;
+      b = (b << 29) | (b >> 35);
+    }
+  }
+  void Add(std::string_view s) {
+    const uint64_t n = s.size();
+    Add(&n, sizeof n);
+    Add(s.data(), s.size());
+  }
+};
+
+class LiteralCache {
+ public:
+  LiteralCache(const std::filesystem::path& dir, const std::vector<std::string>& patterns)
+      : dir_(dir) {
+    if (dir.empty()) return;
+    Hash128 h;
+    h.Add(std::string_view(kLiteralMagic, sizeof kLiteralMagic));
+    h.Add(std::string_view(hs_version()));
+    hs_platform_info_t platform;
+    if (hs_populate_platform(&platform) == HS_SUCCESS) {
+      h.Add(&platform.tune, sizeof platform.tune);
+      h.Add(&platform.cpu_features, sizeof platform.cpu_features);
+    }
+    const unsigned flags = HS_FLAG_SINGLEMATCH | HS_FLAG_CASELESS;
+    h.Add(&flags, sizeof flags);
+    const uint64_t n = patterns.size();
+    h.Add(&n, sizeof n);
+    for (const std::string& p : patterns) h.Add(p);
+    char name[64];
+    std::snprintf(name, sizeof name, "ioc-%016llx%016llx.hsdb",
+                  static_cast<unsigned long long>(h.a), static_cast<unsigned long long>(h.b));
+    path_ = dir / name;
+  }
+  bool enabled() const { return !path_.empty(); }
+
+  // Reads the cached database; false when absent or unusable (then `why`
+  // says what was wrong with a file that was there).
+  bool Load(hs_database_t** db, std::string* why) const {
+    if (!enabled()) return false;
+    std::ifstream in(path_, std::ios::binary);
+    if (!in) return false;
+    std::ostringstream buf;
+    buf << in.rdbuf();
+    const std::string data = buf.str();
+    auto reject = [&](std::string_view what) {
+      *why = StrCat("IOC literal database cache ", path_.string(), ": ", what, "; rebuilding it");
+      return false;
+    };
+    constexpr size_t kHeader = sizeof kLiteralMagic + 3 * sizeof(uint64_t);
+    if (data.size() < kHeader || std::memcmp(data.data(), kLiteralMagic, sizeof kLiteralMagic)) {
+      return reject("not a cache file (bad header)");
+    }
+    uint64_t size, a, b;
+    std::memcpy(&size, data.data() + 8, 8);
+    std::memcpy(&a, data.data() + 16, 8);
+    std::memcpy(&b, data.data() + 24, 8);
+    if (size != data.size() - kHeader) return reject("truncated or overlong");
+    Hash128 h;
+    h.Add(data.data() + kHeader, size);
+    if (h.a != a || h.b != b) return reject("checksum mismatch (corrupt)");
+    if (hs_deserialize_database(data.data() + kHeader, size, db) != HS_SUCCESS) {
+      *db = nullptr;
+      return reject("Hyperscan rejects the database");
+    }
+    return true;
+  }
+
+  // Writes atomically (temporary file + rename); failures only cost the next start.
+  void Store(const hs_database_t* db) const {
+    if (!enabled() || db == nullptr) return;
+    char* bytes = nullptr;
+    size_t length = 0;
+    if (hs_serialize_database(db, &bytes, &length) != HS_SUCCESS) return;
+    Hash128 h;
+    h.Add(bytes, length);
+    std::string data(kLiteralMagic, sizeof kLiteralMagic);
+    const uint64_t header[3] = {length, h.a, h.b};
+    data.append(reinterpret_cast<const char*>(header), sizeof header);
+    data.append(bytes, length);
+    free(bytes);
+    std::error_code ec;
+    std::filesystem::create_directories(dir_, ec);
+    const std::filesystem::path tmp = path_.string() + ".tmp." + std::to_string(::getpid());
+    {
+      std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+      if (!out) return;
+      out.write(data.data(), static_cast<std::streamsize>(data.size()));
+      if (!out) {
+        out.close();
+        std::filesystem::remove(tmp, ec);
+        return;
+      }
+    }
+    std::filesystem::rename(tmp, path_, ec);
+    if (ec) std::filesystem::remove(tmp, ec);
+  }
+
+ private:
+  std::filesystem::path dir_;
+  std::filesystem::path path_;
+};
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
 // The set
 
 struct AddrHash {
@@ -658,6 +783,8 @@ struct IocSetImpl {
   std::vector<std::string> patterns;  // sorted, id = index
   std::vector<std::vector<uint32_t>> pattern_entries;
   size_t db_bytes = 0;
+  IocCacheOutcome cache = IocCacheOutcome::kNone;
+  std::string cache_message;
 
   ~IocSetImpl() {
     if (db != nullptr) hs_free_database(db);
@@ -693,6 +820,8 @@ IocSetStats IocSet::stats() const {
   for (const IocEntry& e : impl_->entries) ++s.by_kind[e.kind];
   s.literal_patterns = impl_->patterns.size();
   s.literal_database_bytes = impl_->db_bytes;
+  s.literal_cache = impl_->cache;
+  s.literal_cache_message = impl_->cache_message;
   return s;
 }
 
@@ -748,6 +877,12 @@ absl::StatusOr<std::shared_ptr<const IocSet>> IocSetBuilder::Build(
       flags.push_back(HS_FLAG_SINGLEMATCH | HS_FLAG_CASELESS);
       ids.push_back(static_cast<unsigned>(i));
     }
+    LiteralCache cache(options.cache_dir, impl->patterns);
+    if (cache.Load(&impl->db, &impl->cache_message)) {
+      impl->cache = IocCacheOutcome::kHit;
+      hs_database_size(impl->db, &impl->db_bytes);
+      return std::shared_ptr<const IocSet>(new IocSet(std::move(impl)));
+    }
     hs_compile_error_t* err = nullptr;
     hs_error_t rc = hs_compile_lit_multi(exprs.data(), flags.data(), ids.data(), lens.data(),
                                          static_cast<unsigned>(exprs.size()), HS_MODE_BLOCK,
@@ -765,6 +900,11 @@ absl::StatusOr<std::shared_ptr<const IocSet>> IocSetBuilder::Build(
           StrCat("IOC literal database: Hyperscan compile failed: ", msg, which));
     }
     hs_database_size(impl->db, &impl->db_bytes);
+    if (cache.enabled()) {
+      impl->cache =
+          impl->cache_message.empty() ? IocCacheOutcome::kStored : IocCacheOutcome::kRebuilt;
+      cache.Store(impl->db);
+    }
   }
   return std::shared_ptr<const IocSet>(new IocSet(std::move(impl)));
 }

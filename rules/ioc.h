@@ -88,6 +88,19 @@ struct IocSetOptions {
   // shorter ones would match too much text by accident.
   size_t min_literal_length = 8;       // default: 8
   bool build_literal_database = true;  // default: true
+  // Folder for the compiled literal database, reused while its patterns are
+  // unchanged (`ioc-<hash>.hsdb`, the hash of the sorted literal patterns, the
+  // Hyperscan version and the CPU features): a restart with an unchanged feed
+  // skips the 3-9 s compile. Empty (the default) compiles every time.
+  std::filesystem::path cache_dir;  // default: empty
+};
+
+// What Build() did with IocSetOptions::cache_dir.
+enum class IocCacheOutcome {
+  kNone,     // no cache folder, or no literal database to build
+  kHit,      // the database was read from the cache
+  kStored,   // compiled, and written to the cache (absent before)
+  kRebuilt,  // a cache file was there but unusable (corrupt, truncated): compiled and replaced
 };
 
 struct IocSetStats {
@@ -95,6 +108,9 @@ struct IocSetStats {
   std::map<IocKind, size_t> by_kind;
   size_t literal_patterns = 0;
   size_t literal_database_bytes = 0;
+  IocCacheOutcome literal_cache = IocCacheOutcome::kNone;
+  // For kRebuilt: the file and why it was rejected (worth a log line); else empty.
+  std::string literal_cache_message;
 };
 
 struct IocSetImpl;
@@ -204,6 +220,9 @@ class IocScanner {
 // The fields an IOC hit adds to its event before the Sigma rules see it. A
 // FIXED CONTRACT that rules are written against (rules/ruleset/ioc/): do not
 // rename.
+// Every field IOC enrichment sets starts with this; the Matcher drops fields
+// under it that an event brings itself, so only real IOC hits produce them.
+inline constexpr std::string_view kThreatPrefix = "threat.";
 inline constexpr std::string_view kThreatFeedName = "threat.feed.name";  // "malware-hashes,usom"
 inline constexpr std::string_view kThreatIndicatorValue = "threat.indicator.value";
 inline constexpr std::string_view kThreatIndicatorType = "threat.indicator.type";  // IocKindName

@@ -11,7 +11,7 @@
 namespace siper::rules {
 namespace {
 
-constexpr char kMagic[8] = {'S', 'I', 'P', 'R', 'U', 'L', 'E', '3'};
+constexpr char kMagic[8] = {'S', 'I', 'P', 'R', 'U', 'L', 'E', '4'};
 
 class Writer {
  public:
@@ -162,6 +162,13 @@ void PutRule(Writer& w, const ParsedRule& p) {
       w.Str(v);
     }
     w.U32(static_cast<uint32_t>(t.yaml_line));
+    w.U32(static_cast<uint32_t>(t.iocs.size()));
+    for (const RuleTestIoc& ioc : t.iocs) {
+      w.Str(ioc.feed);
+      w.Str(ioc.category);
+      w.I64(ioc.confidence);
+      w.Strs(ioc.values);
+    }
     w.U8(t.file.has_value() ? 1 : 0);
     if (t.file.has_value()) {
       const FileObservation& f = *t.file;
@@ -240,6 +247,13 @@ bool GetRule(Reader& r, ParsedRule* p) {
       t.expect_fields[k] = r.Str();
     }
     t.yaml_line = static_cast<int>(r.U32());
+    t.iocs.resize(r.Count());
+    for (RuleTestIoc& ioc : t.iocs) {
+      ioc.feed = r.Str();
+      ioc.category = r.Str();
+      ioc.confidence = static_cast<int>(r.I64());
+      ioc.values = r.Strs();
+    }
     if (r.U8() != 0) {
       FileObservation f;
       f.path = r.Str();

@@ -2,9 +2,33 @@
 #include <algorithm>
 
 #include "rules/engine.h"
+#include "rules/ioc.h"
 #include "rules/strutil.h"
 
 namespace siper::rules {
+
+namespace {
+
+// The IOC set of a test case's `ioc:` feeds; null when it has none.
+absl::StatusOr<std::shared_ptr<const IocSet>> TestIocSet(const RuleTestCase& tc) {
+  if (tc.iocs.empty()) return nullptr;
+  IocSetBuilder builder;
+  for (const RuleTestIoc& feed : tc.iocs) {
+    IocEntry meta;
+    meta.feed = feed.feed;
+    meta.category = feed.category;
+    meta.confidence = feed.confidence;
+    for (const std::string& value : feed.values) {
+      if (!builder.Add(value, meta)) {
+        return absl::InvalidArgumentError(strutil::StrCat(
+            "ioc feed '", feed.feed, "': '", value, "' is not a domain, URL, address or hash"));
+      }
+    }
+  }
+  return builder.Build();
+}
+
+}  // namespace
 
 std::vector<RuleTestResult> RunRuleTests(const std::shared_ptr<const RuleSet>& rules) {
   std::vector<RuleTestResult> out;
@@ -18,7 +42,12 @@ std::vector<RuleTestResult> RunRuleTests(const std::shared_ptr<const RuleSet>& r
       res.title = r.title;
       res.input = tc.line;
       res.must_match = tc.must_match;
-      absl::StatusOr<std::unique_ptr<Matcher>> matcher = Matcher::Create(rules);
+      absl::StatusOr<std::shared_ptr<const IocSet>> ioc = TestIocSet(tc);
+      if (!ioc.ok()) {
+        res.message = std::string(ioc.status().message());
+        continue;
+      }
+      absl::StatusOr<std::unique_ptr<Matcher>> matcher = Matcher::Create(rules, *ioc);
       if (!matcher.ok()) {
         res.message = std::string(matcher.status().message());
         continue;

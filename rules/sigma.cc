@@ -261,6 +261,7 @@ class DocParser {
 
  private:
   absl::Status ParseDetection(const YAML::Node& det);
+  absl::Status ParseTestIocs(const YAML::Node& node, RuleTestCase* tc);
   absl::StatusOr<CondNode> ParseSelection(const YAML::Node& sel);
   absl::StatusOr<CondNode> ParseFieldItem(const std::string& key, const YAML::Node& value);
   absl::StatusOr<CondNode> ParseCondition(std::string_view text, int line);
@@ -992,6 +993,7 @@ absl::Status DocParser::ParseSiper(const YAML::Node& s) {
       } else if (t.IsMap()) {
         tc.line = ScalarOr(t["line"]);
         tc.source = ScalarOr(t["source"]);
+        SIPER_RETURN_IF_ERROR(ParseTestIocs(t["ioc"], &tc));
         std::string fmt = ScalarOr(t["format"], "auto");
         tc.format = fmt == "json"     ? InputFormat::kJson
                     : fmt == "syslog" ? InputFormat::kSyslog
@@ -1007,6 +1009,37 @@ absl::Status DocParser::ParseSiper(const YAML::Node& s) {
       if (tc.line.empty()) return Err(path_, tc.yaml_line, "empty test line");
       rule_->tests.push_back(std::move(tc));
     }
+  }
+  return absl::OkStatus();
+}
+
+// `ioc:` of a test case: one feed (a map) or a list of them, each
+// {feed, category, confidence, values: [...]}.
+absl::Status DocParser::ParseTestIocs(const YAML::Node& node, RuleTestCase* tc) {
+  if (!node) return absl::OkStatus();
+  std::vector<YAML::Node> feeds;
+  if (node.IsMap()) {
+    feeds.push_back(node);
+  } else if (node.IsSequence()) {
+    for (const auto& f : node) feeds.push_back(f);
+  } else {
+    return Err(path_, LineOf(node), "'ioc' must be a map or a list of maps");
+  }
+  for (const YAML::Node& f : feeds) {
+    if (!f.IsMap()) return Err(path_, LineOf(f), "'ioc' must be a map or a list of maps");
+    RuleTestIoc ioc;
+    ioc.feed = ScalarOr(f["feed"]);
+    if (ioc.feed.empty()) return Err(path_, LineOf(f), "'ioc' needs a 'feed' name");
+    ioc.category = ScalarOr(f["category"]);
+    if (YAML::Node c = f["confidence"]) {
+      if (!c.IsScalar() || !strutil::SimpleAtoi(c.Scalar(), &ioc.confidence) ||
+          ioc.confidence < 0 || ioc.confidence > 100) {
+        return Err(path_, LineOf(c), "'ioc.confidence' must be a number within 0..100");
+      }
+    }
+    ioc.values = StringList(f["values"]);
+    if (ioc.values.empty()) return Err(path_, LineOf(f), "'ioc' needs a list of 'values'");
+    tc->iocs.push_back(std::move(ioc));
   }
   return absl::OkStatus();
 }

@@ -108,7 +108,8 @@ rules::IocFeedFormat GuessUsomFormat(std::string_view text) {
   return rules::IocFeedFormat::kUsomList;
 }
 
-IocFeeds::IocFeeds(storage::Store* store, rules::LiveIocSet* live) : store_(store), live_(live) {}
+IocFeeds::IocFeeds(storage::Store* store, rules::LiveIocSet* live, std::filesystem::path cache_dir)
+    : store_(store), live_(live), cache_dir_(std::move(cache_dir)) {}
 
 absl::Status IocFeeds::Load() {
   std::lock_guard<std::mutex> lock(mu_);
@@ -141,9 +142,17 @@ absl::StatusOr<uint64_t> IocFeeds::PublishLocked() {
   if (rejected > 0) spdlog::warn("ioc: {} stored entries were not valid and are ignored", rejected);
   std::shared_ptr<const rules::IocSet> set;
   if (builder.size() > 0) {
-    absl::StatusOr<std::shared_ptr<const rules::IocSet>> built = builder.Build();
+    rules::IocSetOptions options;
+    options.cache_dir = cache_dir_;
+    absl::StatusOr<std::shared_ptr<const rules::IocSet>> built = builder.Build(options);
     if (!built.ok()) return built.status();
     set = *std::move(built);
+    const rules::IocSetStats stats = set->stats();
+    if (!stats.literal_cache_message.empty()) spdlog::warn("ioc: {}", stats.literal_cache_message);
+    if (stats.literal_cache == rules::IocCacheOutcome::kHit) {
+      spdlog::info("ioc: literal database ({} patterns) read from the cache",
+                   stats.literal_patterns);
+    }
   }
   const uint64_t gen = live_->Swap(std::move(set));
   spdlog::info("ioc: {} entries from {} feeds live as generation {} (built in {})", builder.size(),

@@ -5,6 +5,7 @@
 // worker re-creates its IOC scanner between two events.
 #pragma once
 
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <memory>
@@ -31,8 +32,10 @@ rules::IocFeedFormat GuessUsomFormat(std::string_view text);
 
 class IocFeeds {
  public:
-  // `store` and `live` must outlive this object.
-  IocFeeds(storage::Store* store, rules::LiveIocSet* live);
+  // `store` and `live` must outlive this object. With `cache_dir`, the compiled
+  // free-text literal database is kept there (rules/ioc.h, IocSetOptions::cache_dir),
+  // so a restart with unchanged feeds does not recompile it.
+  IocFeeds(storage::Store* store, rules::LiveIocSet* live, std::filesystem::path cache_dir = {});
 
   // Reads every stored feed and publishes the IOC set built from them.
   [[nodiscard]] absl::Status Load();
@@ -60,6 +63,7 @@ class IocFeeds {
 
   storage::Store* store_;
   rules::LiveIocSet* live_;
+  std::filesystem::path cache_dir_;
   AuditHook audit_;
   std::mutex mu_;  // one import or removal at a time
   // Every stored feed's entries, as last stored (guarded by mu_).

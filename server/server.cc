@@ -235,7 +235,8 @@ absl::StatusOr<std::unique_ptr<SiperServer>> SiperServer::Start(const ServerConf
   }
   s->live_rules_ = std::make_unique<rules::LiveRuleSet>(*rules);
   s->live_ioc_ = std::make_unique<rules::LiveIocSet>(nullptr);
-  s->ioc_feeds_ = std::make_unique<IocFeeds>(s->store_.get(), s->live_ioc_.get());
+  s->ioc_feeds_ = std::make_unique<IocFeeds>(s->store_.get(), s->live_ioc_.get(),
+                                             config.data_dir / "cache" / "ioc");
   SIPER_RETURN_IF_ERROR(s->ioc_feeds_->Load());
 
   int workers = config.workers > 0

@@ -97,7 +97,8 @@ TEST(IocEnrichment, MatcherAddsThreatFieldsBeforeTheRules) {
   ASSERT_EQ(found->size(), 1u);
   EXPECT_EQ((*found)[0].rule_id, "58844d2e-c11e-4997-b4a8-df0f7e086beb");  // USOM IOC hit
   EXPECT_EQ((*found)[0].level, "high");
-  EXPECT_EQ(Get((*found)[0].fields, "threat.indicator.value"), "login-e-devlet-giris.example.com");
+  EXPECT_EQ(Get((*found)[0].fields.ToMap(), "threat.indicator.value"),
+            "login-e-devlet-giris.example.com");
 
   // Free text only: a syslog line naming a listed domain.
   found = (*m)->Process(
@@ -153,6 +154,52 @@ TEST(IocEnrichment, HashHitIsCriticalAndTwoFeedsAreBothNamed) {
   ASSERT_EQ(found->size(), 1u);
   EXPECT_EQ((*found)[0].rule_id, "d67061aa-e60e-45ef-a6cf-d1b9ca548a67");
   EXPECT_EQ((*found)[0].level, "medium");
+}
+
+// An agent's (or any) JSON event that carries threat.* fields of its own must
+// not pass for an IOC hit: the Matcher drops them before enrichment and rules.
+TEST(IocEnrichment, EventProvidedThreatFieldsAreDroppedAndTriggerNoIocRule) {
+  const std::string nested =
+      R"({"message":"hello","threat":{"feed":{"name":"usom"},"indicator":{"value":")" +
+      std::string(kEicarSha256) +
+      R"(","type":"sha256","category":"malware","confidence":"100","count":"1"}}})";
+  const std::string flat =
+      R"({"message":"hello","threat.feed.name":"malware-hashes,usom","threat.indicator.type":"md5",)"
+      R"("threat.indicator.value":"x","threat.enrichments":"y","threatened":"kept"})";
+  for (bool with_ioc : {true, false}) {
+    SCOPED_TRACE(with_ioc ? "with an IOC set" : "without an IOC set");
+    auto m = Matcher::Create(IocRules(), with_ioc ? Feeds() : nullptr);
+    ASSERT_TRUE(m.ok()) << m.status();
+    for (const std::string& line : {nested, flat}) {
+      SCOPED_TRACE(line);
+      FieldMap fields;
+      auto found = (*m)->Process(line, "agent.json", InputFormat::kJson, &fields);
+      ASSERT_TRUE(found.ok()) << found.status();
+      EXPECT_TRUE(found->empty()) << (*found)[0].rule_id;
+      EXPECT_TRUE((*m)->LastMatchedRuleIds().empty());
+      for (const auto& [name, value] : fields) EXPECT_FALSE(name.starts_with("threat.")) << name;
+      EXPECT_EQ(Get(fields, "message"), "hello");  // the rest of the event is kept
+      if (line == flat) {
+        EXPECT_EQ(Get(fields, "threatened"), "kept");
+      }
+    }
+  }
+  // A real hit on an event that also claims a hash hit: the fields are the real
+  // hit's, and only the USOM rule fires (not the critical malware-hash rule).
+  auto m = Matcher::Create(IocRules(), Feeds());
+  ASSERT_TRUE(m.ok()) << m.status();
+  FieldMap fields;
+  auto found = (*m)->Process(
+      R"({"url":{"original":"http://login-e-devlet-giris.example.com/"},)"
+      R"("threat":{"indicator":{"type":"sha256","confidence":"100"},"feed":{"name":"usom,x"}}})",
+      "agent.json", InputFormat::kJson, &fields);
+  ASSERT_TRUE(found.ok()) << found.status();
+  EXPECT_EQ(Get(fields, "threat.indicator.type"), "domain");
+  EXPECT_EQ(Get(fields, "threat.indicator.confidence"), "80");
+  EXPECT_EQ(Get(fields, "threat.feed.name"), "usom");
+  ASSERT_EQ(found->size(), 1u);
+  EXPECT_EQ((*found)[0].rule_id, "58844d2e-c11e-4997-b4a8-df0f7e086beb");
+  EXPECT_EQ((*found)[0].fields.at("threat.indicator.type"), "domain");
 }
 
 TEST(IocEnrichment, LiveMatcherTakesANewIocSetBetweenEventsAndKeepsCorrelation) {

@@ -5,8 +5,14 @@
 #include "rules/ioc.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <iterator>
 #include <thread>
 
 #include "tests/rules/test_util.h"
@@ -509,6 +515,135 @@ TEST(IocRealData, SignatureBaseHashesAndC2) {
   ASSERT_EQ(hits.size(), 1u) << Describe(hits);
   EXPECT_EQ(hits[0].comment, "Dark Caracal - MS Windows HtmlHelp Data");
   EXPECT_EQ(hits[0].kind, IocKind::kSha256);
+}
+
+}  // namespace
+}  // namespace siper::rules
+
+namespace siper::rules {
+namespace {
+
+// The literal database's on-disk cache: a second build with the same feed
+// reads it, a changed feed compiles (and stores) its own, and a damaged file is
+// rejected with a message naming it, then rebuilt and replaced.
+class IocCacheTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("siper_ioc_cache_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir_);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  std::shared_ptr<const IocSet> Build(const std::string& feed_text) {
+    IocSetBuilder b;
+    EXPECT_TRUE(b.ImportText(IocFeedFormat::kUsomList, feed_text, Feed("usom", "phishing")).ok());
+    IocSetOptions o;
+    o.cache_dir = dir_;
+    return BuildOrDie(b, o);
+  }
+  std::vector<std::filesystem::path> Files() const {
+    std::vector<std::filesystem::path> out;
+    if (!std::filesystem::exists(dir_)) return out;
+    for (const auto& e : std::filesystem::directory_iterator(dir_)) out.push_back(e.path());
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+  // The free-text hits of one line (so a cached database is shown to work).
+  static std::string Scan(const std::shared_ptr<const IocSet>& set, std::string_view text) {
+    auto scanner = IocScanner::Create(set);
+    EXPECT_TRUE(scanner.ok()) << scanner.status();
+    std::vector<IocHit> hits;
+    EXPECT_TRUE((*scanner)->ScanText(text, "event.original", &hits).ok());
+    return Describe(hits);
+  }
+  void Damage(const std::filesystem::path& file, const std::function<void(std::string*)>& how) {
+    std::ifstream in(file, std::ios::binary);
+    std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    in.close();
+    how(&data);
+    std::ofstream out(file, std::ios::binary | std::ios::trunc);
+    out << data;
+  }
+
+  std::filesystem::path dir_;
+  const std::string feed_ = "login-e-devlet-giris.example.com\r\nbank-phish.example.net/giris\r\n";
+  const std::string line_ = "GET http://login-e-devlet-giris.example.com/ HTTP/1.1";
+};
+
+TEST_F(IocCacheTest, SecondBuildOfTheSameFeedReadsTheCache) {
+  auto first = Build(feed_);
+  ASSERT_NE(first, nullptr);
+  EXPECT_EQ(first->stats().literal_cache, IocCacheOutcome::kStored);
+  ASSERT_EQ(Files().size(), 1u);
+  EXPECT_TRUE(Files()[0].filename().string().starts_with("ioc-"));
+  auto second = Build(feed_);
+  ASSERT_NE(second, nullptr);
+  EXPECT_EQ(second->stats().literal_cache, IocCacheOutcome::kHit);
+  EXPECT_TRUE(second->stats().literal_cache_message.empty());
+  EXPECT_EQ(second->stats().literal_database_bytes, first->stats().literal_database_bytes);
+  EXPECT_EQ(Scan(second, line_), Scan(first, line_));
+  EXPECT_NE(Scan(second, line_), "");
+  // Without a cache folder nothing is read or written.
+  IocSetBuilder b;
+  ASSERT_TRUE(b.ImportText(IocFeedFormat::kUsomList, feed_, Feed("usom")).ok());
+  EXPECT_EQ(BuildOrDie(b)->stats().literal_cache, IocCacheOutcome::kNone);
+}
+
+TEST_F(IocCacheTest, ChangedFeedDoesNotUseTheOldDatabase) {
+  ASSERT_NE(Build(feed_), nullptr);
+  auto changed = Build(feed_ + "new-phish.example.org\r\n");
+  ASSERT_NE(changed, nullptr);
+  EXPECT_EQ(changed->stats().literal_cache, IocCacheOutcome::kStored);
+  EXPECT_EQ(Files().size(), 2u);
+  EXPECT_NE(Scan(changed, "see new-phish.example.org now"), "");
+  // And the old feed still finds its own file.
+  EXPECT_EQ(Build(feed_)->stats().literal_cache, IocCacheOutcome::kHit);
+}
+
+TEST_F(IocCacheTest, DamagedCacheFileIsRejectedRebuiltAndReplaced) {
+  ASSERT_NE(Build(feed_), nullptr);
+  ASSERT_EQ(Files().size(), 1u);
+  const std::filesystem::path file = Files()[0];
+  const std::vector<std::pair<std::string, std::function<void(std::string*)>>> damages = {
+      {"checksum", [](std::string* d) { (*d)[d->size() / 2] ^= 0x55; }},
+      {"truncated", [](std::string* d) { d->resize(d->size() - 100); }},
+      {"bad header", [](std::string* d) { d->assign("not a database"); }},
+      {"empty", [](std::string* d) { d->clear(); }},
+      // A well-formed file whose payload is not a Hyperscan database.
+      {"Hyperscan rejects",
+       [](std::string* d) {
+         const size_t header = 32;
+         for (size_t i = header; i < d->size(); ++i) (*d)[i] = static_cast<char>(i * 7);
+         // Recompute the checksum the way the cache writes it.
+         uint64_t a = 0xcbf29ce484222325ULL, b = 0x9e3779b97f4a7c15ULL;
+         for (size_t i = header; i < d->size(); ++i) {
+           const auto c = static_cast<unsigned char>((*d)[i]);
+           a = (a ^ c) * 0x100000001b3ULL;
+           b = (b ^ c) * 0xff51afd7ed558ccdULL;
+           b = (b << 29) | (b >> 35);
+         }
+         std::memcpy(d->data() + 16, &a, 8);
+         std::memcpy(d->data() + 24, &b, 8);
+       }},
+  };
+  for (const auto& [what, how] : damages) {
+    SCOPED_TRACE(what);
+    Damage(file, how);
+    auto rebuilt = Build(feed_);
+    ASSERT_NE(rebuilt, nullptr);
+    EXPECT_EQ(rebuilt->stats().literal_cache, IocCacheOutcome::kRebuilt);
+    const std::string& msg = rebuilt->stats().literal_cache_message;
+    EXPECT_NE(msg.find(file.string()), std::string::npos) << msg;
+    EXPECT_NE(msg.find("rebuilding"), std::string::npos) << msg;
+    if (what != "empty") {
+      EXPECT_NE(msg.find(what), std::string::npos) << msg;
+    }
+    EXPECT_NE(Scan(rebuilt, line_), "");
+    // The rebuilt database replaced the damaged file.
+    EXPECT_EQ(Build(feed_)->stats().literal_cache, IocCacheOutcome::kHit);
+  }
 }
 
 }  // namespace
