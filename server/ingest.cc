@@ -43,6 +43,19 @@ void MoveValidFields(rules::FieldMap& fields,
   }
 }
 
+// Copies an alert's fields (a snapshot shared by the event's alerts) into a
+// stored map, made valid UTF-8.
+void CopyValidFields(const rules::DetectionFields& fields,
+                     google::protobuf::Map<std::string, std::string>* out) {
+  for (const auto& [key, value] : fields) {
+    std::string k = key;
+    std::string v = value;
+    MakeValidUtf8(&k);
+    MakeValidUtf8(&v);
+    (*out)[std::move(k)] = std::move(v);
+  }
+}
+
 }  // namespace
 
 IngestPipeline::IngestPipeline(storage::Store* store, const rules::LiveRuleSet* rules,
@@ -206,7 +219,7 @@ std::vector<storage::EventRecord> IngestPipeline::Process(rules::LiveMatcher* ma
       alert.set_title(std::move(d.title));
       alert.set_level(std::move(d.level));
       for (std::string& tag : d.tags) alert.add_tags(std::move(tag));
-      MoveValidFields(d.fields, alert.mutable_fields());
+      CopyValidFields(d.fields, alert.mutable_fields());
       alert.set_count(d.count);
     }
     // A line received over the network (the agent's syslog_udp): who sent it,
