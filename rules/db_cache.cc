@@ -7,29 +7,12 @@
 #include <fstream>
 #include <sstream>
 
+#include "rules/hash128.h"
+
 namespace siper::rules {
 namespace {
 
 constexpr char kMagic[8] = {'S', 'I', 'P', 'H', 'S', 'D', 'B', '1'};
-
-// Two independent 64-bit hashes (FNV-1a and a multiply-rotate) make a 128-bit key.
-struct Hasher {
-  uint64_t a = 0xcbf29ce484222325ULL;
-  uint64_t b = 0x9e3779b97f4a7c15ULL;
-  void Add(const void* data, size_t n) {
-    const auto* p = static_cast<const unsigned char*>(data);
-    for (size_t i = 0; i < n; ++i) {
-      a = (a ^ p[i]) * 0x100000001b3ULL;
-      b = (b ^ p[i]) * 0xff51afd7ed558ccdULL;
-      b = (b << 29) | (b >> 35);
-    }
-  }
-  void Add(std::string_view s) {
-    uint64_t n = s.size();
-    Add(&n, sizeof n);
-    Add(s.data(), s.size());
-  }
-};
 
 void PutU32(std::string* out, uint32_t v) { out->append(reinterpret_cast<const char*>(&v), 4); }
 void PutU64(std::string* out, uint64_t v) { out->append(reinterpret_cast<const char*>(&v), 8); }
@@ -50,7 +33,7 @@ bool GetU64(std::string_view* in, uint64_t* v) {
 }  // namespace
 
 std::string DatabaseKey(const std::vector<Pattern>& patterns) {
-  Hasher h;
+  internal::Hash128 h;
   h.Add(std::string_view(kMagic, sizeof kMagic));
   h.Add(std::string_view(hs_version()));
   hs_platform_info_t platform;

@@ -17,6 +17,7 @@
 
 #include "nlohmann/json.hpp"
 #include "rules/decoder.h"
+#include "rules/hash128.h"
 #include "rules/strutil.h"
 
 namespace siper::rules {
@@ -647,30 +648,12 @@ namespace {
 // whole before Hyperscan sees it.
 constexpr char kLiteralMagic[8] = {'S', 'I', 'P', 'I', 'O', 'C', 'D', '1'};
 
-struct Hash128 {
-  uint64_t a = 0xcbf29ce484222325ULL;
-  uint64_t b = 0x9e3779b97f4a7c15ULL;
-  void Add(const void* data, size_t n) {
-    const auto* p = static_cast<const unsigned char*>(data);
-    for (size_t i = 0; i < n; ++i) {
-      a = (a ^ p[i]) * 0x100000001b3ULL;
-      b = (b ^ p[i]) * 0xff51afd7ed558ccdULL;
-      b = (b << 29) | (b >> 35);
-    }
-  }
-  void Add(std::string_view s) {
-    const uint64_t n = s.size();
-    Add(&n, sizeof n);
-    Add(s.data(), s.size());
-  }
-};
-
 class LiteralCache {
  public:
   LiteralCache(const std::filesystem::path& dir, const std::vector<std::string>& patterns)
       : dir_(dir) {
     if (dir.empty()) return;
-    Hash128 h;
+    internal::Hash128 h;
     h.Add(std::string_view(kLiteralMagic, sizeof kLiteralMagic));
     h.Add(std::string_view(hs_version()));
     hs_platform_info_t platform;
@@ -712,7 +695,7 @@ class LiteralCache {
     std::memcpy(&a, data.data() + 16, 8);
     std::memcpy(&b, data.data() + 24, 8);
     if (size != data.size() - kHeader) return reject("truncated or overlong");
-    Hash128 h;
+    internal::Hash128 h;
     h.Add(data.data() + kHeader, size);
     if (h.a != a || h.b != b) return reject("checksum mismatch (corrupt)");
     if (hs_deserialize_database(data.data() + kHeader, size, db) != HS_SUCCESS) {
@@ -728,7 +711,7 @@ class LiteralCache {
     char* bytes = nullptr;
     size_t length = 0;
     if (hs_serialize_database(db, &bytes, &length) != HS_SUCCESS) return;
-    Hash128 h;
+    internal::Hash128 h;
     h.Add(bytes, length);
     std::string data(kLiteralMagic, sizeof kLiteralMagic);
     const uint64_t header[3] = {length, h.a, h.b};
