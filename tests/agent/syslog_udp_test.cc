@@ -16,40 +16,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "agent/pending_events.h"
+#include "tests/udp_sender.h"
 
 namespace siper::agent {
 namespace {
 
-// A UDP socket bound to 127.0.0.1 that sends to the listener.
-class Sender {
- public:
-  explicit Sender(const std::string& to) {
-    fd_ = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    sockaddr_in self{};
-    self.sin_family = AF_INET;
-    self.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    EXPECT_EQ(bind(fd_, reinterpret_cast<sockaddr*>(&self), sizeof(self)), 0);
-    socklen_t len = sizeof(self);
-    getsockname(fd_, reinterpret_cast<sockaddr*>(&self), &len);
-    port_ = ntohs(self.sin_port);
-    const size_t colon = to.rfind(':');
-    to_.sin_family = AF_INET;
-    inet_pton(AF_INET, to.substr(0, colon).c_str(), &to_.sin_addr);
-    to_.sin_port = htons(static_cast<uint16_t>(std::stoi(to.substr(colon + 1))));
-  }
-  ~Sender() { close(fd_); }
-  void Send(const std::string& datagram) {
-    ASSERT_EQ(sendto(fd_, datagram.data(), datagram.size(), 0, reinterpret_cast<sockaddr*>(&to_),
-                     sizeof(to_)),
-              static_cast<ssize_t>(datagram.size()));
-  }
-  int port() const { return port_; }
-
- private:
-  int fd_ = -1;
-  int port_ = 0;
-  sockaddr_in to_{};
-};
+using siper::testing::UdpSender;
 
 SyslogUdpInput Loopback(uint64_t receive_buffer_bytes = 0, size_t max_message_bytes = 8192) {
   SyslogUdpInput input;
@@ -103,7 +75,7 @@ TEST(SyslogUdpTest, EachDatagramIsOneLineWithItsPeerAddress) {
   ASSERT_TRUE(listener.bound().starts_with("127.0.0.1:")) << listener.bound();
   EXPECT_NE(listener.bound(), "127.0.0.1:0");  // the port the kernel chose
   Running running(listener);
-  Sender sender(listener.bound());
+  UdpSender sender(listener.bound());
   // The message claims another host; the address stored is the socket's peer.
   sender.Send("<34>Oct 11 22:14:15 10.9.9.9 su: 'su root' failed for lonvick on /dev/pts/8\n");
   sender.Send("<165>1 2026-11-28T10:00:00.003Z sw-core-1 ssh - ID47 - login ok\r\n");
@@ -140,7 +112,7 @@ TEST(SyslogUdpTest, SpoolFullDropsAndCountsThenReceivesAgain) {
   SyslogUdpListener listener(Loopback(), &pending, 1 << 20, nullptr);
   ASSERT_TRUE(listener.Open().ok());
   Running running(listener);
-  Sender sender(listener.bound());
+  UdpSender sender(listener.bound());
   for (int i = 0; i < 10; ++i) sender.Send(absl::StrCat("<13>dropped ", i));
   ASSERT_TRUE(WaitFor([&] { return listener.received() == 10; })) << listener.received();
   EXPECT_EQ(listener.drops(), 10u);
@@ -158,7 +130,7 @@ TEST(SyslogUdpTest, FullQueueDropsAndCounts) {
   SyslogUdpListener listener(Loopback(), &pending, 1000, nullptr);  // two 400-byte datagrams fit
   ASSERT_TRUE(listener.Open().ok());
   Running running(listener);
-  Sender sender(listener.bound());
+  UdpSender sender(listener.bound());
   for (int i = 0; i < 5; ++i) sender.Send(std::string(400, static_cast<char>('a' + i)));
   ASSERT_TRUE(WaitFor([&] { return listener.received() == 5; }));
   EXPECT_EQ(listener.drops(), 3u);
@@ -174,7 +146,7 @@ TEST(SyslogUdpTest, KernelReceiveBufferDropsAreCounted) {
   MemoryPendingEvents pending(100000, 64 << 20, 0);
   SyslogUdpListener listener(Loopback(4096), &pending, 16 << 20, nullptr);
   ASSERT_TRUE(listener.Open().ok());
-  Sender sender(listener.bound());
+  UdpSender sender(listener.bound());
   constexpr int kSent = 300;
   for (int i = 0; i < kSent; ++i) sender.Send(absl::StrCat("<13>", std::string(1000, 'k'), i));
   Running running(listener);

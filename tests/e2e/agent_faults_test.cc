@@ -25,6 +25,7 @@
 #include "common/files.h"
 #include "tests/e2e/harness.h"
 #include "tests/e2e/process.h"
+#include "tests/udp_sender.h"
 
 namespace siper::testing {
 namespace {
@@ -620,37 +621,6 @@ TEST_F(AgentFaultTest, FimChangesReportedOnceEachAlsoWhileStopped) {
   EXPECT_EQ(StoredSeq(), 11u);
   EXPECT_EQ(Events().size(), 11u);
 }
-
-// Syslog over UDP (the agent's syslog_udp listener), as a switch or firewall
-// sends it: a socket bound to 127.0.0.1 that sends to the agent's port.
-class UdpSender {
- public:
-  explicit UdpSender(int to_port) {
-    fd_ = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    sockaddr_in self{};
-    self.sin_family = AF_INET;
-    self.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    EXPECT_EQ(bind(fd_, reinterpret_cast<sockaddr*>(&self), sizeof(self)), 0);
-    socklen_t len = sizeof(self);
-    getsockname(fd_, reinterpret_cast<sockaddr*>(&self), &len);
-    port_ = ntohs(self.sin_port);
-    to_.sin_family = AF_INET;
-    to_.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    to_.sin_port = htons(static_cast<uint16_t>(to_port));
-  }
-  ~UdpSender() { close(fd_); }
-  void Send(const std::string& datagram) {
-    ASSERT_EQ(sendto(fd_, datagram.data(), datagram.size(), 0, reinterpret_cast<sockaddr*>(&to_),
-                     sizeof(to_)),
-              static_cast<ssize_t>(datagram.size()));
-  }
-  int port() const { return port_; }
-
- private:
-  int fd_ = -1;
-  int port_ = 0;
-  sockaddr_in to_{};
-};
 
 // The message names another host (fw01): the stored sender is the socket's peer.
 std::string FirewallLine(int n, size_t padding = 0) {
