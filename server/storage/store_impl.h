@@ -55,9 +55,9 @@ enum Cf : size_t {
   kNumCfs,
 };
 inline constexpr std::array<const char*, kNumCfs> kCfNames = {
-    "events",         "event_seq",   "events_by_agent", "alerts",        "alerts_by_agent",
-    "alerts_by_rule", "agents",      "tokens",          "meta",          "chain",
-    "incidents",      "audit",       "files",           "files_by_hash", "chain_seals",
+    "events",         "event_seq",   "events_by_agent", "alerts",         "alerts_by_agent",
+    "alerts_by_rule", "agents",      "tokens",          "meta",           "chain",
+    "incidents",      "audit",       "files",           "files_by_hash",  "chain_seals",
     "ioc_feeds",      "ioc_entries", "events_by_field", "incident_items",
 };
 // Every family has a name (a missing one would be a null pointer).
