@@ -410,27 +410,6 @@ TEST_F(EndToEndTest, ClientsWithoutAValidCertificateAreRefused) {
   EXPECT_TRUE(response.token().empty());
 }
 
-// Sends raw bytes on AgentService.Stream (what a broken or hostile client
-// could send) and returns how the server ended the stream.
-grpc::Status RawStream(const std::shared_ptr<grpc::Channel>& channel, const std::string& bytes) {
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
-  std::unique_ptr<grpc::ClientReaderWriter<grpc::ByteBuffer, grpc::ByteBuffer>> stream(
-      grpc::internal::ClientReaderWriterFactory<grpc::ByteBuffer, grpc::ByteBuffer>::Create(
-          channel.get(),
-          grpc::internal::RpcMethod("/siper.v1.AgentService/Stream",
-                                    grpc::internal::RpcMethod::BIDI_STREAMING),
-          &context));
-  grpc::Slice slice(bytes);
-  grpc::ByteBuffer buffer(&slice, 1);
-  stream->Write(buffer);
-  stream->WritesDone();
-  grpc::ByteBuffer reply;
-  while (stream->Read(&reply)) {
-  }
-  return stream->Finish();
-}
-
 // Oversized and garbage batches end their stream with a clear status and
 // never take the server down; a well-formed stream with many batches in
 // flight gets every ack, in order, and its events stored once.

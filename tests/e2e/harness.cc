@@ -1,5 +1,8 @@
 #include "tests/e2e/harness.h"
 
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/support/sync_stream.h>
+
 #include <chrono>
 #include <sstream>
 #include <thread>
@@ -55,6 +58,27 @@ CommandResult RunSiperctl(const std::string& address, const std::filesystem::pat
                                    (pki_dir / (cert + ".key")).string()};
   argv.insert(argv.end(), args.begin(), args.end());
   return RunCommand(argv);
+}
+
+// Sends raw bytes on AgentService.Stream (what a broken or hostile client
+// could send) and returns how the server ended the stream.
+grpc::Status RawStream(const std::shared_ptr<grpc::Channel>& channel, const std::string& bytes) {
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  std::unique_ptr<grpc::ClientReaderWriter<grpc::ByteBuffer, grpc::ByteBuffer>> stream(
+      grpc::internal::ClientReaderWriterFactory<grpc::ByteBuffer, grpc::ByteBuffer>::Create(
+          channel.get(),
+          grpc::internal::RpcMethod("/siper.v1.AgentService/Stream",
+                                    grpc::internal::RpcMethod::BIDI_STREAMING),
+          &context));
+  grpc::Slice slice(bytes);
+  grpc::ByteBuffer buffer(&slice, 1);
+  stream->Write(buffer);
+  stream->WritesDone();
+  grpc::ByteBuffer reply;
+  while (stream->Read(&reply)) {
+  }
+  return stream->Finish();
 }
 
 }  // namespace siper::testing

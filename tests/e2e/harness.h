@@ -2,6 +2,8 @@
 // waiting for a started siper-server to tell its port, and running siperctl.
 #pragma once
 
+#include <grpcpp/grpcpp.h>
+
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -30,5 +32,9 @@ absl::StatusOr<std::string> WaitForServerAddress(ChildProcess& server,
 // ("admin" is DATA_DIR/pki/admin.pem and .key) and the CA of `pki_dir`.
 CommandResult RunSiperctl(const std::string& address, const std::filesystem::path& pki_dir,
                           const std::vector<std::string>& args, const std::string& cert = "admin");
+
+// Sends raw bytes on AgentService.Stream (what a broken or hostile client
+// could send) and returns how the server ended the stream.
+grpc::Status RawStream(const std::shared_ptr<grpc::Channel>& channel, const std::string& bytes);
 
 }  // namespace siper::testing

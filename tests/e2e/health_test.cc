@@ -51,23 +51,8 @@ grpc::Status RawStream(const std::string& address, const grpc::SslCredentialsOpt
                        const std::string& bytes) {
   grpc::ChannelArguments args;
   args.SetMaxSendMessageSize(64 << 20);
-  auto channel = grpc::CreateCustomChannel(address, grpc::SslCredentials(tls), args);
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
-  std::unique_ptr<grpc::ClientReaderWriter<grpc::ByteBuffer, grpc::ByteBuffer>> stream(
-      grpc::internal::ClientReaderWriterFactory<grpc::ByteBuffer, grpc::ByteBuffer>::Create(
-          channel.get(),
-          grpc::internal::RpcMethod("/siper.v1.AgentService/Stream",
-                                    grpc::internal::RpcMethod::BIDI_STREAMING),
-          &context));
-  grpc::Slice slice(bytes);
-  grpc::ByteBuffer buffer(&slice, 1);
-  stream->Write(buffer);
-  stream->WritesDone();
-  grpc::ByteBuffer reply;
-  while (stream->Read(&reply)) {
-  }
-  return stream->Finish();
+  return testing::RawStream(grpc::CreateCustomChannel(address, grpc::SslCredentials(tls), args),
+                            bytes);
 }
 
 class HealthEndToEnd : public ::testing::Test {
