@@ -38,7 +38,11 @@ std::vector<std::string> Strings(const json& j, const char* key) {
 
 }  // namespace
 
-json LinkedAlertToJson(const LinkedAlert& a) {
+namespace {
+
+// What a linked alert and an alert input both say of the alert.
+template <typename Alert>
+json AlertCommonToJson(const Alert& a) {
   return {{"id", a.id},
           {"rule_id", a.rule_id},
           {"title", a.title},
@@ -48,8 +52,15 @@ json LinkedAlertToJson(const LinkedAlert& a) {
           {"agent_id", a.agent_id},
           {"seq", a.seq},
           {"host", a.host},
-          {"source_ip", a.source_ip},
           {"ioc_confidence", a.ioc_confidence}};
+}
+
+}  // namespace
+
+json LinkedAlertToJson(const LinkedAlert& a) {
+  json j = AlertCommonToJson(a);
+  j["source_ip"] = a.source_ip;
+  return j;
 }
 
 LinkedAlert LinkedAlertFromJson(const json& a) {
@@ -104,22 +115,14 @@ json ObservableToJson(const Observable& o) {
 }
 
 json AlertInputToJson(const AlertInput& a) {
-  return {{"id", a.id},
-          {"rule_id", a.rule_id},
-          {"title", a.title},
-          {"level", a.level},
-          {"time", T(a.time)},
-          {"occurred", T(a.occurred)},
-          {"agent_id", a.agent_id},
-          {"seq", a.seq},
-          {"host", a.host},
-          {"fields", a.fields},
-          {"ioc_hit", a.ioc_hit},
-          {"ioc_confidence", a.ioc_confidence},
-          {"ioc_value", a.ioc_value},
-          {"ioc_feed", a.ioc_feed},
-          {"rsit_class", a.rsit_class},
-          {"rsit_type", a.rsit_type}};
+  json j = AlertCommonToJson(a);
+  j["fields"] = a.fields;
+  j["ioc_hit"] = a.ioc_hit;
+  j["ioc_value"] = a.ioc_value;
+  j["ioc_feed"] = a.ioc_feed;
+  j["rsit_class"] = a.rsit_class;
+  j["rsit_type"] = a.rsit_type;
+  return j;
 }
 
 json IncidentToJson(const Incident& in) {
