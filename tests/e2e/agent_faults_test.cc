@@ -25,6 +25,7 @@
 #include "common/files.h"
 #include "tests/e2e/harness.h"
 #include "tests/e2e/process.h"
+#include "tests/e2e/server_fixture.h"
 #include "tests/udp_sender.h"
 
 namespace siper::testing {
@@ -104,87 +105,26 @@ class LineWriter {
 
 void Sleep(int ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); }
 
-class AgentFaultTest : public ::testing::Test {
+class AgentFaultTest : public ServerTest {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/siper-faults-XXXXXX";
-    root_ = mkdtemp(tmpl);
-    data_dir_ = root_ / "server";
+    ASSERT_NO_FATAL_FAILURE(ServerTest::SetUp());
     state_dir_ = root_ / "agent";
     ASSERT_NO_FATAL_FAILURE(StartServer());
   }
 
-  void TearDown() override {
-    agent_.reset();
-    if (server_) {
-      server_->Signal(SIGTERM);
-      EXPECT_EQ(server_->Wait(20000), 0) << ServerOutput();
-    }
-    if (!HasFailure()) fs::remove_all(root_);
-  }
+  void StartServer() { ServerTest::StartServer(server_config_, 1); }
 
-  // The first start takes any free port; later starts (after a stop or a
-  // SIGKILL) listen on the same one, as a restarted server would.
-  void StartServer() {
-    fs::remove(data_dir_ / "server.port");
-    ++server_runs_;
-    std::vector<std::string> argv = {SIPER_SERVER_BIN,
-                                     "--data-dir",
-                                     data_dir_.string(),
-                                     "--listen",
-                                     "127.0.0.1:" + std::to_string(port_),
-                                     "--rules",
-                                     SIPER_RULES_DIR,
-                                     "--workers",
-                                     "1"};
-    if (!server_config_.empty()) {
-      std::ofstream(root_ / "server.yaml") << server_config_;
-      argv.insert(argv.end(), {"--config", (root_ / "server.yaml").string()});
-    }
-    server_ = std::make_unique<ChildProcess>(
-        argv, root_ / ("server" + std::to_string(server_runs_) + ".out"));
-    absl::StatusOr<std::string> address = WaitForServerAddress(*server_, data_dir_);
-    ASSERT_TRUE(address.ok()) << address.status() << ": " << ServerOutput();
-    if (port_ == 0) port_ = std::stoi(address->substr(address->rfind(':') + 1));
-    ASSERT_EQ(*address, Address());
-  }
-
-  void StopServer(int sig) {
-    server_->Signal(sig);
-    const int code = server_->Wait(20000);
-    if (sig == SIGTERM) {
-      EXPECT_EQ(code, 0) << ServerOutput();
-    } else {
-      EXPECT_EQ(code, -1);
-    }
-    server_.reset();
-  }
-
-  std::string Address() const { return "127.0.0.1:" + std::to_string(port_); }
-
-  std::string ServerOutput() {
-    return ReadFile(root_ / ("server" + std::to_string(server_runs_) + ".out.err")).value_or("");
-  }
   std::string AgentLog() { return ReadFile(state_dir_ / "log" / "agent.log").value_or(""); }
-
-  fs::path Pki(const std::string& name) const { return data_dir_ / "pki" / name; }
-
-  CommandResult Ctl(std::vector<std::string> args) {
-    return RunSiperctl(Address(), data_dir_ / "pki", args);
-  }
 
   // Enrolls the agent and writes its configuration: `logs` read from their
   // beginning, plus `extra` YAML.
   void SetUpAgent(const std::vector<fs::path>& logs, const std::string& extra = "") {
-    CommandResult token = Ctl({"tokens", "create"});
-    ASSERT_EQ(token.exit_code, 0) << token.err;
-    CommandResult enroll = RunCommand({SIPER_AGENT_BIN, "enroll", "--server", Address(), "--token",
-                                       token.out.substr(0, token.out.find('\n')), "--ca",
-                                       Pki("ca.pem").string(), "--state-dir", state_dir_.string()});
+    CommandResult enroll = Enroll(state_dir_, CreateToken());
     ASSERT_EQ(enroll.exit_code, 0) << enroll.out << enroll.err;
     config_ = root_ / "agent.yaml";
     std::ofstream out(config_);
-    out << "server: " << Address() << "\n"
+    out << "server: " << address_ << "\n"
         << "state_dir: " << state_dir_.string() << "\n"
         << "batch_max_delay_ms: 50\n"
         << extra;
@@ -283,16 +223,10 @@ class AgentFaultTest : public ::testing::Test {
     }
   }
 
-  fs::path root_;
-  fs::path data_dir_;
   fs::path state_dir_;
   fs::path config_;
   std::string server_config_;  // YAML for --config (StartServer), when set
-  int port_ = 0;
-  int server_runs_ = 0;
   int agent_runs_ = 0;
-  std::unique_ptr<ChildProcess> server_;
-  std::unique_ptr<ChildProcess> agent_;
 };
 
 // Rename rotation every 2 s while lines keep coming: the old file is read to
@@ -775,8 +709,7 @@ TEST_F(SyslogUdpFaultTest, FullSpoolDropsAreCountedAndAlerted) {
                            "--limit", "0", "--json"});
     alerts = ParseJsonLines(r.out);
     if (!alerts.empty()) break;
-    ASSERT_LT(Clock::now(), alert_deadline)
-        << r.err << ReadFile(root_ / "server2.out.err").value_or("");
+    ASSERT_LT(Clock::now(), alert_deadline) << r.err << ServerOutput();
     Sleep(500);
   }
   EXPECT_EQ(alerts[0]["fields"]["event.action"], "spool_dropping");

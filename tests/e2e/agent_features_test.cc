@@ -22,6 +22,7 @@
 #include "tests/agent/journal_files.h"
 #include "tests/e2e/harness.h"
 #include "tests/e2e/process.h"
+#include "tests/e2e/server_fixture.h"
 
 namespace siper::testing {
 namespace {
@@ -44,62 +45,23 @@ size_t CountOccurrences(const std::string& text, const std::string& what) {
   return count;
 }
 
-class AgentFeaturesTest : public ::testing::Test {
+class AgentFeaturesTest : public ServerTest {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/siper-e2e-agentfeat-XXXXXX";
-    root_ = mkdtemp(tmpl);
-    data_dir_ = root_ / "server";
+    ASSERT_NO_FATAL_FAILURE(ServerTest::SetUp());
     state_dir_ = root_ / "agent";
   }
 
-  // `extra`: more server config lines (YAML).
-  void StartServer(const std::string& extra = "") {
-    fs::path config = root_ / "server.yaml";
-    std::ofstream(config) << "data_dir: " << data_dir_.string() << "\n"
-                          << "listen: 127.0.0.1:0\n"
-                          << "rules_dir: " << SIPER_RULES_DIR << "\n"
-                          << "workers: 2\n"
-                          << extra;
-    server_ = std::make_unique<ChildProcess>(
-        std::vector<std::string>{SIPER_SERVER_BIN, "--config", config.string()},
-        root_ / "server.out");
-    absl::StatusOr<std::string> address = WaitForServerAddress(*server_, data_dir_);
-    ASSERT_TRUE(address.ok()) << address.status() << ": " << ServerOutput();
-    address_ = *address;
-  }
+  // `extra`: server config lines (YAML).
+  void StartServer(const std::string& extra = "") { ServerTest::StartServer(extra); }
 
-  void TearDown() override {
-    agent_.reset();
-    if (server_) {
-      server_->Signal(SIGTERM);
-      EXPECT_EQ(server_->Wait(20000), 0) << ServerOutput();
-    }
-    if (!HasFailure()) fs::remove_all(root_);
-  }
-
-  std::string ServerOutput() {
-    absl::StatusOr<std::string> out = ReadFile(root_ / "server.out.err");
-    return out.ok() ? *out : "";
-  }
   std::string AgentLog() {
     absl::StatusOr<std::string> out = ReadFile(state_dir_ / "log" / "agent.log");
     return out.ok() ? *out : "";
   }
 
-  fs::path Pki(const std::string& name) const { return data_dir_ / "pki" / name; }
-
-  CommandResult Ctl(std::vector<std::string> args) {
-    return RunSiperctl(address_, data_dir_ / "pki", args);
-  }
-
-  std::string Enroll() {
-    CommandResult t = Ctl({"tokens", "create"});
-    EXPECT_EQ(t.exit_code, 0) << t.err;
-    const std::string token = t.out.substr(0, t.out.find('\n'));
-    CommandResult r =
-        RunCommand({SIPER_AGENT_BIN, "enroll", "--server", address_, "--token", token, "--ca",
-                    Pki("ca.pem").string(), "--state-dir", state_dir_.string()});
+  std::string EnrollAgent() {
+    CommandResult r = ServerTest::Enroll(state_dir_, CreateToken());
     EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
     // "enrolled as agt-..."
     const size_t at = r.out.find("agt-");
@@ -161,12 +123,7 @@ class AgentFeaturesTest : public ::testing::Test {
     for (const std::string& line : expected) EXPECT_EQ(seen[line], 1) << line;
   }
 
-  fs::path root_;
-  fs::path data_dir_;
   fs::path state_dir_;
-  std::string address_;
-  std::unique_ptr<ChildProcess> server_;
-  std::unique_ptr<ChildProcess> agent_;
 };
 
 // Journal entries arrive as syslog lines the server decodes (the sshd rule
@@ -179,7 +136,7 @@ TEST_F(AgentFeaturesTest, JournalEntriesStoredExactlyOnceAcrossRestarts) {
                  << " is missing (Debian package systemd-journal-remote)";
   }
   StartServer();
-  Enroll();
+  EnrollAgent();
   const fs::path journal_dir = root_ / "journal";
   fs::create_directories(journal_dir);
   const fs::path journal = journal_dir / "remote.journal";
@@ -255,7 +212,7 @@ TEST_F(AgentFeaturesTest, JournalEntriesStoredExactlyOnceAcrossRestarts) {
 // whole, once each.
 TEST_F(AgentFeaturesTest, CertificateIsRenewedAndTheStreamGoesOn) {
   StartServer("agent_cert_validity_s: 60\n");
-  const std::string agent_id = Enroll();
+  const std::string agent_id = EnrollAgent();
   ASSERT_FALSE(agent_id.empty());
   const std::string first_cert = ReadFile(state_dir_ / "agent.pem").value();
   const std::string first_key = ReadFile(state_dir_ / "agent.key").value();
@@ -328,7 +285,7 @@ grpc::Status Renew(const std::shared_ptr<grpc::Channel>& channel, const std::str
 // (backing off), and keeps spooling what it reads.
 TEST_F(AgentFeaturesTest, RevokedAgentIsRefusedAndSaysSo) {
   StartServer();
-  const std::string agent_id = Enroll();
+  const std::string agent_id = EnrollAgent();
   ASSERT_FALSE(agent_id.empty());
   auto channel = AgentChannel(address_, state_dir_);
 

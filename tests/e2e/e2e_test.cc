@@ -18,6 +18,7 @@
 #include "siper/v1/analyst_service.grpc.pb.h"
 #include "tests/e2e/harness.h"
 #include "tests/e2e/process.h"
+#include "tests/e2e/server_fixture.h"
 
 namespace siper::testing {
 namespace {
@@ -41,52 +42,11 @@ void AppendLines(const fs::path& file, const std::vector<std::string>& lines) {
   for (const std::string& l : lines) out << l << "\n";
 }
 
-class EndToEndTest : public ::testing::Test {
+class EndToEndTest : public ServerTest {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/siper-e2e-XXXXXX";
-    root_ = mkdtemp(tmpl);
-    data_dir_ = root_ / "server";
-    server_ = std::make_unique<ChildProcess>(
-        std::vector<std::string>{SIPER_SERVER_BIN, "--data-dir", data_dir_.string(), "--listen",
-                                 "127.0.0.1:0", "--rules", SIPER_RULES_DIR, "--workers", "2"},
-        root_ / "server.out");
-    absl::StatusOr<std::string> address = WaitForServerAddress(*server_, data_dir_);
-    ASSERT_TRUE(address.ok()) << address.status() << ": " << ServerOutput();
-    address_ = *address;
-  }
-
-  void TearDown() override {
-    agent_.reset();
-    if (server_) {
-      server_->Signal(SIGTERM);
-      EXPECT_EQ(server_->Wait(20000), 0) << ServerOutput();
-    }
-    if (!HasFailure()) fs::remove_all(root_);
-  }
-
-  std::string ServerOutput() {
-    absl::StatusOr<std::string> out = ReadFile(root_ / "server.out.err");
-    return out.ok() ? *out : "";
-  }
-
-  fs::path Pki(const std::string& name) const { return data_dir_ / "pki" / name; }
-
-  CommandResult Ctl(std::vector<std::string> args) {
-    return RunSiperctl(address_, data_dir_ / "pki", args);
-  }
-
-  std::string CreateToken() {
-    CommandResult r = Ctl({"tokens", "create"});
-    EXPECT_EQ(r.exit_code, 0) << r.err;
-    std::string token = r.out.substr(0, r.out.find('\n'));
-    EXPECT_FALSE(token.empty());
-    return token;
-  }
-
-  CommandResult Enroll(const fs::path& state_dir, const std::string& token) {
-    return RunCommand({SIPER_AGENT_BIN, "enroll", "--server", address_, "--token", token, "--ca",
-                       Pki("ca.pem").string(), "--state-dir", state_dir.string()});
+    ASSERT_NO_FATAL_FAILURE(ServerTest::SetUp());
+    ASSERT_NO_FATAL_FAILURE(StartServer());
   }
 
   // Enrolls an agent and writes its config watching `log`.
@@ -127,12 +87,6 @@ class EndToEndTest : public ::testing::Test {
     }
     return events;
   }
-
-  fs::path root_;
-  fs::path data_dir_;
-  std::string address_;
-  std::unique_ptr<ChildProcess> server_;
-  std::unique_ptr<ChildProcess> agent_;
 };
 
 // Every line appended to a watched file is stored exactly once, in order,

@@ -24,6 +24,7 @@
 #include "siper/v1/agent_service.grpc.pb.h"
 #include "tests/e2e/harness.h"
 #include "tests/e2e/process.h"
+#include "tests/e2e/server_fixture.h"
 
 namespace siper::testing {
 namespace {
@@ -55,48 +56,15 @@ grpc::Status RawStream(const std::string& address, const grpc::SslCredentialsOpt
                             bytes);
 }
 
-class HealthEndToEnd : public ::testing::Test {
+class HealthEndToEnd : public ServerTest {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/siper-health-e2e-XXXXXX";
-    root_ = mkdtemp(tmpl);
-    data_dir_ = root_ / "server";
+    ASSERT_NO_FATAL_FAILURE(ServerTest::SetUp());
     log_ = root_ / "app.log";
     std::ofstream(log_) << "";
   }
-  void TearDown() override {
-    agent_.reset();
-    if (server_) {
-      server_->Signal(SIGTERM);
-      EXPECT_EQ(server_->Wait(20000), 0) << ServerOutput();
-      server_.reset();
-    }
-    if (!HasFailure()) fs::remove_all(root_);
-  }
 
-  void StartServer(const std::string& config_yaml) {
-    fs::path config = root_ / "server.yaml";
-    std::ofstream(config) << config_yaml;
-    server_ = std::make_unique<ChildProcess>(
-        std::vector<std::string>{SIPER_SERVER_BIN, "--config", config.string(), "--data-dir",
-                                 data_dir_.string(), "--listen", "127.0.0.1:0", "--rules",
-                                 SIPER_RULES_DIR, "--workers", "2"},
-        root_ / "server.out");
-    absl::StatusOr<std::string> address = WaitForServerAddress(*server_, data_dir_);
-    ASSERT_TRUE(address.ok()) << address.status() << ": " << ServerOutput();
-    address_ = *address;
-  }
-
-  std::string ServerOutput() {
-    absl::StatusOr<std::string> out = ReadFile(root_ / "server.out.err");
-    return out.ok() ? *out : "";
-  }
-
-  fs::path Pki(const std::string& name) const { return data_dir_ / "pki" / name; }
-
-  CommandResult Ctl(std::vector<std::string> args) {
-    return RunSiperctl(address_, data_dir_ / "pki", args);
-  }
+  void StartServer(const std::string& config_yaml) { ServerTest::StartServer(config_yaml); }
 
   std::vector<json> CtlJson(std::vector<std::string> args) {
     args.push_back("--json");
@@ -106,13 +74,8 @@ class HealthEndToEnd : public ::testing::Test {
   }
 
   void EnrollAgent() {
-    CommandResult token = Ctl({"tokens", "create"});
-    ASSERT_EQ(token.exit_code, 0) << token.err;
     agent_state_ = root_ / "agent";
-    CommandResult enroll =
-        RunCommand({SIPER_AGENT_BIN, "enroll", "--server", address_, "--token",
-                    token.out.substr(0, token.out.find('\n')), "--ca", Pki("ca.pem").string(),
-                    "--state-dir", agent_state_.string()});
+    CommandResult enroll = Enroll(agent_state_, CreateToken());
     ASSERT_EQ(enroll.exit_code, 0) << enroll.out << enroll.err;
     std::vector<json> agents = CtlJson({"agents", "list"});
     ASSERT_EQ(agents.size(), 1u);
@@ -179,9 +142,8 @@ class HealthEndToEnd : public ::testing::Test {
     return -1;
   }
 
-  fs::path root_, data_dir_, agent_state_, log_;
-  std::string address_, agent_id_;
-  std::unique_ptr<ChildProcess> server_, agent_;
+  fs::path agent_state_, log_;
+  std::string agent_id_;
 };
 
 TEST_F(HealthEndToEnd, KilledAgentRaisesOneSilentAlertThenComesBackAndMetricsMove) {

@@ -17,6 +17,7 @@
 #include "common/pki.h"
 #include "tests/e2e/harness.h"
 #include "tests/e2e/process.h"
+#include "tests/e2e/server_fixture.h"
 
 namespace siper::testing {
 namespace {
@@ -30,51 +31,10 @@ constexpr char kBruteForceRule[] = "d5c5f79f-af7a-436d-bc49-a04d1840d3d2";
 constexpr char kFailedLoginRule[] = "7e623b43-6405-435c-a416-65a247983365";
 constexpr char kAttacker[] = "203.0.113.45";
 
-class IncidentsEndToEnd : public ::testing::Test {
+class IncidentsEndToEnd : public ServerTest {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/siper-inc-e2e-XXXXXX";
-    root_ = mkdtemp(tmpl);
-    data_dir_ = root_ / "server";
-  }
-
   // Starts siper-server, with `config_yaml` as its --config when not empty.
-  void StartServer(const std::string& config_yaml) {
-    std::vector<std::string> argv = {SIPER_SERVER_BIN, "--data-dir",  data_dir_.string(),
-                                     "--listen",       "127.0.0.1:0", "--rules",
-                                     SIPER_RULES_DIR,  "--workers",   "2"};
-    if (!config_yaml.empty()) {
-      fs::path config = root_ / "server.yaml";
-      std::ofstream(config) << config_yaml;
-      argv.push_back("--config");
-      argv.push_back(config.string());
-    }
-    fs::remove(data_dir_ / "server.port");
-    server_ = std::make_unique<ChildProcess>(argv, root_ / "server.out");
-    absl::StatusOr<std::string> address = WaitForServerAddress(*server_, data_dir_);
-    ASSERT_TRUE(address.ok()) << address.status() << ": " << ServerOutput();
-    address_ = *address;
-  }
-
-  void StopServer() {
-    if (!server_) return;
-    server_->Signal(SIGTERM);
-    EXPECT_EQ(server_->Wait(20000), 0) << ServerOutput();
-    server_.reset();
-  }
-
-  void TearDown() override {
-    agent_.reset();
-    StopServer();
-    if (!HasFailure()) fs::remove_all(root_);
-  }
-
-  std::string ServerOutput() {
-    absl::StatusOr<std::string> out = ReadFile(root_ / "server.out.err");
-    return out.ok() ? *out : "";
-  }
-
-  fs::path Pki(const std::string& name) const { return data_dir_ / "pki" / name; }
+  void StartServer(const std::string& config_yaml) { ServerTest::StartServer(config_yaml); }
 
   // siperctl with the given client certificate and key.
   CommandResult CtlAs(const fs::path& cert, const fs::path& key, std::vector<std::string> args) {
@@ -83,9 +43,6 @@ class IncidentsEndToEnd : public ::testing::Test {
         "--cert",     cert.string(), "--key",  key.string()};
     argv.insert(argv.end(), args.begin(), args.end());
     return RunCommand(argv);
-  }
-  CommandResult Ctl(std::vector<std::string> args) {
-    return CtlAs(Pki("admin.pem"), Pki("admin.key"), std::move(args));
   }
 
   // A user certificate through `siperctl users create` (key made locally, CSR signed by the
@@ -128,13 +85,8 @@ class IncidentsEndToEnd : public ::testing::Test {
       std::string line;
       while (std::getline(in, line)) ++lines;
     }
-    CommandResult token = Ctl({"tokens", "create"});
-    ASSERT_EQ(token.exit_code, 0) << token.err;
     agent_state_ = root_ / "agent";
-    CommandResult enroll =
-        RunCommand({SIPER_AGENT_BIN, "enroll", "--server", address_, "--token",
-                    token.out.substr(0, token.out.find('\n')), "--ca", Pki("ca.pem").string(),
-                    "--state-dir", agent_state_.string()});
+    CommandResult enroll = Enroll(agent_state_, CreateToken());
     ASSERT_EQ(enroll.exit_code, 0) << enroll.out << enroll.err;
     fs::path config = root_ / "agent.yaml";
     std::ofstream(config) << "server: " << address_ << "\n"
@@ -174,12 +126,7 @@ class IncidentsEndToEnd : public ::testing::Test {
     return lines.empty() ? json() : lines[0];
   }
 
-  fs::path root_;
-  fs::path data_dir_;
   fs::path agent_state_;
-  std::string address_;
-  std::unique_ptr<ChildProcess> server_;
-  std::unique_ptr<ChildProcess> agent_;
 };
 
 constexpr char kInstitutionYaml[] = R"(institution:

@@ -18,6 +18,7 @@
 #include "common/files.h"
 #include "tests/e2e/harness.h"
 #include "tests/e2e/process.h"
+#include "tests/e2e/server_fixture.h"
 
 namespace siper::testing {
 namespace {
@@ -30,42 +31,10 @@ constexpr char kHashRule[] = "1160a2f4-32a8-44b9-acc1-4ebc47cbf11c";
 constexpr char kGenericRule[] = "d67061aa-e60e-45ef-a6cf-d1b9ca548a67";
 constexpr char kEicarSha256[] = "275a021bbfb6489e54d471899f7db9d1663fc695ec2fe2a2c4538aabf651fd0f";
 
-class IocEndToEnd : public ::testing::Test {
+class IocEndToEnd : public ServerTest {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/siper-ioc-e2e-XXXXXX";
-    root_ = mkdtemp(tmpl);
-    data_dir_ = root_ / "server";
-  }
-  void TearDown() override {
-    agent_.reset();
-    if (server_) {
-      server_->Signal(SIGTERM);
-      EXPECT_EQ(server_->Wait(20000), 0) << ServerOutput();
-      server_.reset();
-    }
-    if (!HasFailure()) fs::remove_all(root_);
-  }
+  void StartServer(const fs::path& rules_dir) { ServerTest::StartServer("", 2, rules_dir); }
 
-  void StartServer(const fs::path& rules_dir) {
-    std::vector<std::string> argv = {SIPER_SERVER_BIN,   "--data-dir",  data_dir_.string(),
-                                     "--listen",         "127.0.0.1:0", "--rules",
-                                     rules_dir.string(), "--workers",   "2"};
-    server_ = std::make_unique<ChildProcess>(argv, root_ / "server.out");
-    absl::StatusOr<std::string> address = WaitForServerAddress(*server_, data_dir_);
-    ASSERT_TRUE(address.ok()) << address.status() << ": " << ServerOutput();
-    address_ = *address;
-  }
-
-  std::string ServerOutput() {
-    absl::StatusOr<std::string> out = ReadFile(root_ / "server.out.err");
-    return out.ok() ? *out : "";
-  }
-  fs::path Pki(const std::string& name) const { return data_dir_ / "pki" / name; }
-
-  CommandResult Ctl(std::vector<std::string> args) {
-    return RunSiperctl(address_, data_dir_ / "pki", args);
-  }
   json CtlJson(std::vector<std::string> args) {
     args.push_back("--json");
     CommandResult r = Ctl(args);
@@ -77,12 +46,8 @@ class IocEndToEnd : public ::testing::Test {
 
   // Enrolls and starts an agent that tails `log` from the beginning.
   void StartAgent(const fs::path& log, const fs::path& fim_dir = {}) {
-    CommandResult token = Ctl({"tokens", "create"});
-    ASSERT_EQ(token.exit_code, 0) << token.err;
     const fs::path state = root_ / "agent";
-    CommandResult enroll = RunCommand({SIPER_AGENT_BIN, "enroll", "--server", address_, "--token",
-                                       token.out.substr(0, token.out.find('\n')), "--ca",
-                                       Pki("ca.pem").string(), "--state-dir", state.string()});
+    CommandResult enroll = Enroll(state, CreateToken());
     ASSERT_EQ(enroll.exit_code, 0) << enroll.out << enroll.err;
     const fs::path config = root_ / "agent.yaml";
     std::ofstream(config) << "server: " << address_ << "\n"
@@ -124,12 +89,6 @@ class IocEndToEnd : public ::testing::Test {
     EXPECT_EQ(r.exit_code, 0) << r.err;
     return ParseJsonLines(r.out);
   }
-
-  fs::path root_;
-  fs::path data_dir_;
-  std::string address_;
-  std::unique_ptr<ChildProcess> server_;
-  std::unique_ptr<ChildProcess> agent_;
 };
 
 // A plain domain from USOM's list (the real one when ../shared/data is there).

@@ -17,6 +17,7 @@
 #include "siper/v1/storage.pb.h"
 #include "tests/e2e/harness.h"
 #include "tests/e2e/process.h"
+#include "tests/e2e/server_fixture.h"
 #include "tests/storage/raw_db.h"
 
 namespace siper::testing {
@@ -38,51 +39,14 @@ std::pair<std::string, std::string> StoredEvent(RawDb& raw, uint64_t seq) {
   return {};
 }
 
-class OpsTest : public ::testing::Test {
+class OpsTest : public ServerTest {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/siper-ops-XXXXXX";
-    root_ = mkdtemp(tmpl);
-    data_dir_ = root_ / "server";
-    StartServer();
+    ASSERT_NO_FATAL_FAILURE(ServerTest::SetUp());
+    ASSERT_NO_FATAL_FAILURE(StartServer());
   }
 
-  void TearDown() override {
-    agent_.reset();
-    StopServer();
-    if (!HasFailure()) fs::remove_all(root_);
-  }
-
-  void StartServer() {
-    fs::remove(data_dir_ / "server.port");
-    ++server_runs_;
-    server_ = std::make_unique<ChildProcess>(
-        std::vector<std::string>{SIPER_SERVER_BIN, "--data-dir", data_dir_.string(), "--listen",
-                                 "127.0.0.1:0", "--rules", SIPER_RULES_DIR, "--workers", "1"},
-        root_ / ("server" + std::to_string(server_runs_) + ".out"));
-    absl::StatusOr<std::string> address = WaitForServerAddress(*server_, data_dir_);
-    ASSERT_TRUE(address.ok()) << address.status() << ": " << ServerOutput();
-    address_ = *address;
-  }
-
-  void StopServer() {
-    if (!server_) return;
-    server_->Signal(SIGTERM);
-    EXPECT_EQ(server_->Wait(20000), 0) << ServerOutput();
-    server_.reset();
-  }
-
-  std::string ServerOutput() {
-    absl::StatusOr<std::string> out =
-        ReadFile(root_ / ("server" + std::to_string(server_runs_) + ".out.err"));
-    return out.ok() ? *out : "";
-  }
-
-  fs::path Pki(const std::string& name) const { return data_dir_ / "pki" / name; }
-
-  CommandResult Ctl(std::vector<std::string> args) {
-    return RunSiperctl(address_, data_dir_ / "pki", args);
-  }
+  void StartServer() { ServerTest::StartServer("", 1); }
 
   void StoreEvents(int count) {
     std::vector<std::string> lines;
@@ -102,12 +66,8 @@ class OpsTest : public ::testing::Test {
       std::ofstream out(log);
       for (const std::string& l : log_lines) out << l << "\n";
     }
-    CommandResult token = Ctl({"tokens", "create"});
-    ASSERT_EQ(token.exit_code, 0) << token.err;
     fs::path state = root_ / "agent";
-    CommandResult enroll = RunCommand({SIPER_AGENT_BIN, "enroll", "--server", address_, "--token",
-                                       token.out.substr(0, token.out.find('\n')), "--ca",
-                                       Pki("ca.pem").string(), "--state-dir", state.string()});
+    CommandResult enroll = Enroll(state, CreateToken());
     ASSERT_EQ(enroll.exit_code, 0) << enroll.out << enroll.err;
     agent_config_ = root_ / "agent.yaml";
     std::ofstream(agent_config_) << "server: " << address_ << "\n"
@@ -163,14 +123,8 @@ class OpsTest : public ::testing::Test {
     StartServer();
   }
 
-  fs::path root_;
-  fs::path data_dir_;
   fs::path agent_config_;
-  std::string address_;
   std::string agent_id_;
-  int server_runs_ = 0;
-  std::unique_ptr<ChildProcess> server_;
-  std::unique_ptr<ChildProcess> agent_;
 };
 
 void ExpectNamesSeq(const json& report, const std::string& problem, const std::string& agent,

@@ -1,0 +1,80 @@
+#include "tests/e2e/server_fixture.h"
+
+#include <stdlib.h>
+
+#include <fstream>
+
+#include "common/files.h"
+
+namespace siper::testing {
+
+namespace fs = std::filesystem;
+
+void ServerTest::SetUp() {
+  char tmpl[] = "/tmp/siper-e2e-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr) << "mkdtemp: " << strerror(errno);
+  root_ = tmpl;
+  data_dir_ = root_ / "server";
+}
+
+void ServerTest::TearDown() {
+  agent_.reset();
+  StopServer();
+  if (!HasFailure() && !root_.empty()) fs::remove_all(root_);
+}
+
+void ServerTest::StartServer(const std::string& config_yaml, int workers,
+                             const fs::path& rules_dir) {
+  fs::remove(data_dir_ / "server.port");
+  ++server_runs_;
+  const std::string listen = address_.empty() ? "127.0.0.1:0" : address_;
+  std::vector<std::string> argv = {SIPER_SERVER_BIN,   "--data-dir", data_dir_.string(),
+                                   "--listen",         listen,       "--rules",
+                                   rules_dir.string(), "--workers",  std::to_string(workers)};
+  if (!config_yaml.empty()) {
+    const fs::path config = root_ / "server.yaml";
+    std::ofstream(config) << config_yaml;
+    argv.insert(argv.end(), {"--config", config.string()});
+  }
+  server_ = std::make_unique<ChildProcess>(
+      argv, root_ / ("server" + std::to_string(server_runs_) + ".out"));
+  absl::StatusOr<std::string> address = WaitForServerAddress(*server_, data_dir_);
+  ASSERT_TRUE(address.ok()) << address.status() << ": " << ServerOutput();
+  if (address_.empty()) address_ = *address;
+  ASSERT_EQ(*address, address_) << "the restarted server did not take its old port";
+}
+
+void ServerTest::StopServer(int sig) {
+  if (!server_) return;
+  server_->Signal(sig);
+  const int code = server_->Wait(20000);
+  if (sig == SIGTERM) {
+    EXPECT_EQ(code, 0) << ServerOutput();
+  } else {
+    EXPECT_EQ(code, -1) << "the server was not killed by signal " << sig;
+  }
+  server_.reset();
+}
+
+std::string ServerTest::ServerOutput() const {
+  return ReadFile(root_ / ("server" + std::to_string(server_runs_) + ".out.err")).value_or("");
+}
+
+CommandResult ServerTest::Ctl(const std::vector<std::string>& args, const std::string& cert) const {
+  return RunSiperctl(address_, data_dir_ / "pki", args, cert);
+}
+
+std::string ServerTest::CreateToken() {
+  CommandResult r = Ctl({"tokens", "create"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  std::string token = r.out.substr(0, r.out.find('\n'));
+  EXPECT_FALSE(token.empty()) << "no token in: " << r.out;
+  return token;
+}
+
+CommandResult ServerTest::Enroll(const fs::path& state_dir, const std::string& token) const {
+  return RunCommand({SIPER_AGENT_BIN, "enroll", "--server", address_, "--token", token, "--ca",
+                     Pki("ca.pem").string(), "--state-dir", state_dir.string()});
+}
+
+}  // namespace siper::testing
