@@ -101,13 +101,13 @@ absl::StatusOr<std::unique_ptr<IncidentServiceImpl>> IncidentServiceImpl::Create
                                                 st.message()));
   }
   // Deadline notifications already raised are remembered in the incidents' timelines.
-  for (const Incident& incident : s->book_->List()) {
-    for (const incidents::TimelineEntry& e : incident.timeline) {
+  for (const Incident* incident : s->book_->View()) {
+    for (const incidents::TimelineEntry& e : incident->timeline) {
       if (e.kind == kDeadlineKind)
         s->deadline_keys_sent_.insert(e.text.substr(0, e.text.find(' ')));
     }
   }
-  spdlog::info("incidents: {} loaded, {} audit records", s->book_->List().size(),
+  spdlog::info("incidents: {} loaded, {} audit records", s->book_->View().size(),
                s->audit_.records().size());
   return s;
 }
@@ -364,7 +364,7 @@ int IncidentServiceImpl::CheckDeadlines() {
   std::vector<incidents::DeadlineNotification> notes;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    notes = incidents::DeadlinePassedNotifications(book_->List(), options_.config.deadlines,
+    notes = incidents::DeadlinePassedNotifications(book_->View(), options_.config.deadlines,
                                                    clock_.Now(), deadline_keys_sent_);
   }
   // The hook runs without the lock: it stores an event through ingest, whose stored hook
@@ -430,11 +430,11 @@ grpc::Status IncidentServiceImpl::ListIncidents(
         overdue.insert(d.incident_id);
       }
     }
-    for (const Incident& incident : book_->List()) {
-      if (state && incident.state != *state) continue;
-      if (request->open_only() && !incident.open()) continue;
-      if (request->overdue() && !overdue.contains(incident.id)) continue;
-      out.push_back(IncidentJsonLocked(incident.id, request->limit()));
+    for (const Incident* incident : book_->View()) {
+      if (state && incident->state != *state) continue;
+      if (request->open_only() && !incident->open()) continue;
+      if (request->overdue() && !overdue.contains(incident->id)) continue;
+      out.push_back(IncidentJsonLocked(incident->id, request->limit()));
     }
   }
   for (std::string& j : out) {
@@ -801,7 +801,7 @@ grpc::Status IncidentServiceImpl::Report(grpc::ServerContext* context,
   absl::StatusOr<std::string> text;
   if (request->kind() == "summary") {
     incidents::SummaryInput input;
-    input.incidents = book_->List();
+    input.incidents = book_->View();
     input.until = options.now;
     input.since = request->since_ns() != 0 ? absl::FromUnixNanos(request->since_ns())
                                            : options.now - absl::Hours(24 * 30);

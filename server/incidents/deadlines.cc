@@ -80,11 +80,11 @@ std::vector<Deadline> ComputeDeadlines(const Incident& incident, const DeadlineP
   return out;
 }
 
-std::vector<Deadline> Overdue(const std::vector<Incident>& incidents, const DeadlinePolicy& policy,
-                              absl::Time now) {
+std::vector<Deadline> Overdue(const std::vector<const Incident*>& incidents,
+                              const DeadlinePolicy& policy, absl::Time now) {
   std::vector<Deadline> out;
-  for (const Incident& incident : incidents) {
-    for (Deadline& d : ComputeDeadlines(incident, policy, now)) {
+  for (const Incident* incident : incidents) {
+    for (Deadline& d : ComputeDeadlines(*incident, policy, now)) {
       if (d.status == DeadlineStatus::kOverdue) out.push_back(std::move(d));
     }
   }
@@ -94,7 +94,7 @@ std::vector<Deadline> Overdue(const std::vector<Incident>& incidents, const Dead
 }
 
 std::vector<DeadlineNotification> DeadlinePassedNotifications(
-    const std::vector<Incident>& incidents, const DeadlinePolicy& policy, absl::Time now,
+    const std::vector<const Incident*>& incidents, const DeadlinePolicy& policy, absl::Time now,
     const std::set<std::string>& already_sent) {
   std::vector<DeadlineNotification> out;
   for (const Deadline& d : Overdue(incidents, policy, now)) {

@@ -53,8 +53,9 @@ std::optional<absl::Time> KvkkDue(const Incident& incident, const DeadlinePolicy
 std::vector<Deadline> ComputeDeadlines(const Incident& incident, const DeadlinePolicy& policy,
                                        absl::Time now);
 // Deadlines passed without the report being made, over all incidents, most overdue first.
-std::vector<Deadline> Overdue(const std::vector<Incident>& incidents, const DeadlinePolicy& policy,
-                              absl::Time now);
+// `incidents` as IncidentBook::View gives them (no copies).
+std::vector<Deadline> Overdue(const std::vector<const Incident*>& incidents,
+                              const DeadlinePolicy& policy, absl::Time now);
 
 // A notice that a deadline passed. `key` ("INC-2026-0001/usom") identifies it so the caller
 // sends it once: keep the keys sent and pass them back as `already_sent`.
@@ -70,7 +71,7 @@ struct DeadlineNotification {
   std::string message;  // what passed and what to do
 };
 std::vector<DeadlineNotification> DeadlinePassedNotifications(
-    const std::vector<Incident>& incidents, const DeadlinePolicy& policy, absl::Time now,
+    const std::vector<const Incident*>& incidents, const DeadlinePolicy& policy, absl::Time now,
     const std::set<std::string>& already_sent);
 
 }  // namespace siper::incidents

@@ -650,21 +650,27 @@ absl::Status IncidentBook::Update(const std::string& id, const std::string& acto
   return absl::OkStatus();
 }
 
-std::vector<Incident> IncidentBook::List() const {
-  std::vector<Incident> out;
+std::vector<const Incident*> IncidentBook::View() const {
+  std::vector<const Incident*> out;
   out.reserve(incidents_.size());
-  for (const auto& [id, in] : incidents_) out.push_back(in);
-  std::sort(out.begin(), out.end(), [](const Incident& a, const Incident& b) {
-    auto pa = ParseIncidentId(a.id);
-    auto pb = ParseIncidentId(b.id);
+  for (const auto& [id, in] : incidents_) out.push_back(&in);
+  std::sort(out.begin(), out.end(), [](const Incident* a, const Incident* b) {
+    auto pa = ParseIncidentId(a->id);
+    auto pb = ParseIncidentId(b->id);
     if (pa.ok() && pb.ok()) return *pa < *pb;
-    return a.id < b.id;
+    return a->id < b->id;
   });
   return out;
 }
 
+std::vector<Incident> IncidentBook::List() const {
+  std::vector<Incident> out;
+  for (const Incident* in : View()) out.push_back(*in);
+  return out;
+}
+
 std::vector<Deadline> IncidentBook::Overdue(const DeadlinePolicy& policy) const {
-  return siper::incidents::Overdue(List(), policy, clock_->Now());
+  return siper::incidents::Overdue(View(), policy, clock_->Now());
 }
 
 std::vector<std::string> IncidentBook::TakeChanged() {

@@ -114,7 +114,11 @@ class IncidentBook {
                                     const std::function<absl::Status(Incident&, absl::Time)>& edit);
 
   const Incident* Find(const std::string& id) const;
-  std::vector<Incident> List() const;  // ordered by id
+  // Every incident, ordered by id: copies (for tests and reloading).
+  std::vector<Incident> List() const;
+  // The same without copying: valid until the book next changes (callers hold the lock that
+  // guards the book).
+  std::vector<const Incident*> View() const;
   std::vector<Deadline> Overdue(const DeadlinePolicy& policy) const;
   // Ids changed since the last call, for the storage layer to write.
   std::vector<std::string> TakeChanged();

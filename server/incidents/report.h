@@ -77,7 +77,8 @@ struct AgentHealth {
 };
 
 struct SummaryInput {
-  std::vector<Incident> incidents;  // all known; those detected in [since, until) are counted
+  // All known (IncidentBook::View); those detected in [since, until) are counted.
+  std::vector<const Incident*> incidents;
   absl::Time since;
   absl::Time until;
   std::vector<AgentHealth> agents;

@@ -57,7 +57,8 @@ Summary ComputeSummary(const SummaryInput& input, const Taxonomy& taxonomy, absl
   std::vector<absl::Duration> ttd;
   std::vector<absl::Duration> ttc;
   std::vector<absl::Duration> ttclose;
-  for (const Incident& in : input.incidents) {
+  for (const Incident* incident : input.incidents) {
+    const Incident& in = *incident;
     const absl::Time when = IsSet(in.times.detected) ? in.times.detected : in.times.created;
     if (when < input.since || when >= input.until) continue;
     if (in.exercise()) {

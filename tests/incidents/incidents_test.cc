@@ -584,13 +584,13 @@ TEST_F(BookFixture, UsomDeadlineDefaultIsImmediateOnInvestigatingWithHighSeverit
 
   // Notifications are produced once per deadline.
   std::vector<DeadlineNotification> n =
-      DeadlinePassedNotifications(book->List(), policy, clock.Now(), {});
+      DeadlinePassedNotifications(book->View(), policy, clock.Now(), {});
   ASSERT_EQ(n.size(), 1u);
   EXPECT_EQ(n[0].key, id + "/usom");
   EXPECT_EQ(n[0].rule_id, "siper-deadline-usom");
   EXPECT_EQ(n[0].level, "high");
   EXPECT_NE(n[0].message.find("siperctl report usom " + id), std::string::npos);
-  EXPECT_TRUE(DeadlinePassedNotifications(book->List(), policy, clock.Now(), {n[0].key}).empty());
+  EXPECT_TRUE(DeadlinePassedNotifications(book->View(), policy, clock.Now(), {n[0].key}).empty());
 
   // Reporting late is "missed"; on time would be "met".
   ASSERT_TRUE(book->Update(id, "ayse", "incident.usom-report",
@@ -664,7 +664,7 @@ TEST_F(BookFixture, KvkkSeventyTwoHoursFromDetection) {
   ASSERT_EQ(overdue.size(), 1u);
   EXPECT_EQ(overdue[0].kind, DeadlineKind::kKvkk);
   std::vector<DeadlineNotification> n =
-      DeadlinePassedNotifications(book->List(), policy, clock.Now(), {});
+      DeadlinePassedNotifications(book->View(), policy, clock.Now(), {});
   ASSERT_EQ(n.size(), 1u);
   EXPECT_EQ(n[0].key, id + "/kvkk");
   EXPECT_NE(n[0].message.find("KVKK"), std::string::npos);

@@ -576,7 +576,7 @@ struct SummaryFixture : public ::testing::Test {
     ASSERT_TRUE(book.Create({.title = "later"}, "ayse").ok());
     clock.Set(At("2026-11-11T00:00:00Z"));
 
-    input.incidents = book.List();
+    input.incidents = book.View();
     input.since = At("2026-11-01T00:00:00Z");
     input.until = At("2026-12-01T00:00:00Z");
     input.ip_ranges = {"192.0.2.0/24"};
