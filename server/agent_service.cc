@@ -73,13 +73,16 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
   }
 
   void OnReadDone(bool ok) override {
+    // in_ stays ours until reading_ is cleared: an ingest worker's Step (an ack) must not
+    // start the next read into in_ while HandleMessage still parses it (that overlap freed
+    // the buffer twice under load).
+    if (ok) HandleMessage();
     {
       std::lock_guard<std::mutex> lock(mu_);
       reading_ = false;
       // The agent closed its side or went away: finish once what is in flight is acked.
       if (!ok) read_closed_ = true;
     }
-    if (ok) HandleMessage();
     Step();
   }
 
