@@ -31,6 +31,7 @@
 #include "rocksdb/write_batch.h"
 #include "server/storage/chain.h"
 #include "server/storage/keys.h"
+#include "server/storage/memtable_hints.h"
 #include "server/storage/store_impl.h"
 #include "siper/v1/storage.pb.h"
 
@@ -235,6 +236,7 @@ absl::Status Store::Impl::Open() {
       o.memtable_prefix_bloom_size_ratio = 0.02;
     }
     o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(t));
+    o.memtable_insert_with_hint_prefix_extractor = internal::InsertHintPrefix(which);
     return o;
   };
 
