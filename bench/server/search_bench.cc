@@ -228,8 +228,8 @@ int main(int argc, char** argv) {
         auto t0 = std::chrono::steady_clock::now();
         std::map<std::string, uint64_t> counts;
         if (way != kScan) {
-          auto c = (way == kCounts ? *store : *plain)
-                       ->CountIndexedField("source.ip", end - span, 0, "");
+          auto c =
+              (way == kCounts ? *store : *plain)->CountIndexedField("source.ip", end - span, 0, "");
           if (!c.ok() || !c->has_value()) {
             std::cerr << "count from the index failed\n";
             return 1;

@@ -340,16 +340,16 @@ absl::Status Store::Impl::LoadFieldCountsStart(bool has_events) {
     field_counts_since_ns_ = kNever;
     std::string v;
     keycodec::AppendInt64(&v, kNever);
-    return FromRocks(
-        db_->Put(SyncedWriteOpts(), cf(kMeta), AsSlice(keys::kFieldCountsSinceKey), v),
-        "write meta field_counts_since");
+    return FromRocks(db_->Put(SyncedWriteOpts(), cf(kMeta), AsSlice(keys::kFieldCountsSinceKey), v),
+                     "write meta field_counts_since");
   }
   SIPER_ASSIGN_OR_RETURN(std::optional<std::string> stored,
                          Get(kMeta, keys::kFieldCountsSinceKey, nullptr));
-  if (stored.has_value() && stored->size() == 8 && keycodec::DecodeInt64(stored->data()) == kNever) {
-    SIPER_RETURN_IF_ERROR(FromRocks(
-        db_->Delete(SyncedWriteOpts(), cf(kMeta), AsSlice(keys::kFieldCountsSinceKey)),
-        "reset meta field_counts_since"));
+  if (stored.has_value() && stored->size() == 8 &&
+      keycodec::DecodeInt64(stored->data()) == kNever) {
+    SIPER_RETURN_IF_ERROR(
+        FromRocks(db_->Delete(SyncedWriteOpts(), cf(kMeta), AsSlice(keys::kFieldCountsSinceKey)),
+                  "reset meta field_counts_since"));
   }
   SIPER_ASSIGN_OR_RETURN(field_counts_since_ns_,
                          LoadFieldIndexStart(keys::kFieldCountsSinceKey, has_events));
@@ -994,9 +994,9 @@ absl::StatusOr<std::optional<FieldCount>> Store::Impl::CountIndexedField(
                    return false;
                  }));
         if (found_key.size() != keys::kEventKeySize) {
-          return absl::DataLossError(absl::StrCat(
-              "storage: field_counts counts value ", ToHex(prefix),
-              " but events_by_field has no well-formed entry of it in that hour"));
+          return absl::DataLossError(
+              absl::StrCat("storage: field_counts counts value ", ToHex(prefix),
+                           " but events_by_field has no well-formed entry of it in that hour"));
         }
       }
       SIPER_ASSIGN_OR_RETURN(siper::v1::Event e,
@@ -1025,18 +1025,19 @@ absl::StatusOr<std::optional<FieldCount>> Store::Impl::CountIndexedField(
         out.events += keycodec::DecodeUint64(hour_events->data());
       }
       const std::string prefix = keys::FieldCountsPrefix(hour, field);
-      SIPER_RETURN_IF_ERROR(Scan(
-          kFieldCounts, KeyRange{prefix, keycodec::PrefixSuccessor(prefix)}, /*reverse=*/false,
-          snapshot.get(), [&](std::string_view key, std::string_view value) -> absl::StatusOr<bool> {
-            keycodec::KeyReader r(key.substr(prefix.size()));
-            std::string_view keyed;
-            if (!r.ReadLengthPrefixed(&keyed) || !r.done() || value.size() != 8) {
-              return absl::DataLossError(
-                  absl::StrCat("storage: malformed entry in field_counts: ", ToHex(key)));
-            }
-            SIPER_RETURN_IF_ERROR(add(keyed, keycodec::DecodeUint64(value.data()), hour, ""));
-            return true;
-          }));
+      SIPER_RETURN_IF_ERROR(
+          Scan(kFieldCounts, KeyRange{prefix, keycodec::PrefixSuccessor(prefix)}, /*reverse=*/false,
+               snapshot.get(),
+               [&](std::string_view key, std::string_view value) -> absl::StatusOr<bool> {
+                 keycodec::KeyReader r(key.substr(prefix.size()));
+                 std::string_view keyed;
+                 if (!r.ReadLengthPrefixed(&keyed) || !r.done() || value.size() != 8) {
+                   return absl::DataLossError(
+                       absl::StrCat("storage: malformed entry in field_counts: ", ToHex(key)));
+                 }
+                 SIPER_RETURN_IF_ERROR(add(keyed, keycodec::DecodeUint64(value.data()), hour, ""));
+                 return true;
+               }));
       continue;
     }
     const std::string prefix = keys::FieldCountsPrefix(hour, field);  // as the index's

@@ -392,8 +392,8 @@ TEST_F(OpsTest, SearchByFieldPagesAndCounts) {
     return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", t, absl::UTCTimeZone());
   };
   const std::vector<std::vector<std::string>> ranges = {
-      {"--since", iso(hour - absl::Hours(3))},                            // whole hours
-      {"--since", "5h", "--until", iso(hour + absl::Hours(2))},           // first hour cut
+      {"--since", iso(hour - absl::Hours(3))},                           // whole hours
+      {"--since", "5h", "--until", iso(hour + absl::Hours(2))},          // first hour cut
       {"--since", iso(hour - absl::Hours(4)), "--until", "2030-01-01"},  // whole, bounded
   };
   for (const std::vector<std::string>& range : ranges) {
@@ -402,8 +402,7 @@ TEST_F(OpsTest, SearchByFieldPagesAndCounts) {
     args.insert(args.end(), range.begin(), range.end());
     CommandResult table = Ctl(args);
     ASSERT_EQ(table.exit_code, 0) << table.err;
-    EXPECT_NE(table.err.find("9 events, 0 without source.ip, 3 distinct values"),
-              std::string::npos)
+    EXPECT_NE(table.err.find("9 events, 0 without source.ip, 3 distinct values"), std::string::npos)
         << table.err;
     args.push_back("--json");
     std::vector<json> values = ParseJsonLines(Ctl(args).out);

@@ -117,8 +117,10 @@ class FieldCountsTest : public StoreTest {
         {kH0 + hours * kHour, 0},                        // after all
     };
     for (int i = 0; i < 20; ++i) {
-      int64_t a = kH0 - kHour + static_cast<int64_t>(rng() % static_cast<uint64_t>((hours + 2) * kHour));
-      int64_t b = kH0 - kHour + static_cast<int64_t>(rng() % static_cast<uint64_t>((hours + 2) * kHour));
+      int64_t a =
+          kH0 - kHour + static_cast<int64_t>(rng() % static_cast<uint64_t>((hours + 2) * kHour));
+      int64_t b =
+          kH0 - kHour + static_cast<int64_t>(rng() % static_cast<uint64_t>((hours + 2) * kHour));
       if (rng() % 3 == 0) a = a / kHour * kHour;  // on a boundary
       if (rng() % 3 == 0) b = b / kHour * kHour;
       ranges.emplace_back(std::min(a, b), std::max(a, b) + 1);
@@ -228,8 +230,7 @@ TEST_F(FieldCountsTest, ACorruptCountIsDataLoss) {
   Close();
   {
     RawDb raw(dir_ / "db");
-    raw.Put("field_counts", keys::FieldCountKey(keys::HourOf(kH0), "source.ip", "10.0.0.2"),
-            "abc");
+    raw.Put("field_counts", keys::FieldCountKey(keys::HourOf(kH0), "source.ip", "10.0.0.2"), "abc");
   }
   Reopen();
   auto got = store_->CountIndexedField("source.ip", kH0, 0, "");
@@ -288,7 +289,8 @@ TEST_F(FieldCountsTest, RetentionDropsWholeHoursAndCountsStayExact) {
   ASSERT_LT(kept.size(), all.size());
   ExpectCountsLikeAScan(rng, kept, kHours);
   for (const auto& [key, count] : RawCounts()) {
-    EXPECT_GE(keycodec::DecodeUint32(key.data()), keys::HourOf(cutoff)) << "an hour before the cutoff";
+    EXPECT_GE(keycodec::DecodeUint32(key.data()), keys::HourOf(cutoff))
+        << "an hour before the cutoff";
   }
   // A later run on an hour boundary: that hour is kept whole and read from its count.
   result = store_->ApplyRetention({.events_ns = 2 * kHour, .alerts_ns = 0}, kH0 + 5 * kHour);
@@ -319,7 +321,8 @@ TEST_F(FieldCountsTest, StoreWrittenBeforeTheCountsFallsBackToTheIndex) {
   // New events in later hours: counted from the counts, and the old hours still right.
   std::vector<EventRecord> later;
   for (uint64_t s = 1; s <= 30; ++s) {
-    later.push_back(LogRecord("a9", s, "later", kH0 + 4 * kHour + static_cast<int64_t>(s) * kSecond));
+    later.push_back(
+        LogRecord("a9", s, "later", kH0 + 4 * kHour + static_cast<int64_t>(s) * kSecond));
     (*later.back().event.mutable_fields())["source.ip"] = "10.9.9.9";
     all.push_back(later.back().event);
   }
@@ -397,8 +400,8 @@ TEST_F(FieldCountsTest, ConcurrentWritersAreCountedExactly) {
         std::vector<EventRecord> batch;
         for (uint64_t i = 0; i < kPerBatch; ++i) {
           ++seq;
-          EventRecord r = LogRecord(agent, seq, "x",
-                                    kH0 + static_cast<int64_t>(seq * 7 % 120) * 60 * kSecond);
+          EventRecord r =
+              LogRecord(agent, seq, "x", kH0 + static_cast<int64_t>(seq * 7 % 120) * 60 * kSecond);
           (*r.event.mutable_fields())["user.name"] = "u" + std::to_string(seq % 4);
           per_thread[t].push_back(r.event);
           batch.push_back(std::move(r));
