@@ -235,7 +235,13 @@ absl::Status Store::Impl::Open() {
       o.memtable_whole_key_filtering = true;
       o.memtable_prefix_bloom_size_ratio = 0.02;
     }
-    if (which == kFieldCounts) o.merge_operator = internal::NewCountAddOperator();
+    if (which == kFieldCounts) {
+      o.merge_operator = internal::NewCountAddOperator();
+      // A busy hour's keys get one operand per commit group; past this many in
+      // the memtable, the write folds them into a value, so a count read never
+      // adds up more than this many operands per key (flushes fold the rest).
+      o.max_successive_merges = 64;
+    }
     o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(t));
     return o;
   };

@@ -271,6 +271,28 @@ TEST_F(FieldCountsTest, DuplicatesAreNotCountedTwice) {
   ExpectRawCounts(all);
 }
 
+// Many small writes to one hour: more merge operands per key than the memtable
+// keeps before folding them into a value, before and after a reopen.
+TEST_F(FieldCountsTest, ManySmallWritesToOneHourAddUp) {
+  StoreOptions fast;
+  fast.sync_writes = false;
+  store_.reset();
+  auto opened = Store::Open(dir_ / "db", fast);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  store_ = std::move(opened).value();
+  std::vector<Event> all;
+  for (uint64_t s = 1; s <= 300; ++s) {
+    std::vector<EventRecord> one = {
+        LogRecord("a1", s, "x", kH0 + static_cast<int64_t>(s) * kSecond)};
+    (*one[0].event.mutable_fields())["source.ip"] = s % 10 == 0 ? "10.0.0.2" : "10.0.0.1";
+    all.push_back(one[0].event);
+    MustWrite("a1", std::move(one));
+  }
+  ExpectCount(all, "source.ip", kH0, 0, "");
+  ExpectRawCounts(all);  // reopens
+  ExpectCount(all, "source.ip", kH0, kH0 + kHour, "");
+}
+
 // Retention drops whole hours of counts; the cutoff's own hour is cut by the
 // range, so it is counted from the index and its stale count never read.
 TEST_F(FieldCountsTest, RetentionDropsWholeHoursAndCountsStayExact) {
