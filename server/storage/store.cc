@@ -295,8 +295,8 @@ absl::Status Store::Impl::Open() {
     if (v < kSchemaVersion) {
       // Version 1 lacks field_counts, which needs its merge operator: from now on an
       // older build must refuse this store (it would neither count new events nor be able
-      // to compact the counts). What the upgrade adds starts empty: see
-      // LoadFieldIndexStart.
+      // to compact the counts). The counts start after the newest event stored so far
+      // (LoadFieldCountsStart); older hours are counted from the index.
       std::string now;
       keycodec::AppendUint32(&now, kSchemaVersion);
       SIPER_RETURN_IF_ERROR(
