@@ -5,7 +5,11 @@
 // analyst runs, each the median of several runs, through Store::SearchEvents
 // (what the analyst RPC streams from). Beside the indexed field search, the
 // same question asked as a substring of the raw line, which must scan the day;
-// and `events count --by source.ip` from the index beside a scan of the events.
+// and `events count --by source.ip` from the per-hour counts, from the index
+// alone, and by a scan of the events. The day is written twice, batch by batch
+// into two stores, one keeping the per-hour field counts and one not
+// (StoreOptions::field_counts), timing Store::Write on each: what the counts
+// cost per event, and the index-only count on the same data.
 //
 //   search_bench [--events N] [--runs R] [--dir DIR]
 #include <algorithm>
@@ -99,10 +103,13 @@ int main(int argc, char** argv) {
     }
   }
 
+  const fs::path plain_dir = dir.string() + "_without_counts";
   fs::remove_all(dir);
-  auto store = Store::Open(dir, {.sync_writes = false});
-  if (!store.ok()) {
-    std::cerr << store.status() << "\n";
+  fs::remove_all(plain_dir);
+  auto store = Store::Open(dir, {.sync_writes = false, .field_counts = true});
+  auto plain = Store::Open(plain_dir, {.sync_writes = false, .field_counts = false});
+  if (!store.ok() || !plain.ok()) {
+    std::cerr << store.status() << " " << plain.status() << "\n";
     return 1;
   }
   const int64_t end = absl::ToUnixNanos(absl::Now());
@@ -111,6 +118,7 @@ int main(int argc, char** argv) {
   constexpr uint64_t kBatch = 500;
   std::vector<uint64_t> seq(kAgents, 0);
   auto fill_start = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::duration write_time[2] = {};  // with counts, without
   uint64_t alerts = 0;
   for (uint64_t i = 0; i < total; i += kBatch * kAgents) {
     for (int a = 0; a < kAgents; ++a) {
@@ -126,20 +134,36 @@ int main(int argc, char** argv) {
         batch.push_back(std::move(r));
       }
       if (batch.empty()) continue;
-      if (auto w = (*store)->Write(agent, batch); !w.ok()) {
-        std::cerr << w.status() << "\n";
-        return 1;
+      // The same batch into both stores, alternating which goes first.
+      std::vector<EventRecord> copy = batch;
+      for (int k = 0; k < 2; ++k) {
+        const int which = (k + a) % 2;
+        auto t0 = std::chrono::steady_clock::now();
+        auto w = (which == 0 ? *store : *plain)->Write(agent, which == 0 ? batch : copy);
+        write_time[which] += std::chrono::steady_clock::now() - t0;
+        if (!w.ok()) {
+          std::cerr << w.status() << "\n";
+          return 1;
+        }
       }
     }
   }
   const double fill_s = Seconds(std::chrono::steady_clock::now() - fill_start);
-  std::printf("filled %llu events (%llu alerts) over 24 h in %.1f s (%.0f events/s, no sync)\n",
+  std::printf("filled %llu events (%llu alerts) over 24 h into two stores in %.1f s (no sync)\n",
               static_cast<unsigned long long>(total), static_cast<unsigned long long>(alerts),
-              fill_s, static_cast<double>(total) / fill_s);
+              fill_s);
+  for (int which : {0, 1}) {
+    const double s = Seconds(write_time[which]);
+    std::printf("  Store::Write %s field counts: %.1f s, %.0f events/s, %.2f us/event\n",
+                which == 0 ? "with   " : "without", s, static_cast<double>(total) / s,
+                s * 1e6 / static_cast<double>(total));
+  }
   auto compact_start = std::chrono::steady_clock::now();
-  if (auto c = (*store)->Compact(); !c.ok()) {
-    std::cerr << c << "\n";
-    return 1;
+  for (auto* s : {&*store, &*plain}) {
+    if (auto c = (*s)->Compact(); !c.ok()) {
+      std::cerr << c << "\n";
+      return 1;
+    }
   }
   std::printf("compacted in %.1f s\n\n", Seconds(std::chrono::steady_clock::now() - compact_start));
 
@@ -189,23 +213,29 @@ int main(int argc, char** argv) {
                 times[times.size() / 2]);
   }
 
-  // events count --by: from the field index, beside the scan the server does
-  // for a field without an index, on the same field.
+  // events count --by: from the per-hour counts (whole hours) and the index
+  // (the range's first, cut hour); from the index alone (the store without
+  // counts, same data); and the scan the server does for a field without an
+  // index, on the same field.
   std::printf("\n%-52s %10s %12s\n", "count --by source.ip (top values)", "distinct", "median ms");
-  for (bool indexed : {true, false}) {
+  enum Way { kCounts, kIndexOnly, kScan };
+  std::map<std::string, uint64_t> reference;  // the scan's answer, to check the others
+  for (Way way : {kScan, kCounts, kIndexOnly}) {
     for (int64_t span : {kHour, 24 * kHour}) {
       std::vector<double> times;
       size_t distinct = 0;
       for (int r = 0; r < runs; ++r) {
         auto t0 = std::chrono::steady_clock::now();
         std::map<std::string, uint64_t> counts;
-        if (indexed) {
-          auto c = (*store)->CountIndexedField("source.ip", end - span, 0, "");
+        if (way != kScan) {
+          auto c =
+              (way == kCounts ? *store : *plain)->CountIndexedField("source.ip", end - span, 0, "");
           if (!c.ok() || !c->has_value()) {
             std::cerr << "count from the index failed\n";
             return 1;
           }
           distinct = (*c)->values.size();
+          counts.insert((*c)->values.begin(), (*c)->values.end());
         } else {
           absl::Status st =
               (*store)->SearchEvents({.since_ns = end - span}, [&](const siper::v1::Event& e) {
@@ -220,17 +250,26 @@ int main(int argc, char** argv) {
           distinct = counts.size();
         }
         times.push_back(Seconds(std::chrono::steady_clock::now() - t0) * 1000);
+        if (span == 24 * kHour) {
+          if (way == kScan) reference = counts;
+          if (counts != reference) {
+            std::cerr << "the whole-day count differs from the scan's\n";
+            return 1;
+          }
+        }
         if (times.back() > 5000) break;  // a scan of the day: once is enough
       }
       std::sort(times.begin(), times.end());
+      static constexpr const char* kWays[] = {", per-hour counts + index", ", field index only",
+                                              ", scan of the events"};
       std::printf("%-52s %10zu %12.2f\n",
-                  (std::string(span == kHour ? "last hour" : "whole day") +
-                   (indexed ? ", field index" : ", scan of the events"))
-                      .c_str(),
+                  (std::string(span == kHour ? "last hour" : "whole day") + kWays[way]).c_str(),
                   distinct, times[times.size() / 2]);
     }
   }
   store->reset();
+  plain->reset();
   fs::remove_all(dir);
+  fs::remove_all(plain_dir);
   return 0;
 }

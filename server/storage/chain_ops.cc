@@ -196,6 +196,23 @@ absl::StatusOr<ChainHead> Store::Impl::WriteGroup(const std::vector<PendingCommi
   rec.set_prev_hash(chain_head_.hash);
   rocksdb::WriteBatch batch;
   bool sync = options_.sync_writes;
+  // Field counts of the whole group: one merge operand per key, however many
+  // writes (agents) of the group counted it.
+  absl::flat_hash_map<std::string, uint64_t> counts;
+  for (PendingCommit* p : group) {
+    if (counts.empty()) {
+      counts = std::move(p->counts);
+    } else {
+      for (auto& [key, n] : p->counts) counts[key] += n;
+    }
+  }
+  std::string operand;
+  for (const auto& [key, n] : counts) {
+    operand.clear();
+    keycodec::AppendUint64(&operand, n);
+    SIPER_RETURN_IF_ERROR(
+        FromRocks(batch.Merge(cf(kFieldCounts), key, operand), "prepare field count"));
+  }
   for (PendingCommit* p : group) {
     for (const Op& op : p->ops) {
       rocksdb::Status s;
@@ -549,6 +566,9 @@ absl::StatusOr<RetentionResult> Store::Impl::ApplyRetention(const RetentionOptio
     // The field index by whole hours: entries of the cutoff's own hour stay until
     // the next run, and searches skip them by time (events_cutoff_ns_).
     drop(kEventsByField, keys::HourPrefix(0), keys::HourPrefix(keys::HourOf(ec)));
+    // Counts alike: the cutoff's own hour is counted from the index (it is not a
+    // whole hour of any range that starts at the cutoff), so its stale count is never read.
+    drop(kFieldCounts, keys::HourPrefix(0), keys::HourPrefix(keys::HourOf(ec)));
     for (uint32_t agent : agents) {
       const std::string prefix = keys::AgentPrefix(agent);
       drop(kEventsByAgent, keys::TimeBound(prefix, kMinTime), keys::TimeBound(prefix, ec));

@@ -146,6 +146,20 @@ inline std::string FieldIndexPrefix(uint32_t hour, std::string_view field, std::
   return k;
 }
 
+// field_counts: hour u32 | len u32 | field | len u32 | value -> count u64 (merge operands
+// add, field_counts.h). The same prefix as events_by_field, so a value is keyed the same
+// way (a long one by its first bytes and its SHA-256), and one field's values of an hour
+// are one contiguous run. Field "" with value "" counts all events of the hour.
+inline std::string FieldCountKey(uint32_t hour, std::string_view field, std::string_view value) {
+  return FieldIndexPrefix(hour, field, value);
+}
+inline std::string HourEventsCountKey(uint32_t hour) { return FieldCountKey(hour, "", ""); }
+inline std::string FieldCountsPrefix(uint32_t hour, std::string_view field) {
+  std::string k = HourPrefix(hour);
+  keycodec::AppendLengthPrefixed(&k, field);
+  return k;
+}
+
 // incident_items: len u32 | incident id | kind u8 | seq u64 -> JSON. An incident's items
 // (linked alerts, timeline entries, observables) are one key range, each kind in order.
 inline std::string IncidentItemsPrefix(std::string_view incident_id) {
@@ -162,6 +176,7 @@ inline std::string IncidentItemKey(std::string_view incident_id, char kind, uint
 
 // meta keys.
 inline constexpr std::string_view kFieldIndexSinceKey = "field_index_since";
+inline constexpr std::string_view kFieldCountsSinceKey = "field_counts_since";
 inline constexpr std::string_view kChainAnchorKey = "chain_anchor";
 inline constexpr std::string_view kSchemaVersionKey = "schema_version";
 inline constexpr std::string_view kNextAgentNumKey = "next_agent_num";

@@ -30,6 +30,7 @@
 #include "rocksdb/table.h"
 #include "rocksdb/write_batch.h"
 #include "server/storage/chain.h"
+#include "server/storage/field_counts.h"
 #include "server/storage/keys.h"
 #include "server/storage/memtable_hints.h"
 #include "server/storage/store_impl.h"
@@ -235,6 +236,13 @@ absl::Status Store::Impl::Open() {
       o.memtable_whole_key_filtering = true;
       o.memtable_prefix_bloom_size_ratio = 0.02;
     }
+    if (which == kFieldCounts) {
+      o.merge_operator = internal::NewCountAddOperator();
+      // A busy hour's keys get one operand per commit group; past this many in
+      // the memtable, the write folds them into a value, so a count read never
+      // adds up more than this many operands per key (flushes fold the rest).
+      o.max_successive_merges = 64;
+    }
     o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(t));
     o.memtable_insert_with_hint_prefix_extractor = internal::InsertHintPrefix(which);
     return o;
@@ -286,6 +294,17 @@ absl::Status Store::Impl::Open() {
           "; it was written by a newer siper-server. Run that version, or restore a backup "
           "made by this one."));
     }
+    if (v < kSchemaVersion) {
+      // Version 1 lacks field_counts, which needs its merge operator: from now on an
+      // older build must refuse this store (it would neither count new events nor be able
+      // to compact the counts). The counts start after the newest event stored so far
+      // (LoadFieldCountsStart); older hours are counted from the index.
+      std::string now;
+      keycodec::AppendUint32(&now, kSchemaVersion);
+      SIPER_RETURN_IF_ERROR(
+          FromRocks(db_->Put(SyncedWriteOpts(), cf(kMeta), AsSlice(keys::kSchemaVersionKey), now),
+                    absl::StrCat("upgrade schema version from ", v, " to ", kSchemaVersion)));
+    }
   } else {
     std::string v;
     keycodec::AppendUint32(&v, kSchemaVersion);
@@ -315,29 +334,57 @@ absl::Status Store::Impl::Open() {
   if (newest.has_value() && keys::ParseEventKey(*newest, &parts)) {
     last_server_time_ns_.store(parts.time_ns);
   }
-  SIPER_RETURN_IF_ERROR(LoadFieldIndexStart(newest.has_value()));
+  SIPER_ASSIGN_OR_RETURN(field_index_since_ns_,
+                         LoadFieldIndexStart(keys::kFieldIndexSinceKey, newest.has_value()));
+  SIPER_RETURN_IF_ERROR(LoadFieldCountsStart(newest.has_value()));
   return LoadChainState();
 }
 
-// The field index covers every event a build with it wrote. A store that
-// had events before (an older build's) gets it from after its newest event:
-// field searches reaching back before that scan the events instead.
-absl::Status Store::Impl::LoadFieldIndexStart(bool has_events) {
-  SIPER_ASSIGN_OR_RETURN(std::optional<std::string> since,
-                         Get(kMeta, keys::kFieldIndexSinceKey, nullptr));
+// Like the index start; a store opened without counts records that none are
+// kept (int64 max), and one opened with them again starts after its newest event.
+absl::Status Store::Impl::LoadFieldCountsStart(bool has_events) {
+  constexpr int64_t kNever = std::numeric_limits<int64_t>::max();
+  if (!options_.field_counts) {
+    field_counts_since_ns_ = kNever;
+    std::string v;
+    keycodec::AppendInt64(&v, kNever);
+    return FromRocks(db_->Put(SyncedWriteOpts(), cf(kMeta), AsSlice(keys::kFieldCountsSinceKey), v),
+                     "write meta field_counts_since");
+  }
+  SIPER_ASSIGN_OR_RETURN(std::optional<std::string> stored,
+                         Get(kMeta, keys::kFieldCountsSinceKey, nullptr));
+  if (stored.has_value() && stored->size() == 8 &&
+      keycodec::DecodeInt64(stored->data()) == kNever) {
+    SIPER_RETURN_IF_ERROR(
+        FromRocks(db_->Delete(SyncedWriteOpts(), cf(kMeta), AsSlice(keys::kFieldCountsSinceKey)),
+                  "reset meta field_counts_since"));
+  }
+  SIPER_ASSIGN_OR_RETURN(field_counts_since_ns_,
+                         LoadFieldIndexStart(keys::kFieldCountsSinceKey, has_events));
+  return absl::OkStatus();
+}
+
+// The field index and the field counts cover every event a build with them
+// wrote. A store that had events before (an older build's) gets them from after
+// its newest event: counts and field searches reaching back before that read
+// the index or scan the events instead.
+absl::StatusOr<int64_t> Store::Impl::LoadFieldIndexStart(std::string_view meta_key,
+                                                         bool has_events) {
+  SIPER_ASSIGN_OR_RETURN(std::optional<std::string> since, Get(kMeta, meta_key, nullptr));
   if (since.has_value()) {
     if (since->size() != 8) {
-      return absl::DataLossError("storage: field_index_since record is not 8 bytes (corrupt meta)");
+      return absl::DataLossError(
+          absl::StrCat("storage: meta ", Av(meta_key), " is not 8 bytes (corrupt meta)"));
     }
-    field_index_since_ns_ = keycodec::DecodeInt64(since->data());
-    return absl::OkStatus();
+    return keycodec::DecodeInt64(since->data());
   }
-  field_index_since_ns_ =
+  const int64_t start =
       has_events ? last_server_time_ns_.load() + 1 : std::numeric_limits<int64_t>::min();
   std::string v;
-  keycodec::AppendInt64(&v, field_index_since_ns_);
-  return FromRocks(db_->Put(SyncedWriteOpts(), cf(kMeta), AsSlice(keys::kFieldIndexSinceKey), v),
-                   "write field index start");
+  keycodec::AppendInt64(&v, start);
+  SIPER_RETURN_IF_ERROR(FromRocks(db_->Put(SyncedWriteOpts(), cf(kMeta), AsSlice(meta_key), v),
+                                  absl::StrCat("write meta ", Av(meta_key))));
+  return start;
 }
 
 absl::Status Store::Impl::Scan(Cf which, const KeyRange& range, bool reverse,
@@ -505,10 +552,17 @@ absl::StatusOr<WriteResult> Store::Impl::Write(std::string_view agent_id,
     put(kEvents, event_key, e.SerializeAsString());
     put(kEventSeq, seq_keys[i], std::move(time_bytes));
     put(kEventsByAgent, keys::EventByAgentKey(agent_num, t, e.seq()), "");
+    // Only new events get here (duplicates were skipped above), so a resent
+    // event is counted once, like it is stored once.
+    const uint32_t hour = keys::HourOf(t);
+    const bool count = options_.field_counts;
+    if (count) ++commit.counts[keys::HourEventsCountKey(hour)];
     for (const auto& [name, value] : e.fields()) {
       if (IsIndexedField(name)) {
         SIPER_ASSIGN_OR_RETURN(std::string keyed, IndexedValue(value));
-        put(kEventsByField, keys::FieldIndexPrefix(keys::HourOf(t), name, keyed) + event_key, "");
+        std::string prefix = keys::FieldIndexPrefix(hour, name, keyed);
+        put(kEventsByField, prefix + event_key, "");
+        if (count) ++commit.counts[std::move(prefix)];  // the same bytes as FieldCountKey
       }
     }
     for (size_t a = 0; a < r.alerts.size(); ++a) {
@@ -854,11 +908,10 @@ absl::StatusOr<std::optional<std::pair<int64_t, int64_t>>> Store::Impl::EventTim
 
 absl::StatusOr<std::optional<FieldCount>> Store::Impl::CountIndexedField(
     std::string_view field, int64_t since_ns, int64_t until_ns, std::string_view agent_id) const {
-  if (!IsIndexedField(field) ||
-      std::max(since_ns != 0 ? since_ns : std::numeric_limits<int64_t>::min(),
-               events_cutoff_ns_.load()) < field_index_since_ns_) {
-    return std::nullopt;
-  }
+  constexpr int64_t kMinTime = std::numeric_limits<int64_t>::min();
+  // The range's lower bound as asked, and where events remain.
+  const int64_t lower = std::max(since_ns != 0 ? since_ns : kMinTime, events_cutoff_ns_.load());
+  if (!IsIndexedField(field) || lower < field_index_since_ns_) return std::nullopt;
   if (since_ns != 0 && until_ns != 0 && until_ns <= since_ns) return FieldCount{};
   std::optional<uint32_t> agent_num;
   if (!agent_id.empty()) {
@@ -869,59 +922,147 @@ absl::StatusOr<std::optional<FieldCount>> Store::Impl::CountIndexedField(
   FieldCount out;
   SIPER_ASSIGN_OR_RETURN(auto span, EventTimeSpan(snapshot.get()));
   if (!span.has_value()) return out;
-  const int64_t since =
-      std::max({since_ns != 0 ? since_ns : span->first, span->first, events_cutoff_ns_.load()});
+  const int64_t since = std::max(lower, span->first);
   const int64_t last = until_ns != 0 ? std::min(until_ns - 1, span->second) : span->second;
   if (last < since) return out;
 
-  // Events in the range: the keys of events_by_agent (empty values, unlike
-  // events), of the named agent or of each agent in turn.
+  // An hour the range holds whole is read from field_counts (one key per value
+  // and one for the hour's events); the others (the range's ends, hours before
+  // the counts began, any hour when one agent is asked for: the counts are of
+  // all agents) from the keys of the index. The snapshot holds no event after
+  // `last` when the range is open-ended, so an unbounded end takes the newest hour whole.
+  auto whole = [&](uint32_t hour) {
+    if (agent_num.has_value()) return false;
+    const int64_t start = int64_t{hour} * keys::kNsPerHour;
+    // Hour 0 also holds the events before 1970 (keys::HourOf).
+    if (hour == 0 ? lower != kMinTime : start < lower) return false;
+    if (start < field_counts_since_ns_) return false;
+    return until_ns == 0 || start + keys::kNsPerHour <= until_ns;
+  };
+  const uint32_t first_hour = keys::HourOf(since);
+  const uint32_t last_hour = keys::HourOf(last);
+  // Time ranges [from, to] (inclusive) not covered by whole hours, merged.
+  std::vector<std::pair<int64_t, int64_t>> partial;
+  for (uint32_t hour = first_hour; hour <= last_hour; ++hour) {
+    if (whole(hour)) continue;
+    const int64_t from = hour == first_hour ? since : int64_t{hour} * keys::kNsPerHour;
+    const int64_t to = hour == last_hour ? last : int64_t{hour + 1} * keys::kNsPerHour - 1;
+    if (!partial.empty() && partial.back().second + 1 == from) {
+      partial.back().second = to;
+    } else {
+      partial.emplace_back(from, to);
+    }
+  }
+
+  // Events in the partial ranges: the keys of events_by_agent (empty values,
+  // unlike events), of the named agent or of each agent in turn.
   std::vector<uint32_t> agents;
   if (agent_num.has_value()) {
     agents.push_back(*agent_num);
-  } else {
+  } else if (!partial.empty()) {
     SIPER_ASSIGN_OR_RETURN(agents, AgentNums(snapshot.get()));
   }
-  for (uint32_t agent : agents) {
-    SIPER_RETURN_IF_ERROR(Scan(kEventsByAgent, TimeRange(keys::AgentPrefix(agent), since, last + 1),
-                               /*reverse=*/false, snapshot.get(),
-                               [&](std::string_view, std::string_view) -> absl::StatusOr<bool> {
-                                 ++out.events;
-                                 return true;
-                               }));
+  for (const auto& [from, to] : partial) {
+    for (uint32_t agent : agents) {
+      SIPER_RETURN_IF_ERROR(Scan(kEventsByAgent, TimeRange(keys::AgentPrefix(agent), from, to + 1),
+                                 /*reverse=*/false, snapshot.get(),
+                                 [&](std::string_view, std::string_view) -> absl::StatusOr<bool> {
+                                   ++out.events;
+                                   return true;
+                                 }));
+    }
   }
 
   absl::flat_hash_map<std::string, uint64_t> counts;
-  for (uint32_t hour = keys::HourOf(since); hour <= keys::HourOf(last); ++hour) {
-    std::string prefix = keys::HourPrefix(hour);
-    keycodec::AppendLengthPrefixed(&prefix, field);
+  // Adds `n` to a value as the index keys it: a long value's key holds a
+  // digest, so the value itself comes from an event that has it.
+  absl::flat_hash_map<std::string, std::string> long_values;  // keyed -> value
+  auto add = [&](std::string_view keyed, uint64_t n, uint32_t hour,
+                 std::string_view event_key) -> absl::Status {
+    if (keyed.size() <= kMaxIndexedValueSize) {
+      // Most keys repeat a value already seen: look it up without a copy.
+      if (auto it = counts.find(Av(keyed)); it != counts.end()) {
+        it->second += n;
+      } else {
+        counts.emplace(std::string(keyed), n);
+      }
+      return absl::OkStatus();
+    }
+    auto known = long_values.find(Av(keyed));
+    if (known == long_values.end()) {
+      std::string found_key(event_key);
+      if (found_key.empty()) {
+        // From a count: the first index entry of this value in its hour.
+        const std::string prefix = keys::FieldIndexPrefix(hour, field, keyed);
+        SIPER_RETURN_IF_ERROR(
+            Scan(kEventsByField, KeyRange{prefix, keycodec::PrefixSuccessor(prefix)},
+                 /*reverse=*/false, snapshot.get(),
+                 [&](std::string_view key, std::string_view) -> absl::StatusOr<bool> {
+                   found_key = std::string(key.substr(prefix.size()));
+                   return false;
+                 }));
+        if (found_key.size() != keys::kEventKeySize) {
+          return absl::DataLossError(
+              absl::StrCat("storage: field_counts counts value ", ToHex(prefix),
+                           " but events_by_field has no well-formed entry of it in that hour"));
+        }
+      }
+      SIPER_ASSIGN_OR_RETURN(siper::v1::Event e,
+                             ReadEvent(found_key, snapshot.get(), "events_by_field"));
+      auto it = e.fields().find(std::string(field));
+      if (it == e.fields().end()) {
+        return absl::DataLossError(absl::StrCat("storage: index events_by_field points to event ",
+                                                ToHex(found_key), " for field ", Av(field),
+                                                ", which the event does not have"));
+      }
+      known = long_values.emplace(std::string(keyed), it->second).first;
+    }
+    counts[known->second] += n;
+    return absl::OkStatus();
+  };
+
+  for (uint32_t hour = first_hour; hour <= last_hour; ++hour) {
+    if (whole(hour)) {
+      SIPER_ASSIGN_OR_RETURN(std::optional<std::string> hour_events,
+                             Get(kFieldCounts, keys::HourEventsCountKey(hour), snapshot.get()));
+      if (hour_events.has_value()) {
+        if (hour_events->size() != 8) {
+          return absl::DataLossError(absl::StrCat("storage: malformed count in field_counts at ",
+                                                  ToHex(keys::HourEventsCountKey(hour))));
+        }
+        out.events += keycodec::DecodeUint64(hour_events->data());
+      }
+      const std::string prefix = keys::FieldCountsPrefix(hour, field);
+      SIPER_RETURN_IF_ERROR(
+          Scan(kFieldCounts, KeyRange{prefix, keycodec::PrefixSuccessor(prefix)}, /*reverse=*/false,
+               snapshot.get(),
+               [&](std::string_view key, std::string_view value) -> absl::StatusOr<bool> {
+                 keycodec::KeyReader r(key.substr(prefix.size()));
+                 std::string_view keyed;
+                 if (!r.ReadLengthPrefixed(&keyed) || !r.done() || value.size() != 8) {
+                   return absl::DataLossError(
+                       absl::StrCat("storage: malformed entry in field_counts: ", ToHex(key)));
+                 }
+                 SIPER_RETURN_IF_ERROR(add(keyed, keycodec::DecodeUint64(value.data()), hour, ""));
+                 return true;
+               }));
+      continue;
+    }
+    const std::string prefix = keys::FieldCountsPrefix(hour, field);  // as the index's
     SIPER_RETURN_IF_ERROR(
         Scan(kEventsByField, KeyRange{prefix, keycodec::PrefixSuccessor(prefix)}, /*reverse=*/false,
              snapshot.get(), [&](std::string_view key, std::string_view) -> absl::StatusOr<bool> {
                keycodec::KeyReader r(key.substr(prefix.size()));
-               std::string_view value;
+               std::string_view keyed;
                keys::EventKeyParts parts;
-               if (!r.ReadLengthPrefixed(&value) || r.rest().size() != keys::kEventKeySize ||
+               if (!r.ReadLengthPrefixed(&keyed) || r.rest().size() != keys::kEventKeySize ||
                    !keys::ParseEventKey(r.rest(), &parts)) {
                  return absl::DataLossError(
                      absl::StrCat("storage: malformed key in events_by_field: ", ToHex(key)));
                }
                if (parts.time_ns < since || parts.time_ns > last) return true;
                if (agent_num.has_value() && parts.agent_num != *agent_num) return true;
-               if (value.size() <= kMaxIndexedValueSize) {
-                 // Most keys repeat a value already seen: look it up without a copy.
-                 if (auto it = counts.find(Av(value)); it != counts.end()) {
-                   ++it->second;
-                 } else {
-                   counts.emplace(std::string(value), 1);
-                 }
-                 return true;
-               }
-               // A long value's key holds a digest: the event has the value itself.
-               SIPER_ASSIGN_OR_RETURN(siper::v1::Event e,
-                                      ReadEvent(r.rest(), snapshot.get(), "events_by_field"));
-               auto it = e.fields().find(std::string(field));
-               if (it != e.fields().end()) ++counts[it->second];
+               SIPER_RETURN_IF_ERROR(add(keyed, 1, hour, r.rest()));
                return true;
              }));
   }
@@ -1158,6 +1299,7 @@ absl::StatusOr<std::optional<siper::v1::Event>> Store::GetEvent(std::string_view
 
 absl::StatusOr<std::optional<FieldCount>> Store::CountIndexedField(
     std::string_view field, int64_t since_ns, int64_t until_ns, std::string_view agent_id) const {
+  const auto guard = Shared();
   return impl_->CountIndexedField(field, since_ns, until_ns, agent_id);
 }
 

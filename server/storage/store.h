@@ -34,6 +34,12 @@ struct StoreOptions {
   // WAL is still written (a crash of the process loses nothing; a crash of the
   // machine may lose the last writes).
   bool sync_writes = true;
+  // Keep per-hour counts of the indexed fields' values (field_counts), from
+  // which `events count --by` reads the hours a range holds whole. Default:
+  // true. false is for measuring what they cost (bench/server/search_bench):
+  // the store then stops trusting its counts, and a later open with true counts
+  // only the hours after the newest event stored by then.
+  bool field_counts = true;
 };
 
 // One event and the alerts it raised, written together.
@@ -191,8 +197,9 @@ struct IocFeedDiff {
 class Store {
  public:
   // Bumped when the on-disk layout changes incompatibly. Open refuses a store
-  // written by a newer schema.
-  static constexpr uint32_t kSchemaVersion = 1;
+  // written by a newer schema and upgrades an older one. 2: field_counts (a
+  // family with a merge operator that older builds lack and would not update).
+  static constexpr uint32_t kSchemaVersion = 2;
 
   // Opens (creating if missing) the store in `dir`.
   static absl::StatusOr<std::unique_ptr<Store>> Open(const std::filesystem::path& dir,
@@ -226,10 +233,12 @@ class Store {
                           const std::function<bool(const siper::v1::Alert&)>& sink) const;
 
   // Counts the values of `field` over [since_ns, until_ns) (0: unbounded) of
-  // one agent (empty: all) from the field index, reading index keys (and the
-  // event only for a value longer than kMaxIndexedValueSize). nullopt when the
-  // field is not indexed or the range starts before the index does; the caller
-  // then counts from SearchEvents.
+  // one agent (empty: all): the hours the range holds whole from the per-hour
+  // counts (field_counts, all agents only), the rest from the field index keys
+  // (reading an event only for a value longer than kMaxIndexedValueSize).
+  // Exactly what a count of the events gives. nullopt when the field is not
+  // indexed or the range starts before the index does; the caller then counts
+  // from SearchEvents.
   absl::StatusOr<std::optional<FieldCount>> CountIndexedField(std::string_view field,
                                                               int64_t since_ns, int64_t until_ns,
                                                               std::string_view agent_id) const;

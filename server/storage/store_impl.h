@@ -52,13 +52,14 @@ enum Cf : size_t {
   kIocEntries,
   kEventsByField,
   kIncidentItems,
+  kFieldCounts,
   kNumCfs,
 };
 inline constexpr std::array<const char*, kNumCfs> kCfNames = {
     "events",         "event_seq",   "events_by_agent", "alerts",         "alerts_by_agent",
     "alerts_by_rule", "agents",      "tokens",          "meta",           "chain",
     "incidents",      "audit",       "files",           "files_by_hash",  "chain_seals",
-    "ioc_feeds",      "ioc_entries", "events_by_field", "incident_items",
+    "ioc_feeds",      "ioc_entries", "events_by_field", "incident_items", "field_counts",
 };
 // Every family has a name (a missing one would be a null pointer).
 static_assert(kCfNames[kNumCfs - 1] != nullptr);
@@ -124,6 +125,9 @@ struct PendingCommit {
   std::vector<Op> ops;
   std::optional<siper::v1::ChainSegment> segment;     // a Write's events and alerts
   std::optional<siper::v1::RetentionMark> retention;  // a retention run
+  // Events to add to field_counts, by key (keys::FieldCountKey): the leader sums
+  // them over its group and writes one merge operand per key.
+  absl::flat_hash_map<std::string, uint64_t> counts;
   bool sync = false;  // this write wants a WAL sync whatever the options say
   absl::Status status;
   bool done = false;
@@ -191,7 +195,10 @@ class Store::Impl {
                                 const std::optional<std::string>& cursor,
                                 const rocksdb::Snapshot* snapshot,
                                 const std::function<bool(const siper::v1::Event&)>& offer) const;
-  absl::Status LoadFieldIndexStart(bool has_events);
+  // The start time kept in meta under `meta_key` (field_index_since,
+  // field_counts_since), set on first open.
+  absl::StatusOr<int64_t> LoadFieldIndexStart(std::string_view meta_key, bool has_events);
+  absl::Status LoadFieldCountsStart(bool has_events);
   absl::StatusOr<std::optional<FieldCount>> CountIndexedField(std::string_view field,
                                                               int64_t since_ns, int64_t until_ns,
                                                               std::string_view agent_id) const;
@@ -258,6 +265,9 @@ class Store::Impl {
   // events_by_field holds every event with a server time at or after this
   // (older events were stored before the index existed); fixed at Open.
   int64_t field_index_since_ns_ = std::numeric_limits<int64_t>::min();
+  // field_counts counts every event of each hour that starts at or after this;
+  // fixed at Open.
+  int64_t field_counts_since_ns_ = std::numeric_limits<int64_t>::min();
 
   // Group commit. The writer at the front of the queue is the leader: it
   // takes the queue's first writes, writes them with one chain record, and

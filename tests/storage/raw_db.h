@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "rocksdb/db.h"
+#include "server/storage/field_counts.h"
 
 namespace siper::storage::testutil {
 
@@ -22,7 +23,12 @@ class RawDb {
     std::vector<std::string> names;
     EXPECT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), dir.string(), &names).ok());
     std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
-    for (const std::string& n : names) descriptors.emplace_back(n, rocksdb::ColumnFamilyOptions());
+    for (const std::string& n : names) {
+      rocksdb::ColumnFamilyOptions options;
+      // Its merge operands cannot be replayed or read without the operator.
+      if (n == "field_counts") options.merge_operator = internal::NewCountAddOperator();
+      descriptors.emplace_back(n, options);
+    }
     rocksdb::DB* db = nullptr;
     rocksdb::Status s =
         rocksdb::DB::Open(rocksdb::DBOptions(), dir.string(), descriptors, &handles_, &db);
