@@ -4,7 +4,7 @@
 #include <sys/stat.h>
 
 #include "absl/strings/match.h"
-#include "agent/grpc_log.h"
+#include "tests/agent/grpc_test_log.h"
 #include "agent/identity.h"
 #include "common/files.h"
 #include "common/pki.h"
@@ -20,7 +20,7 @@ using ::siper::agent::testing::TestDir;
 class EnrollTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    SilenceGrpcLogs();
+    testing::SilenceGrpcLogs();
     server_.Start();
     ASSERT_TRUE(WriteFileAtomic(dir_ / "server-ca.pem", server_.ca_pem()).ok());
   }
