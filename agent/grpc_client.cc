@@ -13,6 +13,7 @@
 #include <openssl/x509v3.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -855,6 +856,13 @@ class Call::Impl {
 
   void Run() {
     pthread_setname_np(pthread_self(), options_.thread_name.c_str());
+    // OpenSSL writes with write(2): a peer that reset the connection must
+    // give EPIPE here, not kill the process. SIGPIPE is sent to the writing
+    // thread; blocked here, it stays pending and is dropped when the thread ends.
+    sigset_t pipe;
+    sigemptyset(&pipe);
+    sigaddset(&pipe, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe, nullptr);
     absl::Status status = Execute();
     // A polite end of the connection: GOAWAY and TLS close_notify, not waited for.
     if (session_ != nullptr) {
