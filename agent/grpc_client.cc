@@ -829,6 +829,9 @@ class Call::Impl {
       want_pollout_ = false;
       if (absl::Status st = Flush(); !st.ok()) return st;
       if (stream_closed_) return absl::OkStatus();
+      // Cancelled, past the deadline or a bad message: the RST_STREAM went
+      // out if the socket took it; do not wait for a peer that may be gone.
+      if (local_error_) return local_status_;
       if (goaway_ && stream_id_ > goaway_last_stream_) {
         return absl::UnavailableError(absl::StrCat(options_.target, " went away (GOAWAY ",
                                                    nghttp2_http2_strerror(goaway_code_),
