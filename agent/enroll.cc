@@ -44,8 +44,8 @@ absl::StatusOr<std::string> Enroll(const EnrollOptions& options) {
   request.set_hostname(hostname);
   request.set_version(SIPER_VERSION);
   v1::EnrollResponse response;
-  const absl::Status status = grpcwire::UnaryCall(
-      client, "/siper.v1.AgentService/Enroll", request, &response, options.timeout);
+  const absl::Status status = grpcwire::UnaryCall(client, "/siper.v1.AgentService/Enroll", request,
+                                                  &response, options.timeout);
   if (!status.ok()) {
     if (status.code() == absl::StatusCode::kUnavailable ||
         status.code() == absl::StatusCode::kDeadlineExceeded) {

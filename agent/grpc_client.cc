@@ -92,8 +92,7 @@ bool IsIpAddress(const std::string& host) {
 // gzip (RFC 1952), as gRPC's "gzip" message encoding.
 bool Gzip(std::string_view in, std::string* out) {
   z_stream z{};
-  if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) !=
-      Z_OK) {
+  if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
     return false;
   }
   const size_t start = out->size();
@@ -128,8 +127,8 @@ absl::Status Gunzip(std::string_view in, size_t limit, std::string* out) {
     const size_t produced = buffer.size() - z.avail_out;
     if (out->size() + produced > limit) {
       inflateEnd(&z);
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "received a message larger than the limit (", limit, " bytes) once decompressed"));
+      return absl::ResourceExhaustedError(absl::StrCat("received a message larger than the limit (",
+                                                       limit, " bytes) once decompressed"));
     }
     out->append(buffer.data(), produced);
     if (rc != Z_STREAM_END && z.avail_in == 0 && produced == 0) {
@@ -383,8 +382,8 @@ class Call::Impl {
     }
     freeaddrinfo(addresses);
     if (Cancelled()) return absl::CancelledError("cancelled");
-    return absl::UnavailableError(absl::StrCat("cannot connect to ", options_.target, ": ",
-                                               last_error));
+    return absl::UnavailableError(
+        absl::StrCat("cannot connect to ", options_.target, ": ", last_error));
   }
 
   absl::Status SetUpTls(const std::string& host) {
@@ -392,8 +391,7 @@ class Call::Impl {
     ctx_ = SSL_CTX_new(TLS_client_method());
     if (ctx_ == nullptr) return absl::InternalError("SSL_CTX_new failed");
     SSL_CTX_set_min_proto_version(ctx_, TLS1_2_VERSION);
-    SSL_CTX_set_options(ctx_, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
-                                  SSL_OP_NO_TICKET);
+    SSL_CTX_set_options(ctx_, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_TICKET);
     // TLS 1.2: forward secrecy and AEAD only (RFC 7540 9.2.2); TLS 1.3's suites are all fine.
     SSL_CTX_set_cipher_list(ctx_,
                             "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
@@ -478,7 +476,8 @@ class Call::Impl {
         const long verify = SSL_get_verify_result(ssl_);  // NOLINT(runtime/int)
         std::string detail;
         if (verify != X509_V_OK) {
-          detail = absl::StrCat("certificate verify failed: ", X509_verify_cert_error_string(verify));
+          detail =
+              absl::StrCat("certificate verify failed: ", X509_verify_cert_error_string(verify));
         } else if (error == SSL_ERROR_SYSCALL || error == SSL_ERROR_ZERO_RETURN) {
           detail = errno != 0 ? strerror(errno) : "connection closed by the peer";
         } else {
@@ -528,10 +527,9 @@ class Call::Impl {
     };
     nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, std::size(settings));
 
-    const std::string authority =
-        IsIpAddress(host) && host.find(':') != std::string::npos
-            ? absl::StrCat("[", host, "]:", port)
-            : absl::StrCat(host, ":", port);
+    const std::string authority = IsIpAddress(host) && host.find(':') != std::string::npos
+                                      ? absl::StrCat("[", host, "]:", port)
+                                      : absl::StrCat(host, ":", port);
     std::vector<nghttp2_nv> headers = {
         Header(":method", "POST"),
         Header(":scheme", "https"),
@@ -546,15 +544,14 @@ class Call::Impl {
     std::string timeout;
     if (deadline_ != absl::InfiniteFuture()) {
       // grpc-timeout: at most 8 digits, in milliseconds or seconds.
-      const int64_t ms =
-          std::max<int64_t>(1, absl::ToInt64Milliseconds(deadline_ - absl::Now()));
+      const int64_t ms = std::max<int64_t>(1, absl::ToInt64Milliseconds(deadline_ - absl::Now()));
       timeout = ms < 100000000 ? absl::StrCat(ms, "m") : absl::StrCat(ms / 1000, "S");
       headers.push_back(Header("grpc-timeout", timeout));
     }
     nghttp2_data_provider provider{};
     provider.read_callback = &Impl::ReadRequestBody;
-    stream_id_ = nghttp2_submit_request(session_, nullptr, headers.data(), headers.size(),
-                                        &provider, this);
+    stream_id_ =
+        nghttp2_submit_request(session_, nullptr, headers.data(), headers.size(), &provider, this);
     if (stream_id_ < 0) {
       return absl::InternalError(
           absl::StrCat("nghttp2: cannot submit the request: ", nghttp2_strerror(stream_id_)));
@@ -646,8 +643,8 @@ class Call::Impl {
       pos += 5 + length;
       if (compressed) {
         if (encoding_ != "gzip") {
-          status = absl::InternalError(absl::StrCat(
-              "received a compressed message with grpc-encoding '", encoding_, "'"));
+          status = absl::InternalError(
+              absl::StrCat("received a compressed message with grpc-encoding '", encoding_, "'"));
           break;
         }
         status = Gunzip(payload, options_.max_receive_message_bytes, &inflated_);
@@ -736,7 +733,8 @@ class Call::Impl {
           const uint8_t* data = nullptr;
           const ssize_t n = nghttp2_session_mem_send(session_, &data);
           if (n < 0) {
-            return absl::InternalError(absl::StrCat("HTTP/2: ", nghttp2_strerror(static_cast<int>(n))));
+            return absl::InternalError(
+                absl::StrCat("HTTP/2: ", nghttp2_strerror(static_cast<int>(n))));
           }
           if (n == 0) break;
           tls_out_.append(reinterpret_cast<const char*>(data), static_cast<size_t>(n));
@@ -787,7 +785,8 @@ class Call::Impl {
       if (error == SSL_ERROR_ZERO_RETURN || (error == SSL_ERROR_SYSCALL && errno == 0)) {
         return ConnectionLost("was closed");
       }
-      if (error == SSL_ERROR_SYSCALL) return ConnectionLost(absl::StrCat("failed: ", strerror(errno)));
+      if (error == SSL_ERROR_SYSCALL)
+        return ConnectionLost(absl::StrCat("failed: ", strerror(errno)));
       return ConnectionLost(absl::StrCat("failed: TLS: ", OpenSslError()));
     }
   }
@@ -816,9 +815,9 @@ class Call::Impl {
       }
       if (options_.keepalive_time > absl::ZeroDuration()) {
         if (ping_outstanding_ && now >= ping_deadline_) {
-          return absl::UnavailableError(absl::StrCat(
-              "keepalive ping to ", options_.target, " not answered within ",
-              absl::FormatDuration(options_.keepalive_timeout)));
+          return absl::UnavailableError(
+              absl::StrCat("keepalive ping to ", options_.target, " not answered within ",
+                           absl::FormatDuration(options_.keepalive_timeout)));
         }
         if (!ping_outstanding_ && now >= last_read_ + options_.keepalive_time) {
           nghttp2_submit_ping(session_, NGHTTP2_FLAG_NONE, nullptr);
@@ -842,8 +841,8 @@ class Call::Impl {
       }
       absl::Time wake = deadline_;
       if (options_.keepalive_time > absl::ZeroDuration()) {
-        wake = std::min(wake, ping_outstanding_ ? ping_deadline_
-                                                : last_read_ + options_.keepalive_time);
+        wake = std::min(wake,
+                        ping_outstanding_ ? ping_deadline_ : last_read_ + options_.keepalive_time);
       }
       // Bytes TLS has already decrypted do not make the socket readable.
       const int revents =
@@ -904,8 +903,7 @@ class Call::Impl {
       return absl::InvalidArgumentError(
           absl::StrCat("server address '", options_.target, "' is not HOST:PORT"));
     }
-    const absl::Time connect_deadline =
-        std::min(deadline_, absl::Now() + options_.connect_timeout);
+    const absl::Time connect_deadline = std::min(deadline_, absl::Now() + options_.connect_timeout);
     if (absl::Status st = ConnectTcp(host, port, connect_deadline); !st.ok()) return st;
     if (absl::Status st = SetUpTls(host); !st.ok()) return st;
     if (absl::Status st = Handshake(connect_deadline); !st.ok()) {

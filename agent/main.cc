@@ -137,7 +137,8 @@ int Main(int argc, char** argv) {
       ->required();
   enroll_cmd->add_option("--hostname", enroll.hostname,
                          "name sent to the server (default: this host)");
-  enroll_cmd->add_flag("--verbose", verbose, "accepted for compatibility; no effect (errors are always on stderr)");
+  enroll_cmd->add_flag("--verbose", verbose,
+                       "accepted for compatibility; no effect (errors are always on stderr)");
 
   std::string config_path;
   bool foreground = false;

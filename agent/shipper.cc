@@ -14,9 +14,7 @@
 #include "siper/v1/agent_service.pb.h"
 
 namespace siper::agent {
-namespace {
-
-}  // namespace
+namespace {}  // namespace
 
 Shipper::Shipper(ShipperOptions options, PendingEvents* pending)
     : options_(std::move(options)),

@@ -14,9 +14,9 @@
 #include "absl/strings/str_cat.h"
 #include "agent/agent.h"
 #include "agent/enroll.h"
-#include "tests/agent/grpc_test_log.h"
 #include "common/files.h"
 #include "tests/agent/fake_agent_service.h"
+#include "tests/agent/grpc_test_log.h"
 #include "tests/agent/test_dir.h"
 
 namespace siper::agent {

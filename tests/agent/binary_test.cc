@@ -15,9 +15,9 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "tests/agent/grpc_test_log.h"
 #include "common/files.h"
 #include "tests/agent/fake_agent_service.h"
+#include "tests/agent/grpc_test_log.h"
 #include "tests/agent/test_dir.h"
 
 extern char** environ;

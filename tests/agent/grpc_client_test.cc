@@ -118,8 +118,7 @@ class TestService final : public v1::AgentService::Service {
       echo.mutable_command()->set_name(absl::StrCat("echo-", message.batch().events(0).seq()));
       if (!stream->Write(echo)) break;
       if (mode == "revoke" && received == 1) {
-        return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
-                            "agent agt-1 has been revoked");
+        return grpc::Status(grpc::StatusCode::PERMISSION_DENIED, "agent agt-1 has been revoked");
       }
     }
     return grpc::Status::OK;
@@ -182,8 +181,7 @@ int Listen(int* port) {
   sockaddr_in address{};
   address.sin_family = AF_INET;
   address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0 ||
-      listen(fd, 8) != 0) {
+  if (bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0 || listen(fd, 8) != 0) {
     close(fd);
     return -1;
   }
@@ -409,9 +407,7 @@ void StreamBothWaysLarge(const std::string& mode, bool gzip) {
 
 TEST_F(GrpcClientTest, StreamsLargeMessagesBothWaysGzipUp) { StreamBothWaysLarge("echo", true); }
 
-TEST_F(GrpcClientTest, StreamsLargeMessagesBothWaysGzipDown) {
-  StreamBothWaysLarge("gzip", false);
-}
+TEST_F(GrpcClientTest, StreamsLargeMessagesBothWaysGzipDown) { StreamBothWaysLarge("gzip", false); }
 
 TEST_F(GrpcClientTest, ErrorStatusInTrailersAfterMessages) {
   TestServer server;

@@ -5,10 +5,10 @@
 #include <thread>
 
 #include "agent/enroll.h"
-#include "tests/agent/grpc_test_log.h"
 #include "agent/identity.h"
 #include "common/files.h"
 #include "tests/agent/fake_agent_service.h"
+#include "tests/agent/grpc_test_log.h"
 #include "tests/agent/test_dir.h"
 
 namespace siper::agent {
