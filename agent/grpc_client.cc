@@ -885,6 +885,8 @@ class Call::Impl {
     fd_ = -1;
     in_.clear();
     in_.shrink_to_fit();
+    // Before the call counts as finished, so that Finish() returns after it.
+    if (handlers_.on_end) handlers_.on_end();
     {
       std::lock_guard lock(mu_);
       status_ = std::move(status);
@@ -893,7 +895,6 @@ class Call::Impl {
       out_pos_ = 0;
     }
     cv_.notify_all();
-    if (handlers_.on_end) handlers_.on_end();
   }
 
   absl::Status Execute() {

@@ -55,7 +55,8 @@ class Call {
     std::function<absl::Status(std::string_view message)> on_message;
     // Once, on the I/O thread, when TLS and HTTP/2 are up and the request went out.
     std::function<void()> on_ready;
-    // Once, on the I/O thread, when the call ended (Finish() will not block).
+    // Once, on the I/O thread, as the call ends; Finish() returns only after it.
+    // It must not call Finish() or Write() itself.
     std::function<void()> on_end;
   };
 
