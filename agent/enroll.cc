@@ -1,19 +1,18 @@
 #include "agent/enroll.h"
 
-#include <grpcpp/grpcpp.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <chrono>
 #include <climits>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "agent/grpc_client.h"
 #include "agent/identity.h"
 #include "common/files.h"
 #include "common/pki.h"
 #include "common/status.h"
-#include "siper/v1/agent_service.grpc.pb.h"
+#include "siper/v1/agent_service.pb.h"
 
 namespace siper::agent {
 
@@ -34,29 +33,28 @@ absl::StatusOr<std::string> Enroll(const EnrollOptions& options) {
   SIPER_ASSIGN_OR_RETURN(std::string key_pem, pki::GenerateKeyPem());
   SIPER_ASSIGN_OR_RETURN(std::string csr_pem, pki::CreateCsrPem(key_pem, hostname));
 
-  grpc::SslCredentialsOptions tls;
-  tls.pem_root_certs = ca_pem;
-  auto channel = grpc::CreateChannel(options.server, grpc::SslCredentials(tls));
-  auto stub = v1::AgentService::NewStub(channel);
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() +
-                       absl::ToChronoNanoseconds(options.timeout));
+  grpcwire::ClientOptions client;
+  client.target = options.server;
+  client.ca_pem = ca_pem;  // server authentication only: no client certificate yet
+  client.connect_timeout = options.timeout;
+  client.thread_name = "siper-enroll";
   v1::EnrollRequest request;
   request.set_token(options.token);
   request.set_csr_pem(csr_pem);
   request.set_hostname(hostname);
   request.set_version(SIPER_VERSION);
   v1::EnrollResponse response;
-  const grpc::Status status = stub->Enroll(&context, request, &response);
+  const absl::Status status = grpcwire::UnaryCall(client, "/siper.v1.AgentService/Enroll", request,
+                                                  &response, options.timeout);
   if (!status.ok()) {
-    const auto code = static_cast<absl::StatusCode>(status.error_code());
-    if (status.error_code() == grpc::StatusCode::UNAVAILABLE ||
-        status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
-      return absl::Status(
-          code, absl::StrCat("cannot reach ", options.server, ": ", status.error_message()));
+    if (status.code() == absl::StatusCode::kUnavailable ||
+        status.code() == absl::StatusCode::kDeadlineExceeded) {
+      return absl::Status(status.code(), absl::StrCat("cannot reach ", options.server, ": ",
+                                                      std::string(status.message())));
     }
-    return absl::Status(
-        code, absl::StrCat(options.server, ": ", status.error_message()));  // says what was refused
+    // The server's message says what was refused.
+    return absl::Status(status.code(),
+                        absl::StrCat(options.server, ": ", std::string(status.message())));
   }
 
   if (response.agent_id().empty() || response.certificate_pem().empty()) {

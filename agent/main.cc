@@ -14,7 +14,6 @@
 #include "agent/agent.h"
 #include "agent/config.h"
 #include "agent/enroll.h"
-#include "agent/grpc_log.h"
 #include "agent/identity.h"
 #include "agent/systemd_notify.h"
 #include "common/logging.h"
@@ -24,8 +23,7 @@ namespace {
 constexpr int kExitRuntime = 1;
 constexpr int kExitStartup = 2;  // usage, configuration or state errors: refuses to start
 
-int RunEnroll(const siper::agent::EnrollOptions& options, bool verbose) {
-  if (!verbose) siper::agent::SilenceGrpcLogs();
+int RunEnroll(const siper::agent::EnrollOptions& options) {
   auto agent_id = siper::agent::Enroll(options);
   if (!agent_id.ok()) {
     std::cerr << "siper-agent: " << agent_id.status().message() << "\n";
@@ -81,8 +79,6 @@ int RunAgent(const std::string& config_path, bool foreground) {
     std::cerr << "siper-agent: " << config_path << ": key 'log_file': " << st.message() << "\n";
     return kExitStartup;
   }
-  siper::agent::RouteGrpcLogsToSpdlog();
-
   auto agent = siper::agent::Agent::Create(*config);
   if (!agent.ok()) {
     spdlog::critical("cannot start: {}", std::string(agent.status().message()));
@@ -141,7 +137,8 @@ int Main(int argc, char** argv) {
       ->required();
   enroll_cmd->add_option("--hostname", enroll.hostname,
                          "name sent to the server (default: this host)");
-  enroll_cmd->add_flag("--verbose", verbose, "show gRPC's own diagnostics on stderr");
+  enroll_cmd->add_flag("--verbose", verbose,
+                       "accepted for compatibility; no effect (errors are always on stderr)");
 
   std::string config_path;
   bool foreground = false;
@@ -158,7 +155,7 @@ int Main(int argc, char** argv) {
     return kExitStartup;
   }
 
-  if (*enroll_cmd) return RunEnroll(enroll, verbose);
+  if (*enroll_cmd) return RunEnroll(enroll);
   return RunAgent(config_path, foreground);
 }
 

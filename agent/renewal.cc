@@ -1,21 +1,20 @@
 #include "agent/renewal.h"
 
-#include <grpcpp/grpcpp.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <chrono>
 #include <random>
 #include <utility>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "agent/grpc_client.h"
 #include "agent/identity.h"
 #include "common/files.h"
 #include "common/pki.h"
 #include "common/status.h"
-#include "siper/v1/agent_service.grpc.pb.h"
+#include "siper/v1/agent_service.pb.h"
 
 namespace siper::agent {
 namespace {
@@ -98,22 +97,18 @@ absl::Status CertificateRenewer::RenewNow() {
   SIPER_ASSIGN_OR_RETURN(std::string new_key, pki::GenerateKeyPem());
   SIPER_ASSIGN_OR_RETURN(std::string csr, pki::CreateCsrPem(new_key, options_.agent_id));
 
-  grpc::SslCredentialsOptions tls;
-  tls.pem_root_certs = ca_pem_;
-  tls.pem_private_key = key;
-  tls.pem_cert_chain = cert;
-  auto channel = grpc::CreateChannel(options_.server, grpc::SslCredentials(tls));
-  auto stub = v1::AgentService::NewStub(channel);
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() +
-                       absl::ToChronoMilliseconds(options_.rpc_timeout));
+  grpcwire::ClientOptions client;
+  client.target = options_.server;
+  client.ca_pem = ca_pem_;
+  client.key_pem = key;
+  client.cert_pem = cert;
+  client.connect_timeout = options_.rpc_timeout;
+  client.thread_name = "siper-renew-io";
   v1::RenewRequest request;
   request.set_csr_pem(csr);
   v1::RenewResponse response;
-  const grpc::Status status = stub->Renew(&context, request, &response);
-  if (!status.ok()) {
-    return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
-  }
+  SIPER_RETURN_IF_ERROR(grpcwire::UnaryCall(client, "/siper.v1.AgentService/Renew", request,
+                                            &response, options_.rpc_timeout));
   // Trust nothing the server sent without checking it fits.
   SIPER_ASSIGN_OR_RETURN(pki::Identity id, pki::ParseIdentity(response.certificate_pem()));
   if (id.common_name != options_.agent_id || id.role != pki::kRoleAgent) {

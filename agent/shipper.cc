@@ -1,6 +1,5 @@
 #include "agent/shipper.h"
 
-#include <grpcpp/grpcpp.h>
 #include <pthread.h>
 #include <spdlog/spdlog.h>
 
@@ -10,14 +9,12 @@
 #include <thread>
 #include <utility>
 
-#include "siper/v1/agent_service.grpc.pb.h"
+#include "absl/strings/match.h"
+#include "agent/grpc_client.h"
+#include "siper/v1/agent_service.pb.h"
 
 namespace siper::agent {
-namespace {
-
-int Millis(absl::Duration d) { return static_cast<int>(absl::ToInt64Milliseconds(d)); }
-
-}  // namespace
+namespace {}  // namespace
 
 Shipper::Shipper(ShipperOptions options, PendingEvents* pending)
     : options_(std::move(options)),
@@ -42,7 +39,7 @@ void Shipper::Stop() {
   stopping_ = true;
   {
     std::lock_guard lock(mu_);
-    if (context_ != nullptr) context_->TryCancel();
+    if (call_ != nullptr) call_->Cancel();
   }
   stop_cv_.notify_all();
   pending_->Wake();
@@ -85,57 +82,61 @@ void Shipper::Run() {
 }
 
 bool Shipper::RunSession() {
-  grpc::SslCredentialsOptions tls;
-  tls.pem_root_certs = options_.ca_pem;
+  grpcwire::ClientOptions client;
+  client.target = options_.server;
+  client.ca_pem = options_.ca_pem;
   {
     std::lock_guard lock(mu_);
-    tls.pem_private_key = key_pem_;
-    tls.pem_cert_chain = cert_pem_;
+    client.key_pem = key_pem_;
+    client.cert_pem = cert_pem_;
   }
-  grpc::ChannelArguments args;
-  args.SetCompressionAlgorithm(GRPC_COMPRESS_GZIP);
-  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, Millis(options_.keepalive_time));
-  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, Millis(options_.keepalive_timeout));
-  args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 0);
-  // A fresh channel per session: our own backoff decides when to try again,
-  // not the channel's (which grows to two minutes).
-  auto channel = grpc::CreateCustomChannel(options_.server, grpc::SslCredentials(tls), args);
-  auto stub = v1::AgentService::NewStub(channel);
-
-  grpc::ClientContext context;
-  {
-    std::lock_guard lock(mu_);
-    if (stopping_) return false;
-    context_ = &context;
-  }
-  std::unique_ptr<grpc::ClientReaderWriter<v1::AgentMessage, v1::ServerMessage>> stream =
-      stub->Stream(&context);
+  client.keepalive_time = options_.keepalive_time;
+  client.keepalive_timeout = options_.keepalive_timeout;
+  // A batch may take up to batch_max_bytes; one more batch may wait to go out.
+  client.max_buffered_bytes = options_.batch_max_bytes;
+  client.thread_name = "siper-ship-io";
 
   std::atomic<bool> progressed{false};
-  bool acked_once = false;  // reader thread only
+  bool acked_once = false;  // I/O thread only until the call ended
   std::atomic<bool> reader_done{false};
   std::atomic<int64_t> last_ack_ns{absl::ToUnixNanos(absl::Now())};
-  std::thread reader([&] {
-    pthread_setname_np(pthread_self(), "siper-ship-ack");
+  grpcwire::Call::Handlers handlers;
+  // Acknowledgements are handled on the connection's I/O thread: no reader thread.
+  handlers.on_message = [&](std::string_view bytes) {
     v1::ServerMessage message;
-    while (stream->Read(&message)) {
-      if (message.has_ack()) {
-        if (!acked_once) spdlog::info("connected to {}", options_.server);
-        acked_once = true;
-        last_ack_ns = absl::ToUnixNanos(absl::Now());
-        if (message.ack().acked_seq() > pending_->AckedSeq()) progressed = true;
-        pending_->Ack(message.ack().acked_seq());
-        spdlog::debug("ack {} (stored {}, duplicates {})", message.ack().acked_seq(),
-                      message.ack().stored(), message.ack().duplicates());
-      } else if (message.has_command()) {
-        spdlog::warn("server command '{}' is not supported by this agent",
-                     message.command().name());
-      }
+    if (!message.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+      return absl::InternalError("cannot parse a message from the server");
     }
+    if (message.has_ack()) {
+      if (!acked_once) spdlog::info("connected to {}", options_.server);
+      acked_once = true;
+      last_ack_ns = absl::ToUnixNanos(absl::Now());
+      if (message.ack().acked_seq() > pending_->AckedSeq()) progressed = true;
+      pending_->Ack(message.ack().acked_seq());
+      spdlog::debug("ack {} (stored {}, duplicates {})", message.ack().acked_seq(),
+                    message.ack().stored(), message.ack().duplicates());
+    } else if (message.has_command()) {
+      spdlog::warn("server command '{}' is not supported by this agent", message.command().name());
+    }
+    return absl::OkStatus();
+  };
+  handlers.on_ready = [&] {
+    if (!stopping_) connected_ = true;
+  };
+  handlers.on_end = [&] {
     reader_done = true;
     connected_ = false;
     pending_->Wake();
-  });
+  };
+
+  std::unique_ptr<grpcwire::Call> stream;
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) return false;
+    stream = grpcwire::Call::Start(std::move(client), "/siper.v1.AgentService/Stream",
+                                   std::move(handlers));
+    call_ = stream.get();
+  }
 
   bool ok = true;
   {
@@ -143,8 +144,7 @@ bool Shipper::RunSession() {
     hello.mutable_hello()->set_agent_id(options_.agent_id);
     hello.mutable_hello()->set_version(SIPER_VERSION);
     hello.mutable_hello()->set_hostname(options_.hostname);
-    ok = stream->Write(hello);
-    if (ok) connected_ = true;
+    ok = stream->Write(hello);  // queued; goes out once connected
   }
   uint64_t sent_seq = pending_->AckedSeq();
   // The first heartbeat goes out right after Hello (the server learns the version and clock at
@@ -204,26 +204,25 @@ bool Shipper::RunSession() {
       break;
     }
   }
+  // When the server ended the stream, Finish() tells why; otherwise end it here.
+  if (!reader_done) stream->Cancel();
+  const absl::Status status = stream->Finish();
   {
     std::lock_guard lock(mu_);
-    context_ = nullptr;
+    call_ = nullptr;
   }
-  // When the server ended the stream, Finish() tells why; otherwise end it here.
-  if (!reader_done) context.TryCancel();
-  reader.join();
-  const grpc::Status status = stream->Finish();
   connected_ = false;
-  if (status.error_code() == grpc::StatusCode::PERMISSION_DENIED &&
-      status.error_message().find("revoked") != std::string::npos) {
+  if (status.code() == absl::StatusCode::kPermissionDenied &&
+      absl::StrContains(status.message(), "revoked")) {
     // One line per attempt; attempts back off to backoff_max, so no flood.
     spdlog::error(
         "the server refused this agent: {}; events keep being spooled; enroll again with a new "
         "token to resume",
-        status.error_message());
+        std::string(status.message()));
   } else if (!stopping_ && !reconnect_) {
     spdlog::warn("stream to {} ended{}: {} ({})", options_.server,
-                 acked_once ? "" : " before any acknowledgement", status.error_message(),
-                 static_cast<int>(status.error_code()));
+                 acked_once ? "" : " before any acknowledgement", std::string(status.message()),
+                 static_cast<int>(status.code()));
   }
   return progressed;
 }

@@ -1,5 +1,5 @@
 // Sends pending events to the server over AgentService.Stream (mTLS, gzip,
-// keepalive) and releases them when acknowledged. After any failure it
+// keepalive; agent/grpc_client.h) and releases them when acknowledged. After any failure it
 // reconnects with exponential backoff and jitter and resends everything not
 // acknowledged; the server deduplicates by (agent_id, seq).
 #pragma once
@@ -17,8 +17,8 @@
 #include "absl/time/time.h"
 #include "agent/pending_events.h"
 
-namespace grpc {
-class ClientContext;
+namespace siper::agent::grpcwire {
+class Call;
 }
 
 namespace siper::agent {
@@ -92,7 +92,7 @@ class Shipper {
   std::string cert_pem_;  // guarded by mu_; starts as options_.cert_pem
   std::string key_pem_;
   std::condition_variable stop_cv_;
-  grpc::ClientContext* context_ = nullptr;  // the live stream's, guarded by mu_
+  grpcwire::Call* call_ = nullptr;  // the live stream, guarded by mu_
 };
 
 }  // namespace siper::agent

@@ -10,6 +10,7 @@ pkgs=(
   libgtest-dev libgmock-dev libbenchmark-dev libyaml-cpp-dev nlohmann-json3-dev
   libcli11-dev libre2-dev libabsl-dev zlib1g-dev libsystemd-dev libcpp-httplib-dev
   libjemalloc-dev
+  libnghttp2-dev
 )
 if [ "${1:-}" = "--test" ]; then
   # chromium: the HTML report test; systemd-journal-remote: journal files for

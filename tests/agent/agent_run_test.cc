@@ -14,9 +14,9 @@
 #include "absl/strings/str_cat.h"
 #include "agent/agent.h"
 #include "agent/enroll.h"
-#include "agent/grpc_log.h"
 #include "common/files.h"
 #include "tests/agent/fake_agent_service.h"
+#include "tests/agent/grpc_test_log.h"
 #include "tests/agent/test_dir.h"
 
 namespace siper::agent {
@@ -30,7 +30,7 @@ using ::siper::agent::testing::WaitFor;
 class AgentRunTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    SilenceGrpcLogs();
+    testing::SilenceGrpcLogs();
     server_.Start();
     server_.service().AllowToken("tok");
     ASSERT_TRUE(WriteFileAtomic(dir_ / "server-ca.pem", server_.ca_pem()).ok());

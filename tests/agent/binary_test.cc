@@ -15,9 +15,9 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "agent/grpc_log.h"
 #include "common/files.h"
 #include "tests/agent/fake_agent_service.h"
+#include "tests/agent/grpc_test_log.h"
 #include "tests/agent/test_dir.h"
 
 extern char** environ;
@@ -74,7 +74,7 @@ class Child {
 class BinaryTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    SilenceGrpcLogs();
+    testing::SilenceGrpcLogs();
     server_.Start();
     ASSERT_TRUE(WriteFileAtomic(dir_ / "ca.pem", server_.ca_pem()).ok());
   }

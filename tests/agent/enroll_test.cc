@@ -4,11 +4,11 @@
 #include <sys/stat.h>
 
 #include "absl/strings/match.h"
-#include "agent/grpc_log.h"
 #include "agent/identity.h"
 #include "common/files.h"
 #include "common/pki.h"
 #include "tests/agent/fake_agent_service.h"
+#include "tests/agent/grpc_test_log.h"
 #include "tests/agent/test_dir.h"
 
 namespace siper::agent {
@@ -20,7 +20,7 @@ using ::siper::agent::testing::TestDir;
 class EnrollTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    SilenceGrpcLogs();
+    testing::SilenceGrpcLogs();
     server_.Start();
     ASSERT_TRUE(WriteFileAtomic(dir_ / "server-ca.pem", server_.ca_pem()).ok());
   }

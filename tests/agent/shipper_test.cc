@@ -5,10 +5,10 @@
 #include <thread>
 
 #include "agent/enroll.h"
-#include "agent/grpc_log.h"
 #include "agent/identity.h"
 #include "common/files.h"
 #include "tests/agent/fake_agent_service.h"
+#include "tests/agent/grpc_test_log.h"
 #include "tests/agent/test_dir.h"
 
 namespace siper::agent {
@@ -23,7 +23,7 @@ using ::siper::agent::testing::WaitFor;
 class ShipperTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    SilenceGrpcLogs();
+    testing::SilenceGrpcLogs();
     server_.Start();
     server_.service().AllowToken("tok");
     ASSERT_TRUE(WriteFileAtomic(dir_ / "server-ca.pem", server_.ca_pem()).ok());
