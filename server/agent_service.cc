@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <atomic>
 #include <mutex>
 
 #include "absl/strings/str_cat.h"
@@ -24,10 +25,13 @@ namespace {
 // the agent instead of memory growing. The pipeline completes an agent's
 // batches in order, so acks go out in order, each after its batch is durable;
 // an ack that finds the previous one still being sent is merged into the next
-// (acks are cumulative). Finish waits until nothing is in flight: the ingest
-// callbacks hold `this`.
+// (acks are cumulative). Finish waits until nothing is in flight.
 //
-// Every gRPC operation is decided under mu_ (Step) and started outside it.
+// Every gRPC operation is decided under mu_ (Step) and started outside it; Finish
+// also waits until every operation decided has been started. The reactor is
+// deleted when gRPC is done with it (OnDone) and no ingest callback still runs
+// on it (refs_): an ingest thread's Step after its batch is acked must not find
+// the reactor freed by a Finish on another thread.
 class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
   StreamReactor(grpc::CallbackServerContext* context, storage::Store* store, IngestPipeline* ingest,
@@ -95,7 +99,7 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
     Step();
   }
 
-  void OnDone() override { delete this; }
+  void OnDone() override { Unref(); }
 
  private:
   void HandleMessage() {
@@ -214,9 +218,11 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
     }
     shared_->queued_events += count;
     shared_->queued_bytes += static_cast<int64_t>(bytes);
+    refs_.fetch_add(1);  // released at the end of OnStored
     ingest_->Submit(agent_id_, std::move(batch),
                     [this, count, bytes](absl::StatusOr<storage::WriteResult> result) {
                       OnStored(count, bytes, std::move(result));
+                      Unref();
                     });
   }
 
@@ -280,14 +286,23 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
       if (!reading_ && !read_closed_ && !failed_ && CanReadAhead()) {
         reading_ = read = true;
       }
-      const bool drained = in_flight_ == 0 && !writing_ && !has_pending_ack_;
-      if (drained && (failed_ || read_closed_)) {
+      const bool drained = in_flight_ == 0 && !writing_ && !has_pending_ack_ && starting_ == 0;
+      if (drained && (failed_ || read_closed_) && !write && !read) {
         finished_ = finish = true;
         status = failed_ ? finish_status_ : grpc::Status::OK;
       }
+      if (write || read) ++starting_;
     }
-    if (write) StartWrite(&out_);
-    if (read) StartRead(&in_);
+    if (write || read) {
+      if (write) StartWrite(&out_);
+      if (read) StartRead(&in_);
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        --starting_;
+      }
+      Step();  // a Finish held back while these were being started
+      return;
+    }
     if (finish) {
       if (!status.ok()) spdlog::info("agent {} stream ends: {}", agent_id_, status.error_message());
       Finish(status);
@@ -347,6 +362,13 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
   bool failed_ = false;
   grpc::Status finish_status_;
   bool finished_ = false;
+  int starting_ = 0;  // operations decided by a Step and not yet started
+  // gRPC's reference (until OnDone) plus one per batch in the ingest pipeline.
+  std::atomic<int> refs_{1};
+
+  void Unref() {
+    if (refs_.fetch_sub(1) == 1) delete this;
+  }
 };
 
 }  // namespace
