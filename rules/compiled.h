@@ -75,7 +75,8 @@ struct RuleSetImpl {
   std::vector<RuleGroup> groups;
   std::vector<std::vector<uint32_t>> atom_rules;  // atom id -> rules
   hs_scratch_t* prototype_scratch = nullptr;
-  size_t cache_hits = 0;  // databases read from the disk cache
+  size_t cache_hits = 0;                    // databases read from the disk cache
+  std::vector<std::string> cache_messages;  // damaged cache files found (RuleSetStats)
   std::vector<RuleDiagnostic> skipped;
   std::vector<RuleDiagnostic> diagnostics;         // every document, ok or not (for lint)
   std::shared_ptr<const DataDecoderSet> decoders;  // the rule set's decoders/ folder; may be null

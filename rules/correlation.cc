@@ -93,7 +93,7 @@ void CorrelationState::Feed(uint32_t ci, uint32_t member, const Event& event, in
     case CorrelationSpec::Type::kValueCount: {
       auto it = event.fields.find(spec.value_field);
       if (it != event.fields.end() && w.values.size() <= static_cast<size_t>(spec.threshold)) {
-        w.values.insert(it->second);
+        w.values.emplace(it->second);
       }
       measure = static_cast<int64_t>(w.values.size());
       break;

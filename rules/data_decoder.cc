@@ -244,12 +244,12 @@ bool DataDecoderSet::Apply(Event* event) const {
   if (by_program_.empty()) return false;
   auto program = event->fields.find("process.name");
   if (program == event->fields.end()) return false;
-  auto decoders = by_program_.find(program->second);
+  auto decoders = by_program_.find(std::string(program->second));
   if (decoders == by_program_.end()) return false;
   auto message = event->fields.find("message");
   if (message == event->fields.end()) return false;
-  // Copied: setting fields may grow the field list that `message` points into.
-  const std::string text = message->second;
+  // A view into the fields' arena, which setting fields never moves.
+  const std::string_view text = message->second;
   std::vector<re2::StringPiece> groups;
   for (const DataDecoderImpl* d : decoders->second) {
     for (const Pattern& p : d->patterns) {

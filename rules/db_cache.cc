@@ -1,18 +1,16 @@
 #include "rules/db_cache.h"
 
-#include <unistd.h>
-
 #include <cstdio>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 
+#include "rules/cache_file.h"
 #include "rules/hash128.h"
 
 namespace siper::rules {
 namespace {
 
-constexpr char kMagic[8] = {'S', 'I', 'P', 'H', 'S', 'D', 'B', '1'};
+// Version 2: the file is sealed with a checksum (rules/cache_file.h).
+constexpr char kMagic[8] = {'S', 'I', 'P', 'H', 'S', 'D', 'B', '2'};
 
 void PutU32(std::string* out, uint32_t v) { out->append(reinterpret_cast<const char*>(&v), 4); }
 void PutU64(std::string* out, uint64_t v) { out->append(reinterpret_cast<const char*>(&v), 8); }
@@ -53,36 +51,40 @@ std::string DatabaseKey(const std::vector<Pattern>& patterns) {
   return buf;
 }
 
-bool LoadCachedDatabase(const std::filesystem::path& dir, const std::string& key,
-                        CompiledDatabase* out) {
-  std::ifstream in(dir / (key + ".hsdb"), std::ios::binary);
-  if (!in) return false;
-  std::stringstream ss;
-  ss << in.rdbuf();
-  std::string data = ss.str();
+CacheRead LoadCachedDatabase(const std::filesystem::path& dir, const std::string& key,
+                             CompiledDatabase* out, std::string* why) {
+  const std::filesystem::path file = dir / (key + ".hsdb");
+  std::string data;
+  const CacheRead read = ReadCacheFile(file, std::string_view(kMagic, sizeof kMagic), &data, why);
+  if (read != CacheRead::kOk) return read;
   std::string_view s = data;
-  if (s.size() < sizeof kMagic || std::memcmp(s.data(), kMagic, sizeof kMagic) != 0) return false;
-  s.remove_prefix(sizeof kMagic);
+  auto damaged = [&](std::string_view what) {
+    *why = DamagedCacheMessage(file, what);
+    return CacheRead::kDamaged;
+  };
   uint32_t rejected;
-  if (!GetU32(&s, &rejected)) return false;
+  if (!GetU32(&s, &rejected)) return damaged("bad layout");
   CompiledDatabase db;
   for (uint32_t i = 0; i < rejected; ++i) {
     uint32_t index, len;
-    if (!GetU32(&s, &index) || !GetU32(&s, &len) || s.size() < len) return false;
+    if (!GetU32(&s, &index) || !GetU32(&s, &len) || s.size() < len) return damaged("bad layout");
     db.rejected.push_back(index);
     db.messages.emplace_back(s.substr(0, len));
     s.remove_prefix(len);
   }
   uint64_t size;
-  if (!GetU64(&s, &size) || s.size() != size) return false;
-  if (size > 0 && hs_deserialize_database(s.data(), s.size(), &db.db) != HS_SUCCESS) return false;
+  if (!GetU64(&s, &size) || s.size() != size) return damaged("bad layout");
+  if (size > 0 && hs_deserialize_database(s.data(), s.size(), &db.db) != HS_SUCCESS) {
+    db.db = nullptr;
+    return damaged("Hyperscan rejects the database");
+  }
   *out = std::move(db);
-  return true;
+  return CacheRead::kOk;
 }
 
 void StoreCachedDatabase(const std::filesystem::path& dir, const std::string& key,
                          const CompiledDatabase& db) {
-  std::string data(kMagic, sizeof kMagic);
+  std::string data;
   PutU32(&data, static_cast<uint32_t>(db.rejected.size()));
   for (size_t i = 0; i < db.rejected.size(); ++i) {
     PutU32(&data, db.rejected[i]);
@@ -97,21 +99,7 @@ void StoreCachedDatabase(const std::filesystem::path& dir, const std::string& ke
     data.append(bytes, length);
     free(bytes);
   }
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  const std::filesystem::path final_path = dir / (key + ".hsdb");
-  const std::filesystem::path tmp = dir / (key + ".tmp." + std::to_string(::getpid()));
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) return;
-    out.write(data.data(), static_cast<std::streamsize>(data.size()));
-    if (!out) {
-      std::filesystem::remove(tmp, ec);
-      return;
-    }
-  }
-  std::filesystem::rename(tmp, final_path, ec);
-  if (ec) std::filesystem::remove(tmp, ec);
+  WriteCacheFile(dir / (key + ".hsdb"), std::string_view(kMagic, sizeof kMagic), data);
 }
 
 }  // namespace siper::rules

@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "rules/cache_file.h"
 #include "rules/sigma.h"
 
 namespace siper::rules {
@@ -24,9 +25,11 @@ struct CompiledDatabase {
 // 32 hex digits naming the database built from `patterns` (in order).
 std::string DatabaseKey(const std::vector<Pattern>& patterns);
 
-// Reads a cached database; false when absent, stale or unreadable.
-bool LoadCachedDatabase(const std::filesystem::path& dir, const std::string& key,
-                        CompiledDatabase* out);
+// Reads a cached database. kDamaged (with *why naming the file) when the file
+// is there but truncated, corrupt or refused by Hyperscan: the caller compiles
+// and stores it again.
+CacheRead LoadCachedDatabase(const std::filesystem::path& dir, const std::string& key,
+                             CompiledDatabase* out, std::string* why);
 
 // Writes a database atomically (temporary file and rename); failures are
 // ignored because the cache is only an optimisation.

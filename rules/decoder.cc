@@ -22,10 +22,49 @@
 
 namespace siper::rules {
 
-const std::string& EventFields::at(std::string_view key) const {
-  static const std::string* kEmpty = new std::string;
-  auto it = find(key);
-  return it == end() ? *kEmpty : it->second;
+EventFields::EventFields(const EventFields& other) { *this = other; }
+
+EventFields& EventFields::operator=(const EventFields& other) {
+  if (this == &other) return *this;
+  clear();
+  for (const auto& [k, v] : other) insert_or_assign(k, v);
+  return *this;
+}
+
+std::string_view EventFields::StoreSlow(std::string_view s) {
+  // The current block is full: the next kept block that fits, or a new one.
+  while (block_ < blocks_.size()) {
+    if (used_ > 0 || blocks_[block_].size < s.size()) {
+      ++block_;
+      used_ = 0;
+      continue;
+    }
+    break;
+  }
+  if (block_ == blocks_.size()) {
+    Block b;
+    b.size = std::max(kBlockSize, s.size());
+    b.data = std::make_unique_for_overwrite<char[]>(b.size);
+    blocks_.push_back(std::move(b));
+    used_ = 0;
+  }
+  char* dst = blocks_[block_].data.get() + used_;
+  Copy(dst, s.data(), s.size());
+  used_ += s.size();
+  return {dst, s.size()};
+}
+
+FieldMap EventFields::ToMap() const {
+  FieldMap out;
+  for (const auto& [k, v] : *this) out.emplace(std::string(k), std::string(v));
+  return out;
+}
+
+DetectionFields EventFields::Snapshot() const {
+  std::vector<DetectionFields::value_type> entries;
+  entries.reserve(size_);
+  for (const auto& [k, v] : *this) entries.emplace_back(std::string(k), std::string(v));
+  return DetectionFields(std::move(entries));
 }
 
 void EventFields::Reindex(size_t slots) {
@@ -54,7 +93,7 @@ size_t EventFields::erase_prefix(std::string_view prefix) {
   if ((first_bytes_ & FirstByteBit(prefix)) == 0) return 0;  // no key starts like it
   size_t removed = 0;
   for (size_t i = 0; i < size_;) {
-    const std::string& key = entries_[i].first;
+    const std::string_view key = entries_[i].first;
     if (key.empty() || key[0] != prefix[0] || !key.starts_with(prefix)) {
       ++i;
       continue;
@@ -940,6 +979,55 @@ bool DecodeSu(std::string_view msg, Event* ev) {
   return false;
 }
 
+namespace {
+
+// `s` ends in "(uid=<digits>)" after `min_prefix` or more bytes: returns where
+// that suffix starts and sets *uid to the digits; npos otherwise.
+size_t UidSuffix(std::string_view s, size_t min_prefix, std::string_view* uid) {
+  if (s.empty() || s.back() != ')') return std::string_view::npos;
+  size_t i = s.size() - 1;
+  while (i > 0 && IsDigit(s[i - 1])) --i;
+  const size_t digits = s.size() - 1 - i;
+  if (digits == 0 || i < 5 + min_prefix || s.substr(i - 5, 5) != "(uid=") {
+    return std::string_view::npos;
+  }
+  *uid = s.substr(i, digits);
+  return i - 5;
+}
+
+// pam_unix's session lines, by hand with exactly the result of
+//   session opened for user (\S+?)(?:\(uid=\d+\))?(?: by (\S*?)(?:\(uid=(\d+)\))?)?
+//   session closed for user (\S+?)(?:\(uid=\d+\))?
+// (full match; RE2's \s is [\t\n\f\r ]). `rest` is what follows "for user ";
+// non-ASCII text is left to RE2 (kUnsure).
+Parse ParsePamSession(std::string_view rest, bool opened, std::string_view* user,
+                      std::string_view* by, std::string_view* by_uid) {
+  *user = *by = *by_uid = {};
+  if (!IsPlainAscii(rest)) return Parse::kUnsure;
+  size_t space = 0;
+  while (space < rest.size() && !IsRe2Space(rest[space])) ++space;
+  std::string_view left = rest.substr(0, space);
+  if (left.empty()) return Parse::kNoMatch;
+  if (space < rest.size()) {
+    // Only " by B" may follow, B without white space (possibly empty).
+    if (!opened || rest.substr(space, 4) != " by ") return Parse::kNoMatch;
+    std::string_view right = rest.substr(space + 4);
+    for (char c : right) {
+      if (IsRe2Space(c)) return Parse::kNoMatch;
+    }
+    std::string_view uid;
+    const size_t cut = UidSuffix(right, 0, &uid);  // lazy B: shortest, the suffix is the uid
+    *by = cut == std::string_view::npos ? right : right.substr(0, cut);
+    if (cut != std::string_view::npos) *by_uid = uid;
+  }
+  std::string_view uid;
+  const size_t cut = UidSuffix(left, 1, &uid);  // lazy user, at least one byte
+  *user = cut == std::string_view::npos ? left : left.substr(0, cut);
+  return Parse::kMatch;
+}
+
+}  // namespace
+
 bool DecodePam(std::string_view service, std::string_view msg, Event* ev) {
   static const RE2* kSessionOpen =
       new RE2(R"(session opened for user (\S+?)(?:\(uid=\d+\))?(?: by (\S*?)(?:\(uid=(\d+)\))?)?)");
@@ -948,7 +1036,9 @@ bool DecodePam(std::string_view service, std::string_view msg, Event* ev) {
   Set(ev, "pam.service", service);
   std::string a, b, c;
   if (strutil::StartsWith(msg, "authentication failure;")) {
-    std::vector<std::pair<std::string_view, std::string_view>> kv;
+    // Reused: one allocation per thread instead of one per line.
+    thread_local std::vector<std::pair<std::string_view, std::string_view>> kv;
+    kv.clear();
     ParseKeyValues(msg.substr(23), &kv);
     // pam_unix writes "... ruser=%s rhost=%s  user=%s": user is last and may
     // come from the network (FTP, web logins), so it is the rest of the line
@@ -987,18 +1077,26 @@ bool DecodePam(std::string_view service, std::string_view msg, Event* ev) {
     SetOutcome(ev, "pam_user_unknown", "failure");
     return true;
   }
-  if (strutil::StartsWith(msg, "session opened for user ") &&
-      RE2::FullMatch(msg, *kSessionOpen, &a, &b, &c)) {
-    SetOutcome(ev, "session_opened", "success", "session");
-    Set(ev, "user.name", a);
-    if (!b.empty()) Set(ev, "source.user.name", b);
-    if (!c.empty()) Set(ev, "source.user.id", c);
-    return true;
-  }
-  if (strutil::StartsWith(msg, "session closed for user ") &&
-      RE2::FullMatch(msg, *kSessionClose, &a)) {
-    SetOutcome(ev, "session_closed", "success", "session");
-    Set(ev, "user.name", a);
+  // The commonest PAM lines after failures: parsed by hand, RE2 when unsure.
+  for (const bool opened : {true, false}) {
+    const std::string_view prefix =
+        opened ? "session opened for user " : "session closed for user ";
+    if (!strutil::StartsWith(msg, prefix)) continue;
+    std::string_view user, by, by_uid;
+    Parse parsed = ParsePamSession(msg.substr(prefix.size()), opened, &user, &by, &by_uid);
+    if (parsed == Parse::kUnsure) {
+      const bool re2 = opened ? RE2::FullMatch(msg, *kSessionOpen, &a, &b, &c)
+                              : RE2::FullMatch(msg, *kSessionClose, &a);
+      parsed = re2 ? Parse::kMatch : Parse::kNoMatch;
+      user = a;
+      by = b;
+      by_uid = c;
+    }
+    if (parsed != Parse::kMatch) return false;
+    SetOutcome(ev, opened ? "session_opened" : "session_closed", "success", "session");
+    Set(ev, "user.name", user);
+    if (!by.empty()) Set(ev, "source.user.name", by);
+    if (!by_uid.empty()) Set(ev, "source.user.id", by_uid);
     return true;
   }
   if (strutil::StartsWith(msg, "password changed for ") &&
@@ -1496,15 +1594,15 @@ std::string_view ChannelService(std::string_view channel) {
 
 void ClassifyWindows(Event* ev) {
   AddUnique(&ev->products, "windows");
-  auto find = [&](std::string_view k) -> const std::string* {
+  auto find = [&](std::string_view k) -> const std::string_view* {
     auto it = ev->fields.find(k);
     return it == ev->fields.end() ? nullptr : &it->second;
   };
-  const std::string* channel = find("Channel");
-  const std::string* provider = find("Provider_Name");
+  const std::string_view* channel = find("Channel");
+  const std::string_view* provider = find("Provider_Name");
   if (provider == nullptr) provider = find("SourceName");
   int eid = 0;
-  if (const std::string* id = find("EventID")) (void)strutil::SimpleAtoi(*id, &eid);
+  if (const std::string_view* id = find("EventID")) (void)strutil::SimpleAtoi(*id, &eid);
   if (channel != nullptr) {
     std::string_view svc = ChannelService(*channel);
     if (!svc.empty()) AddUnique(&ev->services, svc);
@@ -1516,7 +1614,7 @@ void ClassifyWindows(Event* ev) {
     std::string_view cat = SysmonCategory(eid);
     if (!cat.empty()) AddUnique(&ev->categories, cat);
     if (eid == 12 || eid == 13 || eid == 14) {
-      const std::string* type = find("EventType");
+      const std::string_view* type = find("EventType");
       AddUnique(&ev->categories, eid == 13   ? "registry_set"
                                  : eid == 14 ? "registry_rename"
                                              : "registry_add");
@@ -1537,19 +1635,19 @@ void ClassifyWindows(Event* ev) {
   }
   if (channel != nullptr && *channel == "Security" && eid == 4688) {
     // Sigma's process_creation names, as pySigma's Windows audit mapping does.
-    if (const std::string* v = find("NewProcessName")) ev->fields.try_emplace("Image", *v);
-    if (const std::string* v = find("ParentProcessName")) {
+    if (const std::string_view* v = find("NewProcessName")) ev->fields.try_emplace("Image", *v);
+    if (const std::string_view* v = find("ParentProcessName")) {
       ev->fields.try_emplace("ParentImage", *v);
     }
   }
-  if (const std::string* h = find("Computer")) Set(ev, "host.hostname", *h);
-  if (const std::string* h = find("Hostname")) Set(ev, "host.hostname", *h);
-  if (const std::string* v = find("IpAddress")) {
+  if (const std::string_view* h = find("Computer")) Set(ev, "host.hostname", *h);
+  if (const std::string_view* h = find("Hostname")) Set(ev, "host.hostname", *h);
+  if (const std::string_view* v = find("IpAddress")) {
     if (LooksLikeIp(*v)) Set(ev, "source.ip", *v);
   }
-  if (const std::string* v = find("TargetUserName")) Set(ev, "user.name", *v);
-  if (const std::string* v = find("Image")) Set(ev, "process.executable", *v);
-  if (const std::string* v = find("CommandLine")) Set(ev, "process.command_line", *v);
+  if (const std::string_view* v = find("TargetUserName")) Set(ev, "user.name", *v);
+  if (const std::string_view* v = find("Image")) Set(ev, "process.executable", *v);
+  if (const std::string_view* v = find("CommandLine")) Set(ev, "process.command_line", *v);
   if (eid != 0) Set(ev, "event.code", strutil::StrCat(eid));
 }
 
@@ -1701,8 +1799,9 @@ bool DecodeJson(std::string_view line, Event* ev) {
     if (it == ev->fields.end()) continue;
     absl::Time t;
     std::string err;
-    if (absl::ParseTime(absl::RFC3339_full, it->second, &t, &err) ||
-        absl::ParseTime("%Y-%m-%d %H:%M:%E*S", it->second, absl::UTCTimeZone(), &t, &err)) {
+    const std::string text(it->second);
+    if (absl::ParseTime(absl::RFC3339_full, text, &t, &err) ||
+        absl::ParseTime("%Y-%m-%d %H:%M:%E*S", text, absl::UTCTimeZone(), &t, &err)) {
       ev->time_unix_ns = absl::ToUnixNanos(t);
       break;
     }
@@ -1715,6 +1814,7 @@ absl::Status DecodeLine(std::string_view line, std::string_view source, InputFor
   ev->Clear();
   while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.remove_suffix(1);
   ev->raw = line;
+  if (ev->borrow_line) ev->fields.BorrowFrom(line);
   if (!source.empty()) ev->fields.insert_or_assign("log.file.path", source);
   bool json = format == InputFormat::kJson ||
               (format == InputFormat::kAuto &&

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -14,16 +16,27 @@
 
 namespace siper::rules {
 
-// Decoded fields of one event: a flat list that keeps its string buffers
-// across Clear(), so decoding a steady stream allocates next to nothing.
+// Decoded fields of one event: a flat list of (name, value) views into an
+// arena owned by the fields. The arena is a list of fixed blocks that never
+// move (a view stays valid until clear()), kept across clear(), so decoding a
+// steady stream allocates nothing and setting a field is a bump-pointer copy
+// of its name and value (it used to be two std::string assignments, each with
+// its own capacity checks and, for long values, allocations).
 // An open-addressing table of key hashes (indexes into the list, at most half
 // full) finds a key in about one probe; the matcher asks for every field a rule
 // group looks at and decoders set ~20 fields a line, so a scan of the list per
 // lookup was a visible share of the work.
 class EventFields {
  public:
-  using value_type = std::pair<std::string, std::string>;
+  using value_type = std::pair<std::string_view, std::string_view>;
   using const_iterator = const value_type*;
+
+  EventFields() = default;
+  // Copies re-point the views into the copy's own arena.
+  EventFields(const EventFields& other);
+  EventFields& operator=(const EventFields& other);
+  EventFields(EventFields&&) noexcept = default;
+  EventFields& operator=(EventFields&&) noexcept = default;
 
   const_iterator begin() const { return entries_.data(); }
   const_iterator end() const { return entries_.data() + size_; }
@@ -37,13 +50,18 @@ class EventFields {
     return slots_[i] == 0 ? end() : &entries_[slots_[i] - 1];
   }
   size_t count(std::string_view key) const { return find(key) == end() ? 0 : 1; }
-  const std::string& at(std::string_view key) const;
+  // The value of `key`, empty when absent.
+  std::string_view at(std::string_view key) const {
+    auto it = find(key);
+    return it == end() ? std::string_view() : it->second;
+  }
 
+  // `key` and `value` may be views of this object's own fields.
   void insert_or_assign(std::string_view key, std::string_view value) {
     const uint64_t h = Hash(key);
     const size_t i = Slot(key, h);
     if (slots_[i] != 0) {
-      entries_[slots_[i] - 1].second.assign(value);
+      entries_[slots_[i] - 1].second = Store(value);
       return;
     }
     Append(i, h, key, value);
@@ -59,25 +77,61 @@ class EventFields {
   void erase(std::string_view key);
   // Removes every field whose name starts with `prefix` (non-empty); returns how many.
   size_t erase_prefix(std::string_view prefix);
+  // Removes every field; keeps the arena and the borrowed text (BorrowFrom).
   void clear() {
     if (size_ > 0) std::fill(slots_.begin(), slots_.end(), 0);
     size_ = 0;
     first_bytes_ = 0;
+    block_ = 0;
+    used_ = 0;
   }
-  FieldMap ToMap() const { return FieldMap(begin(), end()); }
+  // Names and values that lie inside `text` are kept as views of it instead of
+  // being copied (a decoded value is mostly a slice of its line), until the
+  // next BorrowFrom; the caller keeps `text` alive and unchanged that long.
+  // BorrowFrom({}) turns it off (the default).
+  void BorrowFrom(std::string_view text) {
+    borrow_begin_ = reinterpret_cast<uintptr_t>(text.data());
+    borrow_end_ = borrow_begin_ + text.size();
+  }
+  FieldMap ToMap() const;
   // An immutable copy for the detections of this event (engine.h).
-  DetectionFields Snapshot() const {
-    return DetectionFields(std::vector<value_type>(begin(), end()));
-  }
+  DetectionFields Snapshot() const;
 
+  // A 64-bit hash of a field name, eight bytes at a time (names are short and
+  // hashed on every set and every lookup).
   static uint64_t Hash(std::string_view key) {
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (unsigned char c : key) h = (h ^ c) * 0x100000001b3ULL;
-    return h ^ (h >> 32);
+    constexpr uint64_t kMul = 0x9fb21c651e98df25ULL;
+    const char* p = key.data();
+    size_t n = key.size();
+    uint64_t h = 0x243f6a8885a308d3ULL ^ (n * kMul);
+    for (; n >= 8; p += 8, n -= 8) {
+      uint64_t w;
+      std::memcpy(&w, p, 8);
+      h = (h ^ w) * kMul;
+      h ^= h >> 28;
+    }
+    if (n > 0) {
+      uint64_t w = 0;
+      if (n >= 4) {
+        uint32_t lo, hi;
+        std::memcpy(&lo, p, 4);
+        std::memcpy(&hi, p + n - 4, 4);
+        w = (uint64_t{hi} << 32) | lo;
+      } else {
+        w = static_cast<unsigned char>(p[0]) |
+            (uint64_t{static_cast<unsigned char>(p[n / 2])} << 8) |
+            (uint64_t{static_cast<unsigned char>(p[n - 1])} << 16);
+      }
+      h = (h ^ w) * kMul;
+    }
+    h ^= h >> 32;
+    h *= kMul;
+    return h ^ (h >> 29);
   }
 
  private:
   static constexpr size_t kMinSlots = 64;
+  static constexpr size_t kBlockSize = 4096;
   static uint64_t FirstByteBit(std::string_view key) {
     return key.empty() ? 0 : uint64_t{1} << (static_cast<unsigned char>(key[0]) & 63);
   }
@@ -89,17 +143,53 @@ class EventFields {
       if (e == 0 || (hashes_[e - 1] == h && entries_[e - 1].first == key)) return i;
     }
   }
+  // Copies `s` into the arena and returns the copy (an empty view for "").
+  std::string_view Store(std::string_view s) {
+    if (s.empty()) return {};
+    const uintptr_t p = reinterpret_cast<uintptr_t>(s.data());
+    if (p >= borrow_begin_ && p + s.size() <= borrow_end_) return s;
+    if (block_ < blocks_.size() && blocks_[block_].size - used_ >= s.size()) {
+      char* dst = blocks_[block_].data.get() + used_;
+      Copy(dst, s.data(), s.size());
+      used_ += s.size();
+      return {dst, s.size()};
+    }
+    return StoreSlow(s);
+  }
+  std::string_view StoreSlow(std::string_view s);
+  // memcpy for n > 0, without a call for the short names and values that are
+  // nearly all of them (two overlapping loads and stores).
+  static void Copy(char* dst, const char* src, size_t n) {
+    if (n >= 8) {
+      if (n > 16) {
+        std::memcpy(dst, src, n);
+        return;
+      }
+      uint64_t a, b;
+      std::memcpy(&a, src, 8);
+      std::memcpy(&b, src + n - 8, 8);
+      std::memcpy(dst, &a, 8);
+      std::memcpy(dst + n - 8, &b, 8);
+    } else if (n >= 4) {
+      uint32_t a, b;
+      std::memcpy(&a, src, 4);
+      std::memcpy(&b, src + n - 4, 4);
+      std::memcpy(dst, &a, 4);
+      std::memcpy(dst + n - 4, &b, 4);
+    } else {
+      dst[0] = src[0];
+      dst[n / 2] = src[n / 2];
+      dst[n - 1] = src[n - 1];
+    }
+  }
   void Append(size_t slot, uint64_t h, std::string_view key, std::string_view value) {
     first_bytes_ |= FirstByteBit(key);
+    const value_type entry{Store(key), Store(value)};
     if (size_ == entries_.size()) {
-      // `key` or `value` may point into a short string stored inline in
-      // entries_, which growing the vector moves: copy them first.
-      value_type entry{std::string(key), std::string(value)};
-      entries_.push_back(std::move(entry));
+      entries_.push_back(entry);
       hashes_.push_back(h);
     } else {
-      entries_[size_].first.assign(key);
-      entries_[size_].second.assign(value);
+      entries_[size_] = entry;
       hashes_[size_] = h;
     }
     ++size_;
@@ -109,16 +199,29 @@ class EventFields {
   // Rebuilds the table for the first size_ entries with `slots` slots (a power of two).
   void Reindex(size_t slots);
 
-  std::vector<value_type> entries_;  // the first size_ are live
+  struct Block {
+    std::unique_ptr<char[]> data;
+    size_t size = 0;
+  };
+  std::vector<value_type> entries_;  // the first size_ are live; views into blocks_
   std::vector<uint64_t> hashes_;
   std::vector<uint32_t> slots_ = std::vector<uint32_t>(kMinSlots, 0);  // entry index + 1; 0 empty
   size_t size_ = 0;
-  uint64_t first_bytes_ = 0;  // bit (first byte & 63) of every key added since clear()
+  uint64_t first_bytes_ = 0;    // bit (first byte & 63) of every key added since clear()
+  std::vector<Block> blocks_;   // kept across clear(); a value longer than a block gets its own
+  size_t block_ = 0;            // the block being filled
+  size_t used_ = 0;             // bytes used in blocks_[block_]
+  uintptr_t borrow_begin_ = 0;  // BorrowFrom's text, as addresses; empty: copy everything
+  uintptr_t borrow_end_ = 0;
 };
 
 struct Event {
   EventFields fields;
   std::string_view raw;
+  // When true, DecodeLine lets `fields` view the line instead of copying from
+  // it (EventFields::BorrowFrom): the caller then keeps the line alive while it
+  // reads the fields. The Matcher does; the default copies.
+  bool borrow_line = false;
   // Sigma logsource attributes this event belongs to (an event can have several
   // services, e.g. an sshd line is service sshd, auth and syslog).
   std::vector<std::string> products;
@@ -128,6 +231,7 @@ struct Event {
 
   void Clear() {
     fields.clear();
+    fields.BorrowFrom({});
     raw = {};
     products.clear();
     services.clear();

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstring>
 #include <fstream>
 #include <functional>
 #include <map>
@@ -307,11 +308,15 @@ absl::StatusOr<std::unique_ptr<RuleSetImpl>> BuildRuleSet(std::vector<ParsedRule
         }
       }
       CompiledDatabase compiled;
+      std::string why;
       const std::string key =
           options.cache_dir.empty() || scanned.empty() ? "" : DatabaseKey(scanned);
       if (scanned.empty()) {
         // Nothing for Hyperscan.
-      } else if (key.empty() || !LoadCachedDatabase(options.cache_dir, key, &compiled)) {
+      } else if (key.empty() ||
+                 LoadCachedDatabase(options.cache_dir, key, &compiled, &why) != CacheRead::kOk) {
+        // A damaged file (truncated, corrupt) is reported and replaced.
+        if (!why.empty()) impl->cache_messages.push_back(std::exchange(why, {}));
         SIPER_RETURN_IF_ERROR(CompileDatabase(scanned, &compiled));
         if (!key.empty()) StoreCachedDatabase(options.cache_dir, key, compiled);
       } else {
@@ -493,7 +498,9 @@ absl::StatusOr<std::unique_ptr<RuleSetImpl>> ParseAndBuild(const std::vector<Sou
     for (const SourceFile& f : files) keyed.emplace_back(f.path, f.text);
     parse_key = ParsedRulesKey(keyed);
   }
-  if (parse_key.empty() || !LoadParsedRules(options.cache_dir, parse_key, &parsed_files)) {
+  std::string parse_cache_message;
+  if (parse_key.empty() || LoadParsedRules(options.cache_dir, parse_key, &parsed_files,
+                                           &parse_cache_message) != CacheRead::kOk) {
     parsed_files.assign(files.size(), ParsedFile{});
     const size_t workers = std::min<size_t>(std::max(1u, std::thread::hardware_concurrency()),
                                             (files.size() + 63) / 64);
@@ -548,6 +555,9 @@ absl::StatusOr<std::unique_ptr<RuleSetImpl>> ParseAndBuild(const std::vector<Sou
   }
   impl->diagnostics = std::move(merged);
   impl->skipped.insert(impl->skipped.begin(), skipped.begin(), skipped.end());
+  if (!parse_cache_message.empty()) {
+    impl->cache_messages.insert(impl->cache_messages.begin(), std::move(parse_cache_message));
+  }
   return impl;
 }
 
@@ -610,6 +620,7 @@ RuleSetStats RuleSet::stats() const {
   st.rules = rule_count();
   st.log_sources = impl_->groups.size();
   st.cache_hits = impl_->cache_hits;
+  st.cache_messages = impl_->cache_messages;
   for (const RuleGroup& g : impl_->groups) {
     for (const FieldDatabase& d : g.databases) {
       st.patterns += d.pattern_count;
@@ -659,6 +670,8 @@ class MatcherState {
         bits_((rs->atom_rules.size() + 63) / 64, 0),
         rule_epoch_(rs->rules.size(), 0),
         correlation_(rs) {
+    // Fields view the line being processed instead of copying it (it outlives Match()).
+    event_.borrow_line = true;
     for (const RuleGroup& g : rs->groups) {
       auto& hashes = field_hashes_.emplace_back();
       for (const FieldDatabase& d : g.databases) {
@@ -739,11 +752,10 @@ class MatcherState {
            has(event_.services, ls.service);
   }
 
-  const std::string* Field(const std::string& name) const {
-    if (name.empty()) {
-      raw_.assign(event_.raw);
-      return &raw_;
-    }
+  // The value of field `name` (the raw line for ""), null when absent; valid
+  // until the next event.
+  const std::string_view* Field(const std::string& name) const {
+    if (name.empty()) return &event_.raw;
     auto it = event_.fields.find(name);
     return it == event_.fields.end() ? nullptr : &it->second;
   }
@@ -763,7 +775,6 @@ class MatcherState {
   const uint32_t* scan_atoms_ = nullptr;  // atoms of the database being scanned, by Hyperscan id
   std::string lower_;                     // a value lower-cased for the caseless table
   Event event_;
-  mutable std::string raw_;
   std::vector<std::vector<uint64_t>> field_hashes_;  // [group][database]: EventFields::Hash(field)
   std::string route_key_;                            // Route()'s buffer
   std::unordered_map<std::string, std::vector<uint32_t>> routes_;  // route key -> groups
@@ -776,12 +787,16 @@ class MatcherState {
 
 namespace {
 
-bool ParseIp(const std::string& s, bool* v6, unsigned char* out) {
-  if (inet_pton(AF_INET, s.c_str(), out) == 1) {
+bool ParseIp(std::string_view text, bool* v6, unsigned char* out) {
+  char s[64];  // inet_pton wants a NUL-terminated string; no address is this long
+  if (text.size() >= sizeof s) return false;
+  std::memcpy(s, text.data(), text.size());
+  s[text.size()] = '\0';
+  if (inet_pton(AF_INET, s, out) == 1) {
     *v6 = false;
     return true;
   }
-  if (inet_pton(AF_INET6, s.c_str(), out) == 1) {
+  if (inet_pton(AF_INET6, s, out) == 1) {
     *v6 = true;
     return true;
   }
@@ -811,15 +826,15 @@ bool MatcherState::EvalPredicate(const CompiledRule& r, uint32_t pi) const {
     case Predicate::Kind::kExists:
       return Field(p.field) != nullptr;
     case Predicate::Kind::kAbsent: {
-      const std::string* v = Field(p.field);
+      const std::string_view* v = Field(p.field);
       return v == nullptr || v->empty();
     }
     case Predicate::Kind::kEmpty: {
-      const std::string* v = Field(p.field);
+      const std::string_view* v = Field(p.field);
       return v != nullptr && v->empty();
     }
     case Predicate::Kind::kCidr: {
-      const std::string* v = Field(p.field);
+      const std::string_view* v = Field(p.field);
       if (v == nullptr) return false;
       unsigned char addr[16];
       bool v6;
@@ -830,7 +845,7 @@ bool MatcherState::EvalPredicate(const CompiledRule& r, uint32_t pi) const {
       return false;
     }
     case Predicate::Kind::kCompare: {
-      const std::string* v = Field(p.field);
+      const std::string_view* v = Field(p.field);
       double d;
       if (v == nullptr || !strutil::SimpleAtod(*v, &d)) return false;
       switch (p.compare) {
@@ -846,11 +861,11 @@ bool MatcherState::EvalPredicate(const CompiledRule& r, uint32_t pi) const {
       return false;
     }
     case Predicate::Kind::kFieldRef: {
-      const std::string* a = Field(p.field);
-      const std::string* b = Field(p.ref_field);
+      const std::string_view* a = Field(p.field);
+      const std::string_view* b = Field(p.ref_field);
       if (a == nullptr || b == nullptr) return false;
-      std::string x = p.cased ? *a : strutil::AsciiStrToLower(*a);
-      std::string y = p.cased ? *b : strutil::AsciiStrToLower(*b);
+      std::string x = p.cased ? std::string(*a) : strutil::AsciiStrToLower(*a);
+      std::string y = p.cased ? std::string(*b) : strutil::AsciiStrToLower(*b);
       switch (p.ref_mode) {
         case Predicate::RefMode::kEquals:
           return x == y;

@@ -95,6 +95,9 @@ struct RuleSetStats {
   size_t patterns = 0;        // distinct patterns over all databases
   size_t database_bytes = 0;  // total size of the compiled databases
   size_t cache_hits = 0;      // databases read from LoadOptions::cache_dir
+  // One message per damaged cache file found while loading (truncated,
+  // overlong or failing its checksum), naming the file; each was rebuilt.
+  std::vector<std::string> cache_messages;
 };
 
 struct RuleSetImpl;    // compiled form, private to the engine

@@ -1,17 +1,17 @@
 #include "rules/parse_cache.h"
 
 #include <hs/hs.h>
-#include <unistd.h>
 
 #include <cstdio>
 #include <cstring>
-#include <fstream>
-#include <sstream>
+
+#include "rules/cache_file.h"
 
 namespace siper::rules {
 namespace {
 
-constexpr char kMagic[8] = {'S', 'I', 'P', 'R', 'U', 'L', 'E', '4'};
+// Version 5: the file is sealed with a checksum (rules/cache_file.h).
+constexpr char kMagic[8] = {'S', 'I', 'P', 'R', 'U', 'L', 'E', '5'};
 
 class Writer {
  public:
@@ -311,22 +311,22 @@ std::string ParsedRulesKey(const std::vector<std::pair<std::string, std::string>
   return buf;
 }
 
-bool LoadParsedRules(const std::filesystem::path& dir, const std::string& key,
-                     std::vector<ParsedFile>* out) {
-  std::ifstream in(dir / (key + ".bin"), std::ios::binary);
-  if (!in) return false;
-  std::stringstream ss;
-  ss << in.rdbuf();
-  std::string data = ss.str();
-  if (data.size() < sizeof kMagic || std::memcmp(data.data(), kMagic, sizeof kMagic) != 0) {
-    return false;
-  }
-  Reader r(std::string_view(data).substr(sizeof kMagic));
+CacheRead LoadParsedRules(const std::filesystem::path& dir, const std::string& key,
+                          std::vector<ParsedFile>* out, std::string* why) {
+  const std::filesystem::path file = dir / (key + ".bin");
+  std::string data;
+  const CacheRead read = ReadCacheFile(file, std::string_view(kMagic, sizeof kMagic), &data, why);
+  if (read != CacheRead::kOk) return read;
+  auto damaged = [&] {
+    *why = DamagedCacheMessage(file, "bad layout");
+    return CacheRead::kDamaged;
+  };
+  Reader r{std::string_view(data)};
   std::vector<ParsedFile> files(r.Count());
   for (ParsedFile& f : files) {
     f.rules.resize(r.Count());
     for (ParsedRule& p : f.rules) {
-      if (!GetRule(r, &p)) return false;
+      if (!GetRule(r, &p)) return damaged();
     }
     f.diagnostics.resize(r.Count());
     for (RuleDiagnostic& d : f.diagnostics) {
@@ -335,17 +335,16 @@ bool LoadParsedRules(const std::filesystem::path& dir, const std::string& key,
       d.status = static_cast<RuleDiagnostic::Status>(r.U8());
       d.message = r.Str();
     }
-    if (!r.ok()) return false;
+    if (!r.ok()) return damaged();
   }
-  if (!r.ok() || !r.done()) return false;
+  if (!r.ok() || !r.done()) return damaged();
   *out = std::move(files);
-  return true;
+  return CacheRead::kOk;
 }
 
 void StoreParsedRules(const std::filesystem::path& dir, const std::string& key,
                       const std::vector<ParsedFile>& files) {
   Writer w;
-  w.out().append(kMagic, sizeof kMagic);
   w.U32(static_cast<uint32_t>(files.size()));
   for (const ParsedFile& f : files) {
     w.U32(static_cast<uint32_t>(f.rules.size()));
@@ -358,20 +357,7 @@ void StoreParsedRules(const std::filesystem::path& dir, const std::string& key,
       w.Str(d.message);
     }
   }
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  const auto tmp = dir / (key + ".tmp." + std::to_string(::getpid()));
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) return;
-    out.write(w.out().data(), static_cast<std::streamsize>(w.out().size()));
-    if (!out) {
-      std::filesystem::remove(tmp, ec);
-      return;
-    }
-  }
-  std::filesystem::rename(tmp, dir / (key + ".bin"), ec);
-  if (ec) std::filesystem::remove(tmp, ec);
+  WriteCacheFile(dir / (key + ".bin"), std::string_view(kMagic, sizeof kMagic), w.out());
 }
 
 }  // namespace siper::rules

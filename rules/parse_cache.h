@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "rules/cache_file.h"
 #include "rules/sigma.h"
 
 namespace siper::rules {
@@ -15,8 +16,9 @@ namespace siper::rules {
 // `files` are (path, text) in load order.
 std::string ParsedRulesKey(const std::vector<std::pair<std::string, std::string>>& files);
 
-bool LoadParsedRules(const std::filesystem::path& dir, const std::string& key,
-                     std::vector<ParsedFile>* out);
+// kDamaged (with *why naming the file) when the file is there but truncated or corrupt.
+CacheRead LoadParsedRules(const std::filesystem::path& dir, const std::string& key,
+                          std::vector<ParsedFile>* out, std::string* why);
 
 // Best effort: the cache only saves time.
 void StoreParsedRules(const std::filesystem::path& dir, const std::string& key,

@@ -72,6 +72,7 @@ absl::StatusOr<siper::v1::ReloadRulesResponse> SiperServer::ReloadRules(const st
                      rules_dir_.string(), ":\n", absl::StrJoin(errors, "\n")));
   }
   const rules::RuleSetStats stats = (*next)->stats();
+  for (const std::string& m : stats.cache_messages) spdlog::warn("rules: {}", m);
   // RSIT classes first, so the first alert of a new rule already has its class.
   incident_service_->SetRuleRsit(RuleRsit(**next));
   const uint64_t generation = live_rules_->Swap(*next);
@@ -233,6 +234,7 @@ absl::StatusOr<std::unique_ptr<SiperServer>> SiperServer::Start(const ServerConf
   for (const rules::RuleDiagnostic& skipped : (*rules)->skipped()) {
     spdlog::warn("rule skipped: {}: {}", skipped.path, skipped.message);
   }
+  for (const std::string& m : (*rules)->stats().cache_messages) spdlog::warn("rules: {}", m);
   s->live_rules_ = std::make_unique<rules::LiveRuleSet>(*rules);
   s->live_ioc_ = std::make_unique<rules::LiveIocSet>(nullptr);
   s->ioc_feeds_ = std::make_unique<IocFeeds>(s->store_.get(), s->live_ioc_.get(),

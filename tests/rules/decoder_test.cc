@@ -21,7 +21,7 @@ Event Decode(std::string_view line, InputFormat format = InputFormat::kAuto) {
 
 std::string F(const Event& ev, const std::string& key) {
   auto it = ev.fields.find(key);
-  return it == ev.fields.end() ? "<absent>" : it->second;
+  return it == ev.fields.end() ? "<absent>" : std::string(it->second);
 }
 
 bool Has(const std::vector<std::string>& v, const std::string& s) {
@@ -537,7 +537,7 @@ namespace {
 
 std::string G(const Event& ev, const std::string& key) {
   auto it = ev.fields.find(key);
-  return it == ev.fields.end() ? "<absent>" : it->second;
+  return it == ev.fields.end() ? "<absent>" : std::string(it->second);
 }
 
 Event D(std::string_view line) {
@@ -700,6 +700,265 @@ TEST(DecoderRobustnessTest, RandomAndMutatedLines) {
     ASSERT_TRUE(DecodeLine(line, "", InputFormat::kAuto, &ev).ok()) << line;
     (void)DecodeLine(line, "", InputFormat::kJson, &ev);
   }
+}
+
+}  // namespace
+}  // namespace siper::rules
+
+namespace siper::rules {
+namespace {
+
+// EventFields keeps names and values in an arena of blocks that never move.
+TEST(EventFieldsTest, SetFindOverwriteAndEmptyValues) {
+  EventFields f;
+  EXPECT_TRUE(f.empty());
+  EXPECT_EQ(f.find("a"), f.end());
+  EXPECT_EQ(f.at("a"), "");
+  f.insert_or_assign("a", "1");
+  f.insert_or_assign("empty", "");
+  f.insert_or_assign("", "empty name");
+  EXPECT_EQ(f.size(), 3u);
+  EXPECT_EQ(f.at("a"), "1");
+  ASSERT_NE(f.find("empty"), f.end());
+  EXPECT_EQ(f.find("empty")->second, "");
+  EXPECT_EQ(f.at(""), "empty name");
+  f.insert_or_assign("a", "two");
+  EXPECT_EQ(f.at("a"), "two");
+  EXPECT_FALSE(f.try_emplace("a", "three"));
+  EXPECT_TRUE(f.try_emplace("b", "3"));
+  EXPECT_EQ(f.at("a"), "two");
+  // Iteration keeps the order of first setting.
+  std::vector<std::string> names;
+  for (const auto& [k, v] : f) names.emplace_back(k);
+  EXPECT_EQ(names, (std::vector<std::string>{"a", "empty", "", "b"}));
+  // A value set from another field's own view (aliasing the arena).
+  f.insert_or_assign("c", f.at("a"));
+  f.insert_or_assign("a", f.at("a").substr(1));
+  EXPECT_EQ(f.at("c"), "two");
+  EXPECT_EQ(f.at("a"), "wo");
+}
+
+TEST(EventFieldsTest, LongValuesManyFieldsAndStableViews) {
+  EventFields f;
+  const std::string huge(100000, 'x');  // longer than an arena block
+  f.insert_or_assign("huge", huge);
+  const std::string_view first = f.at("huge");
+  for (int i = 0; i < 1000; ++i) {
+    f.insert_or_assign("field." + std::to_string(i), std::string(i % 50, 'a' + i % 26));
+  }
+  EXPECT_EQ(f.size(), 1001u);
+  EXPECT_EQ(f.at("huge"), huge);
+  EXPECT_EQ(first.data(), f.at("huge").data());  // not moved by later fields
+  for (int i = 0; i < 1000; ++i) {
+    ASSERT_EQ(f.at("field." + std::to_string(i)), std::string(i % 50, 'a' + i % 26)) << i;
+  }
+  // Names of every length hash and compare correctly (the hash reads 8, 4 or 1 bytes).
+  EventFields g;
+  std::string name;
+  for (int n = 1; n <= 40; ++n) {
+    name.push_back(static_cast<char>('a' + n % 26));
+    g.insert_or_assign(name, std::to_string(n));
+  }
+  name.clear();
+  for (int n = 1; n <= 40; ++n) {
+    name.push_back(static_cast<char>('a' + n % 26));
+    ASSERT_EQ(g.at(name), std::to_string(n)) << n;
+  }
+  // clear() keeps the arena for reuse; everything reads back after it.
+  f.clear();
+  EXPECT_TRUE(f.empty());
+  EXPECT_EQ(f.find("huge"), f.end());
+  f.insert_or_assign("huge", huge + "y");
+  f.insert_or_assign("k", "v");
+  EXPECT_EQ(f.at("huge"), huge + "y");
+  EXPECT_EQ(f.at("k"), "v");
+}
+
+TEST(EventFieldsTest, BytesAreKeptAsGiven) {
+  EventFields f;
+  const std::string invalid_utf8("\xff\xfe\xc3(\x80", 5);
+  const std::string with_nul("a\0b", 3);
+  f.insert_or_assign("bad", invalid_utf8);
+  f.insert_or_assign(with_nul, with_nul);
+  EXPECT_EQ(f.at("bad"), invalid_utf8);
+  EXPECT_EQ(f.at(with_nul), with_nul);
+  EXPECT_EQ(f.find("a"), f.end());
+  FieldMap m = f.ToMap();
+  EXPECT_EQ(m.at("bad"), invalid_utf8);
+  DetectionFields d = f.Snapshot();
+  EXPECT_EQ(d.at(with_nul), with_nul);
+}
+
+TEST(EventFieldsTest, EraseAndCopies) {
+  EventFields f;
+  f.insert_or_assign("threat.a", "1");
+  f.insert_or_assign("x", "2");
+  f.insert_or_assign("threat.b", "3");
+  f.insert_or_assign("y", "4");
+  EXPECT_EQ(f.erase_prefix("threat."), 2u);
+  f.erase("x");
+  EXPECT_EQ(f.size(), 1u);
+  EXPECT_EQ(f.at("y"), "4");
+  EXPECT_EQ(f.find("threat.a"), f.end());
+  EventFields copy = f;
+  f.insert_or_assign("y", "changed");
+  f.clear();
+  f.insert_or_assign("z", "overwrites the arena");
+  EXPECT_EQ(copy.size(), 1u);
+  EXPECT_EQ(copy.at("y"), "4");
+}
+
+TEST(EventFieldsTest, BorrowedTextIsViewedNotCopied) {
+  const std::string line = "user=root from 10.0.0.1";
+  const std::string_view text = line;
+  EventFields f;
+  f.BorrowFrom(text);
+  f.insert_or_assign("user.name", text.substr(5, 4));
+  const std::string outside = "10.0.0.1";
+  f.insert_or_assign("source.ip", outside);
+  EXPECT_EQ(f.at("user.name").data(), line.data() + 5);  // a view of the line
+  EXPECT_NE(f.at("source.ip").data(), outside.data());   // a copy
+  // A copy of the fields owns its values.
+  EventFields copy = f;
+  EXPECT_NE(copy.at("user.name").data(), line.data() + 5);
+  EXPECT_EQ(copy.at("user.name"), "root");
+  // Event::Clear turns borrowing off: later values are copied.
+  Event ev;
+  ev.fields.BorrowFrom(text);
+  ev.Clear();
+  ev.fields.insert_or_assign("k", text.substr(0, 4));
+  EXPECT_NE(ev.fields.at("k").data(), line.data());
+  // DecodeLine borrows only when asked to (the Matcher does).
+  Event borrowing;
+  borrowing.borrow_line = true;
+  const std::string sshd =
+      "Dec 10 07:07:38 LabSZ sshd[24206]: Failed password for root from 183.62.140.253 port 34 "
+      "ssh2";
+  ASSERT_TRUE(DecodeLine(sshd, "", InputFormat::kAuto, &borrowing).ok());
+  const std::string_view host = borrowing.fields.at("host.hostname");
+  EXPECT_EQ(host, "LabSZ");
+  EXPECT_GE(host.data(), sshd.data());
+  EXPECT_LE(host.data() + host.size(), sshd.data() + sshd.size());
+  Event copying;
+  ASSERT_TRUE(DecodeLine(sshd, "", InputFormat::kAuto, &copying).ok());
+  EXPECT_EQ(copying.fields.at("host.hostname"), "LabSZ");
+  EXPECT_FALSE(copying.fields.at("host.hostname").data() >= sshd.data() &&
+               copying.fields.at("host.hostname").data() < sshd.data() + sshd.size());
+  EXPECT_EQ(copying.fields.ToMap(), borrowing.fields.ToMap());
+}
+
+}  // namespace
+}  // namespace siper::rules
+
+namespace siper::rules {
+namespace {
+
+// pam_unix session lines are parsed by hand; the result must be exactly that of
+// the RE2 patterns the decoder used before (and still uses for non-ASCII text).
+std::map<std::string, std::string> PamSessionByRe2(const std::string& msg) {
+  static const RE2 kOpen(
+      R"(session opened for user (\S+?)(?:\(uid=\d+\))?(?: by (\S*?)(?:\(uid=(\d+)\))?)?)");
+  static const RE2 kClose(R"(session closed for user (\S+?)(?:\(uid=\d+\))?)");
+  std::string a, b, c;
+  std::map<std::string, std::string> out;
+  if (RE2::FullMatch(msg, kOpen, &a, &b, &c)) {
+    out = {{"event.action", "session_opened"}, {"user.name", a}};
+    if (!b.empty()) out["source.user.name"] = b;
+    if (!c.empty()) out["source.user.id"] = c;
+  } else if (RE2::FullMatch(msg, kClose, &a)) {
+    out = {{"event.action", "session_closed"}, {"user.name", a}};
+  }
+  return out;
+}
+
+void ExpectPamSessionSameAsRe2(const std::string& msg) {
+  const std::map<std::string, std::string> want = PamSessionByRe2(msg);
+  Event ev;
+  const bool took = DecodePam("sshd", msg, &ev);
+  if (want.empty()) {
+    const std::string action = F(ev, "event.action");
+    EXPECT_TRUE(action != "session_opened" && action != "session_closed")
+        << "RE2 does not match, the decoder took it as " << action << ": " << msg;
+    return;
+  }
+  EXPECT_TRUE(took) << msg;
+  for (const auto& [k, v] : want) EXPECT_EQ(F(ev, k), v) << k << " of " << msg;
+  for (const char* k : {"source.user.name", "source.user.id"}) {
+    if (want.count(k) == 0) {
+      EXPECT_EQ(F(ev, k), "<absent>") << k << " of " << msg;
+    }
+  }
+}
+
+TEST(PamSessionParserTest, SameAsTheRe2Patterns) {
+  const std::vector<std::string> seeds = {
+      "session opened for user root by (uid=0)",
+      "session opened for user test by (uid=509)",
+      "session opened for user cyrus by (uid=0)",
+      "session opened for user bob(uid=1000) by alice(uid=1001)",
+      "session opened for user bob(uid=1000) by (uid=0)",
+      "session opened for user bob(uid=1000)",
+      "session opened for user bob",
+      "session opened for user (uid=0)",
+      "session opened for user (uid=0) by (uid=0)",
+      "session opened for user a(uid=1)(uid=2) by b(uid=3)(uid=4)",
+      "session opened for user a(uid=) by b(uid=)",
+      "session opened for user a(uid=x) by b(uid=12x)",
+      "session opened for user root by ",
+      "session opened for user root by",
+      "session opened for user root  by (uid=0)",
+      "session opened for user root by (uid=0) ",
+      "session opened for user root by a b",
+      "session opened for user root\tby (uid=0)",
+      "session opened for user root\nby (uid=0)",
+      "session opened for user ",
+      "session opened for user",
+      "session opened for user r\x0bx by (uid=0)",
+      "session opened for user r\xc3\xa9 by (uid=0)",
+      "session opened for user r\xff by (uid=0)",
+      "session closed for user root",
+      "session closed for user root(uid=0)",
+      "session closed for user (uid=0)",
+      "session closed for user root by (uid=0)",
+      "session closed for user root ",
+      "session closed for user ",
+      "session closed for user \xc3\xa9(uid=1)",
+      "session closed for user " + std::string(5000, 'u') + "(uid=1)",
+      "session opened for user " + std::string(5000, 'u') + " by " + std::string(5000, 'b'),
+  };
+  for (const std::string& s : seeds) ExpectPamSessionSameAsRe2(s);
+  // Mutations: every byte of each seed dropped, and replaced by each of a few
+  // bytes that matter to the patterns.
+  for (const std::string& s : seeds) {
+    if (s.size() > 80) continue;
+    for (size_t i = 0; i < s.size(); ++i) {
+      std::string dropped = s;
+      dropped.erase(i, 1);
+      ExpectPamSessionSameAsRe2(dropped);
+      for (char c : {' ', '(', ')', '=', '0', 'u', '\t', '\r'}) {
+        std::string changed = s;
+        changed[i] = c;
+        ExpectPamSessionSameAsRe2(changed);
+      }
+    }
+  }
+}
+
+TEST(PamSessionParserTest, SameAsTheRe2PatternsOnLoghub) {
+  SIPER_REQUIRE_SHARED("logs/loghub/Linux_2k.log");
+  int checked = 0;
+  std::ifstream in(testing::SharedData() / "logs/loghub/Linux_2k.log");
+  std::string line;
+  while (std::getline(in, line)) {
+    Event ev;
+    ASSERT_TRUE(DecodeLine(line, "", InputFormat::kAuto, &ev).ok());
+    const std::string message = F(ev, "message");
+    if (!message.starts_with("session opened") && !message.starts_with("session closed")) continue;
+    ExpectPamSessionSameAsRe2(message);
+    EXPECT_EQ(F(ev, "event.action"), PamSessionByRe2(message)["event.action"]) << line;
+    ++checked;
+  }
+  EXPECT_GT(checked, 100);
 }
 
 }  // namespace

@@ -5,7 +5,9 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
+#include <iterator>
 #include <thread>
 
 namespace siper::rules {
@@ -433,6 +435,109 @@ detection: {s: {event.outcome: failure}, condition: s}
   EXPECT_EQ(other, 0);
   EXPECT_EQ(matched_v1 + matched_v2, events);
   EXPECT_GT(matched_v2, 0);
+}
+
+}  // namespace
+}  // namespace siper::rules
+
+namespace siper::rules {
+namespace {
+
+std::vector<std::string> AlertIds(const std::shared_ptr<const RuleSet>& rules) {
+  auto m = Matcher::Create(rules);
+  EXPECT_TRUE(m.ok());
+  std::vector<std::string> ids;
+  std::ifstream in(std::filesystem::path(SIPER_SOURCE_DIR) / "deploy/samples/attack.log");
+  std::string line;
+  while (std::getline(in, line)) {
+    auto found = (*m)->Process(line, "", InputFormat::kAuto);
+    EXPECT_TRUE(found.ok());
+    for (const Detection& d : *found) ids.push_back(d.rule_id);
+  }
+  return ids;
+}
+
+bool Mentions(const std::vector<std::string>& messages, const std::string& file,
+              const std::string& what) {
+  for (const std::string& m : messages) {
+    if (m.find(file) != std::string::npos && m.find(what) != std::string::npos) return true;
+  }
+  return false;
+}
+
+// Each cache file carries its length and a checksum, checked before Hyperscan
+// or the rule reader sees it: a truncated or corrupted file is named in
+// stats().cache_messages (the server logs them), recompiled and replaced.
+TEST(DatabaseCacheTest, DamagedFilesAreReportedRecompiledAndReplaced) {
+  namespace fs = std::filesystem;
+  const fs::path cache =
+      fs::temp_directory_path() / ("siper_hs_damage_" + std::to_string(::getpid()));
+  fs::remove_all(cache);
+  LoadOptions options;
+  options.cache_dir = cache;
+  const fs::path dir = fs::path(SIPER_SOURCE_DIR) / "rules/ruleset";
+  auto fresh = RuleSet::Load(dir, options);
+  ASSERT_TRUE(fresh.ok()) << fresh.status();
+  EXPECT_TRUE((*fresh)->stats().cache_messages.empty());
+  const std::vector<std::string> want = AlertIds(*fresh);
+  ASSERT_FALSE(want.empty());
+
+  std::vector<fs::path> hsdb, bin;
+  for (const auto& f : fs::directory_iterator(cache)) {
+    if (f.path().extension() == ".hsdb") hsdb.push_back(f.path());
+    if (f.path().extension() == ".bin") bin.push_back(f.path());
+  }
+  std::sort(hsdb.begin(), hsdb.end());
+  ASSERT_GE(hsdb.size(), 3u);
+  ASSERT_EQ(bin.size(), 1u);
+  auto read = [](const fs::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  auto write = [](const fs::path& p, const std::string& data) {
+    std::ofstream(p, std::ios::binary | std::ios::trunc) << data;
+  };
+  // 1: truncated (a crash while copying, a full disk).
+  std::string data = read(hsdb[0]);
+  write(hsdb[0], data.substr(0, data.size() / 2));
+  // 2: one bit flipped inside the serialized Hyperscan database.
+  data = read(hsdb[1]);
+  data[data.size() - 100] ^= 0x10;
+  write(hsdb[1], data);
+  // 3: bytes appended.
+  write(hsdb[2], read(hsdb[2]) + "trailing");
+  // 4: one bit flipped in the parsed rules (a pattern or a rule id would change silently).
+  data = read(bin[0]);
+  data[data.size() / 2] ^= 0x01;
+  write(bin[0], data);
+
+  auto damaged = RuleSet::Load(dir, options);
+  ASSERT_TRUE(damaged.ok()) << damaged.status();
+  const RuleSetStats s = (*damaged)->stats();
+  EXPECT_EQ(s.cache_messages.size(), 4u);
+  EXPECT_TRUE(Mentions(s.cache_messages, hsdb[0].string(), "truncated"));
+  EXPECT_TRUE(Mentions(s.cache_messages, hsdb[1].string(), "checksum mismatch"));
+  EXPECT_TRUE(Mentions(s.cache_messages, hsdb[2].string(), "overlong"));
+  EXPECT_TRUE(Mentions(s.cache_messages, bin[0].string(), "checksum mismatch"));
+  EXPECT_EQ(s.cache_hits + 3, s.databases);
+  EXPECT_EQ(AlertIds(*damaged), want);
+
+  // The damaged files were replaced: the next load reads every one of them.
+  auto again = RuleSet::Load(dir, options);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_TRUE((*again)->stats().cache_messages.empty());
+  EXPECT_EQ((*again)->stats().cache_hits, (*again)->stats().databases);
+  EXPECT_EQ(AlertIds(*again), want);
+
+  // Not a cache file at all, and an empty one.
+  write(hsdb[0], "");
+  write(hsdb[1], "garbage");
+  auto junk = RuleSet::Load(dir, options);
+  ASSERT_TRUE(junk.ok()) << junk.status();
+  EXPECT_TRUE(Mentions((*junk)->stats().cache_messages, hsdb[0].string(), "bad header"));
+  EXPECT_TRUE(Mentions((*junk)->stats().cache_messages, hsdb[1].string(), "bad header"));
+  EXPECT_EQ(AlertIds(*junk), want);
+  fs::remove_all(cache);
 }
 
 }  // namespace

@@ -1,0 +1,78 @@
+#include "rules/cache_file.h"
+
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <system_error>
+
+#include "rules/hash128.h"
+
+namespace siper::rules {
+
+namespace {
+constexpr size_t kMagicSize = 8;
+constexpr size_t kHeader = kMagicSize + 3 * sizeof(uint64_t);
+}  // namespace
+
+std::string DamagedCacheMessage(const std::filesystem::path& file, std::string_view what) {
+  return "rule cache file " + file.string() + ": " + std::string(what) + "; recompiling it";
+}
+
+CacheRead ReadCacheFile(const std::filesystem::path& file, std::string_view magic,
+                        std::string* payload, std::string* why) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) return CacheRead::kAbsent;
+  std::ostringstream buf;
+  buf << in.rdbuf();
+  std::string data = std::move(buf).str();
+  auto damaged = [&](std::string_view what) {
+    *why = DamagedCacheMessage(file, what);
+    return CacheRead::kDamaged;
+  };
+  if (magic.size() != kMagicSize || data.size() < kHeader ||
+      std::memcmp(data.data(), magic.data(), kMagicSize) != 0) {
+    return damaged("not a cache file of this version (bad header)");
+  }
+  uint64_t size, a, b;
+  std::memcpy(&size, data.data() + kMagicSize, 8);
+  std::memcpy(&a, data.data() + kMagicSize + 8, 8);
+  std::memcpy(&b, data.data() + kMagicSize + 16, 8);
+  if (size != data.size() - kHeader) return damaged("truncated or overlong");
+  internal::Hash128 h;
+  h.Add(data.data() + kHeader, size);
+  if (h.a != a || h.b != b) return damaged("checksum mismatch (corrupt)");
+  data.erase(0, kHeader);
+  *payload = std::move(data);
+  return CacheRead::kOk;
+}
+
+void WriteCacheFile(const std::filesystem::path& file, std::string_view magic,
+                    std::string_view payload) {
+  if (magic.size() != kMagicSize) return;
+  internal::Hash128 h;
+  h.Add(payload.data(), payload.size());
+  std::string data(magic);
+  const uint64_t header[3] = {payload.size(), h.a, h.b};
+  data.append(reinterpret_cast<const char*>(header), sizeof header);
+  data.append(payload);
+  std::error_code ec;
+  std::filesystem::create_directories(file.parent_path(), ec);
+  const std::filesystem::path tmp = file.string() + ".tmp." + std::to_string(::getpid());
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    if (!out) return;
+    out.write(data.data(), static_cast<std::streamsize>(data.size()));
+    out.close();
+    if (!out) {
+      std::filesystem::remove(tmp, ec);
+      return;
+    }
+  }
+  std::filesystem::rename(tmp, file, ec);
+  if (ec) std::filesystem::remove(tmp, ec);
+}
+
+}  // namespace siper::rules
