@@ -25,21 +25,6 @@ constexpr int64_t kH0 = (kT0 / kHour + 1) * kHour;
 const std::string kLongA = std::string(kMaxIndexedValueSize, 'p') + "a";
 const std::string kLongB = std::string(kMaxIndexedValueSize, 'p') + "b";
 
-// What `events count --by` reports, counted from the events.
-FieldCount CountByScan(const std::vector<Event>& all, const std::string& field, int64_t since,
-                       int64_t until, const std::string& agent) {
-  FieldCount c;
-  for (const Event& e : all) {
-    if (since != 0 && e.server_time_ns() < since) continue;
-    if (until != 0 && e.server_time_ns() >= until) continue;
-    if (!agent.empty() && e.agent_id() != agent) continue;
-    ++c.events;
-    auto it = e.fields().find(field);
-    if (it != e.fields().end()) ++c.values[it->second];
-  }
-  return c;
-}
-
 class FieldCountsTest : public StoreTest {
  protected:
   // Random events of three agents over `hours` hours from kH0, in batches of

@@ -119,21 +119,6 @@ TEST_F(FieldIndexTest, IndexHoldsOneEntryPerIndexedFieldUnderTheEventDay) {
   EXPECT_TRUE(keys[1].starts_with(keys::FieldIndexPrefix(keys::HourOf(kT0), "user.name", "root")));
 }
 
-// What `events count --by` reports, counted from the events.
-FieldCount CountByScan(const std::vector<Event>& all, const std::string& field, int64_t since,
-                       int64_t until, const std::string& agent) {
-  FieldCount c;
-  for (const Event& e : all) {
-    if (since != 0 && e.server_time_ns() < since) continue;
-    if (until != 0 && e.server_time_ns() >= until) continue;
-    if (!agent.empty() && e.agent_id() != agent) continue;
-    ++c.events;
-    auto it = e.fields().find(field);
-    if (it != e.fields().end()) ++c.values[it->second];
-  }
-  return c;
-}
-
 TEST_F(FieldIndexTest, CountsIndexedFieldsLikeAScan) {
   const std::vector<Event> all = WriteDays();
   struct Case {

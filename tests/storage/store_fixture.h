@@ -144,4 +144,19 @@ inline Ids PageThrough(Store& store, EventQuery q, uint64_t page) {
   return all;
 }
 
+// What `events count --by` reports, counted from the events themselves.
+inline FieldCount CountByScan(const std::vector<siper::v1::Event>& all, const std::string& field,
+                              int64_t since, int64_t until, const std::string& agent) {
+  FieldCount c;
+  for (const siper::v1::Event& e : all) {
+    if (since != 0 && e.server_time_ns() < since) continue;
+    if (until != 0 && e.server_time_ns() >= until) continue;
+    if (!agent.empty() && e.agent_id() != agent) continue;
+    ++c.events;
+    auto it = e.fields().find(field);
+    if (it != e.fields().end()) ++c.values[it->second];
+  }
+  return c;
+}
+
 }  // namespace siper::storage::testutil
