@@ -1,5 +1,6 @@
 #include "rules/cache_file.h"
 
+#include <hs/hs.h>
 #include <unistd.h>
 
 #include <cstdint>
@@ -17,19 +18,30 @@ constexpr size_t kMagicSize = 8;
 constexpr size_t kHeader = kMagicSize + 3 * sizeof(uint64_t);
 }  // namespace
 
-std::string DamagedCacheMessage(const std::filesystem::path& file, std::string_view what) {
-  return "rule cache file " + file.string() + ": " + std::string(what) + "; recompiling it";
+std::string DamagedCacheMessage(const std::filesystem::path& file, std::string_view what,
+                                CacheKind kind) {
+  return std::string(kind.name) + " " + file.string() + ": " + std::string(what) + "; " +
+         std::string(kind.redo);
+}
+
+void AddHyperscanBuild(internal::Hash128* h) {
+  h->Add(std::string_view(hs_version()));
+  hs_platform_info_t platform;
+  if (hs_populate_platform(&platform) == HS_SUCCESS) {
+    h->Add(&platform.tune, sizeof platform.tune);
+    h->Add(&platform.cpu_features, sizeof platform.cpu_features);
+  }
 }
 
 CacheRead ReadCacheFile(const std::filesystem::path& file, std::string_view magic,
-                        std::string* payload, std::string* why) {
+                        std::string* payload, std::string* why, CacheKind kind) {
   std::ifstream in(file, std::ios::binary);
   if (!in) return CacheRead::kAbsent;
   std::ostringstream buf;
   buf << in.rdbuf();
   std::string data = std::move(buf).str();
   auto damaged = [&](std::string_view what) {
-    *why = DamagedCacheMessage(file, what);
+    *why = DamagedCacheMessage(file, what, kind);
     return CacheRead::kDamaged;
   };
   if (magic.size() != kMagicSize || data.size() < kHeader ||

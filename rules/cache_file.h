@@ -9,7 +9,16 @@
 #include <string>
 #include <string_view>
 
+#include "rules/hash128.h"
+
 namespace siper::rules {
+
+// How messages name a cache and what is done about a damaged file.
+struct CacheKind {
+  std::string_view name;  // "rule cache file"
+  std::string_view redo;  // "recompiling it"
+};
+inline constexpr CacheKind kRuleCache{"rule cache file", "recompiling it"};
 
 enum class CacheRead {
   kAbsent,   // no such file (or unreadable): compile, nothing to report
@@ -18,7 +27,7 @@ enum class CacheRead {
 };
 
 CacheRead ReadCacheFile(const std::filesystem::path& file, std::string_view magic,
-                        std::string* payload, std::string* why);
+                        std::string* payload, std::string* why, CacheKind kind = kRuleCache);
 
 // Writes atomically (temporary file in the same folder, then rename), creating
 // the folder; failures are ignored (the cache only saves time).
@@ -27,6 +36,11 @@ void WriteCacheFile(const std::filesystem::path& file, std::string_view magic,
 
 // The message for a file whose payload passed the checksum but was refused by
 // its reader (e.g. Hyperscan rejects the database).
-std::string DamagedCacheMessage(const std::filesystem::path& file, std::string_view what);
+std::string DamagedCacheMessage(const std::filesystem::path& file, std::string_view what,
+                                CacheKind kind = kRuleCache);
+
+// Adds what makes a serialized Hyperscan database usable here (the library's
+// version, the CPU tuning and features it was built for) to a cache key.
+void AddHyperscanBuild(internal::Hash128* h);
 
 }  // namespace siper::rules

@@ -33,12 +33,7 @@ bool GetU64(std::string_view* in, uint64_t* v) {
 std::string DatabaseKey(const std::vector<Pattern>& patterns) {
   internal::Hash128 h;
   h.Add(std::string_view(kMagic, sizeof kMagic));
-  h.Add(std::string_view(hs_version()));
-  hs_platform_info_t platform;
-  if (hs_populate_platform(&platform) == HS_SUCCESS) {
-    h.Add(&platform.tune, sizeof platform.tune);
-    h.Add(&platform.cpu_features, sizeof platform.cpu_features);
-  }
+  AddHyperscanBuild(&h);
   uint64_t n = patterns.size();
   h.Add(&n, sizeof n);
   for (const Pattern& p : patterns) {

@@ -2,7 +2,6 @@
 
 #include <arpa/inet.h>
 #include <hs/hs.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -16,6 +15,7 @@
 #include <utility>
 
 #include "nlohmann/json.hpp"
+#include "rules/cache_file.h"
 #include "rules/decoder.h"
 #include "rules/hash128.h"
 #include "rules/strutil.h"
@@ -643,24 +643,18 @@ absl::StatusOr<IocImportStats> IocSetBuilder::ImportFile(IocFeedFormat format,
 
 namespace {
 
-// File: magic, payload length (u64), two 64-bit hashes of the payload, payload
-// (hs_serialize_database). The name carries the key, the content is checked
-// whole before Hyperscan sees it.
+// A sealed cache file (rules/cache_file.h) holding hs_serialize_database's
+// bytes. The name carries the key, the content is checked whole before
+// Hyperscan sees it.
 constexpr char kLiteralMagic[8] = {'S', 'I', 'P', 'I', 'O', 'C', 'D', '1'};
 
 class LiteralCache {
  public:
-  LiteralCache(const std::filesystem::path& dir, const std::vector<std::string>& patterns)
-      : dir_(dir) {
+  LiteralCache(const std::filesystem::path& dir, const std::vector<std::string>& patterns) {
     if (dir.empty()) return;
     internal::Hash128 h;
     h.Add(std::string_view(kLiteralMagic, sizeof kLiteralMagic));
-    h.Add(std::string_view(hs_version()));
-    hs_platform_info_t platform;
-    if (hs_populate_platform(&platform) == HS_SUCCESS) {
-      h.Add(&platform.tune, sizeof platform.tune);
-      h.Add(&platform.cpu_features, sizeof platform.cpu_features);
-    }
+    AddHyperscanBuild(&h);
     const unsigned flags = HS_FLAG_SINGLEMATCH | HS_FLAG_CASELESS;
     h.Add(&flags, sizeof flags);
     const uint64_t n = patterns.size();
@@ -677,66 +671,37 @@ class LiteralCache {
   // says what was wrong with a file that was there).
   bool Load(hs_database_t** db, std::string* why) const {
     if (!enabled()) return false;
-    std::ifstream in(path_, std::ios::binary);
-    if (!in) return false;
-    std::ostringstream buf;
-    buf << in.rdbuf();
-    const std::string data = buf.str();
-    auto reject = [&](std::string_view what) {
-      *why = StrCat("IOC literal database cache ", path_.string(), ": ", what, "; rebuilding it");
-      return false;
-    };
-    constexpr size_t kHeader = sizeof kLiteralMagic + 3 * sizeof(uint64_t);
-    if (data.size() < kHeader || std::memcmp(data.data(), kLiteralMagic, sizeof kLiteralMagic)) {
-      return reject("not a cache file (bad header)");
+    std::string data;
+    const std::string_view magic(kLiteralMagic, sizeof kLiteralMagic);
+    switch (ReadCacheFile(path_, magic, &data, why, kKind)) {
+      case CacheRead::kAbsent:
+      case CacheRead::kDamaged:
+        return false;
+      case CacheRead::kOk:
+        break;
     }
-    uint64_t size, a, b;
-    std::memcpy(&size, data.data() + 8, 8);
-    std::memcpy(&a, data.data() + 16, 8);
-    std::memcpy(&b, data.data() + 24, 8);
-    if (size != data.size() - kHeader) return reject("truncated or overlong");
-    internal::Hash128 h;
-    h.Add(data.data() + kHeader, size);
-    if (h.a != a || h.b != b) return reject("checksum mismatch (corrupt)");
-    if (hs_deserialize_database(data.data() + kHeader, size, db) != HS_SUCCESS) {
+    if (hs_deserialize_database(data.data(), data.size(), db) != HS_SUCCESS) {
       *db = nullptr;
-      return reject("Hyperscan rejects the database");
+      *why = DamagedCacheMessage(path_, "Hyperscan rejects the database", kKind);
+      return false;
     }
     return true;
   }
 
-  // Writes atomically (temporary file + rename); failures only cost the next start.
+  // Writes atomically; failures only cost the next start.
   void Store(const hs_database_t* db) const {
     if (!enabled() || db == nullptr) return;
     char* bytes = nullptr;
     size_t length = 0;
     if (hs_serialize_database(db, &bytes, &length) != HS_SUCCESS) return;
-    internal::Hash128 h;
-    h.Add(bytes, length);
-    std::string data(kLiteralMagic, sizeof kLiteralMagic);
-    const uint64_t header[3] = {length, h.a, h.b};
-    data.append(reinterpret_cast<const char*>(header), sizeof header);
-    data.append(bytes, length);
+    WriteCacheFile(path_, std::string_view(kLiteralMagic, sizeof kLiteralMagic),
+                   std::string_view(bytes, length));
     free(bytes);
-    std::error_code ec;
-    std::filesystem::create_directories(dir_, ec);
-    const std::filesystem::path tmp = path_.string() + ".tmp." + std::to_string(::getpid());
-    {
-      std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-      if (!out) return;
-      out.write(data.data(), static_cast<std::streamsize>(data.size()));
-      if (!out) {
-        out.close();
-        std::filesystem::remove(tmp, ec);
-        return;
-      }
-    }
-    std::filesystem::rename(tmp, path_, ec);
-    if (ec) std::filesystem::remove(tmp, ec);
   }
 
  private:
-  std::filesystem::path dir_;
+  static constexpr CacheKind kKind{"IOC literal database cache", "rebuilding it"};
+
   std::filesystem::path path_;
 };
 
