@@ -1,5 +1,6 @@
 #include "agent/enroll.h"
 
+#include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -12,6 +13,7 @@
 #include "common/files.h"
 #include "common/pki.h"
 #include "common/status.h"
+#include "common/text.h"
 #include "siper/v1/agent_service.pb.h"
 
 namespace siper::agent {
@@ -32,6 +34,8 @@ absl::StatusOr<std::string> Enroll(const EnrollOptions& options) {
 
   SIPER_ASSIGN_OR_RETURN(std::string key_pem, pki::GenerateKeyPem());
   SIPER_ASSIGN_OR_RETURN(std::string csr_pem, pki::CreateCsrPem(key_pem, hostname));
+  spdlog::debug("generated an EC P-256 key and a request for host name '{}'",
+                EscapeForTerminal(hostname));
 
   grpcwire::ClientOptions client;
   client.target = options.server;
@@ -44,6 +48,8 @@ absl::StatusOr<std::string> Enroll(const EnrollOptions& options) {
   request.set_hostname(hostname);
   request.set_version(SIPER_VERSION);
   v1::EnrollResponse response;
+  spdlog::debug("sending the request to {} (server certificate checked against {})",
+                EscapeForTerminal(options.server), EscapeForTerminal(options.ca_file.string()));
   const absl::Status status = grpcwire::UnaryCall(client, "/siper.v1.AgentService/Enroll", request,
                                                   &response, options.timeout);
   if (!status.ok()) {
@@ -66,6 +72,8 @@ absl::StatusOr<std::string> Enroll(const EnrollOptions& options) {
                                             "', not agent '", response.agent_id(), "'"));
   }
   SIPER_RETURN_IF_ERROR(CheckKeyMatchesCertificate(key_pem, response.certificate_pem()));
+  spdlog::debug("the server issued a certificate for agent '{}', role '{}'",
+                EscapeForTerminal(identity.common_name), EscapeForTerminal(identity.role));
 
   const StatePaths paths = StateFiles(options.state_dir);
   SIPER_RETURN_IF_ERROR(EnsureDirectory(options.state_dir, 0700));
@@ -77,6 +85,9 @@ absl::StatusOr<std::string> Enroll(const EnrollOptions& options) {
   SIPER_RETURN_IF_ERROR(WriteFileAtomic(paths.cert, response.certificate_pem(), 0644));
   SIPER_RETURN_IF_ERROR(
       WriteFileAtomic(paths.ca, response.ca_pem().empty() ? ca_pem : response.ca_pem(), 0644));
+  spdlog::debug("stored the key ({}, mode 0600), the certificate ({}) and the CA ({})",
+                EscapeForTerminal(paths.key.string()), EscapeForTerminal(paths.cert.string()),
+                EscapeForTerminal(paths.ca.string()));
   return response.agent_id();
 }
 

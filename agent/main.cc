@@ -23,7 +23,15 @@ namespace {
 constexpr int kExitRuntime = 1;
 constexpr int kExitStartup = 2;  // usage, configuration or state errors: refuses to start
 
-int RunEnroll(const siper::agent::EnrollOptions& options) {
+int RunEnroll(const siper::agent::EnrollOptions& options, bool verbose) {
+  // --verbose: each step on stderr; otherwise only the result or the error.
+  siper::LogOptions log_options;
+  log_options.to_stderr = true;
+  log_options.level = verbose ? "debug" : "off";
+  if (absl::Status st = siper::SetupLogging("siper-agent", log_options); !st.ok()) {
+    std::cerr << "siper-agent: " << st.message() << "\n";
+    return kExitRuntime;
+  }
   auto agent_id = siper::agent::Enroll(options);
   if (!agent_id.ok()) {
     std::cerr << "siper-agent: " << agent_id.status().message() << "\n";
@@ -138,7 +146,7 @@ int Main(int argc, char** argv) {
   enroll_cmd->add_option("--hostname", enroll.hostname,
                          "name sent to the server (default: this host)");
   enroll_cmd->add_flag("--verbose", verbose,
-                       "accepted for compatibility; no effect (errors are always on stderr)");
+                       "print each step on stderr (errors are printed either way)");
 
   std::string config_path;
   bool foreground = false;
@@ -155,7 +163,7 @@ int Main(int argc, char** argv) {
     return kExitStartup;
   }
 
-  if (*enroll_cmd) return RunEnroll(enroll);
+  if (*enroll_cmd) return RunEnroll(enroll, verbose);
   return RunAgent(config_path, foreground);
 }
 

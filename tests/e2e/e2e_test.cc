@@ -343,6 +343,8 @@ TEST_F(EndToEndTest, ClientsWithoutAValidCertificateAreRefused) {
   fs::path state = root_ / "agent1";
   CommandResult first = Enroll(state, token);
   ASSERT_EQ(first.exit_code, 0) << first.err;
+  EXPECT_EQ(first.err, "");  // quiet unless asked: the result goes to stdout
+  EXPECT_NE(first.out.find("enrolled as "), std::string::npos) << first.out;
   struct stat st {};
   ASSERT_EQ(stat((state / "agent.key").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
@@ -352,6 +354,16 @@ TEST_F(EndToEndTest, ClientsWithoutAValidCertificateAreRefused) {
   CommandResult unknown = Enroll(root_ / "agent3", "not-a-token");
   EXPECT_NE(unknown.exit_code, 0);
   EXPECT_NE(unknown.err.find("unknown token"), std::string::npos) << unknown.err;
+
+  // --verbose tells each step on stderr, and never the token.
+  const std::string verbose_token = CreateToken();
+  CommandResult verbose = Enroll(root_ / "agent4", verbose_token, {"--verbose"});
+  ASSERT_EQ(verbose.exit_code, 0) << verbose.err;
+  for (const char* step : {"generated an EC P-256 key", "sending the request to",
+                           "issued a certificate for agent", "mode 0600"}) {
+    EXPECT_NE(verbose.err.find(step), std::string::npos) << step << " not in: " << verbose.err;
+  }
+  EXPECT_EQ(verbose.err.find(verbose_token), std::string::npos) << verbose.err;
 
   // An agent certificate may stream but may not use the analyst service.
   auto agent_channel = Channel(address_, ca_pem, ReadFile(state / "agent.key").value(),

@@ -72,9 +72,13 @@ std::string ServerTest::CreateToken() {
   return token;
 }
 
-CommandResult ServerTest::Enroll(const fs::path& state_dir, const std::string& token) const {
-  return RunCommand({SIPER_AGENT_BIN, "enroll", "--server", address_, "--token", token, "--ca",
-                     Pki("ca.pem").string(), "--state-dir", state_dir.string()});
+CommandResult ServerTest::Enroll(const fs::path& state_dir, const std::string& token,
+                                 const std::vector<std::string>& extra_args) const {
+  std::vector<std::string> argv = {
+      SIPER_AGENT_BIN,        "enroll",      "--server",        address_, "--token", token, "--ca",
+      Pki("ca.pem").string(), "--state-dir", state_dir.string()};
+  argv.insert(argv.end(), extra_args.begin(), extra_args.end());
+  return RunCommand(argv);
 }
 
 }  // namespace siper::testing

@@ -42,7 +42,8 @@ class ServerTest : public ::testing::Test {
   // A one-time enrollment token (`siperctl tokens create`).
   std::string CreateToken();
   // `siper-agent enroll` into `state_dir` with `token`.
-  CommandResult Enroll(const std::filesystem::path& state_dir, const std::string& token) const;
+  CommandResult Enroll(const std::filesystem::path& state_dir, const std::string& token,
+                       const std::vector<std::string>& extra_args = {}) const;
 
   std::filesystem::path root_;
   std::filesystem::path data_dir_;
