@@ -178,6 +178,9 @@ class AgentStream final : public grpc::ClientBidiReactor<v1::AgentMessage, v1::S
     Pump();
   }
 
+  // Ends the stream now (server gone or too slow); OnDone follows.
+  void Cancel() { context_.TryCancel(); }
+
   bool WaitDone(std::chrono::seconds timeout) {
     std::unique_lock lock(mu_);
     return done_cv_.wait_for(lock, timeout, [this] { return done_; });
@@ -238,14 +241,16 @@ class AgentStream final : public grpc::ClientBidiReactor<v1::AgentMessage, v1::S
   };
 
   // Starts the next write if one is due and none is running. The write is
-  // started outside the lock: gRPC may run OnWriteDone on any thread.
+  // started outside the lock: gRPC may run OnWriteDone on any thread. Nothing
+  // is started once the stream is done: its call object is gone (a write
+  // then would call through freed memory).
   void Pump() {
     int64_t due = 0;
     size_t events = 0;
     bool writes_done = false;
     {
       std::lock_guard lock(mu_);
-      if (writing_ || closed_ || write_failed_) return;
+      if (done_ || writing_ || closed_ || write_failed_) return;
       if (stopping_) {
         if (!in_flight_.empty()) return;
         closed_ = true;
@@ -494,9 +499,29 @@ int Run(const Options& o) {
                                  "-o", o.perf, "-p", std::to_string(server.pid())},
         work / "perf.out");
   }
+  // Every stream is ended and finished before `streams` may be destroyed:
+  // gRPC still calls into a reactor until its OnDone.
+  auto abandon = [&](const std::string& why) {
+    pacing = false;
+    if (pacer.joinable()) pacer.join();
+    for (auto& s : streams) s->Cancel();
+    for (auto& s : streams) {
+      if (!s->WaitDone(std::chrono::seconds(30))) {
+        std::cerr << "siper_loadgen: " << why << "; a stream did not end after cancel\n";
+        std::_Exit(1);  // destroying a live reactor would crash the report
+      }
+    }
+    return Fail(why);
+  };
   for (int64_t now = NowNs(); now < window_end; now = NowNs()) {
     std::this_thread::sleep_for(
         std::chrono::nanoseconds(std::min<int64_t>(window_end - now, 5'000'000'000)));
+    if (!server.Running()) {
+      const int code = server.Wait(0);
+      return abandon(absl::StrCat("siper-server exited during the run (",
+                                  code == -1 ? "killed by a signal" : absl::StrCat("exit ", code),
+                                  "); its output is in ", (work / "server.out.err").string()));
+    }
     std::cerr << "  " << Fmt((NowNs() - window_start) / 1e9, 0) << " s: "
               << Fmt((shared.stored - stored0) / std::max(1e-9, (NowNs() - window_start) / 1e9))
               << " events/s stored\n";
@@ -518,7 +543,10 @@ int Run(const Options& o) {
     const auto left =
         std::chrono::duration_cast<std::chrono::seconds>(drain_deadline - Clock::now());
     if (!s->WaitDone(std::max(left, std::chrono::seconds(0)))) {
-      return Fail("the streams did not finish within two minutes of the end (server too slow?)");
+      return abandon(server.Running()
+                         ? "the streams did not finish within two minutes of the end (server too "
+                           "slow?)"
+                         : "siper-server exited before every batch was acknowledged");
     }
   }
 
