@@ -1295,6 +1295,46 @@ bool DecodeFtp(std::string_view msg, Event* ev) {
   return false;
 }
 
+// HTTP authentication failures in web server error logs (mod_auth_basic /
+// mod_authn_file, nginx auth_basic): the user name tried and the protected path.
+// Apache: `user NAME: authentication failure for "/path": Password Mismatch`,
+// `user NAME not found: /path`; nginx: `user "NAME": password mismatch`,
+// `user "NAME" was not found in "/etc/nginx/.htpasswd"`. The client address
+// comes from the line's own [client ...] / `client:` part, never from here.
+void DecodeHttpAuthFailure(std::string_view msg, Event* ev) {
+  if (!strutil::StartsWith(msg, "user ")) return;
+  std::string_view rest = msg.substr(5);
+  std::string_view user, path;
+  if (strutil::StartsWith(rest, "\"")) {  // nginx
+    const size_t q = rest.find('"', 1);
+    if (q == std::string_view::npos) return;
+    std::string_view after = rest.substr(q + 1);
+    if (!strutil::StartsWith(after, ": password mismatch") &&
+        !strutil::StartsWith(after, " was not found in ")) {
+      return;
+    }
+    user = rest.substr(1, q - 1);
+  } else {  // Apache
+    constexpr std::string_view kMismatch = ": authentication failure for \"";
+    constexpr std::string_view kNotFound = " not found: ";
+    if (size_t m = rest.find(kMismatch); m != std::string_view::npos) {
+      user = rest.substr(0, m);
+      path = rest.substr(m + kMismatch.size());
+      path = path.substr(0, path.find('"'));
+    } else if (size_t n = rest.find(kNotFound); n != std::string_view::npos) {
+      user = rest.substr(0, n);
+      path = rest.substr(n + kNotFound.size());
+      path = path.substr(0, path.find(' '));
+    } else {
+      return;
+    }
+  }
+  if (user.empty()) return;
+  Set(ev, "user.name", user);
+  if (!path.empty() && ev->fields.count("url.path") == 0) Set(ev, "url.path", path);
+  SetOutcome(ev, "http_auth", "failure");
+}
+
 bool DecodeWebError(std::string_view line, Event* ev) {
   // Apache 2.4: [Sat Nov 28 10:00:00.123456 2026] [core:error] [pid 1:tid 2] [client 1.2.3.4:5]
   // AH00126: msg Apache 2.2: [Sat Nov 28 10:00:00 2026] [error] [client 1.2.3.4] msg nginx:
@@ -1335,6 +1375,7 @@ bool DecodeWebError(std::string_view line, Event* ev) {
     } else if (RE2::FullMatch(msg, *kPath, &path)) {
       Set(ev, "file.path", path);
     }
+    DecodeHttpAuthFailure(msg, ev);
     AddUnique(&ev->products, "apache");
   } else if (RE2::FullMatch(line, *kNginx, &a, &b, &c, &d, &e, &f, &g)) {
     absl::Time t;
@@ -1353,6 +1394,7 @@ bool DecodeWebError(std::string_view line, Event* ev) {
     static const RE2* kOpen = new RE2(R"re(.*?open\(\) "([^"]+)" failed.*)re");
     std::string path;
     if (RE2::FullMatch(d, *kOpen, &path)) Set(ev, "file.path", path);
+    DecodeHttpAuthFailure(d, ev);
     AddUnique(&ev->products, "nginx");
   } else {
     return false;

@@ -640,6 +640,49 @@ TEST(WebErrorTest, Apache24Apache22Nginx) {
   EXPECT_EQ(G(n, "@timestamp"), "2026-11-28T10:55:02Z");
 }
 
+TEST(WebErrorTest, HttpAuthenticationFailures) {
+  Event a =
+      D("[Sat Nov 28 10:56:00.000001 2026] [auth_basic:error] [pid 4321:tid 140] [client "
+        "203.0.113.9:50123] AH01617: user admin: authentication failure for \"/admin\": "
+        "Password Mismatch");
+  EXPECT_EQ(G(a, "event.action"), "http_auth");
+  EXPECT_EQ(G(a, "event.outcome"), "failure");
+  EXPECT_EQ(G(a, "user.name"), "admin");
+  EXPECT_EQ(G(a, "url.path"), "/admin");
+  EXPECT_EQ(G(a, "source.ip"), "203.0.113.9");
+  EXPECT_EQ(G(a, "error.code"), "AH01617");
+  Event b =
+      D("[Sat Nov 28 10:56:01 2026] [error] [client 198.51.100.3] user ghost not found: "
+        "/private/index.html");
+  EXPECT_EQ(G(b, "event.action"), "http_auth");
+  EXPECT_EQ(G(b, "user.name"), "ghost");
+  EXPECT_EQ(G(b, "url.path"), "/private/index.html");
+  EXPECT_EQ(G(b, "source.ip"), "198.51.100.3");
+  // The real peer wins over an address an attacker puts in the user name.
+  Event c =
+      D("[Sat Nov 28 10:56:02.5 2026] [auth_basic:error] [pid 1] [client 192.0.2.7:1] AH01618: "
+        "user x from 10.0.0.1 port 22 not found: /admin");
+  EXPECT_EQ(G(c, "user.name"), "x from 10.0.0.1 port 22");
+  EXPECT_EQ(G(c, "source.ip"), "192.0.2.7");
+  Event n =
+      D("2026/11/28 10:56:03 [error] 77#77: *9 user \"root\": password mismatch, client: "
+        "192.0.2.44, server: localhost, request: \"GET /status HTTP/1.1\", host: \"x\"");
+  EXPECT_EQ(G(n, "event.action"), "http_auth");
+  EXPECT_EQ(G(n, "user.name"), "root");
+  EXPECT_EQ(G(n, "source.ip"), "192.0.2.44");
+  EXPECT_EQ(G(n, "url.path"), "/status");
+  Event m =
+      D("2026/11/28 10:56:04 [error] 77#77: *10 user \"bob\" was not found in "
+        "\"/etc/nginx/.htpasswd\", client: 192.0.2.45, server: localhost, request: \"GET / "
+        "HTTP/1.1\"");
+  EXPECT_EQ(G(m, "user.name"), "bob");
+  EXPECT_EQ(G(m, "source.ip"), "192.0.2.45");
+  // Other errors that start with "user" are not authentication failures.
+  Event o = D("[Sat Nov 28 10:56:05 2026] [error] [client 192.0.2.1] user admin: no password");
+  EXPECT_EQ(G(o, "event.action"), "<absent>");
+  EXPECT_EQ(G(o, "user.name"), "<absent>");
+}
+
 TEST(DecodeLineTest, UnknownTextKeepsOnlyTheMessage) {
   Event ev;
   ASSERT_TRUE(DecodeLine("<13>garbage without a date", "/x.log", InputFormat::kAuto, &ev).ok());
