@@ -1237,6 +1237,94 @@ Parse ParseFtpConnection(std::string_view msg, std::string_view* ip, std::string
 
 }  // namespace
 
+// ProFTPD: `SERVER (HOST[IP]) - USER bob (Login failed): Incorrect password`,
+// `... - USER bob: no such user found from HOST [IP] to ...`,
+// `... - USER bob: Login successful.`,
+// `... - Maximum login attempts (3) exceeded, connection refused`.
+// The peer is taken from the prefix the server wrote, before the first
+// "]) - ", so text in the user name cannot move it.
+bool DecodeProftpd(std::string_view msg, Event* ev) {
+  const size_t open = msg.find(" (");
+  const size_t end = msg.find("]) - ");
+  if (open == std::string_view::npos || end == std::string_view::npos || end < open) return false;
+  const std::string_view peer = msg.substr(open + 2, end - open - 2);  // HOST[IP
+  const size_t lb = peer.rfind('[');
+  if (lb == std::string_view::npos) return false;
+  std::string_view ip = peer.substr(lb + 1);
+  std::string_view host = peer.substr(0, lb);
+  // IPv4 clients of an IPv6 socket: ::ffff:1.2.3.4 is 1.2.3.4, as vsftpd's lines are read.
+  if (strutil::StartsWith(ip, "::ffff:") && ip.find('.') != std::string_view::npos) {
+    if (host == ip) host = ip.substr(7);
+    ip.remove_prefix(7);
+  }
+  std::string_view text = msg.substr(end + 5);
+  std::string_view user, outcome, reason;
+  if (strutil::StartsWith(text, "USER ")) {
+    text.remove_prefix(5);
+    constexpr std::string_view kFailed = " (Login failed): ";
+    constexpr std::string_view kNoSuchUser = ": no such user found";
+    constexpr std::string_view kSuccess = ": Login successful.";
+    if (size_t f = text.rfind(kFailed); f != std::string_view::npos) {
+      user = text.substr(0, f);
+      outcome = "failure";
+      reason = text.substr(f + kFailed.size());
+    } else if (size_t n = text.rfind(kNoSuchUser); n != std::string_view::npos) {
+      user = text.substr(0, n);
+      outcome = "failure";
+      reason = "no such user";
+    } else if (strutil::EndsWith(text, kSuccess)) {
+      user = text.substr(0, text.size() - kSuccess.size());
+      outcome = "success";
+    } else {
+      return false;
+    }
+  } else if (strutil::StartsWith(text, "Maximum login attempts")) {
+    outcome = "failure";
+    reason = text;
+  } else {
+    return false;
+  }
+  SetOutcome(ev, "ftp_login", outcome);
+  if (!user.empty()) Set(ev, "user.name", user);
+  SetSourceIp(ev, ip);
+  if (!host.empty() && host != ip) Set(ev, "source.domain", host);
+  if (!reason.empty()) Set(ev, "event.reason", reason);
+  return true;
+}
+
+// Pure-FTPd: `(?@HOST) [WARNING] Authentication failed for user [bob]`,
+// `(?@HOST) [INFO] bob is now logged in`.
+bool DecodePureFtpd(std::string_view msg, Event* ev) {
+  if (!strutil::StartsWith(msg, "(")) return false;
+  const size_t close = msg.find(") [");
+  if (close == std::string_view::npos) return false;
+  const std::string_view who = msg.substr(1, close - 1);
+  const size_t at = who.rfind('@');
+  if (at == std::string_view::npos) return false;
+  std::string_view host = who.substr(at + 1);
+  if (strutil::StartsWith(host, "::ffff:") && host.find('.') != std::string_view::npos) {
+    host.remove_prefix(7);
+  }
+  std::string_view text = msg.substr(close + 2);
+  const size_t level_end = text.find("] ");
+  if (level_end == std::string_view::npos) return false;
+  text.remove_prefix(level_end + 2);
+  constexpr std::string_view kFailed = "Authentication failed for user [";
+  constexpr std::string_view kLoggedIn = " is now logged in";
+  if (strutil::StartsWith(text, kFailed) && strutil::EndsWith(text, "]")) {
+    SetOutcome(ev, "ftp_login", "failure");
+    const std::string_view user = text.substr(kFailed.size(), text.size() - kFailed.size() - 1);
+    if (!user.empty()) Set(ev, "user.name", user);
+  } else if (strutil::EndsWith(text, kLoggedIn)) {
+    SetOutcome(ev, "ftp_login", "success");
+    Set(ev, "user.name", text.substr(0, text.size() - kLoggedIn.size()));
+  } else {
+    return false;
+  }
+  SetSourceIp(ev, host);
+  return true;
+}
+
 bool DecodeFtp(std::string_view msg, Event* ev) {
   // vsftpd: [bob] FAIL LOGIN: Client "::ffff:1.2.3.4"; old ftpd: connection from IP (host) at ...
   static const RE2* kVsftpd = new RE2(
@@ -1292,7 +1380,7 @@ bool DecodeFtp(std::string_view msg, Event* ev) {
       return DecodePam(rest.substr(0, rest.find(':')), rest.substr(close + 3), ev);
     }
   }
-  return false;
+  return DecodeProftpd(msg, ev) || DecodePureFtpd(msg, ev);
 }
 
 // HTTP authentication failures in web server error logs (mod_auth_basic /
@@ -1333,6 +1421,33 @@ void DecodeHttpAuthFailure(std::string_view msg, Event* ev) {
   Set(ev, "user.name", user);
   if (!path.empty() && ev->fields.count("url.path") == 0) Set(ev, "url.path", path);
   SetOutcome(ev, "http_auth", "failure");
+}
+
+// vsftpd's own log (vsftpd.log, `xferlog_std_format=NO`, not syslog):
+// `Sat Nov 28 10:00:00 2026 [pid 1234] [bob] FAIL LOGIN: Client "1.2.3.4"`.
+// Read as the same program's syslog lines are, so the FTP rules see it.
+bool DecodeVsftpdLog(std::string_view line, Event* ev) {
+  if (line.size() < 31 || line[3] != ' ' || line[7] != ' ' || line[24] != ' ' ||
+      !strutil::StartsWith(line.substr(25), "[pid ")) {
+    return false;
+  }
+  absl::Time t;
+  std::string err;
+  if (!absl::ParseTime("%a %b %e %H:%M:%S %Y", std::string(line.substr(0, 24)), absl::UTCTimeZone(),
+                       &t, &err)) {
+    return false;
+  }
+  SetTime(ev, t);
+  const std::string_view msg = line.substr(25);
+  const size_t pid_end = msg.find(']');
+  if (pid_end != std::string_view::npos) Set(ev, "process.pid", msg.substr(5, pid_end - 5));
+  Set(ev, "process.name", "vsftpd");
+  Set(ev, "message", msg);
+  AddUnique(&ev->products, "linux");
+  AddUnique(&ev->services, "vsftpd");
+  AddUnique(&ev->services, "auth");
+  DecodeFtp(msg, ev);
+  return true;
 }
 
 bool DecodeWebError(std::string_view line, Event* ev) {
@@ -1894,6 +2009,8 @@ absl::Status DecodeLine(std::string_view line, std::string_view source, InputFor
   if (DecodeWebAccess(line, ev)) return absl::OkStatus();
   reset();
   if (DecodeWebError(line, ev)) return absl::OkStatus();
+  reset();
+  if (DecodeVsftpdLog(line, ev)) return absl::OkStatus();
   reset();
   Set(ev, "message", line);
   return absl::OkStatus();

@@ -613,6 +613,76 @@ TEST(FtpTest, VsftpdAndLoghubFtpd) {
   EXPECT_EQ(G(f, "source.domain"), "24-54-76-216.bflony.adelphia.net");
 }
 
+TEST(FtpTest, ProftpdAndPureFtpd) {
+  Event a =
+      D("Nov 28 10:00:13 deb12 proftpd[500]: deb12 (198.51.100.13[198.51.100.13]) - USER admin "
+        "(Login failed): Incorrect password");
+  EXPECT_EQ(G(a, "event.action"), "ftp_login");
+  EXPECT_EQ(G(a, "event.outcome"), "failure");
+  EXPECT_EQ(G(a, "user.name"), "admin");
+  EXPECT_EQ(G(a, "source.ip"), "198.51.100.13");
+  EXPECT_EQ(G(a, "source.domain"), "<absent>");
+  EXPECT_EQ(G(a, "event.reason"), "Incorrect password");
+  Event b =
+      D("Nov 28 10:00:14 ftp1 proftpd[501]: ftp1 (host.example.net[198.51.100.14]) - USER bob: no "
+        "such user found from host.example.net [198.51.100.14] to 10.1.1.1:21");
+  EXPECT_EQ(G(b, "event.outcome"), "failure");
+  EXPECT_EQ(G(b, "user.name"), "bob");
+  EXPECT_EQ(G(b, "source.ip"), "198.51.100.14");
+  EXPECT_EQ(G(b, "source.domain"), "host.example.net");
+  Event c =
+      D("Nov 28 10:00:15 ftp1 proftpd[502]: ftp1 (::ffff:198.51.100.15[::ffff:198.51.100.15]) - "
+        "Maximum login attempts (3) exceeded, connection refused");
+  EXPECT_EQ(G(c, "event.outcome"), "failure");
+  EXPECT_EQ(G(c, "source.ip"), "198.51.100.15");
+  EXPECT_EQ(G(c, "user.name"), "<absent>");
+  Event ok =
+      D("Nov 28 10:00:16 ftp1 proftpd[503]: ftp1 (198.51.100.16[198.51.100.16]) - USER carol: "
+        "Login successful.");
+  EXPECT_EQ(G(ok, "event.outcome"), "success");
+  EXPECT_EQ(G(ok, "user.name"), "carol");
+  // A user name imitating the prefix moves neither the peer nor hides the failure.
+  Event x =
+      D("Nov 28 10:00:18 ftp1 proftpd[504]: ftp1 (198.51.100.18[198.51.100.18]) - USER x]) - USER "
+        "y (Login failed): Incorrect password");
+  EXPECT_EQ(G(x, "event.outcome"), "failure");
+  EXPECT_EQ(G(x, "source.ip"), "198.51.100.18");
+  EXPECT_EQ(G(x, "user.name"), "x]) - USER y");
+  Event p =
+      D("Nov 28 10:00:19 ftp1 pure-ftpd: (?@198.51.100.19) [WARNING] Authentication failed "
+        "for user [admin]");
+  EXPECT_EQ(G(p, "event.action"), "ftp_login");
+  EXPECT_EQ(G(p, "event.outcome"), "failure");
+  EXPECT_EQ(G(p, "user.name"), "admin");
+  EXPECT_EQ(G(p, "source.ip"), "198.51.100.19");
+  Event q = D("Nov 28 10:00:20 ftp1 pure-ftpd: (?@ftp.example.org) [INFO] alice is now logged in");
+  EXPECT_EQ(G(q, "event.outcome"), "success");
+  EXPECT_EQ(G(q, "user.name"), "alice");
+  EXPECT_EQ(G(q, "source.domain"), "ftp.example.org");
+  // Other ProFTPD lines are left as they are.
+  Event r =
+      D("Nov 28 10:00:21 ftp1 proftpd[505]: ftp1 - ProFTPD 1.3.8 (stable) standalone mode "
+        "STARTUP");
+  EXPECT_EQ(G(r, "event.action"), "<absent>");
+}
+
+TEST(FtpTest, VsftpdOwnLog) {
+  Event a = D("Sat Nov  8 10:00:00 2026 [pid 1234] [bob] FAIL LOGIN: Client \"203.0.113.8\"");
+  EXPECT_EQ(G(a, "event.action"), "ftp_login");
+  EXPECT_EQ(G(a, "event.outcome"), "failure");
+  EXPECT_EQ(G(a, "user.name"), "bob");
+  EXPECT_EQ(G(a, "source.ip"), "203.0.113.8");
+  EXPECT_EQ(G(a, "process.name"), "vsftpd");
+  EXPECT_EQ(G(a, "process.pid"), "1234");
+  EXPECT_EQ(G(a, "@timestamp"), "2026-11-08T10:00:00Z");
+  Event c = D("Sat Nov 28 10:00:01 2026 [pid 1235] CONNECT: Client \"::ffff:203.0.113.8\"");
+  EXPECT_EQ(G(c, "process.name"), "vsftpd");
+  EXPECT_EQ(G(c, "message"), "[pid 1235] CONNECT: Client \"::ffff:203.0.113.8\"");
+  // Not a date: not vsftpd's log.
+  Event n = D("Sat Nov 28 10:00:01 20xx [pid 1235] [bob] FAIL LOGIN: Client \"1.2.3.4\"");
+  EXPECT_EQ(G(n, "process.name"), "<absent>");
+}
+
 TEST(WebErrorTest, Apache24Apache22Nginx) {
   Event a =
       D("[Sat Nov 28 10:55:00.123456 2026] [core:error] [pid 1234:tid 140] [client "
