@@ -336,6 +336,8 @@ void ParseKeyValues(std::string_view s,
   }
 }
 
+bool DecodeAuditRecord(std::string_view text, Event* ev);  // below, with audit.log lines
+
 void DecodeProgramMessage(std::string_view program, std::string_view module, std::string_view msg,
                           Event* ev) {
   if (!module.empty() && strutil::StartsWith(module, "pam")) {
@@ -370,6 +372,10 @@ void DecodeProgramMessage(std::string_view program, std::string_view module, std
   } else if (program == "vsftpd" || program == "ftpd" || program == "proftpd" ||
              program == "pure-ftpd") {
     DecodeFtp(msg, ev);
+  } else if (program == "audispd" || program == "audisp-syslog" || program == "auditd") {
+    // Audit records forwarded to syslog: the same fields as in audit.log, and the
+    // record's own time (with its year, in UTC) instead of the syslog header's.
+    DecodeAuditRecord(msg, ev);
   } else if (strutil::StartsWith(msg, "pam_unix(")) {
     std::string_view rest = msg.substr(9);
     size_t close = rest.find("): ");
@@ -1237,6 +1243,8 @@ Parse ParseFtpConnection(std::string_view msg, std::string_view* ip, std::string
 
 }  // namespace
 
+namespace {
+
 // ProFTPD: `SERVER (HOST[IP]) - USER bob (Login failed): Incorrect password`,
 // `... - USER bob: no such user found from HOST [IP] to ...`,
 // `... - USER bob: Login successful.`,
@@ -1325,6 +1333,8 @@ bool DecodePureFtpd(std::string_view msg, Event* ev) {
   return true;
 }
 
+}  // namespace
+
 bool DecodeFtp(std::string_view msg, Event* ev) {
   // vsftpd: [bob] FAIL LOGIN: Client "::ffff:1.2.3.4"; old ftpd: connection from IP (host) at ...
   static const RE2* kVsftpd = new RE2(
@@ -1383,6 +1393,8 @@ bool DecodeFtp(std::string_view msg, Event* ev) {
   return DecodeProftpd(msg, ev) || DecodePureFtpd(msg, ev);
 }
 
+namespace {
+
 // HTTP authentication failures in web server error logs (mod_auth_basic /
 // mod_authn_file, nginx auth_basic): the user name tried and the protected path.
 // Apache: `user NAME: authentication failure for "/path": Password Mismatch`,
@@ -1423,6 +1435,145 @@ void DecodeHttpAuthFailure(std::string_view msg, Event* ev) {
   SetOutcome(ev, "http_auth", "failure");
 }
 
+// --- auditd (/var/log/audit/audit.log, or its records through audisp-syslog) ---
+// `type=SYSCALL msg=audit(1764324000.123:456): arch=c000003e syscall=59 ... comm="id"
+// exe="/usr/bin/id" key="exec"` then, with `log_format = ENRICHED` (Debian's
+// default), a 0x1d byte and the interpreted names: `ARCH=x86_64 SYSCALL=execve
+// AUID="alice" UID="root"`. User-space records nest their own list in
+// `msg='op=PAM:authentication acct="root" exe="/usr/sbin/sshd" addr=1.2.3.4 res=failed'`.
+// Fields keep audit's own names (Sigma's auditd rules use them: `type`, `SYSCALL`,
+// `a0`, `exe`, `comm`, `key`, `name` ...); a few are also given their ECS names.
+
+// Audit writes an untrusted string that holds a space, a quote or a control byte
+// as bare hex (`name=2F746D702F6120622E7368`); these keys hold such strings.
+bool AuditHexEncodedKey(std::string_view key, bool execve) {
+  if (execve && key.size() >= 2 && key[0] == 'a' && IsDigit(key[1])) return true;
+  static constexpr std::string_view kKeys[] = {"name", "cwd",  "exe",  "comm",     "proctitle",
+                                               "path", "data", "acct", "old-name", "new-name",
+                                               "key",  "cmd",  "dir",  "file",     "ocomm"};
+  for (std::string_view k : kKeys) {
+    if (key == k) return true;
+  }
+  return false;
+}
+
+bool DecodeAuditHex(std::string_view hex, std::string* out) {
+  if (hex.size() < 2 || hex.size() % 2 != 0) return false;
+  out->clear();
+  out->reserve(hex.size() / 2);
+  auto nibble = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;  // audit writes upper case; lower case is a plain value
+  };
+  for (size_t i = 0; i < hex.size(); i += 2) {
+    const int hi = nibble(hex[i]), lo = nibble(hex[i + 1]);
+    if (hi < 0 || lo < 0) return false;
+    const char c = static_cast<char>(hi << 4 | lo);
+    out->push_back(c == '\0' ? ' ' : c);  // proctitle separates arguments with NUL
+  }
+  while (!out->empty() && out->back() == ' ') out->pop_back();
+  return true;
+}
+
+void DecodeAuditList(std::string_view s, bool execve, bool nested, Event* ev) {
+  std::string decoded;
+  while (!s.empty()) {
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\x1d')) s.remove_prefix(1);
+    const size_t eq = s.find('=');
+    const size_t sp = s.find(' ');
+    if (eq == std::string_view::npos) break;
+    if (sp != std::string_view::npos && sp < eq) {  // a word without a value
+      s.remove_prefix(sp + 1);
+      continue;
+    }
+    const std::string_view key = s.substr(0, eq);
+    s.remove_prefix(eq + 1);
+    std::string_view value;
+    bool quoted = false;
+    if (!s.empty() && (s.front() == '"' || s.front() == '\'')) {
+      const char q = s.front();
+      const size_t close = s.find(q, 1);
+      value = s.substr(1, close == std::string_view::npos ? std::string_view::npos : close - 1);
+      s.remove_prefix(close == std::string_view::npos ? s.size() : close + 1);
+      quoted = true;
+      if (q == '\'' && key == "msg" && !nested) {
+        DecodeAuditList(value, execve, true, ev);
+        continue;
+      }
+    } else {
+      const size_t end = s.find_first_of(" \x1d");
+      value = s.substr(0, end);
+      s.remove_prefix(end == std::string_view::npos ? s.size() : end);
+    }
+    if (key.empty()) continue;
+    if (!quoted && AuditHexEncodedKey(key, execve) && value != "(null)" &&
+        DecodeAuditHex(value, &decoded)) {
+      Set(ev, key, decoded);
+    } else {
+      Set(ev, key, value);
+    }
+  }
+}
+
+// `type=T msg=audit(SECONDS.MILLIS:SERIAL): fields`; false when `text` is not one.
+bool DecodeAuditRecord(std::string_view text, Event* ev) {
+  std::string_view node;  // `node=NAME ` first when the record names its host
+  if (strutil::StartsWith(text, "node=")) {
+    const size_t end = text.find(' ');
+    if (end == std::string_view::npos) return false;
+    node = text.substr(5, end - 5);
+    text.remove_prefix(end + 1);
+  }
+  if (!strutil::StartsWith(text, "type=")) return false;
+  const size_t sp = text.find(' ');
+  if (sp == std::string_view::npos) return false;
+  const std::string_view type = text.substr(5, sp - 5);
+  std::string_view rest = text.substr(sp + 1);
+  if (type.empty() || !strutil::ConsumePrefix(&rest, "msg=audit(")) return false;
+  const size_t close = rest.find("):");
+  if (close == std::string_view::npos) return false;
+  const std::string_view stamp = rest.substr(0, close);  // 1764324000.123:456
+  const size_t colon = stamp.find(':');
+  const size_t dot = stamp.find('.');
+  int64_t secs = 0, millis = 0;
+  if (colon == std::string_view::npos || dot == std::string_view::npos || dot > colon ||
+      !strutil::SimpleAtoi(stamp.substr(0, dot), &secs) ||
+      !strutil::SimpleAtoi(stamp.substr(dot + 1, colon - dot - 1), &millis)) {
+    return false;
+  }
+  SetTime(ev, absl::FromUnixSeconds(secs) + absl::Milliseconds(millis));
+  Set(ev, "type", type);
+  if (!node.empty()) Set(ev, "node", node);
+  Set(ev, "auditd.log.sequence", stamp.substr(colon + 1));
+  Set(ev, "message", text);
+  const bool execve = type == "EXECVE";
+  DecodeAuditList(rest.substr(close + 2), execve, false, ev);
+  // ECS names beside audit's own, for search and the IOC lookup.
+  auto copy = [&](std::string_view from, std::string_view to) {
+    auto it = ev->fields.find(from);
+    if (it == ev->fields.end() || it->second == "?" || it->second == "(null)") return;
+    const std::string value(it->second);
+    Set(ev, to, value);
+  };
+  copy("exe", "process.executable");
+  copy("comm", "process.name");
+  copy("pid", "process.pid");
+  copy("acct", "user.name");
+  copy("hostname", "source.domain");
+  if (auto addr = ev->fields.find("addr"); addr != ev->fields.end() && LooksLikeIp(addr->second)) {
+    const std::string ip(addr->second);
+    Set(ev, "source.ip", ip);
+  }
+  if (auto res = ev->fields.find("res"); res != ev->fields.end()) {
+    const bool ok = res->second == "success" || res->second == "yes" || res->second == "1";
+    Set(ev, "event.outcome", ok ? "success" : "failure");
+  }
+  AddUnique(&ev->products, "linux");
+  AddUnique(&ev->services, "auditd");
+  return true;
+}
+
 // vsftpd's own log (vsftpd.log, `xferlog_std_format=NO`, not syslog):
 // `Sat Nov 28 10:00:00 2026 [pid 1234] [bob] FAIL LOGIN: Client "1.2.3.4"`.
 // Read as the same program's syslog lines are, so the FTP rules see it.
@@ -1449,6 +1600,8 @@ bool DecodeVsftpdLog(std::string_view line, Event* ev) {
   DecodeFtp(msg, ev);
   return true;
 }
+
+}  // namespace
 
 bool DecodeWebError(std::string_view line, Event* ev) {
   // Apache 2.4: [Sat Nov 28 10:00:00.123456 2026] [core:error] [pid 1:tid 2] [client 1.2.3.4:5]
@@ -2011,6 +2164,8 @@ absl::Status DecodeLine(std::string_view line, std::string_view source, InputFor
   if (DecodeWebError(line, ev)) return absl::OkStatus();
   reset();
   if (DecodeVsftpdLog(line, ev)) return absl::OkStatus();
+  reset();
+  if (DecodeAuditRecord(line, ev)) return absl::OkStatus();
   reset();
   Set(ev, "message", line);
   return absl::OkStatus();

