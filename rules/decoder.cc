@@ -2057,8 +2057,9 @@ class FlattenSax {
 bool DecodeJson(std::string_view line, Event* ev) {
   FlattenSax sax(ev);
   if (!nlohmann::json::sax_parse(line.begin(), line.end(), &sax)) return false;
-  // Windows XML-shaped events ({"Event":{"System":...,"EventData":...}}): Sigma
-  // rules name their fields bare, so alias them.
+  // Windows XML-shaped events ({"Event":{"System":...,"EventData":...}}) and
+  // Winlogbeat's ({"winlog":{"event_id":...,"event_data":{...}}}): Sigma rules
+  // name their fields bare, so alias them.
   bool windows = false;
   std::vector<std::pair<std::string, std::string>> aliases;
   for (const auto& [k, v] : ev->fields) {
@@ -2072,6 +2073,31 @@ bool DecodeJson(std::string_view line, Event* ev) {
         // UserData.<Element>.<Field>
         size_t dot = key.rfind('.');
         aliases.emplace_back(std::string(key.substr(dot + 1)), v);
+      }
+    } else if (strutil::ConsumePrefix(&key, "winlog.event_data.") ||
+               strutil::ConsumePrefix(&key, "winlog.user_data.")) {
+      // Winlogbeat / Elastic Agent: the event's data under its own names.
+      windows = true;
+      aliases.emplace_back(std::string(key.substr(key.rfind('.') + 1)), v);
+    } else if (strutil::StartsWith(key, "winlog.")) {
+      // ... and the System part under ECS-style names.
+      static constexpr std::pair<std::string_view, std::string_view> kSystem[] = {
+          {"winlog.event_id", "EventID"},
+          {"winlog.channel", "Channel"},
+          {"winlog.provider_name", "Provider_Name"},
+          {"winlog.computer_name", "Computer"},
+          {"winlog.record_id", "EventRecordID"},
+          {"winlog.task", "Task"},
+          {"winlog.opcode", "Opcode"},
+          {"winlog.process.pid", "ProcessID"},
+          {"winlog.process.thread.id", "ThreadID"},
+          {"winlog.user.identifier", "UserID"},
+      };
+      for (const auto& [from, to] : kSystem) {
+        if (key == from) {
+          windows = true;
+          aliases.emplace_back(std::string(to), v);
+        }
       }
     } else if (strutil::ConsumePrefix(&key, "Event.System.")) {
       windows = true;

