@@ -47,7 +47,7 @@ TEST(DefaultRuleSetTest, LoadsWithoutSkippingAnything) {
   std::set<std::string> ids;
   size_t linux_web_fim = 0;
   for (const RuleInfo& r : rules->rules()) {
-    for (const char* folder : {"/linux/", "/web/", "/fim/"}) {
+    for (const char* folder : {"/linux/", "/windows/", "/web/", "/fim/"}) {
       linux_web_fim += r.path.find(folder) != std::string::npos;
     }
     EXPECT_TRUE(ids.insert(r.id).second) << "duplicate id " << r.id;
@@ -90,7 +90,7 @@ TEST(DefaultRuleSetTest, EveryRuleTestCaseHolds) {
   EXPECT_GT(fim_cases, 15);
 }
 
-// docs/default-rules.md lists every Linux, web and FIM rule with its level
+// docs/default-rules.md lists every Linux, Windows, web and FIM rule with its level
 // (the IOC and server-health folders document their own rules).
 TEST(DefaultRuleSetTest, DocsListEveryRule) {
   auto rules = DefaultRules();
@@ -103,7 +103,7 @@ TEST(DefaultRuleSetTest, DocsListEveryRule) {
   }
   for (const RuleInfo& r : rules->rules()) {
     bool documented_here = false;
-    for (const char* folder : {"/linux/", "/web/", "/fim/"}) {
+    for (const char* folder : {"/linux/", "/windows/", "/web/", "/fim/"}) {
       documented_here |= r.path.find(folder) != std::string::npos;
     }
     if (!documented_here) continue;
@@ -213,6 +213,31 @@ TEST(DefaultRuleSetTest, CorrelationsFireOncePerWindowAtTheirThreshold) {
                                 "Nov 28 10:02:09 web1 sshd[3301]: Failed password for root "
                                 "from 203.0.113.45 port 40101 ssh2");
   EXPECT_EQ(CountAlerts(rules, same, kSweep), 0);
+
+  // Windows (NXLog JSON): failed logons from one address; many accounts is spraying.
+  const std::string kWinBrute = "5a6d749f-3735-4720-a88d-c9a0c278feb3";
+  const std::string kWinSpray = "0f6cf7bb-8c27-4776-a9d2-936fb86cf497";
+  auto logon_failure = [](const std::string& ip, int second, const std::string& user) {
+    char t[32];
+    std::snprintf(t, sizeof t, "2026-11-28 10:%02d:%02d", second / 60, second % 60);
+    return std::string(R"({"EventTime":")") + t +
+           R"(","Hostname":"PC-MALI-01","EventID":4625,"Channel":"Security",)"
+           R"("SourceName":"Microsoft-Windows-Security-Auditing","TargetUserName":")" +
+           user + R"(","IpAddress":")" + ip + R"(","Status":"0xc000006d"})";
+  };
+  std::vector<std::string> rdp;
+  for (int i = 0; i < 25; ++i) rdp.push_back(logon_failure("203.0.113.40", i * 10, "ahmet"));
+  EXPECT_EQ(CountAlerts(rules, rdp, kWinBrute), 1);  // 25 in four minutes: one alert
+  EXPECT_EQ(CountAlerts(rules, rdp, kWinSpray), 0);  // one account: not spraying
+  rdp.resize(9);
+  EXPECT_EQ(CountAlerts(rules, rdp, kWinBrute), 0);
+  std::vector<std::string> spray;
+  for (const char* user : {"ahmet", "ayse", "mehmet", "fatma", "ali", "zeynep"}) {
+    spray.push_back(logon_failure("203.0.113.41", static_cast<int>(spray.size()), user));
+  }
+  EXPECT_EQ(CountAlerts(rules, spray, kWinSpray), 1);
+  spray.resize(4);
+  EXPECT_EQ(CountAlerts(rules, spray, kWinSpray), 0);
 }
 
 // Keep in step with the table in rules/README.md.
@@ -325,13 +350,15 @@ TEST(DefaultRuleSetTest, RealLogsGiveSaneAlertCounts) {
                 ? lnx.at("df1a5d44-d8e5-4514-9c38-e38624935206")
                 : 0,
             23);
-  // No web or file-integrity rule fires on syslog, and nothing on Windows events.
+  // No web or file-integrity rule fires on syslog; on the Windows events only the
+  // one real failed logon (4625, administrator from 172.16.20.11).
   for (const RuleInfo& r : rules->rules()) {
     if (r.path.find("/web/") == std::string::npos && r.path.find("/fim/") == std::string::npos)
       continue;
     EXPECT_EQ(ssh.count(r.id) + lnx.count(r.id), 0u) << r.path;
   }
-  EXPECT_TRUE(per_file["nxlog-WinEvents.jsonl"].empty());
+  EXPECT_EQ(per_file["nxlog-WinEvents.jsonl"],
+            (std::map<std::string, int>{{"a971ddec-210b-4b66-8e83-ac3b00c5f087", 1}}));
   for (const auto& [file, per_rule] : per_file) {
     std::string summary;
     for (const auto& [id, n] : per_rule)
@@ -345,8 +372,17 @@ TEST(DefaultRuleSetTest, QuietOnBenignBackground) {
   auto rules = DefaultRules();
   ASSERT_NE(rules, nullptr);
   std::map<std::string, int> per_rule;
-  RunFile(rules, testing::SharedData() / "logs/windows/nxlog-WinEvents.jsonl", &per_rule);
-  EXPECT_TRUE(per_rule.empty());
+  std::vector<Detection> all;
+  RunFile(rules, testing::SharedData() / "logs/windows/nxlog-WinEvents.jsonl", &per_rule, &all);
+  // A workstation's ordinary day: its one failed logon is the low raw-material
+  // alert, with the peer and the account; nothing an analyst must look at now.
+  EXPECT_EQ(per_rule, (std::map<std::string, int>{{"a971ddec-210b-4b66-8e83-ac3b00c5f087", 1}}));
+  for (const Detection& d : all) {
+    EXPECT_EQ(d.level, "low") << d.rule_id;
+    const FieldMap fields = d.fields.ToMap();
+    EXPECT_EQ(fields.count("source.ip") ? fields.at("source.ip") : "", "172.16.20.11");
+    EXPECT_EQ(fields.count("user.name") ? fields.at("user.name") : "", "administrator");
+  }
 }
 
 }  // namespace
