@@ -1953,7 +1953,12 @@ void ClassifyWindows(Event* ev) {
   if (const std::string_view* h = find("Computer")) Set(ev, "host.hostname", *h);
   if (const std::string_view* h = find("Hostname")) Set(ev, "host.hostname", *h);
   if (const std::string_view* v = find("IpAddress")) {
-    if (LooksLikeIp(*v)) Set(ev, "source.ip", *v);
+    std::string_view ip = *v;
+    // Kerberos events write IPv4 clients as ::ffff:1.2.3.4; one address, one name.
+    if (strutil::StartsWith(ip, "::ffff:") && ip.find('.') != std::string_view::npos) {
+      ip.remove_prefix(7);
+    }
+    if (LooksLikeIp(ip)) Set(ev, "source.ip", std::string(ip));
   }
   if (const std::string_view* v = find("TargetUserName")) Set(ev, "user.name", *v);
   if (const std::string_view* v = find("Image")) Set(ev, "process.executable", *v);
