@@ -23,6 +23,7 @@
 #include "absl/time/clock.h"
 #include "agent/disk_spool.h"
 #include "agent/enroll.h"
+#include "agent/resident_pages.h"
 #include "common/files.h"
 #include "common/status.h"
 
@@ -323,7 +324,9 @@ void Agent::TailLoop() {
   // Memory freed after a burst goes back to the system once things are quiet
   // (glibc keeps freed heap otherwise): at most every 10 s, after a round
   // that read nothing following rounds that did.
-  bool busy_since_trim = false;
+  // True at start too: the first quiet round 10 s after start returns what
+  // start-up used (heap, the executable's start-up code pages).
+  bool busy_since_trim = true;
   absl::Time last_trim = absl::Now();
   while (!stopping_) {
     const uint64_t seq_before = tailer_->next_seq();
@@ -366,6 +369,8 @@ void Agent::TailLoop() {
       busy_since_trim = true;
     } else if (busy_since_trim && absl::Now() - last_trim >= absl::Seconds(10)) {
       malloc_trim(0);
+      const size_t released_kib = ReleaseExecutableFilePages();
+      spdlog::debug("quiet: heap trimmed, {} KiB of the executable's pages unmapped", released_kib);
       busy_since_trim = false;
       last_trim = absl::Now();
     }
@@ -390,8 +395,13 @@ void Agent::TailLoop() {
         std::lock_guard lock(fim_outbox_.mu);
         pending_work = pending_work || !fim_outbox_.events.empty();
       }
-      const int woke =
-          stopping_ ? 0 : poll(pfds, 3, pending_work ? 0 : static_cast<int>(interval.count()));
+      // A file with more than one round's bytes waiting (a catch-up): read on
+      // at once, without the read delay below (its rounds are full anyway).
+      const bool backlog = tailer_->backlog();
+      const int woke = stopping_ ? 0
+                                 : poll(pfds, 3,
+                                        pending_work || backlog ? 0
+                                                                : static_cast<int>(interval.count()));
       alignas(struct inotify_event) char buf[16 * 1024];
       if (inotify_fd >= 0) {
         while (read(inotify_fd, buf, sizeof(buf)) > 0) {
@@ -399,7 +409,7 @@ void Agent::TailLoop() {
       }
       uint64_t wakes = 0;
       (void)!read(wake_fd_, &wakes, sizeof(wakes));
-      if (woke > 0 || pending_work) {
+      if ((woke > 0 || pending_work) && !backlog) {
         // Let a burst of writes settle for read_delay_ms: each round persists
         // offsets.json (an fsync) and wakes the shipper, so a file written line
         // by line is read in a few rounds a second rather than dozens.

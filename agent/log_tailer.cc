@@ -424,6 +424,10 @@ absl::Status LogTailer::ReadNewLines(TrackedFile& file, size_t* room, uint64_t* 
   const bool finishing = file.rotated && file.idle_polls >= options_.rotated_idle_polls;
   const uint64_t before = file.read_offset;
   std::vector<Line> lines;
+  if (*room > 0 && size > file.read_offset &&
+      size - file.read_offset > std::min<uint64_t>(options_.max_bytes_per_file_per_poll, *bytes_left)) {
+    backlog_ = true;  // more than this round may read: come back at once
+  }
   if (*room > 0 && *bytes_left > 0 && size > file.read_offset) {
     SIPER_RETURN_IF_ERROR(ReadLines(
         file, size, *room, std::min<uint64_t>(options_.max_bytes_per_file_per_poll, *bytes_left),
@@ -476,6 +480,7 @@ absl::Status LogTailer::Poll(size_t max_lines) {
   }
   size_t room = std::min(spool_room, max_lines);
   uint64_t bytes_left = options_.max_bytes_per_poll;
+  backlog_ = false;
   std::vector<v1::Event> events;
   // Moved-away files first: their lines are older than the new file's.
   std::stable_sort(files_.begin(), files_.end(),

@@ -65,6 +65,12 @@ class LogTailer {
   // room (and at most `max_lines`), persists the new runs, then appends their
   // events.
   [[nodiscard]] absl::Status Poll(size_t max_lines = SIZE_MAX);
+  // True when the last Poll stopped at its byte caps (max_bytes_per_poll,
+  // max_bytes_per_file_per_poll) with more complete data waiting in a file
+  // (a catch-up after a restart or a burst): call Poll again at once rather
+  // than wait for the next change. False when the spool had no room or
+  // `max_lines` ran out (those have their own waits).
+  bool backlog() const { return backlog_; }
 
   // Numbers events of a collector that cannot re-read them (FIM): next_seq is
   // persisted first, then they are appended. Returns the last seq given (0:
@@ -128,6 +134,7 @@ class LogTailer {
   bool first_scan_ = true;
   bool dirty_ = false;   // acknowledged progress not yet persisted
   bool paused_ = false;  // the spool had no room at the last poll
+  bool backlog_ = false;  // see backlog()
   absl::Time last_persist_ = absl::InfinitePast();
   std::vector<v1::Event> unpersisted_;  // read, numbered, waiting for offsets.json to be written
   std::vector<char> buffer_;

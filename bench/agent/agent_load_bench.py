@@ -21,10 +21,24 @@ the same gRPC/protobuf/OpenSSL libraries as a dynamically linked agent,
 which lowers that agent's Pss here below what it is on a PC. --smaps prints where the
 pages are: per library (text, read-only/RELRO, data), heap, thread stacks.
 
+With --sink-lines N the script instead measures how many events/s one agent
+can ship when the receiving side is not the limit: it writes a file of N
+lines once, then for each --agent (one after the other, --sink-rounds times
+round robin) starts `agent_sink` (bench/agent/agent_sink.cc: a SINK, not
+siper-server: a real gRPC C++ server with real mutual TLS that parses each
+batch and acknowledges it at once, storing nothing), enrolls the agent with
+it, starts the agent following that file from its beginning, and reports the
+events/s acknowledged (from the agent's start, and from the first batch to
+the last ack), agent CPU per event and the agent's VmHWM. The local
+siper-server cannot show this on a small machine: it stores, decodes and
+runs the rules on every event (see --burst-lines, measured at the server).
+
 Prints Markdown tables. Usage:
 
   bench/agent/agent_load_bench.py [--build build/release] [--idle-s 20]
       [--rate-s 60] [--burst-lines 1000000] [--agent BIN ...] [--smaps] [--keep]
+  bench/agent/agent_load_bench.py --build build/release --sink-lines 2000000 \
+      [--sink-rounds 2] --agent OLD/siper-agent --agent NEW/siper-agent
 """
 import argparse
 import json
@@ -190,9 +204,12 @@ class Bench:
         self.build = os.path.abspath(args.build)
         self.server_bin = os.path.join(self.build, "server", "siper-server")
         self.ctl_bin = os.path.join(self.build, "cli", "siperctl")
-        for b in (self.server_bin, self.ctl_bin):
+        self.sink_bin = os.path.join(self.build, "bench", "agent", "agent_sink")
+        needed = (self.sink_bin,) if args.sink_lines else (self.server_bin, self.ctl_bin)
+        for b in needed:
             if not os.access(b, os.X_OK):
-                sys.exit(f"{b}: not built (cmake --build {args.build} --target siper-server siper-agent siperctl)")
+                sys.exit(f"{b}: not built (cmake --build {args.build} --target siper-server siper-agent "
+                         f"siperctl agent_sink)")
         self.root = tempfile.mkdtemp(prefix="siper-agent-bench-")
         self.data = os.path.join(self.root, "server")
         bins = args.agent or [os.path.join(self.build, "agent", "siper-agent")]
@@ -362,6 +379,91 @@ class Bench:
                 print(f"  {tid} {name:16s} {user * 100:5.2f} % + {system * 100:5.2f} %")
         print(f"\nload average at the end: {os.getloadavg()[0]:.1f} ({os.cpu_count()} CPUs)")
 
+    def run_sink(self):
+        """Events/s one agent ships to agent_sink (acks at once, stores nothing)."""
+        a = self.args
+        n = a.sink_lines
+        path = os.path.join(self.root, "sink-input.log")
+        with open(path, "w") as f:
+            for start in range(0, n, 10000):
+                f.write("".join(line(i) for i in range(start + 1, min(n, start + 10000) + 1)))
+        size = os.path.getsize(path)
+        print(f"input: {n:,} lines, {size / 1e6:.0f} MB, in {path}")
+        rows = []
+        for rnd in range(a.sink_rounds):
+            for index, agent in enumerate(self.agents):
+                tag = f"r{rnd + 1}-{agent.label}"
+                sink_dir = os.path.join(self.root, f"sink-{tag}")
+                state = os.path.join(self.root, f"state-{tag}")
+                sink = subprocess.Popen([self.sink_bin, "--dir", sink_dir], stdout=subprocess.DEVNULL,
+                                        stderr=open(os.path.join(self.root, f"sink-{tag}.err"), "w"))
+                proc = None
+                try:
+                    port_file = os.path.join(sink_dir, "sink.port")
+                    deadline = time.time() + 60
+                    while not os.path.exists(port_file):
+                        if sink.poll() is not None or time.time() > deadline:
+                            sys.exit("agent_sink did not start; see " + self.root)
+                        time.sleep(0.05)
+                    address = "127.0.0.1:" + open(port_file).read().strip()
+                    token = open(os.path.join(sink_dir, "token")).read().strip()
+                    subprocess.run([agent.binary, "enroll", "--server", address, "--token", token, "--ca",
+                                    os.path.join(sink_dir, "ca.pem"), "--state-dir", state],
+                                   check=True, capture_output=True, text=True)
+                    config = os.path.join(self.root, f"{tag}.yaml")
+                    with open(config, "w") as f:
+                        f.write(f"server: {address}\nstate_dir: {state}\n"
+                                f"logs:\n  - path: {path}\n    start: beginning\n")
+                        if agent.extra:
+                            f.write(agent.extra.rstrip("\n") + "\n")
+                    sc0 = cpu_s(sink.pid)
+                    t0 = time.time()
+                    proc = subprocess.Popen([agent.binary, "run", "--config", config],
+                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                    stats_file = os.path.join(sink_dir, "sink.stats")
+                    deadline = t0 + a.sink_timeout_s
+                    stats = [0] * 6
+                    agent_cpu = hwm = 0
+                    while True:
+                        try:
+                            stats = [int(x) for x in open(stats_file).read().split()]
+                        except (FileNotFoundError, ValueError):
+                            pass
+                        if proc.poll() is not None:
+                            sys.exit(f"{agent.label}: the agent exited ({proc.returncode}); see {self.root}")
+                        agent_cpu = cpu_s(proc.pid)
+                        hwm = rss_kib(proc.pid)[1]
+                        if stats[2] >= n:
+                            break
+                        if time.time() > deadline:
+                            sys.exit(f"{agent.label}: only {stats[2]:,} of {n:,} events acknowledged "
+                                     f"after {a.sink_timeout_s} s")
+                        time.sleep(0.05)
+                    t_end = time.time()
+                    events, batches, acked, first_ns, last_ns, errors = stats
+                    sink_cpu = cpu_s(sink.pid) - sc0
+                    wall = t_end - t0
+                    flow = (last_ns - first_ns) / 1e9
+                    rows.append((tag, agent, events, batches, errors, wall, flow, agent_cpu, sink_cpu, hwm))
+                finally:
+                    for p in (proc, sink):
+                        if p and p.poll() is None:
+                            p.send_signal(signal.SIGTERM)
+                            try:
+                                p.wait(30)
+                            except subprocess.TimeoutExpired:
+                                p.kill()
+        print("\nagent_sink (a sink: parses each batch and acknowledges it at once, stores nothing; "
+              "NOT siper-server)\n")
+        print("| run | agent | events acked | batches | events/s from agent start | events/s first batch to "
+              "last ack | agent CPU (us/event) | agent CPU share | sink CPU (us/event) | agent VmHWM | errors |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
+        for tag, agent, events, batches, errors, wall, flow, agent_cpu, sink_cpu, hwm in rows:
+            print(f"| {tag} | {agent.binary} | {events:,} | {batches:,} | {n / wall:,.0f} | "
+                  f"{n / flow if flow > 0 else 0:,.0f} | {agent_cpu / n * 1e6:.2f} | {agent_cpu / wall * 100:.0f} % | "
+                  f"{sink_cpu / n * 1e6:.2f} | {hwm / 1024:.1f} MiB | {errors} |")
+        print(f"\nload average at the end: {os.getloadavg()[0]:.1f} ({os.cpu_count()} CPUs)")
+
     def close(self):
         for p in [ag.proc for ag in self.agents] + [self.server]:
             if p and p.poll() is None:
@@ -391,9 +493,17 @@ def main():
     p.add_argument("--smaps", action="store_true",
                    help="print where each agent's resident pages are (smaps, per library and kind)")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    p.add_argument("--sink-lines", type=int, default=0,
+                   help="instead of the phases above: events/s each --agent ships to agent_sink "
+                        "(a sink that acknowledges at once and stores nothing) from a file of this many lines")
+    p.add_argument("--sink-rounds", type=int, default=1, help="with --sink-lines: rounds over the agents")
+    p.add_argument("--sink-timeout-s", type=float, default=600, help="with --sink-lines: per agent run")
     bench = Bench(p.parse_args())
     try:
-        bench.run()
+        if bench.args.sink_lines:
+            bench.run_sink()
+        else:
+            bench.run()
     finally:
         bench.close()
 
