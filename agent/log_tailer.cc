@@ -424,16 +424,18 @@ absl::Status LogTailer::ReadNewLines(TrackedFile& file, size_t* room, uint64_t* 
   const bool finishing = file.rotated && file.idle_polls >= options_.rotated_idle_polls;
   const uint64_t before = file.read_offset;
   std::vector<Line> lines;
-  if (*room > 0 && size > file.read_offset &&
-      size - file.read_offset > std::min<uint64_t>(options_.max_bytes_per_file_per_poll, *bytes_left)) {
-    backlog_ = true;  // more than this round may read: come back at once
-  }
+  // More than this round may read: come back at once (only when this round
+  // made progress, so a line still being written never makes a busy loop).
+  const bool over_caps =
+      *room > 0 && size > file.read_offset &&
+      size - file.read_offset > std::min<uint64_t>(options_.max_bytes_per_file_per_poll, *bytes_left);
   if (*room > 0 && *bytes_left > 0 && size > file.read_offset) {
     SIPER_RETURN_IF_ERROR(ReadLines(
         file, size, *room, std::min<uint64_t>(options_.max_bytes_per_file_per_poll, *bytes_left),
         finishing, &lines));
     *bytes_left -= std::min(*bytes_left, file.read_offset - before);
   }
+  if (over_caps && file.read_offset > before && size > file.read_offset) backlog_ = true;
   if (finishing && file.read_offset >= size) {
     spdlog::info("{}: read to its end; closed", file.path);
     close(file.fd);

@@ -129,6 +129,56 @@ TEST(LogTailerTest, OneRoundReadsAtMostItsByteAndLineBudget) {
   EXPECT_EQ(total, 6000u);
 }
 
+// backlog(): a round that stopped at its byte caps with more waiting says so
+// (the tail thread then reads on at once); a file read to its end, or to a
+// line still being written, does not; neither does a round the pending store
+// had no room for.
+TEST(LogTailerTest, BacklogWhileARoundStopsAtItsByteCaps) {
+  TestDir dir;
+  const std::string line(99, 'x');  // 100 bytes with its newline
+  std::string data;
+  for (int i = 0; i < 1000; ++i) data += line + "\n";
+  Append(dir / "a.log", data);
+  TailerOptions options = Instance::Quick();
+  options.max_bytes_per_poll = 64 * 1024;
+  options.max_bytes_per_file_per_poll = 40 * 1024;
+  options.max_line_bytes = 1024;  // a round's first read takes at least this much
+  Instance agent(dir, {{(dir / "a.log").string(), StartAt::kBeginning}}, 100000, options);
+  agent.Recover();
+  size_t total = 0;
+  int rounds = 0;
+  do {
+    agent.Poll();
+    total += agent.Take().size();
+    ++rounds;
+  } while (agent.tailer().backlog() && rounds < 100);
+  EXPECT_EQ(total, 1000u);  // every line, in rounds of at most 40 KiB
+  EXPECT_GE(rounds, 3);
+  EXPECT_FALSE(agent.tailer().backlog());
+  // A line being written (no newline yet), longer than a round may read, is
+  // no backlog: nothing can be read until it is complete (no busy loop).
+  TestDir dir3;
+  Append(dir3 / "c.log", "done\n" + std::string(600, 'y'));
+  TailerOptions small = options;
+  small.max_bytes_per_file_per_poll = 500;
+  Instance partial(dir3, {{(dir3 / "c.log").string(), StartAt::kBeginning}}, 100000, small);
+  partial.Recover();
+  partial.Poll();
+  EXPECT_EQ(partial.TakeLines(), Lines{"done"});
+  partial.Poll();
+  EXPECT_TRUE(partial.Take().empty());
+  EXPECT_FALSE(partial.tailer().backlog());
+
+  // No room in the pending store: no backlog (reading is paused, not behind).
+  TestDir dir2;
+  Append(dir2 / "b.log", data);
+  Instance full(dir2, {{(dir2 / "b.log").string(), StartAt::kBeginning}}, 5, options);
+  full.Recover();
+  full.Poll();  // takes 5 lines; the store is full now
+  full.Poll();
+  EXPECT_FALSE(full.tailer().backlog());
+}
+
 TEST(LogTailerTest, StartEndSendsTheLineBeingWrittenWhole) {
   TestDir dir;
   Append(dir / "a.log", "old\nhalf of a ");
