@@ -398,10 +398,10 @@ void Agent::TailLoop() {
       // A file with more than one round's bytes waiting (a catch-up): read on
       // at once, without the read delay below (its rounds are full anyway).
       const bool backlog = tailer_->backlog();
-      const int woke = stopping_ ? 0
-                                 : poll(pfds, 3,
-                                        pending_work || backlog ? 0
-                                                                : static_cast<int>(interval.count()));
+      const int woke =
+          stopping_
+              ? 0
+              : poll(pfds, 3, pending_work || backlog ? 0 : static_cast<int>(interval.count()));
       alignas(struct inotify_event) char buf[16 * 1024];
       if (inotify_fd >= 0) {
         while (read(inotify_fd, buf, sizeof(buf)) > 0) {

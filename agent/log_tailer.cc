@@ -426,9 +426,9 @@ absl::Status LogTailer::ReadNewLines(TrackedFile& file, size_t* room, uint64_t* 
   std::vector<Line> lines;
   // More than this round may read: come back at once (only when this round
   // made progress, so a line still being written never makes a busy loop).
-  const bool over_caps =
-      *room > 0 && size > file.read_offset &&
-      size - file.read_offset > std::min<uint64_t>(options_.max_bytes_per_file_per_poll, *bytes_left);
+  const bool over_caps = *room > 0 && size > file.read_offset &&
+                         size - file.read_offset >
+                             std::min<uint64_t>(options_.max_bytes_per_file_per_poll, *bytes_left);
   if (*room > 0 && *bytes_left > 0 && size > file.read_offset) {
     SIPER_RETURN_IF_ERROR(ReadLines(
         file, size, *room, std::min<uint64_t>(options_.max_bytes_per_file_per_poll, *bytes_left),
@@ -459,6 +459,7 @@ absl::Status LogTailer::ReadNewLines(TrackedFile& file, size_t* room, uint64_t* 
 }
 
 absl::Status LogTailer::Poll(size_t max_lines) {
+  backlog_ = false;  // first: a round that fails early (disk full) must not spin
   ReleaseAcked();
   if (!unpersisted_.empty()) {
     // offsets.json could not be written last time: nothing new until it is.
@@ -482,7 +483,6 @@ absl::Status LogTailer::Poll(size_t max_lines) {
   }
   size_t room = std::min(spool_room, max_lines);
   uint64_t bytes_left = options_.max_bytes_per_poll;
-  backlog_ = false;
   std::vector<v1::Event> events;
   // Moved-away files first: their lines are older than the new file's.
   std::stable_sort(files_.begin(), files_.end(),

@@ -67,9 +67,10 @@ class LogTailer {
   [[nodiscard]] absl::Status Poll(size_t max_lines = SIZE_MAX);
   // True when the last Poll stopped at its byte caps (max_bytes_per_poll,
   // max_bytes_per_file_per_poll) with more complete data waiting in a file
-  // (a catch-up after a restart or a burst): call Poll again at once rather
-  // than wait for the next change. False when the spool had no room or
-  // `max_lines` ran out (those have their own waits).
+  // (a catch-up after a restart or a burst), and this round read some: call
+  // Poll again at once rather than wait for the next change. False when
+  // nothing could be read (no room in the spool, a line still being written)
+  // or the round failed. (The events/s cap has its own wait, taken first.)
   bool backlog() const { return backlog_; }
 
   // Numbers events of a collector that cannot re-read them (FIM): next_seq is
@@ -132,8 +133,8 @@ class LogTailer {
   uint64_t acked_seq_ = 0;     // acknowledged by the server
   uint64_t released_seq_ = 0;  // acknowledged, or durably in `pending_`: runs up to it released
   bool first_scan_ = true;
-  bool dirty_ = false;   // acknowledged progress not yet persisted
-  bool paused_ = false;  // the spool had no room at the last poll
+  bool dirty_ = false;    // acknowledged progress not yet persisted
+  bool paused_ = false;   // the spool had no room at the last poll
   bool backlog_ = false;  // see backlog()
   absl::Time last_persist_ = absl::InfinitePast();
   std::vector<v1::Event> unpersisted_;  // read, numbered, waiting for offsets.json to be written

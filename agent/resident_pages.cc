@@ -42,8 +42,8 @@ size_t ReleaseExecutableFilePages() {
       Range range;
       range.start = start;
       range.end = end;
-      range.candidate = perms[1] != 'w' && line.compare(static_cast<size_t>(path_at),
-                                                        std::string::npos, exe) == 0;
+      range.candidate = perms[1] != 'w' &&
+                        line.compare(static_cast<size_t>(path_at), std::string::npos, exe) == 0;
       ranges.push_back(range);
       continue;
     }
@@ -58,7 +58,8 @@ size_t ReleaseExecutableFilePages() {
   size_t released = 0;
   for (const Range& range : ranges) {
     if (!range.candidate || range.anonymous_kib != 0 || range.rss_kib == 0) continue;
-    if (madvise(reinterpret_cast<void*>(range.start), range.end - range.start, MADV_DONTNEED) == 0) {
+    if (madvise(reinterpret_cast<void*>(range.start), range.end - range.start, MADV_DONTNEED) ==
+        0) {
       released += range.rss_kib;
     }
   }

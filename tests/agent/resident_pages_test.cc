@@ -59,7 +59,9 @@ const char* const kNames[] = {"zero", "one", "two", "three", "four"};
 
 TEST(ResidentPagesTest, UnmapsTheExecutablesCodeAndKeepsWhatWasRelocated) {
   const auto [readonly_before, writable_before] = ExecutableRssKib();
-  ASSERT_GT(readonly_before, 0u) << "no resident code of " << "/proc/self/exe" << " found";
+  ASSERT_GT(readonly_before, 0u) << "no resident code of "
+                                 << "/proc/self/exe"
+                                 << " found";
   const size_t released = ReleaseExecutableFilePages();
   const auto [readonly_after, writable_after] = ExecutableRssKib();
   EXPECT_GT(released, 0u);
