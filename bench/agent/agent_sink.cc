@@ -20,6 +20,7 @@
 #include <grpcpp/security/auth_context.h>
 #include <grpcpp/security/server_credentials.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <csignal>
