@@ -714,6 +714,125 @@ Parse ParseSshDisconnect(std::string_view m, SshDisconnect* out) {
   return Parse::kNoMatch;
 }
 
+// What RE2 gives for sshd's kInvalid pattern
+//   Invalid user (.*) from ([0-9A-Fa-f:.]+)(?: port (\d+))?
+// on plain ASCII text: the greedy user reaches the last " from " after which
+// an address (a whole run of address characters: only " port" or the end may
+// follow it) and an optional port end the message.
+struct SshInvalidUser {
+  std::string_view user, ip, port;
+};
+
+Parse ParseSshInvalidUser(std::string_view m, SshInvalidUser* out) {
+  if (!strutil::ConsumePrefix(&m, "Invalid user ")) return Parse::kNoMatch;
+  if (!IsPlainAscii(m)) return Parse::kUnsure;
+  auto peer = [out](std::string_view t) {
+    const size_t ip = IpRun(t);
+    if (ip == 0) return false;
+    std::string_view rest = t.substr(ip);
+    std::string_view port;
+    if (!rest.empty()) {
+      if (!strutil::ConsumePrefix(&rest, " port ")) return false;
+      const size_t digits = DigitRun(rest);
+      if (digits == 0 || digits != rest.size()) return false;
+      port = rest;
+    }
+    out->ip = t.substr(0, ip);
+    out->port = port;
+    return true;
+  };
+  for (size_t at = m.rfind(" from "); at != std::string_view::npos;
+       at = at == 0 ? std::string_view::npos : m.rfind(" from ", at - 1)) {
+    if (peer(m.substr(at + 6))) {
+      out->user = m.substr(0, at);
+      return Parse::kMatch;
+    }
+  }
+  return Parse::kNoMatch;
+}
+
+// kInvalidPreauth: input_userauth_request: invalid user (.*) \[preauth\]
+// The user is everything between the prefix and a final " [preauth]".
+Parse ParseSshInvalidPreauth(std::string_view m, std::string_view* user) {
+  if (!strutil::ConsumePrefix(&m, "input_userauth_request: invalid user ")) return Parse::kNoMatch;
+  if (!IsPlainAscii(m)) return Parse::kUnsure;
+  if (!m.ends_with(" [preauth]")) return Parse::kNoMatch;
+  *user = m.substr(0, m.size() - 10);
+  return Parse::kMatch;
+}
+
+// kReverse:
+//   reverse mapping checking getaddrinfo for (\S+) \[([0-9A-Fa-f:.]+)\] failed(?: - POSSIBLE BREAK-IN ATTEMPT!)?
+// The host runs to the first white space (which must be a space), the address
+// to the first character outside its class (which must be ']').
+Parse ParseSshReverse(std::string_view m, std::string_view* host, std::string_view* ip) {
+  if (!strutil::ConsumePrefix(&m, "reverse mapping checking getaddrinfo for ")) {
+    return Parse::kNoMatch;
+  }
+  if (!IsPlainAscii(m)) return Parse::kUnsure;
+  size_t h = 0;
+  while (h < m.size() && IsRe2NonSpace(m[h])) ++h;
+  if (h == 0) return Parse::kNoMatch;
+  *host = m.substr(0, h);
+  m.remove_prefix(h);
+  if (!strutil::ConsumePrefix(&m, " [")) return Parse::kNoMatch;
+  const size_t a = IpRun(m);
+  if (a == 0) return Parse::kNoMatch;
+  *ip = m.substr(0, a);
+  m.remove_prefix(a);
+  if (!strutil::ConsumePrefix(&m, "] failed")) return Parse::kNoMatch;
+  return m.empty() || m == " - POSSIBLE BREAK-IN ATTEMPT!" ? Parse::kMatch : Parse::kNoMatch;
+}
+
+// kClosed:
+//   Connection (?:closed|reset) by (?:(?:authenticating|invalid) user (.*) )?
+//   ([0-9A-Fa-f:.]*[.:][0-9A-Fa-f:.]*)(?: port (\d+))?(?: \[preauth\])?
+// The address is a whole run of address characters holding a '.' or ':' (a
+// space or the end follows it). RE2 prefers the user group, and in it the
+// longest user: the last space after which the address and tail parse.
+struct SshClosed {
+  std::string_view user, ip, port;
+};
+
+bool ParseSshClosedPeer(std::string_view t, SshClosed* out) {
+  const size_t ip = IpRun(t);
+  const std::string_view addr = t.substr(0, ip);
+  if (addr.find_first_of(".:") == std::string_view::npos) return false;
+  t.remove_prefix(ip);
+  std::string_view port;
+  if (strutil::ConsumePrefix(&t, " port ")) {
+    const size_t digits = DigitRun(t);
+    if (digits == 0) return false;
+    port = t.substr(0, digits);
+    t.remove_prefix(digits);
+  }
+  if (!t.empty() && t != " [preauth]") return false;
+  out->ip = addr;
+  out->port = port;
+  return true;
+}
+
+Parse ParseSshClosed(std::string_view m, SshClosed* out) {
+  if (!strutil::ConsumePrefix(&m, "Connection closed by ") &&
+      !strutil::ConsumePrefix(&m, "Connection reset by ")) {
+    return Parse::kNoMatch;
+  }
+  if (!IsPlainAscii(m)) return Parse::kUnsure;
+  std::string_view t = m;
+  if (strutil::ConsumePrefix(&t, "authenticating user ") ||
+      strutil::ConsumePrefix(&t, "invalid user ")) {
+    for (size_t sp = t.rfind(' '); sp != std::string_view::npos;
+         sp = sp == 0 ? std::string_view::npos : t.rfind(' ', sp - 1)) {
+      if (ParseSshClosedPeer(t.substr(sp + 1), out)) {
+        out->user = t.substr(0, sp);
+        return Parse::kMatch;
+      }
+    }
+  }
+  out->user = {};
+  return ParseSshClosedPeer(m, out) ? Parse::kMatch : Parse::kNoMatch;
+}
+
 }  // namespace
 
 bool DecodeSshd(std::string_view msg, Event* ev) {
@@ -757,8 +876,9 @@ bool DecodeSshd(std::string_view msg, Event* ev) {
   // Every pattern starts with a fixed text: checking it first skips the RE2
   // calls that cannot match (a failed RE2 call still costs a DFA walk).
   auto starts = [&m](std::string_view p) { return strutil::StartsWith(m, p); };
-  // The two commonest forms are parsed by hand (same result as their RE2
-  // pattern, tested on both); RE2 takes what the hand parser is unsure of.
+  // The common forms are parsed by hand (same result as their RE2 pattern,
+  // tested on both); RE2 takes what the hand parser is unsure of (non-ASCII or
+  // multi-line text).
   std::string a, b, c, d, e, f, g, h;
   SshLogin login;
   Parse parsed = ParseSshLogin(m, &login);
@@ -777,25 +897,44 @@ bool DecodeSshd(std::string_view msg, Event* ev) {
     if (!login.key.empty()) Set(ev, "ssh.key", login.key);
     return true;
   }
-  if (starts("Invalid user ") && RE2::FullMatch(m, *kInvalid, &a, &b, &c)) {
+  SshInvalidUser inv;
+  parsed = ParseSshInvalidUser(m, &inv);
+  if (parsed == Parse::kUnsure && RE2::FullMatch(m, *kInvalid, &a, &b, &c)) {
+    inv = {a, b, c};
+    parsed = Parse::kMatch;
+  }
+  if (parsed == Parse::kMatch) {
     SetOutcome(ev, "ssh_invalid_user", "failure");
-    Set(ev, "user.name", a);
+    Set(ev, "user.name", inv.user);
     Set(ev, "user.invalid", "true");
-    SetSourceIp(ev, b);
-    if (!c.empty()) Set(ev, "source.port", c);
+    SetSourceIp(ev, inv.ip);
+    if (!inv.port.empty()) Set(ev, "source.port", inv.port);
     return true;
   }
-  if (starts("input_userauth_request: invalid user ") && RE2::FullMatch(m, *kInvalidPreauth, &a)) {
+  std::string_view user;
+  parsed = ParseSshInvalidPreauth(m, &user);
+  if (parsed == Parse::kUnsure && RE2::FullMatch(m, *kInvalidPreauth, &a)) {
+    user = a;
+    parsed = Parse::kMatch;
+  }
+  if (parsed == Parse::kMatch) {
     SetOutcome(ev, "ssh_invalid_user_request", "failure");
-    Set(ev, "user.name", a);
+    Set(ev, "user.name", user);
     Set(ev, "user.invalid", "true");
     return true;
   }
-  if (starts("reverse mapping checking getaddrinfo for ") && RE2::FullMatch(m, *kReverse, &a, &b)) {
+  std::string_view host, ip;
+  parsed = ParseSshReverse(m, &host, &ip);
+  if (parsed == Parse::kUnsure && RE2::FullMatch(m, *kReverse, &a, &b)) {
+    host = a;
+    ip = b;
+    parsed = Parse::kMatch;
+  }
+  if (parsed == Parse::kMatch) {
     SetOutcome(ev, "ssh_reverse_mapping_failed", "unknown", "network");
-    Set(ev, "source.domain", a);
-    Set(ev, "source.ip", b);
-    Set(ev, "source.address", b);
+    Set(ev, "source.domain", host);
+    Set(ev, "source.ip", ip);
+    Set(ev, "source.address", ip);
     return true;
   }
   if (starts("Address ") && RE2::FullMatch(m, *kAddrMap, &a, &b)) {
@@ -828,12 +967,17 @@ bool DecodeSshd(std::string_view msg, Event* ev) {
     Set(ev, "event.reason", disc.reason);
     return true;
   }
-  if ((starts("Connection closed by ") || starts("Connection reset by ")) &&
-      RE2::FullMatch(m, *kClosed, &a, &b, &c)) {
+  SshClosed closed;
+  parsed = ParseSshClosed(m, &closed);
+  if (parsed == Parse::kUnsure && RE2::FullMatch(m, *kClosed, &a, &b, &c)) {
+    closed = {a, b, c};
+    parsed = Parse::kMatch;
+  }
+  if (parsed == Parse::kMatch) {
     SetOutcome(ev, "ssh_connection_closed", "", "network");
-    if (!a.empty()) Set(ev, "user.name", a);
-    SetSourceIp(ev, b);
-    if (!c.empty()) Set(ev, "source.port", c);
+    if (!closed.user.empty()) Set(ev, "user.name", closed.user);
+    SetSourceIp(ev, closed.ip);
+    if (!closed.port.empty()) Set(ev, "source.port", closed.port);
     return true;
   }
   if (starts("Disconnected from ") && RE2::FullMatch(m, *kDisconnected, &a, &b, &c, &d)) {

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <re2/re2.h>
 
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <random>
@@ -209,10 +210,10 @@ TEST(SshdTest, OtherMessages) {
   EXPECT_EQ(F(n, "source.ip"), "5.188.10.180");
 }
 
-// sshd's two commonest forms and the ftpd connection line are parsed by hand
-// for speed; they must give exactly what their RE2 patterns give. The patterns
+// sshd's common forms and the ftpd connection line are parsed by hand for
+// speed; they must give exactly what their RE2 patterns give. The patterns
 // below are copied from decoder.cc; the messages are edge cases, mutations of
-// them, and every loghub line when the shared data is there.
+// them, and every line of ../shared/data/logs when the shared data is there.
 struct Re2Twin {
   std::unique_ptr<RE2> login = std::make_unique<RE2>(
       R"(((?:Failed|Accepted)) (\S+) for (invalid user )?(.*) from ([0-9A-Fa-f:.]+) port (\d+)(?: (ssh\d?))?(?:: (.*))?)");
@@ -220,6 +221,16 @@ struct Re2Twin {
       R"((?:error: )?Received disconnect from ([0-9A-Fa-f:.]+)(?: port (\d+))?: ?(\d+): (.*?)(?: \[preauth\])?)");
   std::unique_ptr<RE2> ftp =
       std::make_unique<RE2>(R"(connection from ([0-9A-Fa-f:.]+)(?: \(([^)]*)\))?(?: at .*)?\s*)");
+  std::unique_ptr<RE2> invalid =
+      std::make_unique<RE2>(R"(Invalid user (.*) from ([0-9A-Fa-f:.]+)(?: port (\d+))?)");
+  std::unique_ptr<RE2> invalid_preauth =
+      std::make_unique<RE2>(R"(input_userauth_request: invalid user (.*) \[preauth\])");
+  std::unique_ptr<RE2> reverse = std::make_unique<RE2>(
+      R"(reverse mapping checking getaddrinfo for (\S+) \[([0-9A-Fa-f:.]+)\] failed(?: - POSSIBLE BREAK-IN ATTEMPT!)?)");
+  std::unique_ptr<RE2> addr_map = std::make_unique<RE2>(
+      R"(Address ([0-9A-Fa-f:.]+) maps to (\S+), but this does not map back to the address(?: - POSSIBLE BREAK-IN ATTEMPT!)?)");
+  std::unique_ptr<RE2> closed = std::make_unique<RE2>(
+      R"(Connection (?:closed|reset) by (?:(?:authenticating|invalid) user (.*) )?([0-9A-Fa-f:.]*[.:][0-9A-Fa-f:.]*)(?: port (\d+))?(?: \[preauth\])?)");
 
   // The fields DecodeSshd / DecodeFtp must set for `msg`, or none.
   std::map<std::string, std::string> Expect(std::string_view msg) const {
@@ -233,12 +244,36 @@ struct Re2Twin {
              {"source.port", f}};
       if (!c.empty()) out["user.invalid"] = "true";
       if (!h.empty()) out["ssh.key"] = h;
+    } else if (RE2::FullMatch(msg, *invalid, &a, &b, &c)) {
+      out = {{"event.action", "ssh_invalid_user"},
+             {"user.name", a},
+             {"user.invalid", "true"},
+             {"source.address", b}};
+      if (!c.empty()) out["source.port"] = c;
+    } else if (RE2::FullMatch(msg, *invalid_preauth, &a)) {
+      out = {{"event.action", "ssh_invalid_user_request"},
+             {"user.name", a},
+             {"user.invalid", "true"}};
+    } else if (RE2::FullMatch(msg, *reverse, &a, &b)) {
+      out = {{"event.action", "ssh_reverse_mapping_failed"},
+             {"source.domain", a},
+             {"source.ip", b},
+             {"source.address", b}};
+    } else if (RE2::FullMatch(msg, *addr_map, &a, &b)) {
+      out = {{"event.action", "ssh_reverse_mapping_failed"},
+             {"source.ip", a},
+             {"source.address", a},
+             {"source.domain", b}};
     } else if (RE2::FullMatch(msg, *disconnect, &a, &b, &c, &d)) {
       out = {{"event.action", "ssh_disconnect"},
              {"source.address", a},
              {"ssh.disconnect_code", c},
              {"event.reason", d}};
       if (!b.empty()) out["source.port"] = b;
+    } else if (RE2::FullMatch(msg, *closed, &a, &b, &c)) {
+      out = {{"event.action", "ssh_connection_closed"}, {"source.address", b}};
+      if (!a.empty()) out["user.name"] = a;
+      if (!c.empty()) out["source.port"] = c;
     } else if (RE2::FullMatch(msg, *ftp, &a, &b)) {
       out = {{"event.action", "ftp_connection"}, {"source.address", a}};
       if (!b.empty()) out["source.domain"] = b;
@@ -253,13 +288,16 @@ void ExpectSameAsRe2(const Re2Twin& twin, const std::string& msg) {
   const bool took = msg.starts_with("connection from") ? DecodeFtp(msg, &ev) : DecodeSshd(msg, &ev);
   const std::string action = F(ev, "event.action");
   if (want.empty()) {
-    EXPECT_TRUE(action != "ssh_login" && action != "ssh_disconnect" && action != "ftp_connection")
-        << "RE2 does not match, the decoder took it as " << action << ": " << msg;
+    for (const char* hand : {"ssh_login", "ssh_disconnect", "ftp_connection", "ssh_invalid_user",
+                             "ssh_invalid_user_request", "ssh_reverse_mapping_failed",
+                             "ssh_connection_closed"}) {
+      EXPECT_NE(action, hand) << "RE2 does not match, the decoder took it: " << msg;
+    }
     return;
   }
   EXPECT_TRUE(took) << msg;
   for (const auto& [k, v] : want) EXPECT_EQ(F(ev, k), v) << k << " of " << msg;
-  for (const char* k : {"user.invalid", "ssh.key", "source.port"}) {
+  for (const char* k : {"user.invalid", "ssh.key", "source.port", "user.name"}) {
     if (want.count(k) == 0 && action != "ftp_connection") {
       EXPECT_EQ(F(ev, k), "<absent>") << k << " of " << msg;
     }
@@ -301,15 +339,70 @@ TEST(HandParserTest, SameAsTheRe2Patterns) {
       "connection from 24.54.76.216 (h\xc3\xa9) at x",
       "connection from 24.54.76.216x",
       "connection from  (x)",
+      "Invalid user admin from 187.141.143.180",
+      "Invalid user admin from 187.141.143.180 port 58012",
+      "Invalid user  from 1.2.3.4 port 22",
+      "Invalid user from 1.2.3.4",
+      "Invalid user x from 10.0.0.1 port 22 from 2001:db8::7 port 40022",
+      "Invalid user x from 10.0.0.1 port 22 from host.example port 1",
+      "Invalid user x from 10.0.0.1 port 22x",
+      "Invalid user x from 1.2.3.4 port ",
+      "Invalid user x from 1.2.3.4 ",
+      "Invalid user x from ::1",
+      "Invalid user r\xc3\xa9mi from 1.2.3.4",
+      "Invalid user \xff\xfe from 1.2.3.4 port 5",
+      "Invalid user a\nb from 1.2.3.4",
+      "input_userauth_request: invalid user test9 [preauth]",
+      "input_userauth_request: invalid user  [preauth]",
+      "input_userauth_request: invalid user [preauth]",
+      "input_userauth_request: invalid user x [preauth] [preauth]",
+      "input_userauth_request: invalid user x from 10.0.0.1 port 22 [preauth]",
+      "input_userauth_request: invalid user x [preauth]x",
+      "input_userauth_request: invalid user \xc0\xaf [preauth]",
+      "reverse mapping checking getaddrinfo for ns.example.com [173.234.31.186] failed - POSSIBLE "
+      "BREAK-IN ATTEMPT!",
+      "reverse mapping checking getaddrinfo for h [2001:db8::1] failed",
+      "reverse mapping checking getaddrinfo for h [1.2.3.4] failed - POSSIBLE BREAK-IN ATTEMPT",
+      "reverse mapping checking getaddrinfo for h  [1.2.3.4] failed",
+      "reverse mapping checking getaddrinfo for h\t[1.2.3.4] failed",
+      "reverse mapping checking getaddrinfo for [1.2.3.4] [1.2.3.4] failed",
+      "reverse mapping checking getaddrinfo for h [1.2.3.4x] failed",
+      "reverse mapping checking getaddrinfo for h\xc3\xa9 [1.2.3.4] failed",
+      "Address 1.2.3.4 maps to h, but this does not map back to the address - POSSIBLE BREAK-IN "
+      "ATTEMPT!",
+      "Connection closed by 1.2.3.4 [preauth]",
+      "Connection closed by 1.2.3.4",
+      "Connection reset by 1.2.3.4 port 22",
+      "Connection closed by 1.2.3.4 port 22 [preauth]",
+      "Connection closed by authenticating user root 1.2.3.4 port 22 [preauth]",
+      "Connection closed by invalid user x from 10.0.0.1 port 22 2001:db8::2 port 40022 [preauth]",
+      "Connection closed by invalid user  1.2.3.4 port 22",
+      "Connection closed by invalid user 1.2.3.4 port 22",
+      "Connection closed by invalid user a b 1.2.3.4 port 22 [preauth] [preauth]",
+      "Connection closed by 1234 port 22",
+      "Connection closed by user 12:34 port 22",
+      "Connection closed by 1.2.3.4 port [preauth]",
+      "Connection closed by 1.2.3.4 port 22 [preauth]x",
+      "Connection closed by invalid user r\xc3\xa9mi 1.2.3.4 port 22",
   };
+  // A very long line: a user name of 64 KiB holding " from 10.0.0.1 port 22" many times.
+  std::string long_user;
+  while (long_user.size() < 65536) long_user += "a from 10.0.0.1 port 22 ";
+  for (const std::string& s : {"Invalid user " + long_user + "from 198.51.100.7 port 1",
+                               "input_userauth_request: invalid user " + long_user + "[preauth]",
+                               "Connection closed by invalid user " + long_user + "1.2.3.4",
+                               "Failed password for " + long_user + "from 1.2.3.4 port 2 ssh2"}) {
+    ExpectSameAsRe2(twin, s);
+  }
   for (const std::string& s : seeds) ExpectSameAsRe2(twin, s);
   // Mutations: insert or delete the pieces the patterns turn on.
   const std::vector<std::string> pieces = {
       " from ", " port ",        ":",  " ",          "1",       "a",
       ".",      " ssh2",         ": ", " [preauth]", "(",       ")",
-      " at ",   "invalid user ", "\t", "\n",         "\xc3\xa9"};
+      " at ",   "invalid user ", "\t", "\n",         "\xc3\xa9", "[",
+      "]",      " failed",       "\xff", "user ",      "::"};
   std::mt19937 rng(42);
-  for (int i = 0; i < 20000; ++i) {
+  for (int i = 0; i < 40000; ++i) {
     std::string m = seeds[rng() % seeds.size()];
     const int edits = 1 + static_cast<int>(rng() % 3);
     for (int k = 0; k < edits && !m.empty(); ++k) {
@@ -329,8 +422,15 @@ TEST(HandParserTest, SameAsTheRe2PatternsOnLoghub) {
   SIPER_REQUIRE_SHARED("logs/loghub/OpenSSH_2k.log");
   const Re2Twin twin;
   int checked = 0;
-  for (const char* file : {"logs/loghub/OpenSSH_2k.log", "logs/loghub/Linux_2k.log"}) {
-    std::ifstream in(testing::SharedData() / file);
+  std::map<std::string, int> by_action;
+  // Every text line under logs/ (JSON lines have no syslog message).
+  std::vector<std::filesystem::path> files;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(testing::SharedData() / "logs")) {
+    if (e.is_regular_file()) files.push_back(e.path());
+  }
+  std::sort(files.begin(), files.end());
+  for (const auto& file : files) {
+    std::ifstream in(file);
     std::string line;
     while (std::getline(in, line)) {
       Event ev;
@@ -341,10 +441,17 @@ TEST(HandParserTest, SameAsTheRe2PatternsOnLoghub) {
       // "message repeated N times: [ ... ]" is unwrapped before the patterns run.
       if (F(ev, "message").starts_with("message repeated ")) continue;
       ExpectSameAsRe2(twin, F(ev, "message"));
+      ++by_action[twin.Expect(F(ev, "message"))["event.action"]];
       ++checked;
     }
   }
   EXPECT_GT(checked, 2500);
+  // Each hand parser met real lines.
+  for (const char* action : {"ssh_login", "ssh_disconnect", "ftp_connection", "ssh_invalid_user",
+                             "ssh_invalid_user_request", "ssh_reverse_mapping_failed",
+                             "ssh_connection_closed"}) {
+    EXPECT_GT(by_action[action], 10) << action;
+  }
 }
 
 TEST(SudoTest, CommandAndFailures) {
