@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -66,6 +67,19 @@ class EventFields {
     }
     Append(i, h, key, value);
   }
+  // The same for a name with static storage duration (a string literal) whose
+  // hash the caller computed at compile time (`hash` == Hash(key)): the name is
+  // neither hashed nor copied into the arena; nor is the value when
+  // `static_value` says it has static storage duration too.
+  void insert_or_assign_static(std::string_view key, uint64_t hash, std::string_view value,
+                               bool static_value = false) {
+    const size_t i = Slot(key, hash);
+    if (slots_[i] != 0) {
+      entries_[slots_[i] - 1].second = static_value ? value : Store(value);
+      return;
+    }
+    Append(i, hash, key, value, /*copy_key=*/false, /*copy_value=*/!static_value);
+  }
   // Adds the field only when absent; returns whether it was added.
   bool try_emplace(std::string_view key, std::string_view value) {
     const uint64_t h = Hash(key);
@@ -98,25 +112,22 @@ class EventFields {
   DetectionFields Snapshot() const;
 
   // A 64-bit hash of a field name, eight bytes at a time (names are short and
-  // hashed on every set and every lookup).
-  static uint64_t Hash(std::string_view key) {
+  // hashed on every set and every lookup). constexpr, so that decoders hash
+  // their literal names at compile time (insert_or_assign_static).
+  static constexpr uint64_t Hash(std::string_view key) {
     constexpr uint64_t kMul = 0x9fb21c651e98df25ULL;
     const char* p = key.data();
     size_t n = key.size();
     uint64_t h = 0x243f6a8885a308d3ULL ^ (n * kMul);
     for (; n >= 8; p += 8, n -= 8) {
-      uint64_t w;
-      std::memcpy(&w, p, 8);
+      const uint64_t w = Load(p, 8);
       h = (h ^ w) * kMul;
       h ^= h >> 28;
     }
     if (n > 0) {
       uint64_t w = 0;
       if (n >= 4) {
-        uint32_t lo, hi;
-        std::memcpy(&lo, p, 4);
-        std::memcpy(&hi, p + n - 4, 4);
-        w = (uint64_t{hi} << 32) | lo;
+        w = (Load(p + n - 4, 4) << 32) | Load(p, 4);
       } else {
         w = static_cast<unsigned char>(p[0]) |
             (uint64_t{static_cast<unsigned char>(p[n / 2])} << 8) |
@@ -130,6 +141,22 @@ class EventFields {
   }
 
  private:
+  // `n` (4 or 8) bytes at `p` as a little-endian number, also in constant evaluation.
+  static constexpr uint64_t Load(const char* p, size_t n) {
+    if (std::is_constant_evaluated()) {
+      uint64_t w = 0;
+      for (size_t i = 0; i < n; ++i) w |= uint64_t{static_cast<unsigned char>(p[i])} << (8 * i);
+      return w;
+    }
+    if (n == 8) {
+      uint64_t w;
+      std::memcpy(&w, p, 8);
+      return w;
+    }
+    uint32_t w;
+    std::memcpy(&w, p, 4);
+    return w;
+  }
   static constexpr size_t kMinSlots = 64;
   static constexpr size_t kBlockSize = 4096;
   static uint64_t FirstByteBit(std::string_view key) {
@@ -182,9 +209,10 @@ class EventFields {
       dst[n - 1] = src[n - 1];
     }
   }
-  void Append(size_t slot, uint64_t h, std::string_view key, std::string_view value) {
+  void Append(size_t slot, uint64_t h, std::string_view key, std::string_view value,
+              bool copy_key = true, bool copy_value = true) {
     first_bytes_ |= FirstByteBit(key);
-    const value_type entry{Store(key), Store(value)};
+    const value_type entry{copy_key ? Store(key) : key, copy_value ? Store(value) : value};
     if (size_ == entries_.size()) {
       entries_.push_back(entry);
       hashes_.push_back(h);
