@@ -155,39 +155,43 @@ void AddUnique(std::vector<std::string>* v, std::string_view s) {
 
 bool IsDigit(char c) { return c >= '0' && c <= '9'; }
 
-// Only accepts text that looks like an IPv4 or IPv6 address.
+bool IsHexLetter(char c) {
+  const char l = static_cast<char>(c | 0x20);
+  return l >= 'a' && l <= 'f';
+}
+
+// Only accepts text that looks like an IPv4 or IPv6 address: hex digits,
+// ':' and '.' only, and then any ':' (IPv6), or four '.'-separated decimal
+// parts of 1 to 3 digits, each at most 255. One pass, no library calls (it
+// runs for nearly every authentication line).
 bool LooksLikeIp(std::string_view s) {
   if (s.empty() || s.size() > 45) return false;
-  bool colon = false, dot = false;
+  bool colon = false, dot = false, v4 = true;
+  int parts = 0, len = 0, value = 0;
   for (char c : s) {
-    if (c == ':') {
-      colon = true;
+    if (IsDigit(c)) {
+      if (++len > 3) {
+        v4 = false;
+      } else {
+        value = value * 10 + (c - '0');
+        if (value > 255) v4 = false;
+      }
     } else if (c == '.') {
       dot = true;
-    } else if (!std::isxdigit(static_cast<unsigned char>(c))) {
+      if (len == 0) v4 = false;
+      ++parts;
+      len = value = 0;
+    } else if (c == ':') {
+      colon = true;
+    } else if (IsHexLetter(c)) {
+      v4 = false;
+    } else {
       return false;
     }
   }
   if (colon) return true;
   if (!dot) return false;
-  // Four dot-separated decimal parts of 1 to 3 digits, each at most 255.
-  int parts = 0;
-  size_t start = 0;
-  while (start <= s.size()) {
-    size_t end = s.find('.', start);
-    if (end == std::string_view::npos) end = s.size();
-    std::string_view p = s.substr(start, end - start);
-    int v = 0;
-    if (p.empty() || p.size() > 3) return false;
-    for (char c : p) {
-      if (!IsDigit(c)) return false;
-      v = v * 10 + (c - '0');
-    }
-    if (v > 255) return false;
-    ++parts;
-    start = end + 1;
-  }
-  return parts == 4;
+  return v4 && len > 0 && parts == 3;
 }
 
 void SetSourceIp(Event* ev, std::string_view addr) {
@@ -290,38 +294,55 @@ UtcCivil CivilFromUnixSeconds(int64_t secs) {
   return c;
 }
 
-// RFC 3339 in UTC with the fraction only when there is one, written by hand
-// (absl::FormatTime is the slowest step of decoding a syslog line).
-void SetTime(Event* ev, absl::Time t) {
-  const int64_t secs = absl::ToUnixSeconds(t);
+// Two decimal digits of 0..99.
+void Put2(char* out, int v) {
+  out[0] = static_cast<char>('0' + v / 10);
+  out[1] = static_cast<char>('0' + v % 10);
+}
+
+// Sets `@timestamp` (RFC 3339 in UTC, with the fraction only when there is
+// one, written by hand) and time_unix_ns for `secs` seconds and `ns`
+// (0 <= ns < 1e9) nanoseconds since 1970. The date part ("YYYY-MM-DDT") is
+// kept per thread for the last day seen, since a log's lines mostly share it:
+// the civil date is computed once a day, not once a line.
+void SetUnixTime(Event* ev, int64_t secs, int64_t ns) {
   // Nanoseconds since 1970 cover 1678-2262; other dates (garbage) are dropped.
   // (The bound also keeps the civil arithmetic far from overflow.)
   constexpr int64_t kFirst = -8520336000;  // 1700-01-01T00:00:00Z
   constexpr int64_t kEnd = 8867491200;     // 2251-01-01T00:00:00Z
   if (secs < kFirst || secs >= kEnd) return;
-  const UtcCivil c = CivilFromUnixSeconds(secs);
-  ev->time_unix_ns = absl::ToUnixNanos(t);
-  int64_t ns = absl::ToInt64Nanoseconds(t - absl::FromUnixSeconds(secs));
-  char buf[40];
-  int n = 0;
-  auto put = [&](int64_t v, int width) {
-    for (int i = width - 1; i >= 0; --i) {
-      buf[n + i] = static_cast<char>('0' + v % 10);
-      v /= 10;
+  ev->time_unix_ns = secs * 1000000000 + ns;
+  int64_t days = secs / 86400;
+  int64_t rem = secs % 86400;
+  if (rem < 0) {
+    rem += 86400;
+    --days;
+  }
+  thread_local int64_t cached_days = INT64_MIN;
+  thread_local char date[11];
+  if (days != cached_days) {
+    const UtcCivil c = CivilFromUnixSeconds(days * 86400);
+    int64_t y = c.year;
+    for (int i = 3; i >= 0; --i) {
+      date[i] = static_cast<char>('0' + y % 10);
+      y /= 10;
     }
-    n += width;
-  };
-  put(c.year, 4);
-  buf[n++] = '-';
-  put(c.month, 2);
-  buf[n++] = '-';
-  put(c.day, 2);
-  buf[n++] = 'T';
-  put(c.hour, 2);
-  buf[n++] = ':';
-  put(c.minute, 2);
-  buf[n++] = ':';
-  put(c.second, 2);
+    date[4] = '-';
+    Put2(date + 5, c.month);
+    date[7] = '-';
+    Put2(date + 8, c.day);
+    date[10] = 'T';
+    cached_days = days;
+  }
+  char buf[40];
+  std::memcpy(buf, date, 11);
+  const int sec_of_day = static_cast<int>(rem);
+  Put2(buf + 11, sec_of_day / 3600);
+  buf[13] = ':';
+  Put2(buf + 14, sec_of_day / 60 % 60);
+  buf[16] = ':';
+  Put2(buf + 17, sec_of_day % 60);
+  int n = 19;
   if (ns > 0) {
     buf[n++] = '.';
     int digits = 9;
@@ -337,6 +358,11 @@ void SetTime(Event* ev, absl::Time t) {
   }
   buf[n++] = 'Z';
   Set(ev, "@timestamp", std::string_view(buf, n));
+}
+
+void SetTime(Event* ev, absl::Time t) {
+  const int64_t secs = absl::ToUnixSeconds(t);  // floor
+  SetUnixTime(ev, secs, absl::ToInt64Nanoseconds(t - absl::FromUnixSeconds(secs)));
 }
 
 std::string_view NextToken(std::string_view* s) {
@@ -542,10 +568,8 @@ bool DecodeSyslog(std::string_view line, Event* ev) {
       if (s.empty() || s[0] != ' ') return false;
       s.remove_prefix(1);
       if (year == 0) year = GuessYear(month);
-      t = absl::FromUnixSeconds(DaysFromCivil(year, month, day) * 86400 + h * 3600 + mi * 60 +
-                                sec) +
-          absl::Nanoseconds(frac_ns);
-      have_time = true;
+      SetUnixTime(ev, DaysFromCivil(year, month, day) * 86400 + h * 3600 + mi * 60 + sec,
+                  frac_ns);
     }
     if (have_time) SetTime(ev, t);
     host = NextToken(&s);

@@ -3,11 +3,15 @@
 #include <gtest/gtest.h>
 #include <re2/re2.h>
 
+#include <cctype>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <random>
 
+#include "absl/time/civil_time.h"
+#include "absl/time/time.h"
 #include "tests/rules/test_util.h"
 
 namespace siper::rules {
@@ -61,6 +65,124 @@ TEST(SyslogTest, RsyslogHighPrecisionTimestamp) {
   EXPECT_EQ(F(ev, "@timestamp"), "2026-11-28T07:00:01.123456Z");
   EXPECT_EQ(F(ev, "source.ip"), "192.0.2.1");
   EXPECT_EQ(F(ev, "event.action"), "ssh_connection_closed");
+}
+
+// The syslog time is formatted by hand with the date cached per day: the
+// result must be what absl gives for the same civil time (day overflow rolls
+// over as absl::CivilSecond does), whatever order the days come in.
+TEST(SyslogTest, TimestampSameAsAbslFormatTime) {
+  static constexpr const char* kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                            "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  std::mt19937 rng(7);
+  for (int i = 0; i < 20000; ++i) {
+    // Runs of lines on the same day, then a jump (forward or back).
+    static int y = 2026, mo = 11, d = 28;
+    if (i % 5 == 0) {
+      y = 1700 + static_cast<int>(rng() % 551);
+      mo = 1 + static_cast<int>(rng() % 12);
+      d = 1 + static_cast<int>(rng() % 31);
+    }
+    const int h = static_cast<int>(rng() % 24), mi = static_cast<int>(rng() % 60),
+              sec = static_cast<int>(rng() % 60);
+    std::string frac;
+    int64_t ns = 0;
+    if (rng() % 3 == 0) {
+      const int digits = 1 + static_cast<int>(rng() % 12);
+      int64_t scale = 100000000;
+      for (int k = 0; k < digits; ++k) {
+        const int digit = static_cast<int>(rng() % 10);
+        frac += static_cast<char>('0' + digit);
+        ns += digit * scale;
+        scale /= 10;
+      }
+      frac = "." + frac;
+    }
+    char line[160];
+    std::snprintf(line, sizeof line, "%d %s %d %02d:%02d:%02d%s web1 cron[5]: hello", y,
+                  kMonths[mo - 1], d, h, mi, sec, frac.c_str());
+    const absl::Time t =
+        absl::FromCivil(absl::CivilSecond(y, mo, d, h, mi, sec), absl::UTCTimeZone()) +
+        absl::Nanoseconds(ns);
+    const Event ev = Decode(line);
+    ASSERT_EQ(F(ev, "@timestamp"), absl::FormatTime("%Y-%m-%dT%H:%M:%E*SZ", t, absl::UTCTimeZone()))
+        << line;
+    ASSERT_EQ(ev.time_unix_ns, absl::ToUnixNanos(t)) << line;
+  }
+  // RFC 3339 input with a zone goes through the same formatting.
+  EXPECT_EQ(F(Decode("1999-12-31T23:59:59.5-01:00 h p: m"), "@timestamp"),
+            "2000-01-01T00:59:59.5Z");
+  // Dates outside 1700-2250 are dropped, not formatted.
+  const Event old = Decode("1699 Dec 31 23:59:59 web1 cron[5]: hello");
+  EXPECT_EQ(F(old, "@timestamp"), "<absent>");
+  EXPECT_EQ(old.time_unix_ns, 0);
+}
+
+// The address check of SetSourceIp (source.ip when the peer looks like an IP
+// address, source.domain otherwise) against the straightforward version it
+// replaced.
+bool ReferenceLooksLikeIp(std::string_view s) {
+  if (s.empty() || s.size() > 45) return false;
+  bool colon = false, dot = false;
+  for (char c : s) {
+    if (c == ':') {
+      colon = true;
+    } else if (c == '.') {
+      dot = true;
+    } else if (!std::isxdigit(static_cast<unsigned char>(c))) {
+      return false;
+    }
+  }
+  if (colon) return true;
+  if (!dot) return false;
+  int parts = 0;
+  for (size_t start = 0; start <= s.size();) {
+    size_t end = s.find('.', start);
+    if (end == std::string_view::npos) end = s.size();
+    const std::string_view p = s.substr(start, end - start);
+    start = end + 1;
+    if (p.empty() || p.size() > 3) return false;
+    int v = 0;
+    for (char c : p) {
+      if (c < '0' || c > '9') return false;
+      v = v * 10 + (c - '0');
+    }
+    if (v > 255) return false;
+    ++parts;
+  }
+  return parts == 4;
+}
+
+TEST(SyslogTest, SourceIpOrDomainSameAsReference) {
+  std::mt19937 rng(11);
+  const std::string alphabet = "0123456789.:aF";
+  std::vector<std::string> addrs = {"1.2.3.4",   "255.255.255.255", "256.1.1.1",  "1.2.3",
+                                    "1.2.3.4.5", "01.002.3.4",      "1..3.4",     ".1.2.3",
+                                    "1.2.3.",    "1.2.3.4a",        "::1",        "fe80::1",
+                                    "a.b.c.d",   "1234.1.1.1",      "9999999999", "."};
+  for (int i = 0; i < 20000; ++i) {
+    std::string a;
+    if (rng() % 2 == 0) {
+      const int parts = 1 + static_cast<int>(rng() % 5);
+      for (int k = 0; k < parts; ++k) {
+        if (k > 0) a += '.';
+        const int digits = static_cast<int>(rng() % 5);
+        for (int j = 0; j < digits; ++j) a += static_cast<char>('0' + rng() % 10);
+      }
+      if (rng() % 8 == 0) a.insert(rng() % (a.size() + 1), 1, alphabet[rng() % alphabet.size()]);
+    } else {
+      const int n = 1 + static_cast<int>(rng() % 48);
+      for (int j = 0; j < n; ++j) a += alphabet[rng() % alphabet.size()];
+    }
+    addrs.push_back(a);
+  }
+  for (const std::string& a : addrs) {
+    if (a.empty()) continue;
+    const Event ev = Decode("Dec 10 06:55:46 h sshd[1]: Invalid user u from " + a + " port 1");
+    ASSERT_EQ(F(ev, "source.address"), a);
+    const bool ip = ReferenceLooksLikeIp(a);
+    ASSERT_EQ(F(ev, "source.ip"), ip ? a : "<absent>") << a;
+    ASSERT_EQ(F(ev, "source.domain"), ip ? "<absent>" : a) << a;
+  }
 }
 
 TEST(SyslogTest, ProgramWithPamModule) {
