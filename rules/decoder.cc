@@ -95,7 +95,7 @@ size_t EventFields::erase_prefix(std::string_view prefix) {
   size_t removed = 0;
   for (size_t i = 0; i < size_;) {
     const std::string_view key = entries_[i].first;
-    if (key.empty() || key[0] != prefix[0] || !key.starts_with(prefix)) {
+    if (key.empty() || key[0] != prefix[0] || !strutil::StartsWith(key, prefix)) {
       ++i;
       continue;
     }
@@ -128,8 +128,7 @@ struct FieldKey {
 // A value that is not a literal (a view, a string, a pointer): copied unless it
 // lies in a borrowed line. Literal arrays take the StaticText overload below.
 template <typename V>
-  requires(!std::is_array_v<V>)
-void Set(Event* ev, FieldKey key, const V& value) {
+requires(!std::is_array_v<V>) void Set(Event* ev, FieldKey key, const V& value) {
   ev->fields.insert_or_assign_static(key.name, key.hash, std::string_view(value));
 }
 
@@ -406,32 +405,35 @@ void DecodeProgramMessage(std::string_view program, std::string_view module, std
     DecodePam(program, msg, ev);
     return;
   }
-  if (program == "sshd") {
+  if (strutil::Equals(program, "sshd")) {
     DecodeSshd(msg, ev);
-  } else if (program == "sudo") {
+  } else if (strutil::Equals(program, "sudo")) {
     DecodeSudo(msg, ev);
-  } else if (program == "su") {
+  } else if (strutil::Equals(program, "su")) {
     DecodeSu(msg, ev);
-  } else if (program == "useradd" || program == "usermod" || program == "userdel" ||
-             program == "groupadd" || program == "groupdel" || program == "groupmod" ||
-             program == "gpasswd" || program == "passwd" || program == "chpasswd" ||
-             program == "chage") {
+  } else if (strutil::Equals(program, "useradd") || strutil::Equals(program, "usermod") ||
+             strutil::Equals(program, "userdel") || strutil::Equals(program, "groupadd") ||
+             strutil::Equals(program, "groupdel") || strutil::Equals(program, "groupmod") ||
+             strutil::Equals(program, "gpasswd") || strutil::Equals(program, "passwd") ||
+             strutil::Equals(program, "chpasswd") || strutil::Equals(program, "chage")) {
     DecodeAccountChange(msg, ev);
-  } else if (program == "cron" || program == "CRON" || program == "crond" || program == "crontab") {
+  } else if (strutil::Equals(program, "cron") || strutil::Equals(program, "CRON") ||
+             strutil::Equals(program, "crond") || strutil::Equals(program, "crontab")) {
     DecodeCron(msg, ev);
-  } else if (program == "klogind" || program == "kshd") {
+  } else if (strutil::Equals(program, "klogind") || strutil::Equals(program, "kshd")) {
     // Kerberos rlogin/rsh: "Authentication failed from 163.27.187.39 (163.27.187.39): ..."
     static const RE2* kKerberosFailed =
         new RE2(R"(Authentication failed from ([0-9A-Fa-f:.]+)(?: \(([^)]*)\))?: ?(.*?)\s*)");
     std::string ip, host, reason;
-    if (RE2::FullMatch(msg, *kKerberosFailed, &ip, &host, &reason)) {
+    if (strutil::StartsWith(msg, "Authentication failed from ") &&
+        RE2::FullMatch(msg, *kKerberosFailed, &ip, &host, &reason)) {
       SetOutcome(ev, "kerberos_login", "failure");
       SetSourceIp(ev, ip);
       if (!host.empty() && host != ip) Set(ev, "source.domain", host);
       if (!reason.empty()) Set(ev, "event.reason", reason);
     }
-  } else if (program == "vsftpd" || program == "ftpd" || program == "proftpd" ||
-             program == "pure-ftpd") {
+  } else if (strutil::Equals(program, "vsftpd") || strutil::Equals(program, "ftpd") ||
+             strutil::Equals(program, "proftpd") || strutil::Equals(program, "pure-ftpd")) {
     DecodeFtp(msg, ev);
   } else if (program == "audispd" || program == "audisp-syslog" || program == "auditd") {
     // Audit records forwarded to syslog: the same fields as in audit.log, and the
@@ -447,13 +449,19 @@ void DecodeProgramMessage(std::string_view program, std::string_view module, std
   }
 }
 
-const std::vector<std::string_view>& AuthPrograms() {
-  static const auto* kPrograms = new std::vector<std::string_view>{
+// Programs whose lines are Sigma service `auth`. The first byte is compared
+// before the name, so a line's program is compared in full with few of the 24.
+bool IsAuthProgram(std::string_view app) {
+  static constexpr std::string_view kPrograms[] = {
       "sshd",    "sudo",     "su",         "login",   "passwd",   "useradd", "usermod",
       "userdel", "groupadd", "groupdel",   "gpasswd", "chpasswd", "chage",   "systemd-logind",
       "polkitd", "pkexec",   "vsftpd",     "ftpd",    "klogind",  "gdm",     "cron",
       "CRON",    "dbus",     "unix_chkpwd"};
-  return *kPrograms;
+  if (app.empty()) return false;
+  for (std::string_view p : kPrograms) {
+    if (p[0] == app[0] && p == app) return true;
+  }
+  return false;
 }
 
 }  // namespace
@@ -568,8 +576,7 @@ bool DecodeSyslog(std::string_view line, Event* ev) {
       if (s.empty() || s[0] != ' ') return false;
       s.remove_prefix(1);
       if (year == 0) year = GuessYear(month);
-      SetUnixTime(ev, DaysFromCivil(year, month, day) * 86400 + h * 3600 + mi * 60 + sec,
-                  frac_ns);
+      SetUnixTime(ev, DaysFromCivil(year, month, day) * 86400 + h * 3600 + mi * 60 + sec, frac_ns);
     }
     if (have_time) SetTime(ev, t);
     host = NextToken(&s);
@@ -611,10 +618,14 @@ bool DecodeSyslog(std::string_view line, Event* ev) {
   AddUnique(&ev->products, "linux");
   AddUnique(&ev->services, "syslog");
   if (!app.empty()) {
-    std::string svc = strutil::AsciiStrToLower(app);
+    std::string lowered;  // only when the program name has capitals ("CRON")
+    std::string_view svc = app;
+    if (std::any_of(app.begin(), app.end(), [](char c) { return c >= 'A' && c <= 'Z'; })) {
+      lowered = strutil::AsciiStrToLower(app);
+      svc = lowered;
+    }
     AddUnique(&ev->services, svc);
-    const auto& auth = AuthPrograms();
-    if (std::find(auth.begin(), auth.end(), app) != auth.end() || !module.empty()) {
+    if (!module.empty() || IsAuthProgram(app)) {
       AddUnique(&ev->services, "auth");
     }
     if (svc == "vsftpd") AddUnique(&ev->services, "vsftpd");
@@ -625,9 +636,7 @@ bool DecodeSyslog(std::string_view line, Event* ev) {
 
 namespace {
 
-bool IsIpChar(char c) {
-  return std::isxdigit(static_cast<unsigned char>(c)) || c == ':' || c == '.';
-}
+bool IsIpChar(char c) { return IsDigit(c) || IsHexLetter(c) || c == ':' || c == '.'; }
 bool IsRe2Space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\f' || c == '\r'; }
 
 // Plain ASCII without line breaks: the text on which a hand parser can give
@@ -679,11 +688,11 @@ bool ParseSshLoginPeer(std::string_view s, SshLogin* out) {
   auto key_matches = [out](std::string_view rest) {
     out->key = {};
     if (rest.empty()) return true;
-    if (!rest.starts_with(": ")) return false;
+    if (!strutil::StartsWith(rest, ": ")) return false;
     out->key = rest.substr(2);
     return true;
   };
-  if (s.starts_with(" ssh")) {
+  if (strutil::StartsWith(s, " ssh")) {
     std::string_view rest = s.substr(4);
     if (!rest.empty() && IsDigit(rest[0]) && key_matches(rest.substr(1))) return true;
     if (key_matches(rest)) return true;
@@ -696,9 +705,9 @@ bool ParseSshLoginPeer(std::string_view s, SshLogin* out) {
 // on plain ASCII text: "invalid user " is taken when the rest still matches,
 // and the greedy user reaches the last " from " after which a peer parses.
 Parse ParseSshLogin(std::string_view m, SshLogin* out) {
-  if (m.starts_with("Failed ")) {
+  if (strutil::StartsWith(m, "Failed ")) {
     out->result = m.substr(0, 6);
-  } else if (m.starts_with("Accepted ")) {
+  } else if (strutil::StartsWith(m, "Accepted ")) {
     out->result = m.substr(0, 8);
   } else {
     return Parse::kNoMatch;
@@ -722,7 +731,7 @@ Parse ParseSshLogin(std::string_view m, SshLogin* out) {
     return false;
   };
   constexpr std::string_view kInvalidUser = "invalid user ";
-  if (m.starts_with(kInvalidUser) && user_and_peer(m.substr(kInvalidUser.size()))) {
+  if (strutil::StartsWith(m, kInvalidUser) && user_and_peer(m.substr(kInvalidUser.size()))) {
     out->invalid = m.substr(0, kInvalidUser.size());
     return Parse::kMatch;
   }
@@ -744,14 +753,14 @@ bool ParseSshDisconnectTail(std::string_view s, SshDisconnect* out) {
     s.remove_prefix(port);
   }
   if (!strutil::ConsumePrefix(&s, ":")) return false;
-  if (s.starts_with(" ")) s.remove_prefix(1);  // a digit must follow either way
+  if (strutil::StartsWith(s, " ")) s.remove_prefix(1);  // a digit must follow either way
   const size_t code = DigitRun(s);
   if (code == 0) return false;
   out->code = s.substr(0, code);
   s.remove_prefix(code);
   if (!strutil::ConsumePrefix(&s, ": ")) return false;
   // The lazy reason stops before a final " [preauth]".
-  if (s.ends_with(" [preauth]")) s.remove_suffix(10);
+  if (strutil::EndsWith(s, " [preauth]")) s.remove_suffix(10);
   out->reason = s;
   return true;
 }
@@ -816,13 +825,14 @@ Parse ParseSshInvalidUser(std::string_view m, SshInvalidUser* out) {
 Parse ParseSshInvalidPreauth(std::string_view m, std::string_view* user) {
   if (!strutil::ConsumePrefix(&m, "input_userauth_request: invalid user ")) return Parse::kNoMatch;
   if (!IsPlainAscii(m)) return Parse::kUnsure;
-  if (!m.ends_with(" [preauth]")) return Parse::kNoMatch;
+  if (!strutil::EndsWith(m, " [preauth]")) return Parse::kNoMatch;
   *user = m.substr(0, m.size() - 10);
   return Parse::kMatch;
 }
 
 // kReverse:
-//   reverse mapping checking getaddrinfo for (\S+) \[([0-9A-Fa-f:.]+)\] failed(?: - POSSIBLE BREAK-IN ATTEMPT!)?
+//   reverse mapping checking getaddrinfo for (\S+) \[([0-9A-Fa-f:.]+)\] failed(?: - POSSIBLE
+//   BREAK-IN ATTEMPT!)?
 // The host runs to the first white space (which must be a space), the address
 // to the first character outside its class (which must be ']').
 Parse ParseSshReverse(std::string_view m, std::string_view* host, std::string_view* ip) {
@@ -940,8 +950,11 @@ bool DecodeSshd(std::string_view msg, Event* ev) {
   // tested on both); RE2 takes what the hand parser is unsure of (non-ASCII or
   // multi-line text).
   std::string a, b, c, d, e, f, g, h;
+  // Each pattern's fixed text starts with its own letter: the first byte skips
+  // the parsers that cannot match (pam_unix lines, a third of sshd's, try none).
+  const char c0 = m.empty() ? '\0' : m[0];
   SshLogin login;
-  Parse parsed = ParseSshLogin(m, &login);
+  Parse parsed = c0 == 'F' || c0 == 'A' ? ParseSshLogin(m, &login) : Parse::kNoMatch;
   if (parsed == Parse::kUnsure && RE2::FullMatch(m, *kLogin, &a, &b, &c, &d, &e, &f, &g, &h)) {
     login = {a, b, c, d, e, f, h};
     parsed = Parse::kMatch;
@@ -958,7 +971,7 @@ bool DecodeSshd(std::string_view msg, Event* ev) {
     return true;
   }
   SshInvalidUser inv;
-  parsed = ParseSshInvalidUser(m, &inv);
+  parsed = c0 == 'I' ? ParseSshInvalidUser(m, &inv) : Parse::kNoMatch;
   if (parsed == Parse::kUnsure && RE2::FullMatch(m, *kInvalid, &a, &b, &c)) {
     inv = {a, b, c};
     parsed = Parse::kMatch;
@@ -972,7 +985,7 @@ bool DecodeSshd(std::string_view msg, Event* ev) {
     return true;
   }
   std::string_view user;
-  parsed = ParseSshInvalidPreauth(m, &user);
+  parsed = c0 == 'i' ? ParseSshInvalidPreauth(m, &user) : Parse::kNoMatch;
   if (parsed == Parse::kUnsure && RE2::FullMatch(m, *kInvalidPreauth, &a)) {
     user = a;
     parsed = Parse::kMatch;
@@ -984,7 +997,7 @@ bool DecodeSshd(std::string_view msg, Event* ev) {
     return true;
   }
   std::string_view host, ip;
-  parsed = ParseSshReverse(m, &host, &ip);
+  parsed = c0 == 'r' ? ParseSshReverse(m, &host, &ip) : Parse::kNoMatch;
   if (parsed == Parse::kUnsure && RE2::FullMatch(m, *kReverse, &a, &b)) {
     host = a;
     ip = b;
@@ -1014,7 +1027,7 @@ bool DecodeSshd(std::string_view msg, Event* ev) {
     return true;
   }
   SshDisconnect disc;
-  parsed = ParseSshDisconnect(m, &disc);
+  parsed = c0 == 'R' || c0 == 'e' ? ParseSshDisconnect(m, &disc) : Parse::kNoMatch;
   if (parsed == Parse::kUnsure && RE2::FullMatch(m, *kDisconnect, &a, &b, &c, &d)) {
     disc = {a, b, c, d};
     parsed = Parse::kMatch;
@@ -1028,7 +1041,7 @@ bool DecodeSshd(std::string_view msg, Event* ev) {
     return true;
   }
   SshClosed closed;
-  parsed = ParseSshClosed(m, &closed);
+  parsed = c0 == 'C' ? ParseSshClosed(m, &closed) : Parse::kNoMatch;
   if (parsed == Parse::kUnsure && RE2::FullMatch(m, *kClosed, &a, &b, &c)) {
     closed = {a, b, c};
     parsed = Parse::kMatch;
@@ -1256,22 +1269,22 @@ bool DecodePam(std::string_view service, std::string_view msg, Event* ev) {
     std::string_view user, ruser, rhost, tty;
     const std::string_view text = msg.substr(23);
     for (const auto& [k, v] : kv) {
-      if (k == "user") {
+      if (strutil::Equals(k, "user")) {
         user = text.substr(static_cast<size_t>(v.data() - text.data()));
         while (!user.empty() && user.back() == ' ') user.remove_suffix(1);
         break;
       }
-      if (k == "ruser") ruser = v;
-      if (k == "rhost") rhost = v;
-      if (k == "tty") tty = v;
-      if (k == "logname" && !v.empty()) Set(ev, "pam.logname", v);
+      if (strutil::Equals(k, "ruser")) ruser = v;
+      if (strutil::Equals(k, "rhost")) rhost = v;
+      if (strutil::Equals(k, "tty")) tty = v;
+      if (strutil::Equals(k, "logname") && !v.empty()) Set(ev, "pam.logname", v);
     }
     SetOutcome(ev,
-               service == "su"     ? StaticText("su")
-               : service == "sudo" ? StaticText("sudo_auth_failure")
-                                   : StaticText("pam_auth_failure"),
+               strutil::Equals(service, "su")     ? StaticText("su")
+               : strutil::Equals(service, "sudo") ? StaticText("sudo_auth_failure")
+                                                  : StaticText("pam_auth_failure"),
                "failure");
-    if (service == "su" || service == "sudo") {
+    if (strutil::Equals(service, "su") || strutil::Equals(service, "sudo")) {
       if (!ruser.empty()) Set(ev, "user.name", ruser);
       if (!user.empty()) Set(ev, "user.target.name", user);
       if (ruser.empty() && !user.empty()) Set(ev, "user.name", user);
@@ -1433,10 +1446,10 @@ Parse ParseFtpConnection(std::string_view msg, std::string_view* ip, std::string
   *ip = msg.substr(0, n);
   msg.remove_prefix(n);
   auto tail_matches = [](std::string_view t) {
-    return t.starts_with(" at ") ||
+    return strutil::StartsWith(t, " at ") ||
            std::all_of(t.begin(), t.end(), [](char c) { return IsRe2Space(c); });
   };
-  if (msg.starts_with(" (")) {
+  if (strutil::StartsWith(msg, " (")) {
     size_t close = msg.find(')', 2);
     if (close != std::string_view::npos && tail_matches(msg.substr(close + 1))) {
       *host = msg.substr(2, close - 2);
@@ -1556,8 +1569,12 @@ bool DecodeFtp(std::string_view msg, Event* ev) {
   static const RE2* kVsftpdUserWithBracket = new RE2(
       R"re((?:\[pid \d+\] )?\[(.*)\] (OK|FAIL) (LOGIN|UPLOAD|DOWNLOAD|MKDIR|DELETE|RENAME|RMDIR): Client "(?:::ffff:)?([^"]+)"(?:, (.*))?)re");
   std::string a, b, c, d, e, f;
-  // Both vsftpd forms hold `: Client "`; the others start with fixed text.
-  const bool vsftpd = strutil::StrContains(msg, ": Client \"");
+  // Both vsftpd forms hold `: Client "` and start with '[', "OK " or "FAIL ";
+  // the others start with fixed text (old ftpd's "connection from " is a
+  // quarter of the loghub Linux lines: it skips the search).
+  const bool vsftpd = (strutil::StartsWith(msg, "[") || strutil::StartsWith(msg, "OK ") ||
+                       strutil::StartsWith(msg, "FAIL ")) &&
+                      strutil::StrContains(msg, ": Client \"");
   if (vsftpd && (RE2::FullMatch(msg, *kVsftpd, &a, &b, &c, &d, &e) ||
                  RE2::FullMatch(msg, *kVsftpdUserWithBracket, &a, &b, &c, &d, &e))) {
     const std::string action = "ftp_" + strutil::AsciiStrToLower(c);
@@ -1836,7 +1853,7 @@ bool DecodeWebError(std::string_view line, Event* ev) {
     }
     if (!f.empty()) Set(ev, "source.port", f);
     std::string_view msg = g;
-    if (msg.size() > 9 && msg.starts_with("AH") && msg[7] == ':') {
+    if (msg.size() > 9 && strutil::StartsWith(msg, "AH") && msg[7] == ':') {
       Set(ev, "error.code", msg.substr(0, 7));
       msg.remove_prefix(9);
     }

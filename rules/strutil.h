@@ -5,6 +5,7 @@
 
 #include <charconv>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -14,8 +15,19 @@
 
 namespace siper::rules::strutil {
 
-inline bool StartsWith(std::string_view s, std::string_view p) { return s.starts_with(p); }
-inline bool EndsWith(std::string_view s, std::string_view p) { return s.ends_with(p); }
+// With a literal `p` these become a length check and one or two word compares
+// (GCC keeps std::string_view::starts_with as a call, and decoders test a
+// line's prefixes many times).
+inline bool StartsWith(std::string_view s, std::string_view p) {
+  return s.size() >= p.size() && (p.empty() || std::memcmp(s.data(), p.data(), p.size()) == 0);
+}
+inline bool Equals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), a.size()) == 0);
+}
+inline bool EndsWith(std::string_view s, std::string_view p) {
+  return s.size() >= p.size() &&
+         (p.empty() || std::memcmp(s.data() + s.size() - p.size(), p.data(), p.size()) == 0);
+}
 inline bool StrContains(std::string_view s, std::string_view p) {
   return s.find(p) != std::string_view::npos;
 }
@@ -45,7 +57,7 @@ inline bool StrContainsIgnoreCase(std::string_view s, std::string_view p) {
 }
 
 inline bool ConsumePrefix(std::string_view* s, std::string_view p) {
-  if (!s->starts_with(p)) return false;
+  if (!StartsWith(*s, p)) return false;
   s->remove_prefix(p.size());
   return true;
 }

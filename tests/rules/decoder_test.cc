@@ -373,9 +373,8 @@ struct Re2Twin {
              {"source.address", b}};
       if (!c.empty()) out["source.port"] = c;
     } else if (RE2::FullMatch(msg, *invalid_preauth, &a)) {
-      out = {{"event.action", "ssh_invalid_user_request"},
-             {"user.name", a},
-             {"user.invalid", "true"}};
+      out = {
+          {"event.action", "ssh_invalid_user_request"}, {"user.name", a}, {"user.invalid", "true"}};
     } else if (RE2::FullMatch(msg, *reverse, &a, &b)) {
       out = {{"event.action", "ssh_reverse_mapping_failed"},
              {"source.domain", a},
@@ -410,9 +409,9 @@ void ExpectSameAsRe2(const Re2Twin& twin, const std::string& msg) {
   const bool took = msg.starts_with("connection from") ? DecodeFtp(msg, &ev) : DecodeSshd(msg, &ev);
   const std::string action = F(ev, "event.action");
   if (want.empty()) {
-    for (const char* hand : {"ssh_login", "ssh_disconnect", "ftp_connection", "ssh_invalid_user",
-                             "ssh_invalid_user_request", "ssh_reverse_mapping_failed",
-                             "ssh_connection_closed"}) {
+    for (const char* hand :
+         {"ssh_login", "ssh_disconnect", "ftp_connection", "ssh_invalid_user",
+          "ssh_invalid_user_request", "ssh_reverse_mapping_failed", "ssh_connection_closed"}) {
       EXPECT_NE(action, hand) << "RE2 does not match, the decoder took it: " << msg;
     }
     return;
@@ -519,9 +518,9 @@ TEST(HandParserTest, SameAsTheRe2Patterns) {
   for (const std::string& s : seeds) ExpectSameAsRe2(twin, s);
   // Mutations: insert or delete the pieces the patterns turn on.
   const std::vector<std::string> pieces = {
-      " from ", " port ",        ":",  " ",          "1",       "a",
-      ".",      " ssh2",         ": ", " [preauth]", "(",       ")",
-      " at ",   "invalid user ", "\t", "\n",         "\xc3\xa9", "[",
+      " from ", " port ",        ":",    " ",          "1",        "a",
+      ".",      " ssh2",         ": ",   " [preauth]", "(",        ")",
+      " at ",   "invalid user ", "\t",   "\n",         "\xc3\xa9", "[",
       "]",      " failed",       "\xff", "user ",      "::"};
   std::mt19937 rng(42);
   for (int i = 0; i < 40000; ++i) {
@@ -547,7 +546,8 @@ TEST(HandParserTest, SameAsTheRe2PatternsOnLoghub) {
   std::map<std::string, int> by_action;
   // Every text line under logs/ (JSON lines have no syslog message).
   std::vector<std::filesystem::path> files;
-  for (const auto& e : std::filesystem::recursive_directory_iterator(testing::SharedData() / "logs")) {
+  for (const auto& e :
+       std::filesystem::recursive_directory_iterator(testing::SharedData() / "logs")) {
     if (e.is_regular_file()) files.push_back(e.path());
   }
   std::sort(files.begin(), files.end());
@@ -569,9 +569,9 @@ TEST(HandParserTest, SameAsTheRe2PatternsOnLoghub) {
   }
   EXPECT_GT(checked, 2500);
   // Each hand parser met real lines.
-  for (const char* action : {"ssh_login", "ssh_disconnect", "ftp_connection", "ssh_invalid_user",
-                             "ssh_invalid_user_request", "ssh_reverse_mapping_failed",
-                             "ssh_connection_closed"}) {
+  for (const char* action :
+       {"ssh_login", "ssh_disconnect", "ftp_connection", "ssh_invalid_user",
+        "ssh_invalid_user_request", "ssh_reverse_mapping_failed", "ssh_connection_closed"}) {
     EXPECT_GT(by_action[action], 10) << action;
   }
 }
