@@ -194,7 +194,12 @@ absl::StatusOr<ChainHead> Store::Impl::WriteGroup(const std::vector<PendingCommi
   rec.set_index(chain_head_.length);
   rec.set_time_ns(std::max(NowNs(), chain_head_.time_ns));
   rec.set_prev_hash(chain_head_.hash);
-  rocksdb::WriteBatch batch;
+  // The group's batch: field count merges, then each write's own batch and its ops in
+  // queue order, then the chain record. The writers built their batches on their own
+  // threads; here their records are appended whole (a RocksDB batch is a 12-byte header,
+  // sequence and count, followed by its records, the format of the WAL, so records of
+  // several batches concatenate; RocksDB's own write groups do the same).
+  rocksdb::WriteBatch head;
   bool sync = options_.sync_writes;
   // Field counts of the whole group: one merge operand per key, however many
   // writes (agents) of the group counted it.
@@ -211,20 +216,22 @@ absl::StatusOr<ChainHead> Store::Impl::WriteGroup(const std::vector<PendingCommi
     operand.clear();
     keycodec::AppendUint64(&operand, n);
     SIPER_RETURN_IF_ERROR(
-        FromRocks(batch.Merge(cf(kFieldCounts), key, operand), "prepare field count"));
+        FromRocks(head.Merge(cf(kFieldCounts), key, operand), "prepare field count"));
   }
-  for (PendingCommit* p : group) {
+  std::vector<rocksdb::WriteBatch> op_batches(group.size());
+  for (size_t g = 0; g < group.size(); ++g) {
+    PendingCommit* p = group[g];
     for (const Op& op : p->ops) {
       rocksdb::Status s;
       switch (op.kind) {
         case Op::kPut:
-          s = batch.Put(cf(op.cf), op.key, op.value);
+          s = op_batches[g].Put(cf(op.cf), op.key, op.value);
           break;
         case Op::kDelete:
-          s = batch.Delete(cf(op.cf), op.key);
+          s = op_batches[g].Delete(cf(op.cf), op.key);
           break;
         case Op::kDeleteRange:
-          s = batch.DeleteRange(cf(op.cf), op.key, op.value);
+          s = op_batches[g].DeleteRange(cf(op.cf), op.key, op.value);
           break;
       }
       SIPER_RETURN_IF_ERROR(FromRocks(s, "prepare write batch"));
@@ -235,9 +242,40 @@ absl::StatusOr<ChainHead> Store::Impl::WriteGroup(const std::vector<PendingCommi
   }
   SIPER_ASSIGN_OR_RETURN(std::string hash, ChainRecordHash(rec));
   rec.set_hash(hash);
+  rocksdb::WriteBatch tail;
   SIPER_RETURN_IF_ERROR(FromRocks(
-      batch.Put(cf(kChain), keys::ChainKey(rec.time_ns(), rec.index()), rec.SerializeAsString()),
+      tail.Put(cf(kChain), keys::ChainKey(rec.time_ns(), rec.index()), rec.SerializeAsString()),
       "prepare chain record"));
+
+  constexpr size_t kHeader = 12;  // sequence u64, count u32 (little-endian)
+  size_t bytes = head.GetDataSize() + tail.GetDataSize();
+  uint64_t records = uint64_t{head.Count()} + tail.Count();
+  for (size_t g = 0; g < group.size(); ++g) {
+    bytes += group[g]->batch.GetDataSize() + op_batches[g].GetDataSize();
+    records += group[g]->batch.Count() + op_batches[g].Count();
+  }
+  if (records > std::numeric_limits<uint32_t>::max()) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("storage: a commit group of ", records, " records is too large"));
+  }
+  std::string rep;
+  rep.reserve(bytes);
+  rep.append(head.Data());
+  auto append_records = [&rep](const rocksdb::WriteBatch& b) {
+    if (b.Count() > 0) rep.append(b.Data(), kHeader, std::string::npos);
+  };
+  for (size_t g = 0; g < group.size(); ++g) {
+    append_records(group[g]->batch);
+    append_records(op_batches[g]);
+  }
+  append_records(tail);
+  const uint32_t n = static_cast<uint32_t>(records);
+  for (int i = 0; i < 4; ++i) rep[8 + i] = static_cast<char>((n >> (8 * i)) & 0xff);
+  rocksdb::WriteBatch batch(std::move(rep));
+  if (batch.Count() != n) {
+    return absl::InternalError(absl::StrCat("storage: commit group batch holds ", batch.Count(),
+                                            " records, expected ", n));
+  }
   rocksdb::WriteOptions wo;
   wo.sync = sync;
   SIPER_RETURN_IF_ERROR(

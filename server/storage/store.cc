@@ -506,14 +506,50 @@ absl::StatusOr<WriteResult> Store::Impl::Write(std::string_view agent_id,
   const int64_t batch_time = NextServerTime();
   absl::flat_hash_set<uint64_t> seen;
   internal::PendingCommit commit;
-  commit.ops.reserve(records.size() * 3);
+  commit.batch = rocksdb::WriteBatch(records.size() * 768);  // events, alerts, their keys
+  // The writer builds its own RocksDB batch (the leader concatenates the group's
+  // batches, WriteGroup): keys and values go straight into it, composite keys as
+  // SliceParts, values serialized into one reused buffer. No per-key strings.
+  std::string value;
   siper::v1::ChainSegment segment;
   segment.set_agent_id(std::string(agent_id));
   std::string event_keys;
   std::string alert_keys;
-  auto put = [&commit](Cf which, std::string key, std::string value) {
-    commit.ops.push_back({internal::Op::kPut, which, std::move(key), std::move(value)});
+  event_keys.reserve(records.size() * keys::kEventKeySize);
+  // The segment digest: every event, then every alert, as verify re-reads them;
+  // events stream into it, alert values wait in alert_values. Item tags name the
+  // one record that changed.
+  Sha256 digest;
+  Sha256 item;
+  std::string tags;
+  std::string alert_tags;
+  std::vector<std::string> alert_values;
+  digest.Bytes(agent_id);
+  auto put = [this, &commit](Cf which, rocksdb::Slice key, rocksdb::Slice v) -> absl::Status {
+    return FromRocks(commit.batch.Put(cf(which), key, v), "prepare write batch");
   };
+  // An index entry: the key from parts, an empty value.
+  auto put_index = [this, &commit](
+                       Cf which, std::initializer_list<rocksdb::Slice> key_parts) -> absl::Status {
+    const rocksdb::Slice empty;
+    return FromRocks(
+        commit.batch.Put(cf(which),
+                         rocksdb::SliceParts(key_parts.begin(), static_cast<int>(key_parts.size())),
+                         rocksdb::SliceParts(&empty, 1)),
+        "prepare write batch");
+  };
+  auto tag = [&item](std::string_view key, std::string_view v, std::string* out) -> absl::Status {
+    item.Reset();
+    item.Bytes(key);
+    item.Bytes(v);
+    SIPER_ASSIGN_OR_RETURN(std::string t, item.Finish());
+    out->append(t, 0, kItemTagSize);
+    return absl::OkStatus();
+  };
+  std::string event_key;
+  std::string alert_key;
+  std::string time_bytes;
+  std::string prefix;
   for (size_t i = 0; i < records.size(); ++i) {
     EventRecord& r = records[i];
     siper::v1::Event& e = r.event;
@@ -532,7 +568,10 @@ absl::StatusOr<WriteResult> Store::Impl::Write(std::string_view agent_id,
     }
     if (e.server_time_ns() == 0) e.set_server_time_ns(batch_time);
     const int64_t t = e.server_time_ns();
-    const std::string event_key = keys::EventKey(t, agent_num, e.seq());
+    event_key.clear();
+    keycodec::AppendInt64(&event_key, t);
+    keycodec::AppendUint32(&event_key, agent_num);
+    keycodec::AppendUint64(&event_key, e.seq());
     if (result.stored == 0) {
       segment.set_min_time_ns(t);
       segment.set_max_time_ns(t);
@@ -546,28 +585,45 @@ absl::StatusOr<WriteResult> Store::Impl::Write(std::string_view agent_id,
     }
     ++result.stored;
 
-    std::string time_bytes;
+    time_bytes.clear();
     keycodec::AppendInt64(&time_bytes, t);
     event_keys.append(event_key);
-    put(kEvents, event_key, e.SerializeAsString());
-    put(kEventSeq, seq_keys[i], std::move(time_bytes));
-    put(kEventsByAgent, keys::EventByAgentKey(agent_num, t, e.seq()), "");
+    e.SerializeToString(&value);
+    digest.Bytes(event_key);
+    digest.Bytes(value);
+    SIPER_RETURN_IF_ERROR(tag(event_key, value, &tags));
+    SIPER_RETURN_IF_ERROR(put(kEvents, event_key, value));
+    SIPER_RETURN_IF_ERROR(put(kEventSeq, seq_keys[i], time_bytes));
+    // events_by_agent: agent | time | seq, i.e. the agent prefix, then the event key's
+    // time, then its seq (the event key is time | agent | seq).
+    const std::string_view ek(event_key);
+    const rocksdb::Slice agent_part = AsSlice(ek.substr(8, 4));
+    SIPER_RETURN_IF_ERROR(put_index(
+        kEventsByAgent, {agent_part, AsSlice(ek.substr(0, 8)), AsSlice(ek.substr(12, 8))}));
     // Only new events get here (duplicates were skipped above), so a resent
     // event is counted once, like it is stored once.
     const uint32_t hour = keys::HourOf(t);
     const bool count = options_.field_counts;
     if (count) ++commit.counts[keys::HourEventsCountKey(hour)];
-    for (const auto& [name, value] : e.fields()) {
+    for (const auto& [name, field_value] : e.fields()) {
       if (IsIndexedField(name)) {
-        SIPER_ASSIGN_OR_RETURN(std::string keyed, IndexedValue(value));
-        std::string prefix = keys::FieldIndexPrefix(hour, name, keyed);
-        put(kEventsByField, prefix + event_key, "");
-        if (count) ++commit.counts[std::move(prefix)];  // the same bytes as FieldCountKey
+        prefix.clear();
+        keycodec::AppendUint32(&prefix, hour);
+        keycodec::AppendLengthPrefixed(&prefix, name);
+        if (field_value.size() <= kMaxIndexedValueSize) {
+          keycodec::AppendLengthPrefixed(&prefix, field_value);
+        } else {
+          SIPER_ASSIGN_OR_RETURN(std::string keyed, IndexedValue(field_value));
+          keycodec::AppendLengthPrefixed(&prefix, keyed);
+        }
+        SIPER_RETURN_IF_ERROR(put_index(kEventsByField, {prefix, event_key}));
+        if (count) ++commit.counts[prefix];  // the same bytes as FieldCountKey
       }
     }
     for (size_t a = 0; a < r.alerts.size(); ++a) {
       siper::v1::Alert& alert = r.alerts[a];
-      const std::string alert_key = keys::AlertKey(event_key, static_cast<uint32_t>(a));
+      alert_key = event_key;
+      keycodec::AppendUint32(&alert_key, static_cast<uint32_t>(a));
       alert.set_id(ToHex(alert_key));
       alert.set_agent_id(std::string(agent_id));
       alert.set_seq(e.seq());
@@ -579,32 +635,24 @@ absl::StatusOr<WriteResult> Store::Impl::Write(std::string_view agent_id,
         alert.set_source(e.file().path());
       }
       alert_keys.append(alert_key);
-      put(kAlerts, alert_key, alert.SerializeAsString());
-      put(kAlertsByAgent, keys::AlertByAgentKey(agent_num, alert_key), "");
-      put(kAlertsByRule, keys::RulePrefix(alert.rule_id()) + alert_key, "");
+      std::string& v = alert_values.emplace_back();
+      alert.SerializeToString(&v);
+      SIPER_RETURN_IF_ERROR(tag(alert_key, v, &alert_tags));
+      SIPER_RETURN_IF_ERROR(put(kAlerts, alert_key, v));
+      SIPER_RETURN_IF_ERROR(put_index(kAlertsByAgent, {agent_part, alert_key}));
+      prefix.clear();
+      keycodec::AppendLengthPrefixed(&prefix, alert.rule_id());
+      SIPER_RETURN_IF_ERROR(put_index(kAlertsByRule, {prefix, alert_key}));
     }
   }
   if (result.stored == 0) return result;
-  SIPER_RETURN_IF_ERROR(UpdateFileInventory(agent_num, records, &commit.ops));
+  SIPER_RETURN_IF_ERROR(UpdateFileInventory(agent_num, records, &commit.batch));
 
-  // The segment digest: every event, then every alert, as verify re-reads them.
-  // Item tags name the one record that changed.
-  Sha256 digest;
-  Sha256 item;
-  std::string tags;
-  digest.Bytes(agent_id);
-  for (Cf kind : {kEvents, kAlerts}) {
-    for (const internal::Op& op : commit.ops) {
-      if (op.cf != kind) continue;
-      digest.Bytes(op.key);
-      digest.Bytes(op.value);
-      item.Reset();
-      item.Bytes(op.key);
-      item.Bytes(op.value);
-      SIPER_ASSIGN_OR_RETURN(std::string tag, item.Finish());
-      tags.append(tag, 0, kItemTagSize);
-    }
+  for (size_t a = 0; a < alert_values.size(); ++a) {
+    digest.Bytes(std::string_view(alert_keys).substr(a * keys::kAlertKeySize, keys::kAlertKeySize));
+    digest.Bytes(alert_values[a]);
   }
+  tags.append(alert_tags);
   SIPER_ASSIGN_OR_RETURN(std::string d, digest.Finish());
   segment.set_digest(std::move(d));
   segment.set_item_tags(std::move(tags));
@@ -628,7 +676,7 @@ absl::StatusOr<WriteResult> Store::Impl::Write(std::string_view agent_id,
 
 absl::Status Store::Impl::UpdateFileInventory(uint32_t agent_num,
                                               const std::vector<EventRecord>& records,
-                                              std::vector<internal::Op>* ops) const {
+                                              rocksdb::WriteBatch* batch) const {
   // The newest stored file event per path in this write (by seq: the agent's order).
   absl::flat_hash_map<std::string, const siper::v1::Event*> newest;
   for (const EventRecord& r : records) {
@@ -647,16 +695,19 @@ absl::Status Store::Impl::UpdateFileInventory(uint32_t agent_num,
       if (old.seq() > e->seq()) continue;  // a resent older state
       old_hash = old.file().sha256();
     }
-    ops->push_back({internal::Op::kPut, kFiles, file_key, e->SerializeAsString()});
+    SIPER_RETURN_IF_ERROR(
+        FromRocks(batch->Put(cf(kFiles), file_key, e->SerializeAsString()), "prepare write batch"));
     const std::string& new_hash = e->file().sha256();
     if (old_hash == new_hash) continue;
     if (!old_hash.empty()) {
-      ops->push_back(
-          {internal::Op::kDelete, kFilesByHash, keys::FileByHashKey(old_hash, file_key), ""});
+      SIPER_RETURN_IF_ERROR(
+          FromRocks(batch->Delete(cf(kFilesByHash), keys::FileByHashKey(old_hash, file_key)),
+                    "prepare write batch"));
     }
     if (!new_hash.empty()) {
-      ops->push_back(
-          {internal::Op::kPut, kFilesByHash, keys::FileByHashKey(new_hash, file_key), ""});
+      SIPER_RETURN_IF_ERROR(
+          FromRocks(batch->Put(cf(kFilesByHash), keys::FileByHashKey(new_hash, file_key), ""),
+                    "prepare write batch"));
     }
   }
   return absl::OkStatus();

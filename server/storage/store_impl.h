@@ -122,7 +122,10 @@ struct Op {
 // A write waiting to be committed with others in one RocksDB write batch that
 // also holds their chain record.
 struct PendingCommit {
-  std::vector<Op> ops;
+  // A Write's records and index entries, built by the writer on its own thread; the
+  // leader appends the group's batches (in queue order) to one RocksDB batch.
+  rocksdb::WriteBatch batch;
+  std::vector<Op> ops;  // applied after `batch` (retention's range deletes)
   std::optional<siper::v1::ChainSegment> segment;     // a Write's events and alerts
   std::optional<siper::v1::RetentionMark> retention;  // a retention run
   // Events to add to field_counts, by key (keys::FieldCountKey): the leader sums
@@ -210,7 +213,7 @@ class Store::Impl {
   absl::StatusOr<uint64_t> LastSeq(std::string_view agent_id) const;
   // Adds to `ops` the file inventory changes for the file events of one write.
   absl::Status UpdateFileInventory(uint32_t agent_num, const std::vector<EventRecord>& records,
-                                   std::vector<internal::Op>* ops) const;
+                                   rocksdb::WriteBatch* batch) const;
 
   // chain_ops.cc
   // Commits `w` with whatever else is waiting, in one write batch with one
