@@ -30,6 +30,7 @@
 #include "rocksdb/table.h"
 #include "rocksdb/write_batch.h"
 #include "server/storage/chain.h"
+#include "server/storage/event_codec.h"
 #include "server/storage/field_counts.h"
 #include "server/storage/keys.h"
 #include "server/storage/memtable_hints.h"
@@ -588,7 +589,7 @@ absl::StatusOr<WriteResult> Store::Impl::Write(std::string_view agent_id,
     time_bytes.clear();
     keycodec::AppendInt64(&time_bytes, t);
     event_keys.append(event_key);
-    e.SerializeToString(&value);
+    internal::SerializeEvent(e, &value);
     digest.Bytes(event_key);
     digest.Bytes(value);
     SIPER_RETURN_IF_ERROR(tag(event_key, value, &tags));
