@@ -665,7 +665,9 @@ int Run(const Options& o) {
       {"raw_rocksdb_records_per_s", raw_rate->per_second()},
       {"raw_rocksdb_bytes_per_record",
        raw.empty() ? 0 : static_cast<double>(raw_rate->bytes_on_disk) / raw.size()},
+      {"raw_rocksdb_cpu_us_per_record", raw_rate->cpu_us_per_record()},
       {"store_write_records_per_s", store_rate->per_second()},
+      {"store_write_cpu_us_per_record", store_rate->cpu_us_per_record()},
       {"store_bytes_per_record",
        raw.empty() ? 0 : static_cast<double>(store_rate->bytes_on_disk) / raw.size()},
       {"lines", origin},
@@ -693,11 +695,11 @@ int Run(const Options& o) {
               << "  baselines on " << raw.size() << " of the stored events, " << o.raw_threads
               << " threads, synced batches:\n"
               << "    raw RocksDB (events family only): " << Fmt(raw_rate->per_second())
-              << " records/s, " << Fmt(j["raw_rocksdb_bytes_per_record"].get<double>(), 1)
-              << " B/record\n"
+              << " records/s, " << Fmt(raw_rate->cpu_us_per_record(), 2) << " us CPU/record, "
+              << Fmt(j["raw_rocksdb_bytes_per_record"].get<double>(), 1) << " B/record\n"
               << "    storage::Store::Write:            " << Fmt(store_rate->per_second())
-              << " records/s, " << Fmt(j["store_bytes_per_record"].get<double>(), 1)
-              << " B/record\n";
+              << " records/s, " << Fmt(store_rate->cpu_us_per_record(), 2) << " us CPU/record, "
+              << Fmt(j["store_bytes_per_record"].get<double>(), 1) << " B/record\n";
   }
   if (!o.keep && o.work_dir.empty()) std::filesystem::remove_all(work);
   return problems == 0 ? 0 : 2;

@@ -22,7 +22,11 @@ struct WriteRate {
   uint64_t records = 0;
   double seconds = 0;
   uint64_t bytes_on_disk = 0;  // after a forced compaction
+  double cpu_seconds = 0;      // CPU (user + system) of this process while writing
   double per_second() const { return seconds > 0 ? static_cast<double>(records) / seconds : 0; }
+  double cpu_us_per_record() const {
+    return records > 0 ? 1e6 * cpu_seconds / static_cast<double>(records) : 0;
+  }
 };
 
 // Writes `records` into a new RocksDB in `dir` (LZ4, WAL on, sync per write
