@@ -6,12 +6,14 @@
 namespace siper::storage::internal {
 namespace {
 
-void AppendVarint(std::string* out, uint64_t v) {
+// Writes v as a protobuf varint at p; returns the byte after it.
+char* PutVarint(char* p, uint64_t v) {
   while (v >= 0x80) {
-    out->push_back(static_cast<char>((v & 0x7f) | 0x80));
+    *p++ = static_cast<char>((v & 0x7f) | 0x80);
     v >>= 7;
   }
-  out->push_back(static_cast<char>(v));
+  *p++ = static_cast<char>(v);
+  return p;
 }
 
 size_t VarintSize(uint64_t v) {
@@ -39,16 +41,23 @@ void SerializeEvent(siper::v1::Event& e, std::string* out) {
   e.SerializeToString(out);
   fields.swap(*e.mutable_fields());
   const auto& map = e.fields();
+  // Per entry: field tag, entry length, key tag and length (one buffer, one append),
+  // the key, value tag and length, the value.
+  char head[2 + 10 + 1 + 10];
+  char mid[1 + 10];
   for (const auto& [key, value] : map) {
     const size_t entry =
         2 + VarintSize(key.size()) + key.size() + VarintSize(value.size()) + value.size();
-    AppendVarint(out, (kFieldsNumber << 3) | kLengthDelimited);
-    AppendVarint(out, entry);
-    out->push_back(kEntryKeyTag);
-    AppendVarint(out, key.size());
+    char* p = PutVarint(head, (kFieldsNumber << 3) | kLengthDelimited);
+    p = PutVarint(p, entry);
+    *p++ = kEntryKeyTag;
+    p = PutVarint(p, key.size());
+    out->append(head, static_cast<size_t>(p - head));
     out->append(key);
-    out->push_back(kEntryValueTag);
-    AppendVarint(out, value.size());
+    p = mid;
+    *p++ = kEntryValueTag;
+    p = PutVarint(p, value.size());
+    out->append(mid, static_cast<size_t>(p - mid));
     out->append(value);
   }
 }
