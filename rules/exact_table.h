@@ -37,7 +37,8 @@ class ExactTable {
   // The atoms of the key equal to `value` (caselessly for a caseless table);
   // empty when none.
   std::span<const uint32_t> Find(std::string_view value) const {
-    if (value.size() > max_key_size_ || entries_.empty()) return {};
+    // Most values looked up have no key of their length: no hash then.
+    if (((length_mask_ >> std::min<size_t>(value.size(), 63)) & 1) == 0) return {};
     const uint64_t h = caseless_ ? Hash<true>(value) : Hash<false>(value);
     const size_t mask = slots_.size() - 1;
     for (size_t i = h & mask;; i = (i + 1) & mask) {
@@ -121,6 +122,7 @@ class ExactTable {
   std::string keys_;             // every key (lower-cased when caseless), back to back
   std::vector<uint32_t> atoms_;
   size_t max_key_size_ = 0;
+  uint64_t length_mask_ = 0;  // bit min(n, 63) set when some key has n bytes
 };
 
 inline void ExactTable::Build() {
@@ -141,6 +143,7 @@ inline void ExactTable::Build() {
     e.atoms_begin = static_cast<uint32_t>(atoms_.size());
     keys_ += key;
     max_key_size_ = std::max(max_key_size_, key.size());
+    length_mask_ |= uint64_t{1} << std::min<size_t>(key.size(), 63);
     for (; i < pending_.size() && pending_[i].first == key; ++i) {
       if (std::find(atoms_.begin() + e.atoms_begin, atoms_.end(), pending_[i].second) ==
           atoms_.end()) {

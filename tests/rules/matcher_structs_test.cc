@@ -264,6 +264,13 @@ TEST(ExactTableTest, EveryLengthAndManyKeys) {
     }
     EXPECT_TRUE(Atoms(t, std::string(41, 'k')).empty());  // longer than any key
   }
+  // Keys of 63 bytes and more share a length bit: still told apart by content.
+  const ExactTable longs = Table(true, {{std::string(63, 'a'), 1}, {std::string(100, 'b'), 2}});
+  EXPECT_EQ(Atoms(longs, std::string(100, 'B')), std::vector<uint32_t>({2}));
+  EXPECT_EQ(Atoms(longs, std::string(63, 'a')), std::vector<uint32_t>({1}));
+  EXPECT_TRUE(Atoms(longs, std::string(64, 'a')).empty());
+  EXPECT_TRUE(Atoms(longs, std::string(99, 'b')).empty());
+  EXPECT_TRUE(Atoms(longs, "a").empty());
 }
 
 TEST(ExactTableTest, LowerWordMatchesBytewiseLowering) {
