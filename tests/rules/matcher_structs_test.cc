@@ -182,7 +182,12 @@ TEST(DetectionFieldsTest, CopiesEntriesInOrderWithEmptyAndLongValues) {
 // Thousands of fields; copies share the buffer and outlive the original.
 TEST(DetectionFieldsTest, ManyFieldsAndSharedCopies) {
   FieldMap m;
-  for (int i = 0; i < 5000; ++i) m["f" + std::to_string(i)] = std::string(i % 37, 'a' + i % 26);
+  for (int i = 0; i < 5000; ++i) {
+    std::string name = "f";
+    name.append(
+        std::to_string(i));  // not "f" + ...: GCC 12 -O3 warns (-Wrestrict, a false positive)
+    m[name] = std::string(i % 37, static_cast<char>('a' + i % 26));
+  }
   std::vector<DetectionFields> copies;
   {
     DetectionFields d(m);
@@ -247,7 +252,11 @@ TEST(ExactTableTest, CasedAndCaselessLookups) {
 TEST(ExactTableTest, EveryLengthAndManyKeys) {
   std::vector<std::pair<std::string, uint32_t>> keys;
   for (uint32_t n = 0; n <= 40; ++n) keys.emplace_back(std::string(n, 'k'), n);
-  for (uint32_t i = 0; i < 3000; ++i) keys.emplace_back("user" + std::to_string(i), 1000 + i);
+  for (uint32_t i = 0; i < 3000; ++i) {
+    std::string key = "user";
+    key.append(std::to_string(i));
+    keys.emplace_back(std::move(key), 1000 + i);
+  }
   for (bool caseless : {false, true}) {
     const ExactTable t = Table(caseless, keys);
     EXPECT_EQ(t.size(), keys.size());
