@@ -274,7 +274,7 @@ int RunRulesTest(const RulesTestOptions& options, std::ostream& out, std::ostrea
                             {"rule_id", d.rule_id},
                             {"title", d.title},
                             {"level", d.level},
-                            {"fields", d.fields}};
+                            {"fields", d.fields.ToMap()}};
         if (d.count > 1) j["count"] = d.count;
         PrintJson(out, j);
       } else {

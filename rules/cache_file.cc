@@ -55,7 +55,7 @@ CacheRead ReadCacheFile(const std::filesystem::path& file, std::string_view magi
   if (size != data.size() - kHeader) return damaged("truncated or overlong");
   internal::Hash128 h;
   h.Add(data.data() + kHeader, size);
-  if (h.a != a || h.b != b) return damaged("checksum mismatch (corrupt)");
+  if (h.Finish() != internal::Hash128::Digest{a, b}) return damaged("checksum mismatch (corrupt)");
   data.erase(0, kHeader);
   *payload = std::move(data);
   return CacheRead::kOk;
@@ -66,8 +66,9 @@ void WriteCacheFile(const std::filesystem::path& file, std::string_view magic,
   if (magic.size() != kMagicSize) return;
   internal::Hash128 h;
   h.Add(payload.data(), payload.size());
+  const internal::Hash128::Digest sum = h.Finish();
   std::string data(magic);
-  const uint64_t header[3] = {payload.size(), h.a, h.b};
+  const uint64_t header[3] = {payload.size(), sum.a, sum.b};
   data.append(reinterpret_cast<const char*>(header), sizeof header);
   data.append(payload);
   std::error_code ec;

@@ -11,8 +11,10 @@
 #include <unordered_map>
 #include <vector>
 
+#include "rules/condition.h"
 #include "rules/data_decoder.h"
 #include "rules/engine.h"
+#include "rules/exact_table.h"
 #include "rules/sigma.h"
 
 namespace siper::rules {
@@ -21,6 +23,8 @@ struct CompiledRule {
   ParsedRule rule;
   // For each predicate of kind kPatterns: the atom ids any of which makes it true.
   std::vector<std::vector<uint32_t>> pred_atoms;
+  std::vector<uint64_t> pred_field_hash;  // per predicate: EventFields::Hash(field)
+  std::vector<CondOp> program;            // the condition, compiled (rules/condition.h)
   int group = -1;
   bool enabled = true;
   bool emit = true;                    // the rule's own matches are alerts
@@ -36,29 +40,16 @@ struct CompiledCorrelation {
   std::vector<uint32_t> parents;  // correlations that use this one's alerts
 };
 
-// Hash and equality over std::string keys that also take std::string_view.
-struct StringHash {
-  using is_transparent = void;
-  // FNV-1a, inlined: the keys are short field values (a call to std::hash costs more).
-  size_t operator()(std::string_view s) const {
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (unsigned char c : s) h = (h ^ c) * 0x100000001b3ULL;
-    return static_cast<size_t>(h ^ (h >> 29));
-  }
-};
-using ExactTable =
-    std::unordered_map<std::string, std::vector<uint32_t>, StringHash, std::equal_to<>>;
-
 struct FieldDatabase {
   std::string field;  // "" = the whole raw line
   // Patterns that only match one whole value (Sigma's plain `field: value`,
   // `^literal\z`) are answered by one hash lookup of the value instead of a
   // Hyperscan scan; `db` holds the other patterns (null when there are none).
   hs_database_t* db = nullptr;
-  std::vector<uint32_t> db_atoms;  // Hyperscan id i is atom db_atoms[i]
-  ExactTable exact_cased;          // value -> atoms
-  ExactTable exact_caseless;       // ASCII-lower-cased value -> atoms
-  size_t exact_max_size = 0;       // the longest literal: longer values cannot match
+  std::vector<uint32_t> db_atoms;   // Hyperscan id i is atom db_atoms[i]
+  ExactTable exact_cased{false};    // value -> atoms
+  ExactTable exact_caseless{true};  // value, ASCII-case-insensitively -> atoms
+  size_t exact_max_size = 0;        // the longest literal: longer values cannot match
   size_t pattern_count = 0;
 };
 

@@ -10,7 +10,7 @@ namespace siper::rules {
 namespace {
 
 // Version 2: the file is sealed with a checksum (rules/cache_file.h).
-constexpr char kMagic[8] = {'S', 'I', 'P', 'H', 'S', 'D', 'B', '2'};
+constexpr char kMagic[8] = {'S', 'I', 'P', 'H', 'S', 'D', 'B', '3'};
 
 void PutU32(std::string* out, uint32_t v) { out->append(reinterpret_cast<const char*>(&v), 4); }
 void PutU64(std::string* out, uint64_t v) { out->append(reinterpret_cast<const char*>(&v), 8); }
@@ -40,9 +40,10 @@ std::string DatabaseKey(const std::vector<Pattern>& patterns) {
     h.Add(p.expr);
     h.Add(&p.flags, sizeof p.flags);
   }
+  const internal::Hash128::Digest d = h.Finish();
   char buf[33];
-  std::snprintf(buf, sizeof buf, "%016llx%016llx", static_cast<unsigned long long>(h.a),
-                static_cast<unsigned long long>(h.b));
+  std::snprintf(buf, sizeof buf, "%016llx%016llx", static_cast<unsigned long long>(d.a),
+                static_cast<unsigned long long>(d.b));
   return buf;
 }
 

@@ -62,10 +62,7 @@ FieldMap EventFields::ToMap() const {
 }
 
 DetectionFields EventFields::Snapshot() const {
-  std::vector<DetectionFields::value_type> entries;
-  entries.reserve(size_);
-  for (const auto& [k, v] : *this) entries.emplace_back(std::string(k), std::string(v));
-  return DetectionFields(std::move(entries));
+  return DetectionFields(std::span<const value_type>(begin(), end()));
 }
 
 void EventFields::Reindex(size_t slots) {

@@ -4,6 +4,7 @@
 #include <hs/hs.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cstring>
 #include <fstream>
@@ -52,11 +53,42 @@ std::string_view RuleDiagnosticStatusName(RuleDiagnostic::Status status) {
   return "error";
 }
 
-DetectionFields::DetectionFields(std::vector<value_type> entries)
-    : entries_(std::make_shared<const std::vector<value_type>>(std::move(entries))) {}
+DetectionFields::DetectionFields(std::span<const value_type> entries) : size_(entries.size()) {
+  if (entries.empty()) return;
+  static_assert(alignof(value_type) <= alignof(uint64_t));
+  size_t text = 0;
+  for (const auto& [k, v] : entries) text += k.size() + v.size();
+  const size_t head = entries.size() * sizeof(value_type);
+  std::shared_ptr<uint64_t[]> buffer =
+      std::make_shared_for_overwrite<uint64_t[]>((head + text + 7) / 8);
+  char* base = reinterpret_cast<char*>(buffer.get());
+  char* out = base + head;
+  auto copy = [&out](std::string_view s) {
+    if (s.empty()) return std::string_view();
+    std::memcpy(out, s.data(), s.size());
+    out += s.size();
+    return std::string_view(out - s.size(), s.size());
+  };
+  for (size_t i = 0; i < entries.size(); ++i) {
+    const std::string_view k = copy(entries[i].first);
+    const std::string_view v = copy(entries[i].second);
+    new (base + i * sizeof(value_type)) value_type(k, v);
+  }
+  buffer_ = std::move(buffer);
+}
 
-DetectionFields::DetectionFields(const FieldMap& fields)
-    : DetectionFields(std::vector<value_type>(fields.begin(), fields.end())) {}
+DetectionFields::DetectionFields(const FieldMap& fields) {
+  std::vector<value_type> views(fields.begin(), fields.end());
+  *this = DetectionFields(std::span<const value_type>(views));
+}
+
+FieldMap DetectionFields::ToMap() const {
+  FieldMap out;
+  for (const auto& [k, v] : *this) out.emplace(std::string(k), std::string(v));
+  return out;
+}
+
+bool DetectionFields::operator==(const FieldMap& other) const { return ToMap() == other; }
 
 DetectionFields::const_iterator DetectionFields::find(std::string_view name) const {
   for (const_iterator it = begin(); it != end(); ++it) {
@@ -65,7 +97,7 @@ DetectionFields::const_iterator DetectionFields::find(std::string_view name) con
   return end();
 }
 
-const std::string& DetectionFields::at(std::string_view name) const {
+std::string_view DetectionFields::at(std::string_view name) const {
   const_iterator it = find(name);
   if (it == end()) throw std::out_of_range(strutil::StrCat("no field ", name));
   return it->second;
@@ -247,6 +279,10 @@ absl::StatusOr<std::unique_ptr<RuleSetImpl>> BuildRuleSet(std::vector<ParsedRule
     } else {
       CompiledRule cr;
       cr.rule = std::move(r);
+      cr.program = CompileCondition(cr.rule.condition);
+      for (const Predicate& p : cr.rule.predicates) {
+        cr.pred_field_hash.push_back(EventFields::Hash(p.field));
+      }
       impl->rules.push_back(std::move(cr));
     }
   }
@@ -297,9 +333,9 @@ absl::StatusOr<std::unique_ptr<RuleSetImpl>> BuildRuleSet(std::vector<ParsedRule
       for (uint32_t i = 0; i < atoms.size(); ++i) {
         if (ExactLiteral(atoms[i], &literal)) {
           if ((atoms[i].flags & HS_FLAG_CASELESS) != 0) {
-            fdb.exact_caseless[strutil::AsciiStrToLower(literal)].push_back(base + i);
+            fdb.exact_caseless.Add(literal, base + i);
           } else {
-            fdb.exact_cased[literal].push_back(base + i);
+            fdb.exact_cased.Add(literal, base + i);
           }
           fdb.exact_max_size = std::max(fdb.exact_max_size, literal.size());
         } else {
@@ -307,6 +343,8 @@ absl::StatusOr<std::unique_ptr<RuleSetImpl>> BuildRuleSet(std::vector<ParsedRule
           scanned.push_back(atoms[i]);
         }
       }
+      fdb.exact_cased.Build();
+      fdb.exact_caseless.Build();
       CompiledDatabase compiled;
       std::string why;
       const std::string key =
@@ -674,10 +712,7 @@ class MatcherState {
     event_.borrow_line = true;
     for (const RuleGroup& g : rs->groups) {
       auto& hashes = field_hashes_.emplace_back();
-      for (const FieldDatabase& d : g.databases) {
-        hashes.push_back(EventFields::Hash(d.field));
-        if (d.exact_max_size > lower_.size()) lower_.resize(d.exact_max_size);
-      }
+      for (const FieldDatabase& d : g.databases) hashes.push_back(EventFields::Hash(d.field));
     }
   }
   ~MatcherState() { hs_free_scratch(scratch_); }
@@ -716,32 +751,107 @@ class MatcherState {
     }
   }
   void HitAll(const ExactTable& table, std::string_view value) {
-    auto it = table.find(value);
-    if (it == table.end()) return;
-    for (uint32_t atom : it->second) Hit(atom);
+    for (uint32_t atom : table.Find(value)) Hit(atom);
   }
 
   // The groups whose log source the event belongs to, in group order. Events
   // come from a handful of decoders, so the answer is cached per distinct
   // (products, services, categories); the cache is cleared when it holds
   // kMaxRoutes (services include syslog program names, which are open-ended).
+  // Nothing is built per event: the lists are hashed (EventFields::Hash of
+  // each name) and compared in place with the cached entry's key, the last
+  // entry first (consecutive lines mostly come from the same decoder).
   static constexpr size_t kMaxRoutes = 4096;
-  const std::vector<uint32_t>& Route() {
-    route_key_.clear();
-    for (const auto* v : {&event_.products, &event_.services, &event_.categories}) {
-      for (const std::string& x : *v) {
-        route_key_.append(x.data(), x.size()).push_back('\x1f');
-      }
-      route_key_.push_back('\x1e');
-    }
-    auto it = routes_.find(route_key_);
-    if (it != routes_.end()) return it->second;
-    if (routes_.size() >= kMaxRoutes) routes_.clear();
+  struct RouteEntry {
+    std::string key;  // RouteKey(): each list's length, then each name's length and bytes
     std::vector<uint32_t> groups;
-    for (uint32_t gi = 0; gi < rs_->groups.size(); ++gi) {
-      if (SourceMatches(rs_->groups[gi].logsource)) groups.push_back(gi);
+  };
+  std::array<const std::vector<std::string>*, 3> RouteLists() const {
+    return {&event_.products, &event_.services, &event_.categories};
+  }
+  static void AppendSize(std::string* out, size_t n) {
+    const uint32_t v = static_cast<uint32_t>(n);
+    out->append(reinterpret_cast<const char*>(&v), sizeof v);
+  }
+  std::string RouteKey() const {
+    std::string key;
+    for (const auto* v : RouteLists()) {
+      AppendSize(&key, v->size());
+      for (const std::string& x : *v) {
+        AppendSize(&key, x.size());
+        key += x;
+      }
     }
-    return routes_.emplace(route_key_, std::move(groups)).first->second;
+    return key;
+  }
+  // Whether n bytes at a and b are equal; names here are short, so without a
+  // memcmp call up to 16 bytes (overlapping loads, as EventFields::Copy).
+  static bool SmallEqual(const char* a, const char* b, size_t n) {
+    if (n > 16) return std::memcmp(a, b, n) == 0;
+    if (n >= 8) {
+      uint64_t x0, x1, y0, y1;
+      std::memcpy(&x0, a, 8);
+      std::memcpy(&y0, b, 8);
+      std::memcpy(&x1, a + n - 8, 8);
+      std::memcpy(&y1, b + n - 8, 8);
+      return ((x0 ^ y0) | (x1 ^ y1)) == 0;
+    }
+    if (n >= 4) {
+      uint32_t x0, x1, y0, y1;
+      std::memcpy(&x0, a, 4);
+      std::memcpy(&y0, b, 4);
+      std::memcpy(&x1, a + n - 4, 4);
+      std::memcpy(&y1, b + n - 4, 4);
+      return ((x0 ^ y0) | (x1 ^ y1)) == 0;
+    }
+    return n == 0 || (a[0] == b[0] && a[n / 2] == b[n / 2] && a[n - 1] == b[n - 1]);
+  }
+  // Whether the event's lists are the ones `key` (RouteKey()) was built from.
+  bool SameRoute(std::string_view key) const {
+    const char* p = key.data();
+    const char* const end = p + key.size();
+    for (const auto* v : RouteLists()) {
+      uint32_t n;
+      if (end - p < 4) return false;
+      std::memcpy(&n, p, 4);
+      p += 4;
+      if (n != v->size()) return false;
+      for (const std::string& x : *v) {
+        if (end - p < 4) return false;
+        std::memcpy(&n, p, 4);
+        p += 4;
+        if (n != x.size() || static_cast<size_t>(end - p) < n || !SmallEqual(p, x.data(), n)) {
+          return false;
+        }
+        p += n;
+      }
+    }
+    return p == end;
+  }
+  const std::vector<uint32_t>& Route() {
+    if (last_route_ != nullptr && SameRoute(last_route_->key)) return last_route_->groups;
+    constexpr uint64_t kMul = 0x9fb21c651e98df25ULL;
+    uint64_t h = 0;
+    for (const auto* v : RouteLists()) {
+      for (const std::string& x : *v) h = (h ^ EventFields::Hash(x)) * kMul;
+      h = (h ^ (v->size() + 1)) * kMul;
+      h ^= h >> 29;
+    }
+    auto [first, last] = routes_.equal_range(h);
+    for (auto it = first; it != last; ++it) {
+      if (SameRoute(it->second.key)) {
+        last_route_ = &it->second;
+        return it->second.groups;
+      }
+    }
+    if (routes_.size() >= kMaxRoutes) routes_.clear();
+    RouteEntry e;
+    e.key = RouteKey();
+    for (uint32_t gi = 0; gi < rs_->groups.size(); ++gi) {
+      if (SourceMatches(rs_->groups[gi].logsource)) e.groups.push_back(gi);
+    }
+    last_route_ = &routes_.emplace(h, std::move(e))->second;  // nodes never move
+    return last_route_->groups;
   }
 
   bool SourceMatches(const LogSourceKey& ls) const {
@@ -759,12 +869,20 @@ class MatcherState {
     auto it = event_.fields.find(name);
     return it == event_.fields.end() ? nullptr : &it->second;
   }
+  // The same, with hash == EventFields::Hash(name) (precomputed per predicate).
+  const std::string_view* Field(const std::string& name, uint64_t hash) const {
+    if (name.empty()) return &event_.raw;
+    auto it = event_.fields.find(name, hash);
+    return it == event_.fields.end() ? nullptr : &it->second;
+  }
 
   // Matches the decoded event_ against the rules of its log sources.
   absl::StatusOr<std::vector<Detection>> Match(FieldMap* fields_out);
   bool Bit(uint32_t atom) const { return (bits_[atom >> 6] >> (atom & 63)) & 1; }
   bool EvalPredicate(const CompiledRule& r, uint32_t pi) const;
-  bool Eval(const CompiledRule& r, const CondNode& n) const;
+  bool Eval(const CompiledRule& r) const {
+    return RunCondition(r.program, [&](uint32_t pi) { return EvalPredicate(r, pi); });
+  }
 
   const RuleSetImpl* rs_;
   hs_scratch_t* scratch_ = nullptr;
@@ -773,12 +891,11 @@ class MatcherState {
   std::vector<uint32_t> rule_epoch_;
   uint32_t epoch_ = 0;
   const uint32_t* scan_atoms_ = nullptr;  // atoms of the database being scanned, by Hyperscan id
-  std::string lower_;                     // a value lower-cased for the caseless table
   Event event_;
   std::vector<std::vector<uint64_t>> field_hashes_;  // [group][database]: EventFields::Hash(field)
-  std::string route_key_;                            // Route()'s buffer
-  std::unordered_map<std::string, std::vector<uint32_t>> routes_;  // route key -> groups
-  std::vector<uint32_t> candidates_;                               // Match()'s buffer
+  std::unordered_multimap<uint64_t, RouteEntry> routes_;  // hash of the lists -> route
+  const RouteEntry* last_route_ = nullptr;                // in routes_; null after a clear
+  std::vector<uint32_t> candidates_;                      // Match()'s buffer
   std::vector<uint32_t> last_matched_;
   CorrelationState correlation_;
   std::unique_ptr<IocScanner> ioc_;  // null: no IOC set
@@ -824,17 +941,17 @@ bool MatcherState::EvalPredicate(const CompiledRule& r, uint32_t pi) const {
       }
       return false;
     case Predicate::Kind::kExists:
-      return Field(p.field) != nullptr;
+      return Field(p.field, r.pred_field_hash[pi]) != nullptr;
     case Predicate::Kind::kAbsent: {
-      const std::string_view* v = Field(p.field);
+      const std::string_view* v = Field(p.field, r.pred_field_hash[pi]);
       return v == nullptr || v->empty();
     }
     case Predicate::Kind::kEmpty: {
-      const std::string_view* v = Field(p.field);
+      const std::string_view* v = Field(p.field, r.pred_field_hash[pi]);
       return v != nullptr && v->empty();
     }
     case Predicate::Kind::kCidr: {
-      const std::string_view* v = Field(p.field);
+      const std::string_view* v = Field(p.field, r.pred_field_hash[pi]);
       if (v == nullptr) return false;
       unsigned char addr[16];
       bool v6;
@@ -845,7 +962,7 @@ bool MatcherState::EvalPredicate(const CompiledRule& r, uint32_t pi) const {
       return false;
     }
     case Predicate::Kind::kCompare: {
-      const std::string_view* v = Field(p.field);
+      const std::string_view* v = Field(p.field, r.pred_field_hash[pi]);
       double d;
       if (v == nullptr || !strutil::SimpleAtod(*v, &d)) return false;
       switch (p.compare) {
@@ -861,7 +978,7 @@ bool MatcherState::EvalPredicate(const CompiledRule& r, uint32_t pi) const {
       return false;
     }
     case Predicate::Kind::kFieldRef: {
-      const std::string_view* a = Field(p.field);
+      const std::string_view* a = Field(p.field, r.pred_field_hash[pi]);
       const std::string_view* b = Field(p.ref_field);
       if (a == nullptr || b == nullptr) return false;
       std::string x = p.cased ? std::string(*a) : strutil::AsciiStrToLower(*a);
@@ -878,30 +995,6 @@ bool MatcherState::EvalPredicate(const CompiledRule& r, uint32_t pi) const {
       }
       return false;
     }
-  }
-  return false;
-}
-
-bool MatcherState::Eval(const CompiledRule& r, const CondNode& n) const {
-  switch (n.op) {
-    case CondNode::Op::kAnd:
-      for (const CondNode& k : n.kids) {
-        if (!Eval(r, k)) return false;
-      }
-      return true;
-    case CondNode::Op::kOr:
-      for (const CondNode& k : n.kids) {
-        if (Eval(r, k)) return true;
-      }
-      return false;
-    case CondNode::Op::kNot:
-      return !Eval(r, n.kids[0]);
-    case CondNode::Op::kPred:
-      return EvalPredicate(r, n.pred);
-    case CondNode::Op::kTrue:
-      return true;
-    case CondNode::Op::kFalse:
-      return false;
   }
   return false;
 }
@@ -951,15 +1044,7 @@ absl::StatusOr<std::vector<Detection>> MatcherState::Match(FieldMap* fields_out)
       }
       if (v.size() <= d.exact_max_size) {
         if (!d.exact_cased.empty()) HitAll(d.exact_cased, v);
-        if (!d.exact_caseless.empty()) {
-          // lower_ is sized for the longest literal of the rule set (constructor).
-          char* out = lower_.data();
-          for (size_t i = 0; i < v.size(); ++i) {
-            const char c = v[i];
-            out[i] = (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c;
-          }
-          HitAll(d.exact_caseless, std::string_view(out, v.size()));
-        }
+        if (!d.exact_caseless.empty()) HitAll(d.exact_caseless, v);
       }
       if (d.db == nullptr) continue;
       scan_atoms_ = d.db_atoms.data();
@@ -990,7 +1075,7 @@ absl::StatusOr<std::vector<Detection>> MatcherState::Match(FieldMap* fields_out)
   last_matched_.clear();
   for (uint32_t ri : candidates) {
     const CompiledRule& cr = rs_->rules[ri];
-    if (!cr.enabled || !Eval(cr, cr.rule.condition)) continue;
+    if (!cr.enabled || !Eval(cr)) continue;
     last_matched_.push_back(ri);
     if (cr.emit && !correlation_.Suppressed(ri, event_)) {
       Detection d;

@@ -646,7 +646,7 @@ namespace {
 // A sealed cache file (rules/cache_file.h) holding hs_serialize_database's
 // bytes. The name carries the key, the content is checked whole before
 // Hyperscan sees it.
-constexpr char kLiteralMagic[8] = {'S', 'I', 'P', 'I', 'O', 'C', 'D', '1'};
+constexpr char kLiteralMagic[8] = {'S', 'I', 'P', 'I', 'O', 'C', 'D', '2'};
 
 class LiteralCache {
  public:
@@ -660,9 +660,10 @@ class LiteralCache {
     const uint64_t n = patterns.size();
     h.Add(&n, sizeof n);
     for (const std::string& p : patterns) h.Add(p);
+    const internal::Hash128::Digest d = h.Finish();
     char name[64];
     std::snprintf(name, sizeof name, "ioc-%016llx%016llx.hsdb",
-                  static_cast<unsigned long long>(h.a), static_cast<unsigned long long>(h.b));
+                  static_cast<unsigned long long>(d.a), static_cast<unsigned long long>(d.b));
     path_ = dir / name;
   }
   bool enabled() const { return !path_.empty(); }

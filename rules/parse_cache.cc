@@ -11,7 +11,7 @@ namespace siper::rules {
 namespace {
 
 // Version 5: the file is sealed with a checksum (rules/cache_file.h).
-constexpr char kMagic[8] = {'S', 'I', 'P', 'R', 'U', 'L', 'E', '5'};
+constexpr char kMagic[8] = {'S', 'I', 'P', 'R', 'U', 'L', 'E', '6'};
 
 class Writer {
  public:
@@ -284,30 +284,18 @@ bool GetRule(Reader& r, ParsedRule* p) {
 }  // namespace
 
 std::string ParsedRulesKey(const std::vector<std::pair<std::string, std::string>>& files) {
-  uint64_t a = 0xcbf29ce484222325ULL, b = 0x84222325cbf29ce4ULL;
-  auto add = [&](std::string_view s) {
-    uint64_t n = s.size();
-    for (int i = 0; i < 8; ++i) {
-      unsigned char c = static_cast<unsigned char>(n >> (8 * i));
-      a = (a ^ c) * 0x100000001b3ULL;
-      b = ((b ^ c) * 0xff51afd7ed558ccdULL);
-      b = (b << 29) | (b >> 35);
-    }
-    for (unsigned char c : s) {
-      a = (a ^ c) * 0x100000001b3ULL;
-      b = ((b ^ c) * 0xff51afd7ed558ccdULL);
-      b = (b << 29) | (b >> 35);
-    }
-  };
-  add(std::string_view(kMagic, sizeof kMagic));
-  add(hs_version());
+  // Every rule file's text is hashed at each start: word-wise (rules/hash128.h).
+  internal::Hash128 h;
+  h.Add(std::string_view(kMagic, sizeof kMagic));
+  h.Add(std::string_view(hs_version()));
   for (const auto& [path, text] : files) {
-    add(path);
-    add(text);
+    h.Add(path);
+    h.Add(text);
   }
+  const internal::Hash128::Digest d = h.Finish();
   char buf[40];
-  std::snprintf(buf, sizeof buf, "rules-%016llx%016llx", static_cast<unsigned long long>(a),
-                static_cast<unsigned long long>(b));
+  std::snprintf(buf, sizeof buf, "rules-%016llx%016llx", static_cast<unsigned long long>(d.a),
+                static_cast<unsigned long long>(d.b));
   return buf;
 }
 

@@ -48,8 +48,8 @@ void MoveValidFields(rules::FieldMap& fields,
 void CopyValidFields(const rules::DetectionFields& fields,
                      google::protobuf::Map<std::string, std::string>* out) {
   for (const auto& [key, value] : fields) {
-    std::string k = key;
-    std::string v = value;
+    std::string k(key);
+    std::string v(value);
     MakeValidUtf8(&k);
     MakeValidUtf8(&v);
     (*out)[std::move(k)] = std::move(v);

@@ -4,6 +4,8 @@
 // ../shared/data/ioc.
 #include "rules/ioc.h"
 
+#include "rules/hash128.h"
+
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -617,15 +619,11 @@ TEST_F(IocCacheTest, DamagedCacheFileIsRejectedRebuiltAndReplaced) {
          const size_t header = 32;
          for (size_t i = header; i < d->size(); ++i) (*d)[i] = static_cast<char>(i * 7);
          // Recompute the checksum the way the cache writes it.
-         uint64_t a = 0xcbf29ce484222325ULL, b = 0x9e3779b97f4a7c15ULL;
-         for (size_t i = header; i < d->size(); ++i) {
-           const auto c = static_cast<unsigned char>((*d)[i]);
-           a = (a ^ c) * 0x100000001b3ULL;
-           b = (b ^ c) * 0xff51afd7ed558ccdULL;
-           b = (b << 29) | (b >> 35);
-         }
-         std::memcpy(d->data() + 16, &a, 8);
-         std::memcpy(d->data() + 24, &b, 8);
+         internal::Hash128 h;
+         h.Add(d->data() + header, d->size() - header);
+         const internal::Hash128::Digest sum = h.Finish();
+         std::memcpy(d->data() + 16, &sum.a, 8);
+         std::memcpy(d->data() + 24, &sum.b, 8);
        }},
   };
   for (const auto& [what, how] : damages) {

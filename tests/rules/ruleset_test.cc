@@ -293,7 +293,9 @@ TEST(DefaultRuleSetTest, OpenSshBruteForceIsOneAlertPerWindow) {
   // least a window (5 minutes) apart in event time.
   std::map<std::string, std::vector<std::string>> times;
   for (const Detection& d : all) {
-    if (d.rule_id == kBrute) times[d.fields.at("source.ip")].push_back(d.fields.at("@timestamp"));
+    if (d.rule_id == kBrute) {
+      times[std::string(d.fields.at("source.ip"))].emplace_back(d.fields.at("@timestamp"));
+    }
   }
   for (auto& [ip, ts] : times) {
     for (size_t i = 1; i < ts.size(); ++i) {
