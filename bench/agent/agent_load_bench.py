@@ -179,6 +179,20 @@ def print_breakdown(label, pid):
     print(f"| (others, under 100 KiB each) | {other[0]} | | | | {other[1]} | {other[2]} |")
 
 
+def enroll_and_configure(binary, address, token, ca_file, state, log, extra, config):
+    """Enrolls an agent with `siper-agent enroll` and writes its configuration
+    (one log file read from the beginning, plus `extra` YAML). Returns enroll's stdout."""
+    out = subprocess.run([binary, "enroll", "--server", address, "--token", token, "--ca",
+                          ca_file, "--state-dir", state],
+                         check=True, capture_output=True, text=True).stdout
+    with open(config, "w") as f:
+        f.write(f"server: {address}\nstate_dir: {state}\n"
+                f"logs:\n  - path: {log}\n    start: beginning\n")
+        if extra:
+            f.write(extra.rstrip("\n") + "\n")
+    return out
+
+
 class Agent:
     def __init__(self, bench, index, binary, extra=""):
         self.binary = os.path.abspath(binary)
@@ -255,17 +269,12 @@ class Bench:
         self.address = "127.0.0.1:" + open(port_file).read().strip()
         for agent in self.agents:
             token = self.ctl("tokens", "create").splitlines()[0]
-            out = subprocess.run([agent.binary, "enroll", "--server", self.address, "--token", token, "--ca",
-                                  os.path.join(self.data, "pki", "ca.pem"), "--state-dir", agent.state],
-                                 check=True, capture_output=True, text=True).stdout
+            config = os.path.join(self.root, f"{agent.label}.yaml")
+            out = enroll_and_configure(agent.binary, self.address, token,
+                                       os.path.join(self.data, "pki", "ca.pem"), agent.state,
+                                       agent.log, agent.extra, config)
             agent.agent_id = out.split()[-1]
             open(agent.log, "w").close()
-            config = os.path.join(self.root, f"{agent.label}.yaml")
-            with open(config, "w") as f:
-                f.write(f"server: {self.address}\nstate_dir: {agent.state}\n"
-                        f"logs:\n  - path: {agent.log}\n    start: beginning\n")
-                if agent.extra:
-                    f.write(agent.extra.rstrip("\n") + "\n")
             agent.proc = subprocess.Popen([agent.binary, "run", "--config", config],
                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
@@ -407,15 +416,9 @@ class Bench:
                         time.sleep(0.05)
                     address = "127.0.0.1:" + open(port_file).read().strip()
                     token = open(os.path.join(sink_dir, "token")).read().strip()
-                    subprocess.run([agent.binary, "enroll", "--server", address, "--token", token, "--ca",
-                                    os.path.join(sink_dir, "ca.pem"), "--state-dir", state],
-                                   check=True, capture_output=True, text=True)
                     config = os.path.join(self.root, f"{tag}.yaml")
-                    with open(config, "w") as f:
-                        f.write(f"server: {address}\nstate_dir: {state}\n"
-                                f"logs:\n  - path: {path}\n    start: beginning\n")
-                        if agent.extra:
-                            f.write(agent.extra.rstrip("\n") + "\n")
+                    enroll_and_configure(agent.binary, address, token, os.path.join(sink_dir, "ca.pem"),
+                                         state, path, agent.extra, config)
                     sc0 = cpu_s(sink.pid)
                     t0 = time.time()
                     proc = subprocess.Popen([agent.binary, "run", "--config", config],

@@ -4,8 +4,6 @@
 // ../shared/data/ioc.
 #include "rules/ioc.h"
 
-#include "rules/hash128.h"
-
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -17,6 +15,7 @@
 #include <iterator>
 #include <thread>
 
+#include "rules/hash128.h"
 #include "tests/rules/test_util.h"
 
 namespace siper::rules {
