@@ -179,6 +179,17 @@ def print_breakdown(label, pid):
     print(f"| (others, under 100 KiB each) | {other[0]} | | | | {other[1]} | {other[2]} |")
 
 
+def stop_processes(procs):
+    """SIGTERM each running process, then SIGKILL any still there after 30 s."""
+    for p in procs:
+        if p and p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
 def enroll_and_configure(binary, address, token, ca_file, state, log, extra, config):
     """Enrolls an agent with `siper-agent enroll` and writes its configuration
     (one log file read from the beginning, plus `extra` YAML). Returns enroll's stdout."""
@@ -449,13 +460,7 @@ class Bench:
                     flow = (last_ns - first_ns) / 1e9
                     rows.append((tag, agent, events, batches, errors, wall, flow, agent_cpu, sink_cpu, hwm))
                 finally:
-                    for p in (proc, sink):
-                        if p and p.poll() is None:
-                            p.send_signal(signal.SIGTERM)
-                            try:
-                                p.wait(30)
-                            except subprocess.TimeoutExpired:
-                                p.kill()
+                    stop_processes((proc, sink))
         print("\nagent_sink (a sink: parses each batch and acknowledges it at once, stores nothing; "
               "NOT siper-server)\n")
         print("| run | agent | events acked | batches | events/s from agent start | events/s first batch to "
@@ -468,13 +473,7 @@ class Bench:
         print(f"\nload average at the end: {os.getloadavg()[0]:.1f} ({os.cpu_count()} CPUs)")
 
     def close(self):
-        for p in [ag.proc for ag in self.agents] + [self.server]:
-            if p and p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-                try:
-                    p.wait(30)
-                except subprocess.TimeoutExpired:
-                    p.kill()
+        stop_processes([ag.proc for ag in self.agents] + [self.server])
         if not self.args.keep:
             shutil.rmtree(self.root, ignore_errors=True)
         else:
