@@ -71,7 +71,7 @@ class DiskSpool final : public PendingEvents {
   // Segment files on disk (for tests).
   size_t Segments() const;
   // The last write error, if any (the events are retried, Room() is 0 meanwhile).
-  absl::Status WriteStatus() const;
+  absl::Status WriteStatus() const override;
 
  private:
   struct Segment {

@@ -474,8 +474,15 @@ absl::Status LogTailer::Poll(size_t max_lines) {
   if ((spool_room == 0) != paused_) {
     paused_ = spool_room == 0;
     if (paused_) {
-      spdlog::warn("spool full ({} events, {} bytes) or not writable: reading paused, lines wait",
-                   pending_->Size(), pending_->Bytes());
+      // Room() is 0 for either cause; say which one, so an administrator looks at the disk
+      // (permissions, space) and not at the spool's size, or the other way round.
+      if (const absl::Status write = pending_->WriteStatus(); !write.ok()) {
+        spdlog::warn("spool not writable ({}): reading paused, lines wait",
+                     std::string(write.message()));
+      } else {
+        spdlog::warn("spool full ({} events, {} bytes): reading paused, lines wait",
+                     pending_->Size(), pending_->Bytes());
+      }
     } else {
       spdlog::info("spool has room again ({} events, {} bytes): reading resumes", pending_->Size(),
                    pending_->Bytes());

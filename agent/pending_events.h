@@ -12,6 +12,7 @@
 #include <mutex>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "siper/v1/events.pb.h"
@@ -59,6 +60,9 @@ class PendingEvents {
   virtual uint64_t Bytes() const = 0;
   // The most Bytes() may grow to before collectors pause (0: no byte cap), for heartbeats.
   virtual uint64_t CapBytes() const { return 0; }
+  // Why Room() is 0 when it is not for size: the last write error of a store
+  // that writes (the disk spool), retried meanwhile. OK otherwise.
+  virtual absl::Status WriteStatus() const { return absl::OkStatus(); }
 };
 
 // Bounded in-memory implementation: everything unacknowledged stays in RAM.

@@ -7,9 +7,12 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <vector>
 
+#include "spdlog/sinks/ostream_sink.h"
+#include "spdlog/spdlog.h"
 #include "tests/agent/test_dir.h"
 
 namespace siper::agent {
@@ -343,6 +346,61 @@ TEST(LogTailerTest, ReadingPausesWhenPendingIsFullAndLosesNothing) {
   agent.pending().Ack(7);
   agent.Poll();
   EXPECT_EQ(agent.TakeLines(), Lines({"line 8", "line 9", "line 10"}));
+}
+
+// A pending store that cannot write (the disk spool after a write error): no room, and why.
+class UnwritablePending final : public PendingEvents {
+ public:
+  size_t Room() const override { return 0; }
+  void Append(std::vector<v1::Event> events) override { inner_.Append(std::move(events)); }
+  std::vector<v1::Event> Next(uint64_t after_seq, size_t max, size_t max_bytes,
+                              absl::Duration linger, absl::Time deadline) override {
+    return inner_.Next(after_seq, max, max_bytes, linger, deadline);
+  }
+  void Ack(uint64_t acked_seq) override { inner_.Ack(acked_seq); }
+  uint64_t AckedSeq() const override { return inner_.AckedSeq(); }
+  size_t Size() const override { return inner_.Size(); }
+  void Wake() override { inner_.Wake(); }
+  uint64_t LastSeq() const override { return inner_.LastSeq(); }
+  uint64_t Bytes() const override { return inner_.Bytes(); }
+  absl::Status WriteStatus() const override {
+    return absl::UnavailableError("write spool/00000001.seg: No space left on device");
+  }
+
+ private:
+  MemoryPendingEvents inner_{1000, size_t{1} << 30, 0};
+};
+
+// What the tailer logs while the test body runs.
+class LogCapture {
+ public:
+  LogCapture() : previous_(spdlog::default_logger()) {
+    auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(out_);
+    spdlog::set_default_logger(std::make_shared<spdlog::logger>("capture", sink));
+  }
+  ~LogCapture() { spdlog::set_default_logger(previous_); }
+  std::string Text() const { return out_.str(); }
+
+ private:
+  std::ostringstream out_;
+  std::shared_ptr<spdlog::logger> previous_;
+};
+
+TEST(LogTailerTest, PauseNamesAWriteErrorNotAFullSpool) {
+  TestDir dir;
+  Append(dir / "a.log", "line 1\n");
+  UnwritablePending pending;
+  LogTailer tailer({{(dir / "a.log").string(), StartAt::kBeginning}}, dir / "offsets.json",
+                   "agt-test", &pending, Instance::Quick());
+  ASSERT_TRUE(tailer.Recover().ok());
+  LogCapture log;
+  ASSERT_TRUE(tailer.Poll().ok());
+  const std::string text = log.Text();
+  EXPECT_NE(text.find("spool not writable (write spool/00000001.seg: No space left on device)"),
+            std::string::npos)
+      << text;
+  EXPECT_EQ(text.find("spool full"), std::string::npos) << text;
+  EXPECT_EQ(pending.Size(), 0u);  // nothing read while paused; the line waits in its file
 }
 
 TEST(LogTailerTest, RestartResumesAtAcknowledgedPointWithSameSeqs) {
