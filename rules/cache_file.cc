@@ -58,7 +58,32 @@ CacheRead ReadCacheFile(const std::filesystem::path& file, std::string_view magi
   if (h.Finish() != internal::Hash128::Digest{a, b}) return damaged("checksum mismatch (corrupt)");
   data.erase(0, kHeader);
   *payload = std::move(data);
+  // Used now: PruneCacheFiles keeps it. Not possible on a read-only folder, which
+  // is then never pruned either.
+  std::error_code ec;
+  std::filesystem::last_write_time(file, std::filesystem::file_time_type::clock::now(), ec);
   return CacheRead::kOk;
+}
+
+size_t PruneCacheFiles(const std::filesystem::path& dir, std::chrono::hours unused_for) {
+  namespace fs = std::filesystem;
+  const fs::file_time_type now = fs::file_time_type::clock::now();
+  size_t removed = 0;
+  std::error_code ec;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    std::error_code entry_ec;
+    if (!it->is_regular_file(entry_ec) || it->is_symlink(entry_ec)) continue;
+    const std::string name = it->path().filename().string();
+    const bool temporary = name.find(".tmp.") != std::string::npos;
+    const bool cache = name.ends_with(".hsdb") || name.ends_with(".bin");
+    if (!temporary && !cache) continue;
+    const fs::file_time_type written = it->last_write_time(entry_ec);
+    if (entry_ec) continue;
+    const auto limit = temporary ? std::chrono::hours(1) : unused_for;
+    if (now - written < limit) continue;
+    if (fs::remove(it->path(), entry_ec)) ++removed;
+  }
+  return removed;
 }
 
 void WriteCacheFile(const std::filesystem::path& file, std::string_view magic,

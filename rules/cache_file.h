@@ -5,6 +5,8 @@
 // overlong or corrupted file is reported and rebuilt, never deserialized.
 #pragma once
 
+#include <chrono>
+#include <cstddef>
 #include <filesystem>
 #include <string>
 #include <string_view>
@@ -38,6 +40,20 @@ void WriteCacheFile(const std::filesystem::path& file, std::string_view magic,
 // its reader (e.g. Hyperscan rejects the database).
 std::string DamagedCacheMessage(const std::filesystem::path& file, std::string_view what,
                                 CacheKind kind = kRuleCache);
+
+// How long a cache file may go unread before PruneCacheFiles removes it.
+inline constexpr std::chrono::hours kCacheUnusedFor{24 * 30};
+
+// Removes from `dir` (not its subfolders) the cache files nobody read for
+// `unused_for`: ReadCacheFile marks a file it accepts as used (its mtime), so
+// these are the databases and parsed rules of rule sets and feeds no longer
+// loaded, and files of an older format, which are never read. Only regular
+// files named as the caches name theirs are considered (`*.hsdb`, `*.bin`);
+// temporary files left by a crash during WriteCacheFile go after an hour.
+// Returns how many were removed; errors are ignored (another process may
+// prune or write at the same time, and a missing file is only recompiled).
+size_t PruneCacheFiles(const std::filesystem::path& dir,
+                       std::chrono::hours unused_for = kCacheUnusedFor);
 
 // Adds what makes a serialized Hyperscan database usable here (the library's
 // version, the CPU tuning and features it was built for) to a cache key.

@@ -22,6 +22,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/status.h"
+#include "rules/cache_file.h"
 #include "rules/compiled.h"
 #include "rules/correlation.h"
 #include "rules/db_cache.h"
@@ -596,6 +597,8 @@ absl::StatusOr<std::unique_ptr<RuleSetImpl>> ParseAndBuild(const std::vector<Sou
   if (!parse_cache_message.empty()) {
     impl->cache_messages.insert(impl->cache_messages.begin(), std::move(parse_cache_message));
   }
+  // Every file this rule set needs was just read (and so marked used) or written.
+  if (!options.cache_dir.empty()) PruneCacheFiles(options.cache_dir);
   return impl;
 }
 

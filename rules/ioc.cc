@@ -686,6 +686,7 @@ class LiteralCache {
       *why = DamagedCacheMessage(path_, "Hyperscan rejects the database", kKind);
       return false;
     }
+    PruneCacheFiles(path_.parent_path());  // this file was just marked used
     return true;
   }
 
@@ -698,6 +699,7 @@ class LiteralCache {
     WriteCacheFile(path_, std::string_view(kLiteralMagic, sizeof kLiteralMagic),
                    std::string_view(bytes, length));
     free(bytes);
+    PruneCacheFiles(path_.parent_path());
   }
 
  private:

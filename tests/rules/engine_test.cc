@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <thread>
@@ -468,6 +470,44 @@ bool Mentions(const std::vector<std::string>& messages, const std::string& file,
 // Each cache file carries its length and a checksum, checked before Hyperscan
 // or the rule reader sees it: a truncated or corrupted file is named in
 // stats().cache_messages (the server logs them), recompiled and replaced.
+// Files of rule sets no longer loaded (and of older formats) go once unread for a month;
+// the files this rule set reads are marked used, so an old but used cache stays.
+TEST(DatabaseCacheTest, LoadPrunesFilesUnreadForAMonthAndKeepsTheOnesItReads) {
+  namespace fs = std::filesystem;
+  const fs::path cache = fs::temp_directory_path() / ("siper_prune_" + std::to_string(::getpid()));
+  fs::remove_all(cache);
+  LoadOptions options;
+  options.cache_dir = cache;
+  const fs::path dir = fs::path(SIPER_SOURCE_DIR) / "rules/ruleset";
+  ASSERT_TRUE(RuleSet::Load(dir, options).ok());
+  const auto long_ago = fs::file_time_type::clock::now() - std::chrono::hours(24 * 40);
+  std::vector<fs::path> used;
+  for (const auto& f : fs::directory_iterator(cache)) used.push_back(f.path());
+  ASSERT_FALSE(used.empty());
+  for (const fs::path& f : used) fs::last_write_time(f, long_ago);  // old, but this set reads them
+  auto stale = [&](const std::string& name) {
+    std::ofstream(cache / name) << "x";
+    fs::last_write_time(cache / name, long_ago);
+    return cache / name;
+  };
+  const fs::path old_db = stale("0123456789abcdef.hsdb");
+  const fs::path old_rules = stale("rules-0123456789abcdef.bin");
+  const fs::path crash_tmp = stale("feed.hsdb.tmp.4242");
+  const fs::path not_ours = stale("README.txt");
+  std::ofstream(cache / "recent.hsdb") << "x";  // unread, but written this month
+
+  auto again = RuleSet::Load(dir, options);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ((*again)->stats().cache_hits, (*again)->stats().databases);
+  for (const fs::path& f : used) EXPECT_TRUE(fs::exists(f)) << f;
+  EXPECT_FALSE(fs::exists(old_db));
+  EXPECT_FALSE(fs::exists(old_rules));
+  EXPECT_FALSE(fs::exists(crash_tmp));
+  EXPECT_TRUE(fs::exists(not_ours));
+  EXPECT_TRUE(fs::exists(cache / "recent.hsdb"));
+  fs::remove_all(cache);
+}
+
 TEST(DatabaseCacheTest, DamagedFilesAreReportedRecompiledAndReplaced) {
   namespace fs = std::filesystem;
   const fs::path cache =
