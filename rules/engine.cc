@@ -710,10 +710,6 @@ class MatcherState {
         correlation_(rs) {
     // Fields view the line being processed instead of copying it (it outlives Match()).
     event_.borrow_line = true;
-    for (const RuleGroup& g : rs->groups) {
-      auto& hashes = field_hashes_.emplace_back();
-      for (const FieldDatabase& d : g.databases) hashes.push_back(EventFields::Hash(d.field));
-    }
   }
   ~MatcherState() { hs_free_scratch(scratch_); }
 
@@ -762,10 +758,65 @@ class MatcherState {
   // each name) and compared in place with the cached entry's key, the last
   // entry first (consecutive lines mostly come from the same decoder).
   static constexpr size_t kMaxRoutes = 4096;
+  // One field the route's groups look at, with every table and database of
+  // those groups for it: the event's value is looked up once per route field
+  // (it was once per group and field), and the whole-value literals of all the
+  // groups are one probe of one table per case (merged when several groups
+  // have literals for the field).
+  struct RouteField {
+    const std::string* name = nullptr;  // "" = the raw line
+    uint64_t hash = 0;                  // EventFields::Hash(*name)
+    const ExactTable* cased = nullptr;  // null when no group has cased literals
+    const ExactTable* caseless = nullptr;
+    size_t exact_max_size = 0;                // longer values match no literal
+    std::vector<const FieldDatabase*> scans;  // Hyperscan databases for the field
+  };
   struct RouteEntry {
     std::string key;  // RouteKey(): each list's length, then each name's length and bytes
     std::vector<uint32_t> groups;
+    std::vector<RouteField> fields;  // in order of first use by the groups
+    std::vector<uint32_t> always;    // the groups' `always` rules
+    std::vector<std::unique_ptr<ExactTable>> merged;  // tables the fields own
   };
+  // Builds e->fields and e->always from e->groups.
+  static void PlanRoute(const RuleSetImpl& rs, RouteEntry* e) {
+    std::vector<std::vector<const ExactTable*>> cased, caseless;
+    for (const uint32_t gi : e->groups) {
+      const RuleGroup& g = rs.groups[gi];
+      e->always.insert(e->always.end(), g.always.begin(), g.always.end());
+      for (const FieldDatabase& d : g.databases) {
+        size_t fi = 0;
+        while (fi < e->fields.size() && *e->fields[fi].name != d.field) ++fi;
+        if (fi == e->fields.size()) {
+          RouteField f;
+          f.name = &d.field;
+          f.hash = EventFields::Hash(d.field);
+          e->fields.push_back(std::move(f));
+          cased.emplace_back();
+          caseless.emplace_back();
+        }
+        RouteField& f = e->fields[fi];
+        if (!d.exact_cased.empty()) cased[fi].push_back(&d.exact_cased);
+        if (!d.exact_caseless.empty()) caseless[fi].push_back(&d.exact_caseless);
+        f.exact_max_size = std::max(f.exact_max_size, d.exact_max_size);
+        if (d.db != nullptr) f.scans.push_back(&d);
+      }
+    }
+    std::sort(e->always.begin(), e->always.end());
+    auto merge = [e](const std::vector<const ExactTable*>& tables) -> const ExactTable* {
+      if (tables.empty()) return nullptr;
+      if (tables.size() == 1) return tables[0];
+      auto table = std::make_unique<ExactTable>(tables[0]->caseless());
+      for (const ExactTable* t : tables) table->AddAll(*t);
+      table->Build();
+      e->merged.push_back(std::move(table));
+      return e->merged.back().get();
+    };
+    for (size_t fi = 0; fi < e->fields.size(); ++fi) {
+      e->fields[fi].cased = merge(cased[fi]);
+      e->fields[fi].caseless = merge(caseless[fi]);
+    }
+  }
   std::array<const std::vector<std::string>*, 3> RouteLists() const {
     return {&event_.products, &event_.services, &event_.categories};
   }
@@ -825,8 +876,8 @@ class MatcherState {
     }
     return p == end;
   }
-  const std::vector<uint32_t>& Route() {
-    if (last_route_ != nullptr && SameRoute(last_route_->key)) return last_route_->groups;
+  const RouteEntry& Route() {
+    if (last_route_ != nullptr && SameRoute(last_route_->key)) return *last_route_;
     constexpr uint64_t kMul = 0x9fb21c651e98df25ULL;
     uint64_t h = 0;
     for (const auto* v : RouteLists()) {
@@ -838,7 +889,7 @@ class MatcherState {
     for (auto it = first; it != last; ++it) {
       if (SameRoute(it->second.key)) {
         last_route_ = &it->second;
-        return it->second.groups;
+        return it->second;
       }
     }
     if (routes_.size() >= kMaxRoutes) routes_.clear();
@@ -847,8 +898,9 @@ class MatcherState {
     for (uint32_t gi = 0; gi < rs_->groups.size(); ++gi) {
       if (SourceMatches(rs_->groups[gi].logsource)) e.groups.push_back(gi);
     }
+    PlanRoute(*rs_, &e);
     last_route_ = &routes_.emplace(h, std::move(e))->second;  // nodes never move
-    return last_route_->groups;
+    return *last_route_;
   }
 
   bool SourceMatches(const LogSourceKey& ls) const {
@@ -889,7 +941,6 @@ class MatcherState {
   uint32_t epoch_ = 0;
   const uint32_t* scan_atoms_ = nullptr;  // atoms of the database being scanned, by Hyperscan id
   Event event_;
-  std::vector<std::vector<uint64_t>> field_hashes_;  // [group][database]: EventFields::Hash(field)
   std::unordered_multimap<uint64_t, RouteEntry> routes_;  // hash of the lists -> route
   const RouteEntry* last_route_ = nullptr;                // in routes_; null after a clear
   std::vector<uint32_t> candidates_;                      // Match()'s buffer
@@ -1027,43 +1078,40 @@ absl::StatusOr<std::vector<Detection>> MatcherState::Match(FieldMap* fields_out)
   }
   std::vector<uint32_t>& candidates = candidates_;
   candidates.clear();
-  for (const uint32_t gi : Route()) {
-    const RuleGroup& g = rs_->groups[gi];
-    const size_t first_hit = hits_.size();
-    for (size_t di = 0; di < g.databases.size(); ++di) {
-      const FieldDatabase& d = g.databases[di];
-      // The field's hash is computed once per matcher; keyword rules scan the raw line.
-      std::string_view v = event_.raw;
-      if (!d.field.empty()) {
-        auto it = event_.fields.find(d.field, field_hashes_[gi][di]);
-        if (it == event_.fields.end()) continue;
-        v = it->second;
-      }
-      if (v.size() <= d.exact_max_size) {
-        if (!d.exact_cased.empty()) HitAll(d.exact_cased, v);
-        if (!d.exact_caseless.empty()) HitAll(d.exact_caseless, v);
-      }
-      if (d.db == nullptr) continue;
-      scan_atoms_ = d.db_atoms.data();
-      hs_error_t rc = hs_scan(d.db, v.data(), static_cast<unsigned>(v.size()), 0, scratch_,
+  const RouteEntry& route = Route();
+  for (const RouteField& f : route.fields) {
+    // The field's hash is computed once per route; keyword rules scan the raw line.
+    std::string_view v = event_.raw;
+    if (!f.name->empty()) {
+      auto it = event_.fields.find(*f.name, f.hash);
+      if (it == event_.fields.end()) continue;
+      v = it->second;
+    }
+    if (v.size() <= f.exact_max_size) {
+      if (f.cased != nullptr) HitAll(*f.cased, v);
+      if (f.caseless != nullptr) HitAll(*f.caseless, v);
+    }
+    for (const FieldDatabase* d : f.scans) {
+      scan_atoms_ = d->db_atoms.data();
+      hs_error_t rc = hs_scan(d->db, v.data(), static_cast<unsigned>(v.size()), 0, scratch_,
                               &MatcherState::OnMatch, this);
       if (rc != HS_SUCCESS && rc != HS_SCAN_TERMINATED) {
         return absl::InternalError(strutil::StrCat("hs_scan failed with code ", rc));
       }
     }
-    for (size_t i = first_hit; i < hits_.size(); ++i) {
-      for (uint32_t ri : rs_->atom_rules[hits_[i]]) {
-        if (rule_epoch_[ri] != epoch_) {
-          rule_epoch_[ri] = epoch_;
-          candidates.push_back(ri);
-        }
-      }
-    }
-    for (uint32_t ri : g.always) {
+  }
+  for (const uint32_t atom : hits_) {
+    for (uint32_t ri : rs_->atom_rules[atom]) {
       if (rule_epoch_[ri] != epoch_) {
         rule_epoch_[ri] = epoch_;
         candidates.push_back(ri);
       }
+    }
+  }
+  for (uint32_t ri : route.always) {
+    if (rule_epoch_[ri] != epoch_) {
+      rule_epoch_[ri] = epoch_;
+      candidates.push_back(ri);
     }
   }
   std::sort(candidates.begin(), candidates.end());

@@ -30,6 +30,15 @@ class ExactTable {
   void Add(std::string_view key, uint32_t atom) { pending_.emplace_back(std::string(key), atom); }
   void Build();
 
+  // Adds every key of the built table `other` with its atoms (to merge tables).
+  void AddAll(const ExactTable& other) {
+    for (const Entry& e : other.entries_) {
+      const std::string_view key(other.keys_.data() + e.key_begin, e.key_size);
+      for (uint32_t i = 0; i < e.atoms_size; ++i) Add(key, other.atoms_[e.atoms_begin + i]);
+    }
+  }
+
+  bool caseless() const { return caseless_; }
   bool empty() const { return entries_.empty(); }
   size_t size() const { return entries_.size(); }  // distinct keys
   size_t max_key_size() const { return max_key_size_; }
