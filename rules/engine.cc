@@ -377,6 +377,15 @@ absl::StatusOr<std::unique_ptr<RuleSetImpl>> BuildRuleSet(std::vector<ParsedRule
         }
       }
       fdb.pattern_count = atoms.size() - compiled.rejected.size();
+      if (fdb.db != nullptr) {
+        std::vector<bool> rejected(scanned.size(), false);
+        for (uint32_t k : compiled.rejected) rejected[k] = true;
+        for (size_t k = 0; k < scanned.size(); ++k) {
+          if (rejected[k]) continue;
+          fdb.scan_patterns.push_back(std::move(scanned[k]));
+          fdb.scan_atoms.push_back(fdb.db_atoms[k]);
+        }
+      }
       if (fdb.db != nullptr || fdb.exact_max_size > 0) group.databases.push_back(std::move(fdb));
     }
     impl->groups.push_back(std::move(group));
@@ -513,7 +522,39 @@ absl::StatusOr<std::unique_ptr<RuleSetImpl>> BuildRuleSet(std::vector<ParsedRule
     }
   }
   impl->diagnostics = std::move(diagnostics);
+  impl->cache_dir = options.cache_dir;
   return impl;
+}
+
+const MergedDatabase& RuleSetImpl::Merged(const std::vector<const FieldDatabase*>& parts) const {
+  std::lock_guard<std::mutex> lock(merged_mu_);
+  std::unique_ptr<MergedDatabase>& slot = merged_[parts];
+  if (slot != nullptr) return *slot;
+  slot = std::make_unique<MergedDatabase>();
+  // The parts' patterns back to back, in route order: the same parts always
+  // give the same database (and cache key).
+  std::vector<Pattern> patterns;
+  std::vector<uint32_t> atoms;
+  for (const FieldDatabase* d : parts) {
+    patterns.insert(patterns.end(), d->scan_patterns.begin(), d->scan_patterns.end());
+    atoms.insert(atoms.end(), d->scan_atoms.begin(), d->scan_atoms.end());
+  }
+  if (patterns.size() > RuleSetImpl::kMaxMergedPatterns) return *slot;  // compile time: scan the parts
+  CompiledDatabase compiled;
+  std::string why;
+  const std::string key = cache_dir.empty() ? "" : DatabaseKey(patterns);
+  if (key.empty() || LoadCachedDatabase(cache_dir, key, &compiled, &why) != CacheRead::kOk) {
+    // Every pattern compiled in its own database already; a failure here
+    // (e.g. a resource limit) only means the parts are scanned one by one.
+    if (!CompileDatabase(patterns, &compiled).ok() || !compiled.rejected.empty()) {
+      hs_free_database(compiled.db);
+      return *slot;
+    }
+    if (!key.empty()) StoreCachedDatabase(cache_dir, key, compiled);
+  }
+  slot->db = compiled.db;
+  slot->atoms = std::move(atoms);
+  return *slot;
 }
 
 namespace {
@@ -746,7 +787,7 @@ class MatcherState {
       hits_.push_back(id);
     }
   }
-  void HitAll(const ExactTable& table, std::string_view value) {
+  [[gnu::always_inline]] void HitAll(const ExactTable& table, std::string_view value) {
     for (uint32_t atom : table.Find(value)) Hit(atom);
   }
 
@@ -763,13 +804,17 @@ class MatcherState {
   // (it was once per group and field), and the whole-value literals of all the
   // groups are one probe of one table per case (merged when several groups
   // have literals for the field).
+  struct ScanDb {
+    const hs_database_t* db;
+    const uint32_t* atoms;  // Hyperscan id i is atom atoms[i]
+  };
   struct RouteField {
     const std::string* name = nullptr;  // "" = the raw line
     uint64_t hash = 0;                  // EventFields::Hash(*name)
     const ExactTable* cased = nullptr;  // null when no group has cased literals
     const ExactTable* caseless = nullptr;
     size_t exact_max_size = 0;                // longer values match no literal
-    std::vector<const FieldDatabase*> scans;  // Hyperscan databases for the field
+    std::vector<ScanDb> scans;  // Hyperscan databases for the field (one when merged)
   };
   struct RouteEntry {
     std::string key;  // RouteKey(): each list's length, then each name's length and bytes
@@ -778,9 +823,13 @@ class MatcherState {
     std::vector<uint32_t> always;    // the groups' `always` rules
     std::vector<std::unique_ptr<ExactTable>> merged;  // tables the fields own
   };
-  // Builds e->fields and e->always from e->groups.
-  static void PlanRoute(const RuleSetImpl& rs, RouteEntry* e) {
+  // Builds e->fields and e->always from e->groups. A field scanned by several
+  // groups gets their merged database (RuleSetImpl::Merged), which may grow
+  // the scratch.
+  absl::Status PlanRoute(RouteEntry* e) {
+    const RuleSetImpl& rs = *rs_;
     std::vector<std::vector<const ExactTable*>> cased, caseless;
+    std::vector<std::vector<const FieldDatabase*>> scanned;
     for (const uint32_t gi : e->groups) {
       const RuleGroup& g = rs.groups[gi];
       e->always.insert(e->always.end(), g.always.begin(), g.always.end());
@@ -794,12 +843,28 @@ class MatcherState {
           e->fields.push_back(std::move(f));
           cased.emplace_back();
           caseless.emplace_back();
+          scanned.emplace_back();
         }
         RouteField& f = e->fields[fi];
         if (!d.exact_cased.empty()) cased[fi].push_back(&d.exact_cased);
         if (!d.exact_caseless.empty()) caseless[fi].push_back(&d.exact_caseless);
         f.exact_max_size = std::max(f.exact_max_size, d.exact_max_size);
-        if (d.db != nullptr) f.scans.push_back(&d);
+        if (d.db != nullptr) scanned[fi].push_back(&d);
+      }
+    }
+    for (size_t fi = 0; fi < e->fields.size(); ++fi) {
+      if (scanned[fi].size() > 1) {
+        const MergedDatabase& m = rs.Merged(scanned[fi]);
+        if (m.db != nullptr) {
+          if (hs_alloc_scratch(m.db, &scratch_) != HS_SUCCESS) {
+            return absl::ResourceExhaustedError("cannot allocate Hyperscan scratch");
+          }
+          e->fields[fi].scans.push_back({m.db, m.atoms.data()});
+          continue;
+        }
+      }
+      for (const FieldDatabase* d : scanned[fi]) {
+        e->fields[fi].scans.push_back({d->db, d->db_atoms.data()});
       }
     }
     std::sort(e->always.begin(), e->always.end());
@@ -816,6 +881,7 @@ class MatcherState {
       e->fields[fi].cased = merge(cased[fi]);
       e->fields[fi].caseless = merge(caseless[fi]);
     }
+    return absl::OkStatus();
   }
   std::array<const std::vector<std::string>*, 3> RouteLists() const {
     return {&event_.products, &event_.services, &event_.categories};
@@ -876,8 +942,14 @@ class MatcherState {
     }
     return p == end;
   }
-  const RouteEntry& Route() {
-    if (last_route_ != nullptr && SameRoute(last_route_->key)) return *last_route_;
+  // The route of the event (the last one, compared in place, when it is the
+  // same), else FindRoute().
+  const RouteEntry* LastRoute() const {
+    return last_route_ != nullptr && SameRoute(last_route_->key) ? last_route_ : nullptr;
+  }
+  // Kept out of line so that Match() stays small enough for the compiler to
+  // inline its per-field lookups and probes.
+  [[gnu::noinline]] absl::StatusOr<const RouteEntry*> FindRoute() {
     constexpr uint64_t kMul = 0x9fb21c651e98df25ULL;
     uint64_t h = 0;
     for (const auto* v : RouteLists()) {
@@ -889,18 +961,21 @@ class MatcherState {
     for (auto it = first; it != last; ++it) {
       if (SameRoute(it->second.key)) {
         last_route_ = &it->second;
-        return it->second;
+        return last_route_;
       }
     }
-    if (routes_.size() >= kMaxRoutes) routes_.clear();
+    if (routes_.size() >= kMaxRoutes) {
+      routes_.clear();
+      last_route_ = nullptr;
+    }
     RouteEntry e;
     e.key = RouteKey();
     for (uint32_t gi = 0; gi < rs_->groups.size(); ++gi) {
       if (SourceMatches(rs_->groups[gi].logsource)) e.groups.push_back(gi);
     }
-    PlanRoute(*rs_, &e);
+    SIPER_RETURN_IF_ERROR(PlanRoute(&e));
     last_route_ = &routes_.emplace(h, std::move(e))->second;  // nodes never move
-    return *last_route_;
+    return last_route_;
   }
 
   bool SourceMatches(const LogSourceKey& ls) const {
@@ -1078,7 +1153,11 @@ absl::StatusOr<std::vector<Detection>> MatcherState::Match(FieldMap* fields_out)
   }
   std::vector<uint32_t>& candidates = candidates_;
   candidates.clear();
-  const RouteEntry& route = Route();
+  const RouteEntry* route_ptr = LastRoute();
+  if (route_ptr == nullptr) {
+    SIPER_ASSIGN_OR_RETURN(route_ptr, FindRoute());
+  }
+  const RouteEntry& route = *route_ptr;
   for (const RouteField& f : route.fields) {
     // The field's hash is computed once per route; keyword rules scan the raw line.
     std::string_view v = event_.raw;
@@ -1091,9 +1170,12 @@ absl::StatusOr<std::vector<Detection>> MatcherState::Match(FieldMap* fields_out)
       if (f.cased != nullptr) HitAll(*f.cased, v);
       if (f.caseless != nullptr) HitAll(*f.caseless, v);
     }
-    for (const FieldDatabase* d : f.scans) {
-      scan_atoms_ = d->db_atoms.data();
-      hs_error_t rc = hs_scan(d->db, v.data(), static_cast<unsigned>(v.size()), 0, scratch_,
+    // An empty value may be a null view, which hs_scan refuses (HS_INVALID: the
+    // whole event used to fail with "hs_scan failed").
+    const char* const data = v.empty() ? "" : v.data();
+    for (const ScanDb& d : f.scans) {
+      scan_atoms_ = d.atoms;
+      hs_error_t rc = hs_scan(d.db, data, static_cast<unsigned>(v.size()), 0, scratch_,
                               &MatcherState::OnMatch, this);
       if (rc != HS_SUCCESS && rc != HS_SCAN_TERMINATED) {
         return absl::InternalError(strutil::StrCat("hs_scan failed with code ", rc));

@@ -45,7 +45,7 @@ class ExactTable {
 
   // The atoms of the key equal to `value` (caselessly for a caseless table);
   // empty when none.
-  std::span<const uint32_t> Find(std::string_view value) const {
+  [[gnu::always_inline]] std::span<const uint32_t> Find(std::string_view value) const {
     // Most values looked up have no key of their length: no hash then.
     if (((length_mask_ >> std::min<size_t>(value.size(), 63)) & 1) == 0) return {};
     const uint64_t h = caseless_ ? Hash<true>(value) : Hash<false>(value);
