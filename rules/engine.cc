@@ -539,7 +539,8 @@ const MergedDatabase& RuleSetImpl::Merged(const std::vector<const FieldDatabase*
     patterns.insert(patterns.end(), d->scan_patterns.begin(), d->scan_patterns.end());
     atoms.insert(atoms.end(), d->scan_atoms.begin(), d->scan_atoms.end());
   }
-  if (patterns.size() > RuleSetImpl::kMaxMergedPatterns) return *slot;  // compile time: scan the parts
+  if (patterns.size() > RuleSetImpl::kMaxMergedPatterns)
+    return *slot;  // compile time: scan the parts
   CompiledDatabase compiled;
   std::string why;
   const std::string key = cache_dir.empty() ? "" : DatabaseKey(patterns);
@@ -813,14 +814,14 @@ class MatcherState {
     uint64_t hash = 0;                  // EventFields::Hash(*name)
     const ExactTable* cased = nullptr;  // null when no group has cased literals
     const ExactTable* caseless = nullptr;
-    size_t exact_max_size = 0;                // longer values match no literal
+    size_t exact_max_size = 0;  // longer values match no literal
     std::vector<ScanDb> scans;  // Hyperscan databases for the field (one when merged)
   };
   struct RouteEntry {
     std::string key;  // RouteKey(): each list's length, then each name's length and bytes
     std::vector<uint32_t> groups;
-    std::vector<RouteField> fields;  // in order of first use by the groups
-    std::vector<uint32_t> always;    // the groups' `always` rules
+    std::vector<RouteField> fields;                   // in order of first use by the groups
+    std::vector<uint32_t> always;                     // the groups' `always` rules
     std::vector<std::unique_ptr<ExactTable>> merged;  // tables the fields own
   };
   // Builds e->fields and e->always from e->groups. A field scanned by several

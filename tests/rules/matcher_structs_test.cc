@@ -1,10 +1,13 @@
 // The engine's small data structures: the alert field snapshot
 // (DetectionFields, one flat buffer), the whole-value literal table
-// (rules/exact_table.h), the word-wise content hash of the cache files
-// (rules/hash128.h) and the sealed cache file format (rules/cache_file.h).
+// (rules/exact_table.h, also merged across rule groups), the word-wise content
+// hash of the cache files (rules/hash128.h), the sealed cache file format
+// (rules/cache_file.h) and the matcher's per-route field plan (one lookup, one
+// merged literal table and one merged Hyperscan database per field of a route).
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -385,12 +388,6 @@ TEST(ConditionProgramTest, SimpleShapes) {
   EXPECT_FALSE(run(CondNode{CondNode::Op::kOr, {}, 0}, true, true));
   EXPECT_EQ(CompileCondition(both).size(), 3u);  // a, jump-if-false, b
 }
-
-}  // namespace
-}  // namespace siper::rules
-
-namespace siper::rules {
-namespace {
 
 // Merging the literal tables of several rule groups for one field (the
 // matcher's per-route field plan): the union of keys, a key in both tables
