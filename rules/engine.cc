@@ -748,10 +748,12 @@ class MatcherState {
   explicit MatcherState(const RuleSetImpl* rs)
       : rs_(rs),
         bits_((rs->atom_rules.size() + 63) / 64, 0),
+        hits_(rs->atom_rules.size(), 0),
         rule_epoch_(rs->rules.size(), 0),
         correlation_(rs) {
     // Fields view the line being processed instead of copying it (it outlives Match()).
     event_.borrow_line = true;
+    candidates_.assign(rs->rules.size(), 0);
   }
   ~MatcherState() { hs_free_scratch(scratch_); }
 
@@ -785,7 +787,7 @@ class MatcherState {
     const uint64_t mask = uint64_t{1} << (id & 63);
     if ((word & mask) == 0) {
       word |= mask;
-      hits_.push_back(id);
+      hits_[num_hits_++] = id;
     }
   }
   [[gnu::always_inline]] void HitAll(const ExactTable& table, std::string_view value) {
@@ -1012,14 +1014,19 @@ class MatcherState {
   const RuleSetImpl* rs_;
   hs_scratch_t* scratch_ = nullptr;
   std::vector<uint64_t> bits_;
+  // Atoms hit by this event (the first num_hits_), and candidate rules (the first
+  // num_candidates_): sized once for every atom and rule, as each is added at most
+  // once per event, so adding is a store (push_back was an out-of-line call).
   std::vector<uint32_t> hits_;
+  size_t num_hits_ = 0;
   std::vector<uint32_t> rule_epoch_;
   uint32_t epoch_ = 0;
   const uint32_t* scan_atoms_ = nullptr;  // atoms of the database being scanned, by Hyperscan id
   Event event_;
   std::unordered_multimap<uint64_t, RouteEntry> routes_;  // hash of the lists -> route
   const RouteEntry* last_route_ = nullptr;                // in routes_; null after a clear
-  std::vector<uint32_t> candidates_;                      // Match()'s buffer
+  std::vector<uint32_t> candidates_;
+  size_t num_candidates_ = 0;
   std::vector<uint32_t> last_matched_;
   CorrelationState correlation_;
   std::unique_ptr<IocScanner> ioc_;  // null: no IOC set
@@ -1152,8 +1159,7 @@ absl::StatusOr<std::vector<Detection>> MatcherState::Match(FieldMap* fields_out)
     std::fill(rule_epoch_.begin(), rule_epoch_.end(), 0);
     epoch_ = 1;
   }
-  std::vector<uint32_t>& candidates = candidates_;
-  candidates.clear();
+  num_candidates_ = 0;
   const RouteEntry* route_ptr = LastRoute();
   if (route_ptr == nullptr) {
     SIPER_ASSIGN_OR_RETURN(route_ptr, FindRoute());
@@ -1183,20 +1189,21 @@ absl::StatusOr<std::vector<Detection>> MatcherState::Match(FieldMap* fields_out)
       }
     }
   }
-  for (const uint32_t atom : hits_) {
-    for (uint32_t ri : rs_->atom_rules[atom]) {
+  for (size_t i = 0; i < num_hits_; ++i) {
+    for (uint32_t ri : rs_->atom_rules[hits_[i]]) {
       if (rule_epoch_[ri] != epoch_) {
         rule_epoch_[ri] = epoch_;
-        candidates.push_back(ri);
+        candidates_[num_candidates_++] = ri;
       }
     }
   }
   for (uint32_t ri : route.always) {
     if (rule_epoch_[ri] != epoch_) {
       rule_epoch_[ri] = epoch_;
-      candidates.push_back(ri);
+      candidates_[num_candidates_++] = ri;
     }
   }
+  const std::span<uint32_t> candidates(candidates_.data(), num_candidates_);
   std::sort(candidates.begin(), candidates.end());
   std::vector<Detection> out;
   LazySnapshot fields(&event_.fields);
@@ -1216,8 +1223,8 @@ absl::StatusOr<std::vector<Detection>> MatcherState::Match(FieldMap* fields_out)
     }
     if (!cr.correlations.empty()) correlation_.OnMatch(ri, event_, &fields, &out);
   }
-  for (uint32_t atom : hits_) bits_[atom >> 6] = 0;
-  hits_.clear();
+  for (size_t i = 0; i < num_hits_; ++i) bits_[hits_[i] >> 6] = 0;
+  num_hits_ = 0;
   if (fields_out != nullptr) *fields_out = event_.fields.ToMap();
   return out;
 }
