@@ -5,7 +5,10 @@
 #include <hs/hs.h>
 
 #include <cstdint>
+#include <filesystem>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -51,6 +54,20 @@ struct FieldDatabase {
   ExactTable exact_caseless{true};  // value, ASCII-case-insensitively -> atoms
   size_t exact_max_size = 0;        // the longest literal: longer values cannot match
   size_t pattern_count = 0;
+  // The patterns `db` holds (those Hyperscan accepted) with their atoms, for
+  // merging this database with others of the same field (MergedDatabase).
+  std::vector<Pattern> scan_patterns;
+  std::vector<uint32_t> scan_atoms;
+};
+
+// One Hyperscan database holding the patterns of several FieldDatabases of one
+// field (the groups an event's route reaches: e.g. the keyword databases of
+// linux, linux/sshd and linux/syslog for an sshd line), so the field is
+// scanned once instead of once per group. Built on first use by a matcher
+// (RuleSetImpl::Merged) and shared by all matchers of the rule set.
+struct MergedDatabase {
+  hs_database_t* db = nullptr;  // null: not merged (compile failed); scan each part
+  std::vector<uint32_t> atoms;  // Hyperscan id i is atom atoms[i]
 };
 
 struct RuleGroup {
@@ -71,6 +88,17 @@ struct RuleSetImpl {
   std::vector<RuleDiagnostic> skipped;
   std::vector<RuleDiagnostic> diagnostics;         // every document, ok or not (for lint)
   std::shared_ptr<const DataDecoderSet> decoders;  // the rule set's decoders/ folder; may be null
+  std::filesystem::path cache_dir;                 // LoadOptions::cache_dir (merged databases)
+
+  // A merged database is compiled on an ingest thread the first time a route
+  // needs it (then read from cache_dir on later starts); beyond this many
+  // patterns its parts are scanned one by one instead, which bounds that pause
+  // (a few hundred keyword patterns compile in tens of milliseconds).
+  static constexpr size_t kMaxMergedPatterns = 2048;
+  // The merged database of `parts` (FieldDatabases of one field, in route
+  // order), compiled (or read from cache_dir) on first use; thread-safe. The
+  // result lives as long as the rule set.
+  const MergedDatabase& Merged(const std::vector<const FieldDatabase*>& parts) const;
 
   RuleSetImpl() = default;
   RuleSetImpl(const RuleSetImpl&) = delete;
@@ -79,8 +107,13 @@ struct RuleSetImpl {
     for (auto& g : groups) {
       for (auto& d : g.databases) hs_free_database(d.db);
     }
+    for (auto& [parts, m] : merged_) hs_free_database(m->db);
     hs_free_scratch(prototype_scratch);
   }
+
+ private:
+  mutable std::mutex merged_mu_;
+  mutable std::map<std::vector<const FieldDatabase*>, std::unique_ptr<MergedDatabase>> merged_;
 };
 
 }  // namespace siper::rules

@@ -12,14 +12,18 @@ CorrelationState::CorrelationState(const RuleSetImpl* rules)
       correlation_state_(rules->correlations.size()),
       suppression_state_(rules->rules.size()) {}
 
-std::string CorrelationState::GroupKey(const std::vector<std::string>& by, const Event& event) {
-  std::string key;
+CorrelationState::Window& CorrelationState::GroupOf(PerRule* state,
+                                                    const std::vector<std::string>& by,
+                                                    const Event& event) {
+  key_.clear();
   for (const std::string& f : by) {
     auto it = event.fields.find(f);
-    if (it != event.fields.end()) key += it->second;
-    key.push_back('\x1f');
+    if (it != event.fields.end()) key_ += it->second;
+    key_.push_back('\x1f');
   }
-  return key;
+  auto it = state->groups.find(std::string_view(key_));
+  if (it != state->groups.end()) return it->second;
+  return state->groups.emplace(key_, Window{}).first->second;
 }
 
 void CorrelationState::Evict(PerRule* state, int64_t now_ns, int64_t span_ns) {
@@ -52,7 +56,7 @@ bool CorrelationState::Suppressed(uint32_t rule, const Event& event, int64_t* co
   const int64_t now = EventTime(event);
   PerRule& st = suppression_state_[rule];
   Evict(&st, now, r.suppress_ns);
-  Window& w = st.groups[GroupKey(r.suppress_by, event)];
+  Window& w = GroupOf(&st, r.suppress_by, event);
   if (w.count > 0 && now - w.start_ns <= r.suppress_ns && now >= w.start_ns) {
     ++w.count;
     if (count_out != nullptr) *count_out = w.count;
@@ -77,8 +81,7 @@ void CorrelationState::Feed(uint32_t ci, uint32_t member, const Event& event, in
   const CorrelationSpec& spec = cc.rule.correlation;
   PerRule& st = correlation_state_[ci];
   Evict(&st, now, spec.timespan_ns);
-  std::string key = GroupKey(spec.group_by, event);
-  Window& w = st.groups[key];
+  Window& w = GroupOf(&st, spec.group_by, event);
   const bool expired = w.count > 0 && (now - w.start_ns > spec.timespan_ns || now < w.start_ns);
   if (w.count == 0 || expired) {
     w = Window{};

@@ -5,7 +5,9 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
@@ -58,21 +60,29 @@ class CorrelationState {
     std::unordered_set<std::string> values;  // value_count
     std::vector<int64_t> last_seen;          // temporal: per member, 0 = never
   };
+  // Group keys are looked up as views of key_ (built in place, no allocation
+  // per event); a string is made only when a new group opens.
+  struct KeyHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
   struct PerRule {
-    std::unordered_map<std::string, Window> groups;
+    std::unordered_map<std::string, Window, KeyHash, std::equal_to<>> groups;
     size_t next_sweep = 1024;  // sweep expired windows when this many are open
   };
 
   // Feeds one event of member `member` (see CompiledCorrelation::members) to correlation `ci`.
   void Feed(uint32_t ci, uint32_t member, const Event& event, int64_t now, int depth,
             LazySnapshot* fields, std::vector<Detection>* out);
-  static std::string GroupKey(const std::vector<std::string>& by, const Event& event);
+  // The group of `event` in `state` (by the values of `by`), created when absent.
+  Window& GroupOf(PerRule* state, const std::vector<std::string>& by, const Event& event);
   void Evict(PerRule* state, int64_t now_ns, int64_t span_ns);
 
   const RuleSetImpl* rules_;
   std::vector<PerRule> correlation_state_;
   std::vector<PerRule> suppression_state_;  // by detection rule index
   uint64_t dropped_groups_ = 0;
+  std::string key_;  // GroupOf()'s buffer, reused
 };
 
 }  // namespace siper::rules

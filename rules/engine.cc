@@ -378,6 +378,15 @@ absl::StatusOr<std::unique_ptr<RuleSetImpl>> BuildRuleSet(std::vector<ParsedRule
         }
       }
       fdb.pattern_count = atoms.size() - compiled.rejected.size();
+      if (fdb.db != nullptr) {
+        std::vector<bool> rejected(scanned.size(), false);
+        for (uint32_t k : compiled.rejected) rejected[k] = true;
+        for (size_t k = 0; k < scanned.size(); ++k) {
+          if (rejected[k]) continue;
+          fdb.scan_patterns.push_back(std::move(scanned[k]));
+          fdb.scan_atoms.push_back(fdb.db_atoms[k]);
+        }
+      }
       if (fdb.db != nullptr || fdb.exact_max_size > 0) group.databases.push_back(std::move(fdb));
     }
     impl->groups.push_back(std::move(group));
@@ -514,7 +523,40 @@ absl::StatusOr<std::unique_ptr<RuleSetImpl>> BuildRuleSet(std::vector<ParsedRule
     }
   }
   impl->diagnostics = std::move(diagnostics);
+  impl->cache_dir = options.cache_dir;
   return impl;
+}
+
+const MergedDatabase& RuleSetImpl::Merged(const std::vector<const FieldDatabase*>& parts) const {
+  std::lock_guard<std::mutex> lock(merged_mu_);
+  std::unique_ptr<MergedDatabase>& slot = merged_[parts];
+  if (slot != nullptr) return *slot;
+  slot = std::make_unique<MergedDatabase>();
+  // The parts' patterns back to back, in route order: the same parts always
+  // give the same database (and cache key).
+  std::vector<Pattern> patterns;
+  std::vector<uint32_t> atoms;
+  for (const FieldDatabase* d : parts) {
+    patterns.insert(patterns.end(), d->scan_patterns.begin(), d->scan_patterns.end());
+    atoms.insert(atoms.end(), d->scan_atoms.begin(), d->scan_atoms.end());
+  }
+  if (patterns.size() > RuleSetImpl::kMaxMergedPatterns)
+    return *slot;  // compile time: scan the parts
+  CompiledDatabase compiled;
+  std::string why;
+  const std::string key = cache_dir.empty() ? "" : DatabaseKey(patterns);
+  if (key.empty() || LoadCachedDatabase(cache_dir, key, &compiled, &why) != CacheRead::kOk) {
+    // Every pattern compiled in its own database already; a failure here
+    // (e.g. a resource limit) only means the parts are scanned one by one.
+    if (!CompileDatabase(patterns, &compiled).ok() || !compiled.rejected.empty()) {
+      hs_free_database(compiled.db);
+      return *slot;
+    }
+    if (!key.empty()) StoreCachedDatabase(cache_dir, key, compiled);
+  }
+  slot->db = compiled.db;
+  slot->atoms = std::move(atoms);
+  return *slot;
 }
 
 namespace {
@@ -709,14 +751,12 @@ class MatcherState {
   explicit MatcherState(const RuleSetImpl* rs)
       : rs_(rs),
         bits_((rs->atom_rules.size() + 63) / 64, 0),
+        hits_(rs->atom_rules.size(), 0),
         rule_epoch_(rs->rules.size(), 0),
         correlation_(rs) {
     // Fields view the line being processed instead of copying it (it outlives Match()).
     event_.borrow_line = true;
-    for (const RuleGroup& g : rs->groups) {
-      auto& hashes = field_hashes_.emplace_back();
-      for (const FieldDatabase& d : g.databases) hashes.push_back(EventFields::Hash(d.field));
-    }
+    candidates_.assign(rs->rules.size(), 0);
   }
   ~MatcherState() { hs_free_scratch(scratch_); }
 
@@ -750,10 +790,10 @@ class MatcherState {
     const uint64_t mask = uint64_t{1} << (id & 63);
     if ((word & mask) == 0) {
       word |= mask;
-      hits_.push_back(id);
+      hits_[num_hits_++] = id;
     }
   }
-  void HitAll(const ExactTable& table, std::string_view value) {
+  [[gnu::always_inline]] void HitAll(const ExactTable& table, std::string_view value) {
     for (uint32_t atom : table.Find(value)) Hit(atom);
   }
 
@@ -765,10 +805,90 @@ class MatcherState {
   // each name) and compared in place with the cached entry's key, the last
   // entry first (consecutive lines mostly come from the same decoder).
   static constexpr size_t kMaxRoutes = 4096;
+  // One field the route's groups look at, with every table and database of
+  // those groups for it: the event's value is looked up once per route field
+  // (it was once per group and field), and the whole-value literals of all the
+  // groups are one probe of one table per case (merged when several groups
+  // have literals for the field).
+  struct ScanDb {
+    const hs_database_t* db;
+    const uint32_t* atoms;  // Hyperscan id i is atom atoms[i]
+  };
+  struct RouteField {
+    const std::string* name = nullptr;  // "" = the raw line
+    uint64_t hash = 0;                  // EventFields::Hash(*name)
+    const ExactTable* cased = nullptr;  // null when no group has cased literals
+    const ExactTable* caseless = nullptr;
+    size_t exact_max_size = 0;  // longer values match no literal
+    std::vector<ScanDb> scans;  // Hyperscan databases for the field (one when merged)
+  };
   struct RouteEntry {
     std::string key;  // RouteKey(): each list's length, then each name's length and bytes
     std::vector<uint32_t> groups;
+    std::vector<RouteField> fields;                   // in order of first use by the groups
+    std::vector<uint32_t> always;                     // the groups' `always` rules
+    std::vector<std::unique_ptr<ExactTable>> merged;  // tables the fields own
   };
+  // Builds e->fields and e->always from e->groups. A field scanned by several
+  // groups gets their merged database (RuleSetImpl::Merged), which may grow
+  // the scratch.
+  absl::Status PlanRoute(RouteEntry* e) {
+    const RuleSetImpl& rs = *rs_;
+    std::vector<std::vector<const ExactTable*>> cased, caseless;
+    std::vector<std::vector<const FieldDatabase*>> scanned;
+    for (const uint32_t gi : e->groups) {
+      const RuleGroup& g = rs.groups[gi];
+      e->always.insert(e->always.end(), g.always.begin(), g.always.end());
+      for (const FieldDatabase& d : g.databases) {
+        size_t fi = 0;
+        while (fi < e->fields.size() && *e->fields[fi].name != d.field) ++fi;
+        if (fi == e->fields.size()) {
+          RouteField f;
+          f.name = &d.field;
+          f.hash = EventFields::Hash(d.field);
+          e->fields.push_back(std::move(f));
+          cased.emplace_back();
+          caseless.emplace_back();
+          scanned.emplace_back();
+        }
+        RouteField& f = e->fields[fi];
+        if (!d.exact_cased.empty()) cased[fi].push_back(&d.exact_cased);
+        if (!d.exact_caseless.empty()) caseless[fi].push_back(&d.exact_caseless);
+        f.exact_max_size = std::max(f.exact_max_size, d.exact_max_size);
+        if (d.db != nullptr) scanned[fi].push_back(&d);
+      }
+    }
+    for (size_t fi = 0; fi < e->fields.size(); ++fi) {
+      if (scanned[fi].size() > 1) {
+        const MergedDatabase& m = rs.Merged(scanned[fi]);
+        if (m.db != nullptr) {
+          if (hs_alloc_scratch(m.db, &scratch_) != HS_SUCCESS) {
+            return absl::ResourceExhaustedError("cannot allocate Hyperscan scratch");
+          }
+          e->fields[fi].scans.push_back({m.db, m.atoms.data()});
+          continue;
+        }
+      }
+      for (const FieldDatabase* d : scanned[fi]) {
+        e->fields[fi].scans.push_back({d->db, d->db_atoms.data()});
+      }
+    }
+    std::sort(e->always.begin(), e->always.end());
+    auto merge = [e](const std::vector<const ExactTable*>& tables) -> const ExactTable* {
+      if (tables.empty()) return nullptr;
+      if (tables.size() == 1) return tables[0];
+      auto table = std::make_unique<ExactTable>(tables[0]->caseless());
+      for (const ExactTable* t : tables) table->AddAll(*t);
+      table->Build();
+      e->merged.push_back(std::move(table));
+      return e->merged.back().get();
+    };
+    for (size_t fi = 0; fi < e->fields.size(); ++fi) {
+      e->fields[fi].cased = merge(cased[fi]);
+      e->fields[fi].caseless = merge(caseless[fi]);
+    }
+    return absl::OkStatus();
+  }
   std::array<const std::vector<std::string>*, 3> RouteLists() const {
     return {&event_.products, &event_.services, &event_.categories};
   }
@@ -828,8 +948,14 @@ class MatcherState {
     }
     return p == end;
   }
-  const std::vector<uint32_t>& Route() {
-    if (last_route_ != nullptr && SameRoute(last_route_->key)) return last_route_->groups;
+  // The route of the event (the last one, compared in place, when it is the
+  // same), else FindRoute().
+  const RouteEntry* LastRoute() const {
+    return last_route_ != nullptr && SameRoute(last_route_->key) ? last_route_ : nullptr;
+  }
+  // Kept out of line so that Match() stays small enough for the compiler to
+  // inline its per-field lookups and probes.
+  [[gnu::noinline]] absl::StatusOr<const RouteEntry*> FindRoute() {
     constexpr uint64_t kMul = 0x9fb21c651e98df25ULL;
     uint64_t h = 0;
     for (const auto* v : RouteLists()) {
@@ -841,17 +967,21 @@ class MatcherState {
     for (auto it = first; it != last; ++it) {
       if (SameRoute(it->second.key)) {
         last_route_ = &it->second;
-        return it->second.groups;
+        return last_route_;
       }
     }
-    if (routes_.size() >= kMaxRoutes) routes_.clear();
+    if (routes_.size() >= kMaxRoutes) {
+      routes_.clear();
+      last_route_ = nullptr;
+    }
     RouteEntry e;
     e.key = RouteKey();
     for (uint32_t gi = 0; gi < rs_->groups.size(); ++gi) {
       if (SourceMatches(rs_->groups[gi].logsource)) e.groups.push_back(gi);
     }
+    SIPER_RETURN_IF_ERROR(PlanRoute(&e));
     last_route_ = &routes_.emplace(h, std::move(e))->second;  // nodes never move
-    return last_route_->groups;
+    return last_route_;
   }
 
   bool SourceMatches(const LogSourceKey& ls) const {
@@ -887,15 +1017,19 @@ class MatcherState {
   const RuleSetImpl* rs_;
   hs_scratch_t* scratch_ = nullptr;
   std::vector<uint64_t> bits_;
+  // Atoms hit by this event (the first num_hits_), and candidate rules (the first
+  // num_candidates_): sized once for every atom and rule, as each is added at most
+  // once per event, so adding is a store (push_back was an out-of-line call).
   std::vector<uint32_t> hits_;
+  size_t num_hits_ = 0;
   std::vector<uint32_t> rule_epoch_;
   uint32_t epoch_ = 0;
   const uint32_t* scan_atoms_ = nullptr;  // atoms of the database being scanned, by Hyperscan id
   Event event_;
-  std::vector<std::vector<uint64_t>> field_hashes_;  // [group][database]: EventFields::Hash(field)
   std::unordered_multimap<uint64_t, RouteEntry> routes_;  // hash of the lists -> route
   const RouteEntry* last_route_ = nullptr;                // in routes_; null after a clear
-  std::vector<uint32_t> candidates_;                      // Match()'s buffer
+  std::vector<uint32_t> candidates_;
+  size_t num_candidates_ = 0;
   std::vector<uint32_t> last_matched_;
   CorrelationState correlation_;
   std::unique_ptr<IocScanner> ioc_;  // null: no IOC set
@@ -1028,47 +1162,51 @@ absl::StatusOr<std::vector<Detection>> MatcherState::Match(FieldMap* fields_out)
     std::fill(rule_epoch_.begin(), rule_epoch_.end(), 0);
     epoch_ = 1;
   }
-  std::vector<uint32_t>& candidates = candidates_;
-  candidates.clear();
-  for (const uint32_t gi : Route()) {
-    const RuleGroup& g = rs_->groups[gi];
-    const size_t first_hit = hits_.size();
-    for (size_t di = 0; di < g.databases.size(); ++di) {
-      const FieldDatabase& d = g.databases[di];
-      // The field's hash is computed once per matcher; keyword rules scan the raw line.
-      std::string_view v = event_.raw;
-      if (!d.field.empty()) {
-        auto it = event_.fields.find(d.field, field_hashes_[gi][di]);
-        if (it == event_.fields.end()) continue;
-        v = it->second;
-      }
-      if (v.size() <= d.exact_max_size) {
-        if (!d.exact_cased.empty()) HitAll(d.exact_cased, v);
-        if (!d.exact_caseless.empty()) HitAll(d.exact_caseless, v);
-      }
-      if (d.db == nullptr) continue;
-      scan_atoms_ = d.db_atoms.data();
-      hs_error_t rc = hs_scan(d.db, v.data(), static_cast<unsigned>(v.size()), 0, scratch_,
+  num_candidates_ = 0;
+  const RouteEntry* route_ptr = LastRoute();
+  if (route_ptr == nullptr) {
+    SIPER_ASSIGN_OR_RETURN(route_ptr, FindRoute());
+  }
+  const RouteEntry& route = *route_ptr;
+  for (const RouteField& f : route.fields) {
+    // The field's hash is computed once per route; keyword rules scan the raw line.
+    std::string_view v = event_.raw;
+    if (!f.name->empty()) {
+      auto it = event_.fields.find(*f.name, f.hash);
+      if (it == event_.fields.end()) continue;
+      v = it->second;
+    }
+    if (v.size() <= f.exact_max_size) {
+      if (f.cased != nullptr) HitAll(*f.cased, v);
+      if (f.caseless != nullptr) HitAll(*f.caseless, v);
+    }
+    // An empty value may be a null view, which hs_scan refuses (HS_INVALID: the
+    // whole event used to fail with "hs_scan failed").
+    const char* const data = v.empty() ? "" : v.data();
+    for (const ScanDb& d : f.scans) {
+      scan_atoms_ = d.atoms;
+      hs_error_t rc = hs_scan(d.db, data, static_cast<unsigned>(v.size()), 0, scratch_,
                               &MatcherState::OnMatch, this);
       if (rc != HS_SUCCESS && rc != HS_SCAN_TERMINATED) {
         return absl::InternalError(strutil::StrCat("hs_scan failed with code ", rc));
       }
     }
-    for (size_t i = first_hit; i < hits_.size(); ++i) {
-      for (uint32_t ri : rs_->atom_rules[hits_[i]]) {
-        if (rule_epoch_[ri] != epoch_) {
-          rule_epoch_[ri] = epoch_;
-          candidates.push_back(ri);
-        }
-      }
-    }
-    for (uint32_t ri : g.always) {
+  }
+  for (size_t i = 0; i < num_hits_; ++i) {
+    for (uint32_t ri : rs_->atom_rules[hits_[i]]) {
       if (rule_epoch_[ri] != epoch_) {
         rule_epoch_[ri] = epoch_;
-        candidates.push_back(ri);
+        candidates_[num_candidates_++] = ri;
       }
     }
   }
+  for (uint32_t ri : route.always) {
+    if (rule_epoch_[ri] != epoch_) {
+      rule_epoch_[ri] = epoch_;
+      candidates_[num_candidates_++] = ri;
+    }
+  }
+  const std::span<uint32_t> candidates(candidates_.data(), num_candidates_);
   std::sort(candidates.begin(), candidates.end());
   std::vector<Detection> out;
   LazySnapshot fields(&event_.fields);
@@ -1088,8 +1226,8 @@ absl::StatusOr<std::vector<Detection>> MatcherState::Match(FieldMap* fields_out)
     }
     if (!cr.correlations.empty()) correlation_.OnMatch(ri, event_, &fields, &out);
   }
-  for (uint32_t atom : hits_) bits_[atom >> 6] = 0;
-  hits_.clear();
+  for (size_t i = 0; i < num_hits_; ++i) bits_[hits_[i] >> 6] = 0;
+  num_hits_ = 0;
   if (fields_out != nullptr) *fields_out = event_.fields.ToMap();
   return out;
 }

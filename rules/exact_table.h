@@ -30,13 +30,22 @@ class ExactTable {
   void Add(std::string_view key, uint32_t atom) { pending_.emplace_back(std::string(key), atom); }
   void Build();
 
+  // Adds every key of the built table `other` with its atoms (to merge tables).
+  void AddAll(const ExactTable& other) {
+    for (const Entry& e : other.entries_) {
+      const std::string_view key(other.keys_.data() + e.key_begin, e.key_size);
+      for (uint32_t i = 0; i < e.atoms_size; ++i) Add(key, other.atoms_[e.atoms_begin + i]);
+    }
+  }
+
+  bool caseless() const { return caseless_; }
   bool empty() const { return entries_.empty(); }
   size_t size() const { return entries_.size(); }  // distinct keys
   size_t max_key_size() const { return max_key_size_; }
 
   // The atoms of the key equal to `value` (caselessly for a caseless table);
   // empty when none.
-  std::span<const uint32_t> Find(std::string_view value) const {
+  [[gnu::always_inline]] std::span<const uint32_t> Find(std::string_view value) const {
     // Most values looked up have no key of their length: no hash then.
     if (((length_mask_ >> std::min<size_t>(value.size(), 63)) & 1) == 0) return {};
     const uint64_t h = caseless_ ? Hash<true>(value) : Hash<false>(value);

@@ -1,10 +1,13 @@
 // The engine's small data structures: the alert field snapshot
 // (DetectionFields, one flat buffer), the whole-value literal table
-// (rules/exact_table.h), the word-wise content hash of the cache files
-// (rules/hash128.h) and the sealed cache file format (rules/cache_file.h).
+// (rules/exact_table.h, also merged across rule groups), the word-wise content
+// hash of the cache files (rules/hash128.h), the sealed cache file format
+// (rules/cache_file.h) and the matcher's per-route field plan (one lookup, one
+// merged literal table and one merged Hyperscan database per field of a route).
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -384,6 +387,135 @@ TEST(ConditionProgramTest, SimpleShapes) {
   EXPECT_TRUE(run(CondNode{CondNode::Op::kAnd, {}, 0}, false, false));
   EXPECT_FALSE(run(CondNode{CondNode::Op::kOr, {}, 0}, true, true));
   EXPECT_EQ(CompileCondition(both).size(), 3u);  // a, jump-if-false, b
+}
+
+// Merging the literal tables of several rule groups for one field (the
+// matcher's per-route field plan): the union of keys, a key in both tables
+// keeps the atoms of both, cased and caseless stay apart.
+TEST(ExactTableTest, AddAllMergesKeysAndAtoms) {
+  const std::string long_key(5000, 'k');
+  const ExactTable a = Table(true, {{"Root", 1}, {"admin", 2}, {long_key, 3}});
+  const ExactTable b = Table(true, {{"ROOT", 7}, {"guest", 8}, {long_key, 9}});
+  ExactTable merged(true);
+  merged.AddAll(a);
+  merged.AddAll(b);
+  merged.Build();
+  EXPECT_EQ(merged.size(), 4u);
+  EXPECT_EQ(Atoms(merged, "root"), std::vector<uint32_t>({1, 7}));
+  EXPECT_EQ(Atoms(merged, "ADMIN"), std::vector<uint32_t>({2}));
+  EXPECT_EQ(Atoms(merged, "Guest"), std::vector<uint32_t>({8}));
+  EXPECT_EQ(Atoms(merged, long_key), std::vector<uint32_t>({3, 9}));
+  EXPECT_TRUE(Atoms(merged, long_key + "k").empty());
+  EXPECT_TRUE(Atoms(merged, "").empty());
+  EXPECT_EQ(merged.max_key_size(), long_key.size());
+  ExactTable empty(false);
+  empty.AddAll(ExactTable(false));
+  empty.Build();
+  EXPECT_TRUE(empty.empty());
+  EXPECT_TRUE(Atoms(empty, "root").empty());
+}
+
+// A Sysmon process-creation event routes to three rule groups (windows,
+// windows/process_creation, windows/sysmon) that all look at CommandLine,
+// with whole-value literals (cased and caseless) and Hyperscan patterns: the
+// matcher looks the field up once, probes merged literal tables and scans one
+// merged database. Every rule must still match exactly as on its own.
+std::string SysmonEvent(const std::string& command_line, int extra_fields = 0) {
+  std::string data = "\"CommandLine\":\"" + command_line + "\",\"Image\":\"C:\\\\x.exe\"";
+  for (int i = 0; i < extra_fields; ++i) {
+    data += ",\"F" + std::to_string(i) + "\":\"v" + std::to_string(i) + "\"";
+  }
+  return "{\"Event\":{\"System\":{\"EventID\":1,\"Channel\":"
+         "\"Microsoft-Windows-Sysmon/Operational\"},\"EventData\":{" +
+         data + "}}}";
+}
+
+std::vector<std::string> MatchedIds(Matcher* m, const std::string& line) {
+  auto found = m->Process(line, "", InputFormat::kJson);
+  EXPECT_TRUE(found.ok()) << found.status();
+  std::vector<std::string> ids;
+  if (found.ok()) {
+    for (const Detection& d : *found) ids.push_back(std::string(d.rule_id));
+  }
+  std::sort(ids.begin(), ids.end());
+  return ids;
+}
+
+TEST(RoutePlanTest, FieldInSeveralGroupsOfOneRoute) {
+  const std::string yaml = R"(
+title: any windows, contains
+id: w-contains
+logsource: {product: windows}
+detection: {s: {CommandLine|contains: 'mimikatz'}, condition: s}
+level: high
+---
+title: process creation, equals caseless
+id: pc-equals
+logsource: {product: windows, category: process_creation}
+detection: {s: {CommandLine: 'whoami /all'}, condition: s}
+level: high
+---
+title: process creation, endswith
+id: pc-ends
+logsource: {product: windows, category: process_creation}
+detection: {s: {CommandLine|endswith: '-enc'}, condition: s}
+level: high
+---
+title: sysmon, equals cased
+id: sm-cased
+logsource: {product: windows, service: sysmon}
+detection: {s: {CommandLine|cased: 'WHOAMI /all'}, condition: s}
+level: high
+---
+title: sysmon, contains too
+id: sm-contains
+logsource: {product: windows, service: sysmon}
+detection: {s: {CommandLine|contains: 'mimikatz'}, condition: s}
+level: high
+---
+title: sysmon, the last of many fields
+id: sm-last
+logsource: {product: windows, service: sysmon}
+detection: {s: {F299: 'v299'}, condition: s}
+level: high
+---
+title: linux only
+id: lx
+logsource: {product: linux}
+detection: {s: {CommandLine|contains: 'mimikatz'}, condition: s}
+level: high
+)";
+  auto rs = RuleSet::LoadFromString(yaml, "route.yml");
+  ASSERT_TRUE(rs.ok()) << rs.status();
+  auto m = Matcher::Create(*rs);
+  ASSERT_TRUE(m.ok()) << m.status();
+  using Ids = std::vector<std::string>;
+  EXPECT_EQ(MatchedIds(m->get(), SysmonEvent("run mimikatz now")),
+            Ids({"sm-contains", "w-contains"}));
+  EXPECT_EQ(MatchedIds(m->get(), SysmonEvent("WHOAMI /ALL")), Ids({"pc-equals"}));
+  EXPECT_EQ(MatchedIds(m->get(), SysmonEvent("WHOAMI /all")), Ids({"pc-equals", "sm-cased"}));
+  EXPECT_EQ(MatchedIds(m->get(), SysmonEvent("powershell mimikatz -enc")),
+            Ids({"pc-ends", "sm-contains", "w-contains"}));
+  EXPECT_EQ(MatchedIds(m->get(), SysmonEvent("")), Ids({}));
+  EXPECT_EQ(MatchedIds(m->get(), SysmonEvent("notepad.exe")), Ids({}));
+  // A very long value: the pattern at its very end, literals longer than any key.
+  const std::string filler(100000, 'a');
+  EXPECT_EQ(MatchedIds(m->get(), SysmonEvent(filler + "mimikatz")),
+            Ids({"sm-contains", "w-contains"}));
+  EXPECT_EQ(MatchedIds(m->get(), SysmonEvent(filler + " -enc")), Ids({"pc-ends"}));
+  EXPECT_EQ(MatchedIds(m->get(), SysmonEvent(filler)), Ids({}));
+  // Many fields: the one a rule needs is the last of 300.
+  EXPECT_EQ(MatchedIds(m->get(), SysmonEvent("x", 300)), Ids({"sm-last"}));
+  EXPECT_EQ(MatchedIds(m->get(), SysmonEvent("x mimikatz", 300)),
+            Ids({"sm-contains", "sm-last", "w-contains"}));
+  // Another route (no sysmon service): only the groups it reaches.
+  const std::string security =
+      "{\"Event\":{\"System\":{\"EventID\":4624,\"Channel\":\"Security\"},"
+      "\"EventData\":{\"CommandLine\":\"mimikatz -enc\"}}}";
+  EXPECT_EQ(MatchedIds(m->get(), security), Ids({"w-contains"}));
+  // Back to the first route (cached), same answers.
+  EXPECT_EQ(MatchedIds(m->get(), SysmonEvent("powershell mimikatz -enc")),
+            Ids({"pc-ends", "sm-contains", "w-contains"}));
 }
 
 }  // namespace
