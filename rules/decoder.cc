@@ -32,6 +32,48 @@ EventFields& EventFields::operator=(const EventFields& other) {
   return *this;
 }
 
+EventFields& EventFields::operator=(EventFields&& other) noexcept {
+  if (this == &other) return *this;
+  // Swapped with this object's cleared state, so `other` stays a valid, empty
+  // object (with this object's buffers, for reuse).
+  clear();
+  entries_.swap(other.entries_);
+  hashes_.swap(other.hashes_);
+  slots_.swap(other.slots_);
+  std::swap(size_, other.size_);
+  std::swap(limit_, other.limit_);
+  std::swap(first_bytes_, other.first_bytes_);
+  blocks_.swap(other.blocks_);
+  std::swap(block_, other.block_);
+  std::swap(used_, other.used_);
+  std::swap(borrow_begin_, other.borrow_begin_);
+  std::swap(borrow_end_, other.borrow_end_);
+  return *this;
+}
+
+size_t EventFields::Grow(size_t slot, uint64_t h, std::string_view key) {
+  if (size_ == entries_.size()) {
+    const size_t n = std::max<size_t>(32, entries_.size() * 2);
+    entries_.resize(n);
+    hashes_.resize(n);
+  }
+  if ((size_ + 1) * 2 > slots_.size()) {
+    Reindex(slots_.size() * 2);
+    slot = Slot(key, h);
+  }
+  limit_ = std::min(entries_.size(), slots_.size() / 2);
+  return slot;
+}
+
+void EventFields::ClearSlots() {
+  const size_t mask = slots_.size() - 1;
+  for (size_t e = 0; e < size_; ++e) {
+    size_t i = hashes_[e] & mask;
+    while (slots_[i] != e + 1) i = (i + 1) & mask;
+    slots_[i] = 0;
+  }
+}
+
 std::string_view EventFields::StoreSlow(std::string_view s) {
   // The current block is full: the next kept block that fits, or a new one.
   while (block_ < blocks_.size()) {
@@ -73,6 +115,7 @@ void EventFields::Reindex(size_t slots) {
     while (slots_[i] != 0) i = (i + 1) & mask;
     slots_[i] = static_cast<uint32_t>(e + 1);
   }
+  limit_ = std::min(entries_.size(), slots_.size() / 2);
 }
 
 void EventFields::erase(std::string_view key) {

@@ -10,6 +10,7 @@
 #include <map>
 #include <random>
 
+#include "absl/strings/str_cat.h"
 #include "absl/time/civil_time.h"
 #include "absl/time/time.h"
 #include "tests/rules/test_util.h"
@@ -1237,6 +1238,53 @@ TEST(EventFieldsTest, EraseAndCopies) {
   f.insert_or_assign("z", "overwrites the arena");
   EXPECT_EQ(copy.size(), 1u);
   EXPECT_EQ(copy.at("y"), "4");
+}
+
+// The table grows past its first sizes, and clear() after a large event (few
+// fields in a large table: only their slots are zeroed) leaves nothing behind.
+TEST(EventFieldsTest, GrowClearAndReuseAfterLargeEvent) {
+  EventFields f;
+  for (int round = 0; round < 3; ++round) {
+    const int n = round == 1 ? 5 : 300;  // large, small in the large table, large again
+    for (int i = 0; i < n; ++i) {
+      f.insert_or_assign_static("k", EventFields::Hash("k"), std::to_string(round));
+      f.insert_or_assign(absl::StrCat("r", round, ".", i), std::to_string(i));
+    }
+    ASSERT_EQ(f.size(), static_cast<size_t>(n) + 1) << round;
+    EXPECT_EQ(f.at("k"), std::to_string(round));
+    for (int i = 0; i < n; ++i) {
+      ASSERT_EQ(f.at(absl::StrCat("r", round, ".", i)), std::to_string(i));
+    }
+    for (int other = 0; other < 3; ++other) {
+      if (other == round) continue;
+      EXPECT_EQ(f.find(absl::StrCat("r", other, ".0")), f.end());
+    }
+    f.clear();
+    EXPECT_TRUE(f.empty());
+    EXPECT_EQ(f.find("k"), f.end());
+  }
+}
+
+// A moved-from EventFields is empty and can be filled again.
+TEST(EventFieldsTest, MovedFromIsEmptyAndUsable) {
+  EventFields f;
+  for (int i = 0; i < 40; ++i) f.insert_or_assign(absl::StrCat("f", i), absl::StrCat("v", i));
+  EventFields g = std::move(f);
+  EXPECT_EQ(g.size(), 40u);
+  EXPECT_EQ(g.at("f39"), "v39");
+  EXPECT_TRUE(f.empty());  // NOLINT(bugprone-use-after-move): the moved-from state is defined
+  EXPECT_EQ(f.find("f1"), f.end());
+  f.insert_or_assign("a", "1");
+  EXPECT_EQ(f.at("a"), "1");
+  EventFields h;
+  h.insert_or_assign("old", "x");
+  h = std::move(g);
+  EXPECT_EQ(h.at("f0"), "v0");
+  EXPECT_EQ(h.find("old"), h.end());
+  EXPECT_TRUE(g.empty());  // NOLINT(bugprone-use-after-move)
+  g.insert_or_assign("old", "y");
+  EXPECT_EQ(g.at("old"), "y");
+  EXPECT_EQ(h.size(), 40u);
 }
 
 TEST(EventFieldsTest, BorrowedTextIsViewedNotCopied) {
