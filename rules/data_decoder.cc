@@ -275,19 +275,9 @@ bool DataDecoderSet::Apply(Event* event) const {
         if (empty_capture_only && value.empty()) continue;
         event->fields.insert_or_assign(f.name, value);
       }
-      for (const std::string& s : d->products) {
-        if (std::find(event->products.begin(), event->products.end(), s) == event->products.end())
-          event->products.push_back(s);
-      }
-      for (const std::string& s : d->services) {
-        if (std::find(event->services.begin(), event->services.end(), s) == event->services.end())
-          event->services.push_back(s);
-      }
-      for (const std::string& s : d->categories) {
-        if (std::find(event->categories.begin(), event->categories.end(), s) ==
-            event->categories.end())
-          event->categories.push_back(s);
-      }
+      for (const std::string& s : d->products) event->products.Add(s);
+      for (const std::string& s : d->services) event->services.Add(s);
+      for (const std::string& s : d->categories) event->categories.Add(s);
       return true;
     }
   }

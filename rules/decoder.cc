@@ -188,9 +188,10 @@ void SetDynamic(Event* ev, std::string_view key, std::string_view value) {
   ev->fields.insert_or_assign(key, value);
 }
 
-void AddUnique(std::vector<std::string>* v, std::string_view s) {
-  if (std::find(v->begin(), v->end(), s) == v->end()) v->emplace_back(s);
-}
+// A log-source name written as a literal (kept as a view) ...
+void AddUnique(LogSourceList* v, LogSourceList::Literal s) { v->AddLiteral(s); }
+// ... and one computed at run time (copied).
+void AddName(LogSourceList* v, std::string_view s) { v->Add(s); }
 
 bool IsDigit(char c) { return c >= '0' && c <= '9'; }
 
@@ -664,7 +665,7 @@ bool DecodeSyslog(std::string_view line, Event* ev) {
       lowered = strutil::AsciiStrToLower(app);
       svc = lowered;
     }
-    AddUnique(&ev->services, svc);
+    AddName(&ev->services, svc);
     if (!module.empty() || IsAuthProgram(app)) {
       AddUnique(&ev->services, "auth");
     }
@@ -2180,19 +2181,19 @@ void ClassifyWindows(Event* ev) {
   if (const std::string_view* id = find("EventID")) (void)strutil::SimpleAtoi(*id, &eid);
   if (channel != nullptr) {
     std::string_view svc = ChannelService(*channel);
-    if (!svc.empty()) AddUnique(&ev->services, svc);
+    if (!svc.empty()) AddName(&ev->services, svc);
   }
   bool sysmon = (channel != nullptr && strutil::StrContainsIgnoreCase(*channel, "Sysmon")) ||
                 (provider != nullptr && strutil::StrContainsIgnoreCase(*provider, "Sysmon"));
   if (sysmon) {
     AddUnique(&ev->services, "sysmon");
     std::string_view cat = SysmonCategory(eid);
-    if (!cat.empty()) AddUnique(&ev->categories, cat);
+    if (!cat.empty()) AddName(&ev->categories, cat);
     if (eid == 12 || eid == 13 || eid == 14) {
       const std::string_view* type = find("EventType");
-      AddUnique(&ev->categories, eid == 13   ? "registry_set"
-                                 : eid == 14 ? "registry_rename"
-                                             : "registry_add");
+      AddName(&ev->categories, eid == 13   ? "registry_set"
+                               : eid == 14 ? "registry_rename"
+                                           : "registry_add");
       if (eid == 12 && type != nullptr && strutil::StrContains(*type, "Delete")) {
         AddUnique(&ev->categories, "registry_delete");
       }

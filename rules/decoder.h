@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <deque>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -259,6 +260,68 @@ class EventFields {
   uintptr_t borrow_end_ = 0;
 };
 
+// One of an event's Sigma log-source lists (products, services or
+// categories): unique names in the order added, iterated as string_views.
+// Names from literals (nearly all: "linux", "syslog", "auth" ...) are kept as
+// views, not copied; other names (a syslog program name) are copied into
+// strings kept across clear(). It was a std::vector<std::string> built per
+// line (≈0.4k instructions a line for the four names of a syslog line).
+class LogSourceList {
+ public:
+  // A string literal (static storage, checked at compile time).
+  struct Literal {
+    template <size_t N>
+    consteval Literal(const char (&s)[N]) : text(s, N - 1) {}  // NOLINT: implicit
+    std::string_view text;
+  };
+
+  LogSourceList() = default;
+  // Copies own their names.
+  LogSourceList(const LogSourceList& other) { *this = other; }
+  LogSourceList& operator=(const LogSourceList& other) {
+    if (this == &other) return *this;
+    clear();
+    for (std::string_view s : other) Add(s);
+    return *this;
+  }
+  LogSourceList(LogSourceList&&) noexcept = default;  // std::string bodies do not move in a deque
+  LogSourceList& operator=(LogSourceList&&) noexcept = default;
+
+  using const_iterator = const std::string_view*;
+  const_iterator begin() const { return items_.data(); }
+  const_iterator end() const { return items_.data() + items_.size(); }
+  size_t size() const { return items_.size(); }
+  bool empty() const { return items_.empty(); }
+  bool contains(std::string_view s) const {
+    for (std::string_view x : items_) {
+      if (x.size() == s.size() && std::memcmp(x.data(), s.data(), s.size()) == 0) return true;
+    }
+    return false;
+  }
+  // Adds `s` (copied) unless present.
+  void Add(std::string_view s) {
+    if (contains(s)) return;
+    if (owned_used_ == owned_.size()) owned_.emplace_back();
+    std::string& o = owned_[owned_used_++];
+    o.assign(s.data(), s.size());
+    items_.emplace_back(o);
+  }
+  // Adds a literal (kept as a view) unless present.
+  void AddLiteral(Literal s) {
+    if (!contains(s.text)) items_.push_back(s.text);
+  }
+  void clear() {
+    items_.clear();
+    owned_used_ = 0;
+  }
+  std::vector<std::string> ToVector() const { return {begin(), end()}; }
+
+ private:
+  std::vector<std::string_view> items_;
+  std::deque<std::string> owned_;  // the first owned_used_ back copied names
+  size_t owned_used_ = 0;
+};
+
 struct Event {
   EventFields fields;
   std::string_view raw;
@@ -268,9 +331,9 @@ struct Event {
   bool borrow_line = false;
   // Sigma logsource attributes this event belongs to (an event can have several
   // services, e.g. an sshd line is service sshd, auth and syslog).
-  std::vector<std::string> products;
-  std::vector<std::string> services;
-  std::vector<std::string> categories;
+  LogSourceList products;
+  LogSourceList services;
+  LogSourceList categories;
   int64_t time_unix_ns = 0;  // event time; 0 when the line carries none
 
   void Clear() {

@@ -30,7 +30,7 @@ std::string F(const Event& ev, const std::string& key) {
   return it == ev.fields.end() ? "<absent>" : std::string(it->second);
 }
 
-bool Has(const std::vector<std::string>& v, const std::string& s) {
+bool Has(const LogSourceList& v, const std::string& s) {
   return std::find(v.begin(), v.end(), s) != v.end();
 }
 
@@ -951,8 +951,8 @@ TEST(AuditdTest, SyscallExecveAndUserRecords) {
   EXPECT_EQ(G(sc, "AUID"), "alice");
   EXPECT_EQ(G(sc, "auditd.log.sequence"), "456");
   EXPECT_EQ(G(sc, "@timestamp"), "2025-11-28T10:00:00.123Z");
-  EXPECT_EQ(sc.products, std::vector<std::string>{"linux"});
-  EXPECT_EQ(sc.services, std::vector<std::string>{"auditd"});
+  EXPECT_EQ(sc.products.ToVector(), std::vector<std::string>{"linux"});
+  EXPECT_EQ(sc.services.ToVector(), std::vector<std::string>{"auditd"});
 
   // EXECVE arguments holding a space are hex; decoded to the text Sigma rules match.
   Event ex =
@@ -1238,6 +1238,41 @@ TEST(EventFieldsTest, EraseAndCopies) {
   f.insert_or_assign("z", "overwrites the arena");
   EXPECT_EQ(copy.size(), 1u);
   EXPECT_EQ(copy.at("y"), "4");
+}
+
+// Log-source lists keep unique names in order; literals are views, other
+// names copies that outlive their source, also in copies and after moves.
+TEST(LogSourceListTest, UniqueOrderedAndOwned) {
+  LogSourceList l;
+  l.AddLiteral("linux");
+  l.AddLiteral("linux");
+  std::string program = "sshd";
+  l.Add(program);
+  l.Add("sshd");
+  l.AddLiteral("auth");
+  program = "changed";  // the list holds its own copy
+  EXPECT_EQ(l.ToVector(), (std::vector<std::string>{"linux", "sshd", "auth"}));
+  EXPECT_TRUE(l.contains("sshd"));
+  EXPECT_FALSE(l.contains("ssh"));
+  EXPECT_FALSE(l.contains(""));
+  LogSourceList copy = l;
+  l.clear();
+  EXPECT_TRUE(l.empty());
+  for (int i = 0; i < 40; ++i) l.Add(absl::StrCat("name", i));  // more than any decoder adds
+  EXPECT_EQ(l.size(), 40u);
+  EXPECT_EQ(*(l.end() - 1), "name39");
+  EXPECT_EQ(copy.ToVector(), (std::vector<std::string>{"linux", "sshd", "auth"}));
+  LogSourceList moved = std::move(l);
+  EXPECT_EQ(moved.size(), 40u);
+  EXPECT_EQ(*moved.begin(), "name0");
+  // A syslog line's lists, through DecodeLine.
+  Event ev;
+  ASSERT_TRUE(DecodeLine("Jun 14 15:16:01 combo CRON[1]: (root) CMD (run-parts /etc/cron.hourly)",
+                         "", InputFormat::kAuto, &ev)
+                  .ok());
+  EXPECT_EQ(ev.products.ToVector(), std::vector<std::string>{"linux"});
+  EXPECT_TRUE(Has(ev.services, "syslog"));
+  EXPECT_TRUE(Has(ev.services, "cron"));  // lower-cased program name
 }
 
 // The table grows past its first sizes, and clear() after a large event (few
