@@ -240,13 +240,19 @@ absl::StatusOr<std::shared_ptr<const DataDecoderSet>> DataDecoderSet::LoadString
   return std::shared_ptr<const DataDecoderSet>(set);
 }
 
+size_t DataDecoderSet::NameHash::operator()(std::string_view s) const {
+  return static_cast<size_t>(EventFields::Hash(s));
+}
+
 bool DataDecoderSet::Apply(Event* event) const {
   if (by_program_.empty()) return false;
-  auto program = event->fields.find("process.name");
+  static constexpr uint64_t kProcessName = EventFields::Hash("process.name");
+  static constexpr uint64_t kMessage = EventFields::Hash("message");
+  auto program = event->fields.find("process.name", kProcessName);
   if (program == event->fields.end()) return false;
-  auto decoders = by_program_.find(std::string(program->second));
+  auto decoders = by_program_.find(program->second);
   if (decoders == by_program_.end()) return false;
-  auto message = event->fields.find("message");
+  auto message = event->fields.find("message", kMessage);
   if (message == event->fields.end()) return false;
   // A view into the fields' arena, which setting fields never moves.
   const std::string_view text = message->second;
