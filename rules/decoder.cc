@@ -682,9 +682,30 @@ bool IsRe2Space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\f'
 
 // Plain ASCII without line breaks: the text on which a hand parser can give
 // exactly what an RE2 pattern (UTF-8 mode, '.' not matching '\n') gives.
+// Eight bytes at a time (it was a byte loop, ≈0.25k instructions a line, as
+// every sshd and PAM message is checked once or twice): a byte >= 0x80 sets
+// its top bit; a '\n' becomes zero after XOR with 0x0a, and a zero byte is
+// found by the classic (x - 0x01..) & ~x & 0x80.. test (exact for "any zero").
 bool IsPlainAscii(std::string_view s) {
-  for (char c : s) {
-    if (static_cast<unsigned char>(c) >= 0x80 || c == '\n') return false;
+  constexpr uint64_t kOnes = 0x0101010101010101ULL;
+  constexpr uint64_t kHigh = 0x8080808080808080ULL;
+  constexpr uint64_t kNewlines = 0x0a0a0a0a0a0a0a0aULL;
+  auto clean = [&](const char* q) {
+    uint64_t w;
+    std::memcpy(&w, q, 8);
+    const uint64_t x = w ^ kNewlines;
+    return ((w | ((x - kOnes) & ~x)) & kHigh) == 0;
+  };
+  const char* p = s.data();
+  size_t n = s.size();
+  if (n >= 8) {
+    for (; n >= 8; p += 8, n -= 8) {
+      if (!clean(p)) return false;
+    }
+    return n == 0 || clean(s.data() + s.size() - 8);  // the last 8 bytes, overlapping
+  }
+  for (; n > 0; ++p, --n) {
+    if (static_cast<unsigned char>(*p) >= 0x80 || *p == '\n') return false;
   }
   return true;
 }
