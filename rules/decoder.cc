@@ -204,7 +204,33 @@ bool IsHexLetter(char c) {
 // ':' and '.' only, and then any ':' (IPv6), or four '.'-separated decimal
 // parts of 1 to 3 digits, each at most 255. One pass, no library calls (it
 // runs for nearly every authentication line).
+// The common case, a dotted quad (1-3 digits, at most 255, per part): true
+// only when LooksLikeIp's general loop below would say true too; anything
+// else (IPv6, names, odd text) goes to that loop.
+bool IsDottedQuad(std::string_view s) {
+  const char* p = s.data();
+  const char* const end = p + s.size();
+  for (int part = 0; part < 4; ++part) {
+    if (part > 0) {
+      if (p == end || *p != '.') return false;
+      ++p;
+    }
+    unsigned value = 0;
+    int digits = 0;
+    while (p != end && digits < 4) {
+      const unsigned d = static_cast<unsigned>(static_cast<unsigned char>(*p)) - '0';
+      if (d > 9) break;
+      value = value * 10 + d;
+      ++digits;
+      ++p;
+    }
+    if (digits == 0 || digits > 3 || value > 255) return false;
+  }
+  return p == end;
+}
+
 bool LooksLikeIp(std::string_view s) {
+  if (IsDottedQuad(s)) return true;
   if (s.empty() || s.size() > 45) return false;
   bool colon = false, dot = false, v4 = true;
   int parts = 0, len = 0, value = 0;
