@@ -691,7 +691,11 @@ bool DecodeSyslog(std::string_view line, Event* ev) {
       lowered = strutil::AsciiStrToLower(app);
       svc = lowered;
     }
-    AddName(&ev->services, svc);
+    if (ev->fields.IsBorrowed(svc)) {
+      ev->services.AddView(svc);  // a slice of the borrowed line
+    } else {
+      AddName(&ev->services, svc);
+    }
     if (!module.empty() || IsAuthProgram(app)) {
       AddUnique(&ev->services, "auth");
     }

@@ -105,6 +105,11 @@ class EventFields {
     borrow_begin_ = reinterpret_cast<uintptr_t>(text.data());
     borrow_end_ = borrow_begin_ + text.size();
   }
+  // Whether `s` lies inside the text given to BorrowFrom (false when not borrowing).
+  bool IsBorrowed(std::string_view s) const {
+    const uintptr_t p = reinterpret_cast<uintptr_t>(s.data());
+    return p >= borrow_begin_ && p + s.size() <= borrow_end_ && borrow_end_ != 0;
+  }
   FieldMap ToMap() const;
   // An immutable copy for the detections of this event (engine.h).
   DetectionFields Snapshot() const;
@@ -331,6 +336,12 @@ class LogSourceList {
     std::string& o = owned_[owned_used_++];
     o.assign(s.data(), s.size());
     items_.emplace_back(o);
+  }
+  // Adds `s` as a view, not copied, unless present: the caller keeps the text
+  // alive and unchanged until clear() (a program name in a line the Matcher
+  // borrows, Event::borrow_line).
+  void AddView(std::string_view s) {
+    if (!contains(s)) items_.push_back(s);
   }
   // Adds a literal (kept as a view) unless present.
   void AddLiteral(Literal s) {

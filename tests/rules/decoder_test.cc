@@ -1353,8 +1353,13 @@ TEST(EventFieldsTest, BorrowedTextIsViewedNotCopied) {
   EXPECT_EQ(host, "LabSZ");
   EXPECT_GE(host.data(), sshd.data());
   EXPECT_LE(host.data() + host.size(), sshd.data() + sshd.size());
+  // The program name as a service: a view of the borrowed line, a copy otherwise.
+  EXPECT_EQ(borrowing.services.ToVector(), (std::vector<std::string>{"syslog", "sshd", "auth"}));
+  EXPECT_EQ(borrowing.services.begin()[1].data(), sshd.data() + 22);
   Event copying;
   ASSERT_TRUE(DecodeLine(sshd, "", InputFormat::kAuto, &copying).ok());
+  EXPECT_EQ(copying.services.ToVector(), (std::vector<std::string>{"syslog", "sshd", "auth"}));
+  EXPECT_NE(copying.services.begin()[1].data(), sshd.data() + 22);
   EXPECT_EQ(copying.fields.at("host.hostname"), "LabSZ");
   EXPECT_FALSE(copying.fields.at("host.hostname").data() >= sshd.data() &&
                copying.fields.at("host.hostname").data() < sshd.data() + sshd.size());
