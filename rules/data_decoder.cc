@@ -240,13 +240,19 @@ absl::StatusOr<std::shared_ptr<const DataDecoderSet>> DataDecoderSet::LoadString
   return std::shared_ptr<const DataDecoderSet>(set);
 }
 
+size_t DataDecoderSet::NameHash::operator()(std::string_view s) const {
+  return static_cast<size_t>(EventFields::Hash(s));
+}
+
 bool DataDecoderSet::Apply(Event* event) const {
   if (by_program_.empty()) return false;
-  auto program = event->fields.find("process.name");
+  static constexpr uint64_t kProcessName = EventFields::Hash("process.name");
+  static constexpr uint64_t kMessage = EventFields::Hash("message");
+  auto program = event->fields.find("process.name", kProcessName);
   if (program == event->fields.end()) return false;
-  auto decoders = by_program_.find(std::string(program->second));
+  auto decoders = by_program_.find(program->second);
   if (decoders == by_program_.end()) return false;
-  auto message = event->fields.find("message");
+  auto message = event->fields.find("message", kMessage);
   if (message == event->fields.end()) return false;
   // A view into the fields' arena, which setting fields never moves.
   const std::string_view text = message->second;
@@ -275,19 +281,9 @@ bool DataDecoderSet::Apply(Event* event) const {
         if (empty_capture_only && value.empty()) continue;
         event->fields.insert_or_assign(f.name, value);
       }
-      for (const std::string& s : d->products) {
-        if (std::find(event->products.begin(), event->products.end(), s) == event->products.end())
-          event->products.push_back(s);
-      }
-      for (const std::string& s : d->services) {
-        if (std::find(event->services.begin(), event->services.end(), s) == event->services.end())
-          event->services.push_back(s);
-      }
-      for (const std::string& s : d->categories) {
-        if (std::find(event->categories.begin(), event->categories.end(), s) ==
-            event->categories.end())
-          event->categories.push_back(s);
-      }
+      for (const std::string& s : d->products) event->products.Add(s);
+      for (const std::string& s : d->services) event->services.Add(s);
+      for (const std::string& s : d->categories) event->categories.Add(s);
       return true;
     }
   }

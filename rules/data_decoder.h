@@ -7,6 +7,7 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -56,7 +57,14 @@ class DataDecoderSet {
   // Parses one decoder file and indexes it by program.
   absl::Status Add(std::string_view name, const std::string& text);
   std::vector<std::unique_ptr<DataDecoderImpl>> decoders_;
-  std::unordered_map<std::string, std::vector<const DataDecoderImpl*>> by_program_;
+  // Looked up with the line's program name as a string_view (no std::string
+  // built per line), hashed with EventFields::Hash (data_decoder.cc).
+  struct NameHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const;
+  };
+  std::unordered_map<std::string, std::vector<const DataDecoderImpl*>, NameHash, std::equal_to<>>
+      by_program_;
   std::vector<DecoderTestCase> tests_;
 };
 

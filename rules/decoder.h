@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <deque>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -36,8 +37,9 @@ class EventFields {
   // Copies re-point the views into the copy's own arena.
   EventFields(const EventFields& other);
   EventFields& operator=(const EventFields& other);
-  EventFields(EventFields&&) noexcept = default;
-  EventFields& operator=(EventFields&&) noexcept = default;
+  // A moved-from object is empty and usable.
+  EventFields(EventFields&& other) noexcept { *this = std::move(other); }
+  EventFields& operator=(EventFields&& other) noexcept;
 
   const_iterator begin() const { return entries_.data(); }
   const_iterator end() const { return entries_.data() + size_; }
@@ -59,13 +61,7 @@ class EventFields {
 
   // `key` and `value` may be views of this object's own fields.
   void insert_or_assign(std::string_view key, std::string_view value) {
-    const uint64_t h = Hash(key);
-    const size_t i = Slot(key, h);
-    if (slots_[i] != 0) {
-      entries_[slots_[i] - 1].second = Store(value);
-      return;
-    }
-    Append(i, h, key, value);
+    Put(key, Hash(key), value, /*copy_key=*/true, /*copy_value=*/true);
   }
   // The same for a name with static storage duration (a string literal) whose
   // hash the caller computed at compile time (`hash` == Hash(key)): the name is
@@ -73,19 +69,14 @@ class EventFields {
   // `static_value` says it has static storage duration too.
   void insert_or_assign_static(std::string_view key, uint64_t hash, std::string_view value,
                                bool static_value = false) {
-    const size_t i = Slot(key, hash);
-    if (slots_[i] != 0) {
-      entries_[slots_[i] - 1].second = static_value ? value : Store(value);
-      return;
-    }
-    Append(i, hash, key, value, /*copy_key=*/false, /*copy_value=*/!static_value);
+    Put(key, hash, value, /*copy_key=*/false, /*copy_value=*/!static_value);
   }
   // Adds the field only when absent; returns whether it was added.
   bool try_emplace(std::string_view key, std::string_view value) {
     const uint64_t h = Hash(key);
     const size_t i = Slot(key, h);
     if (slots_[i] != 0) return false;
-    Append(i, h, key, value);
+    Append(i, h, key, value, /*copy_key=*/true, /*copy_value=*/true);
     return true;
   }
   void erase(std::string_view key);
@@ -93,7 +84,14 @@ class EventFields {
   size_t erase_prefix(std::string_view prefix);
   // Removes every field; keeps the arena and the borrowed text (BorrowFrom).
   void clear() {
-    if (size_ > 0) std::fill(slots_.begin(), slots_.end(), 0);
+    if (size_ > 0) {
+      // A few fields in a large table: clear their slots only.
+      if (size_ * 8 < slots_.size()) {
+        ClearSlots();
+      } else {
+        std::fill(slots_.begin(), slots_.end(), 0);
+      }
+    }
     size_ = 0;
     first_bytes_ = 0;
     block_ = 0;
@@ -106,6 +104,11 @@ class EventFields {
   void BorrowFrom(std::string_view text) {
     borrow_begin_ = reinterpret_cast<uintptr_t>(text.data());
     borrow_end_ = borrow_begin_ + text.size();
+  }
+  // Whether `s` lies inside the text given to BorrowFrom (false when not borrowing).
+  bool IsBorrowed(std::string_view s) const {
+    const uintptr_t p = reinterpret_cast<uintptr_t>(s.data());
+    return p >= borrow_begin_ && p + s.size() <= borrow_end_ && borrow_end_ != 0;
   }
   FieldMap ToMap() const;
   // An immutable copy for the detections of this event (engine.h).
@@ -162,12 +165,38 @@ class EventFields {
   static uint64_t FirstByteBit(std::string_view key) {
     return key.empty() ? 0 : uint64_t{1} << (static_cast<unsigned char>(key[0]) & 63);
   }
+  // a == b, without a memcmp call for names up to 16 bytes (nearly all; the
+  // matcher looks up ~13 present fields a line): overlapping loads as in Copy().
+  static bool SameKey(std::string_view a, std::string_view b) {
+    const size_t n = a.size();
+    if (n != b.size()) return false;
+    const char* x = a.data();
+    const char* y = b.data();
+    if (n > 16) return std::memcmp(x, y, n) == 0;
+    if (n >= 8) {
+      uint64_t x0, x1, y0, y1;
+      std::memcpy(&x0, x, 8);
+      std::memcpy(&y0, y, 8);
+      std::memcpy(&x1, x + n - 8, 8);
+      std::memcpy(&y1, y + n - 8, 8);
+      return ((x0 ^ y0) | (x1 ^ y1)) == 0;
+    }
+    if (n >= 4) {
+      uint32_t x0, x1, y0, y1;
+      std::memcpy(&x0, x, 4);
+      std::memcpy(&y0, y, 4);
+      std::memcpy(&x1, x + n - 4, 4);
+      std::memcpy(&y1, y + n - 4, 4);
+      return ((x0 ^ y0) | (x1 ^ y1)) == 0;
+    }
+    return n == 0 || (x[0] == y[0] && x[n / 2] == y[n / 2] && x[n - 1] == y[n - 1]);
+  }
   // The slot holding `key`, or the empty slot where it would go.
   size_t Slot(std::string_view key, uint64_t h) const {
     const size_t mask = slots_.size() - 1;
     for (size_t i = h & mask;; i = (i + 1) & mask) {
       const uint32_t e = slots_[i];
-      if (e == 0 || (hashes_[e - 1] == h && entries_[e - 1].first == key)) return i;
+      if (e == 0 || (hashes_[e - 1] == h && SameKey(entries_[e - 1].first, key))) return i;
     }
   }
   // Copies `s` into the arena and returns the copy (an empty view for "").
@@ -209,21 +238,36 @@ class EventFields {
       dst[n - 1] = src[n - 1];
     }
   }
-  void Append(size_t slot, uint64_t h, std::string_view key, std::string_view value,
-              bool copy_key = true, bool copy_value = true) {
-    first_bytes_ |= FirstByteBit(key);
-    const value_type entry{copy_key ? Store(key) : key, copy_value ? Store(value) : value};
-    if (size_ == entries_.size()) {
-      entries_.push_back(entry);
-      hashes_.push_back(h);
-    } else {
-      entries_[size_] = entry;
-      hashes_[size_] = h;
+  // Sets `key` (hash `h`): one probe of the table, then either the value of the
+  // field found or a new entry. Everything on the common path is inline and
+  // without calls (it was ≈80 instructions a field, with two std::vector
+  // size checks, a stack-passed entry and a call per field).
+  void Put(std::string_view key, uint64_t h, std::string_view value, bool copy_key,
+           bool copy_value) {
+    const size_t i = Slot(key, h);
+    if (slots_[i] != 0) {
+      entries_[slots_[i] - 1].second = copy_value ? Store(value) : value;
+      return;
     }
-    ++size_;
-    slots_[slot] = static_cast<uint32_t>(size_);
-    if (size_ * 2 > slots_.size()) Reindex(slots_.size() * 2);
+    Append(i, h, key, value, copy_key, copy_value);
   }
+  void Append(size_t slot, uint64_t h, std::string_view key, std::string_view value, bool copy_key,
+              bool copy_value) {
+    if (size_ == limit_) [[unlikely]]
+      slot = Grow(slot, h, key);
+    first_bytes_ |= FirstByteBit(key);
+    value_type& e = entries_[size_];
+    e.first = copy_key ? Store(key) : key;
+    e.second = copy_value ? Store(value) : value;
+    hashes_[size_] = h;
+    slots_[slot] = static_cast<uint32_t>(++size_);
+  }
+  // Makes room for one more entry (entries_ and hashes_ longer, or the table
+  // twice as large when it would be over half full) and returns the empty slot
+  // for `key` in the table as it is now (`slot` when it was not rebuilt).
+  size_t Grow(size_t slot, uint64_t h, std::string_view key);
+  // Zeroes the slots of the first size_ entries (found by their hashes).
+  void ClearSlots();
   // Rebuilds the table for the first size_ entries with `slots` slots (a power of two).
   void Reindex(size_t slots);
 
@@ -231,16 +275,88 @@ class EventFields {
     std::unique_ptr<char[]> data;
     size_t size = 0;
   };
+  // entries_ and hashes_ are kept at their full length (their size is the
+  // capacity), so an append is two stores, not two push_backs.
   std::vector<value_type> entries_;  // the first size_ are live; views into blocks_
-  std::vector<uint64_t> hashes_;
+  std::vector<uint64_t> hashes_;     // Hash() of each entry's key
   std::vector<uint32_t> slots_ = std::vector<uint32_t>(kMinSlots, 0);  // entry index + 1; 0 empty
   size_t size_ = 0;
+  // Append calls Grow() when size_ reaches this: min(entries_.size(), slots_.size() / 2).
+  size_t limit_ = 0;
   uint64_t first_bytes_ = 0;    // bit (first byte & 63) of every key added since clear()
   std::vector<Block> blocks_;   // kept across clear(); a value longer than a block gets its own
   size_t block_ = 0;            // the block being filled
   size_t used_ = 0;             // bytes used in blocks_[block_]
   uintptr_t borrow_begin_ = 0;  // BorrowFrom's text, as addresses; empty: copy everything
   uintptr_t borrow_end_ = 0;
+};
+
+// One of an event's Sigma log-source lists (products, services or
+// categories): unique names in the order added, iterated as string_views.
+// Names from literals (nearly all: "linux", "syslog", "auth" ...) are kept as
+// views, not copied; other names (a syslog program name) are copied into
+// strings kept across clear(). It was a std::vector<std::string> built per
+// line (≈0.4k instructions a line for the four names of a syslog line).
+class LogSourceList {
+ public:
+  // A string literal (static storage, checked at compile time).
+  struct Literal {
+    template <size_t N>
+    consteval Literal(const char (&s)[N]) : text(s, N - 1) {}  // NOLINT: implicit
+    std::string_view text;
+  };
+
+  LogSourceList() = default;
+  // Copies own their names.
+  LogSourceList(const LogSourceList& other) { *this = other; }
+  LogSourceList& operator=(const LogSourceList& other) {
+    if (this == &other) return *this;
+    clear();
+    for (std::string_view s : other) Add(s);
+    return *this;
+  }
+  LogSourceList(LogSourceList&&) noexcept = default;  // std::string bodies do not move in a deque
+  LogSourceList& operator=(LogSourceList&&) noexcept = default;
+
+  using const_iterator = const std::string_view*;
+  const_iterator begin() const { return items_.data(); }
+  const_iterator end() const { return items_.data() + items_.size(); }
+  size_t size() const { return items_.size(); }
+  bool empty() const { return items_.empty(); }
+  bool contains(std::string_view s) const {
+    for (std::string_view x : items_) {
+      if (x.size() == s.size() && std::memcmp(x.data(), s.data(), s.size()) == 0) return true;
+    }
+    return false;
+  }
+  // Adds `s` (copied) unless present.
+  void Add(std::string_view s) {
+    if (contains(s)) return;
+    if (owned_used_ == owned_.size()) owned_.emplace_back();
+    std::string& o = owned_[owned_used_++];
+    o.assign(s.data(), s.size());
+    items_.emplace_back(o);
+  }
+  // Adds `s` as a view, not copied, unless present: the caller keeps the text
+  // alive and unchanged until clear() (a program name in a line the Matcher
+  // borrows, Event::borrow_line).
+  void AddView(std::string_view s) {
+    if (!contains(s)) items_.push_back(s);
+  }
+  // Adds a literal (kept as a view) unless present.
+  void AddLiteral(Literal s) {
+    if (!contains(s.text)) items_.push_back(s.text);
+  }
+  void clear() {
+    items_.clear();
+    owned_used_ = 0;
+  }
+  std::vector<std::string> ToVector() const { return {begin(), end()}; }
+
+ private:
+  std::vector<std::string_view> items_;
+  std::deque<std::string> owned_;  // the first owned_used_ back copied names
+  size_t owned_used_ = 0;
 };
 
 struct Event {
@@ -252,9 +368,9 @@ struct Event {
   bool borrow_line = false;
   // Sigma logsource attributes this event belongs to (an event can have several
   // services, e.g. an sshd line is service sshd, auth and syslog).
-  std::vector<std::string> products;
-  std::vector<std::string> services;
-  std::vector<std::string> categories;
+  LogSourceList products;
+  LogSourceList services;
+  LogSourceList categories;
   int64_t time_unix_ns = 0;  // event time; 0 when the line carries none
 
   void Clear() {

@@ -889,7 +889,7 @@ class MatcherState {
     }
     return absl::OkStatus();
   }
-  std::array<const std::vector<std::string>*, 3> RouteLists() const {
+  std::array<const LogSourceList*, 3> RouteLists() const {
     return {&event_.products, &event_.services, &event_.categories};
   }
   static void AppendSize(std::string* out, size_t n) {
@@ -900,7 +900,7 @@ class MatcherState {
     std::string key;
     for (const auto* v : RouteLists()) {
       AppendSize(&key, v->size());
-      for (const std::string& x : *v) {
+      for (std::string_view x : *v) {
         AppendSize(&key, x.size());
         key += x;
       }
@@ -936,7 +936,7 @@ class MatcherState {
       std::memcpy(&n, p, 4);
       p += 4;
       if (n != v->size()) return false;
-      for (const std::string& x : *v) {
+      for (std::string_view x : *v) {
         if (end - p < 4) return false;
         std::memcpy(&n, p, 4);
         p += 4;
@@ -959,7 +959,7 @@ class MatcherState {
     constexpr uint64_t kMul = 0x9fb21c651e98df25ULL;
     uint64_t h = 0;
     for (const auto* v : RouteLists()) {
-      for (const std::string& x : *v) h = (h ^ EventFields::Hash(x)) * kMul;
+      for (std::string_view x : *v) h = (h ^ EventFields::Hash(x)) * kMul;
       h = (h ^ (v->size() + 1)) * kMul;
       h ^= h >> 29;
     }
@@ -985,8 +985,8 @@ class MatcherState {
   }
 
   bool SourceMatches(const LogSourceKey& ls) const {
-    auto has = [](const std::vector<std::string>& v, const std::string& s) {
-      return s.empty() || std::find(v.begin(), v.end(), s) != v.end();
+    auto has = [](const LogSourceList& v, const std::string& s) {
+      return s.empty() || v.contains(s);
     };
     return has(event_.products, ls.product) && has(event_.categories, ls.category) &&
            has(event_.services, ls.service);

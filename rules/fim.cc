@@ -97,10 +97,10 @@ void DecodeFileObservation(const FileObservation& file, Event* event) {
   FileObservationFields(file, &fields);
   for (const auto& [k, v] : fields) event->fields.insert_or_assign(k, v);
   event->raw = file.path;
-  event->products.emplace_back("siper");
-  event->services.emplace_back("fim");
+  event->products.AddLiteral("siper");
+  event->services.AddLiteral("fim");
   if (file.change != FileChange::kBaseline && file.change != FileChange::kUnknown) {
-    event->categories.emplace_back("file_change");
+    event->categories.AddLiteral("file_change");
   }
   event->time_unix_ns = file.time_ns;
 }

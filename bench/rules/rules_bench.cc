@@ -199,8 +199,8 @@ class OneByOne {
 
  private:
   bool Applies(const LogSourceKey& ls) const {
-    auto has = [](const std::vector<std::string>& v, const std::string& s) {
-      return s.empty() || std::find(v.begin(), v.end(), s) != v.end();
+    auto has = [](const LogSourceList& v, const std::string& s) {
+      return s.empty() || v.contains(s);
     };
     return has(ev_.products, ls.product) && has(ev_.categories, ls.category) &&
            has(ev_.services, ls.service);

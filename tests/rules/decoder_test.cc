@@ -10,6 +10,7 @@
 #include <map>
 #include <random>
 
+#include "absl/strings/str_cat.h"
 #include "absl/time/civil_time.h"
 #include "absl/time/time.h"
 #include "tests/rules/test_util.h"
@@ -29,7 +30,7 @@ std::string F(const Event& ev, const std::string& key) {
   return it == ev.fields.end() ? "<absent>" : std::string(it->second);
 }
 
-bool Has(const std::vector<std::string>& v, const std::string& s) {
+bool Has(const LogSourceList& v, const std::string& s) {
   return std::find(v.begin(), v.end(), s) != v.end();
 }
 
@@ -950,8 +951,8 @@ TEST(AuditdTest, SyscallExecveAndUserRecords) {
   EXPECT_EQ(G(sc, "AUID"), "alice");
   EXPECT_EQ(G(sc, "auditd.log.sequence"), "456");
   EXPECT_EQ(G(sc, "@timestamp"), "2025-11-28T10:00:00.123Z");
-  EXPECT_EQ(sc.products, std::vector<std::string>{"linux"});
-  EXPECT_EQ(sc.services, std::vector<std::string>{"auditd"});
+  EXPECT_EQ(sc.products.ToVector(), std::vector<std::string>{"linux"});
+  EXPECT_EQ(sc.services.ToVector(), std::vector<std::string>{"auditd"});
 
   // EXECVE arguments holding a space are hex; decoded to the text Sigma rules match.
   Event ex =
@@ -1239,6 +1240,88 @@ TEST(EventFieldsTest, EraseAndCopies) {
   EXPECT_EQ(copy.at("y"), "4");
 }
 
+// Log-source lists keep unique names in order; literals are views, other
+// names copies that outlive their source, also in copies and after moves.
+TEST(LogSourceListTest, UniqueOrderedAndOwned) {
+  LogSourceList l;
+  l.AddLiteral("linux");
+  l.AddLiteral("linux");
+  std::string program = "sshd";
+  l.Add(program);
+  l.Add("sshd");
+  l.AddLiteral("auth");
+  program = "changed";  // the list holds its own copy
+  EXPECT_EQ(l.ToVector(), (std::vector<std::string>{"linux", "sshd", "auth"}));
+  EXPECT_TRUE(l.contains("sshd"));
+  EXPECT_FALSE(l.contains("ssh"));
+  EXPECT_FALSE(l.contains(""));
+  LogSourceList copy = l;
+  l.clear();
+  EXPECT_TRUE(l.empty());
+  for (int i = 0; i < 40; ++i) l.Add(absl::StrCat("name", i));  // more than any decoder adds
+  EXPECT_EQ(l.size(), 40u);
+  EXPECT_EQ(*(l.end() - 1), "name39");
+  EXPECT_EQ(copy.ToVector(), (std::vector<std::string>{"linux", "sshd", "auth"}));
+  LogSourceList moved = std::move(l);
+  EXPECT_EQ(moved.size(), 40u);
+  EXPECT_EQ(*moved.begin(), "name0");
+  // A syslog line's lists, through DecodeLine.
+  Event ev;
+  ASSERT_TRUE(DecodeLine("Jun 14 15:16:01 combo CRON[1]: (root) CMD (run-parts /etc/cron.hourly)",
+                         "", InputFormat::kAuto, &ev)
+                  .ok());
+  EXPECT_EQ(ev.products.ToVector(), std::vector<std::string>{"linux"});
+  EXPECT_TRUE(Has(ev.services, "syslog"));
+  EXPECT_TRUE(Has(ev.services, "cron"));  // lower-cased program name
+}
+
+// The table grows past its first sizes, and clear() after a large event (few
+// fields in a large table: only their slots are zeroed) leaves nothing behind.
+TEST(EventFieldsTest, GrowClearAndReuseAfterLargeEvent) {
+  EventFields f;
+  for (int round = 0; round < 3; ++round) {
+    const int n = round == 1 ? 5 : 300;  // large, small in the large table, large again
+    for (int i = 0; i < n; ++i) {
+      f.insert_or_assign_static("k", EventFields::Hash("k"), std::to_string(round));
+      f.insert_or_assign(absl::StrCat("r", round, ".", i), std::to_string(i));
+    }
+    ASSERT_EQ(f.size(), static_cast<size_t>(n) + 1) << round;
+    EXPECT_EQ(f.at("k"), std::to_string(round));
+    for (int i = 0; i < n; ++i) {
+      ASSERT_EQ(f.at(absl::StrCat("r", round, ".", i)), std::to_string(i));
+    }
+    for (int other = 0; other < 3; ++other) {
+      if (other == round) continue;
+      EXPECT_EQ(f.find(absl::StrCat("r", other, ".0")), f.end());
+    }
+    f.clear();
+    EXPECT_TRUE(f.empty());
+    EXPECT_EQ(f.find("k"), f.end());
+  }
+}
+
+// A moved-from EventFields is empty and can be filled again.
+TEST(EventFieldsTest, MovedFromIsEmptyAndUsable) {
+  EventFields f;
+  for (int i = 0; i < 40; ++i) f.insert_or_assign(absl::StrCat("f", i), absl::StrCat("v", i));
+  EventFields g = std::move(f);
+  EXPECT_EQ(g.size(), 40u);
+  EXPECT_EQ(g.at("f39"), "v39");
+  EXPECT_TRUE(f.empty());  // NOLINT(bugprone-use-after-move): the moved-from state is defined
+  EXPECT_EQ(f.find("f1"), f.end());
+  f.insert_or_assign("a", "1");
+  EXPECT_EQ(f.at("a"), "1");
+  EventFields h;
+  h.insert_or_assign("old", "x");
+  h = std::move(g);
+  EXPECT_EQ(h.at("f0"), "v0");
+  EXPECT_EQ(h.find("old"), h.end());
+  EXPECT_TRUE(g.empty());  // NOLINT(bugprone-use-after-move)
+  g.insert_or_assign("old", "y");
+  EXPECT_EQ(g.at("old"), "y");
+  EXPECT_EQ(h.size(), 40u);
+}
+
 TEST(EventFieldsTest, BorrowedTextIsViewedNotCopied) {
   const std::string line = "user=root from 10.0.0.1";
   const std::string_view text = line;
@@ -1270,8 +1353,13 @@ TEST(EventFieldsTest, BorrowedTextIsViewedNotCopied) {
   EXPECT_EQ(host, "LabSZ");
   EXPECT_GE(host.data(), sshd.data());
   EXPECT_LE(host.data() + host.size(), sshd.data() + sshd.size());
+  // The program name as a service: a view of the borrowed line, a copy otherwise.
+  EXPECT_EQ(borrowing.services.ToVector(), (std::vector<std::string>{"syslog", "sshd", "auth"}));
+  EXPECT_EQ(borrowing.services.begin()[1].data(), sshd.data() + 22);
   Event copying;
   ASSERT_TRUE(DecodeLine(sshd, "", InputFormat::kAuto, &copying).ok());
+  EXPECT_EQ(copying.services.ToVector(), (std::vector<std::string>{"syslog", "sshd", "auth"}));
+  EXPECT_NE(copying.services.begin()[1].data(), sshd.data() + 22);
   EXPECT_EQ(copying.fields.at("host.hostname"), "LabSZ");
   EXPECT_FALSE(copying.fields.at("host.hostname").data() >= sshd.data() &&
                copying.fields.at("host.hostname").data() < sshd.data() + sshd.size());
