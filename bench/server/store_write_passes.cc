@@ -33,7 +33,7 @@ namespace {
 constexpr int kAgents = 10;
 constexpr int kBatchSize = 500;
 constexpr int64_t kStart = int64_t{1'790'000'000} * 1'000'000'000;  // 2026-09
-constexpr int64_t kBatchStep = int64_t{20} * 1'000'000;              // 20 ms apart
+constexpr int64_t kBatchStep = int64_t{20} * 1'000'000;             // 20 ms apart
 
 std::vector<EventRecord> MakeBatch(int agent, int batch_of_agent, uint64_t first_seq,
                                    int64_t time_ns) {
@@ -59,8 +59,8 @@ std::vector<EventRecord> MakeBatch(int agent, int batch_of_agent, uint64_t first
     const std::string pid = absl::StrCat(1000 + (n % 9000));
     e.mutable_log()->set_source("/var/log/auth.log");
     e.mutable_log()->set_line(absl::StrCat("Nov 28 10:00:00 host-", agent, " sshd[", pid,
-                                           "]: Failed password for ", user, " from ", ip,
-                                           " port ", port, " ssh2"));
+                                           "]: Failed password for ", user, " from ", ip, " port ",
+                                           port, " ssh2"));
     auto& f = *e.mutable_fields();
     f["source.ip"] = ip;
     f["user.name"] = user;

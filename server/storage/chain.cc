@@ -25,9 +25,7 @@ Sha256::Sha256() : ctx_(EVP_MD_CTX_new()), ok_(ctx_ != nullptr) {
   if (ok_) ok_ = EVP_DigestInit_ex(ctx_, Sha256Md(), nullptr) == 1;
 }
 
-void Sha256::Reset() {
-  ok_ = ctx_ != nullptr && EVP_DigestInit_ex(ctx_, Sha256Md(), nullptr) == 1;
-}
+void Sha256::Reset() { ok_ = ctx_ != nullptr && EVP_DigestInit_ex(ctx_, Sha256Md(), nullptr) == 1; }
 
 Sha256::~Sha256() { EVP_MD_CTX_free(ctx_); }
 

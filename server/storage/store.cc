@@ -713,7 +713,8 @@ absl::StatusOr<WriteResult> Store::Impl::Write(std::string_view agent_id,
         }
         prefix.append(time_bytes);
         auto it = field_postings.find(prefix);
-        if (it == field_postings.end()) it = field_postings.emplace(prefix, std::vector<uint64_t>{}).first;
+        if (it == field_postings.end())
+          it = field_postings.emplace(prefix, std::vector<uint64_t>{}).first;
         it->second.push_back(e.seq());
       }
     }
@@ -760,8 +761,7 @@ absl::StatusOr<WriteResult> Store::Impl::Write(std::string_view agent_id,
     keycodec::AppendInt64(&time_bytes, t);
     seq_bytes.clear();
     keycodec::AppendUint64(&seq_bytes, seqs.front());
-    SIPER_RETURN_IF_ERROR(put_index(kEventsByAgent, {agent_part, time_bytes, seq_bytes},
-                                    posting));
+    SIPER_RETURN_IF_ERROR(put_index(kEventsByAgent, {agent_part, time_bytes, seq_bytes}, posting));
     if (count) commit.counts[keys::HourEventsCountKey(keys::HourOf(t))] += seqs.size();
   }
   for (auto& [key, seqs] : field_postings) {
@@ -965,22 +965,21 @@ absl::Status Store::Impl::SearchEvents(
                            return offer(e);
                          });
     bool stopped = false;
-    SIPER_RETURN_IF_ERROR(
-        Scan(kEventsByAgent, range, q.newest_first, snapshot.get(),
-             [&](std::string_view key, std::string_view value) -> absl::StatusOr<bool> {
-               keycodec::KeyReader r(key);
-               uint32_t num = 0;
-               int64_t t = 0;
-               uint64_t seq = 0;
-               if (!r.ReadUint32(&num) || !r.ReadInt64(&t) || !r.ReadUint64(&seq) || !r.done()) {
-                 return absl::DataLossError(
-                     absl::StrCat("storage: malformed key in events_by_agent: ", ToHex(key)));
-               }
-               SIPER_ASSIGN_OR_RETURN(bool more,
-                                      reader.Add(key, key.substr(0, 12), t, num, seq, value));
-               stopped = !more;
-               return more;
-             }));
+    SIPER_RETURN_IF_ERROR(Scan(
+        kEventsByAgent, range, q.newest_first, snapshot.get(),
+        [&](std::string_view key, std::string_view value) -> absl::StatusOr<bool> {
+          keycodec::KeyReader r(key);
+          uint32_t num = 0;
+          int64_t t = 0;
+          uint64_t seq = 0;
+          if (!r.ReadUint32(&num) || !r.ReadInt64(&t) || !r.ReadUint64(&seq) || !r.done()) {
+            return absl::DataLossError(
+                absl::StrCat("storage: malformed key in events_by_agent: ", ToHex(key)));
+          }
+          SIPER_ASSIGN_OR_RETURN(bool more, reader.Add(key, key.substr(0, 12), t, num, seq, value));
+          stopped = !more;
+          return more;
+        }));
     return stopped ? absl::OkStatus() : reader.Finish();
   }
 
@@ -1059,9 +1058,9 @@ absl::Status Store::Impl::SearchFieldIndex(
                 absl::StrCat("storage: malformed key in events_by_field: ", ToHex(key)));
           }
           if (agent_num.has_value() && parts.agent_num != *agent_num) return true;
-          SIPER_ASSIGN_OR_RETURN(bool more, reader.Add(key, key.substr(0, prefix.size() + 12),
-                                                       parts.time_ns, parts.agent_num, parts.seq,
-                                                       value));
+          SIPER_ASSIGN_OR_RETURN(bool more,
+                                 reader.Add(key, key.substr(0, prefix.size() + 12), parts.time_ns,
+                                            parts.agent_num, parts.seq, value));
           return more;
         }));
     return stopped ? absl::OkStatus() : reader.Finish();
@@ -1169,18 +1168,18 @@ absl::StatusOr<std::optional<FieldCount>> Store::Impl::CountIndexedField(
   }
   for (const auto& [from, to] : partial) {
     for (uint32_t agent : agents) {
-      SIPER_RETURN_IF_ERROR(Scan(
-          kEventsByAgent, TimeRange(keys::AgentPrefix(agent), from, to + 1),
-          /*reverse=*/false, snapshot.get(),
-          [&](std::string_view key, std::string_view value) -> absl::StatusOr<bool> {
-            std::optional<uint64_t> n = keys::PostingSize(value);
-            if (!n.has_value()) {
-              return absl::DataLossError(
-                  absl::StrCat("storage: malformed posting in events_by_agent at key ", ToHex(key)));
-            }
-            out.events += *n;
-            return true;
-          }));
+      SIPER_RETURN_IF_ERROR(
+          Scan(kEventsByAgent, TimeRange(keys::AgentPrefix(agent), from, to + 1),
+               /*reverse=*/false, snapshot.get(),
+               [&](std::string_view key, std::string_view value) -> absl::StatusOr<bool> {
+                 std::optional<uint64_t> n = keys::PostingSize(value);
+                 if (!n.has_value()) {
+                   return absl::DataLossError(absl::StrCat(
+                       "storage: malformed posting in events_by_agent at key ", ToHex(key)));
+                 }
+                 out.events += *n;
+                 return true;
+               }));
     }
   }
 
@@ -1260,25 +1259,24 @@ absl::StatusOr<std::optional<FieldCount>> Store::Impl::CountIndexedField(
       continue;
     }
     const std::string prefix = keys::FieldCountsPrefix(hour, field);  // as the index's
-    SIPER_RETURN_IF_ERROR(
-        Scan(kEventsByField, KeyRange{prefix, keycodec::PrefixSuccessor(prefix)}, /*reverse=*/false,
-             snapshot.get(),
-             [&](std::string_view key, std::string_view value) -> absl::StatusOr<bool> {
-               keycodec::KeyReader r(key.substr(prefix.size()));
-               std::string_view keyed;
-               keys::EventKeyParts parts;
-               std::optional<uint64_t> n = keys::PostingSize(value);
-               if (!r.ReadLengthPrefixed(&keyed) || r.rest().size() != keys::kEventKeySize ||
-                   !keys::ParseEventKey(r.rest(), &parts) || !n.has_value()) {
-                 return absl::DataLossError(
-                     absl::StrCat("storage: malformed entry in events_by_field: ", ToHex(key)));
-               }
-               // A posting's events share its time and agent.
-               if (parts.time_ns < since || parts.time_ns > last) return true;
-               if (agent_num.has_value() && parts.agent_num != *agent_num) return true;
-               SIPER_RETURN_IF_ERROR(add(keyed, *n, hour, r.rest()));
-               return true;
-             }));
+    SIPER_RETURN_IF_ERROR(Scan(
+        kEventsByField, KeyRange{prefix, keycodec::PrefixSuccessor(prefix)}, /*reverse=*/false,
+        snapshot.get(), [&](std::string_view key, std::string_view value) -> absl::StatusOr<bool> {
+          keycodec::KeyReader r(key.substr(prefix.size()));
+          std::string_view keyed;
+          keys::EventKeyParts parts;
+          std::optional<uint64_t> n = keys::PostingSize(value);
+          if (!r.ReadLengthPrefixed(&keyed) || r.rest().size() != keys::kEventKeySize ||
+              !keys::ParseEventKey(r.rest(), &parts) || !n.has_value()) {
+            return absl::DataLossError(
+                absl::StrCat("storage: malformed entry in events_by_field: ", ToHex(key)));
+          }
+          // A posting's events share its time and agent.
+          if (parts.time_ns < since || parts.time_ns > last) return true;
+          if (agent_num.has_value() && parts.agent_num != *agent_num) return true;
+          SIPER_RETURN_IF_ERROR(add(keyed, *n, hour, r.rest()));
+          return true;
+        }));
   }
   out.values.reserve(counts.size());
   for (auto& [value, count] : counts) out.values.emplace(value, count);

@@ -44,7 +44,7 @@ class PostingsTest : public StoreTest {
       }
       std::shuffle(records.begin(), records.end(), rng);
       if (b == 1) records.push_back(records.front());  // a repeat in the batch
-      auto w = store_->Write(agent, records);  // sets each record's `duplicate`
+      auto w = store_->Write(agent, records);          // sets each record's `duplicate`
       EXPECT_TRUE(w.ok()) << w.status();
       EXPECT_EQ(w->stored, static_cast<uint32_t>(per_batch));
       for (const EventRecord& r : records) {
@@ -163,8 +163,8 @@ class PostingsTest : public StoreTest {
 };
 
 TEST_F(PostingsTest, PostingEncodingRoundTripsAndRejectsMalformedValues) {
-  const std::vector<uint64_t> seqs = {5, 6, 8, 200, 70'000, uint64_t{1} << 40,
-                                      std::numeric_limits<uint64_t>::max()};
+  const std::vector<uint64_t> seqs = {
+      5, 6, 8, 200, 70'000, uint64_t{1} << 40, std::numeric_limits<uint64_t>::max()};
   std::string v;
   for (size_t i = 1; i < seqs.size(); ++i) keys::AppendPosting(&v, seqs[i - 1], seqs[i]);
   std::vector<uint64_t> got;
@@ -223,9 +223,10 @@ TEST_F(PostingsTest, InterleavedWritesOfOneTimeReadInSeqOrder) {
   });
   const Ids in_order = {{"a1", 1}, {"a1", 3}, {"a1", 4}, {"a1", 5}, {"a1", 7},
                         {"a1", 8}, {"a1", 9}, {"a1", 2}, {"a1", 6}};
-  for (EventQuery q : std::vector<EventQuery>{{.agent_id = "a1"},
-                                              {.fields = {{"source.ip", "10.1.1.1"}}},
-                                              {.agent_id = "a1", .fields = {{"source.ip", "10.1.1.1"}}}}) {
+  for (EventQuery q :
+       std::vector<EventQuery>{{.agent_id = "a1"},
+                               {.fields = {{"source.ip", "10.1.1.1"}}},
+                               {.agent_id = "a1", .fields = {{"source.ip", "10.1.1.1"}}}}) {
     for (bool newest : {false, true}) {
       q.newest_first = newest;
       Ids want = in_order;
