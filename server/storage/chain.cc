@@ -8,13 +8,24 @@
 
 namespace siper::storage {
 
+namespace {
+// SHA-256 fetched from OpenSSL's provider once per process: EVP_sha256() makes every
+// EVP_DigestInit_ex look the algorithm up again (OpenSSL 3's implicit fetch), which cost
+// more than hashing a small item (docs/performance.md, fifth round). Never freed.
+const EVP_MD* Sha256Md() {
+  static const EVP_MD* md = [] {
+    const EVP_MD* fetched = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+    return fetched != nullptr ? fetched : EVP_sha256();
+  }();
+  return md;
+}
+}  // namespace
+
 Sha256::Sha256() : ctx_(EVP_MD_CTX_new()), ok_(ctx_ != nullptr) {
-  if (ok_) ok_ = EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr) == 1;
+  if (ok_) ok_ = EVP_DigestInit_ex(ctx_, Sha256Md(), nullptr) == 1;
 }
 
-void Sha256::Reset() {
-  ok_ = ctx_ != nullptr && EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr) == 1;
-}
+void Sha256::Reset() { ok_ = ctx_ != nullptr && EVP_DigestInit_ex(ctx_, Sha256Md(), nullptr) == 1; }
 
 Sha256::~Sha256() { EVP_MD_CTX_free(ctx_); }
 
@@ -28,9 +39,9 @@ void Sha256::Bytes(std::string_view data) {
 }
 
 void Sha256::Uint64(uint64_t v) {
-  std::string b;
-  keycodec::AppendUint64(&b, v);
-  Raw(b);
+  char b[8];
+  for (int i = 0; i < 8; ++i) b[i] = static_cast<char>(v >> (56 - 8 * i));  // big-endian
+  Raw(std::string_view(b, sizeof b));
 }
 
 void Sha256::Int64(int64_t v) {

@@ -617,15 +617,18 @@ absl::StatusOr<RetentionResult> Store::Impl::ApplyRetention(const RetentionOptio
       SIPER_RETURN_IF_ERROR(Scan(
           kEventsByAgent, KeyRange{keys::TimeBound(prefix, ec), keycodec::PrefixSuccessor(prefix)},
           /*reverse=*/false, snapshot.get(),
-          [&](std::string_view key, std::string_view) -> absl::StatusOr<bool> {
+          [&](std::string_view key, std::string_view value) -> absl::StatusOr<bool> {
             keycodec::KeyReader r(key);
             uint64_t seq = 0;
-            if (!r.Skip(4 + 8) || !r.ReadUint64(&seq)) {
+            // A posting's lowest seq is its key's (keys.h).
+            std::optional<uint64_t> n = keys::PostingSize(value);
+            if (!r.Skip(4 + 8) || !r.ReadUint64(&seq) || !n.has_value()) {
               return absl::DataLossError(
-                  absl::StrCat("storage: malformed key in events_by_agent: ", ToHex(key)));
+                  absl::StrCat("storage: malformed entry in events_by_agent: ", ToHex(key)));
             }
             keep_from = std::min(keep_from.value_or(seq), seq);
-            return ++looked < kDedupLookahead;
+            looked += static_cast<int>(std::min<uint64_t>(*n, kDedupLookahead));
+            return looked < kDedupLookahead;
           }));
       uint64_t last = 0;
       SIPER_RETURN_IF_ERROR(

@@ -3,8 +3,11 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/key_codec.h"
 
@@ -63,7 +66,9 @@ inline std::string AgentPrefix(uint32_t agent_num) {
   return k;
 }
 
-// events_by_agent: agent_num u32 | server_time_ns i64 | seq u64 -> empty
+// events_by_agent: agent_num u32 | server_time_ns i64 | first seq u64 -> posting (below):
+// one key per time of a write (the events of one Write call share one server time), the
+// seqs of that agent's events of that time that the write stored.
 inline std::string EventByAgentKey(uint32_t agent_num, int64_t time_ns, uint64_t seq) {
   std::string k;
   keycodec::AppendUint32(&k, agent_num);
@@ -125,10 +130,11 @@ inline std::string IocEntryKey(std::string_view feed, std::string_view kind,
   return k;
 }
 
-// events_by_field: hour u32 | len u32 | field | len u32 | value | event key -> empty.
-// hour = server time in whole hours since the epoch (UTC), first so that
-// retention drops whole hours with one range delete; within an hour, one
-// (field, value) is a contiguous run in time order.
+// events_by_field: hour u32 | len u32 | field | len u32 | value | event key of the first
+// event -> posting (below): one key per (field, value, time) of a write, the seqs of that
+// agent's events of that time that have the value. hour = server time in whole hours
+// since the epoch (UTC), first so that retention drops whole hours with one range delete;
+// within an hour, one (field, value) is a contiguous run in time order.
 inline constexpr int64_t kNsPerHour = int64_t{3600} * 1'000'000'000;
 inline uint32_t HourOf(int64_t time_ns) {
   if (time_ns < 0) return 0;  // before 1970: no real server time, all in hour 0
@@ -144,6 +150,53 @@ inline std::string FieldIndexPrefix(uint32_t hour, std::string_view field, std::
   keycodec::AppendLengthPrefixed(&k, field);
   keycodec::AppendLengthPrefixed(&k, value);
   return k;
+}
+
+// Postings (schema 3). An index key of events_by_agent or events_by_field ends in the
+// time, agent and seq of the first (lowest-seq) event it names; its value holds the seqs
+// of the further events of the same time and agent, ascending, as LEB128 varints of the
+// difference to the previous seq (never 0). An empty value names the key's event alone,
+// which is what schema 2 wrote for every event, so a schema 2 index reads as is. Keys of
+// one (prefix, time, agent) written by different writes are adjacent and their seqs may
+// interleave: readers merge such a run (store.cc, PostingReader).
+inline void AppendPosting(std::string* out, uint64_t prev_seq, uint64_t seq) {
+  uint64_t d = seq - prev_seq;
+  while (d >= 0x80) {
+    out->push_back(static_cast<char>((d & 0x7f) | 0x80));
+    d >>= 7;
+  }
+  out->push_back(static_cast<char>(d));
+}
+// Appends `first` and the posting's seqs to `out`; false if the value is malformed
+// (truncated, a zero or overflowing difference).
+inline bool DecodePosting(uint64_t first, std::string_view value, std::vector<uint64_t>* out) {
+  out->push_back(first);
+  uint64_t prev = first;
+  size_t i = 0;
+  while (i < value.size()) {
+    uint64_t d = 0;
+    int shift = 0;
+    while (true) {
+      if (i == value.size() || shift > 63) return false;
+      const auto b = static_cast<uint8_t>(value[i++]);
+      d |= uint64_t{b & 0x7fu} << shift;
+      if ((b & 0x80) == 0) break;
+      shift += 7;
+    }
+    if (d == 0 || prev > std::numeric_limits<uint64_t>::max() - d) return false;
+    prev += d;
+    out->push_back(prev);
+  }
+  return true;
+}
+// How many events a posting names (the key's and the value's), or nullopt if malformed.
+inline std::optional<uint64_t> PostingSize(std::string_view value) {
+  uint64_t n = 1;
+  for (char c : value) {
+    if ((static_cast<uint8_t>(c) & 0x80) == 0) ++n;
+  }
+  if (!value.empty() && (static_cast<uint8_t>(value.back()) & 0x80) != 0) return std::nullopt;
+  return n;
 }
 
 // field_counts: hour u32 | len u32 | field | len u32 | value -> count u64 (merge operands

@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <map>
 #include <mutex>
@@ -126,6 +127,18 @@ void ResumeAfter(KeyRange* r, const std::string& at, bool newest_first) {
   }
 }
 
+// Narrows `r` for paging in a posting index (events_by_agent, events_by_field): to the
+// keys from the cursor's posting group `group` on (forward) or up to its end (backward);
+// the PostingReader skips the group's events up to the cursor.
+void ResumeInGroup(KeyRange* r, const std::string& group, bool newest_first) {
+  if (newest_first) {
+    std::optional<std::string> end = keycodec::PrefixSuccessor(group);
+    if (end.has_value() && (!r->upper.has_value() || *end < *r->upper)) r->upper = std::move(end);
+  } else {
+    if (group > r->lower) r->lower = group;
+  }
+}
+
 // Parses a hex position of `size` bytes (an event cursor or an alert id).
 absl::StatusOr<std::string> ParsePosition(std::string_view hex, size_t size,
                                           std::string_view what) {
@@ -178,6 +191,75 @@ class Emitter {
  private:
   uint64_t limit_;
   uint64_t count_ = 0;
+};
+
+// Reads the postings of events_by_agent or events_by_field (keys.h) in scan order and
+// emits their events in the order of their event keys, forward or backward. Keys of one
+// group (the key without its seq: prefix, time, agent) are adjacent; two writes of one
+// agent with the same time give two keys whose seqs may interleave, so a group's seqs
+// are collected and sorted before they are emitted. `after` (a cursor) skips the events
+// of its group up to and including it in scan order; the caller starts the scan at the
+// start (or end) of that group.
+class PostingReader {
+ public:
+  using Emit = std::function<absl::StatusOr<bool>(int64_t time_ns, uint32_t agent, uint64_t seq)>;
+  PostingReader(const char* family, bool reverse, std::optional<keys::EventKeyParts> after,
+                Emit emit)
+      : family_(family), reverse_(reverse), after_(after), emit_(std::move(emit)) {}
+
+  // One key: its group (the key up to the seq), its time, agent and first seq, and value.
+  // Returns false when the scan must stop.
+  absl::StatusOr<bool> Add(std::string_view key, std::string_view group, int64_t time_ns,
+                           uint32_t agent, uint64_t first, std::string_view value) {
+    if (!seqs_.empty() && group != group_) {
+      SIPER_ASSIGN_OR_RETURN(bool more, Flush());
+      if (!more) return false;
+    }
+    if (seqs_.empty()) {
+      group_.assign(group);
+      time_ns_ = time_ns;
+      agent_ = agent;
+    } else {
+      merged_ = true;
+    }
+    if (!keys::DecodePosting(first, value, &seqs_)) {
+      return absl::DataLossError(
+          absl::StrCat("storage: malformed posting in ", family_, " at key ", ToHex(key)));
+    }
+    return true;
+  }
+  // Emits the last group; call once the scan ended without being stopped.
+  absl::Status Finish() { return Flush().status(); }
+
+ private:
+  absl::StatusOr<bool> Flush() {
+    if (merged_) {
+      std::sort(seqs_.begin(), seqs_.end());
+      seqs_.erase(std::unique(seqs_.begin(), seqs_.end()), seqs_.end());
+    }
+    if (reverse_) std::reverse(seqs_.begin(), seqs_.end());
+    const bool cursor_group =
+        after_.has_value() && after_->time_ns == time_ns_ && after_->agent_num == agent_;
+    bool more = true;
+    for (uint64_t seq : seqs_) {
+      if (cursor_group && (reverse_ ? seq >= after_->seq : seq <= after_->seq)) continue;
+      SIPER_ASSIGN_OR_RETURN(more, emit_(time_ns_, agent_, seq));
+      if (!more) break;
+    }
+    seqs_.clear();
+    merged_ = false;
+    return more;
+  }
+
+  const char* family_;
+  bool reverse_;
+  std::optional<keys::EventKeyParts> after_;
+  Emit emit_;
+  std::string group_;
+  int64_t time_ns_ = 0;
+  uint32_t agent_ = 0;
+  std::vector<uint64_t> seqs_;
+  bool merged_ = false;
 };
 
 }  // namespace
@@ -300,6 +382,9 @@ absl::Status Store::Impl::Open() {
       // older build must refuse this store (it would neither count new events nor be able
       // to compact the counts). The counts start after the newest event stored so far
       // (LoadFieldCountsStart); older hours are counted from the index.
+      // Version 2 wrote one index key per event with an empty value, which version 3
+      // reads as a posting of that event alone (keys.h): nothing to rewrite, but an
+      // older build must not open the store once postings are in it.
       std::string now;
       keycodec::AppendUint32(&now, kSchemaVersion);
       SIPER_RETURN_IF_ERROR(
@@ -529,14 +614,13 @@ absl::StatusOr<WriteResult> Store::Impl::Write(std::string_view agent_id,
   auto put = [this, &commit](Cf which, rocksdb::Slice key, rocksdb::Slice v) -> absl::Status {
     return FromRocks(commit.batch.Put(cf(which), key, v), "prepare write batch");
   };
-  // An index entry: the key from parts, an empty value.
-  auto put_index = [this, &commit](
-                       Cf which, std::initializer_list<rocksdb::Slice> key_parts) -> absl::Status {
-    const rocksdb::Slice empty;
+  // An index entry: the key from parts.
+  auto put_index = [this, &commit](Cf which, std::initializer_list<rocksdb::Slice> key_parts,
+                                   rocksdb::Slice v = rocksdb::Slice()) -> absl::Status {
     return FromRocks(
         commit.batch.Put(cf(which),
                          rocksdb::SliceParts(key_parts.begin(), static_cast<int>(key_parts.size())),
-                         rocksdb::SliceParts(&empty, 1)),
+                         rocksdb::SliceParts(&v, 1)),
         "prepare write batch");
   };
   auto tag = [&item](std::string_view key, std::string_view v, std::string* out) -> absl::Status {
@@ -551,6 +635,13 @@ absl::StatusOr<WriteResult> Store::Impl::Write(std::string_view agent_id,
   std::string alert_key;
   std::string time_bytes;
   std::string prefix;
+  // Postings of this write: per time (events_by_agent), per hour | field | value | time
+  // (events_by_field), the seqs of its new events.
+  std::vector<std::pair<int64_t, std::vector<uint64_t>>> agent_postings;
+  absl::flat_hash_map<std::string, std::vector<uint64_t>> field_postings;
+  std::string agent_bytes;
+  keycodec::AppendUint32(&agent_bytes, agent_num);
+  const rocksdb::Slice agent_part = AsSlice(agent_bytes);
   for (size_t i = 0; i < records.size(); ++i) {
     EventRecord& r = records[i];
     siper::v1::Event& e = r.event;
@@ -595,21 +686,24 @@ absl::StatusOr<WriteResult> Store::Impl::Write(std::string_view agent_id,
     SIPER_RETURN_IF_ERROR(tag(event_key, value, &tags));
     SIPER_RETURN_IF_ERROR(put(kEvents, event_key, value));
     SIPER_RETURN_IF_ERROR(put(kEventSeq, seq_keys[i], time_bytes));
-    // events_by_agent: agent | time | seq, i.e. the agent prefix, then the event key's
-    // time, then its seq (the event key is time | agent | seq).
-    const std::string_view ek(event_key);
-    const rocksdb::Slice agent_part = AsSlice(ek.substr(8, 4));
-    SIPER_RETURN_IF_ERROR(put_index(
-        kEventsByAgent, {agent_part, AsSlice(ek.substr(0, 8)), AsSlice(ek.substr(12, 8))}));
-    // Only new events get here (duplicates were skipped above), so a resent
-    // event is counted once, like it is stored once.
-    const uint32_t hour = keys::HourOf(t);
-    const bool count = options_.field_counts;
-    if (count) ++commit.counts[keys::HourEventsCountKey(hour)];
+    // events_by_agent and events_by_field get one posting per time (and per indexed
+    // value) of this write, written below: usually one key for the whole batch and one
+    // per distinct value, instead of one key per event and per event's value.
+    if (agent_postings.empty() || agent_postings.back().first != t) {
+      auto it = std::find_if(agent_postings.begin(), agent_postings.end(),
+                             [t](const auto& p) { return p.first == t; });
+      if (it == agent_postings.end()) {
+        agent_postings.emplace_back(t, std::vector<uint64_t>{});
+      } else {
+        std::rotate(it, it + 1, agent_postings.end());  // the time of this event goes last
+      }
+    }
+    agent_postings.back().second.push_back(e.seq());
     for (const auto& [name, field_value] : e.fields()) {
       if (IsIndexedField(name)) {
+        // hour | field | value | time: the posting's key without agent and seq.
         prefix.clear();
-        keycodec::AppendUint32(&prefix, hour);
+        keycodec::AppendUint32(&prefix, keys::HourOf(t));
         keycodec::AppendLengthPrefixed(&prefix, name);
         if (field_value.size() <= kMaxIndexedValueSize) {
           keycodec::AppendLengthPrefixed(&prefix, field_value);
@@ -617,8 +711,11 @@ absl::StatusOr<WriteResult> Store::Impl::Write(std::string_view agent_id,
           SIPER_ASSIGN_OR_RETURN(std::string keyed, IndexedValue(field_value));
           keycodec::AppendLengthPrefixed(&prefix, keyed);
         }
-        SIPER_RETURN_IF_ERROR(put_index(kEventsByField, {prefix, event_key}));
-        if (count) ++commit.counts[prefix];  // the same bytes as FieldCountKey
+        prefix.append(time_bytes);
+        auto it = field_postings.find(prefix);
+        if (it == field_postings.end())
+          it = field_postings.emplace(prefix, std::vector<uint64_t>{}).first;
+        it->second.push_back(e.seq());
       }
     }
     for (size_t a = 0; a < r.alerts.size(); ++a) {
@@ -647,6 +744,35 @@ absl::StatusOr<WriteResult> Store::Impl::Write(std::string_view agent_id,
     }
   }
   if (result.stored == 0) return result;
+  // The postings (keys.h): seqs ascending, the key names the first. Only new events got
+  // here (duplicates were skipped above), so a resent event is indexed and counted once,
+  // like it is stored once.
+  const bool count = options_.field_counts;
+  std::string posting;
+  auto encode = [&posting](std::vector<uint64_t>& seqs) {
+    if (!std::is_sorted(seqs.begin(), seqs.end())) std::sort(seqs.begin(), seqs.end());
+    posting.clear();
+    for (size_t k = 1; k < seqs.size(); ++k) keys::AppendPosting(&posting, seqs[k - 1], seqs[k]);
+  };
+  std::string seq_bytes;
+  for (auto& [t, seqs] : agent_postings) {
+    encode(seqs);
+    time_bytes.clear();
+    keycodec::AppendInt64(&time_bytes, t);
+    seq_bytes.clear();
+    keycodec::AppendUint64(&seq_bytes, seqs.front());
+    SIPER_RETURN_IF_ERROR(put_index(kEventsByAgent, {agent_part, time_bytes, seq_bytes}, posting));
+    if (count) commit.counts[keys::HourEventsCountKey(keys::HourOf(t))] += seqs.size();
+  }
+  for (auto& [key, seqs] : field_postings) {
+    encode(seqs);
+    seq_bytes.clear();
+    keycodec::AppendUint64(&seq_bytes, seqs.front());
+    // key = hour | field | value | time; the index key adds agent | first seq.
+    SIPER_RETURN_IF_ERROR(put_index(kEventsByField, {key, agent_part, seq_bytes}, posting));
+    // The count key is the index key's prefix, hour | field | value.
+    if (count) commit.counts[key.substr(0, key.size() - 8)] += seqs.size();
+  }
   SIPER_RETURN_IF_ERROR(UpdateFileInventory(agent_num, records, &commit.batch));
 
   for (size_t a = 0; a < alert_values.size(); ++a) {
@@ -821,26 +947,40 @@ absl::Status Store::Impl::SearchEvents(
   if (agent_num.has_value()) {
     const std::string prefix = keys::AgentPrefix(*agent_num);
     KeyRange range = TimeRange(prefix, q.since_ns, q.until_ns);
+    std::optional<keys::EventKeyParts> after;
     if (cursor.has_value()) {
       keys::EventKeyParts at;
       (void)keys::ParseEventKey(*cursor, &at);  // checked by ParsePosition
-      ResumeAfter(&range, keys::EventByAgentKey(*agent_num, at.time_ns, at.seq), q.newest_first);
+      after = at;
+      // The cursor's posting group (agent | time) is read whole; the reader skips up to it.
+      std::string group = prefix;
+      keycodec::AppendInt64(&group, at.time_ns);
+      ResumeInGroup(&range, group, q.newest_first);
     }
-    return Scan(kEventsByAgent, range, q.newest_first, snapshot.get(),
-                [&](std::string_view key, std::string_view) -> absl::StatusOr<bool> {
-                  keycodec::KeyReader r(key);
-                  uint32_t num = 0;
-                  int64_t t = 0;
-                  uint64_t seq = 0;
-                  if (!r.ReadUint32(&num) || !r.ReadInt64(&t) || !r.ReadUint64(&seq) || !r.done()) {
-                    return absl::DataLossError(
-                        absl::StrCat("storage: malformed key in events_by_agent: ", ToHex(key)));
-                  }
-                  SIPER_ASSIGN_OR_RETURN(
-                      siper::v1::Event e,
-                      ReadEvent(keys::EventKey(t, num, seq), snapshot.get(), "events_by_agent"));
-                  return offer(e);
-                });
+    PostingReader reader("events_by_agent", q.newest_first, after,
+                         [&](int64_t t, uint32_t num, uint64_t seq) -> absl::StatusOr<bool> {
+                           SIPER_ASSIGN_OR_RETURN(siper::v1::Event e,
+                                                  ReadEvent(keys::EventKey(t, num, seq),
+                                                            snapshot.get(), "events_by_agent"));
+                           return offer(e);
+                         });
+    bool stopped = false;
+    SIPER_RETURN_IF_ERROR(Scan(
+        kEventsByAgent, range, q.newest_first, snapshot.get(),
+        [&](std::string_view key, std::string_view value) -> absl::StatusOr<bool> {
+          keycodec::KeyReader r(key);
+          uint32_t num = 0;
+          int64_t t = 0;
+          uint64_t seq = 0;
+          if (!r.ReadUint32(&num) || !r.ReadInt64(&t) || !r.ReadUint64(&seq) || !r.done()) {
+            return absl::DataLossError(
+                absl::StrCat("storage: malformed key in events_by_agent: ", ToHex(key)));
+          }
+          SIPER_ASSIGN_OR_RETURN(bool more, reader.Add(key, key.substr(0, 12), t, num, seq, value));
+          stopped = !more;
+          return more;
+        }));
+    return stopped ? absl::OkStatus() : reader.Finish();
   }
 
   KeyRange range = TimeRange("", q.since_ns, q.until_ns);
@@ -894,12 +1034,23 @@ absl::Status Store::Impl::SearchFieldIndex(
   auto visit_hour = [&](uint32_t hour) -> absl::Status {
     const std::string prefix = keys::FieldIndexPrefix(hour, field, keyed);
     KeyRange range = TimeRange(prefix, since, q.until_ns);
+    std::optional<keys::EventKeyParts> after;
     if (cursor.has_value() && keys::HourOf(at.time_ns) == hour) {
-      ResumeAfter(&range, prefix + *cursor, q.newest_first);
+      after = at;
+      // The cursor's posting group (prefix | time | agent) is read whole.
+      ResumeInGroup(&range, prefix + cursor->substr(0, 12), q.newest_first);
     }
-    return Scan(
+    PostingReader reader("events_by_field", q.newest_first, after,
+                         [&](int64_t t, uint32_t num, uint64_t seq) -> absl::StatusOr<bool> {
+                           SIPER_ASSIGN_OR_RETURN(
+                               siper::v1::Event e,
+                               ReadEvent(keys::EventKey(t, num, seq), snapshot, "events_by_field"));
+                           stopped = !offer(e);
+                           return !stopped;
+                         });
+    SIPER_RETURN_IF_ERROR(Scan(
         kEventsByField, range, q.newest_first, snapshot,
-        [&](std::string_view key, std::string_view) -> absl::StatusOr<bool> {
+        [&](std::string_view key, std::string_view value) -> absl::StatusOr<bool> {
           std::string_view event_key = key.substr(std::min(prefix.size(), key.size()));
           keys::EventKeyParts parts;
           if (event_key.size() != keys::kEventKeySize || !keys::ParseEventKey(event_key, &parts)) {
@@ -907,11 +1058,12 @@ absl::Status Store::Impl::SearchFieldIndex(
                 absl::StrCat("storage: malformed key in events_by_field: ", ToHex(key)));
           }
           if (agent_num.has_value() && parts.agent_num != *agent_num) return true;
-          SIPER_ASSIGN_OR_RETURN(siper::v1::Event e,
-                                 ReadEvent(event_key, snapshot, "events_by_field"));
-          stopped = !offer(e);
-          return !stopped;
-        });
+          SIPER_ASSIGN_OR_RETURN(bool more,
+                                 reader.Add(key, key.substr(0, prefix.size() + 12), parts.time_ns,
+                                            parts.agent_num, parts.seq, value));
+          return more;
+        }));
+    return stopped ? absl::OkStatus() : reader.Finish();
   };
   if (q.newest_first) {
     for (int64_t hour = last_hour; hour >= first_hour && !stopped; --hour) {
@@ -1016,12 +1168,18 @@ absl::StatusOr<std::optional<FieldCount>> Store::Impl::CountIndexedField(
   }
   for (const auto& [from, to] : partial) {
     for (uint32_t agent : agents) {
-      SIPER_RETURN_IF_ERROR(Scan(kEventsByAgent, TimeRange(keys::AgentPrefix(agent), from, to + 1),
-                                 /*reverse=*/false, snapshot.get(),
-                                 [&](std::string_view, std::string_view) -> absl::StatusOr<bool> {
-                                   ++out.events;
-                                   return true;
-                                 }));
+      SIPER_RETURN_IF_ERROR(
+          Scan(kEventsByAgent, TimeRange(keys::AgentPrefix(agent), from, to + 1),
+               /*reverse=*/false, snapshot.get(),
+               [&](std::string_view key, std::string_view value) -> absl::StatusOr<bool> {
+                 std::optional<uint64_t> n = keys::PostingSize(value);
+                 if (!n.has_value()) {
+                   return absl::DataLossError(absl::StrCat(
+                       "storage: malformed posting in events_by_agent at key ", ToHex(key)));
+                 }
+                 out.events += *n;
+                 return true;
+               }));
     }
   }
 
@@ -1101,22 +1259,24 @@ absl::StatusOr<std::optional<FieldCount>> Store::Impl::CountIndexedField(
       continue;
     }
     const std::string prefix = keys::FieldCountsPrefix(hour, field);  // as the index's
-    SIPER_RETURN_IF_ERROR(
-        Scan(kEventsByField, KeyRange{prefix, keycodec::PrefixSuccessor(prefix)}, /*reverse=*/false,
-             snapshot.get(), [&](std::string_view key, std::string_view) -> absl::StatusOr<bool> {
-               keycodec::KeyReader r(key.substr(prefix.size()));
-               std::string_view keyed;
-               keys::EventKeyParts parts;
-               if (!r.ReadLengthPrefixed(&keyed) || r.rest().size() != keys::kEventKeySize ||
-                   !keys::ParseEventKey(r.rest(), &parts)) {
-                 return absl::DataLossError(
-                     absl::StrCat("storage: malformed key in events_by_field: ", ToHex(key)));
-               }
-               if (parts.time_ns < since || parts.time_ns > last) return true;
-               if (agent_num.has_value() && parts.agent_num != *agent_num) return true;
-               SIPER_RETURN_IF_ERROR(add(keyed, 1, hour, r.rest()));
-               return true;
-             }));
+    SIPER_RETURN_IF_ERROR(Scan(
+        kEventsByField, KeyRange{prefix, keycodec::PrefixSuccessor(prefix)}, /*reverse=*/false,
+        snapshot.get(), [&](std::string_view key, std::string_view value) -> absl::StatusOr<bool> {
+          keycodec::KeyReader r(key.substr(prefix.size()));
+          std::string_view keyed;
+          keys::EventKeyParts parts;
+          std::optional<uint64_t> n = keys::PostingSize(value);
+          if (!r.ReadLengthPrefixed(&keyed) || r.rest().size() != keys::kEventKeySize ||
+              !keys::ParseEventKey(r.rest(), &parts) || !n.has_value()) {
+            return absl::DataLossError(
+                absl::StrCat("storage: malformed entry in events_by_field: ", ToHex(key)));
+          }
+          // A posting's events share its time and agent.
+          if (parts.time_ns < since || parts.time_ns > last) return true;
+          if (agent_num.has_value() && parts.agent_num != *agent_num) return true;
+          SIPER_RETURN_IF_ERROR(add(keyed, *n, hour, r.rest()));
+          return true;
+        }));
   }
   out.values.reserve(counts.size());
   for (auto& [value, count] : counts) out.values.emplace(value, count);

@@ -199,7 +199,11 @@ class Store {
   // Bumped when the on-disk layout changes incompatibly. Open refuses a store
   // written by a newer schema and upgrades an older one. 2: field_counts (a
   // family with a merge operator that older builds lack and would not update).
-  static constexpr uint32_t kSchemaVersion = 2;
+  // 3: events_by_agent and events_by_field keys name postings, one key per write's
+  // time (and value) whose value lists the further seqs (an older build would read
+  // only each key's first event); a version 2 index, one key per event with an empty
+  // value, is a valid version 3 index, so the upgrade rewrites nothing.
+  static constexpr uint32_t kSchemaVersion = 3;
 
   // Opens (creating if missing) the store in `dir`.
   static absl::StatusOr<std::unique_ptr<Store>> Open(const std::filesystem::path& dir,
