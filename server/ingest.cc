@@ -135,7 +135,7 @@ void IngestPipeline::WorkerLoop(Worker* worker) {
     // the server's own agent id).
     WriteJob write{job.agent_id, {}, std::move(job.done)};
     try {
-      write.records = Process(worker->matcher.get(), job);
+      write.records = Process(worker->matcher.get(), job.agent_id, job.batch);
     } catch (const std::exception& e) {
       write.done(absl::InternalError(absl::StrCat("ingest failed: ", e.what())));
       continue;
@@ -182,10 +182,12 @@ void IngestPipeline::Write(WriteJob& job) {
   job.done(std::move(result));
 }
 
-std::vector<storage::EventRecord> IngestPipeline::Process(rules::LiveMatcher* matcher, Job& job) {
+std::vector<storage::EventRecord> IngestPipeline::Process(rules::LiveMatcher* matcher,
+                                                         const std::string& agent_id,
+                                                         siper::v1::EventBatch& batch) {
   std::vector<storage::EventRecord> records;
-  records.reserve(job.batch.events_size());
-  for (siper::v1::Event& event : *job.batch.mutable_events()) {
+  records.reserve(batch.events_size());
+  for (siper::v1::Event& event : *batch.mutable_events()) {
     storage::EventRecord record;
     rules::FieldMap fields;
     absl::StatusOr<std::vector<rules::Detection>> detections = std::vector<rules::Detection>{};
@@ -200,13 +202,13 @@ std::vector<storage::EventRecord> IngestPipeline::Process(rules::LiveMatcher* ma
     } else if (event.has_log() && matcher != nullptr) {
       const siper::v1::LogEvent& log = event.log();
       const absl::Time match_start = absl::Now();
-      detections = matcher->Process(log.line(), MatchSource(job.agent_id, log.source()),
+      detections = matcher->Process(log.line(), MatchSource(agent_id, log.source()),
                                     rules::InputFormat::kAuto, &fields);
       Metrics().match_seconds.ObserveNanos(absl::ToInt64Nanoseconds(absl::Now() - match_start));
     }
     if (!detections.ok()) {
       // An event the engine cannot take is still stored: losing it would hide it.
-      spdlog::warn("agent {} seq {}: matching failed: {}", job.agent_id, event.seq(),
+      spdlog::warn("agent {} seq {}: matching failed: {}", agent_id, event.seq(),
                    detections.status().ToString());
       detections = std::vector<rules::Detection>{};
     }
