@@ -69,8 +69,8 @@ bool AllValidUtf8(const rules::DetectionFields& fields) {
 }
 
 // A snapshot of `fields` with every name and value made valid UTF-8 (invalid bytes become
-// U+FFFD), and `extra` (if its name is not empty) set over them. Names that become equal
-// keep the last value, as the stored map did. The rare path: a field with invalid UTF-8,
+// U+FFFD), and `extra` (if its name is not empty) set over them. Of names that become
+// equal one value is kept, as in the stored map before. The rare path: a field with invalid UTF-8,
 // or a line received over the network (log.source.address).
 rules::DetectionFields Rebuilt(const rules::DetectionFields& fields, FieldView extra) {
   rules::FieldMap map;
