@@ -877,7 +877,7 @@ class MatcherState {
 
   // Matches the decoded event_ against the rules of its log sources.
   absl::StatusOr<std::vector<Detection>> Match(FieldMap* fields_out,
-                                                DetectionFields* snapshot_out = nullptr);
+                                               DetectionFields* snapshot_out = nullptr);
   bool Bit(uint32_t atom) const { return (bits_[atom >> 6] >> (atom & 63)) & 1; }
   bool EvalPredicate(const CompiledRule& r, uint32_t pi) const;
   bool Eval(const CompiledRule& r) const {

@@ -617,8 +617,9 @@ absl::StatusOr<WriteResult> Store::Impl::Write(std::string_view agent_id,
       for (const auto& [name, field_value] : e.fields()) map_fields.emplace_back(name, field_value);
     }
     const std::span<const std::pair<std::string_view, std::string_view>> fields =
-        r.fields.empty() ? std::span<const std::pair<std::string_view, std::string_view>>(map_fields)
-                         : r.fields.entries;
+        r.fields.empty()
+            ? std::span<const std::pair<std::string_view, std::string_view>>(map_fields)
+            : r.fields.entries;
     for (const auto& [name, field_value] : fields) {
       if (IsIndexedField(name)) {
         prefix.clear();
