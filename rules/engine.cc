@@ -769,11 +769,13 @@ class MatcherState {
   }
 
   absl::StatusOr<std::vector<Detection>> Process(std::string_view line, std::string_view source,
-                                                 InputFormat format, FieldMap* fields_out);
+                                                 InputFormat format, FieldMap* fields_out,
+                                                 DetectionFields* snapshot_out = nullptr);
   absl::StatusOr<std::vector<Detection>> ProcessFile(const FileObservation& file,
-                                                     FieldMap* fields_out) {
+                                                     FieldMap* fields_out,
+                                                     DetectionFields* snapshot_out = nullptr) {
     DecodeFileObservation(file, &event_);
-    return Match(fields_out);
+    return Match(fields_out, snapshot_out);
   }
   const std::vector<uint32_t>& last_matched() const { return last_matched_; }
   void set_ioc(std::unique_ptr<IocScanner> ioc) { ioc_ = std::move(ioc); }
@@ -1007,7 +1009,8 @@ class MatcherState {
   }
 
   // Matches the decoded event_ against the rules of its log sources.
-  absl::StatusOr<std::vector<Detection>> Match(FieldMap* fields_out);
+  absl::StatusOr<std::vector<Detection>> Match(FieldMap* fields_out,
+                                               DetectionFields* snapshot_out = nullptr);
   bool Bit(uint32_t atom) const { return (bits_[atom >> 6] >> (atom & 63)) & 1; }
   bool EvalPredicate(const CompiledRule& r, uint32_t pi) const;
   bool Eval(const CompiledRule& r) const {
@@ -1136,13 +1139,15 @@ bool MatcherState::EvalPredicate(const CompiledRule& r, uint32_t pi) const {
 absl::StatusOr<std::vector<Detection>> MatcherState::Process(std::string_view line,
                                                              std::string_view source,
                                                              InputFormat format,
-                                                             FieldMap* fields_out) {
+                                                             FieldMap* fields_out,
+                                                             DetectionFields* snapshot_out) {
   SIPER_RETURN_IF_ERROR(DecodeLine(line, source, format, &event_));
   if (rs_->decoders != nullptr) rs_->decoders->Apply(&event_);
-  return Match(fields_out);
+  return Match(fields_out, snapshot_out);
 }
 
-absl::StatusOr<std::vector<Detection>> MatcherState::Match(FieldMap* fields_out) {
+absl::StatusOr<std::vector<Detection>> MatcherState::Match(FieldMap* fields_out,
+                                                           DetectionFields* snapshot_out) {
   // The threat.* namespace belongs to IOC enrichment (below): an event that
   // brings such fields of its own (an agent's or another tool's JSON) must not
   // pass for an IOC hit and trigger IOC rules, so they are dropped before
@@ -1229,12 +1234,24 @@ absl::StatusOr<std::vector<Detection>> MatcherState::Match(FieldMap* fields_out)
   for (size_t i = 0; i < num_hits_; ++i) bits_[hits_[i] >> 6] = 0;
   num_hits_ = 0;
   if (fields_out != nullptr) *fields_out = event_.fields.ToMap();
+  if (snapshot_out != nullptr) *snapshot_out = fields.Get();
   return out;
 }
 
 absl::StatusOr<std::vector<Detection>> Matcher::ProcessFile(const FileObservation& file,
                                                             FieldMap* fields_out) {
   return state_->ProcessFile(file, fields_out);
+}
+
+absl::StatusOr<std::vector<Detection>> Matcher::ProcessFile(const FileObservation& file,
+                                                            DetectionFields* fields_out) {
+  return state_->ProcessFile(file, nullptr, fields_out);
+}
+
+absl::StatusOr<std::vector<Detection>> Matcher::Process(std::string_view line,
+                                                        std::string_view source, InputFormat format,
+                                                        DetectionFields* fields_out) {
+  return state_->Process(line, source, format, nullptr, fields_out);
 }
 
 std::vector<std::string> Matcher::LastMatchedRuleIds() const {

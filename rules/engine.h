@@ -57,6 +57,9 @@ class DetectionFields {
   std::string_view at(std::string_view name) const;
   FieldMap ToMap() const;
   bool operator==(const FieldMap& other) const;
+  // Owns the memory the entries and their views live in (null when empty): a holder of it
+  // may keep using the views without this object (server ingest hands them to the store).
+  std::shared_ptr<const void> storage() const { return buffer_; }
 
  private:
   const value_type* entries() const {
@@ -204,6 +207,13 @@ class Matcher {
   // service fim, category file_change unless a baseline; rules/fim.h).
   absl::StatusOr<std::vector<Detection>> ProcessFile(const FileObservation& file,
                                                      FieldMap* fields_out = nullptr);
+  // The same, with the decoded fields as one immutable snapshot instead of a map: the one
+  // the detections share (no second copy when the event matched), for the server's ingest,
+  // which stores the fields without building a map of strings.
+  absl::StatusOr<std::vector<Detection>> Process(std::string_view line, std::string_view source,
+                                                 InputFormat format, DetectionFields* fields_out);
+  absl::StatusOr<std::vector<Detection>> ProcessFile(const FileObservation& file,
+                                                     DetectionFields* fields_out);
 
   // Ids of every detection rule whose condition held for the last line,
   // including rules that stay silent (referenced only by correlations) or were

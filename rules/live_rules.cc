@@ -38,4 +38,18 @@ absl::StatusOr<std::vector<Detection>> LiveMatcher::ProcessFile(const FileObserv
   return matcher_->ProcessFile(file, fields_out);
 }
 
+absl::StatusOr<std::vector<Detection>> LiveMatcher::Process(std::string_view line,
+                                                            std::string_view source,
+                                                            InputFormat format,
+                                                            DetectionFields* fields_out) {
+  SIPER_RETURN_IF_ERROR(Refresh());
+  return matcher_->Process(line, source, format, fields_out);
+}
+
+absl::StatusOr<std::vector<Detection>> LiveMatcher::ProcessFile(const FileObservation& file,
+                                                                DetectionFields* fields_out) {
+  SIPER_RETURN_IF_ERROR(Refresh());
+  return matcher_->ProcessFile(file, fields_out);
+}
+
 }  // namespace siper::rules

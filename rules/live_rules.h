@@ -65,6 +65,11 @@ class LiveMatcher {
                                                  FieldMap* fields_out = nullptr);
   absl::StatusOr<std::vector<Detection>> ProcessFile(const FileObservation& file,
                                                      FieldMap* fields_out = nullptr);
+  // With the decoded fields as one snapshot (Matcher's overloads).
+  absl::StatusOr<std::vector<Detection>> Process(std::string_view line, std::string_view source,
+                                                 InputFormat format, DetectionFields* fields_out);
+  absl::StatusOr<std::vector<Detection>> ProcessFile(const FileObservation& file,
+                                                     DetectionFields* fields_out);
   // Generation of the rule set that matched the last event.
   uint64_t generation() const { return generation_; }
   // Generation of the IOC set that the last event was looked up in.

@@ -189,28 +189,17 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
     // Stamped here, in the order this stream reads its batches, so an agent's
     // events sort by arrival even when its batches are written concurrently.
     const int64_t received_ns = store_->ReceiptTime();
-    for (siper::v1::Event& event : *batch.mutable_events()) {
-      if (event.agent_id().empty()) event.set_agent_id(agent_id_);
-      if (event.agent_id() != agent_id_) {
-        spdlog::warn("agent {} sent an event claiming agent id {}", agent_id_,
-                     EscapeForTerminal(event.agent_id()));
+    RejectReason reason = RejectReason::kMalformed;
+    if (absl::Status st = PrepareBatch(agent_id_, received_ns, &batch, &reason); !st.ok()) {
+      if (reason == RejectReason::kForeignAgentId) {
+        spdlog::warn("agent {}: {}", agent_id_, std::string(st.message()));
         ++shared_->rejected_identity;
-        Metrics().Reject(RejectReason::kForeignAgentId, count);
-        Fail(grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
-                          absl::StrCat("event seq ", event.seq(), " claims agent id '",
-                                       EscapeForTerminal(event.agent_id()),
-                                       "' but the certificate is for ", agent_id_)));
-        return;
-      }
-      if (event.seq() == 0) {
+      } else {
         ++shared_->rejected_malformed;
-        Metrics().Reject(RejectReason::kNoSeq, count);
-        Fail(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                          "event without a sequence number (seq starts at 1)"));
-        return;
       }
-      event.clear_fields();                   // fields are the server's to decode
-      event.set_server_time_ns(received_ns);  // never the agent's claim
+      Metrics().Reject(reason, count);
+      Fail(ToGrpc(st));
+      return;
     }
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -372,6 +361,27 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
 };
 
 }  // namespace
+
+absl::Status PrepareBatch(std::string_view agent_id, int64_t received_ns,
+                          siper::v1::EventBatch* batch, RejectReason* reason) {
+  for (siper::v1::Event& event : *batch->mutable_events()) {
+    if (event.agent_id().empty()) {
+      event.set_agent_id(std::string(agent_id));
+    } else if (event.agent_id() != agent_id) {
+      *reason = RejectReason::kForeignAgentId;
+      return absl::PermissionDeniedError(absl::StrCat(
+          "event seq ", event.seq(), " claims agent id '", EscapeForTerminal(event.agent_id()),
+          "' but the certificate is for ", std::string(agent_id)));
+    }
+    if (event.seq() == 0) {
+      *reason = RejectReason::kNoSeq;
+      return absl::InvalidArgumentError("event without a sequence number (seq starts at 1)");
+    }
+    event.clear_fields();                   // fields are the server's to decode
+    event.set_server_time_ns(received_ns);  // never the agent's claim
+  }
+  return absl::OkStatus();
+}
 
 AgentServiceImpl::AgentServiceImpl(storage::Store* store, IngestPipeline* ingest,
                                    const ServerPki* pki, AgentServiceOptions options)

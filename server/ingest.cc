@@ -2,6 +2,10 @@
 
 #include <spdlog/spdlog.h>
 
+#include <cstring>
+#include <span>
+#include <utility>
+
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/status.h"
@@ -32,27 +36,70 @@ rules::FileObservation ToObservation(const siper::v1::Event& event) {
   return f;
 }
 
-// Moves decoded fields into a stored map, made valid UTF-8 (protobuf strings must be).
-void MoveValidFields(rules::FieldMap& fields,
-                     google::protobuf::Map<std::string, std::string>* out) {
-  for (auto it = fields.begin(); it != fields.end();) {
-    auto node = fields.extract(it++);
-    MakeValidUtf8(&node.key());
-    MakeValidUtf8(&node.mapped());
-    (*out)[std::move(node.key())] = std::move(node.mapped());
+using FieldView = std::pair<std::string_view, std::string_view>;
+
+// True when every name and value is ASCII (so valid UTF-8): one pass over the text, eight
+// bytes at a time, the high bits of all words or-ed together. Decoded fields nearly always
+// are; only when not is each one checked on its own.
+bool AllAscii(const rules::DetectionFields& fields) {
+  uint64_t high = 0;
+  auto add = [&high](std::string_view s) {
+    const char* p = s.data();
+    size_t n = s.size();
+    for (; n >= 8; p += 8, n -= 8) {
+      uint64_t w;
+      std::memcpy(&w, p, 8);
+      high |= w;
+    }
+    for (; n > 0; ++p, --n) high |= static_cast<unsigned char>(*p);
+  };
+  for (const auto& [name, value] : fields) {
+    add(name);
+    add(value);
   }
+  return (high & 0x8080808080808080ULL) == 0;
 }
 
-// Copies an alert's fields (a snapshot shared by the event's alerts) into a
-// stored map, made valid UTF-8.
-void CopyValidFields(const rules::DetectionFields& fields,
-                     google::protobuf::Map<std::string, std::string>* out) {
+bool AllValidUtf8(const rules::DetectionFields& fields) {
+  if (AllAscii(fields)) return true;
+  for (const auto& [name, value] : fields) {
+    if (!IsValidUtf8(name) || !IsValidUtf8(value)) return false;
+  }
+  return true;
+}
+
+// A snapshot of `fields` with every name and value made valid UTF-8 (invalid bytes become
+// U+FFFD), and `extra` (if its name is not empty) set over them. Of names that become
+// equal one value is kept, as in the stored map before. The rare path: a field with invalid UTF-8,
+// or a line received over the network (log.source.address).
+rules::DetectionFields Rebuilt(const rules::DetectionFields& fields, FieldView extra) {
+  rules::FieldMap map;
+  for (const auto& [name, value] : fields) {
+    map.insert_or_assign(ToValidUtf8(name), ToValidUtf8(value));
+  }
+  if (!extra.first.empty())
+    map.insert_or_assign(std::string(extra.first), ToValidUtf8(extra.second));
+  return rules::DetectionFields(map);
+}
+
+// The record's fields: views of the snapshot, which the record keeps alive.
+storage::FieldViews Views(const rules::DetectionFields& fields) {
+  storage::FieldViews views;
+  if (fields.empty()) return views;
+  views.entries = std::span<const FieldView>(fields.begin(), fields.size());
+  views.owner = fields.storage();
+  return views;
+}
+
+// Copies an alert's fields into its stored map; `valid`: known to be valid UTF-8 already.
+void CopyFields(const rules::DetectionFields& fields, bool valid,
+                google::protobuf::Map<std::string, std::string>* out) {
   for (const auto& [key, value] : fields) {
-    std::string k(key);
-    std::string v(value);
-    MakeValidUtf8(&k);
-    MakeValidUtf8(&v);
-    (*out)[std::move(k)] = std::move(v);
+    if (valid) {
+      (*out)[std::string(key)] = std::string(value);
+    } else {
+      (*out)[ToValidUtf8(key)] = ToValidUtf8(value);
+    }
   }
 }
 
@@ -135,7 +182,7 @@ void IngestPipeline::WorkerLoop(Worker* worker) {
     // the server's own agent id).
     WriteJob write{job.agent_id, {}, std::move(job.done)};
     try {
-      write.records = Process(worker->matcher.get(), job);
+      write.records = Process(worker->matcher.get(), job.agent_id, job.batch);
     } catch (const std::exception& e) {
       write.done(absl::InternalError(absl::StrCat("ingest failed: ", e.what())));
       continue;
@@ -182,12 +229,16 @@ void IngestPipeline::Write(WriteJob& job) {
   job.done(std::move(result));
 }
 
-std::vector<storage::EventRecord> IngestPipeline::Process(rules::LiveMatcher* matcher, Job& job) {
+std::vector<storage::EventRecord> IngestPipeline::Process(rules::LiveMatcher* matcher,
+                                                          const std::string& agent_id,
+                                                          siper::v1::EventBatch& batch) {
   std::vector<storage::EventRecord> records;
-  records.reserve(job.batch.events_size());
-  for (siper::v1::Event& event : *job.batch.mutable_events()) {
-    storage::EventRecord record;
-    rules::FieldMap fields;
+  records.reserve(batch.events_size());
+  for (siper::v1::Event& event : *batch.mutable_events()) {
+    storage::EventRecord& record = records.emplace_back();
+    // The decoded fields as the matcher's one-allocation snapshot (shared with the
+    // event's detections), stored from views: no map of strings is built.
+    rules::DetectionFields fields;
     absl::StatusOr<std::vector<rules::Detection>> detections = std::vector<rules::Detection>{};
     if (event.has_file()) {
       // FIM observations go through the same matcher (log source siper/fim).
@@ -195,41 +246,48 @@ std::vector<storage::EventRecord> IngestPipeline::Process(rules::LiveMatcher* ma
       if (matcher != nullptr) {
         detections = matcher->ProcessFile(file, &fields);
       } else {
-        rules::FileObservationFields(file, &fields);
+        rules::FieldMap map;
+        rules::FileObservationFields(file, &map);
+        fields = rules::DetectionFields(map);
       }
     } else if (event.has_log() && matcher != nullptr) {
       const siper::v1::LogEvent& log = event.log();
       const absl::Time match_start = absl::Now();
-      detections = matcher->Process(log.line(), MatchSource(job.agent_id, log.source()),
+      detections = matcher->Process(log.line(), MatchSource(agent_id, log.source()),
                                     rules::InputFormat::kAuto, &fields);
       Metrics().match_seconds.ObserveNanos(absl::ToInt64Nanoseconds(absl::Now() - match_start));
     }
     if (!detections.ok()) {
       // An event the engine cannot take is still stored: losing it would hide it.
-      spdlog::warn("agent {} seq {}: matching failed: {}", job.agent_id, event.seq(),
+      spdlog::warn("agent {} seq {}: matching failed: {}", agent_id, event.seq(),
                    detections.status().ToString());
       detections = std::vector<rules::Detection>{};
     }
     // Stored fields are protobuf strings, which must be valid UTF-8; the raw bytes stay
-    // untouched in the log payload. Decoded values are moved, not copied, and valid text
-    // (nearly all of it) is checked without a copy.
+    // untouched in the log payload. Valid text (nearly all of it) is checked once for the
+    // whole event and neither copied nor changed.
+    const bool valid = AllValidUtf8(fields);
     for (rules::Detection& d : *detections) {
       siper::v1::Alert& alert = record.alerts.emplace_back();
       alert.set_rule_id(std::move(d.rule_id));
       alert.set_title(std::move(d.title));
       alert.set_level(std::move(d.level));
       for (std::string& tag : d.tags) alert.add_tags(std::move(tag));
-      CopyValidFields(d.fields, alert.mutable_fields());
+      // Mostly the event's own snapshot (checked above); a correlation's may be another.
+      const bool alert_valid = d.fields.begin() == fields.begin() ? valid : AllValidUtf8(d.fields);
+      CopyFields(d.fields, alert_valid, alert.mutable_fields());
       alert.set_count(d.count);
     }
     // A line received over the network (the agent's syslog_udp): who sent it,
     // as the agent's kernel saw it (ECS log.source.address).
-    if (event.has_log() && !event.log().source_address().empty()) {
-      fields.insert_or_assign("log.source.address", event.log().source_address());
+    const bool has_address = event.has_log() && !event.log().source_address().empty();
+    if (!valid || has_address) {
+      fields = Rebuilt(fields, has_address
+                                   ? FieldView("log.source.address", event.log().source_address())
+                                   : FieldView());
     }
-    MoveValidFields(fields, event.mutable_fields());
+    record.fields = Views(fields);
     record.event = std::move(event);
-    records.push_back(std::move(record));
   }
   return records;
 }

@@ -59,6 +59,13 @@ class IngestPipeline {
                                         const std::vector<storage::EventRecord>& records)>;
   void SetStoredHook(StoredHook hook) { stored_hook_ = std::move(hook); }
 
+  // What a worker does with one batch of `agent_id`: decodes and matches every event with
+  // `matcher` (null: decoded fields only for FIM events, nothing matched) into the records
+  // to store. Public for bench/server/ingest_bench (the worker's instructions per event).
+  static std::vector<storage::EventRecord> Process(rules::LiveMatcher* matcher,
+                                                   const std::string& agent_id,
+                                                   siper::v1::EventBatch& batch);
+
  private:
   struct Job {
     std::string agent_id;
@@ -85,8 +92,6 @@ class IngestPipeline {
   };
   void WorkerLoop(Worker* worker);
   void WriterLoop(Writer* writer);
-  // Decodes and matches a batch into the records to store.
-  std::vector<storage::EventRecord> Process(rules::LiveMatcher* matcher, Job& job);
   void Write(WriteJob& job);
 
   storage::Store* store_;

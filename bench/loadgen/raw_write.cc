@@ -124,7 +124,7 @@ absl::StatusOr<WriteRate> StoreWrite(const std::filesystem::path& dir,
           std::vector<storage::EventRecord> records;
           const size_t end = std::min(list.size(), pos[a] + batch);
           records.reserve(end - pos[a]);
-          for (size_t i = pos[a]; i < end; ++i) records.push_back({*list[i], {}, false});
+          for (size_t i = pos[a]; i < end; ++i) records.emplace_back().event = *list[i];
           pos[a] = end;
           more = more || end < list.size();
           absl::StatusOr<storage::WriteResult> r =

@@ -31,6 +31,30 @@ constexpr uint32_t kLengthDelimited = 2;
 constexpr char kEntryKeyTag = (1 << 3) | kLengthDelimited;
 constexpr char kEntryValueTag = (2 << 3) | kLengthDelimited;
 
+// Appends the map entries (key, value) as protobuf's field 20 entries.
+template <typename Entries>
+void AppendFields(const Entries& entries, std::string* out) {
+  // Per entry: field tag, entry length, key tag and length (one buffer, one append),
+  // the key, value tag and length, the value.
+  char head[2 + 10 + 1 + 10];
+  char mid[1 + 10];
+  for (const auto& [key, value] : entries) {
+    const size_t entry =
+        2 + VarintSize(key.size()) + key.size() + VarintSize(value.size()) + value.size();
+    char* p = PutVarint(head, (kFieldsNumber << 3) | kLengthDelimited);
+    p = PutVarint(p, entry);
+    *p++ = kEntryKeyTag;
+    p = PutVarint(p, key.size());
+    out->append(head, static_cast<size_t>(p - head));
+    out->append(key.data(), key.size());
+    p = mid;
+    *p++ = kEntryValueTag;
+    p = PutVarint(p, value.size());
+    out->append(mid, static_cast<size_t>(p - mid));
+    out->append(value.data(), value.size());
+  }
+}
+
 }  // namespace
 
 void SerializeEvent(siper::v1::Event& e, std::string* out) {
@@ -40,26 +64,18 @@ void SerializeEvent(siper::v1::Event& e, std::string* out) {
   fields.swap(*e.mutable_fields());
   e.SerializeToString(out);
   fields.swap(*e.mutable_fields());
-  const auto& map = e.fields();
-  // Per entry: field tag, entry length, key tag and length (one buffer, one append),
-  // the key, value tag and length, the value.
-  char head[2 + 10 + 1 + 10];
-  char mid[1 + 10];
-  for (const auto& [key, value] : map) {
-    const size_t entry =
-        2 + VarintSize(key.size()) + key.size() + VarintSize(value.size()) + value.size();
-    char* p = PutVarint(head, (kFieldsNumber << 3) | kLengthDelimited);
-    p = PutVarint(p, entry);
-    *p++ = kEntryKeyTag;
-    p = PutVarint(p, key.size());
-    out->append(head, static_cast<size_t>(p - head));
-    out->append(key);
-    p = mid;
-    *p++ = kEntryValueTag;
-    p = PutVarint(p, value.size());
-    out->append(mid, static_cast<size_t>(p - mid));
-    out->append(value);
-  }
+  AppendFields(e.fields(), out);
+}
+
+void SerializeEvent(const siper::v1::Event& e,
+                    std::span<const std::pair<std::string_view, std::string_view>> fields,
+                    std::string* out) {
+  e.SerializeToString(out);
+  if (fields.empty()) return;
+  size_t bytes = out->size();
+  for (const auto& [key, value] : fields) bytes += 2 * 5 + 2 + key.size() + value.size();
+  out->reserve(bytes);
+  AppendFields(fields, out);
 }
 
 }  // namespace siper::storage::internal

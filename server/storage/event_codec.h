@@ -1,7 +1,10 @@
 // The stored form of an event (private to server/storage).
 #pragma once
 
+#include <span>
 #include <string>
+#include <string_view>
+#include <utility>
 
 #include "siper/v1/events.pb.h"
 
@@ -18,5 +21,13 @@ namespace siper::storage::internal {
 // back as DataLoss). `e` is unchanged afterwards; it is non-const because its
 // map is moved out and back while the other fields are serialized.
 void SerializeEvent(siper::v1::Event& e, std::string* out);
+
+// The same for an event whose fields are given as views instead (EventRecord::fields;
+// e.fields() must be empty): the bytes protobuf writes for `e` with these entries in its
+// map, in this order. Nothing is checked: the views must be valid UTF-8 (ingest makes them
+// so). With no views, protobuf's own serialization of `e`.
+void SerializeEvent(const siper::v1::Event& e,
+                    std::span<const std::pair<std::string_view, std::string_view>> fields,
+                    std::string* out);
 
 }  // namespace siper::storage::internal

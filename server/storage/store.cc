@@ -642,6 +642,7 @@ absl::StatusOr<WriteResult> Store::Impl::Write(std::string_view agent_id,
   std::string agent_bytes;
   keycodec::AppendUint32(&agent_bytes, agent_num);
   const rocksdb::Slice agent_part = AsSlice(agent_bytes);
+  std::vector<std::pair<std::string_view, std::string_view>> map_fields;
   for (size_t i = 0; i < records.size(); ++i) {
     EventRecord& r = records[i];
     siper::v1::Event& e = r.event;
@@ -680,7 +681,11 @@ absl::StatusOr<WriteResult> Store::Impl::Write(std::string_view agent_id,
     time_bytes.clear();
     keycodec::AppendInt64(&time_bytes, t);
     event_keys.append(event_key);
-    internal::SerializeEvent(e, &value);
+    if (r.fields.empty()) {
+      internal::SerializeEvent(e, &value);
+    } else {
+      internal::SerializeEvent(e, r.fields.entries, &value);
+    }
     digest.Bytes(event_key);
     digest.Bytes(value);
     SIPER_RETURN_IF_ERROR(tag(event_key, value, &tags));
@@ -699,7 +704,16 @@ absl::StatusOr<WriteResult> Store::Impl::Write(std::string_view agent_id,
       }
     }
     agent_postings.back().second.push_back(e.seq());
-    for (const auto& [name, field_value] : e.fields()) {
+    // The decoded fields: as views (ingest) or in the event's map.
+    map_fields.clear();
+    if (r.fields.empty()) {
+      for (const auto& [name, field_value] : e.fields()) map_fields.emplace_back(name, field_value);
+    }
+    const std::span<const std::pair<std::string_view, std::string_view>> fields =
+        r.fields.empty()
+            ? std::span<const std::pair<std::string_view, std::string_view>>(map_fields)
+            : r.fields.entries;
+    for (const auto& [name, field_value] : fields) {
       if (IsIndexedField(name)) {
         // hour | field | value | time: the posting's key without agent and seq.
         prefix.clear();
@@ -805,14 +819,15 @@ absl::Status Store::Impl::UpdateFileInventory(uint32_t agent_num,
                                               const std::vector<EventRecord>& records,
                                               rocksdb::WriteBatch* batch) const {
   // The newest stored file event per path in this write (by seq: the agent's order).
-  absl::flat_hash_map<std::string, const siper::v1::Event*> newest;
+  absl::flat_hash_map<std::string, const EventRecord*> newest;
   for (const EventRecord& r : records) {
     if (r.duplicate || !r.event.has_file()) continue;
-    const siper::v1::Event*& slot = newest[r.event.file().path()];
-    if (slot == nullptr || slot->seq() < r.event.seq()) slot = &r.event;
+    const EventRecord*& slot = newest[r.event.file().path()];
+    if (slot == nullptr || slot->event.seq() < r.event.seq()) slot = &r;
   }
   // Called under the agent's write lock: no other write changes these keys.
-  for (const auto& [path, e] : newest) {
+  for (const auto& [path, record] : newest) {
+    const siper::v1::Event* e = &record->event;
     const std::string file_key = keys::FileKey(agent_num, path);
     SIPER_ASSIGN_OR_RETURN(std::optional<std::string> old_value, Get(kFiles, file_key, nullptr));
     std::string old_hash;
@@ -822,8 +837,10 @@ absl::Status Store::Impl::UpdateFileInventory(uint32_t agent_num,
       if (old.seq() > e->seq()) continue;  // a resent older state
       old_hash = old.file().sha256();
     }
+    std::string file_value;
+    internal::SerializeEvent(*e, record->fields.entries, &file_value);  // as the events family
     SIPER_RETURN_IF_ERROR(
-        FromRocks(batch->Put(cf(kFiles), file_key, e->SerializeAsString()), "prepare write batch"));
+        FromRocks(batch->Put(cf(kFiles), file_key, file_value), "prepare write batch"));
     const std::string& new_hash = e->file().sha256();
     if (old_hash == new_hash) continue;
     if (!old_hash.empty()) {

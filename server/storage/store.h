@@ -15,6 +15,7 @@
 #include <memory>
 #include <optional>
 #include <shared_mutex>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -42,9 +43,22 @@ struct StoreOptions {
   bool field_counts = true;
 };
 
+// Decoded fields as (name, value) views, which Write stores as the event's `fields` map
+// without a protobuf map being built (the ingest path: the matcher's snapshot of the
+// fields). Names must be distinct and names and values valid UTF-8; `owner` keeps the
+// memory the views point into alive for as long as the record lives.
+struct FieldViews {
+  std::span<const std::pair<std::string_view, std::string_view>> entries;
+  std::shared_ptr<const void> owner;
+  bool empty() const { return entries.empty(); }
+};
+
 // One event and the alerts it raised, written together.
 struct EventRecord {
   siper::v1::Event event;
+  // The event's decoded fields when given as views (event.fields must then be empty):
+  // stored exactly as if they were in event.fields, in this order.
+  FieldViews fields;
   std::vector<siper::v1::Alert> alerts;
   // Set by Store::Write: true when (agent_id, seq) was already stored (by an
   // earlier batch or earlier in the same batch); nothing of it was written.

@@ -8,7 +8,10 @@
 #include <filesystem>
 #include <future>
 #include <map>
+#include <mutex>
+#include <optional>
 
+#include "common/text.h"
 #include "server/storage/store.h"
 
 namespace siper::server {
@@ -37,9 +40,41 @@ class IngestFimTest : public ::testing::Test {
     fs::remove_all(dir_);
   }
 
+  // The decoded fields of the stored event (read back from the store).
+  std::map<std::string, std::string> StoredFields(const storage::EventRecord& record) {
+    absl::StatusOr<std::optional<siper::v1::Event>> e =
+        store_->GetEvent(record.event.agent_id(), record.event.seq());
+    EXPECT_TRUE(e.ok()) << e.status();
+    if (!e.ok() || !e->has_value()) {
+      ADD_FAILURE() << "seq " << record.event.seq() << " not stored";
+      return {};
+    }
+    return std::map<std::string, std::string>((*e)->fields().begin(), (*e)->fields().end());
+  }
+
+  // Submits `batch` as `agent` and waits until it is stored; returns the stored records.
+  std::vector<storage::EventRecord> Ingest(IngestPipeline& pipeline, const std::string& agent,
+                                           siper::v1::EventBatch batch) {
+    std::promise<absl::StatusOr<storage::WriteResult>> done;
+    pipeline.Submit(agent, std::move(batch),
+                    [&](absl::StatusOr<storage::WriteResult> r) { done.set_value(std::move(r)); });
+    absl::StatusOr<storage::WriteResult> result = done.get_future().get();
+    EXPECT_TRUE(result.ok()) << result.status();
+    std::lock_guard<std::mutex> lock(stored_mu_);
+    return std::move(stored_);
+  }
+  void KeepStored(IngestPipeline& pipeline) {
+    pipeline.SetStoredHook([this](const std::string&, const std::vector<storage::EventRecord>& r) {
+      std::lock_guard<std::mutex> lock(stored_mu_);
+      stored_ = r;
+    });
+  }
+
   fs::path dir_;
   std::unique_ptr<storage::Store> store_;
   std::shared_ptr<const rules::RuleSet> rules_;
+  std::mutex stored_mu_;
+  std::vector<storage::EventRecord> stored_;
 };
 
 siper::v1::Event FileEvent(uint64_t seq, const std::string& path, siper::v1::FileChange change,
@@ -82,23 +117,23 @@ TEST_F(IngestFimTest, FimEventsRaiseTheDefaultRulesButNotOnBaseline) {
 
   const auto& baseline = stored[0];
   EXPECT_TRUE(baseline.alerts.empty());
-  EXPECT_EQ(baseline.event.fields().at("event.action"), "baseline");
-  EXPECT_EQ(baseline.event.fields().at("file.mode"), "0440");
+  EXPECT_EQ(StoredFields(baseline).at("event.action"), "baseline");
+  EXPECT_EQ(StoredFields(baseline).at("file.mode"), "0440");
 
   const auto& modified = stored[1];
   ASSERT_EQ(modified.alerts.size(), 1u);
   EXPECT_EQ(modified.alerts[0].title(), kSudoersChanged);
   EXPECT_EQ(modified.alerts[0].level(), "high");
   EXPECT_EQ(modified.alerts[0].fields().at("file.path"), "/etc/sudoers");
-  EXPECT_EQ(modified.event.fields().at("event.action"), "modified");
-  EXPECT_EQ(modified.event.fields().at("file.name"), "sudoers");
-  EXPECT_EQ(modified.event.fields().at("file.owner"), "root");
+  EXPECT_EQ(StoredFields(modified).at("event.action"), "modified");
+  EXPECT_EQ(StoredFields(modified).at("file.name"), "sudoers");
+  EXPECT_EQ(StoredFields(modified).at("file.owner"), "root");
 
   const auto& eicar = stored[2];
   ASSERT_EQ(eicar.alerts.size(), 1u);
   EXPECT_EQ(eicar.alerts[0].title(), kMalwareTest);
   EXPECT_EQ(eicar.alerts[0].fields().at("file.hash.sha256"), kEicar);
-  EXPECT_EQ(eicar.event.fields().at("event.action"), "added");
+  EXPECT_EQ(StoredFields(eicar).at("event.action"), "added");
 }
 
 // Without rules the server still stores the FIM fields.
@@ -118,9 +153,112 @@ TEST_F(IngestFimTest, WithoutRulesFieldsAreStillSet) {
   pipeline.Stop();
   ASSERT_EQ(stored.size(), 1u);
   EXPECT_TRUE(stored[0].alerts.empty());
-  EXPECT_EQ(stored[0].event.fields().at("event.action"), "attributes");
-  EXPECT_EQ(stored[0].event.fields().at("file.directory"), "/etc");
-  EXPECT_EQ(stored[0].event.fields().at("file.hash.sha256"), std::string(64, 'c'));
+  EXPECT_EQ(StoredFields(stored[0]).at("event.action"), "attributes");
+  EXPECT_EQ(StoredFields(stored[0]).at("file.directory"), "/etc");
+  EXPECT_EQ(StoredFields(stored[0]).at("file.hash.sha256"), std::string(64, 'c'));
+}
+
+std::string Dump(const std::map<std::string, std::string>& fields) {
+  std::string out;
+  for (const auto& [k, v] : fields) out += k + "=" + v + "\n";
+  return out;
+}
+
+siper::v1::Event LogEvent(uint64_t seq, const std::string& line,
+                          const std::string& source_address = "") {
+  siper::v1::Event e;
+  e.set_agent_id("pc-17");
+  e.set_seq(seq);
+  e.mutable_log()->set_source("/var/log/auth.log");
+  e.mutable_log()->set_line(line);
+  if (!source_address.empty()) e.mutable_log()->set_source_address(source_address);
+  return e;
+}
+
+// Log lines: the stored fields are exactly what the engine decodes from the line (the
+// worker hands the matcher's snapshot to the store as views, no map in between), and the
+// alerts carry them too.
+TEST_F(IngestFimTest, LogLinesStoreEveryDecodedField) {
+  rules::LiveRuleSet live(rules_);
+  IngestPipeline pipeline(store_.get(), &live, nullptr, 1);
+  KeepStored(pipeline);
+  ASSERT_TRUE(pipeline.Start().ok());
+  const std::vector<std::string> lines = {
+      "Dec 10 07:07:38 LabSZ sshd[24206]: Failed password for invalid user test9 from "
+      "52.80.34.196 port 36060 ssh2",
+      "Dec 10 06:55:46 LabSZ sshd[24200]: reverse mapping checking getaddrinfo for "
+      "ns.marryaldkfaczcz.com [173.234.31.186] failed - POSSIBLE BREAK-IN ATTEMPT!",
+      "Jun 14 15:16:01 combo sshd(pam_unix)[19939]: authentication failure; logname= uid=0 "
+      "euid=0 tty=NODEVssh ruser= rhost=218.188.2.4",
+      "not a syslog line at all"};
+  siper::v1::EventBatch batch;
+  for (size_t i = 0; i < lines.size(); ++i) *batch.add_events() = LogEvent(i + 1, lines[i]);
+  std::vector<storage::EventRecord> stored = Ingest(pipeline, "pc-17", std::move(batch));
+  pipeline.Stop();
+  ASSERT_EQ(stored.size(), lines.size());
+  auto matcher = rules::Matcher::Create(rules_);
+  ASSERT_TRUE(matcher.ok()) << matcher.status();
+  for (size_t i = 0; i < lines.size(); ++i) {
+    rules::FieldMap want;
+    auto detections =
+        (*matcher)->Process(lines[i], "/var/log/auth.log", rules::InputFormat::kAuto, &want);
+    ASSERT_TRUE(detections.ok()) << detections.status();
+    EXPECT_EQ(StoredFields(stored[i]), want) << lines[i];
+    ASSERT_EQ(stored[i].alerts.size(), detections->size()) << lines[i];
+    for (const siper::v1::Alert& a : stored[i].alerts) {
+      const std::map<std::string, std::string> alert_fields(a.fields().begin(), a.fields().end());
+      EXPECT_EQ(alert_fields, want);
+    }
+  }
+  EXPECT_EQ(StoredFields(stored[0]).at("source.ip"), "52.80.34.196");
+  EXPECT_FALSE(stored[0].alerts.empty());
+}
+
+// Stored fields are valid UTF-8 (invalid bytes become U+FFFD, in the event and its
+// alerts), the raw line is stored untouched, and a line received over the network gets
+// the sender's address as log.source.address, over anything the decoder set.
+TEST_F(IngestFimTest, InvalidUtf8IsReplacedInFieldsAndTheLineIsKept) {
+  rules::LiveRuleSet live(rules_);
+  IngestPipeline pipeline(store_.get(), &live, nullptr, 1);
+  KeepStored(pipeline);
+  ASSERT_TRUE(pipeline.Start().ok());
+  const std::string invalid =
+      "Dec 10 07:07:38 LabSZ sshd[24206]: Failed password for invalid user b\xff\xfe"
+      "d from 52.80.34.196 port 36060 ssh2";
+  const std::string valid_non_ascii =
+      "Dec 10 07:07:39 LabSZ sshd[24207]: Failed password for invalid user g\xc3\xbcl "
+      "from 52.80.34.197 port 36061 ssh2";
+  siper::v1::EventBatch batch;
+  *batch.add_events() = LogEvent(1, invalid);
+  *batch.add_events() = LogEvent(2, valid_non_ascii);
+  *batch.add_events() = LogEvent(3, "<38>Dec 10 07:07:40 gw1 sshd[1]: hello", "192.0.2.9:514");
+  std::vector<storage::EventRecord> stored = Ingest(pipeline, "pc-17", std::move(batch));
+  pipeline.Stop();
+  ASSERT_EQ(stored.size(), 3u);
+
+  const std::map<std::string, std::string> bad = StoredFields(stored[0]);
+  ASSERT_TRUE(bad.contains("message")) << Dump(bad);
+  EXPECT_EQ(bad.at("message"),
+            "Failed password for invalid user b\xEF\xBF\xBD\xEF\xBF\xBD"
+            "d from 52.80.34.196 port 36060 ssh2");
+  for (const auto& [name, value] : bad) EXPECT_TRUE(IsValidUtf8(name) && IsValidUtf8(value));
+  for (const siper::v1::Alert& a : stored[0].alerts) {
+    for (const auto& [name, value] : a.fields()) EXPECT_TRUE(IsValidUtf8(value)) << name;
+  }
+  auto raw = store_->GetEvent("pc-17", 1);
+  ASSERT_TRUE(raw.ok() && raw->has_value());
+  EXPECT_EQ((*raw)->log().line(), invalid);  // the raw bytes, as received
+
+  const std::map<std::string, std::string> good = StoredFields(stored[1]);
+  ASSERT_TRUE(good.contains("message")) << Dump(good);
+  EXPECT_EQ(good.at("message"),  // valid: kept as it is
+            "Failed password for invalid user g\xc3\xbcl from 52.80.34.197 port 36061 ssh2");
+
+  const std::map<std::string, std::string> udp = StoredFields(stored[2]);
+  ASSERT_TRUE(udp.contains("log.source.address") && udp.contains("log.syslog.priority"))
+      << Dump(udp);
+  EXPECT_EQ(udp.at("log.source.address"), "192.0.2.9:514");
+  EXPECT_EQ(udp.at("log.syslog.priority"), "38");
 }
 
 }  // namespace

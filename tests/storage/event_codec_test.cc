@@ -3,6 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 #include "google/protobuf/util/message_differencer.h"
 
@@ -61,6 +64,64 @@ TEST(EventCodecTest, WritesProtobufsBytes) {
     (*e.mutable_fields())[name] = std::to_string(i);
   }
   ExpectSameAsProtobuf(e);
+}
+
+// The views form (EventRecord::fields): protobuf's bytes for the event with these entries
+// in its map, in the order given. Protobuf writes the map last (field 20) and one entry as
+// an Event holding only that entry serializes it, so the expected bytes are the event
+// without fields followed by each entry's own serialization.
+void ExpectViewsAsProtobuf(const siper::v1::Event& e,
+                           const std::vector<std::pair<std::string, std::string>>& fields) {
+  ASSERT_TRUE(e.fields().empty());
+  std::string want = e.SerializeAsString();
+  siper::v1::Event all = e;
+  std::vector<std::pair<std::string_view, std::string_view>> views;
+  for (const auto& [k, v] : fields) {
+    siper::v1::Event one;
+    (*one.mutable_fields())[k] = v;
+    want += one.SerializeAsString();
+    (*all.mutable_fields())[k] = v;
+    views.emplace_back(k, v);
+  }
+  std::string got = "left over";
+  SerializeEvent(e, views, &got);
+  EXPECT_EQ(got, want);
+  siper::v1::Event back;
+  ASSERT_TRUE(back.ParseFromString(got));
+  EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(back, all));
+  // In the map's own order it is exactly what protobuf writes for the whole event.
+  if (all.fields_size() > 0) {
+    std::vector<std::pair<std::string_view, std::string_view>> in_map_order(all.fields().begin(),
+                                                                            all.fields().end());
+    SerializeEvent(e, in_map_order, &got);
+    EXPECT_EQ(got, all.SerializeAsString());
+  }
+}
+
+TEST(EventCodecTest, ViewsWriteProtobufsBytes) {
+  siper::v1::Event e;
+  ExpectViewsAsProtobuf(e, {});
+  e.set_agent_id("agent-7");
+  e.set_seq(42);
+  e.set_server_time_ns(1'764'000'000'000'000'000);
+  e.mutable_log()->set_source("/var/log/auth.log");
+  e.mutable_log()->set_line(std::string("Failed password\xff\x00 for root", 30));
+  ExpectViewsAsProtobuf(e, {});
+  ExpectViewsAsProtobuf(e, {{"source.ip", "192.0.2.7"},
+                            {"user.name", "r\xc3\xb6t"},
+                            {"", ""},
+                            {"empty", ""},
+                            {"long.127", std::string(127, 'a')},
+                            {"long.128", std::string(128, 'b')},
+                            {"long.entry", std::string(120, 'c')},
+                            {"huge", std::string(20'000, 'd')},
+                            {std::string(200, 'k'), "long key"},
+                            {"a.first.after.the.rest", "order as given"}});
+  siper::v1::Event file;
+  file.set_agent_id("agent-8");
+  file.set_seq(1);
+  file.mutable_file()->set_path("/etc/passwd");
+  ExpectViewsAsProtobuf(file, {{"file.path", "/etc/passwd"}, {"event.action", "modified"}});
 }
 
 }  // namespace
