@@ -1,14 +1,42 @@
 #include "tests/e2e/server_fixture.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <fstream>
+#include <utility>
 
 #include "common/files.h"
 
 namespace siper::testing {
 
 namespace fs = std::filesystem;
+
+namespace {
+
+// A socket bound to `address` ("127.0.0.1:PORT") without listening, or -1.
+int HoldPort(const std::string& address) {
+  const size_t colon = address.rfind(':');
+  if (colon == std::string::npos) return -1;
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(static_cast<uint16_t>(std::atoi(address.c_str() + colon + 1)));
+  if (inet_pton(AF_INET, address.substr(0, colon).c_str(), &sa.sin_addr) != 1) return -1;
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  const int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);  // past TIME_WAIT
+  if (bind(fd, reinterpret_cast<const sockaddr*>(&sa), sizeof sa) != 0) {
+    close(fd);
+    return -1;  // best effort: the restart then takes its chance as before
+  }
+  return fd;
+}
+
+}  // namespace
 
 void ServerTest::SetUp() {
   char tmpl[] = "/tmp/siper-e2e-XXXXXX";
@@ -20,11 +48,13 @@ void ServerTest::SetUp() {
 void ServerTest::TearDown() {
   agent_.reset();
   StopServer();
+  if (port_hold_ >= 0) close(std::exchange(port_hold_, -1));
   if (!HasFailure() && !root_.empty()) fs::remove_all(root_);
 }
 
 void ServerTest::StartServer(const std::string& config_yaml, int workers,
                              const fs::path& rules_dir) {
+  if (port_hold_ >= 0) close(std::exchange(port_hold_, -1));
   fs::remove(data_dir_ / "server.port");
   ++server_runs_;
   const std::string listen = address_.empty() ? "127.0.0.1:0" : address_;
@@ -54,6 +84,7 @@ void ServerTest::StopServer(int sig) {
     EXPECT_EQ(code, -1) << "the server was not killed by signal " << sig;
   }
   server_.reset();
+  if (port_hold_ < 0 && !address_.empty()) port_hold_ = HoldPort(address_);
 }
 
 std::string ServerTest::ServerOutput() const {

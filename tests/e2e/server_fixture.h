@@ -32,6 +32,9 @@ class ServerTest : public ::testing::Test {
   void StartServer(const std::string& config_yaml = "", int workers = 2,
                    const std::filesystem::path& rules_dir = SIPER_RULES_DIR);
   // SIGTERM must end it with 0, SIGKILL with -1 (killed). No-op without one.
+  // Until the next StartServer the port stays bound (not listening, so agents
+  // are refused as by a stopped server): otherwise another test running in
+  // parallel may get it as an ephemeral port, and the restart could not listen.
   void StopServer(int sig = SIGTERM);
   // The standard error of the latest server run.
   std::string ServerOutput() const;
@@ -51,6 +54,7 @@ class ServerTest : public ::testing::Test {
   std::unique_ptr<ChildProcess> server_;
   std::unique_ptr<ChildProcess> agent_;
   int server_runs_ = 0;
+  int port_hold_ = -1;  // the stopped server's port, bound by the test (StopServer)
 };
 
 }  // namespace siper::testing
