@@ -15,7 +15,6 @@
 
 #include "absl/status/status.h"
 #include "rules/engine.h"
-#include "rules/strutil.h"
 
 namespace siper::rules {
 
@@ -169,7 +168,28 @@ class EventFields {
   // a == b, without a memcmp call for names up to 16 bytes (nearly all; the
   // matcher looks up ~13 present fields a line): overlapping loads as in Copy().
   static bool SameKey(std::string_view a, std::string_view b) {
-    return a.size() == b.size() && strutil::SmallEqual(a.data(), b.data(), a.size());
+    const size_t n = a.size();
+    if (n != b.size()) return false;
+    const char* x = a.data();
+    const char* y = b.data();
+    if (n > 16) return std::memcmp(x, y, n) == 0;
+    if (n >= 8) {
+      uint64_t x0, x1, y0, y1;
+      std::memcpy(&x0, x, 8);
+      std::memcpy(&y0, y, 8);
+      std::memcpy(&x1, x + n - 8, 8);
+      std::memcpy(&y1, y + n - 8, 8);
+      return ((x0 ^ y0) | (x1 ^ y1)) == 0;
+    }
+    if (n >= 4) {
+      uint32_t x0, x1, y0, y1;
+      std::memcpy(&x0, x, 4);
+      std::memcpy(&y0, y, 4);
+      std::memcpy(&x1, x + n - 4, 4);
+      std::memcpy(&y1, y + n - 4, 4);
+      return ((x0 ^ y0) | (x1 ^ y1)) == 0;
+    }
+    return n == 0 || (x[0] == y[0] && x[n / 2] == y[n / 2] && x[n - 1] == y[n - 1]);
   }
   // The slot holding `key`, or the empty slot where it would go.
   size_t Slot(std::string_view key, uint64_t h) const {

@@ -129,25 +129,4 @@ void StrAppend(std::string* out, const Args&... args) {
   (internal::Append(out, args), ...);
 }
 
-// The first and the last sizeof(Word) bytes of a and b (sizeof(Word) <= n <=
-// 2 * sizeof(Word): together they cover all n bytes).
-template <typename Word>
-inline bool EndsEqual(const char* a, const char* b, size_t n) {
-  Word x0, x1, y0, y1;
-  std::memcpy(&x0, a, sizeof(Word));
-  std::memcpy(&y0, b, sizeof(Word));
-  std::memcpy(&x1, a + n - sizeof(Word), sizeof(Word));
-  std::memcpy(&y1, b + n - sizeof(Word), sizeof(Word));
-  return ((x0 ^ y0) | (x1 ^ y1)) == 0;
-}
-
-// Whether n bytes at a and b are equal, without a memcmp call up to 16 bytes
-// (field names and log-source names are short; overlapping loads).
-inline bool SmallEqual(const char* a, const char* b, size_t n) {
-  if (n > 16) return std::memcmp(a, b, n) == 0;
-  if (n >= 8) return EndsEqual<uint64_t>(a, b, n);
-  if (n >= 4) return EndsEqual<uint32_t>(a, b, n);
-  return n == 0 || (a[0] == b[0] && a[n / 2] == b[n / 2] && a[n - 1] == b[n - 1]);
-}
-
 }  // namespace siper::rules::strutil
