@@ -59,23 +59,6 @@ class PostingsTest : public StoreTest {
     return all;
   }
 
-  static Ids Expected(const std::vector<Event>& all, const EventQuery& q) {
-    Ids ids;
-    for (const Event& e : all) {
-      if (q.since_ns != 0 && e.server_time_ns() < q.since_ns) continue;
-      if (q.until_ns != 0 && e.server_time_ns() >= q.until_ns) continue;
-      if (!q.agent_id.empty() && e.agent_id() != q.agent_id) continue;
-      bool match = true;
-      for (const auto& [k, v] : q.fields) {
-        auto it = e.fields().find(k);
-        match = match && it != e.fields().end() && it->second == v;
-      }
-      if (match) ids.emplace_back(e.agent_id(), e.seq());
-    }
-    if (q.newest_first) std::reverse(ids.begin(), ids.end());
-    return ids;
-  }
-
   // Searches (agent index, field index, both, cut time ranges) in both orders and
   // paged (PageThrough reads at most 100 pages), and counts, against a scan of `all`.
   void ExpectLikeAScan(const std::vector<Event>& all, int hours) {
@@ -95,7 +78,7 @@ class PostingsTest : public StoreTest {
         SCOPED_TRACE(::testing::Message() << "agent=" << q.agent_id << " fields="
                                           << (q.fields.empty() ? "" : q.fields.begin()->second)
                                           << " since=" << q.since_ns << " newest=" << newest);
-        const Ids expected = Expected(all, q);
+        const Ids expected = ExpectedIds(all, q);
         ASSERT_FALSE(expected.empty());
         const Ids got = SearchIds(q);
         EXPECT_EQ(got.size(), expected.size());
@@ -279,10 +262,10 @@ TEST_F(PostingsTest, Schema2StoreOpensUpgradedAndAnswersTheSame) {
     if (e.server_time_ns() >= result->events_cutoff_ns) kept.push_back(e);
   }
   ASSERT_LT(kept.size(), all.size());
-  const Ids want = Expected(kept, {.agent_id = "a2"});
+  const Ids want = ExpectedIds(kept, {.agent_id = "a2"});
   EXPECT_EQ(SearchIds({.agent_id = "a2"}), want);
   EXPECT_EQ(SearchIds({.fields = {{"source.ip", "10.0.0.3"}}}),
-            Expected(kept, {.fields = {{"source.ip", "10.0.0.3"}}}));
+            ExpectedIds(kept, {.fields = {{"source.ip", "10.0.0.3"}}}));
 }
 
 TEST_F(PostingsTest, MalformedPostingIsDataLossNotACrash) {

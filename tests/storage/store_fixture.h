@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -121,6 +122,26 @@ class StoreTest : public ::testing::Test {
 };
 
 using Ids = std::vector<std::pair<std::string, uint64_t>>;
+
+// What a scan and filter of `all` (in event-key order) returns for `q`: time range,
+// agent, text and field equality; no limit, no cursor. The reference for searches.
+inline Ids ExpectedIds(const std::vector<Event>& all, const EventQuery& q) {
+  Ids ids;
+  for (const Event& e : all) {
+    if (q.since_ns != 0 && e.server_time_ns() < q.since_ns) continue;
+    if (q.until_ns != 0 && e.server_time_ns() >= q.until_ns) continue;
+    if (!q.agent_id.empty() && e.agent_id() != q.agent_id) continue;
+    if (e.log().line().find(q.text) == std::string::npos) continue;
+    bool match = true;
+    for (const auto& [k, v] : q.fields) {
+      auto it = e.fields().find(k);
+      match = match && it != e.fields().end() && it->second == v;
+    }
+    if (match) ids.emplace_back(e.agent_id(), e.seq());
+  }
+  if (q.newest_first) std::reverse(ids.begin(), ids.end());
+  return ids;
+}
 
 // Pages through a query `page` events at a time with cursors.
 inline Ids PageThrough(Store& store, EventQuery q, uint64_t page) {
