@@ -173,23 +173,20 @@ class EventFields {
     const char* x = a.data();
     const char* y = b.data();
     if (n > 16) return std::memcmp(x, y, n) == 0;
-    if (n >= 8) {
-      uint64_t x0, x1, y0, y1;
-      std::memcpy(&x0, x, 8);
-      std::memcpy(&y0, y, 8);
-      std::memcpy(&x1, x + n - 8, 8);
-      std::memcpy(&y1, y + n - 8, 8);
-      return ((x0 ^ y0) | (x1 ^ y1)) == 0;
-    }
-    if (n >= 4) {
-      uint32_t x0, x1, y0, y1;
-      std::memcpy(&x0, x, 4);
-      std::memcpy(&y0, y, 4);
-      std::memcpy(&x1, x + n - 4, 4);
-      std::memcpy(&y1, y + n - 4, 4);
-      return ((x0 ^ y0) | (x1 ^ y1)) == 0;
-    }
+    if (n >= 8) return EndsEqual<uint64_t>(x, y, n);
+    if (n >= 4) return EndsEqual<uint32_t>(x, y, n);
     return n == 0 || (x[0] == y[0] && x[n / 2] == y[n / 2] && x[n - 1] == y[n - 1]);
+  }
+  // The first and the last sizeof(Word) bytes of x and y (sizeof(Word) <= n <=
+  // 2 * sizeof(Word): together they cover all n bytes).
+  template <typename Word>
+  static bool EndsEqual(const char* x, const char* y, size_t n) {
+    Word x0, x1, y0, y1;
+    std::memcpy(&x0, x, sizeof(Word));
+    std::memcpy(&y0, y, sizeof(Word));
+    std::memcpy(&x1, x + n - sizeof(Word), sizeof(Word));
+    std::memcpy(&y1, y + n - sizeof(Word), sizeof(Word));
+    return ((x0 ^ y0) | (x1 ^ y1)) == 0;
   }
   // The slot holding `key`, or the empty slot where it would go.
   size_t Slot(std::string_view key, uint64_t h) const {
