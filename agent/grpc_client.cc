@@ -201,6 +201,18 @@ std::string PercentDecode(std::string_view text) {
   return out;
 }
 
+bool IsConnectedToItself(int fd) {
+  sockaddr_storage local{};
+  sockaddr_storage peer{};
+  socklen_t local_size = sizeof(local);
+  socklen_t peer_size = sizeof(peer);
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_size) != 0 ||
+      getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &peer_size) != 0) {
+    return false;
+  }
+  return local_size == peer_size && std::memcmp(&local, &peer, local_size) == 0;
+}
+
 class Call::Impl {
  public:
   Impl(ClientOptions options, std::string method, Handlers handlers, absl::Time deadline)
@@ -369,6 +381,7 @@ class Call::Impl {
           }
         }
       }
+      if (error == 0 && IsConnectedToItself(fd_)) error = ECONNREFUSED;
       if (error == 0) {
         const int one = 1;
         setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));

@@ -96,4 +96,11 @@ absl::StatusCode CodeForHttpStatus(int http_status);
 // grpc-message is percent-encoded on the wire.
 std::string PercentDecode(std::string_view text);
 
+// True when connected socket `fd` is connected to itself: a TCP "simultaneous
+// open" that happens when a connect to a local port with no listener is given
+// that same port as its ephemeral source port. Such a socket would hold the
+// port the server is about to listen on, so a connect that ends this way is
+// treated as refused.
+bool IsConnectedToItself(int fd);
+
 }  // namespace siper::agent::grpcwire

@@ -642,5 +642,39 @@ TEST(GrpcWireTest, PercentDecode) {
   EXPECT_EQ(PercentDecode("%zz%4"), "%zz%4");
 }
 
+// A TCP connect to a local port nobody listens on can connect the socket to
+// itself when the kernel picks that same port as the source port. Made here on
+// purpose (bind, then connect to the bound address); a normal connection is not
+// taken for one.
+TEST(GrpcWireTest, SelfConnectedSocketIsRecognised) {
+  const int self = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(self, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(self, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+  socklen_t size = sizeof(address);
+  ASSERT_EQ(getsockname(self, reinterpret_cast<sockaddr*>(&address), &size), 0);
+  ASSERT_EQ(connect(self, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0)
+      << strerror(errno);
+  EXPECT_TRUE(IsConnectedToItself(self));
+  close(self);
+
+  const int listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(listener, 0);
+  address.sin_port = 0;
+  ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+  ASSERT_EQ(listen(listener, 1), 0);
+  size = sizeof(address);
+  ASSERT_EQ(getsockname(listener, reinterpret_cast<sockaddr*>(&address), &size), 0);
+  const int client = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(client, 0);
+  ASSERT_EQ(connect(client, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+  EXPECT_FALSE(IsConnectedToItself(client));
+  EXPECT_FALSE(IsConnectedToItself(listener));  // not connected at all
+  close(client);
+  close(listener);
+}
+
 }  // namespace
 }  // namespace siper::agent::grpcwire
