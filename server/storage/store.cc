@@ -102,6 +102,24 @@ bool TextMatches(const siper::v1::Event& e, std::string_view text) {
   return false;
 }
 
+bool Occurs(std::string_view haystack, std::string_view needle) {
+  return needle.empty() ||
+         memmem(haystack.data(), haystack.size(), needle.data(), needle.size()) != nullptr;
+}
+
+// False when a stored event value cannot pass TextMatches and FieldsMatch,
+// decided on its bytes without parsing them: the raw line, the file path and
+// the field names and values are protobuf strings, stored as they are, so each
+// must occur in the value. True means only "parse and check". A scan that
+// looks for a rare text then parses almost nothing.
+bool ValueMayMatch(std::string_view value, const EventQuery& q) {
+  if (!Occurs(value, q.text)) return false;
+  for (const auto& [name, want] : q.fields) {
+    if (!Occurs(value, want) || !Occurs(value, name)) return false;
+  }
+  return true;
+}
+
 // Range of keys `prefix | time...` for [since_ns, until_ns), 0 = unbounded.
 KeyRange TimeRange(std::string_view prefix, int64_t since_ns, int64_t until_ns) {
   KeyRange r;
@@ -870,6 +888,20 @@ absl::StatusOr<siper::v1::Event> Store::Impl::ReadEvent(std::string_view event_k
   return e;
 }
 
+absl::StatusOr<std::optional<siper::v1::Event>> Store::Impl::ReadEventMayMatch(
+    std::string_view event_key, const rocksdb::Snapshot* snapshot, std::string_view index,
+    const EventQuery& q) const {
+  SIPER_ASSIGN_OR_RETURN(std::optional<std::string> v, Get(kEvents, event_key, snapshot));
+  if (!v.has_value()) {
+    return absl::DataLossError(absl::StrCat("storage: index ", Av(index), " points to event ",
+                                            ToHex(event_key), " which is not stored"));
+  }
+  if (!ValueMayMatch(*v, q)) return std::nullopt;
+  siper::v1::Event e;
+  SIPER_RETURN_IF_ERROR(ParseValue(*v, kCfNames[kEvents], event_key, &e));
+  return e;
+}
+
 absl::Status Store::Impl::SearchEvents(
     const EventQuery& q, const std::function<bool(const siper::v1::Event&)>& sink) const {
   if (q.since_ns != 0 && q.until_ns != 0 && q.until_ns <= q.since_ns) return absl::OkStatus();
@@ -950,9 +982,9 @@ absl::Status Store::Impl::SearchEvents(
             if (LevelRank(alert.level()) < min_rank) return true;
           }
           last_event_key = std::string(event_key);
-          SIPER_ASSIGN_OR_RETURN(siper::v1::Event e,
-                                 ReadEvent(event_key, snapshot.get(), kCfNames[index]));
-          return offer(e);
+          SIPER_ASSIGN_OR_RETURN(std::optional<siper::v1::Event> e,
+                                 ReadEventMayMatch(event_key, snapshot.get(), kCfNames[index], q));
+          return !e.has_value() || offer(*e);
         });
   }
 
@@ -974,13 +1006,14 @@ absl::Status Store::Impl::SearchEvents(
       keycodec::AppendInt64(&group, at.time_ns);
       ResumeInGroup(&range, group, q.newest_first);
     }
-    PostingReader reader("events_by_agent", q.newest_first, after,
-                         [&](int64_t t, uint32_t num, uint64_t seq) -> absl::StatusOr<bool> {
-                           SIPER_ASSIGN_OR_RETURN(siper::v1::Event e,
-                                                  ReadEvent(keys::EventKey(t, num, seq),
-                                                            snapshot.get(), "events_by_agent"));
-                           return offer(e);
-                         });
+    PostingReader reader(
+        "events_by_agent", q.newest_first, after,
+        [&](int64_t t, uint32_t num, uint64_t seq) -> absl::StatusOr<bool> {
+          SIPER_ASSIGN_OR_RETURN(
+              std::optional<siper::v1::Event> e,
+              ReadEventMayMatch(keys::EventKey(t, num, seq), snapshot.get(), "events_by_agent", q));
+          return !e.has_value() || offer(*e);
+        });
     bool stopped = false;
     SIPER_RETURN_IF_ERROR(Scan(
         kEventsByAgent, range, q.newest_first, snapshot.get(),
@@ -1004,6 +1037,7 @@ absl::Status Store::Impl::SearchEvents(
   if (cursor.has_value()) ResumeAfter(&range, *cursor, q.newest_first);
   return Scan(kEvents, range, q.newest_first, snapshot.get(),
               [&](std::string_view key, std::string_view value) -> absl::StatusOr<bool> {
+                if (!ValueMayMatch(value, q)) return true;
                 siper::v1::Event e;
                 SIPER_RETURN_IF_ERROR(ParseValue(value, kCfNames[kEvents], key, &e));
                 return offer(e);
@@ -1057,14 +1091,16 @@ absl::Status Store::Impl::SearchFieldIndex(
       // The cursor's posting group (prefix | time | agent) is read whole.
       ResumeInGroup(&range, prefix + cursor->substr(0, 12), q.newest_first);
     }
-    PostingReader reader("events_by_field", q.newest_first, after,
-                         [&](int64_t t, uint32_t num, uint64_t seq) -> absl::StatusOr<bool> {
-                           SIPER_ASSIGN_OR_RETURN(
-                               siper::v1::Event e,
-                               ReadEvent(keys::EventKey(t, num, seq), snapshot, "events_by_field"));
-                           stopped = !offer(e);
-                           return !stopped;
-                         });
+    PostingReader reader(
+        "events_by_field", q.newest_first, after,
+        [&](int64_t t, uint32_t num, uint64_t seq) -> absl::StatusOr<bool> {
+          SIPER_ASSIGN_OR_RETURN(
+              std::optional<siper::v1::Event> e,
+              ReadEventMayMatch(keys::EventKey(t, num, seq), snapshot, "events_by_field", q));
+          if (!e.has_value()) return true;
+          stopped = !offer(*e);
+          return !stopped;
+        });
     SIPER_RETURN_IF_ERROR(Scan(
         kEventsByField, range, q.newest_first, snapshot,
         [&](std::string_view key, std::string_view value) -> absl::StatusOr<bool> {

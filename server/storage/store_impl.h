@@ -237,6 +237,11 @@ class Store::Impl {
   absl::StatusOr<siper::v1::Event> ReadEvent(std::string_view event_key,
                                              const rocksdb::Snapshot* snapshot,
                                              std::string_view index) const;
+  // ReadEvent, but nullopt without parsing when the stored bytes cannot pass
+  // the query's text and field filters (ValueMayMatch).
+  absl::StatusOr<std::optional<siper::v1::Event>> ReadEventMayMatch(
+      std::string_view event_key, const rocksdb::Snapshot* snapshot, std::string_view index,
+      const EventQuery& q) const;
   // Writes one commit group; returns the new chain head.
   absl::StatusOr<ChainHead> WriteGroup(const std::vector<internal::PendingCommit*>& group);
   absl::StatusOr<std::optional<siper::v1::RetentionMark>> ReadAnchor(

@@ -58,6 +58,16 @@ class FieldIndexTest : public StoreTest {
         {.fields = {{"file.path", std::string(kMaxIndexedValueSize, 'p') + "x"}}},  // same start
         {.fields = {{"source.ip", "192.0.2.1"}}},                                   // no such value
         {.since_ns = kT0 + 10 * kDay, .fields = {{"source.ip", "10.0.0.1"}}},       // after all
+        // Texts and values the stored bytes hold elsewhere (ValueMayMatch passes, the check
+        // after parsing must refuse), and ones they hold where asked, on every path.
+        {.text = "10.0.0.1",
+         .fields = {{"http.request.method", "GET"}}},  // in a field, not the line
+        {.agent_id = "a1", .text = "root", .fields = {{"http.request.method", "GET"}}},
+        {.fields = {{"user.name", "10.0.0.1"}}},        // indexed: another field's value
+        {.fields = {{"http.request.method", "root"}}},  // scan: another field's value
+        {.text = "line 1", .fields = {{"http.request.method", "GET"}}},                  // scan
+        {.agent_id = "a2", .text = "line", .fields = {{"http.request.method", "GET"}}},  // agent
+        {.text = "a1 line", .fields = {{"user.name", "bob"}}},  // field index with text
     };
   }
 
