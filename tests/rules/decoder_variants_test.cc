@@ -98,6 +98,9 @@ TEST(DecoderVariantsTest, SshdOpenSsh7To9) {
       {h + "Disconnecting invalid user a 10.0.0.1 port 22 192.0.2.5 port 5555: Too many "
            "authentication failures [preauth]",
        {{"user.name", "a 10.0.0.1 port 22"}, {"user.invalid", "true"}, {"source.ip", "192.0.2.5"}}},
+      // OpenSSH 6-7's form (as in the loghub log), without the peer.
+      {h + "Disconnecting: Too many authentication failures for admin [preauth]",
+       {{"event.action", "ssh_max_auth_exceeded"}, {"user.name", "admin"}, {"source.ip", kAbsent}}},
       // sshd's PAM line, with an address or a name (UseDNS), and old sshd's "illegal user".
       {h + "error: PAM: Authentication failure for root from 192.0.2.6",
        {{"event.action", "ssh_pam_failure"},
@@ -149,6 +152,35 @@ TEST(DecoderVariantsTest, SshdOpenSsh7To9) {
        {{"user.name", "a 10.0.0.1 port 22"}, {"source.ip", "192.0.2.14"}}},
       {h + "Received disconnect from 192.0.2.15 port 5555:11: Bye Bye [preauth]",
        {{"source.ip", "192.0.2.15"}, {"ssh.disconnect_code", "11"}, {"event.reason", "Bye Bye"}}},
+  });
+}
+
+TEST(DecoderVariantsTest, OtherPamModulesAndRhelCron) {
+  const std::string h = "Nov 28 10:00:00 rhel9 ";
+  ExpectCases({
+      // RHEL with SSSD (Active Directory, FreeIPA): pam_sss instead of pam_unix.
+      {h + "sshd[12]: pam_sss(sshd:auth): authentication failure; logname= uid=0 euid=0 "
+           "tty=ssh ruser= rhost=192.0.2.60 user=bob",
+       {{"event.action", "pam_auth_failure"},
+        {"pam.service", "sshd"},
+        {"user.name", "bob"},
+        {"source.ip", "192.0.2.60"}}},
+      {h + "su[20]: pam_sss(su-l:auth): authentication failure; logname=alice uid=1000 euid=0 "
+           "tty=pts/0 ruser=alice rhost= user=root",
+       {{"event.action", "su"},
+        {"event.outcome", "failure"},
+        {"user.name", "alice"},
+        {"user.target.name", "root"}}},
+      {h + "login[30]: pam_ldap(login:auth): authentication failure; logname=LOGIN uid=0 euid=0 "
+           "tty=tty1 ruser= rhost=  user=carol",
+       {{"event.action", "pam_auth_failure"}, {"user.name", "carol"}}},
+      // Not a PAM module prefix.
+      {h + "myapp[40]: pam_(x): authentication failure; user=bob", {{"event.action", kAbsent}}},
+      // cronie on RHEL 7 writes CROND.
+      {h + "CROND[50]: (root) CMD (run-parts /etc/cron.hourly)",
+       {{"event.action", "cron_command"},
+        {"user.name", "root"},
+        {"process.command_line", "run-parts /etc/cron.hourly"}}},
   });
 }
 
