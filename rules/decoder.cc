@@ -2202,6 +2202,20 @@ bool DecodeWebError(std::string_view line, Event* ev) {
     static const RE2* kOpen = new RE2(R"re(.*?open\(\) "([^"]+)" failed.*)re");
     std::string path;
     if (RE2::FullMatch(d, *kOpen, &path)) Set(ev, "file.path", path);
+    // nginx ends the line with `, host: "H"` and, when the client sent one,
+    // `, referrer: "R"` (after the request, so the last ones are nginx's own).
+    auto quoted = [line](std::string_view key) -> std::string_view {
+      const size_t k = line.rfind(key);
+      if (k == std::string_view::npos) return {};
+      std::string_view rest = line.substr(k + key.size());
+      const size_t q = rest.find('"');
+      return q == std::string_view::npos ? std::string_view() : rest.substr(0, q);
+    };
+    if (std::string_view host = quoted(", host: \""); !host.empty()) Set(ev, "url.domain", host);
+    if (std::string_view ref = quoted(", referrer: \""); !ref.empty()) {
+      Set(ev, "http.request.referrer", ref);
+      Set(ev, "cs-referer", ref);
+    }
     DecodeHttpAuthFailure(d, ev);
     AddUnique(&ev->products, "nginx");
   } else {

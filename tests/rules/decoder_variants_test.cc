@@ -269,6 +269,16 @@ TEST(DecoderVariantsTest, WebErrorAndSyslogWrappedWebLogs) {
         {"source.port", "5555"},
         {"file.path", "/var/www/html/secret"},
         {"http.request.referrer", kAbsent}}},
+      {"2026/11/28 10:00:00 [error] 1234#1234: *12 open() \"/usr/share/nginx/html/x\" failed (2: "
+       "No such file or directory), client: 2001:db8::44, server: s, request: \"GET /x HTTP/1.1\", "
+       "host: \"www.example.gov.tr\", referrer: \"http://h/\"",
+       {{"source.ip", "2001:db8::44"},
+        {"file.path", "/usr/share/nginx/html/x"},
+        {"url.original", "/x"},
+        {"url.domain", "www.example.gov.tr"},
+        {"http.request.referrer", "http://h/"}}},
+      {"2026/11/28 10:00:00 [notice] 1234#1234: signal process started",
+       {{"log.level", "notice"}, {"url.domain", kAbsent}, {"source.ip", kAbsent}}},
       // nginx "access_log syslog:server=..." and Apache "ErrorLog syslog:".
       {"Nov 28 10:00:00 web1 nginx: 192.0.2.42 - - [28/Nov/2026:10:00:00 +0300] \"GET /x "
        "HTTP/1.1\" 404 153 \"-\" \"curl/8\"",
