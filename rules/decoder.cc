@@ -2297,10 +2297,8 @@ bool DecodeWebAccess(std::string_view line, Event* ev) {
       // The agent ends at its first unescaped quote (Apache writes \" inside it);
       // nginx formats may add fields after it ($request_time, "$http_x_forwarded_for").
       size_t endq = 0;
-      while (endq < rest.size() && !(rest[endq] == '"' && (endq == 0 || rest[endq - 1] != '\\'))) {
-        ++endq;
-      }
-      agent = rest.substr(0, endq);
+      while (endq < rest.size() && rest[endq] != '"') endq += rest[endq] == '\\' ? 2 : 1;
+      agent = rest.substr(0, std::min(endq, rest.size()));
     } else if (s.size() >= 2 && strutil::EndsWith(s, "\"")) {
       referrer = s.substr(1, s.size() - 2);
     }

@@ -46,6 +46,9 @@ TEST(DecoderVariantsTest, SyslogHeaders) {
         {"host.hostname", "deb12"},
         {"process.pid", "1234"},
         {"source.ip", "192.0.2.1"}}},
+      // journalctl -o short-iso(-precise): the zone without a colon.
+      {"2026-11-28T10:00:00.123456+0300 deb12 sshd[12]: Invalid user x from 192.0.2.1 port 22",
+       {{"@timestamp", "2026-11-28T07:00:00.123456Z"}, {"user.name", "x"}}},
       // RFC 3164 with an IP or an FQDN as host, with a year, without a pid.
       {"Nov 28 10:00:00 192.168.1.10 sshd[12]: Invalid user admin from 192.0.2.2 port 4444",
        {{"host.hostname", "192.168.1.10"}, {"user.name", "admin"}, {"source.port", "4444"}}},
@@ -247,6 +250,10 @@ TEST(DecoderVariantsTest, WebAccessFormats) {
        "\"Mozilla/5.0 \\\"quoted\\\" agent\" rt=0.1",
        {{"user_agent.original", "Mozilla/5.0 \\\"quoted\\\" agent"},
         {"http.response.body.bytes", kAbsent}}},
+      // An agent ending in a backslash (Apache writes it doubled).
+      {"192.0.2.32 - - [28/Nov/2026:10:00:00 +0300] \"GET / HTTP/1.1\" 200 1 \"-\" \"x\\\\\" "
+       "0.1",
+       {{"user_agent.original", "x\\\\"}}},
       // No request line at all.
       {"192.0.2.33 - - [28/Nov/2026:10:00:00 +0300] \"-\" 408 - \"-\" \"-\"",
        {{"http.response.status_code", "408"}, {"url.original", kAbsent}}},
