@@ -603,8 +603,24 @@ absl::StatusOr<std::unique_ptr<RuleSetImpl>> ParseAndBuild(const std::vector<Sou
     }
     if (!parse_key.empty()) StoreParsedRules(options.cache_dir, parse_key, parsed_files);
   }
+  // A rule id names one rule: a second file using it is an error (within one file,
+  // ParseRuleText allows it only for the documents of a rule collection).
+  std::map<std::string, std::pair<std::string, int>, std::less<>> first_by_id;
   for (ParsedFile& pf : parsed_files) {
     for (ParsedRule& r : pf.rules) {
+      if (!r.id.empty()) {
+        auto [it, fresh] = first_by_id.try_emplace(r.id, r.path, r.line);
+        if (!fresh && it->second.first != r.path) {
+          RuleDiagnostic d{
+              r.path, r.id, RuleDiagnostic::Status::kError,
+              strutil::StrCat(r.path, ":", r.line, ": duplicate rule id '", r.id, "' (also in ",
+                              it->second.first, ":", it->second.second, ")")};
+          errors.push_back(d.message);
+          skipped.push_back(d);
+          diagnostics.push_back(std::move(d));
+          continue;
+        }
+      }
       diagnostics.push_back({r.path, r.id, RuleDiagnostic::Status::kOk, ""});
       parsed.push_back(std::move(r));
     }

@@ -19,6 +19,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "common/status.h"
+#include "re2/re2.h"
 #include "rules/strutil.h"
 #include "yaml-cpp/yaml.h"
 
@@ -439,6 +440,20 @@ absl::StatusOr<CondNode> DocParser::ParseFieldItem(const std::string& key,
       if (hs_expression_info(text.c_str(), flags, &info, &cerr) != HS_SUCCESS) {
         std::string msg = cerr != nullptr ? cerr->message : "unknown error";
         hs_free_compile_error(cerr);
+        // A valid PCRE construct Hyperscan cannot run (back-references, look-arounds,
+        // ...) makes the rule unsupported; a pattern no engine reads ("a(b") is an
+        // error in the rule: Hyperscan did not call it unsupported and RE2 rejects it too.
+        const bool hs_unsupported = strutil::StrContainsIgnoreCase(msg, "unsupported") ||
+                                    strutil::StrContainsIgnoreCase(msg, "not supported");
+        if (!hs_unsupported) {
+          RE2::Options re2_options;
+          re2_options.set_log_errors(false);
+          RE2 re2(text, re2_options);
+          if (!re2.ok()) {
+            return Err(path_, vline,
+                       strutil::StrCat("invalid regular expression (", msg, "): ", text));
+          }
+        }
         return Unsupported(
             path_, vline,
             strutil::StrCat("regular expression not supported by Hyperscan (", msg, "): ", text));
@@ -835,6 +850,7 @@ absl::Status DocParser::ParseCorrelation(const YAML::Node& corr) {
   rule_->is_correlation = true;
   CorrelationSpec& c = rule_->correlation;
   std::string type = ScalarOr(corr["type"]);
+  const int type_line = corr["type"] ? LineOf(corr["type"]) : line;
   if (type == "event_count") {
     c.type = CorrelationSpec::Type::kEventCount;
   } else if (type == "value_count") {
@@ -843,8 +859,12 @@ absl::Status DocParser::ParseCorrelation(const YAML::Node& corr) {
     c.type = CorrelationSpec::Type::kTemporal;
   } else if (type == "temporal_ordered") {
     c.type = CorrelationSpec::Type::kTemporalOrdered;
+  } else if (type == "value_sum" || type == "value_avg" || type == "value_percentile" ||
+             type == "value_median") {
+    // Sigma 2.x metric correlations: valid rules Siper cannot evaluate yet.
+    return Unsupported(path_, type_line, strutil::StrCat("correlation type '", type, "'"));
   } else {
-    return Err(path_, line, strutil::StrCat("unknown correlation type '", type, "'"));
+    return Err(path_, type_line, strutil::StrCat("unknown correlation type '", type, "'"));
   }
   c.rules = StringList(corr["rules"]);
   if (c.rules.empty()) return Err(path_, line, "correlation needs 'rules'");
@@ -1080,6 +1100,50 @@ std::string SigmaValueToRegex(std::string_view value, std::string_view mode) {
   return ToRegex(ParseWildcards(value), mode);
 }
 
+namespace {
+
+// The YAML parser's message for a tab in the indentation is only "end of map not
+// found" or similar: name the tab when the failing line or the one before starts
+// with white space holding one.
+std::string YamlMessage(std::string_view text, int line0, const std::string& msg) {
+  std::vector<std::string_view> lines = strutil::StrSplit(text, '\n');
+  for (int l = line0; l >= 0 && l >= line0 - 1; --l) {
+    if (l >= static_cast<int>(lines.size())) continue;
+    std::string_view ln = lines[l];
+    const size_t indent = ln.find_first_not_of(" \t");
+    if (ln.substr(0, indent).find('\t') != std::string_view::npos) {
+      return strutil::StrCat(l + 1,
+                             ": YAML: tab character in the indentation (YAML indents with "
+                             "spaces only; parser: ",
+                             msg, ")");
+    }
+  }
+  return strutil::StrCat(line0 + 1, ": YAML: ", msg);
+}
+
+// Sigma 1.x rule collections: `action: global` gives the keys every following
+// document of the file shares, `action: reset` forgets them, `action: repeat`
+// repeats the previous rule with the document's changes. Merging is deep: maps are
+// merged key by key, anything else in the document replaces the shared value.
+// `into` receives the missing keys as references to `from`'s nodes, so every node
+// keeps its own line for messages; only `into`'s own maps are modified.
+void MergeInto(YAML::Node into, const YAML::Node& from) {
+  if (!into.IsMap() || !from.IsMap()) return;
+  for (auto it = from.begin(); it != from.end(); ++it) {
+    const std::string key = it->first.Scalar();
+    if (key == "action") continue;
+    const YAML::Node& cinto = into;
+    YAML::Node mine = cinto[key];
+    if (!mine) {
+      into[key] = it->second;
+    } else if (mine.IsMap() && it->second.IsMap()) {
+      MergeInto(mine, it->second);
+    }
+  }
+}
+
+}  // namespace
+
 ParsedFile ParseRuleText(std::string_view text, const std::string& path) {
   ParsedFile out;
   std::vector<YAML::Node> docs;
@@ -1087,19 +1151,57 @@ ParsedFile ParseRuleText(std::string_view text, const std::string& path) {
     docs = YAML::LoadAll(std::string(text));
   } catch (const YAML::Exception& e) {
     out.diagnostics.push_back({path, "", RuleDiagnostic::Status::kError,
-                               strutil::StrCat(path, ":", e.mark.line + 1, ": YAML: ", e.msg)});
+                               strutil::StrCat(path, ":", YamlMessage(text, e.mark.line, e.msg))});
     return out;
   }
-  for (const YAML::Node& doc : docs) {
+  YAML::Node global;    // the collection's shared keys (action: global), if any
+  YAML::Node previous;  // the last rule document as merged (action: repeat)
+  bool any = false;
+  std::map<std::string, int> ids;  // id -> line of its first rule in this file
+  for (YAML::Node doc : docs) {
     if (!doc || doc.IsNull()) continue;
+    any = true;
     ParsedRule rule;
     rule.path = path;
     absl::Status st;
+    bool inherited_id = false;
     try {
+      const YAML::Node& cdoc = doc;
+      const std::string action = doc.IsMap() && cdoc["action"] ? ScalarOr(cdoc["action"]) : "";
+      if (action == "global") {
+        global = doc;
+        continue;
+      }
+      if (action == "reset") {
+        global = YAML::Node();
+        continue;
+      }
+      if (!action.empty() && (action != "repeat" || !previous)) {
+        out.diagnostics.push_back(
+            {path, ScalarOr(cdoc["id"]), RuleDiagnostic::Status::kUnsupported,
+             strutil::StrCat(path, ":", LineOf(cdoc["action"]), ": rule collection action '",
+                             action, "'", action == "repeat" ? " with no rule before it" : "")});
+        continue;
+      }
+      if (!action.empty()) doc.remove("action");
+      const YAML::Node& base = action == "repeat" ? previous : global;
+      inherited_id = doc.IsMap() && !cdoc["id"] && base && base.IsMap() && base["id"];
+      if (base) MergeInto(doc, base);
+      previous = doc;
       DocParser parser(path, &rule);
       st = parser.Parse(doc);
     } catch (const YAML::Exception& e) {
       st = Err(path, e.mark.line + 1, strutil::StrCat("YAML: ", e.msg));
+    }
+    if (st.ok() && !rule.id.empty()) {
+      // The documents of one collection share the global part's id; any other
+      // repeated id is an error (correlations and alerts name rules by id).
+      auto [it, fresh] = ids.emplace(rule.id, rule.line);
+      if (!fresh && !inherited_id) {
+        st = Err(
+            path, rule.line,
+            strutil::StrCat("duplicate rule id '", rule.id, "' (also at line ", it->second, ")"));
+      }
     }
     if (!st.ok()) {
       out.diagnostics.push_back({path, rule.id,
@@ -1110,6 +1212,11 @@ ParsedFile ParseRuleText(std::string_view text, const std::string& path) {
       continue;
     }
     out.rules.push_back(std::move(rule));
+  }
+  if (!any) {
+    out.diagnostics.push_back(
+        {path, "", RuleDiagnostic::Status::kError,
+         strutil::StrCat(path, ":1: no rule in the file (empty, or only comments)")});
   }
   return out;
 }
