@@ -222,8 +222,13 @@ absl::StatusOr<std::unique_ptr<SiperServer>> SiperServer::Start(const ServerConf
 
   s->rules_dir_ = config.rules_dir.empty() ? DefaultRulesDir() : config.rules_dir;
   absl::Time compile_start = absl::Now();
+  // A rule with an error is skipped and logged as an error, as Suricata does
+  // by default: one bad file must not leave the municipality without detection.
+  // A reload (below) refuses instead, because it has a running set to keep.
+  rules::LoadOptions load_options = RuleLoadOptions(config);
+  load_options.skip_errors = true;
   absl::StatusOr<std::shared_ptr<const rules::RuleSet>> rules =
-      rules::RuleSet::Load(s->rules_dir_, RuleLoadOptions(config));
+      rules::RuleSet::Load(s->rules_dir_, load_options);
   if (!rules.ok()) {
     return absl::Status(rules.status().code(),
                         absl::StrCat("cannot load rules from ", s->rules_dir_.string(), ": ",
@@ -232,7 +237,11 @@ absl::StatusOr<std::unique_ptr<SiperServer>> SiperServer::Start(const ServerConf
   spdlog::info("loaded {} rules from {} in {}", (*rules)->rule_count(), s->rules_dir_.string(),
                absl::FormatDuration(absl::Now() - compile_start));
   for (const rules::RuleDiagnostic& skipped : (*rules)->skipped()) {
-    spdlog::warn("rule skipped: {}: {}", skipped.path, skipped.message);
+    if (skipped.status == rules::RuleDiagnostic::Status::kError) {
+      spdlog::error("rule error, rule not loaded: {}", skipped.message);
+    } else {
+      spdlog::warn("rule skipped: {}: {}", skipped.path, skipped.message);
+    }
   }
   for (const std::string& m : (*rules)->stats().cache_messages) spdlog::warn("rules: {}", m);
   s->live_rules_ = std::make_unique<rules::LiveRuleSet>(*rules);

@@ -297,7 +297,13 @@ TEST_F(IocEndToEnd, RulesReloadWhileAnAgentStreamsMatchesEachEventWithOneGenerat
   // A copy of the default rules that the test can change.
   const fs::path rules = root_ / "rules";
   fs::copy(SIPER_RULES_DIR, rules, fs::copy_options::recursive);
+  // A rule with an error at start: the server starts with the others and logs it.
+  std::ofstream(rules / "broken.yml") << "title: broken\nid: broken\nlogsource: {}\n"
+                                      << "detection:\n  s: [unclosed\n  condition: s\n";
   ASSERT_NO_FATAL_FAILURE(StartServer(rules));
+  EXPECT_NE(ServerOutput().find("rule error, rule not loaded: "), std::string::npos)
+      << ServerOutput();
+  EXPECT_NE(ServerOutput().find("broken.yml:"), std::string::npos) << ServerOutput();
 
   const fs::path log = root_ / "stream.log";
   std::ofstream(log).close();
@@ -314,10 +320,14 @@ TEST_F(IocEndToEnd, RulesReloadWhileAnAgentStreamsMatchesEachEventWithOneGenerat
     }
   });
   while (written < 50) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  // Stored, so matched by the first generation: the new rule cannot match them.
+  const auto stored_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (Events().size() < 50 && std::chrono::steady_clock::now() < stored_deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_GE(Events().size(), 50u) << ServerOutput();
 
-  // A rule with an error is refused with file:line, and the running set stays.
-  std::ofstream(rules / "broken.yml") << "title: broken\nid: broken\nlogsource: {}\n"
-                                      << "detection:\n  s: [unclosed\n  condition: s\n";
+  // A reload with a rule with an error is refused with file:line, and the running set stays.
   CommandResult refused = Ctl({"rules", "reload"});
   EXPECT_NE(refused.exit_code, 0);
   EXPECT_NE(refused.err.find("broken.yml:"), std::string::npos) << refused.err;

@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -140,6 +142,44 @@ TEST(RulesCommandTest, ErrorsExitNonZero) {
   EXPECT_NE(recs[0]["message"].get<std::string>().find("bad.yml:7"), std::string::npos)
       << recs[0].dump();
   EXPECT_EQ(recs[1]["status"], "unsupported");
+  std::filesystem::remove_all(dir);
+}
+
+// One rule with an error in a folder does not stop the others from matching the
+// input (a large third-party set): it is named on stderr and left out. Testing the
+// folder's own cases (no --input) fails instead.
+TEST(RulesCommandTest, RuleWithAnErrorIsNamedAndLeftOut) {
+  std::filesystem::path dir = std::filesystem::temp_directory_path() / "siper_rules_one_bad";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  std::filesystem::path input = dir / "input.log";
+  {
+    std::ofstream(dir / "bad.yml")
+        << "title: bad\nid: x\nlogsource:\n  product: linux\ndetection:\n  sel:\n"
+           "    a|nosuchmod: 1\n  condition: sel\n";
+    std::ofstream(dir / "good.yml")
+        << "title: good\nid: 6f1a2b3c-0000-4000-8000-000000000001\nlogsource:\n"
+           "  product: linux\ndetection:\n  sel:\n    message|contains: probe-text\n"
+           "  condition: sel\nlevel: low\n";
+    std::ofstream(input) << "Nov 28 10:00:00 pc12 app[42]: probe-text here\n";
+  }
+  RulesTestOptions o;
+  o.rules_dir = dir.string();
+  o.input = input.string();
+  o.json = true;
+  std::ostringstream out, err;
+  EXPECT_EQ(RunRulesTest(o, out, err), 0) << err.str();
+  std::vector<nlohmann::json> alerts = JsonLines(out.str());
+  ASSERT_EQ(alerts.size(), 1u) << out.str();
+  EXPECT_EQ(alerts[0]["rule_id"], "6f1a2b3c-0000-4000-8000-000000000001");
+  EXPECT_NE(err.str().find("error, rule not loaded: "), std::string::npos) << err.str();
+  EXPECT_NE(err.str().find("bad.yml:7"), std::string::npos) << err.str();
+
+  o.input.clear();
+  std::ostringstream out2, err2;
+  EXPECT_EQ(RunRulesTest(o, out2, err2), 2);
+  EXPECT_NE(err2.str().find("1 rules with errors were not tested"), std::string::npos)
+      << err2.str();
   std::filesystem::remove_all(dir);
 }
 
