@@ -15,6 +15,7 @@
 // through raw RocksDB and through storage::Store for comparison.
 // See bench/loadgen/README.md.
 #include <grpcpp/grpcpp.h>
+#include <malloc.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -37,6 +38,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "agent/enroll.h"
 #include "agent/identity.h"
@@ -709,6 +711,16 @@ int Run(const Options& o) {
 }  // namespace siper::bench
 
 int main(int argc, char** argv) {
+  // The generator shares the cores with the server, so its own cost per batch counts.
+  // gzip (gRPC's message compression) allocates zlib's deflate state, about 270 KiB, for
+  // every message and frees it after; glibc then gave the freed top of the heap back to
+  // the kernel (trim threshold 128 KiB) and faulted fresh zeroed pages in for the next
+  // message. Keep up to 64 MiB of free heap instead. And Debian's abseil checks every
+  // absl::Mutex acquisition (all of gRPC's locks) for lock-order cycles: off, as in the
+  // server (server/main.cc).
+  mallopt(M_TRIM_THRESHOLD, 64 << 20);
+  mallopt(M_MMAP_THRESHOLD, 4 << 20);
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   siper::bench::Options o;
   CLI::App app{"siper_loadgen: simulated agents against a real siper-server (bench/loadgen)"};
   app.add_option("--agents", o.agents, "simulated agents (default 100)")
