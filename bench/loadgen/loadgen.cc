@@ -749,10 +749,10 @@ int Run(const Options& o) {
 
 int main(int argc, char** argv) {
   // The generator shares the cores with the server, so its own cost per batch counts.
-  // gzip (gRPC's message compression) allocates zlib's deflate state, about 270 KiB, for
-  // every message and frees it after; glibc then gave the freed top of the heap back to
-  // the kernel (trim threshold 128 KiB) and faulted fresh zeroed pages in for the next
-  // message. Keep up to 64 MiB of free heap instead. And Debian's abseil checks every
+  // gzip (gRPC's message compression) allocates zlib's deflate state, about 260 KiB, for
+  // every message and frees it after; glibc gave freed heap back to the kernel (trim
+  // threshold 128 KiB) and faulted fresh zeroed pages in again: about 20 minor faults a
+  // batch, none with up to 64 MiB of free heap kept. And Debian's abseil checks every
   // absl::Mutex acquisition (all of gRPC's locks) for lock-order cycles: off, as in the
   // server (server/main.cc).
   mallopt(M_TRIM_THRESHOLD, 64 << 20);
