@@ -134,15 +134,23 @@ absl::Status IngestPipeline::Start() {
 void IngestPipeline::Submit(std::string agent_id, siper::v1::EventBatch batch, Done done) {
   if (!stopping_ && !workers_.empty()) {
     Worker& worker = *workers_[std::hash<std::string>()(agent_id) % workers_.size()];
-    std::lock_guard<std::mutex> lock(worker.mu);
-    // Checked again under the worker's lock: Stop() sets the flag, then takes
-    // each lock, so a job queued here is seen by the draining worker.
-    if (!stopping_) {
-      Metrics().ingest_queue_depth.Add(1);
-      worker.queue.push_back(Job{std::move(agent_id), std::move(batch), std::move(done)});
-      worker.cv.notify_one();
-      return;
+    bool queued = false, wake = false;
+    {
+      std::lock_guard<std::mutex> lock(worker.mu);
+      // Checked again under the worker's lock: Stop() sets the flag, then takes
+      // each lock, so a job queued here is seen by the draining worker.
+      if (!stopping_) {
+        Metrics().ingest_queue_depth.Add(1);
+        // Only an empty queue can have the worker asleep; a busy worker takes the job
+        // when it is done with the one before, without a wake-up.
+        wake = worker.queue.empty();
+        worker.queue.push_back(Job{std::move(agent_id), std::move(batch), std::move(done)});
+        queued = true;
+      }
     }
+    // Woken outside the lock, so the worker does not wake only to block on it.
+    if (wake) worker.cv.notify_one();
+    if (queued) return;
   }
   done(absl::UnavailableError("server is shutting down"));
 }
@@ -189,9 +197,13 @@ void IngestPipeline::WorkerLoop(Worker* worker) {
     }
     // The agent's writer, so its batches are written and completed in order.
     Writer& writer = *writers_[std::hash<std::string>()(write.agent_id) % writers_.size()];
-    std::lock_guard<std::mutex> lock(writer.mu);
-    writer.queue.push_back(std::move(write));
-    writer.cv.notify_one();
+    bool wake = false;
+    {
+      std::lock_guard<std::mutex> lock(writer.mu);
+      wake = writer.queue.empty();  // as in Submit: only an idle writer waits
+      writer.queue.push_back(std::move(write));
+    }
+    if (wake) writer.cv.notify_one();
   }
 }
 

@@ -6,6 +6,7 @@
 #include <iostream>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "common/files.h"
 #include "common/logging.h"
 #include "server/server.h"
@@ -106,6 +107,11 @@ int Run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Debian's abseil is built without NDEBUG, so absl::Mutex (which gRPC uses for all its
+  // locks) checks every acquisition for lock-order cycles: a per-thread held-locks list
+  // and a process-wide graph under one global lock, on every lock of every stream's
+  // read, write and completion. That is a debugging aid, not a behaviour: off here.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   try {
     return Run(argc, argv);
   } catch (const std::exception& e) {

@@ -15,6 +15,7 @@
 // through raw RocksDB and through storage::Store for comparison.
 // See bench/loadgen/README.md.
 #include <grpcpp/grpcpp.h>
+#include <malloc.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -26,7 +27,9 @@
 #include <condition_variable>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <deque>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -37,6 +40,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "agent/enroll.h"
 #include "agent/identity.h"
@@ -327,6 +331,25 @@ class AgentStream final : public grpc::ClientBidiReactor<v1::AgentMessage, v1::S
   std::vector<LatencySample> latencies_;
 };
 
+// Context switches (voluntary + involuntary) of every live thread of a process, from
+// /proc/PID/task/*/status. Threads that exited in between are not counted.
+uint64_t ProcessContextSwitches(pid_t pid) {
+  uint64_t total = 0;
+  std::error_code ec;
+  for (const auto& task :
+       std::filesystem::directory_iterator(absl::StrCat("/proc/", pid, "/task"), ec)) {
+    std::ifstream in(task.path() / "status");
+    std::string line;
+    while (std::getline(in, line)) {
+      if (line.starts_with("voluntary_ctxt_switches:") ||
+          line.starts_with("nonvoluntary_ctxt_switches:")) {
+        total += std::strtoull(line.c_str() + line.find(':') + 1, nullptr, 10);
+      }
+    }
+  }
+  return total;
+}
+
 // utime + stime of a process, in seconds.
 double ProcessCpuSeconds(pid_t pid) {
   std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
@@ -492,6 +515,7 @@ int Run(const Options& o) {
   const uint64_t stored0 = shared.stored;
   const double server_cpu0 = ProcessCpuSeconds(server.pid());
   const double self_cpu0 = SelfCpuSeconds();
+  const uint64_t server_switches0 = ProcessContextSwitches(server.pid());
   std::unique_ptr<testing::ChildProcess> perf;
   if (!o.perf.empty()) {
     perf = std::make_unique<testing::ChildProcess>(
@@ -529,6 +553,7 @@ int Run(const Options& o) {
   const uint64_t stored1 = shared.stored;
   const double server_cpu1 = ProcessCpuSeconds(server.pid());
   const double self_cpu1 = SelfCpuSeconds();
+  const uint64_t server_switches1 = ProcessContextSwitches(server.pid());
   const double window_s = (NowNs() - window_start) / 1e9;
   if (perf) {
     perf->Signal(SIGINT);
@@ -598,6 +623,11 @@ int Run(const Options& o) {
   const double server_cpu = server_cpu1 - server_cpu0;
   const double self_cpu = self_cpu1 - self_cpu0;
   const double events_in_window = static_cast<double>(stored1 - stored0);
+  // Batches stored in the window (every batch holds batch_events, as sent).
+  const double batch_events = static_cast<double>(o.rate > 0 ? rate_batch : o.batch);
+  const double batches_in_window = events_in_window / batch_events;
+  const double server_switches =
+      static_cast<double>(server_switches1 - std::min(server_switches0, server_switches1));
 
   server.Signal(SIGTERM);
   if (server.Wait(60000) != 0) std::cerr << "siper_loadgen: server did not exit cleanly\n";
@@ -655,6 +685,10 @@ int Run(const Options& o) {
       {"server_cpu_us_per_event", events_in_window > 0 ? 1e6 * server_cpu / events_in_window : 0},
       {"server_cores_busy", server_cpu / window_s},
       {"generator_cores_busy", self_cpu / window_s},
+      {"generator_cpu_us_per_event", events_in_window > 0 ? 1e6 * self_cpu / events_in_window : 0},
+      {"server_cpu_us_per_batch", batches_in_window > 0 ? 1e6 * server_cpu / batches_in_window : 0},
+      {"server_context_switches_per_batch",
+       batches_in_window > 0 ? server_switches / batches_in_window : 0},
       {"events_total", total_stored},
       {"events_sent", total_sent},
       {"agents_with_problems", problems},
@@ -685,7 +719,12 @@ int Run(const Options& o) {
               << "  ack latency:   p50 " << Fmt(p50, 1) << " ms, p99 " << Fmt(p99, 1) << " ms\n"
               << "  server CPU:    " << Fmt(j["server_cpu_us_per_event"].get<double>(), 2)
               << " us/event (" << Fmt(server_cpu / window_s, 2) << " cores); generator "
-              << Fmt(self_cpu / window_s, 2) << " cores\n"
+              << Fmt(self_cpu / window_s, 2) << " cores ("
+              << Fmt(j["generator_cpu_us_per_event"].get<double>(), 2) << " us/event)\n"
+              << "  per batch:     server CPU "
+              << Fmt(j["server_cpu_us_per_batch"].get<double>(), 0) << " us, "
+              << Fmt(j["server_context_switches_per_batch"].get<double>(), 1)
+              << " context switches of the server's threads\n"
               << "  exactly once:  " << (problems == 0 ? "OK" : "FAILED") << " (" << total_stored
               << " events from " << o.agents
               << " agents: acks, server count and newest seq per agent)\n"
@@ -709,6 +748,16 @@ int Run(const Options& o) {
 }  // namespace siper::bench
 
 int main(int argc, char** argv) {
+  // The generator shares the cores with the server, so its own cost per batch counts.
+  // gzip (gRPC's message compression) allocates zlib's deflate state, about 260 KiB, for
+  // every message and frees it after; glibc gave freed heap back to the kernel (trim
+  // threshold 128 KiB) and faulted fresh zeroed pages in again: about 20 minor faults a
+  // batch, none with up to 64 MiB of free heap kept. And Debian's abseil checks every
+  // absl::Mutex acquisition (all of gRPC's locks) for lock-order cycles: off, as in the
+  // server (server/main.cc).
+  mallopt(M_TRIM_THRESHOLD, 64 << 20);
+  mallopt(M_MMAP_THRESHOLD, 4 << 20);
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   siper::bench::Options o;
   CLI::App app{"siper_loadgen: simulated agents against a real siper-server (bench/loadgen)"};
   app.add_option("--agents", o.agents, "simulated agents (default 100)")

@@ -183,8 +183,12 @@ absl::Status Store::Impl::Commit(PendingCommit* w) {
     p->done = true;
     commit_queue_.pop_front();
   }
+  absl::Status status = w->status;
+  // Woken after the lock is released: woken under it, every waiter would wake only to
+  // block on commit_mu_ again (one futex wait more per write).
+  lock.unlock();
   commit_cv_.notify_all();
-  return w->status;
+  return status;
 }
 
 absl::StatusOr<ChainHead> Store::Impl::WriteGroup(const std::vector<PendingCommit*>& group) {
