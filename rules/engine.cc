@@ -524,6 +524,7 @@ absl::StatusOr<std::unique_ptr<RuleSetImpl>> BuildRuleSet(std::vector<ParsedRule
   }
   impl->diagnostics = std::move(diagnostics);
   impl->cache_dir = options.cache_dir;
+  impl->on_cache_message = options.on_cache_message;
   return impl;
 }
 
@@ -546,6 +547,12 @@ const MergedDatabase& RuleSetImpl::Merged(const std::vector<const FieldDatabase*
   std::string why;
   const std::string key = cache_dir.empty() ? "" : DatabaseKey(patterns);
   if (key.empty() || LoadCachedDatabase(cache_dir, key, &compiled, &why) != CacheRead::kOk) {
+    // A damaged file (truncated, corrupt) is reported as at load time, then
+    // compiled again and replaced.
+    if (!why.empty()) {
+      if (on_cache_message) on_cache_message(why);
+      merged_cache_messages_.push_back(std::move(why));
+    }
     // Every pattern compiled in its own database already; a failure here
     // (e.g. a resource limit) only means the parts are scanned one by one.
     if (!CompileDatabase(patterns, &compiled).ok() || !compiled.rejected.empty()) {
@@ -553,10 +560,25 @@ const MergedDatabase& RuleSetImpl::Merged(const std::vector<const FieldDatabase*
       return *slot;
     }
     if (!key.empty()) StoreCachedDatabase(cache_dir, key, compiled);
+  } else {
+    ++merged_cache_hits_;
   }
   slot->db = compiled.db;
   slot->atoms = std::move(atoms);
   return *slot;
+}
+
+void RuleSetImpl::AddMergedStats(RuleSetStats* stats) const {
+  std::lock_guard<std::mutex> lock(merged_mu_);
+  for (const auto& [parts, m] : merged_) {
+    if (m->db == nullptr) continue;  // not merged: its parts are scanned
+    ++stats->merged_databases;
+    size_t bytes = 0;
+    if (hs_database_size(m->db, &bytes) == HS_SUCCESS) stats->merged_database_bytes += bytes;
+  }
+  stats->merged_cache_hits += merged_cache_hits_;
+  stats->cache_messages.insert(stats->cache_messages.end(), merged_cache_messages_.begin(),
+                               merged_cache_messages_.end());
 }
 
 namespace {
@@ -713,6 +735,7 @@ RuleSetStats RuleSet::stats() const {
       if (hs_database_size(d.db, &bytes) == HS_SUCCESS) st.database_bytes += bytes;
     }
   }
+  impl_->AddMergedStats(&st);
   return st;
 }
 

@@ -518,5 +518,134 @@ level: high
             Ids({"pc-ends", "sm-contains", "w-contains"}));
 }
 
+// A merged database (built the first time a route needs it, then disk-cached)
+// is counted in stats(), and a damaged cache file of one is reported like the
+// files read at load time (stats().cache_messages and LoadOptions::
+// on_cache_message), compiled again and replaced, with the same matches.
+TEST(RoutePlanTest, MergedDatabaseCountedAndItsDamagedCacheFileReported) {
+  namespace fs = std::filesystem;
+  const fs::path root =
+      fs::temp_directory_path() / ("siper_merged_cache_" + std::to_string(::getpid()));
+  fs::remove_all(root);
+  fs::create_directories(root / "rules");
+  std::ofstream(root / "rules/route.yml") << R"(
+title: any windows, contains
+id: w-contains
+logsource: {product: windows}
+detection: {s: {CommandLine|contains: 'mimikatz'}, condition: s}
+level: high
+---
+title: process creation, endswith
+id: pc-ends
+logsource: {product: windows, category: process_creation}
+detection: {s: {CommandLine|endswith: '-enc'}, condition: s}
+level: high
+---
+title: sysmon, contains too
+id: sm-contains
+logsource: {product: windows, service: sysmon}
+detection: {s: {CommandLine|contains: 'mimikatz'}, condition: s}
+level: high
+)";
+  std::vector<std::string> reported;
+  LoadOptions options;
+  options.cache_dir = root / "cache";
+  options.on_cache_message = [&](const std::string& m) { reported.push_back(m); };
+  auto list = [&] {
+    std::set<fs::path> files;
+    for (const auto& f : fs::directory_iterator(options.cache_dir)) files.insert(f.path());
+    return files;
+  };
+  using Ids = std::vector<std::string>;
+  const Ids want = {"pc-ends", "sm-contains", "w-contains"};
+  const std::string event = SysmonEvent("powershell mimikatz -enc");
+  const std::string security =  // the windows group alone: nothing to merge
+      "{\"Event\":{\"System\":{\"EventID\":4624,\"Channel\":\"Security\"},"
+      "\"EventData\":{\"CommandLine\":\"mimikatz -enc\"}}}";
+
+  auto first = RuleSet::Load(root / "rules", options);
+  ASSERT_TRUE(first.ok()) << first.status();
+  RuleSetStats s = (*first)->stats();
+  EXPECT_EQ(s.merged_databases, 0u);  // none until a route needs one
+  EXPECT_EQ(s.merged_database_bytes, 0u);
+  const size_t at_load = s.databases;
+  const std::set<fs::path> before = list();
+  auto m = Matcher::Create(*first);
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ(MatchedIds(m->get(), security), Ids({"w-contains"}));
+  EXPECT_EQ((*first)->stats().merged_databases, 0u);
+  EXPECT_EQ(MatchedIds(m->get(), event), want);
+  s = (*first)->stats();
+  EXPECT_EQ(s.merged_databases, 1u);  // CommandLine of windows + windows/sysmon + process_creation
+  EXPECT_GT(s.merged_database_bytes, 0u);
+  EXPECT_EQ(s.merged_cache_hits, 0u);
+  EXPECT_EQ(s.databases, at_load);
+  EXPECT_TRUE(s.cache_messages.empty());
+  std::vector<fs::path> added;
+  for (const fs::path& f : list()) {
+    if (!before.count(f)) added.push_back(f);
+  }
+  ASSERT_EQ(added.size(), 1u);  // the merged database's cache file
+  const fs::path merged_file = added[0];
+  EXPECT_EQ(merged_file.extension(), ".hsdb");
+
+  auto read = [](const fs::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  auto write = [](const fs::path& p, const std::string& data) {
+    std::ofstream(p, std::ios::binary | std::ios::trunc) << data;
+  };
+  auto run = [&]() -> RuleSetStats {
+    auto rs = RuleSet::Load(root / "rules", options);
+    EXPECT_TRUE(rs.ok()) << rs.status();
+    if (!rs.ok()) return {};
+    auto mm = Matcher::Create(*rs);
+    EXPECT_TRUE(mm.ok()) << mm.status();
+    if (!mm.ok()) return {};
+    EXPECT_EQ(MatchedIds(mm->get(), event), want);
+    EXPECT_EQ(MatchedIds(mm->get(), security), Ids({"w-contains"}));
+    return (*rs)->stats();
+  };
+  // A restart reads it from the cache.
+  s = run();
+  EXPECT_EQ(s.merged_databases, 1u);
+  EXPECT_EQ(s.merged_cache_hits, 1u);
+  EXPECT_TRUE(s.cache_messages.empty());
+  EXPECT_TRUE(reported.empty());
+
+  // One bit flipped inside the serialized database: reported, recompiled, replaced.
+  std::string data = read(merged_file);
+  ASSERT_GT(data.size(), 100u);
+  data[data.size() - 100] ^= 0x10;
+  write(merged_file, data);
+  s = run();
+  EXPECT_EQ(s.merged_databases, 1u);
+  EXPECT_EQ(s.merged_cache_hits, 0u);
+  ASSERT_EQ(s.cache_messages.size(), 1u);
+  EXPECT_NE(s.cache_messages[0].find(merged_file.string()), std::string::npos)
+      << s.cache_messages[0];
+  EXPECT_NE(s.cache_messages[0].find("checksum mismatch"), std::string::npos)
+      << s.cache_messages[0];
+  EXPECT_EQ(reported, s.cache_messages);
+
+  // Truncated.
+  data = read(merged_file);
+  write(merged_file, data.substr(0, data.size() / 2));
+  reported.clear();
+  s = run();
+  ASSERT_EQ(s.cache_messages.size(), 1u);
+  EXPECT_NE(s.cache_messages[0].find("truncated"), std::string::npos) << s.cache_messages[0];
+  EXPECT_EQ(reported, s.cache_messages);
+
+  // Replaced: read again without a message.
+  reported.clear();
+  s = run();
+  EXPECT_EQ(s.merged_cache_hits, 1u);
+  EXPECT_TRUE(s.cache_messages.empty());
+  EXPECT_TRUE(reported.empty());
+  fs::remove_all(root);
+}
+
 }  // namespace
 }  // namespace siper::rules
