@@ -91,6 +91,7 @@ struct RuleSetImpl {
   std::shared_ptr<const DataDecoderSet> decoders;  // the rule set's decoders/ folder; may be null
   std::filesystem::path cache_dir;                 // LoadOptions::cache_dir (merged databases)
   std::function<void(const std::string&)> on_cache_message;  // LoadOptions::on_cache_message
+  bool reads_timestamp = false;  // a rule reads `@timestamp` (Event::defer_timestamp)
 
   // A merged database is compiled on an ingest thread the first time a route
   // needs it (then read from cache_dir on later starts); beyond this many

@@ -525,6 +525,24 @@ absl::StatusOr<std::unique_ptr<RuleSetImpl>> BuildRuleSet(std::vector<ParsedRule
   impl->diagnostics = std::move(diagnostics);
   impl->cache_dir = options.cache_dir;
   impl->on_cache_message = options.on_cache_message;
+  // Whether any rule reads `@timestamp` (a predicate, a field reference,
+  // suppression or correlation fields): the matcher then sets it before
+  // matching instead of only for detections.
+  auto is_ts = [](const std::string& f) { return f == "@timestamp"; };
+  auto any_ts = [&](const std::vector<std::string>& v) {
+    return std::any_of(v.begin(), v.end(), is_ts);
+  };
+  for (const CompiledRule& cr : impl->rules) {
+    for (const Predicate& p : cr.rule.predicates) {
+      if (is_ts(p.field) || is_ts(p.ref_field)) impl->reads_timestamp = true;
+    }
+    if (any_ts(cr.rule.suppress_by)) impl->reads_timestamp = true;
+  }
+  for (const CompiledCorrelation& cc : impl->correlations) {
+    const ParsedRule& r = cc.rule;
+    if (any_ts(r.suppress_by) || any_ts(r.correlation.group_by) || is_ts(r.correlation.value_field))
+      impl->reads_timestamp = true;
+  }
   return impl;
 }
 
@@ -779,6 +797,8 @@ class MatcherState {
         correlation_(rs) {
     // Fields view the line being processed instead of copying it (it outlives Match()).
     event_.borrow_line = true;
+    // `@timestamp` is formatted only when it is read (Match()).
+    event_.defer_timestamp = true;
     candidates_.assign(rs->rules.size(), 0);
   }
   ~MatcherState() { hs_free_scratch(scratch_); }
@@ -1176,6 +1196,12 @@ absl::StatusOr<std::vector<Detection>> MatcherState::Match(FieldMap* fields_out,
   // pass for an IOC hit and trigger IOC rules, so they are dropped before
   // anything looks at the event (the raw line still holds them).
   event_.fields.erase_prefix(kThreatPrefix);
+  // Decoding left `@timestamp` pending: it is set here when the IOC lookup (all
+  // fields) or a rule of the set may read it, else only when the event's fields
+  // are copied for a detection or for the caller (LazySnapshot, fields_out).
+  if (event_.timestamp_pending && (ioc_ != nullptr || rs_->reads_timestamp)) {
+    ResolveTimestamp(&event_);
+  }
   if (ioc_ != nullptr) {
     // IOC lookup on the decoded fields and the raw line (log lines and file
     // observations alike); hits become threat.* fields, so IOC alerts are
@@ -1237,7 +1263,7 @@ absl::StatusOr<std::vector<Detection>> MatcherState::Match(FieldMap* fields_out,
   const std::span<uint32_t> candidates(candidates_.data(), num_candidates_);
   std::sort(candidates.begin(), candidates.end());
   std::vector<Detection> out;
-  LazySnapshot fields(&event_.fields);
+  LazySnapshot fields(&event_);
   last_matched_.clear();
   for (uint32_t ri : candidates) {
     const CompiledRule& cr = rs_->rules[ri];
@@ -1256,7 +1282,10 @@ absl::StatusOr<std::vector<Detection>> MatcherState::Match(FieldMap* fields_out,
   }
   for (size_t i = 0; i < num_hits_; ++i) bits_[hits_[i] >> 6] = 0;
   num_hits_ = 0;
-  if (fields_out != nullptr) *fields_out = event_.fields.ToMap();
+  if (fields_out != nullptr) {
+    ResolveTimestamp(&event_);
+    *fields_out = event_.fields.ToMap();
+  }
   if (snapshot_out != nullptr) *snapshot_out = fields.Get();
   return out;
 }
