@@ -518,6 +518,125 @@ level: high
             Ids({"pc-ends", "sm-contains", "w-contains"}));
 }
 
+// A field with at most four plain-literal patterns (contains, startswith,
+// endswith; cased or not) is searched by hand instead of by Hyperscan: the
+// same rules with one more pattern on each field (so Hyperscan scans them)
+// must match exactly the same on every line.
+std::vector<std::string> SyslogIds(Matcher* m, const std::string& message) {
+  auto found = m->Process("Nov 28 10:00:00 h myprog[1]: " + message, "", InputFormat::kAuto);
+  EXPECT_TRUE(found.ok()) << found.status();
+  std::vector<std::string> ids;
+  if (found.ok()) {
+    for (const Detection& d : *found) {
+      if (d.rule_id != "force-hs" && d.rule_id != "force-hs-kw") ids.push_back(d.rule_id);
+    }
+  }
+  std::sort(ids.begin(), ids.end());
+  return ids;
+}
+
+TEST(RoutePlanTest, PlainLiteralsSearchedByHandMatchAsHyperscan) {
+  const std::string literals = R"(
+title: contains, punctuation
+id: c-punct
+logsource: {product: linux}
+detection: {s: {message|contains: 'Audit_Enabled=0'}, condition: s}
+level: high
+---
+title: contains, letters only
+id: c-letters
+logsource: {product: linux}
+detection: {s: {message|contains: 'mimikatz'}, condition: s}
+level: high
+---
+title: startswith
+id: starts
+logsource: {product: linux}
+detection: {s: {message|startswith: 'Stop '}, condition: s}
+level: high
+---
+title: endswith, cased
+id: ends-cased
+logsource: {product: linux}
+detection: {s: {message|endswith|cased: 'Done.'}, condition: s}
+level: high
+---
+title: keyword
+id: kw
+logsource: {product: linux}
+detection: {keywords: ['h myprog[1]: x'], condition: keywords}
+level: high
+)";
+  const std::string force = R"(
+---
+title: one more pattern on message
+id: force-hs
+logsource: {product: linux}
+detection: {s: {message|re: 'zz[0-9]{7}qq'}, condition: s}
+level: high
+---
+title: more keywords
+id: force-hs-kw
+logsource: {product: linux}
+detection: {keywords: ['qqzz1', 'qqzz2', 'qqzz3', 'qqzz4'], condition: keywords}
+level: high
+)";
+  auto by_hand = RuleSet::LoadFromString(literals, "lit.yml");
+  auto by_hs = RuleSet::LoadFromString(literals + force, "hs.yml");
+  ASSERT_TRUE(by_hand.ok()) << by_hand.status();
+  ASSERT_TRUE(by_hs.ok()) << by_hs.status();
+  auto a = Matcher::Create(*by_hand);
+  auto b = Matcher::Create(*by_hs);
+  ASSERT_TRUE(a.ok() && b.ok());
+  using Ids = std::vector<std::string>;
+  EXPECT_EQ(SyslogIds(a->get(), "op=set audit_enabled=0 old=1"), Ids({"c-punct"}));
+  EXPECT_EQ(SyslogIds(a->get(), "AUDIT_ENABLED=0"), Ids({"c-punct"}));
+  EXPECT_EQ(SyslogIds(a->get(), "audit_enabled=1 audit_enabled=0"), Ids({"c-punct"}));
+  EXPECT_EQ(SyslogIds(a->get(), "audit_enabled="), Ids({}));
+  EXPECT_EQ(SyslogIds(a->get(), "run MimiKatz now"), Ids({"c-letters"}));
+  EXPECT_EQ(SyslogIds(a->get(), "mimimimikatz"), Ids({"c-letters"}));
+  EXPECT_EQ(SyslogIds(a->get(), "mimikat"), Ids({}));
+  EXPECT_EQ(SyslogIds(a->get(), "STOP everything. Done."), Ids({"ends-cased", "starts"}));
+  EXPECT_EQ(SyslogIds(a->get(), "Stopped. done."), Ids({}));
+  EXPECT_EQ(SyslogIds(a->get(), "x marks it"), Ids({"kw"}));
+  const std::vector<std::string> pieces = {"audit_enabled=0",
+                                           "AUDIT_enabled=0",
+                                           "audit_enabled=",
+                                           "audit_enabled",
+                                           "=0",
+                                           "_",
+                                           "a",
+                                           "Mimikatz",
+                                           "mimikat",
+                                           "z",
+                                           "MIMIKATZ",
+                                           "stop ",
+                                           "Stop ",
+                                           "STOP",
+                                           "Done.",
+                                           "done.",
+                                           "Done",
+                                           ".",
+                                           " ",
+                                           "x",
+                                           "\xc3\xa9",
+                                           "\xff",
+                                           "0",
+                                           "katz",
+                                           "mimi"};
+  std::mt19937 rng(12345);
+  int matched = 0;
+  for (int i = 0; i < 4000; ++i) {
+    std::string msg;
+    const int n = 1 + static_cast<int>(rng() % 6);
+    for (int k = 0; k < n; ++k) msg += pieces[rng() % pieces.size()];
+    const Ids want = SyslogIds(b->get(), msg);
+    EXPECT_EQ(SyslogIds(a->get(), msg), want) << msg;
+    matched += want.empty() ? 0 : 1;
+  }
+  EXPECT_GT(matched, 500);  // the lines exercise the patterns
+}
+
 // A merged database (built the first time a route needs it, then disk-cached)
 // is counted in stats(), and a damaged cache file of one is reported like the
 // files read at load time (stats().cache_messages and LoadOptions::
@@ -545,6 +664,12 @@ title: sysmon, contains too
 id: sm-contains
 logsource: {product: windows, service: sysmon}
 detection: {s: {CommandLine|contains: 'mimikatz'}, condition: s}
+level: high
+---
+title: sysmon, more patterns (over four plain literals go to Hyperscan)
+id: sm-more
+logsource: {product: windows, service: sysmon}
+detection: {s: {CommandLine|re: 'zz[0-9]{7}qq', CommandLine|contains: ['qq1', 'qq2']}, condition: s}
 level: high
 )";
   std::vector<std::string> reported;
