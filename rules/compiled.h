@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -89,6 +90,8 @@ struct RuleSetImpl {
   std::vector<RuleDiagnostic> diagnostics;         // every document, ok or not (for lint)
   std::shared_ptr<const DataDecoderSet> decoders;  // the rule set's decoders/ folder; may be null
   std::filesystem::path cache_dir;                 // LoadOptions::cache_dir (merged databases)
+  std::function<void(const std::string&)> on_cache_message;  // LoadOptions::on_cache_message
+  bool reads_timestamp = false;  // a rule reads `@timestamp` (Event::defer_timestamp)
 
   // A merged database is compiled on an ingest thread the first time a route
   // needs it (then read from cache_dir on later starts); beyond this many
@@ -99,6 +102,9 @@ struct RuleSetImpl {
   // order), compiled (or read from cache_dir) on first use; thread-safe. The
   // result lives as long as the rule set.
   const MergedDatabase& Merged(const std::vector<const FieldDatabase*>& parts) const;
+  // Adds the merged databases built so far, their bytes, cache hits and
+  // damaged cache files to `stats`; thread-safe.
+  void AddMergedStats(RuleSetStats* stats) const;
 
   RuleSetImpl() = default;
   RuleSetImpl(const RuleSetImpl&) = delete;
@@ -114,6 +120,9 @@ struct RuleSetImpl {
  private:
   mutable std::mutex merged_mu_;
   mutable std::map<std::vector<const FieldDatabase*>, std::unique_ptr<MergedDatabase>> merged_;
+  // Guarded by merged_mu_: what building the merged databases found.
+  mutable size_t merged_cache_hits_ = 0;
+  mutable std::vector<std::string> merged_cache_messages_;
 };
 
 }  // namespace siper::rules

@@ -18,20 +18,22 @@
 namespace siper::rules {
 
 // The fields shared by every detection of one event, copied from the event
-// the first time a detection needs them (most events raise none).
+// the first time a detection needs them (most events raise none), with the
+// event's `@timestamp` set first when decoding left it pending.
 class LazySnapshot {
  public:
-  explicit LazySnapshot(const EventFields* fields) : fields_(fields) {}
+  explicit LazySnapshot(Event* event) : event_(event) {}
   const DetectionFields& Get() {
     if (!taken_) {
-      value_ = fields_->Snapshot();
+      ResolveTimestamp(event_);
+      value_ = event_->fields.Snapshot();
       taken_ = true;
     }
     return value_;
   }
 
  private:
-  const EventFields* fields_;
+  Event* event_;
   bool taken_ = false;
   DetectionFields value_;
 };

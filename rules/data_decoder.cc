@@ -207,7 +207,10 @@ absl::Status DataDecoderSet::Add(std::string_view name, const std::string& text)
     return absl::InvalidArgumentError(strutil::StrCat(name, ":", e.mark.line + 1, ": ", e.msg));
   }
   const DataDecoderImpl* added = decoders_.back().get();
-  for (const std::string& program : added->programs) by_program_[program].push_back(added);
+  for (const std::string& program : added->programs) {
+    by_program_[program].push_back(added);
+    program_bits_ |= ProgramBit(program);
+  }
   return absl::OkStatus();
 }
 
@@ -249,7 +252,8 @@ bool DataDecoderSet::Apply(Event* event) const {
   static constexpr uint64_t kProcessName = EventFields::Hash("process.name");
   static constexpr uint64_t kMessage = EventFields::Hash("message");
   auto program = event->fields.find("process.name", kProcessName);
-  if (program == event->fields.end()) return false;
+  if (program == event->fields.end() || (program_bits_ & ProgramBit(program->second)) == 0)
+    return false;
   auto decoders = by_program_.find(program->second);
   if (decoders == by_program_.end()) return false;
   auto message = event->fields.find("message", kMessage);

@@ -366,18 +366,13 @@ void Put2(char* out, int v) {
   out[1] = static_cast<char>('0' + v % 10);
 }
 
-// Sets `@timestamp` (RFC 3339 in UTC, with the fraction only when there is
-// one, written by hand) and time_unix_ns for `secs` seconds and `ns`
-// (0 <= ns < 1e9) nanoseconds since 1970. The date part ("YYYY-MM-DDT") is
-// kept per thread for the last day seen, since a log's lines mostly share it:
-// the civil date is computed once a day, not once a line.
-void SetUnixTime(Event* ev, int64_t secs, int64_t ns) {
-  // Nanoseconds since 1970 cover 1678-2262; other dates (garbage) are dropped.
-  // (The bound also keeps the civil arithmetic far from overflow.)
-  constexpr int64_t kFirst = -8520336000;  // 1700-01-01T00:00:00Z
-  constexpr int64_t kEnd = 8867491200;     // 2251-01-01T00:00:00Z
-  if (secs < kFirst || secs >= kEnd) return;
-  ev->time_unix_ns = secs * 1000000000 + ns;
+// `@timestamp`'s text (RFC 3339 in UTC, with the fraction only when there is
+// one, written by hand) for `secs` seconds and `ns` (0 <= ns < 1e9)
+// nanoseconds since 1970, in the range SetUnixTime accepts; returns its
+// length (at most 30). The date part ("YYYY-MM-DDT") is kept per thread for
+// the last day seen, since a log's lines mostly share it: the civil date is
+// computed once a day, not once a line.
+size_t FormatUnixTime(int64_t secs, int64_t ns, char* buf) {
   int64_t days = secs / 86400;
   int64_t rem = secs % 86400;
   if (rem < 0) {
@@ -400,7 +395,6 @@ void SetUnixTime(Event* ev, int64_t secs, int64_t ns) {
     date[10] = 'T';
     cached_days = days;
   }
-  char buf[40];
   std::memcpy(buf, date, 11);
   const int sec_of_day = static_cast<int>(rem);
   Put2(buf + 11, sec_of_day / 3600);
@@ -408,7 +402,7 @@ void SetUnixTime(Event* ev, int64_t secs, int64_t ns) {
   Put2(buf + 14, sec_of_day / 60 % 60);
   buf[16] = ':';
   Put2(buf + 17, sec_of_day % 60);
-  int n = 19;
+  size_t n = 19;
   if (ns > 0) {
     buf[n++] = '.';
     int digits = 9;
@@ -423,7 +417,25 @@ void SetUnixTime(Event* ev, int64_t secs, int64_t ns) {
     n += digits;
   }
   buf[n++] = 'Z';
-  Set(ev, "@timestamp", std::string_view(buf, n));
+  return n;
+}
+
+// Sets time_unix_ns and `@timestamp` for `secs` seconds and `ns` (0 <= ns <
+// 1e9) nanoseconds since 1970; with Event::defer_timestamp, `@timestamp` is
+// only marked pending (ResolveTimestamp formats it when something reads it).
+void SetUnixTime(Event* ev, int64_t secs, int64_t ns) {
+  // Nanoseconds since 1970 cover 1678-2262; other dates (garbage) are dropped.
+  // (The bound also keeps the civil arithmetic far from overflow.)
+  constexpr int64_t kFirst = -8520336000;  // 1700-01-01T00:00:00Z
+  constexpr int64_t kEnd = 8867491200;     // 2251-01-01T00:00:00Z
+  if (secs < kFirst || secs >= kEnd) return;
+  ev->time_unix_ns = secs * 1000000000 + ns;
+  if (ev->defer_timestamp) {
+    ev->timestamp_pending = true;
+    return;
+  }
+  char buf[40];
+  Set(ev, "@timestamp", std::string_view(buf, FormatUnixTime(secs, ns, buf)));
 }
 
 void SetTime(Event* ev, absl::Time t) {
@@ -2733,6 +2745,24 @@ bool DecodeJson(std::string_view line, Event* ev) {
     }
   }
   return true;
+}
+
+void ResolveTimestamp(Event* ev) {
+  if (!ev->timestamp_pending) return;
+  ev->timestamp_pending = false;
+  int64_t secs = ev->time_unix_ns / 1000000000;
+  int64_t ns = ev->time_unix_ns % 1000000000;
+  if (ns < 0) {
+    ns += 1000000000;
+    --secs;
+  }
+  static constexpr uint64_t kHash = EventFields::Hash("@timestamp");
+  // A value set after the time (a data decoder's `@timestamp` field) stays, as
+  // it did when the time was formatted at once.
+  if (ev->fields.find("@timestamp", kHash) != ev->fields.end()) return;
+  char buf[40];
+  ev->fields.insert_or_assign_static("@timestamp", kHash,
+                                     std::string_view(buf, FormatUnixTime(secs, ns, buf)));
 }
 
 absl::Status DecodeLine(std::string_view line, std::string_view source, InputFormat format,

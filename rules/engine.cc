@@ -198,11 +198,18 @@ bool NeedsAlwaysEval(const ParsedRule& r) { return EvalWithoutHits(r, r.conditio
 // escaping of sigma.cc's AppendEscaped (alnum, '_', ' ', \xHH) + `\z`, with no
 // flags but caseless and dot-all (no dots in it). Hyperscan's caseless is
 // ASCII-only without HS_FLAG_UTF8, as the lookup's lower-casing is.
+bool UnescapeLiteral(std::string_view e, std::string* out);
+
 bool ExactLiteral(const Pattern& p, std::string* out) {
   if ((p.flags & ~(HS_FLAG_CASELESS | HS_FLAG_DOTALL)) != 0) return false;
   std::string_view e = p.expr;
   if (e.size() < 3 || e.front() != '^' || !e.ends_with("\\z")) return false;
-  e = e.substr(1, e.size() - 3);
+  return UnescapeLiteral(e.substr(1, e.size() - 3), out);
+}
+
+// The text of an escaped literal (AppendEscaped's alphabet only); false for
+// anything else or an empty one.
+bool UnescapeLiteral(std::string_view e, std::string* out) {
   out->clear();
   auto hex = [](char c) -> int {
     if (c >= '0' && c <= '9') return c - '0';
@@ -223,6 +230,100 @@ bool ExactLiteral(const Pattern& p, std::string* out) {
     }
   }
   return !out->empty();
+}
+
+// A Sigma `contains`, `startswith` or `endswith` of one plain literal (sigma.cc's
+// `lit`, `^lit`, `lit\z`, flags caseless and dot-all at most): a few of these on
+// a field are searched by hand (LiteralScan) instead of by an hs_scan call,
+// whose fixed cost (≈500 instructions) dominates on a short line.
+struct LiteralScan {
+  enum class Mode : uint8_t { kContains, kPrefix, kSuffix };
+  std::string text;  // lower-cased when caseless
+  uint32_t atom = 0;
+  Mode mode = Mode::kContains;
+  bool caseless = false;
+  // kContains: the offset in `text` of the byte memchr looks for (one whose
+  // case does not matter when caseless, the rarest kind found), or npos to
+  // step through every position.
+  size_t anchor = std::string::npos;
+};
+
+bool ParseLiteralScan(const Pattern& p, uint32_t atom, LiteralScan* out) {
+  if ((p.flags & ~(HS_FLAG_CASELESS | HS_FLAG_DOTALL)) != 0) return false;
+  std::string_view e = p.expr;
+  const bool prefix = e.starts_with('^');
+  const bool suffix = e.ends_with("\\z");
+  if (prefix && suffix) return false;  // whole values go to the exact tables
+  if (prefix) e.remove_prefix(1);
+  if (suffix) e.remove_suffix(2);
+  if (!UnescapeLiteral(e, &out->text)) return false;
+  out->caseless = (p.flags & HS_FLAG_CASELESS) != 0;
+  if (out->caseless) {
+    for (char& c : out->text) c = strutil::AsciiLower(c);
+  }
+  out->atom = atom;
+  out->mode = prefix   ? LiteralScan::Mode::kPrefix
+              : suffix ? LiteralScan::Mode::kSuffix
+                       : LiteralScan::Mode::kContains;
+  // memchr's byte: punctuation first (rare in log text), then digits, then a
+  // space; a letter only when the search is cased.
+  int best = 0;
+  for (size_t i = 0; i < out->text.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(out->text[i]);
+    const bool letter = (c | 0x20) >= 'a' && (c | 0x20) <= 'z';
+    const int rank = letter                   ? (out->caseless ? 0 : 1)
+                     : c == ' '               ? 2
+                     : (c >= '0' && c <= '9') ? 3
+                                              : 4;
+    if (rank > best) {
+      best = rank;
+      out->anchor = i;
+    }
+  }
+  return true;
+}
+
+// Whether the n bytes at `a` equal `lit` (lower-case when caseless; ASCII
+// case folding only, as Hyperscan's caseless without HS_FLAG_UTF8).
+inline bool SameText(const char* a, const std::string& lit, bool caseless) {
+  const size_t n = lit.size();
+  if (!caseless) return std::memcmp(a, lit.data(), n) == 0;
+  for (size_t i = 0; i < n; ++i) {
+    if (strutil::AsciiLower(a[i]) != lit[i]) return false;
+  }
+  return true;
+}
+
+bool LiteralFound(const LiteralScan& l, std::string_view v) {
+  const size_t n = l.text.size();
+  if (v.size() < n) return false;
+  switch (l.mode) {
+    case LiteralScan::Mode::kPrefix:
+      return SameText(v.data(), l.text, l.caseless);
+    case LiteralScan::Mode::kSuffix:
+      return SameText(v.data() + v.size() - n, l.text, l.caseless);
+    case LiteralScan::Mode::kContains:
+      break;
+  }
+  const char* const first = v.data();
+  const char* const last = v.data() + (v.size() - n);  // the last possible start
+  if (l.anchor != std::string::npos) {
+    const char byte = l.text[l.anchor];
+    const char* p = first + l.anchor;
+    const char* const end = last + l.anchor + 1;
+    while (p < end) {
+      p = static_cast<const char*>(std::memchr(p, byte, static_cast<size_t>(end - p)));
+      if (p == nullptr) return false;
+      if (SameText(p - l.anchor, l.text, l.caseless)) return true;
+      ++p;
+    }
+    return false;
+  }
+  const char c0 = l.text[0];  // a letter: caseless, any position may hold it
+  for (const char* p = first; p <= last; ++p) {
+    if (strutil::AsciiLower(*p) == c0 && SameText(p, l.text, true)) return true;
+  }
+  return false;
 }
 
 std::string DescribePattern(const std::string& field, const Pattern& p) {
@@ -524,6 +625,25 @@ absl::StatusOr<std::unique_ptr<RuleSetImpl>> BuildRuleSet(std::vector<ParsedRule
   }
   impl->diagnostics = std::move(diagnostics);
   impl->cache_dir = options.cache_dir;
+  impl->on_cache_message = options.on_cache_message;
+  // Whether any rule reads `@timestamp` (a predicate, a field reference,
+  // suppression or correlation fields): the matcher then sets it before
+  // matching instead of only for detections.
+  auto is_ts = [](const std::string& f) { return f == "@timestamp"; };
+  auto any_ts = [&](const std::vector<std::string>& v) {
+    return std::any_of(v.begin(), v.end(), is_ts);
+  };
+  for (const CompiledRule& cr : impl->rules) {
+    for (const Predicate& p : cr.rule.predicates) {
+      if (is_ts(p.field) || is_ts(p.ref_field)) impl->reads_timestamp = true;
+    }
+    if (any_ts(cr.rule.suppress_by)) impl->reads_timestamp = true;
+  }
+  for (const CompiledCorrelation& cc : impl->correlations) {
+    const ParsedRule& r = cc.rule;
+    if (any_ts(r.suppress_by) || any_ts(r.correlation.group_by) || is_ts(r.correlation.value_field))
+      impl->reads_timestamp = true;
+  }
   return impl;
 }
 
@@ -546,6 +666,12 @@ const MergedDatabase& RuleSetImpl::Merged(const std::vector<const FieldDatabase*
   std::string why;
   const std::string key = cache_dir.empty() ? "" : DatabaseKey(patterns);
   if (key.empty() || LoadCachedDatabase(cache_dir, key, &compiled, &why) != CacheRead::kOk) {
+    // A damaged file (truncated, corrupt) is reported as at load time, then
+    // compiled again and replaced.
+    if (!why.empty()) {
+      if (on_cache_message) on_cache_message(why);
+      merged_cache_messages_.push_back(std::move(why));
+    }
     // Every pattern compiled in its own database already; a failure here
     // (e.g. a resource limit) only means the parts are scanned one by one.
     if (!CompileDatabase(patterns, &compiled).ok() || !compiled.rejected.empty()) {
@@ -553,10 +679,25 @@ const MergedDatabase& RuleSetImpl::Merged(const std::vector<const FieldDatabase*
       return *slot;
     }
     if (!key.empty()) StoreCachedDatabase(cache_dir, key, compiled);
+  } else {
+    ++merged_cache_hits_;
   }
   slot->db = compiled.db;
   slot->atoms = std::move(atoms);
   return *slot;
+}
+
+void RuleSetImpl::AddMergedStats(RuleSetStats* stats) const {
+  std::lock_guard<std::mutex> lock(merged_mu_);
+  for (const auto& [parts, m] : merged_) {
+    if (m->db == nullptr) continue;  // not merged: its parts are scanned
+    ++stats->merged_databases;
+    size_t bytes = 0;
+    if (hs_database_size(m->db, &bytes) == HS_SUCCESS) stats->merged_database_bytes += bytes;
+  }
+  stats->merged_cache_hits += merged_cache_hits_;
+  stats->cache_messages.insert(stats->cache_messages.end(), merged_cache_messages_.begin(),
+                               merged_cache_messages_.end());
 }
 
 namespace {
@@ -729,6 +870,7 @@ RuleSetStats RuleSet::stats() const {
       if (hs_database_size(d.db, &bytes) == HS_SUCCESS) st.database_bytes += bytes;
     }
   }
+  impl_->AddMergedStats(&st);
   return st;
 }
 
@@ -772,6 +914,8 @@ class MatcherState {
         correlation_(rs) {
     // Fields view the line being processed instead of copying it (it outlives Match()).
     event_.borrow_line = true;
+    // `@timestamp` is formatted only when it is read (Match()).
+    event_.defer_timestamp = true;
     candidates_.assign(rs->rules.size(), 0);
   }
   ~MatcherState() { hs_free_scratch(scratch_); }
@@ -811,6 +955,13 @@ class MatcherState {
       hits_[num_hits_++] = id;
     }
   }
+  // Out of line, so that Match() stays small enough for the compiler to
+  // inline its per-field lookups (EventFields::find).
+  [[gnu::noinline]] void HitLiterals(const std::vector<LiteralScan>& literals, std::string_view v) {
+    for (const LiteralScan& l : literals) {
+      if (LiteralFound(l, v)) Hit(l.atom);
+    }
+  }
   [[gnu::always_inline]] void HitAll(const ExactTable& table, std::string_view value) {
     for (uint32_t atom : table.Find(value)) Hit(atom);
   }
@@ -839,7 +990,11 @@ class MatcherState {
     const ExactTable* caseless = nullptr;
     size_t exact_max_size = 0;  // longer values match no literal
     std::vector<ScanDb> scans;  // Hyperscan databases for the field (one when merged)
+    // Instead of `scans`, when the groups' scanned patterns for the field are
+    // at most kMaxLiteralScans plain literals (LiteralScan).
+    std::vector<LiteralScan> literals;
   };
+  static constexpr size_t kMaxLiteralScans = 4;
   struct RouteEntry {
     std::string key;  // RouteKey(): each list's length, then each name's length and bytes
     std::vector<uint32_t> groups;
@@ -877,6 +1032,22 @@ class MatcherState {
       }
     }
     for (size_t fi = 0; fi < e->fields.size(); ++fi) {
+      size_t total = 0;
+      for (const FieldDatabase* d : scanned[fi]) total += d->scan_patterns.size();
+      if (total > 0 && total <= kMaxLiteralScans) {
+        std::vector<LiteralScan> literals;
+        for (const FieldDatabase* d : scanned[fi]) {
+          for (size_t k = 0; k < d->scan_patterns.size(); ++k) {
+            LiteralScan l;
+            if (!ParseLiteralScan(d->scan_patterns[k], d->scan_atoms[k], &l)) break;
+            literals.push_back(std::move(l));
+          }
+        }
+        if (literals.size() == total) {
+          e->fields[fi].literals = std::move(literals);
+          continue;
+        }
+      }
       if (scanned[fi].size() > 1) {
         const MergedDatabase& m = rs.Merged(scanned[fi]);
         if (m.db != nullptr) {
@@ -1169,6 +1340,12 @@ absl::StatusOr<std::vector<Detection>> MatcherState::Match(FieldMap* fields_out,
   // pass for an IOC hit and trigger IOC rules, so they are dropped before
   // anything looks at the event (the raw line still holds them).
   event_.fields.erase_prefix(kThreatPrefix);
+  // Decoding left `@timestamp` pending: it is set here when the IOC lookup (all
+  // fields) or a rule of the set may read it, else only when the event's fields
+  // are copied for a detection or for the caller (LazySnapshot, fields_out).
+  if (event_.timestamp_pending && (ioc_ != nullptr || rs_->reads_timestamp)) {
+    ResolveTimestamp(&event_);
+  }
   if (ioc_ != nullptr) {
     // IOC lookup on the decoded fields and the raw line (log lines and file
     // observations alike); hits become threat.* fields, so IOC alerts are
@@ -1203,6 +1380,7 @@ absl::StatusOr<std::vector<Detection>> MatcherState::Match(FieldMap* fields_out,
     }
     // An empty value may be a null view, which hs_scan refuses (HS_INVALID: the
     // whole event used to fail with "hs_scan failed").
+    if (!f.literals.empty()) HitLiterals(f.literals, v);
     const char* const data = v.empty() ? "" : v.data();
     for (const ScanDb& d : f.scans) {
       scan_atoms_ = d.atoms;
@@ -1230,7 +1408,7 @@ absl::StatusOr<std::vector<Detection>> MatcherState::Match(FieldMap* fields_out,
   const std::span<uint32_t> candidates(candidates_.data(), num_candidates_);
   std::sort(candidates.begin(), candidates.end());
   std::vector<Detection> out;
-  LazySnapshot fields(&event_.fields);
+  LazySnapshot fields(&event_);
   last_matched_.clear();
   for (uint32_t ri : candidates) {
     const CompiledRule& cr = rs_->rules[ri];
@@ -1249,7 +1427,10 @@ absl::StatusOr<std::vector<Detection>> MatcherState::Match(FieldMap* fields_out,
   }
   for (size_t i = 0; i < num_hits_; ++i) bits_[hits_[i] >> 6] = 0;
   num_hits_ = 0;
-  if (fields_out != nullptr) *fields_out = event_.fields.ToMap();
+  if (fields_out != nullptr) {
+    ResolveTimestamp(&event_);
+    *fields_out = event_.fields.ToMap();
+  }
   if (snapshot_out != nullptr) *snapshot_out = fields.Get();
   return out;
 }

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <new>
@@ -98,6 +99,11 @@ struct LoadOptions {
   // while their inputs are unchanged (a restart then skips YAML parsing and
   // Hyperscan compilation). Empty (the default) parses and compiles every time.
   std::filesystem::path cache_dir;  // default: empty
+  // Called for each damaged cache file found after the load returned: those of
+  // the merged databases, which are compiled (or read from cache_dir) the first
+  // time an event's route needs one, on the thread matching that event. They
+  // are also listed in stats().cache_messages. May be empty (the default).
+  std::function<void(const std::string&)> on_cache_message;  // default: none
 };
 
 struct RuleSetStats {
@@ -107,9 +113,17 @@ struct RuleSetStats {
   size_t patterns = 0;        // distinct patterns over all databases
   size_t database_bytes = 0;  // total size of the compiled databases
   size_t cache_hits = 0;      // databases read from LoadOptions::cache_dir
-  // One message per damaged cache file found while loading (truncated,
-  // overlong or failing its checksum), naming the file; each was rebuilt.
+  // One message per damaged cache file found (truncated, overlong or failing
+  // its checksum), naming the file; each was rebuilt. Those found while
+  // loading come first, then those of merged databases (below) as they were built.
   std::vector<std::string> cache_messages;
+  // Merged databases: one per field of a route whose rule groups scan that
+  // field (e.g. the raw line for linux, linux/sshd and linux/syslog), built the
+  // first time an event takes that route, so these grow as events arrive and
+  // are 0 right after a load. Not included in `databases` and `database_bytes`.
+  size_t merged_databases = 0;       // built so far
+  size_t merged_database_bytes = 0;  // their total size
+  size_t merged_cache_hits = 0;      // of them, read from LoadOptions::cache_dir
 };
 
 struct RuleSetImpl;    // compiled form, private to the engine

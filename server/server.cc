@@ -30,6 +30,9 @@ storage::RetentionOptions RetentionFromConfig(const ServerConfig& config) {
 rules::LoadOptions RuleLoadOptions(const ServerConfig& config) {
   rules::LoadOptions options;
   options.cache_dir = config.data_dir / "cache" / "rules";
+  // Damaged cache files found at load are logged from stats(); those of merged
+  // databases (built when an ingest thread first needs one) as they are found.
+  options.on_cache_message = [](const std::string& m) { spdlog::warn("rules: {}", m); };
   return options;
 }
 

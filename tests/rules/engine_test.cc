@@ -12,6 +12,8 @@
 #include <iterator>
 #include <thread>
 
+#include "rules/decoder.h"
+
 namespace siper::rules {
 namespace {
 
@@ -240,6 +242,76 @@ TEST(EngineTest, FieldsOutEvenWithoutMatch) {
   EXPECT_TRUE(found->empty());
   EXPECT_EQ(fields.at("process.name"), "cron");
   EXPECT_EQ(fields.at("log.file.path"), "/var/log/syslog");
+}
+
+// The Matcher formats `@timestamp` only when something reads it (an alert's
+// fields, the caller's fields, a rule that tests it); each time it is the text
+// DecodeLine sets at once, and a value a decoder set itself is kept.
+TEST(EngineTest, TimestampFormattedWhenReadAsDecodeLineSetsIt) {
+  const std::string rfc5424 =
+      "<165>1 2026-11-28T10:00:00.25Z host1 sshd 4242 - - Failed password for root from "
+      "192.0.2.7 port 22 ssh2";
+  const std::string bsd = Failed(1, 2, "192.0.2.8");
+  const std::string cron = "Nov 28 10:00:00 h cron[2]: hello";
+  auto eager = [](const std::string& line) {
+    Event ev;
+    EXPECT_TRUE(DecodeLine(line, "", InputFormat::kAuto, &ev).ok());
+    EXPECT_FALSE(ev.timestamp_pending);
+    return std::string(ev.fields.at("@timestamp"));
+  };
+  ASSERT_EQ(eager(rfc5424), "2026-11-28T10:00:00.25Z");
+  ASSERT_FALSE(eager(bsd).empty());
+
+  auto m = Matcher::Create(Load(kBase));
+  ASSERT_TRUE(m.ok());
+  for (const std::string& line : {rfc5424, bsd}) {
+    DetectionFields snapshot;
+    auto found = (*m)->Process(line, "", InputFormat::kAuto, &snapshot);
+    ASSERT_TRUE(found.ok());
+    ASSERT_EQ(found->size(), 1u) << line;
+    EXPECT_EQ((*found)[0].fields.at("@timestamp"), eager(line)) << line;
+    EXPECT_EQ(snapshot.at("@timestamp"), eager(line)) << line;
+    EXPECT_EQ(std::count_if(snapshot.begin(), snapshot.end(),
+                            [](const auto& f) { return f.first == "@timestamp"; }),
+              1);
+  }
+  // Without an alert, for the caller: the map and the snapshot.
+  FieldMap map;
+  ASSERT_TRUE((*m)->Process(cron, "", InputFormat::kAuto, &map).ok());
+  EXPECT_EQ(map.at("@timestamp"), eager(cron));
+  DetectionFields snapshot;
+  ASSERT_TRUE((*m)->Process(cron, "", InputFormat::kAuto, &snapshot).ok());
+  EXPECT_EQ(snapshot.at("@timestamp"), eager(cron));
+
+  // A rule that reads it sees it before matching.
+  auto by_time = Matcher::Create(Load(R"(
+title: at ten
+id: ten
+logsource: {product: linux}
+detection: {s: {'@timestamp|startswith': '2026-11-28T10:00:00.2'}, condition: s}
+level: low
+)"));
+  ASSERT_TRUE(by_time.ok());
+  auto found = (*by_time)->Process(rfc5424, "", InputFormat::kAuto);
+  ASSERT_TRUE(found.ok());
+  ASSERT_EQ(found->size(), 1u);
+  EXPECT_EQ((*found)[0].rule_id, "ten");
+  found = (*by_time)->Process(bsd, "", InputFormat::kAuto);
+  ASSERT_TRUE(found.ok());
+  EXPECT_TRUE(found->empty());
+
+  // A field set after the time wins, as when it was formatted at once.
+  Event ev;
+  ev.defer_timestamp = true;
+  ASSERT_TRUE(DecodeLine(rfc5424, "", InputFormat::kAuto, &ev).ok());
+  EXPECT_TRUE(ev.timestamp_pending);
+  EXPECT_EQ(ev.fields.count("@timestamp"), 0u);
+  ev.fields.insert_or_assign("@timestamp", "set by a decoder");
+  ResolveTimestamp(&ev);
+  EXPECT_FALSE(ev.timestamp_pending);
+  EXPECT_EQ(ev.fields.at("@timestamp"), "set by a decoder");
+  ev.Clear();
+  EXPECT_FALSE(ev.timestamp_pending);
 }
 
 }  // namespace

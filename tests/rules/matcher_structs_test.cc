@@ -518,5 +518,259 @@ level: high
             Ids({"pc-ends", "sm-contains", "w-contains"}));
 }
 
+// A field with at most four plain-literal patterns (contains, startswith,
+// endswith; cased or not) is searched by hand instead of by Hyperscan: the
+// same rules with one more pattern on each field (so Hyperscan scans them)
+// must match exactly the same on every line.
+std::vector<std::string> SyslogIds(Matcher* m, const std::string& message) {
+  auto found = m->Process("Nov 28 10:00:00 h myprog[1]: " + message, "", InputFormat::kAuto);
+  EXPECT_TRUE(found.ok()) << found.status();
+  std::vector<std::string> ids;
+  if (found.ok()) {
+    for (const Detection& d : *found) {
+      if (d.rule_id != "force-hs" && d.rule_id != "force-hs-kw") ids.push_back(d.rule_id);
+    }
+  }
+  std::sort(ids.begin(), ids.end());
+  return ids;
+}
+
+TEST(RoutePlanTest, PlainLiteralsSearchedByHandMatchAsHyperscan) {
+  const std::string literals = R"(
+title: contains, punctuation
+id: c-punct
+logsource: {product: linux}
+detection: {s: {message|contains: 'Audit_Enabled=0'}, condition: s}
+level: high
+---
+title: contains, letters only
+id: c-letters
+logsource: {product: linux}
+detection: {s: {message|contains: 'mimikatz'}, condition: s}
+level: high
+---
+title: startswith
+id: starts
+logsource: {product: linux}
+detection: {s: {message|startswith: 'Stop '}, condition: s}
+level: high
+---
+title: endswith, cased
+id: ends-cased
+logsource: {product: linux}
+detection: {s: {message|endswith|cased: 'Done.'}, condition: s}
+level: high
+---
+title: keyword
+id: kw
+logsource: {product: linux}
+detection: {keywords: ['h myprog[1]: x'], condition: keywords}
+level: high
+)";
+  const std::string force = R"(
+---
+title: one more pattern on message
+id: force-hs
+logsource: {product: linux}
+detection: {s: {message|re: 'zz[0-9]{7}qq'}, condition: s}
+level: high
+---
+title: more keywords
+id: force-hs-kw
+logsource: {product: linux}
+detection: {keywords: ['qqzz1', 'qqzz2', 'qqzz3', 'qqzz4'], condition: keywords}
+level: high
+)";
+  auto by_hand = RuleSet::LoadFromString(literals, "lit.yml");
+  auto by_hs = RuleSet::LoadFromString(literals + force, "hs.yml");
+  ASSERT_TRUE(by_hand.ok()) << by_hand.status();
+  ASSERT_TRUE(by_hs.ok()) << by_hs.status();
+  auto a = Matcher::Create(*by_hand);
+  auto b = Matcher::Create(*by_hs);
+  ASSERT_TRUE(a.ok() && b.ok());
+  using Ids = std::vector<std::string>;
+  EXPECT_EQ(SyslogIds(a->get(), "op=set audit_enabled=0 old=1"), Ids({"c-punct"}));
+  EXPECT_EQ(SyslogIds(a->get(), "AUDIT_ENABLED=0"), Ids({"c-punct"}));
+  EXPECT_EQ(SyslogIds(a->get(), "audit_enabled=1 audit_enabled=0"), Ids({"c-punct"}));
+  EXPECT_EQ(SyslogIds(a->get(), "audit_enabled="), Ids({}));
+  EXPECT_EQ(SyslogIds(a->get(), "run MimiKatz now"), Ids({"c-letters"}));
+  EXPECT_EQ(SyslogIds(a->get(), "mimimimikatz"), Ids({"c-letters"}));
+  EXPECT_EQ(SyslogIds(a->get(), "mimikat"), Ids({}));
+  EXPECT_EQ(SyslogIds(a->get(), "STOP everything. Done."), Ids({"ends-cased", "starts"}));
+  EXPECT_EQ(SyslogIds(a->get(), "Stopped. done."), Ids({}));
+  EXPECT_EQ(SyslogIds(a->get(), "x marks it"), Ids({"kw"}));
+  const std::vector<std::string> pieces = {"audit_enabled=0",
+                                           "AUDIT_enabled=0",
+                                           "audit_enabled=",
+                                           "audit_enabled",
+                                           "=0",
+                                           "_",
+                                           "a",
+                                           "Mimikatz",
+                                           "mimikat",
+                                           "z",
+                                           "MIMIKATZ",
+                                           "stop ",
+                                           "Stop ",
+                                           "STOP",
+                                           "Done.",
+                                           "done.",
+                                           "Done",
+                                           ".",
+                                           " ",
+                                           "x",
+                                           "\xc3\xa9",
+                                           "\xff",
+                                           "0",
+                                           "katz",
+                                           "mimi"};
+  std::mt19937 rng(12345);
+  int matched = 0;
+  for (int i = 0; i < 4000; ++i) {
+    std::string msg;
+    const int n = 1 + static_cast<int>(rng() % 6);
+    for (int k = 0; k < n; ++k) msg += pieces[rng() % pieces.size()];
+    const Ids want = SyslogIds(b->get(), msg);
+    EXPECT_EQ(SyslogIds(a->get(), msg), want) << msg;
+    matched += want.empty() ? 0 : 1;
+  }
+  EXPECT_GT(matched, 500);  // the lines exercise the patterns
+}
+
+// A merged database (built the first time a route needs it, then disk-cached)
+// is counted in stats(), and a damaged cache file of one is reported like the
+// files read at load time (stats().cache_messages and LoadOptions::
+// on_cache_message), compiled again and replaced, with the same matches.
+TEST(RoutePlanTest, MergedDatabaseCountedAndItsDamagedCacheFileReported) {
+  namespace fs = std::filesystem;
+  const fs::path root =
+      fs::temp_directory_path() / ("siper_merged_cache_" + std::to_string(::getpid()));
+  fs::remove_all(root);
+  fs::create_directories(root / "rules");
+  std::ofstream(root / "rules/route.yml") << R"(
+title: any windows, contains
+id: w-contains
+logsource: {product: windows}
+detection: {s: {CommandLine|contains: 'mimikatz'}, condition: s}
+level: high
+---
+title: process creation, endswith
+id: pc-ends
+logsource: {product: windows, category: process_creation}
+detection: {s: {CommandLine|endswith: '-enc'}, condition: s}
+level: high
+---
+title: sysmon, contains too
+id: sm-contains
+logsource: {product: windows, service: sysmon}
+detection: {s: {CommandLine|contains: 'mimikatz'}, condition: s}
+level: high
+---
+title: sysmon, more patterns (over four plain literals go to Hyperscan)
+id: sm-more
+logsource: {product: windows, service: sysmon}
+detection: {s: {CommandLine|re: 'zz[0-9]{7}qq', CommandLine|contains: ['qq1', 'qq2']}, condition: s}
+level: high
+)";
+  std::vector<std::string> reported;
+  LoadOptions options;
+  options.cache_dir = root / "cache";
+  options.on_cache_message = [&](const std::string& m) { reported.push_back(m); };
+  auto list = [&] {
+    std::set<fs::path> files;
+    for (const auto& f : fs::directory_iterator(options.cache_dir)) files.insert(f.path());
+    return files;
+  };
+  using Ids = std::vector<std::string>;
+  const Ids want = {"pc-ends", "sm-contains", "w-contains"};
+  const std::string event = SysmonEvent("powershell mimikatz -enc");
+  const std::string security =  // the windows group alone: nothing to merge
+      "{\"Event\":{\"System\":{\"EventID\":4624,\"Channel\":\"Security\"},"
+      "\"EventData\":{\"CommandLine\":\"mimikatz -enc\"}}}";
+
+  auto first = RuleSet::Load(root / "rules", options);
+  ASSERT_TRUE(first.ok()) << first.status();
+  RuleSetStats s = (*first)->stats();
+  EXPECT_EQ(s.merged_databases, 0u);  // none until a route needs one
+  EXPECT_EQ(s.merged_database_bytes, 0u);
+  const size_t at_load = s.databases;
+  const std::set<fs::path> before = list();
+  auto m = Matcher::Create(*first);
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ(MatchedIds(m->get(), security), Ids({"w-contains"}));
+  EXPECT_EQ((*first)->stats().merged_databases, 0u);
+  EXPECT_EQ(MatchedIds(m->get(), event), want);
+  s = (*first)->stats();
+  EXPECT_EQ(s.merged_databases, 1u);  // CommandLine of windows + windows/sysmon + process_creation
+  EXPECT_GT(s.merged_database_bytes, 0u);
+  EXPECT_EQ(s.merged_cache_hits, 0u);
+  EXPECT_EQ(s.databases, at_load);
+  EXPECT_TRUE(s.cache_messages.empty());
+  std::vector<fs::path> added;
+  for (const fs::path& f : list()) {
+    if (!before.count(f)) added.push_back(f);
+  }
+  ASSERT_EQ(added.size(), 1u);  // the merged database's cache file
+  const fs::path merged_file = added[0];
+  EXPECT_EQ(merged_file.extension(), ".hsdb");
+
+  auto read = [](const fs::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  auto write = [](const fs::path& p, const std::string& data) {
+    std::ofstream(p, std::ios::binary | std::ios::trunc) << data;
+  };
+  auto run = [&]() -> RuleSetStats {
+    auto rs = RuleSet::Load(root / "rules", options);
+    EXPECT_TRUE(rs.ok()) << rs.status();
+    if (!rs.ok()) return {};
+    auto mm = Matcher::Create(*rs);
+    EXPECT_TRUE(mm.ok()) << mm.status();
+    if (!mm.ok()) return {};
+    EXPECT_EQ(MatchedIds(mm->get(), event), want);
+    EXPECT_EQ(MatchedIds(mm->get(), security), Ids({"w-contains"}));
+    return (*rs)->stats();
+  };
+  // A restart reads it from the cache.
+  s = run();
+  EXPECT_EQ(s.merged_databases, 1u);
+  EXPECT_EQ(s.merged_cache_hits, 1u);
+  EXPECT_TRUE(s.cache_messages.empty());
+  EXPECT_TRUE(reported.empty());
+
+  // One bit flipped inside the serialized database: reported, recompiled, replaced.
+  std::string data = read(merged_file);
+  ASSERT_GT(data.size(), 100u);
+  data[data.size() - 100] ^= 0x10;
+  write(merged_file, data);
+  s = run();
+  EXPECT_EQ(s.merged_databases, 1u);
+  EXPECT_EQ(s.merged_cache_hits, 0u);
+  ASSERT_EQ(s.cache_messages.size(), 1u);
+  EXPECT_NE(s.cache_messages[0].find(merged_file.string()), std::string::npos)
+      << s.cache_messages[0];
+  EXPECT_NE(s.cache_messages[0].find("checksum mismatch"), std::string::npos)
+      << s.cache_messages[0];
+  EXPECT_EQ(reported, s.cache_messages);
+
+  // Truncated.
+  data = read(merged_file);
+  write(merged_file, data.substr(0, data.size() / 2));
+  reported.clear();
+  s = run();
+  ASSERT_EQ(s.cache_messages.size(), 1u);
+  EXPECT_NE(s.cache_messages[0].find("truncated"), std::string::npos) << s.cache_messages[0];
+  EXPECT_EQ(reported, s.cache_messages);
+
+  // Replaced: read again without a message.
+  reported.clear();
+  s = run();
+  EXPECT_EQ(s.merged_cache_hits, 1u);
+  EXPECT_TRUE(s.cache_messages.empty());
+  EXPECT_TRUE(reported.empty());
+  fs::remove_all(root);
+}
+
 }  // namespace
 }  // namespace siper::rules

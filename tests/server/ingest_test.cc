@@ -212,6 +212,12 @@ TEST_F(IngestFimTest, LogLinesStoreEveryDecodedField) {
   }
   EXPECT_EQ(StoredFields(stored[0]).at("source.ip"), "52.80.34.196");
   EXPECT_FALSE(stored[0].alerts.empty());
+  // The matcher formats `@timestamp` only when read; every syslog line's stored
+  // event still has it, alert or not.
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(StoredFields(stored[i]).count("@timestamp"), 1u) << lines[i];
+  }
+  EXPECT_EQ(StoredFields(stored[1]).at("@timestamp").substr(4), "-12-10T06:55:46Z");
 }
 
 // Stored fields are valid UTF-8 (invalid bytes become U+FFFD, in the event and its
