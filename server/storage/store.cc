@@ -160,8 +160,26 @@ bool FieldsMatch(const siper::v1::Event& e, const std::map<std::string, std::str
 }
 
 // Stops a scan after `limit` results (0 = no limit) or when the sink says so.
+// Most decoded fields are not indexed; their length alone says so (one bit test),
+// so the names are compared only for a field of an indexed name's length.
+constexpr uint64_t IndexedLengths() {
+  uint64_t mask = 0;
+  for (std::string_view f : kIndexedFields) mask |= uint64_t{1} << f.size();
+  return mask;
+}
+static_assert([] {
+  for (std::string_view f : kIndexedFields) {
+    if (f.size() >= 64) return false;
+  }
+  return true;
+}());
+
 bool IsIndexedField(std::string_view name) {
-  return std::find(kIndexedFields.begin(), kIndexedFields.end(), name) != kIndexedFields.end();
+  if (name.size() >= 64 || ((IndexedLengths() >> name.size()) & 1) == 0) return false;
+  for (std::string_view f : kIndexedFields) {
+    if (f.size() == name.size() && f == name) return true;
+  }
+  return false;
 }
 
 // The value as the field index keys it: itself up to kMaxIndexedValueSize
@@ -620,13 +638,15 @@ absl::StatusOr<WriteResult> Store::Impl::Write(std::string_view agent_id,
   std::string alert_keys;
   event_keys.reserve(records.size() * keys::kEventKeySize);
   // The segment digest: every event, then every alert, as verify re-reads them;
-  // events stream into it, alert values wait in alert_values. Item tags name the
+  // events stream into it, alert values wait in alert_values (back to back, ending at
+  // alert_ends). Item tags name the
   // one record that changed.
   Sha256 digest;
   Sha256 item;
   std::string tags;
   std::string alert_tags;
-  std::vector<std::string> alert_values;
+  std::string alert_values;
+  std::vector<size_t> alert_ends;
   digest.Bytes(agent_id);
   auto put = [this, &commit](Cf which, rocksdb::Slice key, rocksdb::Slice v) -> absl::Status {
     return FromRocks(commit.batch.Put(cf(which), key, v), "prepare write batch");
@@ -644,8 +664,9 @@ absl::StatusOr<WriteResult> Store::Impl::Write(std::string_view agent_id,
     item.Reset();
     item.Bytes(key);
     item.Bytes(v);
-    SIPER_ASSIGN_OR_RETURN(std::string t, item.Finish());
-    out->append(t, 0, kItemTagSize);
+    char t[kItemTagSize];
+    SIPER_RETURN_IF_ERROR(item.FinishTo(t, kItemTagSize));
+    out->append(t, kItemTagSize);
     return absl::OkStatus();
   };
   std::string event_key;
@@ -760,8 +781,10 @@ absl::StatusOr<WriteResult> Store::Impl::Write(std::string_view agent_id,
         alert.set_source(e.file().path());
       }
       alert_keys.append(alert_key);
-      std::string& v = alert_values.emplace_back();
-      alert.SerializeToString(&v);
+      const size_t start = alert_values.size();
+      alert.AppendToString(&alert_values);
+      alert_ends.push_back(alert_values.size());
+      const std::string_view v = std::string_view(alert_values).substr(start);
       SIPER_RETURN_IF_ERROR(tag(alert_key, v, &alert_tags));
       SIPER_RETURN_IF_ERROR(put(kAlerts, alert_key, v));
       SIPER_RETURN_IF_ERROR(put_index(kAlertsByAgent, {agent_part, alert_key}));
@@ -821,9 +844,10 @@ absl::StatusOr<WriteResult> Store::Impl::Write(std::string_view agent_id,
   }
   SIPER_RETURN_IF_ERROR(UpdateFileInventory(agent_num, records, &commit.batch));
 
-  for (size_t a = 0; a < alert_values.size(); ++a) {
+  for (size_t a = 0; a < alert_ends.size(); ++a) {
     digest.Bytes(std::string_view(alert_keys).substr(a * keys::kAlertKeySize, keys::kAlertKeySize));
-    digest.Bytes(alert_values[a]);
+    const size_t start = a == 0 ? 0 : alert_ends[a - 1];
+    digest.Bytes(std::string_view(alert_values).substr(start, alert_ends[a] - start));
   }
   tags.append(alert_tags);
   SIPER_ASSIGN_OR_RETURN(std::string d, digest.Finish());
