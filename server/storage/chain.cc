@@ -2,6 +2,8 @@
 
 #include <openssl/evp.h>
 
+#include <cstring>
+
 #include "absl/status/status.h"
 #include "common/key_codec.h"
 #include "common/status.h"
@@ -57,6 +59,17 @@ absl::StatusOr<std::string> Sha256::Finish() {
   if (!ok_ || n != kHashSize) return absl::InternalError("storage: SHA-256 failed in OpenSSL");
   out.resize(n);
   return out;
+}
+
+absl::Status Sha256::FinishTo(char* out, size_t n) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int size = 0;
+  if (ok_) ok_ = EVP_DigestFinal_ex(ctx_, digest, &size) == 1;
+  if (!ok_ || size != kHashSize || n > kHashSize) {
+    return absl::InternalError("storage: SHA-256 failed in OpenSSL");
+  }
+  std::memcpy(out, digest, n);
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::string> ChainRecordHash(const siper::v1::ChainRecord& r) {

@@ -5,6 +5,7 @@
 #include <string>
 #include <string_view>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "siper/v1/storage.pb.h"
 
@@ -31,6 +32,8 @@ class Sha256 {
   void Int64(int64_t v);
   // The 32-byte digest; an error only if OpenSSL failed (out of memory).
   absl::StatusOr<std::string> Finish();
+  // The digest's first n (<= 32) bytes into out, without a string (item tags).
+  absl::Status FinishTo(char* out, size_t n);
 
  private:
   void Raw(std::string_view data);

@@ -634,19 +634,18 @@ absl::StatusOr<RetentionResult> Store::Impl::ApplyRetention(const RetentionOptio
             looked += static_cast<int>(std::min<uint64_t>(*n, kDedupLookahead));
             return looked < kDedupLookahead;
           }));
-      uint64_t last = 0;
-      SIPER_RETURN_IF_ERROR(
-          Scan(kEventSeq, KeyRange{prefix, keycodec::PrefixSuccessor(prefix)},
-               /*reverse=*/true, snapshot.get(),
-               [&](std::string_view key, std::string_view) -> absl::StatusOr<bool> {
-                 keycodec::KeyReader r(key);
-                 if (!r.Skip(4) || !r.ReadUint64(&last)) {
-                   return absl::DataLossError(
-                       absl::StrCat("storage: malformed key in event_seq: ", ToHex(key)));
-                 }
-                 return false;
-               }));
-      const uint64_t end = std::min(keep_from.value_or(last), last);
+      SIPER_ASSIGN_OR_RETURN(const uint64_t last, LastStoredSeq(agent, snapshot.get()));
+      uint64_t end = std::min(keep_from.value_or(last), last);
+      // event_seq holds runs (keys.h): a run that holds `end` starts below it and still
+      // names kept events, so the range stops at that run's first seq instead.
+      if (end > 0) {
+        rocksdb::ReadOptions seq_ro;
+        seq_ro.snapshot = snapshot.get();
+        std::unique_ptr<rocksdb::Iterator> seq_it(db_->NewIterator(seq_ro, cf(kEventSeq)));
+        SIPER_ASSIGN_OR_RETURN(std::optional<keys::SeqRun> run,
+                               FindSeqRun(seq_it.get(), agent, end));
+        if (run.has_value()) end = run->first;
+      }
       if (end > 0) dedup_ends.emplace_back(agent, end);
     }
   }

@@ -52,12 +52,40 @@ inline std::string TimeBound(std::string_view prefix, int64_t time_ns) {
   return k;
 }
 
-// event_seq (dedup, LastSeq): agent_num u32 | seq u64 -> server_time_ns i64
+// event_seq (dedup, LastSeq, GetEvent), schema 4: one key per run of consecutive seqs
+// of one write that share a server time,
+//   agent_num u32 | first seq u64 -> server_time_ns i64 | last seq u64
+// naming the events first..last (every seq in between) of that time. An 8-byte value
+// (schema 3 wrote one key per event) names the key's seq alone. Each (agent, seq) is
+// stored once, so runs never overlap: the run holding a seq is the last key at or
+// before agent | seq (one SeekForPrev), if its last seq reaches it.
 inline std::string EventSeqKey(uint32_t agent_num, uint64_t seq) {
   std::string k;
   keycodec::AppendUint32(&k, agent_num);
   keycodec::AppendUint64(&k, seq);
   return k;
+}
+
+struct SeqRun {
+  uint32_t agent_num = 0;
+  uint64_t first = 0;
+  uint64_t last = 0;
+  int64_t time_ns = 0;
+};
+
+// Parses an event_seq entry of either layout; false when malformed.
+inline bool ParseSeqRun(std::string_view key, std::string_view value, SeqRun* out) {
+  keycodec::KeyReader r(key);
+  if (!r.ReadUint32(&out->agent_num) || !r.ReadUint64(&out->first) || !r.done()) return false;
+  if (value.size() == 8) {
+    out->time_ns = keycodec::DecodeInt64(value.data());
+    out->last = out->first;
+    return true;
+  }
+  if (value.size() != 16) return false;
+  out->time_ns = keycodec::DecodeInt64(value.data());
+  out->last = keycodec::DecodeUint64(value.data() + 8);
+  return out->last >= out->first;
 }
 
 inline std::string AgentPrefix(uint32_t agent_num) {

@@ -178,8 +178,26 @@ bool FieldsMatch(const siper::v1::Event& e, const std::map<std::string, std::str
 }
 
 // Stops a scan after `limit` results (0 = no limit) or when the sink says so.
+// Most decoded fields are not indexed; their length alone says so (one bit test),
+// so the names are compared only for a field of an indexed name's length.
+constexpr uint64_t IndexedLengths() {
+  uint64_t mask = 0;
+  for (std::string_view f : kIndexedFields) mask |= uint64_t{1} << f.size();
+  return mask;
+}
+static_assert([] {
+  for (std::string_view f : kIndexedFields) {
+    if (f.size() >= 64) return false;
+  }
+  return true;
+}());
+
 bool IsIndexedField(std::string_view name) {
-  return std::find(kIndexedFields.begin(), kIndexedFields.end(), name) != kIndexedFields.end();
+  if (name.size() >= 64 || ((IndexedLengths() >> name.size()) & 1) == 0) return false;
+  for (std::string_view f : kIndexedFields) {
+    if (f.size() == name.size() && f == name) return true;
+  }
+  return false;
 }
 
 // The value as the field index keys it: itself up to kMaxIndexedValueSize
@@ -330,13 +348,8 @@ absl::Status Store::Impl::Open() {
     if (has(rocksdb::kZSTD)) o.bottommost_compression = rocksdb::kZSTD;
     rocksdb::BlockBasedTableOptions t;
     t.block_cache = block_cache;
-    // The dedup index is probed once per incoming event and the answer is
-    // almost always "absent": a bloom filter saves the disk read.
-    if (which == kEventSeq) {
-      t.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
-      o.memtable_whole_key_filtering = true;
-      o.memtable_prefix_bloom_size_ratio = 0.02;
-    }
+    // event_seq needs no bloom filter since schema 4: it is read by SeekForPrev
+    // (runs, keys.h), and only for seqs at or below an agent's high-water mark.
     if (which == kFieldCounts) {
       o.merge_operator = internal::NewCountAddOperator();
       // A busy hour's keys get one operand per commit group; past this many in
@@ -403,6 +416,10 @@ absl::Status Store::Impl::Open() {
       // Version 2 wrote one index key per event with an empty value, which version 3
       // reads as a posting of that event alone (keys.h): nothing to rewrite, but an
       // older build must not open the store once postings are in it.
+      // Version 3 wrote one event_seq key per event with the time as its value, which
+      // version 4 reads as a run of that one seq (keys.h): again nothing to rewrite, but
+      // a version 3 build would miss the seqs inside runs (stored twice) and refuse their
+      // values, so it must not open the store either.
       std::string now;
       keycodec::AppendUint32(&now, kSchemaVersion);
       SIPER_RETURN_IF_ERROR(
@@ -596,16 +613,34 @@ absl::StatusOr<WriteResult> Store::Impl::Write(std::string_view agent_id,
   std::lock_guard<std::mutex> lock(write_mu_[agent_num % internal::kWriteLockShards]);
 
   // Which (agent, seq) are stored already? Checked under the agent's lock, so
-  // no other write of this agent is in flight.
-  std::vector<std::string> seq_keys;
-  seq_keys.reserve(records.size());
-  for (const EventRecord& r : records)
-    seq_keys.push_back(keys::EventSeqKey(agent_num, r.event.seq()));
-  std::vector<rocksdb::Slice> slices(seq_keys.begin(), seq_keys.end());
-  std::vector<rocksdb::PinnableSlice> found(records.size());
-  std::vector<rocksdb::Status> statuses(records.size());
-  db_->MultiGet(rocksdb::ReadOptions(), cf(kEventSeq), slices.size(), slices.data(), found.data(),
-                statuses.data());
+  // no other write of this agent is in flight. Seqs above the agent's high-water
+  // mark are new without a lookup (an agent sends increasing seqs, so that is every
+  // seq of a batch but a resend's); the others are looked up in event_seq's runs.
+  auto& marks = seq_marks_[agent_num % internal::kWriteLockShards];
+  uint64_t mark = 0;
+  if (auto it = marks.find(agent_num); it != marks.end()) {
+    mark = it->second;
+  } else {
+    SIPER_ASSIGN_OR_RETURN(mark, LastStoredSeq(agent_num, nullptr));
+    marks.emplace(agent_num, mark);
+  }
+  bool ascending = true;  // strictly: then no seq repeats within the call
+  bool below_mark = false;
+  for (size_t i = 0; i < records.size(); ++i) {
+    const uint64_t seq = records[i].event.seq();
+    if (i > 0 && seq <= records[i - 1].event.seq()) ascending = false;
+    if (seq <= mark) below_mark = true;
+    records[i].duplicate = false;
+  }
+  if (below_mark) {
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf(kEventSeq)));
+    for (EventRecord& r : records) {
+      if (r.event.seq() > mark) continue;
+      SIPER_ASSIGN_OR_RETURN(std::optional<keys::SeqRun> run,
+                             FindSeqRun(it.get(), agent_num, r.event.seq()));
+      r.duplicate = run.has_value();
+    }
+  }
 
   const int64_t batch_time = NextServerTime();
   absl::flat_hash_set<uint64_t> seen;
@@ -621,13 +656,15 @@ absl::StatusOr<WriteResult> Store::Impl::Write(std::string_view agent_id,
   std::string alert_keys;
   event_keys.reserve(records.size() * keys::kEventKeySize);
   // The segment digest: every event, then every alert, as verify re-reads them;
-  // events stream into it, alert values wait in alert_values. Item tags name the
+  // events stream into it, alert values wait in alert_values (back to back, ending at
+  // alert_ends). Item tags name the
   // one record that changed.
   Sha256 digest;
   Sha256 item;
   std::string tags;
   std::string alert_tags;
-  std::vector<std::string> alert_values;
+  std::string alert_values;
+  std::vector<size_t> alert_ends;
   digest.Bytes(agent_id);
   auto put = [this, &commit](Cf which, rocksdb::Slice key, rocksdb::Slice v) -> absl::Status {
     return FromRocks(commit.batch.Put(cf(which), key, v), "prepare write batch");
@@ -645,8 +682,9 @@ absl::StatusOr<WriteResult> Store::Impl::Write(std::string_view agent_id,
     item.Reset();
     item.Bytes(key);
     item.Bytes(v);
-    SIPER_ASSIGN_OR_RETURN(std::string t, item.Finish());
-    out->append(t, 0, kItemTagSize);
+    char t[kItemTagSize];
+    SIPER_RETURN_IF_ERROR(item.FinishTo(t, kItemTagSize));
+    out->append(t, kItemTagSize);
     return absl::OkStatus();
   };
   std::string event_key;
@@ -661,18 +699,14 @@ absl::StatusOr<WriteResult> Store::Impl::Write(std::string_view agent_id,
   keycodec::AppendUint32(&agent_bytes, agent_num);
   const rocksdb::Slice agent_part = AsSlice(agent_bytes);
   std::vector<std::pair<std::string_view, std::string_view>> map_fields;
+  // (seq, time) of the new events, for event_seq's runs.
+  std::vector<std::pair<uint64_t, int64_t>> new_seqs;
+  new_seqs.reserve(records.size());
   for (size_t i = 0; i < records.size(); ++i) {
     EventRecord& r = records[i];
     siper::v1::Event& e = r.event;
     result.max_seq = std::max(result.max_seq, e.seq());
-    if (statuses[i].ok()) {
-      r.duplicate = true;
-    } else if (statuses[i].IsNotFound()) {
-      r.duplicate = !seen.insert(e.seq()).second;
-    } else {
-      return FromRocks(statuses[i],
-                       absl::StrCat("check duplicate of agent '", Av(agent_id), "' seq ", e.seq()));
-    }
+    if (!r.duplicate && !ascending) r.duplicate = !seen.insert(e.seq()).second;
     if (r.duplicate) {
       ++result.duplicates;
       continue;
@@ -708,7 +742,7 @@ absl::StatusOr<WriteResult> Store::Impl::Write(std::string_view agent_id,
     digest.Bytes(value);
     SIPER_RETURN_IF_ERROR(tag(event_key, value, &tags));
     SIPER_RETURN_IF_ERROR(put(kEvents, event_key, value));
-    SIPER_RETURN_IF_ERROR(put(kEventSeq, seq_keys[i], time_bytes));
+    new_seqs.emplace_back(e.seq(), t);
     // events_by_agent and events_by_field get one posting per time (and per indexed
     // value) of this write, written below: usually one key for the whole batch and one
     // per distinct value, instead of one key per event and per event's value.
@@ -765,8 +799,10 @@ absl::StatusOr<WriteResult> Store::Impl::Write(std::string_view agent_id,
         alert.set_source(e.file().path());
       }
       alert_keys.append(alert_key);
-      std::string& v = alert_values.emplace_back();
-      alert.SerializeToString(&v);
+      const size_t start = alert_values.size();
+      alert.AppendToString(&alert_values);
+      alert_ends.push_back(alert_values.size());
+      const std::string_view v = std::string_view(alert_values).substr(start);
       SIPER_RETURN_IF_ERROR(tag(alert_key, v, &alert_tags));
       SIPER_RETURN_IF_ERROR(put(kAlerts, alert_key, v));
       SIPER_RETURN_IF_ERROR(put_index(kAlertsByAgent, {agent_part, alert_key}));
@@ -787,6 +823,25 @@ absl::StatusOr<WriteResult> Store::Impl::Write(std::string_view agent_id,
     for (size_t k = 1; k < seqs.size(); ++k) keys::AppendPosting(&posting, seqs[k - 1], seqs[k]);
   };
   std::string seq_bytes;
+  // event_seq: one key per run of consecutive seqs with one time (keys.h), usually
+  // one for the whole write.
+  if (!std::is_sorted(new_seqs.begin(), new_seqs.end()))
+    std::sort(new_seqs.begin(), new_seqs.end());
+  std::string run_value;
+  for (size_t k = 0; k < new_seqs.size();) {
+    size_t end = k + 1;
+    while (end < new_seqs.size() && new_seqs[end].first == new_seqs[end - 1].first + 1 &&
+           new_seqs[end].second == new_seqs[k].second) {
+      ++end;
+    }
+    seq_bytes.clear();
+    keycodec::AppendUint64(&seq_bytes, new_seqs[k].first);
+    run_value.clear();
+    keycodec::AppendInt64(&run_value, new_seqs[k].second);
+    keycodec::AppendUint64(&run_value, new_seqs[end - 1].first);
+    SIPER_RETURN_IF_ERROR(put_index(kEventSeq, {agent_part, seq_bytes}, run_value));
+    k = end;
+  }
   for (auto& [t, seqs] : agent_postings) {
     encode(seqs);
     time_bytes.clear();
@@ -807,9 +862,10 @@ absl::StatusOr<WriteResult> Store::Impl::Write(std::string_view agent_id,
   }
   SIPER_RETURN_IF_ERROR(UpdateFileInventory(agent_num, records, &commit.batch));
 
-  for (size_t a = 0; a < alert_values.size(); ++a) {
+  for (size_t a = 0; a < alert_ends.size(); ++a) {
     digest.Bytes(std::string_view(alert_keys).substr(a * keys::kAlertKeySize, keys::kAlertKeySize));
-    digest.Bytes(alert_values[a]);
+    const size_t start = a == 0 ? 0 : alert_ends[a - 1];
+    digest.Bytes(std::string_view(alert_values).substr(start, alert_ends[a] - start));
   }
   tags.append(alert_tags);
   SIPER_ASSIGN_OR_RETURN(std::string d, digest.Finish());
@@ -823,8 +879,14 @@ absl::StatusOr<WriteResult> Store::Impl::Write(std::string_view agent_id,
     auto [it, inserted] = lowest_written_.try_emplace(agent_num, segment.first_seq());
     if (!inserted) it->second = std::min(it->second, segment.first_seq());
   }
+  const uint64_t new_mark = std::max(mark, segment.last_seq());
   commit.segment = std::move(segment);
   absl::Status st = Commit(&commit);
+  if (st.ok()) {
+    marks[agent_num] = new_mark;
+  } else {
+    marks.erase(agent_num);  // read again from what RocksDB holds
+  }
   if (!st.ok()) {
     return absl::Status(st.code(),
                         absl::StrCat("write batch of ", result.stored, " events of agent '",
@@ -1408,19 +1470,49 @@ absl::Status Store::Impl::ListAlerts(
 absl::StatusOr<uint64_t> Store::Impl::LastSeq(std::string_view agent_id) const {
   SIPER_ASSIGN_OR_RETURN(std::optional<uint32_t> agent_num, FindAgentNum(agent_id));
   if (!agent_num.has_value()) return 0;
-  const std::string prefix = keys::AgentPrefix(*agent_num);
+  return LastStoredSeq(*agent_num, nullptr);
+}
+
+absl::StatusOr<uint64_t> Store::Impl::LastStoredSeq(uint32_t agent_num,
+                                                    const rocksdb::Snapshot* snapshot) const {
+  const std::string prefix = keys::AgentPrefix(agent_num);
   uint64_t last = 0;
-  SIPER_RETURN_IF_ERROR(Scan(kEventSeq, KeyRange{prefix, keycodec::PrefixSuccessor(prefix)},
-                             /*reverse=*/true, nullptr,
-                             [&](std::string_view key, std::string_view) -> absl::StatusOr<bool> {
-                               keycodec::KeyReader r(key);
-                               if (!r.Skip(4) || !r.ReadUint64(&last) || !r.done()) {
-                                 return absl::DataLossError(absl::StrCat(
-                                     "storage: malformed key in event_seq: ", ToHex(key)));
-                               }
-                               return false;
-                             }));
+  // Runs never overlap, so the last key's run ends at the highest seq.
+  SIPER_RETURN_IF_ERROR(
+      Scan(kEventSeq, KeyRange{prefix, keycodec::PrefixSuccessor(prefix)},
+           /*reverse=*/true, snapshot,
+           [&](std::string_view key, std::string_view value) -> absl::StatusOr<bool> {
+             keys::SeqRun run;
+             if (!keys::ParseSeqRun(key, value, &run)) {
+               return absl::DataLossError(
+                   absl::StrCat("storage: malformed entry in event_seq: ", ToHex(key)));
+             }
+             last = run.last;
+             return false;
+           }));
   return last;
+}
+
+absl::StatusOr<std::optional<keys::SeqRun>> Store::Impl::FindSeqRun(rocksdb::Iterator* it,
+                                                                    uint32_t agent_num,
+                                                                    uint64_t seq) const {
+  const std::string key = keys::EventSeqKey(agent_num, seq);
+  it->SeekForPrev(key);
+  if (!it->Valid()) {
+    SIPER_RETURN_IF_ERROR(FromRocks(it->status(), absl::StrCat("seek event_seq at ", ToHex(key))));
+    return std::nullopt;
+  }
+  const std::string_view found = AsView(it->key());
+  if (found.size() < 4 || found.substr(0, 4) != std::string_view(key).substr(0, 4)) {
+    return std::nullopt;  // another agent's key
+  }
+  keys::SeqRun run;
+  if (!keys::ParseSeqRun(found, AsView(it->value()), &run)) {
+    return absl::DataLossError(
+        absl::StrCat("storage: malformed entry in event_seq: ", ToHex(found)));
+  }
+  if (run.last < seq) return std::nullopt;
+  return run;
 }
 
 // ---------------------------------------------------------------------------
@@ -1546,14 +1638,12 @@ absl::StatusOr<std::optional<siper::v1::Event>> Store::GetEvent(std::string_view
   const auto guard = Shared();
   SIPER_ASSIGN_OR_RETURN(std::optional<uint32_t> agent_num, impl_->FindAgentNum(agent_id));
   if (!agent_num.has_value()) return std::nullopt;
-  const std::string seq_key = keys::EventSeqKey(*agent_num, seq);
-  SIPER_ASSIGN_OR_RETURN(std::optional<std::string> t, impl_->Get(kEventSeq, seq_key, nullptr));
-  if (!t.has_value()) return std::nullopt;
-  if (t->size() != 8) {
-    return absl::DataLossError(
-        absl::StrCat("storage: event_seq value at ", ToHex(seq_key), " is not 8 bytes"));
-  }
-  const std::string event_key = keys::EventKey(keycodec::DecodeInt64(t->data()), *agent_num, seq);
+  std::unique_ptr<rocksdb::Iterator> it(
+      impl_->db()->NewIterator(rocksdb::ReadOptions(), impl_->cf(kEventSeq)));
+  SIPER_ASSIGN_OR_RETURN(std::optional<keys::SeqRun> run,
+                         impl_->FindSeqRun(it.get(), *agent_num, seq));
+  if (!run.has_value()) return std::nullopt;
+  const std::string event_key = keys::EventKey(run->time_ns, *agent_num, seq);
   SIPER_ASSIGN_OR_RETURN(std::optional<std::string> v, impl_->Get(kEvents, event_key, nullptr));
   // Retention drops events before their dedup entries.
   if (!v.has_value()) return std::nullopt;

@@ -217,7 +217,10 @@ class Store {
   // time (and value) whose value lists the further seqs (an older build would read
   // only each key's first event); a version 2 index, one key per event with an empty
   // value, is a valid version 3 index, so the upgrade rewrites nothing.
-  static constexpr uint32_t kSchemaVersion = 3;
+  // 4: event_seq keys name runs of consecutive seqs (agent | first seq -> time | last
+  // seq) instead of one seq each; a version 3 entry (8-byte time) is a run of its one
+  // seq, so again the upgrade only writes the version.
+  static constexpr uint32_t kSchemaVersion = 4;
 
   // Opens (creating if missing) the store in `dir`.
   static absl::StatusOr<std::unique_ptr<Store>> Open(const std::filesystem::path& dir,

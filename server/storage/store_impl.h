@@ -211,6 +211,13 @@ class Store::Impl {
   absl::StatusOr<std::optional<std::pair<int64_t, int64_t>>> EventTimeSpan(
       const rocksdb::Snapshot* snapshot) const;
   absl::StatusOr<uint64_t> LastSeq(std::string_view agent_id) const;
+  // The event_seq run (keys.h) that holds (agent, seq), if any: one SeekForPrev on `it`,
+  // an iterator over event_seq (bounds: none, or the agent's prefix).
+  absl::StatusOr<std::optional<keys::SeqRun>> FindSeqRun(rocksdb::Iterator* it, uint32_t agent_num,
+                                                         uint64_t seq) const;
+  // The highest seq in the agent's event_seq entries (0 if none), read from `snapshot`.
+  absl::StatusOr<uint64_t> LastStoredSeq(uint32_t agent_num,
+                                         const rocksdb::Snapshot* snapshot) const;
   // Adds to `ops` the file inventory changes for the file events of one write.
   absl::Status UpdateFileInventory(uint32_t agent_num, const std::vector<EventRecord>& records,
                                    rocksdb::WriteBatch* batch) const;
@@ -258,6 +265,11 @@ class Store::Impl {
   uint32_t next_agent_num_ = 1;
 
   std::array<std::mutex, internal::kWriteLockShards> write_mu_;
+  // Per agent, the highest seq stored (the dedup high-water mark): a seq above it needs
+  // no event_seq lookup. Read from event_seq on an agent's first write after Open, raised
+  // after each successful commit, dropped when a commit fails (read again next time), so
+  // it is never ahead of what RocksDB holds. Shard i is guarded by write_mu_[i].
+  std::array<absl::flat_hash_map<uint32_t, uint64_t>, internal::kWriteLockShards> seq_marks_;
   std::mutex token_mu_;
   std::mutex incident_mu_;
   std::mutex ioc_mu_;     // one feed import or removal at a time
