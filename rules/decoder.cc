@@ -304,22 +304,6 @@ bool ParseHms(std::string_view s, int* h, int* mi, int* sec) {
   return true;
 }
 
-// Syslog without a year: take the current year, or the previous one when the
-// date would otherwise lie more than a month in the future. The clock is read
-// once a minute per thread.
-int GuessYear(int month) {
-  thread_local int64_t checked_at = 0;
-  thread_local int year = 1970, now_month = 1;
-  const int64_t now = absl::ToUnixSeconds(absl::Now());
-  if (now - checked_at > 60 || now < checked_at) {
-    absl::CivilSecond c = absl::ToCivilSecond(absl::FromUnixSeconds(now), absl::UTCTimeZone());
-    year = static_cast<int>(c.year());
-    now_month = c.month();
-    checked_at = now;
-  }
-  return month > now_month + 1 ? year - 1 : year;
-}
-
 // Days since 1970-01-01 of a proleptic Gregorian date, and back (H. Hinnant's
 // algorithms). Linear in the day, so day 0 or 31 Feb roll over as
 // absl::CivilSecond does; UTC needs no time zone lookup.
@@ -330,6 +314,26 @@ int64_t DaysFromCivil(int64_t y, int m, int d) {
   const int64_t doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
   const int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
   return era * 146097 + doe - 719468;
+}
+
+// Syslog without a year: take the current year, or the previous one when the
+// date would otherwise lie more than two days in the future (the slack covers
+// local times east of UTC and clocks a little ahead). A file read in late
+// November with lines of December is last year's, as a "Jan" line read on 1
+// January is this year's and a "Dec 31" line is last year's. The clock is read
+// once a minute per thread.
+int GuessYear(int month, int day) {
+  thread_local int64_t checked_at = 0;
+  thread_local int year = 1970;
+  thread_local int64_t today = 0;
+  const int64_t now = absl::ToUnixSeconds(absl::Now());
+  if (now - checked_at > 60 || now < checked_at) {
+    absl::CivilSecond c = absl::ToCivilSecond(absl::FromUnixSeconds(now), absl::UTCTimeZone());
+    year = static_cast<int>(c.year());
+    today = DaysFromCivil(year, c.month(), c.day());
+    checked_at = now;
+  }
+  return DaysFromCivil(year, month, day) > today + 2 ? year - 1 : year;
 }
 
 struct UtcCivil {
@@ -697,7 +701,7 @@ bool DecodeSyslog(std::string_view line, Event* ev) {
       }
       if (s.empty() || s[0] != ' ') return false;
       s.remove_prefix(1);
-      if (year == 0) year = GuessYear(month);
+      if (year == 0) year = GuessYear(month, day);
       SetUnixTime(ev, DaysFromCivil(year, month, day) * 86400 + h * 3600 + mi * 60 + sec, frac_ns);
     }
     if (have_time) SetTime(ev, t);

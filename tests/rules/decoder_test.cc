@@ -47,6 +47,28 @@ TEST(SyslogTest, Rfc3164WithoutYear) {
   EXPECT_TRUE(Has(ev.services, "auth"));
 }
 
+// A date without a year is this year's unless that puts it more than two days
+// ahead of now: then it is last year's (a December line read in November).
+TEST(SyslogTest, Rfc3164WithoutYearNeverFarInTheFuture) {
+  const absl::Time now = absl::Now();
+  for (int days_ahead : {-300, -40, -1, 0, 1, 5, 20, 45, 200}) {
+    const absl::Time at = now + absl::Hours(24 * days_ahead);
+    const std::string header = absl::FormatTime("%b %e %H:%M:%S", at, absl::UTCTimeZone());
+    Event ev = Decode(header + " pc12 sshd[1]: Invalid user x from 192.0.2.1");
+    const absl::Time decoded = absl::FromUnixNanos(ev.time_unix_ns);
+    SCOPED_TRACE(::testing::Message() << header << " decoded as " << decoded);
+    EXPECT_LE(decoded, now + absl::Hours(24 * 3));
+    // The same day and time, one year apart at most, and the latest such that is not ahead.
+    const absl::Duration behind = at - decoded;
+    if (days_ahead <= 1) {
+      EXPECT_LT(absl::AbsDuration(behind), absl::Seconds(1));
+    } else {
+      EXPECT_GE(behind, absl::Hours(24 * 364));
+      EXPECT_LE(behind, absl::Hours(24 * 367));
+    }
+  }
+}
+
 TEST(SyslogTest, Rfc3164WithYearAndPriority) {
   Event ev = Decode(
       "<86>Nov 28 2026 10:00:01 web1 sudo: pam_unix(sudo:session): session closed for user root");
