@@ -940,14 +940,10 @@ absl::Status Store::Impl::UpdateFileInventory(uint32_t agent_num,
 absl::StatusOr<siper::v1::Event> Store::Impl::ReadEvent(std::string_view event_key,
                                                         const rocksdb::Snapshot* snapshot,
                                                         std::string_view index) const {
-  SIPER_ASSIGN_OR_RETURN(std::optional<std::string> v, Get(kEvents, event_key, snapshot));
-  if (!v.has_value()) {
-    return absl::DataLossError(absl::StrCat("storage: index ", Av(index), " points to event ",
-                                            ToHex(event_key), " which is not stored"));
-  }
-  siper::v1::Event e;
-  SIPER_RETURN_IF_ERROR(ParseValue(*v, kCfNames[kEvents], event_key, &e));
-  return e;
+  static const EventQuery kEveryEvent;  // no filter: ReadEventMayMatch parses every value
+  SIPER_ASSIGN_OR_RETURN(std::optional<siper::v1::Event> e,
+                         ReadEventMayMatch(event_key, snapshot, index, kEveryEvent));
+  return *std::move(e);
 }
 
 absl::StatusOr<std::optional<siper::v1::Event>> Store::Impl::ReadEventMayMatch(
