@@ -180,4 +180,16 @@ inline FieldCount CountByScan(const std::vector<siper::v1::Event>& all, const st
   return c;
 }
 
+// Store::CountIndexedField answers exactly what CountByScan counts.
+inline void ExpectCountLikeAScan(Store& store, const std::vector<siper::v1::Event>& all,
+                                 const std::string& field, int64_t since, int64_t until,
+                                 const std::string& agent) {
+  auto got = store.CountIndexedField(field, since, until, agent);
+  ASSERT_TRUE(got.ok()) << got.status();
+  ASSERT_TRUE(got->has_value());
+  const FieldCount want = CountByScan(all, field, since, until, agent);
+  EXPECT_EQ((*got)->events, want.events);
+  EXPECT_EQ((*got)->values, want.values);
+}
+
 }  // namespace siper::storage::testutil
