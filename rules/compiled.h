@@ -39,8 +39,12 @@ struct CompiledCorrelation {
   ParsedRule rule;
   bool enabled = true;
   // In the order the rule lists them: a detection rule index i, or
-  // rules.size() + j for correlation j.
+  // rules.size() + j for correlation j. A reference to a rule collection's id
+  // names each of its documents.
   std::vector<uint32_t> members;
+  // Per member: which entry of `rule.correlation.rules` it stands for (temporal
+  // correlations need each entry seen once, whichever document of it matched).
+  std::vector<uint32_t> member_slots;
   std::vector<uint32_t> parents;  // correlations that use this one's alerts
 };
 

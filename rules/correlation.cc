@@ -103,14 +103,15 @@ void CorrelationState::Feed(uint32_t ci, uint32_t member, const Event& event, in
     }
     case CorrelationSpec::Type::kTemporal:
     case CorrelationSpec::Type::kTemporalOrdered: {
-      w.last_seen.resize(cc.members.size(), 0);
+      w.last_seen.resize(spec.rules.size(), 0);
       for (size_t m = 0; m < cc.members.size(); ++m) {
         if (cc.members[m] != member) continue;
-        if (spec.type == CorrelationSpec::Type::kTemporalOrdered && m > 0 &&
-            w.last_seen[m - 1] == 0) {
+        const uint32_t slot = cc.member_slots[m];
+        if (spec.type == CorrelationSpec::Type::kTemporalOrdered && slot > 0 &&
+            w.last_seen[slot - 1] == 0) {
           continue;  // out of order: the previous step has not happened yet
         }
-        w.last_seen[m] = now;
+        w.last_seen[slot] = now;
       }
       measure =
           std::count_if(w.last_seen.begin(), w.last_seen.end(), [](int64_t t) { return t != 0; });

@@ -60,7 +60,7 @@ class CorrelationState {
     int64_t count = 0;
     bool fired = false;
     std::unordered_set<std::string> values;  // value_count
-    std::vector<int64_t> last_seen;          // temporal: per member, 0 = never
+    std::vector<int64_t> last_seen;          // temporal: per entry of `rules`, 0 = never
   };
   // Group keys are looked up as views of key_ (built in place, no allocation
   // per event); a string is made only when a new group opens.

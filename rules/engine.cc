@@ -528,33 +528,45 @@ absl::StatusOr<std::unique_ptr<RuleSetImpl>> BuildRuleSet(std::vector<ParsedRule
     cc.rule = std::move(r);
     impl->correlations.push_back(std::move(cc));
   }
-  std::map<std::string, uint32_t> by_ref;
+  // A reference names every rule with that id or name: the documents of one rule
+  // collection (action: global/repeat) share the collection's id, and a correlation
+  // over it counts the matches of all of them as one referenced rule.
+  std::map<std::string, std::vector<uint32_t>> by_ref;
+  auto add_ref = [&by_ref](const std::string& ref, uint32_t index) {
+    if (ref.empty()) return;
+    std::vector<uint32_t>& v = by_ref[ref];
+    if (std::find(v.begin(), v.end(), index) == v.end()) v.push_back(index);
+  };
   for (uint32_t i = 0; i < num_rules; ++i) {
     if (!impl->rules[i].enabled) continue;
-    if (!impl->rules[i].rule.id.empty()) by_ref.emplace(impl->rules[i].rule.id, i);
-    if (!impl->rules[i].rule.name.empty()) by_ref.emplace(impl->rules[i].rule.name, i);
+    add_ref(impl->rules[i].rule.id, i);
+    add_ref(impl->rules[i].rule.name, i);
   }
   for (uint32_t j = 0; j < impl->correlations.size(); ++j) {
     const ParsedRule& r = impl->correlations[j].rule;
-    if (!r.id.empty()) by_ref.emplace(r.id, num_rules + j);
-    if (!r.name.empty()) by_ref.emplace(r.name, num_rules + j);
+    add_ref(r.id, num_rules + j);
+    add_ref(r.name, num_rules + j);
   }
   std::vector<std::string> problems(impl->correlations.size());
   for (uint32_t j = 0; j < impl->correlations.size(); ++j) {
     CompiledCorrelation& cc = impl->correlations[j];
-    for (const std::string& ref : cc.rule.correlation.rules) {
-      auto it = by_ref.find(ref);
+    const std::vector<std::string>& refs = cc.rule.correlation.rules;
+    for (uint32_t slot = 0; slot < refs.size(); ++slot) {
+      auto it = by_ref.find(refs[slot]);
       if (it == by_ref.end()) {
         problems[j] = strutil::StrCat(cc.rule.path, ":", cc.rule.line,
-                                      ": correlation references unknown rule '", ref, "'");
+                                      ": correlation references unknown rule '", refs[slot], "'");
         break;
       }
-      if (it->second == num_rules + j) {
+      if (std::find(it->second.begin(), it->second.end(), num_rules + j) != it->second.end()) {
         problems[j] =
             strutil::StrCat(cc.rule.path, ":", cc.rule.line, ": correlation references itself");
         break;
       }
-      cc.members.push_back(it->second);
+      for (uint32_t index : it->second) {
+        cc.members.push_back(index);
+        cc.member_slots.push_back(slot);
+      }
     }
   }
   // A correlation over a rejected one, or on a cycle, is rejected too.

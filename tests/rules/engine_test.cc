@@ -172,6 +172,74 @@ level: high
   EXPECT_EQ(CountRule(m3->get(), {Failed(0, 0, "192.0.2.1"), other}, "corr-3"), 0);
 }
 
+// The documents of a rule collection share its id: a correlation naming the id
+// counts the matches of every document (before, only the first document's).
+TEST(EngineTest, CorrelationOverARuleCollectionCountsEveryDocument) {
+  auto rs = Load(R"(
+action: global
+title: failed sshd logins
+id: coll-1
+logsource: {product: linux, service: sshd}
+level: low
+---
+detection:
+  k:
+    - 'Failed password'
+  condition: k
+---
+detection:
+  k:
+    - 'Invalid user'
+  condition: k
+---
+action: reset
+---
+title: accepted
+id: acc-1
+logsource: {product: linux, service: sshd}
+detection:
+  s:
+    event.outcome: success
+  condition: s
+level: low
+---
+title: four failures of either kind
+id: corr-count
+correlation:
+  type: event_count
+  rules: [coll-1]
+  group-by: [source.ip]
+  timespan: 10m
+  condition: {gte: 4}
+level: high
+---
+title: a failure of either kind, then a success
+id: corr-then
+correlation:
+  type: temporal_ordered
+  rules: [coll-1, acc-1]
+  group-by: [source.ip]
+  timespan: 10m
+level: high
+)");
+  ASSERT_NE(rs, nullptr);
+  const std::string invalid1 =
+      "Nov 28 10:00:03 h sshd[1]: Invalid user admin from 192.0.2.9 port 22";
+  const std::string invalid2 =
+      "Nov 28 10:00:04 h sshd[1]: Invalid user test from 192.0.2.9 port 22";
+  const std::string ok =
+      "Nov 28 10:00:09 h sshd[1]: Accepted password for root from 192.0.2.9 port 22 ssh2";
+  auto m = Matcher::Create(rs);
+  EXPECT_EQ(CountRule(m->get(),
+                      {Failed(0, 1, "192.0.2.9"), Failed(0, 2, "192.0.2.9"), invalid1, invalid2},
+                      "corr-count"),
+            1);
+  auto m2 = Matcher::Create(rs);
+  EXPECT_EQ(CountRule(m2->get(), {invalid1, ok}, "corr-then"), 1);
+  auto m3 = Matcher::Create(rs);
+  EXPECT_EQ(CountRule(m3->get(), {ok, invalid1}, "corr-then"), 0);
+}
+
 TEST(EngineTest, SuppressionKeepsOneAlertPerWindow) {
   auto rs = Load(R"(
 title: failed
