@@ -357,7 +357,7 @@ absl::Status Store::Impl::Open() {
       // (64 before) made every operand's insert seek the memtable to count the key's
       // earlier ones, ≈95 µs of a small batch's CPU (docs/performance.md). A small
       // memtable for this family bounds what a count read adds up instead: 4 MiB
-      // holds ≈70k operands in all, flushed every few seconds at 50,000 events/s.
+      // holds ≈70k operands in all, and each flush folds them.
       o.max_successive_merges = 0;
       o.write_buffer_size = 4 << 20;
     }
