@@ -42,10 +42,10 @@ class IngestPipeline {
   // Creates the workers' matchers and starts them.
   [[nodiscard]] absl::Status Start();
 
-  // Queues a batch from `agent_id`; `done` runs on a writer thread once it is
-  // durably stored or has failed. One agent's batches are matched, written and
-  // completed in the order they were submitted. Callers bound what they
-  // submit (agent_service.cc: batches in flight per stream and in total).
+  // Queues a batch from `agent_id`; `done` runs on a writer thread (or on the
+  // worker, when it writes the batch itself) once it is durably stored or has failed. One agent's
+  // batches are matched, written and completed in the order they were submitted. Callers bound what
+  // they submit (agent_service.cc: batches in flight per stream and in total).
   void Submit(std::string agent_id, siper::v1::EventBatch batch, Done done);
 
   // Finishes queued work, then joins the workers.
@@ -72,10 +72,12 @@ class IngestPipeline {
     siper::v1::EventBatch batch;
     Done done;
   };
+  struct Worker;
   struct WriteJob {
     std::string agent_id;
     std::vector<storage::EventRecord> records;
     Done done;
+    Worker* from = nullptr;  // the worker that matched it
   };
   struct Worker {
     std::unique_ptr<rules::LiveMatcher> matcher;  // null when there are no rules
@@ -83,6 +85,10 @@ class IngestPipeline {
     std::condition_variable cv;
     std::deque<Job> queue;
     std::thread thread;
+    // Batches this worker handed to writers and not yet completed. While there are
+    // none and nothing waits to be matched, the worker writes its batch itself
+    // (no hand-off, no wake-up), and its agents' batches still complete in order.
+    std::atomic<int> handed_off{0};
   };
   struct Writer {
     std::mutex mu;

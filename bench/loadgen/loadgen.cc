@@ -36,6 +36,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -350,6 +351,33 @@ uint64_t ProcessContextSwitches(pid_t pid) {
   return total;
 }
 
+// Minor page faults of a process (field 10 of /proc/PID/stat): every page the kernel
+// had to hand it afresh (e.g. heap the allocator returned and touched again).
+uint64_t ProcessMinorFaults(pid_t pid) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  size_t close = text.rfind(')');
+  if (close == std::string::npos) return 0;
+  std::istringstream fields(text.substr(close + 2));
+  std::string field;
+  for (int i = 3; fields >> field; ++i) {  // field 3 is the state
+    if (i == 10) return std::strtoull(field.c_str(), nullptr, 10);
+  }
+  return 0;
+}
+
+// A line of /proc/PID/status in KiB (VmRSS: resident now, VmHWM: its peak).
+uint64_t ProcessStatusKib(pid_t pid, std::string_view key) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.starts_with(key) && line.size() > key.size() && line[key.size()] == ':') {
+      return std::strtoull(line.c_str() + key.size() + 1, nullptr, 10);
+    }
+  }
+  return 0;
+}
+
 // utime + stime of a process, in seconds.
 double ProcessCpuSeconds(pid_t pid) {
   std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
@@ -516,6 +544,7 @@ int Run(const Options& o) {
   const double server_cpu0 = ProcessCpuSeconds(server.pid());
   const double self_cpu0 = SelfCpuSeconds();
   const uint64_t server_switches0 = ProcessContextSwitches(server.pid());
+  const uint64_t server_faults0 = ProcessMinorFaults(server.pid());
   std::unique_ptr<testing::ChildProcess> perf;
   if (!o.perf.empty()) {
     perf = std::make_unique<testing::ChildProcess>(
@@ -554,6 +583,9 @@ int Run(const Options& o) {
   const double server_cpu1 = ProcessCpuSeconds(server.pid());
   const double self_cpu1 = SelfCpuSeconds();
   const uint64_t server_switches1 = ProcessContextSwitches(server.pid());
+  const uint64_t server_faults1 = ProcessMinorFaults(server.pid());
+  const uint64_t server_rss_kib = ProcessStatusKib(server.pid(), "VmRSS");
+  const uint64_t server_peak_rss_kib = ProcessStatusKib(server.pid(), "VmHWM");
   const double window_s = (NowNs() - window_start) / 1e9;
   if (perf) {
     perf->Signal(SIGINT);
@@ -689,6 +721,13 @@ int Run(const Options& o) {
       {"server_cpu_us_per_batch", batches_in_window > 0 ? 1e6 * server_cpu / batches_in_window : 0},
       {"server_context_switches_per_batch",
        batches_in_window > 0 ? server_switches / batches_in_window : 0},
+      {"server_minor_faults_per_batch",
+       batches_in_window > 0
+           ? static_cast<double>(server_faults1 - std::min(server_faults0, server_faults1)) /
+                 batches_in_window
+           : 0},
+      {"server_rss_mib", server_rss_kib / 1024.0},
+      {"server_peak_rss_mib", server_peak_rss_kib / 1024.0},
       {"events_total", total_stored},
       {"events_sent", total_sent},
       {"agents_with_problems", problems},
@@ -724,7 +763,11 @@ int Run(const Options& o) {
               << "  per batch:     server CPU "
               << Fmt(j["server_cpu_us_per_batch"].get<double>(), 0) << " us, "
               << Fmt(j["server_context_switches_per_batch"].get<double>(), 1)
-              << " context switches of the server's threads\n"
+              << " context switches of the server's threads, "
+              << Fmt(j["server_minor_faults_per_batch"].get<double>(), 1) << " minor faults\n"
+              << "  server memory: " << Fmt(j["server_rss_mib"].get<double>(), 0)
+              << " MiB resident at the end of the window (peak "
+              << Fmt(j["server_peak_rss_mib"].get<double>(), 0) << " MiB)\n"
               << "  exactly once:  " << (problems == 0 ? "OK" : "FAILED") << " (" << total_stored
               << " events from " << o.agents
               << " agents: acks, server count and newest seq per agent)\n"

@@ -352,10 +352,14 @@ absl::Status Store::Impl::Open() {
     // (runs, keys.h), and only for seqs at or below an agent's high-water mark.
     if (which == kFieldCounts) {
       o.merge_operator = internal::NewCountAddOperator();
-      // A busy hour's keys get one operand per commit group; past this many in
-      // the memtable, the write folds them into a value, so a count read never
-      // adds up more than this many operands per key (flushes fold the rest).
-      o.max_successive_merges = 64;
+      // A busy hour's keys get one operand per commit group. Operands are folded by
+      // the memtable's flush (and compactions), not on write: max_successive_merges
+      // (64 before) made every operand's insert seek the memtable to count the key's
+      // earlier ones, ≈95 µs of a small batch's CPU (docs/performance.md). A small
+      // memtable for this family bounds what a count read adds up instead: 4 MiB
+      // holds ≈70k operands in all, and each flush folds them.
+      o.max_successive_merges = 0;
+      o.write_buffer_size = 4 << 20;
     }
     o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(t));
     o.memtable_insert_with_hint_prefix_extractor = internal::InsertHintPrefix(which);

@@ -4,13 +4,18 @@
 #include "server/ingest.h"
 
 #include <gtest/gtest.h>
+#include <pthread.h>
 
+#include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <future>
 #include <map>
 #include <mutex>
 #include <optional>
+#include <thread>
 
+#include "absl/strings/str_cat.h"
 #include "common/text.h"
 #include "server/storage/store.h"
 
@@ -265,6 +270,94 @@ TEST_F(IngestFimTest, InvalidUtf8IsReplacedInFieldsAndTheLineIsKept) {
       << Dump(udp);
   EXPECT_EQ(udp.at("log.source.address"), "192.0.2.9:514");
   EXPECT_EQ(udp.at("log.syslog.priority"), "38");
+}
+
+// An agent's batches complete in the order they were submitted and each is stored once,
+// both when the worker hands them to a writer (a burst: a queue behind each batch) and
+// when it writes them itself (one at a time: nothing queued, nothing at a writer). The
+// thread that ran each completion is told by its name (siper-match / siper-write).
+TEST_F(IngestFimTest, BatchesCompleteInOrderWhetherTheWorkerOrAWriterWritesThem) {
+  IngestPipeline pipeline(store_.get(), nullptr, nullptr, /*workers=*/1, /*writers=*/4);
+  ASSERT_TRUE(pipeline.Start().ok());
+  const std::vector<std::string> agents = {"pc-1", "pc-2", "pc-3"};
+  std::mutex mu;
+  std::map<std::string, std::vector<uint64_t>> completed;  // max_seq per agent, in order
+  std::map<std::string, int> threads;                      // completions per thread name
+  int failed = 0;
+  std::map<std::string, uint64_t> next_seq;
+  auto make_batch = [&](const std::string& agent) {
+    siper::v1::EventBatch batch;
+    for (int i = 0; i < 10; ++i) {
+      siper::v1::Event* e = batch.add_events();
+      e->set_agent_id(agent);
+      e->set_seq(++next_seq[agent]);
+      e->mutable_log()->set_source("/var/log/auth.log");
+      e->mutable_log()->set_line(absl::StrCat("line ", e->seq(), " of ", agent));
+    }
+    return batch;
+  };
+  std::atomic<int> outstanding{0};
+  auto submit = [&](const std::string& agent, siper::v1::EventBatch batch) {
+    ++outstanding;
+    pipeline.Submit(agent, std::move(batch), [&, agent](absl::StatusOr<storage::WriteResult> r) {
+      char name[16] = {};
+      pthread_getname_np(pthread_self(), name, sizeof(name));
+      std::lock_guard<std::mutex> lock(mu);
+      ++threads[name];
+      if (!r.ok() || r->stored != 10) {
+        ++failed;
+      } else {
+        completed[agent].push_back(r->max_seq);
+      }
+      --outstanding;
+    });
+  };
+  auto wait_all = [&] {
+    for (int i = 0; i < 3000 && outstanding.load() > 0; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    ASSERT_EQ(outstanding.load(), 0) << "batches not completed after 30 s";
+  };
+
+  // A burst: 3 x 100 batches built first, then submitted back to back.
+  std::vector<std::pair<std::string, siper::v1::EventBatch>> burst;
+  for (int i = 0; i < 100; ++i) {
+    for (const std::string& agent : agents) burst.emplace_back(agent, make_batch(agent));
+  }
+  for (auto& [agent, batch] : burst) submit(agent, std::move(batch));
+  wait_all();
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    EXPECT_GT(threads["siper-write"], 0) << "no batch of the burst went to a writer";
+  }
+  // One at a time, with a pause after each completion: the worker writes them itself.
+  const int by_writers = threads["siper-write"];
+  for (int i = 0; i < 20; ++i) {
+    submit(agents[i % agents.size()], make_batch(agents[i % agents.size()]));
+    wait_all();
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  pipeline.Stop();
+  std::lock_guard<std::mutex> lock(mu);
+  EXPECT_EQ(failed, 0);
+  EXPECT_GT(threads["siper-match"], 0) << "no batch was written by the worker";
+  EXPECT_EQ(threads["siper-write"] + threads["siper-match"], 320);
+  EXPECT_LT(threads["siper-write"] - by_writers, 20) << "every lone batch went to a writer";
+  for (const std::string& agent : agents) {
+    const std::vector<uint64_t>& seqs = completed[agent];
+    ASSERT_FALSE(seqs.empty()) << agent;
+    for (size_t i = 0; i < seqs.size(); ++i) {
+      EXPECT_EQ(seqs[i], 10 * (i + 1)) << agent << ": completion " << i << " out of order";
+    }
+    EXPECT_EQ(seqs.size(), next_seq[agent] / 10) << agent;
+    absl::StatusOr<uint64_t> last = store_->LastSeq(agent);
+    ASSERT_TRUE(last.ok()) << last.status();
+    EXPECT_EQ(*last, next_seq[agent]) << agent;
+    for (uint64_t seq = 1; seq <= next_seq[agent]; ++seq) {
+      absl::StatusOr<std::optional<siper::v1::Event>> e = store_->GetEvent(agent, seq);
+      ASSERT_TRUE(e.ok() && e->has_value()) << agent << " seq " << seq << " not stored";
+    }
+  }
 }
 
 }  // namespace
