@@ -255,9 +255,14 @@ TEST_F(IngestFimTest, InvalidUtf8IsReplacedInFieldsAndTheLineIsKept) {
   *batch.add_events() = LogEvent(1, invalid);
   *batch.add_events() = LogEvent(2, valid_non_ascii);
   *batch.add_events() = LogEvent(3, "<38>Dec 10 07:07:40 gw1 sshd[1]: hello", "192.0.2.9:514");
+  // Invalid bytes in a line that raises alerts: the alerts' stored fields are valid too.
+  const std::string invalid_alerting =
+      "Jun 14 15:16:01 combo sshd(pam_unix)[19939]: authentication failure; logname= uid=0 "
+      "euid=0 tty=NODEVssh ruser=b\xff\xfe rhost=218.188.2.4 user=r\xffot";
+  *batch.add_events() = LogEvent(4, invalid_alerting);
   std::vector<storage::EventRecord> stored = Ingest(pipeline, "pc-17", std::move(batch));
   pipeline.Stop();
-  ASSERT_EQ(stored.size(), 3u);
+  ASSERT_EQ(stored.size(), 4u);
 
   const std::map<std::string, std::string> bad = StoredFields(stored[0]);
   ASSERT_TRUE(bad.contains("message")) << Dump(bad);
@@ -265,10 +270,18 @@ TEST_F(IngestFimTest, InvalidUtf8IsReplacedInFieldsAndTheLineIsKept) {
             "Failed password for invalid user b\xEF\xBF\xBD\xEF\xBF\xBD"
             "d from 52.80.34.196 port 36060 ssh2");
   for (const auto& [name, value] : bad) EXPECT_TRUE(IsValidUtf8(name) && IsValidUtf8(value));
-  ASSERT_FALSE(stored[0].alerts.empty());
   for (size_t k = 0; k < stored[0].alerts.size(); ++k) {
-    const std::map<std::string, std::string> alert_fields = StoredAlertFields(stored[0], k);
-    EXPECT_EQ(alert_fields.at("message"), bad.at("message"));
+    EXPECT_EQ(StoredAlertFields(stored[0], k), bad);
+  }
+  const std::map<std::string, std::string> bad_alerting = StoredFields(stored[3]);
+  ASSERT_TRUE(bad_alerting.contains("message")) << Dump(bad_alerting);
+  EXPECT_NE(bad_alerting.at("message").find("ruser=b\xEF\xBF\xBD\xEF\xBF\xBD rhost"),
+            std::string::npos)
+      << bad_alerting.at("message");
+  ASSERT_FALSE(stored[3].alerts.empty()) << "the line must raise an alert for this test";
+  for (size_t k = 0; k < stored[3].alerts.size(); ++k) {
+    const std::map<std::string, std::string> alert_fields = StoredAlertFields(stored[3], k);
+    EXPECT_EQ(alert_fields, bad_alerting);
     for (const auto& [name, value] : alert_fields) {
       EXPECT_TRUE(IsValidUtf8(name) && IsValidUtf8(value)) << name;
     }
