@@ -3,6 +3,10 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <span>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -33,22 +37,25 @@ absl::StatusOr<pki::Identity> Writer(const grpc::ServerContext& context) {
   return RequireRole(context, {pki::kRoleAnalyst, pki::kRoleAdmin});
 }
 
+// `fields`: the alert's fields (storage::EventRecord::AlertFields: views from ingest, or
+// the alert's own map).
 incidents::AlertInput ToAlertInput(
     const siper::v1::Alert& alert,
+    std::span<const std::pair<std::string_view, std::string_view>> fields,
     const std::map<std::string, std::pair<std::string, std::string>>& rule_rsit) {
   incidents::AlertInput in;
+  for (const auto& [name, value] : fields) in.fields.emplace(name, value);
   in.id = alert.id();
   in.rule_id = alert.rule_id();
   in.title = alert.title();
   in.level = alert.level();
   in.time = absl::FromUnixNanos(alert.time_ns());
-  if (auto ts = alert.fields().find("@timestamp"); ts != alert.fields().end()) {
+  if (auto ts = in.fields.find("@timestamp"); ts != in.fields.end()) {
     absl::StatusOr<absl::Time> t = incidents::ParseRfc3339(ts->second);
     if (t.ok()) in.occurred = *t;
   }
   in.agent_id = alert.agent_id();
   in.seq = alert.seq();
-  in.fields.insert(alert.fields().begin(), alert.fields().end());
   auto host = in.fields.find("host.hostname");
   in.host = host != in.fields.end() && !host->second.empty() ? host->second : alert.agent_id();
   auto rsit = rule_rsit.find(alert.rule_id());
@@ -72,6 +79,15 @@ incidents::AlertInput ToAlertInput(
     }
   }
   return in;
+}
+
+// An alert read back from the store: its fields are in its map.
+incidents::AlertInput ToAlertInput(
+    const siper::v1::Alert& alert,
+    const std::map<std::string, std::pair<std::string, std::string>>& rule_rsit) {
+  std::vector<std::pair<std::string_view, std::string_view>> fields(alert.fields().begin(),
+                                                                    alert.fields().end());
+  return ToAlertInput(alert, fields, rule_rsit);
 }
 
 grpc::Status Invalid(const std::string& message) {
@@ -286,8 +302,9 @@ void IncidentServiceImpl::OnStored(const std::string& agent_id,
   bool changed = false;
   for (const storage::EventRecord& record : records) {
     if (record.duplicate) continue;
-    for (const siper::v1::Alert& alert : record.alerts) {
-      incidents::AlertInput input = ToAlertInput(alert, options_.rule_rsit);
+    for (size_t i = 0; i < record.alerts.size(); ++i) {
+      const siper::v1::Alert& alert = record.alerts[i];
+      incidents::AlertInput input = ToAlertInput(alert, record.AlertFields(i), options_.rule_rsit);
       // A server health alert about an incident (deadline_missed) joins that incident.
       if (agent_id == kInternalAgentId) {
         auto named = input.fields.find("incident.id");

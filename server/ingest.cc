@@ -92,18 +92,6 @@ storage::FieldViews Views(const rules::DetectionFields& fields) {
   return views;
 }
 
-// Copies an alert's fields into its stored map; `valid`: known to be valid UTF-8 already.
-void CopyFields(const rules::DetectionFields& fields, bool valid,
-                google::protobuf::Map<std::string, std::string>* out) {
-  for (const auto& [key, value] : fields) {
-    if (valid) {
-      (*out)[std::string(key)] = std::string(value);
-    } else {
-      (*out)[ToValidUtf8(key)] = ToValidUtf8(value);
-    }
-  }
-}
-
 }  // namespace
 
 IngestPipeline::IngestPipeline(storage::Store* store, const rules::LiveRuleSet* rules,
@@ -313,9 +301,11 @@ std::vector<storage::EventRecord> IngestPipeline::Process(rules::LiveMatcher* ma
       alert.set_title(std::move(d.title));
       alert.set_level(std::move(d.level));
       for (std::string& tag : d.tags) alert.add_tags(std::move(tag));
-      // Mostly the event's own snapshot (checked above); a correlation's may be another.
+      // The alert's fields go to the store as views of the detection's snapshot, as the
+      // event's do (no protobuf map is built): mostly the event's own snapshot (checked
+      // above); a correlation's may be another. Invalid UTF-8 gets a rebuilt snapshot.
       const bool alert_valid = d.fields.begin() == fields.begin() ? valid : AllValidUtf8(d.fields);
-      CopyFields(d.fields, alert_valid, alert.mutable_fields());
+      record.alert_fields.push_back(Views(alert_valid ? d.fields : Rebuilt(d.fields, FieldView())));
       alert.set_count(d.count);
     }
     // A line received over the network (the agent's syslog_udp): who sent it,

@@ -29,7 +29,10 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <span>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "rules/engine.h"
@@ -113,8 +116,14 @@ __attribute__((noinline)) size_t PhaseEncode(std::vector<siper::storage::EventRe
       siper::storage::internal::SerializeEvent(r.event, r.fields.entries, &value);
     }
     bytes += value.size();
-    for (siper::v1::Alert& a : r.alerts) {
-      a.SerializeToString(&value);
+    for (size_t i = 0; i < r.alerts.size(); ++i) {
+      value.clear();
+      siper::storage::internal::AppendAlert(
+          r.alerts[i],
+          i < r.alert_fields.size()
+              ? r.alert_fields[i].entries
+              : std::span<const std::pair<std::string_view, std::string_view>>(),
+          &value);
       bytes += value.size();
       ++*alerts;
     }

@@ -9,7 +9,8 @@
 // alone, and by a scan of the events. The day is written twice, batch by batch
 // into two stores, one keeping the per-hour field counts and one not
 // (StoreOptions::field_counts), timing Store::Write on each: what the counts
-// cost per event, and the index-only count on the same data.
+// cost per event, and the index-only count on the same data. Then alert listings by
+// rule, agent and level, and event searches through the alerts, for one agent.
 //
 // Each batch of 500 events of one agent gets one server time, as the server's
 // agent stream stamps a batch on arrival (--time-per-event: one time per event, the
@@ -240,6 +241,71 @@ int main(int argc, char** argv) {
         return 1;
       }
       if (times.back() > 5000) break;  // a scan of the day: once is enough
+    }
+    std::sort(times.begin(), times.end());
+    std::printf("%-52s %10llu %12.2f\n", c.name.c_str(), static_cast<unsigned long long>(results),
+                times[times.size() / 2]);
+  }
+
+  // Alert listings (`siperctl alerts list`), through the alert indexes (rule, agent) or
+  // the time-keyed alerts; and event searches by rule and level for one agent.
+  struct AlertCase {
+    std::string name;
+    siper::storage::AlertQuery query;
+  };
+  const std::string ssh_failed = "7e623b43-6405-435c-a416-65a247983365";
+  std::vector<AlertCase> alert_cases = {
+      {"alerts: newest 100, whole day", {.limit = 100, .newest_first = true}},
+      {"alerts: rule SSH failed login, newest 100",
+       {.rule_id = ssh_failed, .limit = 100, .newest_first = true}},
+      {"alerts: rule SSH failed login, last hour, all",
+       {.since_ns = end - kHour, .rule_id = ssh_failed}},
+      {"alerts: rule SSH failed login, whole day, all", {.rule_id = ssh_failed}},
+      {"alerts: one agent, whole day, all", {.agent_id = "agent-42"}},
+      {"alerts: one agent, level high+, whole day", {.agent_id = "agent-42", .min_level = "high"}},
+  };
+  std::printf("\n%-52s %10s %12s\n", "query (one day, alerts list)", "results", "median ms");
+  for (const AlertCase& c : alert_cases) {
+    std::vector<double> times;
+    uint64_t results = 0;
+    for (int r = 0; r < runs; ++r) {
+      results = 0;
+      auto t0 = std::chrono::steady_clock::now();
+      absl::Status st = (*store)->ListAlerts(c.query, [&](const siper::v1::Alert&) {
+        ++results;
+        return true;
+      });
+      times.push_back(Seconds(std::chrono::steady_clock::now() - t0) * 1000);
+      if (!st.ok()) {
+        std::cerr << c.name << ": " << st << "\n";
+        return 1;
+      }
+    }
+    std::sort(times.begin(), times.end());
+    std::printf("%-52s %10llu %12.2f\n", c.name.c_str(), static_cast<unsigned long long>(results),
+                times[times.size() / 2]);
+  }
+  std::vector<Case> event_by_alert_cases = {
+      {"events: rule SSH failed login, whole day, all", {.rule_id = ssh_failed}},
+      {"events: rule SSH failed login, one agent, all",
+       {.agent_id = "agent-42", .rule_id = ssh_failed}},
+      {"events: level high+, one agent, all", {.agent_id = "agent-42", .min_level = "high"}},
+  };
+  for (const Case& c : event_by_alert_cases) {
+    std::vector<double> times;
+    uint64_t results = 0;
+    for (int r = 0; r < runs; ++r) {
+      results = 0;
+      auto t0 = std::chrono::steady_clock::now();
+      absl::Status st = (*store)->SearchEvents(c.query, [&](const siper::v1::Event&) {
+        ++results;
+        return true;
+      });
+      times.push_back(Seconds(std::chrono::steady_clock::now() - t0) * 1000);
+      if (!st.ok()) {
+        std::cerr << c.name << ": " << st << "\n";
+        return 1;
+      }
     }
     std::sort(times.begin(), times.end());
     std::printf("%-52s %10llu %12.2f\n", c.name.c_str(), static_cast<unsigned long long>(results),

@@ -31,8 +31,8 @@ constexpr uint32_t kLengthDelimited = 2;
 constexpr char kEntryKeyTag = (1 << 3) | kLengthDelimited;
 constexpr char kEntryValueTag = (2 << 3) | kLengthDelimited;
 
-// Appends the map entries (key, value) as protobuf's field 20 entries.
-template <typename Entries>
+// Appends the map entries (key, value) as protobuf's entries of map field kNumber.
+template <uint32_t kNumber = kFieldsNumber, typename Entries>
 void AppendFields(const Entries& entries, std::string* out) {
   // Per entry: field tag, entry length, key tag and length (one buffer, one append),
   // the key, value tag and length, the value.
@@ -41,7 +41,7 @@ void AppendFields(const Entries& entries, std::string* out) {
   for (const auto& [key, value] : entries) {
     const size_t entry =
         2 + VarintSize(key.size()) + key.size() + VarintSize(value.size()) + value.size();
-    char* p = PutVarint(head, (kFieldsNumber << 3) | kLengthDelimited);
+    char* p = PutVarint(head, (kNumber << 3) | kLengthDelimited);
     p = PutVarint(p, entry);
     *p++ = kEntryKeyTag;
     p = PutVarint(p, key.size());
@@ -55,7 +55,68 @@ void AppendFields(const Entries& entries, std::string* out) {
   }
 }
 
+// A length-delimited field (string, bytes); proto3 omits an empty one.
+void AppendString(uint32_t number, std::string_view v, std::string* out) {
+  if (v.empty()) return;
+  char head[5 + 10];
+  char* p = PutVarint(head, (number << 3) | kLengthDelimited);
+  p = PutVarint(p, v.size());
+  out->append(head, static_cast<size_t>(p - head));
+  out->append(v.data(), v.size());
+}
+
+// A varint field (uint64, int64 as its two's complement, uint32); proto3 omits a zero.
+void AppendVarintField(uint32_t number, uint64_t v, std::string* out) {
+  if (v == 0) return;
+  char buf[5 + 10];
+  char* p = PutVarint(buf, number << 3);
+  p = PutVarint(p, v);
+  out->append(buf, static_cast<size_t>(p - buf));
+}
+
 }  // namespace
+
+void AppendAlert(const siper::v1::Alert& a,
+                 std::span<const std::pair<std::string_view, std::string_view>> fields,
+                 std::string* out) {
+  if (fields.empty()) {
+    a.AppendToString(out);
+    return;
+  }
+  using A = siper::v1::Alert;
+  static_assert(
+      A::kIdFieldNumber == 1 && A::kRuleIdFieldNumber == 2 && A::kTitleFieldNumber == 3 &&
+          A::kLevelFieldNumber == 4 && A::kAgentIdFieldNumber == 5 && A::kSeqFieldNumber == 6 &&
+          A::kTimeNsFieldNumber == 7 && A::kFieldsFieldNumber == 8 && A::kTagsFieldNumber == 9 &&
+          A::kSourceFieldNumber == 10 && A::kLineFieldNumber == 11 && A::kCountFieldNumber == 12,
+      "AppendAlert writes siper.v1.Alert's fields by number: keep them in step");
+  size_t bytes = out->size() + a.id().size() + a.rule_id().size() + a.title().size() +
+                 a.level().size() + a.agent_id().size() + a.source().size() + a.line().size() + 64;
+  for (const auto& [key, value] : fields) bytes += 2 * 5 + 2 + key.size() + value.size();
+  for (const std::string& tag : a.tags()) bytes += 6 + tag.size();
+  out->reserve(bytes);
+  // In field-number order, as protobuf writes them.
+  AppendString(1, a.id(), out);
+  AppendString(2, a.rule_id(), out);
+  AppendString(3, a.title(), out);
+  AppendString(4, a.level(), out);
+  AppendString(5, a.agent_id(), out);
+  AppendVarintField(6, a.seq(), out);
+  AppendVarintField(7, static_cast<uint64_t>(a.time_ns()), out);
+  AppendFields<A::kFieldsFieldNumber>(fields, out);
+  for (const std::string& tag : a.tags()) {
+    // A repeated element is written even when empty.
+    char head[1 + 10];
+    char* p = head;
+    *p++ = static_cast<char>((9 << 3) | kLengthDelimited);
+    p = PutVarint(p, tag.size());
+    out->append(head, static_cast<size_t>(p - head));
+    out->append(tag);
+  }
+  AppendString(10, a.source(), out);
+  AppendString(11, a.line(), out);
+  AppendVarintField(12, a.count(), out);
+}
 
 void SerializeEvent(siper::v1::Event& e, std::string* out) {
   static_assert(kFieldsNumber == 20, "fields must stay the highest field number of Event");

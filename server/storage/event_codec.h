@@ -30,4 +30,14 @@ void SerializeEvent(const siper::v1::Event& e,
                     std::span<const std::pair<std::string_view, std::string_view>> fields,
                     std::string* out);
 
+// Appends the protobuf wire form of alert `a` with `fields` as the entries of its map
+// `fields` (number 8), in this order, to *out: the bytes protobuf writes for `a` with these
+// entries in its map. Every field is encoded here (the map lies between other fields, so
+// protobuf cannot write a part of it), for an alert without unknown fields and with an
+// empty a.fields(); nothing is checked (the views must be valid UTF-8, as ingest makes
+// them). With no views, protobuf's own serialization of `a` (a.AppendToString).
+void AppendAlert(const siper::v1::Alert& a,
+                 std::span<const std::pair<std::string_view, std::string_view>> fields,
+                 std::string* out);
+
 }  // namespace siper::storage::internal

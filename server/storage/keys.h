@@ -2,6 +2,7 @@
 // All integers big-endian via common/key_codec.h, so byte order is time order.
 #pragma once
 
+#include <compare>
 #include <cstdint>
 #include <limits>
 #include <optional>
@@ -105,14 +106,16 @@ inline std::string EventByAgentKey(uint32_t agent_num, int64_t time_ns, uint64_t
   return k;
 }
 
-// alerts_by_agent: agent_num u32 | alert key -> empty
+// alerts_by_agent: agent_num u32 | alert key of the first alert -> alert posting (below):
+// one key per time of a write, the alerts of that agent's events of that time.
 inline std::string AlertByAgentKey(uint32_t agent_num, std::string_view alert_key) {
   std::string k = AgentPrefix(agent_num);
   k.append(alert_key);
   return k;
 }
 
-// alerts_by_rule: len u32 | rule_id | alert key -> empty
+// alerts_by_rule: len u32 | rule_id | alert key of the first alert -> alert posting (below):
+// one key per rule and time of a write.
 inline std::string RulePrefix(std::string_view rule_id) {
   std::string k;
   keycodec::AppendLengthPrefixed(&k, rule_id);
@@ -225,6 +228,67 @@ inline std::optional<uint64_t> PostingSize(std::string_view value) {
   }
   if (!value.empty() && (static_cast<uint8_t>(value.back()) & 0x80) != 0) return std::nullopt;
   return n;
+}
+
+// Alert postings (schema 5). An alerts_by_agent or alerts_by_rule key ends in the alert
+// key (time, agent, seq, index) of the first alert it names, the lowest (seq, index) of
+// its time and agent in the write; its value holds the further alerts of the same time
+// and agent, ascending by (seq, index), each as the LEB128 varint of its seq's difference
+// to the previous alert's seq (0: the same event) and the varint of its index, which must
+// then be greater than the previous index. An empty value names the key's alert alone,
+// which is what schema 4 wrote for every alert, so a schema 4 index reads as is.
+struct AlertRef {
+  uint64_t seq = 0;
+  uint32_t index = 0;
+  friend bool operator==(const AlertRef&, const AlertRef&) = default;
+  friend auto operator<=>(const AlertRef&, const AlertRef&) = default;
+};
+inline void AppendVarint(std::string* out, uint64_t v) {
+  while (v >= 0x80) {
+    out->push_back(static_cast<char>((v & 0x7f) | 0x80));
+    v >>= 7;
+  }
+  out->push_back(static_cast<char>(v));
+}
+inline void AppendAlertPosting(std::string* out, AlertRef prev, AlertRef ref) {
+  AppendVarint(out, ref.seq - prev.seq);
+  AppendVarint(out, ref.index);
+}
+// Reads one varint at value[*i]; false when truncated or longer than 64 bits.
+inline bool ReadVarint(std::string_view value, size_t* i, uint64_t* out) {
+  uint64_t v = 0;
+  for (int shift = 0; shift <= 63; shift += 7) {
+    if (*i == value.size()) return false;
+    const auto b = static_cast<uint8_t>(value[(*i)++]);
+    if (shift == 63 && (b & 0x7e) != 0) return false;  // past 64 bits
+    v |= uint64_t{b & 0x7fu} << shift;
+    if ((b & 0x80) == 0) {
+      *out = v;
+      return true;
+    }
+  }
+  return false;
+}
+// Appends `first` and the posting's alerts to `out`; false if the value is malformed
+// (truncated, an overflowing seq or index, alerts not strictly ascending).
+inline bool DecodeAlertPosting(AlertRef first, std::string_view value, std::vector<AlertRef>* out) {
+  out->push_back(first);
+  AlertRef prev = first;
+  size_t i = 0;
+  while (i < value.size()) {
+    uint64_t d = 0;
+    uint64_t index = 0;
+    if (!ReadVarint(value, &i, &d) || !ReadVarint(value, &i, &index)) return false;
+    if (index > std::numeric_limits<uint32_t>::max() ||
+        prev.seq > std::numeric_limits<uint64_t>::max() - d) {
+      return false;
+    }
+    const AlertRef ref{prev.seq + d, static_cast<uint32_t>(index)};
+    if (!(prev < ref)) return false;
+    out->push_back(ref);
+    prev = ref;
+  }
+  return true;
 }
 
 // field_counts: hour u32 | len u32 | field | len u32 | value -> count u64 (merge operands

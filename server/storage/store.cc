@@ -298,7 +298,154 @@ class PostingReader {
   bool merged_ = false;
 };
 
+// Reads the alert postings of alerts_by_agent or alerts_by_rule (keys.h: prefix | alert
+// key of the first alert -> the further alerts) in scan order and emits their alert keys
+// in key order, forward or backward, as PostingReader does for events: a group (prefix,
+// time, agent) written by several writes is merged and sorted first. `after` (a cursor)
+// skips the alerts of its group up to and including it in scan order, or with
+// `whole_event` every alert of its event; the caller starts the scan at the start (or
+// end) of that group. Keys of other agents than `only_agent` (when set) are skipped.
+class AlertPostingReader {
+ public:
+  struct After {
+    int64_t time_ns = 0;
+    uint32_t agent_num = 0;
+    keys::AlertRef ref;
+    bool whole_event = false;
+  };
+  using Emit = std::function<absl::StatusOr<bool>(std::string_view alert_key)>;
+  AlertPostingReader(const char* family, size_t prefix_size, bool reverse,
+                     std::optional<After> after, std::optional<uint32_t> only_agent, Emit emit)
+      : family_(family),
+        prefix_size_(prefix_size),
+        reverse_(reverse),
+        after_(after),
+        only_agent_(only_agent),
+        emit_(std::move(emit)) {}
+
+  // One key of the scan and its value; returns false when the scan must stop.
+  absl::StatusOr<bool> Add(std::string_view key, std::string_view value) {
+    const std::string_view alert_key = key.substr(std::min(prefix_size_, key.size()));
+    keys::EventKeyParts parts;
+    uint32_t index = 0;
+    if (alert_key.size() != keys::kAlertKeySize || !keys::ParseEventKey(alert_key, &parts)) {
+      return absl::DataLossError(
+          absl::StrCat("storage: malformed key in ", family_, ": ", ToHex(key)));
+    }
+    index = keycodec::DecodeUint32(alert_key.data() + keys::kEventKeySize);
+    if (only_agent_.has_value() && parts.agent_num != *only_agent_) return true;
+    const std::string_view group = key.substr(0, prefix_size_ + 12);
+    if (!refs_.empty() && group != group_) {
+      SIPER_ASSIGN_OR_RETURN(bool more, Flush());
+      if (!more) return false;
+    }
+    if (refs_.empty()) {
+      group_.assign(group);
+      time_ns_ = parts.time_ns;
+      agent_ = parts.agent_num;
+    } else {
+      merged_ = true;
+    }
+    if (!keys::DecodeAlertPosting({parts.seq, index}, value, &refs_)) {
+      return absl::DataLossError(
+          absl::StrCat("storage: malformed posting in ", family_, " at key ", ToHex(key)));
+    }
+    return true;
+  }
+  // Emits the last group; call once the scan ended without being stopped.
+  absl::Status Finish() { return Flush().status(); }
+
+ private:
+  bool Skip(keys::AlertRef ref) const {
+    if (after_->whole_event)
+      return reverse_ ? ref.seq >= after_->ref.seq : ref.seq <= after_->ref.seq;
+    return reverse_ ? ref >= after_->ref : ref <= after_->ref;
+  }
+  absl::StatusOr<bool> Flush() {
+    if (merged_) {
+      std::sort(refs_.begin(), refs_.end());
+      refs_.erase(std::unique(refs_.begin(), refs_.end()), refs_.end());
+    }
+    if (reverse_) std::reverse(refs_.begin(), refs_.end());
+    const bool cursor_group =
+        after_.has_value() && after_->time_ns == time_ns_ && after_->agent_num == agent_;
+    bool more = true;
+    std::string alert_key;
+    for (keys::AlertRef ref : refs_) {
+      if (cursor_group && Skip(ref)) continue;
+      alert_key.clear();
+      keycodec::AppendInt64(&alert_key, time_ns_);
+      keycodec::AppendUint32(&alert_key, agent_);
+      keycodec::AppendUint64(&alert_key, ref.seq);
+      keycodec::AppendUint32(&alert_key, ref.index);
+      SIPER_ASSIGN_OR_RETURN(more, emit_(alert_key));
+      if (!more) break;
+    }
+    refs_.clear();
+    merged_ = false;
+    return more;
+  }
+
+  const char* family_;
+  size_t prefix_size_;
+  bool reverse_;
+  std::optional<After> after_;
+  std::optional<uint32_t> only_agent_;
+  Emit emit_;
+  std::string group_;
+  int64_t time_ns_ = 0;
+  uint32_t agent_ = 0;
+  std::vector<keys::AlertRef> refs_;
+  bool merged_ = false;
+};
+
+// Scans an alert posting index (alerts_by_agent or alerts_by_rule) under `prefix` in
+// [since_ns, until_ns) and emits every alert key, resuming after `after_key` (an alert
+// key, or an event key with whole_event) when given.
+template <typename ScanFn>
+absl::Status ScanAlertPostings(const ScanFn& scan, const char* family, const std::string& prefix,
+                               int64_t since_ns, int64_t until_ns, bool newest_first,
+                               const std::optional<std::string>& after_key, bool whole_event,
+                               std::optional<uint32_t> only_agent, AlertPostingReader::Emit emit) {
+  KeyRange range = TimeRange(prefix, since_ns, until_ns);
+  std::optional<AlertPostingReader::After> after;
+  if (after_key.has_value()) {
+    keys::EventKeyParts at;
+    (void)keys::ParseEventKey(*after_key, &at);  // checked by ParsePosition
+    AlertPostingReader::After a;
+    a.time_ns = at.time_ns;
+    a.agent_num = at.agent_num;
+    a.ref.seq = at.seq;
+    a.ref.index = whole_event ? 0 : keycodec::DecodeUint32(after_key->data() + keys::kEventKeySize);
+    a.whole_event = whole_event;
+    after = a;
+    // The cursor's posting group (prefix | time | agent) is read whole.
+    ResumeInGroup(&range, prefix + after_key->substr(0, 12), newest_first);
+  }
+  AlertPostingReader reader(family, prefix.size(), newest_first, after, only_agent,
+                            std::move(emit));
+  bool stopped = false;
+  SIPER_RETURN_IF_ERROR(
+      scan(range, [&](std::string_view key, std::string_view value) -> absl::StatusOr<bool> {
+        SIPER_ASSIGN_OR_RETURN(bool more, reader.Add(key, value));
+        stopped = !more;
+        return more;
+      }));
+  return stopped ? absl::OkStatus() : reader.Finish();
+}
+
 }  // namespace
+
+std::vector<std::pair<std::string_view, std::string_view>> EventRecord::AlertFields(
+    size_t i) const {
+  std::vector<std::pair<std::string_view, std::string_view>> out;
+  if (i < alert_fields.size() && !alert_fields[i].empty()) {
+    out.assign(alert_fields[i].entries.begin(), alert_fields[i].entries.end());
+  } else if (i < alerts.size()) {
+    for (const auto& [name, value] : alerts[i].fields()) out.emplace_back(name, value);
+  }
+  return out;
+}
 
 Store::Impl::~Impl() {
   if (db_ == nullptr) return;
@@ -424,6 +571,9 @@ absl::Status Store::Impl::Open() {
       // version 4 reads as a run of that one seq (keys.h): again nothing to rewrite, but
       // a version 3 build would miss the seqs inside runs (stored twice) and refuse their
       // values, so it must not open the store either.
+      // Version 4 wrote one alerts_by_agent and alerts_by_rule key per alert with an empty
+      // value, which version 5 reads as an alert posting of that alert alone (keys.h):
+      // nothing to rewrite; a version 4 build would list only each posting's first alert.
       std::string now;
       keycodec::AppendUint32(&now, kSchemaVersion);
       SIPER_RETURN_IF_ERROR(
@@ -609,6 +759,14 @@ absl::StatusOr<WriteResult> Store::Impl::Write(std::string_view agent_id,
                        records[i].event.agent_id(), "' in a batch of agent '", Av(agent_id),
                        "'; nothing written"));
     }
+    const std::vector<FieldViews>& alert_fields = records[i].alert_fields;
+    for (size_t a = 0; a < alert_fields.size() && a < records[i].alerts.size(); ++a) {
+      if (!alert_fields[a].empty() && records[i].alerts[a].fields_size() > 0) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("storage: record ", i, " (seq ", records[i].event.seq(), ") alert ", a,
+                         " has fields both in its map and as views; nothing written"));
+      }
+    }
   }
   WriteResult result;
   if (records.empty()) return result;
@@ -699,6 +857,10 @@ absl::StatusOr<WriteResult> Store::Impl::Write(std::string_view agent_id,
   // (events_by_field), the seqs of its new events.
   std::vector<std::pair<int64_t, std::vector<uint64_t>>> agent_postings;
   absl::flat_hash_map<std::string, std::vector<uint64_t>> field_postings;
+  // Alert postings (schema 5): per time (alerts_by_agent), per rule | time
+  // (alerts_by_rule), the (seq, index) of this write's alerts.
+  std::vector<std::pair<int64_t, std::vector<keys::AlertRef>>> agent_alert_postings;
+  absl::flat_hash_map<std::string, std::vector<keys::AlertRef>> rule_alert_postings;
   std::string agent_bytes;
   keycodec::AppendUint32(&agent_bytes, agent_num);
   const rocksdb::Slice agent_part = AsSlice(agent_bytes);
@@ -804,15 +966,35 @@ absl::StatusOr<WriteResult> Store::Impl::Write(std::string_view agent_id,
       }
       alert_keys.append(alert_key);
       const size_t start = alert_values.size();
-      alert.AppendToString(&alert_values);
+      internal::AppendAlert(alert,
+                            a < r.alert_fields.size()
+                                ? r.alert_fields[a].entries
+                                : std::span<const std::pair<std::string_view, std::string_view>>(),
+                            &alert_values);
       alert_ends.push_back(alert_values.size());
       const std::string_view v = std::string_view(alert_values).substr(start);
       SIPER_RETURN_IF_ERROR(tag(alert_key, v, &alert_tags));
       SIPER_RETURN_IF_ERROR(put(kAlerts, alert_key, v));
-      SIPER_RETURN_IF_ERROR(put_index(kAlertsByAgent, {agent_part, alert_key}));
+      // alerts_by_agent and alerts_by_rule: one posting per time and per rule and time of
+      // this write, written below, instead of one key per alert in each.
+      const keys::AlertRef ref{e.seq(), static_cast<uint32_t>(a)};
+      if (agent_alert_postings.empty() || agent_alert_postings.back().first != t) {
+        auto it = std::find_if(agent_alert_postings.begin(), agent_alert_postings.end(),
+                               [t](const auto& p) { return p.first == t; });
+        if (it == agent_alert_postings.end()) {
+          agent_alert_postings.emplace_back(t, std::vector<keys::AlertRef>{});
+        } else {
+          std::rotate(it, it + 1, agent_alert_postings.end());
+        }
+      }
+      agent_alert_postings.back().second.push_back(ref);
       prefix.clear();
       keycodec::AppendLengthPrefixed(&prefix, alert.rule_id());
-      SIPER_RETURN_IF_ERROR(put_index(kAlertsByRule, {prefix, alert_key}));
+      prefix.append(time_bytes);
+      auto it = rule_alert_postings.find(prefix);
+      if (it == rule_alert_postings.end())
+        it = rule_alert_postings.emplace(prefix, std::vector<keys::AlertRef>{}).first;
+      it->second.push_back(ref);
     }
   }
   if (result.stored == 0) return result;
@@ -863,6 +1045,35 @@ absl::StatusOr<WriteResult> Store::Impl::Write(std::string_view agent_id,
     SIPER_RETURN_IF_ERROR(put_index(kEventsByField, {key, agent_part, seq_bytes}, posting));
     // The count key is the index key's prefix, hour | field | value.
     if (count) commit.counts[key.substr(0, key.size() - 8)] += seqs.size();
+  }
+  // The alert postings (keys.h): (seq, index) ascending, the key names the first.
+  auto encode_alerts = [&posting](std::vector<keys::AlertRef>& refs) {
+    if (!std::is_sorted(refs.begin(), refs.end())) std::sort(refs.begin(), refs.end());
+    posting.clear();
+    for (size_t k = 1; k < refs.size(); ++k)
+      keys::AppendAlertPosting(&posting, refs[k - 1], refs[k]);
+  };
+  std::string index_bytes;
+  auto first_ref = [&](const std::vector<keys::AlertRef>& refs) {
+    seq_bytes.clear();
+    keycodec::AppendUint64(&seq_bytes, refs.front().seq);
+    index_bytes.clear();
+    keycodec::AppendUint32(&index_bytes, refs.front().index);
+  };
+  for (auto& [t, refs] : agent_alert_postings) {
+    encode_alerts(refs);
+    first_ref(refs);
+    time_bytes.clear();
+    keycodec::AppendInt64(&time_bytes, t);
+    SIPER_RETURN_IF_ERROR(put_index(
+        kAlertsByAgent, {agent_part, time_bytes, agent_part, seq_bytes, index_bytes}, posting));
+  }
+  for (auto& [key, refs] : rule_alert_postings) {
+    encode_alerts(refs);
+    first_ref(refs);
+    // key = len | rule | time; the index key adds agent | seq | index.
+    SIPER_RETURN_IF_ERROR(
+        put_index(kAlertsByRule, {key, agent_part, seq_bytes, index_bytes}, posting));
   }
   SIPER_RETURN_IF_ERROR(UpdateFileInventory(agent_num, records, &commit.batch));
 
@@ -1013,41 +1224,54 @@ absl::Status Store::Impl::SearchEvents(
     const int64_t since =
         std::max(q.since_ns != 0 ? q.since_ns : std::numeric_limits<int64_t>::min(),
                  events_cutoff_ns_.load());
+    // One alert (its value when read from the alerts family itself).
+    auto on_alert = [&](std::string_view alert_key,
+                        std::optional<std::string_view> value) -> absl::StatusOr<bool> {
+      std::string_view event_key = alert_key.substr(0, keys::kEventKeySize);
+      if (event_key == last_event_key) return true;
+      if (!q.min_level.empty()) {
+        std::optional<std::string> stored;
+        if (!value.has_value()) {
+          SIPER_ASSIGN_OR_RETURN(stored, Get(kAlerts, alert_key, snapshot.get()));
+          if (!stored.has_value()) {
+            return absl::DataLossError(absl::StrCat("storage: index ", kCfNames[index],
+                                                    " points to alert ", ToHex(alert_key),
+                                                    " which is not stored"));
+          }
+          value = *stored;
+        }
+        siper::v1::Alert alert;
+        SIPER_RETURN_IF_ERROR(ParseValue(*value, kCfNames[kAlerts], alert_key, &alert));
+        // Another alert of the same event may still reach the level.
+        if (LevelRank(alert.level()) < min_rank) return true;
+      }
+      last_event_key = std::string(event_key);
+      SIPER_ASSIGN_OR_RETURN(std::optional<siper::v1::Event> e,
+                             ReadEventMayMatch(event_key, snapshot.get(), kCfNames[index], q));
+      return !e.has_value() || offer(*e);
+    };
+    if (index != kAlerts) {
+      // Postings (keys.h); the cursor is an event: resume past all of its alerts.
+      return ScanAlertPostings(
+          [&](const KeyRange& range, const auto& visit) {
+            return Scan(index, range, q.newest_first, snapshot.get(), visit);
+          },
+          kCfNames[index], prefix, since, q.until_ns, q.newest_first, cursor,
+          /*whole_event=*/true, agent_num,
+          [&](std::string_view alert_key) { return on_alert(alert_key, std::nullopt); });
+    }
     KeyRange range = TimeRange(prefix, since, q.until_ns);
     if (cursor.has_value()) ResumeAfter(&range, prefix + *cursor, q.newest_first);
-    return Scan(
-        index, range, q.newest_first, snapshot.get(),
-        [&](std::string_view key, std::string_view value) -> absl::StatusOr<bool> {
-          std::string_view alert_key = key.substr(std::min(prefix.size(), key.size()));
-          keys::EventKeyParts parts;
-          if (alert_key.size() != keys::kAlertKeySize || !keys::ParseEventKey(alert_key, &parts)) {
-            return absl::DataLossError(
-                absl::StrCat("storage: malformed key in ", kCfNames[index], ": ", ToHex(key)));
-          }
-          if (agent_num.has_value() && parts.agent_num != *agent_num) return true;
-          std::string_view event_key = alert_key.substr(0, keys::kEventKeySize);
-          if (event_key == last_event_key) return true;
-          if (!q.min_level.empty()) {
-            std::optional<std::string> stored;
-            if (index != kAlerts) {
-              SIPER_ASSIGN_OR_RETURN(stored, Get(kAlerts, alert_key, snapshot.get()));
-              if (!stored.has_value()) {
-                return absl::DataLossError(absl::StrCat("storage: index ", kCfNames[index],
-                                                        " points to alert ", ToHex(alert_key),
-                                                        " which is not stored"));
-              }
-              value = *stored;
-            }
-            siper::v1::Alert alert;
-            SIPER_RETURN_IF_ERROR(ParseValue(value, kCfNames[kAlerts], alert_key, &alert));
-            // Another alert of the same event may still reach the level.
-            if (LevelRank(alert.level()) < min_rank) return true;
-          }
-          last_event_key = std::string(event_key);
-          SIPER_ASSIGN_OR_RETURN(std::optional<siper::v1::Event> e,
-                                 ReadEventMayMatch(event_key, snapshot.get(), kCfNames[index], q));
-          return !e.has_value() || offer(*e);
-        });
+    return Scan(index, range, q.newest_first, snapshot.get(),
+                [&](std::string_view key, std::string_view value) -> absl::StatusOr<bool> {
+                  keys::EventKeyParts parts;
+                  if (key.size() != keys::kAlertKeySize || !keys::ParseEventKey(key, &parts)) {
+                    return absl::DataLossError(absl::StrCat("storage: malformed key in ",
+                                                            kCfNames[index], ": ", ToHex(key)));
+                  }
+                  if (agent_num.has_value() && parts.agent_num != *agent_num) return true;
+                  return on_alert(key, value);
+                });
   }
 
   if (auto indexed = IndexedFilter(q); indexed.has_value()) {
@@ -1435,35 +1659,28 @@ absl::Status Store::Impl::ListAlerts(
     if (!q.min_level.empty() && LevelRank(a.level()) < min_rank) return true;
     return emitter.Emit(sink, a);
   };
-  // Follows an index entry whose key ends in the alert key.
-  auto follow = [&](std::string_view index, size_t prefix_size) {
-    return [&, index, prefix_size](std::string_view key, std::string_view) -> absl::StatusOr<bool> {
-      std::string_view alert_key = key.substr(std::min(prefix_size, key.size()));
-      keys::EventKeyParts parts;
-      if (alert_key.size() != keys::kAlertKeySize || !keys::ParseEventKey(alert_key, &parts)) {
-        return absl::DataLossError(
-            absl::StrCat("storage: malformed key in ", Av(index), ": ", ToHex(key)));
-      }
-      if (agent_num.has_value() && parts.agent_num != *agent_num) return true;
-      SIPER_ASSIGN_OR_RETURN(std::optional<std::string> v, Get(kAlerts, alert_key, snapshot.get()));
-      if (!v.has_value()) {
-        return absl::DataLossError(absl::StrCat("storage: index ", Av(index), " points to alert ",
-                                                ToHex(alert_key), " which is not stored"));
-      }
-      return offer(alert_key, *v);
-    };
+  // Follows an index posting (keys.h) to its alerts.
+  auto follow = [&](internal::Cf index, const std::string& prefix) {
+    return ScanAlertPostings(
+        [&](const KeyRange& range, const auto& visit) {
+          return Scan(index, range, q.newest_first, snapshot.get(), visit);
+        },
+        kCfNames[index], prefix, q.since_ns, q.until_ns, q.newest_first, after,
+        /*whole_event=*/false, agent_num,
+        [&](std::string_view alert_key) -> absl::StatusOr<bool> {
+          SIPER_ASSIGN_OR_RETURN(std::optional<std::string> v,
+                                 Get(kAlerts, alert_key, snapshot.get()));
+          if (!v.has_value()) {
+            return absl::DataLossError(absl::StrCat("storage: index ", kCfNames[index],
+                                                    " points to alert ", ToHex(alert_key),
+                                                    " which is not stored"));
+          }
+          return offer(alert_key, *v);
+        });
   };
 
-  if (!q.rule_id.empty()) {
-    const std::string prefix = keys::RulePrefix(q.rule_id);
-    return Scan(kAlertsByRule, range_of(prefix), q.newest_first, snapshot.get(),
-                follow("alerts_by_rule", prefix.size()));
-  }
-  if (agent_num.has_value()) {
-    const std::string prefix = keys::AgentPrefix(*agent_num);
-    return Scan(kAlertsByAgent, range_of(prefix), q.newest_first, snapshot.get(),
-                follow("alerts_by_agent", prefix.size()));
-  }
+  if (!q.rule_id.empty()) return follow(kAlertsByRule, keys::RulePrefix(q.rule_id));
+  if (agent_num.has_value()) return follow(kAlertsByAgent, keys::AgentPrefix(*agent_num));
   return Scan(kAlerts, range_of(""), q.newest_first, snapshot.get(), offer);
 }
 

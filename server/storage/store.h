@@ -60,6 +60,13 @@ struct EventRecord {
   // stored exactly as if they were in event.fields, in this order.
   FieldViews fields;
   std::vector<siper::v1::Alert> alerts;
+  // The fields of alerts[i] when given as views (ingest: the detection's snapshot of the
+  // event's fields; alerts[i].fields() must then be empty): stored exactly as if they were
+  // in alerts[i].fields, in this order, without a protobuf map being built. An alert
+  // without an entry here (or with empty views) is stored with its own map.
+  std::vector<FieldViews> alert_fields;
+  // The fields of alerts[i], from wherever they are (views or the alert's map).
+  std::vector<std::pair<std::string_view, std::string_view>> AlertFields(size_t i) const;
   // Set by Store::Write: true when (agent_id, seq) was already stored (by an
   // earlier batch or earlier in the same batch); nothing of it was written.
   bool duplicate = false;
@@ -220,7 +227,11 @@ class Store {
   // 4: event_seq keys name runs of consecutive seqs (agent | first seq -> time | last
   // seq) instead of one seq each; a version 3 entry (8-byte time) is a run of its one
   // seq, so again the upgrade only writes the version.
-  static constexpr uint32_t kSchemaVersion = 4;
+  // 5: alerts_by_agent and alerts_by_rule keys name alert postings, one key per write's
+  // time (and rule) whose value lists the further alerts (an older build would read only
+  // each key's first alert); a version 4 entry (empty value) is a posting of its one
+  // alert, so the upgrade only writes the version.
+  static constexpr uint32_t kSchemaVersion = 5;
 
   // Opens (creating if missing) the store in `dir`.
   static absl::StatusOr<std::unique_ptr<Store>> Open(const std::filesystem::path& dir,

@@ -57,6 +57,24 @@ class IngestFimTest : public ::testing::Test {
     return std::map<std::string, std::string>((*e)->fields().begin(), (*e)->fields().end());
   }
 
+  // The fields of the record's alert `i` as stored (read back with GetAlert), which must
+  // be the fields the stored hook (the incident book) sees.
+  std::map<std::string, std::string> StoredAlertFields(const storage::EventRecord& record,
+                                                       size_t i) {
+    std::map<std::string, std::string> hook;
+    for (const auto& [name, value] : record.AlertFields(i)) hook.emplace(name, value);
+    auto a = store_->GetAlert(record.alerts.at(i).id());
+    EXPECT_TRUE(a.ok()) << a.status();
+    if (!a.ok() || !a->has_value()) {
+      ADD_FAILURE() << "alert " << record.alerts.at(i).id() << " not stored";
+      return {};
+    }
+    EXPECT_EQ((*a)->rule_id(), record.alerts[i].rule_id());
+    std::map<std::string, std::string> stored((*a)->fields().begin(), (*a)->fields().end());
+    EXPECT_EQ(stored, hook) << "what the hook sees is what was stored";
+    return stored;
+  }
+
   // Submits `batch` as `agent` and waits until it is stored; returns the stored records.
   std::vector<storage::EventRecord> Ingest(IngestPipeline& pipeline, const std::string& agent,
                                            siper::v1::EventBatch batch) {
@@ -129,7 +147,7 @@ TEST_F(IngestFimTest, FimEventsRaiseTheDefaultRulesButNotOnBaseline) {
   ASSERT_EQ(modified.alerts.size(), 1u);
   EXPECT_EQ(modified.alerts[0].title(), kSudoersChanged);
   EXPECT_EQ(modified.alerts[0].level(), "high");
-  EXPECT_EQ(modified.alerts[0].fields().at("file.path"), "/etc/sudoers");
+  EXPECT_EQ(StoredAlertFields(modified, 0).at("file.path"), "/etc/sudoers");
   EXPECT_EQ(StoredFields(modified).at("event.action"), "modified");
   EXPECT_EQ(StoredFields(modified).at("file.name"), "sudoers");
   EXPECT_EQ(StoredFields(modified).at("file.owner"), "root");
@@ -137,7 +155,7 @@ TEST_F(IngestFimTest, FimEventsRaiseTheDefaultRulesButNotOnBaseline) {
   const auto& eicar = stored[2];
   ASSERT_EQ(eicar.alerts.size(), 1u);
   EXPECT_EQ(eicar.alerts[0].title(), kMalwareTest);
-  EXPECT_EQ(eicar.alerts[0].fields().at("file.hash.sha256"), kEicar);
+  EXPECT_EQ(StoredAlertFields(eicar, 0).at("file.hash.sha256"), kEicar);
   EXPECT_EQ(StoredFields(eicar).at("event.action"), "added");
 }
 
@@ -210,9 +228,8 @@ TEST_F(IngestFimTest, LogLinesStoreEveryDecodedField) {
     ASSERT_TRUE(detections.ok()) << detections.status();
     EXPECT_EQ(StoredFields(stored[i]), want) << lines[i];
     ASSERT_EQ(stored[i].alerts.size(), detections->size()) << lines[i];
-    for (const siper::v1::Alert& a : stored[i].alerts) {
-      const std::map<std::string, std::string> alert_fields(a.fields().begin(), a.fields().end());
-      EXPECT_EQ(alert_fields, want);
+    for (size_t k = 0; k < stored[i].alerts.size(); ++k) {
+      EXPECT_EQ(StoredAlertFields(stored[i], k), want);
     }
   }
   EXPECT_EQ(StoredFields(stored[0]).at("source.ip"), "52.80.34.196");
@@ -243,9 +260,14 @@ TEST_F(IngestFimTest, InvalidUtf8IsReplacedInFieldsAndTheLineIsKept) {
   *batch.add_events() = LogEvent(1, invalid);
   *batch.add_events() = LogEvent(2, valid_non_ascii);
   *batch.add_events() = LogEvent(3, "<38>Dec 10 07:07:40 gw1 sshd[1]: hello", "192.0.2.9:514");
+  // Invalid bytes in a line that raises alerts: the alerts' stored fields are valid too.
+  const std::string invalid_alerting =
+      "Jun 14 15:16:01 combo sshd(pam_unix)[19939]: authentication failure; logname= uid=0 "
+      "euid=0 tty=NODEVssh ruser=b\xff\xfe rhost=218.188.2.4 user=r\xffot";
+  *batch.add_events() = LogEvent(4, invalid_alerting);
   std::vector<storage::EventRecord> stored = Ingest(pipeline, "pc-17", std::move(batch));
   pipeline.Stop();
-  ASSERT_EQ(stored.size(), 3u);
+  ASSERT_EQ(stored.size(), 4u);
 
   const std::map<std::string, std::string> bad = StoredFields(stored[0]);
   ASSERT_TRUE(bad.contains("message")) << Dump(bad);
@@ -253,8 +275,21 @@ TEST_F(IngestFimTest, InvalidUtf8IsReplacedInFieldsAndTheLineIsKept) {
             "Failed password for invalid user b\xEF\xBF\xBD\xEF\xBF\xBD"
             "d from 52.80.34.196 port 36060 ssh2");
   for (const auto& [name, value] : bad) EXPECT_TRUE(IsValidUtf8(name) && IsValidUtf8(value));
-  for (const siper::v1::Alert& a : stored[0].alerts) {
-    for (const auto& [name, value] : a.fields()) EXPECT_TRUE(IsValidUtf8(value)) << name;
+  for (size_t k = 0; k < stored[0].alerts.size(); ++k) {
+    EXPECT_EQ(StoredAlertFields(stored[0], k), bad);
+  }
+  const std::map<std::string, std::string> bad_alerting = StoredFields(stored[3]);
+  ASSERT_TRUE(bad_alerting.contains("message")) << Dump(bad_alerting);
+  EXPECT_NE(bad_alerting.at("message").find("ruser=b\xEF\xBF\xBD\xEF\xBF\xBD rhost"),
+            std::string::npos)
+      << bad_alerting.at("message");
+  ASSERT_FALSE(stored[3].alerts.empty()) << "the line must raise an alert for this test";
+  for (size_t k = 0; k < stored[3].alerts.size(); ++k) {
+    const std::map<std::string, std::string> alert_fields = StoredAlertFields(stored[3], k);
+    EXPECT_EQ(alert_fields, bad_alerting);
+    for (const auto& [name, value] : alert_fields) {
+      EXPECT_TRUE(IsValidUtf8(name) && IsValidUtf8(value)) << name;
+    }
   }
   auto raw = store_->GetEvent("pc-17", 1);
   ASSERT_TRUE(raw.ok() && raw->has_value());

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <limits>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -122,6 +123,89 @@ TEST(EventCodecTest, ViewsWriteProtobufsBytes) {
   file.set_seq(1);
   file.mutable_file()->set_path("/etc/passwd");
   ExpectViewsAsProtobuf(file, {{"file.path", "/etc/passwd"}, {"event.action", "modified"}});
+}
+
+// AppendAlert: protobuf's bytes for the alert with these entries in its map, in the
+// order given. The map (field 8) lies between the other fields, and protobuf writes by
+// field number, so the expected bytes are the alert's fields 1..7, each entry's own
+// serialization, then fields 9..12, each part serialized by protobuf.
+void ExpectAlertAsProtobuf(const siper::v1::Alert& a,
+                           const std::vector<std::pair<std::string, std::string>>& fields) {
+  ASSERT_TRUE(a.fields().empty());
+  siper::v1::Alert head = a;
+  head.clear_tags();
+  head.clear_source();
+  head.clear_line();
+  head.clear_count();
+  siper::v1::Alert tail;
+  *tail.mutable_tags() = a.tags();
+  tail.set_source(a.source());
+  tail.set_line(a.line());
+  tail.set_count(a.count());
+  std::string want = head.SerializeAsString();
+  siper::v1::Alert all = a;
+  std::vector<std::pair<std::string_view, std::string_view>> views;
+  for (const auto& [k, v] : fields) {
+    siper::v1::Alert one;
+    (*one.mutable_fields())[k] = v;
+    want += one.SerializeAsString();
+    (*all.mutable_fields())[k] = v;
+    views.emplace_back(k, v);
+  }
+  want += tail.SerializeAsString();
+  std::string got = "kept before";
+  AppendAlert(a, views, &got);
+  EXPECT_EQ(got, "kept before" + want);
+  siper::v1::Alert back;
+  ASSERT_TRUE(back.ParseFromString(got.substr(11)));
+  EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(back, all));
+  // In the map's own order it is exactly what protobuf writes for the whole alert.
+  std::vector<std::pair<std::string_view, std::string_view>> in_map_order(all.fields().begin(),
+                                                                          all.fields().end());
+  got.clear();
+  AppendAlert(fields.empty() ? all : a, in_map_order, &got);
+  EXPECT_EQ(got, all.SerializeAsString());
+}
+
+TEST(EventCodecTest, AlertViewsWriteProtobufsBytes) {
+  siper::v1::Alert a;
+  ExpectAlertAsProtobuf(a, {});  // empty: no bytes at all
+  ExpectAlertAsProtobuf(a, {{"source.ip", "192.0.2.7"}});
+  a.set_rule_id("ssh_failed_password");
+  a.set_title("SSH failed password");
+  a.set_level("medium");
+  ExpectAlertAsProtobuf(a, {{"source.ip", "192.0.2.7"}, {"user.name", "root"}});
+  a.set_id(std::string(48, 'f'));
+  a.set_agent_id("agent-7");
+  a.set_seq(123456789012);
+  a.set_time_ns(1'764'000'000'000'000'000);
+  a.add_tags("attack.credential_access");
+  a.add_tags("");  // an empty element is written
+  a.add_tags(std::string(300, 't'));
+  a.set_source("/var/log/auth.log");
+  a.set_line(std::string("Failed password\xff\x00 for root", 30));
+  a.set_count(7);
+  ExpectAlertAsProtobuf(a, {{"source.ip", "192.0.2.7"},
+                            {"user.name", "r\xc3\xb6t"},
+                            {"", ""},
+                            {"empty", ""},
+                            {"long.127", std::string(127, 'a')},
+                            {"long.128", std::string(128, 'b')},
+                            {"long.entry", std::string(120, 'c')},
+                            {"huge", std::string(20'000, 'd')},
+                            {std::string(200, 'k'), "long key"},
+                            {"a.first.after.the.rest", "order as given"}});
+  a.set_time_ns(-5);  // a negative int64: ten bytes
+  a.set_seq(1);
+  a.set_count(std::numeric_limits<uint32_t>::max());
+  a.clear_id();
+  ExpectAlertAsProtobuf(a, {{"file.path", "/etc/passwd"}});
+  // Without views: protobuf's own serialization, appended.
+  siper::v1::Alert with_map = a;
+  (*with_map.mutable_fields())["k"] = "v";
+  std::string got = "x";
+  AppendAlert(with_map, {}, &got);
+  EXPECT_EQ(got, "x" + with_map.SerializeAsString());
 }
 
 }  // namespace
