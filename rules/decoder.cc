@@ -1,6 +1,7 @@
 #include "rules/decoder.h"
 
 #include <algorithm>
+#include <bit>
 #include <cctype>
 #include <charconv>
 #include <cstdio>
@@ -592,6 +593,31 @@ bool IsAuthProgram(std::string_view app) {
 
 }  // namespace
 
+namespace {
+
+// The index of the first ':' or ' ' in s (s.size() when none), eight bytes at a
+// time (a byte loop was ≈10 instructions a byte of every syslog tag): a byte
+// equal to c is a zero byte of w ^ c, and the lowest bit the classic zero-byte
+// test sets is exact (its false positives lie only above a true zero byte).
+size_t ColonOrSpace(std::string_view s) {
+  constexpr uint64_t kOnes = 0x0101010101010101ULL;
+  constexpr uint64_t kHigh = 0x8080808080808080ULL;
+  size_t i = 0;
+  for (; i + 8 <= s.size(); i += 8) {
+    uint64_t w;
+    std::memcpy(&w, s.data() + i, 8);
+    const uint64_t colon = w ^ (kOnes * ':');
+    const uint64_t space = w ^ (kOnes * ' ');
+    const uint64_t found =
+        (((colon - kOnes) & ~colon) | ((space - kOnes) & ~space)) & kHigh;
+    if (found != 0) return i + static_cast<size_t>(std::countr_zero(found)) / 8;
+  }
+  while (i < s.size() && s[i] != ':' && s[i] != ' ') ++i;
+  return i;
+}
+
+}  // namespace
+
 bool DecodeSyslog(std::string_view line, Event* ev) {
   std::string_view s = line;
   int pri = -1;
@@ -707,8 +733,7 @@ bool DecodeSyslog(std::string_view line, Event* ev) {
     if (have_time) SetTime(ev, t);
     host = NextToken(&s);
     // TAG: program, program[pid], program(module)[pid], program(module); ends at ':'.
-    size_t tag_end = 0;
-    while (tag_end < s.size() && s[tag_end] != ':' && s[tag_end] != ' ') ++tag_end;
+    const size_t tag_end = ColonOrSpace(s);
     std::string_view tag = s.substr(0, tag_end);
     if (tag_end < s.size() && s[tag_end] == ':') {
       s.remove_prefix(tag_end + 1);
