@@ -104,8 +104,75 @@ FieldMap EventFields::ToMap() const {
   return out;
 }
 
+// Each view lies in one of three places: the borrowed line (BorrowFrom; most
+// values are slices of it), this object's arena (Store), or static storage
+// (string literals given to insert_or_assign_static, which never copies them).
+// The borrowed line and the used part of the arena are each copied in one
+// piece and the views re-pointed into the copies; literals stay views. (It was
+// a memcpy call per name and per value: ≈1.1k instructions a snapshot, and the
+// server takes one of every event.) Stale arena bytes (values overwritten
+// since clear()) come along; an event whose text spans several arena blocks
+// (rare: more than 4 KiB of copied text) is copied view by view instead.
 DetectionFields EventFields::Snapshot() const {
-  return DetectionFields(std::span<const value_type>(begin(), end()));
+  if (size_ == 0) return {};
+  static_assert(alignof(value_type) <= alignof(uint64_t));
+  const size_t head = size_ * sizeof(value_type);
+  const size_t line_bytes = borrow_end_ - borrow_begin_;
+  const bool one_block = block_ == 0;
+  size_t arena_bytes = 0;
+  if (one_block) {
+    arena_bytes = blocks_.empty() ? 0 : used_;
+  } else {
+    for (size_t i = 0; i < size_; ++i) {
+      for (std::string_view s : {entries_[i].first, entries_[i].second}) {
+        if (!s.empty() && !IsBorrowed(s) && InArena(s.data())) arena_bytes += s.size();
+      }
+    }
+  }
+  std::shared_ptr<uint64_t[]> buffer =
+      std::make_shared_for_overwrite<uint64_t[]>((head + line_bytes + arena_bytes + 7) / 8);
+  char* const base = reinterpret_cast<char*>(buffer.get());
+  char* const line = base + head;
+  char* const arena = line + line_bytes;
+  if (line_bytes > 0) std::memcpy(line, reinterpret_cast<const char*>(borrow_begin_), line_bytes);
+  const uintptr_t arena_begin =
+      blocks_.empty() ? 0 : reinterpret_cast<uintptr_t>(blocks_[0].data.get());
+  if (one_block && arena_bytes > 0) {
+    std::memcpy(arena, reinterpret_cast<const char*>(arena_begin), arena_bytes);
+  }
+  char* out = arena;  // several blocks: the next free byte of the copy
+  auto place = [&](std::string_view s) -> std::string_view {
+    if (s.empty()) return {};
+    const uintptr_t p = reinterpret_cast<uintptr_t>(s.data());
+    if (p >= borrow_begin_ && p + s.size() <= borrow_end_) {
+      return {line + (p - borrow_begin_), s.size()};
+    }
+    if (one_block) {
+      if (p >= arena_begin && p < arena_begin + arena_bytes) {
+        return {arena + (p - arena_begin), s.size()};
+      }
+      return s;  // a literal
+    }
+    if (!InArena(s.data())) return s;
+    Copy(out, s.data(), s.size());
+    out += s.size();
+    return {out - s.size(), s.size()};
+  };
+  for (size_t i = 0; i < size_; ++i) {
+    const std::string_view k = place(entries_[i].first);
+    const std::string_view v = place(entries_[i].second);
+    new (base + i * sizeof(value_type)) value_type(k, v);
+  }
+  return DetectionFields(std::move(buffer), size_);
+}
+
+bool EventFields::InArena(const char* s) const {
+  const uintptr_t p = reinterpret_cast<uintptr_t>(s);
+  for (size_t b = 0; b <= block_ && b < blocks_.size(); ++b) {
+    const uintptr_t begin = reinterpret_cast<uintptr_t>(blocks_[b].data.get());
+    if (p >= begin && p < begin + blocks_[b].size) return true;
+  }
+  return false;
 }
 
 void EventFields::Reindex(size_t slots) {

@@ -66,7 +66,8 @@ class EventFields {
   // The same for a name with static storage duration (a string literal) whose
   // hash the caller computed at compile time (`hash` == Hash(key)): the name is
   // neither hashed nor copied into the arena; nor is the value when
-  // `static_value` says it has static storage duration too.
+  // `static_value` says it has static storage duration too. Snapshot() keeps
+  // such names and values as views too, so they must outlive every snapshot.
   void insert_or_assign_static(std::string_view key, uint64_t hash, std::string_view value,
                                bool static_value = false) {
     Put(key, hash, value, /*copy_key=*/false, /*copy_value=*/!static_value);
@@ -210,6 +211,8 @@ class EventFields {
     return StoreSlow(s);
   }
   std::string_view StoreSlow(std::string_view s);
+  // Whether `s` points into blocks_[0..block_] (text Store() copied).
+  bool InArena(const char* s) const;
   // memcpy for n > 0, without a call for the short names and values that are
   // nearly all of them (two overlapping loads and stores).
   static void Copy(char* dst, const char* src, size_t n) {
