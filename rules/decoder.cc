@@ -394,14 +394,40 @@ int GuessYear(int month, int day) {
   thread_local int64_t checked_at = 0;
   thread_local int year = 1970;
   thread_local int64_t today = 0;
+  thread_local int last_month = 0, last_day = 0, last_guess = 0;  // the last answer
   const int64_t now = absl::ToUnixSeconds(absl::Now());
   if (now - checked_at > 60 || now < checked_at) {
     absl::CivilSecond c = absl::ToCivilSecond(absl::FromUnixSeconds(now), absl::UTCTimeZone());
     year = static_cast<int>(c.year());
     today = DaysFromCivil(year, c.month(), c.day());
     checked_at = now;
+    last_month = 0;
   }
-  return DaysFromCivil(year, month, day) > today + 2 ? year - 1 : year;
+  if (month != last_month || day != last_day) {
+    last_month = month;
+    last_day = day;
+    last_guess = DaysFromCivil(year, month, day) > today + 2 ? year - 1 : year;
+  }
+  return last_guess;
+}
+
+// Days since 1970-01-01 of a syslog date, the year guessed (GuessYear) when
+// 0. Consecutive lines mostly share their date, so the last answer is kept
+// per thread, keyed by the date and the guess's year and today (which change
+// when GuessYear re-reads the clock): two DaysFromCivil a line were ≈70
+// instructions.
+int64_t SyslogDays(int year, int month, int day) {
+  struct Last {
+    int year = -1, month = 0, day = 0, guessed_year = 0;
+    int64_t days = 0;
+  };
+  thread_local Last last;
+  const int y = year != 0 ? year : GuessYear(month, day);
+  if (year == last.year && month == last.month && day == last.day && y == last.guessed_year) {
+    return last.days;
+  }
+  last = {year, month, day, y, DaysFromCivil(y, month, day)};
+  return last.days;
 }
 
 struct UtcCivil {
@@ -794,8 +820,7 @@ bool DecodeSyslog(std::string_view line, Event* ev) {
       }
       if (s.empty() || s[0] != ' ') return false;
       s.remove_prefix(1);
-      if (year == 0) year = GuessYear(month, day);
-      SetUnixTime(ev, DaysFromCivil(year, month, day) * 86400 + h * 3600 + mi * 60 + sec, frac_ns);
+      SetUnixTime(ev, SyslogDays(year, month, day) * 86400 + h * 3600 + mi * 60 + sec, frac_ns);
     }
     if (have_time) SetTime(ev, t);
     host = NextToken(&s);
