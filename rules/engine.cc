@@ -1216,7 +1216,18 @@ class MatcherState {
   bool Bit(uint32_t atom) const { return (bits_[atom >> 6] >> (atom & 63)) & 1; }
   bool EvalPredicate(const CompiledRule& r, uint32_t pi) const;
   bool Eval(const CompiledRule& r) const {
-    return RunCondition(r.program, [&](uint32_t pi) { return EvalPredicate(r, pi); });
+    return RunCondition(r.program, [&](uint32_t pi) {
+      // A string predicate (the only kind with atoms; nearly all) inline: a
+      // call and EvalPredicate's switch per predicate were ≈0.15k a line in (a).
+      const std::vector<uint32_t>& atoms = r.pred_atoms[pi];
+      if (!atoms.empty()) {
+        for (uint32_t atom : atoms) {
+          if (Bit(atom)) return true;
+        }
+        return false;
+      }
+      return EvalPredicate(r, pi);
+    });
   }
 
   const RuleSetImpl* rs_;
