@@ -610,7 +610,7 @@ size_t PamModulePrefix(std::string_view m) {
   if (json.time_unix_ns != 0) ev->time_unix_ns = json.time_unix_ns;
 }
 
-void DecodeProgramMessage(std::string_view program, std::string_view module, std::string_view msg,
+[[gnu::always_inline]] inline void DecodeProgramMessage(std::string_view program, std::string_view module, std::string_view msg,
                           Event* ev) {
   if (!module.empty() && strutil::StartsWith(module, "pam")) {
     // "sshd(pam_unix)[1]: authentication failure; ..."
