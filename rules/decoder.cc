@@ -610,8 +610,9 @@ size_t PamModulePrefix(std::string_view m) {
   if (json.time_unix_ns != 0) ev->time_unix_ns = json.time_unix_ns;
 }
 
-[[gnu::always_inline]] inline void DecodeProgramMessage(std::string_view program, std::string_view module, std::string_view msg,
-                          Event* ev) {
+[[gnu::always_inline]] inline void DecodeProgramMessage(std::string_view program,
+                                                        std::string_view module,
+                                                        std::string_view msg, Event* ev) {
   if (!module.empty() && strutil::StartsWith(module, "pam")) {
     // "sshd(pam_unix)[1]: authentication failure; ..."
     DecodePam(program, msg, ev);
@@ -719,8 +720,7 @@ size_t ColonOrSpace(std::string_view s) {
     std::memcpy(&w, s.data() + i, 8);
     const uint64_t colon = w ^ (kOnes * ':');
     const uint64_t space = w ^ (kOnes * ' ');
-    const uint64_t found =
-        (((colon - kOnes) & ~colon) | ((space - kOnes) & ~space)) & kHigh;
+    const uint64_t found = (((colon - kOnes) & ~colon) | ((space - kOnes) & ~space)) & kHigh;
     if (found != 0) return i + static_cast<size_t>(std::countr_zero(found)) / 8;
   }
   while (i < s.size() && s[i] != ':' && s[i] != ' ') ++i;
