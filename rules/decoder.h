@@ -66,7 +66,8 @@ class EventFields {
   // The same for a name with static storage duration (a string literal) whose
   // hash the caller computed at compile time (`hash` == Hash(key)): the name is
   // neither hashed nor copied into the arena; nor is the value when
-  // `static_value` says it has static storage duration too.
+  // `static_value` says it has static storage duration too. Snapshot() keeps
+  // such names and values as views too, so they must outlive every snapshot.
   void insert_or_assign_static(std::string_view key, uint64_t hash, std::string_view value,
                                bool static_value = false) {
     Put(key, hash, value, /*copy_key=*/false, /*copy_value=*/!static_value);
@@ -210,6 +211,8 @@ class EventFields {
     return StoreSlow(s);
   }
   std::string_view StoreSlow(std::string_view s);
+  // Whether `s` points into blocks_[0..block_] (text Store() copied).
+  bool InArena(const char* s) const;
   // memcpy for n > 0, without a call for the short names and values that are
   // nearly all of them (two overlapping loads and stores).
   static void Copy(char* dst, const char* src, size_t n) {
@@ -332,28 +335,41 @@ class LogSourceList {
     if (owned_used_ == owned_.size()) owned_.emplace_back();
     std::string& o = owned_[owned_used_++];
     o.assign(s.data(), s.size());
+    MarkOther();
     items_.emplace_back(o);
   }
   // Adds `s` as a view, not copied, unless present: the caller keeps the text
   // alive and unchanged until clear() (a program name in a line the Matcher
   // borrows, Event::borrow_line).
   void AddView(std::string_view s) {
-    if (!contains(s)) items_.push_back(s);
+    if (contains(s)) return;
+    MarkOther();
+    items_.push_back(s);
   }
   // Adds a literal (kept as a view) unless present.
   void AddLiteral(Literal s) {
     if (!contains(s.text)) items_.push_back(s.text);
   }
+  // Whether the i-th name was added by AddLiteral (a view of a string literal,
+  // valid for ever; the matcher's route cache recognises it by its address).
+  bool IsLiteral(size_t i) const { return i < 64 && ((others_ >> i) & 1) == 0; }
   void clear() {
     items_.clear();
     owned_used_ = 0;
+    others_ = 0;
   }
   std::vector<std::string> ToVector() const { return {begin(), end()}; }
 
  private:
   std::vector<std::string_view> items_;
   std::deque<std::string> owned_;  // the first owned_used_ back copied names
+  // Marks the next item as not a literal (Add, AddView; the rarer calls).
+  void MarkOther() {
+    if (items_.size() < 64) others_ |= uint64_t{1} << items_.size();
+  }
+
   size_t owned_used_ = 0;
+  uint64_t others_ = 0;  // bit i: items_[i] did not come from AddLiteral
 };
 
 struct Event {

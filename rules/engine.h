@@ -36,7 +36,9 @@ using FieldMap = std::map<std::string, std::string>;
 // sorted map of strings.
 // One allocation holds the entries and all names and values back to back
 // (it was a vector of std::string pairs: ≈2.4k instructions per alerting
-// event in the default rule set, now a few hundred).
+// event in the default rule set, now a few hundred). Names and values that
+// are string literals (the names decoders set with
+// EventFields::insert_or_assign_static) are views of the literals, not copies.
 class DetectionFields {
  public:
   using value_type = std::pair<std::string_view, std::string_view>;
@@ -63,6 +65,9 @@ class DetectionFields {
   std::shared_ptr<const void> storage() const { return buffer_; }
 
  private:
+  friend class EventFields;  // EventFields::Snapshot() fills the buffer itself
+  DetectionFields(std::shared_ptr<const uint64_t[]> buffer, size_t size)
+      : buffer_(std::move(buffer)), size_(size) {}
   const value_type* entries() const {
     return buffer_ == nullptr ? nullptr
                               : std::launder(reinterpret_cast<const value_type*>(buffer_.get()));

@@ -114,11 +114,29 @@ class ExactTable {
     std::memcpy(&w, p, 8);
     return w;
   }
+  // The first and the last four of n (4 to 8) bytes at p, as one word.
+  static uint64_t Load4Pair(const char* p, size_t n) {
+    uint32_t lo, hi;
+    std::memcpy(&lo, p, 4);
+    std::memcpy(&hi, p + n - 4, 4);
+    return (uint64_t{hi} << 32) | lo;
+  }
   bool KeyEquals(const Entry& e, std::string_view v) const {
     const char* k = keys_.data() + e.key_begin;
     if (!caseless_) return std::memcmp(k, v.data(), v.size()) == 0;
-    for (size_t i = 0; i < v.size(); ++i) {
-      const char c = v[i];
+    // Eight bytes at a time, the value lower-cased as in Hash<true> (the byte
+    // loop was ≈10 instructions a byte on every hit of a caseless table).
+    const char* p = v.data();
+    size_t n = v.size();
+    if (n >= 8) {
+      for (; n > 8; p += 8, k += 8, n -= 8) {
+        if (LowerWord(Load8(p)) != Load8(k)) return false;
+      }
+      return LowerWord(Load8(p + n - 8)) == Load8(k + n - 8);  // the last eight, overlapping
+    }
+    if (n >= 4) return LowerWord(Load4Pair(p, n)) == Load4Pair(k, n);
+    for (size_t i = 0; i < n; ++i) {
+      const char c = p[i];
       if (k[i] != ((c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c)) return false;
     }
     return true;

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <random>
 
 #include "absl/strings/str_cat.h"
@@ -1342,6 +1343,52 @@ TEST(EventFieldsTest, MovedFromIsEmptyAndUsable) {
   g.insert_or_assign("old", "y");
   EXPECT_EQ(g.at("old"), "y");
   EXPECT_EQ(h.size(), 40u);
+}
+
+// Snapshot() copies the borrowed line and the arena in one piece each and keeps
+// literal names as views: every name and value reads back the same after the
+// line, the fields and the event are gone, in order, on one block and on several.
+TEST(EventFieldsTest, SnapshotOwnsBorrowedAndCopiedText) {
+  for (const size_t copied : {size_t{0}, size_t{10}, size_t{3000}, size_t{9000}}) {
+    SCOPED_TRACE(copied);
+    auto line = std::make_unique<std::string>(
+        "Dec 10 07:07:38 LabSZ sshd[24206]: Failed password for root from 183.62.140.253 port "
+        "34 ssh2");
+    Event ev;
+    ev.borrow_line = true;
+    ASSERT_TRUE(DecodeLine(*line, "/var/log/auth.log", InputFormat::kAuto, &ev).ok());
+    // Text that is neither in the line nor a literal: copied into the arena (several
+    // blocks of 4 KiB once more than a block is copied).
+    std::vector<std::pair<std::string, std::string>> extra;
+    for (size_t done = 0, i = 0; done < copied; ++i) {
+      std::string value(std::min<size_t>(700, copied - done), static_cast<char>('a' + i % 26));
+      done += value.size();
+      extra.emplace_back("extra." + std::to_string(i), std::move(value));
+    }
+    for (const auto& [k, v] : extra) ev.fields.insert_or_assign(k, v);
+    ev.fields.insert_or_assign("user.name", "overwritten");  // a stale arena value stays behind
+    ev.fields.insert_or_assign("user.name", std::string_view(*line).substr(line->find("root"), 4));
+    std::vector<std::pair<std::string, std::string>> expected;
+    for (const auto& [k, v] : ev.fields) expected.emplace_back(k, v);
+    const DetectionFields snapshot = ev.fields.Snapshot();
+    // Nothing of the snapshot may point into the line or the event.
+    line->assign(line->size(), '#');
+    line.reset();
+    ev.Clear();
+    ASSERT_TRUE(DecodeLine("x", "", InputFormat::kAuto, &ev).ok());
+    ev = Event();
+    ASSERT_EQ(snapshot.size(), expected.size());
+    size_t i = 0;
+    for (const auto& [k, v] : snapshot) {
+      EXPECT_EQ(k, expected[i].first);
+      EXPECT_EQ(v, expected[i].second) << k;
+      ++i;
+    }
+    EXPECT_EQ(snapshot.at("user.name"), "root");
+    EXPECT_EQ(snapshot.at("source.ip"), "183.62.140.253");
+    EXPECT_EQ(snapshot.at("log.file.path"), "/var/log/auth.log");
+    EXPECT_EQ(snapshot.at("event.outcome"), "failure");
+  }
 }
 
 TEST(EventFieldsTest, BorrowedTextIsViewedNotCopied) {
