@@ -351,20 +351,27 @@ uint64_t ProcessContextSwitches(pid_t pid) {
   return total;
 }
 
-// Minor page faults of a process (field 10 of /proc/PID/stat): every page the kernel
-// had to hand it afresh (e.g. heap the allocator returned and touched again).
-uint64_t ProcessMinorFaults(pid_t pid) {
+// Fields of /proc/PID/stat, numbered as proc(5) numbers them (3 is the state, after
+// the command name in parentheses); fields[0] is field 3.
+std::vector<std::string> ProcStatFields(pid_t pid) {
   std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::vector<std::string> out;
   size_t close = text.rfind(')');
-  if (close == std::string::npos) return 0;
+  if (close == std::string::npos) return out;
   std::istringstream fields(text.substr(close + 2));
-  std::string field;
-  for (int i = 3; fields >> field; ++i) {  // field 3 is the state
-    if (i == 10) return std::strtoull(field.c_str(), nullptr, 10);
-  }
-  return 0;
+  for (std::string field; fields >> field;) out.push_back(std::move(field));
+  return out;
 }
+uint64_t ProcStatField(const std::vector<std::string>& fields, size_t number) {
+  return number >= 3 && number - 3 < fields.size()
+             ? std::strtoull(fields[number - 3].c_str(), nullptr, 10)
+             : 0;
+}
+
+// Minor page faults of a process (field 10 of /proc/PID/stat): every page the kernel
+// had to hand it afresh (e.g. heap the allocator returned and touched again).
+uint64_t ProcessMinorFaults(pid_t pid) { return ProcStatField(ProcStatFields(pid), 10); }
 
 // A line of /proc/PID/status in KiB (VmRSS: resident now, VmHWM: its peak).
 uint64_t ProcessStatusKib(pid_t pid, std::string_view key) {
@@ -378,23 +385,11 @@ uint64_t ProcessStatusKib(pid_t pid, std::string_view key) {
   return 0;
 }
 
-// utime + stime of a process, in seconds.
+// utime + stime of a process (fields 14 and 15), in seconds.
 double ProcessCpuSeconds(pid_t pid) {
-  std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  size_t close = text.rfind(')');
-  if (close == std::string::npos) return 0;
-  std::istringstream fields(text.substr(close + 2));
-  std::string field;
-  double utime = 0, stime = 0;
-  for (int i = 3; fields >> field; ++i) {  // field 3 is the state
-    if (i == 14) utime = std::stod(field);
-    if (i == 15) {
-      stime = std::stod(field);
-      break;
-    }
-  }
-  return (utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+  const std::vector<std::string> fields = ProcStatFields(pid);
+  return static_cast<double>(ProcStatField(fields, 14) + ProcStatField(fields, 15)) /
+         static_cast<double>(sysconf(_SC_CLK_TCK));
 }
 
 double SelfCpuSeconds() {

@@ -22,6 +22,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <map>
 #include <string>
@@ -57,6 +58,30 @@ std::vector<std::string> LoghubLines() {
 
 double Seconds(std::chrono::steady_clock::duration d) {
   return std::chrono::duration<double>(d).count();
+}
+
+// Runs `query` (which counts its results into its argument) `runs` times, once only
+// when it takes over 5 s (a scan of the day), and prints the results and the median
+// time; false, with the error on stderr, when it fails.
+bool TimeQuery(const std::string& name, int runs,
+               const std::function<absl::Status(uint64_t*)>& query) {
+  std::vector<double> times;
+  uint64_t results = 0;
+  for (int r = 0; r < runs; ++r) {
+    results = 0;
+    auto t0 = std::chrono::steady_clock::now();
+    absl::Status st = query(&results);
+    times.push_back(Seconds(std::chrono::steady_clock::now() - t0) * 1000);
+    if (!st.ok()) {
+      std::cerr << name << ": " << st << "\n";
+      return false;
+    }
+    if (times.back() > 5000) break;
+  }
+  std::sort(times.begin(), times.end());
+  std::printf("%-52s %10llu %12.2f\n", name.c_str(), static_cast<unsigned long long>(results),
+              times[times.size() / 2]);
+  return true;
 }
 
 }  // namespace
@@ -225,26 +250,16 @@ int main(int argc, char** argv) {
        {.since_ns = end - kHour, .fields = {{"source.ip", rare}}}},
   };
   std::printf("%-52s %10s %12s\n", "query (one day, events search)", "results", "median ms");
-  for (const Case& c : cases) {
-    std::vector<double> times;
-    uint64_t results = 0;
-    for (int r = 0; r < runs; ++r) {
-      results = 0;
-      auto t0 = std::chrono::steady_clock::now();
-      absl::Status st = (*store)->SearchEvents(c.query, [&](const siper::v1::Event&) {
-        ++results;
+  auto search = [&](const Case& c) {
+    return TimeQuery(c.name, runs, [&](uint64_t* n) {
+      return (*store)->SearchEvents(c.query, [n](const siper::v1::Event&) {
+        ++*n;
         return true;
       });
-      times.push_back(Seconds(std::chrono::steady_clock::now() - t0) * 1000);
-      if (!st.ok()) {
-        std::cerr << c.name << ": " << st << "\n";
-        return 1;
-      }
-      if (times.back() > 5000) break;  // a scan of the day: once is enough
-    }
-    std::sort(times.begin(), times.end());
-    std::printf("%-52s %10llu %12.2f\n", c.name.c_str(), static_cast<unsigned long long>(results),
-                times[times.size() / 2]);
+    });
+  };
+  for (const Case& c : cases) {
+    if (!search(c)) return 1;
   }
 
   // Alert listings (`siperctl alerts list`), through the alert indexes (rule, agent) or
@@ -266,24 +281,13 @@ int main(int argc, char** argv) {
   };
   std::printf("\n%-52s %10s %12s\n", "query (one day, alerts list)", "results", "median ms");
   for (const AlertCase& c : alert_cases) {
-    std::vector<double> times;
-    uint64_t results = 0;
-    for (int r = 0; r < runs; ++r) {
-      results = 0;
-      auto t0 = std::chrono::steady_clock::now();
-      absl::Status st = (*store)->ListAlerts(c.query, [&](const siper::v1::Alert&) {
-        ++results;
+    const bool ok = TimeQuery(c.name, runs, [&](uint64_t* n) {
+      return (*store)->ListAlerts(c.query, [n](const siper::v1::Alert&) {
+        ++*n;
         return true;
       });
-      times.push_back(Seconds(std::chrono::steady_clock::now() - t0) * 1000);
-      if (!st.ok()) {
-        std::cerr << c.name << ": " << st << "\n";
-        return 1;
-      }
-    }
-    std::sort(times.begin(), times.end());
-    std::printf("%-52s %10llu %12.2f\n", c.name.c_str(), static_cast<unsigned long long>(results),
-                times[times.size() / 2]);
+    });
+    if (!ok) return 1;
   }
   std::vector<Case> event_by_alert_cases = {
       {"events: rule SSH failed login, whole day, all", {.rule_id = ssh_failed}},
@@ -292,24 +296,7 @@ int main(int argc, char** argv) {
       {"events: level high+, one agent, all", {.agent_id = "agent-42", .min_level = "high"}},
   };
   for (const Case& c : event_by_alert_cases) {
-    std::vector<double> times;
-    uint64_t results = 0;
-    for (int r = 0; r < runs; ++r) {
-      results = 0;
-      auto t0 = std::chrono::steady_clock::now();
-      absl::Status st = (*store)->SearchEvents(c.query, [&](const siper::v1::Event&) {
-        ++results;
-        return true;
-      });
-      times.push_back(Seconds(std::chrono::steady_clock::now() - t0) * 1000);
-      if (!st.ok()) {
-        std::cerr << c.name << ": " << st << "\n";
-        return 1;
-      }
-    }
-    std::sort(times.begin(), times.end());
-    std::printf("%-52s %10llu %12.2f\n", c.name.c_str(), static_cast<unsigned long long>(results),
-                times[times.size() / 2]);
+    if (!search(c)) return 1;
   }
 
   // events count --by: from the per-hour counts (whole hours) and the index

@@ -183,6 +183,30 @@ inline std::string FieldIndexPrefix(uint32_t hour, std::string_view field, std::
   return k;
 }
 
+// LEB128 varints, as the postings below store them.
+inline void AppendVarint(std::string* out, uint64_t v) {
+  while (v >= 0x80) {
+    out->push_back(static_cast<char>((v & 0x7f) | 0x80));
+    v >>= 7;
+  }
+  out->push_back(static_cast<char>(v));
+}
+// Reads one varint at value[*i]; false when truncated or longer than 64 bits.
+inline bool ReadVarint(std::string_view value, size_t* i, uint64_t* out) {
+  uint64_t v = 0;
+  for (int shift = 0; shift <= 63; shift += 7) {
+    if (*i == value.size()) return false;
+    const auto b = static_cast<uint8_t>(value[(*i)++]);
+    if (shift == 63 && (b & 0x7e) != 0) return false;  // past 64 bits
+    v |= uint64_t{b & 0x7fu} << shift;
+    if ((b & 0x80) == 0) {
+      *out = v;
+      return true;
+    }
+  }
+  return false;
+}
+
 // Postings (schema 3). An index key of events_by_agent or events_by_field ends in the
 // time, agent and seq of the first (lowest-seq) event it names; its value holds the seqs
 // of the further events of the same time and agent, ascending, as LEB128 varints of the
@@ -191,12 +215,7 @@ inline std::string FieldIndexPrefix(uint32_t hour, std::string_view field, std::
 // one (prefix, time, agent) written by different writes are adjacent and their seqs may
 // interleave: readers merge such a run (store.cc, PostingReader).
 inline void AppendPosting(std::string* out, uint64_t prev_seq, uint64_t seq) {
-  uint64_t d = seq - prev_seq;
-  while (d >= 0x80) {
-    out->push_back(static_cast<char>((d & 0x7f) | 0x80));
-    d >>= 7;
-  }
-  out->push_back(static_cast<char>(d));
+  AppendVarint(out, seq - prev_seq);
 }
 // Appends `first` and the posting's seqs to `out`; false if the value is malformed
 // (truncated, a zero or overflowing difference).
@@ -206,14 +225,7 @@ inline bool DecodePosting(uint64_t first, std::string_view value, std::vector<ui
   size_t i = 0;
   while (i < value.size()) {
     uint64_t d = 0;
-    int shift = 0;
-    while (true) {
-      if (i == value.size() || shift > 63) return false;
-      const auto b = static_cast<uint8_t>(value[i++]);
-      d |= uint64_t{b & 0x7fu} << shift;
-      if ((b & 0x80) == 0) break;
-      shift += 7;
-    }
+    if (!ReadVarint(value, &i, &d)) return false;
     if (d == 0 || prev > std::numeric_limits<uint64_t>::max() - d) return false;
     prev += d;
     out->push_back(prev);
@@ -243,31 +255,9 @@ struct AlertRef {
   friend bool operator==(const AlertRef&, const AlertRef&) = default;
   friend auto operator<=>(const AlertRef&, const AlertRef&) = default;
 };
-inline void AppendVarint(std::string* out, uint64_t v) {
-  while (v >= 0x80) {
-    out->push_back(static_cast<char>((v & 0x7f) | 0x80));
-    v >>= 7;
-  }
-  out->push_back(static_cast<char>(v));
-}
 inline void AppendAlertPosting(std::string* out, AlertRef prev, AlertRef ref) {
   AppendVarint(out, ref.seq - prev.seq);
   AppendVarint(out, ref.index);
-}
-// Reads one varint at value[*i]; false when truncated or longer than 64 bits.
-inline bool ReadVarint(std::string_view value, size_t* i, uint64_t* out) {
-  uint64_t v = 0;
-  for (int shift = 0; shift <= 63; shift += 7) {
-    if (*i == value.size()) return false;
-    const auto b = static_cast<uint8_t>(value[(*i)++]);
-    if (shift == 63 && (b & 0x7e) != 0) return false;  // past 64 bits
-    v |= uint64_t{b & 0x7fu} << shift;
-    if ((b & 0x80) == 0) {
-      *out = v;
-      return true;
-    }
-  }
-  return false;
 }
 // Appends `first` and the posting's alerts to `out`; false if the value is malformed
 // (truncated, an overflowing seq or index, alerts not strictly ascending).
