@@ -68,7 +68,7 @@ echo
 # The registry (last seen, events) is written about once a second, off the
 # acknowledgement path: wait until it shows this run's events.
 for _ in $(seq 1 25); do
-  ctl agents list --json | grep -q "\"events\":$have[,}]" && break
+  ctl agents list --json | grep -q "\"events\":${have}[,}]" && break
   sleep 0.2
 done
 ctl agents list
