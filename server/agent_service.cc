@@ -186,11 +186,8 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
                        options_.max_batch_events)));
       return;
     }
-    // Stamped here, in the order this stream reads its batches, so an agent's
-    // events sort by arrival even when its batches are written concurrently.
-    const int64_t received_ns = store_->ReceiptTime();
     RejectReason reason = RejectReason::kMalformed;
-    if (absl::Status st = PrepareBatch(agent_id_, received_ns, &batch, &reason); !st.ok()) {
+    if (absl::Status st = PrepareBatch(agent_id_, &batch, &reason); !st.ok()) {
       if (reason == RejectReason::kForeignAgentId) {
         spdlog::warn("agent {}: {}", agent_id_, std::string(st.message()));
         ++shared_->rejected_identity;
@@ -362,8 +359,8 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
 
 }  // namespace
 
-absl::Status PrepareBatch(std::string_view agent_id, int64_t received_ns,
-                          siper::v1::EventBatch* batch, RejectReason* reason) {
+absl::Status PrepareBatch(std::string_view agent_id, siper::v1::EventBatch* batch,
+                          RejectReason* reason) {
   for (siper::v1::Event& event : *batch->mutable_events()) {
     if (event.agent_id().empty()) {
       event.set_agent_id(std::string(agent_id));
@@ -377,8 +374,12 @@ absl::Status PrepareBatch(std::string_view agent_id, int64_t received_ns,
       *reason = RejectReason::kNoSeq;
       return absl::InvalidArgumentError("event without a sequence number (seq starts at 1)");
     }
-    event.clear_fields();                   // fields are the server's to decode
-    event.set_server_time_ns(received_ns);  // never the agent's claim
+    event.clear_fields();  // fields are the server's to decode
+    // Never the agent's claim. The store stamps the batch when it writes it: an agent's
+    // batches are written one after another, in the order they came (IngestPipeline), so
+    // its events keep that order; and the events and alerts families then receive keys in
+    // time order, which their memtable insert hints need (storage README, "Server time").
+    event.clear_server_time_ns();
   }
   return absl::OkStatus();
 }

@@ -20,11 +20,12 @@ namespace siper::server {
 // What a stream does to every event of a received batch before it is queued: an empty
 // agent id becomes `agent_id`, another one is refused (kForeignAgentId,
 // PERMISSION_DENIED), a seq of 0 is refused (kNoSeq, INVALID_ARGUMENT); decoded fields
-// are cleared (they are the server's to decode) and the server time is set to
-// `received_ns` (never the agent's claim). On a refusal *reason says why; the batch may
-// then be partly changed and must be dropped. Public for bench/server/ingest_bench.
-[[nodiscard]] absl::Status PrepareBatch(std::string_view agent_id, int64_t received_ns,
-                                        siper::v1::EventBatch* batch, RejectReason* reason);
+// are cleared (they are the server's to decode) and so is the server time (never the
+// agent's claim: the store stamps each write, storage::Store::Write). On a refusal
+// *reason says why; the batch may then be partly changed and must be dropped. Public for
+// bench/server/ingest_bench.
+[[nodiscard]] absl::Status PrepareBatch(std::string_view agent_id, siper::v1::EventBatch* batch,
+                                        RejectReason* reason);
 
 struct AgentServiceOptions {
   absl::Duration agent_cert_validity = absl::Hours(24 * 365);

@@ -6,7 +6,7 @@
 //
 //   parse    the stream's parse of the (inflated) message: a grpc::ByteBuffer through
 //            grpc::SerializationTraits<AgentMessage>::Deserialize, as agent_service.cc
-//   prepare  PrepareBatch (agent id, seq, server time: agent_service.cc)
+//   prepare  PrepareBatch (agent id, seq, clears the server time: agent_service.cc)
 //   process  IngestPipeline::Process with the default rule set (the match worker)
 //   encode   the stored values the writer makes of the records: events (event_codec)
 //            and alerts (protobuf), no keys, no indexes, no RocksDB
@@ -90,9 +90,9 @@ __attribute__((noinline)) siper::v1::EventBatch PhaseParse(const std::string& by
   return std::move(*message.mutable_batch());
 }
 
-__attribute__((noinline)) void PhasePrepare(siper::v1::EventBatch* batch, int64_t now) {
+__attribute__((noinline)) void PhasePrepare(siper::v1::EventBatch* batch) {
   siper::server::RejectReason reason{};
-  if (absl::Status st = siper::server::PrepareBatch(kAgentId, now, batch, &reason); !st.ok()) {
+  if (absl::Status st = siper::server::PrepareBatch(kAgentId, batch, &reason); !st.ok()) {
     std::cerr << st << "\n";
     std::exit(1);
   }
@@ -169,7 +169,7 @@ int main(int argc, char** argv) {
     auto t0 = Clock::now();
     siper::v1::EventBatch batch = PhaseParse(m);
     auto t1 = Clock::now();
-    PhasePrepare(&batch, 1'764'000'100'000'000'000);
+    PhasePrepare(&batch);
     auto t2 = Clock::now();
     std::vector<siper::storage::EventRecord> records = PhaseProcess(&matcher, &batch);
     auto t3 = Clock::now();

@@ -39,8 +39,10 @@ std::shared_ptr<const rocksdb::SliceTransform> InsertHintPrefix(size_t cf) {
   using keys::kAlertKeySize;
   using keys::kEventKeySize;
   switch (cf) {
-    // Keys start with the server time, and every write's time is later than
-    // the one before: new keys go near the end. One hint for the family.
+    // Keys start with the server time, which the store sets when it prepares
+    // a write (README "Server time"): a write's time is later than that of
+    // the writes committed before it, but for writes prepared concurrently.
+    // New keys go at or near the end. One hint for the family.
     case kEvents:
       return std::make_shared<InsertHint>("siper.hint.events", 0, 0, kEventKeySize);
     case kAlerts:

@@ -1833,11 +1833,6 @@ absl::StatusOr<WriteResult> Store::Write(std::string_view agent_id,
   return impl_->Write(agent_id, records);
 }
 
-int64_t Store::ReceiptTime() {
-  const auto guard = Shared();
-  return impl_->NextServerTime();
-}
-
 absl::Status Store::SearchEvents(const EventQuery& q,
                                  const std::function<bool(const siper::v1::Event&)>& sink) const {
   const auto guard = Shared();

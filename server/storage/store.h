@@ -251,12 +251,6 @@ class Store {
   // empty. Returns after the batch is durable per StoreOptions::sync_writes.
   absl::StatusOr<WriteResult> Write(std::string_view agent_id, std::vector<EventRecord>& records);
 
-  // Thread-safe. A server time for events received now: never earlier than
-  // any time this store handed out or assigned before. The ingest stamps each
-  // batch with it on receipt, so an agent's events sort in the order they
-  // arrived even when several of its batches are written concurrently.
-  int64_t ReceiptTime();
-
   // Streams matching events in time order (oldest first unless newest_first).
   // The sink returns false to stop early; that is not an error.
   absl::Status SearchEvents(const EventQuery& q,

@@ -16,7 +16,9 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "common/text.h"
+#include "server/agent_service.h"
 #include "server/storage/store.h"
 
 namespace siper::server {
@@ -388,11 +390,55 @@ TEST_F(IngestFimTest, BatchesCompleteInOrderWhetherTheWorkerOrAWriterWritesThem)
     absl::StatusOr<uint64_t> last = store_->LastSeq(agent);
     ASSERT_TRUE(last.ok()) << last.status();
     EXPECT_EQ(*last, next_seq[agent]) << agent;
+    // The store stamps each write (PrepareBatch leaves no time): an agent's batches
+    // are written in the order they came, so its times never go back as seqs go up.
+    int64_t previous_time = 0;
     for (uint64_t seq = 1; seq <= next_seq[agent]; ++seq) {
       absl::StatusOr<std::optional<siper::v1::Event>> e = store_->GetEvent(agent, seq);
       ASSERT_TRUE(e.ok() && e->has_value()) << agent << " seq " << seq << " not stored";
+      EXPECT_GE((*e)->server_time_ns(), previous_time) << agent << " seq " << seq;
+      previous_time = (*e)->server_time_ns();
     }
   }
+}
+
+// What an agent claims as server time or decoded fields is dropped before the batch is
+// queued; the store stamps the time when it writes the batch, not the stream on receipt
+// (so the events and alerts families get their keys in time order, storage README).
+TEST(PrepareBatchTest, ClearsTheAgentsServerTimeAndFieldsForTheStoreToSet) {
+  siper::v1::EventBatch batch;
+  siper::v1::Event* e = batch.add_events();
+  e->set_seq(7);
+  e->set_server_time_ns(946'684'800'000'000'000);  // the agent claims 2000-01-01
+  (*e->mutable_fields())["user.name"] = "root";
+  e->mutable_log()->set_line("Nov 28 10:00:00 host sshd[1]: x");
+  RejectReason reason{};
+  ASSERT_TRUE(PrepareBatch("pc-1", &batch, &reason).ok());
+  EXPECT_EQ(batch.events(0).agent_id(), "pc-1");
+  EXPECT_EQ(batch.events(0).server_time_ns(), 0);
+  EXPECT_TRUE(batch.events(0).fields().empty());
+}
+
+TEST_F(IngestFimTest, TheStoreStampsTheServerTimeWhenItWritesTheBatch) {
+  IngestPipeline pipeline(store_.get(), nullptr, nullptr, /*workers=*/1, /*writers=*/1);
+  ASSERT_TRUE(pipeline.Start().ok());
+  KeepStored(pipeline);
+  siper::v1::EventBatch batch;
+  siper::v1::Event* e = batch.add_events();
+  e->set_agent_id("pc-1");
+  e->set_seq(1);
+  e->mutable_log()->set_line("Nov 28 10:00:00 host sshd[1]: x");
+  RejectReason reason{};
+  ASSERT_TRUE(PrepareBatch("pc-1", &batch, &reason).ok());
+  const int64_t before = absl::ToUnixNanos(absl::Now());
+  std::vector<storage::EventRecord> stored = Ingest(pipeline, "pc-1", std::move(batch));
+  const int64_t after = absl::ToUnixNanos(absl::Now());
+  pipeline.Stop();
+  ASSERT_EQ(stored.size(), 1u);
+  absl::StatusOr<std::optional<siper::v1::Event>> read = store_->GetEvent("pc-1", 1);
+  ASSERT_TRUE(read.ok() && read->has_value());
+  EXPECT_GE((*read)->server_time_ns(), before);
+  EXPECT_LE((*read)->server_time_ns(), after);
 }
 
 }  // namespace

@@ -148,22 +148,6 @@ TEST_F(StoreTest, ServerTimeAssignedAndKeptInOrder) {
   EXPECT_EQ(SearchIds({.agent_id = "a1"}), (Ids{{"a1", 4}, {"a1", 1}, {"a1", 2}, {"a1", 3}}));
 }
 
-// The ingest stamps batches on receipt and may write them in another order
-// (several writer threads): the agent's events still sort by arrival.
-TEST_F(StoreTest, ReceiptTimesKeepArrivalOrderWhenBatchesAreWrittenOutOfOrder) {
-  std::vector<EventRecord> early = {LogRecord("a1", 1, "x")};
-  std::vector<EventRecord> late = {LogRecord("a1", 2, "y")};
-  early[0].event.set_server_time_ns(store_->ReceiptTime());
-  late[0].event.set_server_time_ns(store_->ReceiptTime());
-  ASSERT_TRUE(store_->Write("a1", late).ok());
-  ASSERT_TRUE(store_->Write("a1", early).ok());
-  EXPECT_EQ(SearchIds({.agent_id = "a1"}), (Ids{{"a1", 1}, {"a1", 2}}));
-  // Never earlier than a time the store assigned.
-  std::vector<EventRecord> stamped_by_store = {LogRecord("a1", 3, "z")};
-  ASSERT_TRUE(store_->Write("a1", stamped_by_store).ok());
-  EXPECT_GE(store_->ReceiptTime(), stamped_by_store[0].event.server_time_ns());
-}
-
 TEST_F(StoreTest, SearchAllInTimeOrder) {
   WriteFixture();
   EXPECT_EQ(SearchIds({}), (Ids{{"a1", 1}, {"a1", 2}, {"a2", 1}, {"a1", 3}, {"a1", 4}, {"a2", 2}}));
