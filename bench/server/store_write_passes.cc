@@ -13,6 +13,12 @@
 //
 // The data is deterministic (no clock, no random seed), so two builds count
 // the same work. --dir names the store directory (emptied first).
+//
+// --disorder N stamps batch b with the time of batch b - (a hash of b mod N), as
+// if it had been stamped on arrival and waited up to N batch steps in a queue
+// before its write: keys then reach the memtables out of time order, as they
+// did when the server stamped batches on receipt (docs/performance.md, "Eighth
+// round"). 0 (the default): every write is later than the one before.
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
@@ -91,20 +97,23 @@ std::vector<EventRecord> MakeBatch(int agent, int batch_of_agent, uint64_t first
 
 int main(int argc, char** argv) {
   int batches = -1;
+  int disorder = 0;
   fs::path dir = fs::temp_directory_path() / "siper_store_write_passes";
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "--dir" && i + 1 < argc) {
       dir = argv[++i];
+    } else if (arg == "--disorder" && i + 1 < argc) {
+      disorder = std::stoi(argv[++i]);
     } else if (batches < 0 && !arg.empty() && arg.find_first_not_of("0123456789") == arg.npos) {
       batches = std::stoi(arg);
     } else {
-      std::cerr << "usage: store_write_passes BATCHES [--dir DIR]\n";
+      std::cerr << "usage: store_write_passes BATCHES [--dir DIR] [--disorder N]\n";
       return 2;
     }
   }
   if (batches < 0) {
-    std::cerr << "usage: store_write_passes BATCHES [--dir DIR]\n";
+    std::cerr << "usage: store_write_passes BATCHES [--dir DIR] [--disorder N]\n";
     return 2;
   }
   fs::remove_all(dir);
@@ -122,8 +131,11 @@ int main(int argc, char** argv) {
     threads.emplace_back([&, agent] {
       uint64_t seq = 1;
       for (int b = agent, k = 0; b < batches; b += kAgents, ++k) {
+        const int64_t late =
+            disorder > 0 ? static_cast<int64_t>((uint64_t(b) * 2654435761u) % uint64_t(disorder))
+                         : 0;
         std::vector<EventRecord> records =
-            MakeBatch(agent, k, seq, kStart + int64_t{b} * kBatchStep);
+            MakeBatch(agent, k, seq, kStart + (int64_t{b} - late) * kBatchStep);
         seq += kBatchSize;
         auto result = (*store)->Write(absl::StrCat("agent-", agent), records);
         if (!result.ok()) {
