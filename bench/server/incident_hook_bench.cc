@@ -79,8 +79,8 @@ siper::v1::EventBatch BuildBatch(const std::vector<std::string>& lines, uint64_t
 }
 
 __attribute__((noinline)) std::vector<siper::storage::EventRecord> PhasePrepare(
-    siper::rules::LiveMatcher* matcher, const std::string& agent_id,
-    siper::v1::EventBatch* batch, int64_t now) {
+    siper::rules::LiveMatcher* matcher, const std::string& agent_id, siper::v1::EventBatch* batch,
+    int64_t now) {
   siper::server::RejectReason reason{};
   if (absl::Status st = siper::server::PrepareBatch(agent_id, now, batch, &reason); !st.ok()) {
     std::cerr << st << "\n";
@@ -89,8 +89,7 @@ __attribute__((noinline)) std::vector<siper::storage::EventRecord> PhasePrepare(
   return siper::server::IngestPipeline::Process(matcher, agent_id, *batch);
 }
 
-__attribute__((noinline)) void PhaseWrite(siper::storage::Store* store,
-                                          const std::string& agent_id,
+__attribute__((noinline)) void PhaseWrite(siper::storage::Store* store, const std::string& agent_id,
                                           std::vector<siper::storage::EventRecord>& records) {
   auto written = store->Write(agent_id, records);
   if (!written.ok()) {
@@ -200,9 +199,9 @@ int main(int argc, char** argv) {
     });
     const double events = static_cast<double>(batches) * size;
     std::cout << "incident_hook_bench: policy " << policy << ", " << batches << " batches of "
-              << size << " events, " << agents << " agents, " << lines.size()
-              << " loghub lines; " << alerts << " alerts (" << alerts / events
-              << " per event), " << ids.size() << " incidents stored\n"
+              << size << " events, " << agents << " agents, " << lines.size() << " loghub lines; "
+              << alerts << " alerts (" << alerts / events << " per event), " << ids.size()
+              << " incidents stored\n"
               << "  hook: "
               << std::chrono::duration<double, std::nano>(hook).count() /
                      static_cast<double>(alerts > 0 ? alerts : 1)
