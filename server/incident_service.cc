@@ -37,57 +37,22 @@ absl::StatusOr<pki::Identity> Writer(const grpc::ServerContext& context) {
   return RequireRole(context, {pki::kRoleAnalyst, pki::kRoleAdmin});
 }
 
-// `fields`: the alert's fields (storage::EventRecord::AlertFields: views from ingest, or
-// the alert's own map).
-incidents::AlertInput ToAlertInput(
-    const siper::v1::Alert& alert,
-    std::span<const std::pair<std::string_view, std::string_view>> fields,
-    const std::map<std::string, std::pair<std::string, std::string>>& rule_rsit) {
-  incidents::AlertInput in;
-  for (const auto& [name, value] : fields) in.fields.emplace(name, value);
-  in.id = alert.id();
-  in.rule_id = alert.rule_id();
-  in.title = alert.title();
-  in.level = alert.level();
-  in.time = absl::FromUnixNanos(alert.time_ns());
-  if (auto ts = in.fields.find("@timestamp"); ts != in.fields.end()) {
-    absl::StatusOr<absl::Time> t = incidents::ParseRfc3339(ts->second);
-    if (t.ok()) in.occurred = *t;
+using FieldSpan = AlertFieldViews;
+
+// The value of the first field named `name` in `fields` ("" when none), as a std::map built
+// from them would hold it.
+std::string_view FieldOf(FieldSpan fields, std::string_view name) {
+  for (const auto& [n, v] : fields) {
+    if (n == name) return v;
   }
-  in.agent_id = alert.agent_id();
-  in.seq = alert.seq();
-  auto host = in.fields.find("host.hostname");
-  in.host = host != in.fields.end() && !host->second.empty() ? host->second : alert.agent_id();
-  auto rsit = rule_rsit.find(alert.rule_id());
-  if (rsit != rule_rsit.end()) {
-    in.rsit_class = rsit->second.first;
-    in.rsit_type = rsit->second.second;
-  }
-  for (const std::string& tag : alert.tags()) {
-    if (tag.starts_with("ioc")) in.ioc_hit = true;
-  }
-  // The threat.* fields the IOC lookup added (rules/ioc.h): an IOC notice, which the
-  // policy's ioc_hit_opens / min_ioc_confidence decide on.
-  if (auto v = in.fields.find("threat.indicator.value");
-      v != in.fields.end() && !v->second.empty()) {
-    in.ioc_hit = true;
-    in.ioc_value = v->second;
-    if (auto f = in.fields.find("threat.feed.name"); f != in.fields.end()) in.ioc_feed = f->second;
-    if (auto c = in.fields.find("threat.indicator.confidence"); c != in.fields.end()) {
-      int confidence = 0;
-      if (absl::SimpleAtoi(c->second, &confidence)) in.ioc_confidence = confidence;
-    }
-  }
-  return in;
+  return {};
 }
 
-// An alert read back from the store: its fields are in its map.
-incidents::AlertInput ToAlertInput(
-    const siper::v1::Alert& alert,
-    const std::map<std::string, std::pair<std::string, std::string>>& rule_rsit) {
-  std::vector<std::pair<std::string_view, std::string_view>> fields(alert.fields().begin(),
-                                                                    alert.fields().end());
-  return ToAlertInput(alert, fields, rule_rsit);
+// Views of an alert's own protobuf map (an alert read back from the store), appended to
+// `out`.
+void AppendMapViews(const siper::v1::Alert& alert,
+                    std::vector<std::pair<std::string_view, std::string_view>>* out) {
+  for (const auto& [name, value] : alert.fields()) out->emplace_back(name, value);
 }
 
 grpc::Status Invalid(const std::string& message) {
@@ -99,6 +64,75 @@ std::string Unset(const std::string& value, const std::string& key) {
 }
 
 }  // namespace
+
+incidents::AlertTriage TriageStoredAlert(const siper::v1::Alert& alert, FieldSpan fields) {
+  incidents::AlertTriage t;
+  t.id = alert.id();
+  t.rule_id = alert.rule_id();
+  t.level = alert.level();
+  t.time = absl::FromUnixNanos(alert.time_ns());
+  t.source_ip = FieldOf(fields, "source.ip");
+  t.host = FieldOf(fields, "host.hostname");
+  if (t.host.empty()) t.host = alert.agent_id();
+  for (const std::string& tag : alert.tags()) {
+    if (tag.starts_with("ioc")) t.ioc_hit = true;
+  }
+  // The threat.* fields the IOC lookup added (rules/ioc.h): an IOC notice, which the
+  // policy's ioc_hit_opens / min_ioc_confidence decide on.
+  if (!FieldOf(fields, "threat.indicator.value").empty()) {
+    t.ioc_hit = true;
+    int confidence = 0;
+    const std::string_view text = FieldOf(fields, "threat.indicator.confidence");
+    if (absl::SimpleAtoi(absl::string_view(text.data(), text.size()), &confidence)) {
+      t.ioc_confidence = confidence;
+    }
+  }
+  return t;
+}
+
+incidents::AlertInput StoredAlertInput(
+    const siper::v1::Alert& alert, FieldSpan fields, const incidents::AlertTriage& triage,
+    const std::map<std::string, std::pair<std::string, std::string>>& rule_rsit) {
+  incidents::AlertInput in;
+  in.field_views = fields;
+  in.id = alert.id();
+  in.rule_id = alert.rule_id();
+  in.title = alert.title();
+  in.level = alert.level();
+  in.time = triage.time;
+  // An empty @timestamp parses as unset, which `occurred` already is.
+  if (std::string_view ts = FieldOf(fields, "@timestamp"); !ts.empty()) {
+    absl::StatusOr<absl::Time> t = incidents::ParseRfc3339(ts);
+    if (t.ok()) in.occurred = *t;
+  }
+  in.agent_id = alert.agent_id();
+  in.seq = alert.seq();
+  in.host = std::string(triage.host);
+  auto rsit = rule_rsit.find(alert.rule_id());
+  if (rsit != rule_rsit.end()) {
+    in.rsit_class = rsit->second.first;
+    in.rsit_type = rsit->second.second;
+  }
+  in.ioc_hit = triage.ioc_hit;
+  in.ioc_confidence = triage.ioc_confidence;
+  if (std::string_view v = FieldOf(fields, "threat.indicator.value"); !v.empty()) {
+    in.ioc_value = std::string(v);
+    in.ioc_feed = std::string(FieldOf(fields, "threat.feed.name"));
+  }
+  return in;
+}
+
+incidents::AlertInput OwnedAlertInput(
+    const siper::v1::Alert& alert,
+    const std::map<std::string, std::pair<std::string, std::string>>& rule_rsit) {
+  std::vector<std::pair<std::string_view, std::string_view>> views;
+  AppendMapViews(alert, &views);
+  incidents::AlertInput in =
+      StoredAlertInput(alert, views, TriageStoredAlert(alert, views), rule_rsit);
+  for (const auto& [name, value] : views) in.fields.emplace(name, value);
+  in.field_views = {};
+  return in;
+}
 
 absl::StatusOr<std::unique_ptr<IncidentServiceImpl>> IncidentServiceImpl::Create(
     storage::Store* store, IncidentServiceOptions options) {
@@ -298,41 +332,84 @@ absl::Status IncidentServiceImpl::RecordAudit(const std::string& actor, const st
 
 void IncidentServiceImpl::OnStored(const std::string& agent_id,
                                    const std::vector<storage::EventRecord>& records) {
-  std::unique_lock<std::mutex> lock(mu_);
-  bool changed = false;
+  // Without the lock: each stored alert as the grouping policy sees it (views, no copy),
+  // and the alerts no book under this policy takes dropped (most of them: below min_level,
+  // and nothing joins when attach_below_threshold is off). The policy does not change
+  // after Create, so it is read without the lock.
+  const incidents::GroupingPolicy& policy = options_.config.grouping;
+  const bool internal = agent_id == kInternalAgentId;
+  struct Candidate {
+    const siper::v1::Alert* alert;
+    FieldSpan fields;
+    incidents::AlertTriage triage;
+    std::string_view named_incident;  // a server health alert's incident.id
+  };
+  std::vector<Candidate> candidates;
+  // Views of the alerts that carry their own protobuf map (not ingest's: tests, or alerts
+  // read back), one vector each: its buffer stays put when the outer vector grows.
+  std::vector<std::vector<std::pair<std::string_view, std::string_view>>> map_views;
   for (const storage::EventRecord& record : records) {
     if (record.duplicate) continue;
     for (size_t i = 0; i < record.alerts.size(); ++i) {
       const siper::v1::Alert& alert = record.alerts[i];
-      incidents::AlertInput input = ToAlertInput(alert, record.AlertFields(i), options_.rule_rsit);
+      const bool own_map = i >= record.alert_fields.size() || record.alert_fields[i].empty();
+      if (own_map) AppendMapViews(alert, &map_views.emplace_back());
+      const FieldSpan fields =
+          own_map ? FieldSpan(map_views.back()) : FieldSpan(record.alert_fields[i].entries);
+      Candidate c{&alert, fields, TriageStoredAlert(alert, fields), {}};
       // A server health alert about an incident (deadline_missed) joins that incident.
-      if (agent_id == kInternalAgentId) {
-        auto named = input.fields.find("incident.id");
-        if (named != input.fields.end() && book_->Find(named->second) != nullptr &&
-            book_->Attach(named->second, input, "system").ok()) {
-          changed = true;
-          continue;
-        }
+      if (internal) c.named_incident = FieldOf(fields, "incident.id");
+      if (c.named_incident.empty() && !incidents::MayOpenOrJoin(policy, c.triage)) {
+        if (own_map) map_views.pop_back();
+        continue;
       }
-      incidents::IngestResult r = book_->Ingest(input);
-      if (r.outcome == incidents::IngestResult::Outcome::kIgnored) continue;
-      changed = true;
-      if (r.outcome != incidents::IngestResult::Outcome::kOpened) continue;
-      spdlog::info("incident {} opened by alert {} ({})", r.incident_id, alert.id(), alert.title());
-      // Earlier alerts of this agent within the window may belong to the new incident.
-      storage::AlertQuery q;
-      q.agent_id = agent_id;
-      q.since_ns = absl::ToUnixNanos(input.time - options_.config.grouping.window);
-      q.until_ns = absl::ToUnixNanos(input.time) + 1;
-      std::vector<siper::v1::Alert> earlier;
-      absl::Status st = store_->ListAlerts(q, [&](const siper::v1::Alert& a) {
-        if (a.id() != alert.id()) earlier.push_back(a);
-        return true;
-      });
-      if (!st.ok()) spdlog::warn("incidents: cannot read earlier alerts: {}", st.ToString());
-      for (const siper::v1::Alert& a : earlier) {
-        (void)book_->Ingest(ToAlertInput(a, options_.rule_rsit));
+      candidates.push_back(c);
+    }
+  }
+  if (candidates.empty()) return;
+
+  std::unique_lock<std::mutex> lock(mu_);
+  bool changed = false;
+  for (const Candidate& c : candidates) {
+    const siper::v1::Alert& alert = *c.alert;
+    if (!c.named_incident.empty()) {
+      const std::string named(c.named_incident);
+      if (book_->Find(named) != nullptr &&
+          book_
+              ->Attach(named, StoredAlertInput(alert, c.fields, c.triage, options_.rule_rsit),
+                       "system")
+              .ok()) {
+        changed = true;
+        continue;
       }
+    }
+    // What Ingest would decide, asked first: an alert it ignores costs no AlertInput.
+    if (!book_->WouldChange(c.triage)) continue;
+    const incidents::AlertInput input =
+        StoredAlertInput(alert, c.fields, c.triage, options_.rule_rsit);
+    incidents::IngestResult r = book_->Ingest(input);
+    if (r.outcome == incidents::IngestResult::Outcome::kIgnored) continue;
+    changed = true;
+    if (r.outcome != incidents::IngestResult::Outcome::kOpened) continue;
+    spdlog::info("incident {} opened by alert {} ({})", r.incident_id, alert.id(), alert.title());
+    // Earlier alerts of this agent within the window may belong to the new incident.
+    storage::AlertQuery q;
+    q.agent_id = agent_id;
+    q.since_ns = absl::ToUnixNanos(input.time - options_.config.grouping.window);
+    q.until_ns = absl::ToUnixNanos(input.time) + 1;
+    std::vector<siper::v1::Alert> earlier;
+    absl::Status st = store_->ListAlerts(q, [&](const siper::v1::Alert& a) {
+      if (a.id() != alert.id()) earlier.push_back(a);
+      return true;
+    });
+    if (!st.ok()) spdlog::warn("incidents: cannot read earlier alerts: {}", st.ToString());
+    std::vector<std::pair<std::string_view, std::string_view>> views;
+    for (const siper::v1::Alert& a : earlier) {
+      views.clear();
+      AppendMapViews(a, &views);
+      const incidents::AlertTriage triage = TriageStoredAlert(a, views);
+      if (!book_->WouldChange(triage)) continue;
+      (void)book_->Ingest(StoredAlertInput(a, views, triage, options_.rule_rsit));
     }
   }
   if (!changed) return;
@@ -585,7 +662,7 @@ grpc::Status IncidentServiceImpl::Attach(grpc::ServerContext* context,
     if (!alert->has_value()) {
       return grpc::Status(grpc::StatusCode::NOT_FOUND, absl::StrCat("no stored alert ", alert_id));
     }
-    alerts.push_back(ToAlertInput(**alert, options_.rule_rsit));
+    alerts.push_back(OwnedAlertInput(**alert, options_.rule_rsit));
   }
   return Mutate(
       request->id(),

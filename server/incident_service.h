@@ -16,7 +16,9 @@
 #include <memory>
 #include <mutex>
 #include <set>
+#include <span>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -41,6 +43,22 @@ struct IncidentServiceOptions {
   // sets health_check_interval_s).
   absl::Duration deadline_check_period = absl::Seconds(30);
 };
+
+// How the ingest hook sees a stored alert (public for its tests). `fields` are the alert's
+// fields as views: the snapshot ingest hands over (EventRecord::alert_fields), or views of
+// the alert's own map; the first of equal names counts, as in a std::map built from them.
+using AlertFieldViews = std::span<const std::pair<std::string_view, std::string_view>>;
+// What the grouping policy decides on (IncidentBook::WouldChange), without a copy.
+incidents::AlertTriage TriageStoredAlert(const siper::v1::Alert& alert, AlertFieldViews fields);
+// The book's input for the alert, reading `fields` as views (AlertInput::field_views: the
+// caller keeps them alive while it is used); `triage` is TriageStoredAlert(alert, fields).
+incidents::AlertInput StoredAlertInput(
+    const siper::v1::Alert& alert, AlertFieldViews fields, const incidents::AlertTriage& triage,
+    const std::map<std::string, std::pair<std::string, std::string>>& rule_rsit);
+// The same with the alert's own map copied into AlertInput::fields (owned).
+incidents::AlertInput OwnedAlertInput(
+    const siper::v1::Alert& alert,
+    const std::map<std::string, std::pair<std::string, std::string>>& rule_rsit);
 
 class IncidentServiceImpl final : public siper::v1::IncidentService::Service {
  public:

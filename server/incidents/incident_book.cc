@@ -12,14 +12,11 @@
 namespace siper::incidents {
 namespace {
 
-std::string SourceIp(const AlertInput& a) {
-  auto it = a.fields.find("source.ip");
-  return it == a.fields.end() ? std::string() : it->second;
-}
+std::string SourceIp(const AlertInput& a) { return std::string(a.Field("source.ip")); }
 
 std::string HostOf(const AlertInput& a) {
-  auto it = a.fields.find("host.hostname");
-  return it != a.fields.end() && !it->second.empty() ? it->second : a.host;
+  const std::string_view host = a.Field("host.hostname");
+  return !host.empty() ? std::string(host) : a.host;
 }
 
 absl::Status NotFound(const std::string& id) {
@@ -103,18 +100,37 @@ int IncidentBook::CriticalityOf(const std::string& host) const {
   return it == policy_.asset_criticality.end() ? policy_.default_asset_criticality : it->second;
 }
 
-bool IncidentBook::Opens(const AlertInput& alert) const {
-  if (LevelWeight(alert.level) >= LevelWeight(policy_.min_level)) return true;
-  if (policy_.rule_ids.count(alert.rule_id) > 0) return true;
-  return policy_.ioc_hit_opens && alert.ioc_hit &&
-         alert.ioc_confidence >= policy_.min_ioc_confidence;
+AlertTriage Triage(const AlertInput& alert) {
+  AlertTriage t;
+  t.id = alert.id;
+  t.rule_id = alert.rule_id;
+  t.level = alert.level;
+  t.time = alert.time;
+  t.source_ip = alert.Field("source.ip");
+  t.host = alert.Field("host.hostname");
+  if (t.host.empty()) t.host = alert.host;
+  t.ioc_hit = alert.ioc_hit;
+  t.ioc_confidence = alert.ioc_confidence;
+  return t;
 }
 
-std::string IncidentBook::GroupKey(const std::string& source_ip, const std::string& rule_id,
-                                   const std::string& host) {
+bool OpensIncident(const GroupingPolicy& policy, const AlertTriage& alert) {
+  if (LevelWeight(alert.level) >= LevelWeight(policy.min_level)) return true;
+  if (!policy.rule_ids.empty() && policy.rule_ids.contains(std::string(alert.rule_id))) {
+    return true;
+  }
+  return policy.ioc_hit_opens && alert.ioc_hit && alert.ioc_confidence >= policy.min_ioc_confidence;
+}
+
+std::string IncidentBook::GroupKey(std::string_view source_ip, std::string_view rule_id,
+                                   std::string_view host) {
   // The attacker is the source address; without one, the rule stands in for it.
-  return source_ip.empty() ? absl::StrCat("rule\x1f", rule_id, "\x1f", host)
-                           : absl::StrCat("ip\x1f", source_ip, "\x1f", host);
+  const std::string_view kind = source_ip.empty() ? "rule\x1f" : "ip\x1f";
+  const std::string_view who = source_ip.empty() ? rule_id : source_ip;
+  std::string key;
+  key.reserve(kind.size() + who.size() + 1 + host.size());
+  key.append(kind).append(who).append("\x1f").append(host);
+  return key;
 }
 
 namespace {
@@ -135,13 +151,14 @@ void IncidentBook::RebuildGroupIndex() {
   }
 }
 
-Incident* IncidentBook::FindGroup(const AlertInput& alert) {
-  auto key = group_index_.find(GroupKey(SourceIp(alert), alert.rule_id, HostOf(alert)));
+const Incident* IncidentBook::FindGroup(const AlertTriage& alert) const {
+  if (group_index_.empty()) return nullptr;
+  auto key = group_index_.find(GroupKey(alert.source_ip, alert.rule_id, alert.host));
   if (key == group_index_.end()) return nullptr;
-  Incident* best = nullptr;
+  const Incident* best = nullptr;
   absl::Time best_time = absl::InfinitePast();
   for (const auto& [id, times] : key->second) {
-    Incident* in = Mutable(id);
+    const Incident* in = Find(id);
     if (in == nullptr || !in->open()) continue;
     // The latest alert of this attack within the window on either side of the new one.
     auto it = times.upper_bound(alert.time + policy_.window);
@@ -267,14 +284,24 @@ void IncidentBook::LinkAlert(Incident& in, const AlertInput& alert, const std::s
       absl::StrCat("alert ", alert.id, " (", alert.rule_id, ", ", alert.level, ") ", alert.title));
 }
 
+bool IncidentBook::WouldChange(const AlertTriage& triage) const {
+  // Ingest's decisions, in its order, without its effects.
+  if (alert_owner_.contains(triage.id)) return false;
+  const bool opens = OpensIncident(policy_, triage);
+  if (opens) return true;  // opens one, or joins one
+  return policy_.attach_below_threshold && FindGroup(triage) != nullptr;
+}
+
 IngestResult IncidentBook::Ingest(const AlertInput& alert) {
   const absl::Time now = clock_->Now();
   if (const std::string owner = FindAlertOwner(alert.id); !owner.empty()) {
     return {IngestResult::Outcome::kAlreadyLinked, owner};
   }
-  const bool opens = Opens(alert);
+  const AlertTriage triage = Triage(alert);
+  const bool opens = OpensIncident(policy_, triage);
   if (opens || policy_.attach_below_threshold) {
-    if (Incident* in = FindGroup(alert)) {
+    if (const Incident* found = FindGroup(triage)) {
+      Incident* in = Mutable(found->id);
       // A delta, not the whole incident before and after: this runs for every alert of an
       // attack, and its cost must not grow with the incident.
       auto summary = [](const Incident& i) {

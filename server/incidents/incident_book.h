@@ -10,6 +10,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -51,6 +52,30 @@ struct GroupingPolicy {
 [[nodiscard]] absl::Status ValidateGroupingPolicy(const GroupingPolicy& policy,
                                                   const Taxonomy& taxonomy);
 
+// What the grouping policy decides an alert's fate on, as views (valid as long as what they
+// view): `Triage(input)`, or made by the server from a stored alert before any AlertInput is
+// built (incident_service.cc), so an alert the book would ignore costs no copies.
+struct AlertTriage {
+  std::string_view id;
+  std::string_view rule_id;
+  std::string_view level;
+  absl::Time time = absl::InfinitePast();
+  std::string_view source_ip;  // field source.ip, "" when none
+  std::string_view host;       // field host.hostname, or AlertInput::host when that is empty
+  bool ioc_hit = false;        // AlertInput::ioc_hit
+  int ioc_confidence = 0;      // AlertInput::ioc_confidence
+};
+AlertTriage Triage(const AlertInput& alert);
+
+// Whether the alert opens an incident under `policy`: its level reaches min_level, its rule
+// is in rule_ids, or it is an IOC notice the policy opens on. Needs nothing of a book.
+bool OpensIncident(const GroupingPolicy& policy, const AlertTriage& alert);
+// False when no book with this policy can do anything with the alert: it does not open one
+// and alerts below the threshold do not join (Ingest would ignore it, or find it linked).
+inline bool MayOpenOrJoin(const GroupingPolicy& policy, const AlertTriage& alert) {
+  return policy.attach_below_threshold || OpensIncident(policy, alert);
+}
+
 struct IngestResult {
   enum class Outcome {
     kIgnored,        // below policy and no open incident to join
@@ -91,6 +116,11 @@ class IncidentBook {
 
   // Applies the grouping policy to one alert, as actor "system".
   IngestResult Ingest(const AlertInput& alert);
+  // True exactly when Ingest(alert) would open an incident or join one (kOpened,
+  // kAttached), with `triage` = Triage(alert); false when it would ignore it or find it
+  // already linked, which change nothing. Costs a few lookups and no copy of the alert, so a
+  // caller can skip building the AlertInput of an alert the book would not take.
+  bool WouldChange(const AlertTriage& triage) const;
 
   absl::StatusOr<std::string> Create(const NewIncident& spec, const std::string& actor);
   [[nodiscard]] absl::Status Attach(const std::string& id, const AlertInput& alert,
@@ -136,11 +166,11 @@ class IncidentBook {
   const Taxonomy& taxonomy() const { return *taxonomy_; }
 
  private:
-  bool Opens(const AlertInput& alert) const;
-  static std::string GroupKey(const std::string& source_ip, const std::string& rule_id,
-                              const std::string& host);
+  static std::string GroupKey(std::string_view source_ip, std::string_view rule_id,
+                              std::string_view host);
   void RebuildGroupIndex();  // after Load, Detach, Merge, Split; Ingest/Attach add in place
-  Incident* FindGroup(const AlertInput& alert);
+  // The open incident the alert joins (attacker or rule, host, window), or null.
+  const Incident* FindGroup(const AlertTriage& alert) const;
   Incident* Mutable(const std::string& id);
   std::string NextId(absl::Time now);
   int CriticalityOf(const std::string& host) const;
@@ -162,7 +192,7 @@ class IncidentBook {
   GroupingPolicy policy_;
   AuditLog* audit_;
   std::map<std::string, Incident> incidents_;
-  std::map<std::string, std::string> alert_owner_;  // alert id -> incident id
+  std::map<std::string, std::string, std::less<>> alert_owner_;  // alert id -> incident id
   // Grouping key (attacker, host) -> incident id -> times of its alerts with that key, so
   // an alert finds its group without scanning every incident.
   std::map<std::string, std::map<std::string, std::multiset<absl::Time>>> group_index_;

@@ -116,7 +116,11 @@ json ObservableToJson(const Observable& o) {
 
 json AlertInputToJson(const AlertInput& a) {
   json j = AlertCommonToJson(a);
-  j["fields"] = a.fields;
+  json fields = json::object();
+  for (const auto& [name, value] : a.FieldsWithPrefix("")) {
+    fields[std::string(name)] = std::string(value);
+  }
+  j["fields"] = std::move(fields);
   j["ioc_hit"] = a.ioc_hit;
   j["ioc_value"] = a.ioc_value;
   j["ioc_feed"] = a.ioc_feed;

@@ -126,12 +126,58 @@ absl::StatusOr<NoticeKind> ParseNoticeKind(std::string_view s) {
 }
 
 int LevelWeight(std::string_view level) {
-  const std::string l = absl::AsciiStrToLower(std::string(level));
-  if (l == "critical") return 5;
-  if (l == "high") return 4;
-  if (l == "medium") return 3;
-  if (l == "low") return 2;
+  // Runs for every stored alert (the grouping policy's first question): no copy.
+  auto is = [&](std::string_view name) {  // `name` lower case; ASCII case-insensitive
+    return level.size() == name.size() &&
+           std::equal(level.begin(), level.end(), name.begin(), [](char a, char b) {
+             return absl::ascii_tolower(static_cast<unsigned char>(a)) == b;
+           });
+  };
+  if (is("critical")) return 5;
+  if (is("high")) return 4;
+  if (is("medium")) return 3;
+  if (is("low")) return 2;
   return 1;
+}
+
+std::string_view AlertInput::Field(std::string_view name) const {
+  if (!fields.empty()) {
+    if (auto it = fields.find(name); it != fields.end()) return it->second;
+  }
+  for (const auto& [n, v] : field_views) {
+    if (n == name) return v;
+  }
+  return {};
+}
+
+bool AlertInput::HasField(std::string_view name) const {
+  if (fields.contains(name)) return true;
+  for (const auto& entry : field_views) {
+    if (entry.first == name) return true;
+  }
+  return false;
+}
+
+std::vector<std::pair<std::string_view, std::string_view>> AlertInput::FieldsWithPrefix(
+    std::string_view prefix) const {
+  std::vector<std::pair<std::string_view, std::string_view>> out;
+  for (auto it = fields.lower_bound(prefix); it != fields.end() && it->first.starts_with(prefix);
+       ++it) {
+    out.emplace_back(it->first, it->second);
+  }
+  const size_t owned = out.size();
+  for (const auto& [n, v] : field_views) {
+    if (n.starts_with(prefix)) out.emplace_back(n, v);
+  }
+  if (out.size() > owned) {
+    // Stable: of equal names, the owned one (then the first view) comes first and stays.
+    std::stable_sort(out.begin(), out.end(),
+                     [](const auto& a, const auto& b) { return a.first < b.first; });
+    out.erase(std::unique(out.begin(), out.end(),
+                          [](const auto& a, const auto& b) { return a.first == b.first; }),
+              out.end());
+  }
+  return out;
 }
 
 Severity SeverityFromLevel(std::string_view level) {
@@ -169,41 +215,36 @@ void RecomputeRisk(Incident& incident) {
 
 std::vector<Observable> ExtractObservables(const AlertInput& alert) {
   std::vector<Observable> out;
-  auto add = [&](ObservableKind kind, const std::string& value, const std::string& field,
+  auto add = [&](ObservableKind kind, std::string_view value, std::string_view field,
                  const std::string& algo = "") {
     if (value.empty() || value == "-") return;
     Observable o;
     o.kind = kind;
     o.value = kind == ObservableKind::kDomain || kind == ObservableKind::kHash
-                  ? absl::AsciiStrToLower(value)
-                  : value;
+                  ? absl::AsciiStrToLower(std::string(value))
+                  : std::string(value);
     o.hash_algo = algo;
-    o.field = field;
+    o.field = std::string(field);
     o.first_seen = alert.time;
     o.last_seen = alert.time;
     if (!alert.id.empty()) o.alert_ids.insert(alert.id);
     MergeObservables(out, {o});
   };
-  auto field = [&](const char* name) -> std::string {
-    auto it = alert.fields.find(name);
-    return it == alert.fields.end() ? std::string() : it->second;
-  };
+  auto field = [&](const char* name) { return alert.Field(name); };
   std::array<unsigned char, 16> buf{};
   int len = 0;
   for (const char* name : {"source.ip", "destination.ip"}) {
-    const std::string v = field(name);
+    const std::string_view v = field(name);
     if (!v.empty() && ParseIp(v, buf, len)) add(ObservableKind::kIp, v, name);
   }
   add(ObservableKind::kUrl, field("url.original"), "url.original");
   add(ObservableKind::kDomain, field("url.domain"), "url.domain");
   add(ObservableKind::kDomain, field("dns.question.name"), "dns.question.name");
-  for (const auto& [name, value] : alert.fields) {
-    if (name.rfind("file.hash.", 0) == 0) {
-      add(ObservableKind::kHash, value, name, absl::AsciiStrToLower(name.substr(10)));
-    }
+  for (const auto& [name, value] : alert.FieldsWithPrefix("file.hash.")) {
+    add(ObservableKind::kHash, value, name, absl::AsciiStrToLower(std::string(name.substr(10))));
   }
   add(ObservableKind::kUser, field("user.name"), "user.name");
-  std::string host = field("host.hostname");
+  std::string_view host = field("host.hostname");
   if (host.empty()) host = alert.host;
   add(ObservableKind::kHost, host, "host.hostname");
   if (alert.ioc_hit && !alert.ioc_value.empty()) {
@@ -272,10 +313,9 @@ LinkedAlert ToLinkedAlert(const AlertInput& alert) {
                    : alert.time;
   l.agent_id = alert.agent_id;
   l.seq = alert.seq;
-  auto h = alert.fields.find("host.hostname");
-  l.host = h != alert.fields.end() && !h->second.empty() ? h->second : alert.host;
-  auto s = alert.fields.find("source.ip");
-  if (s != alert.fields.end()) l.source_ip = s->second;
+  const std::string_view host = alert.Field("host.hostname");
+  l.host = !host.empty() ? std::string(host) : alert.host;
+  l.source_ip = std::string(alert.Field("source.ip"));
   l.ioc_confidence = alert.ioc_hit ? std::clamp(alert.ioc_confidence, 0, 100) : 0;
   return l;
 }

@@ -2,11 +2,14 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
+#include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -54,9 +57,15 @@ struct AlertInput {
   // has none. Incidents take it as their occurred time.
   absl::Time occurred = absl::InfinitePast();
   std::string agent_id;
-  uint64_t seq = 0;                           // the event that raised it: (agent_id, seq)
-  std::string host;                           // host.hostname if known
-  std::map<std::string, std::string> fields;  // ECS fields of the event
+  uint64_t seq = 0;  // the event that raised it: (agent_id, seq)
+  std::string host;  // host.hostname if known
+  // The ECS fields of the event, owned ...
+  std::map<std::string, std::string, std::less<>> fields;
+  // ... and/or as views into memory the caller keeps alive while the AlertInput is used
+  // (ingest hands the stored record's snapshot this way: no copy per alert). An incident
+  // keeps nothing of them by reference: what it keeps (LinkedAlert, observables) is copied.
+  // Names are looked up in `fields` first, then here (the first of equal names wins).
+  std::span<const std::pair<std::string_view, std::string_view>> field_views;
   // IOC match, if the alert came from (or was enriched by) an IOC set.
   bool ioc_hit = false;
   int ioc_confidence = 0;  // 0..100
@@ -65,6 +74,14 @@ struct AlertInput {
   // RSIT class/type from the rule (optional).
   std::string rsit_class;
   std::string rsit_type;
+
+  // The value of field `name` ("" when the alert has none).
+  std::string_view Field(std::string_view name) const;
+  bool HasField(std::string_view name) const;
+  // The fields whose names start with `prefix`, ordered by name, each name once (as a
+  // std::map of all of them would iterate).
+  std::vector<std::pair<std::string_view, std::string_view>> FieldsWithPrefix(
+      std::string_view prefix) const;
 };
 
 // What an incident keeps of each linked alert.
