@@ -36,6 +36,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "bench/server/loghub_lines.h"
 #include "rules/engine.h"
 #include "rules/live_rules.h"
 #include "server/agent_service.h"
@@ -51,18 +52,6 @@ namespace {
 
 const fs::path kSource = SIPER_SOURCE_DIR;
 const fs::path kShared = SIPER_SHARED_DATA_DIR;
-
-std::vector<std::string> LoadLines() {
-  std::vector<std::string> lines;
-  for (const char* name : {"OpenSSH_2k.log", "Linux_2k.log"}) {
-    std::ifstream in(kShared / "logs/loghub" / name);
-    std::string line;
-    while (std::getline(in, line)) {
-      if (!line.empty()) lines.push_back(line);
-    }
-  }
-  return lines;
-}
 
 siper::v1::EventBatch BuildBatch(const std::vector<std::string>& lines, uint64_t first_seq,
                                  int size) {
@@ -123,7 +112,7 @@ int main(int argc, char** argv) {
   const std::string policy = argc > 2 ? argv[2] : "default";
   const int agents = argc > 3 ? std::stoi(argv[3]) : 10;
   const int size = argc > 4 ? std::stoi(argv[4]) : 500;
-  const std::vector<std::string> lines = LoadLines();
+  const std::vector<std::string> lines = siper::bench::LoadLoghubLines(kShared);
   if (lines.empty()) {
     std::cerr << "../shared/data/logs/loghub absent: nothing to measure\n";
     return 1;

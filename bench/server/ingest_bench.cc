@@ -35,6 +35,7 @@
 #include <utility>
 #include <vector>
 
+#include "bench/server/loghub_lines.h"
 #include "rules/engine.h"
 #include "rules/live_rules.h"
 #include "server/agent_service.h"
@@ -49,18 +50,6 @@ namespace {
 const fs::path kSource = SIPER_SOURCE_DIR;
 const fs::path kShared = SIPER_SHARED_DATA_DIR;
 constexpr char kAgentId[] = "agt-0123456789abcdef";
-
-std::vector<std::string> LoadLines() {
-  std::vector<std::string> lines;
-  for (const char* name : {"OpenSSH_2k.log", "Linux_2k.log"}) {
-    std::ifstream in(kShared / "logs/loghub" / name);
-    std::string line;
-    while (std::getline(in, line)) {
-      if (!line.empty()) lines.push_back(line);
-    }
-  }
-  return lines;
-}
 
 // One batch as bench/loadgen's agents build it, serialized (the bytes after gzip inflate).
 std::string BuildMessage(const std::vector<std::string>& lines, uint64_t* seq, int size) {
@@ -144,7 +133,7 @@ int main(int argc, char** argv) {
   }
   const int batches = std::stoi(argv[1]);
   const int size = argc > 2 ? std::stoi(argv[2]) : 500;
-  const std::vector<std::string> lines = LoadLines();
+  const std::vector<std::string> lines = siper::bench::LoadLoghubLines(kShared);
   if (lines.empty()) {
     std::cerr << "../shared/data/logs/loghub absent: nothing to measure\n";
     return 1;

@@ -21,6 +21,7 @@
 #include "server/incidents/json.h"
 #include "server/incidents/stored.h"
 #include "server/storage/store.h"
+#include "tests/server/stored_incidents.h"
 
 namespace siper::server {
 namespace {
@@ -216,28 +217,9 @@ class Server {
   // The incidents as stored, without what the wall clock sets (creation, timeline and
   // state times): alerts, observables, classification, severity, risk.
   std::vector<std::string> Incidents() {
-    std::vector<std::pair<std::string, std::string>> heads;
-    EXPECT_TRUE(store_
-                    ->ListIncidents([&](std::string_view id, std::string_view text) {
-                      heads.emplace_back(std::string(id), std::string(text));
-                      return true;
-                    })
-                    .ok());
     std::vector<std::string> out;
-    for (const auto& [id, text] : heads) {
-      std::vector<incidents::ReadItem> items;
-      EXPECT_TRUE(store_
-                      ->ListIncidentItems(id,
-                                          [&](char kind, uint64_t s, std::string_view json) {
-                                            items.push_back({kind, s, std::string(json)});
-                                            return true;
-                                          })
-                      .ok());
-      bool old = false;
-      auto in = incidents::AssembleIncident(text, items, &old);
-      EXPECT_TRUE(in.ok()) << in.status();
-      if (!in.ok()) continue;
-      nlohmann::json j = incidents::IncidentToJson(*in);
+    for (const incidents::Incident& incident : test_support::ReadStoredIncidents(*store_)) {
+      nlohmann::json j = incidents::IncidentToJson(incident);
       nlohmann::json kept = {{"id", j["id"]},
                              {"title", j["title"]},
                              {"severity", j["severity"]},
@@ -247,7 +229,7 @@ class Server {
                              {"alerts", j["alerts"]},
                              {"observables", j["observables"]},
                              {"event_refs", j["event_refs"]},
-                             {"timeline_count", in->timeline.size()}};
+                             {"timeline_count", incident.timeline.size()}};
       out.push_back(kept.dump());
     }
     return out;

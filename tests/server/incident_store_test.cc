@@ -16,6 +16,7 @@
 #include "server/incidents/json.h"
 #include "server/incidents/stored.h"
 #include "server/storage/store.h"
+#include "tests/server/stored_incidents.h"
 
 namespace siper::server {
 namespace {
@@ -80,31 +81,7 @@ class IncidentStoreTest : public ::testing::Test {
 
   // The stored incidents, assembled as the service does at start-up.
   std::vector<incidents::Incident> Stored(std::vector<std::string>* old_format = nullptr) {
-    std::vector<std::pair<std::string, std::string>> heads;
-    EXPECT_TRUE(store_
-                    ->ListIncidents([&](std::string_view id, std::string_view text) {
-                      heads.emplace_back(std::string(id), std::string(text));
-                      return true;
-                    })
-                    .ok());
-    std::vector<incidents::Incident> out;
-    for (const auto& [id, text] : heads) {
-      std::vector<incidents::ReadItem> items;
-      EXPECT_TRUE(store_
-                      ->ListIncidentItems(id,
-                                          [&](char kind, uint64_t seq, std::string_view json) {
-                                            items.push_back({kind, seq, std::string(json)});
-                                            return true;
-                                          })
-                      .ok());
-      bool old = false;
-      auto in = incidents::AssembleIncident(text, items, &old);
-      EXPECT_TRUE(in.ok()) << in.status();
-      if (!in.ok()) continue;
-      if (old && old_format != nullptr) old_format->push_back(id);
-      out.push_back(*std::move(in));
-    }
-    return out;
+    return test_support::ReadStoredIncidents(*store_, old_format);
   }
 
   fs::path dir_;
