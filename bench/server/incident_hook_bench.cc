@@ -36,7 +36,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "bench/server/loghub_lines.h"
+#include "bench/server/bench_data.h"
 #include "rules/engine.h"
 #include "rules/live_rules.h"
 #include "server/agent_service.h"
@@ -118,9 +118,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   spdlog::set_level(spdlog::level::warn);  // not one line per incident opened
-  siper::rules::LoadOptions opts;
-  opts.cache_dir = fs::temp_directory_path() / "siper_ingest_bench_cache";
-  auto rules = siper::rules::RuleSet::Load(kSource / "rules/ruleset", opts);
+  auto rules = siper::bench::LoadDefaultRules(kSource);
   if (!rules.ok()) {
     std::cerr << rules.status() << "\n";
     return 1;

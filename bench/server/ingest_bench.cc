@@ -35,7 +35,7 @@
 #include <utility>
 #include <vector>
 
-#include "bench/server/loghub_lines.h"
+#include "bench/server/bench_data.h"
 #include "rules/engine.h"
 #include "rules/live_rules.h"
 #include "server/agent_service.h"
@@ -138,9 +138,7 @@ int main(int argc, char** argv) {
     std::cerr << "../shared/data/logs/loghub absent: nothing to measure\n";
     return 1;
   }
-  siper::rules::LoadOptions opts;
-  opts.cache_dir = fs::temp_directory_path() / "siper_ingest_bench_cache";
-  auto rules = siper::rules::RuleSet::Load(kSource / "rules/ruleset", opts);
+  auto rules = siper::bench::LoadDefaultRules(kSource);
   if (!rules.ok()) {
     std::cerr << rules.status() << "\n";
     return 1;
