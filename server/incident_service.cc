@@ -345,24 +345,21 @@ void IncidentServiceImpl::OnStored(const std::string& agent_id,
     std::string_view named_incident;  // a server health alert's incident.id
   };
   std::vector<Candidate> candidates;
-  // Views of the alerts that carry their own protobuf map (not ingest's: tests, or alerts
-  // read back), one vector each: its buffer stays put when the outer vector grows.
+  // Views of the candidates' alerts that carry their own protobuf map (not ingest's: tests,
+  // or alerts read back), one vector each, moved out of `scratch`: a vector's buffer stays
+  // put when it is moved, also when the outer vector grows.
   std::vector<std::vector<std::pair<std::string_view, std::string_view>>> map_views;
+  std::vector<std::pair<std::string_view, std::string_view>> scratch;
   for (const storage::EventRecord& record : records) {
     if (record.duplicate) continue;
     for (size_t i = 0; i < record.alerts.size(); ++i) {
       const siper::v1::Alert& alert = record.alerts[i];
-      const bool own_map = i >= record.alert_fields.size() || record.alert_fields[i].empty();
-      if (own_map) AppendMapViews(alert, &map_views.emplace_back());
-      const FieldSpan fields =
-          own_map ? FieldSpan(map_views.back()) : FieldSpan(record.alert_fields[i].entries);
+      const FieldSpan fields = record.AlertFields(i, &scratch);
       Candidate c{&alert, fields, TriageStoredAlert(alert, fields), {}};
       // A server health alert about an incident (deadline_missed) joins that incident.
       if (internal) c.named_incident = FieldOf(fields, "incident.id");
-      if (c.named_incident.empty() && !incidents::MayOpenOrJoin(policy, c.triage)) {
-        if (own_map) map_views.pop_back();
-        continue;
-      }
+      if (c.named_incident.empty() && !incidents::MayOpenOrJoin(policy, c.triage)) continue;
+      if (!scratch.empty()) map_views.push_back(std::move(scratch));
       candidates.push_back(c);
     }
   }

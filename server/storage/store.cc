@@ -229,222 +229,192 @@ class Emitter {
   uint64_t count_ = 0;
 };
 
-// Reads the postings of events_by_agent or events_by_field (keys.h) in scan order and
-// emits their events in the order of their event keys, forward or backward. Keys of one
-// group (the key without its seq: prefix, time, agent) are adjacent; two writes of one
-// agent with the same time give two keys whose seqs may interleave, so a group's seqs
-// are collected and sorted before they are emitted. `after` (a cursor) skips the events
-// of its group up to and including it in scan order; the caller starts the scan at the
-// start (or end) of that group.
+// The elements of the event postings (events_by_agent, events_by_field; keys.h): seqs.
+struct EventPostingElements {
+  using Element = uint64_t;
+  static bool Decode(uint64_t first, std::string_view value, std::vector<uint64_t>* out) {
+    return keys::DecodePosting(first, value, out);
+  }
+  // True when `seq` is the cursor's `at` or comes before it in scan order.
+  bool UpTo(uint64_t seq, uint64_t at, bool reverse) const {
+    return reverse ? seq >= at : seq <= at;
+  }
+};
+
+// The elements of the alert postings (alerts_by_agent, alerts_by_rule; keys.h): (seq,
+// index). With `whole_event`, a cursor (an event) covers every alert of its event.
+struct AlertPostingElements {
+  using Element = keys::AlertRef;
+  bool whole_event = false;
+  static bool Decode(keys::AlertRef first, std::string_view value,
+                     std::vector<keys::AlertRef>* out) {
+    return keys::DecodeAlertPosting(first, value, out);
+  }
+  bool UpTo(keys::AlertRef ref, keys::AlertRef at, bool reverse) const {
+    if (whole_event) return reverse ? ref.seq >= at.seq : ref.seq <= at.seq;
+    return reverse ? ref >= at : ref <= at;
+  }
+};
+
+// Where a paged scan resumes: the posting group (time, agent) and the element in it.
+template <typename Element>
+struct PostingCursor {
+  int64_t time_ns = 0;
+  uint32_t agent_num = 0;
+  Element at{};
+};
+
+// Reads a posting index (keys.h: events_by_agent and events_by_field, whose elements are
+// seqs; alerts_by_agent and alerts_by_rule, whose elements are (seq, index)) in scan
+// order and emits the elements in their key order, forward or backward. Keys of one
+// group (the key without its first element: prefix, time, agent) are adjacent; two
+// writes of one agent with the same time give two keys whose elements may interleave, so
+// a group's elements are collected and sorted before they are emitted. `after` (a
+// cursor) skips the elements of its group up to and including it in scan order
+// (Elements::UpTo); the caller starts the scan at the start (or end) of that group.
+// `emit(time_ns, agent, element)` returns false to stop the scan.
+template <typename Elements, typename EmitFn>
 class PostingReader {
  public:
-  using Emit = std::function<absl::StatusOr<bool>(int64_t time_ns, uint32_t agent, uint64_t seq)>;
-  PostingReader(const char* family, bool reverse, std::optional<keys::EventKeyParts> after,
-                Emit emit)
-      : family_(family), reverse_(reverse), after_(after), emit_(std::move(emit)) {}
+  using Element = typename Elements::Element;
+  PostingReader(const char* family, bool reverse, std::optional<PostingCursor<Element>> after,
+                Elements elements, EmitFn emit)
+      : family_(family),
+        reverse_(reverse),
+        after_(after),
+        elements_(elements),
+        emit_(std::move(emit)) {}
 
-  // One key: its group (the key up to the seq), its time, agent and first seq, and value.
-  // Returns false when the scan must stop.
+  // One key: its group (the key up to its first element), its time, agent and first
+  // element, and its value. Returns false when the scan must stop.
   absl::StatusOr<bool> Add(std::string_view key, std::string_view group, int64_t time_ns,
-                           uint32_t agent, uint64_t first, std::string_view value) {
-    if (!seqs_.empty() && group != group_) {
+                           uint32_t agent, Element first, std::string_view value) {
+    if (!elements_list_.empty() && group != group_) {
       SIPER_ASSIGN_OR_RETURN(bool more, Flush());
-      if (!more) return false;
+      if (!more) {
+        stopped_ = true;
+        return false;
+      }
     }
-    if (seqs_.empty()) {
+    if (elements_list_.empty()) {
       group_.assign(group);
       time_ns_ = time_ns;
       agent_ = agent;
     } else {
       merged_ = true;
     }
-    if (!keys::DecodePosting(first, value, &seqs_)) {
+    if (!Elements::Decode(first, value, &elements_list_)) {
       return absl::DataLossError(
           absl::StrCat("storage: malformed posting in ", family_, " at key ", ToHex(key)));
     }
     return true;
   }
-  // Emits the last group; call once the scan ended without being stopped.
-  absl::Status Finish() { return Flush().status(); }
+  // Emits the last group, unless the scan was stopped; call once the scan ended.
+  absl::Status Finish() {
+    if (stopped_) return absl::OkStatus();
+    return Flush().status();
+  }
 
  private:
   absl::StatusOr<bool> Flush() {
     if (merged_) {
-      std::sort(seqs_.begin(), seqs_.end());
-      seqs_.erase(std::unique(seqs_.begin(), seqs_.end()), seqs_.end());
+      std::sort(elements_list_.begin(), elements_list_.end());
+      elements_list_.erase(std::unique(elements_list_.begin(), elements_list_.end()),
+                           elements_list_.end());
     }
-    if (reverse_) std::reverse(seqs_.begin(), seqs_.end());
+    if (reverse_) std::reverse(elements_list_.begin(), elements_list_.end());
     const bool cursor_group =
         after_.has_value() && after_->time_ns == time_ns_ && after_->agent_num == agent_;
     bool more = true;
-    for (uint64_t seq : seqs_) {
-      if (cursor_group && (reverse_ ? seq >= after_->seq : seq <= after_->seq)) continue;
-      SIPER_ASSIGN_OR_RETURN(more, emit_(time_ns_, agent_, seq));
+    for (const Element& e : elements_list_) {
+      if (cursor_group && elements_.UpTo(e, after_->at, reverse_)) continue;
+      SIPER_ASSIGN_OR_RETURN(more, emit_(time_ns_, agent_, e));
       if (!more) break;
     }
-    seqs_.clear();
+    elements_list_.clear();
     merged_ = false;
     return more;
   }
 
   const char* family_;
   bool reverse_;
-  std::optional<keys::EventKeyParts> after_;
-  Emit emit_;
+  std::optional<PostingCursor<Element>> after_;
+  Elements elements_;
+  EmitFn emit_;
   std::string group_;
   int64_t time_ns_ = 0;
   uint32_t agent_ = 0;
-  std::vector<uint64_t> seqs_;
+  std::vector<Element> elements_list_;
   bool merged_ = false;
+  bool stopped_ = false;
 };
 
-// Reads the alert postings of alerts_by_agent or alerts_by_rule (keys.h: prefix | alert
-// key of the first alert -> the further alerts) in scan order and emits their alert keys
-// in key order, forward or backward, as PostingReader does for events: a group (prefix,
-// time, agent) written by several writes is merged and sorted first. `after` (a cursor)
-// skips the alerts of its group up to and including it in scan order, or with
-// `whole_event` every alert of its event; the caller starts the scan at the start (or
-// end) of that group. Keys of other agents than `only_agent` (when set) are skipped.
-class AlertPostingReader {
- public:
-  struct After {
-    int64_t time_ns = 0;
-    uint32_t agent_num = 0;
-    keys::AlertRef ref;
-    bool whole_event = false;
-  };
-  using Emit = std::function<absl::StatusOr<bool>(std::string_view alert_key)>;
-  AlertPostingReader(const char* family, size_t prefix_size, bool reverse,
-                     std::optional<After> after, std::optional<uint32_t> only_agent, Emit emit)
-      : family_(family),
-        prefix_size_(prefix_size),
-        reverse_(reverse),
-        after_(after),
-        only_agent_(only_agent),
-        emit_(std::move(emit)) {}
-
-  // One key of the scan and its value; returns false when the scan must stop.
-  absl::StatusOr<bool> Add(std::string_view key, std::string_view value) {
-    const std::string_view alert_key = key.substr(std::min(prefix_size_, key.size()));
-    keys::EventKeyParts parts;
-    uint32_t index = 0;
-    if (alert_key.size() != keys::kAlertKeySize || !keys::ParseEventKey(alert_key, &parts)) {
-      return absl::DataLossError(
-          absl::StrCat("storage: malformed key in ", family_, ": ", ToHex(key)));
-    }
-    index = keycodec::DecodeUint32(alert_key.data() + keys::kEventKeySize);
-    if (only_agent_.has_value() && parts.agent_num != *only_agent_) return true;
-    const std::string_view group = key.substr(0, prefix_size_ + 12);
-    if (!refs_.empty() && group != group_) {
-      SIPER_ASSIGN_OR_RETURN(bool more, Flush());
-      if (!more) return false;
-    }
-    if (refs_.empty()) {
-      group_.assign(group);
-      time_ns_ = parts.time_ns;
-      agent_ = parts.agent_num;
-    } else {
-      merged_ = true;
-    }
-    if (!keys::DecodeAlertPosting({parts.seq, index}, value, &refs_)) {
-      return absl::DataLossError(
-          absl::StrCat("storage: malformed posting in ", family_, " at key ", ToHex(key)));
-    }
-    return true;
+// The event key parts of an index key `prefix | event key` (`size` = kEventKeySize) or
+// `prefix | alert key` (kAlertKeySize); DataLoss naming the family and key otherwise.
+absl::Status ParseIndexKey(std::string_view key, size_t prefix_size, size_t size,
+                           std::string_view family, keys::EventKeyParts* parts) {
+  const std::string_view rest = key.substr(std::min(prefix_size, key.size()));
+  if (rest.size() != size || !keys::ParseEventKey(rest, parts)) {
+    return absl::DataLossError(
+        absl::StrCat("storage: malformed key in ", Av(family), ": ", ToHex(key)));
   }
-  // Emits the last group; call once the scan ended without being stopped.
-  absl::Status Finish() { return Flush().status(); }
-
- private:
-  bool Skip(keys::AlertRef ref) const {
-    if (after_->whole_event)
-      return reverse_ ? ref.seq >= after_->ref.seq : ref.seq <= after_->ref.seq;
-    return reverse_ ? ref >= after_->ref : ref <= after_->ref;
-  }
-  absl::StatusOr<bool> Flush() {
-    if (merged_) {
-      std::sort(refs_.begin(), refs_.end());
-      refs_.erase(std::unique(refs_.begin(), refs_.end()), refs_.end());
-    }
-    if (reverse_) std::reverse(refs_.begin(), refs_.end());
-    const bool cursor_group =
-        after_.has_value() && after_->time_ns == time_ns_ && after_->agent_num == agent_;
-    bool more = true;
-    std::string alert_key;
-    for (keys::AlertRef ref : refs_) {
-      if (cursor_group && Skip(ref)) continue;
-      alert_key.clear();
-      keycodec::AppendInt64(&alert_key, time_ns_);
-      keycodec::AppendUint32(&alert_key, agent_);
-      keycodec::AppendUint64(&alert_key, ref.seq);
-      keycodec::AppendUint32(&alert_key, ref.index);
-      SIPER_ASSIGN_OR_RETURN(more, emit_(alert_key));
-      if (!more) break;
-    }
-    refs_.clear();
-    merged_ = false;
-    return more;
-  }
-
-  const char* family_;
-  size_t prefix_size_;
-  bool reverse_;
-  std::optional<After> after_;
-  std::optional<uint32_t> only_agent_;
-  Emit emit_;
-  std::string group_;
-  int64_t time_ns_ = 0;
-  uint32_t agent_ = 0;
-  std::vector<keys::AlertRef> refs_;
-  bool merged_ = false;
-};
+  return absl::OkStatus();
+}
 
 // Scans an alert posting index (alerts_by_agent or alerts_by_rule) under `prefix` in
 // [since_ns, until_ns) and emits every alert key, resuming after `after_key` (an alert
-// key, or an event key with whole_event) when given.
-template <typename ScanFn>
+// key, or an event key with whole_event) when given. Keys of other agents than
+// `only_agent` (when set) are skipped.
+template <typename ScanFn, typename EmitFn>
 absl::Status ScanAlertPostings(const ScanFn& scan, const char* family, const std::string& prefix,
                                int64_t since_ns, int64_t until_ns, bool newest_first,
                                const std::optional<std::string>& after_key, bool whole_event,
-                               std::optional<uint32_t> only_agent, AlertPostingReader::Emit emit) {
+                               std::optional<uint32_t> only_agent, const EmitFn& emit) {
   KeyRange range = TimeRange(prefix, since_ns, until_ns);
-  std::optional<AlertPostingReader::After> after;
+  std::optional<PostingCursor<keys::AlertRef>> after;
   if (after_key.has_value()) {
     keys::EventKeyParts at;
     (void)keys::ParseEventKey(*after_key, &at);  // checked by ParsePosition
-    AlertPostingReader::After a;
-    a.time_ns = at.time_ns;
-    a.agent_num = at.agent_num;
-    a.ref.seq = at.seq;
-    a.ref.index = whole_event ? 0 : keycodec::DecodeUint32(after_key->data() + keys::kEventKeySize);
-    a.whole_event = whole_event;
-    after = a;
+    const uint32_t index =
+        whole_event ? 0 : keycodec::DecodeUint32(after_key->data() + keys::kEventKeySize);
+    after = PostingCursor<keys::AlertRef>{at.time_ns, at.agent_num, {at.seq, index}};
     // The cursor's posting group (prefix | time | agent) is read whole.
     ResumeInGroup(&range, prefix + after_key->substr(0, 12), newest_first);
   }
-  AlertPostingReader reader(family, prefix.size(), newest_first, after, only_agent,
-                            std::move(emit));
-  bool stopped = false;
+  std::string alert_key;
+  PostingReader reader(family, newest_first, after, AlertPostingElements{whole_event},
+                       [&](int64_t t, uint32_t agent, keys::AlertRef ref) {
+                         alert_key.clear();
+                         keycodec::AppendInt64(&alert_key, t);
+                         keycodec::AppendUint32(&alert_key, agent);
+                         keycodec::AppendUint64(&alert_key, ref.seq);
+                         keycodec::AppendUint32(&alert_key, ref.index);
+                         return emit(std::string_view(alert_key));
+                       });
   SIPER_RETURN_IF_ERROR(
       scan(range, [&](std::string_view key, std::string_view value) -> absl::StatusOr<bool> {
-        SIPER_ASSIGN_OR_RETURN(bool more, reader.Add(key, value));
-        stopped = !more;
-        return more;
+        keys::EventKeyParts parts;
+        SIPER_RETURN_IF_ERROR(
+            ParseIndexKey(key, prefix.size(), keys::kAlertKeySize, family, &parts));
+        if (only_agent.has_value() && parts.agent_num != *only_agent) return true;
+        const uint32_t index =
+            keycodec::DecodeUint32(key.data() + prefix.size() + keys::kEventKeySize);
+        return reader.Add(key, key.substr(0, prefix.size() + 12), parts.time_ns, parts.agent_num,
+                          {parts.seq, index}, value);
       }));
-  return stopped ? absl::OkStatus() : reader.Finish();
+  return reader.Finish();
 }
 
 }  // namespace
 
-std::vector<std::pair<std::string_view, std::string_view>> EventRecord::AlertFields(
-    size_t i) const {
-  std::vector<std::pair<std::string_view, std::string_view>> out;
-  if (i < alert_fields.size() && !alert_fields[i].empty()) {
-    out.assign(alert_fields[i].entries.begin(), alert_fields[i].entries.end());
-  } else if (i < alerts.size()) {
-    for (const auto& [name, value] : alerts[i].fields()) out.emplace_back(name, value);
+std::span<const std::pair<std::string_view, std::string_view>> EventRecord::AlertFields(
+    size_t i, std::vector<std::pair<std::string_view, std::string_view>>* scratch) const {
+  scratch->clear();
+  if (i < alert_fields.size() && !alert_fields[i].empty()) return alert_fields[i].entries;
+  if (i < alerts.size()) {
+    for (const auto& [name, value] : alerts[i].fields()) scratch->emplace_back(name, value);
   }
-  return out;
+  return *scratch;
 }
 
 Store::Impl::~Impl() {
@@ -1282,41 +1252,38 @@ absl::Status Store::Impl::SearchEvents(
   if (agent_num.has_value()) {
     const std::string prefix = keys::AgentPrefix(*agent_num);
     KeyRange range = TimeRange(prefix, q.since_ns, q.until_ns);
-    std::optional<keys::EventKeyParts> after;
+    std::optional<PostingCursor<uint64_t>> after;
     if (cursor.has_value()) {
       keys::EventKeyParts at;
       (void)keys::ParseEventKey(*cursor, &at);  // checked by ParsePosition
-      after = at;
+      after = PostingCursor<uint64_t>{at.time_ns, at.agent_num, at.seq};
       // The cursor's posting group (agent | time) is read whole; the reader skips up to it.
       std::string group = prefix;
       keycodec::AppendInt64(&group, at.time_ns);
       ResumeInGroup(&range, group, q.newest_first);
     }
     PostingReader reader(
-        "events_by_agent", q.newest_first, after,
+        "events_by_agent", q.newest_first, after, EventPostingElements{},
         [&](int64_t t, uint32_t num, uint64_t seq) -> absl::StatusOr<bool> {
           SIPER_ASSIGN_OR_RETURN(
               std::optional<siper::v1::Event> e,
               ReadEventMayMatch(keys::EventKey(t, num, seq), snapshot.get(), "events_by_agent", q));
           return !e.has_value() || offer(*e);
         });
-    bool stopped = false;
-    SIPER_RETURN_IF_ERROR(Scan(
-        kEventsByAgent, range, q.newest_first, snapshot.get(),
-        [&](std::string_view key, std::string_view value) -> absl::StatusOr<bool> {
-          keycodec::KeyReader r(key);
-          uint32_t num = 0;
-          int64_t t = 0;
-          uint64_t seq = 0;
-          if (!r.ReadUint32(&num) || !r.ReadInt64(&t) || !r.ReadUint64(&seq) || !r.done()) {
-            return absl::DataLossError(
-                absl::StrCat("storage: malformed key in events_by_agent: ", ToHex(key)));
-          }
-          SIPER_ASSIGN_OR_RETURN(bool more, reader.Add(key, key.substr(0, 12), t, num, seq, value));
-          stopped = !more;
-          return more;
-        }));
-    return stopped ? absl::OkStatus() : reader.Finish();
+    SIPER_RETURN_IF_ERROR(
+        Scan(kEventsByAgent, range, q.newest_first, snapshot.get(),
+             [&](std::string_view key, std::string_view value) -> absl::StatusOr<bool> {
+               keycodec::KeyReader r(key);
+               uint32_t num = 0;
+               int64_t t = 0;
+               uint64_t seq = 0;
+               if (!r.ReadUint32(&num) || !r.ReadInt64(&t) || !r.ReadUint64(&seq) || !r.done()) {
+                 return absl::DataLossError(
+                     absl::StrCat("storage: malformed key in events_by_agent: ", ToHex(key)));
+               }
+               return reader.Add(key, key.substr(0, 12), t, num, seq, value);
+             }));
+    return reader.Finish();
   }
 
   KeyRange range = TimeRange("", q.since_ns, q.until_ns);
@@ -1371,14 +1338,14 @@ absl::Status Store::Impl::SearchFieldIndex(
   auto visit_hour = [&](uint32_t hour) -> absl::Status {
     const std::string prefix = keys::FieldIndexPrefix(hour, field, keyed);
     KeyRange range = TimeRange(prefix, since, q.until_ns);
-    std::optional<keys::EventKeyParts> after;
+    std::optional<PostingCursor<uint64_t>> after;
     if (cursor.has_value() && keys::HourOf(at.time_ns) == hour) {
-      after = at;
+      after = PostingCursor<uint64_t>{at.time_ns, at.agent_num, at.seq};
       // The cursor's posting group (prefix | time | agent) is read whole.
       ResumeInGroup(&range, prefix + cursor->substr(0, 12), q.newest_first);
     }
     PostingReader reader(
-        "events_by_field", q.newest_first, after,
+        "events_by_field", q.newest_first, after, EventPostingElements{},
         [&](int64_t t, uint32_t num, uint64_t seq) -> absl::StatusOr<bool> {
           SIPER_ASSIGN_OR_RETURN(
               std::optional<siper::v1::Event> e,
@@ -1387,22 +1354,17 @@ absl::Status Store::Impl::SearchFieldIndex(
           stopped = !offer(*e);
           return !stopped;
         });
-    SIPER_RETURN_IF_ERROR(Scan(
-        kEventsByField, range, q.newest_first, snapshot,
-        [&](std::string_view key, std::string_view value) -> absl::StatusOr<bool> {
-          std::string_view event_key = key.substr(std::min(prefix.size(), key.size()));
-          keys::EventKeyParts parts;
-          if (event_key.size() != keys::kEventKeySize || !keys::ParseEventKey(event_key, &parts)) {
-            return absl::DataLossError(
-                absl::StrCat("storage: malformed key in events_by_field: ", ToHex(key)));
-          }
-          if (agent_num.has_value() && parts.agent_num != *agent_num) return true;
-          SIPER_ASSIGN_OR_RETURN(bool more,
-                                 reader.Add(key, key.substr(0, prefix.size() + 12), parts.time_ns,
-                                            parts.agent_num, parts.seq, value));
-          return more;
-        }));
-    return stopped ? absl::OkStatus() : reader.Finish();
+    SIPER_RETURN_IF_ERROR(
+        Scan(kEventsByField, range, q.newest_first, snapshot,
+             [&](std::string_view key, std::string_view value) -> absl::StatusOr<bool> {
+               keys::EventKeyParts parts;
+               SIPER_RETURN_IF_ERROR(ParseIndexKey(key, prefix.size(), keys::kEventKeySize,
+                                                   "events_by_field", &parts));
+               if (agent_num.has_value() && parts.agent_num != *agent_num) return true;
+               return reader.Add(key, key.substr(0, prefix.size() + 12), parts.time_ns,
+                                 parts.agent_num, parts.seq, value);
+             }));
+    return reader.Finish();
   };
   if (q.newest_first) {
     for (int64_t hour = last_hour; hour >= first_hour && !stopped; --hour) {

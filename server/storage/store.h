@@ -65,8 +65,11 @@ struct EventRecord {
   // in alerts[i].fields, in this order, without a protobuf map being built. An alert
   // without an entry here (or with empty views) is stored with its own map.
   std::vector<FieldViews> alert_fields;
-  // The fields of alerts[i], from wherever they are (views or the alert's map).
-  std::vector<std::pair<std::string_view, std::string_view>> AlertFields(size_t i) const;
+  // The fields of alerts[i], from wherever they are: its views when given (no copy), else
+  // views of the alert's own map, put into `*scratch` (cleared first), which must then
+  // outlive the result as the alert must.
+  std::span<const std::pair<std::string_view, std::string_view>> AlertFields(
+      size_t i, std::vector<std::pair<std::string_view, std::string_view>>* scratch) const;
   // Set by Store::Write: true when (agent_id, seq) was already stored (by an
   // earlier batch or earlier in the same batch); nothing of it was written.
   bool duplicate = false;

@@ -64,7 +64,8 @@ class IngestFimTest : public ::testing::Test {
   std::map<std::string, std::string> StoredAlertFields(const storage::EventRecord& record,
                                                        size_t i) {
     std::map<std::string, std::string> hook;
-    for (const auto& [name, value] : record.AlertFields(i)) hook.emplace(name, value);
+    std::vector<std::pair<std::string_view, std::string_view>> scratch;
+    for (const auto& [name, value] : record.AlertFields(i, &scratch)) hook.emplace(name, value);
     auto a = store_->GetAlert(record.alerts.at(i).id());
     EXPECT_TRUE(a.ok()) << a.status();
     if (!a.ok() || !a->has_value()) {

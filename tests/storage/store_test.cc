@@ -7,7 +7,9 @@
 #include <atomic>
 #include <filesystem>
 #include <memory>
+#include <span>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <tuple>
 #include <vector>
@@ -709,6 +711,44 @@ TEST_F(StoreTest, CorruptValueIsAnErrorNotACrash) {
   s = store_->SearchEvents({.agent_id = "a2", .newest_first = true}, noop_event);
   EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss) << s;
   EXPECT_NE(s.message().find("not stored"), std::string::npos) << s;
+}
+
+// An alert's fields come from one accessor: its views themselves when given (no copy), else
+// views of its own protobuf map in the caller's scratch vector (cleared first).
+TEST(EventRecordTest, AlertFieldsAreTheViewsOrTheAlertsOwnMap) {
+  using Entry = std::pair<std::string_view, std::string_view>;
+  const std::vector<Entry> entries = {{"source.ip", "10.0.0.5"}, {"host.hostname", "web1"}};
+  EventRecord r;
+  r.alerts.resize(3);
+  r.alerts[1].mutable_fields()->insert({"user.name", "root"});
+  r.alerts[2].mutable_fields()->insert({"process.name", "sshd"});
+  r.alert_fields.push_back({entries, nullptr});  // alert 0: views
+  r.alert_fields.push_back({});                  // alert 1: empty views, its own map
+  // alert 2: no entry in alert_fields, its own map
+
+  std::vector<Entry> scratch = {{"stale", "entry"}};
+  std::span<const Entry> views = r.AlertFields(0, &scratch);
+  EXPECT_EQ(views.data(), entries.data());
+  EXPECT_EQ(views.size(), entries.size());
+  EXPECT_TRUE(scratch.empty());
+
+  for (size_t i : {size_t{1}, size_t{2}}) {
+    SCOPED_TRACE(i);
+    std::span<const Entry> own = r.AlertFields(i, &scratch);
+    ASSERT_EQ(own.size(), 1u);
+    EXPECT_EQ(own.data(), scratch.data());
+    const auto& [name, value] = *r.alerts[i].fields().begin();
+    // Views of the map's own strings, not copies.
+    EXPECT_EQ(own[0].first.data(), name.data());
+    EXPECT_EQ(own[0].second.data(), value.data());
+    EXPECT_EQ(own[0].second, i == 1 ? "root" : "sshd");
+  }
+
+  scratch = {{"stale", "entry"}};
+  EXPECT_TRUE(r.AlertFields(3, &scratch).empty());  // no such alert
+  EXPECT_TRUE(scratch.empty());
+  r.alerts[1].clear_fields();
+  EXPECT_TRUE(r.AlertFields(1, &scratch).empty());
 }
 
 }  // namespace
