@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "cli/args.h"
 #include "cli/completion.h"
 #include "cli/connection.h"
 #include "cli/incidents_command.h"
@@ -53,11 +54,11 @@ void CheckStatus(const grpc::Status& status, const Globals& g) {
   Fail(message, ExitCodeFor(status));
 }
 
-int64_t TimeArg(const std::string& text, const char* flag) {
-  if (text.empty()) return 0;
-  absl::StatusOr<absl::Time> t = ParseTimeArg(text, absl::Now());
-  if (!t.ok()) Fail(absl::StrCat(flag, ": ", t.status().message()), 2);
-  return absl::ToUnixNanos(*t);
+// --since and --until in Unix nanoseconds (0: open), or a usage error.
+std::pair<int64_t, int64_t> TimeRangeArgs(const std::string& since, const std::string& until) {
+  absl::StatusOr<std::pair<int64_t, int64_t>> range = ParseTimeRange(since, until, absl::Now());
+  if (!range.ok()) Fail(std::string(range.status().message()), 2);
+  return *range;
 }
 
 // Reads a server stream into `print`, then checks how it ended.
@@ -118,12 +119,14 @@ void AddEvents(CLI::App& app, Globals& g) {
       ->check(CLI::IsMember({"informational", "low", "medium", "high", "critical"}));
   search->add_option("--query", o->query, "substring of the raw line");
   search->add_option("--limit", o->limit, "at most N events; 0 means no limit")
+      ->check(NonNegative())
       ->capture_default_str();
   search->add_flag("--newest-first", o->newest_first, "newest events first");
   search->callback([&g, o] {
     siper::v1::SearchEventsRequest request;
-    request.set_since_ns(TimeArg(o->since, "--since"));
-    request.set_until_ns(TimeArg(o->until, "--until"));
+    const auto [since_ns, until_ns] = TimeRangeArgs(o->since, o->until);
+    request.set_since_ns(since_ns);
+    request.set_until_ns(until_ns);
     request.set_agent_id(o->agent);
     request.set_rule_id(o->rule);
     request.set_level(o->level);
@@ -131,7 +134,13 @@ void AddEvents(CLI::App& app, Globals& g) {
     request.set_limit(o->limit);
     request.set_newest_first(o->newest_first);
     request.set_cursor(o->cursor);
-    for (const std::string& f : o->fields) request.add_field(f);
+    for (const std::string& f : o->fields) {
+      if (absl::StatusOr<std::pair<std::string, std::string>> field = ParseFieldFilter(f);
+          !field.ok()) {
+        Fail(std::string(field.status().message()), 2);
+      }
+      request.add_field(f);
+    }
     auto stub = Stub(g);
     grpc::ClientContext context;
     SetDeadline(&context, g);
@@ -172,12 +181,14 @@ void AddAlerts(CLI::App& app, Globals& g) {
   list->add_option("--level", o->level, "at least this level")
       ->check(CLI::IsMember({"informational", "low", "medium", "high", "critical"}));
   list->add_option("--limit", o->limit, "at most N alerts; 0 means no limit")
+      ->check(NonNegative())
       ->capture_default_str();
   list->add_flag("--newest-first", o->newest_first, "newest alerts first");
   list->callback([&g, o] {
     siper::v1::ListAlertsRequest request;
-    request.set_since_ns(TimeArg(o->since, "--since"));
-    request.set_until_ns(TimeArg(o->until, "--until"));
+    const auto [since_ns, until_ns] = TimeRangeArgs(o->since, o->until);
+    request.set_since_ns(since_ns);
+    request.set_until_ns(until_ns);
     request.set_agent_id(o->agent);
     request.set_rule_id(o->rule);
     request.set_level(o->level);

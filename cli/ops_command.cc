@@ -7,6 +7,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "cli/args.h"
 #include "cli/output.h"
 #include "cli/progress.h"
 #include "common/text.h"
@@ -15,14 +16,14 @@
 namespace siper::cli {
 namespace {
 
-int64_t SinceArg(const std::string& text) {
-  if (text.empty()) return 0;
-  absl::StatusOr<absl::Time> t = ParseTimeArg(text, absl::Now());
-  if (!t.ok()) {
-    std::cerr << "siperctl: --since: " << t.status().message() << "\n";
+// --since and --until in Unix nanoseconds (0: open), or a usage error (exit 2).
+std::pair<int64_t, int64_t> TimeRangeArgs(const std::string& since, const std::string& until) {
+  absl::StatusOr<std::pair<int64_t, int64_t>> range = ParseTimeRange(since, until, absl::Now());
+  if (!range.ok()) {
+    std::cerr << "siperctl: " << range.status().message() << "\n";
     throw CLI::RuntimeError(2);
   }
-  return absl::ToUnixNanos(*t);
+  return *range;
 }
 
 std::string TimeOrDash(int64_t ns) { return ns ? FormatTimeNs(ns) : std::string("-"); }
@@ -34,7 +35,7 @@ void AddVerify(CLI::App& app, const OpsHooks& hooks) {
   verify->add_option("--since", *since, "from the first batch at or after this time (2h, 7d, ISO)");
   verify->callback([hooks, since] {
     siper::v1::VerifyRequest request;
-    request.set_since_ns(SinceArg(*since));
+    request.set_since_ns(TimeRangeArgs(*since, "").first);
     auto stub = hooks.stub();
     grpc::ClientContext context;
     hooks.set_deadline(&context);
@@ -199,8 +200,9 @@ void AddCount(CLI::App& app, const OpsHooks& hooks) {
   count->callback([hooks, o] {
     siper::v1::CountEventsRequest request;
     request.set_field(o->by);
-    request.set_since_ns(SinceArg(o->since));
-    request.set_until_ns(SinceArg(o->until));
+    const auto [since_ns, until_ns] = TimeRangeArgs(o->since, o->until);
+    request.set_since_ns(since_ns);
+    request.set_until_ns(until_ns);
     request.set_agent_id(o->agent);
     request.set_top(o->top);
     auto stub = hooks.stub();

@@ -11,6 +11,7 @@
 #include <sstream>
 #include <thread>
 
+#include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "common/files.h"
@@ -441,6 +442,49 @@ TEST_F(OpsTest, SearchByFieldPagesAndCounts) {
   }
   ASSERT_EQ(seqs.size(), lines.size());
   for (size_t i = 1; i < seqs.size(); ++i) EXPECT_LT(seqs[i - 1], seqs[i]);
+}
+
+// `count` failed SSH logins of root from one address, seconds apart.
+std::vector<std::string> FailedRootLogins(int count) {
+  std::vector<std::string> lines;
+  for (int i = 0; i < count; ++i) {
+    lines.push_back("Nov 28 10:00:0" + std::to_string(i) + " web01 sshd[" +
+                    std::to_string(300 + i) + "]: Failed password for root from 203.0.113.9 port " +
+                    std::to_string(41000 + i) + " ssh2");
+  }
+  return lines;
+}
+
+// Odd input to the search commands: each is refused with exit 2 (bad usage) or 1 (refused
+// by the server) and a message naming the flag and the value; nothing stored is lost.
+TEST_F(OpsTest, OddSearchInputIsRefusedNamingTheInput) {
+  const std::vector<std::string> lines = FailedRootLogins(5);
+  ASSERT_NO_FATAL_FAILURE(StoreLines(lines));
+  auto expect_refused = [&](const std::vector<std::string>& args, int code,
+                            const std::string& message) {
+    CommandResult r = Ctl(args);
+    EXPECT_EQ(r.exit_code, code) << absl::StrJoin(args, " ") << "\n" << r.out << r.err;
+    EXPECT_NE(r.err.find(message), std::string::npos) << absl::StrJoin(args, " ") << "\n" << r.err;
+    EXPECT_EQ(r.out, "") << absl::StrJoin(args, " ");
+  };
+  // An empty range is a mistake (durations count back), not "nothing found".
+  expect_refused({"events", "search", "--since", "1h", "--until", "2h", "--json"}, 2, "--until 2h");
+  expect_refused(
+      {"alerts", "list", "--since", "2026-11-28T10:00:00Z", "--until", "2026-11-28", "--json"}, 2,
+      "is not after --since 2026-11-28T10:00:00Z");
+  expect_refused({"events", "count", "--by", "source.ip", "--since", "1d", "--until", "1d"}, 2,
+                 "--until 1d");
+  // The flag named is the one that is wrong.
+  expect_refused({"events", "count", "--by", "source.ip", "--until", "garbage"}, 2,
+                 "--until: invalid time 'garbage'");
+  // "-1" is not read as the largest unsigned number (no limit).
+  expect_refused({"events", "search", "--limit", "-1", "--json"}, 2, "--limit");
+  expect_refused({"alerts", "list", "--limit", "-1", "--json"}, 2, "--limit");
+  expect_refused({"events", "search", "--field", "=203.0.113.9"}, 2, "--field '=203.0.113.9'");
+
+  CommandResult after = Ctl({"events", "search", "--limit", "0", "--json"});
+  ASSERT_EQ(after.exit_code, 0) << after.err;
+  EXPECT_EQ(AgentEventLines(after.out).size(), lines.size());
 }
 
 }  // namespace
