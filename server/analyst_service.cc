@@ -3,6 +3,8 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -30,6 +32,43 @@ std::function<bool(const T&)> WriterSink(grpc::ServerContext* context,
   };
 }
 
+// A search cursor is the position of the page's last event (the store's), a '.', and a
+// tag of the search's filters: agent, rule, level, text, fields and direction, not the
+// times (a relative --since moves between pages, and narrowing the range while paging
+// is fine). A position resumed under other filters or the other direction would skip
+// or repeat events without a word; with the tag such a cursor is refused.
+std::string SearchTag(const siper::v1::SearchEventsRequest& r) {
+  std::vector<std::string> fields(r.field().begin(), r.field().end());
+  std::sort(fields.begin(), fields.end());
+  std::string text;
+  for (std::string_view part :
+       {std::string_view(r.agent_id()), std::string_view(r.rule_id()), std::string_view(r.level()),
+        std::string_view(r.query()), std::string_view(r.newest_first() ? "newest" : "oldest")}) {
+    absl::StrAppend(&text, part.size(), ":", absl::string_view(part.data(), part.size()), ";");
+  }
+  for (const std::string& f : fields) absl::StrAppend(&text, f.size(), ":", f, ";");
+  return Sha256Hex(text).substr(0, 8);
+}
+
+// The store position of `cursor`, if it was printed by a search with these filters.
+absl::StatusOr<std::string> CursorPosition(const siper::v1::SearchEventsRequest& r) {
+  const std::string& cursor = r.cursor();
+  const size_t dot = cursor.rfind('.');
+  if (dot == std::string::npos) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cursor '", EscapeForTerminal(cursor),
+                     "' is not a search cursor (POSITION.TAG, as printed after 'next cursor:')"));
+  }
+  if (cursor.substr(dot + 1) != SearchTag(r)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "cursor '", EscapeForTerminal(cursor),
+        "' belongs to another search: resume with the --agent, --rule, --level, --query, "
+        "--field and --newest-first of the search that printed it (only --since, --until "
+        "and --limit may change)"));
+  }
+  return cursor.substr(0, dot);
+}
+
 }  // namespace
 
 AnalystServiceImpl::AnalystServiceImpl(storage::Store* store, AnalystServiceOptions options)
@@ -54,7 +93,11 @@ grpc::Status AnalystServiceImpl::SearchEvents(grpc::ServerContext* context,
   q.text = request->query();
   q.limit = request->limit();
   q.newest_first = request->newest_first();
-  q.cursor = request->cursor();
+  if (!request->cursor().empty()) {
+    absl::StatusOr<std::string> position = CursorPosition(*request);
+    if (!position.ok()) return ToGrpc(position.status());
+    q.cursor = *std::move(position);
+  }
   q.min_level = request->level();
   for (const std::string& f : request->field()) {
     size_t eq = f.find('=');
@@ -77,7 +120,10 @@ grpc::Status AnalystServiceImpl::SearchEvents(grpc::ServerContext* context,
   // A full page: tell the client where the next one starts.
   if (q.limit > 0 && sent == q.limit) {
     absl::StatusOr<std::string> cursor = store_->EventCursor(last);
-    if (cursor.ok()) context->AddTrailingMetadata("siper-next-cursor", *cursor);
+    if (cursor.ok()) {
+      context->AddTrailingMetadata("siper-next-cursor",
+                                   absl::StrCat(*cursor, ".", SearchTag(*request)));
+    }
   }
   return grpc::Status::OK;
 }

@@ -487,5 +487,43 @@ TEST_F(OpsTest, OddSearchInputIsRefusedNamingTheInput) {
   EXPECT_EQ(AgentEventLines(after.out).size(), lines.size());
 }
 
+// A page of 2 prints a cursor; the same search resumes with it, also with another range
+// or limit; a cursor given to another search (other filters, other direction), which
+// would skip or repeat events without a word, is refused naming it.
+TEST_F(OpsTest, CursorOfAnotherSearchIsRefused) {
+  const std::vector<std::string> lines = FailedRootLogins(5);
+  ASSERT_NO_FATAL_FAILURE(StoreLines(lines));
+  auto expect_refused = [&](const std::vector<std::string>& args, const std::string& message) {
+    CommandResult r = Ctl(args);
+    EXPECT_EQ(r.exit_code, 1) << absl::StrJoin(args, " ") << "\n" << r.out << r.err;
+    EXPECT_NE(r.err.find(message), std::string::npos) << absl::StrJoin(args, " ") << "\n" << r.err;
+    EXPECT_EQ(r.out, "") << absl::StrJoin(args, " ");
+  };
+  CommandResult all = Ctl({"events", "search", "--limit", "0", "--json"});
+  ASSERT_EQ(all.exit_code, 0) << all.err;
+  const size_t stored = ParseJsonLines(all.out).size();
+  ASSERT_GE(stored, lines.size());
+  CommandResult first = Ctl({"events", "search", "--limit", "2", "--json"});
+  ASSERT_EQ(first.exit_code, 0) << first.err;
+  const size_t at = first.err.find("next cursor: ");
+  ASSERT_NE(at, std::string::npos) << first.err;
+  const std::string cursor = first.err.substr(at + 13, first.err.find('\n', at) - at - 13);
+  CommandResult next =
+      Ctl({"events", "search", "--limit", "10", "--since", "1d", "--cursor", cursor, "--json"});
+  ASSERT_EQ(next.exit_code, 0) << next.err;
+  EXPECT_EQ(ParseJsonLines(next.out).size(), stored - 2) << next.out;
+  expect_refused({"events", "search", "--newest-first", "--cursor", cursor, "--json"},
+                 "belongs to another search");
+  expect_refused({"events", "search", "--query", "root", "--cursor", cursor, "--json"},
+                 "belongs to another search");
+  expect_refused({"events", "search", "--field", "source.ip=203.0.113.9", "--cursor", cursor},
+                 "belongs to another search");
+  expect_refused({"events", "search", "--cursor", "zzzz"}, "cursor 'zzzz' is not");
+
+  CommandResult after = Ctl({"events", "search", "--limit", "0", "--json"});
+  ASSERT_EQ(after.exit_code, 0) << after.err;
+  EXPECT_EQ(AgentEventLines(after.out).size(), lines.size());
+}
+
 }  // namespace
 }  // namespace siper::testing
