@@ -95,6 +95,18 @@ int LevelRank(std::string_view level) {
   return -1;
 }
 
+// The rank a query's `min_level` asks for: 0 when it is empty (every level).
+absl::StatusOr<int> MinLevelRank(std::string_view min_level) {
+  if (min_level.empty()) return 0;
+  const int rank = LevelRank(min_level);
+  if (rank < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("storage: unknown alert level '", Av(min_level),
+                     "' (expected informational, low, medium, high or critical)"));
+  }
+  return rank;
+}
+
 bool TextMatches(const siper::v1::Event& e, std::string_view text) {
   if (text.empty()) return true;
   if (e.has_log()) return std::string_view(e.log().line()).find(text) != std::string_view::npos;
@@ -1157,15 +1169,7 @@ absl::Status Store::Impl::SearchEvents(
   if (!q.cursor.empty()) {
     SIPER_ASSIGN_OR_RETURN(cursor, ParsePosition(q.cursor, keys::kEventKeySize, "an event cursor"));
   }
-  int min_rank = 0;
-  if (!q.min_level.empty()) {
-    min_rank = LevelRank(q.min_level);
-    if (min_rank < 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("storage: unknown alert level '", q.min_level,
-                       "' (expected informational, low, medium, high or critical)"));
-    }
-  }
+  SIPER_ASSIGN_OR_RETURN(const int min_rank, MinLevelRank(q.min_level));
   ScopedSnapshot snapshot(db_);
   Emitter emitter(q.limit);
 
@@ -1586,15 +1590,7 @@ absl::StatusOr<std::optional<FieldCount>> Store::Impl::CountIndexedField(
 
 absl::Status Store::Impl::ListAlerts(
     const AlertQuery& q, const std::function<bool(const siper::v1::Alert&)>& sink) const {
-  int min_rank = 0;
-  if (!q.min_level.empty()) {
-    min_rank = LevelRank(q.min_level);
-    if (min_rank < 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("storage: unknown alert level '", q.min_level,
-                       "' (expected informational, low, medium, high or critical)"));
-    }
-  }
+  SIPER_ASSIGN_OR_RETURN(const int min_rank, MinLevelRank(q.min_level));
   if (q.since_ns != 0 && q.until_ns != 0 && q.until_ns <= q.since_ns) return absl::OkStatus();
   std::optional<uint32_t> agent_num;
   if (!q.agent_id.empty()) {
