@@ -4,6 +4,8 @@
 #include <yaml-cpp/yaml.h>
 
 #include <set>
+#include <string_view>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 
@@ -21,6 +23,19 @@ absl::Status Read(const YAML::Node& root, const std::string& key, const std::str
                                                    "' has the wrong type: ", e.what()));
   }
   return absl::OkStatus();
+}
+
+// At most a century: a day count is turned into nanoseconds (int64 holds some 292 years).
+constexpr int64_t kMaxRetentionDays = 36500;
+
+// `file:line: key 'KEY' must be WANT (got VALUE)`, the line that of the key in `parent`.
+absl::Status BadValue(const std::string& file, const YAML::Node& parent, const std::string& key,
+                      const std::string& shown_key, std::string_view want, int64_t got) {
+  const YAML::Node node = parent[key];
+  const int line = node ? node.Mark().line + 1 : parent.Mark().line + 1;
+  return absl::InvalidArgumentError(
+      absl::StrCat(file, ":", line, ": key '", shown_key, "' must be ",
+                   absl::string_view(want.data(), want.size()), " (got ", got, ")"));
 }
 
 }  // namespace
@@ -120,12 +135,21 @@ absl::StatusOr<ServerConfig> LoadServerConfig(const std::filesystem::path& file)
     }
   }
   if (config.seal_interval_s <= 0) {
-    return absl::InvalidArgumentError(absl::StrCat(name, ": seal_interval_s must be positive"));
+    return BadValue(name, root, "seal_interval_s", "seal_interval_s", "positive (seconds)",
+                    config.seal_interval_s);
   }
-  if (config.retention_days < 0 || config.retention_events_days < -1 ||
-      config.retention_alerts_days < -1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(name, ": retention days must be 0 (keep forever) or positive"));
+  constexpr std::string_view kDaysWant = "0 (keep forever) or a number of days up to 36500";
+  if (config.retention_days < 0 || config.retention_days > kMaxRetentionDays) {
+    return BadValue(name, root, "retention_days", "retention_days", kDaysWant,
+                    config.retention_days);
+  }
+  // -1, the default, means "as retention_days".
+  for (const auto& [key, days] : {std::pair{"events_days", config.retention_events_days},
+                                  std::pair{"alerts_days", config.retention_alerts_days}}) {
+    if (days < -1 || days > kMaxRetentionDays) {
+      return BadValue(name, root["retention"], key, absl::StrCat("retention.", key), kDaysWant,
+                      days);
+    }
   }
   config.data_dir = data_dir;
   config.rules_dir = rules_dir;

@@ -150,6 +150,22 @@ TEST(OpsConfigTest, SealAndRetentionKeys) {
   EXPECT_NE(typo.message().find("retention.event_days"), std::string::npos) << typo;
   std::ofstream(file) << "seal_interval_s: 0\n";
   EXPECT_FALSE(LoadServerConfig(file).ok());
+  // A bad value names the file, its line, the key and the value.
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {"log_level: info\nseal_interval_s: -3\n", ":2: key 'seal_interval_s' must be positive"},
+      {"retention_days: -1\n", ":1: key 'retention_days' must be 0 (keep forever)"},
+      // Days in nanoseconds overflowed int64 past some 106,000 days.
+      {"retention_days: 200000\n", ":1: key 'retention_days' must be 0 (keep forever)"},
+      {"retention:\n  alerts_days: 10\n  events_days: -7\n",
+       ":3: key 'retention.events_days' must be 0 (keep forever) or a number of days up to "
+       "36500 (got -7)"},
+  };
+  for (const auto& [text, message] : bad) {
+    std::ofstream(file) << text;
+    absl::Status st = LoadServerConfig(file).status();
+    EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument) << text;
+    EXPECT_NE(st.message().find(file.string() + message), std::string::npos) << st;
+  }
   fs::remove_all(dir);
 }
 
