@@ -91,4 +91,12 @@ int ExitCodeFor(const grpc::Status& status) {
   }
 }
 
+std::string FailureMessage(const grpc::Status& status, const ConnectionFlags& flags) {
+  if (status.error_code() != grpc::StatusCode::UNAVAILABLE) return status.error_message();
+  absl::StatusOr<ConnectionFlags> resolved = ResolveConnection(flags);
+  const std::string& server = resolved.ok() ? resolved->server : flags.server;
+  return absl::StrCat("the server at ", server.empty() ? "(no address)" : server,
+                      " is unavailable: ", status.error_message());
+}
+
 }  // namespace siper::cli

@@ -28,4 +28,9 @@ struct ConnectionFlags {
 // Exit code for a failed call: 3 server unreachable, 4 not allowed, 1 otherwise.
 int ExitCodeFor(const grpc::Status& status);
 
+// What siperctl prints for a failed call: the server's message; for UNAVAILABLE (no
+// connection, or the server said so, e.g. while it restores a backup) prefixed with the
+// address resolved from `flags` as for the call (flag, environment or config file).
+std::string FailureMessage(const grpc::Status& status, const ConnectionFlags& flags);
+
 }  // namespace siper::cli

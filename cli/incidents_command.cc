@@ -45,13 +45,7 @@ void SetDeadline(grpc::ClientContext* context, const Ctx& c) {
 
 void Check(const grpc::Status& status, const Ctx& c) {
   if (status.ok()) return;
-  std::string message = status.error_message();
-  if (status.error_code() == grpc::StatusCode::UNAVAILABLE) {
-    message = absl::StrCat("cannot reach the server at ",
-                           c.connection->server.empty() ? "(default)" : c.connection->server, ": ",
-                           message);
-  }
-  Fail(message, ExitCodeFor(status));
+  Fail(FailureMessage(status, *c.connection), ExitCodeFor(status));
 }
 
 json Parse(const std::string& text) {

@@ -45,13 +45,7 @@ void SetDeadline(grpc::ClientContext* context, const Globals& g) {
 
 void CheckStatus(const grpc::Status& status, const Globals& g) {
   if (status.ok()) return;
-  std::string message = status.error_message();
-  if (status.error_code() == grpc::StatusCode::UNAVAILABLE) {
-    message = absl::StrCat("cannot reach the server at ",
-                           g.connection.server.empty() ? "(default)" : g.connection.server, ": ",
-                           message);
-  }
-  Fail(message, ExitCodeFor(status));
+  Fail(FailureMessage(status, g.connection), ExitCodeFor(status));
 }
 
 // --since and --until in Unix nanoseconds (0: open), or a usage error.

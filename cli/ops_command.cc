@@ -26,6 +26,16 @@ std::pair<int64_t, int64_t> TimeRangeArgs(const std::string& since, const std::s
   return *range;
 }
 
+// DIR of backup and restore, made absolute here for the common case of one host (the
+// path is the server's), or a usage error.
+std::string ServerPath(const std::string& dir, const char* command) {
+  if (dir.empty()) {
+    std::cerr << "siperctl: " << command << ": DIR is empty; give a directory on the server host\n";
+    throw CLI::RuntimeError(2);
+  }
+  return std::filesystem::absolute(dir).lexically_normal().string();
+}
+
 std::string TimeOrDash(int64_t ns) { return ns ? FormatTimeNs(ns) : std::string("-"); }
 
 void AddVerify(CLI::App& app, const OpsHooks& hooks) {
@@ -105,8 +115,7 @@ void AddBackup(CLI::App& app, const OpsHooks& hooks) {
   backup->add_option("DIR", *dir, "directory on the server host; must not exist yet")->required();
   backup->callback([hooks, dir] {
     siper::v1::BackupRequest request;
-    // The path is the server's; made absolute here for the common case of one host.
-    request.set_dir(std::filesystem::absolute(*dir).lexically_normal().string());
+    request.set_dir(ServerPath(*dir, "backup"));
     auto stub = hooks.stub();
     grpc::ClientContext context;
     hooks.set_deadline(&context);
@@ -133,8 +142,7 @@ void AddRestore(CLI::App& app, const OpsHooks& hooks) {
   restore->add_option("DIR", *dir, "backup directory on the server host")->required();
   restore->callback([hooks, dir] {
     siper::v1::RestoreRequest request;
-    // The path is the server's; made absolute here for the common case of one host.
-    request.set_dir(std::filesystem::absolute(*dir).lexically_normal().string());
+    request.set_dir(ServerPath(*dir, "restore"));
     auto stub = hooks.stub();
     grpc::ClientContext context;
     hooks.set_deadline(&context);

@@ -3,8 +3,10 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <utility>
 #include <vector>
 
@@ -288,10 +290,30 @@ grpc::Status AnalystServiceImpl::Backup(grpc::ServerContext* context,
                         absl::StrCat("backup directory '", request->dir(),
                                      "' must be an absolute path on the server host"));
   }
+  // Checked here so the answer names the problem: RocksDB's checkpoint reports a missing
+  // parent as an I/O error, which became UNAVAILABLE ("cannot reach the server").
+  std::error_code ec;
+  const std::filesystem::path parent = dir.lexically_normal().parent_path();
+  if (!std::filesystem::is_directory(parent, ec)) {
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                        absl::StrCat("backup: ", EscapeForTerminal(parent.string()),
+                                     " is not a directory on the server host; create it first "
+                                     "(the backup directory itself must not exist)"));
+  }
   if (sealer_ != nullptr) {
     if (absl::Status st = sealer_->SealNow(); !st.ok()) return ToGrpc(st);
   }
-  if (absl::Status st = store_->Backup(dir); !st.ok()) return ToGrpc(st);
+  if (absl::Status st = store_->Backup(dir); !st.ok()) {
+    spdlog::warn("{}: backup to {} failed: {}", id->common_name, EscapeForTerminal(dir.string()),
+                 st.ToString());
+    // The server is up and answered: an I/O error of the target is not "unavailable".
+    if (absl::IsUnavailable(st)) {
+      return grpc::Status(grpc::StatusCode::INTERNAL,
+                          absl::StrCat("backup to ", EscapeForTerminal(dir.string()),
+                                       " failed on the server host: ", st.message()));
+    }
+    return ToGrpc(st);
+  }
   absl::StatusOr<storage::ChainHead> head = store_->GetChainHead();
   if (head.ok()) response->set_head_length(head->length);
   response->set_dir(dir.string());

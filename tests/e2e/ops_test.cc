@@ -525,5 +525,35 @@ TEST_F(OpsTest, CursorOfAnotherSearchIsRefused) {
   EXPECT_EQ(AgentEventLines(after.out).size(), lines.size());
 }
 
+// A backup that cannot be written says why, as an answer of the server (exit 1), not as
+// "the server is unavailable" (exit 3); an empty DIR is bad usage. A good one still works.
+TEST_F(OpsTest, BackupToABadDirectorySaysWhy) {
+  ASSERT_NO_FATAL_FAILURE(StoreLines(FailedRootLogins(2)));
+  for (const char* verb : {"backup", "restore"}) {
+    CommandResult empty = Ctl({verb, ""});
+    EXPECT_EQ(empty.exit_code, 2) << empty.err;
+    EXPECT_NE(empty.err.find(std::string(verb) + ": DIR is empty"), std::string::npos) << empty.err;
+  }
+  const fs::path orphan = root_ / "no-such-parent" / "backup";
+  CommandResult no_parent = Ctl({"backup", orphan.string()});
+  EXPECT_EQ(no_parent.exit_code, 1) << no_parent.err;
+  EXPECT_NE(no_parent.err.find((root_ / "no-such-parent").string() +
+                               " is not a directory on the server host"),
+            std::string::npos)
+      << no_parent.err;
+  // A directory nobody can make (mkdir in /proc fails, also for root).
+  CommandResult unwritable = Ctl({"backup", "/proc/siper-backup"});
+  EXPECT_EQ(unwritable.exit_code, 1) << unwritable.err;
+  EXPECT_NE(unwritable.err.find("backup to /proc/siper-backup failed on the server host"),
+            std::string::npos)
+      << unwritable.err;
+  EXPECT_EQ(unwritable.err.find("unavailable"), std::string::npos) << unwritable.err;
+  EXPECT_FALSE(fs::exists(orphan));
+
+  CommandResult good = Ctl({"backup", (root_ / "backup").string()});
+  EXPECT_EQ(good.exit_code, 0) << good.err;
+  EXPECT_TRUE(Verify(0).value("ok", false));
+}
+
 }  // namespace
 }  // namespace siper::testing
