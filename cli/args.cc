@@ -11,8 +11,11 @@ absl::StatusOr<int64_t> ParseTimeFlag(std::string_view text, std::string_view fl
   if (text.empty()) return 0;
   absl::StatusOr<absl::Time> t = ParseTimeArg(text, now);
   if (!t.ok()) {
+    // The message quotes the value, which may hold control characters.
+    const absl::string_view message = t.status().message();
     return absl::InvalidArgumentError(
-        absl::StrCat(absl::string_view(flag.data(), flag.size()), ": ", t.status().message()));
+        absl::StrCat(absl::string_view(flag.data(), flag.size()), ": ",
+                     EscapeForTerminal(std::string_view(message.data(), message.size()))));
   }
   return absl::ToUnixNanos(*t);
 }

@@ -150,7 +150,9 @@ nlohmann::json AgentToJson(const siper::v1::AgentInfo& agent) {
           {"spool_bytes", agent.spool_bytes()},
           {"spool_cap_bytes", agent.spool_cap_bytes()},
           {"drops", agent.drops()},
-          {"clock_offset_ms", agent.clock_offset_ms()}};
+          {"clock_offset_ms", agent.clock_offset_ms()},
+          {"uptime_s", agent.uptime_s()},
+          {"events_per_s", agent.events_per_s()}};
 }
 
 }  // namespace siper::cli

@@ -7,6 +7,7 @@
 #include <sstream>
 #include <thread>
 
+#include "cli/args.h"
 #include "cli/completion.h"
 #include "cli/output.h"
 #include "cli/progress.h"
@@ -45,6 +46,55 @@ TEST(JsonTest, EventsWithInvalidUtf8StillGiveValidJson) {
   EXPECT_EQ(back["fields"]["user.name"], "r\xc3\xb6ot");
   EXPECT_EQ(out.str().back(), '\n');
   EXPECT_EQ(out.str().find('\n'), out.str().size() - 1);
+}
+
+TEST(ArgsTest, TimeRangesAndFieldFiltersAreCheckedNamingTheFlag) {
+  const absl::Time now = absl::FromUnixSeconds(1'800'000'000);
+  auto range = ParseTimeRange("2h", "1h", now);
+  ASSERT_TRUE(range.ok()) << range.status();
+  EXPECT_EQ(range->first, absl::ToUnixNanos(now - absl::Hours(2)));
+  EXPECT_EQ(range->second, absl::ToUnixNanos(now - absl::Hours(1)));
+  EXPECT_EQ(ParseTimeRange("", "", now)->first, 0);
+  EXPECT_TRUE(ParseTimeRange("1h", "", now).ok());
+  absl::Status empty = ParseTimeRange("1h", "2h", now).status();
+  EXPECT_EQ(empty.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(empty.message().find("--until 2h"), std::string_view::npos) << empty;
+  EXPECT_NE(empty.message().find("--since 1h"), std::string_view::npos) << empty;
+  EXPECT_FALSE(ParseTimeRange("1h", "1h", now).ok());
+  absl::Status bad_until = ParseTimeRange("1h", "yesterday\x1b", now).status();
+  EXPECT_NE(bad_until.message().find("--until: "), std::string_view::npos) << bad_until;
+  EXPECT_EQ(bad_until.message().find('\x1b'), std::string_view::npos) << bad_until;
+
+  auto field = ParseFieldFilter("source.ip=a=b");
+  ASSERT_TRUE(field.ok());
+  EXPECT_EQ(field->first, "source.ip");
+  EXPECT_EQ(field->second, "a=b");
+  EXPECT_NE(ParseFieldFilter("=x").status().message().find("--field '=x'"), std::string_view::npos);
+  EXPECT_FALSE(ParseFieldFilter("no-equals").ok());
+}
+
+// Every heartbeat statistic the registry keeps reaches `agents list --json`.
+TEST(JsonTest, AgentsCarryTheirHeartbeatStatistics) {
+  siper::v1::AgentInfo agent;
+  agent.set_agent_id("agt-1");
+  agent.set_address("ipv4:192.0.2.5:40000");
+  agent.set_version("0.1.0");
+  agent.set_heartbeat_ns(1'800'000'000'000'000'000);
+  agent.set_spool_bytes(4096);
+  agent.set_spool_cap_bytes(1 << 20);
+  agent.set_drops(3);
+  agent.set_clock_offset_ms(-250);
+  agent.set_uptime_s(86400);
+  agent.set_events_per_s(12.5);
+  const nlohmann::json j = AgentToJson(agent);
+  EXPECT_EQ(j["address"], "ipv4:192.0.2.5:40000");
+  EXPECT_EQ(j["version"], "0.1.0");
+  EXPECT_EQ(j["last_heartbeat"], "2027-01-15T08:00:00.000Z");
+  EXPECT_EQ(j["spool_bytes"], 4096);
+  EXPECT_EQ(j["drops"], 3);
+  EXPECT_EQ(j["clock_offset_ms"], -250);
+  EXPECT_EQ(j["uptime_s"], 86400);
+  EXPECT_EQ(j["events_per_s"], 12.5);
 }
 
 // Runs the generated script in a real bash with COMP_WORDS set as bash would
