@@ -44,6 +44,8 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
       return;
     }
     agent_id_ = id->common_name;
+    // Before the registry is read: a revocation after this load is seen at the next message.
+    revocations_seen_ = shared_->revocations.load();
     if (agent_id_ == kInternalAgentId) {  // reserved for the server's own health events
       Metrics().RejectStream(StreamRejectReason::kReservedId);
       Fail(grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
@@ -103,6 +105,7 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
 
  private:
   void HandleMessage() {
+    if (!StillAllowed()) return;
     const size_t bytes = in_.Length();
     if (bytes > options_.max_batch_bytes) {
       ++shared_->rejected_oversized;
@@ -158,6 +161,27 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
         Fail(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "empty agent message"));
         return;
     }
+  }
+
+  // False (and the stream failed) when this agent was revoked since the stream began. Only
+  // after some revocation (rare) is the registry read; otherwise one atomic load. Runs on
+  // the reading thread only (OnReadDone), so revocations_seen_ needs no lock.
+  bool StillAllowed() {
+    const uint64_t revocations = shared_->revocations.load();
+    if (revocations == revocations_seen_) return true;
+    revocations_seen_ = revocations;
+    absl::StatusOr<std::optional<siper::v1::AgentInfo>> info = store_->GetAgent(agent_id_);
+    if (!info.ok()) {
+      spdlog::warn("agent {}: cannot re-read registry after a revocation: {}", agent_id_,
+                   info.status().ToString());
+      return true;
+    }
+    if (!info->has_value() || !(*info)->revoked()) return true;
+    spdlog::warn("agent {} has been revoked: ending its open stream", agent_id_);
+    Metrics().RejectStream(StreamRejectReason::kRevoked);
+    Fail(grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                      absl::StrCat("agent ", agent_id_, " has been revoked")));
+    return false;
   }
 
   void HandleBatch(siper::v1::EventBatch batch, size_t bytes) {
@@ -346,6 +370,7 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
   bool has_pending_ack_ = false;
   siper::v1::Ack pending_ack_;
   bool failed_ = false;
+  uint64_t revocations_seen_ = 0;  // shared_->revocations when last checked
   grpc::Status finish_status_;
   bool finished_ = false;
   int starting_ = 0;  // operations decided by a Step and not yet started

@@ -100,6 +100,9 @@ struct AgentStreamShared {
   std::atomic<uint64_t> store_failures{0};
   RegistryFlusher* registry = nullptr;
   std::atomic<bool> restoring{false};  // an online restore: batches are refused for now
+  // Bumped on every revocation: each open stream then reads its own registry entry again
+  // at its next message and ends if it was the one revoked (one atomic load otherwise).
+  std::atomic<uint64_t> revocations{0};
 };
 
 // Stream takes raw bytes (WithRawCallbackMethod_Stream) so that the service
@@ -130,6 +133,10 @@ class AgentServiceImpl final : public siper::v1::AgentService::WithCallbackMetho
   // While set (an online restore swaps the store), batches are refused with UNAVAILABLE
   // and not taken: the agent keeps them spooled and resends them after its backoff.
   void SetRestoring(bool restoring) { shared_.restoring = restoring; }
+  // An agent was revoked in the registry: its open stream, if any, ends at its next
+  // message (PERMISSION_DENIED; that message is not taken) instead of delivering until
+  // it reconnects.
+  void AgentRevoked() { shared_.revocations.fetch_add(1); }
 
  private:
   absl::Status DoEnroll(const grpc::CallbackServerContext& context,

@@ -357,6 +357,7 @@ grpc::Status AnalystServiceImpl::RevokeAgent(grpc::ServerContext* context,
   response->set_already_revoked((*agent)->revoked());
   (*agent)->set_revoked(true);
   if (absl::Status st = store_->PutAgent(**agent); !st.ok()) return ToGrpc(st);
+  if (on_revoke_) on_revoke_();
   spdlog::warn("{} revoked agent {}", id->common_name, request->agent_id());
   return grpc::Status::OK;
 }

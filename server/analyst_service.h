@@ -75,6 +75,8 @@ class AnalystServiceImpl final : public siper::v1::AnalystService::Service {
   using Restorer = std::function<absl::StatusOr<siper::v1::RestoreResponse>(
       const std::string& actor, const std::filesystem::path& dir)>;
   void SetRestorer(Restorer restorer) { restore_ = std::move(restorer); }
+  // Told after RevokeAgent stored a revocation, so the agent's open stream ends.
+  void SetRevokeHook(std::function<void()> hook) { on_revoke_ = std::move(hook); }
 
  private:
   storage::Store* store_;
@@ -83,6 +85,7 @@ class AnalystServiceImpl final : public siper::v1::AnalystService::Service {
   IocFeeds* ioc_feeds_ = nullptr;
   RulesReloader reload_rules_;
   Restorer restore_;
+  std::function<void()> on_revoke_;
 };
 
 }  // namespace siper::server

@@ -292,6 +292,8 @@ absl::StatusOr<std::unique_ptr<SiperServer>> SiperServer::Start(const ServerConf
   s->analyst_service_->SetIocFeeds(s->ioc_feeds_.get());
   s->analyst_service_->SetRulesReloader(
       [server = s.get()](const std::string& actor) { return server->ReloadRules(actor); });
+  s->analyst_service_->SetRevokeHook(
+      [agents = s->agent_service_.get()] { agents->AgentRevoked(); });
   s->analyst_service_->SetRestorer(
       [server = s.get()](const std::string& actor, const std::filesystem::path& dir) {
         return server->RestoreBackup(actor, dir);

@@ -332,20 +332,22 @@ TEST_F(OpsTest, OnlineRestoreSwapsTheStoreAndAgentsCarryOn) {
   EXPECT_EQ(restarted.value("events", 0), 20) << restarted.dump();
 }
 
-// A revoked agent's next stream is refused; a stream still open when it is
-// revoked does not write the flag back.
+// A revoked agent's open stream ends at its next message, which is not stored; its next
+// stream is refused; nothing writes the flag back.
 TEST_F(OpsTest, RevokedAgentIsRefused) {
   ASSERT_NO_FATAL_FAILURE(StoreLines({"Nov 28 10:00:00 web01 CRON[1]: one"}, true));
   CommandResult r = Ctl({"agents", "revoke", agent_id_});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  // The running agent sends one more batch: its registry update keeps revoked.
+  // The running agent's open stream is not trusted any longer: its next batch is refused
+  // (not stored, not acknowledged: it stays in the agent's spool) and the stream ends.
   std::ofstream(root_ / "auth.log", std::ios::app) << "Nov 28 10:00:01 web01 CRON[2]: two\n";
-  auto stored = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (ParseJsonLines(Ctl({"events", "search", "--json"}).out).size() < 2) {
-    ASSERT_LT(std::chrono::steady_clock::now(), stored);
+  auto cut = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (ServerOutput().find("has been revoked: ending its open stream") == std::string::npos) {
+    ASSERT_LT(std::chrono::steady_clock::now(), cut) << ServerOutput();
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(AgentEventLines(Ctl({"events", "search", "--json"}).out).size(), 1u);
   agent_->Signal(SIGTERM);
   EXPECT_EQ(agent_->Wait(20000), 0);
   CommandResult list = Ctl({"agents", "list", "--json"});
