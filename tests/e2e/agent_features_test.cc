@@ -310,7 +310,7 @@ TEST_F(AgentFeaturesTest, RevokedAgentIsRefusedAndSaysSo) {
   EXPECT_EQ(refused.error_code(), grpc::StatusCode::PERMISSION_DENIED);
   EXPECT_NE(refused.error_message().find("revoked"), std::string::npos) << refused.error_message();
 
-  // The next connection is refused (a revocation applies to new streams).
+  // The next connection is refused too (the open stream ended at its next message).
   agent_->Signal(SIGTERM);
   EXPECT_EQ(agent_->Wait(20000), 0);
   const size_t refusals_before = CountOccurrences(AgentLog(), "the server refused this agent");
