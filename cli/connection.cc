@@ -5,8 +5,10 @@
 #include <cstdlib>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "common/files.h"
 #include "common/status.h"
+#include "common/text.h"
 
 namespace siper::cli {
 namespace {
@@ -92,11 +94,18 @@ int ExitCodeFor(const grpc::Status& status) {
 }
 
 std::string FailureMessage(const grpc::Status& status, const ConnectionFlags& flags) {
-  if (status.error_code() != grpc::StatusCode::UNAVAILABLE) return status.error_message();
+  // The server's message may quote what it was given (an agent id, a path, a cursor):
+  // escaped line by line, so it cannot drive the terminal but keeps its line breaks.
+  std::string message;
+  for (absl::string_view line : absl::StrSplit(status.error_message(), '\n')) {
+    if (!message.empty()) message += '\n';
+    message += EscapeForTerminal(std::string_view(line.data(), line.size()));
+  }
+  if (status.error_code() != grpc::StatusCode::UNAVAILABLE) return message;
   absl::StatusOr<ConnectionFlags> resolved = ResolveConnection(flags);
   const std::string& server = resolved.ok() ? resolved->server : flags.server;
   return absl::StrCat("the server at ", server.empty() ? "(no address)" : server,
-                      " is unavailable: ", status.error_message());
+                      " is unavailable: ", message);
 }
 
 }  // namespace siper::cli

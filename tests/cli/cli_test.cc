@@ -9,6 +9,7 @@
 
 #include "cli/args.h"
 #include "cli/completion.h"
+#include "cli/connection.h"
 #include "cli/output.h"
 #include "cli/progress.h"
 
@@ -71,6 +72,17 @@ TEST(ArgsTest, TimeRangesAndFieldFiltersAreCheckedNamingTheFlag) {
   EXPECT_EQ(field->second, "a=b");
   EXPECT_NE(ParseFieldFilter("=x").status().message().find("--field '=x'"), std::string_view::npos);
   EXPECT_FALSE(ParseFieldFilter("no-equals").ok());
+}
+
+// The server's message quotes what it was given: escaped for the terminal, line breaks
+// kept; UNAVAILABLE names the address used.
+TEST(FailureMessageTest, ServerMessagesAreEscapedAndNameTheAddress) {
+  ConnectionFlags flags{.server = "192.0.2.1:7443", .ca = "ca", .cert = "c", .key = "k"};
+  const std::string message = FailureMessage(
+      grpc::Status(grpc::StatusCode::NOT_FOUND, "no agent '\x1b]0;x\x07'\nsecond line"), flags);
+  EXPECT_EQ(message, "no agent '\\x1b]0;x\\x07'\nsecond line");
+  EXPECT_EQ(FailureMessage(grpc::Status(grpc::StatusCode::UNAVAILABLE, "restoring"), flags),
+            "the server at 192.0.2.1:7443 is unavailable: restoring");
 }
 
 // Every heartbeat statistic the registry keeps reaches `agents list --json`.
