@@ -246,9 +246,15 @@ grpc::Status AnalystServiceImpl::Verify(grpc::ServerContext* context,
   response->set_events(report->events);
   response->set_alerts(report->alerts);
   response->set_partially_expired(report->partially_expired);
-  response->set_head_length(report->head.length);
-  response->set_head_hash(report->head.hash);
-  response->set_head_time_ns(report->head.time_ns);
+  // A --since after the newest record checks nothing; the head is still the chain's.
+  storage::ChainHead head = report->head;
+  if (report->ok && report->chain_records == 0) {
+    absl::StatusOr<storage::ChainHead> current = store_->GetChainHead();
+    if (current.ok()) head = *current;
+  }
+  response->set_head_length(head.length);
+  response->set_head_hash(head.hash);
+  response->set_head_time_ns(head.time_ns);
   if (!report->ok) {
     response->set_problem(report->problem);
     response->set_chain_index(report->chain_index);
