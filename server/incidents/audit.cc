@@ -13,14 +13,49 @@ const std::string& AuditGenesisHash() {
   return *zeros;
 }
 
+namespace {
+
+// A string as nlohmann::json dumps it (quoted and escaped), so that the texts built from
+// parts below are byte for byte what dumping the whole object gives.
+void AppendJsonString(std::string* out, const std::string& s) {
+  out->append(nlohmann::json(s).dump());
+}
+
+// The canonical JSON of the hashed fields is {"action","actor","after","before","seq",
+// "target","time"} in nlohmann's sorted key order; the stored form (AuditRecordToJson's
+// dump) adds "hash" and "prev_hash" between "before" and "seq". Both are built from the
+// same two parts, so `before` and `after` are dumped once and never copied into a
+// temporary object (an alert joining an incident appends one record per alert).
+std::string Head(const AuditRecord& r, const std::string& after, const std::string& before) {
+  std::string s = "{\"action\":";
+  AppendJsonString(&s, r.action);
+  s.append(",\"actor\":");
+  AppendJsonString(&s, r.actor);
+  s.append(",\"after\":").append(after);
+  s.append(",\"before\":").append(before);
+  return s;
+}
+
+std::string Tail(const AuditRecord& r) {
+  std::string s = absl::StrCat(",\"seq\":", r.seq, ",\"target\":");
+  AppendJsonString(&s, r.target);
+  s.append(",\"time\":");
+  AppendJsonString(&s, FormatRfc3339(r.time));
+  s.push_back('}');
+  return s;
+}
+
+std::string HashOf(const std::string& prev_hash, std::string_view canonical) {
+  std::string text;
+  text.reserve(prev_hash.size() + 1 + canonical.size());
+  text.append(prev_hash).append("\n").append(canonical);
+  return internal::Sha256Hex(text);
+}
+
+}  // namespace
+
 std::string ComputeAuditHash(const AuditRecord& r) {
-  const nlohmann::json canonical = {
-      {"seq", r.seq},       {"time", FormatRfc3339(r.time)},
-      {"actor", r.actor},   {"action", r.action},
-      {"target", r.target}, {"before", r.before},
-      {"after", r.after},
-  };
-  return internal::Sha256Hex(absl::StrCat(r.prev_hash, "\n", canonical.dump()));
+  return HashOf(r.prev_hash, absl::StrCat(Head(r, r.after.dump(), r.before.dump()), Tail(r)));
 }
 
 nlohmann::json AuditRecordToJson(const AuditRecord& r) {
@@ -107,9 +142,26 @@ const AuditRecord& AuditLog::Append(absl::Time time, const std::string& actor,
   r.before = std::move(before);
   r.after = std::move(after);
   r.prev_hash = head();
-  r.hash = ComputeAuditHash(r);
+  const std::string head_part = Head(r, r.after.dump(), r.before.dump());
+  const std::string tail_part = Tail(r);
+  r.hash = HashOf(r.prev_hash, absl::StrCat(head_part, tail_part));
+  r.text = head_part;
+  r.text.append(",\"hash\":");
+  AppendJsonString(&r.text, r.hash);
+  r.text.append(",\"prev_hash\":");
+  AppendJsonString(&r.text, r.prev_hash);
+  r.text.append(tail_part);
   records_.push_back(std::move(r));
   return records_.back();
+}
+
+AuditRecord AuditLog::TakeForWrite(size_t index) {
+  AuditRecord& r = records_.at(index);
+  std::string text = std::move(r.text);
+  r.text.clear();
+  AuditRecord copy = r;
+  copy.text = std::move(text);
+  return copy;
 }
 
 const std::string& AuditLog::head() const {

@@ -22,6 +22,9 @@ struct AuditRecord {
   nlohmann::json after;   // null when nothing is left after
   std::string prev_hash;  // hash of the previous record; 64 zeros for the first
   std::string hash;       // SHA-256 hex over prev_hash and the canonical record
+  // The stored JSON, AuditRecordToJson(record).dump(), made with the hash by
+  // AuditLog::Append and moved out by TakeForWrite; empty for records built otherwise.
+  std::string text;
 };
 
 // 64 zeros: the prev_hash of record 1.
@@ -53,6 +56,9 @@ class AuditLog {
   const AuditRecord& Append(absl::Time time, const std::string& actor, const std::string& action,
                             const std::string& target, nlohmann::json before, nlohmann::json after);
   const std::vector<AuditRecord>& records() const { return records_; }
+  // A copy of records()[index] to be stored, with the stored text moved out of the log:
+  // it is written once, and the log keeps what verifying and listing need.
+  AuditRecord TakeForWrite(size_t index);
   const std::string& head() const;
 
  private:
