@@ -157,11 +157,20 @@ const AuditRecord& AuditLog::Append(absl::Time time, const std::string& actor,
 
 AuditRecord AuditLog::TakeForWrite(size_t index) {
   AuditRecord& r = records_.at(index);
-  std::string text = std::move(r.text);
+  if (r.text.empty()) return r;  // not made by Append: the writer builds the text
+  // The text holds everything the write needs: no copy of `before` and `after` (a JSON tree
+  // each, copied and freed under the book's lock for every alert that joins an incident).
+  AuditRecord out;
+  out.seq = r.seq;
+  out.time = r.time;
+  out.actor = r.actor;
+  out.action = r.action;
+  out.target = r.target;
+  out.prev_hash = r.prev_hash;
+  out.hash = r.hash;
+  out.text = std::move(r.text);
   r.text.clear();
-  AuditRecord copy = r;
-  copy.text = std::move(text);
-  return copy;
+  return out;
 }
 
 const std::string& AuditLog::head() const {

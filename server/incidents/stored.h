@@ -74,6 +74,8 @@ struct IncidentChanges {
   std::vector<AlertItem> alerts;
   std::vector<TimelineItem> timeline;
   std::vector<ObservableItem> observables;
+  // Audit records appended meanwhile, as AuditLog::TakeForWrite hands them out: with
+  // their stored text, and then without before/after.
   std::vector<AuditRecord> audit;
   bool empty() const { return heads.empty() && audit.empty(); }
 };

@@ -875,9 +875,13 @@ TEST(AuditTest, AppendedTextAndHashAreThoseOfTheWholeObjects) {
   }
   EXPECT_TRUE(VerifyAuditChain(log.records()).ok());
   // The text is handed out once for the write; the log keeps what verifying needs.
+  const std::string text = log.records()[1].text;
   const AuditRecord written = log.TakeForWrite(1);
-  EXPECT_EQ(written.text, AuditRecordToJson(written).dump());
+  EXPECT_EQ(written.text, text);
+  EXPECT_EQ(written.text, AuditRecordToJson(log.records()[1]).dump());
+  EXPECT_TRUE(written.after.is_null());  // the text holds it
   EXPECT_TRUE(log.records()[1].text.empty());
+  EXPECT_EQ(log.records()[1].before, nested);
   EXPECT_EQ(log.records()[1].hash, written.hash);
   EXPECT_TRUE(VerifyAuditChain(log.records()).ok());
 }
