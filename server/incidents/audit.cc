@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "server/incidents/hash.h"
+#include "server/incidents/json.h"
 #include "server/incidents/model.h"
 
 namespace siper::incidents {
@@ -15,12 +16,6 @@ const std::string& AuditGenesisHash() {
 
 namespace {
 
-// A string as nlohmann::json dumps it (quoted and escaped), so that the texts built from
-// parts below are byte for byte what dumping the whole object gives.
-void AppendJsonString(std::string* out, const std::string& s) {
-  out->append(nlohmann::json(s).dump());
-}
-
 // The canonical JSON of the hashed fields is {"action","actor","after","before","seq",
 // "target","time"} in nlohmann's sorted key order; the stored form (AuditRecordToJson's
 // dump) adds "hash" and "prev_hash" between "before" and "seq". Both are built from the
@@ -28,9 +23,9 @@ void AppendJsonString(std::string* out, const std::string& s) {
 // temporary object (an alert joining an incident appends one record per alert).
 std::string Head(const AuditRecord& r, const std::string& after, const std::string& before) {
   std::string s = "{\"action\":";
-  AppendJsonString(&s, r.action);
+  AppendJsonString(r.action, &s);
   s.append(",\"actor\":");
-  AppendJsonString(&s, r.actor);
+  AppendJsonString(r.actor, &s);
   s.append(",\"after\":").append(after);
   s.append(",\"before\":").append(before);
   return s;
@@ -38,9 +33,9 @@ std::string Head(const AuditRecord& r, const std::string& after, const std::stri
 
 std::string Tail(const AuditRecord& r) {
   std::string s = absl::StrCat(",\"seq\":", r.seq, ",\"target\":");
-  AppendJsonString(&s, r.target);
+  AppendJsonString(r.target, &s);
   s.append(",\"time\":");
-  AppendJsonString(&s, FormatRfc3339(r.time));
+  AppendJsonString(FormatRfc3339(r.time), &s);
   s.push_back('}');
   return s;
 }
@@ -55,7 +50,7 @@ std::string HashOf(const std::string& prev_hash, std::string_view canonical) {
 }  // namespace
 
 std::string ComputeAuditHash(const AuditRecord& r) {
-  return HashOf(r.prev_hash, absl::StrCat(Head(r, r.after.dump(), r.before.dump()), Tail(r)));
+  return HashOf(r.prev_hash, absl::StrCat(Head(r, Dump(r.after), Dump(r.before)), Tail(r)));
 }
 
 nlohmann::json AuditRecordToJson(const AuditRecord& r) {
@@ -142,14 +137,14 @@ const AuditRecord& AuditLog::Append(absl::Time time, const std::string& actor,
   r.before = std::move(before);
   r.after = std::move(after);
   r.prev_hash = head();
-  const std::string head_part = Head(r, r.after.dump(), r.before.dump());
+  const std::string head_part = Head(r, Dump(r.after), Dump(r.before));
   const std::string tail_part = Tail(r);
   r.hash = HashOf(r.prev_hash, absl::StrCat(head_part, tail_part));
   r.text = head_part;
   r.text.append(",\"hash\":");
-  AppendJsonString(&r.text, r.hash);
+  AppendJsonString(r.hash, &r.text);
   r.text.append(",\"prev_hash\":");
-  AppendJsonString(&r.text, r.prev_hash);
+  AppendJsonString(r.prev_hash, &r.text);
   r.text.append(tail_part);
   records_.push_back(std::move(r));
   return records_.back();

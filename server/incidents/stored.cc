@@ -106,18 +106,18 @@ StoredWrite Serialize(const IncidentChanges& c) {
   w.clear_items = c.clear_items;
   w.incidents.reserve(c.heads.size());
   for (const IncidentChanges::Head& h : c.heads) {
-    w.incidents.emplace_back(h.incident.id, HeadJson(h).dump());
+    w.incidents.emplace_back(h.incident.id, Dump(HeadJson(h)));
   }
   w.items.reserve(c.alerts.size() + c.timeline.size() + c.observables.size());
   for (const IncidentChanges::AlertItem& a : c.alerts) {
-    w.items.push_back({a.incident_id, kAlertItem, a.seq, AlertItemJson(a).dump()});
+    w.items.push_back({a.incident_id, kAlertItem, a.seq, Dump(AlertItemJson(a))});
   }
   for (const IncidentChanges::TimelineItem& t : c.timeline) {
-    w.items.push_back({t.incident_id, kTimelineItem, t.seq, TimelineEntryToJson(t.entry).dump()});
+    w.items.push_back({t.incident_id, kTimelineItem, t.seq, Dump(TimelineEntryToJson(t.entry))});
   }
   for (const IncidentChanges::ObservableItem& o : c.observables) {
     w.items.push_back(
-        {o.incident_id, kObservableItem, o.seq, ObservableItemJson(o.observable).dump()});
+        {o.incident_id, kObservableItem, o.seq, Dump(ObservableItemJson(o.observable))});
   }
   // In key order, as a combined write has them (readers of a write may rely on it).
   std::sort(w.incidents.begin(), w.incidents.end());
@@ -128,7 +128,7 @@ StoredWrite Serialize(const IncidentChanges& c) {
   w.audit.reserve(c.audit.size());
   for (const AuditRecord& r : c.audit) {
     // The text Append made with the hash; built again only for records made otherwise.
-    w.audit.emplace_back(r.seq, r.text.empty() ? AuditRecordToJson(r).dump() : r.text);
+    w.audit.emplace_back(r.seq, r.text.empty() ? Dump(AuditRecordToJson(r)) : r.text);
   }
   return w;
 }

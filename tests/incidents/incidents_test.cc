@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <map>
 
 #include "absl/strings/str_cat.h"
@@ -887,6 +888,61 @@ TEST(AuditTest, AppendedTextAndHashAreThoseOfTheWholeObjects) {
 }
 
 // ---------- JSON ----------
+
+// Dump copies plain ASCII strings without nlohmann's escaper; its text must be j.dump()'s.
+TEST(JsonDumpTest, SameBytesAsNlohmann) {
+  using nlohmann::json;
+  std::vector<json> values = {
+      json(),
+      json::object(),
+      json::array(),
+      true,
+      false,
+      0,
+      -1,
+      int64_t{-9223372036854775807} - 1,
+      uint64_t{18446744073709551615u},
+      1.5,
+      -0.0,
+      1e300,
+      0.1,
+      std::nan(""),
+      "",
+      "plain text 123 ~!@#$%^&*()_+{}|:<>?`-=[];',./",
+      "quote \" and backslash \\",
+      "tab\tnewline\ncr\rbell\x07 del\x7f",
+      "Türkçe: ğüşıöç İ — €",
+      std::string("nul\0inside", 10),
+      json::parse(R"({"b":[1,{"z":null,"a":"x"}],"a":{"ş":"ı","k":[]},"":0})"),
+  };
+  Incident in;
+  in.id = "INC-2026-0001";
+  in.title = "SSH brute force (203.0.113.7 → web01)";
+  in.notes.push_back({At("2026-11-28T10:00:00Z"), "ayşe", "line\n\"two\""});
+  values.push_back(IncidentToJson(in));
+  LinkedAlert a;
+  a.id = "a1";
+  a.title = "Failed password for invalid user \\admin";
+  values.push_back(LinkedAlertToJson(a));
+  values.push_back(json{{"list", values}});  // everything nested once more
+  for (const json& v : values) {
+    EXPECT_EQ(Dump(v), v.dump()) << v.dump();
+    std::string s = "prefix";
+    AppendDump(v, &s);
+    EXPECT_EQ(s, "prefix" + v.dump());
+  }
+  for (const json& v : values) {
+    if (!v.is_string()) continue;
+    std::string s;
+    AppendJsonString(v.get<std::string>(), &s);
+    EXPECT_EQ(s, v.dump());
+  }
+  // Text that is not UTF-8 is refused as nlohmann refuses it.
+  const json bad = std::string("bad \xff byte");
+  EXPECT_THROW((void)bad.dump(), json::type_error);
+  EXPECT_THROW((void)Dump(bad), json::type_error);
+  EXPECT_THROW((void)Dump(json{{"k", bad}}), json::type_error);
+}
 
 TEST_F(BookFixture, IncidentJsonRoundTrip) {
   AlertInput a = SshAlert("a1", "203.0.113.7", "web01", clock.Now());
