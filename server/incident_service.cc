@@ -230,10 +230,36 @@ std::shared_ptr<IncidentServiceImpl::Queued> IncidentServiceImpl::EnqueueLocked(
   return q;
 }
 
+void IncidentServiceImpl::SerializeQueued(Queued& q) {
+  incidents::StoredWrite rows;
+  absl::Status st;
+  try {
+    rows = incidents::Serialize(q.changes);
+  } catch (const std::exception& e) {  // nlohmann's dump refuses text that is not UTF-8
+    st = absl::InternalError(absl::StrCat("cannot serialize an incident change: ", e.what()));
+  }
+  q.changes = {};
+  std::lock_guard<std::mutex> lock(queue_mu_);
+  q.rows = std::move(rows);
+  q.serialize_status = std::move(st);
+  q.serialized = true;
+  serialized_cv_.notify_all();
+}
+
 absl::Status IncidentServiceImpl::Flush(const std::shared_ptr<Queued>& q) {
   if (q == nullptr) return absl::OkStatus();
+  // The JSON of this thread's own changes, made before it queues for the writer: the ingest
+  // threads serialize in parallel, and the writer only combines their rows.
+  bool mine = false;
+  {
+    std::lock_guard<std::mutex> lock(queue_mu_);
+    mine = !q->serializing;
+    q->serializing = true;
+  }
+  if (mine) SerializeQueued(*q);
   std::lock_guard<std::mutex> writer(write_mu_);
   std::vector<std::shared_ptr<Queued>> group;
+  std::vector<Queued*> to_serialize;  // taken before their threads got to them
   bool broken = false;
   {
     std::lock_guard<std::mutex> lock(queue_mu_);
@@ -241,14 +267,35 @@ absl::Status IncidentServiceImpl::Flush(const std::shared_ptr<Queued>& q) {
     group.assign(queue_.begin(), queue_.end());
     queue_.clear();
     broken = broken_;
+    for (const std::shared_ptr<Queued>& g : group) {
+      if (!g->serializing) {
+        g->serializing = true;
+        to_serialize.push_back(g.get());
+      }
+    }
   }
+  for (Queued* g : to_serialize) SerializeQueued(*g);
   absl::Status st;
+  std::vector<incidents::StoredWrite> writes;
   if (broken) {
     st = absl::UnavailableError("an earlier incident change was not stored; reloading");
   } else {
-    std::vector<const incidents::IncidentChanges*> changes;
-    for (const std::shared_ptr<Queued>& g : group) changes.push_back(&g->changes);
-    incidents::StoredWrite rows = incidents::Serialize(changes);
+    writes.reserve(group.size());
+    {
+      // Sets whose threads are making their JSON right now: they finish without a lock.
+      std::unique_lock<std::mutex> lock(queue_mu_);
+      serialized_cv_.wait(lock, [&] {
+        return std::all_of(group.begin(), group.end(),
+                           [](const std::shared_ptr<Queued>& g) { return g->serialized; });
+      });
+      for (const std::shared_ptr<Queued>& g : group) {
+        writes.push_back(std::move(g->rows));
+        if (st.ok()) st = g->serialize_status;
+      }
+    }
+  }
+  if (st.ok() && !broken) {
+    incidents::StoredWrite rows = incidents::Combine(std::move(writes));
     storage::IncidentWrite write;
     write.incidents = std::move(rows.incidents);
     write.audit = std::move(rows.audit);

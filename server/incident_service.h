@@ -4,9 +4,11 @@
 // ingest (OnStored) and checks deadlines on a timer thread.
 //
 // Persisting: a change takes its rows from the book under the mutex (values, O(what
-// changed)) and queues them; the first caller to reach the writer writes everything queued
-// as one synced batch (JSON is made there, without the book's mutex), so ingest threads that
-// changed incidents at the same time share one sync and do not wait for each other's JSON.
+// changed)) and queues them; each caller makes the JSON of its own rows without any lock,
+// then the first caller to reach the writer writes everything queued as one batch through
+// the store's group commit (Store::PutIncidents), so ingest threads that changed incidents
+// at the same time share one write, and that write shares its WAL sync with the event
+// writes committing with it.
 #pragma once
 
 #include <condition_variable>
@@ -29,6 +31,7 @@
 #include "server/incidents/clock.h"
 #include "server/incidents/config.h"
 #include "server/incidents/incident_book.h"
+#include "server/incidents/stored.h"
 #include "server/incidents/taxonomy.h"
 #include "server/storage/store.h"
 #include "siper/v1/incident_service.grpc.pb.h"
@@ -134,10 +137,16 @@ class IncidentServiceImpl final : public siper::v1::IncidentService::Service {
  private:
   IncidentServiceImpl(storage::Store* store, IncidentServiceOptions options,
                       incidents::Taxonomy taxonomy);
-  // Changes taken from the book, waiting for the writer.
+  // Changes taken from the book, waiting for the writer. Their JSON (`rows`) is made by the
+  // thread that took them, before it waits for the writer, or by the writer when it takes
+  // them first: whoever sets `serializing`.
   struct Queued {
     incidents::IncidentChanges changes;
-    bool done = false;  // guarded by queue_mu_
+    incidents::StoredWrite rows;
+    bool serializing = false;       // guarded by queue_mu_
+    bool serialized = false;        // guarded by queue_mu_
+    absl::Status serialize_status;  // guarded by queue_mu_
+    bool done = false;              // guarded by queue_mu_
     absl::Status status;
   };
   absl::Status LoadLocked();     // (re)builds audit log and book from storage
@@ -145,9 +154,11 @@ class IncidentServiceImpl final : public siper::v1::IncidentService::Service {
   // Takes the book's pending changes into the queue (null when there are none). Under mu_,
   // so the queue is in the order the changes were made.
   std::shared_ptr<Queued> EnqueueLocked();
-  // Returns once `q` is stored (or failed): writes everything queued, unless another thread
-  // already did. Takes write_mu_ and queue_mu_, never mu_.
+  // Returns once `q` is stored (or failed): makes its JSON, then writes everything queued,
+  // unless another thread already did. Takes write_mu_ and queue_mu_, never mu_.
   absl::Status Flush(const std::shared_ptr<Queued>& q);
+  // Makes q.rows from q.changes; the caller set q.serializing.
+  void SerializeQueued(Queued& q);
   // After a failed write: drops the queue and reloads the book from storage (once).
   void RecoverLocked();
   // Incident `id` as JSON with its deadlines; `limit` as IncidentToJsonView (0: all).
@@ -176,6 +187,7 @@ class IncidentServiceImpl final : public siper::v1::IncidentService::Service {
   // Lock order: mu_, then write_mu_, then queue_mu_.
   std::mutex write_mu_;  // held by the one thread writing queued changes
   std::mutex queue_mu_;
+  std::condition_variable serialized_cv_;  // a queued change set got its rows
   std::deque<std::shared_ptr<Queued>> queue_;
   bool broken_ = false;  // a write failed; nothing is written until the book is reloaded
 

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "server/incidents/hash.h"
+#include "server/incidents/json.h"
 #include "server/incidents/model.h"
 
 namespace siper::incidents {
@@ -13,14 +14,43 @@ const std::string& AuditGenesisHash() {
   return *zeros;
 }
 
+namespace {
+
+// The canonical JSON of the hashed fields is {"action","actor","after","before","seq",
+// "target","time"} in nlohmann's sorted key order; the stored form (AuditRecordToJson's
+// dump) adds "hash" and "prev_hash" between "before" and "seq". Both are built from the
+// same two parts, so `before` and `after` are dumped once and never copied into a
+// temporary object (an alert joining an incident appends one record per alert).
+std::string Head(const AuditRecord& r, const std::string& after, const std::string& before) {
+  std::string s = "{\"action\":";
+  AppendJsonString(r.action, &s);
+  s.append(",\"actor\":");
+  AppendJsonString(r.actor, &s);
+  s.append(",\"after\":").append(after);
+  s.append(",\"before\":").append(before);
+  return s;
+}
+
+std::string Tail(const AuditRecord& r) {
+  std::string s = absl::StrCat(",\"seq\":", r.seq, ",\"target\":");
+  AppendJsonString(r.target, &s);
+  s.append(",\"time\":");
+  AppendJsonString(FormatRfc3339(r.time), &s);
+  s.push_back('}');
+  return s;
+}
+
+std::string HashOf(const std::string& prev_hash, std::string_view canonical) {
+  std::string text;
+  text.reserve(prev_hash.size() + 1 + canonical.size());
+  text.append(prev_hash).append("\n").append(canonical);
+  return internal::Sha256Hex(text);
+}
+
+}  // namespace
+
 std::string ComputeAuditHash(const AuditRecord& r) {
-  const nlohmann::json canonical = {
-      {"seq", r.seq},       {"time", FormatRfc3339(r.time)},
-      {"actor", r.actor},   {"action", r.action},
-      {"target", r.target}, {"before", r.before},
-      {"after", r.after},
-  };
-  return internal::Sha256Hex(absl::StrCat(r.prev_hash, "\n", canonical.dump()));
+  return HashOf(r.prev_hash, absl::StrCat(Head(r, Dump(r.after), Dump(r.before)), Tail(r)));
 }
 
 nlohmann::json AuditRecordToJson(const AuditRecord& r) {
@@ -107,9 +137,35 @@ const AuditRecord& AuditLog::Append(absl::Time time, const std::string& actor,
   r.before = std::move(before);
   r.after = std::move(after);
   r.prev_hash = head();
-  r.hash = ComputeAuditHash(r);
+  const std::string head_part = Head(r, Dump(r.after), Dump(r.before));
+  const std::string tail_part = Tail(r);
+  r.hash = HashOf(r.prev_hash, absl::StrCat(head_part, tail_part));
+  r.text = head_part;
+  r.text.append(",\"hash\":");
+  AppendJsonString(r.hash, &r.text);
+  r.text.append(",\"prev_hash\":");
+  AppendJsonString(r.prev_hash, &r.text);
+  r.text.append(tail_part);
   records_.push_back(std::move(r));
   return records_.back();
+}
+
+AuditRecord AuditLog::TakeForWrite(size_t index) {
+  AuditRecord& r = records_.at(index);
+  if (r.text.empty()) return r;  // not made by Append: the writer builds the text
+  // The text holds everything the write needs: no copy of `before` and `after` (a JSON tree
+  // each, copied and freed under the book's lock for every alert that joins an incident).
+  AuditRecord out;
+  out.seq = r.seq;
+  out.time = r.time;
+  out.actor = r.actor;
+  out.action = r.action;
+  out.target = r.target;
+  out.prev_hash = r.prev_hash;
+  out.hash = r.hash;
+  out.text = std::move(r.text);
+  r.text.clear();
+  return out;
 }
 
 const std::string& AuditLog::head() const {

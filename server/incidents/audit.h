@@ -22,6 +22,10 @@ struct AuditRecord {
   nlohmann::json after;   // null when nothing is left after
   std::string prev_hash;  // hash of the previous record; 64 zeros for the first
   std::string hash;       // SHA-256 hex over prev_hash and the canonical record
+  // The stored JSON, AuditRecordToJson(record).dump(), made with the hash by
+  // AuditLog::Append and moved out by TakeForWrite; empty for records built otherwise.
+  // When set, it is what storage gets (`before`/`after` may then be left out).
+  std::string text;
 };
 
 // 64 zeros: the prev_hash of record 1.
@@ -53,6 +57,10 @@ class AuditLog {
   const AuditRecord& Append(absl::Time time, const std::string& actor, const std::string& action,
                             const std::string& target, nlohmann::json before, nlohmann::json after);
   const std::vector<AuditRecord>& records() const { return records_; }
+  // records()[index] to be stored. A record made by Append comes with its stored text
+  // moved out of the log (it is written once; the log keeps what verifying and listing
+  // need) and without `before` and `after`, which the text holds; others are copied whole.
+  AuditRecord TakeForWrite(size_t index);
   const std::string& head() const;
 
  private:

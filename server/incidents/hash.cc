@@ -17,11 +17,29 @@ void Digest(const EVP_MD* md, std::string_view data, unsigned char* out) {
   }
 }
 
+// Fetched from OpenSSL's provider once per process: EVP_sha256() makes every EVP_Digest
+// look the algorithm up again (OpenSSL 3's implicit fetch), which costs more than hashing
+// a small audit record (as storage's chain.cc). Never freed.
+const EVP_MD* Fetched(const char* name, const EVP_MD* fallback) {
+  const EVP_MD* md = EVP_MD_fetch(nullptr, name, nullptr);
+  return md != nullptr ? md : fallback;
+}
+
+const EVP_MD* Sha256Md() {
+  static const EVP_MD* md = Fetched("SHA256", EVP_sha256());
+  return md;
+}
+
+const EVP_MD* Sha1Md() {
+  static const EVP_MD* md = Fetched("SHA1", EVP_sha1());
+  return md;
+}
+
 }  // namespace
 
 std::string Sha256Hex(std::string_view data) {
   std::array<unsigned char, 32> out{};
-  Digest(EVP_sha256(), data, out.data());
+  Digest(Sha256Md(), data, out.data());
   static constexpr std::string_view kHex = "0123456789abcdef";
   std::string hex;
   hex.reserve(64);
@@ -34,7 +52,7 @@ std::string Sha256Hex(std::string_view data) {
 
 std::array<unsigned char, 20> Sha1(std::string_view data) {
   std::array<unsigned char, 20> out{};
-  Digest(EVP_sha1(), data, out.data());
+  Digest(Sha1Md(), data, out.data());
   return out;
 }
 

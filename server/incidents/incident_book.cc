@@ -766,7 +766,9 @@ IncidentBook::PendingWrite IncidentBook::TakePendingWrite() {
   if (audit_ != nullptr) {
     // Records are seq 1..n at index seq-1: start at the first one not handed out.
     const std::vector<AuditRecord>& records = audit_->records();
-    for (size_t i = audit_written_; i < records.size(); ++i) w.audit.push_back(records[i]);
+    for (size_t i = audit_written_; i < records.size(); ++i) {
+      w.audit.push_back(audit_->TakeForWrite(i));
+    }
     audit_written_ = records.size();
   }
   return w;

@@ -332,4 +332,80 @@ absl::StatusOr<Incident> IncidentFromJsonText(std::string_view text) {
   return IncidentFromJson(j);
 }
 
+namespace {
+
+// True when nlohmann writes `s` as it is between quotes: bytes 0x20..0x7e but '"' and '\\'.
+bool PlainAscii(const std::string& s) {
+  for (const char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+void AppendJsonString(const std::string& s, std::string* out) {
+  if (PlainAscii(s)) {
+    out->push_back('"');
+    out->append(s);
+    out->push_back('"');
+  } else {
+    out->append(json(s).dump());
+  }
+}
+
+void AppendDump(const json& j, std::string* out) {
+  switch (j.type()) {
+    case json::value_t::object: {
+      out->push_back('{');
+      bool first = true;
+      for (auto it = j.begin(); it != j.end(); ++it) {
+        if (!first) out->push_back(',');
+        first = false;
+        AppendJsonString(it.key(), out);
+        out->push_back(':');
+        AppendDump(it.value(), out);
+      }
+      out->push_back('}');
+      return;
+    }
+    case json::value_t::array: {
+      out->push_back('[');
+      bool first = true;
+      for (const json& v : j) {
+        if (!first) out->push_back(',');
+        first = false;
+        AppendDump(v, out);
+      }
+      out->push_back(']');
+      return;
+    }
+    case json::value_t::string:
+      AppendJsonString(j.get_ref<const std::string&>(), out);
+      return;
+    case json::value_t::number_integer:
+      absl::StrAppend(out, j.get<int64_t>());
+      return;
+    case json::value_t::number_unsigned:
+      absl::StrAppend(out, j.get<uint64_t>());
+      return;
+    case json::value_t::boolean:
+      out->append(j.get<bool>() ? "true" : "false");
+      return;
+    case json::value_t::null:
+      out->append("null");
+      return;
+    default:  // floats, binary, discarded: nlohmann's own form
+      out->append(j.dump());
+      return;
+  }
+}
+
+std::string Dump(const json& j) {
+  std::string out;
+  AppendDump(j, &out);
+  return out;
+}
+
 }  // namespace siper::incidents

@@ -2,6 +2,7 @@
 // protobuf), the `--json` output of siperctl, and the before/after of audit records.
 #pragma once
 
+#include <string>
 #include <string_view>
 
 #include "absl/status/statusor.h"
@@ -30,5 +31,15 @@ LinkedAlert LinkedAlertFromJson(const nlohmann::json& j);
 TimelineEntry TimelineEntryFromJson(const nlohmann::json& j);
 Observable ObservableFromJson(const nlohmann::json& j);
 nlohmann::json AlertInputToJson(const AlertInput& a);
+
+// Byte for byte j.dump() (no indent, UTF-8 kept, the same exceptions), appended to `out`.
+// Strings of printable ASCII without quotes or backslashes (nearly every key and value of
+// an incident) are copied as they are instead of going through nlohmann's per-byte UTF-8
+// escaper, which was most of the JSON cost of an alert joining an incident; anything else
+// (other strings, floats) is written by nlohmann itself.
+void AppendDump(const nlohmann::json& j, std::string* out);
+std::string Dump(const nlohmann::json& j);
+// nlohmann::json(s).dump() appended to `out`, without the copy.
+void AppendJsonString(const std::string& s, std::string* out);
 
 }  // namespace siper::incidents

@@ -1,5 +1,6 @@
 #include "server/incidents/stored.h"
 
+#include <algorithm>
 #include <map>
 #include <set>
 
@@ -99,35 +100,63 @@ json AuditSnapshot(const Incident& in) {
   return j;
 }
 
-StoredWrite Serialize(const std::vector<const IncidentChanges*>& changes) {
+StoredWrite Serialize(const IncidentChanges& c) {
   StoredWrite w;
-  // Later sets win: heads by id, items by key; a clear forgets earlier items of its incident.
+  // One set holds one head per incident (TakePendingWrite) and each item once.
+  w.clear_items = c.clear_items;
+  w.incidents.reserve(c.heads.size());
+  for (const IncidentChanges::Head& h : c.heads) {
+    w.incidents.emplace_back(h.incident.id, Dump(HeadJson(h)));
+  }
+  w.items.reserve(c.alerts.size() + c.timeline.size() + c.observables.size());
+  for (const IncidentChanges::AlertItem& a : c.alerts) {
+    w.items.push_back({a.incident_id, kAlertItem, a.seq, Dump(AlertItemJson(a))});
+  }
+  for (const IncidentChanges::TimelineItem& t : c.timeline) {
+    w.items.push_back({t.incident_id, kTimelineItem, t.seq, Dump(TimelineEntryToJson(t.entry))});
+  }
+  for (const IncidentChanges::ObservableItem& o : c.observables) {
+    w.items.push_back(
+        {o.incident_id, kObservableItem, o.seq, Dump(ObservableItemJson(o.observable))});
+  }
+  // In key order, as a combined write has them (readers of a write may rely on it).
+  std::sort(w.incidents.begin(), w.incidents.end());
+  std::sort(w.items.begin(), w.items.end(), [](const StoredItem& x, const StoredItem& y) {
+    return std::tie(x.incident_id, x.kind, x.seq) < std::tie(y.incident_id, y.kind, y.seq);
+  });
+  std::sort(w.clear_items.begin(), w.clear_items.end());
+  w.audit.reserve(c.audit.size());
+  for (const AuditRecord& r : c.audit) {
+    // The text Append made with the hash; built again only for records made otherwise.
+    w.audit.emplace_back(r.seq, r.text.empty() ? Dump(AuditRecordToJson(r)) : r.text);
+  }
+  return w;
+}
+
+StoredWrite Combine(std::vector<StoredWrite> writes) {
+  if (writes.size() == 1) return std::move(writes.front());
+  StoredWrite w;
+  // Later writes win: heads by id, items by key; a clear forgets earlier items of its
+  // incident.
   std::map<std::string, std::string> heads;
   std::map<std::tuple<std::string, char, uint64_t>, std::string> items;
   std::set<std::string> cleared;
-  for (const IncidentChanges* c : changes) {
-    for (const std::string& id : c->clear_items) {
-      cleared.insert(id);
+  for (StoredWrite& s : writes) {
+    for (std::string& id : s.clear_items) {
       auto first = items.lower_bound({id, 0, 0});
       auto last = first;
       while (last != items.end() && std::get<0>(last->first) == id) ++last;
       items.erase(first, last);
+      cleared.insert(std::move(id));
     }
-    for (const IncidentChanges::Head& h : c->heads) heads[h.incident.id] = HeadJson(h).dump();
-    for (const IncidentChanges::AlertItem& a : c->alerts) {
-      items[{a.incident_id, kAlertItem, a.seq}] = AlertItemJson(a).dump();
+    for (auto& [id, text] : s.incidents) heads[id] = std::move(text);
+    for (StoredItem& i : s.items) {
+      items[{std::move(i.incident_id), i.kind, i.seq}] = std::move(i.json);
     }
-    for (const IncidentChanges::TimelineItem& t : c->timeline) {
-      items[{t.incident_id, kTimelineItem, t.seq}] = TimelineEntryToJson(t.entry).dump();
-    }
-    for (const IncidentChanges::ObservableItem& o : c->observables) {
-      items[{o.incident_id, kObservableItem, o.seq}] = ObservableItemJson(o.observable).dump();
-    }
-    for (const AuditRecord& r : c->audit) {
-      w.audit.emplace_back(r.seq, AuditRecordToJson(r).dump());
-    }
+    for (auto& a : s.audit) w.audit.push_back(std::move(a));
   }
-  w.incidents.assign(heads.begin(), heads.end());
+  w.incidents.reserve(heads.size());
+  for (auto& [id, text] : heads) w.incidents.emplace_back(id, std::move(text));
   w.clear_items.assign(cleared.begin(), cleared.end());
   w.items.reserve(items.size());
   for (auto& [key, text] : items) {
@@ -135,6 +164,13 @@ StoredWrite Serialize(const std::vector<const IncidentChanges*>& changes) {
         StoredItem{std::get<0>(key), std::get<1>(key), std::get<2>(key), std::move(text)});
   }
   return w;
+}
+
+StoredWrite Serialize(const std::vector<const IncidentChanges*>& changes) {
+  std::vector<StoredWrite> writes;
+  writes.reserve(changes.size());
+  for (const IncidentChanges* c : changes) writes.push_back(Serialize(*c));
+  return Combine(std::move(writes));
 }
 
 absl::StatusOr<Incident> AssembleIncident(std::string_view record,

@@ -74,6 +74,8 @@ struct IncidentChanges {
   std::vector<AlertItem> alerts;
   std::vector<TimelineItem> timeline;
   std::vector<ObservableItem> observables;
+  // Audit records appended meanwhile, as AuditLog::TakeForWrite hands them out: with
+  // their stored text, and then without before/after.
   std::vector<AuditRecord> audit;
   bool empty() const { return heads.empty() && audit.empty(); }
 };
@@ -93,11 +95,15 @@ struct StoredWrite {
   bool empty() const { return incidents.empty() && audit.empty(); }
 };
 
-// Serializes change sets, given in the order they were taken, into one write: a later head
-// replaces an earlier one, and a later clear of an incident drops the items the earlier sets
-// wrote for it (the clear runs before every put of the write).
+// Serializes one change set (each ingest thread its own, without any lock).
+StoredWrite Serialize(const IncidentChanges& changes);
+// Combines writes of change sets, given in the order the sets were taken, into one write:
+// a later head replaces an earlier one, a later item an earlier one with its key, and a
+// later clear of an incident drops the items the earlier writes had for it (the clear runs
+// before every put of the write). Moves the text, makes no JSON.
+StoredWrite Combine(std::vector<StoredWrite> writes);
+// Serialize of each set, then Combine.
 StoredWrite Serialize(const std::vector<const IncidentChanges*>& changes);
-inline StoredWrite Serialize(const IncidentChanges& changes) { return Serialize({&changes}); }
 
 // One stored item as read back: kind, seq, JSON text.
 struct ReadItem {

@@ -205,6 +205,7 @@ absl::StatusOr<ChainHead> Store::Impl::WriteGroup(const std::vector<PendingCommi
   // several batches concatenate; RocksDB's own write groups do the same).
   rocksdb::WriteBatch head;
   bool sync = options_.sync_writes;
+  bool chained = false;
   // Field counts of the whole group: one merge operand per key, however many
   // writes (agents) of the group counted it.
   absl::flat_hash_map<std::string, uint64_t> counts;
@@ -243,13 +244,19 @@ absl::StatusOr<ChainHead> Store::Impl::WriteGroup(const std::vector<PendingCommi
     if (p->segment.has_value()) *rec.add_segments() = std::move(*p->segment);
     if (p->retention.has_value()) *rec.mutable_retention() = *p->retention;
     sync = sync || p->sync;
+    chained = chained || p->chained;
   }
-  SIPER_ASSIGN_OR_RETURN(std::string hash, ChainRecordHash(rec));
-  rec.set_hash(hash);
+  // A group of only unchained writes (incidents) leaves the chain as it is: a record
+  // without segments or retention would be an empty link.
+  std::string hash;
   rocksdb::WriteBatch tail;
-  SIPER_RETURN_IF_ERROR(FromRocks(
-      tail.Put(cf(kChain), keys::ChainKey(rec.time_ns(), rec.index()), rec.SerializeAsString()),
-      "prepare chain record"));
+  if (chained) {
+    SIPER_ASSIGN_OR_RETURN(hash, ChainRecordHash(rec));
+    rec.set_hash(hash);
+    SIPER_RETURN_IF_ERROR(FromRocks(
+        tail.Put(cf(kChain), keys::ChainKey(rec.time_ns(), rec.index()), rec.SerializeAsString()),
+        "prepare chain record"));
+  }
 
   constexpr size_t kHeader = 12;  // sequence u64, count u32 (little-endian)
   size_t bytes = head.GetDataSize() + tail.GetDataSize();
@@ -285,6 +292,7 @@ absl::StatusOr<ChainHead> Store::Impl::WriteGroup(const std::vector<PendingCommi
   SIPER_RETURN_IF_ERROR(
       FromRocks(db_->Write(wo, &batch), absl::StrCat("commit write batch (chain record ",
                                                      rec.index(), ", ", group.size(), " writes)")));
+  if (!chained) return chain_head_;
   return ChainHead{rec.index() + 1, std::move(hash), rec.time_ns()};
 }
 

@@ -132,6 +132,10 @@ struct PendingCommit {
   // them over its group and writes one merge operand per key.
   absl::flat_hash_map<std::string, uint64_t> counts;
   bool sync = false;  // this write wants a WAL sync whatever the options say
+  // False for writes outside the event hash chain (incidents and their audit trail, which
+  // has its own chain): they share the group's batch and WAL sync, and a group of only
+  // such writes adds no chain record.
+  bool chained = true;
   absl::Status status;
   bool done = false;
 };

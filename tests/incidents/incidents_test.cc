@@ -1,11 +1,14 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <map>
 
+#include "absl/strings/str_cat.h"
 #include "server/incidents/audit.h"
 #include "server/incidents/clock.h"
 #include "server/incidents/deadlines.h"
+#include "server/incidents/hash.h"
 #include "server/incidents/incident_book.h"
 #include "server/incidents/json.h"
 #include "server/incidents/model.h"
@@ -816,7 +819,130 @@ TEST(AuditTest, JsonRoundTripKeepsTheChainAndRestoreVerifies) {
   EXPECT_FALSE(AuditLog::Restore(back).ok());
 }
 
+// FormatRfc3339 computes years 1970..9999 by hand; it must say what absl::FormatTime says.
+TEST(TimeTest, Rfc3339ByArithmeticMatchesAbsl) {
+  auto absl_text = [](absl::Time t) {
+    return absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", t, absl::UTCTimeZone());
+  };
+  std::vector<absl::Time> times = {
+      absl::UnixEpoch(),
+      absl::FromUnixMillis(1),
+      absl::FromUnixNanos(999'999),  // below a millisecond: truncated
+      At("1972-02-29T23:59:59.999Z"),
+      At("2000-02-29T12:00:00Z"),
+      At("2000-03-01T00:00:00Z"),
+      At("2024-12-31T23:59:59.999999Z"),
+      At("2100-02-28T23:59:59Z"),
+      At("2100-03-01T00:00:00Z"),
+      At("9999-12-31T23:59:59.999999999Z"),
+      At("1969-12-31T23:59:59.5Z"),                  // before 1970: absl's path
+      absl::FromUnixSeconds(int64_t{253402300800}),  // year 10000: absl's path
+      absl::InfiniteFuture(),
+  };
+  uint64_t x = 88172645463325252u;  // xorshift: times spread over 1970..9999
+  for (int i = 0; i < 20000; ++i) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    times.push_back(absl::FromUnixMillis(static_cast<int64_t>(x % 253402300800000u)) +
+                    absl::Nanoseconds(static_cast<int64_t>((x >> 48) % 1000000)));
+  }
+  for (absl::Time t : times) EXPECT_EQ(FormatRfc3339(t), absl_text(t)) << absl_text(t);
+  EXPECT_EQ(FormatRfc3339(absl::InfinitePast()), "");
+}
+
+// Append builds the canonical text and the stored text from parts (each JSON value dumped
+// once); they must be byte for byte what the whole objects dump to, or records hashed now
+// would not verify with records hashed before, nor read back.
+TEST(AuditTest, AppendedTextAndHashAreThoseOfTheWholeObjects) {
+  AuditLog log;
+  const nlohmann::json nested = {{"alert", {{"id", "a\"1\\"}, {"n", 3}, {"x", nullptr}}},
+                                 {"list", {1, 2.5, "ş", true}},
+                                 {"empty", nlohmann::json::object()}};
+  log.Append(At("2026-11-28T10:00:00.123456Z"), "CN=ayşe,O=Kurum", "incident.open", "INC-2026-0001",
+             nullptr, nested);
+  log.Append(At("2026-11-28T10:00:01Z"), "sys\ttem\n\x01", "a\u00e7tion\"", "", nested, "text");
+  log.Append(At("1970-01-01T00:00:00Z"), "", "", "t", nlohmann::json::array(),
+             18446744073709551615u);
+  for (const AuditRecord& r : log.records()) {
+    EXPECT_EQ(r.text, AuditRecordToJson(r).dump()) << "record " << r.seq;
+    const nlohmann::json canonical = {{"seq", r.seq},       {"time", FormatRfc3339(r.time)},
+                                      {"actor", r.actor},   {"action", r.action},
+                                      {"target", r.target}, {"before", r.before},
+                                      {"after", r.after}};
+    EXPECT_EQ(r.hash, internal::Sha256Hex(absl::StrCat(r.prev_hash, "\n", canonical.dump())))
+        << "record " << r.seq;
+    EXPECT_EQ(ComputeAuditHash(r), r.hash);
+  }
+  EXPECT_TRUE(VerifyAuditChain(log.records()).ok());
+  // The text is handed out once for the write; the log keeps what verifying needs.
+  const std::string text = log.records()[1].text;
+  const AuditRecord written = log.TakeForWrite(1);
+  EXPECT_EQ(written.text, text);
+  EXPECT_EQ(written.text, AuditRecordToJson(log.records()[1]).dump());
+  EXPECT_TRUE(written.after.is_null());  // the text holds it
+  EXPECT_TRUE(log.records()[1].text.empty());
+  EXPECT_EQ(log.records()[1].before, nested);
+  EXPECT_EQ(log.records()[1].hash, written.hash);
+  EXPECT_TRUE(VerifyAuditChain(log.records()).ok());
+}
+
 // ---------- JSON ----------
+
+// Dump copies plain ASCII strings without nlohmann's escaper; its text must be j.dump()'s.
+TEST(JsonDumpTest, SameBytesAsNlohmann) {
+  using nlohmann::json;
+  std::vector<json> values = {
+      json(),
+      json::object(),
+      json::array(),
+      true,
+      false,
+      0,
+      -1,
+      int64_t{-9223372036854775807} - 1,
+      uint64_t{18446744073709551615u},
+      1.5,
+      -0.0,
+      1e300,
+      0.1,
+      std::nan(""),
+      "",
+      "plain text 123 ~!@#$%^&*()_+{}|:<>?`-=[];',./",
+      "quote \" and backslash \\",
+      "tab\tnewline\ncr\rbell\x07 del\x7f",
+      "Türkçe: ğüşıöç İ — €",
+      std::string("nul\0inside", 10),
+      json::parse(R"({"b":[1,{"z":null,"a":"x"}],"a":{"ş":"ı","k":[]},"":0})"),
+  };
+  Incident in;
+  in.id = "INC-2026-0001";
+  in.title = "SSH brute force (203.0.113.7 → web01)";
+  in.notes.push_back({At("2026-11-28T10:00:00Z"), "ayşe", "line\n\"two\""});
+  values.push_back(IncidentToJson(in));
+  LinkedAlert a;
+  a.id = "a1";
+  a.title = "Failed password for invalid user \\admin";
+  values.push_back(LinkedAlertToJson(a));
+  values.push_back(json{{"list", values}});  // everything nested once more
+  for (const json& v : values) {
+    EXPECT_EQ(Dump(v), v.dump()) << v.dump();
+    std::string s = "prefix";
+    AppendDump(v, &s);
+    EXPECT_EQ(s, "prefix" + v.dump());
+  }
+  for (const json& v : values) {
+    if (!v.is_string()) continue;
+    std::string s;
+    AppendJsonString(v.get<std::string>(), &s);
+    EXPECT_EQ(s, v.dump());
+  }
+  // Text that is not UTF-8 is refused as nlohmann refuses it.
+  const json bad = std::string("bad \xff byte");
+  EXPECT_THROW((void)bad.dump(), json::type_error);
+  EXPECT_THROW((void)Dump(bad), json::type_error);
+  EXPECT_THROW((void)Dump(json{{"k", bad}}), json::type_error);
+}
 
 TEST_F(BookFixture, IncidentJsonRoundTrip) {
   AlertInput a = SshAlert("a1", "203.0.113.7", "web01", clock.Now());

@@ -124,10 +124,11 @@ TEST_F(StoredTest, GrowingIncidentWritesOnlyWhatIsNew) {
     EXPECT_LE(c.observables.size(), 3u) << "at " << size;
     ASSERT_EQ(c.audit.size(), 1u);
     // The audit record is a delta: it does not hold the incident's alerts.
-    const std::string audit_text = AuditRecordToJson(c.audit[0]).dump();
+    const std::string& audit_text = c.audit[0].text;
     EXPECT_LT(audit_text.size(), 2000u) << "at " << size;
-    EXPECT_EQ(c.audit[0].after["alert_count"], size + 1);
-    EXPECT_EQ(c.audit[0].after["alert"]["id"], Attack(size, start).id);
+    const nlohmann::json audit_json = nlohmann::json::parse(audit_text);
+    EXPECT_EQ(audit_json["after"]["alert_count"], size + 1);
+    EXPECT_EQ(audit_json["after"]["alert"]["id"], Attack(size, start).id);
     const StoredWrite w = Serialize(c);
     size_t bytes = 0;
     for (const auto& [hid, text] : w.incidents) bytes += text.size();

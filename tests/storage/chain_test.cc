@@ -9,6 +9,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "rocksdb/db.h"
@@ -116,6 +117,118 @@ TEST_F(ChainTest, ConcurrentWritersCommitInGroupsAndVerify) {
   EXPECT_EQ(report.events, uint64_t{kThreads * kBatches * 10});
   EXPECT_EQ(report.alerts, uint64_t{kThreads * kBatches});
   EXPECT_LE(report.chain_records, uint64_t{kThreads * kBatches});
+}
+
+// Incident rows go through the group commit (sharing the batch and WAL sync of the event
+// writes committing with them) but stay outside the event chain: a group of only incident
+// writes adds no chain record, a mixed group's record covers only its event writes, and
+// everything is durable across a restart.
+TEST_F(ChainTest, IncidentWritesShareTheGroupCommitOutsideTheChain) {
+  WriteBatches();
+  const ChainHead before = *store_->GetChainHead();
+  ASSERT_TRUE(store_
+                  ->PutIncidents({.incidents = {{"INC-2026-0001", "{}"}},
+                                  .audit = {{1, "a1"}},
+                                  .items = {{"INC-2026-0001", 'a', 0, "item"}}})
+                  .ok());
+  const ChainHead after_alone = *store_->GetChainHead();
+  EXPECT_EQ(after_alone.length, before.length);
+  EXPECT_EQ(after_alone.hash, before.hash);
+
+  // Event writers and incident writers at once: the groups mix them.
+  constexpr int kEventThreads = 3;
+  constexpr int kIncidentThreads = 2;
+  constexpr int kBatches = 30;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kEventThreads; ++t) {
+    threads.emplace_back([&, t] {
+      const std::string agent = "agent-" + std::to_string(t);
+      for (int b = 0; b < kBatches; ++b) {
+        std::vector<EventRecord> batch;
+        for (int i = 1; i <= 5; ++i) batch.push_back(LogRecord(agent, b * 5 + i, "x"));
+        batch[0].alerts.push_back(MakeAlert("r", "low"));
+        auto r = store_->Write(agent, batch);
+        ASSERT_TRUE(r.ok()) << r.status();
+      }
+    });
+  }
+  for (int t = 0; t < kIncidentThreads; ++t) {
+    threads.emplace_back([&, t] {
+      const std::string id = absl::StrCat("INC-2026-01", t);
+      for (int b = 0; b < kBatches; ++b) {
+        IncidentWrite w;
+        w.incidents = {{id, absl::StrCat("{\"alerts\":", b + 1, "}")}};
+        w.audit = {{uint64_t(100 + t * kBatches + b), absl::StrCat("audit ", t, "/", b)}};
+        w.items = {{id, 'a', uint64_t(b), absl::StrCat("alert ", b)}};
+        ASSERT_TRUE(store_->PutIncidents(w).ok());
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  // The same audit seq from several threads at once: one write wins, the others are refused
+  // whole (the check and the commit are one step).
+  std::atomic<int> stored{0};
+  std::atomic<int> refused{0};
+  threads.clear();
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      absl::Status st = store_->PutIncidents(
+          {.incidents = {{absl::StrCat("INC-2026-02", t), "{}"}}, .audit = {{999, "same"}}});
+      if (st.ok()) ++stored;
+      if (st.code() == absl::StatusCode::kAlreadyExists) ++refused;
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(stored.load(), 1);
+  EXPECT_EQ(refused.load(), 3);
+
+  VerifyReport report = MustVerify();
+  EXPECT_TRUE(report.ok) << report.message;
+  EXPECT_EQ(report.events, uint64_t{10 + kEventThreads * kBatches * 5});
+  const ChainHead head = *store_->GetChainHead();
+  Reopen();
+  EXPECT_EQ(store_->GetChainHead()->hash, head.hash);
+  for (int t = 0; t < kIncidentThreads; ++t) {
+    const std::string id = absl::StrCat("INC-2026-01", t);
+    EXPECT_EQ(**store_->GetIncident(id), absl::StrCat("{\"alerts\":", kBatches, "}"));
+    int items = 0;
+    ASSERT_TRUE(store_
+                    ->ListIncidentItems(id,
+                                        [&](char, uint64_t seq, std::string_view json) {
+                                          EXPECT_EQ(json, absl::StrCat("alert ", seq));
+                                          ++items;
+                                          return true;
+                                        })
+                    .ok());
+    EXPECT_EQ(items, kBatches);
+  }
+  std::vector<uint64_t> seqs;
+  ASSERT_TRUE(store_
+                  ->ListAudit(1,
+                              [&](uint64_t seq, std::string_view) {
+                                seqs.push_back(seq);
+                                return true;
+                              })
+                  .ok());
+  EXPECT_EQ(seqs.size(), size_t{1 + kIncidentThreads * kBatches + 1});
+  // The chain goes on from the same head.
+  MustWrite("a2", {LogRecord("a2", 2, "after restart")});
+  EXPECT_EQ(store_->GetChainHead()->length, head.length + 1);
+  report = MustVerify();
+  EXPECT_TRUE(report.ok) << report.message;
+  EXPECT_EQ(report.chain_records, head.length + 1);
+  Close();
+  // Every chain record covers event writes (or a retention run): none is an empty link left
+  // by a group of incident writes alone.
+  RawDb raw(dir_ / "db");
+  size_t records = 0;
+  for (const std::string& k : raw.Keys("chain")) {
+    siper::v1::ChainRecord rec;
+    ASSERT_TRUE(rec.ParseFromString(Value(raw, "chain", k)));
+    EXPECT_GT(rec.segments_size(), 0) << "chain record " << rec.index();
+    ++records;
+  }
+  EXPECT_EQ(records, head.length + 1);
 }
 
 TEST_F(ChainTest, VerifyNamesAChangedEvent) {
