@@ -121,7 +121,9 @@ TEST(EventCodecTest, ViewsWriteProtobufsBytes) {
   e.set_seq(42);
   e.set_server_time_ns(1'764'000'000'000'000'000);
   e.mutable_log()->set_source("/var/log/auth.log");
-  e.mutable_log()->set_line(std::string("Failed password\xff\x00 for root", 30));
+  // Not UTF-8, with a NUL inside: protobuf bytes either way.
+  constexpr char kLine[] = "Failed password\xff\x00 for root";
+  e.mutable_log()->set_line(std::string(kLine, sizeof(kLine) - 1));
   ExpectViewsAsProtobuf(e, {});
   ExpectViewsAsProtobuf(e, EdgeFields());
   siper::v1::Event file;
@@ -189,7 +191,8 @@ TEST(EventCodecTest, AlertViewsWriteProtobufsBytes) {
   a.add_tags("");  // an empty element is written
   a.add_tags(std::string(300, 't'));
   a.set_source("/var/log/auth.log");
-  a.set_line(std::string("Failed password\xff\x00 for root", 30));
+  constexpr char kLine[] = "Failed password\xff\x00 for root";  // not UTF-8, a NUL inside
+  a.set_line(std::string(kLine, sizeof(kLine) - 1));
   a.set_count(7);
   ExpectAlertAsProtobuf(a, EdgeFields());
   a.set_time_ns(-5);  // a negative int64: ten bytes
